@@ -1,0 +1,171 @@
+/* config.h: the scrapeship configuration, Prometheus-compatible YAML.
+ *
+ * The loader (config.c) reads YAML with libyaml, expands ${VAR} and ${VAR:-default}
+ * from the environment, applies Prometheus' defaults and validates everything up
+ * front. Errors name file:line:column. The structures below are plain data owned by
+ * struct cfg; cfg_free releases all of it (wiping secrets).
+ */
+#ifndef SS_CONFIG_H
+#define SS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "scrape.h"
+
+struct cfg_kv {
+    char *key;
+    char *value;
+};
+
+struct cfg_param { /* params: {name: [v1, v2]} */
+    char *name;
+    char **values;
+    size_t nvalues;
+};
+
+struct cfg_tls {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *server_name;
+    bool insecure_skip_verify;
+    char *min_version; /* "TLS12", "TLS13" or NULL */
+};
+
+/* Prometheus' common HTTP client config. Secrets (password, credentials,
+ * bearer_token) are wiped on free and redacted when printed. */
+struct cfg_http_client {
+    char *basic_auth_username;
+    char *basic_auth_password;
+    char *basic_auth_password_file;
+    bool has_basic_auth;
+    char *authorization_type;        /* default "Bearer" when credentials are set */
+    char *authorization_credentials; /* also where bearer_token lands */
+    char *authorization_credentials_file; /* also where bearer_token_file lands */
+    struct cfg_tls tls;
+    char *proxy_url;
+    bool follow_redirects; /* default true */
+    bool enable_http2;     /* default true */
+};
+
+struct cfg_static_config {
+    char **targets;
+    size_t ntargets;
+    struct cfg_kv *labels;
+    size_t nlabels;
+};
+
+struct cfg_file_sd {
+    char **files;
+    size_t nfiles;
+    int64_t refresh_interval_ms; /* default 5m */
+};
+
+struct cfg_scrape {
+    char *job_name;
+    int64_t scrape_interval_ms; /* default: global */
+    int64_t scrape_timeout_ms;  /* default: global, capped at the interval */
+    char *metrics_path;         /* default "/metrics" */
+    char *scheme;               /* default "http" */
+    struct cfg_param *params;
+    size_t nparams;
+    bool honor_labels;     /* default false */
+    bool honor_timestamps; /* default true */
+    struct cfg_static_config *static_configs;
+    size_t nstatic_configs;
+    struct cfg_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    struct cfg_http_client http;
+    struct scrape_relabel_config *relabel_configs;
+    size_t nrelabel_configs;
+    struct scrape_relabel_config *metric_relabel_configs;
+    size_t nmetric_relabel_configs;
+    uint64_t sample_limit; /* 0 = none */
+    uint64_t label_limit;
+    uint64_t label_name_length_limit;
+    uint64_t label_value_length_limit;
+    uint64_t body_size_limit; /* bytes, 0 = none */
+    int line;                 /* where the job starts in the file, for messages */
+};
+
+struct cfg_queue {
+    int64_t capacity;             /* 10000 */
+    int64_t min_shards;           /* 1 */
+    int64_t max_shards;           /* 50 */
+    int64_t max_samples_per_send; /* 2000 */
+    int64_t batch_send_deadline_ms; /* 5s */
+    int64_t min_backoff_ms;       /* 30ms */
+    int64_t max_backoff_ms;       /* 5s */
+    bool retry_on_http_429;       /* true (Prometheus: false) */
+    int64_t sample_age_limit_ms;  /* 0 = off */
+};
+
+struct cfg_metadata {
+    bool send;                    /* true */
+    int64_t send_interval_ms;     /* 1m */
+    int64_t max_samples_per_send; /* 2000 */
+};
+
+struct cfg_sigv4 {
+    bool enabled;
+    char *region;
+    char *access_key;
+    char *secret_key; /* secret */
+    char *profile;
+    char *role_arn;
+    char *external_id;
+    char *service; /* default "aps" */
+};
+
+struct cfg_remote_write {
+    char *url;
+    char *name;
+    int64_t remote_timeout_ms; /* 30s */
+    struct cfg_kv *headers;
+    size_t nheaders;
+    struct scrape_relabel_config *write_relabel_configs;
+    size_t nwrite_relabel_configs;
+    bool send_exemplars;
+    struct cfg_http_client http;
+    struct cfg_queue queue;
+    struct cfg_metadata metadata;
+    struct cfg_sigv4 sigv4;
+    int line;
+};
+
+struct cfg_global {
+    int64_t scrape_interval_ms; /* 1m */
+    int64_t scrape_timeout_ms;  /* 10s */
+    struct cfg_kv *external_labels;
+    size_t nexternal_labels;
+};
+
+struct cfg {
+    char *source; /* file name, or "<embedded>" */
+    struct cfg_global global;
+    struct cfg_scrape *scrape_configs;
+    size_t nscrape_configs;
+    struct cfg_remote_write *remote_writes;
+    size_t nremote_writes;
+    char *storage_path; /* storage.path: disk queue directory (NULL = memory only) */
+};
+
+/* Load and validate. On failure returns a negative ss_err, *out stays NULL and err
+ * holds "file:line:column: message". */
+int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen);
+int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out,
+                    char *err, size_t errlen);
+void cfg_free(struct cfg *c);
+
+/* Print the effective config (all defaults filled in) as YAML, secrets shown as
+ * "<secret>". */
+int cfg_print(const struct cfg *c, FILE *out);
+
+/* The embedded default used by `scrapeship run` without --config: scrape our own
+ * self-metrics endpoint (listen address substituted) every 5s. */
+const char *cfg_embedded_default(void);
+
+#endif

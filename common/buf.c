@@ -1,0 +1,141 @@
+/* buf.c: bounded growable buffers, string slices, secret wiping and float formatting. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ss.h"
+
+bool ss_str_eq(struct ss_str a, struct ss_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+bool ss_str_eq_cstr(struct ss_str a, const char *b)
+{
+    size_t n = strlen(b);
+    return a.len == n && (n == 0 || memcmp(a.p, b, n) == 0);
+}
+
+int ss_str_cmp(struct ss_str a, struct ss_str b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.p, b.p, n) : 0;
+    if (c)
+        return c;
+    return a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
+}
+
+void ss_buf_init(struct ss_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+int ss_buf_reserve(struct ss_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    if (b->max && b->len + extra > b->max)
+        return SS_ELIMIT;
+    size_t ncap = b->cap ? b->cap : 256;
+    while (ncap < b->len + extra + 1)
+        ncap *= 2;
+    if (b->max && ncap > b->max + 1)
+        ncap = b->max + 1;
+    char *n = realloc(b->data, ncap);
+    if (!n)
+        return SS_ENOMEM;
+    b->data = n;
+    b->cap = ncap;
+    return 0;
+}
+
+int ss_buf_append(struct ss_buf *b, const void *p, size_t n)
+{
+    int rc = ss_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int ss_buf_append_str(struct ss_buf *b, const char *s) { return ss_buf_append(b, s, strlen(s)); }
+
+int ss_buf_printf(struct ss_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return SS_EINVAL;
+    if ((size_t)n < sizeof tmp)
+        return ss_buf_append(b, tmp, (size_t)n);
+    int rc = ss_buf_reserve(b, (size_t)n);
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void ss_buf_reset(struct ss_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void ss_buf_free(struct ss_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void ss_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void ss_buf_free_secret(struct ss_buf *b)
+{
+    if (b->data)
+        ss_wipe(b->data, b->cap);
+    ss_buf_free(b);
+}
+
+void ss_free_secret(char *s)
+{
+    if (!s)
+        return;
+    ss_wipe(s, strlen(s));
+    free(s);
+}
+
+int ss_format_double(char *buf, size_t cap, double v)
+{
+    if (isnan(v))
+        return snprintf(buf, cap, "NaN");
+    if (isinf(v))
+        return snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
+    /* Shortest representation that round-trips, like Go's 'g' with precision -1. */
+    for (int prec = 1; prec <= 17; prec++) {
+        int n = snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            /* Go writes exponents with at least two digits: 1e+06, 1e-07. C does too. */
+            return n;
+        }
+    }
+    return snprintf(buf, cap, "%.17g", v);
+}

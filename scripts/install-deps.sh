@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every package scrapeship needs to build and to run its full test suite,
+# from Debian's archive only. Idempotent: re-running it is cheap once everything is there.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
+  # tests
+  libcmocka-dev valgrind curl
+  prometheus prometheus-node-exporter victoria-metrics nginx-light
+  python3 python3-botocore python3-snappy python3-protobuf python3-yaml
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The Debian services must not keep running on the machine: tests start their own on loopback.
+for svc in prometheus prometheus-node-exporter nginx victoria-metrics; do
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+  if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
+done

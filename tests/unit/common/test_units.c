@@ -1,0 +1,129 @@
+/* test_units.c: durations, sizes, float formatting, labels and arenas. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ss.h"
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(ss_parse_duration_ms("15s", &ms), 0);
+    assert_int_equal(ms, 15000);
+    assert_int_equal(ss_parse_duration_ms("1m30s", &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(ss_parse_duration_ms("1h5m10s250ms", &ms), 0);
+    assert_int_equal(ms, 3910250);
+    assert_int_equal(ss_parse_duration_ms("2d", &ms), 0);
+    assert_int_equal(ms, 2 * 86400000LL);
+    assert_int_equal(ss_parse_duration_ms("0", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_not_equal(ss_parse_duration_ms("30s1m", &ms), 0); /* order */
+    assert_int_not_equal(ss_parse_duration_ms("1.5s", &ms), 0);
+    assert_int_not_equal(ss_parse_duration_ms("s", &ms), 0);
+    assert_int_not_equal(ss_parse_duration_ms("", &ms), 0);
+    assert_int_not_equal(ss_parse_duration_ms("10x", &ms), 0);
+    assert_int_not_equal(ss_parse_duration_ms("99999999999999999999s", &ms), 0);
+    char buf[32];
+    ss_format_duration_ms(buf, sizeof buf, 90000);
+    assert_string_equal(buf, "1m30s");
+    ss_format_duration_ms(buf, sizeof buf, 500);
+    assert_string_equal(buf, "500ms");
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    uint64_t n;
+    assert_int_equal(ss_parse_size("10MB", &n), 0);
+    assert_int_equal(n, 10ULL << 20);
+    assert_int_equal(ss_parse_size("512", &n), 0);
+    assert_int_equal(n, 512);
+    assert_int_equal(ss_parse_size("1GiB", &n), 0);
+    assert_int_equal(n, 1ULL << 30);
+    assert_int_not_equal(ss_parse_size("10XB", &n), 0);
+    assert_int_not_equal(ss_parse_size("-1", &n), 0);
+}
+
+static void test_format_double(void **state)
+{
+    (void)state;
+    char b[32];
+    ss_format_double(b, sizeof b, 1.0);
+    assert_string_equal(b, "1");
+    ss_format_double(b, sizeof b, 0.1);
+    assert_string_equal(b, "0.1");
+    ss_format_double(b, sizeof b, 1e21);
+    assert_string_equal(b, "1e+21");
+    ss_format_double(b, sizeof b, NAN);
+    assert_string_equal(b, "NaN");
+    ss_format_double(b, sizeof b, -INFINITY);
+    assert_string_equal(b, "-Inf");
+    ss_format_double(b, sizeof b, 1756047.3);
+    assert_string_equal(b, "1756047.3");
+}
+
+static void test_labels(void **state)
+{
+    (void)state;
+    struct ss_labels ls;
+    ss_labels_init(&ls);
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("job"), SS_STR("a")), 0);
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("instance"), SS_STR("b")), 0);
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("__name__"), SS_STR("up")), 0);
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("job"), SS_STR("c")), 0);
+    assert_int_equal(ls.n, 3);
+    ss_labels_sort(&ls);
+    assert_true(ss_str_eq_cstr(ls.v[0].name, "__name__"));
+    assert_true(ss_str_eq_cstr(ls.v[2].name, "job"));
+    assert_true(ss_str_eq_cstr(ls.v[2].value, "c"));
+    assert_int_equal(ss_labels_set(&ls, SS_STR("job"), SS_STR("")), 0); /* empty deletes */
+    assert_int_equal(ls.n, 2);
+    assert_null(ss_labels_get(&ls, SS_STR("job")));
+    uint64_t h1 = ss_labels_hash(&ls);
+    struct ss_labels c;
+    ss_labels_init(&c);
+    assert_int_equal(ss_labels_copy(&c, &ls), 0);
+    assert_int_equal(ss_labels_hash(&c), h1);
+    ss_labels_free(&c);
+    ss_labels_free(&ls);
+}
+
+static void test_buf_limit(void **state)
+{
+    (void)state;
+    struct ss_buf b;
+    ss_buf_init(&b, 8);
+    assert_int_equal(ss_buf_append(&b, "12345678", 8), 0);
+    assert_int_equal(ss_buf_append(&b, "9", 1), SS_ELIMIT);
+    assert_int_equal(b.len, 8);
+    ss_buf_free(&b);
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    struct ss_arena a;
+    ss_arena_init(&a, 64);
+    char *first = ss_arena_strndup(&a, "hello", 5);
+    for (int i = 0; i < 100; i++)
+        assert_non_null(ss_arena_alloc(&a, 40));
+    assert_string_equal(first, "hello"); /* never moves */
+    ss_arena_reset(&a);
+    assert_non_null(ss_arena_alloc(&a, 1000));
+    ss_arena_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_durations), cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_format_double), cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_buf_limit), cmocka_unit_test(test_arena),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

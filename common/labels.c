@@ -143,3 +143,22 @@ uint64_t ss_labels_hash(const struct ss_labels *ls)
     }
     return h;
 }
+
+long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b,
+                            size_t nb, struct ss_label *out, size_t cap)
+{
+    size_t i = 0, j = 0, n = 0;
+    while (i < na || j < nb) {
+        if (n == cap)
+            return -1;
+        int c = i == na ? 1 : j == nb ? -1 : ss_str_cmp(a[i].name, b[j].name);
+        if (c <= 0) {
+            out[n++] = a[i++];
+            if (c == 0)
+                j++;
+        } else {
+            out[n++] = b[j++];
+        }
+    }
+    return (long)n;
+}

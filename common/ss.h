@@ -148,6 +148,23 @@ int ss_labels_copy(struct ss_labels *dst, const struct ss_labels *src); /* deep 
 /* 64-bit hash of a sorted label set (names and values, with separators). */
 uint64_t ss_labels_hash(const struct ss_labels *ls);
 
+/* Merge two label arrays, each sorted by name, into out (sorted). On a name present
+ * in both, `a` wins: this is how external labels are added to a series (Prometheus
+ * adds an external label only where the series does not have it). Returns the count,
+ * or -1 when cap is too small. */
+long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b,
+                            size_t nb, struct ss_label *out, size_t cap);
+
+/* ---- self-metrics registry --------------------------------------------- */
+
+/* Modules register a function that appends their metrics in Prometheus text format;
+ * the HTTP server calls every one for /metrics. Renderers run on the server's thread
+ * and must be thread-safe (read atomics or take their own lock). */
+typedef int (*ss_metrics_render_fn)(void *ud, struct ss_buf *out);
+int ss_metrics_register(ss_metrics_render_fn fn, void *ud);
+void ss_metrics_unregister(ss_metrics_render_fn fn, void *ud);
+int ss_metrics_render(struct ss_buf *out);
+
 /* ---- units ------------------------------------------------------------- */
 
 /* Prometheus duration syntax: "1h30m", "15s", "500ms", "2d", "1w", "1y", "0".

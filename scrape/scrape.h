@@ -76,6 +76,9 @@ struct scrape_parser_opts {
     enum scrape_format format;
     size_t max_line_len;   /* longest line accepted; 0 = 1 MiB */
     bool utf8_names;       /* accept the quoted UTF-8 name extension ({"a.b"} ...) */
+    bool strict;           /* false: accept what Prometheus 2.42 scrapes; true: full
+                            * validation (prometheus/common for text, the OpenMetrics
+                            * conformance suite for OpenMetrics) */
 };
 
 struct scrape_parser;
@@ -149,5 +152,162 @@ void scrape_relabel_rule_free(struct scrape_relabel_rule *r);
  * entry; it is not sorted on exit. */
 bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules,
                             struct ss_labels *ls);
+
+/* ======================================================================== */
+/* 3. Jobs, targets and the scrape engine                                   */
+/* ======================================================================== */
+
+/* Everything below borrows its strings from the caller (the loaded config), which
+ * must outlive the manager. */
+
+struct scrape_kv {
+    const char *key;
+    const char *value;
+};
+
+struct scrape_http_config {
+    const char *basic_auth_username;
+    const char *basic_auth_password;
+    const char *basic_auth_password_file; /* re-read on every scrape: files rotate */
+    const char *authorization_type;       /* "Bearer" when credentials are set */
+    const char *authorization_credentials;
+    const char *authorization_credentials_file; /* re-read on every scrape */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_server_name;
+    bool tls_insecure_skip_verify;
+    const char *tls_min_version; /* "TLS12", "TLS13" or NULL */
+    const char *proxy_url;
+    bool follow_redirects;
+};
+
+/* One static_configs entry or one group read from a file_sd file. */
+struct scrape_target_group {
+    const char *const *targets;
+    size_t ntargets;
+    const struct scrape_kv *labels;
+    size_t nlabels;
+};
+
+struct scrape_job {
+    const char *name;
+    int64_t interval_ms;
+    int64_t timeout_ms;
+    const char *metrics_path;
+    const char *scheme;
+    const struct scrape_kv *params; /* name -> first value (Prometheus sends all; so do we) */
+    size_t nparams;
+    bool honor_labels;
+    bool honor_timestamps;
+    struct scrape_http_config http;
+    struct scrape_relabel_rule *const *relabel; /* compiled; owned by the caller */
+    size_t nrelabel;
+    struct scrape_relabel_rule *const *metric_relabel;
+    size_t nmetric_relabel;
+    uint64_t sample_limit;
+    uint64_t label_limit;
+    uint64_t label_name_length_limit;
+    uint64_t label_value_length_limit;
+    uint64_t body_size_limit;
+    const struct scrape_target_group *static_groups;
+    size_t nstatic_groups;
+    const char *const *file_sd_files; /* glob patterns */
+    size_t nfile_sd_files;
+    int64_t file_sd_refresh_ms;
+};
+
+/* One sample as it leaves the scrape module: final labels (sorted by name, __name__
+ * included, job/instance/target labels merged, metric relabeling applied), value and
+ * timestamp. Stale markers carry the StaleNaN bit pattern (scrape_is_stale_nan). */
+struct scrape_series {
+    const struct ss_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms;
+    uint64_t hash; /* ss_labels_hash of labels: stable, used for sharding */
+};
+
+/* Prometheus' staleness marker: a NaN with a distinct payload. */
+#define SCRAPE_STALE_NAN_BITS 0x7ff0000000000002ULL
+double scrape_stale_nan(void);
+bool scrape_is_stale_nan(double v);
+
+/* What a sink learns about the scrape a batch came from. */
+struct scrape_report {
+    const char *job;
+    const char *instance;
+    const char *url;
+    bool up;
+    const char *error; /* NULL when up */
+    int64_t start_ms;
+    double duration_s;
+};
+
+/* The sink receives every finished scrape on the scrape thread: begin, then every
+ * series (the scraped samples, or none when the scrape failed, then stale markers,
+ * then the synthetic series), then end. Samples of one series arrive in timestamp
+ * order. Callbacks must not block: queue and return. A scrape_series and its labels
+ * are valid only during the call. */
+struct scrape_sink {
+    void (*begin)(void *ud, const struct scrape_report *r);
+    void (*series)(void *ud, const struct scrape_series *s);
+    void (*end)(void *ud, const struct scrape_report *r);
+    /* Optional: metadata (TYPE/HELP/UNIT) seen in a successful scrape. */
+    void (*metadata)(void *ud, const struct scrape_parsed_meta *m, const char *job);
+    void *ud;
+};
+
+struct scrape_manager_opts {
+    const struct scrape_kv *external_labels; /* not applied here: reported for sinks */
+    size_t nexternal_labels;
+    const char *user_agent; /* default "scrapeship/<version>" */
+};
+
+struct scrape_manager;
+
+int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scrape_sink *sink,
+                       struct scrape_manager **out);
+/* Replace the job set (initial load and reload). Targets that keep the same job and
+ * labels keep their series state; removed targets get stale markers for all their
+ * series. Call only from the thread that runs the manager, or before it runs. */
+int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs);
+/* Run the event loop until scrape_manager_stop. Returns 0 on a clean stop. */
+int scrape_manager_run(struct scrape_manager *m);
+/* Scrape every target once, all at the same time, then return. Returns the number
+ * of targets that failed (0 when all were up), or a negative ss_err. */
+int scrape_manager_scrape_once(struct scrape_manager *m);
+/* Thread-safe and async-signal-tolerant: asks run() to return soon. */
+void scrape_manager_stop(struct scrape_manager *m);
+/* Emit stale markers for every live series of every target (shutdown of a target set)
+ * and forget them. */
+void scrape_manager_mark_all_stale(struct scrape_manager *m);
+/* Self-metrics in Prometheus text format, appended to out. Thread-safe. */
+int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out);
+void scrape_manager_free(struct scrape_manager *m);
+
+/* ======================================================================== */
+/* File-based discovery                                                     */
+/* ======================================================================== */
+
+struct scrape_sd_groups; /* owns all memory of the groups it holds */
+
+/* Expand each glob pattern (glob(3); patterns as Prometheus allows: only the last
+ * path element may contain * ? [ ]), read every matching file (.json, .yml, .yaml;
+ * other extensions are an error for that pattern as in Prometheus), and return all
+ * target groups. Each group gets the label __meta_filepath=<path>. A file that fails
+ * to read or parse is skipped with *nerrors incremented and a logged error naming
+ * file and, where possible, line:column (ss_error("discovery", ...)); the other files
+ * still load. Limits: a file over 16 MiB, more than 100000 targets per file: error
+ * for that file. Returns 0 (even when files failed), or SS_ENOMEM / SS_EINVAL. */
+int scrape_file_sd_load(const char *const *patterns, size_t npatterns,
+                        struct scrape_sd_groups **out, size_t *nerrors);
+size_t scrape_sd_groups_count(const struct scrape_sd_groups *g);
+const struct scrape_target_group *scrape_sd_groups_get(const struct scrape_sd_groups *g,
+                                                       size_t i);
+/* A fingerprint of the matched files' (path, mtime, size), cheap to compute, so the
+ * engine re-reads only when something changed. */
+int scrape_file_sd_fingerprint(const char *const *patterns, size_t npatterns, uint64_t *out);
+void scrape_sd_groups_free(struct scrape_sd_groups *g);
 
 #endif

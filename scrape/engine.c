@@ -1,0 +1,1021 @@
+/* engine.c: the scrape engine. One thread drives libcurl's multi interface for every
+ * target; bodies are parsed as they arrive; each sample is labelled, relabeled,
+ * checked against the limits and packed into the target's staging generation.
+ *
+ * A scrape commits only when it succeeds, as Prometheus commits its appender: a
+ * parse error, a limit, a timeout or a bad status rolls the staging area back and
+ * only `up=0`, the other synthetic series and stale markers for the previous
+ * scrape's series are emitted. Series that vanish between two successful scrapes get
+ * stale markers (not those with explicit timestamps, as in Prometheus).
+ *
+ * Scheduling: each target is scraped at its interval with a stable offset derived
+ * from its identity hash, aligned to the wall clock, so a restart keeps the phase and
+ * many targets spread over the interval instead of firing together. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "scrape_int.h"
+#include "series.h"
+
+#define ACCEPT_HEADER                                                                          \
+    "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"         \
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+/* The staging area of one target may not grow past this, whatever the limits say:
+ * a body that expands to more series than this is failed, counted and logged. */
+#define STAGING_MAX_BYTES (512u * 1024 * 1024)
+#define MAX_LABELS 512
+
+enum fail_reason {
+    FAIL_CONNECT,
+    FAIL_TIMEOUT,
+    FAIL_HTTP_STATUS,
+    FAIL_PARSE,
+    FAIL_BODY_SIZE,
+    FAIL_SAMPLE_LIMIT,
+    FAIL_LABEL_LIMIT,
+    FAIL_OTHER,
+    FAIL_NREASONS
+};
+
+static const char *const fail_reason_names[FAIL_NREASONS] = {
+    "connect", "timeout", "http_status", "parse", "body_size_limit", "sample_limit",
+    "label_limit", "other"};
+
+/* Per-job state that outlives reloads (counters keep counting). */
+struct job_state {
+    struct job_state *next;
+    char *name;
+    struct scrape_job cfg; /* borrowed strings: from the current config */
+    bool present;          /* still in the current job set */
+    struct scrape_sd_groups *sd;
+    uint64_t sd_fingerprint;
+    int64_t sd_next_check_ms;
+    _Atomic uint64_t scrapes, samples_scraped, samples_post, stale_markers, duplicates;
+    _Atomic uint64_t failures[FAIL_NREASONS];
+    _Atomic uint64_t duration_us_sum;
+    _Atomic uint64_t ntargets, sd_errors;
+};
+
+struct target {
+    struct target *next;
+    struct scrape_manager *m;
+    struct job_state *job;
+    struct scrape_target_spec spec;
+    const char *instance;
+    bool present; /* seen in the latest set_jobs */
+
+    CURL *easy;
+    struct curl_slist *headers;
+    char *auth_header; /* "Authorization: ..." (secret; wiped) */
+    char errbuf[CURL_ERROR_SIZE];
+    bool in_flight;
+    int64_t next_ms; /* monotonic */
+
+    /* the scrape in progress */
+    struct scrape_parser *parser;
+    bool body_started;
+    uint64_t body_bytes;
+    enum fail_reason fail;
+    bool failed;
+    char err[512];
+    int64_t start_ms; /* wall clock, the samples' default timestamp */
+    double start_mono;
+    uint64_t samples_scraped, samples_post, series_added;
+    struct ss_labels work;
+
+    struct series_gen gen[2];
+    int cur; /* gen[cur] is staging, gen[!cur] the last committed scrape */
+};
+
+struct scrape_manager {
+    struct scrape_sink sink;
+    char user_agent[128];
+    CURLM *multi;
+    struct job_state *jobs;
+    struct target *targets;
+    pthread_mutex_t lock; /* guards jobs/targets lists against the metrics reader */
+    atomic_bool stop;
+    int running_scrapes;
+};
+
+double scrape_stale_nan(void)
+{
+    uint64_t bits = SCRAPE_STALE_NAN_BITS;
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+bool scrape_is_stale_nan(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits == SCRAPE_STALE_NAN_BITS;
+}
+
+/* ---- emitting --------------------------------------------------------- */
+
+static void emit(struct target *t, const struct ss_label *labels, size_t n, double v, int64_t ts,
+                 uint64_t hash)
+{
+    struct scrape_series s = {labels, n, v, ts, hash};
+    t->m->sink.series(t->m->sink.ud, &s);
+}
+
+static void emit_gen(struct target *t, const struct series_gen *g, size_t i, bool stale, int64_t ts)
+{
+    struct ss_label labels[MAX_LABELS + 8];
+    size_t n;
+    const struct series_rec *r = series_gen_get(g, i, labels, MAX_LABELS + 8, &n);
+    emit(t, labels, n, stale ? scrape_stale_nan() : r->value, stale ? ts : r->ts, r->hash);
+}
+
+static const char *const report_names[] = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+                                           "scrape_samples_post_metric_relabeling",
+                                           "scrape_series_added"};
+
+/* The synthetic series: target labels plus __name__, sorted. A stale run marks all
+ * five stale (target removed). */
+static void emit_report(struct target *t, bool up, double duration, int64_t ts, bool stale)
+{
+    double values[5] = {up ? 1 : 0, duration, (double)t->samples_scraped, (double)t->samples_post,
+                        (double)t->series_added};
+    struct ss_labels *w = &t->work;
+    for (int i = 0; i < 5; i++) {
+        ss_labels_reset(w);
+        ss_labels_push(w, SS_STR("__name__"),
+                       (struct ss_str){report_names[i], strlen(report_names[i])});
+        for (size_t k = 0; k < t->spec.labels.n; k++)
+            ss_labels_set(w, t->spec.labels.v[k].name, t->spec.labels.v[k].value);
+        ss_labels_sort(w);
+        emit(t, w->v, w->n, stale ? scrape_stale_nan() : values[i], ts, ss_labels_hash(w));
+    }
+}
+
+/* ---- per-sample pipeline ---------------------------------------------- */
+
+static int target_fail(struct target *t, enum fail_reason why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int target_fail(struct target *t, enum fail_reason why, const char *fmt, ...)
+{
+    if (t->failed)
+        return SS_EINVAL;
+    t->failed = true;
+    t->fail = why;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err, sizeof t->err, fmt, ap);
+    va_end(ap);
+    return why == FAIL_SAMPLE_LIMIT || why == FAIL_LABEL_LIMIT || why == FAIL_BODY_SIZE ? SS_ELIMIT
+                                                                                          : SS_EINVAL;
+}
+
+static bool exposed_has(const struct scrape_parsed_sample *s, struct ss_str name)
+{
+    if (ss_str_eq_cstr(name, "__name__"))
+        return true;
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ss_str_eq(s->labels[i].name, name))
+            return true;
+    return false;
+}
+
+/* honor_labels: false: target labels win and clashing exposed labels are kept as
+ * exported_<name> (prefix repeated until free), shortest names first, as Prometheus'
+ * resolveConflictingExposedLabels. */
+static int merge_target_labels(struct target *t, const struct scrape_parsed_sample *s)
+{
+    struct ss_labels *w = &t->work;
+    const struct ss_labels *tl = &t->spec.labels;
+    if (t->job->cfg.honor_labels) {
+        for (size_t i = 0; i < tl->n; i++)
+            if (!ss_labels_get(w, tl->v[i].name)) {
+                int rc = ss_labels_set(w, tl->v[i].name, tl->v[i].value);
+                if (rc)
+                    return rc;
+            }
+        return 0;
+    }
+    struct ss_label conflicts[32];
+    size_t nc = 0;
+    for (size_t i = 0; i < tl->n; i++) {
+        const struct ss_str *ex = ss_labels_get(w, tl->v[i].name);
+        if (ex && ex->len && nc < 32)
+            conflicts[nc++] = (struct ss_label){tl->v[i].name, *ex};
+        int rc = ss_labels_set(w, tl->v[i].name, tl->v[i].value);
+        if (rc)
+            return rc;
+    }
+    if (!nc)
+        return 0;
+    for (size_t i = 1; i < nc; i++) { /* stable sort by name length */
+        struct ss_label x = conflicts[i];
+        size_t j = i;
+        while (j > 0 && conflicts[j - 1].name.len > x.name.len) {
+            conflicts[j] = conflicts[j - 1];
+            j--;
+        }
+        conflicts[j] = x;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        char name[1024];
+        size_t len = conflicts[i].name.len < 900 ? conflicts[i].name.len : 900;
+        memcpy(name, conflicts[i].name.p, len);
+        for (;;) {
+            if (len + 9 >= sizeof name)
+                break;
+            memmove(name + 9, name, len);
+            memcpy(name, "exported_", 9);
+            len += 9;
+            struct ss_str n = {name, len};
+            bool taken = exposed_has(s, n);
+            for (size_t k = 0; !taken && k < tl->n; k++)
+                taken = ss_str_eq(tl->v[k].name, n);
+            for (size_t k = 0; !taken && k < i; k++)
+                taken = ss_str_eq(conflicts[k].name, n);
+            if (!taken)
+                break;
+        }
+        char *owned = ss_arena_strndup(&w->arena, name, len);
+        if (!owned)
+            return SS_ENOMEM;
+        conflicts[i].name = (struct ss_str){owned, len};
+    }
+    for (size_t i = 0; i < nc; i++) {
+        int rc = ss_labels_set(w, conflicts[i].name, conflicts[i].value);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int on_sample(void *ud, const struct scrape_parsed_sample *s)
+{
+    struct target *t = ud;
+    const struct scrape_job *job = &t->job->cfg;
+    struct ss_labels *w = &t->work;
+    int rc;
+
+    t->samples_scraped++;
+    ss_labels_reset(w);
+    rc = ss_labels_push(w, SS_STR("__name__"), s->name);
+    for (size_t i = 0; !rc && i < s->nlabels; i++)
+        rc = ss_labels_push(w, s->labels[i].name, s->labels[i].value);
+    if (!rc)
+        rc = merge_target_labels(t, s);
+    if (rc)
+        return target_fail(t, FAIL_OTHER, "out of memory");
+    if (job->nmetric_relabel && !scrape_relabel_process(job->metric_relabel, job->nmetric_relabel, w))
+        return 0;
+
+    /* Empty label values never reach storage (Prometheus drops them at append). */
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->v[i].value.len)
+            w->v[k++] = w->v[i];
+    w->n = k;
+    if (!ss_labels_get(w, SS_STR("__name__")))
+        return 0;
+
+    if (job->label_limit && w->n > job->label_limit)
+        return target_fail(t, FAIL_LABEL_LIMIT,
+                           "label_limit exceeded (metric: %.50s, number of labels: %zu, limit: %llu)",
+                           ss_labels_get(w, SS_STR("__name__"))->p, w->n,
+                           (unsigned long long)job->label_limit);
+    if (w->n > MAX_LABELS)
+        return target_fail(t, FAIL_LABEL_LIMIT, "series with %zu labels (maximum %d)", w->n, MAX_LABELS);
+    for (size_t i = 0; i < w->n; i++) {
+        if (job->label_name_length_limit && w->v[i].name.len > job->label_name_length_limit)
+            return target_fail(t, FAIL_LABEL_LIMIT,
+                               "label_name_length_limit exceeded (label name: %.50s, length: %zu, limit: %llu)",
+                               w->v[i].name.p, w->v[i].name.len,
+                               (unsigned long long)job->label_name_length_limit);
+        if (job->label_value_length_limit && w->v[i].value.len > job->label_value_length_limit)
+            return target_fail(t, FAIL_LABEL_LIMIT,
+                               "label_value_length_limit exceeded (label name: %.50s, value length: %zu, limit: %llu)",
+                               w->v[i].name.p, w->v[i].value.len,
+                               (unsigned long long)job->label_value_length_limit);
+        if (w->v[i].name.len > UINT16_MAX)
+            return target_fail(t, FAIL_LABEL_LIMIT, "label name longer than 65535 bytes");
+    }
+    ss_labels_sort(w);
+    uint64_t h = ss_labels_hash(w);
+    struct series_gen *cur = &t->gen[t->cur];
+    if (series_gen_find(cur, h) >= 0) {
+        /* Prometheus keeps the first sample of a duplicated series and counts the rest. */
+        atomic_fetch_add(&t->job->duplicates, 1);
+        return 0;
+    }
+    t->samples_post++;
+    if (job->sample_limit && t->samples_post > job->sample_limit)
+        return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
+                           (unsigned long long)job->sample_limit);
+    bool explicit_ts = s->has_timestamp && job->honor_timestamps;
+    int64_t ts = explicit_ts ? s->timestamp_ms : t->start_ms;
+    if (series_gen_find(&t->gen[!t->cur], h) < 0)
+        t->series_added++;
+    rc = series_gen_append(cur, w->v, w->n, h, s->value, ts, !explicit_ts, true);
+    if (rc)
+        return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
+                           "staging area full after %llu series",
+                           (unsigned long long)t->samples_post);
+    return 0;
+}
+
+static int on_meta(void *ud, const struct scrape_parsed_meta *m)
+{
+    struct target *t = ud;
+    if (t->m->sink.metadata)
+        t->m->sink.metadata(t->m->sink.ud, m, t->job->name);
+    return 0;
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct target *t = ud;
+    size_t n = size * nmemb;
+    if (t->failed)
+        return 0;
+    if (!t->body_started) {
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200) {
+            target_fail(t, FAIL_HTTP_STATUS, "server returned HTTP status %ld", status);
+            return 0;
+        }
+        char *ct = NULL;
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
+        scrape_parser_reset(t->parser, scrape_format_from_content_type(ct));
+        t->body_started = true;
+    }
+    t->body_bytes += n;
+    uint64_t limit = t->job->cfg.body_size_limit;
+    if (limit && t->body_bytes > limit) {
+        target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
+                    (unsigned long long)limit);
+        return 0;
+    }
+    struct scrape_parser_cb cb = {on_sample, on_meta, t};
+    int rc = scrape_parser_feed(t->parser, p, n, &cb);
+    if (rc && !t->failed)
+        target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+    return t->failed ? 0 : n;
+}
+
+/* Read a secret file (password_file, credentials_file), trimming the trailing
+ * newline like Prometheus. The caller wipes and frees. */
+static char *read_secret_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct ss_buf b;
+    ss_buf_init(&b, 64 * 1024);
+    char chunk[1024];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (ss_buf_append(&b, chunk, r)) {
+            ss_wipe(chunk, sizeof chunk);
+            fclose(f);
+            ss_buf_free_secret(&b);
+            return NULL;
+        }
+    ss_wipe(chunk, sizeof chunk);
+    fclose(f);
+    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+        b.data[--b.len] = '\0';
+    if (!b.data)
+        ss_buf_append(&b, "", 0);
+    return b.data;
+}
+
+static int set_auth(struct target *t)
+{
+    const struct scrape_http_config *h = &t->job->cfg.http;
+    if (h->basic_auth_username) {
+        curl_easy_setopt(t->easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(t->easy, CURLOPT_USERNAME, h->basic_auth_username);
+        if (h->basic_auth_password_file) {
+            char *pw = read_secret_file(h->basic_auth_password_file);
+            if (!pw)
+                return target_fail(t, FAIL_OTHER, "unable to read basic auth password file %s",
+                                   h->basic_auth_password_file);
+            curl_easy_setopt(t->easy, CURLOPT_PASSWORD, pw); /* curl copies it */
+            ss_free_secret(pw);
+        } else {
+            curl_easy_setopt(t->easy, CURLOPT_PASSWORD,
+                             h->basic_auth_password ? h->basic_auth_password : "");
+        }
+    }
+    ss_free_secret(t->auth_header);
+    t->auth_header = NULL;
+    if (h->authorization_credentials || h->authorization_credentials_file) {
+        char *cred = h->authorization_credentials_file
+                         ? read_secret_file(h->authorization_credentials_file)
+                         : strdup(h->authorization_credentials);
+        if (!cred)
+            return target_fail(t, FAIL_OTHER, "unable to read authorization credentials file %s",
+                               h->authorization_credentials_file ? h->authorization_credentials_file : "");
+        const char *type = h->authorization_type ? h->authorization_type : "Bearer";
+        size_t n = strlen("Authorization: ") + strlen(type) + 1 + strlen(cred) + 1;
+        t->auth_header = malloc(n);
+        if (t->auth_header)
+            snprintf(t->auth_header, n, "Authorization: %s %s", type, cred);
+        ss_free_secret(cred);
+    }
+    return 0;
+}
+
+static int build_headers(struct target *t)
+{
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    char tmo[96];
+    snprintf(tmo, sizeof tmo, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->spec.timeout_ms / 1000.0);
+    const char *lines[] = {ACCEPT_HEADER, tmo, t->auth_header};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        if (!lines[i])
+            continue;
+        struct curl_slist *n = curl_slist_append(t->headers, lines[i]);
+        if (!n)
+            return SS_ENOMEM;
+        t->headers = n;
+    }
+    return 0;
+}
+
+static int setup_easy(struct target *t)
+{
+    const struct scrape_http_config *h = &t->job->cfg.http;
+    CURL *e = t->easy;
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->spec.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, t->m->user_agent);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    /* TLS is verified unless the config says insecure_skip_verify. */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->tls_insecure_skip_verify ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->tls_insecure_skip_verify ? 0L : 2L);
+    if (h->tls_ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->tls_ca_file);
+    if (h->tls_cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, h->tls_cert_file);
+    if (h->tls_key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, h->tls_key_file);
+    if (h->tls_min_version) {
+        long v = strcmp(h->tls_min_version, "TLS13") == 0   ? CURL_SSLVERSION_TLSv1_3
+                 : strcmp(h->tls_min_version, "TLS11") == 0 ? CURL_SSLVERSION_TLSv1_1
+                 : strcmp(h->tls_min_version, "TLS10") == 0 ? CURL_SSLVERSION_TLSv1_0
+                                                            : CURL_SSLVERSION_TLSv1_2;
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, v);
+    }
+    if (h->proxy_url)
+        curl_easy_setopt(e, CURLOPT_PROXY, h->proxy_url);
+    else
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore *_proxy env, as Prometheus does */
+    int rc = set_auth(t);
+    if (!rc)
+        rc = build_headers(t);
+    if (!rc)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    return rc;
+}
+
+/* ---- scrape lifecycle --------------------------------------------------- */
+
+static void start_scrape(struct target *t)
+{
+    t->failed = false;
+    t->err[0] = '\0';
+    t->errbuf[0] = '\0';
+    t->body_started = false;
+    t->body_bytes = 0;
+    t->samples_scraped = t->samples_post = t->series_added = 0;
+    series_gen_reset(&t->gen[t->cur]);
+    t->start_ms = ss_now_ms();
+    t->start_mono = ss_mono_seconds();
+    if (setup_easy(t) == 0 && !t->failed) {
+        if (curl_multi_add_handle(t->m->multi, t->easy) == CURLM_OK) {
+            t->in_flight = true;
+            t->m->running_scrapes++;
+            return;
+        }
+        target_fail(t, FAIL_OTHER, "cannot start request");
+    }
+    /* could not even start: report as a failed scrape right away */
+    t->in_flight = false;
+}
+
+static void log_failure(struct target *t)
+{
+    ss_warn("scrape", "scrape failed job=%s instance=%s url=%s reason=%s: %s", t->job->name,
+            t->instance, t->spec.url.data, fail_reason_names[t->fail], t->err);
+}
+
+static void finish_scrape(struct target *t, CURLcode res)
+{
+    double duration = ss_mono_seconds() - t->start_mono;
+    if (!t->failed) {
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (res == CURLE_OPERATION_TIMEDOUT)
+            target_fail(t, FAIL_TIMEOUT, "context deadline exceeded (scrape_timeout %lldms)",
+                        (long long)t->spec.timeout_ms);
+        else if (res != CURLE_OK)
+            target_fail(t, FAIL_CONNECT, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+        else if (status != 200)
+            target_fail(t, FAIL_HTTP_STATUS, "server returned HTTP status %ld", status);
+        else {
+            struct scrape_parser_cb cb = {on_sample, on_meta, t};
+            if (!t->body_started) /* empty body: still a valid (empty) scrape */
+                scrape_parser_reset(t->parser, SCRAPE_FORMAT_TEXT);
+            int rc = scrape_parser_finish(t->parser, &cb);
+            if (rc && !t->failed)
+                target_fail(t, FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+        }
+    }
+    struct job_state *js = t->job;
+    atomic_fetch_add(&js->scrapes, 1);
+    atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
+
+    struct series_gen *cur = &t->gen[t->cur], *prev = &t->gen[!t->cur];
+    struct scrape_report rep = {js->name, t->instance, t->spec.url.data, !t->failed,
+                                t->failed ? t->err : NULL, t->start_ms, duration};
+    const struct scrape_sink *sink = &t->m->sink;
+    if (sink->begin)
+        sink->begin(sink->ud, &rep);
+    uint64_t stale = 0;
+    if (t->failed) {
+        log_failure(t);
+        atomic_fetch_add(&js->failures[t->fail], 1);
+        series_gen_reset(cur);
+        t->samples_scraped = t->samples_post = t->series_added = 0;
+    } else {
+        atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
+        atomic_fetch_add(&js->samples_post, t->samples_post);
+        for (size_t i = 0; i < cur->n; i++)
+            emit_gen(t, cur, i, false, 0);
+    }
+    /* stale markers: previous series (staleness-tracked ones) missing now */
+    for (size_t i = 0; i < prev->n; i++) {
+        struct ss_label tmp[1];
+        size_t nl;
+        const struct series_rec *r = series_gen_get(prev, i, tmp, 0, &nl);
+        if (!r->tracked || series_gen_find(cur, r->hash) >= 0)
+            continue;
+        emit_gen(t, prev, i, true, t->start_ms);
+        stale++;
+    }
+    atomic_fetch_add(&js->stale_markers, stale);
+    emit_report(t, !t->failed, duration, t->start_ms, false);
+    if (sink->end)
+        sink->end(sink->ud, &rep);
+    t->cur = !t->cur; /* the committed scrape becomes "previous" */
+}
+
+/* Target removed or manager shutting down: everything it had goes stale. */
+static void target_mark_stale(struct target *t)
+{
+    struct series_gen *prev = &t->gen[!t->cur];
+    int64_t now = ss_now_ms();
+    struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false,
+                                "target removed", now, 0};
+    const struct scrape_sink *sink = &t->m->sink;
+    if (sink->begin)
+        sink->begin(sink->ud, &rep);
+    for (size_t i = 0; i < prev->n; i++) {
+        struct ss_label tmp[1];
+        size_t nl;
+        const struct series_rec *r = series_gen_get(prev, i, tmp, 0, &nl);
+        if (r->tracked)
+            emit_gen(t, prev, i, true, now);
+    }
+    if (t->start_ms) /* only if it was ever scraped */
+        emit_report(t, false, 0, now, true);
+    if (sink->end)
+        sink->end(sink->ud, &rep);
+    series_gen_reset(prev);
+}
+
+static void target_free(struct target *t)
+{
+    if (!t)
+        return;
+    if (t->in_flight)
+        curl_multi_remove_handle(t->m->multi, t->easy);
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    ss_free_secret(t->auth_header);
+    scrape_parser_free(t->parser);
+    scrape_target_spec_free(&t->spec);
+    ss_labels_free(&t->work);
+    series_gen_free(&t->gen[0]);
+    series_gen_free(&t->gen[1]);
+    free(t);
+}
+
+static int64_t first_offset_ms(const struct target *t)
+{
+    /* Stable phase within the interval, aligned to the wall clock. */
+    int64_t iv = t->spec.interval_ms;
+    int64_t phase = (int64_t)(t->spec.identity % (uint64_t)iv);
+    int64_t now = ss_now_ms();
+    return ((phase - now % iv) % iv + iv) % iv;
+}
+
+static struct target *target_new(struct scrape_manager *m, struct job_state *js,
+                                 struct scrape_target_spec *spec)
+{
+    struct target *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->m = m;
+    t->job = js;
+    t->spec = *spec; /* takes the spec's memory */
+    scrape_target_spec_init(spec);
+    const struct ss_str *inst = ss_labels_get(&t->spec.labels, SS_STR("instance"));
+    t->instance = inst ? inst->p : "";
+    ss_labels_init(&t->work);
+    series_gen_init(&t->gen[0], STAGING_MAX_BYTES);
+    series_gen_init(&t->gen[1], STAGING_MAX_BYTES);
+    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT};
+    t->easy = curl_easy_init();
+    if (!t->easy || scrape_parser_new(&po, &t->parser)) {
+        target_free(t);
+        return NULL;
+    }
+    t->next_ms = ss_mono_ms() + first_offset_ms(t);
+    return t;
+}
+
+/* ---- jobs and targets ---------------------------------------------------- */
+
+static struct job_state *job_find(struct scrape_manager *m, const char *name)
+{
+    for (struct job_state *j = m->jobs; j; j = j->next)
+        if (strcmp(j->name, name) == 0)
+            return j;
+    return NULL;
+}
+
+static struct target *target_find(struct scrape_manager *m, struct job_state *js, uint64_t identity)
+{
+    for (struct target *t = m->targets; t; t = t->next)
+        if (t->job == js && t->spec.identity == identity && !t->present)
+            return t;
+    return NULL;
+}
+
+static void sync_group(struct scrape_manager *m, struct job_state *js,
+                       const struct scrape_target_group *g, struct scrape_target_spec *spec)
+{
+    for (size_t k = 0; k < g->ntargets; k++) {
+        char err[256] = "";
+        int rc = scrape_target_populate(&js->cfg, g, g->targets[k], spec, err, sizeof err);
+        if (rc < 0) {
+            ss_error("scrape", "dropping target job=%s address=%s: %s", js->name, g->targets[k],
+                     err[0] ? err : ss_strerror(rc));
+            continue;
+        }
+        if (rc == 0)
+            continue; /* dropped by relabeling */
+        struct target *t = target_find(m, js, spec->identity);
+        if (t) {
+            t->present = true;
+            continue;
+        }
+        t = target_new(m, js, spec);
+        if (!t) {
+            ss_error("scrape", "out of memory adding target job=%s address=%s", js->name, g->targets[k]);
+            continue;
+        }
+        t->present = true;
+        pthread_mutex_lock(&m->lock);
+        t->next = m->targets;
+        m->targets = t;
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+/* Recompute every target from the jobs' groups; keep the ones that did not change. */
+static void sync_targets(struct scrape_manager *m)
+{
+    for (struct target *t = m->targets; t; t = t->next)
+        t->present = false;
+    struct scrape_target_spec spec;
+    scrape_target_spec_init(&spec);
+    for (struct job_state *js = m->jobs; js; js = js->next) {
+        if (!js->present)
+            continue;
+        for (size_t i = 0; i < js->cfg.nstatic_groups; i++)
+            sync_group(m, js, &js->cfg.static_groups[i], &spec);
+        size_t ng = js->sd ? scrape_sd_groups_count(js->sd) : 0;
+        for (size_t i = 0; i < ng; i++)
+            sync_group(m, js, scrape_sd_groups_get(js->sd, i), &spec);
+    }
+    scrape_target_spec_free(&spec);
+    struct target **pp = &m->targets;
+    while (*pp) {
+        struct target *t = *pp;
+        if (t->present) {
+            pp = &t->next;
+            continue;
+        }
+        if (t->in_flight) {
+            curl_multi_remove_handle(m->multi, t->easy);
+            t->in_flight = false;
+            m->running_scrapes--;
+        }
+        ss_info("scrape", "target removed job=%s instance=%s", t->job->name, t->instance);
+        target_mark_stale(t);
+        pthread_mutex_lock(&m->lock);
+        *pp = t->next;
+        pthread_mutex_unlock(&m->lock);
+        target_free(t);
+    }
+    for (struct job_state *js = m->jobs; js; js = js->next)
+        atomic_store(&js->ntargets, 0);
+    for (struct target *t = m->targets; t; t = t->next)
+        atomic_fetch_add(&t->job->ntargets, 1);
+}
+
+static bool refresh_file_sd(struct scrape_manager *m, struct job_state *js, bool force)
+{
+    if (!js->present || !js->cfg.nfile_sd_files)
+        return false;
+    int64_t now = ss_mono_ms();
+    if (!force && now < js->sd_next_check_ms)
+        return false;
+    /* Re-check cheaply (mtime/size) at least every 5 s; re-read on change or at the
+     * configured refresh interval, as Prometheus' file SD does with inotify + refresh. */
+    int64_t every = js->cfg.file_sd_refresh_ms > 0 && js->cfg.file_sd_refresh_ms < 5000
+                        ? js->cfg.file_sd_refresh_ms
+                        : 5000;
+    js->sd_next_check_ms = now + every;
+    uint64_t fp = 0;
+    scrape_file_sd_fingerprint(js->cfg.file_sd_files, js->cfg.nfile_sd_files, &fp);
+    if (!force && fp == js->sd_fingerprint)
+        return false;
+    struct scrape_sd_groups *g = NULL;
+    size_t nerr = 0;
+    if (scrape_file_sd_load(js->cfg.file_sd_files, js->cfg.nfile_sd_files, &g, &nerr) != 0) {
+        atomic_fetch_add(&js->sd_errors, 1);
+        return false;
+    }
+    atomic_fetch_add(&js->sd_errors, nerr);
+    (void)m;
+    scrape_sd_groups_free(js->sd);
+    js->sd = g;
+    js->sd_fingerprint = fp;
+    return true;
+}
+
+int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs)
+{
+    for (struct job_state *js = m->jobs; js; js = js->next)
+        js->present = false;
+    for (size_t i = 0; i < njobs; i++) {
+        struct job_state *js = job_find(m, jobs[i].name);
+        if (!js) {
+            js = calloc(1, sizeof *js);
+            if (!js || !(js->name = strdup(jobs[i].name))) {
+                free(js);
+                return SS_ENOMEM;
+            }
+            pthread_mutex_lock(&m->lock);
+            js->next = m->jobs;
+            m->jobs = js;
+            pthread_mutex_unlock(&m->lock);
+        }
+        js->cfg = jobs[i];
+        js->cfg.name = js->name;
+        js->present = true;
+        js->sd_fingerprint = 0;
+        refresh_file_sd(m, js, true);
+    }
+    for (struct job_state *js = m->jobs; js; js = js->next)
+        if (!js->present) {
+            scrape_sd_groups_free(js->sd);
+            js->sd = NULL;
+            memset(&js->cfg, 0, sizeof js->cfg);
+            js->cfg.name = js->name;
+        }
+    sync_targets(m);
+    return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void drain_completed(struct scrape_manager *m)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct target *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode res = msg->data.result;
+        curl_multi_remove_handle(m->multi, msg->easy_handle);
+        if (!t)
+            continue;
+        t->in_flight = false;
+        m->running_scrapes--;
+        finish_scrape(t, res);
+    }
+}
+
+static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
+{
+    int64_t next = INT64_MAX;
+    for (struct target *t = m->targets; t; t = t->next) {
+        if (t->in_flight)
+            continue;
+        if (all || t->next_ms <= now) {
+            start_scrape(t);
+            if (!t->in_flight)
+                finish_scrape(t, CURLE_FAILED_INIT);
+            /* Skip missed slots (e.g. after a long stall) instead of bursting. */
+            while (t->next_ms <= now)
+                t->next_ms += t->spec.interval_ms;
+        }
+        if (t->next_ms < next)
+            next = t->next_ms;
+    }
+    return next;
+}
+
+int scrape_manager_run(struct scrape_manager *m)
+{
+    while (!atomic_load(&m->stop)) {
+        int64_t now = ss_mono_ms();
+        bool changed = false;
+        for (struct job_state *js = m->jobs; js; js = js->next)
+            changed |= refresh_file_sd(m, js, false);
+        if (changed)
+            sync_targets(m);
+        int64_t next = start_due(m, now, false);
+        int running = 0;
+        curl_multi_perform(m->multi, &running);
+        drain_completed(m);
+        long curl_to = -1;
+        curl_multi_timeout(m->multi, &curl_to);
+        int64_t wait = next == INT64_MAX ? 1000 : next - ss_mono_ms();
+        if (curl_to >= 0 && curl_to < wait)
+            wait = curl_to;
+        if (wait > 1000)
+            wait = 1000;
+        if (wait < 0)
+            wait = 0;
+        curl_multi_poll(m->multi, NULL, 0, (int)wait, NULL);
+    }
+    atomic_store(&m->stop, false); /* a later run() (after a reload) starts fresh */
+    return 0;
+}
+
+int scrape_manager_scrape_once(struct scrape_manager *m)
+{
+    int64_t now = ss_mono_ms();
+    start_due(m, now, true);
+    while (m->running_scrapes > 0 && !atomic_load(&m->stop)) {
+        int running = 0;
+        curl_multi_perform(m->multi, &running);
+        drain_completed(m);
+        if (m->running_scrapes > 0)
+            curl_multi_poll(m->multi, NULL, 0, 200, NULL);
+    }
+    int failed = 0;
+    for (struct target *t = m->targets; t; t = t->next)
+        failed += t->failed;
+    return failed;
+}
+
+void scrape_manager_stop(struct scrape_manager *m)
+{
+    atomic_store(&m->stop, true);
+    curl_multi_wakeup(m->multi);
+}
+
+void scrape_manager_mark_all_stale(struct scrape_manager *m)
+{
+    for (struct target *t = m->targets; t; t = t->next)
+        target_mark_stale(t);
+}
+
+int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scrape_sink *sink,
+                       struct scrape_manager **out)
+{
+    *out = NULL;
+    struct scrape_manager *m = calloc(1, sizeof *m);
+    if (!m)
+        return SS_ENOMEM;
+    m->sink = *sink;
+    snprintf(m->user_agent, sizeof m->user_agent, "%s",
+             opts && opts->user_agent ? opts->user_agent : "scrapeship/" SS_VERSION);
+    pthread_mutex_init(&m->lock, NULL);
+    m->multi = curl_multi_init();
+    if (!m->multi) {
+        scrape_manager_free(m);
+        return SS_ENOMEM;
+    }
+    /* Keep one connection per target alive between scrapes. */
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 10000L);
+    *out = m;
+    return 0;
+}
+
+void scrape_manager_free(struct scrape_manager *m)
+{
+    if (!m)
+        return;
+    struct target *t = m->targets;
+    while (t) {
+        struct target *n = t->next;
+        target_free(t);
+        t = n;
+    }
+    struct job_state *j = m->jobs;
+    while (j) {
+        struct job_state *n = j->next;
+        scrape_sd_groups_free(j->sd);
+        free(j->name);
+        free(j);
+        j = n;
+    }
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* ---- self-metrics --------------------------------------------------------- */
+
+int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } per_job[] = {
+        {"scrapeship_scrapes_total", "counter", "Scrapes attempted.", offsetof(struct job_state, scrapes)},
+        {"scrapeship_scrape_samples_scraped_total", "counter", "Samples parsed from scrape bodies.",
+         offsetof(struct job_state, samples_scraped)},
+        {"scrapeship_scrape_samples_post_relabel_total", "counter",
+         "Samples kept after metric relabeling.", offsetof(struct job_state, samples_post)},
+        {"scrapeship_scrape_stale_markers_total", "counter", "Staleness markers emitted.",
+         offsetof(struct job_state, stale_markers)},
+        {"scrapeship_scrape_duplicate_samples_total", "counter",
+         "Samples dropped because their series appeared twice in one scrape.",
+         offsetof(struct job_state, duplicates)},
+        {"scrapeship_targets", "gauge", "Active scrape targets.", offsetof(struct job_state, ntargets)},
+        {"scrapeship_sd_file_read_errors_total", "counter", "file_sd files that failed to load.",
+         offsetof(struct job_state, sd_errors)},
+    };
+    int rc = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t k = 0; k < sizeof per_job / sizeof per_job[0] && !rc; k++) {
+        rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", per_job[k].name, per_job[k].help,
+                           per_job[k].name, per_job[k].type);
+        for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
+            const _Atomic uint64_t *v = (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
+            rc = ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, j->name,
+                               (unsigned long long)atomic_load(v));
+        }
+    }
+    if (!rc)
+        rc = ss_buf_printf(out, "# HELP scrapeship_scrape_failures_total Failed scrapes by reason.\n"
+                                "# TYPE scrapeship_scrape_failures_total counter\n");
+    for (struct job_state *j = m->jobs; j && !rc; j = j->next)
+        for (int r = 0; r < FAIL_NREASONS && !rc; r++)
+            rc = ss_buf_printf(out, "scrapeship_scrape_failures_total{job=\"%s\",reason=\"%s\"} %llu\n",
+                               j->name, fail_reason_names[r],
+                               (unsigned long long)atomic_load(&j->failures[r]));
+    if (!rc)
+        rc = ss_buf_printf(out, "# HELP scrapeship_scrape_duration_seconds Scrape durations.\n"
+                                "# TYPE scrapeship_scrape_duration_seconds summary\n");
+    for (struct job_state *j = m->jobs; j && !rc; j = j->next)
+        rc = ss_buf_printf(out,
+                           "scrapeship_scrape_duration_seconds_sum{job=\"%s\"} %.6f\n"
+                           "scrapeship_scrape_duration_seconds_count{job=\"%s\"} %llu\n",
+                           j->name, (double)atomic_load(&j->duration_us_sum) / 1e6, j->name,
+                           (unsigned long long)atomic_load(&j->scrapes));
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}

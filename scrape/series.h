@@ -1,0 +1,40 @@
+/* series.h: packed per-scrape series generations (internal to the scrape module). */
+#ifndef SCRAPE_SERIES_H
+#define SCRAPE_SERIES_H
+
+#include "ss.h"
+
+/* Record header; label bytes follow: per label u16 name_len, u32 value_len, name,
+ * value. Records are 8-byte aligned only by accident: read with memcpy. */
+struct series_rec {
+    uint64_t hash;
+    double value;
+    int64_t ts;
+    uint32_t len; /* whole record */
+    uint16_t nlabels;
+    uint8_t tracked; /* takes part in staleness (no explicit timestamp) */
+    uint8_t pad;
+};
+
+struct series_gen {
+    struct ss_buf recs;
+    uint32_t *offs;
+    size_t n, cap;
+    size_t n_last;
+    uint64_t *keys; /* 0 = empty slot */
+    uint32_t *vals;
+    size_t tcap, tn;
+};
+
+void series_gen_init(struct series_gen *g, size_t max_bytes);
+void series_gen_reset(struct series_gen *g);
+void series_gen_free(struct series_gen *g);
+/* Append a record; `index` puts it in the hash table (live samples only). */
+int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
+                      uint64_t hash, double value, int64_t ts, bool tracked, bool index);
+long series_gen_find(const struct series_gen *g, uint64_t hash);
+/* Unpack record i: labels point into the generation's buffer. */
+const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
+                                        struct ss_label *labels, size_t cap, size_t *nlabels);
+
+#endif

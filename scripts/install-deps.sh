@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev
-  libprotobuf-c-dev protobuf-c-compiler
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
   # tests
   libcmocka-dev valgrind curl

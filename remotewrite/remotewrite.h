@@ -1,0 +1,137 @@
+/* remotewrite.h: the public surface of the remotewrite module.
+ *
+ * Sections, in data-flow order:
+ *   1. the wire format: the Prometheus remote-write 1.0 protobuf body, a hand-written
+ *      streaming encoder for the hot path, snappy block compression, and a decoder
+ *      (protobuf-c) for tests and disk-queue replay;
+ *   later sections (queue, sender, SigV4, credentials) are added below.
+ * Names are prefixed rw_ (sigv4_, awscred_ for the AWS parts).
+ */
+#ifndef REMOTEWRITE_H
+#define REMOTEWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scrape.h"
+#include "ss.h"
+
+/* ======================================================================== */
+/* 1. Wire format (remotewrite/wire.c, remotewrite/snappy.c)                 */
+/* ======================================================================== */
+
+/* The schema is remotewrite/remote.proto (package prometheus). A remote-write body is
+ * snappy_block(WriteRequest). A serialized WriteRequest is just a concatenation of
+ * records, one per repeated field element, so the encoder appends one record per
+ * series (field 1) or per metadata entry (field 3) and any concatenation of records,
+ * in any order, is a valid WriteRequest body. The bytes are exactly those protobuf-c
+ * (and Go's prompb) produce for the same message: proto3 defaults (0.0 with all bits
+ * zero, timestamp 0, empty strings, type UNKNOWN) are omitted. */
+
+/* Stale marker (remote-write 1.0 §Stale Markers): this exact NaN, and no other use. */
+#define RW_STALE_NAN_BITS UINT64_C(0x7ff0000000000002)
+double rw_stale_nan(void);
+bool rw_is_stale_nan(double v); /* compares bits, not values */
+
+/* Largest TimeSeries or MetricMetadata record body the encoder will produce: the
+ * 2 GiB message limit protobuf implementations (protobuf-c, Go) enforce. */
+#define RW_MAX_RECORD_BYTES ((size_t)INT32_MAX)
+
+/* Append one WriteRequest.timeseries record: labels in the order given, then one
+ * sample. The caller must pass labels sorted by name, unique, non-empty (the spec's
+ * §Labels); this function does not check, because the scrape pipeline already
+ * sorted them and checking on the hot path would cost a compare per label. Use
+ * rw_validate_labels in tests or on untrusted input.
+ * Appends nothing on error: SS_ELIMIT when out->max or RW_MAX_RECORD_BYTES would be
+ * exceeded, SS_ENOMEM. Allocates only by growing out. */
+int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t nlabels,
+                     double value, int64_t timestamp_ms);
+
+/* As rw_encode_series with nsamples samples in one record (oldest first, as the spec's
+ * §Ordering requires; not checked). nsamples may be 0. */
+int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, size_t nlabels,
+                           const double *values, const int64_t *timestamps_ms, size_t nsamples);
+
+/* Exact number of bytes rw_encode_series_multi would append for these arguments,
+ * for batching against a request-size budget. Returns 0 when the record would exceed
+ * RW_MAX_RECORD_BYTES (a real record is never empty). */
+size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels,
+                              const double *values, const int64_t *timestamps_ms,
+                              size_t nsamples);
+
+/* Append one WriteRequest.metadata record. The scrape types map 1:1 onto
+ * MetricMetadata.MetricType by name, as Prometheus' prompb.FromMetadataType does
+ * (gaugehistogram, info and stateset keep their own values). An unknown enum value
+ * returns SS_EINVAL. Appends nothing on error. */
+int rw_encode_metadata(struct ss_buf *out, enum scrape_metric_type type, struct ss_str family,
+                       struct ss_str help, struct ss_str unit);
+
+/* Label-set checks of remote-write 1.0 §Labels, for tests and untrusted input:
+ * at least one label, names and values non-empty, names strictly increasing in byte
+ * order (so unique), a __name__ label present, names and values valid UTF-8.
+ * With RW_VALIDATE_LEGACY_NAMES also the spec's name regexes: metric name
+ * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*.
+ * Returns 0, or SS_EINVAL with a static reason in *why (why may be NULL). */
+#define RW_VALIDATE_LEGACY_NAMES 1u
+int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags,
+                       const char **why);
+
+/* Snappy block format (not the framed format: remote-write 1.0 requires block).
+ * Both append to out and leave it unchanged on error. */
+int rw_snappy_compress(const void *in, size_t n, struct ss_buf *out);
+/* Rejects, before allocating anything, a block whose declared length exceeds max_out
+ * (SS_ELIMIT; max_out 0 = only out->max applies). Corrupt or truncated input, or a
+ * block whose content disagrees with its declared length, is SS_EPARSE. */
+int rw_snappy_decompress(const void *in, size_t n, size_t max_out, struct ss_buf *out);
+
+/* ---- decoding ---------------------------------------------------------- */
+
+struct rw_sample {
+    double value;
+    int64_t timestamp_ms;
+};
+
+struct rw_exemplar {
+    const struct ss_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms;
+};
+
+/* One decoded series. Everything points into the rw_write_request that produced it
+ * and lives until rw_write_request_free. Labels are as sent (not re-sorted). */
+struct rw_series {
+    const struct ss_label *labels;
+    size_t nlabels;
+    const struct rw_sample *samples;
+    size_t nsamples;
+    const struct rw_exemplar *exemplars;
+    size_t nexemplars;
+};
+
+struct rw_metadata {
+    enum scrape_metric_type type; /* SCRAPE_TYPE_UNKNOWN for values this build does not know */
+    int32_t wire_type;            /* the MetricType number as sent */
+    struct ss_str family;
+    struct ss_str help;
+    struct ss_str unit;
+};
+
+struct rw_write_request;
+
+/* Decode a serialized (already decompressed) WriteRequest. Unknown fields (native
+ * histograms, newer additions) are skipped. Memory use is proportional to n, so bound
+ * n first (rw_snappy_decompress's max_out does). Strings are NUL-terminated copies;
+ * because protobuf-c's strings are C strings, a name or value containing a NUL byte
+ * reads as cut at that byte. Returns SS_EPARSE for malformed protobuf. */
+int rw_decode_write_request(const void *buf, size_t n, struct rw_write_request **out);
+size_t rw_write_request_nseries(const struct rw_write_request *req);
+/* The walker: series i in wire order, for i < nseries; SS_ENOTFOUND past the end. */
+int rw_write_request_series(const struct rw_write_request *req, size_t i, struct rw_series *out);
+size_t rw_write_request_nmetadata(const struct rw_write_request *req);
+int rw_write_request_metadata(const struct rw_write_request *req, size_t i,
+                              struct rw_metadata *out);
+void rw_write_request_free(struct rw_write_request *req); /* NULL is a no-op */
+
+#endif

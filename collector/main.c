@@ -1,0 +1,56 @@
+/* main.c: the scrapeship binary: dispatch to a subcommand. Only main decides the
+ * exit status; every library below returns errors. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "collector.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "scrapeship %s: scrape Prometheus endpoints, ship remote write (SigV4 for AMP)\n\n"
+            "usage: scrapeship COMMAND [options]\n\n"
+            "commands:\n"
+            "  run           scrape continuously and ship (or print with --stdout)\n"
+            "  scrape        scrape once and print what would be shipped\n"
+            "  check-config  validate a config file and print the effective config\n"
+            "  --version     print the version\n\n"
+            "Run `scrapeship COMMAND --help` for a command's options.\n",
+            SS_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("scrapeship %s (%s)\n", SS_VERSION, curl_version());
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "scrapeship: cannot initialise libcurl\n");
+        return 1;
+    }
+    int rc;
+    if (strcmp(cmd, "run") == 0)
+        rc = collector_cmd_run(argc - 1, argv + 1);
+    else if (strcmp(cmd, "scrape") == 0)
+        rc = collector_cmd_scrape(argc - 1, argv + 1);
+    else if (strcmp(cmd, "check-config") == 0)
+        rc = collector_cmd_check_config(argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "scrapeship: unknown command \"%s\"\n\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,162 @@
+/* output.c: the debug sink. Prints every series exactly as it would be shipped: the
+ * scrape module's final labels plus external labels (added only where the series does
+ * not already have the label, as remote write does), sorted, one line each.
+ *
+ * Text lines are Prometheus exposition lines with the timestamp in ms. JSON lines
+ * carry the value as a string, like Prometheus' HTTP API, so NaN and ±Inf survive;
+ * stale markers are flagged with "stale":true (in text they print as NaN). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector.h"
+
+#define MAX_OUT_LABELS 600
+
+struct collector_stdout {
+    FILE *out;
+    enum collector_output_format fmt;
+    struct ss_labels ext_owned; /* copies: survive a config reload */
+    const struct ss_label *ext;
+    size_t next;
+    struct ss_buf line;
+    unsigned long long series;
+};
+
+int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct scrape_kv *ext,
+                         size_t next, struct collector_stdout **outp)
+{
+    struct collector_stdout *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_ENOMEM;
+    s->out = out;
+    s->fmt = fmt;
+    ss_buf_init(&s->line, 0);
+    ss_labels_init(&s->ext_owned);
+    int rc = collector_stdout_set_external(s, ext, next);
+    if (rc) {
+        collector_stdout_free(s);
+        return rc;
+    }
+    *outp = s;
+    return 0;
+}
+
+int collector_stdout_set_external(struct collector_stdout *s, const struct scrape_kv *ext, size_t next)
+{
+    ss_labels_reset(&s->ext_owned);
+    for (size_t i = 0; i < next; i++) {
+        int rc = ss_labels_setc(&s->ext_owned, (struct ss_str){ext[i].key, strlen(ext[i].key)},
+                                (struct ss_str){ext[i].value, strlen(ext[i].value)});
+        if (rc)
+            return rc;
+    }
+    ss_labels_sort(&s->ext_owned);
+    s->ext = s->ext_owned.v;
+    s->next = s->ext_owned.n;
+    return 0;
+}
+
+void collector_stdout_free(struct collector_stdout *s)
+{
+    if (!s)
+        return;
+    fflush(s->out);
+    ss_buf_free(&s->line);
+    ss_labels_free(&s->ext_owned);
+    free(s);
+}
+
+static void put_text_value(struct ss_buf *b, struct ss_str v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.p[i];
+        if (c == '\\')
+            ss_buf_append(b, "\\\\", 2);
+        else if (c == '"')
+            ss_buf_append(b, "\\\"", 2);
+        else if (c == '\n')
+            ss_buf_append(b, "\\n", 2);
+        else
+            ss_buf_append(b, &c, 1);
+    }
+}
+
+static void put_json_string(struct ss_buf *b, struct ss_str v)
+{
+    ss_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '\\' || c == '"') {
+            char e[2] = {'\\', (char)c};
+            ss_buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            ss_buf_printf(b, "\\u%04x", c);
+        } else {
+            ss_buf_append(b, &v.p[i], 1);
+        }
+    }
+    ss_buf_append(b, "\"", 1);
+}
+
+static void on_series(void *ud, const struct scrape_series *sr)
+{
+    struct collector_stdout *s = ud;
+    struct ss_label merged[MAX_OUT_LABELS];
+    long n = ss_labels_merge_sorted(sr->labels, sr->nlabels, s->ext, s->next, merged, MAX_OUT_LABELS);
+    if (n < 0)
+        return;
+    struct ss_buf *b = &s->line;
+    ss_buf_reset(b);
+    char val[40];
+    bool stale = scrape_is_stale_nan(sr->value);
+    ss_format_double(val, sizeof val, sr->value);
+    if (s->fmt == COLLECTOR_OUTPUT_TEXT) {
+        struct ss_str name = {"", 0};
+        for (long i = 0; i < n; i++)
+            if (ss_str_eq_cstr(merged[i].name, "__name__"))
+                name = merged[i].value;
+        ss_buf_append(b, name.p, name.len);
+        bool first = true;
+        for (long i = 0; i < n; i++) {
+            if (ss_str_eq_cstr(merged[i].name, "__name__"))
+                continue;
+            ss_buf_append(b, first ? "{" : ",", 1);
+            first = false;
+            ss_buf_append(b, merged[i].name.p, merged[i].name.len);
+            ss_buf_append(b, "=\"", 2);
+            put_text_value(b, merged[i].value);
+            ss_buf_append(b, "\"", 1);
+        }
+        if (!first)
+            ss_buf_append(b, "}", 1);
+        ss_buf_printf(b, " %s %lld\n", val, (long long)sr->timestamp_ms);
+    } else {
+        ss_buf_append(b, "{\"labels\":{", 11);
+        for (long i = 0; i < n; i++) {
+            if (i)
+                ss_buf_append(b, ",", 1);
+            put_json_string(b, merged[i].name);
+            ss_buf_append(b, ":", 1);
+            put_json_string(b, merged[i].value);
+        }
+        ss_buf_printf(b, "},\"value\":\"%s\",\"timestamp\":%lld,\"stale\":%s}\n", val,
+                      (long long)sr->timestamp_ms, stale ? "true" : "false");
+    }
+    fwrite(b->data, 1, b->len, s->out);
+    s->series++;
+}
+
+static void on_end(void *ud, const struct scrape_report *r)
+{
+    struct collector_stdout *s = ud;
+    (void)r;
+    fflush(s->out);
+}
+
+void collector_stdout_sink(struct collector_stdout *s, struct scrape_sink *sink)
+{
+    memset(sink, 0, sizeof *sink);
+    sink->series = on_series;
+    sink->end = on_end;
+    sink->ud = s;
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it:
+#   1. normal build; unit + conformance + real-peer integration tests (ctest)
+#   2. ASan+UBSan build; unit tests again (LeakSanitizer fails any leak)
+#   3. clang libFuzzer build; every fuzz target for FUZZ_SECONDS each
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+export SS_CORPORA_DIR="$(cd .. && pwd)/shared/corpora"
+if [ ! -d "$SS_CORPORA_DIR" ]; then
+  echo "test.sh: conformance corpora not found at $SS_CORPORA_DIR (expected ../shared beside the repo)" >&2
+  exit 1
+fi
+start=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+
+step "unit, conformance and integration tests"
+(cd build && ctest --output-on-failure -j"$JOBS" --timeout 900)
+
+step "ASan+UBSan build: unit tests with leak detection"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSS_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$JOBS"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest -L unit --output-on-failure -j"$JOBS")
+
+step "fuzz targets (${FUZZ_SECONDS}s each)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSS_FUZZ=ON -DSS_TESTS=ON >/dev/null
+cmake --build build-fuzz -j"$JOBS"
+fuzzers=$(find build-fuzz -maxdepth 2 -type f -name 'fuzz_*' -perm -u+x | sort)
+nf=0
+for f in $fuzzers; do
+  name=$(basename "$f")
+  work=$(mktemp -d)
+  echo "--- $name"
+  # -rss_limit_mb bounds memory; -timeout flags any single input slower than 10 s.
+  if ! "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 \
+       -artifact_prefix="$work/" "$work" >"$work/log" 2>&1; then
+    tail -50 "$work/log"
+    echo "fuzz target $name failed; artifacts in $work" >&2
+    exit 1
+  fi
+  grep -E "^#[0-9]+.*DONE" "$work/log" | tail -1 || true
+  rm -rf "$work"
+  nf=$((nf + 1))
+done
+step "done: $nf fuzz targets clean"

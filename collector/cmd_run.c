@@ -35,6 +35,7 @@ static void run_usage(FILE *f)
             "usage: scrapeship run [--config FILE] [--stdout] [--format text|json]\n"
             "                      [--web.listen-address ADDR] [--log.level debug|info|warn|error]\n"
             "                      [--log.format logfmt|json] [--run-for DURATION]\n"
+            "                      [--shutdown-timeout DURATION]\n"
             "Without --config, runs the embedded default (scrapes its own /metrics).\n");
 }
 
@@ -83,14 +84,43 @@ static int render_run_metrics(void *ud, struct ss_buf *out)
                          (unsigned long long)atomic_load(&st->reloads_failed));
 }
 
+/* The embedded default scrapes our own endpoint: point it at the address we listen
+ * on ("0.0.0.0:p" and ":p" are reached through loopback). */
+static char *embedded_config(const char *listen)
+{
+    char target[300];
+    if (listen[0] == ':')
+        snprintf(target, sizeof target, "127.0.0.1%s", listen);
+    else if (strncmp(listen, "0.0.0.0:", 8) == 0)
+        snprintf(target, sizeof target, "127.0.0.1:%s", listen + 8);
+    else if (strncmp(listen, "[::]:", 5) == 0)
+        snprintf(target, sizeof target, "[::1]:%s", listen + 5);
+    else
+        snprintf(target, sizeof target, "%s", listen);
+    const char *def = cfg_embedded_default();
+    const char *at = strstr(def, "127.0.0.1:9464");
+    size_t n = strlen(def) + strlen(target) + 1;
+    char *out = malloc(n);
+    if (!out)
+        return NULL;
+    if (!at)
+        snprintf(out, n, "%s", def);
+    else
+        snprintf(out, n, "%.*s%s%s", (int)(at - def), def, target, at + strlen("127.0.0.1:9464"));
+    return out;
+}
+
 /* Load and compile a config. On failure nothing is changed. */
-static int load_config(const char *path, struct cfg **cfgp, struct collector_jobs *jobs)
+static int load_config(const char *path, const char *listen, struct cfg **cfgp,
+                       struct collector_jobs *jobs)
 {
     char err[1024] = "";
     struct cfg *c = NULL;
+    char *emb = path ? NULL : embedded_config(listen);
     int rc = path ? cfg_load_file(path, &c, err, sizeof err)
-                  : cfg_load_string(cfg_embedded_default(), strlen(cfg_embedded_default()),
-                                    "<embedded>", &c, err, sizeof err);
+             : emb ? cfg_load_string(emb, strlen(emb), "<embedded>", &c, err, sizeof err)
+                   : SS_ENOMEM;
+    free(emb);
     if (!rc)
         rc = collector_jobs_build(c, jobs, err, sizeof err);
     if (rc) {
@@ -113,15 +143,17 @@ int collector_cmd_run(int argc, char **argv)
         {"log.level", required_argument, 0, 'L'},
         {"log.format", required_argument, 0, 'F'},
         {"run-for", required_argument, 0, 'r'},
+        {"shutdown-timeout", required_argument, 0, 'T'},
+        {"tee", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *config = NULL, *listen = COLLECTOR_DEFAULT_LISTEN;
+    const char *config = NULL, *listen = COLLECTOR_DEFAULT_LISTEN, *tee_path = NULL;
     bool to_stdout = false;
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
-    int64_t run_for = 0;
+    int64_t run_for = 0, shutdown_timeout = 30000;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:sf:l:L:F:r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:sf:l:L:F:r:T:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's': to_stdout = true; break;
@@ -141,6 +173,13 @@ int collector_cmd_run(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'T':
+            if (ss_parse_duration_ms(optarg, &shutdown_timeout)) {
+                fprintf(stderr, "scrapeship run: invalid --shutdown-timeout \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 't': tee_path = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
         }
@@ -160,23 +199,48 @@ int collector_cmd_run(int argc, char **argv)
     struct collector_jobs jobs = {0};
     struct collector_stdout *out = NULL;
     struct collector_http *http = NULL;
+    struct collector_shipper *shipper = NULL;
+    FILE *tee_file = NULL;
+    struct collector_stdout *tee = NULL;
+    struct collector_tee tee_pair = {0};
     pthread_t sigthr;
     bool sig_started = false;
 
-    if (load_config(config, &cfgp, &jobs) != 0)
+    if (load_config(config, listen, &cfgp, &jobs) != 0)
         return 1;
-    if (!to_stdout) {
-        ss_error("main", "remote_write shipping is not built yet: run with --stdout to print samples");
-        goto done;
-    }
     struct scrape_sink sink;
-    if (collector_stdout_new(stdout, fmt, jobs.external_labels, jobs.nexternal_labels, &out) != 0)
-        goto done;
-    collector_stdout_sink(out, &sink);
+    if (to_stdout) {
+        if (collector_stdout_new(stdout, fmt, jobs.external_labels, jobs.nexternal_labels, &out) != 0)
+            goto done;
+        collector_stdout_sink(out, &sink);
+    } else {
+        char err[1024] = "";
+        if (!cfgp->nremote_writes) {
+            ss_error("main", "%s has no remote_write: nothing to ship to (use --stdout to print)",
+                     config ? config : "the embedded default");
+            goto done;
+        }
+        if (collector_shipper_new(cfgp, &shipper, err, sizeof err) != 0) {
+            ss_error("main", "%s", err);
+            goto done;
+        }
+        collector_shipper_sink(shipper, &sink);
+        if (tee_path) {
+            /* debugging and tests: also write what is shipped, as JSON lines */
+            tee_file = fopen(tee_path, "w");
+            if (!tee_file || collector_stdout_new(tee_file, COLLECTOR_OUTPUT_JSON, jobs.external_labels,
+                                                  jobs.nexternal_labels, &tee) != 0) {
+                ss_error("main", "cannot write --tee file %s", tee_path);
+                goto done;
+            }
+            collector_tee_sink(&tee_pair, &sink, tee, &sink);
+        }
+    }
     if (scrape_manager_new(NULL, &sink, &st.m) != 0)
         goto done;
     ss_metrics_register((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     ss_metrics_register(render_run_metrics, &st);
+    ss_metrics_register(collector_shipper_render_metrics, &shipper);
     if (collector_http_start(listen, request_reload, &st, &http) != 0)
         goto done;
     if (scrape_manager_set_jobs(st.m, jobs.jobs, jobs.njobs) != 0)
@@ -195,13 +259,36 @@ int collector_cmd_run(int argc, char **argv)
         if (atomic_exchange(&st.reload_requested, false) && !atomic_load(&st.exit_requested)) {
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};
-            if (load_config(config, &nc, &nj) != 0) {
+            if (load_config(config, listen, &nc, &nj) != 0) {
                 atomic_fetch_add(&st.reloads_failed, 1);
                 atomic_store(&st.last_reload_ok, false);
                 continue;
             }
+            if (shipper) {
+                char err[1024] = "";
+                struct collector_shipper *ns = NULL;
+                /* /metrics must not read the shipper while it is being replaced */
+                ss_metrics_unregister(collector_shipper_render_metrics, &shipper);
+                if (collector_shipper_reload(shipper, nc, &ns, ss_mono_ms() + shutdown_timeout, err,
+                                             sizeof err) != 0) {
+                    ss_metrics_register(collector_shipper_render_metrics, &shipper);
+                    ss_error("config", "reload failed, keeping the running configuration: %s", err);
+                    collector_jobs_free(&nj);
+                    cfg_free(nc);
+                    atomic_fetch_add(&st.reloads_failed, 1);
+                    atomic_store(&st.last_reload_ok, false);
+                    continue;
+                }
+                shipper = ns;
+                ss_metrics_register(collector_shipper_render_metrics, &shipper);
+                collector_shipper_sink(shipper, &sink);
+                if (tee)
+                    collector_tee_sink(&tee_pair, &sink, tee, &sink);
+                scrape_manager_set_sink(st.m, &sink);
+            }
             scrape_manager_set_jobs(st.m, nj.jobs, nj.njobs);
-            collector_stdout_set_external(out, nj.external_labels, nj.nexternal_labels);
+            if (out)
+                collector_stdout_set_external(out, nj.external_labels, nj.nexternal_labels);
             collector_jobs_free(&jobs);
             cfg_free(cfgp);
             jobs = nj;
@@ -216,7 +303,23 @@ done:
     atomic_store(&st.exit_requested, true);
     if (sig_started)
         pthread_join(sigthr, NULL);
+    collector_http_set_ready(http, false);
+    if (shipper) {
+        /* Scraping has stopped: deliver what is queued, within --shutdown-timeout. */
+        int64_t t0 = ss_mono_ms();
+        uint64_t unsent = collector_shipper_shutdown(shipper, t0 + shutdown_timeout);
+        if (unsent)
+            ss_error("main", "%llu samples could not be delivered before the shutdown deadline (%lldms)",
+                     (unsigned long long)unsent, (long long)shutdown_timeout);
+        else
+            ss_info("main", "all queued samples delivered in %lldms", (long long)(ss_mono_ms() - t0));
+    }
     collector_http_stop(http);
+    ss_metrics_unregister(collector_shipper_render_metrics, &shipper);
+    collector_shipper_free(shipper);
+    collector_stdout_free(tee);
+    if (tee_file)
+        fclose(tee_file);
     ss_metrics_unregister(render_run_metrics, &st);
     ss_metrics_unregister((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     scrape_manager_free(st.m);

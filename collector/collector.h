@@ -38,6 +38,14 @@ int collector_stdout_set_external(struct collector_stdout *s, const struct scrap
 void collector_stdout_sink(struct collector_stdout *s, struct scrape_sink *sink);
 void collector_stdout_free(struct collector_stdout *s);
 
+/* Fan one scrape sink out to two: `primary` and the stdout writer `s`. The tee
+ * struct holds both and must outlive the manager. *out may alias *primary. */
+struct collector_tee {
+    struct scrape_sink a, b;
+};
+void collector_tee_sink(struct collector_tee *t, const struct scrape_sink *primary,
+                        struct collector_stdout *s, struct scrape_sink *out);
+
 /* ---- self-metrics HTTP server -------------------------------------------- */
 
 struct collector_http;
@@ -47,6 +55,44 @@ int collector_http_start(const char *addr, void (*on_reload)(void *ud), void *ud
                          struct collector_http **out);
 void collector_http_set_ready(struct collector_http *h, bool ready);
 void collector_http_stop(struct collector_http *h);
+
+/* ---- remote write ---------------------------------------------------------- */
+
+struct collector_shipper;
+/* One remote per remote_write entry, started. */
+int collector_shipper_new(const struct cfg *c, struct collector_shipper **out, char *err, size_t errlen);
+/* Build the shipper for a new config, moving over remotes whose config did not change
+ * (their queues survive); the others are flushed until flush_deadline_mono and freed.
+ * On failure `old` is left intact. On success `old` is consumed. */
+int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
+                             struct collector_shipper **out, int64_t flush_deadline_mono, char *err,
+                             size_t errlen);
+void collector_shipper_sink(struct collector_shipper *s, struct scrape_sink *sink);
+/* ud is a `struct collector_shipper **` so a reload can swap the shipper under it. */
+int collector_shipper_render_metrics(void *ud, struct ss_buf *out);
+/* Flush until the deadline; returns the samples that could not be sent. */
+uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono);
+void collector_shipper_free(struct collector_shipper *s);
+int collector_sigv4_region(const struct cfg_remote_write *rw, char *out, size_t cap);
+
+/* ---- AWS credentials for SigV4 ------------------------------------------------ */
+
+struct collector_creds_value {
+    char access_key_id[128];
+    char secret_access_key[256];
+    char session_token[16384];
+};
+struct collector_creds;
+int collector_creds_new(const struct cfg_sigv4 *cfg, const char *region, struct collector_creds **out,
+                        char *err, size_t errlen);
+/* A copy of the current credentials; wipe it with collector_creds_value_wipe. */
+int collector_creds_get(struct collector_creds *c, struct collector_creds_value *out);
+void collector_creds_force_refresh(struct collector_creds *c);
+void collector_creds_value_wipe(struct collector_creds_value *v);
+void collector_creds_free(struct collector_creds *c);
+/* Read a secret file (password_file, credentials_file), trailing newline trimmed.
+ * The caller frees with ss_free_secret. NULL when unreadable or over 64 KiB. */
+char *collector_read_secret_file(const char *path);
 
 /* ---- subcommands ---------------------------------------------------------- */
 

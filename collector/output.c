@@ -160,3 +160,50 @@ void collector_stdout_sink(struct collector_stdout *s, struct scrape_sink *sink)
     sink->end = on_end;
     sink->ud = s;
 }
+
+static void tee_begin(void *ud, const struct scrape_report *r)
+{
+    struct collector_tee *t = ud;
+    if (t->a.begin)
+        t->a.begin(t->a.ud, r);
+    if (t->b.begin)
+        t->b.begin(t->b.ud, r);
+}
+
+static void tee_series(void *ud, const struct scrape_series *s)
+{
+    struct collector_tee *t = ud;
+    t->a.series(t->a.ud, s);
+    t->b.series(t->b.ud, s);
+}
+
+static void tee_end(void *ud, const struct scrape_report *r)
+{
+    struct collector_tee *t = ud;
+    if (t->a.end)
+        t->a.end(t->a.ud, r);
+    if (t->b.end)
+        t->b.end(t->b.ud, r);
+}
+
+static void tee_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
+{
+    struct collector_tee *t = ud;
+    if (t->a.metadata)
+        t->a.metadata(t->a.ud, m, job);
+    if (t->b.metadata)
+        t->b.metadata(t->b.ud, m, job);
+}
+
+void collector_tee_sink(struct collector_tee *t, const struct scrape_sink *primary,
+                        struct collector_stdout *s, struct scrape_sink *out)
+{
+    t->a = *primary;
+    collector_stdout_sink(s, &t->b);
+    memset(out, 0, sizeof *out);
+    out->begin = tee_begin;
+    out->series = tee_series;
+    out->end = tee_end;
+    out->metadata = tee_meta;
+    out->ud = t;
+}

@@ -134,4 +134,78 @@ int rw_write_request_metadata(const struct rw_write_request *req, size_t i,
                               struct rw_metadata *out);
 void rw_write_request_free(struct rw_write_request *req); /* NULL is a no-op */
 
+/* ======================================================================== */
+/* 2. Queue, shards and sender (remotewrite/remote.c)                       */
+/* ======================================================================== */
+
+/* One remote_write endpoint. The scrape thread appends series between begin and
+ * commit (never blocking: it only copies encoded bytes under a short lock); sender
+ * threads, one per shard, batch, compress, sign and POST them. A series always maps
+ * to the same shard while the shard count stays the same, and a shard sends one
+ * request at a time, retried until it succeeds or is dropped, so each series' samples
+ * reach the receiver in timestamp order. Changing the shard count starts a new set of
+ * shards that only begins sending once the old set has drained. */
+
+struct rw_queue_config {
+    int64_t capacity;             /* samples buffered per shard before dropping */
+    int64_t min_shards, max_shards;
+    int64_t max_samples_per_send;
+    int64_t batch_send_deadline_ms;
+    int64_t min_backoff_ms, max_backoff_ms;
+    bool retry_on_http_429;
+    int64_t sample_age_limit_ms; /* 0 = off */
+};
+
+struct rw_metadata_config {
+    bool send;
+    int64_t send_interval_ms;
+    int64_t max_samples_per_send;
+};
+
+/* Request signing (SigV4): called on a sender thread for every attempt with the final
+ * compressed body; calls add_header(ctx, "Name: value") for each header to add.
+ * Returns 0, or a negative ss_err to fail this attempt (retried with backoff). */
+struct rw_signer {
+    int (*sign)(void *ud, const char *method, const char *url, const void *body, size_t len,
+                int (*add_header)(void *ctx, const char *line), void *ctx);
+    /* Optional: the receiver said the credentials expired (403); refresh once. */
+    void (*credentials_expired)(void *ud);
+    void *ud;
+};
+
+/* rw_remote_new copies every string; the write relabel rules and the signer's ud are
+ * borrowed and must outlive the remote. */
+struct rw_config {
+    const char *name; /* for metrics and logs; default: a hash of the URL */
+    const char *url;
+    int64_t remote_timeout_ms;
+    const struct scrape_kv *headers;
+    size_t nheaders;
+    struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
+    struct scrape_relabel_rule *const *write_relabel;
+    size_t nwrite_relabel;
+    const struct scrape_kv *external_labels;
+    size_t nexternal_labels;
+    struct rw_queue_config queue;
+    struct rw_metadata_config metadata;
+    struct rw_signer signer; /* sign == NULL: unsigned */
+    const char *user_agent;  /* default "scrapeship/<version>" */
+};
+
+struct rw_remote;
+
+int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out);
+/* Scrape-thread side. begin/append/commit bracket one scrape's series. */
+void rw_remote_begin(struct rw_remote *r);
+void rw_remote_append(struct rw_remote *r, const struct scrape_series *s);
+void rw_remote_commit(struct rw_remote *r);
+void rw_remote_metadata(struct rw_remote *r, const struct scrape_parsed_meta *m);
+/* Flush everything queued, trying until deadline (monotonic ms), then stop every
+ * thread. *unsent gets the samples that could not be delivered. */
+void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t *unsent);
+/* Self-metrics of several remotes, each family once (Prometheus text). */
+int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_buf *out);
+const char *rw_remote_name(const struct rw_remote *r);
+void rw_remote_free(struct rw_remote *r);
+
 #endif

@@ -908,6 +908,11 @@ int scrape_manager_scrape_once(struct scrape_manager *m)
     return failed;
 }
 
+void scrape_manager_set_sink(struct scrape_manager *m, const struct scrape_sink *sink)
+{
+    m->sink = *sink;
+}
+
 void scrape_manager_stop(struct scrape_manager *m)
 {
     atomic_store(&m->stop, true);

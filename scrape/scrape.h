@@ -272,6 +272,8 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
  * labels keep their series state; removed targets get stale markers for all their
  * series. Call only from the thread that runs the manager, or before it runs. */
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs);
+/* Replace the sink (between runs, from the thread that runs the manager). */
+void scrape_manager_set_sink(struct scrape_manager *m, const struct scrape_sink *sink);
 /* Run the event loop until scrape_manager_stop. Returns 0 on a clean stop. */
 int scrape_manager_run(struct scrape_manager *m);
 /* Scrape every target once, all at the same time, then return. Returns the number

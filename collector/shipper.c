@@ -1,0 +1,414 @@
+/* shipper.c: the remote_write side of `scrapeship run`: one rw_remote per
+ * remote_write entry, fed by the scrape engine's sink.
+ *
+ * The sink fans every finished scrape out to every remote: begin (reshard point),
+ * each series, commit. On reload, a remote whose configuration did not change is kept
+ * with its queue and shards (no queued sample is dropped); changed or removed remotes
+ * are flushed within the shutdown timeout and replaced. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector.h"
+#include "remotewrite.h"
+#include "sigv4.h"
+
+struct shipped_remote {
+    struct rw_remote *rw;
+    uint64_t fingerprint;
+    struct scrape_relabel_rule **rules;
+    size_t nrules;
+    struct scrape_kv *headers;
+    struct scrape_kv *ext;
+    struct collector_signer *signer;
+};
+
+struct collector_shipper {
+    struct shipped_remote *v;
+    size_t n;
+};
+
+/* ---- SigV4 ----------------------------------------------------------------------- */
+
+struct collector_signer {
+    char region[64];
+    char service[64];
+    struct collector_creds *creds;
+};
+
+static int sigv4_sign_cb(void *ud, const char *method, const char *url, const void *body, size_t len,
+                         int (*add_header)(void *ctx, const char *line), void *ctx)
+{
+    struct collector_signer *s = ud;
+    struct collector_creds_value cv;
+    int rc = collector_creds_get(s->creds, &cv);
+    if (rc)
+        return rc;
+    struct sigv4_credentials creds = {cv.access_key_id, cv.secret_access_key,
+                                      cv.session_token[0] ? cv.session_token : NULL};
+    struct sigv4_request req = {.method = method, .url = url, .body = body, .body_len = len};
+    struct sigv4_params params = {.region = s->region, .service = s->service,
+                                  .now_unix = ss_now_ms() / 1000};
+    struct sigv4_result res = {0};
+    rc = sigv4_sign(&req, &creds, &params, &res);
+    collector_creds_value_wipe(&cv);
+    if (rc)
+        return rc;
+    char line[20000];
+    snprintf(line, sizeof line, "Authorization: %s", res.authorization);
+    rc = add_header(ctx, line);
+    snprintf(line, sizeof line, "X-Amz-Date: %s", res.x_amz_date);
+    if (!rc)
+        rc = add_header(ctx, line);
+    if (!rc && res.x_amz_security_token) {
+        snprintf(line, sizeof line, "X-Amz-Security-Token: %s", res.x_amz_security_token);
+        rc = add_header(ctx, line);
+    }
+    ss_wipe(line, sizeof line);
+    sigv4_result_free(&res);
+    return rc;
+}
+
+static void sigv4_expired_cb(void *ud)
+{
+    struct collector_signer *s = ud;
+    collector_creds_force_refresh(s->creds);
+}
+
+/* Region: the config's, else the one in an aps-workspaces.<region>.amazonaws.com URL,
+ * else AWS_REGION / AWS_DEFAULT_REGION. */
+int collector_sigv4_region(const struct cfg_remote_write *rw, char *out, size_t cap)
+{
+    if (rw->sigv4.region && rw->sigv4.region[0]) {
+        snprintf(out, cap, "%s", rw->sigv4.region);
+        return 0;
+    }
+    const char *p = strstr(rw->url, "aps-workspaces.");
+    if (p) {
+        p += strlen("aps-workspaces.");
+        const char *e = strstr(p, ".amazonaws.com");
+        if (e && e > p && (size_t)(e - p) < cap) {
+            snprintf(out, cap, "%.*s", (int)(e - p), p);
+            return 0;
+        }
+    }
+    const char *env = getenv("AWS_REGION");
+    if (!env || !*env)
+        env = getenv("AWS_DEFAULT_REGION");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return 0;
+    }
+    return SS_ECONFIG;
+}
+
+/* ---- building ------------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    if (!s)
+        s = "\x01";
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (h ^ 0xff) * 1099511628211ULL;
+}
+
+static uint64_t fnv_i(uint64_t h, int64_t v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%lld", (long long)v);
+    return fnv(h, b);
+}
+
+/* Everything that shapes what a remote sends and how: equal fingerprints mean the
+ * remote can keep running across a reload. */
+static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_write *rw)
+{
+    uint64_t h = 1469598103934665603ULL;
+    h = fnv(h, rw->url);
+    h = fnv(h, rw->name);
+    h = fnv_i(h, rw->remote_timeout_ms);
+    for (size_t i = 0; i < rw->nheaders; i++)
+        h = fnv(fnv(h, rw->headers[i].key), rw->headers[i].value);
+    for (size_t i = 0; i < c->global.nexternal_labels; i++)
+        h = fnv(fnv(h, c->global.external_labels[i].key), c->global.external_labels[i].value);
+    for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
+        const struct scrape_relabel_config *r = &rw->write_relabel_configs[i];
+        for (size_t k = 0; k < r->nsource_labels; k++)
+            h = fnv(h, r->source_labels[k]);
+        h = fnv(fnv(fnv(fnv(h, r->separator), r->target_label), r->regex), r->replacement);
+        h = fnv_i(fnv_i(h, (int64_t)r->modulus), r->action);
+    }
+    const struct cfg_http_client *hc = &rw->http;
+    h = fnv(fnv(fnv(h, hc->basic_auth_username), hc->basic_auth_password), hc->basic_auth_password_file);
+    h = fnv(fnv(fnv(h, hc->authorization_type), hc->authorization_credentials), hc->authorization_credentials_file);
+    h = fnv(fnv(fnv(fnv(h, hc->tls.ca_file), hc->tls.cert_file), hc->tls.key_file), hc->proxy_url);
+    h = fnv_i(h, hc->tls.insecure_skip_verify);
+    const struct cfg_queue *q = &rw->queue;
+    h = fnv_i(fnv_i(fnv_i(h, q->capacity), q->min_shards), q->max_shards);
+    h = fnv_i(fnv_i(fnv_i(h, q->max_samples_per_send), q->batch_send_deadline_ms), q->min_backoff_ms);
+    h = fnv_i(fnv_i(fnv_i(h, q->max_backoff_ms), q->retry_on_http_429), q->sample_age_limit_ms);
+    h = fnv_i(fnv_i(fnv_i(h, rw->metadata.send), rw->metadata.send_interval_ms), rw->metadata.max_samples_per_send);
+    const struct cfg_sigv4 *s = &rw->sigv4;
+    h = fnv_i(h, s->enabled);
+    h = fnv(fnv(fnv(fnv(h, s->region), s->access_key), s->secret_key), s->profile);
+    h = fnv(fnv(fnv(h, s->role_arn), s->external_id), s->service);
+    return h;
+}
+
+static void remote_free(struct shipped_remote *r)
+{
+    rw_remote_free(r->rw);
+    for (size_t i = 0; i < r->nrules; i++)
+        scrape_relabel_rule_free(r->rules[i]);
+    free(r->rules);
+    free(r->headers);
+    free(r->ext);
+    if (r->signer) {
+        collector_creds_free(r->signer->creds);
+        free(r->signer);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, struct shipped_remote *out,
+                        char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->fingerprint = remote_fingerprint(c, rw);
+    struct rw_config rc = {0};
+    rc.name = rw->name;
+    rc.url = rw->url;
+    rc.remote_timeout_ms = rw->remote_timeout_ms;
+    out->headers = calloc(rw->nheaders + 1, sizeof *out->headers);
+    out->ext = calloc(c->global.nexternal_labels + 1, sizeof *out->ext);
+    out->rules = calloc(rw->nwrite_relabel_configs + 1, sizeof *out->rules);
+    if (!out->headers || !out->ext || !out->rules) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < rw->nheaders; i++)
+        out->headers[i] = (struct scrape_kv){rw->headers[i].key, rw->headers[i].value};
+    rc.headers = out->headers;
+    rc.nheaders = rw->nheaders;
+    for (size_t i = 0; i < c->global.nexternal_labels; i++)
+        out->ext[i] = (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
+    rc.external_labels = out->ext;
+    rc.nexternal_labels = c->global.nexternal_labels;
+    for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
+        char e[256];
+        if (scrape_relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
+            snprintf(err, errlen, "remote_write %s: write_relabel_configs[%zu]: %s", rw->url, i, e);
+            goto fail;
+        }
+        out->nrules++;
+    }
+    rc.write_relabel = out->rules;
+    rc.nwrite_relabel = out->nrules;
+    const struct cfg_http_client *hc = &rw->http;
+    rc.http.basic_auth_username = hc->has_basic_auth ? (hc->basic_auth_username ? hc->basic_auth_username : "") : NULL;
+    rc.http.basic_auth_password = hc->basic_auth_password;
+    rc.http.authorization_type = hc->authorization_type;
+    rc.http.authorization_credentials = hc->authorization_credentials;
+    rc.http.tls_ca_file = hc->tls.ca_file;
+    rc.http.tls_cert_file = hc->tls.cert_file;
+    rc.http.tls_key_file = hc->tls.key_file;
+    rc.http.tls_insecure_skip_verify = hc->tls.insecure_skip_verify;
+    rc.http.proxy_url = hc->proxy_url;
+    /* Files are read once at start and on reload for remote write. */
+    char *pw = NULL, *cred = NULL;
+    if (hc->basic_auth_password_file)
+        pw = collector_read_secret_file(hc->basic_auth_password_file);
+    if (hc->authorization_credentials_file)
+        cred = collector_read_secret_file(hc->authorization_credentials_file);
+    if ((hc->basic_auth_password_file && !pw) || (hc->authorization_credentials_file && !cred)) {
+        snprintf(err, errlen, "remote_write %s: cannot read %s", rw->url,
+                 pw ? hc->authorization_credentials_file : hc->basic_auth_password_file);
+        ss_free_secret(pw);
+        ss_free_secret(cred);
+        goto fail;
+    }
+    if (pw)
+        rc.http.basic_auth_password = pw;
+    if (cred)
+        rc.http.authorization_credentials = cred;
+    rc.queue = (struct rw_queue_config){rw->queue.capacity, rw->queue.min_shards, rw->queue.max_shards,
+                                        rw->queue.max_samples_per_send, rw->queue.batch_send_deadline_ms,
+                                        rw->queue.min_backoff_ms, rw->queue.max_backoff_ms,
+                                        rw->queue.retry_on_http_429, rw->queue.sample_age_limit_ms};
+    rc.metadata = (struct rw_metadata_config){rw->metadata.send, rw->metadata.send_interval_ms,
+                                              rw->metadata.max_samples_per_send};
+    if (rw->sigv4.enabled) {
+        out->signer = calloc(1, sizeof *out->signer);
+        if (!out->signer) {
+            snprintf(err, errlen, "out of memory");
+            ss_free_secret(pw);
+            ss_free_secret(cred);
+            goto fail;
+        }
+        if (collector_sigv4_region(rw, out->signer->region, sizeof out->signer->region)) {
+            snprintf(err, errlen, "remote_write %s: sigv4 needs a region: set sigv4.region, use an "
+                     "aps-workspaces.<region>.amazonaws.com URL, or set AWS_REGION", rw->url);
+            ss_free_secret(pw);
+            ss_free_secret(cred);
+            goto fail;
+        }
+        snprintf(out->signer->service, sizeof out->signer->service, "%s",
+                 rw->sigv4.service ? rw->sigv4.service : "aps");
+        int crc = collector_creds_new(&rw->sigv4, out->signer->region, &out->signer->creds, err, errlen);
+        if (crc) {
+            ss_free_secret(pw);
+            ss_free_secret(cred);
+            goto fail;
+        }
+        rc.signer = (struct rw_signer){sigv4_sign_cb, sigv4_expired_cb, out->signer};
+    }
+    int r = rw_remote_new(&rc, &out->rw);
+    ss_free_secret(pw);
+    ss_free_secret(cred);
+    if (r) {
+        snprintf(err, errlen, "remote_write %s: cannot start: %s", rw->url, ss_strerror(r));
+        goto fail;
+    }
+    return 0;
+fail:
+    remote_free(out);
+    return SS_ECONFIG;
+}
+
+int collector_shipper_new(const struct cfg *c, struct collector_shipper **out, char *err, size_t errlen)
+{
+    return collector_shipper_reload(NULL, c, out, 0, err, errlen);
+}
+
+int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c, struct collector_shipper **out,
+                             int64_t flush_deadline_mono, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct collector_shipper *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_ENOMEM;
+    s->v = calloc(c->nremote_writes + 1, sizeof *s->v);
+    if (!s->v) {
+        free(s);
+        return SS_ENOMEM;
+    }
+    for (size_t i = 0; i < c->nremote_writes; i++) {
+        uint64_t fp = remote_fingerprint(c, &c->remote_writes[i]);
+        bool kept = false;
+        for (size_t k = 0; old && k < old->n; k++)
+            if (old->v[k].rw && old->v[k].fingerprint == fp) {
+                s->v[s->n++] = old->v[k]; /* move: queue and shards survive */
+                memset(&old->v[k], 0, sizeof old->v[k]);
+                kept = true;
+                break;
+            }
+        if (kept)
+            continue;
+        if (remote_build(c, &c->remote_writes[i], &s->v[s->n], err, errlen)) {
+            /* put moved remotes back so the running shipper stays whole */
+            for (size_t k = 0; old && k < s->n; k++)
+                for (size_t j = 0; j < old->n; j++)
+                    if (!old->v[j].rw && s->v[k].rw) {
+                        old->v[j] = s->v[k];
+                        s->v[k].rw = NULL;
+                        break;
+                    }
+            for (size_t k = 0; k < s->n; k++)
+                if (s->v[k].rw)
+                    remote_free(&s->v[k]);
+            free(s->v);
+            free(s);
+            return SS_ECONFIG;
+        }
+        s->n++;
+    }
+    if (old) { /* what was not carried over is flushed and stopped */
+        for (size_t k = 0; k < old->n; k++)
+            if (old->v[k].rw) {
+                uint64_t unsent = 0;
+                ss_info("shipper", "remote %s removed or changed: flushing", rw_remote_name(old->v[k].rw));
+                rw_remote_shutdown(old->v[k].rw, flush_deadline_mono, &unsent);
+                remote_free(&old->v[k]);
+            }
+        free(old->v);
+        free(old);
+    }
+    *out = s;
+    return 0;
+}
+
+static void on_begin(void *ud, const struct scrape_report *r)
+{
+    struct collector_shipper *s = ud;
+    (void)r;
+    for (size_t i = 0; i < s->n; i++)
+        rw_remote_begin(s->v[i].rw);
+}
+
+static void on_series(void *ud, const struct scrape_series *sr)
+{
+    struct collector_shipper *s = ud;
+    for (size_t i = 0; i < s->n; i++)
+        rw_remote_append(s->v[i].rw, sr);
+}
+
+static void on_end(void *ud, const struct scrape_report *r)
+{
+    struct collector_shipper *s = ud;
+    (void)r;
+    for (size_t i = 0; i < s->n; i++)
+        rw_remote_commit(s->v[i].rw);
+}
+
+static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
+{
+    struct collector_shipper *s = ud;
+    (void)job;
+    for (size_t i = 0; i < s->n; i++)
+        rw_remote_metadata(s->v[i].rw, m);
+}
+
+void collector_shipper_sink(struct collector_shipper *s, struct scrape_sink *sink)
+{
+    memset(sink, 0, sizeof *sink);
+    sink->begin = on_begin;
+    sink->series = on_series;
+    sink->end = on_end;
+    sink->metadata = on_meta;
+    sink->ud = s;
+}
+
+int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
+{
+    struct collector_shipper **sp = ud;
+    struct collector_shipper *s = *sp;
+    if (!s || !s->n)
+        return 0;
+    struct rw_remote *rs[64];
+    size_t n = 0;
+    for (size_t i = 0; i < s->n && n < 64; i++)
+        rs[n++] = s->v[i].rw;
+    return rw_remotes_render_metrics(rs, n, out);
+}
+
+uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; s && i < s->n; i++) {
+        uint64_t unsent = 0;
+        rw_remote_shutdown(s->v[i].rw, deadline_mono, &unsent);
+        total += unsent;
+    }
+    return total;
+}
+
+void collector_shipper_free(struct collector_shipper *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        remote_free(&s->v[i]);
+    free(s->v);
+    free(s);
+}

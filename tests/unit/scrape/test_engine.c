@@ -1,0 +1,507 @@
+/* test_engine.c: the scrape engine against a real HTTP server in the test process.
+ *
+ * A libmicrohttpd server on 127.0.0.1 serves whatever body/status the test sets; the
+ * engine scrapes it with scrape_manager_scrape_once and a capturing sink records every
+ * emitted series. Covers: label merging (job/instance/target labels, exported_*,
+ * honor_labels), every limit (sample_limit, label_limit, label_name_length_limit,
+ * label_value_length_limit, body_size_limit: each fails the whole scrape as Prometheus
+ * does), staleness (a series disappears, the target goes down, the target is
+ * removed, explicit timestamps are not tracked), synthetic series and gzip. */
+#include <microhttpd.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+#include "scrape.h"
+
+/* ---- the test server ---------------------------------------------------------- */
+
+static struct {
+    struct MHD_Daemon *d;
+    int port;
+    pthread_mutex_t mu;
+    char body[1 << 16];
+    unsigned status;
+    char content_type[128];
+    char last_accept[512];
+    bool gzip;
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **ptr)
+{
+    (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size, (void)ptr;
+    pthread_mutex_lock(&srv.mu);
+    const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    snprintf(srv.last_accept, sizeof srv.last_accept, "%s", acc ? acc : "");
+    const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
+    struct MHD_Response *r;
+    bool gz = srv.gzip && ae && strstr(ae, "gzip");
+    if (gz) {
+        uLongf clen = compressBound(strlen(srv.body)) + 32;
+        unsigned char *out = malloc(clen);
+        z_stream z = {0};
+        deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+        z.next_in = (unsigned char *)srv.body;
+        z.avail_in = (uInt)strlen(srv.body);
+        z.next_out = out;
+        z.avail_out = (uInt)clen;
+        deflate(&z, Z_FINISH);
+        size_t n = z.total_out;
+        deflateEnd(&z);
+        r = MHD_create_response_from_buffer(n, out, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, "Content-Encoding", "gzip");
+    } else {
+        r = MHD_create_response_from_buffer(strlen(srv.body), srv.body, MHD_RESPMEM_MUST_COPY);
+    }
+    MHD_add_response_header(r, "Content-Type", srv.content_type);
+    enum MHD_Result ret = MHD_queue_response(c, srv.status, r);
+    MHD_destroy_response(r);
+    pthread_mutex_unlock(&srv.mu);
+    return ret;
+}
+
+static void serve(unsigned status, const char *ctype, const char *body)
+{
+    pthread_mutex_lock(&srv.mu);
+    srv.status = status;
+    snprintf(srv.content_type, sizeof srv.content_type, "%s", ctype);
+    snprintf(srv.body, sizeof srv.body, "%s", body);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+/* ---- the capturing sink --------------------------------------------------------- */
+
+struct rec {
+    char text[1024]; /* name{a="b",...} */
+    double value;
+    int64_t ts;
+    bool stale;
+};
+
+static struct {
+    struct rec v[4096];
+    size_t n;
+    int scrapes;
+    bool last_up;
+    char last_error[512];
+} cap;
+
+static void on_begin(void *ud, const struct scrape_report *r)
+{
+    (void)ud;
+    cap.scrapes++;
+    cap.last_up = r->up;
+    snprintf(cap.last_error, sizeof cap.last_error, "%s", r->error ? r->error : "");
+}
+
+static void on_series(void *ud, const struct scrape_series *s)
+{
+    (void)ud;
+    if (cap.n == sizeof cap.v / sizeof cap.v[0])
+        return;
+    struct rec *r = &cap.v[cap.n++];
+    size_t pos = 0;
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ss_str_eq_cstr(s->labels[i].name, "__name__"))
+            pos += (size_t)snprintf(r->text + pos, sizeof r->text - pos, "%.*s", (int)s->labels[i].value.len,
+                                    s->labels[i].value.p);
+    pos += (size_t)snprintf(r->text + pos, sizeof r->text - pos, "{");
+    bool first = true;
+    for (size_t i = 0; i < s->nlabels; i++) {
+        if (ss_str_eq_cstr(s->labels[i].name, "__name__"))
+            continue;
+        pos += (size_t)snprintf(r->text + pos, sizeof r->text - pos, "%s%.*s=\"%.*s\"", first ? "" : ",",
+                                (int)s->labels[i].name.len, s->labels[i].name.p, (int)s->labels[i].value.len,
+                                s->labels[i].value.p);
+        first = false;
+    }
+    snprintf(r->text + pos, sizeof r->text - pos, "}");
+    r->value = s->value;
+    r->ts = s->timestamp_ms;
+    r->stale = scrape_is_stale_nan(s->value);
+}
+
+static void reset_capture(void) { cap.n = 0; }
+
+static const struct rec *find(const char *text)
+{
+    for (size_t i = 0; i < cap.n; i++)
+        if (strcmp(cap.v[i].text, text) == 0)
+            return &cap.v[i];
+    return NULL;
+}
+
+static size_t count_stale(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cap.n; i++)
+        n += cap.v[i].stale;
+    return n;
+}
+
+static void dump(void)
+{
+    for (size_t i = 0; i < cap.n; i++)
+        fprintf(stderr, "  %s %g %lld%s\n", cap.v[i].text, cap.v[i].value, (long long)cap.v[i].ts,
+                cap.v[i].stale ? " STALE" : "");
+}
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+static char addr[64];
+static const char *targets[1] = {addr};
+static struct scrape_kv group_labels[] = {{"team", "a"}};
+static struct scrape_target_group group = {targets, 1, group_labels, 1};
+
+static struct scrape_job base_job(void)
+{
+    struct scrape_job j = {0};
+    j.name = "test";
+    j.interval_ms = 60000;
+    j.timeout_ms = 5000;
+    j.metrics_path = "/metrics";
+    j.scheme = "http";
+    j.honor_timestamps = true;
+    j.http.follow_redirects = true;
+    j.static_groups = &group;
+    j.nstatic_groups = 1;
+    return j;
+}
+
+static struct scrape_manager *manager(const struct scrape_job *job)
+{
+    struct scrape_sink sink = {.begin = on_begin, .series = on_series, .ud = NULL};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, job, 1), 0);
+    return m;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
+                             MHD_OPTION_END);
+    if (!srv.d)
+        return -1;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
+    srv.port = info->port;
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    MHD_stop_daemon(srv.d);
+    return 0;
+}
+
+#define TEXT "text/plain; version=0.0.4"
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+static void test_labels_and_synthetic(void **state)
+{
+    (void)state;
+    char inst[512];
+    serve(200, TEXT,
+          "# TYPE a counter\na_total{x=\"1\"} 5\n"
+          "clash{job=\"exp\",instance=\"i\",team=\"t\"} 1\n"
+          "empty{a=\"\",b=\"x\"} 2\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(inst, sizeof inst, "a_total{instance=\"%s\",job=\"test\",team=\"a\",x=\"1\"}", addr);
+    const struct rec *r = find(inst);
+    if (!r)
+        dump();
+    assert_non_null(r);
+    assert_true(r->value == 5);
+    snprintf(inst, sizeof inst,
+             "clash{exported_instance=\"i\",exported_job=\"exp\",exported_team=\"t\",instance=\"%s\",job=\"test\",team=\"a\"}",
+             addr);
+    assert_non_null(find(inst));
+    snprintf(inst, sizeof inst, "empty{b=\"x\",instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(inst)); /* empty label value dropped */
+    snprintf(inst, sizeof inst, "up{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(inst));
+    assert_true(find(inst)->value == 1);
+    snprintf(inst, sizeof inst, "scrape_samples_scraped{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(inst)->value == 3);
+    snprintf(inst, sizeof inst, "scrape_series_added{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(inst)->value == 3);
+    /* The Accept header negotiates OpenMetrics first, as Prometheus does. */
+    assert_non_null(strstr(srv.last_accept, "application/openmetrics-text;version=1.0.0"));
+    assert_non_null(strstr(srv.last_accept, "text/plain;version=0.0.4;q=0.5"));
+    /* second scrape: nothing new */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(inst, sizeof inst, "scrape_series_added{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(inst)->value == 0);
+    scrape_manager_free(m);
+}
+
+static void test_honor_labels(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "clash{job=\"exp\",team=\"t\"} 1\n");
+    struct scrape_job j = base_job();
+    j.honor_labels = true;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "clash{instance=\"%s\",job=\"exp\",team=\"t\"}", addr);
+    assert_non_null(find(t));
+    scrape_manager_free(m);
+}
+
+/* A limit exceeded fails the whole scrape: up=0, no samples, stale markers for what
+ * the previous scrape had. */
+static void expect_limit_failure(struct scrape_job *j, const char *body, const char *msg)
+{
+    char t[256];
+    serve(200, TEXT, "ok_metric 1\n");
+    struct scrape_manager *m = manager(j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    serve(200, TEXT, body);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_false(cap.last_up);
+    if (!strstr(cap.last_error, msg))
+        fprintf(stderr, "error was: %s\n", cap.last_error);
+    assert_non_null(strstr(cap.last_error, msg));
+    snprintf(t, sizeof t, "up{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 0);
+    snprintf(t, sizeof t, "ok_metric{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    const struct rec *r = find(t);
+    assert_non_null(r);
+    assert_true(r->stale); /* rolled back: the old series goes stale */
+    for (size_t i = 0; i < cap.n; i++) /* nothing from the failed body */
+        assert_null(strstr(cap.v[i].text, "big"));
+    scrape_manager_free(m);
+}
+
+static void test_sample_limit(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    j.sample_limit = 2;
+    expect_limit_failure(&j, "big 1\nbig2 2\nbig3 3\n", "sample limit exceeded");
+}
+
+static void test_label_limit(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    j.label_limit = 5; /* __name__ + job + instance + team + 2 = 6 */
+    expect_limit_failure(&j, "big{a=\"1\",b=\"2\"} 1\n", "label_limit exceeded");
+}
+
+static void test_label_name_length_limit(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    j.label_name_length_limit = 10;
+    expect_limit_failure(&j, "big{a_very_long_label_name=\"1\"} 1\n", "label_name_length_limit exceeded");
+}
+
+static void test_label_value_length_limit(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    j.label_value_length_limit = 16; /* the instance label "127.0.0.1:NNNNN" fits */
+    expect_limit_failure(&j, "big{a=\"a value longer than sixteen\"} 1\n", "label_value_length_limit exceeded");
+}
+
+static void test_body_size_limit(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    j.body_size_limit = 64;
+    expect_limit_failure(&j, "big 1\nbig_padding_padding_padding_padding_padding_padding_padding 2\n",
+                         "body size limit exceeded");
+}
+
+static void test_parse_error_fails_scrape(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    expect_limit_failure(&j, "big 1\nthis is not a sample\n", "line 2");
+}
+
+static void test_limits_not_hit(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\nb 2\n");
+    struct scrape_job j = base_job();
+    j.sample_limit = 2;
+    j.label_limit = 4;
+    j.body_size_limit = 1024;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(cap.last_up);
+    scrape_manager_free(m);
+}
+
+static void test_stale_series_disappears(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "keep 1\ngo 2\nexplicit 3 1000\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(count_stale(), 0);
+    serve(200, TEXT, "keep 1\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(count_stale(), 1); /* "go"; never "explicit" (explicit timestamp) */
+    snprintf(t, sizeof t, "go{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    const struct rec *r = find(t);
+    assert_non_null(r);
+    assert_true(r->stale);
+    snprintf(t, sizeof t, "keep{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_false(find(t)->stale);
+    assert_int_equal(find(t)->ts, r->ts); /* marker at this scrape's timestamp */
+    /* third scrape: the marker is not repeated */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(count_stale(), 0);
+    scrape_manager_free(m);
+}
+
+static void test_stale_target_down(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "a 1\nb 2\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    serve(503, TEXT, "unavailable\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_non_null(strstr(cap.last_error, "HTTP status 503"));
+    assert_int_equal(count_stale(), 2);
+    snprintf(t, sizeof t, "up{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 0);
+    /* down again: no more markers; back up: series return */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_int_equal(count_stale(), 0);
+    serve(200, TEXT, "a 1\nb 2\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "scrape_series_added{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 2);
+    scrape_manager_free(m);
+}
+
+static void test_stale_connection_refused(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    /* point the job at a port nothing listens on: a different target, so the old one
+     * is removed (stale markers for its series and its synthetic series) */
+    static char dead[64] = "127.0.0.1:1";
+    static const char *dead_targets[1] = {dead};
+    static struct scrape_target_group dg = {dead_targets, 1, NULL, 0};
+    j.static_groups = &dg;
+    reset_capture();
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    assert_int_equal(count_stale(), 6); /* a + up + 4 scrape_* series */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_false(cap.last_up);
+    assert_non_null(find("up{instance=\"127.0.0.1:1\",job=\"test\"}"));
+    scrape_manager_free(m);
+}
+
+static void test_openmetrics_and_gzip(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+          "# TYPE c counter\nc_total 3 # {tid=\"x\"} 1\nc_created 1.5e9\n# EOF\n");
+    pthread_mutex_lock(&srv.mu);
+    srv.gzip = true;
+    pthread_mutex_unlock(&srv.mu);
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "c_total{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    snprintf(t, sizeof t, "c_created{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    pthread_mutex_lock(&srv.mu);
+    srv.gzip = false;
+    pthread_mutex_unlock(&srv.mu);
+    scrape_manager_free(m);
+}
+
+static void test_metric_relabel_drop(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
+    char *src[] = {"__name__"};
+    struct scrape_relabel_config rc = {.source_labels = src, .nsource_labels = 1, .regex = "drop_.*",
+                                       .action = SCRAPE_RELABEL_DROP};
+    struct scrape_relabel_rule *rule = NULL;
+    char err[256];
+    assert_int_equal(scrape_relabel_compile(&rc, &rule, err, sizeof err), 0);
+    struct scrape_job j = base_job();
+    j.metric_relabel = &rule;
+    j.nmetric_relabel = 1;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "keep_me{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    snprintf(t, sizeof t, "drop_me{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_null(find(t));
+    snprintf(t, sizeof t, "scrape_samples_post_metric_relabeling{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 1);
+    scrape_manager_free(m);
+    scrape_relabel_rule_free(rule);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_labels_and_synthetic),
+        cmocka_unit_test(test_honor_labels),
+        cmocka_unit_test(test_sample_limit),
+        cmocka_unit_test(test_label_limit),
+        cmocka_unit_test(test_label_name_length_limit),
+        cmocka_unit_test(test_label_value_length_limit),
+        cmocka_unit_test(test_body_size_limit),
+        cmocka_unit_test(test_parse_error_fails_scrape),
+        cmocka_unit_test(test_limits_not_hit),
+        cmocka_unit_test(test_stale_series_disappears),
+        cmocka_unit_test(test_stale_target_down),
+        cmocka_unit_test(test_stale_connection_refused),
+        cmocka_unit_test(test_openmetrics_and_gzip),
+        cmocka_unit_test(test_metric_relabel_drop),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -208,4 +208,46 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
 const char *rw_remote_name(const struct rw_remote *r);
 void rw_remote_free(struct rw_remote *r);
 
+/* ======================================================================== */
+/* 3. Disk queue (remotewrite/diskq.c)                                       */
+/* ======================================================================== */
+
+/* Append-only segments of CRC32C-checked records (one compressed request body each),
+ * read in order and acknowledged through a checkpoint. Thread-safe. See diskq.c for
+ * the format and the guarantees. */
+struct rw_diskq_opts {
+    const char *dir;           /* created if missing */
+    const char *name;          /* for logs */
+    uint64_t max_bytes;        /* 0 = unbounded; oldest data dropped beyond it */
+    int64_t max_age_ms;        /* 0 = none; older records dropped when read */
+    int64_t fsync_interval_ms; /* 0 = fsync every append */
+    uint64_t segment_bytes;    /* 0 = 64 MiB (at most max_bytes / 4) */
+};
+
+struct rw_diskq_stats {
+    uint64_t bytes;            /* on disk now */
+    uint64_t samples;          /* unacknowledged samples */
+    int64_t oldest_ts;         /* first timestamp of the oldest unacknowledged record */
+    uint64_t appended_records, replayed_records, corrupt_records;
+    uint64_t dropped_space_samples, dropped_age_samples, write_errors;
+    bool broken;               /* the last write failed */
+};
+
+struct rw_diskq;
+uint32_t rw_crc32c(const void *p, size_t n);
+int rw_diskq_open(const struct rw_diskq_opts *o, struct rw_diskq **out);
+int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t first_ts,
+                    int64_t last_ts, uint32_t samples);
+/* The next record after the read cursor (skipping and counting damaged ones), into
+ * payload. SS_ENOTFOUND when none. Then call rw_diskq_ack (delivered or given up)
+ * or rw_diskq_rewind (try again later). */
+int rw_diskq_next(struct rw_diskq *q, struct ss_buf *payload, int64_t *first_ts, int64_t *last_ts,
+                  uint32_t *samples);
+int rw_diskq_ack(struct rw_diskq *q);
+void rw_diskq_rewind(struct rw_diskq *q);
+bool rw_diskq_empty(struct rw_diskq *q);
+void rw_diskq_get_stats(struct rw_diskq *q, struct rw_diskq_stats *out);
+int rw_diskq_sync(struct rw_diskq *q);
+void rw_diskq_close(struct rw_diskq *q);
+
 #endif

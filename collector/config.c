@@ -1,0 +1,2641 @@
+/* config.c: load, validate and print the scrapeship configuration.
+ *
+ * Loading runs in two passes. First libyaml's event API builds a small node tree
+ * (so limits on depth, scalar size and node count are enforced while parsing, and
+ * every node keeps its line:column). Then a schema-driven decoder walks the tree into
+ * struct cfg, expanding ${VAR} / ${VAR:-default} in scalar values, applying
+ * Prometheus 2.42's defaults and checks, and rejecting unknown or duplicate keys. The
+ * first problem found is reported as "file:line:column: message in path" and the
+ * partial config is freed. Secrets are copied exactly once into exact-size buffers and
+ * wiped wherever they are freed, including the tree's copies.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "config_int.h"
+#include "ss.h"
+
+/* ======================================================================== */
+/* The node tree                                                            */
+/* ======================================================================== */
+
+enum ykind { Y_SCALAR, Y_SEQ, Y_MAP };
+
+struct ynode {
+    enum ykind kind;
+    bool is_null; /* plain ~, null, empty, or an explicit !!null tag */
+    bool open;    /* collection still being parsed: an alias to it would recurse */
+    int line, col;
+    char *text; /* scalar bytes, NUL-terminated; len is authoritative */
+    size_t len;
+    struct ynode **kids; /* sequence items, or mapping key, value, key, value, ... */
+    size_t nkids, capkids;
+    struct ynode *all_next; /* every node, for freeing */
+};
+
+#define ANCHOR_SLOTS 8192u /* open addressing, at most half full (CFG_MAX_ANCHORS) */
+
+struct yanchor {
+    char *name;
+    struct ynode *node;
+};
+
+struct loader {
+    const char *source;
+    const char *input; /* for turning libyaml reader offsets into line:column */
+    size_t input_len;
+    char *err;
+    size_t errlen;
+    struct ynode *all;
+    size_t nrefs; /* nodes plus alias references */
+    struct yanchor *anchors; /* ANCHOR_SLOTS entries, allocated on first anchor */
+    size_t nanchors;
+    char path[512];
+    size_t pathlen;
+    uint64_t visits;
+    uint64_t decoded_bytes;
+};
+
+/* ---- error reporting ----------------------------------------------------- */
+
+static int vfail_pos(struct loader *ld, int line, int col, int code, const char *fmt, va_list ap)
+{
+    if (!ld->err || !ld->errlen)
+        return code;
+    int n = snprintf(ld->err, ld->errlen, "%s:%d:%d: ", ld->source, line, col);
+    if (n < 0 || (size_t)n >= ld->errlen)
+        return code;
+    vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+    size_t used = strlen(ld->err);
+    if (ld->pathlen && used < ld->errlen)
+        snprintf(ld->err + used, ld->errlen - used, " in %s", ld->path);
+    return code;
+}
+
+__attribute__((format(printf, 5, 6))) static void fail_pos_msg(struct loader *ld, int line,
+                                                               int col, int code,
+                                                               const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_pos(ld, line, col, code, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld,
+                                                              const struct ynode *n, int code,
+                                                              const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_pos(ld, n ? n->line : 1, n ? n->col : 1, code, fmt, ap);
+    va_end(ap);
+}
+
+/* Write the message and evaluate to code. Macros, so that the (constant, non-zero)
+ * code is visibly the result: static analysers do not follow variadic calls. */
+#define fail_pos(ld, line, col, code, ...) \
+    (fail_pos_msg((ld), (line), (col), (code), __VA_ARGS__), (code))
+#define fail_at(ld, n, code, ...) (fail_at_msg((ld), (n), (code), __VA_ARGS__), (code))
+
+static int fail_oom(struct loader *ld)
+{
+    if (ld->err && ld->errlen)
+        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->source);
+    return SS_ENOMEM;
+}
+
+/* A short, printable excerpt of user text for messages: at most 40 bytes, cut on a
+ * UTF-8 boundary, with quotes, backslashes and control bytes shown as '?'. Never
+ * used on secret fields. */
+#define SNIP_CAP 48
+static const char *snip(const char *s, size_t len, char buf[SNIP_CAP])
+{
+    size_t n = len > 40 ? 40 : len;
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[i] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
+    }
+    if (n < len) {
+        memcpy(buf + n, "...", 4);
+    } else {
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+/* ---- the path shown after "in" ------------------------------------------- */
+
+__attribute__((format(printf, 2, 3))) static size_t path_push(struct loader *ld,
+                                                              const char *fmt, ...)
+{
+    size_t mark = ld->pathlen;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(ld->path + mark, sizeof ld->path - mark, fmt, ap);
+    va_end(ap);
+    size_t add = n > 0 ? (size_t)n : 0;
+    if (mark + add >= sizeof ld->path)
+        add = sizeof ld->path - 1 - mark;
+    ld->pathlen = mark + add;
+    return mark;
+}
+
+static size_t path_field(struct loader *ld, const char *name)
+{
+    return ld->pathlen ? path_push(ld, ".%s", name) : path_push(ld, "%s", name);
+}
+
+static size_t path_index(struct loader *ld, size_t i)
+{
+    return path_push(ld, "[%zu]", i);
+}
+
+static void path_pop(struct loader *ld, size_t mark)
+{
+    ld->pathlen = mark;
+    ld->path[mark] = '\0';
+}
+
+/* ---- building the tree from libyaml events ------------------------------- */
+
+static void tree_free(struct loader *ld)
+{
+    struct ynode *n = ld->all;
+    while (n) {
+        struct ynode *next = n->all_next;
+        if (n->text) {
+            /* Scalars may be passwords or tokens. */
+            ss_wipe(n->text, n->len);
+            free(n->text);
+        }
+        free(n->kids);
+        free(n);
+        n = next;
+    }
+    ld->all = NULL;
+    if (ld->anchors) {
+        for (size_t i = 0; i < ANCHOR_SLOTS; i++)
+            free(ld->anchors[i].name);
+        free(ld->anchors);
+        ld->anchors = NULL;
+    }
+}
+
+static struct ynode *node_new(struct loader *ld, enum ykind kind, int line, int col)
+{
+    struct ynode *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->line = line;
+    n->col = col;
+    n->all_next = ld->all;
+    ld->all = n;
+    return n;
+}
+
+static uint32_t anchor_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct yanchor *anchor_slot(struct loader *ld, const char *name)
+{
+    uint32_t i = anchor_hash(name) & (ANCHOR_SLOTS - 1);
+    /* Bounded: the table is never more than half full. */
+    for (uint32_t probes = 0; probes < ANCHOR_SLOTS; probes++) {
+        struct yanchor *a = &ld->anchors[i];
+        if (!a->name || strcmp(a->name, name) == 0)
+            return a;
+        i = (i + 1) & (ANCHOR_SLOTS - 1);
+    }
+    return NULL;
+}
+
+static int anchor_set(struct loader *ld, const char *name, struct ynode *n)
+{
+    if (!ld->anchors) {
+        ld->anchors = calloc(ANCHOR_SLOTS, sizeof *ld->anchors);
+        if (!ld->anchors)
+            return fail_oom(ld);
+    }
+    struct yanchor *a = anchor_slot(ld, name);
+    if (a && a->name) { /* YAML allows redefining an anchor: later aliases see the new one */
+        a->node = n;
+        return 0;
+    }
+    if (!a || ld->nanchors >= CFG_MAX_ANCHORS)
+        return fail_at(ld, n, SS_ELIMIT, "too many YAML anchors (limit %u)", CFG_MAX_ANCHORS);
+    a->name = strdup(name);
+    if (!a->name)
+        return fail_oom(ld);
+    a->node = n;
+    ld->nanchors++;
+    return 0;
+}
+
+static int attach(struct loader *ld, struct ynode *parent, struct ynode **root, struct ynode *n,
+                  int line, int col)
+{
+    if (++ld->nrefs > CFG_MAX_NODES)
+        return fail_pos(ld, line, col, SS_ELIMIT, "too many YAML nodes (limit %u)",
+                        CFG_MAX_NODES);
+    if (!parent) {
+        *root = n;
+        return 0;
+    }
+    if (parent->nkids == parent->capkids) {
+        size_t ncap = parent->capkids ? parent->capkids * 2 : 8;
+        struct ynode **nk = realloc(parent->kids, ncap * sizeof *nk);
+        if (!nk)
+            return fail_oom(ld);
+        parent->kids = nk;
+        parent->capkids = ncap;
+    }
+    parent->kids[parent->nkids++] = n;
+    return 0;
+}
+
+static bool scalar_is_null(const yaml_event_t *ev)
+{
+    const char *tag = (const char *)ev->data.scalar.tag;
+    if (tag && strcmp(tag, YAML_NULL_TAG) == 0)
+        return true;
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = (const char *)ev->data.scalar.value;
+    /* YAML 1.1 null forms, as go-yaml resolves them. */
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+           !strcmp(v, "NULL");
+}
+
+static void offset_to_pos(const struct loader *ld, size_t off, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    if (off > ld->input_len)
+        off = ld->input_len;
+    for (size_t i = 0; i < off; i++) {
+        if (ld->input[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else if (((unsigned char)ld->input[i] & 0xC0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
+static int yaml_error(struct loader *ld, const yaml_parser_t *p)
+{
+    int line, col;
+    if (p->error == YAML_MEMORY_ERROR)
+        return fail_oom(ld);
+    if (p->error == YAML_READER_ERROR) {
+        offset_to_pos(ld, p->problem_offset, &line, &col);
+        return fail_pos(ld, line, col, SS_EPARSE, "YAML error: %s",
+                        p->problem ? p->problem : "cannot read input");
+    }
+    line = (int)p->problem_mark.line + 1;
+    col = (int)p->problem_mark.column + 1;
+    if (p->context)
+        return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s %s (line %d)",
+                        p->problem ? p->problem : "invalid YAML", p->context,
+                        (int)p->context_mark.line + 1);
+    return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s",
+                    p->problem ? p->problem : "invalid YAML");
+}
+
+/* Parse the whole stream into a tree. Iterative, with an explicit stack bounded by
+ * CFG_MAX_DEPTH, so hostile nesting cannot exhaust the C stack. *root is NULL for an
+ * empty stream. */
+static int tree_build(struct loader *ld, struct ynode **root)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    struct ynode *stack[CFG_MAX_DEPTH];
+    int depth = 0, ndocs = 0, rc = 0;
+    bool done = false;
+
+    *root = NULL;
+    if (!yaml_parser_initialize(&parser))
+        return fail_oom(ld);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->input, ld->input_len);
+    /* One event per iteration, and every event consumes input, so this ends. */
+    while (!done) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = yaml_error(ld, &parser);
+            break;
+        }
+        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+        struct ynode *n = NULL;
+        const char *anchor = NULL;
+        bool push = false;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++ndocs > 1)
+                rc = fail_pos(ld, line, col, SS_ECONFIG,
+                              "only one YAML document is allowed in a config file");
+            break;
+        case YAML_SCALAR_EVENT:
+            if (ev.data.scalar.length > CFG_MAX_SCALAR_BYTES) {
+                rc = fail_pos(ld, line, col, SS_ELIMIT, "scalar longer than %u bytes",
+                              CFG_MAX_SCALAR_BYTES);
+                break;
+            }
+            n = node_new(ld, Y_SCALAR, line, col);
+            if (n)
+                n->text = malloc(ev.data.scalar.length + 1);
+            if (!n || !n->text) {
+                rc = fail_oom(ld);
+                break;
+            }
+            memcpy(n->text, ev.data.scalar.value, ev.data.scalar.length);
+            n->text[ev.data.scalar.length] = '\0';
+            n->len = ev.data.scalar.length;
+            n->is_null = scalar_is_null(&ev);
+            anchor = (const char *)ev.data.scalar.anchor;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth >= CFG_MAX_DEPTH) {
+                rc = fail_pos(ld, line, col, SS_ELIMIT, "nesting deeper than %d levels",
+                              CFG_MAX_DEPTH);
+                break;
+            }
+            n = node_new(ld, ev.type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP, line, col);
+            if (!n) {
+                rc = fail_oom(ld);
+                break;
+            }
+            anchor = (const char *)(ev.type == YAML_SEQUENCE_START_EVENT
+                                        ? ev.data.sequence_start.anchor
+                                        : ev.data.mapping_start.anchor);
+            push = true;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            if (depth > 0)
+                stack[--depth]->open = false;
+            break;
+        case YAML_ALIAS_EVENT: {
+            const char *name = (const char *)ev.data.alias.anchor;
+            struct yanchor *a = ld->anchors ? anchor_slot(ld, name) : NULL;
+            char sb[SNIP_CAP];
+            if (!a || !a->name) {
+                rc = fail_pos(ld, line, col, SS_ECONFIG, "unknown anchor \"%s\"",
+                              snip(name, strlen(name), sb));
+            } else if (a->node->open) {
+                rc = fail_pos(ld, line, col, SS_ECONFIG, "anchor \"%s\" value contains itself",
+                              snip(name, strlen(name), sb));
+            } else {
+                rc = attach(ld, depth ? stack[depth - 1] : NULL, root, a->node, line, col);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        if (!rc && n) {
+            if (anchor)
+                rc = anchor_set(ld, anchor, n);
+            if (!rc)
+                rc = attach(ld, depth ? stack[depth - 1] : NULL, root, n, line, col);
+            if (!rc && push) {
+                n->open = true;
+                stack[depth++] = n;
+            }
+        }
+        yaml_event_delete(&ev);
+        if (rc)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Scalars: ${VAR} expansion and typed values                               */
+/* ======================================================================== */
+
+static bool present(const struct ynode *n)
+{
+    return n && !(n->kind == Y_SCALAR && n->is_null);
+}
+
+static const char *kind_name(const struct ynode *n)
+{
+    switch (n->kind) {
+    case Y_MAP:
+        return "a mapping";
+    case Y_SEQ:
+        return "a list";
+    default:
+        return n->is_null ? "null" : "a scalar";
+    }
+}
+
+static int visit(struct loader *ld, const struct ynode *n, size_t count)
+{
+    ld->visits += count;
+    if (ld->visits > CFG_MAX_VISITS)
+        return fail_at(ld, n, SS_ELIMIT, "config expands to more than %u nodes (YAML aliases?)",
+                       CFG_MAX_VISITS);
+    return 0;
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static bool is_name_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+/* One pass of ${VAR} expansion over s. With dst == NULL only measures. Returns 0, or
+ * -1 with *missing set to the unset variable, or -2 when the result would exceed
+ * CFG_MAX_SCALAR_BYTES. Rules: "$$" is "$"; ${NAME} must be set; ${NAME:-default}
+ * uses default when NAME is unset or empty; any other "$" (e.g. relabel's "$1" or
+ * "${1}") is literal text. */
+static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen,
+                       struct ss_str *missing)
+{
+    size_t o = 0, i = 0;
+#define EMIT(p, n)                                  \
+    do {                                            \
+        if ((n) > CFG_MAX_SCALAR_BYTES - o)         \
+            return -2;                              \
+        if (dst)                                    \
+            memcpy(dst + o, (p), (n));              \
+        o += (n);                                   \
+    } while (0)
+    while (i < len) {
+        const char *dollar = memchr(s + i, '$', len - i);
+        if (!dollar) {
+            EMIT(s + i, len - i);
+            break;
+        }
+        size_t d = (size_t)(dollar - s);
+        EMIT(s + i, d - i);
+        i = d;
+        if (i + 1 < len && s[i + 1] == '$') {
+            EMIT("$", 1);
+            i += 2;
+            continue;
+        }
+        if (i + 2 < len && s[i + 1] == '{' && is_name_start(s[i + 2])) {
+            size_t ns = i + 2, ne = ns;
+            while (ne < len && is_name_char(s[ne]))
+                ne++;
+            char name[256];
+            const char *close = NULL, *def = NULL;
+            if (ne < len && s[ne] == '}') {
+                close = s + ne;
+            } else if (ne + 1 < len && s[ne] == ':' && s[ne + 1] == '-') {
+                def = s + ne + 2;
+                close = memchr(def, '}', len - (ne + 2));
+            }
+            if (close && ne - ns < sizeof name) {
+                memcpy(name, s + ns, ne - ns);
+                name[ne - ns] = '\0';
+                const char *val = getenv(name);
+                if (def) {
+                    if (val && *val)
+                        EMIT(val, strlen(val));
+                    else
+                        EMIT(def, (size_t)(close - def));
+                } else if (val) {
+                    EMIT(val, strlen(val));
+                } else {
+                    missing->p = s + ns;
+                    missing->len = ne - ns;
+                    return -1;
+                }
+                i = (size_t)(close - s) + 1;
+                continue;
+            }
+        }
+        EMIT("$", 1);
+        i++;
+    }
+#undef EMIT
+    *outlen = o;
+    return 0;
+}
+
+/* Count bytes copied out of the tree: aliases can repeat a subtree many times. */
+static int account(struct loader *ld, const struct ynode *n, size_t len)
+{
+    ld->decoded_bytes += len;
+    if (ld->decoded_bytes > CFG_MAX_DECODED_BYTES)
+        return fail_at(ld, n, SS_ELIMIT, "config expands to more than %u bytes (YAML aliases?)",
+                       CFG_MAX_DECODED_BYTES);
+    return 0;
+}
+
+/* The expanded text of scalar n in a fresh exact-size allocation (so secrets are
+ * never left behind by realloc). want describes the expected type for messages. */
+static int scalar_text(struct loader *ld, const struct ynode *n, const char *want, char **out)
+{
+    *out = NULL;
+    if (n->kind != Y_SCALAR)
+        return fail_at(ld, n, SS_ECONFIG, "expected %s, got %s", want, kind_name(n));
+    int rc = visit(ld, n, 1);
+    if (rc)
+        return rc;
+    struct ss_str missing = {NULL, 0};
+    size_t len = 0;
+    int r = expand_pass(n->text, n->len, NULL, &len, &missing);
+    if (r == -1) {
+        char sb[SNIP_CAP];
+        return fail_at(ld, n, SS_ECONFIG, "environment variable \"%s\" is not set",
+                       snip(missing.p, missing.len, sb));
+    }
+    if (r == -2)
+        return fail_at(ld, n, SS_ELIMIT, "value longer than %u bytes after expansion",
+                       CFG_MAX_SCALAR_BYTES);
+    if ((rc = account(ld, n, len)) != 0)
+        return rc;
+    char *s = malloc(len + 1);
+    if (!s)
+        return fail_oom(ld);
+    /* The environment cannot change between the passes unless another thread calls
+     * setenv, which is already undefined behaviour alongside getenv. */
+    size_t len2 = 0;
+    if (expand_pass(n->text, n->len, s, &len2, &missing) != 0 || len2 != len) {
+        free(s);
+        return fail_at(ld, n, SS_ECONFIG, "environment changed while loading");
+    }
+    s[len] = '\0';
+    if (memchr(s, '\0', len)) {
+        ss_free_secret(s);
+        return fail_at(ld, n, SS_ECONFIG, "value contains a NUL character");
+    }
+    if (!utf8_valid((const unsigned char *)s, len)) {
+        ss_wipe(s, len);
+        free(s);
+        return fail_at(ld, n, SS_ECONFIG, "value is not valid UTF-8");
+    }
+    *out = s;
+    return 0;
+}
+
+/* Keys are matched verbatim: ${VAR} expansion applies to values only. */
+static bool key_is(const struct ynode *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->len == n && memcmp(k->text, name, n) == 0;
+}
+
+static int opt_str_impl(struct loader *ld, const struct ynode *n, const char *field, char **dst,
+                        bool keep_empty)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    int rc = scalar_text(ld, n, "a string", &s);
+    if (!rc && s) {
+        if (*s || keep_empty) {
+            *dst = s;
+        } else {
+            free(s);
+        }
+    }
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* An optional string; "" counts as unset, as in Prometheus (Go zero values). */
+static int opt_str(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+{
+    return opt_str_impl(ld, n, field, dst, false);
+}
+
+/* An optional string where "" is a meaningful value (relabel separator, regex...). */
+static int opt_str_keep(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+{
+    return opt_str_impl(ld, n, field, dst, true);
+}
+
+static int opt_dur(struct loader *ld, const struct ynode *n, const char *field, int64_t *dst)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    const char *want = "a duration like \"15s\"";
+    int rc = scalar_text(ld, n, want, &s);
+    if (!rc && ss_parse_duration_ms(s, dst) != 0) {
+        char sb[SNIP_CAP];
+        rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want, snip(s, strlen(s), sb));
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int opt_size(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    const char *want = "a size like \"10MB\"";
+    int rc = scalar_text(ld, n, want, &s);
+    if (!rc && ss_parse_size(s, dst) != 0) {
+        char sb[SNIP_CAP];
+        rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want, snip(s, strlen(s), sb));
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int opt_bool(struct loader *ld, const struct ynode *n, const char *field, bool *dst)
+{
+    /* YAML 1.1 booleans, as go-yaml v2 (used by Prometheus 2.42) resolves them. */
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                      "on",   "On",   "ON",   "y",   "Y"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO",
+                                     "off",   "Off",   "OFF",   "n",  "N"};
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    const char *want = "true or false";
+    int rc = scalar_text(ld, n, want, &s);
+    if (!rc) {
+        bool found = false;
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0] && !found; i++) {
+            if (!strcmp(s, yes[i])) {
+                *dst = true;
+                found = true;
+            } else if (!strcmp(s, no[i])) {
+                *dst = false;
+                found = true;
+            }
+        }
+        if (!found) {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
+                         snip(s, strlen(s), sb));
+        }
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '+')
+        s++;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst,
+                   bool *set)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    const char *want = "a non-negative integer";
+    int rc = scalar_text(ld, n, want, &s);
+    if (!rc) {
+        if (parse_u64(s, dst)) {
+            if (set)
+                *set = true;
+        } else {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
+                         snip(s, strlen(s), sb));
+        }
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int opt_i64(struct loader *ld, const struct ynode *n, const char *field, int64_t *dst)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    char *s = NULL;
+    const char *want = "an integer";
+    int rc = scalar_text(ld, n, want, &s);
+    if (!rc) {
+        bool neg = s[0] == '-';
+        uint64_t u;
+        if (parse_u64(s + neg, &u) && u <= (uint64_t)INT64_MAX) {
+            *dst = neg ? -(int64_t)u : (int64_t)u;
+        } else {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
+                         snip(s, strlen(s), sb));
+        }
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Mappings                                                                 */
+/* ======================================================================== */
+
+static int fail_unknown(struct loader *ld, const struct ynode *k)
+{
+    char sb[SNIP_CAP];
+    if (ld->pathlen)
+        return fail_at(ld, k, SS_ECONFIG, "unknown field \"%s\"", snip(k->text, k->len, sb));
+    return fail_at(ld, k, SS_ECONFIG, "unknown field \"%s\" at the top level",
+                   snip(k->text, k->len, sb));
+}
+
+/* Match a mapping's keys against a struct's field names: vals[i]/keys[i] get the
+ * value and key nodes of field i (NULL when absent). Unknown and duplicate keys are
+ * errors, as with Prometheus' strict unmarshalling. A null map is an empty one. */
+static int take_fields(struct loader *ld, const struct ynode *map, const char *const *names,
+                       size_t nnames, const struct ynode **vals, const struct ynode **keys)
+{
+    for (size_t i = 0; i < nnames; i++)
+        vals[i] = keys[i] = NULL;
+    if (!present(map))
+        return 0;
+    if (map->kind != Y_MAP)
+        return fail_at(ld, map, SS_ECONFIG, "expected a mapping, got %s", kind_name(map));
+    int rc = visit(ld, map, map->nkids / 2 + 1);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i + 1 < map->nkids; i += 2) {
+        const struct ynode *k = map->kids[i];
+        if (k->kind != Y_SCALAR)
+            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s",
+                           kind_name(k));
+        size_t f = 0;
+        while (f < nnames && !key_is(k, names[f]))
+            f++;
+        if (f == nnames)
+            return fail_unknown(ld, k);
+        if (keys[f])
+            return fail_at(ld, k, SS_ECONFIG, "duplicate key \"%s\"", names[f]);
+        keys[f] = k;
+        vals[f] = map->kids[i + 1];
+    }
+    return 0;
+}
+
+struct keyref {
+    const struct ynode *key;
+    size_t idx;
+};
+
+static int keyref_cmp(const void *a, const void *b)
+{
+    const struct keyref *x = a, *y = b;
+    size_t n = x->key->len < y->key->len ? x->key->len : y->key->len;
+    int c = memcmp(x->key->text, y->key->text, n);
+    if (!c)
+        c = x->key->len < y->key->len ? -1 : x->key->len > y->key->len;
+    if (!c)
+        c = x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c;
+}
+
+/* For free-form maps (labels, headers, params): all keys scalar, none repeated. Sorts
+ * instead of comparing pairs so a huge map cannot make this quadratic; reports the
+ * first repeat in document order. */
+static int check_free_map(struct loader *ld, const struct ynode *map)
+{
+    if (map->kind != Y_MAP)
+        return fail_at(ld, map, SS_ECONFIG, "expected a mapping, got %s", kind_name(map));
+    size_t n = map->nkids / 2;
+    int rc = visit(ld, map, n + 1);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *k = map->kids[2 * i];
+        if (k->kind != Y_SCALAR)
+            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s",
+                           kind_name(k));
+        if (memchr(k->text, '\0', k->len))
+            return fail_at(ld, k, SS_ECONFIG, "key contains a NUL character");
+    }
+    if (n < 2)
+        return 0;
+    struct keyref *refs = malloc(n * sizeof *refs);
+    if (!refs)
+        return fail_oom(ld);
+    for (size_t i = 0; i < n; i++) {
+        refs[i].key = map->kids[2 * i];
+        refs[i].idx = i;
+    }
+    qsort(refs, n, sizeof *refs, keyref_cmp);
+    const struct keyref *dup = NULL;
+    for (size_t i = 1; i < n; i++) {
+        if (refs[i].key->len == refs[i - 1].key->len &&
+            memcmp(refs[i].key->text, refs[i - 1].key->text, refs[i].key->len) == 0 &&
+            (!dup || refs[i].idx < dup->idx))
+            dup = &refs[i];
+    }
+    if (dup) {
+        char sb[SNIP_CAP];
+        rc = fail_at(ld, dup->key, SS_ECONFIG, "duplicate key \"%s\"",
+                     snip(dup->key->text, dup->key->len, sb));
+    }
+    free(refs);
+    return rc;
+}
+
+/* ---- names and addresses -------------------------------------------------- */
+
+/* model.LabelName.IsValid: [a-zA-Z_][a-zA-Z0-9_]* */
+static bool label_name_valid(const char *s, size_t len)
+{
+    if (!len || !is_name_start(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!is_name_char(s[i]))
+            return false;
+    return true;
+}
+
+/* RFC 9110 token characters, for header names. */
+static bool header_name_valid(const char *s, size_t len)
+{
+    if (!len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Checks the parts of a URL the HTTP clients rely on: scheme://[userinfo@]host[:port]
+ * with a known scheme, a host, a numeric port, and no whitespace or control bytes
+ * anywhere. Writes the reason to *why. */
+static bool url_valid(const char *u, const char *const *schemes, const char **why)
+{
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7f) {
+            *why = "contains whitespace or control characters";
+            return false;
+        }
+    }
+    const char *sep = strstr(u, "://");
+    if (!sep || sep == u) {
+        *why = "missing scheme (want e.g. \"https://host/path\")";
+        return false;
+    }
+    bool known = false;
+    for (size_t i = 0; schemes[i] && !known; i++)
+        known = strlen(schemes[i]) == (size_t)(sep - u) &&
+                strncasecmp(u, schemes[i], (size_t)(sep - u)) == 0;
+    if (!known) {
+        *why = "unsupported scheme";
+        return false;
+    }
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', alen);
+    const char *host = at ? at + 1 : auth;
+    size_t hlen = alen - (size_t)(host - auth);
+    const char *port = NULL;
+    if (hlen && host[0] == '[') {
+        const char *rb = memchr(host, ']', hlen);
+        if (!rb || rb == host + 1) {
+            *why = "bad IPv6 host";
+            return false;
+        }
+        if ((size_t)(rb + 1 - host) < hlen) {
+            if (rb[1] != ':') {
+                *why = "bad host";
+                return false;
+            }
+            port = rb + 2;
+        }
+    } else {
+        const char *colon = memchr(host, ':', hlen);
+        if (colon) {
+            if (colon == host) {
+                *why = "missing host";
+                return false;
+            }
+            port = colon + 1;
+        }
+    }
+    if (!hlen) {
+        *why = "missing host";
+        return false;
+    }
+    if (port) {
+        size_t plen = (size_t)(host + hlen - port);
+        unsigned long v = 0;
+        if (!plen || plen > 5) {
+            *why = "bad port";
+            return false;
+        }
+        for (size_t i = 0; i < plen; i++) {
+            if (port[i] < '0' || port[i] > '9') {
+                *why = "bad port";
+                return false;
+            }
+            v = v * 10 + (unsigned long)(port[i] - '0');
+        }
+        if (v > 65535) {
+            *why = "bad port";
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Prometheus' CheckTargetAddress rejects "/" (a URL is not a target); we also reject
+ * empty targets, whitespace, and ports that are not numbers. */
+static int check_target(struct loader *ld, const struct ynode *n, const char *t)
+{
+    char sb[SNIP_CAP];
+    size_t len = strlen(t);
+    if (!len)
+        return fail_at(ld, n, SS_ECONFIG, "empty target");
+    if (strchr(t, '/'))
+        return fail_at(ld, n, SS_ECONFIG, "\"%s\" is not a valid hostname", snip(t, len, sb));
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f)
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" contains whitespace",
+                           snip(t, len, sb));
+    const char *port = NULL;
+    if (t[0] == '[') {
+        const char *rb = strchr(t, ']');
+        if (rb && rb[1] == ':')
+            port = rb + 2;
+        else if (!rb || rb[1])
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" has a bad IPv6 address",
+                           snip(t, len, sb));
+    } else {
+        const char *colon = strchr(t, ':');
+        if (colon && !strchr(colon + 1, ':')) /* more colons: a bare IPv6 address */
+            port = colon + 1;
+        if (colon == t)
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" has no host", snip(t, len, sb));
+    }
+    if (port) {
+        uint64_t v;
+        if (!*port || strlen(port) > 5 || !parse_u64(port, &v) || port[0] == '+' || v > 65535)
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" has a bad port", snip(t, len, sb));
+    }
+    return 0;
+}
+
+/* file_sd_config's pattern: ^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$ */
+static bool file_sd_name_valid(const char *s)
+{
+    static const char *const exts[] = {".json", ".yml", ".yaml", ".JSON", ".YML", ".YAML"};
+    const char *star = strchr(s, '*');
+    if (star && strchr(star, '/'))
+        return false;
+    size_t len = strlen(s);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t el = strlen(exts[i]);
+        if (len >= el && strcmp(s + len - el, exts[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ======================================================================== */
+/* Decoders, one per Prometheus config struct                               */
+/* ======================================================================== */
+
+/* A list of strings (null = empty). */
+static int dec_str_list(struct loader *ld, const struct ynode *n, const char *field,
+                        char ***out, size_t *nout)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = 0;
+    if (n->kind != Y_SEQ) {
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list of strings, got %s", kind_name(n));
+        goto out;
+    }
+    if ((rc = visit(ld, n, n->nkids + 1)) != 0 || !n->nkids)
+        goto out;
+    *out = calloc(n->nkids, sizeof **out);
+    if (!*out) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    *nout = n->nkids;
+    for (size_t i = 0; i < n->nkids && !rc; i++) {
+        size_t m = path_index(ld, i);
+        if (!present(n->kids[i]))
+            rc = fail_at(ld, n->kids[i], SS_ECONFIG, "expected a string, got null");
+        else
+            rc = scalar_text(ld, n->kids[i], "a string", &(*out)[i]);
+        path_pop(ld, m);
+    }
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+enum kv_kind { KV_LABELS, KV_HEADERS };
+
+/* labels / external_labels / headers: a map of string to string. Keys are taken
+ * verbatim; values are expanded and null means "". */
+static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *field,
+                      enum kv_kind kind, struct cfg_kv **out, size_t *nout)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = check_free_map(ld, n);
+    size_t count = n->nkids / 2;
+    if (rc || !count)
+        goto out;
+    *out = calloc(count, sizeof **out);
+    if (!*out) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    *nout = count;
+    for (size_t i = 0; i < count && !rc; i++) {
+        const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
+        char sb[SNIP_CAP];
+        if (kind == KV_LABELS && !label_name_valid(k->text, k->len)) {
+            rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name",
+                         snip(k->text, k->len, sb));
+            break;
+        }
+        if (kind == KV_HEADERS && !header_name_valid(k->text, k->len)) {
+            rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid HTTP header name",
+                         snip(k->text, k->len, sb));
+            break;
+        }
+        if ((rc = account(ld, k, k->len)) != 0)
+            break;
+        (*out)[i].key = strdup(k->text);
+        if (!(*out)[i].key) {
+            rc = fail_oom(ld);
+            break;
+        }
+        if (present(v))
+            rc = scalar_text(ld, v, "a string", &(*out)[i].value);
+        else if (!((*out)[i].value = strdup("")))
+            rc = fail_oom(ld);
+        if (!rc && kind == KV_HEADERS && strpbrk((*out)[i].value, "\r\n"))
+            rc = fail_at(ld, v, SS_ECONFIG, "value of header \"%s\" contains a line break",
+                         snip(k->text, k->len, sb));
+    }
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* params: {name: [value, ...]} (url.Values). */
+static int dec_params(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "params");
+    int rc = check_free_map(ld, n);
+    size_t count = n->nkids / 2;
+    if (rc || !count)
+        goto out;
+    sc->params = calloc(count, sizeof *sc->params);
+    if (!sc->params) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    sc->nparams = count;
+    for (size_t i = 0; i < count && !rc; i++) {
+        const struct ynode *k = n->kids[2 * i];
+        struct cfg_param *p = &sc->params[i];
+        if ((rc = account(ld, k, k->len)) != 0)
+            break;
+        if (!(p->name = strdup(k->text))) {
+            rc = fail_oom(ld);
+            break;
+        }
+        /* The key is the field name for the path, so messages name the parameter. An
+         * empty or null list is allowed: the parameter is then not sent. */
+        rc = dec_str_list(ld, n->kids[2 * i + 1], p->name, &p->values, &p->nvalues);
+    }
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* ---- HTTP client config (prometheus/common HTTPClientConfig) -------------- */
+
+#define HTTP_FIELD_NAMES                                                                    \
+    "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config",      \
+        "proxy_url", "follow_redirects", "enable_http2"
+enum {
+    H_BASIC_AUTH,
+    H_AUTHORIZATION,
+    H_BEARER_TOKEN,
+    H_BEARER_TOKEN_FILE,
+    H_TLS,
+    H_PROXY_URL,
+    H_FOLLOW_REDIRECTS,
+    H_ENABLE_HTTP2,
+    H_N
+};
+
+static int dec_tls(struct loader *ld, const struct ynode *n, struct cfg_tls *t)
+{
+    static const char *const names[] = {"ca_file",     "cert_file",            "key_file",
+                                        "server_name", "insecure_skip_verify", "min_version"};
+    enum { T_CA, T_CERT, T_KEY, T_SERVER, T_INSECURE, T_MINVER, T_N };
+    const struct ynode *v[T_N], *k[T_N];
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "tls_config");
+    int rc = take_fields(ld, n, names, T_N, v, k);
+    if (!rc)
+        rc = opt_str(ld, v[T_CA], "ca_file", &t->ca_file);
+    if (!rc)
+        rc = opt_str(ld, v[T_CERT], "cert_file", &t->cert_file);
+    if (!rc)
+        rc = opt_str(ld, v[T_KEY], "key_file", &t->key_file);
+    if (!rc)
+        rc = opt_str(ld, v[T_SERVER], "server_name", &t->server_name);
+    if (!rc)
+        rc = opt_bool(ld, v[T_INSECURE], "insecure_skip_verify", &t->insecure_skip_verify);
+    if (!rc)
+        rc = opt_str(ld, v[T_MINVER], "min_version", &t->min_version);
+    if (!rc && t->min_version && strcmp(t->min_version, "TLS12") != 0 &&
+        strcmp(t->min_version, "TLS13") != 0) {
+        char sb[SNIP_CAP];
+        rc = fail_at(ld, v[T_MINVER], SS_ECONFIG,
+                     "unsupported min_version \"%s\" (want TLS12 or TLS13)",
+                     snip(t->min_version, strlen(t->min_version), sb));
+    }
+    /* prometheus/common TLSConfig.Validate: a client cert needs its key and back. */
+    if (!rc && t->cert_file && !t->key_file)
+        rc = fail_at(ld, k[T_CERT], SS_ECONFIG, "cert_file is set but key_file is not");
+    if (!rc && t->key_file && !t->cert_file)
+        rc = fail_at(ld, k[T_KEY], SS_ECONFIG, "key_file is set but cert_file is not");
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_basic_auth(struct loader *ld, const struct ynode *n, struct cfg_http_client *h)
+{
+    static const char *const names[] = {"username", "password", "password_file"};
+    const struct ynode *v[3], *k[3];
+    size_t mark = path_field(ld, "basic_auth");
+    int rc = take_fields(ld, n, names, 3, v, k);
+    if (!rc)
+        rc = opt_str(ld, v[0], "username", &h->basic_auth_username);
+    if (!rc)
+        rc = opt_str(ld, v[1], "password", &h->basic_auth_password);
+    if (!rc)
+        rc = opt_str(ld, v[2], "password_file", &h->basic_auth_password_file);
+    if (!rc && h->basic_auth_password && h->basic_auth_password_file)
+        rc = fail_at(ld, k[2], SS_ECONFIG,
+                     "at most one of basic_auth password & password_file must be configured");
+    h->has_basic_auth = true;
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_authorization(struct loader *ld, const struct ynode *n,
+                             struct cfg_http_client *h)
+{
+    static const char *const names[] = {"type", "credentials", "credentials_file"};
+    const struct ynode *v[3], *k[3];
+    char *type = NULL;
+    size_t mark = path_field(ld, "authorization");
+    int rc = take_fields(ld, n, names, 3, v, k);
+    if (!rc)
+        rc = opt_str(ld, v[0], "type", &type);
+    if (!rc)
+        rc = opt_str(ld, v[1], "credentials", &h->authorization_credentials);
+    if (!rc)
+        rc = opt_str(ld, v[2], "credentials_file", &h->authorization_credentials_file);
+    if (!rc && h->authorization_credentials && h->authorization_credentials_file)
+        rc = fail_at(ld, k[2], SS_ECONFIG,
+                     "at most one of authorization credentials & credentials_file must be "
+                     "configured");
+    if (!rc) {
+        /* HTTPClientConfig.Validate trims the type and defaults it to Bearer. */
+        const char *t = type ? type : "";
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t tl = strlen(t);
+        while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+            tl--;
+        if (!tl) {
+            t = "Bearer";
+            tl = 6;
+        }
+        if (tl == 5 && strncasecmp(t, "basic", 5) == 0)
+            rc = fail_at(ld, v[0], SS_ECONFIG,
+                         "authorization type cannot be set to \"basic\", use \"basic_auth\" "
+                         "instead");
+        else if (!(h->authorization_type = strndup(t, tl)))
+            rc = fail_oom(ld);
+    }
+    free(type);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* v/k are the HTTP_FIELD_NAMES slots of the owner's field table. The checks follow
+ * prometheus/common HTTPClientConfig.Validate; bearer_token(_file) then move into
+ * authorization, as Prometheus does. */
+static int dec_http(struct loader *ld, const struct ynode *const *v,
+                    const struct ynode *const *k, struct cfg_http_client *h)
+{
+    static const char *const proxy_schemes[] = {"http", "https", "socks5", "socks5h", NULL};
+    char *bearer = NULL, *bearer_file = NULL;
+    int rc = 0;
+
+    h->follow_redirects = true;
+    h->enable_http2 = true;
+    if (present(v[H_BASIC_AUTH]) && (rc = dec_basic_auth(ld, v[H_BASIC_AUTH], h)) != 0)
+        goto fail;
+    if (present(v[H_AUTHORIZATION]) && (rc = dec_authorization(ld, v[H_AUTHORIZATION], h)) != 0)
+        goto fail;
+    if (h->has_basic_auth && h->authorization_type) {
+        rc = fail_at(ld, k[H_AUTHORIZATION], SS_ECONFIG,
+                     "at most one of basic_auth & authorization must be configured");
+        goto fail;
+    }
+    if ((rc = opt_str(ld, v[H_BEARER_TOKEN], "bearer_token", &bearer)) != 0 ||
+        (rc = opt_str(ld, v[H_BEARER_TOKEN_FILE], "bearer_token_file", &bearer_file)) != 0)
+        goto fail;
+    if (bearer && bearer_file) {
+        rc = fail_at(ld, k[H_BEARER_TOKEN_FILE], SS_ECONFIG,
+                     "at most one of bearer_token & bearer_token_file must be configured");
+        goto fail;
+    }
+    if (bearer || bearer_file) {
+        const struct ynode *at = bearer ? k[H_BEARER_TOKEN] : k[H_BEARER_TOKEN_FILE];
+        if (h->has_basic_auth) {
+            rc = fail_at(ld, at, SS_ECONFIG,
+                         "at most one of basic_auth, bearer_token & bearer_token_file must be "
+                         "configured");
+            goto fail;
+        }
+        if (h->authorization_type) {
+            rc = fail_at(ld, at, SS_ECONFIG,
+                         "authorization is not compatible with bearer_token & "
+                         "bearer_token_file");
+            goto fail;
+        }
+        if (!(h->authorization_type = strdup("Bearer"))) {
+            rc = fail_oom(ld);
+            goto fail;
+        }
+        h->authorization_credentials = bearer;
+        h->authorization_credentials_file = bearer_file;
+        bearer = bearer_file = NULL;
+    }
+    if ((rc = dec_tls(ld, v[H_TLS], &h->tls)) != 0 ||
+        (rc = opt_str(ld, v[H_PROXY_URL], "proxy_url", &h->proxy_url)) != 0)
+        goto fail;
+    if (h->proxy_url) {
+        const char *why = NULL;
+        if (!url_valid(h->proxy_url, proxy_schemes, &why)) {
+            size_t m = path_field(ld, "proxy_url");
+            rc = fail_at(ld, v[H_PROXY_URL], SS_ECONFIG, "invalid proxy_url: %s", why);
+            path_pop(ld, m);
+            goto fail;
+        }
+    }
+    if ((rc = opt_bool(ld, v[H_FOLLOW_REDIRECTS], "follow_redirects", &h->follow_redirects)) ||
+        (rc = opt_bool(ld, v[H_ENABLE_HTTP2], "enable_http2", &h->enable_http2)))
+        goto fail;
+    return 0;
+fail:
+    ss_free_secret(bearer);
+    free(bearer_file);
+    return rc;
+}
+
+/* ---- relabel_config ------------------------------------------------------ */
+
+static int dec_relabel(struct loader *ld, const struct ynode *n,
+                       struct scrape_relabel_config *rc_out)
+{
+    static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
+                                        "modulus",       "replacement", "action"};
+    enum { R_SRC, R_SEP, R_TARGET, R_REGEX, R_MOD, R_REPL, R_ACTION, R_N };
+    const struct ynode *v[R_N], *k[R_N];
+    char *action = NULL;
+    int rc = take_fields(ld, n, names, R_N, v, k);
+    if (!rc)
+        rc = dec_str_list(ld, v[R_SRC], "source_labels", &rc_out->source_labels,
+                          &rc_out->nsource_labels);
+    for (size_t i = 0; !rc && i < rc_out->nsource_labels; i++) {
+        const char *s = rc_out->source_labels[i];
+        if (!label_name_valid(s, strlen(s))) {
+            char sb[SNIP_CAP];
+            size_t m = path_field(ld, "source_labels");
+            rc = fail_at(ld, v[R_SRC]->kids[i], SS_ECONFIG, "\"%s\" is not a valid label name",
+                         snip(s, strlen(s), sb));
+            path_pop(ld, m);
+        }
+    }
+    if (!rc)
+        rc = opt_str_keep(ld, v[R_SEP], "separator", &rc_out->separator);
+    if (!rc)
+        rc = opt_str(ld, v[R_TARGET], "target_label", &rc_out->target_label);
+    if (!rc)
+        rc = opt_str_keep(ld, v[R_REGEX], "regex", &rc_out->regex);
+    if (!rc)
+        rc = opt_u64(ld, v[R_MOD], "modulus", &rc_out->modulus, &rc_out->has_modulus);
+    if (!rc)
+        rc = opt_str_keep(ld, v[R_REPL], "replacement", &rc_out->replacement);
+    if (!rc)
+        rc = opt_str(ld, v[R_ACTION], "action", &action);
+    if (!rc && action && scrape_relabel_action_parse(action, &rc_out->action) != 0) {
+        char sb[SNIP_CAP];
+        size_t m = path_field(ld, "action");
+        rc = fail_at(ld, v[R_ACTION], SS_ECONFIG, "unknown relabel action \"%s\"",
+                     snip(action, strlen(action), sb));
+        path_pop(ld, m);
+    }
+    free(action);
+    if (rc)
+        return rc;
+    if (!action)
+        rc_out->action = SCRAPE_RELABEL_REPLACE;
+    /* Fill in Prometheus' DefaultRelabelConfig so the printed config is explicit. */
+    if ((!rc_out->separator && !(rc_out->separator = strdup(";"))) ||
+        (!rc_out->regex && !(rc_out->regex = strdup("(.*)"))) ||
+        (!rc_out->replacement && !(rc_out->replacement = strdup("$1"))))
+        return fail_oom(ld);
+    char msg[256] = "";
+    struct scrape_relabel_rule *rule = NULL;
+    int crc = scrape_relabel_compile(rc_out, &rule, msg, sizeof msg);
+    if (crc != 0) {
+        scrape_relabel_rule_free(rule);
+        if (crc == SS_ENOMEM)
+            return fail_oom(ld);
+        return fail_at(ld, n, SS_ECONFIG, "%s", msg[0] ? msg : "invalid relabel config");
+    }
+    scrape_relabel_rule_free(rule);
+    return 0;
+}
+
+static int dec_relabel_list(struct loader *ld, const struct ynode *n, const char *field,
+                            struct scrape_relabel_config **out, size_t *nout)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = 0;
+    if (n->kind != Y_SEQ) {
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list of relabel configs, got %s",
+                     kind_name(n));
+        goto out;
+    }
+    if ((rc = visit(ld, n, n->nkids + 1)) != 0 || !n->nkids)
+        goto out;
+    *out = calloc(n->nkids, sizeof **out);
+    if (!*out) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    *nout = n->nkids;
+    for (size_t i = 0; i < n->nkids && !rc; i++) {
+        size_t m = path_index(ld, i);
+        if (!present(n->kids[i]))
+            rc = fail_at(ld, n->kids[i], SS_ECONFIG, "empty or null relabeling rule");
+        else
+            rc = dec_relabel(ld, n->kids[i], &(*out)[i]);
+        path_pop(ld, m);
+    }
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* ---- scrape_config -------------------------------------------------------- */
+
+static int dec_static(struct loader *ld, const struct ynode *n, struct cfg_static_config *sc)
+{
+    static const char *const names[] = {"targets", "labels"};
+    const struct ynode *v[2], *k[2];
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null static config");
+    int rc = take_fields(ld, n, names, 2, v, k);
+    if (!rc)
+        rc = dec_str_list(ld, v[0], "targets", &sc->targets, &sc->ntargets);
+    for (size_t i = 0; !rc && i < sc->ntargets; i++) {
+        size_t m = path_push(ld, ".targets[%zu]", i);
+        rc = check_target(ld, v[0]->kids[i], sc->targets[i]);
+        path_pop(ld, m);
+    }
+    if (!rc)
+        rc = dec_kv_map(ld, v[1], "labels", KV_LABELS, &sc->labels, &sc->nlabels);
+    return rc;
+}
+
+static int dec_file_sd(struct loader *ld, const struct ynode *n, struct cfg_file_sd *fs)
+{
+    static const char *const names[] = {"files", "refresh_interval"};
+    const struct ynode *v[2], *k[2];
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null file_sd config");
+    fs->refresh_interval_ms = 5 * 60 * 1000;
+    int rc = take_fields(ld, n, names, 2, v, k);
+    if (!rc)
+        rc = dec_str_list(ld, v[0], "files", &fs->files, &fs->nfiles);
+    if (!rc && !fs->nfiles)
+        rc = fail_at(ld, n, SS_ECONFIG,
+                     "file service discovery config must contain at least one path name");
+    for (size_t i = 0; !rc && i < fs->nfiles; i++) {
+        if (!file_sd_name_valid(fs->files[i])) {
+            char sb[SNIP_CAP];
+            size_t m = path_push(ld, ".files[%zu]", i);
+            rc = fail_at(ld, v[0]->kids[i], SS_ECONFIG,
+                         "path name \"%s\" is not valid for file discovery",
+                         snip(fs->files[i], strlen(fs->files[i]), sb));
+            path_pop(ld, m);
+        }
+    }
+    if (!rc)
+        rc = opt_dur(ld, v[1], "refresh_interval", &fs->refresh_interval_ms);
+    if (!rc && fs->refresh_interval_ms <= 0)
+        rc = fail_at(ld, v[1], SS_ECONFIG, "refresh_interval must be greater than 0");
+    return rc;
+}
+
+/* A list of mappings decoded by fn into an array of elsize-byte structs. */
+static int dec_list(struct loader *ld, const struct ynode *n, const char *field, size_t elsize,
+                    void **out, size_t *nout,
+                    int (*fn)(struct loader *, const struct ynode *, void *))
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = 0;
+    if (n->kind != Y_SEQ) {
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
+        goto out;
+    }
+    if ((rc = visit(ld, n, n->nkids + 1)) != 0 || !n->nkids)
+        goto out;
+    *out = calloc(n->nkids, elsize);
+    if (!*out) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    *nout = n->nkids;
+    for (size_t i = 0; i < n->nkids && !rc; i++) {
+        size_t m = path_index(ld, i);
+        rc = fn(ld, n->kids[i], (char *)*out + i * elsize);
+        path_pop(ld, m);
+    }
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_static_cb(struct loader *ld, const struct ynode *n, void *p)
+{
+    return dec_static(ld, n, p);
+}
+
+static int dec_file_sd_cb(struct loader *ld, const struct ynode *n, void *p)
+{
+    return dec_file_sd(ld, n, p);
+}
+
+static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc,
+                      const struct cfg_global *g, const struct ynode **job_node)
+{
+    static const char *const names[] = {
+        HTTP_FIELD_NAMES,          "job_name",          "honor_labels",
+        "honor_timestamps",        "params",            "scrape_interval",
+        "scrape_timeout",          "metrics_path",      "scheme",
+        "static_configs",          "file_sd_configs",   "relabel_configs",
+        "metric_relabel_configs",  "sample_limit",      "label_limit",
+        "label_name_length_limit", "label_value_length_limit", "body_size_limit"};
+    enum {
+        S_JOB = H_N, S_HONOR_LABELS, S_HONOR_TS, S_PARAMS, S_INTERVAL, S_TIMEOUT, S_PATH,
+        S_SCHEME, S_STATIC, S_FILE_SD, S_RELABEL, S_METRIC_RELABEL, S_SAMPLE_LIMIT,
+        S_LABEL_LIMIT, S_NAME_LEN, S_VALUE_LEN, S_BODY_SIZE, S_N
+    };
+    _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
+    const struct ynode *v[S_N], *k[S_N];
+    int rc;
+
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null scrape config section");
+    sc->line = n->line;
+    sc->honor_timestamps = true;
+    if ((rc = take_fields(ld, n, names, S_N, v, k)) != 0)
+        return rc;
+    if ((rc = opt_str(ld, v[S_JOB], "job_name", &sc->job_name)) != 0)
+        return rc;
+    if (!sc->job_name)
+        return fail_at(ld, present(v[S_JOB]) ? v[S_JOB] : n, SS_ECONFIG, "job_name is required");
+    *job_node = v[S_JOB];
+    if ((rc = opt_bool(ld, v[S_HONOR_LABELS], "honor_labels", &sc->honor_labels)) ||
+        (rc = opt_bool(ld, v[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps)) ||
+        (rc = dec_params(ld, v[S_PARAMS], sc)) ||
+        (rc = opt_dur(ld, v[S_INTERVAL], "scrape_interval", &sc->scrape_interval_ms)) ||
+        (rc = opt_dur(ld, v[S_TIMEOUT], "scrape_timeout", &sc->scrape_timeout_ms)) ||
+        (rc = opt_str(ld, v[S_PATH], "metrics_path", &sc->metrics_path)) ||
+        (rc = opt_str(ld, v[S_SCHEME], "scheme", &sc->scheme)))
+        return rc;
+    if (sc->scheme && strcmp(sc->scheme, "http") != 0 && strcmp(sc->scheme, "https") != 0) {
+        char sb[SNIP_CAP];
+        size_t m = path_field(ld, "scheme");
+        rc = fail_at(ld, v[S_SCHEME], SS_ECONFIG, "unsupported scheme \"%s\" (want http or https)",
+                     snip(sc->scheme, strlen(sc->scheme), sb));
+        path_pop(ld, m);
+        return rc;
+    }
+    if ((!sc->metrics_path && !(sc->metrics_path = strdup("/metrics"))) ||
+        (!sc->scheme && !(sc->scheme = strdup("http"))))
+        return fail_oom(ld);
+    if ((rc = dec_http(ld, v, k, &sc->http)) ||
+        (rc = dec_list(ld, v[S_STATIC], "static_configs", sizeof *sc->static_configs,
+                       (void **)&sc->static_configs, &sc->nstatic_configs, dec_static_cb)) ||
+        (rc = dec_list(ld, v[S_FILE_SD], "file_sd_configs", sizeof *sc->file_sd_configs,
+                       (void **)&sc->file_sd_configs, &sc->nfile_sd_configs, dec_file_sd_cb)) ||
+        (rc = dec_relabel_list(ld, v[S_RELABEL], "relabel_configs", &sc->relabel_configs,
+                               &sc->nrelabel_configs)) ||
+        (rc = dec_relabel_list(ld, v[S_METRIC_RELABEL], "metric_relabel_configs",
+                               &sc->metric_relabel_configs, &sc->nmetric_relabel_configs)) ||
+        (rc = opt_u64(ld, v[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_LABEL_LIMIT], "label_limit", &sc->label_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_NAME_LEN], "label_name_length_limit",
+                      &sc->label_name_length_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_VALUE_LEN], "label_value_length_limit",
+                      &sc->label_value_length_limit, NULL)) ||
+        (rc = opt_size(ld, v[S_BODY_SIZE], "body_size_limit", &sc->body_size_limit)))
+        return rc;
+
+    /* ScrapeConfig.Validate: 0 means "inherit"; an explicit timeout may not exceed the
+     * interval, an inherited one is capped at it. */
+    if (sc->scrape_interval_ms == 0)
+        sc->scrape_interval_ms = g->scrape_interval_ms;
+    if (sc->scrape_timeout_ms > sc->scrape_interval_ms) {
+        char a[32], b[32];
+        ss_format_duration_ms(a, sizeof a, sc->scrape_timeout_ms);
+        ss_format_duration_ms(b, sizeof b, sc->scrape_interval_ms);
+        size_t m = path_field(ld, "scrape_timeout");
+        rc = fail_at(ld, v[S_TIMEOUT], SS_ECONFIG,
+                     "scrape_timeout (%s) is greater than scrape_interval (%s)", a, b);
+        path_pop(ld, m);
+        return rc;
+    }
+    if (sc->scrape_timeout_ms == 0)
+        sc->scrape_timeout_ms = g->scrape_timeout_ms > sc->scrape_interval_ms
+                                    ? sc->scrape_interval_ms
+                                    : g->scrape_timeout_ms;
+    return 0;
+}
+
+/* ---- remote_write --------------------------------------------------------- */
+
+static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue *q)
+{
+    static const char *const names[] = {
+        "capacity",   "min_shards",  "max_shards",        "max_samples_per_send",
+        "batch_send_deadline", "min_backoff", "max_backoff", "retry_on_http_429",
+        "sample_age_limit"};
+    enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_N };
+    const struct ynode *v[Q_N], *k[Q_N];
+    q->capacity = 10000;
+    q->min_shards = 1;
+    q->max_shards = 50;
+    q->max_samples_per_send = 2000;
+    q->batch_send_deadline_ms = 5000;
+    q->min_backoff_ms = 30;
+    q->max_backoff_ms = 5000;
+    q->retry_on_http_429 = true;
+    q->sample_age_limit_ms = 0;
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "queue_config");
+    int rc = take_fields(ld, n, names, Q_N, v, k);
+    if (rc || (rc = opt_i64(ld, v[Q_CAP], "capacity", &q->capacity)) ||
+        (rc = opt_i64(ld, v[Q_MIN], "min_shards", &q->min_shards)) ||
+        (rc = opt_i64(ld, v[Q_MAX], "max_shards", &q->max_shards)) ||
+        (rc = opt_i64(ld, v[Q_MSPS], "max_samples_per_send", &q->max_samples_per_send)) ||
+        (rc = opt_dur(ld, v[Q_DEADLINE], "batch_send_deadline", &q->batch_send_deadline_ms)) ||
+        (rc = opt_dur(ld, v[Q_MINB], "min_backoff", &q->min_backoff_ms)) ||
+        (rc = opt_dur(ld, v[Q_MAXB], "max_backoff", &q->max_backoff_ms)) ||
+        (rc = opt_bool(ld, v[Q_429], "retry_on_http_429", &q->retry_on_http_429)) ||
+        (rc = opt_dur(ld, v[Q_AGE], "sample_age_limit", &q->sample_age_limit_ms)))
+        goto out;
+    /* Point at the offending value when it was written, else at queue_config. */
+#define QNODE(i) (v[i] ? v[i] : n)
+    if (q->capacity < 1)
+        rc = fail_at(ld, QNODE(Q_CAP), SS_ECONFIG, "capacity must be at least 1");
+    else if (q->min_shards < 1)
+        rc = fail_at(ld, QNODE(Q_MIN), SS_ECONFIG, "min_shards must be at least 1");
+    else if (q->max_shards < q->min_shards)
+        rc = fail_at(ld, QNODE(Q_MAX), SS_ECONFIG,
+                     "max_shards (%lld) must not be less than min_shards (%lld)",
+                     (long long)q->max_shards, (long long)q->min_shards);
+    else if (q->max_samples_per_send < 1)
+        rc = fail_at(ld, QNODE(Q_MSPS), SS_ECONFIG, "max_samples_per_send must be at least 1");
+    else if (q->batch_send_deadline_ms <= 0)
+        rc = fail_at(ld, QNODE(Q_DEADLINE), SS_ECONFIG,
+                     "batch_send_deadline must be greater than 0");
+    else if (q->min_backoff_ms <= 0)
+        rc = fail_at(ld, QNODE(Q_MINB), SS_ECONFIG, "min_backoff must be greater than 0");
+    else if (q->max_backoff_ms < q->min_backoff_ms)
+        rc = fail_at(ld, QNODE(Q_MAXB), SS_ECONFIG,
+                     "max_backoff must not be less than min_backoff");
+#undef QNODE
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_metadata(struct loader *ld, const struct ynode *n, struct cfg_metadata *md)
+{
+    static const char *const names[] = {"send", "send_interval", "max_samples_per_send"};
+    const struct ynode *v[3], *k[3];
+    md->send = true;
+    md->send_interval_ms = 60000;
+    md->max_samples_per_send = 2000;
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "metadata_config");
+    int rc = take_fields(ld, n, names, 3, v, k);
+    if (!rc)
+        rc = opt_bool(ld, v[0], "send", &md->send);
+    if (!rc)
+        rc = opt_dur(ld, v[1], "send_interval", &md->send_interval_ms);
+    if (!rc)
+        rc = opt_i64(ld, v[2], "max_samples_per_send", &md->max_samples_per_send);
+    if (!rc && md->send_interval_ms <= 0)
+        rc = fail_at(ld, v[1] ? v[1] : n, SS_ECONFIG, "send_interval must be greater than 0");
+    if (!rc && md->max_samples_per_send < 1)
+        rc = fail_at(ld, v[2] ? v[2] : n, SS_ECONFIG, "max_samples_per_send must be at least 1");
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_sigv4(struct loader *ld, const struct ynode *n, struct cfg_sigv4 *s)
+{
+    static const char *const names[] = {"region",   "access_key",  "secret_key", "profile",
+                                        "role_arn", "external_id", "service"};
+    enum { G_REGION, G_AK, G_SK, G_PROFILE, G_ROLE, G_EXTID, G_SERVICE, G_N };
+    const struct ynode *v[G_N], *k[G_N];
+    size_t mark = path_field(ld, "sigv4");
+    /* The key's presence turns SigV4 on: `sigv4: {}` means "region and credentials from
+     * the environment", which is a complete configuration. */
+    s->enabled = true;
+    int rc = take_fields(ld, n, names, G_N, v, k);
+    if (rc || (rc = opt_str(ld, v[G_REGION], "region", &s->region)) ||
+        (rc = opt_str(ld, v[G_AK], "access_key", &s->access_key)) ||
+        (rc = opt_str(ld, v[G_SK], "secret_key", &s->secret_key)) ||
+        (rc = opt_str(ld, v[G_PROFILE], "profile", &s->profile)) ||
+        (rc = opt_str(ld, v[G_ROLE], "role_arn", &s->role_arn)) ||
+        (rc = opt_str(ld, v[G_EXTID], "external_id", &s->external_id)) ||
+        (rc = opt_str(ld, v[G_SERVICE], "service", &s->service)))
+        goto out;
+    if (!s->access_key != !s->secret_key) {
+        rc = fail_at(ld, s->access_key ? k[G_AK] : k[G_SK], SS_ECONFIG,
+                     "must provide a AWS SigV4 Access key and Secret Key if credentials are "
+                     "specified in the SigV4 config");
+        goto out;
+    }
+    if (s->external_id && !s->role_arn) {
+        rc = fail_at(ld, k[G_EXTID], SS_ECONFIG, "external_id requires role_arn");
+        goto out;
+    }
+    if (!s->service && !(s->service = strdup("aps")))
+        rc = fail_oom(ld);
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* Prometheus' reservedHeaders, plus X-Amz-* under SigV4 (they are signed by us). */
+static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
+{
+    static const char *const reserved[] = {"Content-Encoding", "Content-Type", "User-Agent",
+                                           "X-Prometheus-Remote-Write-Version", "Host"};
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "headers");
+    int rc = 0;
+    for (size_t i = 0; i + 1 < n->nkids && !rc; i += 2) {
+        const struct ynode *k = n->kids[i];
+        char sb[SNIP_CAP];
+        if (!strcasecmp(k->text, "Authorization")) {
+            rc = fail_at(ld, k, SS_ECONFIG,
+                         "authorization header must be changed via the basic_auth, "
+                         "authorization, or sigv4 parameter");
+            break;
+        }
+        for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+            if (!strcasecmp(k->text, reserved[r]))
+                rc = fail_at(ld, k, SS_ECONFIG, "%s is a reserved header. It must not be changed",
+                             snip(k->text, k->len, sb));
+        if (!rc && sigv4 && !strncasecmp(k->text, "X-Amz-", 6))
+            rc = fail_at(ld, k, SS_ECONFIG,
+                         "%s is a reserved header when sigv4 is configured",
+                         snip(k->text, k->len, sb));
+    }
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg_remote_write *rw)
+{
+    static const char *const names[] = {
+        HTTP_FIELD_NAMES, "url",         "name",        "remote_timeout",
+        "headers",        "write_relabel_configs",    "send_exemplars",
+        "queue_config",   "metadata_config",          "sigv4"};
+    enum {
+        W_URL = H_N, W_NAME, W_TIMEOUT, W_HEADERS, W_RELABEL, W_EXEMPLARS, W_QUEUE, W_METADATA,
+        W_SIGV4, W_N
+    };
+    _Static_assert(sizeof names / sizeof names[0] == W_N, "field table");
+    static const char *const url_schemes[] = {"http", "https", NULL};
+    const struct ynode *v[W_N], *k[W_N];
+    int rc;
+
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null remote write config section");
+    rw->line = n->line;
+    rw->remote_timeout_ms = 30000;
+    if ((rc = take_fields(ld, n, names, W_N, v, k)) ||
+        (rc = opt_str(ld, v[W_URL], "url", &rw->url)))
+        return rc;
+    if (!rw->url)
+        return fail_at(ld, present(v[W_URL]) ? v[W_URL] : n, SS_ECONFIG,
+                       "url for remote_write is empty");
+    const char *why = NULL;
+    if (!url_valid(rw->url, url_schemes, &why)) {
+        size_t m = path_field(ld, "url");
+        /* The URL is not echoed: it may carry a password. */
+        rc = fail_at(ld, v[W_URL], SS_ECONFIG, "invalid url: %s", why);
+        path_pop(ld, m);
+        return rc;
+    }
+    if ((rc = opt_str(ld, v[W_NAME], "name", &rw->name)))
+        return rc;
+    if (!rw->name && !(rw->name = strdup("")))
+        return fail_oom(ld);
+    if ((rc = opt_dur(ld, v[W_TIMEOUT], "remote_timeout", &rw->remote_timeout_ms)))
+        return rc;
+    if (rw->remote_timeout_ms <= 0)
+        return fail_at(ld, v[W_TIMEOUT], SS_ECONFIG, "remote_timeout must be greater than 0");
+    if ((rc = dec_kv_map(ld, v[W_HEADERS], "headers", KV_HEADERS, &rw->headers,
+                         &rw->nheaders)) ||
+        (rc = dec_relabel_list(ld, v[W_RELABEL], "write_relabel_configs",
+                               &rw->write_relabel_configs, &rw->nwrite_relabel_configs)) ||
+        (rc = opt_bool(ld, v[W_EXEMPLARS], "send_exemplars", &rw->send_exemplars)) ||
+        (rc = dec_http(ld, v, k, &rw->http)) || (rc = dec_queue(ld, v[W_QUEUE], &rw->queue)) ||
+        (rc = dec_metadata(ld, v[W_METADATA], &rw->metadata)))
+        return rc;
+    if (k[W_SIGV4]) {
+        if ((rc = dec_sigv4(ld, v[W_SIGV4], &rw->sigv4)))
+            return rc;
+        if (rw->http.has_basic_auth || rw->http.authorization_type)
+            return fail_at(ld, k[W_SIGV4], SS_ECONFIG,
+                           "at most one of basic_auth, authorization & sigv4 must be "
+                           "configured");
+    }
+    return check_headers(ld, v[W_HEADERS], rw->sigv4.enabled);
+}
+
+/* ---- global, storage, and the top level ---------------------------------- */
+
+static int dec_global(struct loader *ld, const struct ynode *n, struct cfg_global *g)
+{
+    static const char *const names[] = {"scrape_interval", "scrape_timeout",
+                                        "evaluation_interval", "external_labels"};
+    const struct ynode *v[4], *k[4];
+    int64_t eval = 0; /* accepted for Prometheus compatibility; we evaluate no rules */
+    size_t mark = path_field(ld, "global");
+    int rc = take_fields(ld, n, names, 4, v, k);
+    if (rc || (rc = opt_dur(ld, v[0], "scrape_interval", &g->scrape_interval_ms)) ||
+        (rc = opt_dur(ld, v[1], "scrape_timeout", &g->scrape_timeout_ms)) ||
+        (rc = opt_dur(ld, v[2], "evaluation_interval", &eval)) ||
+        (rc = dec_kv_map(ld, v[3], "external_labels", KV_LABELS, &g->external_labels,
+                         &g->nexternal_labels)))
+        goto out;
+    /* GlobalConfig.UnmarshalYAML: 0 means default; an explicit timeout may not exceed
+     * the interval; the default timeout is capped at it. */
+    if (g->scrape_interval_ms == 0)
+        g->scrape_interval_ms = 60000;
+    if (g->scrape_timeout_ms > g->scrape_interval_ms) {
+        char a[32], b[32];
+        ss_format_duration_ms(a, sizeof a, g->scrape_timeout_ms);
+        ss_format_duration_ms(b, sizeof b, g->scrape_interval_ms);
+        size_t m = path_field(ld, "scrape_timeout");
+        rc = fail_at(ld, v[1], SS_ECONFIG,
+                     "global scrape_timeout (%s) is greater than scrape_interval (%s)", a, b);
+        path_pop(ld, m);
+        goto out;
+    }
+    if (g->scrape_timeout_ms == 0)
+        g->scrape_timeout_ms = 10000 > g->scrape_interval_ms ? g->scrape_interval_ms : 10000;
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+struct nameref {
+    const char *s;
+    const struct ynode *at;
+    size_t idx;
+};
+
+static int nameref_cmp(const void *a, const void *b)
+{
+    const struct nameref *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    if (!c)
+        c = x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c;
+}
+
+/* Sort-based uniqueness check; reports the first repeat in document order. */
+static int check_unique(struct loader *ld, struct nameref *refs, size_t n, const char *section,
+                        const char *what)
+{
+    if (n < 2)
+        return 0;
+    qsort(refs, n, sizeof *refs, nameref_cmp);
+    const struct nameref *dup = NULL;
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(refs[i].s, refs[i - 1].s) && (!dup || refs[i].idx < dup->idx))
+            dup = &refs[i];
+    if (!dup)
+        return 0;
+    char sb[SNIP_CAP];
+    size_t m = path_push(ld, "%s[%zu]", section, dup->idx);
+    int rc = fail_at(ld, dup->at, SS_ECONFIG, "found multiple %s with name \"%s\"", what,
+                     snip(dup->s, strlen(dup->s), sb));
+    path_pop(ld, m);
+    return rc;
+}
+
+static int dec_scrape_configs(struct loader *ld, const struct ynode *n, struct cfg *c)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "scrape_configs");
+    struct nameref *refs = NULL;
+    int rc = 0;
+    if (n->kind != Y_SEQ) {
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
+        goto out;
+    }
+    if ((rc = visit(ld, n, n->nkids + 1)) || !n->nkids)
+        goto out;
+    c->scrape_configs = calloc(n->nkids, sizeof *c->scrape_configs);
+    refs = calloc(n->nkids, sizeof *refs);
+    if (!c->scrape_configs || !refs) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    c->nscrape_configs = n->nkids;
+    for (size_t i = 0; i < n->nkids && !rc; i++) {
+        size_t m = path_index(ld, i);
+        rc = dec_scrape(ld, n->kids[i], &c->scrape_configs[i], &c->global, &refs[i].at);
+        refs[i].s = c->scrape_configs[i].job_name;
+        refs[i].idx = i;
+        path_pop(ld, m);
+    }
+    path_pop(ld, mark);
+    if (!rc)
+        rc = check_unique(ld, refs, n->nkids, "scrape_configs", "scrape configs");
+out:
+    path_pop(ld, mark);
+    free(refs);
+    return rc;
+}
+
+static int dec_remote_writes(struct loader *ld, const struct ynode *n, struct cfg *c)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "remote_write");
+    struct nameref *refs = NULL;
+    size_t nrefs = 0;
+    int rc = 0;
+    if (n->kind != Y_SEQ) {
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
+        goto out;
+    }
+    if ((rc = visit(ld, n, n->nkids + 1)) || !n->nkids)
+        goto out;
+    c->remote_writes = calloc(n->nkids, sizeof *c->remote_writes);
+    refs = calloc(n->nkids, sizeof *refs);
+    if (!c->remote_writes || !refs) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    c->nremote_writes = n->nkids;
+    for (size_t i = 0; i < n->nkids && !rc; i++) {
+        size_t m = path_index(ld, i);
+        struct cfg_remote_write *rw = &c->remote_writes[i];
+        rc = dec_remote_write(ld, n->kids[i], rw);
+        /* Only non-empty names must be unique, as in Prometheus. */
+        if (!rc && rw->name[0]) {
+            const struct ynode *nv = n->kids[i];
+            for (size_t j = 0; j + 1 < nv->nkids; j += 2)
+                if (key_is(nv->kids[j], "name"))
+                    refs[nrefs].at = nv->kids[j + 1];
+            refs[nrefs].s = rw->name;
+            refs[nrefs].idx = i;
+            nrefs++;
+        }
+        path_pop(ld, m);
+    }
+    path_pop(ld, mark);
+    if (!rc)
+        rc = check_unique(ld, refs, nrefs, "remote_write", "remote write configs");
+out:
+    path_pop(ld, mark);
+    free(refs);
+    return rc;
+}
+
+static int dec_storage(struct loader *ld, const struct ynode *n, struct cfg *c)
+{
+    static const char *const names[] = {"path"};
+    const struct ynode *v[1], *k[1];
+    size_t mark = path_field(ld, "storage");
+    int rc = take_fields(ld, n, names, 1, v, k);
+    if (!rc)
+        rc = opt_str(ld, v[0], "path", &c->storage_path);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_root(struct loader *ld, const struct ynode *root, struct cfg *c)
+{
+    static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage"};
+    const struct ynode *v[4], *k[4];
+    int rc = take_fields(ld, root, names, 4, v, k);
+    if (rc)
+        return rc;
+    /* global first: jobs inherit from it wherever it appears in the file. */
+    if ((rc = dec_global(ld, v[0], &c->global)) || (rc = dec_scrape_configs(ld, v[1], c)) ||
+        (rc = dec_remote_writes(ld, v[2], c)) || (rc = dec_storage(ld, v[3], c)))
+        return rc;
+    return 0;
+}
+
+/* ======================================================================== */
+/* Public entry points                                                      */
+/* ======================================================================== */
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void free_kv(struct cfg_kv *kv, size_t n)
+{
+    for (size_t i = 0; kv && i < n; i++) {
+        free(kv[i].key);
+        /* Header values are often API keys. */
+        ss_free_secret(kv[i].value);
+    }
+    free(kv);
+}
+
+static void free_relabel(struct scrape_relabel_config *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free_strv(r[i].source_labels, r[i].nsource_labels);
+        free(r[i].separator);
+        free(r[i].target_label);
+        free(r[i].regex);
+        free(r[i].replacement);
+    }
+    free(r);
+}
+
+static void free_http(struct cfg_http_client *h)
+{
+    free(h->basic_auth_username);
+    ss_free_secret(h->basic_auth_password);
+    free(h->basic_auth_password_file);
+    free(h->authorization_type);
+    ss_free_secret(h->authorization_credentials);
+    free(h->authorization_credentials_file);
+    free(h->tls.ca_file);
+    free(h->tls.cert_file);
+    free(h->tls.key_file);
+    free(h->tls.server_name);
+    free(h->tls.min_version);
+    ss_free_secret(h->proxy_url); /* may carry user:password@ */
+}
+
+void cfg_free(struct cfg *c)
+{
+    if (!c)
+        return;
+    free(c->source);
+    free_kv(c->global.external_labels, c->global.nexternal_labels);
+    for (size_t i = 0; c->scrape_configs && i < c->nscrape_configs; i++) {
+        struct cfg_scrape *sc = &c->scrape_configs[i];
+        free(sc->job_name);
+        free(sc->metrics_path);
+        free(sc->scheme);
+        for (size_t p = 0; sc->params && p < sc->nparams; p++) {
+            free(sc->params[p].name);
+            free_strv(sc->params[p].values, sc->params[p].nvalues);
+        }
+        free(sc->params);
+        for (size_t s = 0; sc->static_configs && s < sc->nstatic_configs; s++) {
+            free_strv(sc->static_configs[s].targets, sc->static_configs[s].ntargets);
+            free_kv(sc->static_configs[s].labels, sc->static_configs[s].nlabels);
+        }
+        free(sc->static_configs);
+        for (size_t f = 0; sc->file_sd_configs && f < sc->nfile_sd_configs; f++)
+            free_strv(sc->file_sd_configs[f].files, sc->file_sd_configs[f].nfiles);
+        free(sc->file_sd_configs);
+        free_http(&sc->http);
+        free_relabel(sc->relabel_configs, sc->nrelabel_configs);
+        free_relabel(sc->metric_relabel_configs, sc->nmetric_relabel_configs);
+    }
+    free(c->scrape_configs);
+    for (size_t i = 0; c->remote_writes && i < c->nremote_writes; i++) {
+        struct cfg_remote_write *rw = &c->remote_writes[i];
+        ss_free_secret(rw->url);
+        free(rw->name);
+        free_kv(rw->headers, rw->nheaders);
+        free_relabel(rw->write_relabel_configs, rw->nwrite_relabel_configs);
+        free_http(&rw->http);
+        free(rw->sigv4.region);
+        ss_free_secret(rw->sigv4.access_key);
+        ss_free_secret(rw->sigv4.secret_key);
+        free(rw->sigv4.profile);
+        free(rw->sigv4.role_arn);
+        free(rw->sigv4.external_id);
+        free(rw->sigv4.service);
+    }
+    free(c->remote_writes);
+    free(c->storage_path);
+    free(c);
+}
+
+int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out,
+                    char *err, size_t errlen)
+{
+    struct loader ld;
+    struct ynode *root = NULL;
+    struct cfg *c = NULL;
+    int rc;
+
+    memset(&ld, 0, sizeof ld);
+    ld.source = source_name ? source_name : "<string>";
+    ld.input = yaml ? yaml : "";
+    ld.input_len = yaml ? len : 0;
+    ld.err = err;
+    ld.errlen = errlen;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out)
+        return SS_EINVAL;
+    *out = NULL;
+    if (ld.input_len > CFG_MAX_FILE_BYTES) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: config is larger than %u bytes", ld.source,
+                     CFG_MAX_FILE_BYTES);
+        return SS_ELIMIT;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c || !(c->source = strdup(ld.source))) {
+        rc = fail_oom(&ld);
+        goto fail;
+    }
+    if ((rc = tree_build(&ld, &root)) != 0)
+        goto fail;
+    if (root && root->kind != Y_MAP && present(root)) {
+        rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s",
+                     kind_name(root));
+        goto fail;
+    }
+    if ((rc = dec_root(&ld, root, c)) != 0)
+        goto fail;
+    tree_free(&ld);
+    *out = c;
+    return 0;
+fail:
+    tree_free(&ld);
+    cfg_free(c);
+    return rc;
+}
+
+int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out || !path)
+        return SS_EINVAL;
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return SS_EIO;
+    }
+    /* Read at most one byte past the limit, so pipes and growing files are bounded. */
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    for (;;) {
+        if (!buf)
+            break;
+        if (len == cap) {
+            if (cap > CFG_MAX_FILE_BYTES)
+                break;
+            size_t ncap = cap * 2 > (size_t)CFG_MAX_FILE_BYTES + 1 ? (size_t)CFG_MAX_FILE_BYTES + 1
+                                                                   : cap * 2;
+            /* Grow by copying, not realloc, so no unwiped copy of a secret is freed. */
+            char *nb = malloc(ncap);
+            if (nb)
+                memcpy(nb, buf, len);
+            ss_wipe(buf, len);
+            free(buf);
+            buf = nb;
+            cap = ncap;
+            continue;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (!buf) {
+        rc = SS_ENOMEM;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory", path);
+    } else if (ferror(f)) {
+        rc = SS_EIO;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+    } else if (len > CFG_MAX_FILE_BYTES) {
+        rc = SS_ELIMIT;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: config file is larger than %u bytes", path,
+                     CFG_MAX_FILE_BYTES);
+    }
+    fclose(f);
+    if (!rc)
+        rc = cfg_load_string(buf, len, path, out, err, errlen);
+    if (buf) {
+        ss_wipe(buf, len);
+        free(buf);
+    }
+    return rc;
+}
+
+const char *cfg_embedded_default(void)
+{
+    return "# scrapeship embedded default: scrape our own self-metrics endpoint.\n"
+           "global:\n"
+           "  scrape_interval: 5s\n"
+           "scrape_configs:\n"
+           "  - job_name: scrapeship\n"
+           "    static_configs:\n"
+           "      - targets: [\"127.0.0.1:9464\"]\n";
+}
+
+/* ======================================================================== */
+/* Printing                                                                 */
+/* ======================================================================== */
+
+struct printer {
+    FILE *f;
+    bool dash; /* a "- " is owed before the next key: we are starting a list item */
+};
+
+static void p_indent(struct printer *p, int ind)
+{
+    if (p->dash) {
+        fprintf(p->f, "%*s- ", ind - 2, "");
+        p->dash = false;
+    } else {
+        fprintf(p->f, "%*s", ind, "");
+    }
+}
+
+/* Close a list item that printed nothing. */
+static void p_item_end(struct printer *p, int ind)
+{
+    if (p->dash) {
+        fprintf(p->f, "%*s- {}\n", ind - 2, "");
+        p->dash = false;
+    }
+}
+
+/* A double-quoted YAML scalar: any byte string round-trips. dollar: also double a "$"
+ * that the loader would otherwise read as the start of "$$" or "${...}". */
+static void p_quoted(FILE *f, const char *s, bool dollar)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    fputc('"', f);
+    while (*u) {
+        unsigned char c = *u;
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc(c, f);
+            u++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\x%02x", c);
+            u++;
+        } else if (c == '$') {
+            fputc('$', f);
+            if (dollar && (u[1] == '$' || u[1] == '{'))
+                fputc('$', f);
+            u++;
+        } else if (c < 0x80) {
+            fputc(c, f);
+            u++;
+        } else {
+            /* Values are valid UTF-8 (checked on load). Escape what YAML forbids raw or
+             * reads as a line break: C1 controls, NEL, LS, PS, BOM, U+FFFE/U+FFFF. */
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            uint32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+            for (size_t i = 1; i < n && u[i]; i++)
+                cp = (cp << 6) | (u[i] & 0x3F);
+            if (cp >= 0x80 && cp <= 0x9F)
+                fprintf(f, "\\x%02x", (unsigned)cp);
+            else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE ||
+                     cp == 0xFFFF)
+                fprintf(f, "\\u%04x", (unsigned)cp);
+            else
+                fwrite(u, 1, n, f);
+            for (size_t i = 0; i < n && *u; i++)
+                u++;
+        }
+    }
+    fputc('"', f);
+}
+
+static void p_str(struct printer *p, int ind, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    p_indent(p, ind);
+    fprintf(p->f, "%s: ", key);
+    p_quoted(p->f, v, true);
+    fputc('\n', p->f);
+}
+
+static void p_secret(struct printer *p, int ind, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    p_indent(p, ind);
+    fprintf(p->f, "%s: \"<secret>\"\n", key);
+}
+
+/* A URL with any userinfo password replaced by <secret>. */
+static void p_url(struct printer *p, int ind, const char *key, const char *url)
+{
+    if (!url)
+        return;
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) {
+        p_str(p, ind, key, url);
+        return;
+    }
+    size_t head = (size_t)(colon + 1 - url);
+    size_t total = head + strlen("<secret>") + strlen(at) + 1;
+    char *red = malloc(total);
+    if (!red) {
+        p_indent(p, ind);
+        fprintf(p->f, "%s: \"<secret>\"\n", key);
+        return;
+    }
+    memcpy(red, url, head);
+    snprintf(red + head, total - head, "<secret>%s", at);
+    p_str(p, ind, key, red);
+    free(red);
+}
+
+static void p_dur(struct printer *p, int ind, const char *key, int64_t ms)
+{
+    char b[64];
+    ss_format_duration_ms(b, sizeof b, ms);
+    p_indent(p, ind);
+    fprintf(p->f, "%s: %s\n", key, b);
+}
+
+static void p_bool(struct printer *p, int ind, const char *key, bool v)
+{
+    p_indent(p, ind);
+    fprintf(p->f, "%s: %s\n", key, v ? "true" : "false");
+}
+
+static void p_i64(struct printer *p, int ind, const char *key, int64_t v)
+{
+    p_indent(p, ind);
+    fprintf(p->f, "%s: %lld\n", key, (long long)v);
+}
+
+static void p_u64(struct printer *p, int ind, const char *key, uint64_t v)
+{
+    p_indent(p, ind);
+    fprintf(p->f, "%s: %llu\n", key, (unsigned long long)v);
+}
+
+static void p_strv(struct printer *p, int ind, const char *key, char *const *v, size_t n)
+{
+    if (!n)
+        return;
+    p_indent(p, ind);
+    fprintf(p->f, "%s:\n", key);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(p->f, "%*s- ", ind, "");
+        p_quoted(p->f, v[i], true);
+        fputc('\n', p->f);
+    }
+}
+
+static void p_kv(struct printer *p, int ind, const char *key, const struct cfg_kv *kv, size_t n)
+{
+    if (!n)
+        return;
+    p_indent(p, ind);
+    fprintf(p->f, "%s:\n", key);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(p->f, "%*s", ind + 2, "");
+        p_quoted(p->f, kv[i].key, false); /* keys are never expanded */
+        fputs(": ", p->f);
+        p_quoted(p->f, kv[i].value, true);
+        fputc('\n', p->f);
+    }
+}
+
+static void p_http(struct printer *p, int ind, const struct cfg_http_client *h)
+{
+    if (h->has_basic_auth) {
+        if (!h->basic_auth_username && !h->basic_auth_password && !h->basic_auth_password_file) {
+            p_indent(p, ind);
+            fputs("basic_auth: {}\n", p->f);
+        } else {
+            p_indent(p, ind);
+            fputs("basic_auth:\n", p->f);
+            p_str(p, ind + 2, "username", h->basic_auth_username);
+            p_secret(p, ind + 2, "password", h->basic_auth_password);
+            p_str(p, ind + 2, "password_file", h->basic_auth_password_file);
+        }
+    }
+    if (h->authorization_type) {
+        p_indent(p, ind);
+        fputs("authorization:\n", p->f);
+        p_str(p, ind + 2, "type", h->authorization_type);
+        p_secret(p, ind + 2, "credentials", h->authorization_credentials);
+        p_str(p, ind + 2, "credentials_file", h->authorization_credentials_file);
+    }
+    p_indent(p, ind);
+    fputs("tls_config:\n", p->f);
+    p_str(p, ind + 2, "ca_file", h->tls.ca_file);
+    p_str(p, ind + 2, "cert_file", h->tls.cert_file);
+    p_str(p, ind + 2, "key_file", h->tls.key_file);
+    p_str(p, ind + 2, "server_name", h->tls.server_name);
+    p_bool(p, ind + 2, "insecure_skip_verify", h->tls.insecure_skip_verify);
+    p_str(p, ind + 2, "min_version", h->tls.min_version);
+    p_url(p, ind, "proxy_url", h->proxy_url);
+    p_bool(p, ind, "follow_redirects", h->follow_redirects);
+    p_bool(p, ind, "enable_http2", h->enable_http2);
+}
+
+static void p_relabel(struct printer *p, int ind, const char *key,
+                      const struct scrape_relabel_config *r, size_t n)
+{
+    if (!n)
+        return;
+    p_indent(p, ind);
+    fprintf(p->f, "%s:\n", key);
+    for (size_t i = 0; i < n; i++) {
+        p->dash = true;
+        p_strv(p, ind + 2, "source_labels", r[i].source_labels, r[i].nsource_labels);
+        p_str(p, ind + 2, "separator", r[i].separator);
+        p_str(p, ind + 2, "target_label", r[i].target_label);
+        p_str(p, ind + 2, "regex", r[i].regex);
+        if (r[i].has_modulus)
+            p_u64(p, ind + 2, "modulus", r[i].modulus);
+        p_str(p, ind + 2, "replacement", r[i].replacement);
+        p_str(p, ind + 2, "action", scrape_relabel_action_name(r[i].action));
+        p_item_end(p, ind + 2);
+    }
+}
+
+static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
+{
+    const int ind = 4;
+    p->dash = true;
+    p_str(p, ind, "job_name", sc->job_name);
+    p_bool(p, ind, "honor_labels", sc->honor_labels);
+    p_bool(p, ind, "honor_timestamps", sc->honor_timestamps);
+    if (sc->nparams) {
+        p_indent(p, ind);
+        fputs("params:\n", p->f);
+        for (size_t i = 0; i < sc->nparams; i++) {
+            fprintf(p->f, "%*s", ind + 2, "");
+            p_quoted(p->f, sc->params[i].name, false);
+            if (!sc->params[i].nvalues) {
+                fputs(": []\n", p->f);
+                continue;
+            }
+            fputs(":\n", p->f);
+            for (size_t j = 0; j < sc->params[i].nvalues; j++) {
+                fprintf(p->f, "%*s- ", ind + 4, "");
+                p_quoted(p->f, sc->params[i].values[j], true);
+                fputc('\n', p->f);
+            }
+        }
+    }
+    p_dur(p, ind, "scrape_interval", sc->scrape_interval_ms);
+    p_dur(p, ind, "scrape_timeout", sc->scrape_timeout_ms);
+    p_str(p, ind, "metrics_path", sc->metrics_path);
+    p_str(p, ind, "scheme", sc->scheme);
+    p_http(p, ind, &sc->http);
+    if (sc->nstatic_configs) {
+        p_indent(p, ind);
+        fputs("static_configs:\n", p->f);
+        for (size_t i = 0; i < sc->nstatic_configs; i++) {
+            p->dash = true;
+            p_strv(p, ind + 4, "targets", sc->static_configs[i].targets,
+                   sc->static_configs[i].ntargets);
+            p_kv(p, ind + 4, "labels", sc->static_configs[i].labels,
+                 sc->static_configs[i].nlabels);
+            p_item_end(p, ind + 4);
+        }
+    }
+    if (sc->nfile_sd_configs) {
+        p_indent(p, ind);
+        fputs("file_sd_configs:\n", p->f);
+        for (size_t i = 0; i < sc->nfile_sd_configs; i++) {
+            p->dash = true;
+            p_strv(p, ind + 4, "files", sc->file_sd_configs[i].files,
+                   sc->file_sd_configs[i].nfiles);
+            p_dur(p, ind + 4, "refresh_interval", sc->file_sd_configs[i].refresh_interval_ms);
+        }
+    }
+    p_relabel(p, ind, "relabel_configs", sc->relabel_configs, sc->nrelabel_configs);
+    p_relabel(p, ind, "metric_relabel_configs", sc->metric_relabel_configs,
+              sc->nmetric_relabel_configs);
+    p_u64(p, ind, "sample_limit", sc->sample_limit);
+    p_u64(p, ind, "label_limit", sc->label_limit);
+    p_u64(p, ind, "label_name_length_limit", sc->label_name_length_limit);
+    p_u64(p, ind, "label_value_length_limit", sc->label_value_length_limit);
+    p_u64(p, ind, "body_size_limit", sc->body_size_limit);
+}
+
+static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
+{
+    const int ind = 4;
+    p->dash = true;
+    p_url(p, ind, "url", rw->url);
+    p_str(p, ind, "name", rw->name);
+    p_dur(p, ind, "remote_timeout", rw->remote_timeout_ms);
+    p_kv(p, ind, "headers", rw->headers, rw->nheaders);
+    p_relabel(p, ind, "write_relabel_configs", rw->write_relabel_configs,
+              rw->nwrite_relabel_configs);
+    p_bool(p, ind, "send_exemplars", rw->send_exemplars);
+    p_http(p, ind, &rw->http);
+    p_indent(p, ind);
+    fputs("queue_config:\n", p->f);
+    p_i64(p, ind + 2, "capacity", rw->queue.capacity);
+    p_i64(p, ind + 2, "min_shards", rw->queue.min_shards);
+    p_i64(p, ind + 2, "max_shards", rw->queue.max_shards);
+    p_i64(p, ind + 2, "max_samples_per_send", rw->queue.max_samples_per_send);
+    p_dur(p, ind + 2, "batch_send_deadline", rw->queue.batch_send_deadline_ms);
+    p_dur(p, ind + 2, "min_backoff", rw->queue.min_backoff_ms);
+    p_dur(p, ind + 2, "max_backoff", rw->queue.max_backoff_ms);
+    p_bool(p, ind + 2, "retry_on_http_429", rw->queue.retry_on_http_429);
+    p_dur(p, ind + 2, "sample_age_limit", rw->queue.sample_age_limit_ms);
+    p_indent(p, ind);
+    fputs("metadata_config:\n", p->f);
+    p_bool(p, ind + 2, "send", rw->metadata.send);
+    p_dur(p, ind + 2, "send_interval", rw->metadata.send_interval_ms);
+    p_i64(p, ind + 2, "max_samples_per_send", rw->metadata.max_samples_per_send);
+    if (rw->sigv4.enabled) {
+        p_indent(p, ind);
+        fputs("sigv4:\n", p->f);
+        p_str(p, ind + 2, "region", rw->sigv4.region);
+        p_secret(p, ind + 2, "access_key", rw->sigv4.access_key);
+        p_secret(p, ind + 2, "secret_key", rw->sigv4.secret_key);
+        p_str(p, ind + 2, "profile", rw->sigv4.profile);
+        p_str(p, ind + 2, "role_arn", rw->sigv4.role_arn);
+        p_str(p, ind + 2, "external_id", rw->sigv4.external_id);
+        p_str(p, ind + 2, "service", rw->sigv4.service);
+    }
+}
+
+int cfg_print(const struct cfg *c, FILE *out)
+{
+    if (!c || !out)
+        return SS_EINVAL;
+    struct printer p = {out, false};
+    fputs("global:\n", out);
+    p_dur(&p, 2, "scrape_interval", c->global.scrape_interval_ms);
+    p_dur(&p, 2, "scrape_timeout", c->global.scrape_timeout_ms);
+    p_kv(&p, 2, "external_labels", c->global.external_labels, c->global.nexternal_labels);
+    if (c->nscrape_configs) {
+        fputs("scrape_configs:\n", out);
+        for (size_t i = 0; i < c->nscrape_configs; i++)
+            p_scrape(&p, &c->scrape_configs[i]);
+    }
+    if (c->nremote_writes) {
+        fputs("remote_write:\n", out);
+        for (size_t i = 0; i < c->nremote_writes; i++)
+            p_remote_write(&p, &c->remote_writes[i]);
+    }
+    if (c->storage_path) {
+        fputs("storage:\n", out);
+        p_str(&p, 2, "path", c->storage_path);
+    }
+    if (fflush(out) != 0 || ferror(out))
+        return SS_EIO;
+    return 0;
+}

@@ -35,7 +35,7 @@ static void run_usage(FILE *f)
             "usage: scrapeship run [--config FILE] [--stdout] [--format text|json]\n"
             "                      [--web.listen-address ADDR] [--log.level debug|info|warn|error]\n"
             "                      [--log.format logfmt|json] [--run-for DURATION]\n"
-            "                      [--shutdown-timeout DURATION]\n"
+            "                      [--shutdown-timeout DURATION] [--storage.path DIR] [--tee FILE]\n"
             "Without --config, runs the embedded default (scrapes its own /metrics).\n");
 }
 
@@ -111,7 +111,7 @@ static char *embedded_config(const char *listen)
 }
 
 /* Load and compile a config. On failure nothing is changed. */
-static int load_config(const char *path, const char *listen, struct cfg **cfgp,
+static int load_config(const char *path, const char *listen, const char *storage, struct cfg **cfgp,
                        struct collector_jobs *jobs)
 {
     char err[1024] = "";
@@ -121,6 +121,16 @@ static int load_config(const char *path, const char *listen, struct cfg **cfgp,
              : emb ? cfg_load_string(emb, strlen(emb), "<embedded>", &c, err, sizeof err)
                    : SS_ENOMEM;
     free(emb);
+    if (!rc && storage) { /* --storage.path wins over the file's storage.path */
+        free(c->storage_path);
+        c->storage_path = strdup(storage);
+        if (!c->storage_path)
+            rc = SS_ENOMEM;
+        if (!c->storage_max_disk_bytes)
+            c->storage_max_disk_bytes = 1ULL << 30;
+        if (!c->storage_fsync_interval_ms)
+            c->storage_fsync_interval_ms = 1000;
+    }
     if (!rc)
         rc = collector_jobs_build(c, jobs, err, sizeof err);
     if (rc) {
@@ -145,15 +155,17 @@ int collector_cmd_run(int argc, char **argv)
         {"run-for", required_argument, 0, 'r'},
         {"shutdown-timeout", required_argument, 0, 'T'},
         {"tee", required_argument, 0, 't'},
+        {"storage.path", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *config = NULL, *listen = COLLECTOR_DEFAULT_LISTEN, *tee_path = NULL;
+    const char *storage = NULL;
     bool to_stdout = false;
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
     int64_t run_for = 0, shutdown_timeout = 30000;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:sf:l:L:F:r:T:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:sf:l:L:F:r:T:t:S:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's': to_stdout = true; break;
@@ -180,6 +192,7 @@ int collector_cmd_run(int argc, char **argv)
             }
             break;
         case 't': tee_path = optarg; break;
+        case 'S': storage = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
         }
@@ -206,7 +219,7 @@ int collector_cmd_run(int argc, char **argv)
     pthread_t sigthr;
     bool sig_started = false;
 
-    if (load_config(config, listen, &cfgp, &jobs) != 0)
+    if (load_config(config, listen, storage, &cfgp, &jobs) != 0)
         return 1;
     struct scrape_sink sink;
     if (to_stdout) {
@@ -259,7 +272,7 @@ int collector_cmd_run(int argc, char **argv)
         if (atomic_exchange(&st.reload_requested, false) && !atomic_load(&st.exit_requested)) {
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};
-            if (load_config(config, listen, &nc, &nj) != 0) {
+            if (load_config(config, listen, storage, &nc, &nj) != 0) {
                 atomic_fetch_add(&st.reloads_failed, 1);
                 atomic_store(&st.last_reload_ok, false);
                 continue;

@@ -2035,14 +2035,24 @@ out:
     return rc;
 }
 
+/* storage: the disk queue for durable delivery. Each remote_write entry gets its own
+ * directory under path; the bounds apply to each. */
 static int dec_storage(struct loader *ld, const struct ynode *n, struct cfg *c)
 {
-    static const char *const names[] = {"path"};
-    const struct ynode *v[1], *k[1];
+    static const char *const names[] = {"path", "max_disk_bytes", "max_age", "fsync_interval"};
+    const struct ynode *v[4], *k[4];
     size_t mark = path_field(ld, "storage");
-    int rc = take_fields(ld, n, names, 1, v, k);
+    c->storage_max_disk_bytes = 1ULL << 30;
+    c->storage_fsync_interval_ms = 1000;
+    int rc = take_fields(ld, n, names, 4, v, k);
     if (!rc)
         rc = opt_str(ld, v[0], "path", &c->storage_path);
+    if (!rc)
+        rc = opt_size(ld, v[1], "max_disk_bytes", &c->storage_max_disk_bytes);
+    if (!rc)
+        rc = opt_dur(ld, v[2], "max_age", &c->storage_max_age_ms);
+    if (!rc)
+        rc = opt_dur(ld, v[3], "fsync_interval", &c->storage_fsync_interval_ms);
     path_pop(ld, mark);
     return rc;
 }
@@ -2634,6 +2644,9 @@ int cfg_print(const struct cfg *c, FILE *out)
     if (c->storage_path) {
         fputs("storage:\n", out);
         p_str(&p, 2, "path", c->storage_path);
+        p_u64(&p, 2, "max_disk_bytes", c->storage_max_disk_bytes);
+        p_dur(&p, 2, "max_age", c->storage_max_age_ms);
+        p_dur(&p, 2, "fsync_interval", c->storage_fsync_interval_ms);
     }
     if (fflush(out) != 0 || ferror(out))
         return SS_EIO;

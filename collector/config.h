@@ -151,6 +151,9 @@ struct cfg {
     struct cfg_remote_write *remote_writes;
     size_t nremote_writes;
     char *storage_path; /* storage.path: disk queue directory (NULL = memory only) */
+    uint64_t storage_max_disk_bytes;   /* per remote_write entry; default 1GiB */
+    int64_t storage_max_age_ms;        /* 0 = keep until sent or out of space */
+    int64_t storage_fsync_interval_ms; /* default 1s; 0 = fsync every spill */
 };
 
 /* Load and validate. On failure returns a negative ss_err, *out stays NULL and err

@@ -5,6 +5,7 @@
  * each series, commit. On reload, a remote whose configuration did not change is kept
  * with its queue and shards (no queued sample is dropped); changed or removed remotes
  * are flushed within the shutdown timeout and replaced. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,8 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv_i(h, s->enabled);
     h = fnv(fnv(fnv(fnv(h, s->region), s->access_key), s->secret_key), s->profile);
     h = fnv(fnv(fnv(h, s->role_arn), s->external_id), s->service);
+    h = fnv(h, c->storage_path);
+    h = fnv_i(fnv_i(fnv_i(h, (int64_t)c->storage_max_disk_bytes), c->storage_max_age_ms), c->storage_fsync_interval_ms);
     return h;
 }
 
@@ -262,6 +265,24 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
             goto fail;
         }
         rc.signer = (struct rw_signer){sigv4_sign_cb, sigv4_expired_cb, out->signer};
+    }
+    char sdir[4096];
+    if (c->storage_path) {
+        /* one directory per remote: its name, else a stable hash of its URL */
+        char leaf[160];
+        if (rw->name && rw->name[0]) {
+            size_t k = 0;
+            for (const char *p = rw->name; *p && k + 1 < sizeof leaf; p++)
+                leaf[k++] = (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.') ? *p : '_';
+            leaf[k] = '\0';
+        } else {
+            snprintf(leaf, sizeof leaf, "url-%016llx", (unsigned long long)fnv(1469598103934665603ULL, rw->url));
+        }
+        snprintf(sdir, sizeof sdir, "%s/%s", c->storage_path, leaf);
+        rc.storage_dir = sdir;
+        rc.max_disk_bytes = c->storage_max_disk_bytes;
+        rc.max_disk_age_ms = c->storage_max_age_ms;
+        rc.fsync_interval_ms = c->storage_fsync_interval_ms;
     }
     int r = rw_remote_new(&rc, &out->rw);
     ss_free_secret(pw);

@@ -22,7 +22,19 @@
  * per sample x samples arriving per second, with a 30% dead band, recomputed every
  * 10 s, and never while a shard is backing off. A new shard set starts sending only
  * after the old set has delivered everything it held, so order is kept across the
- * switch. */
+ * switch.
+ *
+ * Durable delivery (storage_dir set). A remote enters spill mode when a batch has
+ * failed for SPILL_AFTER_MS or a shard queue is over capacity: from then on every
+ * shard writes what it holds, including the batch it was retrying, to the remote's
+ * disk queue instead of sending it, and a replayer thread sends the disk records in
+ * order. When the disk queue is empty the remote leaves spill mode and the shards
+ * send from memory again. Spilling and leaving spill mode happen under one lock, and
+ * each shard writes its own data in order, so every series keeps timestamp order at
+ * the receiver (a Prometheus receiver rejects out-of-order samples): the backlog is
+ * always delivered before fresher samples of the same series. In normal operation
+ * nothing is written to disk. At shutdown, what cannot be delivered before the
+ * deadline is written to disk and replayed at the next start. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,13 +48,15 @@
 #include "remotewrite.h"
 
 #define RESHARD_EVERY_MS 10000
+#define SPILL_AFTER_MS 1000
 #define MAX_ERROR_BODY 1024
 #define MAX_LABELS 600
 #define NSTATUS 600
 
-enum drop_reason { DROP_QUEUE_FULL, DROP_HTTP_4XX, DROP_TOO_OLD, DROP_SHUTDOWN, DROP_ENCODE, DROP_NREASONS };
+enum drop_reason { DROP_QUEUE_FULL, DROP_HTTP_4XX, DROP_TOO_OLD, DROP_SHUTDOWN, DROP_ENCODE, DROP_DISK_ERROR,
+                   DROP_NREASONS };
 static const char *const drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",
-                                                             "shutdown", "encode"};
+                                                             "shutdown", "encode", "disk_error"};
 
 static const double send_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof send_buckets / sizeof send_buckets[0])
@@ -127,6 +141,15 @@ struct rw_remote {
     _Atomic uint64_t hist_sum_us;
     _Atomic int64_t last_failure_mono;
     _Atomic uint64_t queue_samples; /* pending in all shards */
+
+    /* durable delivery */
+    struct rw_diskq *dq;
+    pthread_mutex_t spill_mu; /* orders spill-mode changes against disk appends */
+    atomic_bool spill;
+    atomic_bool disk_broken;
+    pthread_t replayer;
+    bool replayer_started;
+    _Atomic uint64_t spilled_samples, replayed_samples;
 };
 
 struct meta_entry {
@@ -403,7 +426,7 @@ static void printable(const struct ss_buf *b, char *out, size_t cap)
     out[n] = '\0';
 }
 
-enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED };
+enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED, SEND_SPILL };
 
 static bool retryable(struct rw_remote *r, long status)
 {
@@ -435,11 +458,14 @@ static void backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond
 }
 
 /* Deliver one body (compressed in `comp`) with retries. `what` names it in logs. */
+/* may_spill: a shard's batch, which goes to the disk queue instead of being retried
+ * once the remote is in spill mode or the batch has failed for SPILL_AFTER_MS. */
 static enum send_result send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf *comp,
                                         struct ss_buf *resp, uint64_t samples, int64_t max_ts,
                                         bool *backing_off, pthread_mutex_t *mu, pthread_cond_t *cv,
-                                        const char *what)
+                                        const char *what, bool may_spill)
 {
+    int64_t first_failure = 0;
     const struct rw_queue_config *q = &r->cfg.queue;
     int64_t backoff = q->min_backoff_ms > 0 ? q->min_backoff_ms : 30;
     int64_t max_backoff = q->max_backoff_ms > 0 ? q->max_backoff_ms : 5000;
@@ -479,17 +505,111 @@ static enum send_result send_with_retry(struct rw_remote *r, CURL *e, struct ss_
         }
         atomic_store(&r->last_failure_mono, ss_mono_ms());
         *backing_off = true;
+        if (!first_failure)
+            first_failure = ss_mono_ms();
+        if (may_spill && r->dq && !atomic_load(&r->disk_broken) &&
+            (atomic_load(&r->spill) || ss_mono_ms() - first_failure >= SPILL_AFTER_MS)) {
+            if (status)
+                ss_warn("remotewrite", "remote=%s url=%s %s failing (HTTP %ld %s): spilling to disk",
+                        r->name, r->cfg.url, what, status, body);
+            else
+                ss_warn("remotewrite", "remote=%s url=%s %s failing (network error: %s): spilling to disk",
+                        r->name, r->cfg.url, what, neterr);
+            return SEND_SPILL;
+        }
         atomic_fetch_add(&r->samples_retried, samples);
         int64_t sleep_ms = (int64_t)(rand_u64() % (uint64_t)(backoff + 1)); /* full jitter */
         if (ra >= 0 && ra > sleep_ms)
             sleep_ms = ra;
-        if (attempt == 0 || attempt % 10 == 0)
-            ss_warn("remotewrite", "remote=%s url=%s %s failed (%s%ld%s%s), retrying in %lldms",
-                    r->name, r->cfg.url, what, status ? "HTTP " : "", status,
-                    status ? "" : " ", status ? body : neterr, (long long)sleep_ms);
+        if ((attempt == 0 || attempt % 10 == 0) && status)
+            ss_warn("remotewrite", "remote=%s url=%s %s failed (HTTP %ld %s), retrying in %lldms",
+                    r->name, r->cfg.url, what, status, body, (long long)sleep_ms);
+        else if (attempt == 0 || attempt % 10 == 0)
+            ss_warn("remotewrite", "remote=%s url=%s %s failed (network error: %s), retrying in %lldms",
+                    r->name, r->cfg.url, what, neterr, (long long)sleep_ms);
         backoff_sleep(r, mu, cv, sleep_ms);
         backoff = backoff * 2 > max_backoff ? max_backoff : backoff * 2;
     }
+}
+
+/* ---- disk spill and replay -------------------------------------------------------- */
+
+/* Append one compressed batch to the disk queue and enter spill mode, atomically with
+ * respect to the replayer leaving it. Returns 0, or SS_EIO when the disk failed. */
+static int spill_batch(struct rw_remote *r, const struct ss_buf *comp, uint64_t samples, int64_t max_ts)
+{
+    pthread_mutex_lock(&r->spill_mu);
+    int rc = rw_diskq_append(r->dq, comp->data, comp->len, max_ts, max_ts, (uint32_t)samples);
+    if (rc == 0) {
+        if (!atomic_exchange(&r->spill, true))
+            ss_warn("remotewrite", "remote=%s spilling to disk until the receiver catches up", r->name);
+        atomic_fetch_add(&r->spilled_samples, samples);
+    } else if (rc == SS_ELIMIT) {
+        atomic_fetch_add(&r->dropped[DROP_DISK_ERROR], samples);
+        rc = 0; /* a batch larger than the whole disk budget: counted, not retried */
+    } else {
+        atomic_store(&r->disk_broken, true);
+    }
+    pthread_mutex_unlock(&r->spill_mu);
+    return rc;
+}
+
+/* Sends the disk queue's records in order; leaves spill mode when it is empty. */
+static void *replayer_main(void *arg)
+{
+    struct rw_remote *r = arg;
+    CURL *e = new_easy(r);
+    struct ss_buf body, resp;
+    ss_buf_init(&body, 0);
+    ss_buf_init(&resp, MAX_ERROR_BODY + 1);
+    int64_t last_sync = ss_mono_ms(), last_broken_check = ss_mono_ms();
+    int64_t fsync_every = r->cfg.fsync_interval_ms > 0 ? r->cfg.fsync_interval_ms : 1000;
+    bool bo = false;
+    while (!atomic_load(&r->hard_stop)) {
+        int64_t now = ss_mono_ms();
+        if (now - last_sync >= fsync_every) {
+            rw_diskq_sync(r->dq);
+            last_sync = now;
+        }
+        if (atomic_load(&r->disk_broken) && now - last_broken_check > 30000) {
+            last_broken_check = now; /* try the disk again now and then */
+            atomic_store(&r->disk_broken, false);
+        }
+        int64_t first, last;
+        uint32_t n;
+        if (rw_diskq_next(r->dq, &body, &first, &last, &n) != 0) {
+            pthread_mutex_lock(&r->spill_mu);
+            if (atomic_load(&r->spill) && rw_diskq_empty(r->dq)) {
+                atomic_store(&r->spill, false);
+                ss_info("remotewrite", "remote=%s disk backlog delivered: sending from memory again", r->name);
+            }
+            pthread_mutex_unlock(&r->spill_mu);
+            backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100);
+            continue;
+        }
+        enum send_result res = send_with_retry(r, e, &body, &resp, n, last, &bo, &r->mgr_mu, &r->mgr_cv,
+                                               "replayed batch", false);
+        if (res == SEND_OK) {
+            rw_diskq_ack(r->dq);
+            atomic_fetch_add(&r->samples_sent, n);
+            atomic_fetch_add(&r->replayed_samples, n);
+            atomic_fetch_add(&r->bytes_sent, body.len);
+            atomic_max(&r->highest_ts_sent, last);
+        } else if (res == SEND_DROPPED) {
+            rw_diskq_ack(r->dq);
+            atomic_fetch_add(&r->samples_failed, n);
+            atomic_fetch_add(&r->dropped[DROP_HTTP_4XX], n);
+        } else {
+            rw_diskq_rewind(r->dq);
+            break;
+        }
+    }
+    rw_diskq_sync(r->dq);
+    if (e)
+        curl_easy_cleanup(e);
+    ss_buf_free(&body);
+    ss_buf_free(&resp);
+    return NULL;
 }
 
 /* ---- sender thread ------------------------------------------------------------- */
@@ -538,7 +658,8 @@ static void *shard_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         for (;;) {
-            bool flushing = atomic_load(&r->stopping) || atomic_load(&set->draining);
+            bool flushing = atomic_load(&r->stopping) || atomic_load(&set->draining) ||
+                            (r->dq && atomic_load(&r->spill)); /* spilling: to disk at once */
             if (atomic_load(&r->hard_stop))
                 break;
             if (s->q_samples >= (uint64_t)max_n)
@@ -562,8 +683,10 @@ static void *shard_main(void *arg)
             }
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
-        if (atomic_load(&r->hard_stop) || !s->q_samples) {
+        if ((atomic_load(&r->hard_stop) && !r->dq) || !s->q_samples) {
             pthread_mutex_unlock(&s->mu);
+            if (!atomic_load(&r->hard_stop) && !atomic_load(&r->stopping) && !atomic_load(&set->draining))
+                continue; /* spill mode woke us with nothing to do */
             break; /* hard stop, or flushing with nothing left */
         }
         /* Take up to max_n records from the head. */
@@ -608,8 +731,17 @@ static void *shard_main(void *arg)
             atomic_fetch_add(&r->dropped[DROP_ENCODE], taken);
             continue;
         }
-        enum send_result res = send_with_retry(r, s->easy, &s->comp, &s->resp, taken, max_ts,
-                                               &s->backing_off, &s->mu, &s->cv, "batch");
+        enum send_result res = SEND_SPILL;
+        if (!r->dq || !atomic_load(&r->spill) || atomic_load(&r->disk_broken))
+            res = send_with_retry(r, s->easy, &s->comp, &s->resp, taken, max_ts, &s->backing_off, &s->mu,
+                                  &s->cv, "batch", true);
+        if (r->dq && (res == SEND_SPILL || res == SEND_ABORTED)) {
+            if (spill_batch(r, &s->comp, taken, max_ts) == 0)
+                continue;
+            /* the disk failed: keep the batch in memory and keep trying to send it */
+            res = send_with_retry(r, s->easy, &s->comp, &s->resp, taken, max_ts, &s->backing_off, &s->mu,
+                                  &s->cv, "batch", false);
+        }
         if (res == SEND_OK) {
             atomic_fetch_add(&r->samples_sent, taken);
             atomic_fetch_add(&r->bytes_sent, s->comp.len);
@@ -625,7 +757,33 @@ static void *shard_main(void *arg)
             atomic_fetch_add(&r->dropped[DROP_SHUTDOWN], taken);
         }
     }
-    /* Whatever is still queued after a hard stop is reported by shutdown. */
+    /* After the shutdown deadline, with a disk queue, whatever is still queued goes to
+     * disk for the next start; without one it is reported by shutdown. */
+    if (r->dq) {
+        const int64_t max_n2 = r->cfg.queue.max_samples_per_send > 0 ? r->cfg.queue.max_samples_per_send : 2000;
+        pthread_mutex_lock(&s->mu);
+        while (s->q_samples) {
+            size_t off = s->head, taken = 0;
+            while (taken < (size_t)max_n2 && off < s->q.len) {
+                size_t rl = record_len(s->q.data + off, s->q.len - off);
+                if (!rl)
+                    break;
+                off += rl;
+                taken++;
+            }
+            if (!taken)
+                break;
+            ss_buf_reset(&s->comp);
+            int64_t mts = s->marks_head < s->nmarks ? s->marks[s->nmarks - 1].max_ts : 0;
+            if (rw_snappy_compress(s->q.data + s->head, off - s->head, &s->comp) != 0 ||
+                spill_batch(r, &s->comp, taken, mts) != 0)
+                break;
+            s->head = off;
+            s->q_samples -= taken;
+            atomic_fetch_sub(&r->queue_samples, taken);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
     curl_easy_cleanup(s->easy);
     s->easy = NULL;
     ss_buf_free(&s->body);
@@ -704,7 +862,8 @@ static void send_metadata(struct rw_remote *r, CURL *e, struct ss_buf *body, str
         if (rw_snappy_compress(body->data, body->len, comp))
             return;
         bool bo = false;
-        enum send_result res = send_with_retry(r, e, comp, resp, n, 0, &bo, &r->mgr_mu, &r->mgr_cv, "metadata");
+        enum send_result res = send_with_retry(r, e, comp, resp, n, 0, &bo, &r->mgr_mu, &r->mgr_cv, "metadata",
+                                               false);
         if (res == SEND_OK)
             atomic_fetch_add(&r->meta_sent, n);
         else
@@ -765,7 +924,9 @@ static void *manager_main(void *arg)
             ewma_in = ewma_in == 0 ? in_rate : 0.2 * in_rate + 0.8 * ewma_in;
             int cur = atomic_load(&r->desired_shards);
             /* never while backing off: more shards would only add load to a failing remote */
-            bool recent_failure = now - atomic_load(&r->last_failure_mono) < 2 * RESHARD_EVERY_MS;
+            bool recent_failure = now - atomic_load(&r->last_failure_mono) < 2 * RESHARD_EVERY_MS ||
+                                  atomic_load(&r->spill); /* a new series->shard map must not
+                                                             overtake the disk backlog */
             if (out_rate > 0 && !recent_failure) {
                 double time_per_sample = busy_s / (out_rate * secs);
                 double pending = (double)atomic_load(&r->queue_samples);
@@ -898,7 +1059,19 @@ void rw_remote_commit(struct rw_remote *r)
             continue;
         struct shard *s = &set->v[i];
         pthread_mutex_lock(&s->mu);
-        bool full = s->q_samples + r->stage_samples[i] > (uint64_t)cap;
+        /* With a disk queue, a full queue means "spill", not "drop": the shard moves it
+         * to disk; only far past capacity (the disk cannot keep up) is anything dropped. */
+        uint64_t limit = (uint64_t)cap;
+        if (r->dq && !atomic_load(&r->disk_broken)) {
+            limit = (uint64_t)cap * 4;
+            if (s->q_samples + r->stage_samples[i] > (uint64_t)cap && !atomic_load(&r->spill)) {
+                pthread_mutex_lock(&r->spill_mu);
+                if (!atomic_exchange(&r->spill, true))
+                    ss_warn("remotewrite", "remote=%s queue over capacity: spilling to disk", r->name);
+                pthread_mutex_unlock(&r->spill_mu);
+            }
+        }
+        bool full = s->q_samples + r->stage_samples[i] > limit;
         int rc = 0;
         if (!full) {
             if (s->nmarks == s->marks_cap) {
@@ -973,6 +1146,7 @@ static int copy_config(struct rw_remote *r, const struct rw_config *c)
     d->url = dup_str(a, c->url, &oom);
     d->user_agent = dup_str(a, c->user_agent, &oom);
     d->headers = dup_kv(a, c->headers, c->nheaders, &oom);
+    d->storage_dir = dup_str(a, c->storage_dir, &oom);
     d->external_labels = dup_kv(a, c->external_labels, c->nexternal_labels, &oom);
     struct scrape_http_config *h = &d->http;
     h->basic_auth_username = dup_str(a, c->http.basic_auth_username, &oom);
@@ -1037,6 +1211,22 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
         }
         r->ext[j] = x;
     }
+    pthread_mutex_init(&r->spill_mu, NULL);
+    if (cfg->storage_dir) {
+        struct rw_diskq_opts o = {.dir = cfg->storage_dir, .name = r->name, .max_bytes = cfg->max_disk_bytes,
+                                  .max_age_ms = cfg->max_disk_age_ms, .fsync_interval_ms = cfg->fsync_interval_ms};
+        if (rw_diskq_open(&o, &r->dq) != 0) {
+            ss_error("remotewrite", "remote=%s disk queue unavailable in %s: keeping data in memory only",
+                     r->name, cfg->storage_dir);
+            r->dq = NULL;
+        } else if (!rw_diskq_empty(r->dq)) {
+            struct rw_diskq_stats st;
+            rw_diskq_get_stats(r->dq, &st);
+            ss_info("remotewrite", "remote=%s replaying %llu samples (%llu bytes) from %s before new data",
+                    r->name, (unsigned long long)st.samples, (unsigned long long)st.bytes, cfg->storage_dir);
+            atomic_store(&r->spill, true);
+        }
+    }
     int n = (int)r->cfg.queue.min_shards;
     atomic_store(&r->desired_shards, n);
     if (stage_resize(r, n))
@@ -1046,6 +1236,8 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
         goto fail;
     if (pthread_create(&r->mgr, NULL, manager_main, r) == 0)
         r->mgr_started = true;
+    if (r->dq && pthread_create(&r->replayer, NULL, replayer_main, r) == 0)
+        r->replayer_started = true;
     ss_info("remotewrite", "remote=%s url=%s started with %d shards (max %lld)", r->name, cfg->url, n,
             (long long)r->cfg.queue.max_shards);
     *out = r;
@@ -1095,6 +1287,10 @@ void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t 
         pthread_join(r->mgr, NULL);
         r->mgr_started = false;
     }
+    if (r->replayer_started) {
+        pthread_join(r->replayer, NULL);
+        r->replayer_started = false;
+    }
     for (struct shard_set *s = r->active; s; s = s->prev)
         for (int i = 0; i < s->n; i++)
             if (s->v[i].started) {
@@ -1102,6 +1298,13 @@ void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t 
                 s->v[i].started = false;
             }
     uint64_t left = pending_samples(r);
+    if (r->dq) {
+        struct rw_diskq_stats st;
+        rw_diskq_get_stats(r->dq, &st);
+        if (st.samples)
+            ss_info("remotewrite", "remote=%s %llu samples kept on disk in %s for the next start", r->name,
+                    (unsigned long long)st.samples, r->cfg.storage_dir);
+    }
     if (left) {
         atomic_fetch_add(&r->dropped[DROP_SHUTDOWN], left);
         ss_error("remotewrite", "remote=%s shutdown deadline passed with %llu samples unsent", r->name,
@@ -1138,6 +1341,8 @@ void rw_remote_free(struct rw_remote *r)
     free(r->meta);
     free(r->ext);
     ss_labels_free(&r->work);
+    rw_diskq_close(r->dq);
+    pthread_mutex_destroy(&r->spill_mu);
     if (r->cfg.http.basic_auth_password)
         ss_wipe((char *)r->cfg.http.basic_auth_password, strlen(r->cfg.http.basic_auth_password));
     if (r->cfg.http.authorization_credentials)

@@ -190,6 +190,12 @@ struct rw_config {
     struct rw_metadata_config metadata;
     struct rw_signer signer; /* sign == NULL: unsigned */
     const char *user_agent;  /* default "scrapeship/<version>" */
+    /* Durable delivery: with storage_dir set, batches that cannot be sent spill to a
+     * disk queue there and are replayed in order (see remote.c). */
+    const char *storage_dir;
+    uint64_t max_disk_bytes;   /* 0 = unbounded */
+    int64_t max_disk_age_ms;   /* 0 = none */
+    int64_t fsync_interval_ms; /* 0 = every spill */
 };
 
 struct rw_remote;

@@ -1,0 +1,2165 @@
+/* parse.c: the streaming exposition parser for Prometheus text 0.0.4 and OpenMetrics 1.0.
+ *
+ * scrape_parser_feed() takes the body in chunks of any size. Complete lines are parsed
+ * in place in the caller's buffer; only an unfinished trailing line is copied, into a
+ * buffer bounded by max_line_len. Each sample goes to the callback as slices. Label
+ * values and quoted names that hold escapes are unescaped into a scratch buffer that
+ * is reserved once per line (unescaping never grows a string), so slices handed out
+ * for one line never move and the steady state allocates nothing.
+ *
+ * Two levels of checking:
+ *  - lenient (opts.strict = false, the scrape path) accepts what Prometheus 2.42's
+ *    scrape parsers (model/textparse PromParser and OpenMetricsParser) accept, token
+ *    rule for token rule, so we never fail a scrape that Prometheus would ingest.
+ *    That includes its lexer's corners: a raw newline inside a quoted 0.0.4 label
+ *    value, and a NUL where a 0.0.4 line starts ending the body. Repeated label names
+ *    are refused because 2.42 fails such a scrape when it appends the sample. One
+ *    deliberate difference: 2.42 fails an OpenMetrics scrape that puts an exemplar on
+ *    a series not named *_total or *_bucket; later versions accept it, the textparse
+ *    corpus expects it, and exemplars are dropped here anyway, so we accept it;
+ *  - strict follows prometheus/common's expfmt.TextParser for text, and adds for
+ *    OpenMetrics the family-level rules the OpenMetrics conformance suite checks
+ *    (name clashes, grouping, histogram/counter value rules, exemplar placement and
+ *    size, ...). Strict mode keeps per-body sets of names and groups in an arena; it is
+ *    meant for validation and tests, not for the hot path.
+ *
+ * The `family` of a sample: in lenient mode it is the family named by the closest
+ * preceding metadata (HELP/TYPE/UNIT) line when the sample's name is that name plus a
+ * suffix the family's type allows, else the sample's own name with type unknown.
+ * Strict OpenMetrics is the same except that such an unrelated sample starts a family
+ * of its own (the reference parser's model); strict text follows prometheus/common,
+ * which finds families by name anywhere in the body.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "scrape.h"
+
+#define PARSER_DEFAULT_MAX_LINE ((size_t)1 << 20)
+/* Internal: unwinds a line that ends inside a quoted string (with p->more set, which
+ * only the lexer sets, so a callback's return value can never be mistaken for it). */
+#define PARSE_MORE SS_EPARSE
+/* OpenMetrics 1.0 §Exemplars: "The combined length of the label names and values of an
+ * Exemplar's LabelSet MUST NOT exceed 128 UTF-8 character code points." */
+#define OM_EXEMPLAR_MAX_RUNES 128
+#define ERRMSG_MAX 256
+
+/* ======================================================================== */
+/* string sets for strict mode                                              */
+/* ======================================================================== */
+
+struct strset_ent {
+    const char *s; /* NULL = empty slot */
+    size_t len;
+    uint64_t hash;
+    void *val;
+};
+
+/* Open addressing, linear probing; keys live in the owner's arena. */
+struct strset {
+    struct strset_ent *v;
+    size_t cap; /* power of two or 0 */
+    size_t n;
+};
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct strset_ent *strset_get(const struct strset *t, const char *s, size_t n)
+{
+    if (!t->cap)
+        return NULL;
+    uint64_t h = hash_bytes(s, n);
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        struct strset_ent *e = &t->v[i];
+        if (!e->s)
+            return NULL;
+        if (e->hash == h && e->len == n && memcmp(e->s, s, n) == 0)
+            return e;
+    }
+}
+
+static int strset_grow(struct strset *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 64;
+    struct strset_ent *nv = calloc(ncap, sizeof *nv);
+    if (!nv)
+        return SS_ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        struct strset_ent *e = &t->v[i];
+        if (!e->s)
+            continue;
+        size_t j = e->hash & (ncap - 1);
+        while (nv[j].s)
+            j = (j + 1) & (ncap - 1);
+        nv[j] = *e;
+    }
+    free(t->v);
+    t->v = nv;
+    t->cap = ncap;
+    return 0;
+}
+
+/* Insert a copy of s (must not be present). */
+static int strset_put(struct strset *t, struct ss_arena *a, const char *s, size_t n, void *val,
+                      struct strset_ent **out)
+{
+    if ((t->n + 1) * 2 > t->cap) {
+        int rc = strset_grow(t);
+        if (rc)
+            return rc;
+    }
+    char *copy = ss_arena_strndup(a, s, n);
+    if (!copy)
+        return SS_ENOMEM;
+    uint64_t h = hash_bytes(s, n);
+    size_t i = h & (t->cap - 1);
+    while (t->v[i].s)
+        i = (i + 1) & (t->cap - 1);
+    t->v[i] = (struct strset_ent){copy, n, h, val};
+    t->n++;
+    if (out)
+        *out = &t->v[i];
+    return 0;
+}
+
+static void strset_clear(struct strset *t)
+{
+    if (t->v && t->n)
+        memset(t->v, 0, t->cap * sizeof *t->v);
+    t->n = 0;
+}
+
+static void strset_free(struct strset *t)
+{
+    free(t->v);
+    t->v = NULL;
+    t->cap = t->n = 0;
+}
+
+/* ======================================================================== */
+/* parser state                                                             */
+/* ======================================================================== */
+
+/* Strict OpenMetrics: the family being read, as the conformance suite's reference
+ * parser (prometheus_client's openmetrics parser) models it. */
+struct om_family {
+    bool active;
+    struct ss_buf name;
+    enum scrape_metric_type type;
+    bool has_type, has_help, has_unit;
+    struct ss_buf unit;
+    size_t nsamples;
+    /* grouping: the previous sample's group and timestamp */
+    bool have_group;
+    struct ss_buf group;
+    bool group_has_ts;
+    double group_ts;
+    /* histogram/gaugehistogram checks for the current group and timestamp */
+    bool h_active;
+    bool h_has_bucket, h_has_count, h_neg_bucket, h_sum, h_gsum, h_neg_gsum;
+    double h_bucket, h_value, h_count;
+};
+
+struct om_strict {
+    struct ss_arena arena;
+    struct strset names;  /* sample names claimed by finished families */
+    struct strset groups; /* groups seen in the current family */
+    struct om_family f;
+    struct ss_buf key;    /* group key being built */
+};
+
+/* Strict text: prometheus/common keeps a map of families by name. */
+struct text_family {
+    const char *name;
+    size_t len;
+    enum scrape_metric_type type;
+    bool has_type; /* set by TYPE, or implicitly (untyped) by the first sample */
+    bool has_help;
+};
+
+struct text_strict {
+    struct ss_arena arena;
+    struct strset fams;
+};
+
+struct label_vec {
+    struct ss_label *v;
+    size_t n, cap;
+};
+
+struct scrape_parser {
+    struct scrape_parser_opts opts; /* opts.format is the current body's format */
+    size_t max_line;
+    struct ss_buf partial; /* unfinished trailing line of earlier chunks */
+    struct ss_buf scratch; /* unescaped strings of the current line */
+    size_t scratch_used;
+    struct ss_buf numbuf;  /* NUL-terminated copy of a number for strtod */
+    struct label_vec labels;
+    struct label_vec elabels; /* exemplar labels */
+    uint32_t *idx;            /* sort order for strict group keys */
+    size_t idx_cap;
+    /* lenient family tracking: the last metadata line's family */
+    struct ss_buf fam;
+    enum scrape_metric_type famtype;
+    bool fam_set;
+    uint32_t line;
+    uint32_t pending_nl; /* newlines inside the quoted strings of the current line */
+    bool more;           /* the current line goes on after its newline */
+    bool final_line;     /* parsing the unterminated last line at finish */
+    bool stopped;        /* text: a NUL where PromParser's lexer sees end of input */
+    bool eof;       /* OpenMetrics: "# EOF" seen */
+    int failed;     /* sticky error */
+    char errmsg[ERRMSG_MAX];
+    struct om_strict *oms;
+    struct text_strict *ts;
+};
+
+/* ======================================================================== */
+/* errors                                                                   */
+/* ======================================================================== */
+
+/* Quote at most 40 bytes of s for an error message, Go %q style. */
+static void quote_token(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    bool cut = n > 40;
+    if (cut)
+        n = 40;
+    if (cap < 8)
+        return;
+    dst[o++] = '"';
+    for (size_t i = 0; i < n && o + 6 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)c;
+        } else if (c == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+        } else if (c == '\t') {
+            dst[o++] = '\\';
+            dst[o++] = 't';
+        } else if (c < 0x20 || c >= 0x7f) {
+            o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    if (cut && o + 4 < cap) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o++] = '"';
+    dst[o] = '\0';
+}
+
+static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
+{
+    int n = snprintf(p->errmsg, sizeof p->errmsg, "line %u: ", p->line);
+    if (n < 0 || (size_t)n >= sizeof p->errmsg)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->errmsg + n, sizeof p->errmsg - (size_t)n, fmt, ap);
+    va_end(ap);
+    p->failed = err;
+    return err;
+}
+
+#define perr(p, ...) fail((p), SS_EPARSE, __VA_ARGS__)
+
+/* Error naming the token at c (up to the next blank or the end of the line). */
+static int perr_tok(struct scrape_parser *p, const char *what, const char *c, const char *e)
+{
+    char q[200];
+    if (c >= e)
+        return perr(p, "%s, got end of line", what);
+    /* OpenMetrics tokens end at a space only (a tab is part of a bad token). */
+    const bool om = p->opts.format == SCRAPE_FORMAT_OPENMETRICS;
+    const char *t = c + 1;
+    while (t < e && *t != ' ' && (om || *t != '\t'))
+        t++;
+    quote_token(q, sizeof q, c, (size_t)(t - c));
+    return perr(p, "%s, got %s", what, q);
+}
+
+/* ======================================================================== */
+/* lexical helpers                                                          */
+/* ======================================================================== */
+
+static inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
+static inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static inline bool is_alpha_(char c)
+{
+    char l = (char)(c | 0x20);
+    return (l >= 'a' && l <= 'z') || c == '_';
+}
+/* Metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*. */
+static inline bool is_mname_start(char c) { return is_alpha_(c) || c == ':'; }
+static inline bool is_mname_char(char c) { return is_alpha_(c) || is_digit(c) || c == ':'; }
+static inline bool is_lname_start(char c) { return is_alpha_(c); }
+static inline bool is_lname_char(char c) { return is_alpha_(c) || is_digit(c); }
+
+static inline const char *skip_ws(const char *c, const char *e)
+{
+    while (c < e && is_ws(*c))
+        c++;
+    return c;
+}
+
+static inline bool str_is(struct ss_str s, const char *lit, size_t n)
+{
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+#define STR_IS(s, lit) str_is((s), (lit), sizeof(lit) - 1)
+
+/* Go's utf8.Valid: no overlongs, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *c = (const unsigned char *)s, *e = c + n;
+    while (c < e) {
+        unsigned b = *c;
+        if (b < 0x80) {
+            c++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp, min;
+        if (b >= 0xC2 && b <= 0xDF) {
+            need = 1, cp = b & 0x1F, min = 0x80;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            need = 2, cp = b & 0x0F, min = 0x800;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            need = 3, cp = b & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if ((size_t)(e - c) < need + 1)
+            return false;
+        for (size_t i = 1; i <= need; i++) {
+            if ((c[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (c[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        c += need + 1;
+    }
+    return true;
+}
+
+/* Code points in valid UTF-8 (continuation bytes do not start one). */
+static size_t utf8_runes(const char *s, size_t n)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return r;
+}
+
+/* Find the closing quote of a quoted string that starts just after the opening quote.
+ * A backslash escapes any byte (the lexers' `\\.`). Reports whether the string holds
+ * escapes or non-ASCII bytes, so the common case skips unescaping and UTF-8 checks. */
+static const char *scan_quoted(const char *c, const char *e, bool *has_bs, bool *has_high)
+{
+    bool bs = false, hi = false;
+    while (c < e) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch == '"') {
+            *has_bs = bs;
+            *has_high = hi;
+            return c;
+        }
+        if (ch == '\\') {
+            bs = true;
+            if (c + 1 >= e) {
+                /* A backslash before the newline: the lexers refuse `\` + newline. */
+                *has_bs = true;
+                return NULL;
+            }
+            hi |= (unsigned char)c[1] >= 0x80;
+            c += 2;
+            continue;
+        }
+        hi |= ch >= 0x80;
+        c++;
+    }
+    *has_bs = false;
+    return NULL;
+}
+
+/* An unterminated quoted string in a label set. PromParser's lexer lets a quoted
+ * string run over a raw newline ([^\\"] includes \n), so in lenient text the line goes
+ * on to the next newline; everywhere else it is an error. */
+static int unterminated(struct scrape_parser *p, bool dangling_bs, const char *what)
+{
+    if (p->opts.format == SCRAPE_FORMAT_TEXT && !p->opts.strict && !p->final_line && !dangling_bs) {
+        p->more = true;
+        return PARSE_MORE;
+    }
+    return perr(p, "unterminated %s", what);
+}
+
+enum esc_rules {
+    ESC_LENIENT,     /* \\ \" \n decoded; other escapes kept as written (Prometheus) */
+    ESC_STRICT,      /* other escapes are an error (prometheus/common) */
+    ESC_HELP_TEXT,   /* 0.0.4 HELP in Prometheus: only \\ and \n decoded */
+};
+
+/* Unescape into dst (room for n bytes). Returns the length, or -1 on a bad escape. */
+static long unescape(const char *s, size_t n, char *dst, enum esc_rules rules)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c != '\\' || i + 1 >= n) {
+            dst[o++] = c;
+            continue;
+        }
+        char x = s[i + 1];
+        if (x == '\\') {
+            dst[o++] = '\\';
+        } else if (x == 'n') {
+            dst[o++] = '\n';
+        } else if (x == '"' && rules != ESC_HELP_TEXT) {
+            dst[o++] = '"';
+        } else if (rules == ESC_STRICT) {
+            return -1;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = x;
+        }
+        i++;
+    }
+    return (long)o;
+}
+
+/* Room in the per-line scratch buffer (reserved to the line length at line start). */
+static char *scratch_take(struct scrape_parser *p, size_t n)
+{
+    char *d = p->scratch.data + p->scratch_used;
+    p->scratch_used += n;
+    return d;
+}
+
+/* The contents of a quoted string [q0, q1): checked for UTF-8, unescaped if needed. */
+static int quoted_string(struct scrape_parser *p, const char *q0, const char *q1, bool has_bs,
+                         bool has_high, enum esc_rules rules, const char *what,
+                         struct ss_str *out)
+{
+    size_t n = (size_t)(q1 - q0);
+    if (has_high && !utf8_valid(q0, n)) {
+        char q[200];
+        quote_token(q, sizeof q, q0, n);
+        return perr(p, "invalid UTF-8 in %s %s", what, q);
+    }
+    if (!has_bs) {
+        *out = (struct ss_str){q0, n};
+        return 0;
+    }
+    char *d = scratch_take(p, n);
+    long m = unescape(q0, n, d, rules);
+    if (m < 0) {
+        char q[200];
+        quote_token(q, sizeof q, q0, n);
+        return perr(p, "invalid escape sequence in %s %s", what, q);
+    }
+    *out = (struct ss_str){d, (size_t)m};
+    return 0;
+}
+
+/* ======================================================================== */
+/* numbers                                                                  */
+/* ======================================================================== */
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Case-insensitive compare against a lower-case ASCII literal. */
+static bool ci_eq(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c | 0x20);
+        if (c != lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* Parse a float as Go's strconv.ParseFloat does, without the forms Prometheus'
+ * parseFloat refuses ('p', 'P', '_': hex floats and digit separators; Go has no hex
+ * float without a 'p' exponent). Accepted: [+-]digits[.digits][e[+-]digits],
+ * [+-]inf, [+-]infinity, nan (case-insensitive). Overflow fails like Go's ErrRange;
+ * underflow rounds to zero as Go does. */
+static bool parse_float(struct scrape_parser *p, const char *s, size_t n, double *out)
+{
+    if (n == 0)
+        return false;
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '+' || s[0] == '-') {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i < n && ((s[i] | 0x20) == 'i' || (s[i] | 0x20) == 'n')) {
+        size_t m = n - i;
+        if ((m == 3 && ci_eq(s + i, "inf", 3)) || (m == 8 && ci_eq(s + i, "infinity", 8))) {
+            *out = neg ? -INFINITY : INFINITY;
+            return true;
+        }
+        if (i == 0 && m == 3 && ci_eq(s, "nan", 3)) {
+            *out = NAN;
+            return true;
+        }
+        return false;
+    }
+    uint64_t mant = 0;
+    int ndig = 0, dexp = 0;
+    bool sawdig = false, sawdot = false, exact = true;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (is_digit(c)) {
+            sawdig = true;
+            if (mant == 0 && c == '0') {
+                if (sawdot)
+                    dexp--;
+                continue;
+            }
+            if (ndig < 19) {
+                mant = mant * 10 + (uint64_t)(c - '0');
+                ndig++;
+                if (sawdot)
+                    dexp--;
+            } else {
+                if (c != '0')
+                    exact = false;
+                if (!sawdot)
+                    dexp++;
+            }
+            continue;
+        }
+        if (c == '.' && !sawdot) {
+            sawdot = true;
+            continue;
+        }
+        break;
+    }
+    if (!sawdig)
+        return false;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < n && (s[i] == '+' || s[i] == '-')) {
+            eneg = s[i] == '-';
+            i++;
+        }
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        int e = 0;
+        for (; i < n && is_digit(s[i]); i++)
+            if (e < 100000)
+                e = e * 10 + (s[i] - '0');
+        dexp += eneg ? -e : e;
+    }
+    if (i != n)
+        return false;
+    /* Clinger's fast path: a mantissa below 2^53 and 10^k with k <= 22 are exact
+     * doubles, so one multiplication or division rounds correctly. */
+    if (exact && mant < ((uint64_t)1 << 53) && dexp >= -22 && dexp <= 22) {
+        double v = (double)mant;
+        v = dexp < 0 ? v / pow10_exact[-dexp] : v * pow10_exact[dexp];
+        *out = neg ? -v : v;
+        return true;
+    }
+    /* Slow path: strtod in the "C" locale (the process never calls setlocale). */
+    char stack[64];
+    char *z = stack;
+    if (n >= sizeof stack) {
+        ss_buf_reset(&p->numbuf);
+        if (ss_buf_append(&p->numbuf, s, n))
+            return false;
+        z = p->numbuf.data;
+    } else {
+        memcpy(stack, s, n);
+        stack[n] = '\0';
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(z, &end);
+    if (end != z + n)
+        return false;
+    if (errno == ERANGE && isinf(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* strconv.ParseInt(s, 10, 64); the sign is allowed only where the caller says. */
+static bool parse_int64(const char *s, size_t n, bool allow_sign, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (n && allow_sign && (s[0] == '+' || s[0] == '-')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i >= n)
+        return false;
+    uint64_t v = 0;
+    uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        if (!is_digit(s[i]))
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (lim - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+/* OpenMetrics timestamps are seconds; Prometheus 2.42 stores int64(ts*1000). Go's
+ * out-of-range float-to-int conversion yields INT64_MIN on amd64; C leaves it
+ * undefined, so clamp to that. */
+static int64_t om_seconds_to_ms(double sec)
+{
+    double ms = sec * 1000.0;
+    if (!(ms > -9223372036854775808.0 && ms < 9223372036854775808.0))
+        return INT64_MIN;
+    return (int64_t)ms;
+}
+
+/* ======================================================================== */
+/* types and suffixes                                                       */
+/* ======================================================================== */
+
+const char *scrape_metric_type_name(enum scrape_metric_type t)
+{
+    switch (t) {
+    case SCRAPE_TYPE_UNKNOWN: return "unknown";
+    case SCRAPE_TYPE_COUNTER: return "counter";
+    case SCRAPE_TYPE_GAUGE: return "gauge";
+    case SCRAPE_TYPE_HISTOGRAM: return "histogram";
+    case SCRAPE_TYPE_GAUGEHISTOGRAM: return "gaugehistogram";
+    case SCRAPE_TYPE_SUMMARY: return "summary";
+    case SCRAPE_TYPE_INFO: return "info";
+    case SCRAPE_TYPE_STATESET: return "stateset";
+    }
+    return "unknown";
+}
+
+enum scrape_format scrape_format_from_content_type(const char *ct)
+{
+    /* Prometheus 2.42 textparse.New: mime.ParseMediaType, then an exact media type
+     * match; the type is case-insensitive and parameters do not matter. */
+    static const char om[] = "application/openmetrics-text";
+    if (!ct)
+        return SCRAPE_FORMAT_TEXT;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = 0;
+    while (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
+        n++;
+    if (n == sizeof om - 1 && strncasecmp(ct, om, n) == 0)
+        return SCRAPE_FORMAT_OPENMETRICS;
+    return SCRAPE_FORMAT_TEXT;
+}
+
+static const char *const sfx_plain[] = {"", NULL};
+static const char *const sfx_text_summary[] = {"", "_sum", "_count", NULL};
+static const char *const sfx_text_hist[] = {"", "_bucket", "_sum", "_count", NULL};
+static const char *const sfx_text_ghist[] = {"", "_bucket", "_sum", "_count", "_gsum", "_gcount",
+                                             NULL};
+/* OpenMetrics 1.0 §Metric types, as the reference parser lists them (strict). */
+static const char *const sfx_om_counter[] = {"_total", "_created", NULL};
+static const char *const sfx_om_summary[] = {"", "_sum", "_count", "_created", NULL};
+static const char *const sfx_om_hist[] = {"_count", "_sum", "_bucket", "_created", NULL};
+static const char *const sfx_om_ghist[] = {"_gcount", "_gsum", "_bucket", NULL};
+static const char *const sfx_om_info[] = {"_info", NULL};
+
+static const char *const *suffixes(enum scrape_format f, enum scrape_metric_type t)
+{
+    if (f == SCRAPE_FORMAT_TEXT) {
+        switch (t) {
+        case SCRAPE_TYPE_SUMMARY: return sfx_text_summary;
+        case SCRAPE_TYPE_HISTOGRAM: return sfx_text_hist;
+        case SCRAPE_TYPE_GAUGEHISTOGRAM: return sfx_text_ghist;
+        default: return sfx_plain;
+        }
+    }
+    switch (t) {
+    case SCRAPE_TYPE_COUNTER: return sfx_om_counter;
+    case SCRAPE_TYPE_SUMMARY: return sfx_om_summary;
+    case SCRAPE_TYPE_HISTOGRAM: return sfx_om_hist;
+    case SCRAPE_TYPE_GAUGEHISTOGRAM: return sfx_om_ghist;
+    case SCRAPE_TYPE_INFO: return sfx_om_info;
+    default: return sfx_plain;
+    }
+}
+
+/* Is name = fam + one of the suffixes? Returns the suffix or NULL. */
+static const char *match_suffix(struct ss_str name, const char *fam, size_t flen,
+                                const char *const *sfx, bool bare_ok)
+{
+    if (name.len < flen || memcmp(name.p, fam, flen) != 0)
+        return NULL;
+    const char *rest = name.p + flen;
+    size_t rlen = name.len - flen;
+    if (rlen == 0 && bare_ok)
+        return "";
+    for (; *sfx; sfx++) {
+        size_t sl = strlen(*sfx);
+        if (sl == rlen && memcmp(rest, *sfx, sl) == 0)
+            return *sfx;
+    }
+    return NULL;
+}
+
+/* ======================================================================== */
+/* labels                                                                   */
+/* ======================================================================== */
+
+static int label_push(struct label_vec *lv, struct ss_str name, struct ss_str value)
+{
+    if (lv->n == lv->cap) {
+        size_t ncap = lv->cap ? lv->cap * 2 : 32;
+        struct ss_label *nv = realloc(lv->v, ncap * sizeof *nv);
+        if (!nv)
+            return SS_ENOMEM;
+        lv->v = nv;
+        lv->cap = ncap;
+    }
+    lv->v[lv->n].name = name;
+    lv->v[lv->n].value = value;
+    lv->n++;
+    return 0;
+}
+
+static const struct ss_str *label_get(const struct label_vec *lv, const char *name, size_t n)
+{
+    for (size_t i = 0; i < lv->n; i++)
+        if (lv->v[i].name.len == n && memcmp(lv->v[i].name.p, name, n) == 0)
+            return &lv->v[i].value;
+    return NULL;
+}
+
+/* Parse a label set; *pc points just after '{' and ends just after '}'.
+ * Token rules: text allows blanks around every token and (lenient) no comma between
+ * labels, as PromParser does; OpenMetrics allows no blanks and needs a comma or '}'
+ * after each value. With utf8_names a quoted string followed by ',' or '}' is the
+ * metric name (not in exemplars). */
+static int parse_labels(struct scrape_parser *p, const char **pc, const char *e, bool exemplar,
+                        struct ss_str *name)
+{
+    const bool om = p->opts.format == SCRAPE_FORMAT_OPENMETRICS;
+    const bool strict = p->opts.strict;
+    const enum esc_rules rules = (strict && !om) ? ESC_STRICT : ESC_LENIENT;
+    struct label_vec *lv = exemplar ? &p->elabels : &p->labels;
+    const char *c = *pc;
+    bool after_comma = false;
+    int rc;
+
+    for (;;) {
+        if (!om)
+            c = skip_ws(c, e);
+        if (c >= e)
+            return perr(p, "expected label name or '}', got end of line");
+        if (*c == '}') {
+            /* OpenMetrics: Prometheus 2.42 wants a label name after a comma (later
+             * versions free a trailing comma); 0.0.4 allows it. */
+            if (after_comma && om)
+                return perr(p, "expected label name after ',', got '}'");
+            c++;
+            break;
+        }
+        after_comma = false;
+        struct ss_str lname;
+        if (*c == '"' && p->opts.utf8_names) {
+            bool bs, hi;
+            const char *q = scan_quoted(c + 1, e, &bs, &hi);
+            if (!q)
+                return unterminated(p, bs, "quoted name");
+            if ((rc = quoted_string(p, c + 1, q, bs, hi, rules, "quoted name", &lname)))
+                return rc;
+            c = q + 1;
+            const char *d = om ? c : skip_ws(c, e);
+            if (d < e && (*d == ',' || *d == '}')) {
+                if (exemplar)
+                    return perr(p, "expected label name in exemplar, got a bare quoted string");
+                if (name->p)
+                    return perr(p, "metric name set twice");
+                if (lname.len == 0)
+                    return perr(p, "empty metric name");
+                *name = lname;
+                c = d;
+                if (*c == ',') {
+                    c++;
+                    after_comma = true;
+                }
+                continue;
+            }
+            if (lname.len == 0)
+                return perr(p, "empty label name");
+        } else if (is_lname_start(*c)) {
+            const char *b = c;
+            while (c < e && is_lname_char(*c))
+                c++;
+            lname = (struct ss_str){b, (size_t)(c - b)};
+        } else {
+            return perr_tok(p, "expected label name", c, e);
+        }
+        if (!om)
+            c = skip_ws(c, e);
+        if (c >= e || *c != '=')
+            return perr_tok(p, "expected '=' after label name", c, e);
+        c++;
+        if (!om)
+            c = skip_ws(c, e);
+        if (c >= e || *c != '"')
+            return perr_tok(p, "expected '\"' at start of label value", c, e);
+        bool bs, hi;
+        const char *q = scan_quoted(c + 1, e, &bs, &hi);
+        if (!q)
+            return unterminated(p, bs, "label value");
+        struct ss_str val;
+        if ((rc = quoted_string(p, c + 1, q, bs, hi, rules, "label value", &val)))
+            return rc;
+        c = q + 1;
+        /* Prometheus 2.42 parses a repeated label name (or __name__) but then fails
+         * the whole scrape when appending ("label name is not unique"), so both are
+         * refused here; the callback never sees __name__. Exemplar labels are only
+         * checked in strict mode (Prometheus drops a bad exemplar, not the scrape). */
+        if (!exemplar && STR_IS(lname, "__name__"))
+            return perr(p, "label name \"__name__\" is reserved");
+        if ((strict || !exemplar) && label_get(lv, lname.p, lname.len)) {
+            char qn[200];
+            quote_token(qn, sizeof qn, lname.p, lname.len);
+            return perr(p, "label name %s is not unique", qn);
+        }
+        if ((rc = label_push(lv, lname, val)))
+            return fail(p, rc, "out of memory");
+        if (!om)
+            c = skip_ws(c, e);
+        if (c < e && *c == ',') {
+            c++;
+            after_comma = true;
+            continue;
+        }
+        if (c < e && *c == '}') {
+            c++;
+            break;
+        }
+        if (om || strict)
+            return perr_tok(p, "expected ',' or '}' after label value", c, e);
+        /* Prometheus text: the comma between labels is optional. */
+    }
+    *pc = c;
+    return 0;
+}
+
+/* A metric name in a metadata line: legacy characters, or quoted with utf8_names. */
+static int meta_name(struct scrape_parser *p, const char **pc, const char *e, struct ss_str *out)
+{
+    const char *c = *pc;
+    *out = (struct ss_str){NULL, 0};
+    if (c < e && is_mname_start(*c)) {
+        const char *b = c;
+        while (c < e && is_mname_char(*c))
+            c++;
+        *out = (struct ss_str){b, (size_t)(c - b)};
+    } else if (c < e && *c == '"' && p->opts.utf8_names) {
+        bool bs, hi;
+        const char *q = scan_quoted(c + 1, e, &bs, &hi);
+        if (!q)
+            return perr(p, "unterminated quoted metric name");
+        enum esc_rules rules = (p->opts.strict && p->opts.format == SCRAPE_FORMAT_TEXT)
+                                   ? ESC_STRICT
+                                   : ESC_LENIENT;
+        int rc = quoted_string(p, c + 1, q, bs, hi, rules, "metric name", out);
+        if (rc)
+            return rc;
+        if (out->len == 0)
+            return perr(p, "empty metric name");
+        c = q + 1;
+    }
+    *pc = c;
+    return 0;
+}
+
+/* ======================================================================== */
+/* callbacks and lenient family tracking                                    */
+/* ======================================================================== */
+
+static int cb_result(struct scrape_parser *p, int rc)
+{
+    if (rc) {
+        snprintf(p->errmsg, sizeof p->errmsg, "line %u: stopped by callback (%d: %s)", p->line, rc,
+                 ss_strerror(rc));
+        p->failed = rc;
+    }
+    return rc;
+}
+
+static int emit_meta(struct scrape_parser *p, const struct scrape_parser_cb *cb,
+                     enum scrape_meta_kind kind, struct ss_str family, struct ss_str text,
+                     enum scrape_metric_type type)
+{
+    if (!cb || !cb->meta)
+        return 0;
+    struct scrape_parsed_meta m = {
+        .kind = kind, .family = family, .text = text, .type = type, .line = p->line};
+    return cb_result(p, cb->meta(cb->ud, &m));
+}
+
+static int set_lenient_family(struct scrape_parser *p, struct ss_str name, bool is_type,
+                              enum scrape_metric_type t)
+{
+    bool same = p->fam_set && p->fam.len == name.len && memcmp(p->fam.data, name.p, name.len) == 0;
+    if (!same) {
+        ss_buf_reset(&p->fam);
+        if (ss_buf_append(&p->fam, name.p, name.len))
+            return fail(p, SS_ENOMEM, "out of memory");
+        p->fam_set = true;
+        p->famtype = SCRAPE_TYPE_UNKNOWN;
+    }
+    if (is_type)
+        p->famtype = t;
+    return 0;
+}
+
+/* Lenient family of a sample: the metadata family when the name fits it. */
+static void lenient_family(const struct scrape_parser *p, struct ss_str name, struct ss_str *fam,
+                           enum scrape_metric_type *type)
+{
+    if (p->fam_set &&
+        match_suffix(name, p->fam.data, p->fam.len, suffixes(p->opts.format, p->famtype), true)) {
+        *fam = (struct ss_str){p->fam.data, p->fam.len};
+        *type = p->famtype;
+        return;
+    }
+    *fam = name;
+    *type = SCRAPE_TYPE_UNKNOWN;
+}
+
+struct sample_ctx {
+    struct ss_str name;
+    double value;
+    bool has_ts;
+    int64_t ts_ms;
+    double ts_sec; /* OpenMetrics: the timestamp as written, for strict ordering */
+    bool has_exemplar;
+};
+
+static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *cb,
+                       const struct sample_ctx *sc, struct ss_str family,
+                       enum scrape_metric_type type)
+{
+    if (!cb || !cb->sample)
+        return 0;
+    struct scrape_parsed_sample s = {
+        .name = sc->name,
+        .labels = p->labels.v,
+        .nlabels = p->labels.n,
+        .value = sc->value,
+        .has_timestamp = sc->has_ts,
+        .timestamp_ms = sc->ts_ms,
+        .type = type,
+        .family = family,
+        .line = p->line,
+    };
+    return cb_result(p, cb->sample(cb->ud, &s));
+}
+
+/* ======================================================================== */
+/* strict OpenMetrics: family rules                                         */
+/* ======================================================================== */
+
+static bool is_integral(double v) { return isfinite(v) && v == floor(v); }
+
+/* A label value used as a number by a family rule (le, quantile): a float, with
+ * infinities spelled +Inf / -Inf (the reference parser's canonical-number check). */
+static bool om_label_number(struct scrape_parser *p, struct ss_str s, double *out)
+{
+    if (!parse_float(p, s.p, s.len, out) || isnan(*out))
+        return false;
+    if (isinf(*out))
+        return STR_IS(s, "+Inf") || STR_IS(s, "-Inf");
+    return true;
+}
+
+/* Build the group key: the sorted label set without the label that distinguishes the
+ * samples of one group (le, quantile, the stateset label). Length-prefixed, so any
+ * bytes in names are fine. */
+static int om_group_key(struct scrape_parser *p, const char *skip, size_t skiplen, bool none)
+{
+    struct ss_buf *k = &p->oms->key;
+    ss_buf_reset(k);
+    if (none)
+        return 0;
+    size_t n = p->labels.n;
+    if (n > p->idx_cap) {
+        uint32_t *ni = realloc(p->idx, n * sizeof *ni);
+        if (!ni)
+            return SS_ENOMEM;
+        p->idx = ni;
+        p->idx_cap = n;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ss_label *l = &p->labels.v[i];
+        if (skip && l->name.len == skiplen && memcmp(l->name.p, skip, skiplen) == 0)
+            continue;
+        /* insertion sort by name: label sets are small */
+        size_t j = m++;
+        while (j > 0 && ss_str_cmp(p->labels.v[p->idx[j - 1]].name, l->name) > 0) {
+            p->idx[j] = p->idx[j - 1];
+            j--;
+        }
+        p->idx[j] = (uint32_t)i;
+    }
+    for (size_t i = 0; i < m; i++) {
+        const struct ss_label *l = &p->labels.v[p->idx[i]];
+        uint32_t ln[2] = {(uint32_t)l->name.len, (uint32_t)l->value.len};
+        int rc;
+        if ((rc = ss_buf_append(k, ln, sizeof ln)) || (rc = ss_buf_append(k, l->name.p, l->name.len)) ||
+            (rc = ss_buf_append(k, l->value.p, l->value.len)))
+            return rc;
+    }
+    return 0;
+}
+
+static int om_hist_checks(struct scrape_parser *p)
+{
+    struct om_family *f = &p->oms->f;
+    const char *nm = f->name.data;
+    if (!f->h_has_bucket || !isinf(f->h_bucket) || f->h_bucket < 0)
+        return perr(p, "histogram %s: +Inf bucket missing", nm);
+    if (f->h_has_count && f->h_value != f->h_count)
+        return perr(p, "histogram %s: count does not match the +Inf bucket", nm);
+    if (f->h_sum && !f->h_has_count)
+        return perr(p, "histogram %s: _count must be present if _sum is present", nm);
+    if (f->h_gsum && !f->h_has_count)
+        return perr(p, "histogram %s: _gcount must be present if _gsum is present", nm);
+    if (!(f->h_sum || f->h_gsum) && f->h_has_count)
+        return perr(p, "histogram %s: _sum/_gsum must be present if _count is present", nm);
+    if (f->h_neg_bucket && f->h_sum)
+        return perr(p, "histogram %s: cannot have _sum with negative buckets", nm);
+    if (!f->h_neg_bucket && f->h_neg_gsum)
+        return perr(p, "histogram %s: cannot have negative _gsum with non-negative buckets", nm);
+    return 0;
+}
+
+/* The end of a family: claim its sample names and run the whole-family checks. */
+static int om_family_end(struct scrape_parser *p)
+{
+    struct om_strict *st = p->oms;
+    struct om_family *f = &st->f;
+    if (!f->active)
+        return 0;
+    f->active = false;
+    enum scrape_metric_type t = f->has_type ? f->type : SCRAPE_TYPE_UNKNOWN;
+    const char *const *sfx = suffixes(SCRAPE_FORMAT_OPENMETRICS, t);
+    char q[200];
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *const *s = pass ? sfx : sfx_plain; *s; s++) {
+            if (pass && !**s)
+                continue; /* "" was claimed in the first pass */
+            ss_buf_reset(&st->key);
+            int rc;
+            if ((rc = ss_buf_append(&st->key, f->name.data, f->name.len)) ||
+                (rc = ss_buf_append_str(&st->key, *s)))
+                return fail(p, rc, "out of memory");
+            if (strset_get(&st->names, st->key.data, st->key.len)) {
+                quote_token(q, sizeof q, st->key.data, st->key.len);
+                return perr(p, "clashing name %s", q);
+            }
+            if ((rc = strset_put(&st->names, &st->arena, st->key.data, st->key.len, NULL, NULL)))
+                return fail(p, rc, "out of memory");
+        }
+    }
+    if (f->unit.len && (t == SCRAPE_TYPE_INFO || t == SCRAPE_TYPE_STATESET))
+        return perr(p, "units are not allowed for %s %s", scrape_metric_type_name(t), f->name.data);
+    if (f->h_active) {
+        f->h_active = false;
+        return om_hist_checks(p);
+    }
+    return 0;
+}
+
+static int om_family_start(struct scrape_parser *p, struct ss_str name)
+{
+    struct om_strict *st = p->oms;
+    struct om_family *f = &st->f;
+    int rc = om_family_end(p);
+    if (rc)
+        return rc;
+    ss_buf_reset(&f->name);
+    ss_buf_reset(&f->unit);
+    ss_buf_reset(&f->group);
+    if ((rc = ss_buf_append(&f->name, name.p, name.len)))
+        return fail(p, rc, "out of memory");
+    f->active = true;
+    f->type = SCRAPE_TYPE_UNKNOWN;
+    f->has_type = f->has_help = f->has_unit = false;
+    f->nsamples = 0;
+    f->have_group = false;
+    f->h_active = false;
+    strset_clear(&st->groups);
+    return 0;
+}
+
+static bool om_same_name(const struct om_family *f, struct ss_str name)
+{
+    return f->active && f->name.len == name.len && memcmp(f->name.data, name.p, name.len) == 0;
+}
+
+static int om_strict_meta(struct scrape_parser *p, enum scrape_meta_kind kind, struct ss_str name,
+                          enum scrape_metric_type t, struct ss_str text)
+{
+    struct om_family *f = &p->oms->f;
+    int rc;
+    if (om_same_name(f, name)) {
+        if (f->nsamples)
+            return perr(p, "metadata for %.*s after its samples", (int)name.len, name.p);
+    } else if ((rc = om_family_start(p, name))) {
+        return rc;
+    }
+    switch (kind) {
+    case SCRAPE_META_HELP:
+        if (f->has_help)
+            return perr(p, "more than one HELP for %s", f->name.data);
+        f->has_help = true;
+        break;
+    case SCRAPE_META_TYPE:
+        if (f->has_type)
+            return perr(p, "more than one TYPE for %s", f->name.data);
+        f->has_type = true;
+        f->type = t;
+        break;
+    case SCRAPE_META_UNIT:
+        if (f->has_unit)
+            return perr(p, "more than one UNIT for %s", f->name.data);
+        f->has_unit = true;
+        if ((rc = ss_buf_append(&f->unit, text.p, text.len)))
+            return fail(p, rc, "out of memory");
+        break;
+    }
+    return 0;
+}
+
+static int om_strict_sample(struct scrape_parser *p, const struct sample_ctx *sc)
+{
+    struct om_strict *st = p->oms;
+    struct om_family *f = &st->f;
+    int rc;
+    enum scrape_metric_type t = f->has_type ? f->type : SCRAPE_TYPE_UNKNOWN;
+    const char *suffix = f->active ? match_suffix(sc->name, f->name.data, f->name.len,
+                                                  suffixes(SCRAPE_FORMAT_OPENMETRICS, t), false)
+                                   : NULL;
+    if (!suffix) {
+        /* A name the current family does not allow starts a new family of type unknown. */
+        if ((rc = om_family_start(p, sc->name)))
+            return rc;
+        t = SCRAPE_TYPE_UNKNOWN;
+        suffix = "";
+    }
+    const bool hist = t == SCRAPE_TYPE_HISTOGRAM || t == SCRAPE_TYPE_GAUGEHISTOGRAM;
+    const bool bucket = hist && strcmp(suffix, "_bucket") == 0;
+    const bool quantile_sample = t == SCRAPE_TYPE_SUMMARY && !*suffix;
+    const double v = sc->value;
+    const char *nm = f->name.data;
+    double le = 0;
+
+    if (t == SCRAPE_TYPE_STATESET && !label_get(&p->labels, f->name.data, f->name.len))
+        return perr(p, "stateset %s: sample without its state label", nm);
+    if (bucket) {
+        const struct ss_str *ls = label_get(&p->labels, "le", 2);
+        if (!ls || !om_label_number(p, *ls, &le))
+            return perr(p, "histogram %s: missing or invalid le label", nm);
+        if (!is_integral(v))
+            return perr(p, "histogram %s: bucket value must be an integer", nm);
+    }
+    if ((strcmp(suffix, "_count") == 0 || strcmp(suffix, "_gcount") == 0) && !is_integral(v))
+        return perr(p, "%s: count value must be an integer", nm);
+    if (quantile_sample) {
+        const struct ss_str *qs = label_get(&p->labels, "quantile", 8);
+        double q;
+        if (!qs || !om_label_number(p, *qs, &q) || q < 0 || q > 1)
+            return perr(p, "summary %s: missing or invalid quantile label", nm);
+    }
+
+    /* Grouping: each group's samples are contiguous; within a group timestamps are all
+     * present or all absent and never go backwards (info is exempt). */
+    if (t == SCRAPE_TYPE_INFO)
+        rc = om_group_key(p, NULL, 0, true);
+    else if (quantile_sample)
+        rc = om_group_key(p, "quantile", 8, false);
+    else if (t == SCRAPE_TYPE_STATESET)
+        rc = om_group_key(p, f->name.data, f->name.len, false);
+    else if (bucket)
+        rc = om_group_key(p, "le", 2, false);
+    else
+        rc = om_group_key(p, NULL, 0, false);
+    if (rc)
+        return fail(p, rc, "out of memory");
+    const bool same_group = f->have_group && f->group.len == st->key.len &&
+                            (st->key.len == 0 || memcmp(f->group.data, st->key.data, st->key.len) == 0);
+    bool same_ts = false;
+    if (same_group) {
+        if (sc->has_ts != f->group_has_ts)
+            return perr(p, "%s: mix of timestamp presence within a group", nm);
+        if (sc->has_ts && f->group_ts > sc->ts_sec && t != SCRAPE_TYPE_INFO)
+            return perr(p, "%s: timestamps went backwards within a group", nm);
+        same_ts = !sc->has_ts || f->group_ts == sc->ts_sec;
+    } else {
+        if (strset_get(&st->groups, st->key.data, st->key.len))
+            return perr(p, "%s: invalid metric grouping (group seen before)", nm);
+        if ((rc = strset_put(&st->groups, &st->arena, st->key.data, st->key.len, NULL, NULL)))
+            return fail(p, rc, "out of memory");
+        ss_buf_reset(&f->group);
+        if ((rc = ss_buf_append(&f->group, st->key.data, st->key.len)))
+            return fail(p, rc, "out of memory");
+    }
+    f->have_group = true;
+    f->group_has_ts = sc->has_ts;
+    f->group_ts = sc->ts_sec;
+
+    /* Value rules. */
+    if (t == SCRAPE_TYPE_STATESET && v != 0 && v != 1)
+        return perr(p, "stateset %s: values must be 0 or 1", nm);
+    if (t == SCRAPE_TYPE_INFO && v != 1)
+        return perr(p, "info %s: value must be 1", nm);
+    if (quantile_sample && v < 0)
+        return perr(p, "summary %s: quantile values cannot be negative", nm);
+    static const char *const counterlike[] = {"_total", "_sum", "_count", "_bucket", "_gcount", "_gsum"};
+    for (size_t i = 0; i < sizeof counterlike / sizeof *counterlike; i++) {
+        if (strcmp(suffix, counterlike[i]) != 0)
+            continue;
+        if (isnan(v))
+            return perr(p, "%s: counter-like samples cannot be NaN", nm);
+        if (v < 0 && i != 5) /* a negative _gsum is allowed */
+            return perr(p, "%s: counter-like samples cannot be negative", nm);
+    }
+    if (sc->has_exemplar) {
+        bool ok = (hist && sc->name.len >= 7 && memcmp(sc->name.p + sc->name.len - 7, "_bucket", 7) == 0) ||
+                  (t == SCRAPE_TYPE_COUNTER && sc->name.len >= 6 &&
+                   memcmp(sc->name.p + sc->name.len - 6, "_total", 6) == 0);
+        if (!ok)
+            return perr(p, "%s: only histogram buckets and counter totals can have exemplars", nm);
+    }
+
+    /* Histogram rules, per group and timestamp. */
+    if (hist) {
+        if (!f->h_active || !same_group || !same_ts) {
+            if (f->h_active && (rc = om_hist_checks(p)))
+                return rc;
+            f->h_active = true;
+            f->h_has_bucket = f->h_has_count = f->h_neg_bucket = false;
+            f->h_sum = f->h_gsum = f->h_neg_gsum = false;
+            f->h_value = 0;
+        }
+        if (bucket) {
+            if (le < 0)
+                f->h_neg_bucket = true;
+            if (f->h_has_bucket && le <= f->h_bucket)
+                return perr(p, "histogram %s: buckets out of order", nm);
+            if (v < f->h_value)
+                return perr(p, "histogram %s: bucket values out of order", nm);
+            f->h_has_bucket = true;
+            f->h_bucket = le;
+            f->h_value = v;
+        } else if (strcmp(suffix, "_count") == 0 || strcmp(suffix, "_gcount") == 0) {
+            f->h_has_count = true;
+            f->h_count = v;
+        } else if (strcmp(suffix, "_sum") == 0) {
+            f->h_sum = true;
+        } else if (strcmp(suffix, "_gsum") == 0) {
+            f->h_gsum = true;
+            if (v < 0)
+                f->h_neg_gsum = true;
+        }
+    }
+    f->nsamples++;
+    return 0;
+}
+
+/* ======================================================================== */
+/* OpenMetrics lines                                                        */
+/* ======================================================================== */
+
+static bool om_exemplar_start(const char *c, const char *e)
+{
+    return e - c >= 4 && c[0] == ' ' && c[1] == '#' && c[2] == ' ' && c[3] == '{';
+}
+
+/* " # {" has been consumed; parse labels, value and optional timestamp to the end. */
+static int om_exemplar(struct scrape_parser *p, const char *c, const char *e)
+{
+    struct ss_str none = {NULL, 0};
+    p->elabels.n = 0;
+    int rc = parse_labels(p, &c, e, true, &none);
+    if (rc)
+        return rc;
+    if (c >= e || *c != ' ' || c + 1 >= e || c[1] == ' ')
+        return perr_tok(p, "expected value after exemplar labels", c, e);
+    c++;
+    const char *v0 = c;
+    while (c < e && *c != ' ')
+        c++;
+    double v;
+    if (!parse_float(p, v0, (size_t)(c - v0), &v))
+        return perr_tok(p, "invalid exemplar value", v0, e);
+    if (c < e) {
+        c++;
+        if (c >= e || *c == ' ')
+            return perr(p, "expected exemplar timestamp after blank");
+        const char *t0 = c;
+        while (c < e && *c != ' ')
+            c++;
+        double ts;
+        if (!parse_float(p, t0, (size_t)(c - t0), &ts))
+            return perr_tok(p, "invalid exemplar timestamp", t0, e);
+        if (isnan(ts) || isinf(ts))
+            return perr_tok(p, "invalid exemplar timestamp", t0, e);
+        if (c < e)
+            return perr_tok(p, "expected end of line after exemplar timestamp", c, e);
+    }
+    if (p->opts.strict) {
+        size_t runes = 0;
+        for (size_t i = 0; i < p->elabels.n; i++)
+            runes += utf8_runes(p->elabels.v[i].name.p, p->elabels.v[i].name.len) +
+                     utf8_runes(p->elabels.v[i].value.p, p->elabels.v[i].value.len);
+        if (runes > OM_EXEMPLAR_MAX_RUNES)
+            return perr(p, "exemplar labels are longer than %d characters", OM_EXEMPLAR_MAX_RUNES);
+    }
+    return 0;
+}
+
+static int om_meta_line(struct scrape_parser *p, const char *s, const char *e,
+                        const struct scrape_parser_cb *cb)
+{
+    size_t n = (size_t)(e - s);
+    int rc;
+    if (n == 5 && memcmp(s, "# EOF", 5) == 0) {
+        p->eof = true;
+        if (p->opts.strict)
+            return om_family_end(p);
+        return 0;
+    }
+    if (n < 2 || s[1] != ' ')
+        return perr_tok(p, "expected a valid start token", s, e);
+    const char *c = s + 2;
+    enum scrape_meta_kind kind;
+    const char *kw;
+    if (e - c >= 4 && memcmp(c, "HELP", 4) == 0)
+        kind = SCRAPE_META_HELP, kw = "HELP";
+    else if (e - c >= 4 && memcmp(c, "TYPE", 4) == 0)
+        kind = SCRAPE_META_TYPE, kw = "TYPE";
+    else if (e - c >= 4 && memcmp(c, "UNIT", 4) == 0)
+        kind = SCRAPE_META_UNIT, kw = "UNIT";
+    else
+        return perr_tok(p, "expected HELP, TYPE, UNIT or EOF after '# '", c, e);
+    c += 4;
+    if (c >= e || *c != ' ')
+        return perr_tok(p, kind == SCRAPE_META_HELP   ? "expected ' ' after HELP"
+                           : kind == SCRAPE_META_TYPE ? "expected ' ' after TYPE"
+                                                      : "expected ' ' after UNIT",
+                        c, e);
+    c++;
+    struct ss_str name;
+    if ((rc = meta_name(p, &c, e, &name)))
+        return rc;
+    if (!name.p)
+        return perr_tok(p, kind == SCRAPE_META_HELP   ? "expected metric name after HELP"
+                           : kind == SCRAPE_META_TYPE ? "expected metric name after TYPE"
+                                                      : "expected metric name after UNIT",
+                        c, e);
+    /* OpenMetrics: exactly one space, then the rest of the line. */
+    if (c >= e || *c != ' ')
+        return perr(p, "expected text in %s", kw);
+    c++;
+    struct ss_str text = {c, (size_t)(e - c)};
+    enum scrape_metric_type t = SCRAPE_TYPE_UNKNOWN;
+    switch (kind) {
+    case SCRAPE_META_TYPE: {
+        static const struct {
+            const char *s;
+            enum scrape_metric_type t;
+        } types[] = {{"counter", SCRAPE_TYPE_COUNTER},     {"gauge", SCRAPE_TYPE_GAUGE},
+                     {"histogram", SCRAPE_TYPE_HISTOGRAM}, {"gaugehistogram", SCRAPE_TYPE_GAUGEHISTOGRAM},
+                     {"summary", SCRAPE_TYPE_SUMMARY},     {"info", SCRAPE_TYPE_INFO},
+                     {"stateset", SCRAPE_TYPE_STATESET},   {"unknown", SCRAPE_TYPE_UNKNOWN}};
+        size_t i;
+        for (i = 0; i < sizeof types / sizeof *types; i++)
+            if (text.len == strlen(types[i].s) && memcmp(text.p, types[i].s, text.len) == 0)
+                break;
+        if (i == sizeof types / sizeof *types) {
+            char q[200];
+            quote_token(q, sizeof q, text.p, text.len);
+            return perr(p, "invalid metric type %s", q);
+        }
+        t = types[i].t;
+        text = (struct ss_str){text.p, 0};
+        break;
+    }
+    case SCRAPE_META_HELP:
+        if (!utf8_valid(text.p, text.len))
+            return perr(p, "help text is not valid UTF-8");
+        if (memchr(text.p, '\\', text.len)) {
+            char *d = scratch_take(p, text.len);
+            text = (struct ss_str){d, (size_t)unescape(text.p, text.len, d, ESC_LENIENT)};
+        }
+        break;
+    case SCRAPE_META_UNIT:
+        /* OpenMetrics 1.0 §Unit: a non-empty unit must be a suffix of the name. */
+        if (text.len && !(name.len > text.len &&
+                          memcmp(name.p + name.len - text.len, text.p, text.len) == 0 &&
+                          name.p[name.len - text.len - 1] == '_')) {
+            char qu[100], qn[100];
+            quote_token(qu, sizeof qu, text.p, text.len);
+            quote_token(qn, sizeof qn, name.p, name.len);
+            return perr(p, "unit %s not a suffix of metric %s", qu, qn);
+        }
+        break;
+    }
+    if (p->opts.strict) {
+        if ((rc = om_strict_meta(p, kind, name, t, text)))
+            return rc;
+    } else if ((rc = set_lenient_family(p, name, kind == SCRAPE_META_TYPE, t))) {
+        return rc;
+    }
+    return emit_meta(p, cb, kind, name, text, t);
+}
+
+static int om_sample_line(struct scrape_parser *p, const char *s, const char *e,
+                          const struct scrape_parser_cb *cb)
+{
+    const char *c = s;
+    struct sample_ctx sc = {0};
+    int rc;
+    if (is_mname_start(*c)) {
+        while (c < e && is_mname_char(*c))
+            c++;
+        sc.name = (struct ss_str){s, (size_t)(c - s)};
+    } else if (!(*c == '{' && p->opts.utf8_names)) {
+        return perr_tok(p, "expected a valid start token", c, e);
+    }
+    if (c < e && *c == '{') {
+        c++;
+        if ((rc = parse_labels(p, &c, e, false, &sc.name)))
+            return rc;
+    }
+    if (!sc.name.p)
+        return perr(p, "metric name not set");
+    if (c >= e || *c != ' ' || c + 1 >= e || c[1] == ' ')
+        return perr_tok(p, "expected value after metric", c, e);
+    c++;
+    const char *v0 = c;
+    while (c < e && *c != ' ')
+        c++;
+    if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
+        return perr_tok(p, "invalid value", v0, e);
+    /* Exemplars are parsed and dropped. Lenient mode accepts them on any series
+     * (Prometheus 2.42 only on *_total and *_bucket; see the file comment). */
+    if (c < e) {
+        if (om_exemplar_start(c, e)) {
+            sc.has_exemplar = true;
+            if ((rc = om_exemplar(p, c + 4, e)))
+                return rc;
+        } else {
+            c++;
+            if (c >= e || *c == ' ')
+                return perr(p, "expected timestamp or exemplar after value");
+            const char *t0 = c;
+            while (c < e && *c != ' ')
+                c++;
+            if (!parse_float(p, t0, (size_t)(c - t0), &sc.ts_sec))
+                return perr_tok(p, "invalid timestamp", t0, e);
+            if (isnan(sc.ts_sec) || isinf(sc.ts_sec))
+                return perr_tok(p, "invalid timestamp", t0, e);
+            sc.has_ts = true;
+            sc.ts_ms = om_seconds_to_ms(sc.ts_sec);
+            if (c < e) {
+                if (!om_exemplar_start(c, e))
+                    return perr_tok(p, "expected next entry after timestamp", c, e);
+                sc.has_exemplar = true;
+                if ((rc = om_exemplar(p, c + 4, e)))
+                    return rc;
+            }
+        }
+    }
+    struct ss_str family;
+    enum scrape_metric_type type;
+    if (p->opts.strict) {
+        if ((rc = om_strict_sample(p, &sc)))
+            return rc;
+        const struct om_family *f = &p->oms->f;
+        family = (struct ss_str){f->name.data, f->name.len};
+        type = f->has_type ? f->type : SCRAPE_TYPE_UNKNOWN;
+    } else {
+        lenient_family(p, sc.name, &family, &type);
+    }
+    return emit_sample(p, cb, &sc, family, type);
+}
+
+static int om_line(struct scrape_parser *p, const char *s, size_t n,
+                   const struct scrape_parser_cb *cb)
+{
+    if (p->eof)
+        return perr(p, "unexpected data after # EOF");
+    if (n == 0)
+        return perr(p, "blank line (OpenMetrics has none)");
+    if (s[0] == '#')
+        return om_meta_line(p, s, s + n, cb);
+    return om_sample_line(p, s, s + n, cb);
+}
+
+/* ======================================================================== */
+/* text 0.0.4 lines                                                         */
+/* ======================================================================== */
+
+/* Strict text: prometheus/common finds a family by exact name, then as the _sum or
+ * _count of a summary, then as the _sum, _count or _bucket of a (gauge) histogram,
+ * else creates it (TextParser.setOrCreateCurrentMF). */
+enum tf_role { TF_PLAIN, TF_SUM, TF_COUNT };
+
+static struct text_family *tf_find(struct text_strict *ts, const char *s, size_t n)
+{
+    struct strset_ent *e = strset_get(&ts->fams, s, n);
+    return e ? e->val : NULL;
+}
+
+static bool has_suffix(struct ss_str s, const char *sfx, size_t n)
+{
+    return s.len > n && memcmp(s.p + s.len - n, sfx, n) == 0;
+}
+
+static int tf_resolve(struct scrape_parser *p, struct ss_str name, struct text_family **out,
+                      enum tf_role *role)
+{
+    struct text_strict *ts = p->ts;
+    *role = TF_PLAIN;
+    struct text_family *f = tf_find(ts, name.p, name.len);
+    if (f) {
+        *out = f;
+        return 0;
+    }
+    size_t cut = 0;
+    enum tf_role r = TF_PLAIN;
+    if (has_suffix(name, "_sum", 4))
+        cut = 4, r = TF_SUM;
+    else if (has_suffix(name, "_count", 6))
+        cut = 6, r = TF_COUNT;
+    if (cut) {
+        f = tf_find(ts, name.p, name.len - cut);
+        if (f && f->type == SCRAPE_TYPE_SUMMARY && f->has_type) {
+            *out = f;
+            *role = r;
+            return 0;
+        }
+    } else if (has_suffix(name, "_bucket", 7)) {
+        cut = 7;
+    }
+    if (cut) {
+        f = tf_find(ts, name.p, name.len - cut);
+        if (f && f->has_type &&
+            (f->type == SCRAPE_TYPE_HISTOGRAM || f->type == SCRAPE_TYPE_GAUGEHISTOGRAM)) {
+            *out = f;
+            *role = r;
+            return 0;
+        }
+    }
+    f = ss_arena_alloc(&ts->arena, sizeof *f);
+    if (!f)
+        return fail(p, SS_ENOMEM, "out of memory");
+    *f = (struct text_family){0};
+    struct strset_ent *ent;
+    int rc = strset_put(&ts->fams, &ts->arena, name.p, name.len, f, &ent);
+    if (rc)
+        return fail(p, rc, "out of memory");
+    f->name = ent->s;
+    f->len = name.len;
+    *out = f;
+    return 0;
+}
+
+/* A 0.0.4 comment in lenient mode, token for token as Prometheus' promlex: "#" then
+ * blanks then HELP or TYPE then blanks is metadata; anything else is a comment. The
+ * text is the rest of the line after the name, minus the one byte after the name. */
+static int text_comment_lenient(struct scrape_parser *p, const char *c, const char *e,
+                                const struct scrape_parser_cb *cb)
+{
+    /* promlex's consumeComment returns end of input at a NUL in a "#x" comment, and
+     * at a NUL right after "#" and blanks; Prometheus then keeps what it has. */
+    if (c >= e || !is_ws(*c)) {
+        if (c < e && memchr(c, '\0', (size_t)(e - c)))
+            p->stopped = true;
+        return 0;
+    }
+    c = skip_ws(c, e);
+    if (c < e && *c == '\0') {
+        p->stopped = true;
+        return 0;
+    }
+    enum scrape_meta_kind kind;
+    if (e - c >= 4 && memcmp(c, "HELP", 4) == 0)
+        kind = SCRAPE_META_HELP;
+    else if (e - c >= 4 && memcmp(c, "TYPE", 4) == 0)
+        kind = SCRAPE_META_TYPE;
+    else
+        return 0;
+    c += 4;
+    if (c >= e || !is_ws(*c))
+        return 0;
+    c = skip_ws(c, e);
+    struct ss_str name;
+    int rc = meta_name(p, &c, e, &name);
+    if (rc)
+        return rc;
+    if (!name.p)
+        return perr_tok(p, kind == SCRAPE_META_HELP ? "expected metric name after HELP"
+                                                    : "expected metric name after TYPE",
+                        c, e);
+    /* Blanks alone lex as whitespace, not text: the text is then empty. */
+    struct ss_str text = {c, 0};
+    if (skip_ws(c, e) < e)
+        text = (struct ss_str){c + 1, (size_t)(e - c - 1)};
+    enum scrape_metric_type t = SCRAPE_TYPE_UNKNOWN;
+    if (kind == SCRAPE_META_TYPE) {
+        if (STR_IS(text, "counter"))
+            t = SCRAPE_TYPE_COUNTER;
+        else if (STR_IS(text, "gauge"))
+            t = SCRAPE_TYPE_GAUGE;
+        else if (STR_IS(text, "histogram"))
+            t = SCRAPE_TYPE_HISTOGRAM;
+        else if (STR_IS(text, "summary"))
+            t = SCRAPE_TYPE_SUMMARY;
+        else if (STR_IS(text, "untyped"))
+            t = SCRAPE_TYPE_UNKNOWN;
+        else {
+            char q[200];
+            quote_token(q, sizeof q, text.p, text.len);
+            return perr(p, "invalid metric type %s", q);
+        }
+        text.len = 0;
+    } else {
+        if (!utf8_valid(text.p, text.len))
+            return perr(p, "help text is not valid UTF-8");
+        if (memchr(text.p, '\\', text.len)) {
+            char *d = scratch_take(p, text.len);
+            text = (struct ss_str){d, (size_t)unescape(text.p, text.len, d, ESC_HELP_TEXT)};
+        }
+    }
+    if ((rc = set_lenient_family(p, name, kind == SCRAPE_META_TYPE, t)))
+        return rc;
+    return emit_meta(p, cb, kind, name, text, t);
+}
+
+/* A 0.0.4 comment in strict mode, as prometheus/common's TextParser.startComment:
+ * the keyword is the first blank-delimited token; a HELP or TYPE line that stops
+ * early is not an error and sets nothing. */
+static int text_comment_strict(struct scrape_parser *p, const char *c, const char *e,
+                               const struct scrape_parser_cb *cb)
+{
+    c = skip_ws(c, e);
+    const char *k = c;
+    while (c < e && !is_ws(*c))
+        c++;
+    if (c >= e)
+        return 0;
+    struct ss_str kw = {k, (size_t)(c - k)};
+    enum scrape_meta_kind kind;
+    if (STR_IS(kw, "HELP"))
+        kind = SCRAPE_META_HELP;
+    else if (STR_IS(kw, "TYPE"))
+        kind = SCRAPE_META_TYPE;
+    else
+        return 0;
+    c = skip_ws(c, e);
+    struct ss_str name;
+    int rc = meta_name(p, &c, e, &name);
+    if (rc)
+        return rc;
+    if (c >= e)
+        return 0;
+    if (!name.p || !is_ws(*c))
+        return perr(p, "invalid metric name in comment");
+    struct text_family *f;
+    enum tf_role role;
+    if ((rc = tf_resolve(p, name, &f, &role)))
+        return rc;
+    c = skip_ws(c, e);
+    if (c >= e)
+        return 0;
+    struct ss_str fam = {f->name, f->len};
+    struct ss_str text = {c, (size_t)(e - c)};
+    if (kind == SCRAPE_META_HELP) {
+        if (f->has_help)
+            return perr(p, "second HELP line for metric name %s", f->name);
+        if (!utf8_valid(text.p, text.len))
+            return perr(p, "help text is not valid UTF-8");
+        if (memchr(text.p, '\\', text.len)) {
+            char *d = scratch_take(p, text.len);
+            long m = unescape(text.p, text.len, d, ESC_STRICT);
+            if (m < 0)
+                return perr(p, "invalid escape sequence in HELP");
+            text = (struct ss_str){d, (size_t)m};
+        }
+        f->has_help = true;
+        return emit_meta(p, cb, kind, fam, text, SCRAPE_TYPE_UNKNOWN);
+    }
+    if (f->has_type)
+        return perr(p, "second TYPE line for metric name %s, or TYPE reported after samples",
+                    f->name);
+    /* dto.MetricType_value[strings.ToUpper(...)], plus the gaugehistogram spelling. */
+    static const struct {
+        const char *s;
+        enum scrape_metric_type t;
+    } types[] = {{"counter", SCRAPE_TYPE_COUNTER},
+                 {"gauge", SCRAPE_TYPE_GAUGE},
+                 {"summary", SCRAPE_TYPE_SUMMARY},
+                 {"untyped", SCRAPE_TYPE_UNKNOWN},
+                 {"histogram", SCRAPE_TYPE_HISTOGRAM},
+                 {"gauge_histogram", SCRAPE_TYPE_GAUGEHISTOGRAM},
+                 {"gaugehistogram", SCRAPE_TYPE_GAUGEHISTOGRAM}};
+    size_t i;
+    for (i = 0; i < sizeof types / sizeof *types; i++)
+        if (text.len == strlen(types[i].s) && ci_eq(text.p, types[i].s, text.len))
+            break;
+    if (i == sizeof types / sizeof *types) {
+        char q[200];
+        quote_token(q, sizeof q, text.p, text.len);
+        return perr(p, "unknown metric type %s", q);
+    }
+    f->has_type = true;
+    f->type = types[i].t;
+    return emit_meta(p, cb, kind, fam, (struct ss_str){text.p, 0}, f->type);
+}
+
+static int text_sample_line(struct scrape_parser *p, const char *s, const char *e,
+                            const struct scrape_parser_cb *cb)
+{
+    const bool strict = p->opts.strict;
+    const char *c = s;
+    struct sample_ctx sc = {0};
+    int rc;
+    if (is_mname_start(*c)) {
+        while (c < e && is_mname_char(*c))
+            c++;
+        sc.name = (struct ss_str){s, (size_t)(c - s)};
+        c = skip_ws(c, e);
+    } else if (!(*c == '{' && p->opts.utf8_names)) {
+        return perr_tok(p, "invalid metric name", c, e);
+    }
+    if (c < e && *c == '{') {
+        c++;
+        if ((rc = parse_labels(p, &c, e, false, &sc.name)))
+            return rc;
+        c = skip_ws(c, e);
+    }
+    if (!sc.name.p)
+        return perr(p, "metric name not set");
+    /* PromParser's value token is [^{ \t\n]+; common's runs to the next blank. */
+    const char *v0 = c;
+    while (c < e && !is_ws(*c) && (strict || *c != '{'))
+        c++;
+    if (c == v0)
+        return perr_tok(p, "expected value after metric", c, e);
+    if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
+        return perr_tok(p, "expected float as value", v0, e);
+    c = skip_ws(c, e);
+    if (c < e) {
+        /* Timestamps are integer milliseconds. PromParser lexes [0-9]+; common uses
+         * strconv.ParseInt, which also takes a sign. */
+        const char *t0 = c;
+        if (strict) {
+            while (c < e && !is_ws(*c))
+                c++;
+        } else {
+            while (c < e && is_digit(*c))
+                c++;
+        }
+        if (!parse_int64(t0, (size_t)(c - t0), strict, &sc.ts_ms))
+            return perr_tok(p, "expected integer as timestamp", t0, e);
+        sc.has_ts = true;
+        c = skip_ws(c, e);
+        if (c < e)
+            return perr_tok(p, "spurious string after timestamp", c, e);
+    }
+
+    struct ss_str family;
+    enum scrape_metric_type type;
+    if (!strict) {
+        lenient_family(p, sc.name, &family, &type);
+        return emit_sample(p, cb, &sc, family, type);
+    }
+
+    struct text_family *f;
+    enum tf_role role;
+    if ((rc = tf_resolve(p, sc.name, &f, &role)))
+        return rc;
+    if (!f->has_type) {
+        f->has_type = true;
+        f->type = SCRAPE_TYPE_UNKNOWN;
+    }
+    if (f->type == SCRAPE_TYPE_SUMMARY) {
+        for (size_t i = 0; i < p->labels.n; i++) {
+            double q;
+            if (STR_IS(p->labels.v[i].name, "quantile") &&
+                !parse_float(p, p->labels.v[i].value.p, p->labels.v[i].value.len, &q))
+                return perr(p, "expected float as value for 'quantile' label");
+        }
+    }
+    if (f->type == SCRAPE_TYPE_HISTOGRAM || f->type == SCRAPE_TYPE_GAUGEHISTOGRAM) {
+        double le = NAN;
+        for (size_t i = 0; i < p->labels.n; i++) {
+            if (STR_IS(p->labels.v[i].name, "le") &&
+                !parse_float(p, p->labels.v[i].value.p, p->labels.v[i].value.len, &le))
+                return perr(p, "expected float as value for 'le' label");
+        }
+        if (role == TF_COUNT && sc.value < 0)
+            return perr(p, "negative count for histogram %s", f->name);
+        if (role == TF_PLAIN && !isnan(le) && sc.value < 0)
+            return perr(p, "negative bucket population for histogram %s", f->name);
+    }
+    family = (struct ss_str){f->name, f->len};
+    return emit_sample(p, cb, &sc, family, f->type);
+}
+
+static int text_line(struct scrape_parser *p, const char *s, size_t n,
+                     const struct scrape_parser_cb *cb)
+{
+    const char *e = s + n;
+    const char *c = skip_ws(s, e);
+    if (c == e)
+        return 0;
+    if (*c == '\0' && !p->opts.strict) {
+        /* promlex: a NUL where a line starts is end of input. */
+        p->stopped = true;
+        return 0;
+    }
+    if (*c == '#')
+        return p->opts.strict ? text_comment_strict(p, c + 1, e, cb)
+                              : text_comment_lenient(p, c + 1, e, cb);
+    return text_sample_line(p, c, e, cb);
+}
+
+/* ======================================================================== */
+/* driver                                                                   */
+/* ======================================================================== */
+
+static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
+                           const struct scrape_parser_cb *cb)
+{
+    if (n > p->max_line)
+        return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+    /* Unescaped strings of one line never outgrow the line, so reserving its length
+     * once keeps every slice handed out for it in place. */
+    if (p->scratch.cap < n + 1 && ss_buf_reserve(&p->scratch, n + 1))
+        return fail(p, SS_ENOMEM, "out of memory");
+    p->scratch_used = 0;
+    p->labels.n = 0;
+    p->elabels.n = 0;
+    if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS)
+        return om_line(p, s, n, cb);
+    return text_line(p, s, n, cb);
+}
+
+/* Parse one line (s, n excludes the newline). *more: the newline is inside a quoted
+ * string, so the line goes on; nothing was emitted for it yet. Line numbers count
+ * physical lines; a sample reports its first. */
+static int parse_line(struct scrape_parser *p, const char *s, size_t n,
+                      const struct scrape_parser_cb *cb, bool *more)
+{
+    p->line++;
+    p->more = false;
+    int rc = parse_line_once(p, s, n, cb);
+    *more = p->more;
+    if (p->more) {
+        p->more = false;
+        p->line--;
+        p->pending_nl++;
+        return 0;
+    }
+    p->line += p->pending_nl;
+    p->pending_nl = 0;
+    return rc;
+}
+
+static void strict_reset(struct scrape_parser *p)
+{
+    if (p->oms) {
+        ss_arena_reset(&p->oms->arena);
+        strset_clear(&p->oms->names);
+        strset_clear(&p->oms->groups);
+        p->oms->f.active = false;
+        p->oms->f.h_active = false;
+    }
+    if (p->ts) {
+        ss_arena_reset(&p->ts->arena);
+        strset_clear(&p->ts->fams);
+    }
+}
+
+static void om_strict_free(struct om_strict *st)
+{
+    if (!st)
+        return;
+    ss_arena_free(&st->arena);
+    strset_free(&st->names);
+    strset_free(&st->groups);
+    ss_buf_free(&st->f.name);
+    ss_buf_free(&st->f.unit);
+    ss_buf_free(&st->f.group);
+    ss_buf_free(&st->key);
+    free(st);
+}
+
+static void text_strict_free(struct text_strict *ts)
+{
+    if (!ts)
+        return;
+    ss_arena_free(&ts->arena);
+    strset_free(&ts->fams);
+    free(ts);
+}
+
+/* Strict state is allocated lazily, for the format in use. */
+static int strict_prepare(struct scrape_parser *p)
+{
+    if (!p->opts.strict)
+        return 0;
+    if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS && !p->oms) {
+        struct om_strict *st = calloc(1, sizeof *st);
+        if (!st)
+            return SS_ENOMEM;
+        ss_arena_init(&st->arena, 16384);
+        ss_buf_init(&st->f.name, 0);
+        ss_buf_init(&st->f.unit, 0);
+        ss_buf_init(&st->f.group, 0);
+        ss_buf_init(&st->key, 0);
+        p->oms = st;
+        /* The key buffer always has storage, so an empty key is never a NULL pointer. */
+        if (ss_buf_reserve(&st->key, 256))
+            return SS_ENOMEM;
+    }
+    if (p->opts.format == SCRAPE_FORMAT_TEXT && !p->ts) {
+        struct text_strict *ts = calloc(1, sizeof *ts);
+        if (!ts)
+            return SS_ENOMEM;
+        ss_arena_init(&ts->arena, 16384);
+        p->ts = ts;
+    }
+    return 0;
+}
+
+int scrape_parser_new(const struct scrape_parser_opts *opts, struct scrape_parser **out)
+{
+    if (!out)
+        return SS_EINVAL;
+    *out = NULL;
+    struct scrape_parser *p = calloc(1, sizeof *p);
+    if (!p)
+        return SS_ENOMEM;
+    if (opts)
+        p->opts = *opts;
+    p->max_line = p->opts.max_line_len ? p->opts.max_line_len : PARSER_DEFAULT_MAX_LINE;
+    ss_buf_init(&p->partial, 0);
+    ss_buf_init(&p->scratch, 0);
+    ss_buf_init(&p->numbuf, 0);
+    ss_buf_init(&p->fam, 0);
+    int rc = strict_prepare(p);
+    if (rc) {
+        scrape_parser_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void scrape_parser_reset(struct scrape_parser *p, enum scrape_format format)
+{
+    if (!p)
+        return;
+    p->opts.format = format;
+    ss_buf_reset(&p->partial);
+    ss_buf_reset(&p->fam);
+    p->fam_set = false;
+    p->famtype = SCRAPE_TYPE_UNKNOWN;
+    p->line = 0;
+    p->pending_nl = 0;
+    p->final_line = false;
+    p->stopped = false;
+    p->eof = false;
+    p->failed = 0;
+    p->errmsg[0] = '\0';
+    strict_reset(p);
+    if (strict_prepare(p)) {
+        /* Reported by the next feed/finish. */
+        p->failed = SS_ENOMEM;
+        snprintf(p->errmsg, sizeof p->errmsg, "line 0: out of memory");
+    }
+}
+
+int scrape_parser_feed(struct scrape_parser *p, const char *buf, size_t len,
+                       const struct scrape_parser_cb *cb)
+{
+    if (!p)
+        return SS_EINVAL;
+    if (p->failed)
+        return p->failed;
+    if (len == 0 || p->stopped)
+        return 0;
+    if (!buf)
+        return SS_EINVAL;
+    if (p->eof) {
+        p->line++;
+        return perr(p, "unexpected data after # EOF");
+    }
+    const char *s = buf, *end = buf + len;
+    int rc;
+
+    /* First finish the line that earlier chunks left unfinished. */
+    while (p->partial.len) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t take = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        if (p->partial.len + take > p->max_line) {
+            p->line++;
+            return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+        }
+        if ((rc = ss_buf_append(&p->partial, s, take)))
+            return fail(p, rc, "out of memory");
+        if (!nl)
+            return 0;
+        s = nl + 1;
+        bool more;
+        rc = parse_line(p, p->partial.data, p->partial.len, cb, &more);
+        if (more) {
+            /* The newline is inside a quoted string: keep it and read on. */
+            if ((rc = ss_buf_append(&p->partial, "\n", 1)))
+                return fail(p, rc, "out of memory");
+            continue;
+        }
+        ss_buf_reset(&p->partial);
+        if (rc)
+            return rc;
+        if (p->stopped)
+            return 0;
+        if (p->eof && s < end) {
+            p->line++;
+            return perr(p, "unexpected data after # EOF");
+        }
+    }
+    /* Then every complete line in place. */
+    const char *ls = s, *from = s;
+    while (from < end) {
+        const char *nl = memchr(from, '\n', (size_t)(end - from));
+        if (!nl)
+            break;
+        bool more;
+        rc = parse_line(p, ls, (size_t)(nl - ls), cb, &more);
+        from = nl + 1;
+        if (more)
+            continue;
+        if (rc)
+            return rc;
+        if (p->stopped)
+            return 0;
+        ls = from;
+        if (p->eof && ls < end) {
+            p->line++;
+            return perr(p, "unexpected data after # EOF");
+        }
+    }
+    /* Keep the unfinished tail. */
+    if (ls < end) {
+        size_t rest = (size_t)(end - ls);
+        if (rest > p->max_line) {
+            p->line++;
+            return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+        }
+        if ((rc = ss_buf_append(&p->partial, ls, rest)))
+            return fail(p, rc, "out of memory");
+    }
+    return 0;
+}
+
+int scrape_parser_finish(struct scrape_parser *p, const struct scrape_parser_cb *cb)
+{
+    if (!p)
+        return SS_EINVAL;
+    if (p->failed)
+        return p->failed;
+    if (p->stopped)
+        return 0;
+    int rc;
+    p->final_line = true;
+    if (p->partial.len) {
+        if (p->opts.format == SCRAPE_FORMAT_TEXT && p->opts.strict) {
+            /* prometheus/common: the last line must end in a newline. It reads the
+             * line first, so report an error inside it before the missing newline;
+             * the line's sample is not emitted. PromParser appends a newline, so
+             * lenient mode parses the line as is. */
+            const char *e = p->partial.data + p->partial.len;
+            if (skip_ws(p->partial.data, e) == e)
+                return 0; /* end of input while skipping a line's leading blanks is fine */
+            bool more;
+            if ((rc = parse_line(p, p->partial.data, p->partial.len, NULL, &more)))
+                return rc;
+            return perr(p, "unexpected end of input stream (no newline at end of body)");
+        }
+        bool more;
+        rc = parse_line(p, p->partial.data, p->partial.len, cb, &more);
+        ss_buf_reset(&p->partial);
+        if (rc)
+            return rc;
+    }
+    p->final_line = false;
+    if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS && !p->eof)
+        return perr(p, "data does not end with # EOF");
+    /* A second finish without reset must not parse anything again. */
+    return 0;
+}
+
+const char *scrape_parser_error(const struct scrape_parser *p)
+{
+    if (!p)
+        return "no parser";
+    return p->errmsg;
+}
+
+void scrape_parser_free(struct scrape_parser *p)
+{
+    if (!p)
+        return;
+    ss_buf_free(&p->partial);
+    ss_buf_free(&p->scratch);
+    ss_buf_free(&p->numbuf);
+    ss_buf_free(&p->fam);
+    free(p->labels.v);
+    free(p->elabels.v);
+    free(p->idx);
+    om_strict_free(p->oms);
+    text_strict_free(p->ts);
+    free(p);
+}

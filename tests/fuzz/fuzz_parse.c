@@ -1,0 +1,132 @@
+/* fuzz_parse.c: libFuzzer target for the exposition parser (scrape/parse.c).
+ *
+ * Input: byte 0 picks the mode (bit 0 OpenMetrics, bit 1 strict, bit 2 utf8_names,
+ * bit 3 a 64-byte line limit); byte 1 picks where the body is cut; the rest is the
+ * body, fed in two or three chunks. Each chunk is a fresh heap copy that is freed
+ * right after feed(), so a slice kept across chunks is a use-after-free for ASan.
+ * Callbacks read every byte of every slice they get. The same body is then parsed in
+ * one chunk by the same parser after a reset; the status and a hash of everything
+ * the callbacks saw must match (chunking must never change the result).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scrape.h"
+
+struct digest {
+    uint64_t h;
+    size_t n;
+};
+
+static void mix(struct digest *d, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        d->h ^= b[i];
+        d->h *= 1099511628211ULL;
+    }
+    d->n++;
+}
+
+static void mix_str(struct digest *d, struct ss_str s)
+{
+    if (s.len && !s.p)
+        __builtin_trap();
+    mix(d, &s.len, sizeof s.len);
+    mix(d, s.p, s.len);
+}
+
+static int on_sample(void *ud, const struct scrape_parsed_sample *s)
+{
+    struct digest *d = ud;
+    mix_str(d, s->name);
+    mix_str(d, s->family);
+    for (size_t i = 0; i < s->nlabels; i++) {
+        if (s->labels[i].name.len == 8 && memcmp(s->labels[i].name.p, "__name__", 8) == 0)
+            __builtin_trap(); /* the label set never carries __name__ */
+        mix_str(d, s->labels[i].name);
+        mix_str(d, s->labels[i].value);
+    }
+    uint64_t v;
+    memcpy(&v, &s->value, sizeof v);
+    if (s->value != s->value)
+        v = 1; /* any NaN */
+    mix(d, &v, sizeof v);
+    mix(d, &s->has_timestamp, sizeof s->has_timestamp);
+    mix(d, &s->timestamp_ms, sizeof s->timestamp_ms);
+    mix(d, &s->type, sizeof s->type);
+    mix(d, &s->line, sizeof s->line);
+    return 0;
+}
+
+static int on_meta(void *ud, const struct scrape_parsed_meta *m)
+{
+    struct digest *d = ud;
+    mix(d, &m->kind, sizeof m->kind);
+    mix_str(d, m->family);
+    mix_str(d, m->text);
+    mix(d, &m->type, sizeof m->type);
+    mix(d, &m->line, sizeof m->line);
+    return 0;
+}
+
+static int feed_copy(struct scrape_parser *p, const uint8_t *data, size_t n,
+                     const struct scrape_parser_cb *cb)
+{
+    char *copy = malloc(n ? n : 1);
+    if (!copy)
+        return SS_ENOMEM;
+    memcpy(copy, data, n);
+    int rc = scrape_parser_feed(p, copy, n, cb);
+    free(copy);
+    return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    uint8_t mode = data[0], cut = data[1];
+    data += 2;
+    size -= 2;
+
+    struct scrape_parser_opts opts = {
+        .format = (mode & 1) ? SCRAPE_FORMAT_OPENMETRICS : SCRAPE_FORMAT_TEXT,
+        .strict = (mode & 2) != 0,
+        .utf8_names = (mode & 4) != 0,
+        .max_line_len = (mode & 8) ? 64 : 0,
+    };
+    struct scrape_parser *p;
+    if (scrape_parser_new(&opts, &p))
+        return 0;
+
+    /* Two or three chunks, cut where byte 1 says. */
+    size_t c1 = size ? (cut * size) / 255 : 0;
+    size_t c2 = (mode & 0x10) ? c1 + (size - c1) / 2 : size;
+    struct digest chunked = {1469598103934665603ULL, 0};
+    struct scrape_parser_cb cb = {.sample = on_sample, .meta = on_meta, .ud = &chunked};
+    int rc = feed_copy(p, data, c1, &cb);
+    if (!rc)
+        rc = feed_copy(p, data + c1, c2 - c1, &cb);
+    if (!rc)
+        rc = feed_copy(p, data + c2, size - c2, &cb);
+    if (!rc)
+        rc = scrape_parser_finish(p, &cb);
+    (void)scrape_parser_error(p);
+
+    /* The same body in one chunk, after a reset of the same parser. */
+    scrape_parser_reset(p, opts.format);
+    struct digest whole = {1469598103934665603ULL, 0};
+    cb.ud = &whole;
+    int rc2 = feed_copy(p, data, size, &cb);
+    if (!rc2)
+        rc2 = scrape_parser_finish(p, &cb);
+    if (rc != rc2 || chunked.h != whole.h || chunked.n != whole.n)
+        __builtin_trap();
+    if (rc && scrape_parser_error(p)[0] == '\0')
+        __builtin_trap(); /* every error has a message */
+    scrape_parser_free(p);
+    return 0;
+}

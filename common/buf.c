@@ -123,19 +123,37 @@ void ss_free_secret(char *s)
     free(s);
 }
 
+/* Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus uses: the shortest
+ * digits that round-trip, in exponent form when the decimal exponent is below -4 or
+ * at least 6 (Go's rule for the shortest precision): 1e+06 and 1.5e-05, but 100000
+ * and 1000. */
 int ss_format_double(char *buf, size_t cap, double v)
 {
     if (isnan(v))
         return snprintf(buf, cap, "NaN");
     if (isinf(v))
         return snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
-    /* Shortest representation that round-trips, like Go's 'g' with precision -1. */
-    for (int prec = 1; prec <= 17; prec++) {
-        int n = snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            /* Go writes exponents with at least two digits: 1e+06, 1e-07. C does too. */
-            return n;
-        }
+    if (v == 0)
+        return snprintf(buf, cap, signbit(v) ? "-0" : "0");
+    char e[40];
+    int prec = 0;
+    for (prec = 0; prec < 17; prec++) { /* prec + 1 significant digits */
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
     }
-    return snprintf(buf, cap, "%.17g", v);
+    const char *ep = strchr(e, 'e');
+    int exp = ep ? atoi(ep + 1) : 0;
+    if (exp < -4 || exp >= 6) {
+        /* mantissa as printed, exponent with a sign and at least two digits */
+        char mant[32];
+        size_t ml = ep ? (size_t)(ep - e) : strlen(e);
+        if (ml >= sizeof mant)
+            ml = sizeof mant - 1;
+        memcpy(mant, e, ml);
+        mant[ml] = '\0';
+        return snprintf(buf, cap, "%se%c%02d", mant, exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+    int decimals = prec - exp;
+    return snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, v);
 }

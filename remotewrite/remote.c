@@ -1379,6 +1379,23 @@ static uint64_t g_shards(struct rw_remote *r)
     return n;
 }
 static uint64_t g_capacity(struct rw_remote *r) { return (uint64_t)r->cfg.queue.capacity * g_shards(r); }
+static struct rw_diskq_stats dstats(struct rw_remote *r)
+{
+    struct rw_diskq_stats st = {0};
+    if (r->dq)
+        rw_diskq_get_stats(r->dq, &st);
+    return st;
+}
+static uint64_t g_disk_bytes(struct rw_remote *r) { return dstats(r).bytes; }
+static uint64_t g_disk_samples(struct rw_remote *r) { return dstats(r).samples; }
+static uint64_t g_disk_replayed(struct rw_remote *r) { return dstats(r).replayed_records; }
+static uint64_t g_disk_corrupt(struct rw_remote *r) { return dstats(r).corrupt_records; }
+static uint64_t g_disk_werr(struct rw_remote *r) { return dstats(r).write_errors; }
+static uint64_t g_disk_space(struct rw_remote *r) { return dstats(r).dropped_space_samples; }
+static uint64_t g_disk_age(struct rw_remote *r) { return dstats(r).dropped_age_samples; }
+static uint64_t g_spilling(struct rw_remote *r) { return atomic_load(&r->spill) ? 1 : 0; }
+static uint64_t g_spilled(struct rw_remote *r) { return atomic_load(&r->spilled_samples); }
+static uint64_t g_replayed(struct rw_remote *r) { return atomic_load(&r->replayed_samples); }
 
 int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_buf *b)
 {
@@ -1399,6 +1416,16 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
         {"scrapeship_remote_shards_max", "gauge", "max_shards.", g_max},
         {"scrapeship_remote_queue_samples", "gauge", "Samples queued, not yet delivered.", g_queue},
         {"scrapeship_remote_queue_capacity_samples", "gauge", "Samples the queues can hold.", g_capacity},
+        {"scrapeship_remote_spilling", "gauge", "1 while new data goes to the disk queue behind a backlog.", g_spilling},
+        {"scrapeship_remote_samples_spilled_total", "counter", "Samples written to the disk queue.", g_spilled},
+        {"scrapeship_remote_samples_replayed_total", "counter", "Samples delivered from the disk queue.", g_replayed},
+        {"scrapeship_remote_disk_bytes", "gauge", "Bytes in the disk queue.", g_disk_bytes},
+        {"scrapeship_remote_disk_samples", "gauge", "Unsent samples in the disk queue.", g_disk_samples},
+        {"scrapeship_remote_disk_records_replayed_total", "counter", "Disk records delivered or given up.", g_disk_replayed},
+        {"scrapeship_remote_disk_corrupt_records_total", "counter", "Damaged disk records skipped.", g_disk_corrupt},
+        {"scrapeship_remote_disk_write_errors_total", "counter", "Failed writes to the disk queue.", g_disk_werr},
+        {"scrapeship_remote_disk_dropped_space_samples_total", "counter", "Unsent samples dropped to stay under max_disk_bytes.", g_disk_space},
+        {"scrapeship_remote_disk_dropped_age_samples_total", "counter", "Unsent samples dropped for being older than max_age.", g_disk_age},
     };
 #define L "{remote_name=\"%s\",url=\"%s\"}"
     int rc = 0;
@@ -1414,6 +1441,15 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
     for (size_t i = 0; i < n && !rc; i++)
         rc = ss_buf_printf(b, "scrapeship_remote_highest_timestamp_in_seconds" L " %.3f\n", rs[i]->name,
                            rs[i]->cfg.url, (double)atomic_load(&rs[i]->highest_ts_in) / 1000.0);
+    if (!rc)
+        rc = ss_buf_printf(b, "# HELP scrapeship_remote_disk_oldest_sample_age_seconds Age of the oldest unsent sample on disk (0 when empty).\n"
+                              "# TYPE scrapeship_remote_disk_oldest_sample_age_seconds gauge\n");
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct rw_diskq_stats st = dstats(rs[i]);
+        double age = st.samples && st.oldest_ts ? (double)(ss_now_ms() - st.oldest_ts) / 1000.0 : 0;
+        rc = ss_buf_printf(b, "scrapeship_remote_disk_oldest_sample_age_seconds" L " %.3f\n", rs[i]->name,
+                           rs[i]->cfg.url, age);
+    }
     if (!rc)
         rc = ss_buf_printf(b, "# HELP scrapeship_remote_highest_sent_timestamp_seconds Newest sample timestamp delivered.\n"
                               "# TYPE scrapeship_remote_highest_sent_timestamp_seconds gauge\n");

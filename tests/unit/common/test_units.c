@@ -64,7 +64,18 @@ static void test_format_double(void **state)
     ss_format_double(b, sizeof b, -INFINITY);
     assert_string_equal(b, "-Inf");
     ss_format_double(b, sizeof b, 1756047.3);
-    assert_string_equal(b, "1756047.3");
+    assert_string_equal(b, "1.7560473e+06");
+    /* Go: strconv.FormatFloat(x, 'g', -1, 64) */
+    static const struct { double v; const char *s; } go[] = {
+        {1000, "1000"}, {100000, "100000"}, {1e6, "1e+06"}, {123456, "123456"}, {1234567, "1.234567e+06"},
+        {0.0001, "0.0001"}, {0.00001, "1e-05"}, {1.5e-5, "1.5e-05"}, {-2.5, "-2.5"}, {1e100, "1e+100"},
+        {0.1 + 0.2, "0.30000000000000004"}, {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {12, "12"}, {0, "0"}, {-1e-7, "-1e-07"},
+    };
+    for (size_t i = 0; i < sizeof go / sizeof go[0]; i++) {
+        ss_format_double(b, sizeof b, go[i].v);
+        assert_string_equal(b, go[i].s);
+    }
 }
 
 static void test_labels(void **state)

@@ -416,6 +416,9 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono)
 {
     uint64_t total = 0;
+    /* all remotes flush at the same time; then wait for each against one deadline */
+    for (size_t i = 0; s && i < s->n; i++)
+        rw_remote_begin_shutdown(s->v[i].rw);
     for (size_t i = 0; s && i < s->n; i++) {
         uint64_t unsent = 0;
         rw_remote_shutdown(s->v[i].rw, deadline_mono, &unsent);

@@ -234,11 +234,10 @@ static void scan_segment(struct rw_diskq *q, struct segment *s, uint64_t from, b
         if (!len) {
             uint64_t next = resync(fd, off + 1, size);
             if (next >= size && newest) {
-                q->st.corrupt_records++; /* torn tail: cut at the last good record */
+                q->st.corrupt_records++; /* torn tail: cut here, so the reader never sees it */
                 break;
             }
-            q->st.corrupt_records++;
-            off = next;
+            off = next; /* damage in the middle: counted when the reader skips it */
             continue;
         }
         if (!s->first_ts)

@@ -754,7 +754,9 @@ static void *shard_main(void *arg)
                                              : DROP_HTTP_4XX],
                              taken);
         } else {
-            atomic_fetch_add(&r->dropped[DROP_SHUTDOWN], taken);
+            /* aborted at the shutdown deadline: still unsent, and counted (as dropped
+             * for "shutdown") by rw_remote_shutdown with the rest of the queue */
+            atomic_fetch_add(&r->queue_samples, taken);
         }
     }
     /* After the shutdown deadline, with a disk queue, whatever is still queued goes to
@@ -1252,6 +1254,18 @@ static uint64_t pending_samples(struct rw_remote *r)
     return atomic_load(&r->queue_samples);
 }
 
+void rw_remote_begin_shutdown(struct rw_remote *r)
+{
+    if (!r || atomic_load(&r->stopping))
+        return;
+    rw_remote_commit(r); /* anything staged */
+    atomic_store(&r->stopping, true);
+    pthread_mutex_lock(&r->mgr_mu);
+    pthread_cond_broadcast(&r->mgr_cv);
+    pthread_mutex_unlock(&r->mgr_mu);
+    set_wake_all(r->active);
+}
+
 void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t *unsent)
 {
     if (!r) {
@@ -1259,13 +1273,8 @@ void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t 
             *unsent = 0;
         return;
     }
-    rw_remote_commit(r); /* anything staged */
+    rw_remote_begin_shutdown(r);
     r->deadline_mono = deadline_mono_ms;
-    atomic_store(&r->stopping, true);
-    pthread_mutex_lock(&r->mgr_mu);
-    pthread_cond_broadcast(&r->mgr_cv);
-    pthread_mutex_unlock(&r->mgr_mu);
-    set_wake_all(r->active);
     /* Let the senders flush until the deadline, then abort what is in flight. */
     while (ss_mono_ms() < deadline_mono_ms) {
         int live = 0;

@@ -206,6 +206,9 @@ void rw_remote_begin(struct rw_remote *r);
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s);
 void rw_remote_commit(struct rw_remote *r);
 void rw_remote_metadata(struct rw_remote *r, const struct scrape_parsed_meta *m);
+/* Start flushing (stop accepting, send what is queued) without waiting: call it on
+ * every remote first, so one dead remote does not eat the others' shutdown time. */
+void rw_remote_begin_shutdown(struct rw_remote *r);
 /* Flush everything queued, trying until deadline (monotonic ms), then stop every
  * thread. *unsent gets the samples that could not be delivered. */
 void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t *unsent);

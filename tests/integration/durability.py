@@ -164,7 +164,9 @@ def run_scrapeship(cfg, tee, log, storage_flag=None, extra=()):
             "--shutdown-timeout", "20s"] + list(extra)
     if storage_flag:
         args += ["--storage.path", storage_flag]
-    return h.start(args, log), port
+    proc = h.start(args, log)
+    h.wait_http("http://127.0.0.1:%d/healthz" % port, timeout=30, what="scrapeship")
+    return proc, port
 
 
 def read_tee(*paths):

@@ -47,6 +47,7 @@ struct awscred_chain {
     /* under lock: schedule and attempts */
     int64_t next_refresh_ms; /* the injected clock's ms */
     unsigned fail_streak;
+    bool expired_warned;
     uint64_t attempts_started, attempts_done;
     bool force_pending;
     uint64_t force_target;  /* the attempt that will serve the pending force */
@@ -342,15 +343,13 @@ void awscred_chain_free(struct awscred_chain *c)
 {
     if (!c)
         return;
-    if (c->thread_running) {
-        pthread_mutex_lock(&c->lock);
-        c->stop = true;
-        pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
-        /* bounded: an attempt in flight ends within its HTTP timeouts */
+    pthread_mutex_lock(&c->lock);
+    bool running = c->thread_running;
+    c->stop = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (running) /* bounded: an attempt in flight ends within its HTTP timeouts */
         pthread_join(c->thread, NULL);
-        c->thread_running = false;
-    }
     if (c->in_metrics)
         metrics_remove(c);
     awscred_value_clear(&c->cur);
@@ -487,6 +486,7 @@ static int attempt(struct awscred_chain *c)
         c->cur_provider = provider;
         c->cur_assumed = assumed;
         c->fail_streak = 0;
+        c->expired_warned = false;
         c->last_error[0] = '\0';
         c->refresh_ok++;
         c->next_refresh_ms = awscred_refresh_at_ms(now, v.expiration_ms);
@@ -499,6 +499,11 @@ static int attempt(struct awscred_chain *c)
         if (c->have && c->fail_streak == 1)
             ss_warn(AWSCRED_COMPONENT, "remote %s: credential refresh failed; retrying, current "
                     "credentials stay in use until they expire", c->cfg.name);
+        if (c->have && c->cur.expiration_ms > 0 && now >= c->cur.expiration_ms && !c->expired_warned) {
+            ss_error(AWSCRED_COMPONENT, "remote %s: AWS credentials have expired and cannot be "
+                     "refreshed: %s", c->cfg.name, c->last_error);
+            c->expired_warned = true;
+        }
     }
     if (c->forced_running == me) {
         c->forced_running = 0;
@@ -545,13 +550,18 @@ int awscred_start(struct awscred_chain *c)
 {
     if (!c)
         return SS_EINVAL;
-    if (c->thread_running)
-        return 0;
-    if (pthread_create(&c->thread, NULL, refresher, c) != 0)
-        return SS_ENOMEM;
-    pthread_setname_np(c->thread, "awscred");
-    c->thread_running = true;
-    return 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->lock); /* force_refresh reads thread_running under it */
+    if (!c->thread_running) {
+        if (pthread_create(&c->thread, NULL, refresher, c) != 0) {
+            rc = SS_ENOMEM;
+        } else {
+            pthread_setname_np(c->thread, "awscred");
+            c->thread_running = true;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
 }
 
 int awscred_wait_ready(struct awscred_chain *c, int64_t timeout_ms)
@@ -578,8 +588,7 @@ int awscred_force_refresh(struct awscred_chain *c, uint64_t seen_generation, int
     }
     if (!c->thread_running) {
         pthread_mutex_unlock(&c->lock);
-        int rc = attempt(c);
-        return rc ? rc : 0;
+        return attempt(c);
     }
     uint64_t target;
     if (c->force_pending) {

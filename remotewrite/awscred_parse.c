@@ -501,7 +501,7 @@ fail:
 /* Find `name` inside `in` and return its leaf text (NULL when absent). */
 static int xml_get(struct span in, const char *name, size_t max, char **out)
 {
-    struct span c;
+    struct span c = {NULL, NULL};
     *out = NULL;
     int rc = xml_find(in, name, &c);
     if (rc <= 0)
@@ -512,7 +512,7 @@ static int xml_get(struct span in, const char *name, size_t max, char **out)
 int awscred_parse_sts_xml(const char *body, size_t len, const char *action,
                           struct awscred_value *out, char *why, size_t whycap)
 {
-    struct span doc = {body, body + len}, result, creds;
+    struct span doc = {body, body + len}, result = {NULL, NULL}, creds = {NULL, NULL};
     char tag[96], *code = NULL, *msg = NULL, *exp = NULL;
     struct awscred_value v = {0};
     int rc;
@@ -525,7 +525,7 @@ int awscred_parse_sts_xml(const char *body, size_t len, const char *action,
 
     rc = xml_find(doc, tag, &result);
     if (rc == 0) {
-        struct span err;
+        struct span err = {NULL, NULL};
         if ((rc = xml_find(doc, "Error", &err)) == 1) {
             if ((rc = xml_get(err, "Code", 256, &code)) < 0 ||
                 (rc = xml_get(err, "Message", 4096, &msg)) < 0)

@@ -99,16 +99,19 @@ static int provider_env(const struct awscred_cfg *cfg, struct awscred_value *out
                     id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
         return SS_ECONFIG;
     }
-    int rc = copy_static(id, secret, token, out, why, whycap);
+    char detail[AWSCRED_ERR_MAX] = "";
+    int rc = copy_static(id, secret, token, out, detail, sizeof detail);
+    if (rc) {
+        awscred_why(why, whycap, "AWS_* variables: %s", detail);
+        return SS_ECONFIG;
+    }
     const char *exp = awscred_env(cfg, "AWS_CREDENTIAL_EXPIRATION");
-    if (!rc && exp && awscred_parse_time(exp, strlen(exp), &out->expiration_ms)) {
+    if (exp && awscred_parse_time(exp, strlen(exp), &out->expiration_ms)) {
         awscred_value_clear(out);
         awscred_why(why, whycap, "AWS_CREDENTIAL_EXPIRATION is not an ISO 8601 time");
         return SS_ECONFIG;
     }
-    if (rc)
-        awscred_why(why, whycap, "AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is malformed");
-    return rc;
+    return 0;
 }
 
 /* ---- 3. web identity --------------------------------------------------- */

@@ -73,23 +73,16 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out);
 /* Flush until the deadline; returns the samples that could not be sent. */
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono);
 void collector_shipper_free(struct collector_shipper *s);
-int collector_sigv4_region(const struct cfg_remote_write *rw, char *out, size_t cap);
 
-/* ---- AWS credentials for SigV4 ------------------------------------------------ */
+/* ---- AWS SigV4 ---------------------------------------------------------------- */
 
-struct collector_creds_value {
-    char access_key_id[128];
-    char secret_access_key[256];
-    char session_token[16384];
-};
-struct collector_creds;
-int collector_creds_new(const struct cfg_sigv4 *cfg, const char *region, struct collector_creds **out,
-                        char *err, size_t errlen);
-/* A copy of the current credentials; wipe it with collector_creds_value_wipe. */
-int collector_creds_get(struct collector_creds *c, struct collector_creds_value *out);
-void collector_creds_force_refresh(struct collector_creds *c);
-void collector_creds_value_wipe(struct collector_creds_value *v);
-void collector_creds_free(struct collector_creds *c);
+struct rw_aws_signer;
+/* Region for a sigv4 block: its own, else the AMP URL's, else AWS_REGION /
+ * AWS_DEFAULT_REGION; SS_ECONFIG when none. s may be NULL. */
+int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out, size_t cap);
+/* Start a credential chain for the sigv4 block (NULL: defaults) and wrap it in a signer. */
+int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const char *name,
+                             struct rw_aws_signer **out, char *err, size_t errlen);
 /* Read a secret file (password_file, credentials_file), trailing newline trimmed.
  * The caller frees with ss_free_secret. NULL when unreadable or over 64 KiB. */
 char *collector_read_secret_file(const char *path);
@@ -99,6 +92,7 @@ char *collector_read_secret_file(const char *path);
 int collector_cmd_run(int argc, char **argv);
 int collector_cmd_scrape(int argc, char **argv);
 int collector_cmd_check_config(int argc, char **argv);
+int collector_cmd_query(int argc, char **argv);
 
 #define COLLECTOR_DEFAULT_LISTEN ":9464"
 

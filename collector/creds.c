@@ -1,90 +1,81 @@
-/* creds.c: where the SigV4 signer gets AWS credentials.
+/* creds.c: from a config's sigv4 block to a running credential chain and signer, and
+ * reading secret files.
  *
- * This is the seam between remote write and the AWS credential chain: the signer
- * asks for a copy of the current credentials on every request (cheap: a locked copy,
- * never a network call). Sources, in the AWS SDK order: static keys from the config,
- * then the environment. The full chain (web identity, container, shared files, IMDSv2,
- * role assumption, background refresh) plugs in behind the same three functions. */
-#include <pthread.h>
+ * The chain (remotewrite/awscred.c) finds credentials the way the AWS SDKs do and
+ * refreshes them in its own thread; the signer (remotewrite/awssign.c) signs each
+ * request with a copy. Startup waits briefly for the first credentials so a missing
+ * provider is reported at once, but does not fail: scraping continues, sends are
+ * retried (or spilled to disk) until credentials appear. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "awscred.h"
 #include "collector.h"
+#include "remotewrite.h"
 
-struct collector_creds {
-    pthread_mutex_t mu;
-    struct collector_creds_value v;
-    char source[32];
-};
-
-void collector_creds_value_wipe(struct collector_creds_value *v) { ss_wipe(v, sizeof *v); }
-
-static int copy_field(char *dst, size_t cap, const char *src)
+int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out, size_t cap)
 {
-    if (!src)
-        src = "";
-    if (strlen(src) >= cap)
-        return SS_ELIMIT;
-    memcpy(dst, src, strlen(src) + 1);
-    return 0;
+    if (s && s->region && s->region[0]) {
+        snprintf(out, cap, "%s", s->region);
+        return 0;
+    }
+    if (rw_aws_region_from_url(url, out, cap) == 0)
+        return 0;
+    const char *env = getenv("AWS_REGION");
+    if (!env || !*env)
+        env = getenv("AWS_DEFAULT_REGION");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return 0;
+    }
+    return SS_ECONFIG;
 }
 
-int collector_creds_new(const struct cfg_sigv4 *cfg, const char *region, struct collector_creds **out,
-                        char *err, size_t errlen)
+int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const char *name,
+                             struct rw_aws_signer **out, char *err, size_t errlen)
 {
-    (void)region;
     *out = NULL;
-    struct collector_creds *c = calloc(1, sizeof *c);
-    if (!c)
-        return SS_ENOMEM;
-    pthread_mutex_init(&c->mu, NULL);
-    const char *id = NULL, *secret = NULL, *token = NULL;
-    if (cfg->access_key && cfg->secret_key) {
-        id = cfg->access_key;
-        secret = cfg->secret_key;
-        snprintf(c->source, sizeof c->source, "config");
-    } else if (getenv("AWS_ACCESS_KEY_ID") && getenv("AWS_SECRET_ACCESS_KEY")) {
-        id = getenv("AWS_ACCESS_KEY_ID");
-        secret = getenv("AWS_SECRET_ACCESS_KEY");
-        token = getenv("AWS_SESSION_TOKEN");
-        snprintf(c->source, sizeof c->source, "environment");
+    char region[64];
+    if (collector_sigv4_region(s, url, region, sizeof region)) {
+        snprintf(err, errlen, "%s: sigv4 needs a region: set sigv4.region, use an "
+                 "aps-workspaces.<region>.amazonaws.com URL, or set AWS_REGION", url);
+        return SS_ECONFIG;
     }
-    if (!id || !secret) {
-        snprintf(err, errlen, "sigv4: no AWS credentials found (static keys in the config, or "
-                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
-        collector_creds_free(c);
-        return SS_EAUTH;
+    struct awscred_options o = {.name = name && *name ? name : "default", .region = region,
+                                .register_metrics = true};
+    if (s) {
+        o.access_key_id = s->access_key;
+        o.secret_access_key = s->secret_key;
+        o.profile = s->profile;
+        o.role_arn = s->role_arn;
+        o.external_id = s->external_id;
     }
-    if (copy_field(c->v.access_key_id, sizeof c->v.access_key_id, id) ||
-        copy_field(c->v.secret_access_key, sizeof c->v.secret_access_key, secret) ||
-        copy_field(c->v.session_token, sizeof c->v.session_token, token)) {
-        snprintf(err, errlen, "sigv4: credentials from %s are too long", c->source);
-        collector_creds_free(c);
-        return SS_ELIMIT;
+    struct awscred_chain *chain = NULL;
+    int rc = awscred_chain_new(&o, &chain);
+    if (rc) {
+        snprintf(err, errlen, "%s: invalid sigv4 settings (static keys need both access_key and "
+                 "secret_key; external_id needs role_arn)", url);
+        return rc;
     }
-    ss_info("awscred", "using AWS credentials from %s (key id %.4s****)", c->source, c->v.access_key_id);
-    *out = c;
-    return 0;
-}
-
-int collector_creds_get(struct collector_creds *c, struct collector_creds_value *out)
-{
-    pthread_mutex_lock(&c->mu);
-    *out = c->v;
-    pthread_mutex_unlock(&c->mu);
-    return out->access_key_id[0] ? 0 : SS_EAUTH;
-}
-
-void collector_creds_force_refresh(struct collector_creds *c) { (void)c; }
-
-void collector_creds_free(struct collector_creds *c)
-{
-    if (!c)
-        return;
-    collector_creds_value_wipe(&c->v);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
+    rc = awscred_start(chain);
+    if (rc) {
+        awscred_chain_free(chain);
+        snprintf(err, errlen, "%s: cannot start the AWS credential refresher", url);
+        return rc;
+    }
+    if (awscred_wait_ready(chain, 5000) != 0) {
+        char why[512];
+        awscred_last_error(chain, why, sizeof why);
+        ss_warn("awscred", "remote %s: no AWS credentials yet (%s); sends wait and retry until they appear",
+                url, why[0] ? why : "still resolving");
+    }
+    rc = rw_aws_signer_new(region, s && s->service ? s->service : "aps", chain, out);
+    if (rc) {
+        awscred_chain_free(chain);
+        snprintf(err, errlen, "out of memory");
+    }
+    return rc;
 }
 
 char *collector_read_secret_file(const char *path)

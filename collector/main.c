@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "awscred.h"
 #include "collector.h"
 
 static void usage(FILE *f)
@@ -15,6 +16,7 @@ static void usage(FILE *f)
             "  run           scrape continuously and ship (or print with --stdout)\n"
             "  scrape        scrape once and print what would be shipped\n"
             "  check-config  validate a config file and print the effective config\n"
+            "  query         run a (SigV4-signed) instant PromQL query\n"
             "  --version     print the version\n\n"
             "Run `scrapeship COMMAND --help` for a command's options.\n",
             SS_VERSION);
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* jansson parses credential JSON: make it wipe what it frees (before any thread) */
+    awscred_harden_jansson();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "scrapeship: cannot initialise libcurl\n");
         return 1;
@@ -44,6 +48,8 @@ int main(int argc, char **argv)
         rc = collector_cmd_run(argc - 1, argv + 1);
     else if (strcmp(cmd, "scrape") == 0)
         rc = collector_cmd_scrape(argc - 1, argv + 1);
+    else if (strcmp(cmd, "query") == 0)
+        rc = collector_cmd_query(argc - 1, argv + 1);
     else if (strcmp(cmd, "check-config") == 0)
         rc = collector_cmd_check_config(argc - 1, argv + 1);
     else {

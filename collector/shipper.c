@@ -12,7 +12,6 @@
 
 #include "collector.h"
 #include "remotewrite.h"
-#include "sigv4.h"
 
 struct shipped_remote {
     struct rw_remote *rw;
@@ -21,87 +20,13 @@ struct shipped_remote {
     size_t nrules;
     struct scrape_kv *headers;
     struct scrape_kv *ext;
-    struct collector_signer *signer;
+    struct rw_aws_signer *signer;
 };
 
 struct collector_shipper {
     struct shipped_remote *v;
     size_t n;
 };
-
-/* ---- SigV4 ----------------------------------------------------------------------- */
-
-struct collector_signer {
-    char region[64];
-    char service[64];
-    struct collector_creds *creds;
-};
-
-static int sigv4_sign_cb(void *ud, const char *method, const char *url, const void *body, size_t len,
-                         int (*add_header)(void *ctx, const char *line), void *ctx)
-{
-    struct collector_signer *s = ud;
-    struct collector_creds_value cv;
-    int rc = collector_creds_get(s->creds, &cv);
-    if (rc)
-        return rc;
-    struct sigv4_credentials creds = {cv.access_key_id, cv.secret_access_key,
-                                      cv.session_token[0] ? cv.session_token : NULL};
-    struct sigv4_request req = {.method = method, .url = url, .body = body, .body_len = len};
-    struct sigv4_params params = {.region = s->region, .service = s->service,
-                                  .now_unix = ss_now_ms() / 1000};
-    struct sigv4_result res = {0};
-    rc = sigv4_sign(&req, &creds, &params, &res);
-    collector_creds_value_wipe(&cv);
-    if (rc)
-        return rc;
-    char line[20000];
-    snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-    rc = add_header(ctx, line);
-    snprintf(line, sizeof line, "X-Amz-Date: %s", res.x_amz_date);
-    if (!rc)
-        rc = add_header(ctx, line);
-    if (!rc && res.x_amz_security_token) {
-        snprintf(line, sizeof line, "X-Amz-Security-Token: %s", res.x_amz_security_token);
-        rc = add_header(ctx, line);
-    }
-    ss_wipe(line, sizeof line);
-    sigv4_result_free(&res);
-    return rc;
-}
-
-static void sigv4_expired_cb(void *ud)
-{
-    struct collector_signer *s = ud;
-    collector_creds_force_refresh(s->creds);
-}
-
-/* Region: the config's, else the one in an aps-workspaces.<region>.amazonaws.com URL,
- * else AWS_REGION / AWS_DEFAULT_REGION. */
-int collector_sigv4_region(const struct cfg_remote_write *rw, char *out, size_t cap)
-{
-    if (rw->sigv4.region && rw->sigv4.region[0]) {
-        snprintf(out, cap, "%s", rw->sigv4.region);
-        return 0;
-    }
-    const char *p = strstr(rw->url, "aps-workspaces.");
-    if (p) {
-        p += strlen("aps-workspaces.");
-        const char *e = strstr(p, ".amazonaws.com");
-        if (e && e > p && (size_t)(e - p) < cap) {
-            snprintf(out, cap, "%.*s", (int)(e - p), p);
-            return 0;
-        }
-    }
-    const char *env = getenv("AWS_REGION");
-    if (!env || !*env)
-        env = getenv("AWS_DEFAULT_REGION");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return 0;
-    }
-    return SS_ECONFIG;
-}
 
 /* ---- building ------------------------------------------------------------------- */
 
@@ -167,10 +92,7 @@ static void remote_free(struct shipped_remote *r)
     free(r->rules);
     free(r->headers);
     free(r->ext);
-    if (r->signer) {
-        collector_creds_free(r->signer->creds);
-        free(r->signer);
-    }
+    rw_aws_signer_free(r->signer);
     memset(r, 0, sizeof *r);
 }
 
@@ -242,29 +164,12 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.metadata = (struct rw_metadata_config){rw->metadata.send, rw->metadata.send_interval_ms,
                                               rw->metadata.max_samples_per_send};
     if (rw->sigv4.enabled) {
-        out->signer = calloc(1, sizeof *out->signer);
-        if (!out->signer) {
-            snprintf(err, errlen, "out of memory");
+        if (collector_aws_signer_new(&rw->sigv4, rw->url, rw->name, &out->signer, err, errlen)) {
             ss_free_secret(pw);
             ss_free_secret(cred);
             goto fail;
         }
-        if (collector_sigv4_region(rw, out->signer->region, sizeof out->signer->region)) {
-            snprintf(err, errlen, "remote_write %s: sigv4 needs a region: set sigv4.region, use an "
-                     "aps-workspaces.<region>.amazonaws.com URL, or set AWS_REGION", rw->url);
-            ss_free_secret(pw);
-            ss_free_secret(cred);
-            goto fail;
-        }
-        snprintf(out->signer->service, sizeof out->signer->service, "%s",
-                 rw->sigv4.service ? rw->sigv4.service : "aps");
-        int crc = collector_creds_new(&rw->sigv4, out->signer->region, &out->signer->creds, err, errlen);
-        if (crc) {
-            ss_free_secret(pw);
-            ss_free_secret(cred);
-            goto fail;
-        }
-        rc.signer = (struct rw_signer){sigv4_sign_cb, sigv4_expired_cb, out->signer};
+        rc.signer = rw_aws_signer_hooks(out->signer);
     }
     char sdir[4096];
     if (c->storage_path) {

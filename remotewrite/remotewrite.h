@@ -259,4 +259,18 @@ void rw_diskq_get_stats(struct rw_diskq *q, struct rw_diskq_stats *out);
 int rw_diskq_sync(struct rw_diskq *q);
 void rw_diskq_close(struct rw_diskq *q);
 
+/* ======================================================================== */
+/* 4. AWS SigV4 signing with the credential chain (remotewrite/awssign.c)    */
+/* ======================================================================== */
+
+struct awscred_chain;
+struct rw_aws_signer;
+/* Takes ownership of chain (started by the caller). service NULL = "aps". */
+int rw_aws_signer_new(const char *region, const char *service, struct awscred_chain *chain,
+                      struct rw_aws_signer **out);
+struct rw_signer rw_aws_signer_hooks(struct rw_aws_signer *s);
+void rw_aws_signer_free(struct rw_aws_signer *s);
+/* "us-east-1" from https://aps-workspaces.us-east-1.amazonaws.com/...; SS_ENOTFOUND. */
+int rw_aws_region_from_url(const char *url, char *out, size_t cap);
+
 #endif

@@ -242,4 +242,32 @@ void scaler_state_free(struct scaler_state *st);
 int scaler_decide(const struct scaler_object *so, struct scaler_state *st,
                   const struct scaler_input *in, struct scaler_decision *out);
 
+/* ======================================================================== */
+/* Query client (scaler/query.c)                                            */
+/* ======================================================================== */
+
+#include "remotewrite.h"
+
+struct scaler_query_req {
+    const char *server;  /* serverAddress: base URL, /api/v1/query is appended */
+    const char *query;   /* PromQL */
+    int64_t time_ms;     /* evaluation time; 0 = now */
+    bool post;           /* form POST instead of GET */
+    const struct scrape_kv *headers; /* customHeaders */
+    size_t nheaders;
+    const struct scrape_kv *params;  /* queryParameters */
+    size_t nparams;
+    const char *bearer_token;
+    const char *basic_user, *basic_pass;
+    const char *ca_file;
+    bool insecure_skip_verify; /* unsafeSsl */
+    int64_t timeout_ms;        /* 0 = 30 s */
+    const struct rw_signer *signer; /* SigV4, or NULL */
+};
+
+/* Run one instant query. On a response (any status) returns 0 with *status and the
+ * body; network failures return SS_EIO with a message in err. */
+int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *body, char *err,
+                 size_t errlen);
+
 #endif

@@ -93,6 +93,7 @@ int collector_cmd_run(int argc, char **argv);
 int collector_cmd_scrape(int argc, char **argv);
 int collector_cmd_check_config(int argc, char **argv);
 int collector_cmd_query(int argc, char **argv);
+int collector_cmd_scaler(int argc, char **argv);
 
 #define COLLECTOR_DEFAULT_LISTEN ":9464"
 

@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "  scrape        scrape once and print what would be shipped\n"
             "  check-config  validate a config file and print the effective config\n"
             "  query         run a (SigV4-signed) instant PromQL query\n"
+            "  scaler        scale workloads from PromQL like KEDA's prometheus trigger\n"
             "  --version     print the version\n\n"
             "Run `scrapeship COMMAND --help` for a command's options.\n",
             SS_VERSION);
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
         rc = collector_cmd_run(argc - 1, argv + 1);
     else if (strcmp(cmd, "scrape") == 0)
         rc = collector_cmd_scrape(argc - 1, argv + 1);
+    else if (strcmp(cmd, "scaler") == 0)
+        rc = collector_cmd_scaler(argc - 1, argv + 1);
     else if (strcmp(cmd, "query") == 0)
         rc = collector_cmd_query(argc - 1, argv + 1);
     else if (strcmp(cmd, "check-config") == 0)

@@ -55,6 +55,10 @@ struct job_state {
     struct scrape_job cfg; /* borrowed strings: from the current config */
     bool present;          /* still in the current job set */
     struct scrape_sd_groups *sd;
+    /* latest groups of each dynamic discoverer (valid until its next poll) */
+    const struct scrape_target_group **dyn_groups;
+    size_t *dyn_ngroups;
+    size_t ndyn;
     uint64_t sd_fingerprint;
     int64_t sd_next_check_ms;
     _Atomic uint64_t scrapes, samples_scraped, samples_post, stale_markers, duplicates;
@@ -730,6 +734,9 @@ static void sync_targets(struct scrape_manager *m)
         size_t ng = js->sd ? scrape_sd_groups_count(js->sd) : 0;
         for (size_t i = 0; i < ng; i++)
             sync_group(m, js, scrape_sd_groups_get(js->sd, i), &spec);
+        for (size_t d = 0; d < js->ndyn; d++)
+            for (size_t i = 0; i < js->dyn_ngroups[d]; i++)
+                sync_group(m, js, &js->dyn_groups[d][i], &spec);
     }
     scrape_target_spec_free(&spec);
     struct target **pp = &m->targets;
@@ -755,6 +762,32 @@ static void sync_targets(struct scrape_manager *m)
         atomic_store(&js->ntargets, 0);
     for (struct target *t = m->targets; t; t = t->next)
         atomic_fetch_add(&t->job->ntargets, 1);
+}
+
+/* Poll the job's dynamic discoverers; true when any changed. */
+static bool poll_discoverers(struct job_state *js)
+{
+    if (!js->present || !js->cfg.ndiscoverers)
+        return false;
+    if (js->ndyn != js->cfg.ndiscoverers) {
+        free(js->dyn_groups);
+        free(js->dyn_ngroups);
+        js->dyn_groups = calloc(js->cfg.ndiscoverers, sizeof *js->dyn_groups);
+        js->dyn_ngroups = calloc(js->cfg.ndiscoverers, sizeof *js->dyn_ngroups);
+        js->ndyn = js->dyn_groups && js->dyn_ngroups ? js->cfg.ndiscoverers : 0;
+    }
+    bool changed = false;
+    for (size_t d = 0; d < js->ndyn; d++) {
+        const struct scrape_discoverer *ds = &js->cfg.discoverers[d];
+        const struct scrape_target_group *g = NULL;
+        size_t n = 0;
+        if (ds->poll(ds->ud, &g, &n)) {
+            js->dyn_groups[d] = g;
+            js->dyn_ngroups[d] = n;
+            changed = true;
+        }
+    }
+    return changed;
 }
 
 static bool refresh_file_sd(struct scrape_manager *m, struct job_state *js, bool force)
@@ -810,11 +843,14 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         js->present = true;
         js->sd_fingerprint = 0;
         refresh_file_sd(m, js, true);
+        js->ndyn = 0; /* new discoverers: forget the old ones' groups */
+        poll_discoverers(js);
     }
     for (struct job_state *js = m->jobs; js; js = js->next)
         if (!js->present) {
             scrape_sd_groups_free(js->sd);
             js->sd = NULL;
+            js->ndyn = 0;
             memset(&js->cfg, 0, sizeof js->cfg);
             js->cfg.name = js->name;
         }
@@ -868,8 +904,10 @@ int scrape_manager_run(struct scrape_manager *m)
     while (!atomic_load(&m->stop)) {
         int64_t now = ss_mono_ms();
         bool changed = false;
-        for (struct job_state *js = m->jobs; js; js = js->next)
+        for (struct job_state *js = m->jobs; js; js = js->next) {
             changed |= refresh_file_sd(m, js, false);
+            changed |= poll_discoverers(js);
+        }
         if (changed)
             sync_targets(m);
         int64_t next = start_due(m, now, false);
@@ -961,6 +999,8 @@ void scrape_manager_free(struct scrape_manager *m)
     while (j) {
         struct job_state *n = j->next;
         scrape_sd_groups_free(j->sd);
+        free(j->dyn_groups);
+        free(j->dyn_ngroups);
         free(j->name);
         free(j);
         j = n;

@@ -190,6 +190,15 @@ struct scrape_target_group {
     size_t nlabels;
 };
 
+/* A dynamic discovery source (e.g. kubernetes_sd): it runs on its own and the engine
+ * polls it from the scrape thread. poll returns true when the groups changed since the
+ * previous call and then sets *groups / *ngroups; they stay valid until the next poll
+ * call. */
+struct scrape_discoverer {
+    bool (*poll)(void *ud, const struct scrape_target_group **groups, size_t *ngroups);
+    void *ud;
+};
+
 struct scrape_job {
     const char *name;
     int64_t interval_ms;
@@ -215,6 +224,8 @@ struct scrape_job {
     const char *const *file_sd_files; /* glob patterns */
     size_t nfile_sd_files;
     int64_t file_sd_refresh_ms;
+    const struct scrape_discoverer *discoverers; /* borrowed; polled every loop */
+    size_t ndiscoverers;
 };
 
 /* One sample as it leaves the scrape module: final labels (sorted by name, __name__

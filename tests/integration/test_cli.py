@@ -1,0 +1,83 @@
+"""The binary's command line, as a user runs it.
+
+* check-config: every broken fixture (tests/unit/collector/configs/broken_*.yml,
+  expected message on its first line) exits 1 and prints that file:line:column
+  message; good configs exit 0 and print the effective config with secrets redacted.
+* scrape: exit 0 when every target is up, 1 when one is down, 2 on usage errors;
+  text and JSON output.
+* --version, unknown commands.
+"""
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+CONFIGS = os.path.join(h.REPO, "tests", "unit", "collector", "configs")
+
+
+def main():
+    chk = h.Check("cli")
+    broken = sorted(glob.glob(os.path.join(CONFIGS, "broken_*.yml")))
+    chk.ok(len(broken) >= 15, "only %d broken configs" % len(broken))
+    for path in broken:
+        first = open(path, encoding="utf-8", errors="replace").readline()
+        if not first.startswith("# expect: "):
+            continue
+        want = first[len("# expect: "):].strip()
+        env = dict(os.environ, SS_TEST_VAR="x")
+        rc, out, err = h.run_scrapeship(["check-config", path], env=env)
+        chk.ok(rc == 1, "%s: exit %d, want 1" % (os.path.basename(path), rc))
+        # the loader names the file as given on the command line
+        chk.ok(want.split(": ", 1)[0].split(":")[0] in err and want.split(": ", 1)[1] in err,
+               "%s: message %r not in %r" % (os.path.basename(path), want, err.strip()[:300]))
+
+    work = h.tmpdir("ss-cli-")
+    good = os.path.join(work, "good.yml")
+    with open(good, "w") as f:
+        f.write("""global:
+  scrape_interval: 10s
+scrape_configs:
+  - job_name: app
+    basic_auth: {username: u, password: hunter2-secret}
+    static_configs: [{targets: ['127.0.0.1:1']}]
+remote_write:
+  - url: https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write
+    sigv4: {region: us-east-1, access_key: AKIAEXAMPLEKEY, secret_key: s3cr3t-value}
+""")
+    rc, out, err = h.run_scrapeship(["check-config", good])
+    chk.ok(rc == 0, "good config rejected: %s" % err)
+    chk.ok('job_name: "app"' in out and "scrape_timeout: 10s" in out, "effective config not printed:\n" + out[:500])
+    chk.ok("hunter2-secret" not in out + err and "s3cr3t-value" not in out + err, "a secret was printed")
+    chk.ok("<secret>" in out, "secrets not shown as <secret>")
+
+    root = h.tmpdir("ss-cli-static-")
+    with open(os.path.join(root, "metrics.prom"), "w") as f:
+        f.write("# TYPE a counter\na_total{x=\"1\"} 3\n")
+    port = h.start_nginx(root)
+    rc, out, err = h.run_scrapeship(["scrape", "http://127.0.0.1:%d/metrics.prom" % port])
+    chk.ok(rc == 0, "scrape exit %d: %s" % (rc, err))
+    chk.ok('a_total{instance="127.0.0.1:%d",job="scrape",x="1"} 3 ' % port in out, "text output:\n" + out)
+    chk.ok('up{instance="127.0.0.1:%d",job="scrape"} 1 ' % port in out, "no up line:\n" + out)
+    rc, out, err = h.run_scrapeship(["scrape", "--format", "json", "--job", "j",
+                                     "http://127.0.0.1:%d/metrics.prom" % port])
+    recs = [json.loads(l) for l in out.splitlines()]
+    chk.ok(rc == 0 and any(r["labels"].get("__name__") == "a_total" and r["labels"]["job"] == "j" and
+                           r["value"] == "3" for r in recs), "json output: " + out[:500])
+    rc, out, err = h.run_scrapeship(["scrape", "http://127.0.0.1:1/metrics"])
+    chk.ok(rc == 1, "a down target must exit 1, got %d" % rc)
+    chk.ok('up{instance="127.0.0.1:1",job="scrape"} 0' in out, "down target: no up=0 line")
+    chk.ok("127.0.0.1:1" in err and "connect" in err, "down target: error does not name the target: " + err)
+    rc, out, err = h.run_scrapeship(["scrape"])
+    chk.ok(rc == 2, "scrape without targets: exit %d" % rc)
+    rc, out, err = h.run_scrapeship(["--version"])
+    chk.ok(rc == 0 and out.startswith("scrapeship "), "--version: %r" % out)
+    rc, out, err = h.run_scrapeship(["frobnicate"])
+    chk.ok(rc == 2 and "unknown command" in err, "unknown command: %d %r" % (rc, err))
+    chk.finish()
+
+
+if __name__ == "__main__":
+    main()

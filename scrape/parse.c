@@ -527,7 +527,10 @@ static bool parse_float(struct scrape_parser *p, const char *s, size_t n, double
             return true;
         }
         if (i == 0 && m == 3 && ci_eq(s, "nan", 3)) {
-            *out = NAN;
+            /* Go's strconv.ParseFloat returns math.NaN(), bits 0x7FF8000000000001:
+             * ship the same bits Prometheus would (never the stale-marker NaN). */
+            uint64_t bits = 0x7FF8000000000001ULL;
+            memcpy(out, &bits, sizeof *out);
             return true;
         }
         return false;

@@ -10,7 +10,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
   # tests
-  libcmocka-dev valgrind curl
+  libcmocka-dev valgrind curl openssl
   prometheus prometheus-node-exporter victoria-metrics nginx-light
   python3 python3-botocore python3-snappy python3-protobuf python3-yaml
 )

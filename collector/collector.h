@@ -83,9 +83,6 @@ int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out
 /* Start a credential chain for the sigv4 block (NULL: defaults) and wrap it in a signer. */
 int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const char *name,
                              struct rw_aws_signer **out, char *err, size_t errlen);
-/* Read a secret file (password_file, credentials_file), trailing newline trimmed.
- * The caller frees with ss_free_secret. NULL when unreadable or over 64 KiB. */
-char *collector_read_secret_file(const char *path);
 
 /* ---- subcommands ---------------------------------------------------------- */
 

@@ -77,28 +77,3 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
     }
     return rc;
 }
-
-char *collector_read_secret_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct ss_buf b;
-    ss_buf_init(&b, 64 * 1024);
-    char chunk[1024];
-    size_t r;
-    int rc = 0;
-    while (!rc && (r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = ss_buf_append(&b, chunk, r);
-    ss_wipe(chunk, sizeof chunk);
-    fclose(f);
-    if (rc) {
-        ss_buf_free_secret(&b);
-        return NULL;
-    }
-    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
-        b.data[--b.len] = '\0';
-    if (!b.data && ss_buf_append(&b, "", 0))
-        return NULL;
-    return b.data;
-}

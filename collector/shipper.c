@@ -143,9 +143,9 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     /* Files are read once at start and on reload for remote write. */
     char *pw = NULL, *cred = NULL;
     if (hc->basic_auth_password_file)
-        pw = collector_read_secret_file(hc->basic_auth_password_file);
+        pw = ss_read_secret_file(hc->basic_auth_password_file);
     if (hc->authorization_credentials_file)
-        cred = collector_read_secret_file(hc->authorization_credentials_file);
+        cred = ss_read_secret_file(hc->authorization_credentials_file);
     if ((hc->basic_auth_password_file && !pw) || (hc->authorization_credentials_file && !cred)) {
         snprintf(err, errlen, "remote_write %s: cannot read %s", rw->url,
                  pw ? hc->authorization_credentials_file : hc->basic_auth_password_file);

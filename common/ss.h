@@ -89,6 +89,11 @@ void ss_wipe(void *p, size_t n);
 /* Wipe and free a NUL-terminated secret string; NULL is a no-op. */
 void ss_free_secret(char *s);
 
+/* Read a secret file (password_file, credentials_file, token files): whole file,
+ * trailing newlines trimmed, at most 64 KiB. The caller frees with ss_free_secret.
+ * NULL when unreadable or too big. Read it again on every use: such files rotate. */
+char *ss_read_secret_file(const char *path);
+
 /* Format a double the way Go's strconv.FormatFloat(v, 'g', -1, 64) does in
  * Prometheus' text output: shortest round-trip form, "NaN", "+Inf", "-Inf".
  * Returns the length written (buf must hold at least 32 bytes). */

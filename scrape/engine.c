@@ -376,33 +376,6 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     return t->failed ? 0 : n;
 }
 
-/* Read a secret file (password_file, credentials_file), trimming the trailing
- * newline like Prometheus. The caller wipes and frees. */
-static char *read_secret_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct ss_buf b;
-    ss_buf_init(&b, 64 * 1024);
-    char chunk[1024];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (ss_buf_append(&b, chunk, r)) {
-            ss_wipe(chunk, sizeof chunk);
-            fclose(f);
-            ss_buf_free_secret(&b);
-            return NULL;
-        }
-    ss_wipe(chunk, sizeof chunk);
-    fclose(f);
-    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
-        b.data[--b.len] = '\0';
-    if (!b.data)
-        ss_buf_append(&b, "", 0);
-    return b.data;
-}
-
 static int set_auth(struct target *t)
 {
     const struct scrape_http_config *h = &t->job->cfg.http;
@@ -410,7 +383,7 @@ static int set_auth(struct target *t)
         curl_easy_setopt(t->easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(t->easy, CURLOPT_USERNAME, h->basic_auth_username);
         if (h->basic_auth_password_file) {
-            char *pw = read_secret_file(h->basic_auth_password_file);
+            char *pw = ss_read_secret_file(h->basic_auth_password_file);
             if (!pw)
                 return target_fail(t, FAIL_OTHER, "unable to read basic auth password file %s",
                                    h->basic_auth_password_file);
@@ -425,7 +398,7 @@ static int set_auth(struct target *t)
     t->auth_header = NULL;
     if (h->authorization_credentials || h->authorization_credentials_file) {
         char *cred = h->authorization_credentials_file
-                         ? read_secret_file(h->authorization_credentials_file)
+                         ? ss_read_secret_file(h->authorization_credentials_file)
                          : strdup(h->authorization_credentials);
         if (!cred)
             return target_fail(t, FAIL_OTHER, "unable to read authorization credentials file %s",

@@ -127,21 +127,44 @@ int ss_labels_copy(struct ss_labels *dst, const struct ss_labels *src)
     return 0;
 }
 
-/* FNV-1a over name 0xff value 0xff ...: cheap and good enough for table lookups;
- * collisions are resolved by comparing the encoded labels. */
+/* Word-at-a-time multiplicative hash over name, value, name, value ... Each string
+ * ends with a block that carries its length, so moving bytes between a name and a
+ * value ({a="bc"} vs {ab="c"}) changes the hash. Equal hashes are treated as the same
+ * series inside one target, so this must mix well; it is 8x fewer steps than FNV-1a,
+ * which was the top symbol in the scrape profile. */
+static inline uint64_t mix64(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static inline uint64_t hash_str(uint64_t h, struct ss_str s)
+{
+    const char *p = s.p;
+    size_t n = s.len;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = mix64(h, v);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    return mix64(h, v ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
+}
+
 uint64_t ss_labels_hash(const struct ss_labels *ls)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 0x243F6A8885A308D3ULL;
     for (size_t i = 0; i < ls->n; i++) {
-        const struct ss_label *l = &ls->v[i];
-        for (size_t k = 0; k < l->name.len; k++)
-            h = (h ^ (unsigned char)l->name.p[k]) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
-        for (size_t k = 0; k < l->value.len; k++)
-            h = (h ^ (unsigned char)l->value.p[k]) * 1099511628211ULL;
-        h = (h ^ 0xfe) * 1099511628211ULL;
+        h = hash_str(h, ls->v[i].name);
+        h = hash_str(h, ls->v[i].value);
     }
-    return h;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
 }
 
 long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b,

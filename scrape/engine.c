@@ -289,23 +289,25 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     if (!ss_labels_get(w, SS_STR("__name__")))
         return 0;
 
+    /* Slices are not NUL-terminated: always print them with a length. */
+    const struct ss_str *mname = ss_labels_get(w, SS_STR("__name__"));
     if (job->label_limit && w->n > job->label_limit)
         return target_fail(t, FAIL_LABEL_LIMIT,
-                           "label_limit exceeded (metric: %.50s, number of labels: %zu, limit: %llu)",
-                           ss_labels_get(w, SS_STR("__name__"))->p, w->n,
+                           "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)",
+                           (int)(mname->len < 50 ? mname->len : 50), mname->p, w->n,
                            (unsigned long long)job->label_limit);
     if (w->n > MAX_LABELS)
         return target_fail(t, FAIL_LABEL_LIMIT, "series with %zu labels (maximum %d)", w->n, MAX_LABELS);
     for (size_t i = 0; i < w->n; i++) {
         if (job->label_name_length_limit && w->v[i].name.len > job->label_name_length_limit)
             return target_fail(t, FAIL_LABEL_LIMIT,
-                               "label_name_length_limit exceeded (label name: %.50s, length: %zu, limit: %llu)",
-                               w->v[i].name.p, w->v[i].name.len,
+                               "label_name_length_limit exceeded (label name: %.*s, length: %zu, limit: %llu)",
+                               (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].name.len,
                                (unsigned long long)job->label_name_length_limit);
         if (job->label_value_length_limit && w->v[i].value.len > job->label_value_length_limit)
             return target_fail(t, FAIL_LABEL_LIMIT,
-                               "label_value_length_limit exceeded (label name: %.50s, value length: %zu, limit: %llu)",
-                               w->v[i].name.p, w->v[i].value.len,
+                               "label_value_length_limit exceeded (label name: %.*s, value length: %zu, limit: %llu)",
+                               (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].value.len,
                                (unsigned long long)job->label_value_length_limit);
         if (w->v[i].name.len > UINT16_MAX)
             return target_fail(t, FAIL_LABEL_LIMIT, "label name longer than 65535 bytes");

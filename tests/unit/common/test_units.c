@@ -3,6 +3,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -104,6 +106,41 @@ static void test_labels(void **state)
     ss_labels_free(&ls);
 }
 
+/* Moving bytes between name and value, or between labels, must change the hash. */
+static void test_labels_hash_boundaries(void **state)
+{
+    (void)state;
+    struct ss_labels a, b;
+    ss_labels_init(&a);
+    ss_labels_init(&b);
+    ss_labels_push(&a, SS_STR("a"), SS_STR("bc"));
+    ss_labels_push(&b, SS_STR("ab"), SS_STR("c"));
+    assert_true(ss_labels_hash(&a) != ss_labels_hash(&b));
+    ss_labels_reset(&a);
+    ss_labels_reset(&b);
+    ss_labels_push(&a, SS_STR("x"), SS_STR("12345678"));
+    ss_labels_push(&a, SS_STR("y"), SS_STR("1"));
+    ss_labels_push(&b, SS_STR("x"), SS_STR("1234567"));
+    ss_labels_push(&b, SS_STR("y"), SS_STR("81"));
+    assert_true(ss_labels_hash(&a) != ss_labels_hash(&b));
+    /* 100k distinct values: no collisions */
+    uint64_t *seen = calloc(100000, sizeof *seen);
+    char v[32];
+    for (int i = 0; i < 100000; i++) {
+        ss_labels_reset(&a);
+        snprintf(v, sizeof v, "%d", i);
+        ss_labels_push(&a, SS_STR("__name__"), SS_STR("metric"));
+        ss_labels_push(&a, SS_STR("i"), (struct ss_str){v, strlen(v)});
+        seen[i] = ss_labels_hash(&a);
+    }
+    for (int i = 0; i < 100000; i++)
+        for (int k = i + 1; k < i + 64 && k < 100000; k++)
+            assert_true(seen[i] != seen[k]);
+    free(seen);
+    ss_labels_free(&a);
+    ss_labels_free(&b);
+}
+
 static void test_buf_limit(void **state)
 {
     (void)state;
@@ -134,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations), cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_format_double), cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_labels_hash_boundaries),
         cmocka_unit_test(test_buf_limit), cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

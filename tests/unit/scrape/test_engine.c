@@ -305,7 +305,7 @@ static void test_label_limit(void **state)
     (void)state;
     struct scrape_job j = base_job();
     j.label_limit = 5; /* __name__ + job + instance + team + 2 = 6 */
-    expect_limit_failure(&j, "big{a=\"1\",b=\"2\"} 1\n", "label_limit exceeded");
+    expect_limit_failure(&j, "big{a=\"1\",b=\"2\"} 1\n", "label_limit exceeded (metric: big, number of labels: 6");
 }
 
 static void test_label_name_length_limit(void **state)
@@ -313,7 +313,8 @@ static void test_label_name_length_limit(void **state)
     (void)state;
     struct scrape_job j = base_job();
     j.label_name_length_limit = 10;
-    expect_limit_failure(&j, "big{a_very_long_label_name=\"1\"} 1\n", "label_name_length_limit exceeded");
+    expect_limit_failure(&j, "big{a_very_long_label_name=\"1\"} 1\n",
+                         "label_name_length_limit exceeded (label name: a_very_long_label_name, length: 22");
 }
 
 static void test_label_value_length_limit(void **state)
@@ -321,7 +322,8 @@ static void test_label_value_length_limit(void **state)
     (void)state;
     struct scrape_job j = base_job();
     j.label_value_length_limit = 16; /* the instance label "127.0.0.1:NNNNN" fits */
-    expect_limit_failure(&j, "big{a=\"a value longer than sixteen\"} 1\n", "label_value_length_limit exceeded");
+    expect_limit_failure(&j, "big{a=\"a value longer than sixteen\"} 1\n",
+                         "label_value_length_limit exceeded (label name: a, value length: 27");
 }
 
 static void test_body_size_limit(void **state)

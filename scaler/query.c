@@ -69,11 +69,13 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
     size_t sl = strlen(q->server);
     while (sl && q->server[sl - 1] == '/')
         sl--;
-    time_t t = (time_t)((q->time_ms ? q->time_ms : ss_now_ms()) / 1000);
+    int64_t at = q->time_ms ? q->time_ms : ss_now_ms();
+    time_t t = (time_t)(at / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    char when[40];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char when[48], secs[32];
+    strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03dZ", secs, (int)(at % 1000)); /* RFC 3339 with ms */
 
     struct ss_buf *params = q->post ? &form : &url;
     if (ss_buf_append(&url, q->server, sl) || ss_buf_append_str(&url, "/api/v1/query"))

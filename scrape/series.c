@@ -115,6 +115,7 @@ int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_
     size_t need = sizeof(struct series_rec);
     for (size_t i = 0; i < nlabels; i++)
         need += 6 + labels[i].name.len + labels[i].value.len;
+    need = (need + 7) & ~(size_t)7; /* every record header starts 8-byte aligned */
     if (g->recs.len + need > UINT32_MAX)
         return SS_ELIMIT;
     int rc = ss_buf_reserve(&g->recs, need);

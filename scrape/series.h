@@ -5,7 +5,8 @@
 #include "ss.h"
 
 /* Record header; label bytes follow: per label u16 name_len, u32 value_len, name,
- * value. Records are 8-byte aligned only by accident: read with memcpy. */
+ * value (read those with memcpy). Records are padded to 8 bytes, so every header is
+ * aligned and can be read in place. */
 struct series_rec {
     uint64_t hash;
     double value;

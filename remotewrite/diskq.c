@@ -408,7 +408,8 @@ int rw_diskq_open(const struct rw_diskq_opts *o, struct rw_diskq **out)
         }
         closedir(d);
     }
-    qsort(seqs, nseq, sizeof *seqs, cmp_u64);
+    if (nseq) /* qsort(NULL, 0) is undefined */
+        qsort(seqs, nseq, sizeof *seqs, cmp_u64);
     for (size_t i = 0; i < nseq; i++)
         push_segment(q, seqs[i]);
     free(seqs);

@@ -155,6 +155,8 @@ static inline uint64_t hash_str(uint64_t h, struct ss_str s)
     return mix64(h, v ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
 }
 
+uint64_t ss_hash_str(uint64_t h, struct ss_str s) { return hash_str(h, s); }
+
 uint64_t ss_labels_hash(const struct ss_labels *ls)
 {
     uint64_t h = 0x243F6A8885A308D3ULL;

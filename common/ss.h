@@ -152,6 +152,8 @@ void ss_labels_sort(struct ss_labels *ls); /* insertion sort: sets are small */
 int ss_labels_copy(struct ss_labels *dst, const struct ss_labels *src); /* deep copy */
 /* 64-bit hash of a sorted label set (names and values, with separators). */
 uint64_t ss_labels_hash(const struct ss_labels *ls);
+/* The same mixing for building other keys: h = ss_hash_str(h, s) for each part. */
+uint64_t ss_hash_str(uint64_t h, struct ss_str s);
 
 /* Merge two label arrays, each sorted by name, into out (sorted). On a name present
  * in both, `a` wins: this is how external labels are added to a series (Prometheus

@@ -261,6 +261,45 @@ static int merge_target_labels(struct target *t, const struct scrape_parsed_samp
     return 0;
 }
 
+/* The scrape cache key: the series exactly as exposed (name, labels in order). */
+static uint64_t raw_key(const struct scrape_parsed_sample *s)
+{
+    uint64_t h = ss_hash_str(0x6A09E667F3BCC908ULL, s->name);
+    for (size_t i = 0; i < s->nlabels; i++)
+        h = ss_hash_str(ss_hash_str(h, s->labels[i].name), s->labels[i].value);
+    return h ? h : 1;
+}
+
+/* Scrape-cache hit: the previous scrape saw this exact series and stored its final
+ * labels; copy them with the new value instead of labelling, relabeling, sorting and
+ * hashing again (Prometheus' scrape cache does the same). The cache is cleared when
+ * the job's settings change (reload). */
+static int on_cached_sample(struct target *t, const struct scrape_parsed_sample *s, long pi, uint64_t rk)
+{
+    const struct scrape_job *job = &t->job->cfg;
+    struct series_gen *cur = &t->gen[t->cur], *prev = &t->gen[!t->cur];
+    struct ss_label none[1];
+    size_t nl;
+    const struct series_rec *r = series_gen_get(prev, (size_t)pi, none, 0, &nl);
+    if (series_gen_find(cur, r->hash) >= 0) {
+        atomic_fetch_add(&t->job->duplicates, 1);
+        return 0;
+    }
+    t->samples_post++;
+    if (job->sample_limit && t->samples_post > job->sample_limit)
+        return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
+                           (unsigned long long)job->sample_limit);
+    bool explicit_ts = s->has_timestamp && job->honor_timestamps;
+    int rc = series_gen_copy(cur, prev, (size_t)pi, s->value, explicit_ts ? s->timestamp_ms : t->start_ms,
+                             !explicit_ts);
+    if (!rc)
+        rc = series_gen_index_raw(cur, rk, cur->n - 1);
+    if (rc)
+        return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
+                           "staging area full after %llu series", (unsigned long long)t->samples_post);
+    return 0;
+}
+
 static int on_sample(void *ud, const struct scrape_parsed_sample *s)
 {
     struct target *t = ud;
@@ -269,6 +308,10 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     int rc;
 
     t->samples_scraped++;
+    uint64_t rk = raw_key(s);
+    long pi = series_gen_find_raw(&t->gen[!t->cur], rk);
+    if (pi >= 0)
+        return on_cached_sample(t, s, pi, rk);
     ss_labels_reset(w);
     rc = ss_labels_push(w, SS_STR("__name__"), s->name);
     for (size_t i = 0; !rc && i < s->nlabels; i++)
@@ -329,6 +372,8 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     if (series_gen_find(&t->gen[!t->cur], h) < 0)
         t->series_added++;
     rc = series_gen_append(cur, w->v, w->n, h, s->value, ts, !explicit_ts, true);
+    if (!rc)
+        rc = series_gen_index_raw(cur, rk, cur->n - 1);
     if (rc)
         return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
                            "staging area full after %llu series",
@@ -830,6 +875,11 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
             js->cfg.name = js->name;
         }
     sync_targets(m);
+    /* the job's rules or limits may have changed: cached label results are void */
+    for (struct target *t = m->targets; t; t = t->next) {
+        series_gen_clear_raw(&t->gen[0]);
+        series_gen_clear_raw(&t->gen[1]);
+    }
     return 0;
 }
 

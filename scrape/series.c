@@ -23,6 +23,9 @@ void series_gen_init(struct series_gen *g, size_t max_bytes)
     g->vals = NULL;
     g->tcap = 0;
     g->tn = 0;
+    g->rkeys = NULL;
+    g->rvals = NULL;
+    g->rcap = g->rn = 0;
 }
 
 void series_gen_free(struct series_gen *g)
@@ -31,6 +34,8 @@ void series_gen_free(struct series_gen *g)
     free(g->offs);
     free(g->keys);
     free(g->vals);
+    free(g->rkeys);
+    free(g->rvals);
     series_gen_init(g, 0);
 }
 
@@ -42,6 +47,7 @@ void series_gen_reset(struct series_gen *g)
         memset(g->keys, 0, g->tcap * sizeof g->keys[0]);
         g->tn = 0;
     }
+    series_gen_clear_raw(g);
     /* Shrink a table that a one-off huge scrape blew up, so memory follows the
      * steady state rather than the peak. */
     if (g->tcap > 1024 && g->tcap > 8 * g->n_last) {
@@ -174,4 +180,124 @@ const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
     }
     *nlabels = n;
     return h;
+}
+
+/* ---- the scrape cache index ------------------------------------------------- */
+
+static int raw_grow(struct series_gen *g)
+{
+    size_t ncap = g->rcap ? g->rcap * 2 : 256;
+    uint64_t *nk = calloc(ncap, sizeof *nk);
+    uint32_t *nv = malloc(ncap * sizeof *nv);
+    if (!nk || !nv) {
+        free(nk);
+        free(nv);
+        return SS_ENOMEM;
+    }
+    for (size_t i = 0; i < g->rcap; i++) {
+        if (!g->rkeys[i])
+            continue;
+        size_t j = g->rkeys[i] & (ncap - 1);
+        while (nk[j])
+            j = (j + 1) & (ncap - 1);
+        nk[j] = g->rkeys[i];
+        nv[j] = g->rvals[i];
+    }
+    free(g->rkeys);
+    free(g->rvals);
+    g->rkeys = nk;
+    g->rvals = nv;
+    g->rcap = ncap;
+    return 0;
+}
+
+int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec)
+{
+    if ((g->rn + 1) * 2 > g->rcap && raw_grow(g))
+        return SS_ENOMEM;
+    raw = fix_hash(raw);
+    size_t j = raw & (g->rcap - 1);
+    while (g->rkeys[j]) {
+        if (g->rkeys[j] == raw)
+            return 0; /* first one wins, like the series table */
+        j = (j + 1) & (g->rcap - 1);
+    }
+    g->rkeys[j] = raw;
+    g->rvals[j] = (uint32_t)rec;
+    g->rn++;
+    return 0;
+}
+
+long series_gen_find_raw(const struct series_gen *g, uint64_t raw)
+{
+    if (!g->rcap)
+        return -1;
+    raw = fix_hash(raw);
+    size_t j = raw & (g->rcap - 1);
+    while (g->rkeys[j]) {
+        if (g->rkeys[j] == raw)
+            return (long)g->rvals[j];
+        j = (j + 1) & (g->rcap - 1);
+    }
+    return -1;
+}
+
+void series_gen_clear_raw(struct series_gen *g)
+{
+    if (g->rn) {
+        memset(g->rkeys, 0, g->rcap * sizeof g->rkeys[0]);
+        g->rn = 0;
+    }
+    if (g->rcap > 1024 && g->rcap > 8 * g->n_last) {
+        free(g->rkeys);
+        free(g->rvals);
+        g->rkeys = NULL;
+        g->rvals = NULL;
+        g->rcap = 0;
+    }
+}
+
+int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
+                    bool tracked)
+{
+    const char *src = from->recs.data + from->offs[i];
+    struct series_rec h;
+    memcpy(&h, src, sizeof h);
+    if ((g->tn + 1) * 2 > g->tcap) {
+        int rc = table_grow(g);
+        if (rc)
+            return rc;
+    }
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 256;
+        uint32_t *no = realloc(g->offs, ncap * sizeof *no);
+        if (!no)
+            return SS_ENOMEM;
+        g->offs = no;
+        g->cap = ncap;
+    }
+    if (g->recs.len + h.len > UINT32_MAX)
+        return SS_ELIMIT;
+    int rc = ss_buf_reserve(&g->recs, h.len);
+    if (rc)
+        return rc;
+    size_t off = g->recs.len;
+    memcpy(g->recs.data + off, src, h.len);
+    h.value = value;
+    h.ts = ts;
+    h.tracked = tracked;
+    memcpy(g->recs.data + off, &h, sizeof h);
+    g->recs.len += h.len;
+    g->recs.data[g->recs.len] = '\0';
+    g->offs[g->n] = (uint32_t)off;
+    uint64_t k = fix_hash(h.hash);
+    size_t j = k & (g->tcap - 1);
+    while (g->keys[j])
+        j = (j + 1) & (g->tcap - 1);
+    g->keys[j] = k;
+    g->vals[j] = (uint32_t)g->n;
+    g->tn++;
+    g->n++;
+    g->n_last = g->n;
+    return 0;
 }

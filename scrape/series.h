@@ -25,6 +25,11 @@ struct series_gen {
     uint64_t *keys; /* 0 = empty slot */
     uint32_t *vals;
     size_t tcap, tn;
+    /* the scrape cache: hash of the series as exposed (before labelling and
+     * relabeling) -> record, so an unchanged series skips the label pipeline */
+    uint64_t *rkeys;
+    uint32_t *rvals;
+    size_t rcap, rn;
 };
 
 void series_gen_init(struct series_gen *g, size_t max_bytes);
@@ -34,6 +39,13 @@ void series_gen_free(struct series_gen *g);
 int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
                       uint64_t hash, double value, int64_t ts, bool tracked, bool index);
 long series_gen_find(const struct series_gen *g, uint64_t hash);
+/* The scrape cache index: raw key -> record. */
+int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec);
+long series_gen_find_raw(const struct series_gen *g, uint64_t raw);
+void series_gen_clear_raw(struct series_gen *g);
+/* Append a copy of record i of `from` with a new value and timestamp. */
+int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
+                    bool tracked);
 /* Unpack record i: labels point into the generation's buffer. */
 const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
                                         struct ss_label *labels, size_t cap, size_t *nlabels);

@@ -1581,6 +1581,391 @@ static int dec_file_sd_cb(struct loader *ld, const struct ynode *n, void *p)
     return dec_file_sd(ld, n, p);
 }
 
+/* ---- kubernetes_sd_config ------------------------------------------------ */
+
+/* k8s.io/apimachinery validation.IsQualifiedName's name part and IsValidLabelValue:
+ * at most 63 characters, alphanumeric at both ends, [-_.] allowed inside. */
+static bool kube_name_ok(const char *s, size_t len, bool allow_empty)
+{
+    if (!len)
+        return allow_empty;
+    if (len > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i]))
+            return false;
+    return true;
+}
+
+/* A label key: [prefix/]name, the prefix a DNS-1123 subdomain of at most 253 bytes. */
+static bool kube_key_ok(const char *s, size_t len)
+{
+    const char *slash = memchr(s, '/', len);
+    if (!slash)
+        return kube_name_ok(s, len, false);
+    size_t pl = (size_t)(slash - s);
+    if (!pl || pl > 253)
+        return false;
+    for (size_t i = 0; i < pl; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return false;
+    }
+    if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[pl - 1]))
+        return false;
+    return kube_name_ok(slash + 1, len - pl - 1, false);
+}
+
+static void trim_span(const char **s, size_t *len)
+{
+    while (*len && isspace((unsigned char)**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && isspace((unsigned char)(*s)[*len - 1]))
+        (*len)--;
+}
+
+/* labels.Parse: comma-separated requirements "k", "!k", "k=v", "k==v", "k!=v",
+ * "k in (v1,v2)", "k notin (v1,v2)", "k>1", "k<1". On error writes why. */
+static bool kube_label_selector_ok(const char *sel, const char **why)
+{
+    size_t n = strlen(sel), i = 0;
+    while (i < n) {
+        /* one requirement: up to a comma outside parentheses */
+        size_t start = i;
+        int depth = 0;
+        while (i < n && (sel[i] != ',' || depth)) {
+            if (sel[i] == '(')
+                depth++;
+            else if (sel[i] == ')' && --depth < 0)
+                break;
+            i++;
+        }
+        if (depth) {
+            *why = "unbalanced parentheses";
+            return false;
+        }
+        const char *t = sel + start;
+        size_t tl = i - start;
+        i++; /* skip the comma */
+        trim_span(&t, &tl);
+        if (!tl) {
+            *why = "empty requirement";
+            return false;
+        }
+        if (t[0] == '!') {
+            t++;
+            tl--;
+            trim_span(&t, &tl);
+            if (!kube_key_ok(t, tl)) {
+                *why = "invalid label key";
+                return false;
+            }
+            continue;
+        }
+        size_t k = 0;
+        while (k < tl && !isspace((unsigned char)t[k]) && !strchr("=!<>(", t[k]))
+            k++;
+        if (!kube_key_ok(t, k)) {
+            *why = "invalid label key";
+            return false;
+        }
+        const char *r = t + k;
+        size_t rl = tl - k;
+        trim_span(&r, &rl);
+        if (!rl)
+            continue; /* exists */
+        size_t op = 0;
+        bool set = false, numeric = false;
+        if (rl >= 2 && (!strncmp(r, "==", 2) || !strncmp(r, "!=", 2)))
+            op = 2;
+        else if (r[0] == '=')
+            op = 1;
+        else if (r[0] == '<' || r[0] == '>')
+            op = 1, numeric = true;
+        else if (rl > 5 && !strncmp(r, "notin", 5) && (isspace((unsigned char)r[5]) || r[5] == '('))
+            op = 5, set = true;
+        else if (rl > 2 && !strncmp(r, "in", 2) && (isspace((unsigned char)r[2]) || r[2] == '('))
+            op = 2, set = true;
+        if (!op) {
+            *why = "expected an operator (=, ==, !=, in, notin, <, >)";
+            return false;
+        }
+        const char *v = r + op;
+        size_t vl = rl - op;
+        trim_span(&v, &vl);
+        if (set) {
+            if (vl < 2 || v[0] != '(' || v[vl - 1] != ')') {
+                *why = "in and notin need a parenthesised list of values";
+                return false;
+            }
+            v++;
+            vl -= 2;
+            size_t j = 0, nvals = 0;
+            while (j <= vl) {
+                size_t e = j;
+                while (e < vl && v[e] != ',')
+                    e++;
+                const char *x = v + j;
+                size_t xl = e - j;
+                trim_span(&x, &xl);
+                if (!kube_name_ok(x, xl, true)) {
+                    *why = "invalid label value";
+                    return false;
+                }
+                nvals += xl > 0;
+                j = e + 1;
+            }
+            if (!nvals) {
+                *why = "for 'in', 'notin' operators, values set can't be empty";
+                return false;
+            }
+        } else if (numeric) {
+            size_t j = vl && (v[0] == '-' || v[0] == '+') ? 1 : 0;
+            if (j == vl) {
+                *why = "for 'Gt', 'Lt' operators, the value must be an integer";
+                return false;
+            }
+            for (; j < vl; j++)
+                if (!isdigit((unsigned char)v[j])) {
+                    *why = "for 'Gt', 'Lt' operators, the value must be an integer";
+                    return false;
+                }
+        } else if (!kube_name_ok(v, vl, true)) {
+            *why = "invalid label value";
+            return false;
+        }
+    }
+    return true;
+}
+
+/* fields.ParseSelector: comma-separated "key=value", "key==value", "key!=value"
+ * terms; "\" escapes one of \ , = ! in values. */
+static bool kube_field_selector_ok(const char *sel, const char **why)
+{
+    size_t n = strlen(sel), i = 0;
+    while (i < n) {
+        size_t start = i;
+        while (i < n && sel[i] != ',') {
+            if (sel[i] == '\\') {
+                if (i + 1 >= n || !strchr("\\,=!", sel[i + 1])) {
+                    *why = "invalid escape sequence";
+                    return false;
+                }
+                i++;
+            }
+            i++;
+        }
+        const char *t = sel + start;
+        size_t tl = i - start;
+        i++;
+        trim_span(&t, &tl);
+        const char *eq = memchr(t, '=', tl);
+        if (!tl || !eq || eq == t || (eq == t + 1 && t[0] == '!')) {
+            *why = "want key=value, key==value or key!=value";
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool kube_role_known(const char *r)
+{
+    static const char *const roles[] = {"pod", "service", "endpoints", "endpointslice", "node",
+                                        "ingress"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (!strcmp(r, roles[i]))
+            return true;
+    return false;
+}
+
+static int dec_kube_role(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+{
+    int rc = opt_str_keep(ld, n, field, dst);
+    if (!rc && *dst && !kube_role_known(*dst)) {
+        char sb[SNIP_CAP];
+        size_t m = path_field(ld, field);
+        rc = fail_at(ld, n, SS_ECONFIG, "unknown Kubernetes SD role \"%s\"",
+                     snip(*dst, strlen(*dst), sb));
+        path_pop(ld, m);
+    }
+    return rc;
+}
+
+static int dec_kube_selector(struct loader *ld, const struct ynode *n, void *p)
+{
+    static const char *const names[] = {"role", "label", "field"};
+    struct cfg_kube_selector *s = p;
+    const struct ynode *v[3], *k[3];
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null selector");
+    int rc = take_fields(ld, n, names, 3, v, k);
+    if (!rc)
+        rc = dec_kube_role(ld, v[0], "role", &s->role);
+    if (!rc)
+        rc = opt_str(ld, v[1], "label", &s->label);
+    if (!rc)
+        rc = opt_str(ld, v[2], "field", &s->field);
+    const char *why = NULL;
+    char sb[SNIP_CAP];
+    if (!rc && s->label && !kube_label_selector_ok(s->label, &why)) {
+        size_t m = path_field(ld, "label");
+        rc = fail_at(ld, v[1], SS_ECONFIG, "invalid label selector \"%s\": %s",
+                     snip(s->label, strlen(s->label), sb), why);
+        path_pop(ld, m);
+    }
+    if (!rc && s->field && !kube_field_selector_ok(s->field, &why)) {
+        size_t m = path_field(ld, "field");
+        rc = fail_at(ld, v[2], SS_ECONFIG, "invalid field selector \"%s\": %s",
+                     snip(s->field, strlen(s->field), sb), why);
+        path_pop(ld, m);
+    }
+    return rc;
+}
+
+/* Prometheus compares the HTTP client config with its default (reflect.DeepEqual). */
+static bool http_is_default(const struct cfg_http_client *h)
+{
+    return !h->has_basic_auth && !h->authorization_type && !h->tls.ca_file && !h->tls.cert_file &&
+           !h->tls.key_file && !h->tls.server_name && !h->tls.insecure_skip_verify &&
+           !h->tls.min_version && !h->proxy_url && h->follow_redirects && h->enable_http2;
+}
+
+static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube_sd *ks)
+{
+    static const char *const names[] = {HTTP_FIELD_NAMES, "role",      "api_server",
+                                        "kubeconfig_file", "namespaces", "selectors",
+                                        "attach_metadata"};
+    enum { K_ROLE = H_N, K_API, K_KUBECONFIG, K_NS, K_SELECTORS, K_ATTACH, K_N };
+    _Static_assert(sizeof names / sizeof names[0] == K_N, "field table");
+    static const char *const url_schemes[] = {"http", "https", NULL};
+    const struct ynode *v[K_N], *k[K_N];
+    int rc;
+
+    if (!present(n))
+        return fail_at(ld, n, SS_ECONFIG, "empty or null kubernetes_sd config");
+    ks->line = n->line;
+    if ((rc = take_fields(ld, n, names, K_N, v, k)) ||
+        (rc = dec_kube_role(ld, v[K_ROLE], "role", &ks->role)) ||
+        (rc = opt_str(ld, v[K_API], "api_server", &ks->api_server)) ||
+        (rc = opt_str(ld, v[K_KUBECONFIG], "kubeconfig_file", &ks->kubeconfig_file)))
+        return rc;
+    if (ks->api_server) {
+        const char *why = NULL;
+        if (!url_valid(ks->api_server, url_schemes, &why)) {
+            size_t m = path_field(ld, "api_server");
+            rc = fail_at(ld, v[K_API], SS_ECONFIG, "invalid api_server: %s", why);
+            path_pop(ld, m);
+            return rc;
+        }
+    }
+    if (present(v[K_NS])) {
+        static const char *const nsnames[] = {"names", "own_namespace"};
+        const struct ynode *nv[2], *nk[2];
+        size_t m = path_field(ld, "namespaces");
+        rc = take_fields(ld, v[K_NS], nsnames, 2, nv, nk);
+        if (!rc)
+            rc = dec_str_list(ld, nv[0], "names", &ks->namespaces, &ks->nnamespaces);
+        for (size_t i = 0; !rc && i < ks->nnamespaces; i++) {
+            /* namespaces are DNS-1123 labels; the name goes into a URL path */
+            const char *s = ks->namespaces[i];
+            bool ok = *s && strlen(s) <= 63;
+            for (const char *c = s; *c && ok; c++)
+                ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-';
+            if (!ok) {
+                char sb[SNIP_CAP];
+                size_t mm = path_push(ld, ".names[%zu]", i);
+                rc = fail_at(ld, nv[0]->kids[i], SS_ECONFIG,
+                             "\"%s\" is not a valid namespace name", snip(s, strlen(s), sb));
+                path_pop(ld, mm);
+            }
+        }
+        if (!rc)
+            rc = opt_bool(ld, nv[1], "own_namespace", &ks->own_namespace);
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (present(v[K_ATTACH])) {
+        static const char *const anames[] = {"node"};
+        const struct ynode *av[1], *ak[1];
+        bool node = false;
+        size_t m = path_field(ld, "attach_metadata");
+        rc = take_fields(ld, v[K_ATTACH], anames, 1, av, ak);
+        if (!rc)
+            rc = opt_bool(ld, av[0], "node", &node);
+        if (!rc && node)
+            rc = fail_at(ld, av[0], SS_ECONFIG,
+                         "attach_metadata.node is not supported by scrapeship");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if ((rc = dec_list(ld, v[K_SELECTORS], "selectors", sizeof *ks->selectors,
+                       (void **)&ks->selectors, &ks->nselectors, dec_kube_selector)) ||
+        (rc = dec_http(ld, v, k, &ks->http)))
+        return rc;
+
+    /* kubernetes.SDConfig.UnmarshalYAML, in its order */
+    if (!ks->role)
+        return fail_at(ld, n, SS_ECONFIG,
+                       "role missing (one of: pod, service, endpoints, endpointslice, node, "
+                       "ingress)");
+    if (strcmp(ks->role, "pod") != 0 && strcmp(ks->role, "endpoints") != 0) {
+        char sb[SNIP_CAP];
+        size_t m = path_field(ld, "role");
+        rc = fail_at(ld, v[K_ROLE], SS_ECONFIG,
+                     "role \"%s\" is not supported by scrapeship (supported: pod, endpoints)",
+                     snip(ks->role, strlen(ks->role), sb));
+        path_pop(ld, m);
+        return rc;
+    }
+    bool custom_http = !http_is_default(&ks->http);
+    if (ks->api_server && ks->kubeconfig_file)
+        return fail_at(ld, k[K_KUBECONFIG], SS_ECONFIG,
+                       "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
+    if (ks->kubeconfig_file && custom_http)
+        return fail_at(ld, k[K_KUBECONFIG], SS_ECONFIG,
+                       "cannot use a custom HTTP client configuration together with "
+                       "'kubeconfig_file'");
+    if (!ks->api_server && custom_http)
+        return fail_at(ld, n, SS_ECONFIG,
+                       "to use custom HTTP client configuration please provide the 'api_server' "
+                       "URL explicitly");
+    if (ks->api_server && ks->own_namespace)
+        return fail_at(ld, k[K_NS], SS_ECONFIG,
+                       "cannot use 'api_server' and 'namespaces.own_namespace' simultaneously");
+    if (ks->kubeconfig_file && ks->own_namespace)
+        return fail_at(ld, k[K_NS], SS_ECONFIG,
+                       "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' "
+                       "simultaneously");
+    bool pod_role = strcmp(ks->role, "pod") == 0;
+    for (size_t i = 0; i < ks->nselectors; i++) {
+        const char *r = ks->selectors[i].role ? ks->selectors[i].role : "";
+        const struct ynode *at = v[K_SELECTORS]->kids[i];
+        size_t m = path_push(ld, ".selectors[%zu]", i);
+        for (size_t j = 0; j < i && !rc; j++)
+            if (!strcmp(r, ks->selectors[j].role ? ks->selectors[j].role : ""))
+                rc = fail_at(ld, at, SS_ECONFIG, "duplicated selector role: %s", r);
+        bool allowed = pod_role ? !strcmp(r, "pod")
+                                : (!strcmp(r, "pod") || !strcmp(r, "service") ||
+                                   !strcmp(r, "endpoints"));
+        if (!rc && !allowed)
+            rc = fail_at(ld, at, SS_ECONFIG, "%s role supports only %s selectors", ks->role,
+                         pod_role ? "pod" : "pod, service, endpoints");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int dec_kube_sd_cb(struct loader *ld, const struct ynode *n, void *p)
+{
+    return dec_kube_sd(ld, n, p);
+}
+
 static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc,
                       const struct cfg_global *g, const struct ynode **job_node)
 {
@@ -1590,11 +1975,12 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
         "scrape_timeout",          "metrics_path",      "scheme",
         "static_configs",          "file_sd_configs",   "relabel_configs",
         "metric_relabel_configs",  "sample_limit",      "label_limit",
-        "label_name_length_limit", "label_value_length_limit", "body_size_limit"};
+        "label_name_length_limit", "label_value_length_limit", "body_size_limit",
+        "kubernetes_sd_configs"};
     enum {
         S_JOB = H_N, S_HONOR_LABELS, S_HONOR_TS, S_PARAMS, S_INTERVAL, S_TIMEOUT, S_PATH,
         S_SCHEME, S_STATIC, S_FILE_SD, S_RELABEL, S_METRIC_RELABEL, S_SAMPLE_LIMIT,
-        S_LABEL_LIMIT, S_NAME_LEN, S_VALUE_LEN, S_BODY_SIZE, S_N
+        S_LABEL_LIMIT, S_NAME_LEN, S_VALUE_LEN, S_BODY_SIZE, S_KUBE_SD, S_N
     };
     _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
     const struct ynode *v[S_N], *k[S_N];
@@ -1635,6 +2021,9 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
                        (void **)&sc->static_configs, &sc->nstatic_configs, dec_static_cb)) ||
         (rc = dec_list(ld, v[S_FILE_SD], "file_sd_configs", sizeof *sc->file_sd_configs,
                        (void **)&sc->file_sd_configs, &sc->nfile_sd_configs, dec_file_sd_cb)) ||
+        (rc = dec_list(ld, v[S_KUBE_SD], "kubernetes_sd_configs", sizeof *sc->kubernetes_sd_configs,
+                       (void **)&sc->kubernetes_sd_configs, &sc->nkubernetes_sd_configs,
+                       dec_kube_sd_cb)) ||
         (rc = dec_relabel_list(ld, v[S_RELABEL], "relabel_configs", &sc->relabel_configs,
                                &sc->nrelabel_configs)) ||
         (rc = dec_relabel_list(ld, v[S_METRIC_RELABEL], "metric_relabel_configs",
@@ -2144,6 +2533,21 @@ void cfg_free(struct cfg *c)
         for (size_t f = 0; sc->file_sd_configs && f < sc->nfile_sd_configs; f++)
             free_strv(sc->file_sd_configs[f].files, sc->file_sd_configs[f].nfiles);
         free(sc->file_sd_configs);
+        for (size_t k = 0; sc->kubernetes_sd_configs && k < sc->nkubernetes_sd_configs; k++) {
+            struct cfg_kube_sd *ks = &sc->kubernetes_sd_configs[k];
+            free(ks->role);
+            free(ks->api_server);
+            free(ks->kubeconfig_file);
+            free_strv(ks->namespaces, ks->nnamespaces);
+            for (size_t s = 0; ks->selectors && s < ks->nselectors; s++) {
+                free(ks->selectors[s].role);
+                free(ks->selectors[s].label);
+                free(ks->selectors[s].field);
+            }
+            free(ks->selectors);
+            free_http(&ks->http);
+        }
+        free(sc->kubernetes_sd_configs);
         free_http(&sc->http);
         free_relabel(sc->relabel_configs, sc->nrelabel_configs);
         free_relabel(sc->metric_relabel_configs, sc->nmetric_relabel_configs);
@@ -2569,6 +2973,34 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
             p_strv(p, ind + 4, "files", sc->file_sd_configs[i].files,
                    sc->file_sd_configs[i].nfiles);
             p_dur(p, ind + 4, "refresh_interval", sc->file_sd_configs[i].refresh_interval_ms);
+        }
+    }
+    if (sc->nkubernetes_sd_configs) {
+        p_indent(p, ind);
+        fputs("kubernetes_sd_configs:\n", p->f);
+        for (size_t i = 0; i < sc->nkubernetes_sd_configs; i++) {
+            const struct cfg_kube_sd *ks = &sc->kubernetes_sd_configs[i];
+            p->dash = true;
+            p_str(p, ind + 4, "role", ks->role);
+            p_url(p, ind + 4, "api_server", ks->api_server);
+            p_str(p, ind + 4, "kubeconfig_file", ks->kubeconfig_file);
+            p_indent(p, ind + 4);
+            fputs("namespaces:\n", p->f);
+            p_bool(p, ind + 6, "own_namespace", ks->own_namespace);
+            p_strv(p, ind + 6, "names", ks->namespaces, ks->nnamespaces);
+            if (ks->nselectors) {
+                p_indent(p, ind + 4);
+                fputs("selectors:\n", p->f);
+                for (size_t s = 0; s < ks->nselectors; s++) {
+                    p->dash = true;
+                    p_str(p, ind + 8, "role", ks->selectors[s].role);
+                    p_str(p, ind + 8, "label", ks->selectors[s].label);
+                    p_str(p, ind + 8, "field", ks->selectors[s].field);
+                    p_item_end(p, ind + 8);
+                }
+            }
+            if (ks->api_server)
+                p_http(p, ind + 4, &ks->http);
         }
     }
     p_relabel(p, ind, "relabel_configs", sc->relabel_configs, sc->nrelabel_configs);

@@ -64,6 +64,28 @@ struct cfg_file_sd {
     int64_t refresh_interval_ms; /* default 5m */
 };
 
+/* One kubernetes_sd_configs selectors entry: passed to the API server as is. */
+struct cfg_kube_selector {
+    char *role;  /* "pod", "service" or "endpoints" */
+    char *label; /* labelSelector, NULL = none */
+    char *field; /* fieldSelector, NULL = none */
+};
+
+/* kubernetes_sd_configs (Prometheus' kubernetes.SDConfig), roles pod and endpoints.
+ * Without api_server and kubeconfig_file the in-cluster service account is used. */
+struct cfg_kube_sd {
+    char *role; /* "pod" or "endpoints" */
+    char *api_server;
+    char *kubeconfig_file;
+    char **namespaces; /* namespaces.names; none = all namespaces */
+    size_t nnamespaces;
+    bool own_namespace; /* namespaces.own_namespace */
+    struct cfg_kube_selector *selectors;
+    size_t nselectors;
+    struct cfg_http_client http; /* only with api_server, as in Prometheus */
+    int line;
+};
+
 struct cfg_scrape {
     char *job_name;
     int64_t scrape_interval_ms; /* default: global */
@@ -78,6 +100,8 @@ struct cfg_scrape {
     size_t nstatic_configs;
     struct cfg_file_sd *file_sd_configs;
     size_t nfile_sd_configs;
+    struct cfg_kube_sd *kubernetes_sd_configs;
+    size_t nkubernetes_sd_configs;
     struct cfg_http_client http;
     struct scrape_relabel_config *relabel_configs;
     size_t nrelabel_configs;

@@ -19,6 +19,10 @@ struct collector_job_extra {
     struct scrape_kv **group_labels;
     size_t ngroups;
     const char **sd_files;
+    struct kube_sd **kube;          /* one per kubernetes_sd_configs entry */
+    struct kube_sd_selector **kube_selectors;
+    struct scrape_discoverer *discoverers;
+    size_t nkube;
 };
 
 static int compile_rules(const struct scrape_relabel_config *cfg, size_t n,
@@ -62,6 +66,14 @@ void collector_jobs_free(struct collector_jobs *j)
         free(x->group_labels);
         free(x->groups);
         free(x->sd_files);
+        /* the discoverers' threads stop here, before the strings they borrow go */
+        for (size_t k = 0; k < x->nkube; k++) {
+            kube_sd_free(x->kube[k]);
+            free(x->kube_selectors[k]);
+        }
+        free(x->kube);
+        free(x->kube_selectors);
+        free(x->discoverers);
     }
     free(j->extra);
     free(j->jobs);
@@ -86,6 +98,56 @@ static void map_http(const struct cfg_http_client *c, struct scrape_http_config 
     h->tls_min_version = c->tls.min_version;
     h->proxy_url = c->proxy_url;
     h->follow_redirects = c->follow_redirects;
+}
+
+/* kubernetes_sd_configs -> one kube_sd discoverer each. Nothing connects yet: the
+ * watch starts on the engine's first poll, so check-config stays offline. */
+static int map_kube(const struct cfg_scrape *s, struct collector_job_extra *x, struct scrape_job *j,
+                    char *err, size_t errlen)
+{
+    size_t n = s->nkubernetes_sd_configs;
+    if (!n)
+        return 0;
+    x->kube = calloc(n, sizeof *x->kube);
+    x->kube_selectors = calloc(n, sizeof *x->kube_selectors);
+    x->discoverers = calloc(n, sizeof *x->discoverers);
+    if (!x->kube || !x->kube_selectors || !x->discoverers)
+        return SS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_kube_sd *ks = &s->kubernetes_sd_configs[i];
+        struct kube_sd_selector *sel = calloc(ks->nselectors + 1, sizeof *sel);
+        if (!sel)
+            return SS_ENOMEM;
+        x->kube_selectors[i] = sel;
+        x->nkube = i + 1;
+        for (size_t k = 0; k < ks->nselectors; k++)
+            sel[k] = (struct kube_sd_selector){ks->selectors[k].role, ks->selectors[k].label,
+                                               ks->selectors[k].field};
+        struct kube_sd_config kc = {
+            .job = s->job_name,
+            .role = strcmp(ks->role, "endpoints") == 0 ? KUBE_SD_ROLE_ENDPOINTS : KUBE_SD_ROLE_POD,
+            .api_server = ks->api_server,
+            .kubeconfig_file = ks->kubeconfig_file,
+            .namespaces = (const char *const *)ks->namespaces,
+            .nnamespaces = ks->nnamespaces,
+            .own_namespace = ks->own_namespace,
+            .selectors = sel,
+            .nselectors = ks->nselectors,
+            /* for running outside a pod against a copied service account */
+            .service_account_dir = getenv("SCRAPESHIP_KUBE_SA_DIR"),
+        };
+        map_http(&ks->http, &kc.http);
+        char e[256] = "";
+        int rc = kube_sd_new(&kc, &x->kube[i], e, sizeof e);
+        if (rc) {
+            snprintf(err, errlen, "job %s: kubernetes_sd_configs[%zu]: %s", s->job_name, i, e);
+            return rc;
+        }
+        kube_sd_discoverer(x->kube[i], &x->discoverers[i]);
+    }
+    j->discoverers = x->discoverers;
+    j->ndiscoverers = n;
+    return 0;
 }
 
 int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *err, size_t errlen)
@@ -180,6 +242,9 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
                 j->file_sd_refresh_ms = s->file_sd_configs[f].refresh_interval_ms;
         }
         j->file_sd_files = x->sd_files;
+        if ((rc = map_kube(s, x, j, err, errlen)) != 0)
+            goto fail;
+        rc = SS_ENOMEM;
     }
     return 0;
 fail:

@@ -323,4 +323,78 @@ const struct scrape_target_group *scrape_sd_groups_get(const struct scrape_sd_gr
 int scrape_file_sd_fingerprint(const char *const *patterns, size_t npatterns, uint64_t *out);
 void scrape_sd_groups_free(struct scrape_sd_groups *g);
 
+/* ======================================================================== */
+/* Kubernetes discovery                                                     */
+/* ======================================================================== */
+
+/* kubernetes_sd_configs (scrape/kube_sd.c): LIST then WATCH the API server from a
+ * thread of its own, keep the objects, and hand the engine Prometheus 2.42's target
+ * groups through a struct scrape_discoverer. Roles pod and endpoints. One target
+ * group per target (the engine's groups carry no per-target labels), labelled exactly
+ * as Prometheus labels it: __meta_kubernetes_namespace, __meta_kubernetes_pod_*,
+ * __meta_kubernetes_endpoint(s)_*, __meta_kubernetes_service_*.
+ *
+ * Credentials, in Prometheus' order: api_server with the HTTP client config;
+ * kubeconfig_file (current context: server, CA, client certificate, token or
+ * tokenFile, basic auth; exec plugins are not supported); else in-cluster
+ * (KUBERNETES_SERVICE_HOST/PORT, the service account token re-read on every request
+ * because bound tokens rotate, and its ca.crt). */
+
+enum kube_sd_role { KUBE_SD_ROLE_POD = 0, KUBE_SD_ROLE_ENDPOINTS };
+
+/* role: "pod", "service" or "endpoints"; label/field: Kubernetes selector syntax,
+ * passed to the API server as labelSelector / fieldSelector. */
+struct kube_sd_selector {
+    const char *role;
+    const char *label;
+    const char *field;
+};
+
+/* Strings are borrowed and must outlive the discoverer (they live in the config). */
+struct kube_sd_config {
+    const char *job;                /* for logs and self-metrics */
+    enum kube_sd_role role;
+    const char *api_server;         /* NULL: kubeconfig_file or in-cluster */
+    const char *kubeconfig_file;
+    const char *const *namespaces;  /* none (and !own_namespace): all namespaces */
+    size_t nnamespaces;
+    bool own_namespace;             /* in-cluster: add the pod's own namespace */
+    const struct kube_sd_selector *selectors;
+    size_t nselectors;
+    struct scrape_http_config http; /* used with api_server only */
+    /* Tunables, 0/NULL = default. */
+    const char *service_account_dir; /* "/var/run/secrets/kubernetes.io/serviceaccount" */
+    int64_t initial_wait_ms;         /* first poll waits for the first LIST: 2000 */
+    int64_t min_update_interval_ms;  /* at most one new snapshot per interval: 1000 */
+    int64_t watch_timeout_s;         /* timeoutSeconds of a WATCH: 300..600 random */
+    uint32_t list_page_size;         /* LIST limit=: 500 */
+    int64_t max_backoff_ms;          /* retry delay cap after failures: 30000 */
+};
+
+struct kube_sd;
+
+/* Checks the config and copies what it needs; starts nothing. The watch thread
+ * starts on the first poll, so `check-config` never talks to a cluster. On error
+ * returns SS_ECONFIG (or SS_ENOMEM) with a message in err. */
+int kube_sd_new(const struct kube_sd_config *cfg, struct kube_sd **out, char *err, size_t errlen);
+/* The engine-facing side: poll hands over a new snapshot of the groups when the
+ * objects changed (at most every min_update_interval_ms). A snapshot stays valid until
+ * poll returns the next one or kube_sd_free. Call poll from one thread only. */
+void kube_sd_discoverer(struct kube_sd *k, struct scrape_discoverer *out);
+/* Stops and joins the thread, frees everything. NULL is a no-op. */
+void kube_sd_free(struct kube_sd *k);
+
+/* Counters since kube_sd_new, for tests and logs (also exported on /metrics as
+ * scrapeship_sd_kubernetes_*{job}). */
+struct kube_sd_stats {
+    uint64_t lists;         /* LIST requests (pages count one each) */
+    uint64_t watches;       /* WATCH requests */
+    uint64_t failures;      /* requests that failed: transport error or bad status */
+    uint64_t gone;          /* 410 Gone answers that forced a relist */
+    uint64_t events_added, events_modified, events_deleted;
+    uint64_t objects;       /* objects held now, all watchers together */
+    bool synced;            /* every watcher finished its first LIST */
+};
+void kube_sd_get_stats(struct kube_sd *k, struct kube_sd_stats *out);
+
 #endif

@@ -1,0 +1,2088 @@
+/* kube_sd.c: Kubernetes service discovery (kubernetes_sd_configs), roles pod and
+ * endpoints, the way Prometheus 2.42 discovers them.
+ *
+ * One thread per discoverer runs a libcurl multi loop with one watcher per (resource,
+ * namespace): LIST (paged with limit/continue) into a fresh store, then WATCH from the
+ * list's resourceVersion, streaming newline-delimited JSON events that are applied to
+ * the store one by one. A watch that ends cleanly or loses its connection is resumed
+ * from the last resourceVersion seen; a 410 Gone (as an HTTP status or as an ERROR
+ * event, both of which the API server uses) means the history is gone and forces a
+ * relist, as client-go's reflector does. Other failures back off exponentially.
+ *
+ * Stores hold a pruned copy of each object (only what the labels need) as jansson
+ * values. They are written by the watch thread and read by the scrape thread, always
+ * under the discoverer's lock. poll() runs on the scrape thread: when the stores
+ * changed it builds a snapshot of target groups (strings copied into the snapshot's
+ * arena), so the engine never sees memory the watch thread may free.
+ *
+ * The labels follow Prometheus 2.42's discovery/kubernetes pod.go and endpoints.go:
+ * one target per container port (address podIP:port), one per container without
+ * ports (address podIP), label and annotation names sanitised to [a-zA-Z0-9_] with
+ * one "_" per invalid character, "<x>present_" twins set to "true".
+ *
+ * The HTTP/auth helper here overlaps with scaler/kube.c (the scaler's scale client);
+ * they should share one Kubernetes client once both settle.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <yaml.h>
+
+#include "scrape.h"
+
+#define KUBE_DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBE_MAX_PAGE_BYTES (256u << 20)  /* one LIST page */
+#define KUBE_MAX_LINE_BYTES (16u << 20)   /* one watch event (etcd objects are <= 1.5 MB) */
+#define KUBE_MAX_ERROR_BODY (64u << 10)   /* body of a non-200 answer, for the log */
+#define KUBE_MAX_OBJECTS 500000u          /* per watcher */
+#define KUBE_MAX_FILE_BYTES (4u << 20)    /* kubeconfig, CA, token files */
+#define KUBE_MAX_NAMESPACES 1024u
+#define KUBE_CONNECT_TIMEOUT_MS 10000L
+#define KUBE_LIST_TIMEOUT_MS 120000L
+
+static const char *const resource_role[] = {"pod", "service", "endpoints"};
+enum kube_resource { RES_PODS = 0, RES_SERVICES, RES_ENDPOINTS };
+static const char *const resource_path[] = {"pods", "services", "endpoints"};
+
+/* ======================================================================== */
+/* Small helpers                                                            */
+/* ======================================================================== */
+
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer. Callers that
+ * read secrets free it with ss_free_secret. */
+static int read_file(const char *path, size_t max, char **out, size_t *outlen)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return SS_EIO;
+    struct ss_buf b;
+    ss_buf_init(&b, max);
+    char chunk[4096];
+    int rc = 0;
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if ((rc = ss_buf_append(&b, chunk, got)) != 0)
+            break;
+    }
+    if (!rc && ferror(f))
+        rc = SS_EIO;
+    ss_wipe(chunk, sizeof chunk);
+    fclose(f);
+    if (rc) {
+        ss_buf_free_secret(&b);
+        return rc;
+    }
+    if (!b.data && ss_buf_append(&b, "", 0) != 0)
+        return SS_ENOMEM;
+    *out = b.data;
+    if (outlen)
+        *outlen = b.len;
+    return 0;
+}
+
+/* A token file, surrounding whitespace trimmed (kubelet writes none, humans do). */
+static char *read_token_file(const char *path)
+{
+    char *s = NULL;
+    size_t len = 0;
+    if (read_file(path, 64 * 1024, &s, &len) != 0)
+        return NULL;
+    size_t a = 0;
+    while (a < len && (s[a] == ' ' || s[a] == '\n' || s[a] == '\r' || s[a] == '\t'))
+        a++;
+    while (len > a && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
+                       s[len - 1] == '\t'))
+        len--;
+    memmove(s, s + a, len - a);
+    ss_wipe(s + (len - a), strlen(s + (len - a)));
+    s[len - a] = '\0';
+    return s;
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Standard base64 (whitespace and padding tolerated), as kubeconfig *-data fields. */
+static int b64_decode(const char *s, char **out, size_t *outlen)
+{
+    size_t n = strlen(s);
+    char *o = malloc(n / 4 * 3 + 4);
+    if (!o)
+        return SS_ENOMEM;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        int v = b64val(c);
+        if (v < 0) {
+            ss_wipe(o, w);
+            free(o);
+            return SS_EPARSE;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[w++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    o[w] = '\0';
+    *out = o;
+    *outlen = w;
+    return 0;
+}
+
+/* Percent-encode everything but RFC 3986 unreserved characters. */
+static int url_escape(struct ss_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int rc;
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            rc = ss_buf_append(b, p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            rc = ss_buf_append(b, e, 3);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ======================================================================== */
+/* Where the API server is and how to authenticate                           */
+/* ======================================================================== */
+
+struct kube_conn {
+    char *server; /* "https://host:port" (no trailing slash) */
+    char *ca_file;
+    char *ca_blob;
+    size_t ca_len;
+    char *cert_file, *key_file;
+    char *cert_blob, *key_blob; /* key_blob is secret */
+    size_t cert_len, key_len;
+    bool insecure;
+    const char *tls_min_version;
+    const char *proxy_url;
+    char *auth_type;   /* scheme for token / token_file, "Bearer" by default */
+    char *token;       /* secret */
+    char *token_file;  /* re-read on every request */
+    char *username;
+    char *password;    /* secret */
+    char *password_file;
+    char *namespace_;  /* in-cluster: the pod's own namespace */
+};
+
+static void conn_free(struct kube_conn *c)
+{
+    free(c->server);
+    free(c->ca_file);
+    free(c->ca_blob);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->cert_blob);
+    if (c->key_blob) {
+        ss_wipe(c->key_blob, c->key_len);
+        free(c->key_blob);
+    }
+    free(c->auth_type);
+    ss_free_secret(c->token);
+    free(c->token_file);
+    free(c->username);
+    ss_free_secret(c->password);
+    free(c->password_file);
+    free(c->namespace_);
+    memset(c, 0, sizeof *c);
+}
+
+static int conn_from_http(const struct kube_sd_config *cfg, struct kube_conn *c)
+{
+    const struct scrape_http_config *h = &cfg->http;
+    size_t n = strlen(cfg->api_server);
+    while (n && cfg->api_server[n - 1] == '/')
+        n--;
+    if (!(c->server = strndup(cfg->api_server, n)))
+        return SS_ENOMEM;
+    c->insecure = h->tls_insecure_skip_verify;
+    c->tls_min_version = h->tls_min_version;
+    c->proxy_url = h->proxy_url;
+    if ((h->tls_ca_file && !(c->ca_file = strdup(h->tls_ca_file))) ||
+        (h->tls_cert_file && !(c->cert_file = strdup(h->tls_cert_file))) ||
+        (h->tls_key_file && !(c->key_file = strdup(h->tls_key_file))))
+        return SS_ENOMEM;
+    if (h->basic_auth_username || h->basic_auth_password || h->basic_auth_password_file) {
+        if (!(c->username = strdup(h->basic_auth_username ? h->basic_auth_username : "")) ||
+            (h->basic_auth_password && !(c->password = strdup(h->basic_auth_password))) ||
+            (h->basic_auth_password_file && !(c->password_file = strdup(h->basic_auth_password_file))))
+            return SS_ENOMEM;
+    }
+    if (h->authorization_credentials || h->authorization_credentials_file) {
+        if (!(c->auth_type = strdup(h->authorization_type ? h->authorization_type : "Bearer")) ||
+            (h->authorization_credentials &&
+             !(c->token = strdup(h->authorization_credentials))) ||
+            (h->authorization_credentials_file &&
+             !(c->token_file = strdup(h->authorization_credentials_file))))
+            return SS_ENOMEM;
+    }
+    return 0;
+}
+
+/* rest.InClusterConfig: KUBERNETES_SERVICE_HOST/PORT, the service account's token
+ * (re-read per request: bound tokens are rotated by the kubelet) and CA. */
+static int conn_in_cluster(const struct kube_sd_config *cfg, struct kube_conn *c, char *err,
+                           size_t errlen)
+{
+    const char *host = getenv("KUBERNETES_SERVICE_HOST");
+    const char *port = getenv("KUBERNETES_SERVICE_PORT");
+    const char *dir = cfg->service_account_dir ? cfg->service_account_dir : KUBE_DEFAULT_SA_DIR;
+    if (!host || !*host || !port || !*port) {
+        snprintf(err, errlen,
+                 "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                 "KUBERNETES_SERVICE_PORT must be defined (or set api_server or kubeconfig_file)");
+        return SS_ECONFIG;
+    }
+    size_t n = strlen(host) + strlen(port) + 16;
+    if (!(c->server = malloc(n)))
+        return SS_ENOMEM;
+    snprintf(c->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
+    size_t dl = strlen(dir) + 32;
+    if (!(c->token_file = malloc(dl)) || !(c->ca_file = malloc(dl)) ||
+        !(c->auth_type = strdup("Bearer")))
+        return SS_ENOMEM;
+    snprintf(c->token_file, dl, "%s/token", dir);
+    snprintf(c->ca_file, dl, "%s/ca.crt", dir);
+    if (cfg->own_namespace) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/namespace", dir);
+        if (!(c->namespace_ = read_token_file(path)) || !c->namespace_[0]) {
+            snprintf(err, errlen, "own_namespace: cannot read %.400s", path);
+            return SS_EIO;
+        }
+    }
+    return 0;
+}
+
+/* ---- kubeconfig ------------------------------------------------------------ */
+
+static yaml_node_t *ymap_get(yaml_document_t *d, yaml_node_t *map, const char *key)
+{
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
+            memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
+            return yaml_document_get_node(d, p->value);
+    }
+    return NULL;
+}
+
+/* The scalar's text (copied), or NULL when absent or not a scalar. */
+static char *ystr(yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    return strndup((const char *)n->data.scalar.value, n->data.scalar.length);
+}
+
+static bool ystr_is(yaml_node_t *n, const char *s)
+{
+    return n && n->type == YAML_SCALAR_NODE && n->data.scalar.length == strlen(s) &&
+           memcmp(n->data.scalar.value, s, n->data.scalar.length) == 0;
+}
+
+/* In a list of {name: X, <field>: {...}}, the <field> mapping of the entry named name. */
+static yaml_node_t *ynamed(yaml_document_t *d, yaml_node_t *list, const char *name,
+                           const char *field)
+{
+    if (!list || list->type != YAML_SEQUENCE_NODE || !name)
+        return NULL;
+    for (yaml_node_item_t *i = list->data.sequence.items.start; i < list->data.sequence.items.top; i++) {
+        yaml_node_t *e = yaml_document_get_node(d, *i);
+        if (ystr_is(ymap_get(d, e, "name"), name))
+            return ymap_get(d, e, field);
+    }
+    return NULL;
+}
+
+/* Relative paths in a kubeconfig are relative to the kubeconfig's directory. */
+static char *kc_path(const char *kubeconfig, yaml_node_t *n)
+{
+    char *s = ystr(n);
+    if (!s || !*s || s[0] == '/')
+        return s;
+    const char *slash = strrchr(kubeconfig, '/');
+    if (!slash)
+        return s;
+    size_t dl = (size_t)(slash - kubeconfig);
+    size_t len = dl + 1 + strlen(s) + 1;
+    char *p = malloc(len);
+    if (p)
+        snprintf(p, len, "%.*s/%s", (int)dl, kubeconfig, s);
+    free(s);
+    return p;
+}
+
+static int kc_blob(yaml_node_t *n, char **out, size_t *len, const char *what, char *err,
+                   size_t errlen)
+{
+    char *s = ystr(n);
+    if (!s)
+        return 0;
+    int rc = b64_decode(s, out, len);
+    ss_free_secret(s);
+    if (rc == SS_EPARSE)
+        snprintf(err, errlen, "kubeconfig: %s is not valid base64", what);
+    return rc;
+}
+
+static bool ybool(yaml_node_t *n)
+{
+    return ystr_is(n, "true") || ystr_is(n, "True") || ystr_is(n, "TRUE");
+}
+
+/* clientcmd's subset that a pod or a test needs: the current context's cluster
+ * (server, CA file or data, insecure-skip-tls-verify, proxy-url) and user (token,
+ * tokenFile, client certificate and key as files or data, username/password). */
+static int conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, KUBE_MAX_FILE_BYTES, &text, &len);
+    if (rc) {
+        snprintf(err, errlen, "cannot read kubeconfig %s: %s", path,
+                 rc == SS_ELIMIT ? "file too large" : strerror(errno));
+        return rc;
+    }
+    yaml_parser_t p;
+    yaml_document_t d;
+    bool have_doc = false;
+    char *ctx_name = NULL, *cluster_name = NULL, *user_name = NULL;
+    if (!yaml_parser_initialize(&p)) {
+        ss_free_secret(text);
+        return SS_ENOMEM;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&p, &d)) {
+        snprintf(err, errlen, "kubeconfig %s:%zu:%zu: %s", path, p.problem_mark.line + 1,
+                 p.problem_mark.column + 1, p.problem ? p.problem : "invalid YAML");
+        rc = SS_EPARSE;
+        goto fail;
+    }
+    have_doc = true;
+    yaml_node_t *root = yaml_document_get_root_node(&d);
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        snprintf(err, errlen, "kubeconfig %s: not a mapping", path);
+        rc = SS_EPARSE;
+        goto fail;
+    }
+    yaml_node_t *contexts = ymap_get(&d, root, "contexts");
+    ctx_name = ystr(ymap_get(&d, root, "current-context"));
+    if ((!ctx_name || !*ctx_name) && contexts && contexts->type == YAML_SEQUENCE_NODE &&
+        contexts->data.sequence.items.top - contexts->data.sequence.items.start == 1) {
+        /* no current-context but exactly one context: that one */
+        free(ctx_name);
+        ctx_name = ystr(ymap_get(&d, yaml_document_get_node(&d, *contexts->data.sequence.items.start),
+                                 "name"));
+    }
+    yaml_node_t *ctx = ynamed(&d, contexts, ctx_name, "context");
+    if (!ctx) {
+        snprintf(err, errlen, "kubeconfig %s: context \"%s\" not found", path,
+                 ctx_name ? ctx_name : "");
+        rc = SS_ECONFIG;
+        goto fail;
+    }
+    cluster_name = ystr(ymap_get(&d, ctx, "cluster"));
+    user_name = ystr(ymap_get(&d, ctx, "user"));
+    yaml_node_t *cl = ynamed(&d, ymap_get(&d, root, "clusters"), cluster_name, "cluster");
+    yaml_node_t *us = ynamed(&d, ymap_get(&d, root, "users"), user_name, "user");
+    if (!cl) {
+        snprintf(err, errlen, "kubeconfig %s: cluster \"%s\" not found", path,
+                 cluster_name ? cluster_name : "");
+        rc = SS_ECONFIG;
+        goto fail;
+    }
+    char *server = ystr(ymap_get(&d, cl, "server"));
+    if (!server || !*server) {
+        free(server);
+        snprintf(err, errlen, "kubeconfig %s: cluster \"%s\" has no server", path, cluster_name);
+        rc = SS_ECONFIG;
+        goto fail;
+    }
+    size_t sl = strlen(server);
+    while (sl && server[sl - 1] == '/')
+        server[--sl] = '\0';
+    c->server = server;
+    c->insecure = ybool(ymap_get(&d, cl, "insecure-skip-tls-verify"));
+    rc = SS_ENOMEM;
+    yaml_node_t *n;
+    if ((n = ymap_get(&d, cl, "certificate-authority")) && !(c->ca_file = kc_path(path, n)))
+        goto fail;
+    if ((rc = kc_blob(ymap_get(&d, cl, "certificate-authority-data"), &c->ca_blob, &c->ca_len,
+                      "certificate-authority-data", err, errlen)) != 0)
+        goto fail;
+    if (us) {
+        rc = SS_ENOMEM;
+        if ((n = ymap_get(&d, us, "client-certificate")) && !(c->cert_file = kc_path(path, n)))
+            goto fail;
+        if ((n = ymap_get(&d, us, "client-key")) && !(c->key_file = kc_path(path, n)))
+            goto fail;
+        if ((n = ymap_get(&d, us, "tokenFile")) && !(c->token_file = kc_path(path, n)))
+            goto fail;
+        c->token = ystr(ymap_get(&d, us, "token"));
+        c->username = ystr(ymap_get(&d, us, "username"));
+        c->password = ystr(ymap_get(&d, us, "password"));
+        if ((rc = kc_blob(ymap_get(&d, us, "client-certificate-data"), &c->cert_blob, &c->cert_len,
+                          "client-certificate-data", err, errlen)) != 0 ||
+            (rc = kc_blob(ymap_get(&d, us, "client-key-data"), &c->key_blob, &c->key_len,
+                          "client-key-data", err, errlen)) != 0)
+            goto fail;
+        if ((c->token || c->token_file) && !(c->auth_type = strdup("Bearer"))) {
+            rc = SS_ENOMEM;
+            goto fail;
+        }
+        bool has_cred = c->token || c->token_file || c->username || c->cert_file || c->cert_blob;
+        if (!has_cred && (ymap_get(&d, us, "exec") || ymap_get(&d, us, "auth-provider"))) {
+            snprintf(err, errlen,
+                     "kubeconfig %s: user \"%s\" uses an exec or auth-provider plugin, which "
+                     "scrapeship does not run; use a token, tokenFile or client certificate",
+                     path, user_name ? user_name : "");
+            rc = SS_ECONFIG;
+            goto fail;
+        }
+    }
+    rc = 0;
+fail:
+    free(ctx_name);
+    free(cluster_name);
+    free(user_name);
+    if (have_doc)
+        yaml_document_delete(&d);
+    yaml_parser_delete(&p);
+    ss_free_secret(text);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Watchers and stores                                                      */
+/* ======================================================================== */
+
+enum kw_state { KW_IDLE = 0, KW_LISTING, KW_WATCHING };
+
+struct kube_watcher {
+    struct kube_sd *sd;
+    enum kube_resource res;
+    char *ns;             /* NULL: all namespaces */
+    const char *label_selector, *field_selector; /* borrowed from the config */
+    enum kw_state state;
+    bool need_list;       /* next start is a LIST (else a WATCH from rv) */
+    bool first_done;      /* the first LIST finished, well or not */
+    bool synced;          /* a LIST completed at least once */
+    CURL *easy;
+    struct curl_slist *headers; /* holds the Authorization header: wiped on free */
+    char errbuf[CURL_ERROR_SIZE];
+    struct ss_buf body;   /* LIST page, error body, or the unfinished watch line */
+    size_t scanned;       /* watch: bytes of body already searched for '\n' */
+    long status;          /* HTTP status of the running request, 0 until known */
+    json_t *store;        /* "ns/name" -> pruned object; under sd->lock */
+    json_t *pending;      /* LIST pages collected so far */
+    char *continue_token;
+    char rv[128];
+    bool gone;            /* the stream said 410 */
+    bool stream_error;    /* an event could not be used; relist */
+    int64_t next_ms;
+    int64_t started_ms;
+    uint64_t stream_events;
+    unsigned failures;    /* consecutive */
+};
+
+struct kube_snapshot {
+    struct ss_arena arena;
+    struct scrape_target_group *groups;
+    size_t n, cap;
+};
+
+struct kube_sd {
+    struct kube_sd_config cfg;
+    char *job;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* first round of LISTs done */
+    pthread_t thread;
+    bool started;
+    bool thread_ok;
+    atomic_bool stop;
+    CURLM *multi;
+    struct kube_conn conn;
+    bool conn_ok;
+    struct kube_watcher *w;   /* under lock once the thread runs */
+    size_t nw;
+    bool init_done;           /* watchers made (or setup failed once): poll stops waiting */
+    uint64_t gen;             /* bumped on every store change; under lock */
+    uint64_t published_gen;
+    int64_t last_build_ms;
+    struct kube_snapshot *snap;
+    unsigned rand_state;
+    _Atomic uint64_t n_lists, n_watches, n_failures, n_gone, n_added, n_modified, n_deleted;
+    _Atomic uint64_t n_objects;
+    struct kube_sd *reg_next;
+};
+
+/* ---- pruning: keep only what the labels need ------------------------------ */
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static int set_str(json_t *o, const char *k, const char *v)
+{
+    return json_object_set_new(o, k, json_string(v ? v : ""));
+}
+
+/* labels / annotations: a string-to-string map (other values are skipped). */
+static int keep_map(json_t *dst, const char *k, json_t *src)
+{
+    if (!json_is_object(src))
+        return 0;
+    json_t *m = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(src, key, v) {
+        if (json_is_string(v))
+            json_object_set(m, key, v);
+    }
+    return json_object_set_new(dst, k, m);
+}
+
+static int prune_meta(json_t *obj, json_t *out)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    if (!json_is_object(md) || !json_string_value(json_object_get(md, "name")))
+        return SS_EPARSE;
+    if (set_str(out, "ns", jstr(md, "namespace")) || set_str(out, "name", jstr(md, "name")) ||
+        set_str(out, "uid", jstr(md, "uid")) ||
+        keep_map(out, "labels", json_object_get(md, "labels")) ||
+        keep_map(out, "annotations", json_object_get(md, "annotations")))
+        return SS_ENOMEM;
+    /* metav1.GetControllerOf: the first owner reference with controller: true */
+    json_t *owners = json_object_get(md, "ownerReferences");
+    size_t i;
+    json_t *ref;
+    json_array_foreach(owners, i, ref) {
+        if (json_is_true(json_object_get(ref, "controller"))) {
+            if (set_str(out, "ckind", jstr(ref, "kind")) || set_str(out, "cname", jstr(ref, "name")))
+                return SS_ENOMEM;
+            break;
+        }
+    }
+    return 0;
+}
+
+static const char *container_id(json_t *statuses, const char *name)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(statuses, i, s) {
+        if (strcmp(jstr(s, "name"), name) == 0)
+            return jstr(s, "containerID");
+    }
+    return "";
+}
+
+static int prune_containers(json_t *list, json_t *statuses, bool init, json_t *out)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        json_t *pc = json_object();
+        json_t *ports = json_array();
+        if (!pc || !ports || json_array_append_new(out, pc)) {
+            json_decref(ports);
+            return SS_ENOMEM;
+        }
+        const char *name = jstr(c, "name");
+        if (set_str(pc, "name", name) || set_str(pc, "image", jstr(c, "image")) ||
+            set_str(pc, "id", container_id(statuses, name)) ||
+            json_object_set_new(pc, "init", json_boolean(init)) ||
+            json_object_set_new(pc, "ports", ports))
+            return SS_ENOMEM;
+        size_t j;
+        json_t *p;
+        json_array_foreach(json_object_get(c, "ports"), j, p) {
+            json_t *pp = json_object();
+            if (!pp || json_array_append_new(ports, pp) || set_str(pp, "name", jstr(p, "name")) ||
+                set_str(pp, "protocol", jstr(p, "protocol")) ||
+                json_object_set_new(
+                    pp, "port", json_integer(json_integer_value(json_object_get(p, "containerPort")))))
+                return SS_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int prune_pod(json_t *obj, json_t *out)
+{
+    json_t *spec = json_object_get(obj, "spec"), *st = json_object_get(obj, "status");
+    int rc = prune_meta(obj, out);
+    if (rc)
+        return rc;
+    /* podReady: the Ready condition's status lowercased, "unknown" without one */
+    const char *ready = "unknown";
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(st, "conditions"), i, cond) {
+        if (strcmp(jstr(cond, "type"), "Ready") == 0) {
+            ready = jstr(cond, "status");
+            break;
+        }
+    }
+    char lower[64];
+    size_t rl = strlen(ready);
+    if (rl >= sizeof lower)
+        rl = sizeof lower - 1;
+    for (size_t k = 0; k < rl; k++)
+        lower[k] = (ready[k] >= 'A' && ready[k] <= 'Z') ? (char)(ready[k] + 32) : ready[k];
+    lower[rl] = '\0';
+    json_t *cs = json_array();
+    if (!cs || json_object_set_new(out, "containers", cs) || set_str(out, "ready", lower) ||
+        set_str(out, "node", jstr(spec, "nodeName")) || set_str(out, "ip", jstr(st, "podIP")) ||
+        set_str(out, "hostIP", jstr(st, "hostIP")) || set_str(out, "phase", jstr(st, "phase")))
+        return SS_ENOMEM;
+    /* Prometheus: containers, then init containers (pod_container_init="true") */
+    if ((rc = prune_containers(json_object_get(spec, "containers"),
+                               json_object_get(st, "containerStatuses"), false, cs)) ||
+        (rc = prune_containers(json_object_get(spec, "initContainers"),
+                               json_object_get(st, "initContainerStatuses"), true, cs)))
+        return rc;
+    return 0;
+}
+
+static int prune_endpoints(json_t *obj, json_t *out)
+{
+    int rc = prune_meta(obj, out);
+    if (rc)
+        return rc;
+    json_t *subsets = json_object_get(obj, "subsets");
+    if (json_is_array(subsets) && json_object_set(out, "subsets", subsets))
+        return SS_ENOMEM;
+    return 0;
+}
+
+static json_t *prune(enum kube_resource res, json_t *obj, int *rc)
+{
+    json_t *out = json_object();
+    if (!out) {
+        *rc = SS_ENOMEM;
+        return NULL;
+    }
+    *rc = res == RES_PODS ? prune_pod(obj, out)
+          : res == RES_ENDPOINTS ? prune_endpoints(obj, out)
+                                 : prune_meta(obj, out);
+    if (*rc) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int object_key(json_t *pruned, char *key, size_t cap)
+{
+    int n = snprintf(key, cap, "%s/%s", jstr(pruned, "ns"), jstr(pruned, "name"));
+    return n > 0 && (size_t)n < cap ? 0 : SS_ELIMIT;
+}
+
+/* ======================================================================== */
+/* Target groups (the scrape thread, under the lock)                        */
+/* ======================================================================== */
+
+struct kv_vec {
+    struct scrape_kv *v;
+    size_t n, cap;
+};
+
+struct builder {
+    struct kube_snapshot *s;
+    struct kv_vec kv;
+    int rc;
+};
+
+/* strutil.SanitizeLabelName: every character outside [a-zA-Z0-9_] becomes one "_"
+ * (Go's regexp replaces per rune, so a multi-byte UTF-8 character is one "_"; an
+ * invalid byte is one rune of its own). */
+static char *label_name(struct builder *b, const char *prefix, const char *name)
+{
+    size_t pl = strlen(prefix), nl = strlen(name);
+    char *o = ss_arena_alloc(&b->s->arena, pl + nl + 1);
+    if (!o)
+        return NULL;
+    memcpy(o, prefix, pl);
+    size_t w = pl;
+    const unsigned char *p = (const unsigned char *)name;
+    for (size_t i = 0; i < nl;) {
+        unsigned char c = p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_') {
+            o[w++] = (char)c;
+            i++;
+            continue;
+        }
+        size_t len = 1;
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4;
+        if (i + len > nl)
+            len = 1;
+        for (size_t k = 1; k < len; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                len = 1;
+        o[w++] = '_';
+        i += len;
+    }
+    o[w] = '\0';
+    return o;
+}
+
+static void kv_add(struct builder *b, const char *name, const char *value)
+{
+    if (b->rc)
+        return;
+    if (!name) {
+        b->rc = SS_ENOMEM;
+        return;
+    }
+    if (b->kv.n == b->kv.cap) {
+        size_t nc = b->kv.cap ? b->kv.cap * 2 : 64;
+        struct scrape_kv *nv = realloc(b->kv.v, nc * sizeof *nv);
+        if (!nv) {
+            b->rc = SS_ENOMEM;
+            return;
+        }
+        b->kv.v = nv;
+        b->kv.cap = nc;
+    }
+    char *v = ss_arena_strndup(&b->s->arena, value ? value : "", value ? strlen(value) : 0);
+    if (!v) {
+        b->rc = SS_ENOMEM;
+        return;
+    }
+    b->kv.v[b->kv.n++] = (struct scrape_kv){name, v};
+}
+
+static void kv_add_map(struct builder *b, const char *prefix, const char *present_prefix,
+                       json_t *map)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(map, k, v) {
+        kv_add(b, label_name(b, prefix, k), json_string_value(v));
+        kv_add(b, label_name(b, present_prefix, k), "true");
+    }
+}
+
+/* One group holding one target: the labels collected so far, address addr. */
+static void emit(struct builder *b, const char *addr)
+{
+    if (b->rc)
+        return;
+    struct kube_snapshot *s = b->s;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        struct scrape_target_group *ng = realloc(s->groups, nc * sizeof *ng);
+        if (!ng) {
+            b->rc = SS_ENOMEM;
+            return;
+        }
+        s->groups = ng;
+        s->cap = nc;
+    }
+    struct scrape_kv *labels = ss_arena_alloc(&s->arena, (b->kv.n + 1) * sizeof *labels);
+    const char **targets = ss_arena_alloc(&s->arena, sizeof *targets);
+    char *a = ss_arena_strndup(&s->arena, addr, strlen(addr));
+    if (!labels || !targets || !a) {
+        b->rc = SS_ENOMEM;
+        return;
+    }
+    memcpy(labels, b->kv.v, b->kv.n * sizeof *labels);
+    targets[0] = a;
+    s->groups[s->n++] = (struct scrape_target_group){targets, 1, labels, b->kv.n};
+}
+
+/* net.JoinHostPort */
+static void join_host_port(char *out, size_t cap, const char *host, long long port)
+{
+    snprintf(out, cap, strchr(host, ':') ? "[%s]:%lld" : "%s:%lld", host, port);
+}
+
+/* podLabels(): the pod's own labels, without the namespace. */
+static void pod_labels(struct builder *b, json_t *pod)
+{
+    kv_add(b, "__meta_kubernetes_pod_name", jstr(pod, "name"));
+    kv_add(b, "__meta_kubernetes_pod_ip", jstr(pod, "ip"));
+    kv_add(b, "__meta_kubernetes_pod_ready", jstr(pod, "ready"));
+    kv_add(b, "__meta_kubernetes_pod_phase", jstr(pod, "phase"));
+    kv_add(b, "__meta_kubernetes_pod_node_name", jstr(pod, "node"));
+    kv_add(b, "__meta_kubernetes_pod_host_ip", jstr(pod, "hostIP"));
+    kv_add(b, "__meta_kubernetes_pod_uid", jstr(pod, "uid"));
+    if (*jstr(pod, "ckind"))
+        kv_add(b, "__meta_kubernetes_pod_controller_kind", jstr(pod, "ckind"));
+    if (*jstr(pod, "cname"))
+        kv_add(b, "__meta_kubernetes_pod_controller_name", jstr(pod, "cname"));
+    kv_add_map(b, "__meta_kubernetes_pod_label_", "__meta_kubernetes_pod_labelpresent_",
+               json_object_get(pod, "labels"));
+    kv_add_map(b, "__meta_kubernetes_pod_annotation_", "__meta_kubernetes_pod_annotationpresent_",
+               json_object_get(pod, "annotations"));
+}
+
+/* pod.go buildPod: nothing until the pod has an IP; then one target per container
+ * port and one per container without ports, init containers included. */
+static void build_pod(struct builder *b, json_t *pod)
+{
+    const char *ip = jstr(pod, "ip");
+    if (!*ip)
+        return;
+    b->kv.n = 0;
+    kv_add(b, "__meta_kubernetes_namespace", jstr(pod, "ns"));
+    pod_labels(b, pod);
+    size_t base = b->kv.n;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(pod, "containers"), i, c) {
+        const char *init = json_is_true(json_object_get(c, "init")) ? "true" : "false";
+        json_t *ports = json_object_get(c, "ports");
+        if (!json_array_size(ports)) {
+            b->kv.n = base;
+            kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+            kv_add(b, "__meta_kubernetes_pod_container_id", jstr(c, "id"));
+            kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+            kv_add(b, "__meta_kubernetes_pod_container_init", init);
+            emit(b, ip);
+            continue;
+        }
+        size_t j;
+        json_t *p;
+        json_array_foreach(ports, j, p) {
+            long long port = json_integer_value(json_object_get(p, "port"));
+            char num[32], addr[320];
+            snprintf(num, sizeof num, "%lld", port);
+            join_host_port(addr, sizeof addr, ip, port);
+            b->kv.n = base;
+            kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+            kv_add(b, "__meta_kubernetes_pod_container_id", jstr(c, "id"));
+            kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+            kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
+            kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(p, "name"));
+            kv_add(b, "__meta_kubernetes_pod_container_port_protocol", jstr(p, "protocol"));
+            kv_add(b, "__meta_kubernetes_pod_container_init", init);
+            emit(b, addr);
+        }
+    }
+}
+
+/* The object named ns/name among the watchers of resource res. */
+static json_t *lookup(struct kube_sd *k, enum kube_resource res, const char *ns, const char *name)
+{
+    char key[1024];
+    if (snprintf(key, sizeof key, "%s/%s", ns, name) >= (int)sizeof key)
+        return NULL;
+    for (size_t i = 0; i < k->nw; i++) {
+        struct kube_watcher *w = &k->w[i];
+        if (w->res == res && (!w->ns || strcmp(w->ns, ns) == 0)) {
+            json_t *o = json_object_get(w->store, key);
+            if (o)
+                return o;
+        }
+    }
+    return NULL;
+}
+
+struct seen_pod {
+    json_t *pod;
+    long long *ports; /* endpoint ports that already made a target */
+    size_t n, cap;
+};
+
+/* endpoints.go buildEndpoints: per subset, per port, one target per ready address
+ * then per not-ready address; pod-backed addresses get the pod's labels and the
+ * matching container's; container ports of those pods that no endpoint port covered
+ * get targets of their own. */
+static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
+{
+    const char *ns = jstr(eps, "ns");
+    struct seen_pod *seen = NULL;
+    size_t nseen = 0;
+    b->kv.n = 0;
+    kv_add(b, "__meta_kubernetes_namespace", ns);
+    kv_add(b, "__meta_kubernetes_endpoints_name", jstr(eps, "name"));
+    json_t *svc = lookup(k, RES_SERVICES, ns, jstr(eps, "name"));
+    if (svc) {
+        kv_add(b, "__meta_kubernetes_service_name", jstr(svc, "name"));
+        kv_add_map(b, "__meta_kubernetes_service_label_", "__meta_kubernetes_service_labelpresent_",
+                   json_object_get(svc, "labels"));
+        kv_add_map(b, "__meta_kubernetes_service_annotation_",
+                   "__meta_kubernetes_service_annotationpresent_",
+                   json_object_get(svc, "annotations"));
+    }
+    kv_add_map(b, "__meta_kubernetes_endpoints_label_", "__meta_kubernetes_endpoints_labelpresent_",
+               json_object_get(eps, "labels"));
+    size_t base = b->kv.n;
+
+    size_t si;
+    json_t *ss;
+    json_array_foreach(json_object_get(eps, "subsets"), si, ss) {
+        size_t pi;
+        json_t *port;
+        json_array_foreach(json_object_get(ss, "ports"), pi, port) {
+            long long pnum = json_integer_value(json_object_get(port, "port"));
+            for (int ready = 1; ready >= 0; ready--) {
+                size_t ai;
+                json_t *addr;
+                json_array_foreach(json_object_get(ss, ready ? "addresses" : "notReadyAddresses"), ai,
+                                   addr) {
+                    char a[320], num[32];
+                    join_host_port(a, sizeof a, jstr(addr, "ip"), pnum);
+                    b->kv.n = base;
+                    kv_add(b, "__meta_kubernetes_endpoint_port_name", jstr(port, "name"));
+                    kv_add(b, "__meta_kubernetes_endpoint_port_protocol", jstr(port, "protocol"));
+                    kv_add(b, "__meta_kubernetes_endpoint_ready", ready ? "true" : "false");
+                    json_t *ref = json_object_get(addr, "targetRef");
+                    if (json_is_object(ref)) {
+                        kv_add(b, "__meta_kubernetes_endpoint_address_target_kind", jstr(ref, "kind"));
+                        kv_add(b, "__meta_kubernetes_endpoint_address_target_name", jstr(ref, "name"));
+                    }
+                    if (json_is_string(json_object_get(addr, "nodeName")))
+                        kv_add(b, "__meta_kubernetes_endpoint_node_name", jstr(addr, "nodeName"));
+                    if (*jstr(addr, "hostname"))
+                        kv_add(b, "__meta_kubernetes_endpoint_hostname", jstr(addr, "hostname"));
+                    json_t *pod = NULL;
+                    if (json_is_object(ref) && strcmp(jstr(ref, "kind"), "Pod") == 0) {
+                        const char *rns = *jstr(ref, "namespace") ? jstr(ref, "namespace") : ns;
+                        pod = lookup(k, RES_PODS, rns, jstr(ref, "name"));
+                    }
+                    if (pod) {
+                        struct seen_pod *sp = NULL;
+                        for (size_t x = 0; x < nseen; x++)
+                            if (seen[x].pod == pod)
+                                sp = &seen[x];
+                        if (!sp) {
+                            struct seen_pod *ns2 = realloc(seen, (nseen + 1) * sizeof *seen);
+                            if (!ns2) {
+                                b->rc = SS_ENOMEM;
+                                goto out;
+                            }
+                            seen = ns2;
+                            sp = &seen[nseen++];
+                            memset(sp, 0, sizeof *sp);
+                            sp->pod = pod;
+                        }
+                        if (sp->n == sp->cap) {
+                            size_t nc = sp->cap ? sp->cap * 2 : 4;
+                            long long *np = realloc(sp->ports, nc * sizeof *np);
+                            if (!np) {
+                                b->rc = SS_ENOMEM;
+                                goto out;
+                            }
+                            sp->ports = np;
+                            sp->cap = nc;
+                        }
+                        sp->ports[sp->n++] = pnum;
+                        pod_labels(b, pod);
+                        size_t ci;
+                        json_t *c;
+                        bool found = false;
+                        json_array_foreach(json_object_get(pod, "containers"), ci, c) {
+                            if (json_is_true(json_object_get(c, "init")) || found)
+                                continue;
+                            size_t cpi;
+                            json_t *cp;
+                            json_array_foreach(json_object_get(c, "ports"), cpi, cp) {
+                                if (json_integer_value(json_object_get(cp, "port")) != pnum)
+                                    continue;
+                                snprintf(num, sizeof num, "%lld", pnum);
+                                kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+                                kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+                                kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
+                                kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
+                                /* Prometheus takes the endpoint port's protocol here */
+                                kv_add(b, "__meta_kubernetes_pod_container_port_protocol",
+                                       jstr(port, "protocol"));
+                                found = true;
+                                break;
+                            }
+                        }
+                    }
+                    emit(b, a);
+                }
+            }
+        }
+    }
+    for (size_t x = 0; x < nseen; x++) {
+        json_t *pod = seen[x].pod;
+        size_t ci;
+        json_t *c;
+        json_array_foreach(json_object_get(pod, "containers"), ci, c) {
+            if (json_is_true(json_object_get(c, "init")))
+                continue;
+            size_t cpi;
+            json_t *cp;
+            json_array_foreach(json_object_get(c, "ports"), cpi, cp) {
+                long long pnum = json_integer_value(json_object_get(cp, "port"));
+                bool covered = false;
+                for (size_t y = 0; y < seen[x].n; y++)
+                    covered |= seen[x].ports[y] == pnum;
+                if (covered)
+                    continue;
+                char a[320], num[32];
+                snprintf(num, sizeof num, "%lld", pnum);
+                join_host_port(a, sizeof a, jstr(pod, "ip"), pnum);
+                b->kv.n = base;
+                kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+                kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+                kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
+                kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
+                kv_add(b, "__meta_kubernetes_pod_container_port_protocol", jstr(cp, "protocol"));
+                pod_labels(b, pod);
+                emit(b, a);
+            }
+        }
+    }
+out:
+    for (size_t x = 0; x < nseen; x++)
+        free(seen[x].ports);
+    free(seen);
+}
+
+static void snapshot_free(struct kube_snapshot *s)
+{
+    if (!s)
+        return;
+    ss_arena_free(&s->arena);
+    free(s->groups);
+    free(s);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Objects of one watcher in key order, so snapshots are deterministic. */
+static void build_store(struct kube_sd *k, struct builder *b, struct kube_watcher *w)
+{
+    size_t n = json_object_size(w->store);
+    if (!n)
+        return;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys) {
+        b->rc = SS_ENOMEM;
+        return;
+    }
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(w->store, key, v) {
+        if (i < n)
+            keys[i++] = key;
+    }
+    qsort(keys, i, sizeof *keys, key_cmp);
+    for (size_t j = 0; j < i && !b->rc; j++) {
+        json_t *o = json_object_get(w->store, keys[j]);
+        if (w->res == RES_PODS)
+            build_pod(b, o);
+        else
+            build_endpoints(k, b, o);
+    }
+    free(keys);
+}
+
+/* Under k->lock. */
+static struct kube_snapshot *snapshot_build(struct kube_sd *k)
+{
+    struct kube_snapshot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    ss_arena_init(&s->arena, 64 * 1024);
+    struct builder b = {s, {NULL, 0, 0}, 0};
+    enum kube_resource main_res = k->cfg.role == KUBE_SD_ROLE_POD ? RES_PODS : RES_ENDPOINTS;
+    for (size_t i = 0; i < k->nw && !b.rc; i++)
+        if (k->w[i].res == main_res)
+            build_store(k, &b, &k->w[i]);
+    free(b.kv.v);
+    if (b.rc) {
+        snapshot_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ======================================================================== */
+/* The watch thread                                                         */
+/* ======================================================================== */
+
+static void bump(struct kube_sd *k)
+{
+    k->gen++;
+}
+
+static void count_objects(struct kube_sd *k)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < k->nw; i++)
+        n += json_object_size(k->w[i].store);
+    atomic_store(&k->n_objects, n);
+}
+
+static int64_t backoff_ms(struct kube_sd *k, unsigned failures)
+{
+    int64_t cap = k->cfg.max_backoff_ms > 0 ? k->cfg.max_backoff_ms : 30000;
+    int64_t d = 500;
+    for (unsigned i = 1; i < failures && d < cap; i++)
+        d *= 2;
+    return d < cap ? d : cap;
+}
+
+static void wipe_headers(struct curl_slist *h)
+{
+    for (struct curl_slist *p = h; p; p = p->next)
+        ss_wipe(p->data, strlen(p->data));
+    curl_slist_free_all(h);
+}
+
+static const char *res_name(const struct kube_watcher *w)
+{
+    return resource_path[w->res];
+}
+
+/* One ADDED/MODIFIED/DELETED/BOOKMARK/ERROR line of a watch stream. */
+static void handle_event(struct kube_watcher *w, const char *line, size_t len)
+{
+    struct kube_sd *k = w->sd;
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        len--;
+    if (!len)
+        return;
+    json_error_t jerr;
+    /* JSON_ALLOW_NUL: one odd annotation must not make every event undecodable */
+    json_t *ev = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+    const char *type = jstr(ev, "type");
+    json_t *obj = json_object_get(ev, "object");
+    if (!ev || !*type || !json_is_object(obj)) {
+        ss_warn("discovery", "kubernetes job=%s %s: undecodable watch event: %s; relisting",
+                k->job, res_name(w), ev ? "no type or object" : jerr.text);
+        w->stream_error = true;
+        json_decref(ev);
+        return;
+    }
+    w->stream_events++;
+    if (strcmp(type, "ERROR") == 0) {
+        /* apimachinery Status; 410 Gone: the RV was compacted away */
+        if (json_integer_value(json_object_get(obj, "code")) == 410) {
+            w->gone = true;
+        } else {
+            ss_warn("discovery", "kubernetes job=%s %s: watch error %lld: %s", k->job, res_name(w),
+                    (long long)json_integer_value(json_object_get(obj, "code")), jstr(obj, "message"));
+            w->stream_error = true;
+        }
+        json_decref(ev);
+        return;
+    }
+    const char *rv = jstr(json_object_get(obj, "metadata"), "resourceVersion");
+    if (strcmp(type, "BOOKMARK") == 0) {
+        if (*rv && strlen(rv) < sizeof w->rv)
+            snprintf(w->rv, sizeof w->rv, "%s", rv);
+        json_decref(ev);
+        return;
+    }
+    bool del = strcmp(type, "DELETED") == 0;
+    bool add = strcmp(type, "ADDED") == 0;
+    if (!del && !add && strcmp(type, "MODIFIED") != 0) {
+        json_decref(ev);
+        return; /* unknown event types are skipped, as client-go does */
+    }
+    int rc = 0;
+    json_t *p = prune(w->res, obj, &rc);
+    char key[1024];
+    if (!p || object_key(p, key, sizeof key) != 0) {
+        ss_warn("discovery", "kubernetes job=%s %s: unusable object in %s event; relisting", k->job,
+                res_name(w), type);
+        w->stream_error = true;
+        json_decref(p);
+        json_decref(ev);
+        return;
+    }
+    pthread_mutex_lock(&k->lock);
+    if (del) {
+        json_object_del(w->store, key);
+        json_decref(p);
+        atomic_fetch_add(&k->n_deleted, 1);
+    } else if (json_object_size(w->store) >= KUBE_MAX_OBJECTS && !json_object_get(w->store, key)) {
+        json_decref(p);
+        ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring %s", k->job,
+                 res_name(w), KUBE_MAX_OBJECTS, key);
+    } else {
+        json_object_set_new(w->store, key, p);
+        atomic_fetch_add(add ? &k->n_added : &k->n_modified, 1);
+    }
+    bump(k);
+    count_objects(k);
+    pthread_mutex_unlock(&k->lock);
+    if (*rv && strlen(rv) < sizeof w->rv)
+        snprintf(w->rv, sizeof w->rv, "%s", rv);
+    w->failures = 0;
+    json_decref(ev);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct kube_watcher *w = ud;
+    size_t len = size * nmemb;
+    if (atomic_load(&w->sd->stop))
+        return 0;
+    if (!w->status)
+        curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+    if (w->state == KW_LISTING || w->status != 200) {
+        if (w->status != 200 && w->body.len + len > KUBE_MAX_ERROR_BODY)
+            return len; /* keep the start of an error body only */
+        if (ss_buf_append(&w->body, ptr, len) != 0) {
+            ss_error("discovery", "kubernetes job=%s %s: LIST page larger than %u bytes", w->sd->job,
+                     res_name(w), KUBE_MAX_PAGE_BYTES);
+            return 0;
+        }
+        return len;
+    }
+    /* a watch stream: one JSON event per line */
+    if (ss_buf_append(&w->body, ptr, len) != 0) {
+        ss_error("discovery", "kubernetes job=%s %s: watch event larger than %u bytes", w->sd->job,
+                 res_name(w), KUBE_MAX_LINE_BYTES);
+        return 0;
+    }
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(w->body.data + w->scanned, '\n', w->body.len - w->scanned);
+        if (!nl)
+            break;
+        size_t end = (size_t)(nl - w->body.data);
+        handle_event(w, w->body.data + start, end - start);
+        start = end + 1;
+        w->scanned = start;
+        if (w->gone || w->stream_error)
+            return 0; /* end the stream: relist */
+    }
+    if (start) {
+        memmove(w->body.data, w->body.data + start, w->body.len - start);
+        w->body.len -= start;
+        w->body.data[w->body.len] = '\0';
+        w->scanned -= start;
+    }
+    w->scanned = w->body.len;
+    return len;
+}
+
+static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struct ss_buf *u)
+{
+    int rc = ss_buf_append_str(u, k->conn.server);
+    if (!rc && w->ns) {
+        rc = ss_buf_append_str(u, "/api/v1/namespaces/");
+        if (!rc)
+            rc = url_escape(u, w->ns);
+        if (!rc)
+            rc = ss_buf_printf(u, "/%s", resource_path[w->res]);
+    } else if (!rc) {
+        rc = ss_buf_printf(u, "/api/v1/%s", resource_path[w->res]);
+    }
+    if (rc)
+        return rc;
+    if (list) {
+        uint32_t limit = k->cfg.list_page_size ? k->cfg.list_page_size : 500;
+        rc = ss_buf_printf(u, "?limit=%u", limit);
+        if (!rc && w->continue_token) {
+            rc = ss_buf_append_str(u, "&continue=");
+            if (!rc)
+                rc = url_escape(u, w->continue_token);
+        }
+    } else {
+        int64_t t = k->cfg.watch_timeout_s;
+        if (t <= 0) /* client-go reflector: minWatchTimeout * (1 + rand) */
+            t = 300 + (int64_t)(rand_r(&k->rand_state) % 300);
+        rc = ss_buf_printf(u,
+                           "?allowWatchBookmarks=true&timeoutSeconds=%lld&watch=true&resourceVersion=",
+                           (long long)t);
+        if (!rc)
+            rc = url_escape(u, w->rv);
+    }
+    if (!rc && w->label_selector && *w->label_selector) {
+        rc = ss_buf_append_str(u, "&labelSelector=");
+        if (!rc)
+            rc = url_escape(u, w->label_selector);
+    }
+    if (!rc && w->field_selector && *w->field_selector) {
+        rc = ss_buf_append_str(u, "&fieldSelector=");
+        if (!rc)
+            rc = url_escape(u, w->field_selector);
+    }
+    return rc;
+}
+
+/* Set up and add the next request of w: a LIST page or a WATCH. */
+static int watcher_start(struct kube_watcher *w)
+{
+    struct kube_sd *k = w->sd;
+    struct kube_conn *c = &k->conn;
+    bool list = w->need_list;
+    struct ss_buf url;
+    ss_buf_init(&url, 64 * 1024);
+    int rc = build_url(k, w, list, &url);
+    if (rc) {
+        ss_buf_free(&url);
+        return rc;
+    }
+    if (!w->easy && !(w->easy = curl_easy_init())) {
+        ss_buf_free(&url);
+        return SS_ENOMEM;
+    }
+    CURL *e = w->easy;
+    curl_easy_reset(e);
+    ss_buf_free(&w->body);
+    ss_buf_init(&w->body, list ? KUBE_MAX_PAGE_BYTES : KUBE_MAX_LINE_BYTES);
+    w->scanned = 0;
+    w->status = 0;
+    w->gone = w->stream_error = false;
+    w->stream_events = 0;
+    w->errbuf[0] = '\0';
+    w->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (c->token || c->token_file) {
+        char *tok = c->token_file ? read_token_file(c->token_file) : NULL;
+        const char *use = c->token_file ? tok : c->token;
+        if (!use) {
+            ss_warn("discovery", "kubernetes job=%s: cannot read token file %s", k->job, c->token_file);
+        } else {
+            size_t hl = strlen(use) + strlen(c->auth_type) + 32;
+            char *h = malloc(hl);
+            if (h) {
+                snprintf(h, hl, "Authorization: %s %s", c->auth_type, use);
+                struct curl_slist *nh = curl_slist_append(w->headers, h);
+                if (nh)
+                    w->headers = nh;
+                ss_free_secret(h);
+            }
+        }
+        ss_free_secret(tok);
+    }
+    if (c->username) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, c->username);
+        char *pw = c->password_file ? read_token_file(c->password_file) : NULL;
+        curl_easy_setopt(e, CURLOPT_PASSWORD, pw ? pw : c->password ? c->password : "");
+        ss_free_secret(pw);
+    }
+    curl_easy_setopt(e, CURLOPT_URL, url.data);
+    ss_buf_free(&url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, w);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "scrapeship/" SS_VERSION " (kubernetes_sd)");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+    if (list) {
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, KUBE_LIST_TIMEOUT_MS);
+    } else {
+        /* the server ends the watch at timeoutSeconds; this only catches a server
+         * that vanished without closing the connection */
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 660L);
+    }
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
+    if (c->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (c->ca_blob) {
+        struct curl_blob blob = {c->ca_blob, c->ca_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (c->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+    if (c->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+    if (c->cert_blob) {
+        struct curl_blob blob = {c->cert_blob, c->cert_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (c->key_blob) {
+        struct curl_blob blob = {c->key_blob, c->key_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
+        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (c->tls_min_version)
+        curl_easy_setopt(e, CURLOPT_SSLVERSION,
+                         strcmp(c->tls_min_version, "TLS13") == 0 ? (long)CURL_SSLVERSION_TLSv1_3
+                                                                  : (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_PROXY, c->proxy_url ? c->proxy_url : "");
+    if (curl_multi_add_handle(k->multi, e) != CURLM_OK) {
+        wipe_headers(w->headers);
+        w->headers = NULL;
+        return SS_EIO;
+    }
+    w->state = list ? KW_LISTING : KW_WATCHING;
+    w->started_ms = ss_mono_ms();
+    atomic_fetch_add(list ? &k->n_lists : &k->n_watches, 1);
+    ss_debug("discovery", "kubernetes job=%s %s%s%s: %s rv=%s", k->job, res_name(w),
+             w->ns ? " ns=" : "", w->ns ? w->ns : "", list ? "LIST" : "WATCH", w->rv);
+    return 0;
+}
+
+static void first_round(struct kube_watcher *w)
+{
+    struct kube_sd *k = w->sd;
+    pthread_mutex_lock(&k->lock);
+    w->first_done = true;
+    pthread_cond_broadcast(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void fail_retry(struct kube_watcher *w, bool relist, const char *what, CURLcode res)
+{
+    struct kube_sd *k = w->sd;
+    atomic_fetch_add(&k->n_failures, 1);
+    w->failures++;
+    int64_t d = backoff_ms(k, w->failures);
+    w->need_list = relist;
+    w->next_ms = ss_mono_ms() + d;
+    char msg[300];
+    if (w->status && w->status != 200) {
+        /* show the apimachinery Status message when there is one */
+        json_t *st = w->body.len ? json_loadb(w->body.data, w->body.len, 0, NULL) : NULL;
+        snprintf(msg, sizeof msg, "HTTP %ld%s%s", w->status, st ? ": " : "",
+                 st ? jstr(st, "message") : "");
+        json_decref(st);
+    } else {
+        snprintf(msg, sizeof msg, "%s", w->errbuf[0] ? w->errbuf : curl_easy_strerror(res));
+    }
+    ss_warn("discovery", "kubernetes job=%s %s%s%s: %s failed: %s; retrying in %lldms", k->job,
+            res_name(w), w->ns ? " ns=" : "", w->ns ? w->ns : "", what, msg, (long long)d);
+}
+
+static void list_done(struct kube_watcher *w, CURLcode res)
+{
+    struct kube_sd *k = w->sd;
+    if (res != CURLE_OK || w->status != 200) {
+        if (w->status == 410 && w->continue_token) {
+            /* the continue token expired: start the LIST over */
+            free(w->continue_token);
+            w->continue_token = NULL;
+            json_decref(w->pending);
+            w->pending = NULL;
+            atomic_fetch_add(&k->n_gone, 1);
+            w->need_list = true;
+            w->next_ms = ss_mono_ms();
+            return;
+        }
+        free(w->continue_token);
+        w->continue_token = NULL;
+        json_decref(w->pending);
+        w->pending = NULL;
+        fail_retry(w, true, "LIST", res);
+        first_round(w);
+        return;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(w->body.data ? w->body.data : "", w->body.len, JSON_ALLOW_NUL, &jerr);
+    json_t *items = json_object_get(doc, "items");
+    json_t *md = json_object_get(doc, "metadata");
+    if (!doc || !json_is_array(items)) {
+        json_decref(doc);
+        snprintf(w->errbuf, sizeof w->errbuf, "undecodable LIST answer: %s",
+                 doc ? "no items" : jerr.text);
+        w->status = 0;
+        free(w->continue_token);
+        w->continue_token = NULL;
+        json_decref(w->pending);
+        w->pending = NULL;
+        fail_retry(w, true, "LIST", CURLE_OK);
+        first_round(w);
+        return;
+    }
+    if (!w->pending)
+        w->pending = json_object();
+    size_t i;
+    json_t *it;
+    int rc = w->pending ? 0 : SS_ENOMEM;
+    unsigned over = 0;
+    json_array_foreach(items, i, it) {
+        if (rc)
+            break;
+        json_t *p = prune(w->res, it, &rc);
+        char key[1024];
+        if (!p) {
+            if (rc == SS_EPARSE) {
+                rc = 0; /* an item without a name: skip it */
+                continue;
+            }
+            break;
+        }
+        if (object_key(p, key, sizeof key) != 0 || json_object_size(w->pending) >= KUBE_MAX_OBJECTS) {
+            if (json_object_size(w->pending) >= KUBE_MAX_OBJECTS && !over++)
+                ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring the rest",
+                         k->job, res_name(w), KUBE_MAX_OBJECTS);
+            json_decref(p);
+            continue;
+        }
+        json_object_set_new(w->pending, key, p);
+    }
+    const char *cont = jstr(md, "continue");
+    const char *rv = jstr(md, "resourceVersion");
+    if (!rc && *cont) {
+        char *ct = strdup(cont);
+        free(w->continue_token);
+        w->continue_token = ct;
+        json_decref(doc);
+        if (!ct) {
+            rc = SS_ENOMEM;
+        } else {
+            w->need_list = true;
+            w->next_ms = ss_mono_ms();
+            return;
+        }
+    }
+    if (rc) {
+        json_decref(doc);
+        json_decref(w->pending);
+        w->pending = NULL;
+        snprintf(w->errbuf, sizeof w->errbuf, "%s", ss_strerror(rc));
+        w->status = 0;
+        fail_retry(w, true, "LIST", CURLE_OK);
+        first_round(w);
+        return;
+    }
+    snprintf(w->rv, sizeof w->rv, "%s", strlen(rv) < sizeof w->rv ? rv : "");
+    json_decref(doc);
+    free(w->continue_token);
+    w->continue_token = NULL;
+    pthread_mutex_lock(&k->lock);
+    json_t *old = w->store;
+    w->store = w->pending;
+    w->pending = NULL;
+    w->synced = true;
+    w->first_done = true;
+    bump(k);
+    count_objects(k);
+    pthread_cond_broadcast(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    json_decref(old);
+    ss_debug("discovery", "kubernetes job=%s %s: listed %zu objects at rv %s", k->job, res_name(w),
+             json_object_size(w->store), w->rv);
+    w->failures = 0;
+    w->need_list = false;
+    w->next_ms = ss_mono_ms();
+}
+
+static void watch_done(struct kube_watcher *w, CURLcode res)
+{
+    struct kube_sd *k = w->sd;
+    int64_t lasted = ss_mono_ms() - w->started_ms;
+    if (w->gone || w->status == 410) {
+        ss_info("discovery", "kubernetes job=%s %s: resourceVersion %s is gone (410); relisting",
+                k->job, res_name(w), w->rv);
+        atomic_fetch_add(&k->n_gone, 1);
+        w->need_list = true;
+        w->next_ms = ss_mono_ms();
+        return;
+    }
+    if (w->stream_error) {
+        atomic_fetch_add(&k->n_failures, 1);
+        w->failures++;
+        w->need_list = true;
+        w->next_ms = ss_mono_ms() + backoff_ms(k, w->failures);
+        return;
+    }
+    if (w->status == 200 && res == CURLE_OK) {
+        /* the server ended the watch (timeoutSeconds): resume from the last RV; a watch
+         * that ends at once with nothing in it must not spin */
+        w->need_list = false;
+        w->next_ms = ss_mono_ms() + (lasted < 1000 && !w->stream_events ? 1000 : 0);
+        return;
+    }
+    if (w->status == 200 || w->status == 0) {
+        /* connection dropped mid-stream or never made: resume from the last RV */
+        fail_retry(w, false, "WATCH", res);
+        if (w->failures == 1 && lasted >= 1000)
+            w->next_ms = ss_mono_ms(); /* a long-lived watch broke: reconnect at once */
+        return;
+    }
+    fail_retry(w, true, "WATCH", res);
+}
+
+static void drain(struct kube_sd *k)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(k->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct kube_watcher *w = NULL;
+        CURL *e = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&w);
+        curl_multi_remove_handle(k->multi, e);
+        if (!w)
+            continue;
+        if (!w->status)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &w->status);
+        wipe_headers(w->headers);
+        w->headers = NULL;
+        enum kw_state st = w->state;
+        w->state = KW_IDLE;
+        if (atomic_load(&k->stop))
+            continue;
+        if (st == KW_LISTING)
+            list_done(w, res);
+        else
+            watch_done(w, res);
+    }
+}
+
+static void watcher_clear(struct kube_watcher *w)
+{
+    if (w->easy)
+        curl_easy_cleanup(w->easy);
+    wipe_headers(w->headers);
+    ss_buf_free(&w->body);
+    json_decref(w->store);
+    json_decref(w->pending);
+    free(w->continue_token);
+    free(w->ns);
+}
+
+/* Connect settings and watchers; on failure the thread retries later. */
+static int setup(struct kube_sd *k, char *err, size_t errlen)
+{
+    const struct kube_sd_config *cfg = &k->cfg;
+    int rc;
+    conn_free(&k->conn);
+    if (cfg->api_server)
+        rc = conn_from_http(cfg, &k->conn);
+    else if (cfg->kubeconfig_file)
+        rc = conn_from_kubeconfig(cfg->kubeconfig_file, &k->conn, err, errlen);
+    else
+        rc = conn_in_cluster(cfg, &k->conn, err, errlen);
+    if (rc) {
+        if (rc == SS_ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        conn_free(&k->conn);
+        return rc;
+    }
+    const char *nss[KUBE_MAX_NAMESPACES + 1];
+    size_t nns = 0;
+    for (size_t i = 0; i < cfg->nnamespaces && nns < KUBE_MAX_NAMESPACES; i++)
+        nns += (nss[nns] = cfg->namespaces[i]) != NULL;
+    if (cfg->own_namespace && k->conn.namespace_) {
+        bool dup = false;
+        for (size_t i = 0; i < nns; i++)
+            dup |= strcmp(nss[i], k->conn.namespace_) == 0;
+        if (!dup)
+            nss[nns++] = k->conn.namespace_;
+    }
+    enum kube_resource res[3];
+    size_t nres = 0;
+    if (cfg->role == KUBE_SD_ROLE_POD) {
+        res[nres++] = RES_PODS;
+    } else {
+        res[nres++] = RES_ENDPOINTS;
+        res[nres++] = RES_SERVICES;
+        res[nres++] = RES_PODS;
+    }
+    size_t per = nns ? nns : 1;
+    struct kube_watcher *w = calloc(nres * per, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t r = 0; r < nres; r++) {
+        for (size_t i = 0; i < per; i++) {
+            struct kube_watcher *x = &w[n++];
+            x->sd = k;
+            x->res = res[r];
+            x->need_list = true;
+            x->store = json_object();
+            ss_buf_init(&x->body, KUBE_MAX_PAGE_BYTES);
+            if (nns && !(x->ns = strdup(nss[i])))
+                rc = SS_ENOMEM;
+            if (!x->store)
+                rc = SS_ENOMEM;
+            for (size_t s = 0; s < cfg->nselectors; s++) {
+                if (cfg->selectors[s].role &&
+                    strcmp(cfg->selectors[s].role, resource_role[res[r]]) == 0) {
+                    x->label_selector = cfg->selectors[s].label;
+                    x->field_selector = cfg->selectors[s].field;
+                }
+            }
+        }
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            watcher_clear(&w[i]);
+        free(w);
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    pthread_mutex_lock(&k->lock);
+    k->w = w;
+    k->nw = n;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+static void *kube_thread(void *arg)
+{
+    struct kube_sd *k = arg;
+    int64_t setup_next = 0;
+    unsigned setup_failures = 0;
+    while (!atomic_load(&k->stop)) {
+        int64_t now = ss_mono_ms();
+        int64_t wait = 1000;
+        if (!k->conn_ok) {
+            if (now >= setup_next) {
+                char err[512] = "";
+                bool ok = setup(k, err, sizeof err) == 0;
+                if (ok) {
+                    ss_info("discovery", "kubernetes job=%s: watching %s on %s", k->job,
+                            k->cfg.role == KUBE_SD_ROLE_POD ? "pods" : "endpoints, services and pods",
+                            k->conn.server);
+                } else {
+                    setup_failures++;
+                    int64_t d = backoff_ms(k, setup_failures + 4);
+                    atomic_fetch_add(&k->n_failures, 1);
+                    ss_error("discovery", "kubernetes job=%s: %s; retrying in %lldms", k->job, err,
+                             (long long)d);
+                    setup_next = now + d;
+                }
+                pthread_mutex_lock(&k->lock);
+                k->conn_ok = ok;
+                k->init_done = true; /* poll stops waiting either way */
+                pthread_cond_broadcast(&k->cond);
+                pthread_mutex_unlock(&k->lock);
+            }
+            if (!k->conn_ok) {
+                wait = setup_next - now;
+                if (wait > 1000)
+                    wait = 1000;
+                if (wait < 0)
+                    wait = 0;
+                curl_multi_poll(k->multi, NULL, 0, (int)wait, NULL);
+                continue;
+            }
+        }
+        for (size_t i = 0; i < k->nw; i++) {
+            struct kube_watcher *w = &k->w[i];
+            if (w->state != KW_IDLE)
+                continue;
+            if (w->next_ms <= now) {
+                if (watcher_start(w) != 0) {
+                    w->failures++;
+                    w->next_ms = now + backoff_ms(k, w->failures);
+                    if (!w->first_done)
+                        first_round(w);
+                }
+            }
+            if (w->state == KW_IDLE && w->next_ms - now < wait)
+                wait = w->next_ms - now;
+        }
+        int running = 0;
+        curl_multi_perform(k->multi, &running);
+        drain(k);
+        long cto = -1;
+        curl_multi_timeout(k->multi, &cto);
+        if (cto >= 0 && cto < wait)
+            wait = cto;
+        for (size_t i = 0; i < k->nw; i++)
+            if (k->w[i].state == KW_IDLE && k->w[i].next_ms - ss_mono_ms() < wait)
+                wait = k->w[i].next_ms - ss_mono_ms();
+        if (wait < 0)
+            wait = 0;
+        if (wait > 1000)
+            wait = 1000;
+        curl_multi_poll(k->multi, NULL, 0, (int)wait, NULL);
+    }
+    for (size_t i = 0; i < k->nw; i++)
+        if (k->w[i].state != KW_IDLE && k->w[i].easy)
+            curl_multi_remove_handle(k->multi, k->w[i].easy);
+    return NULL;
+}
+
+/* ======================================================================== */
+/* Self-metrics: one renderer for every discoverer                          */
+/* ======================================================================== */
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kube_sd *reg_head;
+
+/* A label value in the text format: backslash, quote and newline escaped. */
+static int append_label_value(struct ss_buf *out, const char *v)
+{
+    int rc = 0;
+    for (; *v && !rc; v++) {
+        if (*v == '\\' || *v == '"')
+            rc = ss_buf_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            rc = ss_buf_append_str(out, "\\n");
+        else
+            rc = ss_buf_append(out, v, 1);
+    }
+    return rc;
+}
+
+static int render_metrics(void *ud, struct ss_buf *out)
+{
+    (void)ud;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+        const char *label;
+    } fams[] = {
+        {"scrapeship_sd_kubernetes_requests_total", "counter",
+         "Requests to the Kubernetes API server by kind (list pages, watches).",
+         offsetof(struct kube_sd, n_lists), "kind=\"list\""},
+        {NULL, NULL, NULL, offsetof(struct kube_sd, n_watches), "kind=\"watch\""},
+        {"scrapeship_sd_kubernetes_failures_total", "counter",
+         "Kubernetes API requests that failed (transport error or bad status).",
+         offsetof(struct kube_sd, n_failures), NULL},
+        {"scrapeship_sd_kubernetes_relists_total", "counter",
+         "Relists forced by 410 Gone (expired resourceVersion or continue token).",
+         offsetof(struct kube_sd, n_gone), NULL},
+        {"scrapeship_sd_kubernetes_events_total", "counter", "Watch events applied, by type.",
+         offsetof(struct kube_sd, n_added), "event=\"add\""},
+        {NULL, NULL, NULL, offsetof(struct kube_sd, n_modified), "event=\"update\""},
+        {NULL, NULL, NULL, offsetof(struct kube_sd, n_deleted), "event=\"delete\""},
+        {"scrapeship_sd_kubernetes_objects", "gauge", "Kubernetes objects held by discovery.",
+         offsetof(struct kube_sd, n_objects), NULL},
+    };
+    int rc = 0;
+    pthread_mutex_lock(&reg_lock);
+    const char *name = NULL;
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0] && !rc; f++) {
+        if (fams[f].name) {
+            name = fams[f].name;
+            rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, fams[f].help, name,
+                               fams[f].type);
+        }
+        for (struct kube_sd *k = reg_head; k && !rc; k = k->reg_next) {
+            uint64_t v = atomic_load((_Atomic uint64_t *)((char *)k + fams[f].off));
+            rc = ss_buf_printf(out, "%s{job=\"", name);
+            if (!rc)
+                rc = append_label_value(out, k->job);
+            if (!rc)
+                rc = ss_buf_printf(out, "\"%s%s} %llu\n", fams[f].label ? "," : "",
+                                   fams[f].label ? fams[f].label : "", (unsigned long long)v);
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return rc;
+}
+
+static void registry_add(struct kube_sd *k)
+{
+    pthread_mutex_lock(&reg_lock);
+    bool first = !reg_head;
+    k->reg_next = reg_head;
+    reg_head = k;
+    pthread_mutex_unlock(&reg_lock);
+    if (first)
+        ss_metrics_register(render_metrics, NULL);
+}
+
+static void registry_del(struct kube_sd *k)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (struct kube_sd **pp = &reg_head; *pp; pp = &(*pp)->reg_next)
+        if (*pp == k) {
+            *pp = k->reg_next;
+            break;
+        }
+    bool last = !reg_head;
+    pthread_mutex_unlock(&reg_lock);
+    if (last)
+        ss_metrics_unregister(render_metrics, NULL);
+}
+
+/* ======================================================================== */
+/* Public entry points                                                      */
+/* ======================================================================== */
+
+int kube_sd_new(const struct kube_sd_config *cfg, struct kube_sd **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->role != KUBE_SD_ROLE_POD && cfg->role != KUBE_SD_ROLE_ENDPOINTS) {
+        snprintf(err, errlen, "kubernetes_sd: unsupported role");
+        return SS_ECONFIG;
+    }
+    if (cfg->api_server && cfg->kubeconfig_file) {
+        snprintf(err, errlen, "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
+        return SS_ECONFIG;
+    }
+    if (cfg->nnamespaces > KUBE_MAX_NAMESPACES) {
+        snprintf(err, errlen, "kubernetes_sd: more than %u namespaces", KUBE_MAX_NAMESPACES);
+        return SS_ECONFIG;
+    }
+    struct kube_sd *k = calloc(1, sizeof *k);
+    if (!k || !(k->job = strdup(cfg->job ? cfg->job : ""))) {
+        free(k);
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    k->cfg = *cfg;
+    k->published_gen = UINT64_MAX;
+    k->rand_state = (unsigned)(ss_now_ms() ^ (uintptr_t)k);
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    registry_add(k);
+    *out = k;
+    return 0;
+}
+
+static void start(struct kube_sd *k)
+{
+    k->started = true;
+    if (!(k->multi = curl_multi_init())) {
+        ss_error("discovery", "kubernetes job=%s: cannot start (out of memory)", k->job);
+        return;
+    }
+    if (pthread_create(&k->thread, NULL, kube_thread, k) != 0) {
+        ss_error("discovery", "kubernetes job=%s: cannot start the watch thread", k->job);
+        return;
+    }
+    k->thread_ok = true;
+    /* Wait a little for the first LISTs, so the first scrapes (and `scrape --config`)
+     * already see the targets; the watch goes on regardless. */
+    int64_t wait = k->cfg.initial_wait_ms > 0 ? k->cfg.initial_wait_ms : 2000;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += wait / 1000;
+    dl.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->lock);
+    for (;;) {
+        bool done = k->init_done;
+        for (size_t i = 0; done && k->conn_ok && i < k->nw; i++)
+            done = k->w[i].first_done;
+        if (done || pthread_cond_timedwait(&k->cond, &k->lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&k->lock);
+}
+
+static bool kube_poll(void *ud, const struct scrape_target_group **groups, size_t *ngroups)
+{
+    struct kube_sd *k = ud;
+    if (!k->started)
+        start(k);
+    int64_t now = ss_mono_ms();
+    int64_t every = k->cfg.min_update_interval_ms > 0 ? k->cfg.min_update_interval_ms : 1000;
+    pthread_mutex_lock(&k->lock);
+    if (k->gen == k->published_gen || (k->snap && now - k->last_build_ms < every)) {
+        pthread_mutex_unlock(&k->lock);
+        return false;
+    }
+    struct kube_snapshot *s = snapshot_build(k);
+    if (s) {
+        k->published_gen = k->gen;
+        k->last_build_ms = now;
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (!s) {
+        ss_error("discovery", "kubernetes job=%s: out of memory building targets", k->job);
+        return false;
+    }
+    snapshot_free(k->snap);
+    k->snap = s;
+    *groups = s->groups;
+    *ngroups = s->n;
+    return true;
+}
+
+void kube_sd_discoverer(struct kube_sd *k, struct scrape_discoverer *out)
+{
+    out->poll = kube_poll;
+    out->ud = k;
+}
+
+void kube_sd_get_stats(struct kube_sd *k, struct kube_sd_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->lists = atomic_load(&k->n_lists);
+    out->watches = atomic_load(&k->n_watches);
+    out->failures = atomic_load(&k->n_failures);
+    out->gone = atomic_load(&k->n_gone);
+    out->events_added = atomic_load(&k->n_added);
+    out->events_modified = atomic_load(&k->n_modified);
+    out->events_deleted = atomic_load(&k->n_deleted);
+    out->objects = atomic_load(&k->n_objects);
+    pthread_mutex_lock(&k->lock);
+    bool synced = k->nw > 0;
+    for (size_t i = 0; i < k->nw; i++)
+        synced &= k->w[i].synced;
+    out->synced = synced;
+    pthread_mutex_unlock(&k->lock);
+}
+
+void kube_sd_free(struct kube_sd *k)
+{
+    if (!k)
+        return;
+    registry_del(k);
+    atomic_store(&k->stop, true);
+    if (k->thread_ok) {
+        curl_multi_wakeup(k->multi);
+        pthread_join(k->thread, NULL);
+    }
+    for (size_t i = 0; i < k->nw; i++)
+        watcher_clear(&k->w[i]);
+    free(k->w);
+    if (k->multi)
+        curl_multi_cleanup(k->multi);
+    conn_free(&k->conn);
+    snapshot_free(k->snap);
+    pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lock);
+    free(k->job);
+    free(k);
+}

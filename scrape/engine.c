@@ -700,10 +700,12 @@ static struct job_state *job_find(struct scrape_manager *m, const char *name)
     return NULL;
 }
 
+/* The target of this job with this identity, present (already seen in this sync)
+ * or not. */
 static struct target *target_find(struct scrape_manager *m, struct job_state *js, uint64_t identity)
 {
     for (struct target *t = m->targets; t; t = t->next)
-        if (t->job == js && t->spec.identity == identity && !t->present)
+        if (t->job == js && t->spec.identity == identity)
             return t;
     return NULL;
 }
@@ -722,7 +724,7 @@ static void sync_group(struct scrape_manager *m, struct job_state *js,
         if (rc == 0)
             continue; /* dropped by relabeling */
         struct target *t = target_find(m, js, spec->identity);
-        if (t) {
+        if (t) { /* kept from before, or a duplicate within this sync: scraped once */
             t->present = true;
             continue;
         }

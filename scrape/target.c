@@ -263,8 +263,17 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
     /* Identity covers the URL and the timing as well as the labels: a target whose
      * scrape changes is a new target. Hash before dropping the "__" labels. */
     ss_labels_sort(ls);
-    out->identity = ss_labels_hash(ls) ^ ((uint64_t)out->interval_ms * 0x9E3779B97F4A7C15ULL) ^
-                    (uint64_t)out->timeout_ms;
+    /* As in Prometheus, __meta_* labels are gone before a target is identified: two
+     * discovered entries (say two container ports of one pod) that relabel to the same
+     * labels and URL are one target, scraped once. */
+    uint64_t h = 0x452821E638D01377ULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        if (ls->v[i].name.len >= 7 && memcmp(ls->v[i].name.p, "__meta_", 7) == 0)
+            continue;
+        h = ss_hash_str(ss_hash_str(h, ls->v[i].name), ls->v[i].value);
+    }
+    h = ss_hash_str(h, (struct ss_str){out->url.data, out->url.len});
+    out->identity = h ^ ((uint64_t)out->interval_ms * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)out->timeout_ms;
     for (const char *j = job->name; *j; j++)
         out->identity = (out->identity ^ (unsigned char)*j) * 1099511628211ULL;
 

@@ -487,6 +487,28 @@ static void test_metric_relabel_drop(void **state)
     scrape_relabel_rule_free(rule);
 }
 
+/* Two discovered entries that differ only in __meta_* labels are one target, as in
+ * Prometheus (e.g. two container ports of one pod relabeled to one address). */
+static void test_duplicate_targets_scraped_once(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    static struct scrape_kv l1[] = {{"__meta_port_name", "http"}};
+    static struct scrape_kv l2[] = {{"__meta_port_name", "metrics"}};
+    static struct scrape_target_group groups[2];
+    groups[0] = (struct scrape_target_group){targets, 1, l1, 1};
+    groups[1] = (struct scrape_target_group){targets, 1, l2, 1};
+    struct scrape_job j = base_job();
+    j.static_groups = groups;
+    j.nstatic_groups = 2;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    cap.scrapes = 0;
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.scrapes, 1);
+    scrape_manager_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_stale_connection_refused),
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_metric_relabel_drop),
+        cmocka_unit_test(test_duplicate_targets_scraped_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

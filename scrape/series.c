@@ -5,65 +5,24 @@
  * label hash to the record. A target keeps two generations: the scrape in progress
  * (staging, rolled back on failure as Prometheus rolls back its appender) and the
  * last committed one, which is what staleness needs: a series in the previous
- * generation but not in the current one gets a stale marker.
+ * generation but not in the current one gets a stale marker. A second table maps the
+ * series as exposed to its record: the scrape cache.
  *
  * Equal 64-bit hashes are treated as the same series, as Prometheus' scrape cache
- * does; with FNV-1a over sorted labels a collision inside one target is negligible. */
+ * does; with a well-mixed hash over sorted labels a collision inside one target is
+ * negligible. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "series.h"
 
-void series_gen_init(struct series_gen *g, size_t max_bytes)
-{
-    ss_buf_init(&g->recs, max_bytes);
-    g->offs = NULL;
-    g->n = g->cap = 0;
-    g->keys = NULL;
-    g->vals = NULL;
-    g->tcap = 0;
-    g->tn = 0;
-    g->rkeys = NULL;
-    g->rvals = NULL;
-    g->rcap = g->rn = 0;
-}
+/* ---- u64map ---------------------------------------------------------------------- */
 
-void series_gen_free(struct series_gen *g)
-{
-    ss_buf_free(&g->recs);
-    free(g->offs);
-    free(g->keys);
-    free(g->vals);
-    free(g->rkeys);
-    free(g->rvals);
-    series_gen_init(g, 0);
-}
+static uint64_t fix_key(uint64_t k) { return k ? k : 1; }
 
-void series_gen_reset(struct series_gen *g)
+static int map_grow(struct u64map *m)
 {
-    ss_buf_reset(&g->recs);
-    g->n = 0;
-    if (g->tn) {
-        memset(g->keys, 0, g->tcap * sizeof g->keys[0]);
-        g->tn = 0;
-    }
-    series_gen_clear_raw(g);
-    /* Shrink a table that a one-off huge scrape blew up, so memory follows the
-     * steady state rather than the peak. */
-    if (g->tcap > 1024 && g->tcap > 8 * g->n_last) {
-        free(g->keys);
-        free(g->vals);
-        g->keys = NULL;
-        g->vals = NULL;
-        g->tcap = 0;
-    }
-}
-
-static uint64_t fix_hash(uint64_t h) { return h ? h : 1; }
-
-static int table_grow(struct series_gen *g)
-{
-    size_t ncap = g->tcap ? g->tcap * 2 : 256;
+    size_t ncap = m->cap ? m->cap * 2 : 256;
     uint64_t *nk = calloc(ncap, sizeof *nk);
     uint32_t *nv = malloc(ncap * sizeof *nv);
     if (!nk || !nv) {
@@ -71,45 +30,118 @@ static int table_grow(struct series_gen *g)
         free(nv);
         return SS_ENOMEM;
     }
-    for (size_t i = 0; i < g->tcap; i++) {
-        if (!g->keys[i])
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
             continue;
-        size_t j = g->keys[i] & (ncap - 1);
+        size_t j = m->keys[i] & (ncap - 1);
         while (nk[j])
             j = (j + 1) & (ncap - 1);
-        nk[j] = g->keys[i];
-        nv[j] = g->vals[i];
+        nk[j] = m->keys[i];
+        nv[j] = m->vals[i];
     }
-    free(g->keys);
-    free(g->vals);
-    g->keys = nk;
-    g->vals = nv;
-    g->tcap = ncap;
+    free(m->keys);
+    free(m->vals);
+    m->keys = nk;
+    m->vals = nv;
+    m->cap = ncap;
     return 0;
 }
 
-long series_gen_find(const struct series_gen *g, uint64_t hash)
+/* Insert key -> val unless the key is there already (the first one wins). */
+static int map_put(struct u64map *m, uint64_t key, uint32_t val)
 {
-    if (!g->tcap)
+    if ((m->n + 1) * 2 > m->cap && map_grow(m))
+        return SS_ENOMEM;
+    key = fix_key(key);
+    size_t j = key & (m->cap - 1);
+    while (m->keys[j]) {
+        if (m->keys[j] == key)
+            return 0;
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->keys[j] = key;
+    m->vals[j] = val;
+    m->n++;
+    return 0;
+}
+
+static long map_get(const struct u64map *m, uint64_t key)
+{
+    if (!m->cap)
         return -1;
-    hash = fix_hash(hash);
-    size_t j = hash & (g->tcap - 1);
-    while (g->keys[j]) {
-        if (g->keys[j] == hash)
-            return (long)g->vals[j];
-        j = (j + 1) & (g->tcap - 1);
+    key = fix_key(key);
+    size_t j = key & (m->cap - 1);
+    while (m->keys[j]) {
+        if (m->keys[j] == key)
+            return (long)m->vals[j];
+        j = (j + 1) & (m->cap - 1);
     }
     return -1;
 }
 
-int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
-                      uint64_t hash, double value, int64_t ts, bool tracked, bool index)
+/* Empty the map; give back a table a one-off huge scrape blew up, so memory follows
+ * the steady state (`live` entries) rather than the peak. */
+static void map_clear(struct u64map *m, size_t live)
 {
-    if (index && (g->tn + 1) * 2 > g->tcap) {
-        int rc = table_grow(g);
-        if (rc)
-            return rc;
+    if (m->n) {
+        memset(m->keys, 0, m->cap * sizeof m->keys[0]);
+        m->n = 0;
     }
+    if (m->cap > 1024 && m->cap > 8 * live) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = NULL;
+        m->vals = NULL;
+        m->cap = 0;
+    }
+}
+
+static void map_free(struct u64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- generations ------------------------------------------------------------------- */
+
+void series_gen_init(struct series_gen *g, size_t max_bytes)
+{
+    memset(g, 0, sizeof *g);
+    ss_buf_init(&g->recs, max_bytes);
+}
+
+void series_gen_free(struct series_gen *g)
+{
+    ss_buf_free(&g->recs);
+    free(g->offs);
+    map_free(&g->by_hash);
+    map_free(&g->by_raw);
+    series_gen_init(g, 0);
+}
+
+void series_gen_reset(struct series_gen *g)
+{
+    ss_buf_reset(&g->recs);
+    g->n = 0;
+    map_clear(&g->by_hash, g->n_last);
+    map_clear(&g->by_raw, g->n_last);
+}
+
+long series_gen_find(const struct series_gen *g, uint64_t hash) { return map_get(&g->by_hash, hash); }
+
+int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec)
+{
+    return map_put(&g->by_raw, raw, (uint32_t)rec);
+}
+
+long series_gen_find_raw(const struct series_gen *g, uint64_t raw) { return map_get(&g->by_raw, raw); }
+
+void series_gen_clear_raw(struct series_gen *g) { map_clear(&g->by_raw, g->n_last); }
+
+/* Room for one more record of `need` bytes; returns its offset through *off. */
+static int reserve_record(struct series_gen *g, size_t need, size_t *off)
+{
     if (g->n == g->cap) {
         size_t ncap = g->cap ? g->cap * 2 : 256;
         uint32_t *no = realloc(g->offs, ncap * sizeof *no);
@@ -118,16 +150,38 @@ int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_
         g->offs = no;
         g->cap = ncap;
     }
-    size_t need = sizeof(struct series_rec);
-    for (size_t i = 0; i < nlabels; i++)
-        need += 6 + labels[i].name.len + labels[i].value.len;
-    need = (need + 7) & ~(size_t)7; /* every record header starts 8-byte aligned */
     if (g->recs.len + need > UINT32_MAX)
         return SS_ELIMIT;
     int rc = ss_buf_reserve(&g->recs, need);
     if (rc)
         return rc;
-    size_t off = g->recs.len;
+    *off = g->recs.len;
+    return 0;
+}
+
+/* The record at `off` (need bytes) is written: account for it and index it. */
+static int commit_record(struct series_gen *g, size_t off, size_t need, uint64_t hash, bool index)
+{
+    if (index && map_put(&g->by_hash, hash, (uint32_t)g->n))
+        return SS_ENOMEM;
+    g->recs.len += need;
+    g->recs.data[g->recs.len] = '\0';
+    g->offs[g->n++] = (uint32_t)off;
+    g->n_last = g->n;
+    return 0;
+}
+
+int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
+                      uint64_t hash, double value, int64_t ts, bool tracked, bool index)
+{
+    size_t need = sizeof(struct series_rec);
+    for (size_t i = 0; i < nlabels; i++)
+        need += 6 + labels[i].name.len + labels[i].value.len;
+    need = (need + 7) & ~(size_t)7; /* every record header starts 8-byte aligned */
+    size_t off;
+    int rc = reserve_record(g, need, &off);
+    if (rc)
+        return rc;
     char *p = g->recs.data + off;
     struct series_rec h = {.hash = hash, .value = value, .ts = ts, .len = (uint32_t)need,
                            .nlabels = (uint16_t)nlabels, .tracked = tracked};
@@ -142,21 +196,25 @@ int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_
         memcpy(p + 6 + nl, labels[i].value.p, vl);
         p += 6 + nl + vl;
     }
-    g->recs.len += need;
-    g->recs.data[g->recs.len] = '\0';
-    g->offs[g->n] = (uint32_t)off;
-    if (index) {
-        uint64_t k = fix_hash(hash);
-        size_t j = k & (g->tcap - 1);
-        while (g->keys[j])
-            j = (j + 1) & (g->tcap - 1);
-        g->keys[j] = k;
-        g->vals[j] = (uint32_t)g->n;
-        g->tn++;
-    }
-    g->n++;
-    g->n_last = g->n;
-    return 0;
+    return commit_record(g, off, need, hash, index);
+}
+
+int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
+                    bool tracked)
+{
+    const char *src = from->recs.data + from->offs[i];
+    struct series_rec h;
+    memcpy(&h, src, sizeof h);
+    size_t off;
+    int rc = reserve_record(g, h.len, &off);
+    if (rc)
+        return rc;
+    memcpy(g->recs.data + off, src, h.len);
+    h.value = value;
+    h.ts = ts;
+    h.tracked = tracked;
+    memcpy(g->recs.data + off, &h, sizeof h);
+    return commit_record(g, off, h.len, h.hash, true);
 }
 
 const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
@@ -180,124 +238,4 @@ const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
     }
     *nlabels = n;
     return h;
-}
-
-/* ---- the scrape cache index ------------------------------------------------- */
-
-static int raw_grow(struct series_gen *g)
-{
-    size_t ncap = g->rcap ? g->rcap * 2 : 256;
-    uint64_t *nk = calloc(ncap, sizeof *nk);
-    uint32_t *nv = malloc(ncap * sizeof *nv);
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
-        return SS_ENOMEM;
-    }
-    for (size_t i = 0; i < g->rcap; i++) {
-        if (!g->rkeys[i])
-            continue;
-        size_t j = g->rkeys[i] & (ncap - 1);
-        while (nk[j])
-            j = (j + 1) & (ncap - 1);
-        nk[j] = g->rkeys[i];
-        nv[j] = g->rvals[i];
-    }
-    free(g->rkeys);
-    free(g->rvals);
-    g->rkeys = nk;
-    g->rvals = nv;
-    g->rcap = ncap;
-    return 0;
-}
-
-int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec)
-{
-    if ((g->rn + 1) * 2 > g->rcap && raw_grow(g))
-        return SS_ENOMEM;
-    raw = fix_hash(raw);
-    size_t j = raw & (g->rcap - 1);
-    while (g->rkeys[j]) {
-        if (g->rkeys[j] == raw)
-            return 0; /* first one wins, like the series table */
-        j = (j + 1) & (g->rcap - 1);
-    }
-    g->rkeys[j] = raw;
-    g->rvals[j] = (uint32_t)rec;
-    g->rn++;
-    return 0;
-}
-
-long series_gen_find_raw(const struct series_gen *g, uint64_t raw)
-{
-    if (!g->rcap)
-        return -1;
-    raw = fix_hash(raw);
-    size_t j = raw & (g->rcap - 1);
-    while (g->rkeys[j]) {
-        if (g->rkeys[j] == raw)
-            return (long)g->rvals[j];
-        j = (j + 1) & (g->rcap - 1);
-    }
-    return -1;
-}
-
-void series_gen_clear_raw(struct series_gen *g)
-{
-    if (g->rn) {
-        memset(g->rkeys, 0, g->rcap * sizeof g->rkeys[0]);
-        g->rn = 0;
-    }
-    if (g->rcap > 1024 && g->rcap > 8 * g->n_last) {
-        free(g->rkeys);
-        free(g->rvals);
-        g->rkeys = NULL;
-        g->rvals = NULL;
-        g->rcap = 0;
-    }
-}
-
-int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
-                    bool tracked)
-{
-    const char *src = from->recs.data + from->offs[i];
-    struct series_rec h;
-    memcpy(&h, src, sizeof h);
-    if ((g->tn + 1) * 2 > g->tcap) {
-        int rc = table_grow(g);
-        if (rc)
-            return rc;
-    }
-    if (g->n == g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 256;
-        uint32_t *no = realloc(g->offs, ncap * sizeof *no);
-        if (!no)
-            return SS_ENOMEM;
-        g->offs = no;
-        g->cap = ncap;
-    }
-    if (g->recs.len + h.len > UINT32_MAX)
-        return SS_ELIMIT;
-    int rc = ss_buf_reserve(&g->recs, h.len);
-    if (rc)
-        return rc;
-    size_t off = g->recs.len;
-    memcpy(g->recs.data + off, src, h.len);
-    h.value = value;
-    h.ts = ts;
-    h.tracked = tracked;
-    memcpy(g->recs.data + off, &h, sizeof h);
-    g->recs.len += h.len;
-    g->recs.data[g->recs.len] = '\0';
-    g->offs[g->n] = (uint32_t)off;
-    uint64_t k = fix_hash(h.hash);
-    size_t j = k & (g->tcap - 1);
-    while (g->keys[j])
-        j = (j + 1) & (g->tcap - 1);
-    g->keys[j] = k;
-    g->vals[j] = (uint32_t)g->n;
-    g->tn++;
-    g->n++;
-    g->n_last = g->n;
-    return 0;
 }

@@ -17,19 +17,22 @@ struct series_rec {
     uint8_t pad;
 };
 
+/* Open addressing from a 64-bit key (never 0 inside) to a record index. */
+struct u64map {
+    uint64_t *keys; /* 0 = empty slot */
+    uint32_t *vals;
+    size_t cap, n;
+};
+
 struct series_gen {
     struct ss_buf recs;
     uint32_t *offs;
     size_t n, cap;
     size_t n_last;
-    uint64_t *keys; /* 0 = empty slot */
-    uint32_t *vals;
-    size_t tcap, tn;
+    struct u64map by_hash; /* final label hash -> record (live samples) */
     /* the scrape cache: hash of the series as exposed (before labelling and
      * relabeling) -> record, so an unchanged series skips the label pipeline */
-    uint64_t *rkeys;
-    uint32_t *rvals;
-    size_t rcap, rn;
+    struct u64map by_raw;
 };
 
 void series_gen_init(struct series_gen *g, size_t max_bytes);

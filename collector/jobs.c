@@ -178,6 +178,9 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
         j->honor_labels = s->honor_labels;
         j->honor_timestamps = s->honor_timestamps;
         map_http(&s->http, &j->http);
+        if (s->http.tls.server_name)
+            ss_warn("config", "job %s: tls_config.server_name is not supported yet and is ignored: "
+                    "the certificate is verified against the target's host", s->job_name);
         j->sample_limit = s->sample_limit;
         j->label_limit = s->label_limit;
         j->label_name_length_limit = s->label_name_length_limit;

@@ -139,6 +139,9 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.http.tls_cert_file = hc->tls.cert_file;
     rc.http.tls_key_file = hc->tls.key_file;
     rc.http.tls_insecure_skip_verify = hc->tls.insecure_skip_verify;
+    if (hc->tls.server_name)
+        ss_warn("config", "remote_write %s: tls_config.server_name is not supported yet and is ignored: "
+                "the certificate is verified against the URL's host", rw->url);
     rc.http.proxy_url = hc->proxy_url;
     /* Files are read once at start and on reload for remote write. */
     char *pw = NULL, *cred = NULL;

@@ -30,14 +30,14 @@
 #define SS_CORPORA_DIR "/work/shared/corpora"
 #endif
 
-#define DEFAULT_BODY "/promtext/prometheus-textparse/testdata/alltypes.237mfs.prom.txt"
-#define MAX_BODY_BYTES (256u << 20)
-#define MAX_SERIES 4000000u   /* series after replication */
-#define MAX_LABELS 64u        /* per series in this bench; the corpus has far fewer */
-#define MAX_BATCH_BYTES (64u << 20)
+#define DEFAULT_BODY       "/promtext/prometheus-textparse/testdata/alltypes.237mfs.prom.txt"
+#define MAX_BODY_BYTES     (256u << 20)
+#define MAX_SERIES         4000000u /* series after replication */
+#define MAX_LABELS         64u      /* per series in this bench; the corpus has far fewer */
+#define MAX_BATCH_BYTES    (64u << 20)
 #define MAX_PASSES_PER_RUN 1000000L
-#define MAX_RUNS 100
-#define BASE_TS_MS INT64_C(1732281600000)
+#define MAX_RUNS           100
+#define BASE_TS_MS         INT64_C(1732281600000)
 
 struct series {
     struct ss_label *labels; /* in the arena */
@@ -116,8 +116,7 @@ static int add_sample(void *ud, const struct scrape_parsed_sample *s)
     ls[n++] = (struct ss_label){SS_STR("__name__"), arena_str(&c->arena, s->name, &c->err)};
     for (size_t i = 0; i < s->nlabels; i++) {
         /* The scrape engine renames clashes to exported_*; this corpus has none. */
-        if (ss_str_eq_cstr(s->labels[i].name, "job") ||
-            ss_str_eq_cstr(s->labels[i].name, "instance"))
+        if (ss_str_eq_cstr(s->labels[i].name, "job") || ss_str_eq_cstr(s->labels[i].name, "instance"))
             continue;
         ls[n].name = arena_str(&c->arena, s->labels[i].name, &c->err);
         ls[n].value = arena_str(&c->arena, s->labels[i].value, &c->err);
@@ -125,9 +124,8 @@ static int add_sample(void *ud, const struct scrape_parsed_sample *s)
             n++;
     }
     ls[n++] = (struct ss_label){SS_STR("job"), SS_STR("node")};
-    ls[n++] = (struct ss_label){SS_STR("instance"),
-                                arena_str(&c->arena, (struct ss_str){c->instance, strlen(c->instance)},
-                                          &c->err)};
+    ls[n++] = (struct ss_label){
+        SS_STR("instance"), arena_str(&c->arena, (struct ss_str){c->instance, strlen(c->instance)}, &c->err)};
     qsort(ls, n, sizeof *ls, label_cmp);
     c->v[c->n++] = (struct series){ls, n, s->value, BASE_TS_MS + (int64_t)c->target * 7};
     return c->err;
@@ -151,11 +149,9 @@ static int build_corpus(const char *path, size_t batch, size_t targets, struct c
     const size_t max_targets = targets ? targets : 100000;
     for (size_t t = 0; t < max_targets; t++) {
         c->target = t;
-        snprintf(c->instance, sizeof c->instance, "10.1.%zu.%zu:9100", (t / 250) % 256,
-                 t % 250 + 2);
+        snprintf(c->instance, sizeof c->instance, "10.1.%zu.%zu:9100", (t / 250) % 256, t % 250 + 2);
         scrape_parser_reset(p, SCRAPE_FORMAT_TEXT);
-        if ((rc = scrape_parser_feed(p, body.data, body.len, &cb)) ||
-            (rc = scrape_parser_finish(p, &cb))) {
+        if ((rc = scrape_parser_feed(p, body.data, body.len, &cb)) || (rc = scrape_parser_finish(p, &cb))) {
             fprintf(stderr, "micro_encode: %s: %s\n", path,
                     rc == SS_EPARSE ? scrape_parser_error(p) : ss_strerror(rc));
             goto fail;
@@ -175,8 +171,7 @@ fail:
 }
 
 /* Encode series [from, to) into raw (reset first). Not inlined: a callgrind toggle. */
-__attribute__((noinline)) int encode_batch(const struct series *v, size_t from, size_t to,
-                                           struct ss_buf *raw)
+__attribute__((noinline)) int encode_batch(const struct series *v, size_t from, size_t to, struct ss_buf *raw)
 {
     ss_buf_reset(raw);
     for (size_t i = from; i < to; i++) {
@@ -263,8 +258,10 @@ int main(int argc, char **argv)
     }
     if (batch < 1 || batch > 1000000 || targets > 100000 || runs < 1 || runs > MAX_RUNS ||
         !(seconds > 0 && seconds <= 60) || iterations < 0 || iterations > MAX_PASSES_PER_RUN) {
-        fprintf(stderr, "micro_encode: --batch 1..10^6, --targets 0..10^5, --runs 1..%d, "
-                        "--seconds (0,60], --iterations 0..%ld\n", MAX_RUNS, MAX_PASSES_PER_RUN);
+        fprintf(stderr,
+                "micro_encode: --batch 1..10^6, --targets 0..10^5, --runs 1..%d, "
+                "--seconds (0,60], --iterations 0..%ld\n",
+                MAX_RUNS, MAX_PASSES_PER_RUN);
         return 2;
     }
     if (!path) {

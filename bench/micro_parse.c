@@ -28,11 +28,11 @@
 #define SS_CORPORA_DIR "/work/shared/corpora"
 #endif
 
-#define DEFAULT_BODY "/promtext/prometheus-textparse/testdata/alltypes.237mfs.prom.txt"
-#define CHUNK 16384u
-#define MAX_BODY_BYTES (256u << 20) /* a bench input, but still bounded */
+#define DEFAULT_BODY       "/promtext/prometheus-textparse/testdata/alltypes.237mfs.prom.txt"
+#define CHUNK              16384u
+#define MAX_BODY_BYTES     (256u << 20) /* a bench input, but still bounded */
 #define MAX_PASSES_PER_RUN 10000000L
-#define MAX_RUNS 100
+#define MAX_RUNS           100
 
 struct counts {
     unsigned long samples;
@@ -81,9 +81,8 @@ static int read_file(const char *path, struct ss_buf *out)
 
 /* One full body, as one scrape would parse it. Not inlined so callgrind's
  * --toggle-collect can select exactly this. */
-__attribute__((noinline)) int parse_pass(struct scrape_parser *p, enum scrape_format fmt,
-                                         const char *body, size_t len,
-                                         const struct scrape_parser_cb *cb)
+__attribute__((noinline)) int parse_pass(struct scrape_parser *p, enum scrape_format fmt, const char *body,
+                                         size_t len, const struct scrape_parser_cb *cb)
 {
     scrape_parser_reset(p, fmt);
     for (size_t off = 0; off < len; off += CHUNK) {
@@ -101,8 +100,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int bench_file(const char *path, enum scrape_format fmt, double seconds, int runs,
-                      long iterations)
+static int bench_file(const char *path, enum scrape_format fmt, double seconds, int runs, long iterations)
 {
     struct ss_buf body;
     struct scrape_parser *p = NULL;
@@ -201,8 +199,8 @@ int main(int argc, char **argv)
     }
     if (runs < 1 || runs > MAX_RUNS || !(seconds > 0 && seconds <= 60) || iterations < 0 ||
         iterations > MAX_PASSES_PER_RUN) {
-        fprintf(stderr, "micro_parse: --runs 1..%d, --seconds (0,60], --iterations 0..%ld\n",
-                MAX_RUNS, MAX_PASSES_PER_RUN);
+        fprintf(stderr, "micro_parse: --runs 1..%d, --seconds (0,60], --iterations 0..%ld\n", MAX_RUNS,
+                MAX_PASSES_PER_RUN);
         return 2;
     }
 

@@ -42,19 +42,24 @@ static void print_labels(json_t *metric)
 
 static void print_point(json_t *pt)
 {
-    printf(" %s @%.3f\n", json_string_value(json_array_get(pt, 1)) ? json_string_value(json_array_get(pt, 1)) : "?",
+    printf(" %s @%.3f\n",
+           json_string_value(json_array_get(pt, 1)) ? json_string_value(json_array_get(pt, 1)) : "?",
            json_number_value(json_array_get(pt, 0)));
 }
 
 int collector_cmd_query(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"url", required_argument, 0, 'u'},    {"region", required_argument, 0, 'r'},
-        {"sigv4", no_argument, 0, 's'},        {"service", required_argument, 0, 'S'},
-        {"time", required_argument, 0, 't'},   {"post", no_argument, 0, 'p'},
-        {"format", required_argument, 0, 'f'}, {"header", required_argument, 0, 'H'},
-        {"timeout", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"url", required_argument, 0, 'u'},
+                                         {"region", required_argument, 0, 'r'},
+                                         {"sigv4", no_argument, 0, 's'},
+                                         {"service", required_argument, 0, 'S'},
+                                         {"time", required_argument, 0, 't'},
+                                         {"post", no_argument, 0, 'p'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"header", required_argument, 0, 'H'},
+                                         {"timeout", required_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *url = NULL, *region = NULL, *service = "aps", *fmt = "text";
     bool sigv4 = false, post = false;
     int64_t at_ms = 0, timeout = 30000;
@@ -66,7 +71,10 @@ int collector_cmd_query(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "u:r:sS:t:pf:H:T:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u': url = optarg; break;
-        case 'r': region = optarg; sigv4 = true; break;
+        case 'r':
+            region = optarg;
+            sigv4 = true;
+            break;
         case 's': sigv4 = true; break;
         case 'S': service = optarg; break;
         case 't': at_ms = (int64_t)(strtod(optarg, NULL) * 1000); break;
@@ -115,8 +123,13 @@ int collector_cmd_query(int argc, char **argv)
         }
         hooks = rw_aws_signer_hooks(signer);
     }
-    struct scaler_query_req q = {.server = url, .query = argv[optind], .time_ms = at_ms, .post = post,
-                                 .headers = headers, .nheaders = nh, .timeout_ms = timeout,
+    struct scaler_query_req q = {.server = url,
+                                 .query = argv[optind],
+                                 .time_ms = at_ms,
+                                 .post = post,
+                                 .headers = headers,
+                                 .nheaders = nh,
+                                 .timeout_ms = timeout,
                                  .signer = sigv4 ? &hooks : NULL};
     struct ss_buf body;
     ss_buf_init(&body, 64u << 20);
@@ -127,8 +140,8 @@ int collector_cmd_query(int argc, char **argv)
         goto done;
     }
     if (status < 200 || status > 299) {
-        fprintf(stderr, "scrapeship query: HTTP %ld: %.*s\n", status, (int)(body.len < 2000 ? body.len : 2000),
-                body.data ? body.data : "");
+        fprintf(stderr, "scrapeship query: HTTP %ld: %.*s\n", status,
+                (int)(body.len < 2000 ? body.len : 2000), body.data ? body.data : "");
         goto done;
     }
     if (strcmp(fmt, "json") == 0) {
@@ -143,8 +156,8 @@ int collector_cmd_query(int argc, char **argv)
     const char *rtype = json_string_value(json_object_get(data, "resultType"));
     json_t *result = json_object_get(data, "result");
     if (!doc || !rtype || strcmp(json_string_value(json_object_get(doc, "status")) ?: "", "success") != 0) {
-        fprintf(stderr, "scrapeship query: unexpected response: %.*s\n", (int)(body.len < 500 ? body.len : 500),
-                body.data ? body.data : "");
+        fprintf(stderr, "scrapeship query: unexpected response: %.*s\n",
+                (int)(body.len < 500 ? body.len : 500), body.data ? body.data : "");
         json_decref(doc);
         goto done;
     }

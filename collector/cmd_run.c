@@ -31,12 +31,11 @@ struct run_state {
 
 static void run_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: scrapeship run [--config FILE] [--stdout] [--format text|json]\n"
-            "                      [--web.listen-address ADDR] [--log.level debug|info|warn|error]\n"
-            "                      [--log.format logfmt|json] [--run-for DURATION]\n"
-            "                      [--shutdown-timeout DURATION] [--storage.path DIR] [--tee FILE]\n"
-            "Without --config, runs the embedded default (scrapes its own /metrics).\n");
+    fprintf(f, "usage: scrapeship run [--config FILE] [--stdout] [--format text|json]\n"
+               "                      [--web.listen-address ADDR] [--log.level debug|info|warn|error]\n"
+               "                      [--log.format logfmt|json] [--run-for DURATION]\n"
+               "                      [--shutdown-timeout DURATION] [--storage.path DIR] [--tee FILE]\n"
+               "Without --config, runs the embedded default (scrapes its own /metrics).\n");
 }
 
 static void request_reload(void *ud)
@@ -71,17 +70,17 @@ static void *signal_thread(void *ud)
 static int render_run_metrics(void *ud, struct ss_buf *out)
 {
     struct run_state *st = ud;
-    return ss_buf_printf(out,
-                         "# HELP scrapeship_config_last_reload_successful Whether the last configuration reload succeeded.\n"
-                         "# TYPE scrapeship_config_last_reload_successful gauge\n"
-                         "scrapeship_config_last_reload_successful %d\n"
-                         "# HELP scrapeship_config_reloads_total Configuration reloads by result.\n"
-                         "# TYPE scrapeship_config_reloads_total counter\n"
-                         "scrapeship_config_reloads_total{result=\"success\"} %llu\n"
-                         "scrapeship_config_reloads_total{result=\"failure\"} %llu\n",
-                         atomic_load(&st->last_reload_ok) ? 1 : 0,
-                         (unsigned long long)atomic_load(&st->reloads_ok),
-                         (unsigned long long)atomic_load(&st->reloads_failed));
+    return ss_buf_printf(
+        out,
+        "# HELP scrapeship_config_last_reload_successful Whether the last configuration reload succeeded.\n"
+        "# TYPE scrapeship_config_last_reload_successful gauge\n"
+        "scrapeship_config_last_reload_successful %d\n"
+        "# HELP scrapeship_config_reloads_total Configuration reloads by result.\n"
+        "# TYPE scrapeship_config_reloads_total counter\n"
+        "scrapeship_config_reloads_total{result=\"success\"} %llu\n"
+        "scrapeship_config_reloads_total{result=\"failure\"} %llu\n",
+        atomic_load(&st->last_reload_ok) ? 1 : 0, (unsigned long long)atomic_load(&st->reloads_ok),
+        (unsigned long long)atomic_load(&st->reloads_failed));
 }
 
 /* The embedded default scrapes our own endpoint: point it at the address we listen
@@ -117,7 +116,7 @@ static int load_config(const char *path, const char *listen, const char *storage
     char err[1024] = "";
     struct cfg *c = NULL;
     char *emb = path ? NULL : embedded_config(listen);
-    int rc = path ? cfg_load_file(path, &c, err, sizeof err)
+    int rc = path  ? cfg_load_file(path, &c, err, sizeof err)
              : emb ? cfg_load_string(emb, strlen(emb), "<embedded>", &c, err, sizeof err)
                    : SS_ENOMEM;
     free(emb);
@@ -144,20 +143,19 @@ static int load_config(const char *path, const char *listen, const char *storage
 
 int collector_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},
-        {"config.file", required_argument, 0, 'c'},
-        {"stdout", no_argument, 0, 's'},
-        {"format", required_argument, 0, 'f'},
-        {"web.listen-address", required_argument, 0, 'l'},
-        {"log.level", required_argument, 0, 'L'},
-        {"log.format", required_argument, 0, 'F'},
-        {"run-for", required_argument, 0, 'r'},
-        {"shutdown-timeout", required_argument, 0, 'T'},
-        {"tee", required_argument, 0, 't'},
-        {"storage.path", required_argument, 0, 'S'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"config.file", required_argument, 0, 'c'},
+                                         {"stdout", no_argument, 0, 's'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"web.listen-address", required_argument, 0, 'l'},
+                                         {"log.level", required_argument, 0, 'L'},
+                                         {"log.format", required_argument, 0, 'F'},
+                                         {"run-for", required_argument, 0, 'r'},
+                                         {"shutdown-timeout", required_argument, 0, 'T'},
+                                         {"tee", required_argument, 0, 't'},
+                                         {"storage.path", required_argument, 0, 'S'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *config = NULL, *listen = COLLECTOR_DEFAULT_LISTEN, *tee_path = NULL;
     const char *storage = NULL;
     bool to_stdout = false;
@@ -172,11 +170,18 @@ int collector_cmd_run(int argc, char **argv)
         case 'f': fmt = strcmp(optarg, "json") == 0 ? COLLECTOR_OUTPUT_JSON : COLLECTOR_OUTPUT_TEXT; break;
         case 'l': listen = optarg; break;
         case 'L':
-            if (strcmp(optarg, "debug") == 0) ss_log_set_level(SS_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0) ss_log_set_level(SS_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0) ss_log_set_level(SS_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0) ss_log_set_level(SS_LOG_ERROR);
-            else { fprintf(stderr, "scrapeship run: unknown log level \"%s\"\n", optarg); return 2; }
+            if (strcmp(optarg, "debug") == 0)
+                ss_log_set_level(SS_LOG_DEBUG);
+            else if (strcmp(optarg, "info") == 0)
+                ss_log_set_level(SS_LOG_INFO);
+            else if (strcmp(optarg, "warn") == 0)
+                ss_log_set_level(SS_LOG_WARN);
+            else if (strcmp(optarg, "error") == 0)
+                ss_log_set_level(SS_LOG_ERROR);
+            else {
+                fprintf(stderr, "scrapeship run: unknown log level \"%s\"\n", optarg);
+                return 2;
+            }
             break;
         case 'F': ss_log_set_json(strcmp(optarg, "json") == 0); break;
         case 'r':

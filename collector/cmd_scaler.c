@@ -50,17 +50,16 @@ struct signer_slot {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: scrapeship scaler --config FILE [--dry-run] [--once]\n"
-            "                         [--kubeconfig PATH] [--kube-context NAME] [--kube-sa-dir DIR]\n"
-            "                         [--namespace NS] [--web.listen-address ADDR|none]\n"
-            "                         [--log.level debug|info|warn|error] [--log.format logfmt|json]\n"
-            "                         [--auth.bearer-token-file F] [--auth.basic-user U]\n"
-            "                         [--auth.basic-password-file F] [--auth.custom-header NAME]\n"
-            "                         [--auth.custom-value-file F] [--auth.ca-file F]\n"
-            "FILE holds KEDA ScaledObject and TriggerAuthentication manifests (keda.sh/v1alpha1).\n"
-            "--dry-run decides and logs but never patches; --once polls every object once and exits.\n"
-            "Kubernetes: --kubeconfig, else $KUBECONFIG, else in cluster, else ~/.kube/config.\n");
+    fprintf(f, "usage: scrapeship scaler --config FILE [--dry-run] [--once]\n"
+               "                         [--kubeconfig PATH] [--kube-context NAME] [--kube-sa-dir DIR]\n"
+               "                         [--namespace NS] [--web.listen-address ADDR|none]\n"
+               "                         [--log.level debug|info|warn|error] [--log.format logfmt|json]\n"
+               "                         [--auth.bearer-token-file F] [--auth.basic-user U]\n"
+               "                         [--auth.basic-password-file F] [--auth.custom-header NAME]\n"
+               "                         [--auth.custom-value-file F] [--auth.ca-file F]\n"
+               "FILE holds KEDA ScaledObject and TriggerAuthentication manifests (keda.sh/v1alpha1).\n"
+               "--dry-run decides and logs but never patches; --once polls every object once and exits.\n"
+               "Kubernetes: --kubeconfig, else $KUBECONFIG, else in cluster, else ~/.kube/config.\n");
 }
 
 static void *signal_thread(void *ud)
@@ -112,7 +111,8 @@ static int check_modes(const struct scaler_object *so, size_t ti, const char *mo
         size_t n = (size_t)(te - p);
         if (n && !((n == 5 && strncmp(p, "basic", 5) == 0) || (n == 6 && strncmp(p, "bearer", 6) == 0) ||
                    (n == 3 && strncmp(p, "tls", 3) == 0) || (n == 6 && strncmp(p, "custom", 6) == 0))) {
-            ss_error("main", "ScaledObject %s/%s trigger %zu: unknown authMode \"%.*s\" (basic, bearer, tls, custom)",
+            ss_error("main",
+                     "ScaledObject %s/%s trigger %zu: unknown authMode \"%.*s\" (basic, bearer, tls, custom)",
                      so->ns, so->name, ti, (int)n, p);
             return SS_ECONFIG;
         }
@@ -137,7 +137,8 @@ static struct rw_signer *signer_for(struct signer_slot *slots, size_t *nslots, c
         ss_error("main", "more than %d distinct AWS region/role pairs", MAX_SIGNERS);
         return NULL;
     }
-    struct cfg_sigv4 s = {.enabled = true, .region = (char *)region, .role_arn = (char *)role, .service = "aps"};
+    struct cfg_sigv4 s = {
+        .enabled = true, .region = (char *)region, .role_arn = (char *)role, .service = "aps"};
     char err[1024] = "";
     struct signer_slot *slot = &slots[*nslots];
     if (collector_aws_signer_new(&s, url, "scaler", &slot->signer, err, sizeof err) != 0) {
@@ -151,8 +152,8 @@ static struct rw_signer *signer_for(struct signer_slot *slots, size_t *nslots, c
 }
 
 /* Work out every trigger's query credentials; fail on what cannot work. */
-static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, const struct cmd_auth_files *f,
-                      struct signer_slot *slots, size_t *nslots)
+static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r,
+                      const struct cmd_auth_files *f, struct signer_slot *slots, size_t *nslots)
 {
     for (size_t i = 0; i < cfg->n_objects; i++) {
         const struct scaler_object *so = &cfg->objects[i];
@@ -160,7 +161,8 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
             const struct scaler_trigger *t = &so->triggers[k];
             struct scaler_runner_auth a = {0};
             if (t->auth_ref_name && !scaler_config_find_auth(cfg, so->ns, t->auth_ref_name)) {
-                ss_error("main", "ScaledObject %s/%s trigger %zu: TriggerAuthentication %s/%s is not in the config",
+                ss_error("main",
+                         "ScaledObject %s/%s trigger %zu: TriggerAuthentication %s/%s is not in the config",
                          so->ns, so->name, k, so->ns, t->auth_ref_name);
                 return SS_ECONFIG;
             }
@@ -168,7 +170,8 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
             if (scaler_runner_trigger_sigv4(cfg, so, t, &region, &role)) {
                 if (!(a.signer = signer_for(slots, nslots, region, role, t->server_address)))
                     return SS_ECONFIG;
-                ss_info("main", "ScaledObject %s/%s trigger %zu: queries signed with SigV4 (aps, region %s%s%s)",
+                ss_info("main",
+                        "ScaledObject %s/%s trigger %zu: queries signed with SigV4 (aps, region %s%s%s)",
                         so->ns, so->name, k, region ? region : "from the URL or AWS_REGION",
                         role ? ", role " : "", role ? role : "");
             }
@@ -176,16 +179,21 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
                 return SS_ECONFIG;
             if (has_mode(t->auth_modes, "bearer")) {
                 if (!f->bearer_token_file) {
-                    ss_error("main", "ScaledObject %s/%s trigger %zu: authModes bearer needs --auth.bearer-token-file "
-                             "(scrapeship does not read Kubernetes secrets)", so->ns, so->name, k);
+                    ss_error(
+                        "main",
+                        "ScaledObject %s/%s trigger %zu: authModes bearer needs --auth.bearer-token-file "
+                        "(scrapeship does not read Kubernetes secrets)",
+                        so->ns, so->name, k);
                     return SS_ECONFIG;
                 }
                 a.bearer_token_file = f->bearer_token_file;
             }
             if (has_mode(t->auth_modes, "basic")) {
                 if (!f->basic_user) {
-                    ss_error("main", "ScaledObject %s/%s trigger %zu: authModes basic needs --auth.basic-user "
-                             "(and --auth.basic-password-file)", so->ns, so->name, k);
+                    ss_error("main",
+                             "ScaledObject %s/%s trigger %zu: authModes basic needs --auth.basic-user "
+                             "(and --auth.basic-password-file)",
+                             so->ns, so->name, k);
                     return SS_ECONFIG;
                 }
                 a.basic_user = f->basic_user;
@@ -193,8 +201,10 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
             }
             if (has_mode(t->auth_modes, "custom")) {
                 if (!f->custom_header || !f->custom_value_file) {
-                    ss_error("main", "ScaledObject %s/%s trigger %zu: authModes custom needs --auth.custom-header "
-                             "and --auth.custom-value-file", so->ns, so->name, k);
+                    ss_error("main",
+                             "ScaledObject %s/%s trigger %zu: authModes custom needs --auth.custom-header "
+                             "and --auth.custom-value-file",
+                             so->ns, so->name, k);
                     return SS_ECONFIG;
                 }
                 a.custom_auth_header = f->custom_header;
@@ -202,8 +212,10 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
             }
             if (has_mode(t->auth_modes, "tls")) {
                 if (!f->ca_file)
-                    ss_warn("main", "ScaledObject %s/%s trigger %zu: authModes tls: client certificates are not "
-                            "supported; only --auth.ca-file is used", so->ns, so->name, k);
+                    ss_warn("main",
+                            "ScaledObject %s/%s trigger %zu: authModes tls: client certificates are not "
+                            "supported; only --auth.ca-file is used",
+                            so->ns, so->name, k);
                 a.ca_file = f->ca_file;
             }
             int rc = scaler_runner_set_auth(r, i, k, &a);
@@ -216,35 +228,39 @@ static int setup_auth(const struct scaler_config *cfg, struct scaler_runner *r, 
 
 static int set_log_level(const char *s)
 {
-    if (strcmp(s, "debug") == 0) ss_log_set_level(SS_LOG_DEBUG);
-    else if (strcmp(s, "info") == 0) ss_log_set_level(SS_LOG_INFO);
-    else if (strcmp(s, "warn") == 0) ss_log_set_level(SS_LOG_WARN);
-    else if (strcmp(s, "error") == 0) ss_log_set_level(SS_LOG_ERROR);
-    else return SS_EINVAL;
+    if (strcmp(s, "debug") == 0)
+        ss_log_set_level(SS_LOG_DEBUG);
+    else if (strcmp(s, "info") == 0)
+        ss_log_set_level(SS_LOG_INFO);
+    else if (strcmp(s, "warn") == 0)
+        ss_log_set_level(SS_LOG_WARN);
+    else if (strcmp(s, "error") == 0)
+        ss_log_set_level(SS_LOG_ERROR);
+    else
+        return SS_EINVAL;
     return 0;
 }
 
 int collector_cmd_scaler(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},
-        {"dry-run", no_argument, 0, 'n'},
-        {"once", no_argument, 0, '1'},
-        {"kubeconfig", required_argument, 0, 'k'},
-        {"kube-context", required_argument, 0, 'K'},
-        {"kube-sa-dir", required_argument, 0, 'S'},
-        {"namespace", required_argument, 0, 'N'},
-        {"web.listen-address", required_argument, 0, 'l'},
-        {"log.level", required_argument, 0, 'L'},
-        {"log.format", required_argument, 0, 'F'},
-        {"auth.bearer-token-file", required_argument, 0, 'b'},
-        {"auth.basic-user", required_argument, 0, 'u'},
-        {"auth.basic-password-file", required_argument, 0, 'p'},
-        {"auth.custom-header", required_argument, 0, 'H'},
-        {"auth.custom-value-file", required_argument, 0, 'V'},
-        {"auth.ca-file", required_argument, 0, 'C'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"dry-run", no_argument, 0, 'n'},
+                                         {"once", no_argument, 0, '1'},
+                                         {"kubeconfig", required_argument, 0, 'k'},
+                                         {"kube-context", required_argument, 0, 'K'},
+                                         {"kube-sa-dir", required_argument, 0, 'S'},
+                                         {"namespace", required_argument, 0, 'N'},
+                                         {"web.listen-address", required_argument, 0, 'l'},
+                                         {"log.level", required_argument, 0, 'L'},
+                                         {"log.format", required_argument, 0, 'F'},
+                                         {"auth.bearer-token-file", required_argument, 0, 'b'},
+                                         {"auth.basic-user", required_argument, 0, 'u'},
+                                         {"auth.basic-password-file", required_argument, 0, 'p'},
+                                         {"auth.custom-header", required_argument, 0, 'H'},
+                                         {"auth.custom-value-file", required_argument, 0, 'V'},
+                                         {"auth.ca-file", required_argument, 0, 'C'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *config = NULL, *kubeconfig = NULL, *kube_ctx = NULL, *sa_dir = NULL, *ns = NULL;
     const char *listen = ":9465";
     bool dry_run = false, once = false;
@@ -340,8 +356,9 @@ int collector_cmd_scaler(int argc, char **argv)
     collector_http_set_ready(http, true);
     for (size_t i = 0; i < cfg->n_objects; i++) {
         const struct scaler_object *so = &cfg->objects[i];
-        ss_info("scaler", "scaledobject=%s/%s target=%s/%s polling every %ds, replicas %d..%d, cooldown %ds%s",
-                so->ns, so->name, so->target_kind, so->target_name, (int)so->polling_interval_s,
+        ss_info("scaler",
+                "scaledobject=%s/%s target=%s/%s polling every %ds, replicas %d..%d, cooldown %ds%s", so->ns,
+                so->name, so->target_kind, so->target_name, (int)so->polling_interval_s,
                 (int)so->min_replicas, (int)so->max_replicas, (int)so->cooldown_period_s,
                 dry_run ? " (dry run: nothing is patched)" : "");
     }

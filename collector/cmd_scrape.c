@@ -107,11 +107,13 @@ fail:
 
 int collector_cmd_scrape(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},  {"format", required_argument, 0, 'f'},
-        {"job", required_argument, 0, 'j'},     {"timeout", required_argument, 0, 't'},
-        {"honor-labels", no_argument, 0, 'H'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"job", required_argument, 0, 'j'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"honor-labels", no_argument, 0, 'H'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *config = NULL, *job_name = "scrape", *timeout = "10s";
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
     bool honor = false;

@@ -54,7 +54,7 @@ struct loader {
     char *err;
     size_t errlen;
     struct ynode *all;
-    size_t nrefs; /* nodes plus alias references */
+    size_t nrefs;            /* nodes plus alias references */
     struct yanchor *anchors; /* ANCHOR_SLOTS entries, allocated on first anchor */
     size_t nanchors;
     char path[512];
@@ -79,8 +79,7 @@ static int vfail_pos(struct loader *ld, int line, int col, int code, const char 
     return code;
 }
 
-__attribute__((format(printf, 5, 6))) static void fail_pos_msg(struct loader *ld, int line,
-                                                               int col, int code,
+__attribute__((format(printf, 5, 6))) static void fail_pos_msg(struct loader *ld, int line, int col, int code,
                                                                const char *fmt, ...)
 {
     va_list ap;
@@ -89,9 +88,8 @@ __attribute__((format(printf, 5, 6))) static void fail_pos_msg(struct loader *ld
     va_end(ap);
 }
 
-__attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld,
-                                                              const struct ynode *n, int code,
-                                                              const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld, const struct ynode *n,
+                                                              int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -101,9 +99,8 @@ __attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld,
 
 /* Write the message and evaluate to code. Macros, so that the (constant, non-zero)
  * code is visibly the result: static analysers do not follow variadic calls. */
-#define fail_pos(ld, line, col, code, ...) \
-    (fail_pos_msg((ld), (line), (col), (code), __VA_ARGS__), (code))
-#define fail_at(ld, n, code, ...) (fail_at_msg((ld), (n), (code), __VA_ARGS__), (code))
+#define fail_pos(ld, line, col, code, ...) (fail_pos_msg((ld), (line), (col), (code), __VA_ARGS__), (code))
+#define fail_at(ld, n, code, ...)          (fail_at_msg((ld), (n), (code), __VA_ARGS__), (code))
 
 static int fail_oom(struct loader *ld)
 {
@@ -136,8 +133,7 @@ static const char *snip(const char *s, size_t len, char buf[SNIP_CAP])
 
 /* ---- the path shown after "in" ------------------------------------------- */
 
-__attribute__((format(printf, 2, 3))) static size_t path_push(struct loader *ld,
-                                                              const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static size_t path_push(struct loader *ld, const char *fmt, ...)
 {
     size_t mark = ld->pathlen;
     va_list ap;
@@ -248,12 +244,11 @@ static int anchor_set(struct loader *ld, const char *name, struct ynode *n)
     return 0;
 }
 
-static int attach(struct loader *ld, struct ynode *parent, struct ynode **root, struct ynode *n,
-                  int line, int col)
+static int attach(struct loader *ld, struct ynode *parent, struct ynode **root, struct ynode *n, int line,
+                  int col)
 {
     if (++ld->nrefs > CFG_MAX_NODES)
-        return fail_pos(ld, line, col, SS_ELIMIT, "too many YAML nodes (limit %u)",
-                        CFG_MAX_NODES);
+        return fail_pos(ld, line, col, SS_ELIMIT, "too many YAML nodes (limit %u)", CFG_MAX_NODES);
     if (!parent) {
         *root = n;
         return 0;
@@ -279,8 +274,7 @@ static bool scalar_is_null(const yaml_event_t *ev)
         return false;
     const char *v = (const char *)ev->data.scalar.value;
     /* YAML 1.1 null forms, as go-yaml resolves them. */
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-           !strcmp(v, "NULL");
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
 static void offset_to_pos(const struct loader *ld, size_t off, int *line, int *col)
@@ -313,8 +307,7 @@ static int yaml_error(struct loader *ld, const yaml_parser_t *p)
     col = (int)p->problem_mark.column + 1;
     if (p->context)
         return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s %s (line %d)",
-                        p->problem ? p->problem : "invalid YAML", p->context,
-                        (int)p->context_mark.line + 1);
+                        p->problem ? p->problem : "invalid YAML", p->context, (int)p->context_mark.line + 1);
     return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s",
                     p->problem ? p->problem : "invalid YAML");
 }
@@ -345,18 +338,15 @@ static int tree_build(struct loader *ld, struct ynode **root)
         const char *anchor = NULL;
         bool push = false;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
+        case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT:
             if (++ndocs > 1)
-                rc = fail_pos(ld, line, col, SS_ECONFIG,
-                              "only one YAML document is allowed in a config file");
+                rc =
+                    fail_pos(ld, line, col, SS_ECONFIG, "only one YAML document is allowed in a config file");
             break;
         case YAML_SCALAR_EVENT:
             if (ev.data.scalar.length > CFG_MAX_SCALAR_BYTES) {
-                rc = fail_pos(ld, line, col, SS_ELIMIT, "scalar longer than %u bytes",
-                              CFG_MAX_SCALAR_BYTES);
+                rc = fail_pos(ld, line, col, SS_ELIMIT, "scalar longer than %u bytes", CFG_MAX_SCALAR_BYTES);
                 break;
             }
             n = node_new(ld, Y_SCALAR, line, col);
@@ -375,8 +365,7 @@ static int tree_build(struct loader *ld, struct ynode **root)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             if (depth >= CFG_MAX_DEPTH) {
-                rc = fail_pos(ld, line, col, SS_ELIMIT, "nesting deeper than %d levels",
-                              CFG_MAX_DEPTH);
+                rc = fail_pos(ld, line, col, SS_ELIMIT, "nesting deeper than %d levels", CFG_MAX_DEPTH);
                 break;
             }
             n = node_new(ld, ev.type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP, line, col);
@@ -384,9 +373,8 @@ static int tree_build(struct loader *ld, struct ynode **root)
                 rc = fail_oom(ld);
                 break;
             }
-            anchor = (const char *)(ev.type == YAML_SEQUENCE_START_EVENT
-                                        ? ev.data.sequence_start.anchor
-                                        : ev.data.mapping_start.anchor);
+            anchor = (const char *)(ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
+                                                                         : ev.data.mapping_start.anchor);
             push = true;
             break;
         case YAML_SEQUENCE_END_EVENT:
@@ -409,8 +397,7 @@ static int tree_build(struct loader *ld, struct ynode **root)
             }
             break;
         }
-        default:
-            break;
+        default: break;
         }
         if (!rc && n) {
             if (anchor)
@@ -442,12 +429,9 @@ static bool present(const struct ynode *n)
 static const char *kind_name(const struct ynode *n)
 {
     switch (n->kind) {
-    case Y_MAP:
-        return "a mapping";
-    case Y_SEQ:
-        return "a list";
-    default:
-        return n->is_null ? "null" : "a scalar";
+    case Y_MAP: return "a mapping";
+    case Y_SEQ: return "a list";
+    default: return n->is_null ? "null" : "a scalar";
     }
 }
 
@@ -513,17 +497,16 @@ static bool is_name_char(char c)
  * CFG_MAX_SCALAR_BYTES. Rules: "$$" is "$"; ${NAME} must be set; ${NAME:-default}
  * uses default when NAME is unset or empty; any other "$" (e.g. relabel's "$1" or
  * "${1}") is literal text. */
-static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen,
-                       struct ss_str *missing)
+static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, struct ss_str *missing)
 {
     size_t o = 0, i = 0;
-#define EMIT(p, n)                                  \
-    do {                                            \
-        if ((n) > CFG_MAX_SCALAR_BYTES - o)         \
-            return -2;                              \
-        if (dst)                                    \
-            memcpy(dst + o, (p), (n));              \
-        o += (n);                                   \
+#define EMIT(p, n)                                                                                           \
+    do {                                                                                                     \
+        if ((n) > CFG_MAX_SCALAR_BYTES - o)                                                                  \
+            return -2;                                                                                       \
+        if (dst)                                                                                             \
+            memcpy(dst + o, (p), (n));                                                                       \
+        o += (n);                                                                                            \
     } while (0)
     while (i < len) {
         const char *dollar = memchr(s + i, '$', len - i);
@@ -608,8 +591,7 @@ static int scalar_text(struct loader *ld, const struct ynode *n, const char *wan
                        snip(missing.p, missing.len, sb));
     }
     if (r == -2)
-        return fail_at(ld, n, SS_ELIMIT, "value longer than %u bytes after expansion",
-                       CFG_MAX_SCALAR_BYTES);
+        return fail_at(ld, n, SS_ELIMIT, "value longer than %u bytes after expansion", CFG_MAX_SCALAR_BYTES);
     if ((rc = account(ld, n, len)) != 0)
         return rc;
     char *s = malloc(len + 1);
@@ -734,8 +716,7 @@ static int opt_bool(struct loader *ld, const struct ynode *n, const char *field,
         }
         if (!found) {
             char sb[SNIP_CAP];
-            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
-                         snip(s, strlen(s), sb));
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want, snip(s, strlen(s), sb));
         }
     }
     free(s);
@@ -762,8 +743,7 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst,
-                   bool *set)
+static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst, bool *set)
 {
     if (!present(n))
         return 0;
@@ -777,8 +757,7 @@ static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, 
                 *set = true;
         } else {
             char sb[SNIP_CAP];
-            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
-                         snip(s, strlen(s), sb));
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want, snip(s, strlen(s), sb));
         }
     }
     free(s);
@@ -801,8 +780,7 @@ static int opt_i64(struct loader *ld, const struct ynode *n, const char *field, 
             *dst = neg ? -(int64_t)u : (int64_t)u;
         } else {
             char sb[SNIP_CAP];
-            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want,
-                         snip(s, strlen(s), sb));
+            rc = fail_at(ld, n, SS_ECONFIG, "expected %s, got \"%s\"", want, snip(s, strlen(s), sb));
         }
     }
     free(s);
@@ -819,15 +797,14 @@ static int fail_unknown(struct loader *ld, const struct ynode *k)
     char sb[SNIP_CAP];
     if (ld->pathlen)
         return fail_at(ld, k, SS_ECONFIG, "unknown field \"%s\"", snip(k->text, k->len, sb));
-    return fail_at(ld, k, SS_ECONFIG, "unknown field \"%s\" at the top level",
-                   snip(k->text, k->len, sb));
+    return fail_at(ld, k, SS_ECONFIG, "unknown field \"%s\" at the top level", snip(k->text, k->len, sb));
 }
 
 /* Match a mapping's keys against a struct's field names: vals[i]/keys[i] get the
  * value and key nodes of field i (NULL when absent). Unknown and duplicate keys are
  * errors, as with Prometheus' strict unmarshalling. A null map is an empty one. */
-static int take_fields(struct loader *ld, const struct ynode *map, const char *const *names,
-                       size_t nnames, const struct ynode **vals, const struct ynode **keys)
+static int take_fields(struct loader *ld, const struct ynode *map, const char *const *names, size_t nnames,
+                       const struct ynode **vals, const struct ynode **keys)
 {
     for (size_t i = 0; i < nnames; i++)
         vals[i] = keys[i] = NULL;
@@ -841,8 +818,7 @@ static int take_fields(struct loader *ld, const struct ynode *map, const char *c
     for (size_t i = 0; i + 1 < map->nkids; i += 2) {
         const struct ynode *k = map->kids[i];
         if (k->kind != Y_SCALAR)
-            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s",
-                           kind_name(k));
+            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s", kind_name(k));
         size_t f = 0;
         while (f < nnames && !key_is(k, names[f]))
             f++;
@@ -887,8 +863,7 @@ static int check_free_map(struct loader *ld, const struct ynode *map)
     for (size_t i = 0; i < n; i++) {
         const struct ynode *k = map->kids[2 * i];
         if (k->kind != Y_SCALAR)
-            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s",
-                           kind_name(k));
+            return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s", kind_name(k));
         if (memchr(k->text, '\0', k->len))
             return fail_at(ld, k, SS_ECONFIG, "key contains a NUL character");
     }
@@ -962,8 +937,7 @@ static bool url_valid(const char *u, const char *const *schemes, const char **wh
     }
     bool known = false;
     for (size_t i = 0; schemes[i] && !known; i++)
-        known = strlen(schemes[i]) == (size_t)(sep - u) &&
-                strncasecmp(u, schemes[i], (size_t)(sep - u)) == 0;
+        known = strlen(schemes[i]) == (size_t)(sep - u) && strncasecmp(u, schemes[i], (size_t)(sep - u)) == 0;
     if (!known) {
         *why = "unsupported scheme";
         return false;
@@ -1035,16 +1009,14 @@ static int check_target(struct loader *ld, const struct ynode *n, const char *t)
         return fail_at(ld, n, SS_ECONFIG, "\"%s\" is not a valid hostname", snip(t, len, sb));
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f)
-            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" contains whitespace",
-                           snip(t, len, sb));
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" contains whitespace", snip(t, len, sb));
     const char *port = NULL;
     if (t[0] == '[') {
         const char *rb = strchr(t, ']');
         if (rb && rb[1] == ':')
             port = rb + 2;
         else if (!rb || rb[1])
-            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" has a bad IPv6 address",
-                           snip(t, len, sb));
+            return fail_at(ld, n, SS_ECONFIG, "target \"%s\" has a bad IPv6 address", snip(t, len, sb));
     } else {
         const char *colon = strchr(t, ':');
         if (colon && !strchr(colon + 1, ':')) /* more colons: a bare IPv6 address */
@@ -1081,8 +1053,8 @@ static bool file_sd_name_valid(const char *s)
 /* ======================================================================== */
 
 /* A list of strings (null = empty). */
-static int dec_str_list(struct loader *ld, const struct ynode *n, const char *field,
-                        char ***out, size_t *nout)
+static int dec_str_list(struct loader *ld, const struct ynode *n, const char *field, char ***out,
+                        size_t *nout)
 {
     if (!present(n))
         return 0;
@@ -1117,8 +1089,8 @@ enum kv_kind { KV_LABELS, KV_HEADERS };
 
 /* labels / external_labels / headers: a map of string to string. Keys are taken
  * verbatim; values are expanded and null means "". */
-static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *field,
-                      enum kv_kind kind, struct cfg_kv **out, size_t *nout)
+static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *field, enum kv_kind kind,
+                      struct cfg_kv **out, size_t *nout)
 {
     if (!present(n))
         return 0;
@@ -1137,8 +1109,7 @@ static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *fiel
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
         char sb[SNIP_CAP];
         if (kind == KV_LABELS && !label_name_valid(k->text, k->len)) {
-            rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name",
-                         snip(k->text, k->len, sb));
+            rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name", snip(k->text, k->len, sb));
             break;
         }
         if (kind == KV_HEADERS && !header_name_valid(k->text, k->len)) {
@@ -1202,9 +1173,9 @@ out:
 
 /* ---- HTTP client config (prometheus/common HTTPClientConfig) -------------- */
 
-#define HTTP_FIELD_NAMES                                                                    \
-    "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config",      \
-        "proxy_url", "follow_redirects", "enable_http2"
+#define HTTP_FIELD_NAMES                                                                                     \
+    "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config", "proxy_url",           \
+        "follow_redirects", "enable_http2"
 enum {
     H_BASIC_AUTH,
     H_AUTHORIZATION,
@@ -1219,8 +1190,8 @@ enum {
 
 static int dec_tls(struct loader *ld, const struct ynode *n, struct cfg_tls *t)
 {
-    static const char *const names[] = {"ca_file",     "cert_file",            "key_file",
-                                        "server_name", "insecure_skip_verify", "min_version"};
+    static const char *const names[] = {
+        "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify", "min_version"};
     enum { T_CA, T_CERT, T_KEY, T_SERVER, T_INSECURE, T_MINVER, T_N };
     const struct ynode *v[T_N], *k[T_N];
     if (!present(n))
@@ -1242,8 +1213,7 @@ static int dec_tls(struct loader *ld, const struct ynode *n, struct cfg_tls *t)
     if (!rc && t->min_version && strcmp(t->min_version, "TLS12") != 0 &&
         strcmp(t->min_version, "TLS13") != 0) {
         char sb[SNIP_CAP];
-        rc = fail_at(ld, v[T_MINVER], SS_ECONFIG,
-                     "unsupported min_version \"%s\" (want TLS12 or TLS13)",
+        rc = fail_at(ld, v[T_MINVER], SS_ECONFIG, "unsupported min_version \"%s\" (want TLS12 or TLS13)",
                      snip(t->min_version, strlen(t->min_version), sb));
     }
     /* prometheus/common TLSConfig.Validate: a client cert needs its key and back. */
@@ -1275,8 +1245,7 @@ static int dec_basic_auth(struct loader *ld, const struct ynode *n, struct cfg_h
     return rc;
 }
 
-static int dec_authorization(struct loader *ld, const struct ynode *n,
-                             struct cfg_http_client *h)
+static int dec_authorization(struct loader *ld, const struct ynode *n, struct cfg_http_client *h)
 {
     static const char *const names[] = {"type", "credentials", "credentials_file"};
     const struct ynode *v[3], *k[3];
@@ -1320,8 +1289,8 @@ static int dec_authorization(struct loader *ld, const struct ynode *n,
 /* v/k are the HTTP_FIELD_NAMES slots of the owner's field table. The checks follow
  * prometheus/common HTTPClientConfig.Validate; bearer_token(_file) then move into
  * authorization, as Prometheus does. */
-static int dec_http(struct loader *ld, const struct ynode *const *v,
-                    const struct ynode *const *k, struct cfg_http_client *h)
+static int dec_http(struct loader *ld, const struct ynode *const *v, const struct ynode *const *k,
+                    struct cfg_http_client *h)
 {
     static const char *const proxy_schemes[] = {"http", "https", "socks5", "socks5h", NULL};
     char *bearer = NULL, *bearer_file = NULL;
@@ -1392,18 +1361,16 @@ fail:
 
 /* ---- relabel_config ------------------------------------------------------ */
 
-static int dec_relabel(struct loader *ld, const struct ynode *n,
-                       struct scrape_relabel_config *rc_out)
+static int dec_relabel(struct loader *ld, const struct ynode *n, struct scrape_relabel_config *rc_out)
 {
-    static const char *const names[] = {"source_labels", "separator", "target_label", "regex",
+    static const char *const names[] = {"source_labels", "separator",   "target_label", "regex",
                                         "modulus",       "replacement", "action"};
     enum { R_SRC, R_SEP, R_TARGET, R_REGEX, R_MOD, R_REPL, R_ACTION, R_N };
     const struct ynode *v[R_N], *k[R_N];
     char *action = NULL;
     int rc = take_fields(ld, n, names, R_N, v, k);
     if (!rc)
-        rc = dec_str_list(ld, v[R_SRC], "source_labels", &rc_out->source_labels,
-                          &rc_out->nsource_labels);
+        rc = dec_str_list(ld, v[R_SRC], "source_labels", &rc_out->source_labels, &rc_out->nsource_labels);
     for (size_t i = 0; !rc && i < rc_out->nsource_labels; i++) {
         const char *s = rc_out->source_labels[i];
         if (!label_name_valid(s, strlen(s))) {
@@ -1464,8 +1431,7 @@ static int dec_relabel_list(struct loader *ld, const struct ynode *n, const char
     size_t mark = path_field(ld, field);
     int rc = 0;
     if (n->kind != Y_SEQ) {
-        rc = fail_at(ld, n, SS_ECONFIG, "expected a list of relabel configs, got %s",
-                     kind_name(n));
+        rc = fail_at(ld, n, SS_ECONFIG, "expected a list of relabel configs, got %s", kind_name(n));
         goto out;
     }
     if ((rc = visit(ld, n, n->nkids + 1)) != 0 || !n->nkids)
@@ -1521,14 +1487,12 @@ static int dec_file_sd(struct loader *ld, const struct ynode *n, struct cfg_file
     if (!rc)
         rc = dec_str_list(ld, v[0], "files", &fs->files, &fs->nfiles);
     if (!rc && !fs->nfiles)
-        rc = fail_at(ld, n, SS_ECONFIG,
-                     "file service discovery config must contain at least one path name");
+        rc = fail_at(ld, n, SS_ECONFIG, "file service discovery config must contain at least one path name");
     for (size_t i = 0; !rc && i < fs->nfiles; i++) {
         if (!file_sd_name_valid(fs->files[i])) {
             char sb[SNIP_CAP];
             size_t m = path_push(ld, ".files[%zu]", i);
-            rc = fail_at(ld, v[0]->kids[i], SS_ECONFIG,
-                         "path name \"%s\" is not valid for file discovery",
+            rc = fail_at(ld, v[0]->kids[i], SS_ECONFIG, "path name \"%s\" is not valid for file discovery",
                          snip(fs->files[i], strlen(fs->files[i]), sb));
             path_pop(ld, m);
         }
@@ -1541,9 +1505,8 @@ static int dec_file_sd(struct loader *ld, const struct ynode *n, struct cfg_file
 }
 
 /* A list of mappings decoded by fn into an array of elsize-byte structs. */
-static int dec_list(struct loader *ld, const struct ynode *n, const char *field, size_t elsize,
-                    void **out, size_t *nout,
-                    int (*fn)(struct loader *, const struct ynode *, void *))
+static int dec_list(struct loader *ld, const struct ynode *n, const char *field, size_t elsize, void **out,
+                    size_t *nout, int (*fn)(struct loader *, const struct ynode *, void *))
 {
     if (!present(n))
         return 0;
@@ -1772,8 +1735,7 @@ static bool kube_field_selector_ok(const char *sel, const char **why)
 
 static bool kube_role_known(const char *r)
 {
-    static const char *const roles[] = {"pod", "service", "endpoints", "endpointslice", "node",
-                                        "ingress"};
+    static const char *const roles[] = {"pod", "service", "endpoints", "endpointslice", "node", "ingress"};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
         if (!strcmp(r, roles[i]))
             return true;
@@ -1786,8 +1748,7 @@ static int dec_kube_role(struct loader *ld, const struct ynode *n, const char *f
     if (!rc && *dst && !kube_role_known(*dst)) {
         char sb[SNIP_CAP];
         size_t m = path_field(ld, field);
-        rc = fail_at(ld, n, SS_ECONFIG, "unknown Kubernetes SD role \"%s\"",
-                     snip(*dst, strlen(*dst), sb));
+        rc = fail_at(ld, n, SS_ECONFIG, "unknown Kubernetes SD role \"%s\"", snip(*dst, strlen(*dst), sb));
         path_pop(ld, m);
     }
     return rc;
@@ -1828,15 +1789,14 @@ static int dec_kube_selector(struct loader *ld, const struct ynode *n, void *p)
 static bool http_is_default(const struct cfg_http_client *h)
 {
     return !h->has_basic_auth && !h->authorization_type && !h->tls.ca_file && !h->tls.cert_file &&
-           !h->tls.key_file && !h->tls.server_name && !h->tls.insecure_skip_verify &&
-           !h->tls.min_version && !h->proxy_url && h->follow_redirects && h->enable_http2;
+           !h->tls.key_file && !h->tls.server_name && !h->tls.insecure_skip_verify && !h->tls.min_version &&
+           !h->proxy_url && h->follow_redirects && h->enable_http2;
 }
 
 static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube_sd *ks)
 {
-    static const char *const names[] = {HTTP_FIELD_NAMES, "role",      "api_server",
-                                        "kubeconfig_file", "namespaces", "selectors",
-                                        "attach_metadata"};
+    static const char *const names[] = {HTTP_FIELD_NAMES, "role",      "api_server",     "kubeconfig_file",
+                                        "namespaces",     "selectors", "attach_metadata"};
     enum { K_ROLE = H_N, K_API, K_KUBECONFIG, K_NS, K_SELECTORS, K_ATTACH, K_N };
     _Static_assert(sizeof names / sizeof names[0] == K_N, "field table");
     static const char *const url_schemes[] = {"http", "https", NULL};
@@ -1876,8 +1836,8 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
             if (!ok) {
                 char sb[SNIP_CAP];
                 size_t mm = path_push(ld, ".names[%zu]", i);
-                rc = fail_at(ld, nv[0]->kids[i], SS_ECONFIG,
-                             "\"%s\" is not a valid namespace name", snip(s, strlen(s), sb));
+                rc = fail_at(ld, nv[0]->kids[i], SS_ECONFIG, "\"%s\" is not a valid namespace name",
+                             snip(s, strlen(s), sb));
                 path_pop(ld, mm);
             }
         }
@@ -1896,14 +1856,13 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
         if (!rc)
             rc = opt_bool(ld, av[0], "node", &node);
         if (!rc && node)
-            rc = fail_at(ld, av[0], SS_ECONFIG,
-                         "attach_metadata.node is not supported by scrapeship");
+            rc = fail_at(ld, av[0], SS_ECONFIG, "attach_metadata.node is not supported by scrapeship");
         path_pop(ld, m);
         if (rc)
             return rc;
     }
-    if ((rc = dec_list(ld, v[K_SELECTORS], "selectors", sizeof *ks->selectors,
-                       (void **)&ks->selectors, &ks->nselectors, dec_kube_selector)) ||
+    if ((rc = dec_list(ld, v[K_SELECTORS], "selectors", sizeof *ks->selectors, (void **)&ks->selectors,
+                       &ks->nselectors, dec_kube_selector)) ||
         (rc = dec_http(ld, v, k, &ks->http)))
         return rc;
 
@@ -1949,8 +1908,7 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
             if (!strcmp(r, ks->selectors[j].role ? ks->selectors[j].role : ""))
                 rc = fail_at(ld, at, SS_ECONFIG, "duplicated selector role: %s", r);
         bool allowed = pod_role ? !strcmp(r, "pod")
-                                : (!strcmp(r, "pod") || !strcmp(r, "service") ||
-                                   !strcmp(r, "endpoints"));
+                                : (!strcmp(r, "pod") || !strcmp(r, "service") || !strcmp(r, "endpoints"));
         if (!rc && !allowed)
             rc = fail_at(ld, at, SS_ECONFIG, "%s role supports only %s selectors", ks->role,
                          pod_role ? "pod" : "pod, service, endpoints");
@@ -1969,18 +1927,45 @@ static int dec_kube_sd_cb(struct loader *ld, const struct ynode *n, void *p)
 static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc,
                       const struct cfg_global *g, const struct ynode **job_node)
 {
-    static const char *const names[] = {
-        HTTP_FIELD_NAMES,          "job_name",          "honor_labels",
-        "honor_timestamps",        "params",            "scrape_interval",
-        "scrape_timeout",          "metrics_path",      "scheme",
-        "static_configs",          "file_sd_configs",   "relabel_configs",
-        "metric_relabel_configs",  "sample_limit",      "label_limit",
-        "label_name_length_limit", "label_value_length_limit", "body_size_limit",
-        "kubernetes_sd_configs"};
+    static const char *const names[] = {HTTP_FIELD_NAMES,
+                                        "job_name",
+                                        "honor_labels",
+                                        "honor_timestamps",
+                                        "params",
+                                        "scrape_interval",
+                                        "scrape_timeout",
+                                        "metrics_path",
+                                        "scheme",
+                                        "static_configs",
+                                        "file_sd_configs",
+                                        "relabel_configs",
+                                        "metric_relabel_configs",
+                                        "sample_limit",
+                                        "label_limit",
+                                        "label_name_length_limit",
+                                        "label_value_length_limit",
+                                        "body_size_limit",
+                                        "kubernetes_sd_configs"};
     enum {
-        S_JOB = H_N, S_HONOR_LABELS, S_HONOR_TS, S_PARAMS, S_INTERVAL, S_TIMEOUT, S_PATH,
-        S_SCHEME, S_STATIC, S_FILE_SD, S_RELABEL, S_METRIC_RELABEL, S_SAMPLE_LIMIT,
-        S_LABEL_LIMIT, S_NAME_LEN, S_VALUE_LEN, S_BODY_SIZE, S_KUBE_SD, S_N
+        S_JOB = H_N,
+        S_HONOR_LABELS,
+        S_HONOR_TS,
+        S_PARAMS,
+        S_INTERVAL,
+        S_TIMEOUT,
+        S_PATH,
+        S_SCHEME,
+        S_STATIC,
+        S_FILE_SD,
+        S_RELABEL,
+        S_METRIC_RELABEL,
+        S_SAMPLE_LIMIT,
+        S_LABEL_LIMIT,
+        S_NAME_LEN,
+        S_VALUE_LEN,
+        S_BODY_SIZE,
+        S_KUBE_SD,
+        S_N
     };
     _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
     const struct ynode *v[S_N], *k[S_N];
@@ -2022,18 +2007,15 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
         (rc = dec_list(ld, v[S_FILE_SD], "file_sd_configs", sizeof *sc->file_sd_configs,
                        (void **)&sc->file_sd_configs, &sc->nfile_sd_configs, dec_file_sd_cb)) ||
         (rc = dec_list(ld, v[S_KUBE_SD], "kubernetes_sd_configs", sizeof *sc->kubernetes_sd_configs,
-                       (void **)&sc->kubernetes_sd_configs, &sc->nkubernetes_sd_configs,
-                       dec_kube_sd_cb)) ||
+                       (void **)&sc->kubernetes_sd_configs, &sc->nkubernetes_sd_configs, dec_kube_sd_cb)) ||
         (rc = dec_relabel_list(ld, v[S_RELABEL], "relabel_configs", &sc->relabel_configs,
                                &sc->nrelabel_configs)) ||
-        (rc = dec_relabel_list(ld, v[S_METRIC_RELABEL], "metric_relabel_configs",
-                               &sc->metric_relabel_configs, &sc->nmetric_relabel_configs)) ||
+        (rc = dec_relabel_list(ld, v[S_METRIC_RELABEL], "metric_relabel_configs", &sc->metric_relabel_configs,
+                               &sc->nmetric_relabel_configs)) ||
         (rc = opt_u64(ld, v[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit, NULL)) ||
         (rc = opt_u64(ld, v[S_LABEL_LIMIT], "label_limit", &sc->label_limit, NULL)) ||
-        (rc = opt_u64(ld, v[S_NAME_LEN], "label_name_length_limit",
-                      &sc->label_name_length_limit, NULL)) ||
-        (rc = opt_u64(ld, v[S_VALUE_LEN], "label_value_length_limit",
-                      &sc->label_value_length_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_NAME_LEN], "label_name_length_limit", &sc->label_name_length_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_VALUE_LEN], "label_value_length_limit", &sc->label_value_length_limit, NULL)) ||
         (rc = opt_size(ld, v[S_BODY_SIZE], "body_size_limit", &sc->body_size_limit)))
         return rc;
 
@@ -2046,15 +2028,14 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
         ss_format_duration_ms(a, sizeof a, sc->scrape_timeout_ms);
         ss_format_duration_ms(b, sizeof b, sc->scrape_interval_ms);
         size_t m = path_field(ld, "scrape_timeout");
-        rc = fail_at(ld, v[S_TIMEOUT], SS_ECONFIG,
-                     "scrape_timeout (%s) is greater than scrape_interval (%s)", a, b);
+        rc = fail_at(ld, v[S_TIMEOUT], SS_ECONFIG, "scrape_timeout (%s) is greater than scrape_interval (%s)",
+                     a, b);
         path_pop(ld, m);
         return rc;
     }
     if (sc->scrape_timeout_ms == 0)
-        sc->scrape_timeout_ms = g->scrape_timeout_ms > sc->scrape_interval_ms
-                                    ? sc->scrape_interval_ms
-                                    : g->scrape_timeout_ms;
+        sc->scrape_timeout_ms =
+            g->scrape_timeout_ms > sc->scrape_interval_ms ? sc->scrape_interval_ms : g->scrape_timeout_ms;
     return 0;
 }
 
@@ -2063,9 +2044,8 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
 static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue *q)
 {
     static const char *const names[] = {
-        "capacity",   "min_shards",  "max_shards",        "max_samples_per_send",
-        "batch_send_deadline", "min_backoff", "max_backoff", "retry_on_http_429",
-        "sample_age_limit"};
+        "capacity",    "min_shards",  "max_shards",        "max_samples_per_send", "batch_send_deadline",
+        "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit"};
     enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_N };
     const struct ynode *v[Q_N], *k[Q_N];
     q->capacity = 10000;
@@ -2091,26 +2071,24 @@ static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue 
         (rc = opt_bool(ld, v[Q_429], "retry_on_http_429", &q->retry_on_http_429)) ||
         (rc = opt_dur(ld, v[Q_AGE], "sample_age_limit", &q->sample_age_limit_ms)))
         goto out;
-    /* Point at the offending value when it was written, else at queue_config. */
+        /* Point at the offending value when it was written, else at queue_config. */
 #define QNODE(i) (v[i] ? v[i] : n)
     if (q->capacity < 1)
         rc = fail_at(ld, QNODE(Q_CAP), SS_ECONFIG, "capacity must be at least 1");
     else if (q->min_shards < 1)
         rc = fail_at(ld, QNODE(Q_MIN), SS_ECONFIG, "min_shards must be at least 1");
     else if (q->max_shards < q->min_shards)
-        rc = fail_at(ld, QNODE(Q_MAX), SS_ECONFIG,
-                     "max_shards (%lld) must not be less than min_shards (%lld)",
-                     (long long)q->max_shards, (long long)q->min_shards);
+        rc =
+            fail_at(ld, QNODE(Q_MAX), SS_ECONFIG, "max_shards (%lld) must not be less than min_shards (%lld)",
+                    (long long)q->max_shards, (long long)q->min_shards);
     else if (q->max_samples_per_send < 1)
         rc = fail_at(ld, QNODE(Q_MSPS), SS_ECONFIG, "max_samples_per_send must be at least 1");
     else if (q->batch_send_deadline_ms <= 0)
-        rc = fail_at(ld, QNODE(Q_DEADLINE), SS_ECONFIG,
-                     "batch_send_deadline must be greater than 0");
+        rc = fail_at(ld, QNODE(Q_DEADLINE), SS_ECONFIG, "batch_send_deadline must be greater than 0");
     else if (q->min_backoff_ms <= 0)
         rc = fail_at(ld, QNODE(Q_MINB), SS_ECONFIG, "min_backoff must be greater than 0");
     else if (q->max_backoff_ms < q->min_backoff_ms)
-        rc = fail_at(ld, QNODE(Q_MAXB), SS_ECONFIG,
-                     "max_backoff must not be less than min_backoff");
+        rc = fail_at(ld, QNODE(Q_MAXB), SS_ECONFIG, "max_backoff must not be less than min_backoff");
 #undef QNODE
 out:
     path_pop(ld, mark);
@@ -2201,8 +2179,7 @@ static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
                 rc = fail_at(ld, k, SS_ECONFIG, "%s is a reserved header. It must not be changed",
                              snip(k->text, k->len, sb));
         if (!rc && sigv4 && !strncasecmp(k->text, "X-Amz-", 6))
-            rc = fail_at(ld, k, SS_ECONFIG,
-                         "%s is a reserved header when sigv4 is configured",
+            rc = fail_at(ld, k, SS_ECONFIG, "%s is a reserved header when sigv4 is configured",
                          snip(k->text, k->len, sb));
     }
     path_pop(ld, mark);
@@ -2211,13 +2188,21 @@ static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
 
 static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg_remote_write *rw)
 {
-    static const char *const names[] = {
-        HTTP_FIELD_NAMES, "url",         "name",        "remote_timeout",
-        "headers",        "write_relabel_configs",    "send_exemplars",
-        "queue_config",   "metadata_config",          "sigv4"};
+    static const char *const names[] = {HTTP_FIELD_NAMES, "url",          "name",
+                                        "remote_timeout", "headers",      "write_relabel_configs",
+                                        "send_exemplars", "queue_config", "metadata_config",
+                                        "sigv4"};
     enum {
-        W_URL = H_N, W_NAME, W_TIMEOUT, W_HEADERS, W_RELABEL, W_EXEMPLARS, W_QUEUE, W_METADATA,
-        W_SIGV4, W_N
+        W_URL = H_N,
+        W_NAME,
+        W_TIMEOUT,
+        W_HEADERS,
+        W_RELABEL,
+        W_EXEMPLARS,
+        W_QUEUE,
+        W_METADATA,
+        W_SIGV4,
+        W_N
     };
     _Static_assert(sizeof names / sizeof names[0] == W_N, "field table");
     static const char *const url_schemes[] = {"http", "https", NULL};
@@ -2228,12 +2213,10 @@ static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg
         return fail_at(ld, n, SS_ECONFIG, "empty or null remote write config section");
     rw->line = n->line;
     rw->remote_timeout_ms = 30000;
-    if ((rc = take_fields(ld, n, names, W_N, v, k)) ||
-        (rc = opt_str(ld, v[W_URL], "url", &rw->url)))
+    if ((rc = take_fields(ld, n, names, W_N, v, k)) || (rc = opt_str(ld, v[W_URL], "url", &rw->url)))
         return rc;
     if (!rw->url)
-        return fail_at(ld, present(v[W_URL]) ? v[W_URL] : n, SS_ECONFIG,
-                       "url for remote_write is empty");
+        return fail_at(ld, present(v[W_URL]) ? v[W_URL] : n, SS_ECONFIG, "url for remote_write is empty");
     const char *why = NULL;
     if (!url_valid(rw->url, url_schemes, &why)) {
         size_t m = path_field(ld, "url");
@@ -2250,10 +2233,9 @@ static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg
         return rc;
     if (rw->remote_timeout_ms <= 0)
         return fail_at(ld, v[W_TIMEOUT], SS_ECONFIG, "remote_timeout must be greater than 0");
-    if ((rc = dec_kv_map(ld, v[W_HEADERS], "headers", KV_HEADERS, &rw->headers,
-                         &rw->nheaders)) ||
-        (rc = dec_relabel_list(ld, v[W_RELABEL], "write_relabel_configs",
-                               &rw->write_relabel_configs, &rw->nwrite_relabel_configs)) ||
+    if ((rc = dec_kv_map(ld, v[W_HEADERS], "headers", KV_HEADERS, &rw->headers, &rw->nheaders)) ||
+        (rc = dec_relabel_list(ld, v[W_RELABEL], "write_relabel_configs", &rw->write_relabel_configs,
+                               &rw->nwrite_relabel_configs)) ||
         (rc = opt_bool(ld, v[W_EXEMPLARS], "send_exemplars", &rw->send_exemplars)) ||
         (rc = dec_http(ld, v, k, &rw->http)) || (rc = dec_queue(ld, v[W_QUEUE], &rw->queue)) ||
         (rc = dec_metadata(ld, v[W_METADATA], &rw->metadata)))
@@ -2273,8 +2255,8 @@ static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg
 
 static int dec_global(struct loader *ld, const struct ynode *n, struct cfg_global *g)
 {
-    static const char *const names[] = {"scrape_interval", "scrape_timeout",
-                                        "evaluation_interval", "external_labels"};
+    static const char *const names[] = {"scrape_interval", "scrape_timeout", "evaluation_interval",
+                                        "external_labels"};
     const struct ynode *v[4], *k[4];
     int64_t eval = 0; /* accepted for Prometheus compatibility; we evaluate no rules */
     size_t mark = path_field(ld, "global");
@@ -2282,8 +2264,7 @@ static int dec_global(struct loader *ld, const struct ynode *n, struct cfg_globa
     if (rc || (rc = opt_dur(ld, v[0], "scrape_interval", &g->scrape_interval_ms)) ||
         (rc = opt_dur(ld, v[1], "scrape_timeout", &g->scrape_timeout_ms)) ||
         (rc = opt_dur(ld, v[2], "evaluation_interval", &eval)) ||
-        (rc = dec_kv_map(ld, v[3], "external_labels", KV_LABELS, &g->external_labels,
-                         &g->nexternal_labels)))
+        (rc = dec_kv_map(ld, v[3], "external_labels", KV_LABELS, &g->external_labels, &g->nexternal_labels)))
         goto out;
     /* GlobalConfig.UnmarshalYAML: 0 means default; an explicit timeout may not exceed
      * the interval; the default timeout is capped at it. */
@@ -2294,8 +2275,8 @@ static int dec_global(struct loader *ld, const struct ynode *n, struct cfg_globa
         ss_format_duration_ms(a, sizeof a, g->scrape_timeout_ms);
         ss_format_duration_ms(b, sizeof b, g->scrape_interval_ms);
         size_t m = path_field(ld, "scrape_timeout");
-        rc = fail_at(ld, v[1], SS_ECONFIG,
-                     "global scrape_timeout (%s) is greater than scrape_interval (%s)", a, b);
+        rc = fail_at(ld, v[1], SS_ECONFIG, "global scrape_timeout (%s) is greater than scrape_interval (%s)",
+                     a, b);
         path_pop(ld, m);
         goto out;
     }
@@ -2573,8 +2554,8 @@ void cfg_free(struct cfg *c)
     free(c);
 }
 
-int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out,
-                    char *err, size_t errlen)
+int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out, char *err,
+                    size_t errlen)
 {
     struct loader ld;
     struct ynode *root = NULL;
@@ -2594,8 +2575,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
     *out = NULL;
     if (ld.input_len > CFG_MAX_FILE_BYTES) {
         if (err && errlen)
-            snprintf(err, errlen, "%s: config is larger than %u bytes", ld.source,
-                     CFG_MAX_FILE_BYTES);
+            snprintf(err, errlen, "%s: config is larger than %u bytes", ld.source, CFG_MAX_FILE_BYTES);
         return SS_ELIMIT;
     }
     c = calloc(1, sizeof *c);
@@ -2606,8 +2586,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
     if ((rc = tree_build(&ld, &root)) != 0)
         goto fail;
     if (root && root->kind != Y_MAP && present(root)) {
-        rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s",
-                     kind_name(root));
+        rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s", kind_name(root));
         goto fail;
     }
     if ((rc = dec_root(&ld, root, c)) != 0)
@@ -2644,8 +2623,7 @@ int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
         if (len == cap) {
             if (cap > CFG_MAX_FILE_BYTES)
                 break;
-            size_t ncap = cap * 2 > (size_t)CFG_MAX_FILE_BYTES + 1 ? (size_t)CFG_MAX_FILE_BYTES + 1
-                                                                   : cap * 2;
+            size_t ncap = cap * 2 > (size_t)CFG_MAX_FILE_BYTES + 1 ? (size_t)CFG_MAX_FILE_BYTES + 1 : cap * 2;
             /* Grow by copying, not realloc, so no unwiped copy of a secret is freed. */
             char *nb = malloc(ncap);
             if (nb)
@@ -2672,8 +2650,7 @@ int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
     } else if (len > CFG_MAX_FILE_BYTES) {
         rc = SS_ELIMIT;
         if (err && errlen)
-            snprintf(err, errlen, "%s: config file is larger than %u bytes", path,
-                     CFG_MAX_FILE_BYTES);
+            snprintf(err, errlen, "%s: config file is larger than %u bytes", path, CFG_MAX_FILE_BYTES);
     }
     fclose(f);
     if (!rc)
@@ -2756,8 +2733,7 @@ static void p_quoted(FILE *f, const char *s, bool dollar)
                 cp = (cp << 6) | (u[i] & 0x3F);
             if (cp >= 0x80 && cp <= 0x9F)
                 fprintf(f, "\\x%02x", (unsigned)cp);
-            else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE ||
-                     cp == 0xFFFF)
+            else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
                 fprintf(f, "\\u%04x", (unsigned)cp);
             else
                 fwrite(u, 1, n, f);
@@ -2902,8 +2878,8 @@ static void p_http(struct printer *p, int ind, const struct cfg_http_client *h)
     p_bool(p, ind, "enable_http2", h->enable_http2);
 }
 
-static void p_relabel(struct printer *p, int ind, const char *key,
-                      const struct scrape_relabel_config *r, size_t n)
+static void p_relabel(struct printer *p, int ind, const char *key, const struct scrape_relabel_config *r,
+                      size_t n)
 {
     if (!n)
         return;
@@ -2958,10 +2934,8 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
         fputs("static_configs:\n", p->f);
         for (size_t i = 0; i < sc->nstatic_configs; i++) {
             p->dash = true;
-            p_strv(p, ind + 4, "targets", sc->static_configs[i].targets,
-                   sc->static_configs[i].ntargets);
-            p_kv(p, ind + 4, "labels", sc->static_configs[i].labels,
-                 sc->static_configs[i].nlabels);
+            p_strv(p, ind + 4, "targets", sc->static_configs[i].targets, sc->static_configs[i].ntargets);
+            p_kv(p, ind + 4, "labels", sc->static_configs[i].labels, sc->static_configs[i].nlabels);
             p_item_end(p, ind + 4);
         }
     }
@@ -2970,8 +2944,7 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
         fputs("file_sd_configs:\n", p->f);
         for (size_t i = 0; i < sc->nfile_sd_configs; i++) {
             p->dash = true;
-            p_strv(p, ind + 4, "files", sc->file_sd_configs[i].files,
-                   sc->file_sd_configs[i].nfiles);
+            p_strv(p, ind + 4, "files", sc->file_sd_configs[i].files, sc->file_sd_configs[i].nfiles);
             p_dur(p, ind + 4, "refresh_interval", sc->file_sd_configs[i].refresh_interval_ms);
         }
     }
@@ -3004,8 +2977,7 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
         }
     }
     p_relabel(p, ind, "relabel_configs", sc->relabel_configs, sc->nrelabel_configs);
-    p_relabel(p, ind, "metric_relabel_configs", sc->metric_relabel_configs,
-              sc->nmetric_relabel_configs);
+    p_relabel(p, ind, "metric_relabel_configs", sc->metric_relabel_configs, sc->nmetric_relabel_configs);
     p_u64(p, ind, "sample_limit", sc->sample_limit);
     p_u64(p, ind, "label_limit", sc->label_limit);
     p_u64(p, ind, "label_name_length_limit", sc->label_name_length_limit);
@@ -3021,8 +2993,7 @@ static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
     p_str(p, ind, "name", rw->name);
     p_dur(p, ind, "remote_timeout", rw->remote_timeout_ms);
     p_kv(p, ind, "headers", rw->headers, rw->nheaders);
-    p_relabel(p, ind, "write_relabel_configs", rw->write_relabel_configs,
-              rw->nwrite_relabel_configs);
+    p_relabel(p, ind, "write_relabel_configs", rw->write_relabel_configs, rw->nwrite_relabel_configs);
     p_bool(p, ind, "send_exemplars", rw->send_exemplars);
     p_http(p, ind, &rw->http);
     p_indent(p, ind);

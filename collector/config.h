@@ -42,8 +42,8 @@ struct cfg_http_client {
     char *basic_auth_password;
     char *basic_auth_password_file;
     bool has_basic_auth;
-    char *authorization_type;        /* default "Bearer" when credentials are set */
-    char *authorization_credentials; /* also where bearer_token lands */
+    char *authorization_type;             /* default "Bearer" when credentials are set */
+    char *authorization_credentials;      /* also where bearer_token lands */
     char *authorization_credentials_file; /* also where bearer_token_file lands */
     struct cfg_tls tls;
     char *proxy_url;
@@ -116,15 +116,15 @@ struct cfg_scrape {
 };
 
 struct cfg_queue {
-    int64_t capacity;             /* 10000 */
-    int64_t min_shards;           /* 1 */
-    int64_t max_shards;           /* 50 */
-    int64_t max_samples_per_send; /* 2000 */
+    int64_t capacity;               /* 10000 */
+    int64_t min_shards;             /* 1 */
+    int64_t max_shards;             /* 50 */
+    int64_t max_samples_per_send;   /* 2000 */
     int64_t batch_send_deadline_ms; /* 5s */
-    int64_t min_backoff_ms;       /* 30ms */
-    int64_t max_backoff_ms;       /* 5s */
-    bool retry_on_http_429;       /* true (Prometheus: false) */
-    int64_t sample_age_limit_ms;  /* 0 = off */
+    int64_t min_backoff_ms;         /* 30ms */
+    int64_t max_backoff_ms;         /* 5s */
+    bool retry_on_http_429;         /* true (Prometheus: false) */
+    int64_t sample_age_limit_ms;    /* 0 = off */
 };
 
 struct cfg_metadata {
@@ -174,7 +174,7 @@ struct cfg {
     size_t nscrape_configs;
     struct cfg_remote_write *remote_writes;
     size_t nremote_writes;
-    char *storage_path; /* storage.path: disk queue directory (NULL = memory only) */
+    char *storage_path;                /* storage.path: disk queue directory (NULL = memory only) */
     uint64_t storage_max_disk_bytes;   /* per remote_write entry; default 1GiB */
     int64_t storage_max_age_ms;        /* 0 = keep until sent or out of space */
     int64_t storage_fsync_interval_ms; /* default 1s; 0 = fsync every spill */
@@ -183,8 +183,8 @@ struct cfg {
 /* Load and validate. On failure returns a negative ss_err, *out stays NULL and err
  * holds "file:line:column: message". */
 int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen);
-int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out,
-                    char *err, size_t errlen);
+int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out, char *err,
+                    size_t errlen);
 void cfg_free(struct cfg *c);
 
 /* Print the effective config (all defaults filled in) as YAML, secrets shown as

@@ -38,12 +38,14 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
     *out = NULL;
     char region[64];
     if (collector_sigv4_region(s, url, region, sizeof region)) {
-        snprintf(err, errlen, "%s: sigv4 needs a region: set sigv4.region, use an "
-                 "aps-workspaces.<region>.amazonaws.com URL, or set AWS_REGION", url);
+        snprintf(err, errlen,
+                 "%s: sigv4 needs a region: set sigv4.region, use an "
+                 "aps-workspaces.<region>.amazonaws.com URL, or set AWS_REGION",
+                 url);
         return SS_ECONFIG;
     }
-    struct awscred_options o = {.name = name && *name ? name : "default", .region = region,
-                                .register_metrics = true};
+    struct awscred_options o = {
+        .name = name && *name ? name : "default", .region = region, .register_metrics = true};
     if (s) {
         o.access_key_id = s->access_key;
         o.secret_access_key = s->secret_key;
@@ -54,8 +56,10 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
     struct awscred_chain *chain = NULL;
     int rc = awscred_chain_new(&o, &chain);
     if (rc) {
-        snprintf(err, errlen, "%s: invalid sigv4 settings (static keys need both access_key and "
-                 "secret_key; external_id needs role_arn)", url);
+        snprintf(err, errlen,
+                 "%s: invalid sigv4 settings (static keys need both access_key and "
+                 "secret_key; external_id needs role_arn)",
+                 url);
         return rc;
     }
     rc = awscred_start(chain);

@@ -31,8 +31,8 @@ static int render_process(struct ss_buf *b, double start_time)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
     long rss_kb = 0, vm_kb = 0;
     FILE *f = fopen("/proc/self/status", "r");
     if (f) {
@@ -55,27 +55,27 @@ static int render_process(struct ss_buf *b, double start_time)
     }
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
-    return ss_buf_printf(b,
-                         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
-                         "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n"
-                         "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
-                         "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                         "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %ld\n"
-                         "# HELP process_open_fds Number of open file descriptors.\n"
-                         "# TYPE process_open_fds gauge\nprocess_open_fds %d\n"
-                         "# HELP process_max_fds Maximum number of open file descriptors.\n"
-                         "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n"
-                         "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
-                         "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n"
-                         "# HELP scrapeship_build_info Build information.\n"
-                         "# TYPE scrapeship_build_info gauge\nscrapeship_build_info{version=\"%s\"} 1\n",
-                         cpu, rss_kb * 1024, vm_kb * 1024, fds, (unsigned long long)rl.rlim_cur,
-                         start_time, SS_VERSION);
+    return ss_buf_printf(
+        b,
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n"
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+        "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+        "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %ld\n"
+        "# HELP process_open_fds Number of open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %d\n"
+        "# HELP process_max_fds Maximum number of open file descriptors.\n"
+        "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n"
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n"
+        "# HELP scrapeship_build_info Build information.\n"
+        "# TYPE scrapeship_build_info gauge\nscrapeship_build_info{version=\"%s\"} 1\n",
+        cpu, rss_kb * 1024, vm_kb * 1024, fds, (unsigned long long)rl.rlim_cur, start_time, SS_VERSION);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-                             const char *body, size_t len, bool copy)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body,
+                             size_t len, bool copy)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, (void *)body, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
@@ -89,9 +89,9 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls)
 {
     struct collector_http *h = cls;
     (void)version;
@@ -116,8 +116,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rc)
             ret = reply(c, 500, TEXT_PLAIN, "error rendering metrics\n", 24, false);
         else
-            ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
-                        b.len, true);
+            ret =
+                reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len, true);
         ss_buf_free(&b);
         return ret;
     }
@@ -184,8 +184,7 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
     return 0;
 }
 
-int collector_http_start(const char *addr, void (*on_reload)(void *ud), void *ud,
-                         struct collector_http **out)
+int collector_http_start(const char *addr, void (*on_reload)(void *ud), void *ud, struct collector_http **out)
 {
     *out = NULL;
     struct sockaddr_storage sa;
@@ -203,9 +202,9 @@ int collector_http_start(const char *addr, void (*on_reload)(void *ud), void *ud
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)30, MHD_OPTION_END);
     if (!h->d) {
         ss_error("http", "cannot listen on %s (address in use or not permitted)", addr);
         free(h);

@@ -19,15 +19,14 @@ struct collector_job_extra {
     struct scrape_kv **group_labels;
     size_t ngroups;
     const char **sd_files;
-    struct kube_sd **kube;          /* one per kubernetes_sd_configs entry */
+    struct kube_sd **kube; /* one per kubernetes_sd_configs entry */
     struct kube_sd_selector **kube_selectors;
     struct scrape_discoverer *discoverers;
     size_t nkube;
 };
 
-static int compile_rules(const struct scrape_relabel_config *cfg, size_t n,
-                         struct scrape_relabel_rule ***out, const char *job, const char *what,
-                         char *err, size_t errlen)
+static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, struct scrape_relabel_rule ***out,
+                         const char *job, const char *what, char *err, size_t errlen)
 {
     *out = calloc(n ? n : 1, sizeof **out);
     if (!*out)
@@ -83,8 +82,8 @@ void collector_jobs_free(struct collector_jobs *j)
 
 static void map_http(const struct cfg_http_client *c, struct scrape_http_config *h)
 {
-    h->basic_auth_username = c->has_basic_auth ? (c->basic_auth_username ? c->basic_auth_username : "")
-                                               : NULL;
+    h->basic_auth_username =
+        c->has_basic_auth ? (c->basic_auth_username ? c->basic_auth_username : "") : NULL;
     h->basic_auth_password = c->basic_auth_password;
     h->basic_auth_password_file = c->basic_auth_password_file;
     h->authorization_type = c->authorization_type;
@@ -179,8 +178,10 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
         j->honor_timestamps = s->honor_timestamps;
         map_http(&s->http, &j->http);
         if (s->http.tls.server_name)
-            ss_warn("config", "job %s: tls_config.server_name is not supported yet and is ignored: "
-                    "the certificate is verified against the target's host", s->job_name);
+            ss_warn("config",
+                    "job %s: tls_config.server_name is not supported yet and is ignored: "
+                    "the certificate is verified against the target's host",
+                    s->job_name);
         j->sample_limit = s->sample_limit;
         j->label_limit = s->label_limit;
         j->label_name_length_limit = s->label_name_length_limit;

@@ -67,20 +67,23 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     }
     const struct cfg_http_client *hc = &rw->http;
     h = fnv(fnv(fnv(h, hc->basic_auth_username), hc->basic_auth_password), hc->basic_auth_password_file);
-    h = fnv(fnv(fnv(h, hc->authorization_type), hc->authorization_credentials), hc->authorization_credentials_file);
+    h = fnv(fnv(fnv(h, hc->authorization_type), hc->authorization_credentials),
+            hc->authorization_credentials_file);
     h = fnv(fnv(fnv(fnv(h, hc->tls.ca_file), hc->tls.cert_file), hc->tls.key_file), hc->proxy_url);
     h = fnv_i(h, hc->tls.insecure_skip_verify);
     const struct cfg_queue *q = &rw->queue;
     h = fnv_i(fnv_i(fnv_i(h, q->capacity), q->min_shards), q->max_shards);
     h = fnv_i(fnv_i(fnv_i(h, q->max_samples_per_send), q->batch_send_deadline_ms), q->min_backoff_ms);
     h = fnv_i(fnv_i(fnv_i(h, q->max_backoff_ms), q->retry_on_http_429), q->sample_age_limit_ms);
-    h = fnv_i(fnv_i(fnv_i(h, rw->metadata.send), rw->metadata.send_interval_ms), rw->metadata.max_samples_per_send);
+    h = fnv_i(fnv_i(fnv_i(h, rw->metadata.send), rw->metadata.send_interval_ms),
+              rw->metadata.max_samples_per_send);
     const struct cfg_sigv4 *s = &rw->sigv4;
     h = fnv_i(h, s->enabled);
     h = fnv(fnv(fnv(fnv(h, s->region), s->access_key), s->secret_key), s->profile);
     h = fnv(fnv(fnv(h, s->role_arn), s->external_id), s->service);
     h = fnv(h, c->storage_path);
-    h = fnv_i(fnv_i(fnv_i(h, (int64_t)c->storage_max_disk_bytes), c->storage_max_age_ms), c->storage_fsync_interval_ms);
+    h = fnv_i(fnv_i(fnv_i(h, (int64_t)c->storage_max_disk_bytes), c->storage_max_age_ms),
+              c->storage_fsync_interval_ms);
     return h;
 }
 
@@ -117,7 +120,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.headers = out->headers;
     rc.nheaders = rw->nheaders;
     for (size_t i = 0; i < c->global.nexternal_labels; i++)
-        out->ext[i] = (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
+        out->ext[i] =
+            (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
     rc.external_labels = out->ext;
     rc.nexternal_labels = c->global.nexternal_labels;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
@@ -131,7 +135,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.write_relabel = out->rules;
     rc.nwrite_relabel = out->nrules;
     const struct cfg_http_client *hc = &rw->http;
-    rc.http.basic_auth_username = hc->has_basic_auth ? (hc->basic_auth_username ? hc->basic_auth_username : "") : NULL;
+    rc.http.basic_auth_username =
+        hc->has_basic_auth ? (hc->basic_auth_username ? hc->basic_auth_username : "") : NULL;
     rc.http.basic_auth_password = hc->basic_auth_password;
     rc.http.authorization_type = hc->authorization_type;
     rc.http.authorization_credentials = hc->authorization_credentials;
@@ -140,8 +145,10 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.http.tls_key_file = hc->tls.key_file;
     rc.http.tls_insecure_skip_verify = hc->tls.insecure_skip_verify;
     if (hc->tls.server_name)
-        ss_warn("config", "remote_write %s: tls_config.server_name is not supported yet and is ignored: "
-                "the certificate is verified against the URL's host", rw->url);
+        ss_warn("config",
+                "remote_write %s: tls_config.server_name is not supported yet and is ignored: "
+                "the certificate is verified against the URL's host",
+                rw->url);
     rc.http.proxy_url = hc->proxy_url;
     /* Files are read once at start and on reload for remote write. */
     char *pw = NULL, *cred = NULL;
@@ -160,10 +167,15 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         rc.http.basic_auth_password = pw;
     if (cred)
         rc.http.authorization_credentials = cred;
-    rc.queue = (struct rw_queue_config){rw->queue.capacity, rw->queue.min_shards, rw->queue.max_shards,
-                                        rw->queue.max_samples_per_send, rw->queue.batch_send_deadline_ms,
-                                        rw->queue.min_backoff_ms, rw->queue.max_backoff_ms,
-                                        rw->queue.retry_on_http_429, rw->queue.sample_age_limit_ms};
+    rc.queue = (struct rw_queue_config){rw->queue.capacity,
+                                        rw->queue.min_shards,
+                                        rw->queue.max_shards,
+                                        rw->queue.max_samples_per_send,
+                                        rw->queue.batch_send_deadline_ms,
+                                        rw->queue.min_backoff_ms,
+                                        rw->queue.max_backoff_ms,
+                                        rw->queue.retry_on_http_429,
+                                        rw->queue.sample_age_limit_ms};
     rc.metadata = (struct rw_metadata_config){rw->metadata.send, rw->metadata.send_interval_ms,
                                               rw->metadata.max_samples_per_send};
     if (rw->sigv4.enabled) {
@@ -184,7 +196,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
                 leaf[k++] = (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.') ? *p : '_';
             leaf[k] = '\0';
         } else {
-            snprintf(leaf, sizeof leaf, "url-%016llx", (unsigned long long)fnv(1469598103934665603ULL, rw->url));
+            snprintf(leaf, sizeof leaf, "url-%016llx",
+                     (unsigned long long)fnv(1469598103934665603ULL, rw->url));
         }
         snprintf(sdir, sizeof sdir, "%s/%s", c->storage_path, leaf);
         rc.storage_dir = sdir;
@@ -210,8 +223,9 @@ int collector_shipper_new(const struct cfg *c, struct collector_shipper **out, c
     return collector_shipper_reload(NULL, c, out, 0, err, errlen);
 }
 
-int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c, struct collector_shipper **out,
-                             int64_t flush_deadline_mono, char *err, size_t errlen)
+int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
+                             struct collector_shipper **out, int64_t flush_deadline_mono, char *err,
+                             size_t errlen)
 {
     *out = NULL;
     struct collector_shipper *s = calloc(1, sizeof *s);

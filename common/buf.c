@@ -64,7 +64,10 @@ int ss_buf_append(struct ss_buf *b, const void *p, size_t n)
     return 0;
 }
 
-int ss_buf_append_str(struct ss_buf *b, const char *s) { return ss_buf_append(b, s, strlen(s)); }
+int ss_buf_append_str(struct ss_buf *b, const char *s)
+{
+    return ss_buf_append(b, s, strlen(s));
+}
 
 int ss_buf_printf(struct ss_buf *b, const char *fmt, ...)
 {

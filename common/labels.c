@@ -155,7 +155,10 @@ static inline uint64_t hash_str(uint64_t h, struct ss_str s)
     return mix64(h, v ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
 }
 
-uint64_t ss_hash_str(uint64_t h, struct ss_str s) { return hash_str(h, s); }
+uint64_t ss_hash_str(uint64_t h, struct ss_str s)
+{
+    return hash_str(h, s);
+}
 
 uint64_t ss_labels_hash(const struct ss_labels *ls)
 {
@@ -169,8 +172,8 @@ uint64_t ss_labels_hash(const struct ss_labels *ls)
     return h ^ (h >> 32);
 }
 
-long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b,
-                            size_t nb, struct ss_label *out, size_t cap)
+long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b, size_t nb,
+                            struct ss_label *out, size_t cap)
 {
     size_t i = 0, j = 0, n = 0;
     while (i < na || j < nb) {

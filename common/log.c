@@ -13,9 +13,18 @@
 static enum ss_log_level log_level = SS_LOG_INFO;
 static bool log_json = false;
 
-void ss_log_set_level(enum ss_log_level level) { log_level = level; }
-void ss_log_set_json(bool json) { log_json = json; }
-bool ss_log_enabled(enum ss_log_level level) { return level >= log_level; }
+void ss_log_set_level(enum ss_log_level level)
+{
+    log_level = level;
+}
+void ss_log_set_json(bool json)
+{
+    log_json = json;
+}
+bool ss_log_enabled(enum ss_log_level level)
+{
+    return level >= log_level;
+}
 
 static const char *level_name(enum ss_log_level l)
 {
@@ -62,8 +71,8 @@ void ss_log(enum ss_log_level level, const char *component, const char *fmt, ...
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[96];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
 
     char line[4608];
     size_t pos;

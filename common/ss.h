@@ -45,10 +45,13 @@ bool ss_log_enabled(enum ss_log_level level);
 void ss_log(enum ss_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define ss_debug(comp, ...) \
-    do { if (ss_log_enabled(SS_LOG_DEBUG)) ss_log(SS_LOG_DEBUG, comp, __VA_ARGS__); } while (0)
-#define ss_info(comp, ...) ss_log(SS_LOG_INFO, comp, __VA_ARGS__)
-#define ss_warn(comp, ...) ss_log(SS_LOG_WARN, comp, __VA_ARGS__)
+#define ss_debug(comp, ...)                                                                                  \
+    do {                                                                                                     \
+        if (ss_log_enabled(SS_LOG_DEBUG))                                                                    \
+            ss_log(SS_LOG_DEBUG, comp, __VA_ARGS__);                                                         \
+    } while (0)
+#define ss_info(comp, ...)  ss_log(SS_LOG_INFO, comp, __VA_ARGS__)
+#define ss_warn(comp, ...)  ss_log(SS_LOG_WARN, comp, __VA_ARGS__)
 #define ss_error(comp, ...) ss_log(SS_LOG_ERROR, comp, __VA_ARGS__)
 
 /* ---- strings and buffers ----------------------------------------------- */
@@ -112,7 +115,7 @@ struct ss_arena {
 };
 
 void ss_arena_init(struct ss_arena *a, size_t chunk_size);
-void *ss_arena_alloc(struct ss_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+void *ss_arena_alloc(struct ss_arena *a, size_t n);                  /* 8-byte aligned, NULL on OOM */
 char *ss_arena_strndup(struct ss_arena *a, const char *p, size_t n); /* NUL-terminated */
 void ss_arena_reset(struct ss_arena *a);
 void ss_arena_free(struct ss_arena *a);
@@ -148,7 +151,7 @@ int ss_labels_set(struct ss_labels *ls, struct ss_str name, struct ss_str value)
 int ss_labels_setc(struct ss_labels *ls, struct ss_str name, struct ss_str value);
 const struct ss_str *ss_labels_get(const struct ss_labels *ls, struct ss_str name);
 void ss_labels_del(struct ss_labels *ls, struct ss_str name);
-void ss_labels_sort(struct ss_labels *ls); /* insertion sort: sets are small */
+void ss_labels_sort(struct ss_labels *ls);                              /* insertion sort: sets are small */
 int ss_labels_copy(struct ss_labels *dst, const struct ss_labels *src); /* deep copy */
 /* 64-bit hash of a sorted label set (names and values, with separators). */
 uint64_t ss_labels_hash(const struct ss_labels *ls);
@@ -159,8 +162,8 @@ uint64_t ss_hash_str(uint64_t h, struct ss_str s);
  * in both, `a` wins: this is how external labels are added to a series (Prometheus
  * adds an external label only where the series does not have it). Returns the count,
  * or -1 when cap is too small. */
-long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b,
-                            size_t nb, struct ss_label *out, size_t cap);
+long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b, size_t nb,
+                            struct ss_label *out, size_t cap);
 
 /* ---- self-metrics registry --------------------------------------------- */
 

@@ -9,9 +9,17 @@
 /* model.ParseDuration: units y w d h m s ms, each at most once, largest first. */
 int ss_parse_duration_ms(const char *s, int64_t *out_ms)
 {
-    static const struct { const char *u; int64_t ms; } units[] = {
-        {"y", 365LL * 24 * 3600 * 1000}, {"w", 7LL * 24 * 3600 * 1000}, {"d", 24LL * 3600 * 1000},
-        {"h", 3600LL * 1000}, {"m", 60LL * 1000}, {"s", 1000}, {"ms", 1},
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {
+        {"y", 365LL * 24 * 3600 * 1000},
+        {"w", 7LL * 24 * 3600 * 1000},
+        {"d", 24LL * 3600 * 1000},
+        {"h", 3600LL * 1000},
+        {"m", 60LL * 1000},
+        {"s", 1000},
+        {"ms", 1},
     };
     if (!s || !*s)
         return SS_EINVAL;
@@ -59,9 +67,17 @@ int ss_format_duration_ms(char *buf, size_t cap, int64_t ms)
 {
     if (ms == 0)
         return snprintf(buf, cap, "0s");
-    static const struct { const char *u; int64_t ms; } units[] = {
-        {"y", 365LL * 24 * 3600 * 1000}, {"w", 7LL * 24 * 3600 * 1000}, {"d", 24LL * 3600 * 1000},
-        {"h", 3600LL * 1000}, {"m", 60LL * 1000}, {"s", 1000}, {"ms", 1},
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {
+        {"y", 365LL * 24 * 3600 * 1000},
+        {"w", 7LL * 24 * 3600 * 1000},
+        {"d", 24LL * 3600 * 1000},
+        {"h", 3600LL * 1000},
+        {"m", 60LL * 1000},
+        {"s", 1000},
+        {"ms", 1},
     };
     size_t pos = 0;
     buf[0] = '\0';
@@ -88,10 +104,22 @@ int ss_parse_size(const char *s, uint64_t *out)
             return SS_EINVAL;
         n = n * 10 + (uint64_t)(*p++ - '0');
     }
-    static const struct { const char *u; uint64_t mult; } units[] = {
-        {"", 1}, {"B", 1}, {"KB", 1ULL << 10}, {"KiB", 1ULL << 10}, {"MB", 1ULL << 20},
-        {"MiB", 1ULL << 20}, {"GB", 1ULL << 30}, {"GiB", 1ULL << 30}, {"TB", 1ULL << 40},
-        {"TiB", 1ULL << 40}, {"PB", 1ULL << 50}, {"PiB", 1ULL << 50},
+    static const struct {
+        const char *u;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KB", 1ULL << 10},
+        {"KiB", 1ULL << 10},
+        {"MB", 1ULL << 20},
+        {"MiB", 1ULL << 20},
+        {"GB", 1ULL << 30},
+        {"GiB", 1ULL << 30},
+        {"TB", 1ULL << 40},
+        {"TiB", 1ULL << 40},
+        {"PB", 1ULL << 50},
+        {"PiB", 1ULL << 50},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(p, units[i].u) == 0) {

@@ -24,7 +24,7 @@
 
 #include "awscred_int.h"
 
-#define ASSUME_ROLE_SLOT AWSCRED_PROVIDER_COUNT /* warn-once slot for the config role */
+#define ASSUME_ROLE_SLOT     AWSCRED_PROVIDER_COUNT /* warn-once slot for the config role */
 #define DEFAULT_MAX_SLEEP_MS 10000
 
 struct awscred_chain {
@@ -50,7 +50,7 @@ struct awscred_chain {
     bool expired_warned;
     uint64_t attempts_started, attempts_done;
     bool force_pending;
-    uint64_t force_target;  /* the attempt that will serve the pending force */
+    uint64_t force_target;   /* the attempt that will serve the pending force */
     uint64_t forced_running; /* a forced attempt in progress, 0 when none */
     bool forced_before;
     int64_t last_force_mono_ms;
@@ -289,7 +289,8 @@ int awscred_chain_new(const struct awscred_options *o, struct awscred_chain **ou
     }
     if (o->access_key_id && (awscred_check_cred_string(o->access_key_id, AWSCRED_MAX_KEY_ID) ||
                              awscred_check_cred_string(o->secret_access_key, AWSCRED_MAX_SECRET))) {
-        ss_error(AWSCRED_COMPONENT, "sigv4: access_key or secret_key is empty, too long or not visible ASCII");
+        ss_error(AWSCRED_COMPONENT,
+                 "sigv4: access_key or secret_key is empty, too long or not visible ASCII");
         return SS_ECONFIG;
     }
     if (o->external_id && !o->role_arn) {
@@ -375,8 +376,8 @@ static void warn_once(struct awscred_chain *c, int slot, const char *what, const
     ss_warn(AWSCRED_COMPONENT, "remote %s: credential provider %s failed: %s", c->cfg.name, what, why);
 }
 
-static int try_provider(struct awscred_chain *c, enum awscred_provider p,
-                        struct awscred_value *v, char *why, size_t whycap)
+static int try_provider(struct awscred_chain *c, enum awscred_provider p, struct awscred_value *v, char *why,
+                        size_t whycap)
 {
     char detail[AWSCRED_ERR_MAX];
     int rc = awscred_provider_resolve(p, &c->cfg, v, detail, sizeof detail);
@@ -393,8 +394,8 @@ static int try_provider(struct awscred_chain *c, enum awscred_provider p,
 
 /* Run the chain (or the remembered provider), then the config-level role. Called
  * under resolve_lock. */
-static int resolve_value(struct awscred_chain *c, struct awscred_value *out,
-                         enum awscred_provider *provider, bool *assumed, char *why, size_t whycap)
+static int resolve_value(struct awscred_chain *c, struct awscred_value *out, enum awscred_provider *provider,
+                         bool *assumed, char *why, size_t whycap)
 {
     struct awscred_value v = {0};
     enum awscred_provider found = AWSCRED_PROVIDER_NONE;
@@ -407,13 +408,15 @@ static int resolve_value(struct awscred_chain *c, struct awscred_value *out,
         else if (rc == SS_ENOTFOUND)
             c->remembered = AWSCRED_PROVIDER_NONE; /* deconfigured: walk again */
     }
-    for (int p = AWSCRED_PROVIDER_STATIC; !c->remembered && rc == SS_ENOTFOUND && p < AWSCRED_PROVIDER_COUNT; p++) {
+    for (int p = AWSCRED_PROVIDER_STATIC; !c->remembered && rc == SS_ENOTFOUND && p < AWSCRED_PROVIDER_COUNT;
+         p++) {
         rc = try_provider(c, (enum awscred_provider)p, &v, why, whycap);
         if (rc == 0)
             found = (enum awscred_provider)p;
     }
     if (rc == SS_ENOTFOUND) {
-        awscred_why(why, whycap, "no AWS credentials found (static keys, AWS_* environment, web "
+        awscred_why(why, whycap,
+                    "no AWS credentials found (static keys, AWS_* environment, web "
                     "identity, container, shared profile, instance metadata)");
         warn_once(c, AWSCRED_PROVIDER_NONE, "chain", why);
         return SS_EAUTH;
@@ -468,8 +471,8 @@ static int attempt(struct awscred_chain *c)
         format_time(v.expiration_ms, when, sizeof when);
         if (provider != c->announced) { /* say once which provider we use */
             ss_info(AWSCRED_COMPONENT, "remote %s: using AWS credentials from %s%s (key %s, expires %s)",
-                    c->cfg.name, awscred_provider_name(provider), assumed ? " + assume_role" : "",
-                    masked, when);
+                    c->cfg.name, awscred_provider_name(provider), assumed ? " + assume_role" : "", masked,
+                    when);
             c->announced = provider;
         } else {
             ss_debug(AWSCRED_COMPONENT, "remote %s: refreshed AWS credentials from %s (key %s, expires %s)",
@@ -494,14 +497,18 @@ static int attempt(struct awscred_chain *c)
         c->fail_streak++;
         c->refresh_fail++;
         snprintf(c->last_error, sizeof c->last_error, "%s", why[0] ? why : ss_strerror(rc));
-        c->next_refresh_ms = now + awscred_retry_delay_ms(c->fail_streak, now,
-                                                          c->have ? c->cur.expiration_ms : 0);
+        c->next_refresh_ms =
+            now + awscred_retry_delay_ms(c->fail_streak, now, c->have ? c->cur.expiration_ms : 0);
         if (c->have && c->fail_streak == 1)
-            ss_warn(AWSCRED_COMPONENT, "remote %s: credential refresh failed; retrying, current "
-                    "credentials stay in use until they expire", c->cfg.name);
+            ss_warn(AWSCRED_COMPONENT,
+                    "remote %s: credential refresh failed; retrying, current "
+                    "credentials stay in use until they expire",
+                    c->cfg.name);
         if (c->have && c->cur.expiration_ms > 0 && now >= c->cur.expiration_ms && !c->expired_warned) {
-            ss_error(AWSCRED_COMPONENT, "remote %s: AWS credentials have expired and cannot be "
-                     "refreshed: %s", c->cfg.name, c->last_error);
+            ss_error(AWSCRED_COMPONENT,
+                     "remote %s: AWS credentials have expired and cannot be "
+                     "refreshed: %s",
+                     c->cfg.name, c->last_error);
             c->expired_warned = true;
         }
     }
@@ -607,7 +614,7 @@ int awscred_force_refresh(struct awscred_chain *c, uint64_t seen_generation, int
     while (c->attempts_done < target && !c->stop)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &dl) == ETIMEDOUT)
             break;
-    int rc = c->generation > base          ? 0
+    int rc = c->generation > base         ? 0
              : c->attempts_done >= target ? (c->last_rc ? c->last_rc : SS_EAUTH)
                                           : SS_ETIMEDOUT;
     pthread_mutex_unlock(&c->lock);
@@ -625,7 +632,10 @@ void awscred_last_error(struct awscred_chain *c, char *buf, size_t cap)
 
 /* ---- the getter -------------------------------------------------------- */
 
-void awscred_creds_init(struct awscred_creds *cr) { memset(cr, 0, sizeof *cr); }
+void awscred_creds_init(struct awscred_creds *cr)
+{
+    memset(cr, 0, sizeof *cr);
+}
 
 void awscred_creds_wipe(struct awscred_creds *cr)
 {
@@ -672,7 +682,10 @@ done:
 
 /* ---- jansson hardening ------------------------------------------------- */
 
-static void *wiping_malloc(size_t n) { return malloc(n); }
+static void *wiping_malloc(size_t n)
+{
+    return malloc(n);
+}
 
 static void wiping_free(void *p)
 {

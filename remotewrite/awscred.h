@@ -41,15 +41,15 @@
 
 /* ---- limits ------------------------------------------------------------ */
 
-#define AWSCRED_MAX_KEY_ID SIGV4_MAX_ACCESS_KEY /* bytes in an access key id */
-#define AWSCRED_MAX_SECRET SIGV4_MAX_SECRET     /* bytes in a secret access key */
-#define AWSCRED_MAX_TOKEN SIGV4_MAX_TOKEN       /* bytes in a session token */
-#define AWSCRED_MAX_RESPONSE (64u << 10)        /* an STS / IMDS / container reply */
-#define AWSCRED_MAX_SHARED_FILE (1u << 20)      /* ~/.aws/credentials or config */
-#define AWSCRED_MAX_TOKEN_FILE (64u << 10)      /* web identity / container token file */
-#define AWSCRED_MAX_INI_ENTRIES 8192            /* key = value lines kept from one file */
-#define AWSCRED_MAX_PROFILE_DEPTH 8             /* source_profile hops */
-#define AWSCRED_ERR_MAX 256                     /* an error reason, with its NUL */
+#define AWSCRED_MAX_KEY_ID        SIGV4_MAX_ACCESS_KEY /* bytes in an access key id */
+#define AWSCRED_MAX_SECRET        SIGV4_MAX_SECRET     /* bytes in a secret access key */
+#define AWSCRED_MAX_TOKEN         SIGV4_MAX_TOKEN      /* bytes in a session token */
+#define AWSCRED_MAX_RESPONSE      (64u << 10)          /* an STS / IMDS / container reply */
+#define AWSCRED_MAX_SHARED_FILE   (1u << 20)           /* ~/.aws/credentials or config */
+#define AWSCRED_MAX_TOKEN_FILE    (64u << 10)          /* web identity / container token file */
+#define AWSCRED_MAX_INI_ENTRIES   8192                 /* key = value lines kept from one file */
+#define AWSCRED_MAX_PROFILE_DEPTH 8                    /* source_profile hops */
+#define AWSCRED_ERR_MAX           256                  /* an error reason, with its NUL */
 
 /* ---- providers --------------------------------------------------------- */
 
@@ -77,7 +77,7 @@ struct awscred_http_request {
     size_t body_len;
     int64_t timeout_ms;         /* whole request */
     int64_t connect_timeout_ms; /* 0: same as timeout_ms */
-    bool no_proxy; /* link-local and loopback endpoints: never through a proxy */
+    bool no_proxy;              /* link-local and loopback endpoints: never through a proxy */
 };
 
 struct awscred_http_response {
@@ -94,8 +94,8 @@ typedef int (*awscred_http_fn)(void *ud, const struct awscred_http_request *req,
                                struct awscred_http_response *resp, char *why, size_t whycap);
 
 /* The default hook: a blocking libcurl easy transfer. */
-int awscred_http_curl(void *ud, const struct awscred_http_request *req,
-                      struct awscred_http_response *resp, char *why, size_t whycap);
+int awscred_http_curl(void *ud, const struct awscred_http_request *req, struct awscred_http_response *resp,
+                      char *why, size_t whycap);
 
 /* ---- the chain --------------------------------------------------------- */
 
@@ -103,7 +103,7 @@ struct awscred_options {
     const char *name; /* label for logs and metrics (the remote's name); "default" */
 
     /* From the remote_write sigv4 block. All borrowed for the call only. */
-    const char *region; /* STS region; else AWS_REGION, AWS_DEFAULT_REGION, global */
+    const char *region;            /* STS region; else AWS_REGION, AWS_DEFAULT_REGION, global */
     const char *access_key_id;     /* static keys: both or neither */
     const char *secret_access_key; /* secret */
     const char *profile;           /* overrides AWS_PROFILE */
@@ -152,7 +152,7 @@ int awscred_wait_ready(struct awscred_chain *c, int64_t timeout_ms);
 /* A caller-owned copy of the credentials. Reuse it across calls: awscred_get copies
  * only when the generation changed. Wipe with awscred_creds_wipe when done. */
 struct awscred_creds {
-    uint64_t generation; /* 0: empty; bumps on every successful resolution */
+    uint64_t generation;   /* 0: empty; bumps on every successful resolution */
     int64_t expiration_ms; /* 0: does not expire */
     enum awscred_provider provider;
     bool assumed_role; /* the config-level role_arn was assumed on top */
@@ -192,9 +192,9 @@ void awscred_harden_jansson(void);
 /* ---- refresh scheduling (pure, for tests) ------------------------------ */
 
 #define AWSCRED_REFRESH_LEAD_MS (5 * 60 * 1000) /* refresh 5 min before expiry ... */
-#define AWSCRED_MIN_DELAY_MS 1000               /* ... but never sooner than this */
+#define AWSCRED_MIN_DELAY_MS    1000            /* ... but never sooner than this */
 #define AWSCRED_BACKOFF_BASE_MS 1000
-#define AWSCRED_BACKOFF_MAX_MS (5 * 60 * 1000)
+#define AWSCRED_BACKOFF_MAX_MS  (5 * 60 * 1000)
 
 /* When to refresh credentials that expire at expiration_ms: 5 minutes before, or at
  * half the remaining lifetime when that is shorter; not sooner than 1 s from now.
@@ -212,7 +212,7 @@ int64_t awscred_retry_delay_ms(unsigned attempt, int64_t now_ms, int64_t expirat
 struct awscred_value {
     char *access_key_id;
     char *secret_access_key;
-    char *session_token; /* NULL when none */
+    char *session_token;   /* NULL when none */
     int64_t expiration_ms; /* 0 when none */
 };
 
@@ -226,14 +226,14 @@ int awscred_parse_time(const char *s, size_t len, int64_t *out_ms);
  * credentials are read from <action>Result/Credentials. An ErrorResponse gives SS_EAUTH
  * with "Code: Message" in why (message sanitised and cut short). Anything else is
  * SS_EPARSE or SS_ELIMIT. */
-int awscred_parse_sts_xml(const char *body, size_t len, const char *action,
-                          struct awscred_value *out, char *why, size_t whycap);
+int awscred_parse_sts_xml(const char *body, size_t len, const char *action, struct awscred_value *out,
+                          char *why, size_t whycap);
 
 /* A container-credentials or IMDS credentials JSON document (AccessKeyId,
  * SecretAccessKey, Token, Expiration; IMDS adds Code). A document with an error code
  * (IMDS Code other than "Success", or code/message) gives SS_EAUTH with the code. */
-int awscred_parse_creds_json(const char *body, size_t len, struct awscred_value *out,
-                             char *why, size_t whycap);
+int awscred_parse_creds_json(const char *body, size_t len, struct awscred_value *out, char *why,
+                             size_t whycap);
 
 /* A shared credentials or config file, parsed as the AWS SDKs' shared-config rules
  * say: '#' and ';' start comment lines; a '#' or ';' after whitespace ends a value;

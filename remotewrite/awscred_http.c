@@ -27,9 +27,9 @@
 
 #include "awscred_int.h"
 
-#define STS_VERSION "2011-06-15"
+#define STS_VERSION  "2011-06-15"
 #define MAX_STS_BODY (48u << 10) /* our request: the web identity token dominates */
-#define MAX_HEADERS 8
+#define MAX_HEADERS  8
 
 /* ---- hooks ------------------------------------------------------------- */
 
@@ -131,8 +131,8 @@ static void slist_free_wiped(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-int awscred_http_curl(void *ud, const struct awscred_http_request *req,
-                      struct awscred_http_response *resp, char *why, size_t whycap)
+int awscred_http_curl(void *ud, const struct awscred_http_request *req, struct awscred_http_response *resp,
+                      char *why, size_t whycap)
 {
     (void)ud;
     CURL *h = curl_easy_init();
@@ -304,8 +304,8 @@ static int form_append(struct ss_buf *b, const char *k, const char *v)
         rc = ss_buf_append(b, "=", 1);
     for (const unsigned char *p = (const unsigned char *)v; !rc && *p; p++) {
         unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~') {
             rc = ss_buf_append(b, p, 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -333,9 +333,8 @@ struct sts_param {
 };
 
 static int sts_call(const struct awscred_cfg *cfg, const char *region_hint, const char *action,
-                    const struct sts_param *params, size_t nparams,
-                    const struct awscred_value *signer, const char *const *secrets,
-                    struct awscred_value *out, char *why, size_t whycap)
+                    const struct sts_param *params, size_t nparams, const struct awscred_value *signer,
+                    const char *const *secrets, struct awscred_value *out, char *why, size_t whycap)
 {
     char url[AWSCRED_MAX_URL], detail[AWSCRED_ERR_MAX] = "";
     const char *sign_region = NULL;
@@ -365,13 +364,17 @@ static int sts_call(const struct awscred_cfg *cfg, const char *region_hint, cons
     if (signer) {
         struct sigv4_header sh[] = {{"Content-Type", ctype}};
         struct sigv4_request sreq = {
-            .method = "POST", .url = url, .headers = sh, .nheaders = 1,
-            .body = body.data, .body_len = body.len,
+            .method = "POST",
+            .url = url,
+            .headers = sh,
+            .nheaders = 1,
+            .body = body.data,
+            .body_len = body.len,
         };
         struct sigv4_credentials sc = {signer->access_key_id, signer->secret_access_key,
                                        signer->session_token};
-        struct sigv4_params sp = {.region = sign_region, .service = "sts",
-                                  .now_unix = awscred_now(cfg) / 1000};
+        struct sigv4_params sp = {
+            .region = sign_region, .service = "sts", .now_unix = awscred_now(cfg) / 1000};
         if ((rc = sigv4_sign(&sreq, &sc, &sp, &sig))) {
             awscred_why(why, whycap, "cannot sign STS %s: %s", action, ss_strerror(rc));
             goto done;
@@ -386,8 +389,13 @@ static int sts_call(const struct awscred_cfg *cfg, const char *region_hint, cons
     }
 
     struct awscred_http_request req = {
-        .method = "POST", .url = url, .headers = (const char *const *)hdr, .nheaders = nh,
-        .body = body.data, .body_len = body.len, .timeout_ms = AWSCRED_STS_TIMEOUT_MS,
+        .method = "POST",
+        .url = url,
+        .headers = (const char *const *)hdr,
+        .nheaders = nh,
+        .body = body.data,
+        .body_len = body.len,
+        .timeout_ms = AWSCRED_STS_TIMEOUT_MS,
     };
     if ((rc = awscred_http(cfg, &req, &resp, detail, sizeof detail))) {
         awscred_why(why, whycap, "STS %s at %s: %s", action, url, detail);
@@ -419,8 +427,7 @@ done: /* success and failure share the cleanup */
     return rc;
 }
 
-const char *awscred_session_name(const struct awscred_cfg *cfg, const char *configured,
-                                 char *buf, size_t cap)
+const char *awscred_session_name(const struct awscred_cfg *cfg, const char *configured, char *buf, size_t cap)
 {
     if (configured)
         return configured;
@@ -430,10 +437,9 @@ const char *awscred_session_name(const struct awscred_cfg *cfg, const char *conf
     return buf;
 }
 
-int awscred_sts_web_identity(const struct awscred_cfg *cfg, const char *region_hint,
-                             const char *role_arn, const char *session_name,
-                             const char *token, struct awscred_value *out, char *why,
-                             size_t whycap)
+int awscred_sts_web_identity(const struct awscred_cfg *cfg, const char *region_hint, const char *role_arn,
+                             const char *session_name, const char *token, struct awscred_value *out,
+                             char *why, size_t whycap)
 {
     const struct sts_param p[] = {
         {"RoleArn", role_arn},
@@ -441,15 +447,13 @@ int awscred_sts_web_identity(const struct awscred_cfg *cfg, const char *region_h
         {"WebIdentityToken", token},
     };
     const char *secrets[] = {token, NULL};
-    return sts_call(cfg, region_hint, "AssumeRoleWithWebIdentity", p, 3, NULL, secrets, out, why,
-                    whycap);
+    return sts_call(cfg, region_hint, "AssumeRoleWithWebIdentity", p, 3, NULL, secrets, out, why, whycap);
 }
 
 int awscred_sts_assume_role(const struct awscred_cfg *cfg, const char *region_hint,
                             const struct awscred_value *source, const char *role_arn,
-                            const char *session_name, const char *external_id,
-                            const char *duration_seconds, struct awscred_value *out,
-                            char *why, size_t whycap)
+                            const char *session_name, const char *external_id, const char *duration_seconds,
+                            struct awscred_value *out, char *why, size_t whycap)
 {
     const struct sts_param p[] = {
         {"RoleArn", role_arn},

@@ -8,18 +8,18 @@
 
 #include "awscred.h"
 
-#define AWSCRED_COMPONENT "awscred"
-#define AWSCRED_DEFAULT_IMDS "http://169.254.169.254"
-#define AWSCRED_DEFAULT_IMDS_V6 "http://[fd00:ec2::254]"
-#define AWSCRED_DEFAULT_CONTAINER "http://169.254.170.2"
-#define AWSCRED_STS_TIMEOUT_MS 10000
-#define AWSCRED_CONTAINER_TIMEOUT_MS 5000
-#define AWSCRED_IMDS_TIMEOUT_MS 2000
+#define AWSCRED_COMPONENT               "awscred"
+#define AWSCRED_DEFAULT_IMDS            "http://169.254.169.254"
+#define AWSCRED_DEFAULT_IMDS_V6         "http://[fd00:ec2::254]"
+#define AWSCRED_DEFAULT_CONTAINER       "http://169.254.170.2"
+#define AWSCRED_STS_TIMEOUT_MS          10000
+#define AWSCRED_CONTAINER_TIMEOUT_MS    5000
+#define AWSCRED_IMDS_TIMEOUT_MS         2000
 #define AWSCRED_IMDS_CONNECT_TIMEOUT_MS 1000
-#define AWSCRED_IMDS_TOKEN_TTL "21600" /* seconds: the 6 h maximum IMDS allows */
-#define AWSCRED_MAX_URL 4096
-#define AWSCRED_MAX_ARN 2048
-#define AWSCRED_MAX_SECRETS 4 /* secrets one request can carry, for redaction */
+#define AWSCRED_IMDS_TOKEN_TTL          "21600" /* seconds: the 6 h maximum IMDS allows */
+#define AWSCRED_MAX_URL                 4096
+#define AWSCRED_MAX_ARN                 2048
+#define AWSCRED_MAX_SECRETS             4 /* secrets one request can carry, for redaction */
 
 /* The options, copied and owned by the chain. Secret strings are wiped on free. */
 struct awscred_cfg {
@@ -74,20 +74,18 @@ int awscred_http(const struct awscred_cfg *cfg, const struct awscred_http_reques
 const char *awscred_sts_region(const struct awscred_cfg *cfg, const char *region_hint);
 
 /* AssumeRoleWithWebIdentity: unsigned, the token is the proof. */
-int awscred_sts_web_identity(const struct awscred_cfg *cfg, const char *region_hint,
-                             const char *role_arn, const char *session_name,
-                             const char *token, struct awscred_value *out, char *why,
-                             size_t whycap);
+int awscred_sts_web_identity(const struct awscred_cfg *cfg, const char *region_hint, const char *role_arn,
+                             const char *session_name, const char *token, struct awscred_value *out,
+                             char *why, size_t whycap);
 /* AssumeRole signed (SigV4, service "sts") with `source`. external_id and
  * duration_seconds may be NULL. */
 int awscred_sts_assume_role(const struct awscred_cfg *cfg, const char *region_hint,
                             const struct awscred_value *source, const char *role_arn,
-                            const char *session_name, const char *external_id,
-                            const char *duration_seconds, struct awscred_value *out,
-                            char *why, size_t whycap);
+                            const char *session_name, const char *external_id, const char *duration_seconds,
+                            struct awscred_value *out, char *why, size_t whycap);
 /* "scrapeship-<unix ms>" into buf (>= 40 bytes), unless a name was configured. */
-const char *awscred_session_name(const struct awscred_cfg *cfg, const char *configured,
-                                 char *buf, size_t cap);
+const char *awscred_session_name(const struct awscred_cfg *cfg, const char *configured, char *buf,
+                                 size_t cap);
 
 /* One provider. 0 with *out filled; SS_ENOTFOUND when not configured (the chain moves
  * on, nothing is logged); any other error with the reason in why (the chain stops). */

@@ -259,7 +259,10 @@ static const char *find_str(const char *p, const char *e, const char *needle)
     return memmem(p, (size_t)(e - p), needle, n);
 }
 
-static bool xml_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool xml_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* The next markup construct at or after p. Returns 1 with *t filled, 0 when there is
  * none, SS_EPARSE on unterminated markup or a DOCTYPE. */
@@ -509,8 +512,8 @@ static int xml_get(struct span in, const char *name, size_t max, char **out)
     return xml_leaf(c, max, out);
 }
 
-int awscred_parse_sts_xml(const char *body, size_t len, const char *action,
-                          struct awscred_value *out, char *why, size_t whycap)
+int awscred_parse_sts_xml(const char *body, size_t len, const char *action, struct awscred_value *out,
+                          char *why, size_t whycap)
 {
     struct span doc = {body, body + len}, result = {NULL, NULL}, creds = {NULL, NULL};
     char tag[96], *code = NULL, *msg = NULL, *exp = NULL;
@@ -527,8 +530,7 @@ int awscred_parse_sts_xml(const char *body, size_t len, const char *action,
     if (rc == 0) {
         struct span err = {NULL, NULL};
         if ((rc = xml_find(doc, "Error", &err)) == 1) {
-            if ((rc = xml_get(err, "Code", 256, &code)) < 0 ||
-                (rc = xml_get(err, "Message", 4096, &msg)) < 0)
+            if ((rc = xml_get(err, "Code", 256, &code)) < 0 || (rc = xml_get(err, "Message", 4096, &msg)) < 0)
                 goto fail_parse;
             char c[80], m[MAX_SERVER_MESSAGE + 1];
             awscred_sanitize(c, sizeof c, code ? code : "unknown", code ? strlen(code) : 7);
@@ -620,8 +622,8 @@ static char *dup_limited(const char *s, size_t max, int *rc)
     return awscred_strdup(s, rc);
 }
 
-int awscred_parse_creds_json(const char *body, size_t len, struct awscred_value *out,
-                             char *why, size_t whycap)
+int awscred_parse_creds_json(const char *body, size_t len, struct awscred_value *out, char *why,
+                             size_t whycap)
 {
     struct awscred_value v = {0};
     int rc = 0;
@@ -702,7 +704,10 @@ struct awscred_ini {
     size_t nprofiles, profiles_cap;
 };
 
-static bool ini_space(char c) { return c == ' ' || c == '\t'; }
+static bool ini_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 static void trim(const char **p, const char **e)
 {
@@ -743,8 +748,8 @@ static int ini_add_profile(struct awscred_ini *ini, const char *p, size_t n)
     return 0;
 }
 
-static int ini_add(struct awscred_ini *ini, const char *profile, const char *k, size_t kn,
-                   const char *val, size_t vn)
+static int ini_add(struct awscred_ini *ini, const char *profile, const char *k, size_t kn, const char *val,
+                   size_t vn)
 {
     if (ini->n >= AWSCRED_MAX_INI_ENTRIES)
         return SS_ELIMIT;

@@ -22,11 +22,11 @@
 #include "awscred_int.h"
 
 #define MAX_IMDS_TOKEN 1024
-#define MAX_ROLE_NAME 128
-#define MAX_PATH_LEN 4096
+#define MAX_ROLE_NAME  128
+#define MAX_PATH_LEN   4096
 
-static int copy_static(const char *id, const char *secret, const char *token,
-                       struct awscred_value *out, char *why, size_t whycap)
+static int copy_static(const char *id, const char *secret, const char *token, struct awscred_value *out,
+                       char *why, size_t whycap)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -68,8 +68,7 @@ static int read_token_file(const char *path, const char *what, char **out, char 
 
 /* ---- 1. static keys from the config ------------------------------------ */
 
-static int provider_static(const struct awscred_cfg *cfg, struct awscred_value *out, char *why,
-                           size_t whycap)
+static int provider_static(const struct awscred_cfg *cfg, struct awscred_value *out, char *why, size_t whycap)
 {
     if (!cfg->access_key_id)
         return SS_ENOTFOUND;
@@ -78,8 +77,7 @@ static int provider_static(const struct awscred_cfg *cfg, struct awscred_value *
 
 /* ---- 2. environment ---------------------------------------------------- */
 
-static int provider_env(const struct awscred_cfg *cfg, struct awscred_value *out, char *why,
-                        size_t whycap)
+static int provider_env(const struct awscred_cfg *cfg, struct awscred_value *out, char *why, size_t whycap)
 {
     /* AWS_ACCESS_KEY and AWS_SECRET_KEY are the older names the SDKs still accept */
     const char *id = awscred_env(cfg, "AWS_ACCESS_KEY_ID");
@@ -94,8 +92,7 @@ static int provider_env(const struct awscred_cfg *cfg, struct awscred_value *out
     if (!id && !secret)
         return SS_ENOTFOUND;
     if (!id || !secret) {
-        awscred_why(why, whycap, "%s is set without %s",
-                    id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+        awscred_why(why, whycap, "%s is set without %s", id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
                     id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
         return SS_ECONFIG;
     }
@@ -116,9 +113,9 @@ static int provider_env(const struct awscred_cfg *cfg, struct awscred_value *out
 
 /* ---- 3. web identity --------------------------------------------------- */
 
-static int web_identity(const struct awscred_cfg *cfg, const char *region_hint,
-                        const char *token_file, const char *role_arn, const char *session,
-                        struct awscred_value *out, char *why, size_t whycap)
+static int web_identity(const struct awscred_cfg *cfg, const char *region_hint, const char *token_file,
+                        const char *role_arn, const char *session, struct awscred_value *out, char *why,
+                        size_t whycap)
 {
     char *token = NULL, name_buf[48];
     int rc = read_token_file(token_file, "web identity token file", &token, why, whycap);
@@ -130,8 +127,8 @@ static int web_identity(const struct awscred_cfg *cfg, const char *region_hint,
     return rc;
 }
 
-static int provider_web_identity(const struct awscred_cfg *cfg, struct awscred_value *out,
-                                 char *why, size_t whycap)
+static int provider_web_identity(const struct awscred_cfg *cfg, struct awscred_value *out, char *why,
+                                 size_t whycap)
 {
     const char *file = awscred_env(cfg, "AWS_WEB_IDENTITY_TOKEN_FILE");
     const char *arn = awscred_env(cfg, "AWS_ROLE_ARN");
@@ -141,8 +138,7 @@ static int provider_web_identity(const struct awscred_cfg *cfg, struct awscred_v
         awscred_why(why, whycap, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
         return SS_ECONFIG;
     }
-    return web_identity(cfg, NULL, file, arn, awscred_env(cfg, "AWS_ROLE_SESSION_NAME"), out, why,
-                        whycap);
+    return web_identity(cfg, NULL, file, arn, awscred_env(cfg, "AWS_ROLE_SESSION_NAME"), out, why, whycap);
 }
 
 /* ---- 4. container (ECS task role, EKS Pod Identity) -------------------- */
@@ -193,10 +189,13 @@ done:
     return ok;
 }
 
-static bool has_line_break(const char *s) { return strpbrk(s, "\r\n") != NULL; }
+static bool has_line_break(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
 
-static int provider_container(const struct awscred_cfg *cfg, struct awscred_value *out,
-                              char *why, size_t whycap)
+static int provider_container(const struct awscred_cfg *cfg, struct awscred_value *out, char *why,
+                              size_t whycap)
 {
     const char *rel = awscred_env(cfg, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
     const char *full = awscred_env(cfg, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -254,8 +253,12 @@ static int provider_container(const struct awscred_cfg *cfg, struct awscred_valu
     }
     hdrs[nh++] = "Accept: application/json";
     struct awscred_http_request req = {
-        .method = "GET", .url = url, .headers = hdrs, .nheaders = nh,
-        .timeout_ms = AWSCRED_CONTAINER_TIMEOUT_MS, .no_proxy = strncasecmp(url, "http:", 5) == 0,
+        .method = "GET",
+        .url = url,
+        .headers = hdrs,
+        .nheaders = nh,
+        .timeout_ms = AWSCRED_CONTAINER_TIMEOUT_MS,
+        .no_proxy = strncasecmp(url, "http:", 5) == 0,
     };
     if ((rc = awscred_http(cfg, &req, &resp, detail, sizeof detail))) {
         awscred_why(why, whycap, "GET %s: %s", url, detail);
@@ -289,8 +292,7 @@ done: /* success and failure share the cleanup */
 /* IMDSv2 only: PUT a session token first and send it on every GET. If the PUT fails
  * we fail; we never fall back to token-less IMDSv1 requests, which are what SSRF
  * attacks against instance credentials rely on. */
-static int provider_imds(const struct awscred_cfg *cfg, struct awscred_value *out, char *why,
-                         size_t whycap)
+static int provider_imds(const struct awscred_cfg *cfg, struct awscred_value *out, char *why, size_t whycap)
 {
     if (awscred_env_true(cfg, "AWS_EC2_METADATA_DISABLED"))
         return SS_ENOTFOUND;
@@ -309,8 +311,8 @@ static int provider_imds(const struct awscred_cfg *cfg, struct awscred_value *ou
     struct awscred_http_response resp = {0};
     int rc = 0;
     ss_buf_init(&resp.body, 1);
-    if ((strncasecmp(ep, "http://", 7) != 0 && strncasecmp(ep, "https://", 8) != 0) ||
-        has_line_break(ep) || eplen > 1024) {
+    if ((strncasecmp(ep, "http://", 7) != 0 && strncasecmp(ep, "https://", 8) != 0) || has_line_break(ep) ||
+        eplen > 1024) {
         awscred_why(why, whycap, "IMDS endpoint must be an http or https URL");
         return SS_ECONFIG;
     }
@@ -318,8 +320,12 @@ static int provider_imds(const struct awscred_cfg *cfg, struct awscred_value *ou
     snprintf(url, sizeof url, "%.*s/latest/api/token", (int)eplen, ep);
     const char *put_hdr[] = {"X-aws-ec2-metadata-token-ttl-seconds: " AWSCRED_IMDS_TOKEN_TTL};
     struct awscred_http_request req = {
-        .method = "PUT", .url = url, .headers = put_hdr, .nheaders = 1,
-        .timeout_ms = AWSCRED_IMDS_TIMEOUT_MS, .connect_timeout_ms = AWSCRED_IMDS_CONNECT_TIMEOUT_MS,
+        .method = "PUT",
+        .url = url,
+        .headers = put_hdr,
+        .nheaders = 1,
+        .timeout_ms = AWSCRED_IMDS_TIMEOUT_MS,
+        .connect_timeout_ms = AWSCRED_IMDS_CONNECT_TIMEOUT_MS,
         .no_proxy = true,
     };
     if ((rc = awscred_http(cfg, &req, &resp, detail, sizeof detail))) {
@@ -355,8 +361,12 @@ static int provider_imds(const struct awscred_cfg *cfg, struct awscred_value *ou
     snprintf(url, sizeof url, "%.*s/latest/meta-data/iam/security-credentials/", (int)eplen, ep);
     const char *get_hdr[] = {token_hdr};
     req = (struct awscred_http_request){
-        .method = "GET", .url = url, .headers = get_hdr, .nheaders = 1,
-        .timeout_ms = AWSCRED_IMDS_TIMEOUT_MS, .connect_timeout_ms = AWSCRED_IMDS_CONNECT_TIMEOUT_MS,
+        .method = "GET",
+        .url = url,
+        .headers = get_hdr,
+        .nheaders = 1,
+        .timeout_ms = AWSCRED_IMDS_TIMEOUT_MS,
+        .connect_timeout_ms = AWSCRED_IMDS_CONNECT_TIMEOUT_MS,
         .no_proxy = true,
     };
     if ((rc = awscred_http(cfg, &req, &resp, detail, sizeof detail))) {
@@ -439,8 +449,8 @@ static const char *home_dir(const struct awscred_cfg *cfg, char *buf, size_t cap
 }
 
 /* The file's path from its variable ("~/" expanded, as the SDKs do) or ~/.aws/<name>. */
-static int file_path(const struct awscred_cfg *cfg, const char *var, const char *name,
-                     const char *home, char *out, size_t cap)
+static int file_path(const struct awscred_cfg *cfg, const char *var, const char *name, const char *home,
+                     char *out, size_t cap)
 {
     const char *v = awscred_env(cfg, var);
     int n;
@@ -455,8 +465,7 @@ static int file_path(const struct awscred_cfg *cfg, const char *var, const char 
     return n < 0 || (size_t)n >= cap ? SS_ELIMIT : 0;
 }
 
-static int load_one(const char *path, bool config_file, struct awscred_ini **out, char *why,
-                    size_t whycap)
+static int load_one(const char *path, bool config_file, struct awscred_ini **out, char *why, size_t whycap)
 {
     char *text = NULL;
     size_t len = 0;
@@ -477,9 +486,9 @@ static int load_one(const char *path, bool config_file, struct awscred_ini **out
     return rc;
 }
 
-static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_files *f,
-                           const char *name, const char **visited, int depth, bool top,
-                           struct awscred_value *out, char *why, size_t whycap);
+static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_files *f, const char *name,
+                           const char **visited, int depth, bool top, struct awscred_value *out, char *why,
+                           size_t whycap);
 
 static int profile_static(const struct profile_files *f, const char *name, bool top,
                           struct awscred_value *out, char *why, size_t whycap)
@@ -519,8 +528,10 @@ static int credential_source(const struct awscred_cfg *cfg, const char *name, co
     else if (strcmp(cs, "EcsContainer") == 0)
         p = AWSCRED_PROVIDER_CONTAINER;
     else {
-        awscred_why(why, whycap, "profile %s: unknown credential_source (Environment, "
-                    "Ec2InstanceMetadata or EcsContainer)", name);
+        awscred_why(why, whycap,
+                    "profile %s: unknown credential_source (Environment, "
+                    "Ec2InstanceMetadata or EcsContainer)",
+                    name);
         return SS_ECONFIG;
     }
     int rc = awscred_provider_resolve(p, cfg, out, why, whycap);
@@ -531,9 +542,9 @@ static int credential_source(const struct awscred_cfg *cfg, const char *name, co
     return rc;
 }
 
-static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_files *f,
-                           const char *name, const char **visited, int depth, bool top,
-                           struct awscred_value *out, char *why, size_t whycap)
+static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_files *f, const char *name,
+                           const char **visited, int depth, bool top, struct awscred_value *out, char *why,
+                           size_t whycap)
 {
     memset(out, 0, sizeof *out);
     if (depth >= AWSCRED_MAX_PROFILE_DEPTH) {
@@ -568,8 +579,10 @@ static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_f
         return SS_ECONFIG;
     }
     if (!src && !cs) {
-        awscred_why(why, whycap, "profile %s: role_arn needs source_profile, credential_source "
-                    "or web_identity_token_file", name);
+        awscred_why(why, whycap,
+                    "profile %s: role_arn needs source_profile, credential_source "
+                    "or web_identity_token_file",
+                    name);
         return SS_ECONFIG;
     }
     struct awscred_value source;
@@ -590,10 +603,9 @@ static int resolve_profile(const struct awscred_cfg *cfg, const struct profile_f
     if (rc)
         return rc;
     char name_buf[48];
-    rc = awscred_sts_assume_role(cfg, region, &source, role_arn,
-                                 awscred_session_name(cfg, session, name_buf, sizeof name_buf),
-                                 prop(f, name, "external_id"), prop(f, name, "duration_seconds"),
-                                 out, why, whycap);
+    rc = awscred_sts_assume_role(
+        cfg, region, &source, role_arn, awscred_session_name(cfg, session, name_buf, sizeof name_buf),
+        prop(f, name, "external_id"), prop(f, name, "duration_seconds"), out, why, whycap);
     awscred_value_clear(&source);
     return rc;
 }

@@ -33,9 +33,9 @@
 
 #include "remotewrite.h"
 
-#define REC_MAGIC 0x31515353u /* "SSQ1" little-endian */
-#define HDR_BYTES 12          /* magic, len, crc */
-#define META_BYTES 20         /* first_ts, last_ts, samples */
+#define REC_MAGIC  0x31515353u /* "SSQ1" little-endian */
+#define HDR_BYTES  12          /* magic, len, crc */
+#define META_BYTES 20          /* first_ts, last_ts, samples */
 #define MAX_RECORD (256u << 20)
 
 struct segment {
@@ -53,19 +53,19 @@ struct rw_diskq {
     int64_t max_age_ms, fsync_interval_ms;
     struct segment *segs;
     size_t nsegs, capsegs;
-    int wfd;              /* append fd of the last segment, -1 when none */
+    int wfd; /* append fd of the last segment, -1 when none */
     int64_t last_sync_ms;
     bool dirty;
     /* read cursor: next record to hand out, and the acknowledged position */
-    size_t rseg;          /* index into segs */
+    size_t rseg; /* index into segs */
     uint64_t roff;
     size_t ack_seg;
     uint64_t ack_off;
     uint32_t pending_samples; /* samples of the record handed out, until ack */
     bool have_pending;
-    size_t next_seg;      /* where the cursor lands after ack */
+    size_t next_seg; /* where the cursor lands after ack */
     uint64_t next_off;
-    bool broken;          /* last write failed */
+    bool broken; /* last write failed */
     struct rw_diskq_stats st;
 };
 
@@ -110,7 +110,10 @@ static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 static void seg_path(const struct rw_diskq *q, uint64_t seq, char *out, size_t cap)
 {
@@ -278,7 +281,8 @@ static int write_checkpoint(struct rw_diskq *q)
     snprintf(path, sizeof path, "%s/checkpoint", q->dir);
     snprintf(tmp, sizeof tmp, "%s/checkpoint.tmp", q->dir);
     uint64_t seq = q->ack_seg < q->nsegs ? q->segs[q->ack_seg].seq : 0;
-    int n = snprintf(line, sizeof line, "%llu %llu\n", (unsigned long long)seq, (unsigned long long)q->ack_off);
+    int n =
+        snprintf(line, sizeof line, "%llu %llu\n", (unsigned long long)seq, (unsigned long long)q->ack_off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0)
         return SS_EIO;
@@ -457,7 +461,8 @@ int rw_diskq_open(const struct rw_diskq_opts *o, struct rw_diskq **out)
     *out = q;
     rw_diskq_get_stats(q, &st);
     if (st.samples || st.corrupt_records)
-        ss_info("diskq", "queue %s: %llu samples in %llu bytes on disk to replay%s%llu damaged records skipped",
+        ss_info("diskq",
+                "queue %s: %llu samples in %llu bytes on disk to replay%s%llu damaged records skipped",
                 q->name, (unsigned long long)st.samples, (unsigned long long)st.bytes,
                 st.corrupt_records ? "; " : " (", (unsigned long long)st.corrupt_records);
     return 0;

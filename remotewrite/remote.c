@@ -48,15 +48,22 @@
 #include "remotewrite.h"
 
 #define RESHARD_EVERY_MS 10000
-#define SPILL_AFTER_MS 1000
-#define MAX_ERROR_BODY 1024
-#define MAX_LABELS 600
-#define NSTATUS 600
+#define SPILL_AFTER_MS   1000
+#define MAX_ERROR_BODY   1024
+#define MAX_LABELS       600
+#define NSTATUS          600
 
-enum drop_reason { DROP_QUEUE_FULL, DROP_HTTP_4XX, DROP_TOO_OLD, DROP_SHUTDOWN, DROP_ENCODE, DROP_DISK_ERROR,
-                   DROP_NREASONS };
+enum drop_reason {
+    DROP_QUEUE_FULL,
+    DROP_HTTP_4XX,
+    DROP_TOO_OLD,
+    DROP_SHUTDOWN,
+    DROP_ENCODE,
+    DROP_DISK_ERROR,
+    DROP_NREASONS
+};
 static const char *const drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",
-                                                             "shutdown", "encode", "disk_error"};
+                                                             "shutdown",   "encode",   "disk_error"};
 
 static const double send_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof send_buckets / sizeof send_buckets[0])
@@ -77,8 +84,8 @@ struct shard {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct ss_buf q;   /* encoded TimeSeries records */
-    size_t head;       /* consumed prefix of q */
+    struct ss_buf q; /* encoded TimeSeries records */
+    size_t head;     /* consumed prefix of q */
     uint64_t q_samples;
     struct chunk_mark *marks;
     size_t nmarks, marks_cap, marks_head;
@@ -92,8 +99,8 @@ struct shard_set {
     struct shard_set *prev; /* older set still draining; we wait for it */
     int n;
     struct shard *v;
-    atomic_int live;        /* sender threads still running */
-    atomic_bool draining;   /* no new data: send what is left, then exit */
+    atomic_int live;      /* sender threads still running */
+    atomic_bool draining; /* no new data: send what is left, then exit */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -117,8 +124,8 @@ struct rw_remote {
     int nstage;
     struct ss_labels work;
 
-    atomic_bool stopping;   /* shutdown: flush everything now */
-    atomic_bool hard_stop;  /* shutdown deadline passed */
+    atomic_bool stopping;  /* shutdown: flush everything now */
+    atomic_bool hard_stop; /* shutdown deadline passed */
     int64_t deadline_mono;
 
     pthread_t mgr;
@@ -135,7 +142,7 @@ struct rw_remote {
     _Atomic uint64_t meta_sent, meta_failed;
     _Atomic uint64_t dropped[DROP_NREASONS];
     _Atomic uint64_t requests[NSTATUS]; /* by HTTP status; [0] = network error */
-    _Atomic uint64_t send_busy_us;       /* time spent in requests */
+    _Atomic uint64_t send_busy_us;      /* time spent in requests */
     _Atomic int64_t highest_ts_in, highest_ts_sent;
     _Atomic uint64_t hist[NBUCKETS + 1];
     _Atomic uint64_t hist_sum_us;
@@ -303,8 +310,8 @@ static int64_t retry_after_ms(CURL *e)
 }
 
 /* Send one compressed body. Returns the HTTP status, or 0 for a network error. */
-static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct ss_buf *resp,
-                 int attempt, int64_t *retry_after, char *neterr, size_t neterrlen)
+static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct ss_buf *resp, int attempt,
+                 int64_t *retry_after, char *neterr, size_t neterrlen)
 {
     const struct rw_config *c = &r->cfg;
     struct hdr_ctx h = {0};
@@ -430,8 +437,7 @@ enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED, SEND_SPILL };
 
 static bool retryable(struct rw_remote *r, long status)
 {
-    return status == 0 || status >= 500 || status == 408 ||
-           (status == 429 && r->cfg.queue.retry_on_http_429);
+    return status == 0 || status >= 500 || status == 408 || (status == 429 && r->cfg.queue.retry_on_http_429);
 }
 
 /* Sleep up to ms, waking early on hard stop. */
@@ -497,7 +503,8 @@ static enum send_result send_with_retry(struct rw_remote *r, CURL *e, struct ss_
             continue;
         }
         if (!retryable(r, status)) {
-            ss_error("remotewrite", "remote=%s url=%s %s rejected with HTTP %ld, dropping %llu samples "
+            ss_error("remotewrite",
+                     "remote=%s url=%s %s rejected with HTTP %ld, dropping %llu samples "
                      "(not retried: remote-write 1.0 never retries 4xx other than 429/408): %s",
                      r->name, r->cfg.url, what, status, (unsigned long long)samples, body);
             *backing_off = false;
@@ -510,8 +517,8 @@ static enum send_result send_with_retry(struct rw_remote *r, CURL *e, struct ss_
         if (may_spill && r->dq && !atomic_load(&r->disk_broken) &&
             (atomic_load(&r->spill) || ss_mono_ms() - first_failure >= SPILL_AFTER_MS)) {
             if (status)
-                ss_warn("remotewrite", "remote=%s url=%s %s failing (HTTP %ld %s): spilling to disk",
-                        r->name, r->cfg.url, what, status, body);
+                ss_warn("remotewrite", "remote=%s url=%s %s failing (HTTP %ld %s): spilling to disk", r->name,
+                        r->cfg.url, what, status, body);
             else
                 ss_warn("remotewrite", "remote=%s url=%s %s failing (network error: %s): spilling to disk",
                         r->name, r->cfg.url, what, neterr);
@@ -522,8 +529,8 @@ static enum send_result send_with_retry(struct rw_remote *r, CURL *e, struct ss_
         if (ra >= 0 && ra > sleep_ms)
             sleep_ms = ra;
         if ((attempt == 0 || attempt % 10 == 0) && status)
-            ss_warn("remotewrite", "remote=%s url=%s %s failed (HTTP %ld %s), retrying in %lldms",
-                    r->name, r->cfg.url, what, status, body, (long long)sleep_ms);
+            ss_warn("remotewrite", "remote=%s url=%s %s failed (HTTP %ld %s), retrying in %lldms", r->name,
+                    r->cfg.url, what, status, body, (long long)sleep_ms);
         else if (attempt == 0 || attempt % 10 == 0)
             ss_warn("remotewrite", "remote=%s url=%s %s failed (network error: %s), retrying in %lldms",
                     r->name, r->cfg.url, what, neterr, (long long)sleep_ms);
@@ -581,7 +588,8 @@ static void *replayer_main(void *arg)
             pthread_mutex_lock(&r->spill_mu);
             if (atomic_load(&r->spill) && rw_diskq_empty(r->dq)) {
                 atomic_store(&r->spill, false);
-                ss_info("remotewrite", "remote=%s disk backlog delivered: sending from memory again", r->name);
+                ss_info("remotewrite", "remote=%s disk backlog delivered: sending from memory again",
+                        r->name);
             }
             pthread_mutex_unlock(&r->spill_mu);
             backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100);
@@ -653,7 +661,8 @@ static void *shard_main(void *arg)
     ss_buf_init(&s->comp, 0);
     ss_buf_init(&s->resp, MAX_ERROR_BODY + 1);
     const int64_t max_n = r->cfg.queue.max_samples_per_send > 0 ? r->cfg.queue.max_samples_per_send : 2000;
-    const int64_t deadline = r->cfg.queue.batch_send_deadline_ms > 0 ? r->cfg.queue.batch_send_deadline_ms : 5000;
+    const int64_t deadline =
+        r->cfg.queue.batch_send_deadline_ms > 0 ? r->cfg.queue.batch_send_deadline_ms : 5000;
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
@@ -687,7 +696,7 @@ static void *shard_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             if (!atomic_load(&r->hard_stop) && !atomic_load(&r->stopping) && !atomic_load(&set->draining))
                 continue; /* spill mode woke us with nothing to do */
-            break; /* hard stop, or flushing with nothing left */
+            break;        /* hard stop, or flushing with nothing left */
         }
         /* Take up to max_n records from the head. */
         ss_buf_reset(&s->body);
@@ -762,7 +771,8 @@ static void *shard_main(void *arg)
     /* After the shutdown deadline, with a disk queue, whatever is still queued goes to
      * disk for the next start; without one it is reported by shutdown. */
     if (r->dq) {
-        const int64_t max_n2 = r->cfg.queue.max_samples_per_send > 0 ? r->cfg.queue.max_samples_per_send : 2000;
+        const int64_t max_n2 =
+            r->cfg.queue.max_samples_per_send > 0 ? r->cfg.queue.max_samples_per_send : 2000;
         pthread_mutex_lock(&s->mu);
         while (s->q_samples) {
             size_t off = s->head, taken = 0;
@@ -843,7 +853,8 @@ void rw_remote_metadata(struct rw_remote *r, const struct scrape_parsed_meta *m)
 static void send_metadata(struct rw_remote *r, CURL *e, struct ss_buf *body, struct ss_buf *comp,
                           struct ss_buf *resp)
 {
-    size_t max_n = r->cfg.metadata.max_samples_per_send > 0 ? (size_t)r->cfg.metadata.max_samples_per_send : 2000;
+    size_t max_n =
+        r->cfg.metadata.max_samples_per_send > 0 ? (size_t)r->cfg.metadata.max_samples_per_send : 2000;
     size_t start = 0;
     for (;;) {
         ss_buf_reset(body);
@@ -864,8 +875,8 @@ static void send_metadata(struct rw_remote *r, CURL *e, struct ss_buf *body, str
         if (rw_snappy_compress(body->data, body->len, comp))
             return;
         bool bo = false;
-        enum send_result res = send_with_retry(r, e, comp, resp, n, 0, &bo, &r->mgr_mu, &r->mgr_cv, "metadata",
-                                               false);
+        enum send_result res =
+            send_with_retry(r, e, comp, resp, n, 0, &bo, &r->mgr_mu, &r->mgr_cv, "metadata", false);
         if (res == SEND_OK)
             atomic_fetch_add(&r->meta_sent, n);
         else
@@ -917,7 +928,8 @@ static void *manager_main(void *arg)
         if (now >= next_reshard) {
             double secs = (double)(now - next_reshard + RESHARD_EVERY_MS) / 1000.0;
             next_reshard = now + RESHARD_EVERY_MS;
-            uint64_t in = atomic_load(&r->samples_in), out = atomic_load(&r->samples_sent) + atomic_load(&r->samples_failed);
+            uint64_t in = atomic_load(&r->samples_in),
+                     out = atomic_load(&r->samples_sent) + atomic_load(&r->samples_failed);
             uint64_t busy = atomic_load(&r->send_busy_us);
             double in_rate = (double)(in - last_in) / secs;
             double out_rate = (double)(out - last_out) / secs;
@@ -1099,9 +1111,10 @@ void rw_remote_commit(struct rw_remote *r)
         if (full || rc) {
             uint64_t before = atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], r->stage_samples[i]);
             if (before == 0 || (before / 10000) != ((before + r->stage_samples[i]) / 10000))
-                ss_error("remotewrite", "remote=%s shard %d queue full (capacity %lld samples): dropped %llu "
-                         "samples (total dropped for queue_full: %llu)", r->name, i, (long long)cap,
-                         (unsigned long long)r->stage_samples[i],
+                ss_error("remotewrite",
+                         "remote=%s shard %d queue full (capacity %lld samples): dropped %llu "
+                         "samples (total dropped for queue_full: %llu)",
+                         r->name, i, (long long)cap, (unsigned long long)r->stage_samples[i],
                          (unsigned long long)(before + r->stage_samples[i]));
         } else {
             atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
@@ -1191,7 +1204,8 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
             h = (h ^ (unsigned char)*p) * 1099511628211ULL;
         snprintf(r->name, sizeof r->name, "%06llx", (unsigned long long)(h & 0xffffff));
     }
-    snprintf(r->user_agent, sizeof r->user_agent, "%s", cfg->user_agent ? cfg->user_agent : "scrapeship/" SS_VERSION);
+    snprintf(r->user_agent, sizeof r->user_agent, "%s",
+             cfg->user_agent ? cfg->user_agent : "scrapeship/" SS_VERSION);
     pthread_mutex_init(&r->sets_mu, NULL);
     pthread_mutex_init(&r->mgr_mu, NULL);
     pthread_cond_init(&r->mgr_cv, NULL);
@@ -1215,8 +1229,11 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
     }
     pthread_mutex_init(&r->spill_mu, NULL);
     if (cfg->storage_dir) {
-        struct rw_diskq_opts o = {.dir = cfg->storage_dir, .name = r->name, .max_bytes = cfg->max_disk_bytes,
-                                  .max_age_ms = cfg->max_disk_age_ms, .fsync_interval_ms = cfg->fsync_interval_ms};
+        struct rw_diskq_opts o = {.dir = cfg->storage_dir,
+                                  .name = r->name,
+                                  .max_bytes = cfg->max_disk_bytes,
+                                  .max_age_ms = cfg->max_disk_age_ms,
+                                  .fsync_interval_ms = cfg->fsync_interval_ms};
         if (rw_diskq_open(&o, &r->dq) != 0) {
             ss_error("remotewrite", "remote=%s disk queue unavailable in %s: keeping data in memory only",
                      r->name, cfg->storage_dir);
@@ -1323,7 +1340,10 @@ void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t 
         *unsent = left;
 }
 
-const char *rw_remote_name(const struct rw_remote *r) { return r->name; }
+const char *rw_remote_name(const struct rw_remote *r)
+{
+    return r->name;
+}
 
 void rw_remote_free(struct rw_remote *r)
 {
@@ -1369,17 +1389,50 @@ void rw_remote_free(struct rw_remote *r)
 /* Metric names follow Prometheus' prometheus_remote_storage_* meanings, prefixed
  * scrapeship_remote_. Families are rendered once for all remotes so that each
  * family's lines stay together, as the exposition format wants. */
-static uint64_t g_in(struct rw_remote *r) { return atomic_load(&r->samples_in); }
-static uint64_t g_sent(struct rw_remote *r) { return atomic_load(&r->samples_sent); }
-static uint64_t g_failed(struct rw_remote *r) { return atomic_load(&r->samples_failed); }
-static uint64_t g_retried(struct rw_remote *r) { return atomic_load(&r->samples_retried); }
-static uint64_t g_bytes(struct rw_remote *r) { return atomic_load(&r->bytes_sent); }
-static uint64_t g_meta(struct rw_remote *r) { return atomic_load(&r->meta_sent); }
-static uint64_t g_meta_failed(struct rw_remote *r) { return atomic_load(&r->meta_failed); }
-static uint64_t g_queue(struct rw_remote *r) { return atomic_load(&r->queue_samples); }
-static uint64_t g_desired(struct rw_remote *r) { return (uint64_t)atomic_load(&r->desired_shards); }
-static uint64_t g_min(struct rw_remote *r) { return (uint64_t)r->cfg.queue.min_shards; }
-static uint64_t g_max(struct rw_remote *r) { return (uint64_t)r->cfg.queue.max_shards; }
+static uint64_t g_in(struct rw_remote *r)
+{
+    return atomic_load(&r->samples_in);
+}
+static uint64_t g_sent(struct rw_remote *r)
+{
+    return atomic_load(&r->samples_sent);
+}
+static uint64_t g_failed(struct rw_remote *r)
+{
+    return atomic_load(&r->samples_failed);
+}
+static uint64_t g_retried(struct rw_remote *r)
+{
+    return atomic_load(&r->samples_retried);
+}
+static uint64_t g_bytes(struct rw_remote *r)
+{
+    return atomic_load(&r->bytes_sent);
+}
+static uint64_t g_meta(struct rw_remote *r)
+{
+    return atomic_load(&r->meta_sent);
+}
+static uint64_t g_meta_failed(struct rw_remote *r)
+{
+    return atomic_load(&r->meta_failed);
+}
+static uint64_t g_queue(struct rw_remote *r)
+{
+    return atomic_load(&r->queue_samples);
+}
+static uint64_t g_desired(struct rw_remote *r)
+{
+    return (uint64_t)atomic_load(&r->desired_shards);
+}
+static uint64_t g_min(struct rw_remote *r)
+{
+    return (uint64_t)r->cfg.queue.min_shards;
+}
+static uint64_t g_max(struct rw_remote *r)
+{
+    return (uint64_t)r->cfg.queue.max_shards;
+}
 static uint64_t g_shards(struct rw_remote *r)
 {
     pthread_mutex_lock(&r->sets_mu);
@@ -1387,7 +1440,10 @@ static uint64_t g_shards(struct rw_remote *r)
     pthread_mutex_unlock(&r->sets_mu);
     return n;
 }
-static uint64_t g_capacity(struct rw_remote *r) { return (uint64_t)r->cfg.queue.capacity * g_shards(r); }
+static uint64_t g_capacity(struct rw_remote *r)
+{
+    return (uint64_t)r->cfg.queue.capacity * g_shards(r);
+}
 static struct rw_diskq_stats dstats(struct rw_remote *r)
 {
     struct rw_diskq_stats st = {0};
@@ -1395,16 +1451,46 @@ static struct rw_diskq_stats dstats(struct rw_remote *r)
         rw_diskq_get_stats(r->dq, &st);
     return st;
 }
-static uint64_t g_disk_bytes(struct rw_remote *r) { return dstats(r).bytes; }
-static uint64_t g_disk_samples(struct rw_remote *r) { return dstats(r).samples; }
-static uint64_t g_disk_replayed(struct rw_remote *r) { return dstats(r).replayed_records; }
-static uint64_t g_disk_corrupt(struct rw_remote *r) { return dstats(r).corrupt_records; }
-static uint64_t g_disk_werr(struct rw_remote *r) { return dstats(r).write_errors; }
-static uint64_t g_disk_space(struct rw_remote *r) { return dstats(r).dropped_space_samples; }
-static uint64_t g_disk_age(struct rw_remote *r) { return dstats(r).dropped_age_samples; }
-static uint64_t g_spilling(struct rw_remote *r) { return atomic_load(&r->spill) ? 1 : 0; }
-static uint64_t g_spilled(struct rw_remote *r) { return atomic_load(&r->spilled_samples); }
-static uint64_t g_replayed(struct rw_remote *r) { return atomic_load(&r->replayed_samples); }
+static uint64_t g_disk_bytes(struct rw_remote *r)
+{
+    return dstats(r).bytes;
+}
+static uint64_t g_disk_samples(struct rw_remote *r)
+{
+    return dstats(r).samples;
+}
+static uint64_t g_disk_replayed(struct rw_remote *r)
+{
+    return dstats(r).replayed_records;
+}
+static uint64_t g_disk_corrupt(struct rw_remote *r)
+{
+    return dstats(r).corrupt_records;
+}
+static uint64_t g_disk_werr(struct rw_remote *r)
+{
+    return dstats(r).write_errors;
+}
+static uint64_t g_disk_space(struct rw_remote *r)
+{
+    return dstats(r).dropped_space_samples;
+}
+static uint64_t g_disk_age(struct rw_remote *r)
+{
+    return dstats(r).dropped_age_samples;
+}
+static uint64_t g_spilling(struct rw_remote *r)
+{
+    return atomic_load(&r->spill) ? 1 : 0;
+}
+static uint64_t g_spilled(struct rw_remote *r)
+{
+    return atomic_load(&r->spilled_samples);
+}
+static uint64_t g_replayed(struct rw_remote *r)
+{
+    return atomic_load(&r->replayed_samples);
+}
 
 int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_buf *b)
 {
@@ -1414,44 +1500,58 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
     } fam[] = {
         {"scrapeship_remote_samples_in_total", "counter", "Samples handed to the remote's queue.", g_in},
         {"scrapeship_remote_samples_total", "counter", "Samples delivered (2xx).", g_sent},
-        {"scrapeship_remote_samples_failed_total", "counter", "Samples in batches the receiver rejected or that were given up.", g_failed},
-        {"scrapeship_remote_samples_retried_total", "counter", "Samples resent after a retryable failure.", g_retried},
+        {"scrapeship_remote_samples_failed_total", "counter",
+         "Samples in batches the receiver rejected or that were given up.", g_failed},
+        {"scrapeship_remote_samples_retried_total", "counter", "Samples resent after a retryable failure.",
+         g_retried},
         {"scrapeship_remote_bytes_total", "counter", "Compressed request bytes delivered.", g_bytes},
         {"scrapeship_remote_metadata_total", "counter", "Metadata entries delivered.", g_meta},
-        {"scrapeship_remote_metadata_failed_total", "counter", "Metadata entries not delivered.", g_meta_failed},
+        {"scrapeship_remote_metadata_failed_total", "counter", "Metadata entries not delivered.",
+         g_meta_failed},
         {"scrapeship_remote_shards", "gauge", "Shards sending now.", g_shards},
         {"scrapeship_remote_shards_desired", "gauge", "Shards the throughput calls for.", g_desired},
         {"scrapeship_remote_shards_min", "gauge", "min_shards.", g_min},
         {"scrapeship_remote_shards_max", "gauge", "max_shards.", g_max},
         {"scrapeship_remote_queue_samples", "gauge", "Samples queued, not yet delivered.", g_queue},
         {"scrapeship_remote_queue_capacity_samples", "gauge", "Samples the queues can hold.", g_capacity},
-        {"scrapeship_remote_spilling", "gauge", "1 while new data goes to the disk queue behind a backlog.", g_spilling},
-        {"scrapeship_remote_samples_spilled_total", "counter", "Samples written to the disk queue.", g_spilled},
-        {"scrapeship_remote_samples_replayed_total", "counter", "Samples delivered from the disk queue.", g_replayed},
+        {"scrapeship_remote_spilling", "gauge", "1 while new data goes to the disk queue behind a backlog.",
+         g_spilling},
+        {"scrapeship_remote_samples_spilled_total", "counter", "Samples written to the disk queue.",
+         g_spilled},
+        {"scrapeship_remote_samples_replayed_total", "counter", "Samples delivered from the disk queue.",
+         g_replayed},
         {"scrapeship_remote_disk_bytes", "gauge", "Bytes in the disk queue.", g_disk_bytes},
         {"scrapeship_remote_disk_samples", "gauge", "Unsent samples in the disk queue.", g_disk_samples},
-        {"scrapeship_remote_disk_records_replayed_total", "counter", "Disk records delivered or given up.", g_disk_replayed},
-        {"scrapeship_remote_disk_corrupt_records_total", "counter", "Damaged disk records skipped.", g_disk_corrupt},
-        {"scrapeship_remote_disk_write_errors_total", "counter", "Failed writes to the disk queue.", g_disk_werr},
-        {"scrapeship_remote_disk_dropped_space_samples_total", "counter", "Unsent samples dropped to stay under max_disk_bytes.", g_disk_space},
-        {"scrapeship_remote_disk_dropped_age_samples_total", "counter", "Unsent samples dropped for being older than max_age.", g_disk_age},
+        {"scrapeship_remote_disk_records_replayed_total", "counter", "Disk records delivered or given up.",
+         g_disk_replayed},
+        {"scrapeship_remote_disk_corrupt_records_total", "counter", "Damaged disk records skipped.",
+         g_disk_corrupt},
+        {"scrapeship_remote_disk_write_errors_total", "counter", "Failed writes to the disk queue.",
+         g_disk_werr},
+        {"scrapeship_remote_disk_dropped_space_samples_total", "counter",
+         "Unsent samples dropped to stay under max_disk_bytes.", g_disk_space},
+        {"scrapeship_remote_disk_dropped_age_samples_total", "counter",
+         "Unsent samples dropped for being older than max_age.", g_disk_age},
     };
 #define L "{remote_name=\"%s\",url=\"%s\"}"
     int rc = 0;
     for (size_t f = 0; f < sizeof fam / sizeof fam[0] && !rc; f++) {
-        rc = ss_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name, fam[f].type);
+        rc = ss_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                           fam[f].type);
         for (size_t i = 0; i < n && !rc; i++)
             rc = ss_buf_printf(b, "%s" L " %llu\n", fam[f].name, rs[i]->name, rs[i]->cfg.url,
                                (unsigned long long)fam[f].get(rs[i]));
     }
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_highest_timestamp_in_seconds Newest sample timestamp queued.\n"
-                              "# TYPE scrapeship_remote_highest_timestamp_in_seconds gauge\n");
+        rc = ss_buf_printf(
+            b, "# HELP scrapeship_remote_highest_timestamp_in_seconds Newest sample timestamp queued.\n"
+               "# TYPE scrapeship_remote_highest_timestamp_in_seconds gauge\n");
     for (size_t i = 0; i < n && !rc; i++)
         rc = ss_buf_printf(b, "scrapeship_remote_highest_timestamp_in_seconds" L " %.3f\n", rs[i]->name,
                            rs[i]->cfg.url, (double)atomic_load(&rs[i]->highest_ts_in) / 1000.0);
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_disk_oldest_sample_age_seconds Age of the oldest unsent sample on disk (0 when empty).\n"
+        rc = ss_buf_printf(b, "# HELP scrapeship_remote_disk_oldest_sample_age_seconds Age of the oldest "
+                              "unsent sample on disk (0 when empty).\n"
                               "# TYPE scrapeship_remote_disk_oldest_sample_age_seconds gauge\n");
     for (size_t i = 0; i < n && !rc; i++) {
         struct rw_diskq_stats st = dstats(rs[i]);
@@ -1460,22 +1560,28 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
                            rs[i]->cfg.url, age);
     }
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_highest_sent_timestamp_seconds Newest sample timestamp delivered.\n"
-                              "# TYPE scrapeship_remote_highest_sent_timestamp_seconds gauge\n");
+        rc = ss_buf_printf(
+            b, "# HELP scrapeship_remote_highest_sent_timestamp_seconds Newest sample timestamp delivered.\n"
+               "# TYPE scrapeship_remote_highest_sent_timestamp_seconds gauge\n");
     for (size_t i = 0; i < n && !rc; i++)
         rc = ss_buf_printf(b, "scrapeship_remote_highest_sent_timestamp_seconds" L " %.3f\n", rs[i]->name,
                            rs[i]->cfg.url, (double)atomic_load(&rs[i]->highest_ts_sent) / 1000.0);
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_samples_dropped_total Samples never delivered, by reason.\n"
-                              "# TYPE scrapeship_remote_samples_dropped_total counter\n");
+        rc = ss_buf_printf(
+            b, "# HELP scrapeship_remote_samples_dropped_total Samples never delivered, by reason.\n"
+               "# TYPE scrapeship_remote_samples_dropped_total counter\n");
     for (size_t i = 0; i < n && !rc; i++)
         for (int d = 0; d < DROP_NREASONS && !rc; d++)
-            rc = ss_buf_printf(b, "scrapeship_remote_samples_dropped_total{remote_name=\"%s\",url=\"%s\",reason=\"%s\"} %llu\n",
-                               rs[i]->name, rs[i]->cfg.url, drop_reason_names[d],
-                               (unsigned long long)atomic_load(&rs[i]->dropped[d]));
+            rc = ss_buf_printf(
+                b,
+                "scrapeship_remote_samples_dropped_total{remote_name=\"%s\",url=\"%s\",reason=\"%s\"} %llu\n",
+                rs[i]->name, rs[i]->cfg.url, drop_reason_names[d],
+                (unsigned long long)atomic_load(&rs[i]->dropped[d]));
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_requests_total Requests by HTTP status (network_error: no response).\n"
-                              "# TYPE scrapeship_remote_requests_total counter\n");
+        rc = ss_buf_printf(
+            b,
+            "# HELP scrapeship_remote_requests_total Requests by HTTP status (network_error: no response).\n"
+            "# TYPE scrapeship_remote_requests_total counter\n");
     for (size_t i = 0; i < n && !rc; i++)
         for (int s = 0; s < NSTATUS && !rc; s++) {
             uint64_t v = atomic_load(&rs[i]->requests[s]);
@@ -1486,25 +1592,31 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
                 snprintf(code, sizeof code, "%d", s);
             else
                 snprintf(code, sizeof code, "network_error");
-            rc = ss_buf_printf(b, "scrapeship_remote_requests_total{remote_name=\"%s\",url=\"%s\",code=\"%s\"} %llu\n",
-                               rs[i]->name, rs[i]->cfg.url, code, (unsigned long long)v);
+            rc = ss_buf_printf(
+                b, "scrapeship_remote_requests_total{remote_name=\"%s\",url=\"%s\",code=\"%s\"} %llu\n",
+                rs[i]->name, rs[i]->cfg.url, code, (unsigned long long)v);
         }
     if (!rc)
-        rc = ss_buf_printf(b, "# HELP scrapeship_remote_sent_batch_duration_seconds Duration of send requests.\n"
-                              "# TYPE scrapeship_remote_sent_batch_duration_seconds histogram\n");
+        rc = ss_buf_printf(b,
+                           "# HELP scrapeship_remote_sent_batch_duration_seconds Duration of send requests.\n"
+                           "# TYPE scrapeship_remote_sent_batch_duration_seconds histogram\n");
     for (size_t i = 0; i < n && !rc; i++) {
         struct rw_remote *r = rs[i];
         uint64_t cum = 0;
         for (size_t k = 0; k < NBUCKETS && !rc; k++) {
             cum += atomic_load(&r->hist[k]);
-            rc = ss_buf_printf(b, "scrapeship_remote_sent_batch_duration_seconds_bucket{remote_name=\"%s\",url=\"%s\",le=\"%g\"} %llu\n",
+            rc = ss_buf_printf(b,
+                               "scrapeship_remote_sent_batch_duration_seconds_bucket{remote_name=\"%s\",url="
+                               "\"%s\",le=\"%g\"} %llu\n",
                                r->name, r->cfg.url, send_buckets[k], (unsigned long long)cum);
         }
         cum += atomic_load(&r->hist[NBUCKETS]);
         if (!rc)
-            rc = ss_buf_printf(b, "scrapeship_remote_sent_batch_duration_seconds_bucket{remote_name=\"%s\",url=\"%s\",le=\"+Inf\"} %llu\n"
-                                  "scrapeship_remote_sent_batch_duration_seconds_sum" L " %.6f\n"
-                                  "scrapeship_remote_sent_batch_duration_seconds_count" L " %llu\n",
+            rc = ss_buf_printf(b,
+                               "scrapeship_remote_sent_batch_duration_seconds_bucket{remote_name=\"%s\",url="
+                               "\"%s\",le=\"+Inf\"} %llu\n"
+                               "scrapeship_remote_sent_batch_duration_seconds_sum" L " %.6f\n"
+                               "scrapeship_remote_sent_batch_duration_seconds_count" L " %llu\n",
                                r->name, r->cfg.url, (unsigned long long)cum, r->name, r->cfg.url,
                                (double)atomic_load(&r->hist_sum_us) / 1e6, r->name, r->cfg.url,
                                (unsigned long long)cum);

@@ -45,8 +45,8 @@ bool rw_is_stale_nan(double v); /* compares bits, not values */
  * rw_validate_labels in tests or on untrusted input.
  * Appends nothing on error: SS_ELIMIT when out->max or RW_MAX_RECORD_BYTES would be
  * exceeded, SS_ENOMEM. Allocates only by growing out. */
-int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t nlabels,
-                     double value, int64_t timestamp_ms);
+int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t nlabels, double value,
+                     int64_t timestamp_ms);
 
 /* As rw_encode_series with nsamples samples in one record (oldest first, as the spec's
  * §Ordering requires; not checked). nsamples may be 0. */
@@ -56,9 +56,8 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
 /* Exact number of bytes rw_encode_series_multi would append for these arguments,
  * for batching against a request-size budget. Returns 0 when the record would exceed
  * RW_MAX_RECORD_BYTES (a real record is never empty). */
-size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels,
-                              const double *values, const int64_t *timestamps_ms,
-                              size_t nsamples);
+size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels, const double *values,
+                              const int64_t *timestamps_ms, size_t nsamples);
 
 /* Append one WriteRequest.metadata record. The scrape types map 1:1 onto
  * MetricMetadata.MetricType by name, as Prometheus' prompb.FromMetadataType does
@@ -74,8 +73,7 @@ int rw_encode_metadata(struct ss_buf *out, enum scrape_metric_type type, struct 
  * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*.
  * Returns 0, or SS_EINVAL with a static reason in *why (why may be NULL). */
 #define RW_VALIDATE_LEGACY_NAMES 1u
-int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags,
-                       const char **why);
+int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags, const char **why);
 
 /* Snappy block format (not the framed format: remote-write 1.0 requires block).
  * Both append to out and leave it unchanged on error. */
@@ -130,8 +128,7 @@ size_t rw_write_request_nseries(const struct rw_write_request *req);
 /* The walker: series i in wire order, for i < nseries; SS_ENOTFOUND past the end. */
 int rw_write_request_series(const struct rw_write_request *req, size_t i, struct rw_series *out);
 size_t rw_write_request_nmetadata(const struct rw_write_request *req);
-int rw_write_request_metadata(const struct rw_write_request *req, size_t i,
-                              struct rw_metadata *out);
+int rw_write_request_metadata(const struct rw_write_request *req, size_t i, struct rw_metadata *out);
 void rw_write_request_free(struct rw_write_request *req); /* NULL is a no-op */
 
 /* ======================================================================== */
@@ -147,7 +144,7 @@ void rw_write_request_free(struct rw_write_request *req); /* NULL is a no-op */
  * shards that only begins sending once the old set has drained. */
 
 struct rw_queue_config {
-    int64_t capacity;             /* samples buffered per shard before dropping */
+    int64_t capacity; /* samples buffered per shard before dropping */
     int64_t min_shards, max_shards;
     int64_t max_samples_per_send;
     int64_t batch_send_deadline_ms;
@@ -234,19 +231,19 @@ struct rw_diskq_opts {
 };
 
 struct rw_diskq_stats {
-    uint64_t bytes;            /* on disk now */
-    uint64_t samples;          /* unacknowledged samples */
-    int64_t oldest_ts;         /* first timestamp of the oldest unacknowledged record */
+    uint64_t bytes;    /* on disk now */
+    uint64_t samples;  /* unacknowledged samples */
+    int64_t oldest_ts; /* first timestamp of the oldest unacknowledged record */
     uint64_t appended_records, replayed_records, corrupt_records;
     uint64_t dropped_space_samples, dropped_age_samples, write_errors;
-    bool broken;               /* the last write failed */
+    bool broken; /* the last write failed */
 };
 
 struct rw_diskq;
 uint32_t rw_crc32c(const void *p, size_t n);
 int rw_diskq_open(const struct rw_diskq_opts *o, struct rw_diskq **out);
-int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t first_ts,
-                    int64_t last_ts, uint32_t samples);
+int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t first_ts, int64_t last_ts,
+                    uint32_t samples);
 /* The next record after the read cursor (skipping and counting damaged ones), into
  * payload. SS_ENOTFOUND when none. Then call rw_diskq_ack (delivered or given up)
  * or rw_diskq_rewind (try again later). */

@@ -43,8 +43,8 @@
 #include "sigv4.h"
 #include "ss.h"
 
-#define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
-#define SIGV4_MAX_METHOD 64
+#define SIGV4_ALGORITHM        "AWS4-HMAC-SHA256"
+#define SIGV4_MAX_METHOD       64
 #define SIGV4_MAX_PAYLOAD_HASH 128
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -80,8 +80,8 @@ static unsigned char ascii_lower(unsigned char c)
 /* RFC 3986 §2.3 unreserved characters: the only bytes SigV4 leaves unencoded. */
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* RFC 9110 §5.6.2 tchar: what a header name or a method may contain. */
@@ -153,8 +153,8 @@ static int check_scope_part(const char *s)
         return rc;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
             return SS_EINVAL;
     }
     return 0;
@@ -194,9 +194,9 @@ static int url_split(const char *url, size_t len, struct url_parts *u)
     }
     /* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
     size_t i = 0;
-    while (i < len && ((url[i] >= 'a' && url[i] <= 'z') || (url[i] >= 'A' && url[i] <= 'Z') ||
-                       (i > 0 && ((url[i] >= '0' && url[i] <= '9') || url[i] == '+' ||
-                                  url[i] == '-' || url[i] == '.'))))
+    while (i < len &&
+           ((url[i] >= 'a' && url[i] <= 'z') || (url[i] >= 'A' && url[i] <= 'Z') ||
+            (i > 0 && ((url[i] >= '0' && url[i] <= '9') || url[i] == '+' || url[i] == '-' || url[i] == '.'))))
         i++;
     if (i == 0 || i + 3 > len || memcmp(url + i, "://", 3) != 0)
         return SS_EINVAL;
@@ -288,8 +288,7 @@ static int url_host_header(const struct url_parts *u, char **out)
 
 /* Percent-encode p[0..n) keeping unreserved bytes; '/' too when keep_slash; existing
  * %XX escapes too when keep_escapes (S3's single encoding). */
-static int uri_encode(struct ss_buf *b, const char *p, size_t n, bool keep_slash,
-                      bool keep_escapes)
+static int uri_encode(struct ss_buf *b, const char *p, size_t n, bool keep_slash, bool keep_escapes)
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -374,8 +373,7 @@ static size_t query_component(char *dst, const char *p, size_t n)
         unsigned char c = (unsigned char)p[i];
         if (c == '%' && i + 2 < n && hex_value((unsigned char)p[i + 1]) >= 0 &&
             hex_value((unsigned char)p[i + 2]) >= 0) {
-            c = (unsigned char)(hex_value((unsigned char)p[i + 1]) * 16 +
-                                hex_value((unsigned char)p[i + 2]));
+            c = (unsigned char)(hex_value((unsigned char)p[i + 1]) * 16 + hex_value((unsigned char)p[i + 2]));
             i += 2;
         }
         if (is_unreserved(c)) {
@@ -545,8 +543,8 @@ static int canonical_headers(struct ss_buf *b, struct ss_buf *sh, struct hdr *h,
 /* ---- key derivation --------------------------------------------------- */
 
 /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
-static int derive_key(const char *secret, size_t secret_len, const char *date,
-                      const char *region, const char *service, unsigned char out[32])
+static int derive_key(const char *secret, size_t secret_len, const char *date, const char *region,
+                      const char *service, unsigned char out[32])
 {
     unsigned char ksecret[4 + SIGV4_MAX_SECRET];
     unsigned char k1[32], k2[32], k3[32];
@@ -567,8 +565,7 @@ static int derive_key(const char *secret, size_t secret_len, const char *date,
 }
 
 /* Identifies the credentials in the cache without keeping the secret. */
-static int cred_fingerprint(const struct sigv4_credentials *c, size_t secret_len,
-                            unsigned char out[32])
+static int cred_fingerprint(const struct sigv4_credentials *c, size_t secret_len, unsigned char out[32])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int len = 0;
@@ -585,8 +582,7 @@ static int signing_key(const struct sigv4_credentials *c, size_t secret_len, con
 {
     struct sigv4_key_cache *kc = pp->key_cache;
     if (!kc)
-        return derive_key(c->secret_access_key, secret_len, date, pp->region, pp->service,
-                          out);
+        return derive_key(c->secret_access_key, secret_len, date, pp->region, pp->service, out);
     unsigned char fp[32];
     int rc = cred_fingerprint(c, secret_len, fp);
     if (rc)
@@ -739,8 +735,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
             name_is(h->name, nl, "expect") || name_is(h->name, nl, "x-amzn-trace-id"))
             continue;
         /* Ours: the caller's copies would be stale (a retry) or conflicting. */
-        if (name_is(h->name, nl, "x-amz-date") ||
-            (tok_len && name_is(h->name, nl, "x-amz-security-token")) ||
+        if (name_is(h->name, nl, "x-amz-date") || (tok_len && name_is(h->name, nl, "x-amz-security-token")) ||
             (pp->add_content_sha256_header && name_is(h->name, nl, "x-amz-content-sha256")))
             continue;
         if (name_is(h->name, nl, "host"))
@@ -757,30 +752,26 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
     hdrs[nh++] = (struct hdr){"x-amz-date", amz_date, 10, 16, SIZE_MAX - 2};
     hdr_bytes += 2 * 10 + 16 + 3;
     if (add_token) {
-        hdrs[nh++] = (struct hdr){"x-amz-security-token", creds->session_token, 20, tok_len,
-                                  SIZE_MAX - 1};
+        hdrs[nh++] = (struct hdr){"x-amz-security-token", creds->session_token, 20, tok_len, SIZE_MAX - 1};
         hdr_bytes += 2 * 20 + tok_len + 3;
     }
     if (pp->add_content_sha256_header) {
-        hdrs[nh++] = (struct hdr){"x-amz-content-sha256", payload_hex, 20, strlen(payload_hex),
-                                  SIZE_MAX};
+        hdrs[nh++] = (struct hdr){"x-amz-content-sha256", payload_hex, 20, strlen(payload_hex), SIZE_MAX};
         hdr_bytes += 2 * 20 + strlen(payload_hex) + 3;
     }
 
     /* -- canonical request. Reserve its exact upper bound once so the buffer never
      * moves: it may hold the session token, and a realloc would leave an unwiped copy. */
-    size_t bound = method_len + 1 + (3 * u.path.len + 2) + 1 + (4 * u.query.len + 1) + 1 +
-                   hdr_bytes + 1 + SIGV4_MAX_PAYLOAD_HASH + 16;
+    size_t bound = method_len + 1 + (3 * u.path.len + 2) + 1 + (4 * u.query.len + 1) + 1 + hdr_bytes + 1 +
+                   SIGV4_MAX_PAYLOAD_HASH + 16;
     ss_buf_init(&creq, bound);
     ss_buf_init(&signed_hdrs, hdr_bytes + 1);
     if ((rc = ss_buf_reserve(&creq, bound)) || (rc = ss_buf_reserve(&signed_hdrs, hdr_bytes)))
         goto fail;
-    if ((rc = ss_buf_append(&creq, req->method, method_len)) ||
-        (rc = ss_buf_append(&creq, "\n", 1)) || (rc = canonical_uri(&creq, u.path, pp)) ||
-        (rc = ss_buf_append(&creq, "\n", 1)) || (rc = canonical_query(&creq, u.query)) ||
-        (rc = ss_buf_append(&creq, "\n", 1)) ||
-        (rc = canonical_headers(&creq, &signed_hdrs, hdrs, nh)) ||
-        (rc = ss_buf_append(&creq, "\n", 1)) ||
+    if ((rc = ss_buf_append(&creq, req->method, method_len)) || (rc = ss_buf_append(&creq, "\n", 1)) ||
+        (rc = canonical_uri(&creq, u.path, pp)) || (rc = ss_buf_append(&creq, "\n", 1)) ||
+        (rc = canonical_query(&creq, u.query)) || (rc = ss_buf_append(&creq, "\n", 1)) ||
+        (rc = canonical_headers(&creq, &signed_hdrs, hdrs, nh)) || (rc = ss_buf_append(&creq, "\n", 1)) ||
         (rc = ss_buf_append(&creq, signed_hdrs.data, signed_hdrs.len)) ||
         (rc = ss_buf_append(&creq, "\n", 1)) || (rc = ss_buf_append_str(&creq, payload_hex)))
         goto fail;
@@ -801,8 +792,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
         goto fail;
     hex_encode(md, 32, sig_hex);
 
-    if ((rc = ss_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=",
-                            creds->access_key_id, scope)) ||
+    if ((rc = ss_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=", creds->access_key_id,
+                            scope)) ||
         (rc = ss_buf_append(&auth, signed_hdrs.data, signed_hdrs.len)) ||
         (rc = ss_buf_printf(&auth, ", Signature=%s", sig_hex)))
         goto fail;

@@ -16,14 +16,14 @@
 #include <stdint.h>
 
 /* Limits on the inputs. Going over one fails with SS_ELIMIT. */
-#define SIGV4_MAX_URL 16384          /* bytes in the URL */
-#define SIGV4_MAX_HEADERS 256        /* headers passed in */
-#define SIGV4_MAX_HEADER_NAME 256    /* bytes in one header name */
+#define SIGV4_MAX_URL          16384 /* bytes in the URL */
+#define SIGV4_MAX_HEADERS      256   /* headers passed in */
+#define SIGV4_MAX_HEADER_NAME  256   /* bytes in one header name */
 #define SIGV4_MAX_HEADER_VALUE 16384 /* bytes in one header value */
-#define SIGV4_MAX_SCOPE_PART 64      /* bytes in region or service */
-#define SIGV4_MAX_ACCESS_KEY 128     /* bytes in the access key id */
-#define SIGV4_MAX_SECRET 256         /* bytes in the secret access key */
-#define SIGV4_MAX_TOKEN 16384        /* bytes in the session token */
+#define SIGV4_MAX_SCOPE_PART   64    /* bytes in region or service */
+#define SIGV4_MAX_ACCESS_KEY   128   /* bytes in the access key id */
+#define SIGV4_MAX_SECRET       256   /* bytes in the secret access key */
+#define SIGV4_MAX_TOKEN        16384 /* bytes in the session token */
 
 /* Borrowed for the duration of the call. session_token is NULL when there is none. */
 struct sigv4_credentials {

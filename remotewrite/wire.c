@@ -26,17 +26,17 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2 };
 
 /* Field tags used by the encoder; numbers from remote.proto. */
 #define TAG_WRITEREQ_TIMESERIES TAG(1, WT_LEN)
-#define TAG_WRITEREQ_METADATA TAG(3, WT_LEN)
-#define TAG_SERIES_LABEL TAG(1, WT_LEN)
-#define TAG_SERIES_SAMPLE TAG(2, WT_LEN)
-#define TAG_LABEL_NAME TAG(1, WT_LEN)
-#define TAG_LABEL_VALUE TAG(2, WT_LEN)
-#define TAG_SAMPLE_VALUE TAG(1, WT_I64)
-#define TAG_SAMPLE_TIMESTAMP TAG(2, WT_VARINT)
-#define TAG_META_TYPE TAG(1, WT_VARINT)
-#define TAG_META_FAMILY TAG(2, WT_LEN)
-#define TAG_META_HELP TAG(4, WT_LEN)
-#define TAG_META_UNIT TAG(5, WT_LEN)
+#define TAG_WRITEREQ_METADATA   TAG(3, WT_LEN)
+#define TAG_SERIES_LABEL        TAG(1, WT_LEN)
+#define TAG_SERIES_SAMPLE       TAG(2, WT_LEN)
+#define TAG_LABEL_NAME          TAG(1, WT_LEN)
+#define TAG_LABEL_VALUE         TAG(2, WT_LEN)
+#define TAG_SAMPLE_VALUE        TAG(1, WT_I64)
+#define TAG_SAMPLE_TIMESTAMP    TAG(2, WT_VARINT)
+#define TAG_META_TYPE           TAG(1, WT_VARINT)
+#define TAG_META_FAMILY         TAG(2, WT_LEN)
+#define TAG_META_HELP           TAG(4, WT_LEN)
+#define TAG_META_UNIT           TAG(5, WT_LEN)
 
 double rw_stale_nan(void)
 {
@@ -78,21 +78,26 @@ static inline uint64_t label_body_size(const struct ss_label *l)
  * value comparison in protobuf-c and in Go's generated code, so -0.0 is left out too
  * and reads back as +0.0. NaN compares unequal to everything, so every NaN (including
  * the stale marker) is written with its exact bits. */
-static inline bool double_is_default(double v) { return v == 0.0; }
+static inline bool double_is_default(double v)
+{
+    return v == 0.0;
+}
 
 static inline uint64_t sample_body_size(double value, int64_t ts)
 {
-    return (double_is_default(value) ? 0 : 1 + 8) +
-           (ts == 0 ? 0 : 1 + varint_size((uint64_t)ts));
+    return (double_is_default(value) ? 0 : 1 + 8) + (ts == 0 ? 0 : 1 + varint_size((uint64_t)ts));
 }
 
-static inline uint64_t record_size(uint64_t body) { return 1 + varint_size(body) + body; }
+static inline uint64_t record_size(uint64_t body)
+{
+    return 1 + varint_size(body) + body;
+}
 
 /* Exact size of the TimeSeries body, or UINT64_MAX when any part would exceed the
  * record limit. Each string is checked before it is added, so the running sum stays far
  * from overflow even with hostile lengths. */
-static uint64_t series_body_size(const struct ss_label *labels, size_t nlabels,
-                                 const double *values, const int64_t *ts, size_t nsamples)
+static uint64_t series_body_size(const struct ss_label *labels, size_t nlabels, const double *values,
+                                 const int64_t *ts, size_t nsamples)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < nlabels; i++) {
@@ -164,9 +169,8 @@ static void commit_record(struct ss_buf *out, uint64_t total)
     out->data[out->len] = '\0'; /* ss_buf keeps its data NUL-terminated */
 }
 
-size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels,
-                              const double *values, const int64_t *timestamps_ms,
-                              size_t nsamples)
+size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels, const double *values,
+                              const int64_t *timestamps_ms, size_t nsamples)
 {
     uint64_t body = series_body_size(labels, nlabels, values, timestamps_ms, nsamples);
     if (body == UINT64_MAX)
@@ -213,8 +217,8 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
     return 0;
 }
 
-int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t nlabels,
-                     double value, int64_t timestamp_ms)
+int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t nlabels, double value,
+                     int64_t timestamp_ms)
 {
     return rw_encode_series_multi(out, labels, nlabels, &value, &timestamp_ms, 1);
 }
@@ -258,8 +262,7 @@ int rw_encode_metadata(struct ss_buf *out, enum scrape_metric_type type, struct 
     uint32_t wire_type;
     if (!out || metric_type_to_wire(type, &wire_type))
         return SS_EINVAL;
-    if (family.len > RW_MAX_RECORD_BYTES || help.len > RW_MAX_RECORD_BYTES ||
-        unit.len > RW_MAX_RECORD_BYTES)
+    if (family.len > RW_MAX_RECORD_BYTES || help.len > RW_MAX_RECORD_BYTES || unit.len > RW_MAX_RECORD_BYTES)
         return SS_ELIMIT;
     uint64_t body = (wire_type ? 1 + varint_size(wire_type) : 0) + string_field_size(family.len) +
                     string_field_size(help.len) + string_field_size(unit.len);
@@ -330,16 +333,15 @@ static bool legacy_name_valid(struct ss_str s, bool colons)
 {
     for (size_t i = 0; i < s.len; i++) {
         char c = s.p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                  (colons && c == ':') || (i > 0 && c >= '0' && c <= '9');
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colons && c == ':') ||
+                  (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return false;
     }
     return s.len > 0;
 }
 
-int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags,
-                       const char **why)
+int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags, const char **why)
 {
     const char *reason = NULL;
     bool have_name = false;
@@ -407,7 +409,7 @@ fail:
  * from counts in the message, so memory stays proportional to the input. */
 struct rw_write_request {
     Prometheus__WriteRequest *msg;
-    struct ss_label *labels;       /* series labels, then exemplar labels */
+    struct ss_label *labels; /* series labels, then exemplar labels */
     struct rw_sample *samples;
     struct rw_exemplar *exemplars;
     struct rw_series *series;
@@ -431,7 +433,10 @@ static struct ss_label *fill_labels(struct ss_label *dst, Prometheus__Label **sr
 }
 
 /* calloc(0) may return NULL; the views never index an empty array, so ask for 1. */
-static void *calloc_n(size_t n, size_t size) { return calloc(n ? n : 1, size); }
+static void *calloc_n(size_t n, size_t size)
+{
+    return calloc(n ? n : 1, size);
+}
 
 int rw_decode_write_request(const void *buf, size_t n, struct rw_write_request **out)
 {
@@ -536,8 +541,7 @@ size_t rw_write_request_nmetadata(const struct rw_write_request *req)
     return req ? req->nmetadata : 0;
 }
 
-int rw_write_request_metadata(const struct rw_write_request *req, size_t i,
-                              struct rw_metadata *out)
+int rw_write_request_metadata(const struct rw_write_request *req, size_t i, struct rw_metadata *out)
 {
     if (!req || !out)
         return SS_EINVAL;

@@ -40,9 +40,9 @@
 #include "scaler.h"
 #include "scaler_int.h"
 
-#define HISTORY_MAX 1024 /* recommendations / scale events kept per ScaledObject */
+#define HISTORY_MAX                1024   /* recommendations / scale events kept per ScaledObject */
 #define LEGACY_DOWNSCALE_WINDOW_MS 300000 /* --horizontal-pod-autoscaler-downscale-stabilization */
-#define TOLERANCE 0.1                     /* --horizontal-pod-autoscaler-tolerance */
+#define TOLERANCE                  0.1    /* --horizontal-pod-autoscaler-tolerance */
 
 struct timed_rec {
     int64_t ts_ms;
@@ -160,16 +160,15 @@ static void *history_slot(void **arr, size_t *n, size_t *cap, size_t elem)
     return (char *)*arr + (*n)++ * elem;
 }
 
-static void record_recommendation(struct scaler_state *st, bool found_old, size_t old_idx,
-                                  int64_t now, int32_t replicas)
+static void record_recommendation(struct scaler_state *st, bool found_old, size_t old_idx, int64_t now,
+                                  int32_t replicas)
 {
     struct timed_rec r = {now, replicas};
     if (found_old) {
         st->recs[old_idx] = r;
         return;
     }
-    struct timed_rec *slot =
-        history_slot((void **)&st->recs, &st->n_recs, &st->cap_recs, sizeof *st->recs);
+    struct timed_rec *slot = history_slot((void **)&st->recs, &st->n_recs, &st->cap_recs, sizeof *st->recs);
     if (!slot && st->n_recs) {
         size_t oldest = 0;
         for (size_t i = 1; i < st->n_recs; i++)
@@ -205,8 +204,7 @@ static bool within_tolerance(double ratio)
     return (1.0 - TOLERANCE) <= ratio && ratio <= (1.0 + TOLERANCE);
 }
 
-static const char *annotation(const struct scaler_object *so, const struct scaler_input *in,
-                              const char *key)
+static const char *annotation(const struct scaler_object *so, const struct scaler_input *in, const char *key)
 {
     for (size_t i = 0; i < in->n_annotations; i++)
         if (in->annotations[i].key && strcmp(in->annotations[i].key, key) == 0)
@@ -324,14 +322,12 @@ static void propose(const struct scaler_trigger *t, int32_t cur, int32_t ready, 
 }
 
 /* doFallback: the metric KEDA makes up so that the HPA lands on the fallback count. */
-static bool fallback_metric(const struct scaler_object *so, const struct scaler_trigger *t,
-                            int32_t cur, int32_t ready, int64_t *usage)
+static bool fallback_metric(const struct scaler_object *so, const struct scaler_trigger *t, int32_t cur,
+                            int32_t ready, int64_t *usage)
 {
     double reps;
     switch (so->fallback_behavior) {
-    case SCALER_FALLBACK_CURRENT_REPLICAS:
-        reps = cur;
-        break;
+    case SCALER_FALLBACK_CURRENT_REPLICAS: reps = cur; break;
     case SCALER_FALLBACK_CURRENT_REPLICAS_IF_HIGHER:
         reps = cur > so->fallback_replicas ? cur : so->fallback_replicas;
         break;
@@ -339,9 +335,7 @@ static bool fallback_metric(const struct scaler_object *so, const struct scaler_
         reps = cur < so->fallback_replicas ? cur : so->fallback_replicas;
         break;
     case SCALER_FALLBACK_STATIC:
-    default:
-        reps = so->fallback_replicas;
-        break;
+    default: reps = so->fallback_replicas; break;
     }
     if (t->metric_type == SCALER_METRIC_VALUE) {
         if (ready <= 0)
@@ -379,8 +373,8 @@ static int32_t stabilize_legacy(struct scaler_state *st, int64_t now, int32_t de
 /* horizontal.go stabilizeRecommendationWithBehaviors: scale-up may not exceed the
  * lowest recommendation of its window, scale-down may not go below the highest
  * of its window; samples exactly at a cutoff no longer count. */
-static int32_t stabilize_behavior(const struct scaler_object *so, struct scaler_state *st,
-                                  int64_t now, int32_t cur, int32_t desired)
+static int32_t stabilize_behavior(const struct scaler_object *so, struct scaler_state *st, int64_t now,
+                                  int32_t cur, int32_t desired)
 {
     int32_t up = desired, down = desired;
     int64_t up_cut = now - (int64_t)so->scale_up.stabilization_window_seconds * 1000;
@@ -407,8 +401,7 @@ static int32_t stabilize_behavior(const struct scaler_object *so, struct scaler_
     return rec;
 }
 
-static int32_t change_in_period(const struct scale_event *ev, size_t n, int64_t now,
-                                int32_t period_s)
+static int32_t change_in_period(const struct scale_event *ev, size_t n, int64_t now, int32_t period_s)
 {
     int64_t cutoff = now - (int64_t)period_s * 1000, sum = 0;
     for (size_t i = 0; i < n; i++)
@@ -420,8 +413,8 @@ static int32_t change_in_period(const struct scale_event *ev, size_t n, int64_t 
 /* calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors.
  * Each policy is measured from the replica count at the start of its period.
  * Sums are done in 64 bits and clamped, where Go's int32 would wrap. */
-static int32_t policy_limit(const struct scaler_rules *r, const struct scaler_state *st,
-                            int64_t now, int32_t cur, bool up)
+static int32_t policy_limit(const struct scaler_rules *r, const struct scaler_state *st, int64_t now,
+                            int32_t cur, bool up)
 {
     if (r->select_policy == SCALER_SELECT_DISABLED)
         return cur;
@@ -446,8 +439,8 @@ static int32_t policy_limit(const struct scaler_rules *r, const struct scaler_st
 }
 
 /* horizontal.go storeScaleEvent: only kept when the HPA has a behavior. */
-static void store_scale_event(const struct scaler_object *so, struct scaler_state *st,
-                              int64_t now, int32_t prev, int32_t next)
+static void store_scale_event(const struct scaler_object *so, struct scaler_state *st, int64_t now,
+                              int32_t prev, int32_t next)
 {
     if (!so->has_behavior || prev == next)
         return;
@@ -498,9 +491,8 @@ static void finish(struct scaler_decision *out, int32_t cur, int32_t replicas, e
     out->rule = rule;
 }
 
-static void hpa(const struct scaler_object *so, struct scaler_state *st,
-                const struct scaler_input *in, bool cooling, struct scaler_decision *out,
-                struct explain *ex)
+static void hpa(const struct scaler_object *so, struct scaler_state *st, const struct scaler_input *in,
+                bool cooling, struct scaler_decision *out, struct explain *ex)
 {
     int64_t now = in->now_ms;
     int32_t cur = in->current_replicas;
@@ -512,9 +504,8 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
      * the metrics (and without recording a recommendation). */
     if (cur > hpa_max || cur < hpa_min) {
         int32_t to = cur > hpa_max ? hpa_max : hpa_min;
-        say(ex, "HPA: current %d is %s %s %d: set to %d", (int)cur,
-            cur > hpa_max ? "above" : "below", cur > hpa_max ? "maxReplicaCount" : "HPA minimum",
-            (int)to, (int)to);
+        say(ex, "HPA: current %d is %s %s %d: set to %d", (int)cur, cur > hpa_max ? "above" : "below",
+            cur > hpa_max ? "maxReplicaCount" : "HPA minimum", (int)to, (int)to);
         store_scale_event(so, st, now, cur, to);
         finish(out, cur, to, cur > hpa_max ? SCALER_RULE_CLAMP_MAX : SCALER_RULE_CLAMP_MIN);
         return;
@@ -569,8 +560,9 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
                                     ? ", fallback unusable"
                                     : ", fallback after failureThreshold")
                              : "");
-        say(ex, invalid >= n ? "; no metric for the HPA: keep %d"
-                             : "; the other metrics would scale down: keep %d",
+        say(ex,
+            invalid >= n ? "; no metric for the HPA: keep %d"
+                         : "; the other metrics would scale down: keep %d",
             (int)cur);
         finish(out, cur, cur, SCALER_RULE_ERROR);
         return;
@@ -578,7 +570,7 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
 
     const struct proposal *bp = &props[best];
     trigger_label(so, (size_t)best, label, sizeof label);
-    enum scaler_rule rule = bp->fallback ? SCALER_RULE_FALLBACK
+    enum scaler_rule rule = bp->fallback    ? SCALER_RULE_FALLBACK
                             : bp->tolerance ? SCALER_RULE_TOLERANCE
                                             : SCALER_RULE_METRIC;
     if (bp->fallback)
@@ -622,10 +614,11 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
         if (stabilized != desired)
             say(ex, "; 300s scale-down stabilization holds %d", (int)stabilized);
         if (final != stabilized)
-            say(ex, limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scale-up limit max(2x%d, 4) = %d"
-                    : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; current %d, maxReplicaCount %d"
-                                                           : "; current %d, HPA minimum %d",
-                (int)cur, (int)final);
+            say(ex,
+                limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scale-up limit max(2x%d, 4) = %d"
+                : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; current %d, maxReplicaCount %d"
+                                                       : "; current %d, HPA minimum %d",
+                (int)cur, (int) final);
     } else {
         /* normalizeDesiredReplicasWithBehaviors */
         stabilized = stabilize_behavior(so, st, now, cur, desired);
@@ -656,16 +649,16 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
                 final = min_allowed;
         }
         if (stabilized != desired)
-            say(ex, "; %s stabilization window (%ds) gives %d",
-                desired >= cur ? "scale-up" : "scale-down",
+            say(ex, "; %s stabilization window (%ds) gives %d", desired >= cur ? "scale-up" : "scale-down",
                 (int)(desired >= cur ? so->scale_up.stabilization_window_seconds
                                      : so->scale_down.stabilization_window_seconds),
                 (int)stabilized);
         if (final != stabilized)
-            say(ex, limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scaling policies allow %d"
-                    : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; maxReplicaCount %d"
-                                                           : "; HPA minimum %d",
-                (int)final);
+            say(ex,
+                limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scaling policies allow %d"
+                : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; maxReplicaCount %d"
+                                                       : "; HPA minimum %d",
+                (int) final);
     }
     if (final != stabilized)
         rule = limit_rule;
@@ -676,13 +669,13 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st,
         say(ex, "; no trigger active, %s not over yet",
             st->has_last_active ? "cooldownPeriod" : "initialCooldownPeriod");
     }
-    say(ex, " => %d", (int)final);
+    say(ex, " => %d", (int) final);
     store_scale_event(so, st, now, cur, final);
     finish(out, cur, final, rule);
 }
 
-int scaler_decide(const struct scaler_object *so, struct scaler_state *st,
-                  const struct scaler_input *in, struct scaler_decision *out)
+int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const struct scaler_input *in,
+                  struct scaler_decision *out)
 {
     if (!so || !st || !in || !out)
         return SS_EINVAL;

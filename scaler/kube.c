@@ -27,9 +27,9 @@
 #include "scaler.h"
 
 #define MAX_KUBECONFIG_FILES 16
-#define MAX_SECRET_BYTES (64 * 1024)
-#define MAX_PEM_BYTES (1u << 20)
-#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_SECRET_BYTES     (64 * 1024)
+#define MAX_PEM_BYTES        (1u << 20)
+#define DEFAULT_TIMEOUT_MS   10000
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -276,8 +276,8 @@ static int set_data_or_file(struct kfile *f, yaml_node_t *m, const char *data_ke
     return 0;
 }
 
-int kube_config_from_kubeconfig(const char *paths, const char *context, struct kube_config **out,
-                                char *err, size_t errlen)
+int kube_config_from_kubeconfig(const char *paths, const char *context, struct kube_config **out, char *err,
+                                size_t errlen)
 {
     *out = NULL;
     err[0] = '\0';
@@ -335,7 +335,8 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
     const char *cluster_name = map_str(cf, ctx, "cluster");
     const char *user_name = map_str(cf, ctx, "user");
     const char *ns = map_str(cf, ctx, "namespace");
-    yaml_node_t *cl = cluster_name ? merged_named(files, nf, "clusters", cluster_name, "cluster", &clf) : NULL;
+    yaml_node_t *cl =
+        cluster_name ? merged_named(files, nf, "clusters", cluster_name, "cluster", &clf) : NULL;
     if (!cl) {
         snprintf(err, errlen, "kubeconfig %s: context \"%s\": cluster \"%s\" not found", paths, ctx_name,
                  cluster_name ? cluster_name : "");
@@ -362,7 +363,8 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
 
     yaml_node_t *u = user_name ? merged_named(files, nf, "users", user_name, "user", &uf) : NULL;
     if (user_name && !u) {
-        snprintf(err, errlen, "kubeconfig %s: context \"%s\": user \"%s\" not found", paths, ctx_name, user_name);
+        snprintf(err, errlen, "kubeconfig %s: context \"%s\": user \"%s\" not found", paths, ctx_name,
+                 user_name);
         rc = SS_ECONFIG;
         goto fail;
     }
@@ -391,8 +393,10 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
         if (rc)
             goto fail;
         if (!(c->cert_pem || c->cert_file) != !(c->key_pem || c->key_file)) {
-            snprintf(err, errlen, "kubeconfig %s: user \"%s\": a client certificate needs both the "
-                     "certificate and the key", paths, user_name);
+            snprintf(err, errlen,
+                     "kubeconfig %s: user \"%s\": a client certificate needs both the "
+                     "certificate and the key",
+                     paths, user_name);
             rc = SS_ECONFIG;
             goto fail;
         }
@@ -422,7 +426,8 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out, char *e
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
     if (!host || !*host || !port || !*port) {
-        snprintf(err, errlen, "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set");
+        snprintf(err, errlen,
+                 "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set");
         return SS_ENOTFOUND;
     }
     for (const char *p = port; *p; p++)
@@ -647,16 +652,16 @@ int kube_error_from_status(long status, const char *body, size_t len, const stru
         rc = SS_EAUTH;
         break;
     case 404:
-        why = op == KUBE_OP_GET_WORKLOAD ? "not found" : "not found (no such workload, or its kind has no scale subresource)";
+        why = op == KUBE_OP_GET_WORKLOAD
+                  ? "not found"
+                  : "not found (no such workload, or its kind has no scale subresource)";
         rc = SS_ENOTFOUND;
         break;
     case 409:
         why = "conflict: the object changed meanwhile; retried next poll";
         out->retryable = true;
         break;
-    case 422:
-        why = "rejected as invalid";
-        break;
+    case 422: why = "rejected as invalid"; break;
     case 429:
         why = "throttled by the API server; retried next poll";
         out->retryable = true;
@@ -828,8 +833,8 @@ static int request(struct kube_client *c, const struct kube_target *t, enum kube
     memset(err, 0, sizeof *err);
     if (!valid_target(t)) {
         snprintf(err->message, sizeof err->message,
-                 "invalid target %s %s/%s: names must be lowercase DNS names",
-                 t && t->kind ? t->kind : "?", t && t->ns ? t->ns : "?", t && t->name ? t->name : "?");
+                 "invalid target %s %s/%s: names must be lowercase DNS names", t && t->kind ? t->kind : "?",
+                 t && t->ns ? t->ns : "?", t && t->name ? t->name : "?");
         return SS_EINVAL;
     }
     char res[80], path[800];
@@ -917,8 +922,8 @@ static int parse_scale(struct kube_client *c, const struct kube_target *t, struc
         replicas_field(json_object_get(doc, "status"), "replicas", &out->status_replicas) == 0)
         rc = 0;
     else
-        snprintf(err->message, sizeof err->message, "%s/%s/scale in namespace %s: the answer is not a Scale object",
-                 t->kind, t->name, t->ns);
+        snprintf(err->message, sizeof err->message,
+                 "%s/%s/scale in namespace %s: the answer is not a Scale object", t->kind, t->name, t->ns);
     json_decref(doc);
     return rc;
 }
@@ -993,7 +998,8 @@ int kube_get_workload(struct kube_client *c, const struct kube_target *t, struct
         out->n_annotations++;
     }
     if (dropped)
-        ss_warn("kube", "%s %s/%s: %zu autoscaling.keda.sh/ annotations ignored (more than %zu, or over %zu bytes)",
+        ss_warn("kube",
+                "%s %s/%s: %zu autoscaling.keda.sh/ annotations ignored (more than %zu, or over %zu bytes)",
                 t->kind, t->ns, t->name, dropped, sizeof out->annotations / sizeof out->annotations[0],
                 sizeof out->strings);
     rc = 0;

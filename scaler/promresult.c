@@ -137,8 +137,7 @@ static int parse_go_float(const char *s, size_t n, double *out)
 }
 
 /* The [timestamp, "value"] pair of a vector element or a scalar result. */
-static int sample_value(const json_t *pair, bool ignore_null, double *out, char *err,
-                        size_t errcap)
+static int sample_value(const json_t *pair, bool ignore_null, double *out, char *err, size_t errcap)
 {
     size_t n = json_is_array(pair) ? json_array_size(pair) : 0;
     if (n == 0) {
@@ -160,25 +159,26 @@ static int sample_value(const json_t *pair, bool ignore_null, double *out, char 
     double d;
     int rc = parse_go_float(s, len, &d);
     if (rc == SS_ELIMIT)
-        return fail_with(SS_EINVAL, err, errcap,
-                         "strconv.ParseFloat: parsing \"%.64s\": value out of range", s);
+        return fail_with(SS_EINVAL, err, errcap, "strconv.ParseFloat: parsing \"%.64s\": value out of range",
+                         s);
     if (rc != 0)
-        return fail_with(SS_EPARSE, err, errcap,
-                         "strconv.ParseFloat: parsing \"%.64s\": invalid syntax", s);
+        return fail_with(SS_EPARSE, err, errcap, "strconv.ParseFloat: parsing \"%.64s\": invalid syntax", s);
     if (isnan(d) || isinf(d)) {
         if (ignore_null) {
             *out = 0;
             return 0;
         }
         return fail_with(SS_EINVAL, err, errcap, "prometheus query returns %s",
-                         isnan(d) ? "NaN" : d > 0 ? "+Inf" : "-Inf");
+                         isnan(d) ? "NaN"
+                         : d > 0  ? "+Inf"
+                                  : "-Inf");
     }
     *out = d;
     return 0;
 }
 
-int scaler_promresult_parse(int http_status, const char *body, size_t len,
-                            bool ignore_null_values, double *out, char *err, size_t errcap)
+int scaler_promresult_parse(int http_status, const char *body, size_t len, bool ignore_null_values,
+                            double *out, char *err, size_t errcap)
 {
     json_t *root = NULL;
     json_error_t jerr;
@@ -189,8 +189,8 @@ int scaler_promresult_parse(int http_status, const char *body, size_t len,
     if (!out || (!body && len))
         return SS_EINVAL;
     if (len > SCALER_MAX_RESULT_BYTES)
-        return fail_with(SS_ELIMIT, err, errcap, "prometheus response is %zu bytes (limit %u)",
-                         len, SCALER_MAX_RESULT_BYTES);
+        return fail_with(SS_ELIMIT, err, errcap, "prometheus response is %zu bytes (limit %u)", len,
+                         SCALER_MAX_RESULT_BYTES);
 
     if (http_status < 200 || http_status > 299) {
         /* Prometheus puts the reason in the JSON body; show it when there is one. */
@@ -237,9 +237,9 @@ int scaler_promresult_parse(int http_status, const char *body, size_t len,
         goto done;
     }
     if (strcmp(type, "vector") != 0) {
-        rc = fail_with(SS_EINVAL, err, errcap,
-                       "prometheus query returned resultType \"%.32s\"; the query must return a vector or scalar",
-                       type);
+        rc = fail_with(
+            SS_EINVAL, err, errcap,
+            "prometheus query returned resultType \"%.32s\"; the query must return a vector or scalar", type);
         goto done;
     }
     if (!json_is_array(result)) {
@@ -259,8 +259,7 @@ int scaler_promresult_parse(int http_status, const char *body, size_t len,
     }
     if (n > 1) {
         rc = fail_with(SS_EINVAL, err, errcap,
-                       "prometheus query returned multiple elements (%zu); it must return at most one",
-                       n);
+                       "prometheus query returned multiple elements (%zu); it must return at most one", n);
         goto done;
     }
     const json_t *el = json_array_get(result, 0);

@@ -57,7 +57,8 @@ static int add_header(void *ctx, const char *line)
     return 0;
 }
 
-int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *body, char *err, size_t errlen)
+int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *body, char *err,
+                 size_t errlen)
 {
     *status = 0;
     struct ss_buf url, form;
@@ -86,8 +87,8 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
         ss_buf_append_str(params, "&time=") || escape(params, when))
         goto fail;
     for (size_t i = 0; i < q->nparams; i++)
-        if (ss_buf_append(params, "&", 1) || escape(params, q->params[i].key) || ss_buf_append(params, "=", 1) ||
-            escape(params, q->params[i].value))
+        if (ss_buf_append(params, "&", 1) || escape(params, q->params[i].key) ||
+            ss_buf_append(params, "=", 1) || escape(params, q->params[i].value))
             goto fail;
 
     e = curl_easy_init();

@@ -25,8 +25,8 @@
 #include "scaler.h"
 
 #define QUERY_DEFAULT_TIMEOUT_MS 3000 /* KEDA_HTTP_DEFAULT_TIMEOUT */
-#define MAX_SECRET_FILE (64 * 1024)
-#define MAX_WAIT_MS 1000 /* the loop re-checks its clock at least this often */
+#define MAX_SECRET_FILE          (64 * 1024)
+#define MAX_WAIT_MS              1000 /* the loop re-checks its clock at least this often */
 
 struct trigger_rt {
     /* owned copies of struct scaler_runner_auth's strings */
@@ -160,7 +160,8 @@ int scaler_runner_set_auth(struct scaler_runner *r, size_t object, size_t trigge
     if (!dup_opt(&t->bearer_token_file, a->bearer_token_file) || !dup_opt(&t->basic_user, a->basic_user) ||
         !dup_opt(&t->basic_password_file, a->basic_password_file) ||
         !dup_opt(&t->custom_auth_header, a->custom_auth_header) ||
-        !dup_opt(&t->custom_auth_value_file, a->custom_auth_value_file) || !dup_opt(&t->ca_file, a->ca_file)) {
+        !dup_opt(&t->custom_auth_value_file, a->custom_auth_value_file) ||
+        !dup_opt(&t->ca_file, a->ca_file)) {
         free_auth(t);
         return SS_ENOMEM;
     }
@@ -220,7 +221,8 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
         snprintf(errbuf, errlen, "cannot read the bearer token file %s", a->bearer_token_file);
         goto done;
     }
-    if (a->basic_password_file && !(password = kube_read_secret_file(a->basic_password_file, MAX_SECRET_FILE))) {
+    if (a->basic_password_file &&
+        !(password = kube_read_secret_file(a->basic_password_file, MAX_SECRET_FILE))) {
         snprintf(errbuf, errlen, "cannot read the basic auth password file %s", a->basic_password_file);
         goto done;
     }
@@ -304,7 +306,8 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     /* what was seen, for the log line: "value=12.5" or "value[name]=12.5 ..." */
     struct ss_buf line;
     ss_buf_init(&line, 8192);
-    ss_buf_printf(&line, "scaledobject=%s/%s target=%s/%s", ob->ns, so->name, so->target_kind, so->target_name);
+    ss_buf_printf(&line, "scaledobject=%s/%s target=%s/%s", ob->ns, so->name, so->target_kind,
+                  so->target_name);
     for (size_t i = 0; i < nt; i++) {
         char num[40], lb[24];
         if (res[i].ok)
@@ -322,7 +325,8 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     struct kube_error ke;
     int rc = kube_get_scale(r->kube, &kt, &sc, &ke);
     if (rc) {
-        ss_buf_printf(&line, " active=? current=? desired=? rule=error action=none | cannot read the scale: %s",
+        ss_buf_printf(&line,
+                      " active=? current=? desired=? rule=error action=none | cannot read the scale: %s",
                       ke.message);
         for (size_t i = 0; i < nt; i++)
             if (!res[i].ok)
@@ -352,8 +356,9 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     struct kube_error we;
     bool have_wl = kube_get_workload(r->kube, &kt, &wl, &we) == 0;
     if (!have_wl && !ob->annotations_warned) {
-        ss_warn("scaler", "scaledobject=%s/%s: cannot read %s annotations, pause annotations are not seen: %s",
-                ob->ns, so->name, so->target_kind, we.message);
+        ss_warn("scaler",
+                "scaledobject=%s/%s: cannot read %s annotations, pause annotations are not seen: %s", ob->ns,
+                so->name, so->target_kind, we.message);
         ob->annotations_warned = true;
     } else if (have_wl) {
         ob->annotations_warned = false;
@@ -393,8 +398,9 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     } else {
         snprintf(action, sizeof action, "none");
     }
-    ss_buf_printf(&line, " active=%s current=%d desired=%d rule=%s action=%s | %s", d.active ? "true" : "false",
-                  (int)sc.spec_replicas, (int)d.replicas, scaler_rule_name(d.rule), action, d.explanation);
+    ss_buf_printf(&line, " active=%s current=%d desired=%d rule=%s action=%s | %s",
+                  d.active ? "true" : "false", (int)sc.spec_replicas, (int)d.replicas,
+                  scaler_rule_name(d.rule), action, d.explanation);
     for (size_t i = 0; i < nt; i++)
         if (!res[i].ok)
             ss_buf_printf(&line, "; trigger %zu: %s", i, res[i].error);
@@ -488,10 +494,10 @@ void scaler_runner_stop(struct scaler_runner *r)
 static int put_label_value(struct ss_buf *b, const char *s)
 {
     for (; *s; s++) {
-        int rc = *s == '"' ? ss_buf_append(b, "\\\"", 2)
-               : *s == '\\' ? ss_buf_append(b, "\\\\", 2)
-               : *s == '\n' ? ss_buf_append(b, "\\n", 2)
-                            : ss_buf_append(b, s, 1);
+        int rc = *s == '"'    ? ss_buf_append(b, "\\\"", 2)
+                 : *s == '\\' ? ss_buf_append(b, "\\\\", 2)
+                 : *s == '\n' ? ss_buf_append(b, "\\n", 2)
+                              : ss_buf_append(b, s, 1);
         if (rc)
             return rc;
     }
@@ -512,14 +518,18 @@ enum obj_metric { M_CURRENT, M_DESIRED, M_ACTIVE, M_FALLBACK, M_PAUSED, M_POLLS,
 static const struct {
     const char *name, *type, *help;
 } obj_metrics[] = {
-    [M_CURRENT] = {"scrapeship_scaler_current_replicas", "gauge", "The target's replicas (scale spec.replicas) after the last poll."},
+    [M_CURRENT] = {"scrapeship_scaler_current_replicas", "gauge",
+                   "The target's replicas (scale spec.replicas) after the last poll."},
     [M_DESIRED] = {"scrapeship_scaler_desired_replicas", "gauge", "Replicas the last decision asked for."},
-    [M_ACTIVE] = {"scrapeship_scaler_active", "gauge", "1 when some trigger is above its activationThreshold."},
-    [M_FALLBACK] = {"scrapeship_scaler_fallback_active", "gauge", "1 when the last decision used fallback replicas."},
+    [M_ACTIVE] = {"scrapeship_scaler_active", "gauge",
+                  "1 when some trigger is above its activationThreshold."},
+    [M_FALLBACK] = {"scrapeship_scaler_fallback_active", "gauge",
+                    "1 when the last decision used fallback replicas."},
     [M_PAUSED] = {"scrapeship_scaler_paused", "gauge", "1 when a pause annotation decided the last poll."},
     [M_POLLS] = {"scrapeship_scaler_polls_total", "counter", "Polls of each ScaledObject."},
     [M_QERR] = {"scrapeship_scaler_query_errors_total", "counter", "Failed trigger queries."},
-    [M_KERR] = {"scrapeship_scaler_kube_errors_total", "counter", "Failed Kubernetes API calls (read or scale)."},
+    [M_KERR] = {"scrapeship_scaler_kube_errors_total", "counter",
+                "Failed Kubernetes API calls (read or scale)."},
 };
 
 static double obj_value(const struct object_rt *ob, enum obj_metric m)
@@ -557,11 +567,14 @@ int scaler_runner_render_metrics(void *ud, struct ss_buf *out)
             rc = rc ? rc : ss_buf_printf(out, "} %s\n", num);
         }
     }
-    static const char *const metric_name[] = {"scrapeship_scaler_metric_value", "scrapeship_scaler_trigger_active"};
-    static const char *const metric_help[] = {"Last successful value of each trigger's query.",
-                                              "1 when the trigger's last value was above its activationThreshold."};
+    static const char *const metric_name[] = {"scrapeship_scaler_metric_value",
+                                              "scrapeship_scaler_trigger_active"};
+    static const char *const metric_help[] = {
+        "Last successful value of each trigger's query.",
+        "1 when the trigger's last value was above its activationThreshold."};
     for (size_t m = 0; m < 2 && !rc; m++) {
-        rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", metric_name[m], metric_help[m], metric_name[m]);
+        rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", metric_name[m], metric_help[m],
+                           metric_name[m]);
         for (size_t i = 0; i < r->n && !rc; i++) {
             const struct object_rt *ob = &r->objs[i];
             for (size_t k = 0; k < ob->so->n_triggers && !rc; k++) {
@@ -578,8 +591,9 @@ int scaler_runner_render_metrics(void *ud, struct ss_buf *out)
         }
     }
     if (!rc)
-        rc = ss_buf_append_str(out, "# HELP scrapeship_scaler_scale_actions_total Replica changes by result.\n"
-                                    "# TYPE scrapeship_scaler_scale_actions_total counter\n");
+        rc =
+            ss_buf_append_str(out, "# HELP scrapeship_scaler_scale_actions_total Replica changes by result.\n"
+                                   "# TYPE scrapeship_scaler_scale_actions_total counter\n");
     for (size_t i = 0; i < r->n && !rc; i++) {
         const struct object_rt *ob = &r->objs[i];
         const char *res[] = {"success", "failure", "dry_run"};

@@ -24,14 +24,14 @@
 #include "scaler.h"
 #include "scaler_int.h"
 
-#define MAX_DEPTH 64        /* YAML nesting; KEDA manifests need about 8 */
-#define MAX_NODES 200000    /* nodes per stream */
-#define MAX_EVENTS 1000000  /* parser events per stream */
-#define MAX_MAP_KEYS 512    /* keys per mapping */
-#define MAX_DOCS 1024       /* documents per stream */
-#define MAX_ERRORS 32       /* error lines kept for the caller */
-#define MAX_WARNINGS 256    /* warning lines kept for the caller */
-#define MAX_ERROR_TEXT 8192 /* bytes of joined error lines */
+#define MAX_DEPTH      64      /* YAML nesting; KEDA manifests need about 8 */
+#define MAX_NODES      200000  /* nodes per stream */
+#define MAX_EVENTS     1000000 /* parser events per stream */
+#define MAX_MAP_KEYS   512     /* keys per mapping */
+#define MAX_DOCS       1024    /* documents per stream */
+#define MAX_ERRORS     32      /* error lines kept for the caller */
+#define MAX_WARNINGS   256     /* warning lines kept for the caller */
+#define MAX_ERROR_TEXT 8192    /* bytes of joined error lines */
 
 /* ---- YAML node tree ---------------------------------------------------- */
 
@@ -179,8 +179,7 @@ static int node_append(struct loader *L, struct ynode *parent, struct ynode *chi
     return 0;
 }
 
-static int anchor_add(struct loader *L, struct yanchor **list, const yaml_char_t *name,
-                      struct ynode *node)
+static int anchor_add(struct loader *L, struct yanchor **list, const yaml_char_t *name, struct ynode *node)
 {
     struct yanchor *a = ss_arena_alloc(&L->tree, sizeof *a);
     if (!a)
@@ -243,9 +242,7 @@ static int tree_build(struct loader *L, const char *text, size_t len)
         const yaml_char_t *anchor = NULL;
         bool opens = false;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
+        case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT:
             if (++L->n_docs > MAX_DOCS) {
                 err_at(L, NULL, "too many YAML documents (limit %d)", MAX_DOCS);
@@ -271,16 +268,16 @@ static int tree_build(struct loader *L, const char *text, size_t len)
             node = node_new(L, Y_SCALAR, &ev.start_mark);
             if (!node)
                 break;
-            node->text = ss_arena_strndup(&L->tree, (const char *)ev.data.scalar.value,
-                                          ev.data.scalar.length);
+            node->text =
+                ss_arena_strndup(&L->tree, (const char *)ev.data.scalar.value, ev.data.scalar.length);
             node->len = ev.data.scalar.length;
             if (!node->text) {
                 rc = SS_ENOMEM;
                 break;
             }
-            node->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                          !(ev.data.scalar.tag &&
-                            strcmp((const char *)ev.data.scalar.tag, YAML_STR_TAG) == 0);
+            node->plain =
+                ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                !(ev.data.scalar.tag && strcmp((const char *)ev.data.scalar.tag, YAML_STR_TAG) == 0);
             anchor = ev.data.scalar.anchor;
             break;
         case YAML_SEQUENCE_START_EVENT:
@@ -306,14 +303,14 @@ static int tree_build(struct loader *L, const char *text, size_t len)
         case YAML_ALIAS_EVENT:
             node = anchor_find(anchors, ev.data.alias.anchor);
             if (!node) {
-                err_at(L, &(struct ynode){.line = (int)ev.start_mark.line + 1,
-                                          .col = (int)ev.start_mark.column + 1},
+                err_at(L,
+                       &(struct ynode){.line = (int)ev.start_mark.line + 1,
+                                       .col = (int)ev.start_mark.column + 1},
                        "YAML: unknown or recursive alias *%s", (const char *)ev.data.alias.anchor);
                 rc = SS_EPARSE;
             }
             break;
-        default:
-            break;
+        default: break;
         }
         if (rc == 0 && !done && !node &&
             (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
@@ -341,8 +338,8 @@ static int tree_build(struct loader *L, const char *text, size_t len)
                     stack_anchor[depth] = NULL;
                     if (anchor) {
                         /* the event owns the anchor string: keep a copy */
-                        char *copy = ss_arena_strndup(&L->tree, (const char *)anchor,
-                                                      strlen((const char *)anchor));
+                        char *copy =
+                            ss_arena_strndup(&L->tree, (const char *)anchor, strlen((const char *)anchor));
                         if (!copy)
                             rc = SS_ENOMEM;
                         stack_anchor[depth] = (const yaml_char_t *)copy;
@@ -403,8 +400,8 @@ static bool in_list(const struct ynode *key, const char *const *list)
 /* Reject non-string and duplicate keys; warn about keys outside `known`. Keys in
  * `quiet` are known but deliberately unused (status, labels, ...). With both lists
  * NULL every key is acceptable (annotations, trigger metadata). */
-static void check_map(struct loader *L, const struct ynode *map, const char *path,
-                      const char *const *known, const char *const *quiet)
+static void check_map(struct loader *L, const struct ynode *map, const char *path, const char *const *known,
+                      const char *const *quiet)
 {
     if (map->n / 2 > MAX_MAP_KEYS) {
         err_at(L, map, "%s: too many keys (limit %d)", path, MAX_MAP_KEYS);
@@ -440,8 +437,8 @@ static const char *dup_str(struct loader *L, const char *p, size_t n)
 }
 
 /* A string field: NULL when absent; an error when not a scalar or when required. */
-static const char *str_field(struct loader *L, const struct ynode *map, const char *key,
-                             const char *path, bool required)
+static const char *str_field(struct loader *L, const struct ynode *map, const char *key, const char *path,
+                             bool required)
 {
     const struct ynode *v = map_get(map, key);
     if (!v) {
@@ -486,27 +483,24 @@ static bool parse_int32(const char *s, int32_t *out)
 }
 
 /* An integer field; returns true when present and valid. */
-static bool int_field(struct loader *L, const struct ynode *map, const char *key,
-                      const char *path, int32_t min, int32_t max, int32_t *out)
+static bool int_field(struct loader *L, const struct ynode *map, const char *key, const char *path,
+                      int32_t min, int32_t max, int32_t *out)
 {
     const struct ynode *v = map_get(map, key);
     if (!v)
         return false;
     int32_t x;
     if (v->kind != Y_SCALAR || !v->plain || !parse_int32(v->text, &x)) {
-        err_at(L, v, "%s.%s must be an integer, got %s%s%s", path, key,
-               v->kind == Y_SCALAR ? "\"" : "", v->kind == Y_SCALAR ? v->text : kind_name(v->kind),
-               v->kind == Y_SCALAR ? "\"" : "");
+        err_at(L, v, "%s.%s must be an integer, got %s%s%s", path, key, v->kind == Y_SCALAR ? "\"" : "",
+               v->kind == Y_SCALAR ? v->text : kind_name(v->kind), v->kind == Y_SCALAR ? "\"" : "");
         return false;
     }
     if (x < min) {
-        err_at(L, v, "%s.%s must be greater than or equal to %d, got %d", path, key, (int)min,
-               (int)x);
+        err_at(L, v, "%s.%s must be greater than or equal to %d, got %d", path, key, (int)min, (int)x);
         return false;
     }
     if (x > max) {
-        err_at(L, v, "%s.%s must be less than or equal to %d, got %d", path, key, (int)max,
-               (int)x);
+        err_at(L, v, "%s.%s must be less than or equal to %d, got %d", path, key, (int)max, (int)x);
         return false;
     }
     *out = x;
@@ -595,8 +589,8 @@ struct kv_list {
 /* KEDA's map syntax: "k1=v1,k2=v2"; every element trimmed, exactly one '='
  * (setConfigValueMap: "expected format key=value"); a repeated key keeps the last
  * value, as a Go map does. */
-static int parse_kv_map(struct loader *L, const struct ynode *at, const char *path,
-                        const char *param, struct ss_str s, bool headers, struct kv_list *out)
+static int parse_kv_map(struct loader *L, const struct ynode *at, const char *path, const char *param,
+                        struct ss_str s, bool headers, struct kv_list *out)
 {
     struct scaler_kv *v = ss_arena_alloc(&L->cfg->arena, SCALER_MAX_KV * sizeof *v);
     if (!v) {
@@ -615,9 +609,11 @@ static int parse_kv_map(struct loader *L, const struct ynode *at, const char *pa
                 err_at(L, at, "%s: unable to set param \"%s\": element %zu is not in the format key=value",
                        path, param, n + 1);
             else
-                err_at(L, at, "%s: unable to set param \"%s\" value \"%.*s\": expected format key=value, got \"%.*s\"",
-                       path, param, (int)(s.len > 200 ? 200 : s.len), s.p,
-                       (int)(el.len > 100 ? 100 : el.len), el.p);
+                err_at(
+                    L, at,
+                    "%s: unable to set param \"%s\" value \"%.*s\": expected format key=value, got \"%.*s\"",
+                    path, param, (int)(s.len > 200 ? 200 : s.len), s.p, (int)(el.len > 100 ? 100 : el.len),
+                    el.p);
             return SS_ECONFIG;
         }
         struct ss_str key = trim(el.p, (size_t)(eq - el.p));
@@ -631,8 +627,8 @@ static int parse_kv_map(struct loader *L, const struct ynode *at, const char *pa
             for (size_t j = 0; ok && j < val.len; j++)
                 ok = val.p[j] != '\r' && val.p[j] != '\n' && val.p[j] != '\0';
             if (!ok) {
-                err_at(L, at, "%s: customHeaders element \"%.*s\" is not a valid HTTP header",
-                       path, (int)(key.len > 100 ? 100 : key.len), key.p);
+                err_at(L, at, "%s: customHeaders element \"%.*s\" is not a valid HTTP header", path,
+                       (int)(key.len > 100 ? 100 : key.len), key.p);
                 return SS_ECONFIG;
             }
         }
@@ -671,10 +667,9 @@ static bool parse_json_bool(struct ss_str s, bool *out)
  * a bool, number or null rather than a string. */
 static bool yaml_non_string(const struct ynode *n)
 {
-    static const char *const words[] = {"true", "True", "TRUE", "false", "False", "FALSE",
-                                        "yes",  "Yes",  "YES",  "no",    "No",    "NO",
-                                        "on",   "On",   "ON",   "off",   "Off",   "OFF",
-                                        "y",    "Y",    "n",    "N",     NULL};
+    static const char *const words[] = {"true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes",
+                                        "YES",  "no",   "No",   "NO",    "on",    "On",    "ON",  "off",
+                                        "Off",  "OFF",  "y",    "Y",     "n",     "N",     NULL};
     if (!n->plain)
         return false;
     for (size_t i = 0; words[i]; i++)
@@ -686,8 +681,8 @@ static bool yaml_non_string(const struct ynode *n)
     const char *p = n->text;
     if (*p == '+' || *p == '-')
         p++;
-    return *p == '.' && (strcmp(p, ".inf") == 0 || strcmp(p, ".Inf") == 0 ||
-                         strcmp(p, ".nan") == 0 || strcmp(p, ".NaN") == 0);
+    return *p == '.' && (strcmp(p, ".inf") == 0 || strcmp(p, ".Inf") == 0 || strcmp(p, ".nan") == 0 ||
+                         strcmp(p, ".NaN") == 0);
 }
 
 /* ---- ScaledObject ------------------------------------------------------ */
@@ -696,13 +691,20 @@ static const char *const k_top[] = {"apiVersion", "kind", "metadata", "spec", NU
 static const char *const k_top_quiet[] = {"status", NULL};
 static const char *const k_meta[] = {"name", "namespace", "annotations", NULL};
 static const char *const k_meta_quiet[] = {
-    "labels",          "uid",        "resourceVersion", "generation",   "creationTimestamp",
-    "managedFields",   "finalizers", "ownerReferences", "generateName", "deletionTimestamp",
-    "selfLink",        NULL};
-static const char *const k_spec[] = {"scaleTargetRef",   "pollingInterval",       "cooldownPeriod",
-                                     "initialCooldownPeriod", "idleReplicaCount", "minReplicaCount",
-                                     "maxReplicaCount",  "advanced",              "triggers",
-                                     "fallback",         NULL};
+    "labels",        "uid",        "resourceVersion", "generation",   "creationTimestamp",
+    "managedFields", "finalizers", "ownerReferences", "generateName", "deletionTimestamp",
+    "selfLink",      NULL};
+static const char *const k_spec[] = {"scaleTargetRef",
+                                     "pollingInterval",
+                                     "cooldownPeriod",
+                                     "initialCooldownPeriod",
+                                     "idleReplicaCount",
+                                     "minReplicaCount",
+                                     "maxReplicaCount",
+                                     "advanced",
+                                     "triggers",
+                                     "fallback",
+                                     NULL};
 static const char *const k_target[] = {"name", "apiVersion", "kind", NULL};
 static const char *const k_target_quiet[] = {"envSourceContainerName", NULL};
 static const char *const k_fallback[] = {"failureThreshold", "replicas", "behavior", NULL};
@@ -712,8 +714,7 @@ static const char *const k_hpacfg_quiet[] = {"name", NULL};
 static const char *const k_behavior[] = {"scaleUp", "scaleDown", NULL};
 static const char *const k_rules[] = {"stabilizationWindowSeconds", "selectPolicy", "policies", NULL};
 static const char *const k_policy[] = {"type", "value", "periodSeconds", NULL};
-static const char *const k_trigger[] = {"type",           "metadata",        "name",
-                                        "metricType",     "authenticationRef", NULL};
+static const char *const k_trigger[] = {"type", "metadata", "name", "metricType", "authenticationRef", NULL};
 static const char *const k_trigger_quiet[] = {"useCachedMetrics", NULL};
 static const char *const k_authref[] = {"name", "kind", NULL};
 
@@ -738,8 +739,7 @@ static void rules_default(struct scaler_rules *r, bool up)
 
 /* One HPAScalingRules; fields given replace the defaults (copyHPAScalingRules),
  * then Kubernetes' validation applies (validateScalingRules). */
-static void parse_rules(struct loader *L, const struct ynode *n, const char *path,
-                        struct scaler_rules *r)
+static void parse_rules(struct loader *L, const struct ynode *n, const char *path, struct scaler_rules *r)
 {
     if (n->kind != Y_MAP) {
         err_at(L, n, "%s must be a mapping", path);
@@ -747,8 +747,8 @@ static void parse_rules(struct loader *L, const struct ynode *n, const char *pat
     }
     check_map(L, n, path, k_rules, (const char *const[]){"tolerance", NULL});
     if (map_get(n, "tolerance"))
-        warn_at(L, map_get(n, "tolerance"),
-                "%s.tolerance is not supported; the fixed 0.1 tolerance applies", path);
+        warn_at(L, map_get(n, "tolerance"), "%s.tolerance is not supported; the fixed 0.1 tolerance applies",
+                path);
     int32_t w;
     if (int_field(L, n, "stabilizationWindowSeconds", path, 0, 3600, &w))
         r->stabilization_window_seconds = w;
@@ -761,7 +761,9 @@ static void parse_rules(struct loader *L, const struct ynode *n, const char *pat
         else if (y_is(sp, "Disabled"))
             r->select_policy = SCALER_SELECT_DISABLED;
         else
-            err_at(L, sp, "%s.selectPolicy: Unsupported value: \"%s\": supported values: \"Disabled\", \"Max\", \"Min\"",
+            err_at(L, sp,
+                   "%s.selectPolicy: Unsupported value: \"%s\": supported values: \"Disabled\", \"Max\", "
+                   "\"Min\"",
                    path, sp->kind == Y_SCALAR ? sp->text : "");
     }
     const struct ynode *pl = map_get(n, "policies");
@@ -797,8 +799,9 @@ static void parse_rules(struct loader *L, const struct ynode *n, const char *pat
         else if (y_is(t, "Percent"))
             pol.type = SCALER_POLICY_PERCENT;
         else
-            err_at(L, t ? t : p, "%s.type: Unsupported value: \"%s\": supported values: \"Percent\", \"Pods\"",
-                   ppath, t && t->kind == Y_SCALAR ? t->text : "");
+            err_at(L, t ? t : p,
+                   "%s.type: Unsupported value: \"%s\": supported values: \"Percent\", \"Pods\"", ppath,
+                   t && t->kind == Y_SCALAR ? t->text : "");
         if (!map_get(p, "value"))
             err_at(L, p, "%s.value: Invalid value: 0: must be greater than zero", ppath);
         else
@@ -844,8 +847,7 @@ static void parse_advanced(struct loader *L, const struct ynode *adv, struct sca
     const struct ynode *up = map_get(b, "scaleUp");
     const struct ynode *down = map_get(b, "scaleDown");
     if (up)
-        parse_rules(L, up, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp",
-                    &so->scale_up);
+        parse_rules(L, up, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp", &so->scale_up);
     if (down)
         parse_rules(L, down, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
                     &so->scale_down);
@@ -867,8 +869,8 @@ static void parse_fallback(struct loader *L, const struct ynode *fb, struct scal
     bool have_ft = int_field(L, fb, "failureThreshold", "spec.fallback", INT32_MIN, INT32_MAX, &ft);
     bool have_rep = int_field(L, fb, "replicas", "spec.fallback", INT32_MIN, INT32_MAX, &rep);
     if ((have_ft && ft < 0) || (have_rep && rep < 0))
-        err_at(L, fb, "FailureThreshold=%d & Replicas=%d must both be greater than or equal to 0",
-               (int)ft, (int)rep);
+        err_at(L, fb, "FailureThreshold=%d & Replicas=%d must both be greater than or equal to 0", (int)ft,
+               (int)rep);
     so->fallback_failure_threshold = ft;
     so->fallback_replicas = rep;
     so->fallback_behavior = SCALER_FALLBACK_STATIC;
@@ -883,7 +885,9 @@ static void parse_fallback(struct loader *L, const struct ynode *fb, struct scal
         else if (y_is(b, "currentReplicasIfLower"))
             so->fallback_behavior = SCALER_FALLBACK_CURRENT_REPLICAS_IF_LOWER;
         else
-            err_at(L, b, "spec.fallback.behavior: Unsupported value: \"%s\": supported values: \"static\", \"currentReplicas\", \"currentReplicasIfHigher\", \"currentReplicasIfLower\"",
+            err_at(L, b,
+                   "spec.fallback.behavior: Unsupported value: \"%s\": supported values: \"static\", "
+                   "\"currentReplicas\", \"currentReplicasIfHigher\", \"currentReplicasIfLower\"",
                    b->kind == Y_SCALAR ? b->text : "");
     }
 }
@@ -901,9 +905,9 @@ static struct ss_str meta_value(const struct ynode *md, const char *key, const s
 }
 
 static const char *const k_prom_meta[] = {
-    "serverAddress", "query",     "queryParameters", "threshold", "activationThreshold",
+    "serverAddress", "query",         "queryParameters",  "threshold", "activationThreshold",
     "namespace",     "customHeaders", "ignoreNullValues", "unsafeSsl", "awsRegion",
-    "timeout",       "authModes", "identityOwner",   NULL};
+    "timeout",       "authModes",     "identityOwner",    NULL};
 
 static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, const char *path,
                                       struct scaler_trigger *t)
@@ -918,16 +922,16 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
             continue;
         }
         if (yaml_non_string(val))
-            warn_at(L, val, "%s.%s: unquoted %s is not a string; Kubernetes rejects it (quote it)",
-                    path, key->text, val->text);
+            warn_at(L, val, "%s.%s: unquoted %s is not a string; Kubernetes rejects it (quote it)", path,
+                    key->text, val->text);
         if (in_list(key, k_prom_meta))
             continue;
         if (y_is(key, "metricName") || y_is(key, "cortexOrgID"))
             warn_at(L, key, "%s.%s was removed in KEDA 2.12; ignored%s", path, key->text,
                     y_is(key, "cortexOrgID") ? " (use customHeaders: X-Scope-OrgID=...)" : "");
         else if (key->len > 7 && strcmp(key->text + key->len - 7, "FromEnv") == 0)
-            warn_at(L, key, "%s.%s: values from container environment are not supported; ignored",
-                    path, key->text);
+            warn_at(L, key, "%s.%s: values from container environment are not supported; ignored", path,
+                    key->text);
         else
             warn_at(L, key, "%s.%s: unknown prometheus metadata, ignored", path, key->text);
     }
@@ -937,7 +941,8 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
 
     s = meta_value(md, "serverAddress", &at);
     if (!s.p)
-        err_at(L, at ? at : md, "%s: missing required parameter \"serverAddress\" in [triggerMetadata]", path);
+        err_at(L, at ? at : md, "%s: missing required parameter \"serverAddress\" in [triggerMetadata]",
+               path);
     else
         t->server_address = dup_str(L, s.p, s.len);
 
@@ -956,15 +961,16 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
     } else if (scaler__milli(t->threshold) < 1) {
         /* The HPA target is a milli-quantity and must be positive, so Kubernetes
          * would refuse the HPA KEDA builds from this. */
-        err_at(L, at, "%s: threshold %.*s must be at least 0.001 (the HPA target is a positive milli-quantity)",
+        err_at(L, at,
+               "%s: threshold %.*s must be at least 0.001 (the HPA target is a positive milli-quantity)",
                path, (int)(s.len > 100 ? 100 : s.len), s.p);
     }
 
     t->activation_threshold = 0;
     s = meta_value(md, "activationThreshold", &at);
     if (s.p && !parse_json_number(s, &t->activation_threshold))
-        err_at(L, at, "%s: unable to set param \"activationThreshold\" value \"%.*s\": not a number",
-               path, (int)(s.len > 100 ? 100 : s.len), s.p);
+        err_at(L, at, "%s: unable to set param \"activationThreshold\" value \"%.*s\": not a number", path,
+               (int)(s.len > 100 ? 100 : s.len), s.p);
 
     t->ignore_null_values = true;
     s = meta_value(md, "ignoreNullValues", &at);
@@ -975,15 +981,17 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
     t->unsafe_ssl = false;
     s = meta_value(md, "unsafeSsl", &at);
     if (s.p && !parse_json_bool(s, &t->unsafe_ssl))
-        err_at(L, at, "%s: unable to set param \"unsafeSsl\" value \"%.*s\": must be true or false",
-               path, (int)(s.len > 100 ? 100 : s.len), s.p);
+        err_at(L, at, "%s: unable to set param \"unsafeSsl\" value \"%.*s\": must be true or false", path,
+               (int)(s.len > 100 ? 100 : s.len), s.p);
 
     t->timeout_ms = 0;
     s = meta_value(md, "timeout", &at);
     if (s.p) {
         double d;
         if (!parse_json_number(s, &d) || d != floor(d) || d > 86400000.0 || d < -86400000.0)
-            err_at(L, at, "%s: unable to set param \"timeout\" value \"%.*s\": must be an integer number of milliseconds",
+            err_at(L, at,
+                   "%s: unable to set param \"timeout\" value \"%.*s\": must be an integer number of "
+                   "milliseconds",
                    path, (int)(s.len > 100 ? 100 : s.len), s.p);
         else if (d < 0)
             err_at(L, at, "%s: timeout must be greater than or equal to 0, got %.*s", path,
@@ -1023,8 +1031,7 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
         t->identity_owner = dup_str(L, s.p, s.len);
 }
 
-static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx,
-                          struct scaler_trigger *t)
+static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx, struct scaler_trigger *t)
 {
     char path[64];
     snprintf(path, sizeof path, "spec.triggers[%zu]", idx);
@@ -1042,7 +1049,8 @@ static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx,
         return;
     }
     if (!y_is(type, "prometheus")) {
-        err_at(L, type, "%s: trigger type \"%s\" is not supported: scrapeship implements only the prometheus scaler",
+        err_at(L, type,
+               "%s: trigger type \"%s\" is not supported: scrapeship implements only the prometheus scaler",
                path, type->kind == Y_SCALAR ? type->text : kind_name(type->kind));
         return;
     }
@@ -1053,10 +1061,13 @@ static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx,
     } else if (y_is(mt, "Value")) {
         t->metric_type = SCALER_METRIC_VALUE;
     } else if (y_is(mt, "Utilization")) {
-        err_at(L, mt, "%s: 'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'",
+        err_at(L, mt,
+               "%s: 'Utilization' metric type is unsupported for external metrics, allowed values are "
+               "'Value' or 'AverageValue'",
                path);
     } else {
-        err_at(L, mt, "%s.metricType: Unsupported value: \"%s\": supported values: \"AverageValue\", \"Value\"",
+        err_at(L, mt,
+               "%s.metricType: Unsupported value: \"%s\": supported values: \"AverageValue\", \"Value\"",
                path, mt->kind == Y_SCALAR ? mt->text : "");
     }
     const struct ynode *ar = map_get(tn, "authenticationRef");
@@ -1124,8 +1135,8 @@ static int kv_from_map(struct loader *L, const struct ynode *m, const char *path
     return 0;
 }
 
-static void parse_metadata(struct loader *L, const struct ynode *root, const char **name,
-                           const char **ns, const struct scaler_kv **ann, size_t *n_ann)
+static void parse_metadata(struct loader *L, const struct ynode *root, const char **name, const char **ns,
+                           const struct scaler_kv **ann, size_t *n_ann)
 {
     const struct ynode *md = map_get(root, "metadata");
     if (!md || md->kind != Y_MAP) {
@@ -1214,24 +1225,21 @@ static void parse_scaled_object(struct loader *L, const struct ynode *root)
     int_field(L, spec, "initialCooldownPeriod", "spec", 0, INT32_MAX, &so->initial_cooldown_period_s);
     bool have_min = int_field(L, spec, "minReplicaCount", "spec", 0, INT32_MAX, &so->min_replicas);
     int_field(L, spec, "maxReplicaCount", "spec", 0, INT32_MAX, &so->max_replicas);
-    so->has_idle_replicas =
-        int_field(L, spec, "idleReplicaCount", "spec", 0, INT32_MAX, &so->idle_replicas);
+    so->has_idle_replicas = int_field(L, spec, "idleReplicaCount", "spec", 0, INT32_MAX, &so->idle_replicas);
 
     /* KEDA's CheckReplicaCountBoundsAreValid: with minReplicaCount set, the bound is
      * the HPA minimum (at least 1); without it, 0. */
     int32_t lo = have_min ? (so->min_replicas > 0 ? so->min_replicas : 1) : 0;
     if (lo > so->max_replicas)
         err_at(L, map_get(spec, "maxReplicaCount") ? map_get(spec, "maxReplicaCount") : spec,
-               "MinReplicaCount=%d must be less than MaxReplicaCount=%d", (int)lo,
-               (int)so->max_replicas);
+               "MinReplicaCount=%d must be less than MaxReplicaCount=%d", (int)lo, (int)so->max_replicas);
     else if (so->max_replicas < 1)
         err_at(L, map_get(spec, "maxReplicaCount"),
                "MaxReplicaCount=%d: the HPA's maxReplicas must be at least its minReplicas (1)",
                (int)so->max_replicas);
     if (so->has_idle_replicas && so->idle_replicas >= lo)
         err_at(L, map_get(spec, "idleReplicaCount"),
-               "IdleReplicaCount=%d must be less than MinReplicaCount=%d", (int)so->idle_replicas,
-               (int)lo);
+               "IdleReplicaCount=%d must be less than MinReplicaCount=%d", (int)so->idle_replicas, (int)lo);
 
     const struct ynode *fb = map_get(spec, "fallback");
     if (fb)
@@ -1264,7 +1272,8 @@ static void parse_scaled_object(struct loader *L, const struct ynode *root)
         for (size_t j = 0; j < i && tv[i].name; j++)
             if (tv[j].name && strcmp(tv[j].name, tv[i].name) == 0)
                 err_at(L, it->node,
-                       "triggerName \"%s\" is defined multiple times in the ScaledObject/ScaledJob, but it must be unique",
+                       "triggerName \"%s\" is defined multiple times in the ScaledObject/ScaledJob, but it "
+                       "must be unique",
                        tv[i].name);
     }
     so->triggers = tv;
@@ -1292,8 +1301,7 @@ static void parse_trigger_auth(struct loader *L, const struct ynode *root)
     check_map(L, root, "TriggerAuthentication", k_top, k_top_quiet);
     const struct ynode *av = map_get(root, "apiVersion");
     if (!y_is(av, "keda.sh/v1alpha1"))
-        err_at(L, av ? av : root,
-               "TriggerAuthentication apiVersion must be keda.sh/v1alpha1, got \"%s\"",
+        err_at(L, av ? av : root, "TriggerAuthentication apiVersion must be keda.sh/v1alpha1, got \"%s\"",
                av && av->kind == Y_SCALAR ? av->text : "");
     parse_metadata(L, root, &ta->name, &ta->ns, NULL, NULL);
     const struct ynode *spec = map_get(root, "spec");
@@ -1305,14 +1313,16 @@ static void parse_trigger_auth(struct loader *L, const struct ynode *root)
     }
     /* Every other source KEDA knows reads secrets from the cluster; scrapeship
      * authenticates to AWS itself, so those are reported and skipped. */
-    static const char *const unsupported[] = {
-        "secretTargetRef",  "env",                "hashiCorpVault",           "azureKeyVault",
-        "awsSecretManager", "gcpSecretManager",   "configMapTargetRef",
-        "boundServiceAccountToken", "awsParameterStore", NULL};
+    static const char *const unsupported[] = {"secretTargetRef",    "env",
+                                              "hashiCorpVault",     "azureKeyVault",
+                                              "awsSecretManager",   "gcpSecretManager",
+                                              "configMapTargetRef", "boundServiceAccountToken",
+                                              "awsParameterStore",  NULL};
     check_map(L, spec, "spec", (const char *const[]){"podIdentity", NULL}, unsupported);
     for (const struct ylink *k = spec->first; k && k->next; k = k->next->next) {
         if (y_is(k->node, "secretTargetRef"))
-            warn_at(L, k->node, "spec.secretTargetRef is ignored: scrapeship does not read Kubernetes secrets");
+            warn_at(L, k->node,
+                    "spec.secretTargetRef is ignored: scrapeship does not read Kubernetes secrets");
         else if (in_list(k->node, unsupported))
             warn_at(L, k->node, "spec.%s is not supported by scrapeship; ignored", k->node->text);
     }
@@ -1374,19 +1384,19 @@ static void walk_documents(struct loader *L)
     struct scaler_object *ov = L->cfg->objects;
     for (size_t i = 0; i < L->n_objects; i++)
         for (size_t j = 0; j < i; j++)
-            if (ov[i].name && ov[j].name && ov[i].ns && ov[j].ns &&
-                strcmp(ov[i].name, ov[j].name) == 0 && strcmp(ov[i].ns, ov[j].ns) == 0)
+            if (ov[i].name && ov[j].name && ov[i].ns && ov[j].ns && strcmp(ov[i].name, ov[j].name) == 0 &&
+                strcmp(ov[i].ns, ov[j].ns) == 0)
                 err_at(L, &(struct ynode){.line = ov[i].line, .col = ov[i].column},
-                       "ScaledObject %s/%s is defined twice (first at line %d)", ov[i].ns,
-                       ov[i].name, ov[j].line);
+                       "ScaledObject %s/%s is defined twice (first at line %d)", ov[i].ns, ov[i].name,
+                       ov[j].line);
     struct scaler_trigger_auth *av = L->cfg->auths;
     for (size_t i = 0; i < L->n_auths; i++)
         for (size_t j = 0; j < i; j++)
-            if (av[i].name && av[j].name && av[i].ns && av[j].ns &&
-                strcmp(av[i].name, av[j].name) == 0 && strcmp(av[i].ns, av[j].ns) == 0)
+            if (av[i].name && av[j].name && av[i].ns && av[j].ns && strcmp(av[i].name, av[j].name) == 0 &&
+                strcmp(av[i].ns, av[j].ns) == 0)
                 err_at(L, &(struct ynode){.line = av[i].line, .col = av[i].column},
-                       "TriggerAuthentication %s/%s is defined twice (first at line %d)",
-                       av[i].ns, av[i].name, av[j].line);
+                       "TriggerAuthentication %s/%s is defined twice (first at line %d)", av[i].ns,
+                       av[i].name, av[j].line);
 
     /* A missing TriggerAuthentication may live in another file: warn only. */
     for (size_t i = 0; i < L->n_objects; i++)
@@ -1401,7 +1411,8 @@ static void walk_documents(struct loader *L)
                     found = true;
             if (!found)
                 warn_at(L, &(struct ynode){.line = tr->line, .col = tr->column},
-                        "spec.triggers[%zu].authenticationRef: TriggerAuthentication %s/%s not found in this file",
+                        "spec.triggers[%zu].authenticationRef: TriggerAuthentication %s/%s not found in this "
+                        "file",
                         t, ov[i].ns, tr->auth_ref_name);
         }
 }
@@ -1417,8 +1428,7 @@ void scaler_config_free(struct scaler_config *cfg)
             const struct scaler_trigger *tr = &impl->objects[i].triggers[t];
             for (size_t h = 0; h < tr->n_custom_headers; h++)
                 if (tr->custom_headers[h].value)
-                    ss_wipe((char *)tr->custom_headers[h].value,
-                            strlen(tr->custom_headers[h].value));
+                    ss_wipe((char *)tr->custom_headers[h].value, strlen(tr->custom_headers[h].value));
         }
     free(impl->objects);
     free(impl->auths);
@@ -1427,8 +1437,8 @@ void scaler_config_free(struct scaler_config *cfg)
     free(impl);
 }
 
-int scaler_config_load_string(const char *text, size_t len, const char *source,
-                              struct scaler_config **out, char *err, size_t errcap)
+int scaler_config_load_string(const char *text, size_t len, const char *source, struct scaler_config **out,
+                              char *err, size_t errcap)
 {
     struct loader L;
     int rc = 0;
@@ -1567,8 +1577,8 @@ const struct scaler_object *scaler_config_find(const struct scaler_config *cfg, 
     return NULL;
 }
 
-const struct scaler_trigger_auth *scaler_config_find_auth(const struct scaler_config *cfg,
-                                                          const char *ns, const char *name)
+const struct scaler_trigger_auth *scaler_config_find_auth(const struct scaler_config *cfg, const char *ns,
+                                                          const char *name)
 {
     if (!cfg || !name)
         return NULL;

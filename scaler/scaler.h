@@ -27,9 +27,9 @@
 
 /* Hard limits on what a manifest may hold; going over one is a load error. */
 #define SCALER_MAX_INPUT_BYTES (1u << 20) /* one manifest file */
-#define SCALER_MAX_TRIGGERS 32            /* per ScaledObject */
-#define SCALER_MAX_POLICIES 16            /* per HPA scaling direction */
-#define SCALER_MAX_KV 64                  /* customHeaders, queryParameters, annotations */
+#define SCALER_MAX_TRIGGERS    32         /* per ScaledObject */
+#define SCALER_MAX_POLICIES    16         /* per HPA scaling direction */
+#define SCALER_MAX_KV          64         /* customHeaders, queryParameters, annotations */
 
 enum scaler_metric_type {
     SCALER_METRIC_AVERAGE_VALUE = 0, /* KEDA's default: target per replica */
@@ -80,14 +80,14 @@ struct scaler_trigger {
     const char *server_address;
     const char *query;
     double threshold;
-    double activation_threshold; /* default 0; active iff value > this */
-    bool ignore_null_values;     /* default true */
-    bool unsafe_ssl;             /* default false */
-    const char *prom_namespace;  /* metadata.namespace (Thanos tenancy), NULL if absent */
-    int64_t timeout_ms;          /* 0 = the HTTP client's default */
-    const char *aws_region;      /* NULL if absent */
-    const char *auth_modes;      /* NULL if absent */
-    const char *identity_owner;  /* NULL if absent */
+    double activation_threshold;            /* default 0; active iff value > this */
+    bool ignore_null_values;                /* default true */
+    bool unsafe_ssl;                        /* default false */
+    const char *prom_namespace;             /* metadata.namespace (Thanos tenancy), NULL if absent */
+    int64_t timeout_ms;                     /* 0 = the HTTP client's default */
+    const char *aws_region;                 /* NULL if absent */
+    const char *auth_modes;                 /* NULL if absent */
+    const char *identity_owner;             /* NULL if absent */
     const struct scaler_kv *custom_headers; /* values may be secrets: wiped on free */
     size_t n_custom_headers;
     const struct scaler_kv *query_parameters;
@@ -149,17 +149,16 @@ struct scaler_config {
  * (SS_EPARSE for YAML syntax, SS_ECONFIG for KEDA validation, SS_ELIMIT, SS_EIO,
  * SS_ENOMEM), writes "source:line:col: message" lines (joined by '\n') to err, and
  * leaves *out NULL. `source` names the input in messages (may be NULL). */
-int scaler_config_load_string(const char *text, size_t len, const char *source,
-                              struct scaler_config **out, char *err, size_t errcap);
-int scaler_config_load_file(const char *path, struct scaler_config **out, char *err,
-                            size_t errcap);
+int scaler_config_load_string(const char *text, size_t len, const char *source, struct scaler_config **out,
+                              char *err, size_t errcap);
+int scaler_config_load_file(const char *path, struct scaler_config **out, char *err, size_t errcap);
 void scaler_config_free(struct scaler_config *cfg);
 
 /* Lookups by namespace and name; NULL when absent. */
 const struct scaler_object *scaler_config_find(const struct scaler_config *cfg, const char *ns,
                                                const char *name);
-const struct scaler_trigger_auth *scaler_config_find_auth(const struct scaler_config *cfg,
-                                                          const char *ns, const char *name);
+const struct scaler_trigger_auth *scaler_config_find_auth(const struct scaler_config *cfg, const char *ns,
+                                                          const char *name);
 
 /* ---- Prometheus query result ------------------------------------------- */
 
@@ -170,8 +169,8 @@ const struct scaler_trigger_auth *scaler_config_find_auth(const struct scaler_co
  * the value 0 when ignore_null_values, else an error); a scalar is accepted; NaN
  * and +/-Inf become 0 when ignore_null_values, else an error. Returns 0 and sets
  * *out, or SS_EHTTP / SS_EPARSE / SS_EINVAL / SS_ELIMIT with a message in err. */
-int scaler_promresult_parse(int http_status, const char *body, size_t len,
-                            bool ignore_null_values, double *out, char *err, size_t errcap);
+int scaler_promresult_parse(int http_status, const char *body, size_t len, bool ignore_null_values,
+                            double *out, char *err, size_t errcap);
 
 /* ---- decision ---------------------------------------------------------- */
 
@@ -210,8 +209,8 @@ struct scaler_annotation {
 
 struct scaler_input {
     int64_t now_ms;
-    int32_t current_replicas; /* the target's spec.replicas */
-    int32_t ready_replicas;   /* for Value metrics; < 0 means "same as current" */
+    int32_t current_replicas;                    /* the target's spec.replicas */
+    int32_t ready_replicas;                      /* for Value metrics; < 0 means "same as current" */
     const struct scaler_trigger_result *results; /* one per trigger, config order */
     size_t n_results;
     /* ScaledObject annotations as seen now (KEDA reads paused/paused-replicas from
@@ -239,8 +238,8 @@ void scaler_state_free(struct scaler_state *st);
 
 /* Decide one poll. Returns 0 with *out filled, or SS_EINVAL for bad arguments
  * (wrong number of results, negative replicas). Never fails on odd metric values. */
-int scaler_decide(const struct scaler_object *so, struct scaler_state *st,
-                  const struct scaler_input *in, struct scaler_decision *out);
+int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const struct scaler_input *in,
+                  struct scaler_decision *out);
 
 /* ======================================================================== */
 /* Query client (scaler/query.c)                                            */
@@ -249,19 +248,19 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st,
 #include "remotewrite.h"
 
 struct scaler_query_req {
-    const char *server;  /* serverAddress: base URL, /api/v1/query is appended */
-    const char *query;   /* PromQL */
-    int64_t time_ms;     /* evaluation time; 0 = now */
-    bool post;           /* form POST instead of GET */
+    const char *server;              /* serverAddress: base URL, /api/v1/query is appended */
+    const char *query;               /* PromQL */
+    int64_t time_ms;                 /* evaluation time; 0 = now */
+    bool post;                       /* form POST instead of GET */
     const struct scrape_kv *headers; /* customHeaders */
     size_t nheaders;
-    const struct scrape_kv *params;  /* queryParameters */
+    const struct scrape_kv *params; /* queryParameters */
     size_t nparams;
     const char *bearer_token;
     const char *basic_user, *basic_pass;
     const char *ca_file;
-    bool insecure_skip_verify; /* unsafeSsl */
-    int64_t timeout_ms;        /* 0 = 30 s */
+    bool insecure_skip_verify;      /* unsafeSsl */
+    int64_t timeout_ms;             /* 0 = 30 s */
     const struct rw_signer *signer; /* SigV4, or NULL */
 };
 
@@ -277,15 +276,15 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
 /* Where the API server is and how to authenticate to it. Every string is owned by
  * the struct (kube_config_free frees it, wiping the secrets). */
 struct kube_config {
-    char *server;     /* "https://host:port" or "http://...", no trailing '/' */
-    char *ns;         /* the context's namespace, or the pod's in cluster; NULL if none */
-    char *context;    /* kubeconfig context used, or "in-cluster" */
-    char *ca_file;    /* CA bundle path, or NULL */
-    char *ca_pem;     /* CA bundle bytes (certificate-authority-data), or NULL */
+    char *server;  /* "https://host:port" or "http://...", no trailing '/' */
+    char *ns;      /* the context's namespace, or the pod's in cluster; NULL if none */
+    char *context; /* kubeconfig context used, or "in-cluster" */
+    char *ca_file; /* CA bundle path, or NULL */
+    char *ca_pem;  /* CA bundle bytes (certificate-authority-data), or NULL */
     size_t ca_pem_len;
     bool insecure_skip_verify;
-    char *token;      /* static bearer token (secret), or NULL */
-    char *token_file; /* bearer token file, re-read for every request (it rotates) */
+    char *token;                /* static bearer token (secret), or NULL */
+    char *token_file;           /* bearer token file, re-read for every request (it rotates) */
     char *cert_file, *key_file; /* client certificate and key paths */
     char *cert_pem;             /* client-certificate-data, decoded */
     size_t cert_pem_len;
@@ -294,16 +293,16 @@ struct kube_config {
     char *username, *password; /* basic auth; password is a secret */
 };
 
-#define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBE_SA_DIR           "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_MAX_CONFIG_BYTES (1u << 20) /* one kubeconfig file */
-#define KUBE_MAX_BODY_BYTES (4u << 20)   /* one API response */
+#define KUBE_MAX_BODY_BYTES   (4u << 20) /* one API response */
 
 /* Read kubeconfig files. `paths` is a KUBECONFIG-style list separated by ':'; as
  * kubectl merges them, the first file that sets a value wins. `context` NULL uses
  * current-context. Relative file paths in a file are resolved against its
  * directory. Exec and auth-provider plugins are not supported (SS_ECONFIG). */
-int kube_config_from_kubeconfig(const char *paths, const char *context, struct kube_config **out,
-                                char *err, size_t errlen);
+int kube_config_from_kubeconfig(const char *paths, const char *context, struct kube_config **out, char *err,
+                                size_t errlen);
 /* In-cluster: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the
  * service-account token, ca.crt and namespace files from sa_dir (NULL =
  * KUBE_SA_DIR). SS_ENOTFOUND when the environment variables are not set. */
@@ -399,13 +398,13 @@ int kube_get_workload(struct kube_client *c, const struct kube_target *t, struct
 /* Credentials for one trigger's queries. Strings are copied; the signer is
  * borrowed and must outlive the runner. Files are re-read for every query. */
 struct scaler_runner_auth {
-    const struct rw_signer *signer;  /* SigV4 (awsRegion / podIdentity aws), or NULL */
-    const char *bearer_token_file;   /* authModes bearer */
-    const char *basic_user;          /* authModes basic */
+    const struct rw_signer *signer; /* SigV4 (awsRegion / podIdentity aws), or NULL */
+    const char *bearer_token_file;  /* authModes bearer */
+    const char *basic_user;         /* authModes basic */
     const char *basic_password_file;
-    const char *custom_auth_header;  /* authModes custom: header name */
+    const char *custom_auth_header; /* authModes custom: header name */
     const char *custom_auth_value_file;
-    const char *ca_file;             /* authModes tls: CA bundle for the server */
+    const char *ca_file; /* authModes tls: CA bundle for the server */
 };
 
 struct scaler_runner_options {
@@ -421,8 +420,7 @@ struct scaler_runner_options {
  * When it does, *region is awsRegion or NULL (then the AMP URL or AWS_REGION
  * decides) and *role_arn the TriggerAuthentication's roleArn or NULL. */
 bool scaler_runner_trigger_sigv4(const struct scaler_config *cfg, const struct scaler_object *so,
-                                 const struct scaler_trigger *t, const char **region,
-                                 const char **role_arn);
+                                 const struct scaler_trigger *t, const char **region, const char **role_arn);
 
 struct scaler_runner;
 /* cfg and kube are borrowed and must outlive the runner. */

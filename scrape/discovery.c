@@ -25,17 +25,17 @@
 
 #include "scrape.h"
 
-#define SD_LOG "discovery"
+#define SD_LOG            "discovery"
 #define SD_FILEPATH_LABEL "__meta_filepath"
 
 /* Per-file limits. Bytes and targets are the documented ones; groups and label pairs
  * bound what YAML aliases could otherwise multiply out of a small file. */
-#define SD_MAX_FILE_BYTES ((size_t)16 << 20)
-#define SD_MAX_TARGETS 100000
-#define SD_MAX_GROUPS 100000
+#define SD_MAX_FILE_BYTES  ((size_t)16 << 20)
+#define SD_MAX_TARGETS     100000
+#define SD_MAX_GROUPS      100000
 #define SD_MAX_LABEL_PAIRS 1000000
-#define SD_READ_CHUNK ((size_t)64 << 10)
-#define SD_MAX_EINTR 100
+#define SD_READ_CHUNK      ((size_t)64 << 10)
+#define SD_MAX_EINTR       100
 
 struct scrape_sd_groups {
     struct scrape_target_group *groups;
@@ -63,11 +63,10 @@ struct sd_parse {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static int sd_fail(struct sd_parse *ps, int rc, unsigned long line, unsigned long col,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int sd_fail(struct sd_parse *ps, int rc, unsigned long line, unsigned long col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static int sd_fail(struct sd_parse *ps, int rc, unsigned long line, unsigned long col,
-                   const char *fmt, ...)
+static int sd_fail(struct sd_parse *ps, int rc, unsigned long line, unsigned long col, const char *fmt, ...)
 {
     if (ps->err[0] == '\0') {
         va_list ap;
@@ -137,7 +136,10 @@ static bool sd_utf8_valid(const char *s, size_t len)
 
 /* Our strings are NUL-terminated, so a value with an embedded NUL (JSON "\u0000" is
  * already refused by jansson; YAML "\0" is not) cannot be represented. */
-static bool sd_has_nul(const char *s, size_t len) { return memchr(s, '\0', len) != NULL; }
+static bool sd_has_nul(const char *s, size_t len)
+{
+    return memchr(s, '\0', len) != NULL;
+}
 
 /* Count a group's targets and labels against the per-file limits before anything is
  * allocated for it. */
@@ -149,8 +151,7 @@ static int sd_reserve(struct sd_parse *ps, size_t ntargets, size_t nlabels, unsi
     if (ntargets > SD_MAX_TARGETS - ps->ntargets)
         return sd_fail(ps, SS_ELIMIT, line, col, "more than %d targets", SD_MAX_TARGETS);
     if (nlabels > SD_MAX_LABEL_PAIRS - ps->nlabel_pairs)
-        return sd_fail(ps, SS_ELIMIT, line, col, "more than %d labels in all groups",
-                       SD_MAX_LABEL_PAIRS);
+        return sd_fail(ps, SS_ELIMIT, line, col, "more than %d labels in all groups", SD_MAX_LABEL_PAIRS);
     ps->ntargets += ntargets;
     ps->nlabel_pairs += nlabels;
     ps->ngroups++;
@@ -158,8 +159,8 @@ static int sd_reserve(struct sd_parse *ps, size_t ntargets, size_t nlabels, unsi
 }
 
 /* Room for a group's arrays; labels get one spare slot for __meta_filepath. */
-static int sd_alloc_group(struct sd_parse *ps, size_t ntargets, size_t nlabels,
-                          const char ***targets, struct scrape_kv **labels)
+static int sd_alloc_group(struct sd_parse *ps, size_t ntargets, size_t nlabels, const char ***targets,
+                          struct scrape_kv **labels)
 {
     *targets = NULL;
     *labels = ss_arena_alloc(ps->arena, (nlabels + 1) * sizeof **labels);
@@ -181,9 +182,8 @@ static int sd_cmp_kv_key(const void *a, const void *b)
 /* Finish a group: refuse duplicate label names (YAML strict decoding; JSON has been
  * checked by jansson), set __meta_filepath the way discovery/file does (it overrides
  * a label of that name from the file), and append it to the output. */
-static int sd_commit_group(struct sd_parse *ps, size_t gi, const char **targets,
-                           size_t ntargets, struct scrape_kv *labels, size_t nlabels,
-                           unsigned long line, unsigned long col)
+static int sd_commit_group(struct sd_parse *ps, size_t gi, const char **targets, size_t ntargets,
+                           struct scrape_kv *labels, size_t nlabels, unsigned long line, unsigned long col)
 {
     if (nlabels > 1) {
         struct scrape_kv *sorted = malloc(nlabels * sizeof *sorted);
@@ -197,8 +197,7 @@ static int sd_commit_group(struct sd_parse *ps, size_t gi, const char **targets,
                 dup = sorted[i].key;
         int rc = 0;
         if (dup)
-            rc = sd_fail(ps, SS_EPARSE, line, col, "group %zu: duplicate label name \"%s\"", gi,
-                         dup);
+            rc = sd_fail(ps, SS_EPARSE, line, col, "group %zu: duplicate label name \"%s\"", gi, dup);
         free(sorted);
         if (rc)
             return rc;
@@ -255,15 +254,15 @@ static int sd_json_group(struct sd_parse *ps, size_t gi, const json_t *obj)
     if (json_is_null(obj))
         return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: null target group", gi);
     if (!json_is_object(obj))
-        return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: expected an object, got %s", gi,
-                       sd_json_type(obj));
+        return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: expected an object, got %s", gi, sd_json_type(obj));
 
     /* Go's encoding/json matches field names case-insensitively, so "Targets" is the
      * targets field too; anything else is refused (DisallowUnknownFields). */
     const json_t *jt = NULL, *jl = NULL;
     const char *key;
     json_t *val;
-    json_object_foreach((json_t *)obj, key, val) {
+    json_object_foreach((json_t *)obj, key, val)
+    {
         const json_t **slot;
         if (strcasecmp(key, "targets") == 0)
             slot = &jt;
@@ -276,8 +275,8 @@ static int sd_json_group(struct sd_parse *ps, size_t gi, const json_t *obj)
         *slot = val;
     }
     if (jt && !json_is_null(jt) && !json_is_array(jt))
-        return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets must be a list of strings, got %s",
-                       gi, sd_json_type(jt));
+        return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets must be a list of strings, got %s", gi,
+                       sd_json_type(jt));
     if (jl && !json_is_null(jl) && !json_is_object(jl))
         return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: labels must be an object, got %s", gi,
                        sd_json_type(jl));
@@ -295,30 +294,29 @@ static int sd_json_group(struct sd_parse *ps, size_t gi, const json_t *obj)
     for (size_t i = 0; i < nt; i++) {
         const json_t *t = json_array_get(jt, i);
         if (!json_is_string(t))
-            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets[%zu] must be a string, got %s",
-                           gi, i, sd_json_type(t));
+            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets[%zu] must be a string, got %s", gi, i,
+                           sd_json_type(t));
         const char *s = json_string_value(t);
         size_t len = json_string_length(t);
         if (sd_has_nul(s, len))
-            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets[%zu] contains a NUL byte", gi,
-                           i);
+            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: targets[%zu] contains a NUL byte", gi, i);
         if (!(targets[i] = ss_arena_strndup(ps->arena, s, len)))
             return SS_ENOMEM;
     }
     size_t li = 0;
-    json_object_foreach((json_t *)jl, key, val) {
+    json_object_foreach((json_t *)jl, key, val)
+    {
         if (li >= nl) /* cannot happen: the size was read above */
             break;
         if (!sd_label_name_valid(key, strlen(key)))
             return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: invalid label name \"%s\"", gi, key);
         if (!json_is_string(val))
-            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" must be a string, got %s",
-                           gi, key, sd_json_type(val));
+            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" must be a string, got %s", gi, key,
+                           sd_json_type(val));
         const char *s = json_string_value(val);
         size_t len = json_string_length(val);
         if (sd_has_nul(s, len) || !sd_utf8_valid(s, len))
-            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" has an invalid value",
-                           gi, key);
+            return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" has an invalid value", gi, key);
         labels[li].key = ss_arena_strndup(ps->arena, key, strlen(key));
         labels[li].value = ss_arena_strndup(ps->arena, s, len);
         if (!labels[li].key || !labels[li].value)
@@ -345,8 +343,7 @@ static int sd_parse_json(struct sd_parse *ps, const char *buf, size_t len)
     if (json_is_null(root)) {
         rc = 0; /* "null" decodes to an empty list in Go */
     } else if (!json_is_array(root)) {
-        rc = sd_fail(ps, SS_EPARSE, 0, 0, "expected a list of target groups, got %s",
-                     sd_json_type(root));
+        rc = sd_fail(ps, SS_EPARSE, 0, 0, "expected a list of target groups, got %s", sd_json_type(root));
     } else {
         size_t n = json_array_size(root);
         for (size_t i = 0; i < n && rc == 0; i++)
@@ -406,27 +403,24 @@ static int sd_yaml_string(struct sd_parse *ps, const yaml_node_t *n, size_t gi, 
     size_t len;
     const char *s = sd_yaml_scalar(n, &len);
     if (sd_has_nul(s, len) || !sd_utf8_valid(s, len))
-        return sd_fail(ps, SS_EPARSE, SD_MARK(n->start_mark), "group %zu: %s has an invalid value", gi,
-                       what);
+        return sd_fail(ps, SS_EPARSE, SD_MARK(n->start_mark), "group %zu: %s has an invalid value", gi, what);
     if (!(*out = ss_arena_strndup(ps->arena, s, len)))
         return SS_ENOMEM;
     return 0;
 }
 
-static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi,
-                         const yaml_node_t *gn)
+static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, const yaml_node_t *gn)
 {
     if (sd_yaml_is_null(gn))
         return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark), "group %zu: null target group", gi);
     if (gn->type != YAML_MAPPING_NODE)
-        return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark),
-                       "group %zu: expected a mapping, got %s", gi, sd_yaml_kind(gn));
+        return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark), "group %zu: expected a mapping, got %s", gi,
+                       sd_yaml_kind(gn));
 
     /* Strict decoding (yaml.UnmarshalStrict): exact field names, no unknown or repeated
      * fields. Merge keys (<<) are not supported and show up as unknown fields. */
     const yaml_node_t *yt = NULL, *yl = NULL;
-    for (const yaml_node_pair_t *p = gn->data.mapping.pairs.start;
-         p < gn->data.mapping.pairs.top; p++) {
+    for (const yaml_node_pair_t *p = gn->data.mapping.pairs.start; p < gn->data.mapping.pairs.top; p++) {
         const yaml_node_t *k = yaml_document_get_node(doc, p->key);
         const yaml_node_t *v = yaml_document_get_node(doc, p->value);
         if (!k || !v)
@@ -439,19 +433,19 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi,
         else if (k->type == YAML_SCALAR_NODE && klen == 6 && memcmp(ks, "labels", 6) == 0)
             slot = &yl;
         else
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: unknown field \"%.*s\"",
-                           gi, (int)(klen > 64 ? 64 : klen), ks);
+            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: unknown field \"%.*s\"", gi,
+                           (int)(klen > 64 ? 64 : klen), ks);
         if (*slot)
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark),
-                           "group %zu: duplicate field \"%.*s\"", gi, (int)klen, ks);
+            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: duplicate field \"%.*s\"", gi,
+                           (int)klen, ks);
         *slot = v;
     }
     if (yt && !sd_yaml_is_null(yt) && yt->type != YAML_SEQUENCE_NODE)
         return sd_fail(ps, SS_EPARSE, SD_MARK(yt->start_mark),
                        "group %zu: targets must be a list of strings, got %s", gi, sd_yaml_kind(yt));
     if (yl && !sd_yaml_is_null(yl) && yl->type != YAML_MAPPING_NODE)
-        return sd_fail(ps, SS_EPARSE, SD_MARK(yl->start_mark),
-                       "group %zu: labels must be a mapping, got %s", gi, sd_yaml_kind(yl));
+        return sd_fail(ps, SS_EPARSE, SD_MARK(yl->start_mark), "group %zu: labels must be a mapping, got %s",
+                       gi, sd_yaml_kind(yl));
     size_t nt = 0, nl = 0;
     if (yt && yt->type == YAML_SEQUENCE_NODE)
         nt = (size_t)(yt->data.sequence.items.top - yt->data.sequence.items.start);
@@ -485,9 +479,8 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi,
         size_t klen = 0;
         const char *ks = k->type == YAML_SCALAR_NODE ? sd_yaml_scalar(k, &klen) : "";
         if (k->type != YAML_SCALAR_NODE || !sd_label_name_valid(ks, klen))
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark),
-                           "group %zu: invalid label name \"%.*s\"", gi,
-                           (int)(klen > 64 ? 64 : klen), ks);
+            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: invalid label name \"%.*s\"",
+                           gi, (int)(klen > 64 ? 64 : klen), ks);
         if (!(labels[i].key = ss_arena_strndup(ps->arena, ks, klen)))
             return SS_ENOMEM;
         char what[96];
@@ -517,8 +510,8 @@ static int sd_parse_yaml(struct sd_parse *ps, const char *buf, size_t len)
         } else {
             const char *problem = parser.problem ? parser.problem : "malformed YAML";
             const char *context = parser.context ? parser.context : NULL;
-            rc = sd_fail(ps, SS_EPARSE, SD_MARK(parser.problem_mark), "%s%s%s", problem,
-                         context ? " " : "", context ? context : "");
+            rc = sd_fail(ps, SS_EPARSE, SD_MARK(parser.problem_mark), "%s%s%s", problem, context ? " " : "",
+                         context ? context : "");
         }
         goto fail;
     }
@@ -528,8 +521,8 @@ static int sd_parse_yaml(struct sd_parse *ps, const char *buf, size_t len)
     if (!root || sd_yaml_is_null(root))
         goto fail; /* empty file, comment only, or a bare null: no groups */
     if (root->type != YAML_SEQUENCE_NODE) {
-        rc = sd_fail(ps, SS_EPARSE, SD_MARK(root->start_mark),
-                     "expected a list of target groups, got %s", sd_yaml_kind(root));
+        rc = sd_fail(ps, SS_EPARSE, SD_MARK(root->start_mark), "expected a list of target groups, got %s",
+                     sd_yaml_kind(root));
         goto fail;
     }
     size_t n = (size_t)(root->data.sequence.items.top - root->data.sequence.items.start);
@@ -742,8 +735,8 @@ fail:
 
 /* ---- public API -------------------------------------------------------- */
 
-int scrape_file_sd_load(const char *const *patterns, size_t npatterns,
-                        struct scrape_sd_groups **out, size_t *nerrors)
+int scrape_file_sd_load(const char *const *patterns, size_t npatterns, struct scrape_sd_groups **out,
+                        size_t *nerrors)
 {
     struct scrape_sd_groups *g = NULL;
     char **paths = NULL;
@@ -764,7 +757,8 @@ int scrape_file_sd_load(const char *const *patterns, size_t npatterns,
     for (size_t i = 0; i < npatterns; i++) {
         const char *pat = patterns[i];
         if (!pat || !sd_pattern_valid(pat)) {
-            ss_error(SD_LOG, "file_sd: pattern \"%s\" is not valid for file discovery "
+            ss_error(SD_LOG,
+                     "file_sd: pattern \"%s\" is not valid for file discovery "
                      "(wildcards only in the last path element; .json, .yml or .yaml)",
                      pat ? pat : "(null)");
             errors++;
@@ -836,7 +830,10 @@ fail:
     return rc;
 }
 
-size_t scrape_sd_groups_count(const struct scrape_sd_groups *g) { return g ? g->ngroups : 0; }
+size_t scrape_sd_groups_count(const struct scrape_sd_groups *g)
+{
+    return g ? g->ngroups : 0;
+}
 
 const struct scrape_target_group *scrape_sd_groups_get(const struct scrape_sd_groups *g, size_t i)
 {

@@ -23,14 +23,14 @@
 #include "scrape_int.h"
 #include "series.h"
 
-#define ACCEPT_HEADER                                                                          \
-    "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"         \
+#define ACCEPT_HEADER                                                                                        \
+    "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"                       \
     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 /* The staging area of one target may not grow past this, whatever the limits say:
  * a body that expands to more series than this is failed, counted and logged. */
 #define STAGING_MAX_BYTES (512u * 1024 * 1024)
-#define MAX_LABELS 512
+#define MAX_LABELS        512
 
 enum fail_reason {
     FAIL_CONNECT,
@@ -45,8 +45,7 @@ enum fail_reason {
 };
 
 static const char *const fail_reason_names[FAIL_NREASONS] = {
-    "connect", "timeout", "http_status", "parse", "body_size_limit", "sample_limit",
-    "label_limit", "other"};
+    "connect", "timeout", "http_status", "parse", "body_size_limit", "sample_limit", "label_limit", "other"};
 
 /* Per-job state that outlives reloads (counters keep counting). */
 struct job_state {
@@ -142,8 +141,7 @@ static void emit_gen(struct target *t, const struct series_gen *g, size_t i, boo
 }
 
 static const char *const report_names[] = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
-                                           "scrape_samples_post_metric_relabeling",
-                                           "scrape_series_added"};
+                                           "scrape_samples_post_metric_relabeling", "scrape_series_added"};
 
 /* The synthetic series: target labels plus __name__, sorted. A stale run marks all
  * five stale (target removed). */
@@ -154,8 +152,7 @@ static void emit_report(struct target *t, bool up, double duration, int64_t ts, 
     struct ss_labels *w = &t->work;
     for (int i = 0; i < 5; i++) {
         ss_labels_reset(w);
-        ss_labels_push(w, SS_STR("__name__"),
-                       (struct ss_str){report_names[i], strlen(report_names[i])});
+        ss_labels_push(w, SS_STR("__name__"), (struct ss_str){report_names[i], strlen(report_names[i])});
         for (size_t k = 0; k < t->spec.labels.n; k++)
             ss_labels_set(w, t->spec.labels.v[k].name, t->spec.labels.v[k].value);
         ss_labels_sort(w);
@@ -179,7 +176,7 @@ static int target_fail(struct target *t, enum fail_reason why, const char *fmt, 
     vsnprintf(t->err, sizeof t->err, fmt, ap);
     va_end(ap);
     return why == FAIL_SAMPLE_LIMIT || why == FAIL_LABEL_LIMIT || why == FAIL_BODY_SIZE ? SS_ELIMIT
-                                                                                          : SS_EINVAL;
+                                                                                        : SS_EINVAL;
 }
 
 static bool exposed_has(const struct scrape_parsed_sample *s, struct ss_str name)
@@ -335,23 +332,24 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     /* Slices are not NUL-terminated: always print them with a length. */
     const struct ss_str *mname = ss_labels_get(w, SS_STR("__name__"));
     if (job->label_limit && w->n > job->label_limit)
-        return target_fail(t, FAIL_LABEL_LIMIT,
-                           "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)",
-                           (int)(mname->len < 50 ? mname->len : 50), mname->p, w->n,
-                           (unsigned long long)job->label_limit);
+        return target_fail(
+            t, FAIL_LABEL_LIMIT, "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)",
+            (int)(mname->len < 50 ? mname->len : 50), mname->p, w->n, (unsigned long long)job->label_limit);
     if (w->n > MAX_LABELS)
         return target_fail(t, FAIL_LABEL_LIMIT, "series with %zu labels (maximum %d)", w->n, MAX_LABELS);
     for (size_t i = 0; i < w->n; i++) {
         if (job->label_name_length_limit && w->v[i].name.len > job->label_name_length_limit)
-            return target_fail(t, FAIL_LABEL_LIMIT,
-                               "label_name_length_limit exceeded (label name: %.*s, length: %zu, limit: %llu)",
-                               (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].name.len,
-                               (unsigned long long)job->label_name_length_limit);
+            return target_fail(
+                t, FAIL_LABEL_LIMIT,
+                "label_name_length_limit exceeded (label name: %.*s, length: %zu, limit: %llu)",
+                (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].name.len,
+                (unsigned long long)job->label_name_length_limit);
         if (job->label_value_length_limit && w->v[i].value.len > job->label_value_length_limit)
-            return target_fail(t, FAIL_LABEL_LIMIT,
-                               "label_value_length_limit exceeded (label name: %.*s, value length: %zu, limit: %llu)",
-                               (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].value.len,
-                               (unsigned long long)job->label_value_length_limit);
+            return target_fail(
+                t, FAIL_LABEL_LIMIT,
+                "label_value_length_limit exceeded (label name: %.*s, value length: %zu, limit: %llu)",
+                (int)(w->v[i].name.len < 50 ? w->v[i].name.len : 50), w->v[i].name.p, w->v[i].value.len,
+                (unsigned long long)job->label_value_length_limit);
         if (w->v[i].name.len > UINT16_MAX)
             return target_fail(t, FAIL_LABEL_LIMIT, "label name longer than 65535 bytes");
     }
@@ -376,8 +374,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         rc = series_gen_index_raw(cur, rk, cur->n - 1);
     if (rc)
         return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
-                           "staging area full after %llu series",
-                           (unsigned long long)t->samples_post);
+                           "staging area full after %llu series", (unsigned long long)t->samples_post);
     return 0;
 }
 
@@ -437,8 +434,7 @@ static int set_auth(struct target *t)
             curl_easy_setopt(t->easy, CURLOPT_PASSWORD, pw); /* curl copies it */
             ss_free_secret(pw);
         } else {
-            curl_easy_setopt(t->easy, CURLOPT_PASSWORD,
-                             h->basic_auth_password ? h->basic_auth_password : "");
+            curl_easy_setopt(t->easy, CURLOPT_PASSWORD, h->basic_auth_password ? h->basic_auth_password : "");
         }
     }
     ss_free_secret(t->auth_header);
@@ -550,8 +546,8 @@ static void start_scrape(struct target *t)
 
 static void log_failure(struct target *t)
 {
-    ss_warn("scrape", "scrape failed job=%s instance=%s url=%s reason=%s: %s", t->job->name,
-            t->instance, t->spec.url.data, fail_reason_names[t->fail], t->err);
+    ss_warn("scrape", "scrape failed job=%s instance=%s url=%s reason=%s: %s", t->job->name, t->instance,
+            t->spec.url.data, fail_reason_names[t->fail], t->err);
 }
 
 static void finish_scrape(struct target *t, CURLcode res)
@@ -581,8 +577,9 @@ static void finish_scrape(struct target *t, CURLcode res)
     atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
 
     struct series_gen *cur = &t->gen[t->cur], *prev = &t->gen[!t->cur];
-    struct scrape_report rep = {js->name, t->instance, t->spec.url.data, !t->failed,
-                                t->failed ? t->err : NULL, t->start_ms, duration};
+    struct scrape_report rep = {
+        js->name,    t->instance, t->spec.url.data, !t->failed, t->failed ? t->err : NULL,
+        t->start_ms, duration};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
@@ -620,8 +617,7 @@ static void target_mark_stale(struct target *t)
 {
     struct series_gen *prev = &t->gen[!t->cur];
     int64_t now = ss_now_ms();
-    struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false,
-                                "target removed", now, 0};
+    struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false, "target removed", now, 0};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
@@ -710,8 +706,8 @@ static struct target *target_find(struct scrape_manager *m, struct job_state *js
     return NULL;
 }
 
-static void sync_group(struct scrape_manager *m, struct job_state *js,
-                       const struct scrape_target_group *g, struct scrape_target_spec *spec)
+static void sync_group(struct scrape_manager *m, struct job_state *js, const struct scrape_target_group *g,
+                       struct scrape_target_spec *spec)
 {
     for (size_t k = 0; k < g->ntargets; k++) {
         char err[256] = "";
@@ -1049,8 +1045,8 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         {"scrapeship_scrapes_total", "counter", "Scrapes attempted.", offsetof(struct job_state, scrapes)},
         {"scrapeship_scrape_samples_scraped_total", "counter", "Samples parsed from scrape bodies.",
          offsetof(struct job_state, samples_scraped)},
-        {"scrapeship_scrape_samples_post_relabel_total", "counter",
-         "Samples kept after metric relabeling.", offsetof(struct job_state, samples_post)},
+        {"scrapeship_scrape_samples_post_relabel_total", "counter", "Samples kept after metric relabeling.",
+         offsetof(struct job_state, samples_post)},
         {"scrapeship_scrape_stale_markers_total", "counter", "Staleness markers emitted.",
          offsetof(struct job_state, stale_markers)},
         {"scrapeship_scrape_duplicate_samples_total", "counter",
@@ -1066,7 +1062,8 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", per_job[k].name, per_job[k].help,
                            per_job[k].name, per_job[k].type);
         for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
-            const _Atomic uint64_t *v = (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
+            const _Atomic uint64_t *v =
+                (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
             rc = ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, j->name,
                                (unsigned long long)atomic_load(v));
         }

@@ -38,15 +38,15 @@
 
 #include "scrape.h"
 
-#define KUBE_DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define KUBE_MAX_PAGE_BYTES (256u << 20)  /* one LIST page */
-#define KUBE_MAX_LINE_BYTES (16u << 20)   /* one watch event (etcd objects are <= 1.5 MB) */
-#define KUBE_MAX_ERROR_BODY (64u << 10)   /* body of a non-200 answer, for the log */
-#define KUBE_MAX_OBJECTS 500000u          /* per watcher */
-#define KUBE_MAX_FILE_BYTES (4u << 20)    /* kubeconfig, CA, token files */
-#define KUBE_MAX_NAMESPACES 1024u
+#define KUBE_DEFAULT_SA_DIR     "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBE_MAX_PAGE_BYTES     (256u << 20) /* one LIST page */
+#define KUBE_MAX_LINE_BYTES     (16u << 20)  /* one watch event (etcd objects are <= 1.5 MB) */
+#define KUBE_MAX_ERROR_BODY     (64u << 10)  /* body of a non-200 answer, for the log */
+#define KUBE_MAX_OBJECTS        500000u      /* per watcher */
+#define KUBE_MAX_FILE_BYTES     (4u << 20)   /* kubeconfig, CA, token files */
+#define KUBE_MAX_NAMESPACES     1024u
 #define KUBE_CONNECT_TIMEOUT_MS 10000L
-#define KUBE_LIST_TIMEOUT_MS 120000L
+#define KUBE_LIST_TIMEOUT_MS    120000L
 
 static const char *const resource_role[] = {"pod", "service", "endpoints"};
 enum kube_resource { RES_PODS = 0, RES_SERVICES, RES_ENDPOINTS };
@@ -99,8 +99,7 @@ static char *read_token_file(const char *path)
     size_t a = 0;
     while (a < len && (s[a] == ' ' || s[a] == '\n' || s[a] == '\r' || s[a] == '\t'))
         a++;
-    while (len > a && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
-                       s[len - 1] == '\t'))
+    while (len > a && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == '\t'))
         len--;
     memmove(s, s + a, len - a);
     ss_wipe(s + (len - a), strlen(s + (len - a)));
@@ -162,8 +161,8 @@ static int url_escape(struct ss_buf *b, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         int rc;
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '_' || *p == '.' || *p == '~') {
             rc = ss_buf_append(b, p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -190,13 +189,13 @@ struct kube_conn {
     bool insecure;
     const char *tls_min_version;
     const char *proxy_url;
-    char *auth_type;   /* scheme for token / token_file, "Bearer" by default */
-    char *token;       /* secret */
-    char *token_file;  /* re-read on every request */
+    char *auth_type;  /* scheme for token / token_file, "Bearer" by default */
+    char *token;      /* secret */
+    char *token_file; /* re-read on every request */
     char *username;
-    char *password;    /* secret */
+    char *password; /* secret */
     char *password_file;
-    char *namespace_;  /* in-cluster: the pod's own namespace */
+    char *namespace_; /* in-cluster: the pod's own namespace */
 };
 
 static void conn_free(struct kube_conn *c)
@@ -244,8 +243,7 @@ static int conn_from_http(const struct kube_sd_config *cfg, struct kube_conn *c)
     }
     if (h->authorization_credentials || h->authorization_credentials_file) {
         if (!(c->auth_type = strdup(h->authorization_type ? h->authorization_type : "Bearer")) ||
-            (h->authorization_credentials &&
-             !(c->token = strdup(h->authorization_credentials))) ||
+            (h->authorization_credentials && !(c->token = strdup(h->authorization_credentials))) ||
             (h->authorization_credentials_file &&
              !(c->token_file = strdup(h->authorization_credentials_file))))
             return SS_ENOMEM;
@@ -255,8 +253,7 @@ static int conn_from_http(const struct kube_sd_config *cfg, struct kube_conn *c)
 
 /* rest.InClusterConfig: KUBERNETES_SERVICE_HOST/PORT, the service account's token
  * (re-read per request: bound tokens are rotated by the kubelet) and CA. */
-static int conn_in_cluster(const struct kube_sd_config *cfg, struct kube_conn *c, char *err,
-                           size_t errlen)
+static int conn_in_cluster(const struct kube_sd_config *cfg, struct kube_conn *c, char *err, size_t errlen)
 {
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -272,8 +269,7 @@ static int conn_in_cluster(const struct kube_sd_config *cfg, struct kube_conn *c
         return SS_ENOMEM;
     snprintf(c->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
     size_t dl = strlen(dir) + 32;
-    if (!(c->token_file = malloc(dl)) || !(c->ca_file = malloc(dl)) ||
-        !(c->auth_type = strdup("Bearer")))
+    if (!(c->token_file = malloc(dl)) || !(c->ca_file = malloc(dl)) || !(c->auth_type = strdup("Bearer")))
         return SS_ENOMEM;
     snprintf(c->token_file, dl, "%s/token", dir);
     snprintf(c->ca_file, dl, "%s/ca.crt", dir);
@@ -318,8 +314,7 @@ static bool ystr_is(yaml_node_t *n, const char *s)
 }
 
 /* In a list of {name: X, <field>: {...}}, the <field> mapping of the entry named name. */
-static yaml_node_t *ynamed(yaml_document_t *d, yaml_node_t *list, const char *name,
-                           const char *field)
+static yaml_node_t *ynamed(yaml_document_t *d, yaml_node_t *list, const char *name, const char *field)
 {
     if (!list || list->type != YAML_SEQUENCE_NODE || !name)
         return NULL;
@@ -349,8 +344,7 @@ static char *kc_path(const char *kubeconfig, yaml_node_t *n)
     return p;
 }
 
-static int kc_blob(yaml_node_t *n, char **out, size_t *len, const char *what, char *err,
-                   size_t errlen)
+static int kc_blob(yaml_node_t *n, char **out, size_t *len, const char *what, char *err, size_t errlen)
 {
     char *s = ystr(n);
     if (!s)
@@ -408,13 +402,12 @@ static int conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err
         contexts->data.sequence.items.top - contexts->data.sequence.items.start == 1) {
         /* no current-context but exactly one context: that one */
         free(ctx_name);
-        ctx_name = ystr(ymap_get(&d, yaml_document_get_node(&d, *contexts->data.sequence.items.start),
-                                 "name"));
+        ctx_name =
+            ystr(ymap_get(&d, yaml_document_get_node(&d, *contexts->data.sequence.items.start), "name"));
     }
     yaml_node_t *ctx = ynamed(&d, contexts, ctx_name, "context");
     if (!ctx) {
-        snprintf(err, errlen, "kubeconfig %s: context \"%s\" not found", path,
-                 ctx_name ? ctx_name : "");
+        snprintf(err, errlen, "kubeconfig %s: context \"%s\" not found", path, ctx_name ? ctx_name : "");
         rc = SS_ECONFIG;
         goto fail;
     }
@@ -460,8 +453,8 @@ static int conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err
         c->password = ystr(ymap_get(&d, us, "password"));
         if ((rc = kc_blob(ymap_get(&d, us, "client-certificate-data"), &c->cert_blob, &c->cert_len,
                           "client-certificate-data", err, errlen)) != 0 ||
-            (rc = kc_blob(ymap_get(&d, us, "client-key-data"), &c->key_blob, &c->key_len,
-                          "client-key-data", err, errlen)) != 0)
+            (rc = kc_blob(ymap_get(&d, us, "client-key-data"), &c->key_blob, &c->key_len, "client-key-data",
+                          err, errlen)) != 0)
             goto fail;
         if ((c->token || c->token_file) && !(c->auth_type = strdup("Bearer"))) {
             rc = SS_ENOMEM;
@@ -498,28 +491,28 @@ enum kw_state { KW_IDLE = 0, KW_LISTING, KW_WATCHING };
 struct kube_watcher {
     struct kube_sd *sd;
     enum kube_resource res;
-    char *ns;             /* NULL: all namespaces */
+    char *ns;                                    /* NULL: all namespaces */
     const char *label_selector, *field_selector; /* borrowed from the config */
     enum kw_state state;
-    bool need_list;       /* next start is a LIST (else a WATCH from rv) */
-    bool first_done;      /* the first LIST finished, well or not */
-    bool synced;          /* a LIST completed at least once */
+    bool need_list;  /* next start is a LIST (else a WATCH from rv) */
+    bool first_done; /* the first LIST finished, well or not */
+    bool synced;     /* a LIST completed at least once */
     CURL *easy;
     struct curl_slist *headers; /* holds the Authorization header: wiped on free */
     char errbuf[CURL_ERROR_SIZE];
-    struct ss_buf body;   /* LIST page, error body, or the unfinished watch line */
-    size_t scanned;       /* watch: bytes of body already searched for '\n' */
-    long status;          /* HTTP status of the running request, 0 until known */
-    json_t *store;        /* "ns/name" -> pruned object; under sd->lock */
-    json_t *pending;      /* LIST pages collected so far */
+    struct ss_buf body; /* LIST page, error body, or the unfinished watch line */
+    size_t scanned;     /* watch: bytes of body already searched for '\n' */
+    long status;        /* HTTP status of the running request, 0 until known */
+    json_t *store;      /* "ns/name" -> pruned object; under sd->lock */
+    json_t *pending;    /* LIST pages collected so far */
     char *continue_token;
     char rv[128];
-    bool gone;            /* the stream said 410 */
-    bool stream_error;    /* an event could not be used; relist */
+    bool gone;         /* the stream said 410 */
+    bool stream_error; /* an event could not be used; relist */
     int64_t next_ms;
     int64_t started_ms;
     uint64_t stream_events;
-    unsigned failures;    /* consecutive */
+    unsigned failures; /* consecutive */
 };
 
 struct kube_snapshot {
@@ -532,7 +525,7 @@ struct kube_sd {
     struct kube_sd_config cfg;
     char *job;
     pthread_mutex_t lock;
-    pthread_cond_t cond;      /* first round of LISTs done */
+    pthread_cond_t cond; /* first round of LISTs done */
     pthread_t thread;
     bool started;
     bool thread_ok;
@@ -540,10 +533,10 @@ struct kube_sd {
     CURLM *multi;
     struct kube_conn conn;
     bool conn_ok;
-    struct kube_watcher *w;   /* under lock once the thread runs */
+    struct kube_watcher *w; /* under lock once the thread runs */
     size_t nw;
-    bool init_done;           /* watchers made (or setup failed once): poll stops waiting */
-    uint64_t gen;             /* bumped on every store change; under lock */
+    bool init_done; /* watchers made (or setup failed once): poll stops waiting */
+    uint64_t gen;   /* bumped on every store change; under lock */
     uint64_t published_gen;
     int64_t last_build_ms;
     struct kube_snapshot *snap;
@@ -574,7 +567,8 @@ static int keep_map(json_t *dst, const char *k, json_t *src)
     json_t *m = json_object();
     const char *key;
     json_t *v;
-    json_object_foreach(src, key, v) {
+    json_object_foreach(src, key, v)
+    {
         if (json_is_string(v))
             json_object_set(m, key, v);
     }
@@ -587,15 +581,15 @@ static int prune_meta(json_t *obj, json_t *out)
     if (!json_is_object(md) || !json_string_value(json_object_get(md, "name")))
         return SS_EPARSE;
     if (set_str(out, "ns", jstr(md, "namespace")) || set_str(out, "name", jstr(md, "name")) ||
-        set_str(out, "uid", jstr(md, "uid")) ||
-        keep_map(out, "labels", json_object_get(md, "labels")) ||
+        set_str(out, "uid", jstr(md, "uid")) || keep_map(out, "labels", json_object_get(md, "labels")) ||
         keep_map(out, "annotations", json_object_get(md, "annotations")))
         return SS_ENOMEM;
     /* metav1.GetControllerOf: the first owner reference with controller: true */
     json_t *owners = json_object_get(md, "ownerReferences");
     size_t i;
     json_t *ref;
-    json_array_foreach(owners, i, ref) {
+    json_array_foreach(owners, i, ref)
+    {
         if (json_is_true(json_object_get(ref, "controller"))) {
             if (set_str(out, "ckind", jstr(ref, "kind")) || set_str(out, "cname", jstr(ref, "name")))
                 return SS_ENOMEM;
@@ -609,7 +603,8 @@ static const char *container_id(json_t *statuses, const char *name)
 {
     size_t i;
     json_t *s;
-    json_array_foreach(statuses, i, s) {
+    json_array_foreach(statuses, i, s)
+    {
         if (strcmp(jstr(s, "name"), name) == 0)
             return jstr(s, "containerID");
     }
@@ -620,7 +615,8 @@ static int prune_containers(json_t *list, json_t *statuses, bool init, json_t *o
 {
     size_t i;
     json_t *c;
-    json_array_foreach(list, i, c) {
+    json_array_foreach(list, i, c)
+    {
         json_t *pc = json_object();
         json_t *ports = json_array();
         if (!pc || !ports || json_array_append_new(out, pc)) {
@@ -630,17 +626,17 @@ static int prune_containers(json_t *list, json_t *statuses, bool init, json_t *o
         const char *name = jstr(c, "name");
         if (set_str(pc, "name", name) || set_str(pc, "image", jstr(c, "image")) ||
             set_str(pc, "id", container_id(statuses, name)) ||
-            json_object_set_new(pc, "init", json_boolean(init)) ||
-            json_object_set_new(pc, "ports", ports))
+            json_object_set_new(pc, "init", json_boolean(init)) || json_object_set_new(pc, "ports", ports))
             return SS_ENOMEM;
         size_t j;
         json_t *p;
-        json_array_foreach(json_object_get(c, "ports"), j, p) {
+        json_array_foreach(json_object_get(c, "ports"), j, p)
+        {
             json_t *pp = json_object();
             if (!pp || json_array_append_new(ports, pp) || set_str(pp, "name", jstr(p, "name")) ||
                 set_str(pp, "protocol", jstr(p, "protocol")) ||
-                json_object_set_new(
-                    pp, "port", json_integer(json_integer_value(json_object_get(p, "containerPort")))))
+                json_object_set_new(pp, "port",
+                                    json_integer(json_integer_value(json_object_get(p, "containerPort")))))
                 return SS_ENOMEM;
         }
     }
@@ -657,7 +653,8 @@ static int prune_pod(json_t *obj, json_t *out)
     const char *ready = "unknown";
     size_t i;
     json_t *cond;
-    json_array_foreach(json_object_get(st, "conditions"), i, cond) {
+    json_array_foreach(json_object_get(st, "conditions"), i, cond)
+    {
         if (strcmp(jstr(cond, "type"), "Ready") == 0) {
             ready = jstr(cond, "status");
             break;
@@ -676,8 +673,8 @@ static int prune_pod(json_t *obj, json_t *out)
         set_str(out, "hostIP", jstr(st, "hostIP")) || set_str(out, "phase", jstr(st, "phase")))
         return SS_ENOMEM;
     /* Prometheus: containers, then init containers (pod_container_init="true") */
-    if ((rc = prune_containers(json_object_get(spec, "containers"),
-                               json_object_get(st, "containerStatuses"), false, cs)) ||
+    if ((rc = prune_containers(json_object_get(spec, "containers"), json_object_get(st, "containerStatuses"),
+                               false, cs)) ||
         (rc = prune_containers(json_object_get(spec, "initContainers"),
                                json_object_get(st, "initContainerStatuses"), true, cs)))
         return rc;
@@ -702,7 +699,7 @@ static json_t *prune(enum kube_resource res, json_t *obj, int *rc)
         *rc = SS_ENOMEM;
         return NULL;
     }
-    *rc = res == RES_PODS ? prune_pod(obj, out)
+    *rc = res == RES_PODS        ? prune_pod(obj, out)
           : res == RES_ENDPOINTS ? prune_endpoints(obj, out)
                                  : prune_meta(obj, out);
     if (*rc) {
@@ -797,12 +794,12 @@ static void kv_add(struct builder *b, const char *name, const char *value)
     b->kv.v[b->kv.n++] = (struct scrape_kv){name, v};
 }
 
-static void kv_add_map(struct builder *b, const char *prefix, const char *present_prefix,
-                       json_t *map)
+static void kv_add_map(struct builder *b, const char *prefix, const char *present_prefix, json_t *map)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(map, k, v) {
+    json_object_foreach(map, k, v)
+    {
         kv_add(b, label_name(b, prefix, k), json_string_value(v));
         kv_add(b, label_name(b, present_prefix, k), "true");
     }
@@ -875,7 +872,8 @@ static void build_pod(struct builder *b, json_t *pod)
     size_t base = b->kv.n;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(pod, "containers"), i, c) {
+    json_array_foreach(json_object_get(pod, "containers"), i, c)
+    {
         const char *init = json_is_true(json_object_get(c, "init")) ? "true" : "false";
         json_t *ports = json_object_get(c, "ports");
         if (!json_array_size(ports)) {
@@ -889,7 +887,8 @@ static void build_pod(struct builder *b, json_t *pod)
         }
         size_t j;
         json_t *p;
-        json_array_foreach(ports, j, p) {
+        json_array_foreach(ports, j, p)
+        {
             long long port = json_integer_value(json_object_get(p, "port"));
             char num[32], addr[320];
             snprintf(num, sizeof num, "%lld", port);
@@ -947,8 +946,7 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
         kv_add(b, "__meta_kubernetes_service_name", jstr(svc, "name"));
         kv_add_map(b, "__meta_kubernetes_service_label_", "__meta_kubernetes_service_labelpresent_",
                    json_object_get(svc, "labels"));
-        kv_add_map(b, "__meta_kubernetes_service_annotation_",
-                   "__meta_kubernetes_service_annotationpresent_",
+        kv_add_map(b, "__meta_kubernetes_service_annotation_", "__meta_kubernetes_service_annotationpresent_",
                    json_object_get(svc, "annotations"));
     }
     kv_add_map(b, "__meta_kubernetes_endpoints_label_", "__meta_kubernetes_endpoints_labelpresent_",
@@ -957,16 +955,18 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
 
     size_t si;
     json_t *ss;
-    json_array_foreach(json_object_get(eps, "subsets"), si, ss) {
+    json_array_foreach(json_object_get(eps, "subsets"), si, ss)
+    {
         size_t pi;
         json_t *port;
-        json_array_foreach(json_object_get(ss, "ports"), pi, port) {
+        json_array_foreach(json_object_get(ss, "ports"), pi, port)
+        {
             long long pnum = json_integer_value(json_object_get(port, "port"));
             for (int ready = 1; ready >= 0; ready--) {
                 size_t ai;
                 json_t *addr;
-                json_array_foreach(json_object_get(ss, ready ? "addresses" : "notReadyAddresses"), ai,
-                                   addr) {
+                json_array_foreach(json_object_get(ss, ready ? "addresses" : "notReadyAddresses"), ai, addr)
+                {
                     char a[320], num[32];
                     join_host_port(a, sizeof a, jstr(addr, "ip"), pnum);
                     b->kv.n = base;
@@ -1018,12 +1018,14 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
                         size_t ci;
                         json_t *c;
                         bool found = false;
-                        json_array_foreach(json_object_get(pod, "containers"), ci, c) {
+                        json_array_foreach(json_object_get(pod, "containers"), ci, c)
+                        {
                             if (json_is_true(json_object_get(c, "init")) || found)
                                 continue;
                             size_t cpi;
                             json_t *cp;
-                            json_array_foreach(json_object_get(c, "ports"), cpi, cp) {
+                            json_array_foreach(json_object_get(c, "ports"), cpi, cp)
+                            {
                                 if (json_integer_value(json_object_get(cp, "port")) != pnum)
                                     continue;
                                 snprintf(num, sizeof num, "%lld", pnum);
@@ -1048,12 +1050,14 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
         json_t *pod = seen[x].pod;
         size_t ci;
         json_t *c;
-        json_array_foreach(json_object_get(pod, "containers"), ci, c) {
+        json_array_foreach(json_object_get(pod, "containers"), ci, c)
+        {
             if (json_is_true(json_object_get(c, "init")))
                 continue;
             size_t cpi;
             json_t *cp;
-            json_array_foreach(json_object_get(c, "ports"), cpi, cp) {
+            json_array_foreach(json_object_get(c, "ports"), cpi, cp)
+            {
                 long long pnum = json_integer_value(json_object_get(cp, "port"));
                 bool covered = false;
                 for (size_t y = 0; y < seen[x].n; y++)
@@ -1108,7 +1112,8 @@ static void build_store(struct kube_sd *k, struct builder *b, struct kube_watche
     size_t i = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(w->store, key, v) {
+    json_object_foreach(w->store, key, v)
+    {
         if (i < n)
             keys[i++] = key;
     }
@@ -1195,8 +1200,8 @@ static void handle_event(struct kube_watcher *w, const char *line, size_t len)
     const char *type = jstr(ev, "type");
     json_t *obj = json_object_get(ev, "object");
     if (!ev || !*type || !json_is_object(obj)) {
-        ss_warn("discovery", "kubernetes job=%s %s: undecodable watch event: %s; relisting",
-                k->job, res_name(w), ev ? "no type or object" : jerr.text);
+        ss_warn("discovery", "kubernetes job=%s %s: undecodable watch event: %s; relisting", k->job,
+                res_name(w), ev ? "no type or object" : jerr.text);
         w->stream_error = true;
         json_decref(ev);
         return;
@@ -1245,8 +1250,8 @@ static void handle_event(struct kube_watcher *w, const char *line, size_t len)
         atomic_fetch_add(&k->n_deleted, 1);
     } else if (json_object_size(w->store) >= KUBE_MAX_OBJECTS && !json_object_get(w->store, key)) {
         json_decref(p);
-        ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring %s", k->job,
-                 res_name(w), KUBE_MAX_OBJECTS, key);
+        ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring %s", k->job, res_name(w),
+                 KUBE_MAX_OBJECTS, key);
     } else {
         json_object_set_new(w->store, key, p);
         atomic_fetch_add(add ? &k->n_added : &k->n_modified, 1);
@@ -1332,9 +1337,8 @@ static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struc
         int64_t t = k->cfg.watch_timeout_s;
         if (t <= 0) /* client-go reflector: minWatchTimeout * (1 + rand) */
             t = 300 + (int64_t)(rand_r(&k->rand_state) % 300);
-        rc = ss_buf_printf(u,
-                           "?allowWatchBookmarks=true&timeoutSeconds=%lld&watch=true&resourceVersion=",
-                           (long long)t);
+        rc = ss_buf_printf(
+            u, "?allowWatchBookmarks=true&timeoutSeconds=%lld&watch=true&resourceVersion=", (long long)t);
         if (!rc)
             rc = url_escape(u, w->rv);
     }
@@ -1462,8 +1466,8 @@ static int watcher_start(struct kube_watcher *w)
     w->state = list ? KW_LISTING : KW_WATCHING;
     w->started_ms = ss_mono_ms();
     atomic_fetch_add(list ? &k->n_lists : &k->n_watches, 1);
-    ss_debug("discovery", "kubernetes job=%s %s%s%s: %s rv=%s", k->job, res_name(w),
-             w->ns ? " ns=" : "", w->ns ? w->ns : "", list ? "LIST" : "WATCH", w->rv);
+    ss_debug("discovery", "kubernetes job=%s %s%s%s: %s rv=%s", k->job, res_name(w), w->ns ? " ns=" : "",
+             w->ns ? w->ns : "", list ? "LIST" : "WATCH", w->rv);
     return 0;
 }
 
@@ -1488,14 +1492,13 @@ static void fail_retry(struct kube_watcher *w, bool relist, const char *what, CU
     if (w->status && w->status != 200) {
         /* show the apimachinery Status message when there is one */
         json_t *st = w->body.len ? json_loadb(w->body.data, w->body.len, 0, NULL) : NULL;
-        snprintf(msg, sizeof msg, "HTTP %ld%s%s", w->status, st ? ": " : "",
-                 st ? jstr(st, "message") : "");
+        snprintf(msg, sizeof msg, "HTTP %ld%s%s", w->status, st ? ": " : "", st ? jstr(st, "message") : "");
         json_decref(st);
     } else {
         snprintf(msg, sizeof msg, "%s", w->errbuf[0] ? w->errbuf : curl_easy_strerror(res));
     }
-    ss_warn("discovery", "kubernetes job=%s %s%s%s: %s failed: %s; retrying in %lldms", k->job,
-            res_name(w), w->ns ? " ns=" : "", w->ns ? w->ns : "", what, msg, (long long)d);
+    ss_warn("discovery", "kubernetes job=%s %s%s%s: %s failed: %s; retrying in %lldms", k->job, res_name(w),
+            w->ns ? " ns=" : "", w->ns ? w->ns : "", what, msg, (long long)d);
 }
 
 static void list_done(struct kube_watcher *w, CURLcode res)
@@ -1527,8 +1530,7 @@ static void list_done(struct kube_watcher *w, CURLcode res)
     json_t *md = json_object_get(doc, "metadata");
     if (!doc || !json_is_array(items)) {
         json_decref(doc);
-        snprintf(w->errbuf, sizeof w->errbuf, "undecodable LIST answer: %s",
-                 doc ? "no items" : jerr.text);
+        snprintf(w->errbuf, sizeof w->errbuf, "undecodable LIST answer: %s", doc ? "no items" : jerr.text);
         w->status = 0;
         free(w->continue_token);
         w->continue_token = NULL;
@@ -1544,7 +1546,8 @@ static void list_done(struct kube_watcher *w, CURLcode res)
     json_t *it;
     int rc = w->pending ? 0 : SS_ENOMEM;
     unsigned over = 0;
-    json_array_foreach(items, i, it) {
+    json_array_foreach(items, i, it)
+    {
         if (rc)
             break;
         json_t *p = prune(w->res, it, &rc);
@@ -1558,8 +1561,8 @@ static void list_done(struct kube_watcher *w, CURLcode res)
         }
         if (object_key(p, key, sizeof key) != 0 || json_object_size(w->pending) >= KUBE_MAX_OBJECTS) {
             if (json_object_size(w->pending) >= KUBE_MAX_OBJECTS && !over++)
-                ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring the rest",
-                         k->job, res_name(w), KUBE_MAX_OBJECTS);
+                ss_error("discovery", "kubernetes job=%s %s: more than %u objects, ignoring the rest", k->job,
+                         res_name(w), KUBE_MAX_OBJECTS);
             json_decref(p);
             continue;
         }
@@ -1617,8 +1620,8 @@ static void watch_done(struct kube_watcher *w, CURLcode res)
     struct kube_sd *k = w->sd;
     int64_t lasted = ss_mono_ms() - w->started_ms;
     if (w->gone || w->status == 410) {
-        ss_info("discovery", "kubernetes job=%s %s: resourceVersion %s is gone (410); relisting",
-                k->job, res_name(w), w->rv);
+        ss_info("discovery", "kubernetes job=%s %s: resourceVersion %s is gone (410); relisting", k->job,
+                res_name(w), w->rv);
         atomic_fetch_add(&k->n_gone, 1);
         w->need_list = true;
         w->next_ms = ss_mono_ms();
@@ -1747,8 +1750,7 @@ static int setup(struct kube_sd *k, char *err, size_t errlen)
             if (!x->store)
                 rc = SS_ENOMEM;
             for (size_t s = 0; s < cfg->nselectors; s++) {
-                if (cfg->selectors[s].role &&
-                    strcmp(cfg->selectors[s].role, resource_role[res[r]]) == 0) {
+                if (cfg->selectors[s].role && strcmp(cfg->selectors[s].role, resource_role[res[r]]) == 0) {
                     x->label_selector = cfg->selectors[s].label;
                     x->field_selector = cfg->selectors[s].field;
                 }
@@ -1899,8 +1901,7 @@ static int render_metrics(void *ud, struct ss_buf *out)
     for (size_t f = 0; f < sizeof fams / sizeof fams[0] && !rc; f++) {
         if (fams[f].name) {
             name = fams[f].name;
-            rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, fams[f].help, name,
-                               fams[f].type);
+            rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, fams[f].help, name, fams[f].type);
         }
         for (struct kube_sd *k = reg_head; k && !rc; k = k->reg_next) {
             uint64_t v = atomic_load((_Atomic uint64_t *)((char *)k + fams[f].off));

@@ -47,7 +47,7 @@
 /* OpenMetrics 1.0 §Exemplars: "The combined length of the label names and values of an
  * Exemplar's LabelSet MUST NOT exceed 128 UTF-8 character code points." */
 #define OM_EXEMPLAR_MAX_RUNES 128
-#define ERRMSG_MAX 256
+#define ERRMSG_MAX            256
 
 /* ======================================================================== */
 /* string sets for strict mode                                              */
@@ -178,7 +178,7 @@ struct om_strict {
     struct strset names;  /* sample names claimed by finished families */
     struct strset groups; /* groups seen in the current family */
     struct om_family f;
-    struct ss_buf key;    /* group key being built */
+    struct ss_buf key; /* group key being built */
 };
 
 /* Strict text: prometheus/common keeps a map of families by name. */
@@ -206,7 +206,7 @@ struct scrape_parser {
     struct ss_buf partial; /* unfinished trailing line of earlier chunks */
     struct ss_buf scratch; /* unescaped strings of the current line */
     size_t scratch_used;
-    struct ss_buf numbuf;  /* NUL-terminated copy of a number for strtod */
+    struct ss_buf numbuf; /* NUL-terminated copy of a number for strtod */
     struct label_vec labels;
     struct label_vec elabels; /* exemplar labels */
     uint32_t *idx;            /* sort order for strict group keys */
@@ -220,8 +220,8 @@ struct scrape_parser {
     bool more;           /* the current line goes on after its newline */
     bool final_line;     /* parsing the unterminated last line at finish */
     bool stopped;        /* text: a NUL where PromParser's lexer sees end of input */
-    bool eof;       /* OpenMetrics: "# EOF" seen */
-    int failed;     /* sticky error */
+    bool eof;            /* OpenMetrics: "# EOF" seen */
+    int failed;          /* sticky error */
     char errmsg[ERRMSG_MAX];
     struct om_strict *oms;
     struct text_strict *ts;
@@ -266,8 +266,7 @@ static void quote_token(char *dst, size_t cap, const char *s, size_t n)
     dst[o] = '\0';
 }
 
-static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int fail(struct scrape_parser *p, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
 {
@@ -303,18 +302,36 @@ static int perr_tok(struct scrape_parser *p, const char *what, const char *c, co
 /* lexical helpers                                                          */
 /* ======================================================================== */
 
-static inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
-static inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+static inline bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 static inline bool is_alpha_(char c)
 {
     char l = (char)(c | 0x20);
     return (l >= 'a' && l <= 'z') || c == '_';
 }
 /* Metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*. */
-static inline bool is_mname_start(char c) { return is_alpha_(c) || c == ':'; }
-static inline bool is_mname_char(char c) { return is_alpha_(c) || is_digit(c) || c == ':'; }
-static inline bool is_lname_start(char c) { return is_alpha_(c); }
-static inline bool is_lname_char(char c) { return is_alpha_(c) || is_digit(c); }
+static inline bool is_mname_start(char c)
+{
+    return is_alpha_(c) || c == ':';
+}
+static inline bool is_mname_char(char c)
+{
+    return is_alpha_(c) || is_digit(c) || c == ':';
+}
+static inline bool is_lname_start(char c)
+{
+    return is_alpha_(c);
+}
+static inline bool is_lname_char(char c)
+{
+    return is_alpha_(c) || is_digit(c);
+}
 
 static inline const char *skip_ws(const char *c, const char *e)
 {
@@ -417,9 +434,9 @@ static int unterminated(struct scrape_parser *p, bool dangling_bs, const char *w
 }
 
 enum esc_rules {
-    ESC_LENIENT,     /* \\ \" \n decoded; other escapes kept as written (Prometheus) */
-    ESC_STRICT,      /* other escapes are an error (prometheus/common) */
-    ESC_HELP_TEXT,   /* 0.0.4 HELP in Prometheus: only \\ and \n decoded */
+    ESC_LENIENT,   /* \\ \" \n decoded; other escapes kept as written (Prometheus) */
+    ESC_STRICT,    /* other escapes are an error (prometheus/common) */
+    ESC_HELP_TEXT, /* 0.0.4 HELP in Prometheus: only \\ and \n decoded */
 };
 
 /* Unescape into dst (room for n bytes). Returns the length, or -1 on a bad escape. */
@@ -459,9 +476,8 @@ static char *scratch_take(struct scrape_parser *p, size_t n)
 }
 
 /* The contents of a quoted string [q0, q1): checked for UTF-8, unescaped if needed. */
-static int quoted_string(struct scrape_parser *p, const char *q0, const char *q1, bool has_bs,
-                         bool has_high, enum esc_rules rules, const char *what,
-                         struct ss_str *out)
+static int quoted_string(struct scrape_parser *p, const char *q0, const char *q1, bool has_bs, bool has_high,
+                         enum esc_rules rules, const char *what, struct ss_str *out)
 {
     size_t n = (size_t)(q1 - q0);
     if (has_high && !utf8_valid(q0, n)) {
@@ -488,9 +504,8 @@ static int quoted_string(struct scrape_parser *p, const char *q0, const char *q1
 /* numbers                                                                  */
 /* ======================================================================== */
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* Case-insensitive compare against a lower-case ASCII literal. */
 static bool ci_eq(const char *s, const char *lower, size_t n)
@@ -691,8 +706,7 @@ enum scrape_format scrape_format_from_content_type(const char *ct)
 static const char *const sfx_plain[] = {"", NULL};
 static const char *const sfx_text_summary[] = {"", "_sum", "_count", NULL};
 static const char *const sfx_text_hist[] = {"", "_bucket", "_sum", "_count", NULL};
-static const char *const sfx_text_ghist[] = {"", "_bucket", "_sum", "_count", "_gsum", "_gcount",
-                                             NULL};
+static const char *const sfx_text_ghist[] = {"", "_bucket", "_sum", "_count", "_gsum", "_gcount", NULL};
 /* OpenMetrics 1.0 §Metric types, as the reference parser lists them (strict). */
 static const char *const sfx_om_counter[] = {"_total", "_created", NULL};
 static const char *const sfx_om_summary[] = {"", "_sum", "_count", "_created", NULL};
@@ -721,8 +735,8 @@ static const char *const *suffixes(enum scrape_format f, enum scrape_metric_type
 }
 
 /* Is name = fam + one of the suffixes? Returns the suffix or NULL. */
-static const char *match_suffix(struct ss_str name, const char *fam, size_t flen,
-                                const char *const *sfx, bool bare_ok)
+static const char *match_suffix(struct ss_str name, const char *fam, size_t flen, const char *const *sfx,
+                                bool bare_ok)
 {
     if (name.len < flen || memcmp(name.p, fam, flen) != 0)
         return NULL;
@@ -895,9 +909,8 @@ static int meta_name(struct scrape_parser *p, const char **pc, const char *e, st
         const char *q = scan_quoted(c + 1, e, &bs, &hi);
         if (!q)
             return perr(p, "unterminated quoted metric name");
-        enum esc_rules rules = (p->opts.strict && p->opts.format == SCRAPE_FORMAT_TEXT)
-                                   ? ESC_STRICT
-                                   : ESC_LENIENT;
+        enum esc_rules rules =
+            (p->opts.strict && p->opts.format == SCRAPE_FORMAT_TEXT) ? ESC_STRICT : ESC_LENIENT;
         int rc = quoted_string(p, c + 1, q, bs, hi, rules, "metric name", out);
         if (rc)
             return rc;
@@ -923,9 +936,8 @@ static int cb_result(struct scrape_parser *p, int rc)
     return rc;
 }
 
-static int emit_meta(struct scrape_parser *p, const struct scrape_parser_cb *cb,
-                     enum scrape_meta_kind kind, struct ss_str family, struct ss_str text,
-                     enum scrape_metric_type type)
+static int emit_meta(struct scrape_parser *p, const struct scrape_parser_cb *cb, enum scrape_meta_kind kind,
+                     struct ss_str family, struct ss_str text, enum scrape_metric_type type)
 {
     if (!cb || !cb->meta)
         return 0;
@@ -974,8 +986,7 @@ struct sample_ctx {
 };
 
 static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *cb,
-                       const struct sample_ctx *sc, struct ss_str family,
-                       enum scrape_metric_type type)
+                       const struct sample_ctx *sc, struct ss_str family, enum scrape_metric_type type)
 {
     if (!cb || !cb->sample)
         return 0;
@@ -997,7 +1008,10 @@ static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *c
 /* strict OpenMetrics: family rules                                         */
 /* ======================================================================== */
 
-static bool is_integral(double v) { return isfinite(v) && v == floor(v); }
+static bool is_integral(double v)
+{
+    return isfinite(v) && v == floor(v);
+}
 
 /* A label value used as a number by a family rule (le, quantile): a float, with
  * infinities spelled +Inf / -Inf (the reference parser's canonical-number check). */
@@ -1384,18 +1398,20 @@ static int om_meta_line(struct scrape_parser *p, const char *s, const char *e,
         return perr_tok(p, "expected HELP, TYPE, UNIT or EOF after '# '", c, e);
     c += 4;
     if (c >= e || *c != ' ')
-        return perr_tok(p, kind == SCRAPE_META_HELP   ? "expected ' ' after HELP"
-                           : kind == SCRAPE_META_TYPE ? "expected ' ' after TYPE"
-                                                      : "expected ' ' after UNIT",
+        return perr_tok(p,
+                        kind == SCRAPE_META_HELP   ? "expected ' ' after HELP"
+                        : kind == SCRAPE_META_TYPE ? "expected ' ' after TYPE"
+                                                   : "expected ' ' after UNIT",
                         c, e);
     c++;
     struct ss_str name;
     if ((rc = meta_name(p, &c, e, &name)))
         return rc;
     if (!name.p)
-        return perr_tok(p, kind == SCRAPE_META_HELP   ? "expected metric name after HELP"
-                           : kind == SCRAPE_META_TYPE ? "expected metric name after TYPE"
-                                                      : "expected metric name after UNIT",
+        return perr_tok(p,
+                        kind == SCRAPE_META_HELP   ? "expected metric name after HELP"
+                        : kind == SCRAPE_META_TYPE ? "expected metric name after TYPE"
+                                                   : "expected metric name after UNIT",
                         c, e);
     /* OpenMetrics: exactly one space, then the rest of the line. */
     if (c >= e || *c != ' ')
@@ -1435,9 +1451,9 @@ static int om_meta_line(struct scrape_parser *p, const char *s, const char *e,
         break;
     case SCRAPE_META_UNIT:
         /* OpenMetrics 1.0 §Unit: a non-empty unit must be a suffix of the name. */
-        if (text.len && !(name.len > text.len &&
-                          memcmp(name.p + name.len - text.len, text.p, text.len) == 0 &&
-                          name.p[name.len - text.len - 1] == '_')) {
+        if (text.len &&
+            !(name.len > text.len && memcmp(name.p + name.len - text.len, text.p, text.len) == 0 &&
+              name.p[name.len - text.len - 1] == '_')) {
             char qu[100], qn[100];
             quote_token(qu, sizeof qu, text.p, text.len);
             quote_token(qn, sizeof qn, name.p, name.len);
@@ -1525,8 +1541,7 @@ static int om_sample_line(struct scrape_parser *p, const char *s, const char *e,
     return emit_sample(p, cb, &sc, family, type);
 }
 
-static int om_line(struct scrape_parser *p, const char *s, size_t n,
-                   const struct scrape_parser_cb *cb)
+static int om_line(struct scrape_parser *p, const char *s, size_t n, const struct scrape_parser_cb *cb)
 {
     if (p->eof)
         return perr(p, "unexpected data after # EOF");
@@ -1585,8 +1600,7 @@ static int tf_resolve(struct scrape_parser *p, struct ss_str name, struct text_f
     }
     if (cut) {
         f = tf_find(ts, name.p, name.len - cut);
-        if (f && f->has_type &&
-            (f->type == SCRAPE_TYPE_HISTOGRAM || f->type == SCRAPE_TYPE_GAUGEHISTOGRAM)) {
+        if (f && f->has_type && (f->type == SCRAPE_TYPE_HISTOGRAM || f->type == SCRAPE_TYPE_GAUGEHISTOGRAM)) {
             *out = f;
             *role = r;
             return 0;
@@ -1640,8 +1654,9 @@ static int text_comment_lenient(struct scrape_parser *p, const char *c, const ch
     if (rc)
         return rc;
     if (!name.p)
-        return perr_tok(p, kind == SCRAPE_META_HELP ? "expected metric name after HELP"
-                                                    : "expected metric name after TYPE",
+        return perr_tok(p,
+                        kind == SCRAPE_META_HELP ? "expected metric name after HELP"
+                                                 : "expected metric name after TYPE",
                         c, e);
     /* Blanks alone lex as whitespace, not text: the text is then empty. */
     struct ss_str text = {c, 0};
@@ -1732,8 +1747,7 @@ static int text_comment_strict(struct scrape_parser *p, const char *c, const cha
         return emit_meta(p, cb, kind, fam, text, SCRAPE_TYPE_UNKNOWN);
     }
     if (f->has_type)
-        return perr(p, "second TYPE line for metric name %s, or TYPE reported after samples",
-                    f->name);
+        return perr(p, "second TYPE line for metric name %s, or TYPE reported after samples", f->name);
     /* dto.MetricType_value[strings.ToUpper(...)], plus the gaugehistogram spelling. */
     static const struct {
         const char *s;
@@ -1849,8 +1863,7 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
     return emit_sample(p, cb, &sc, family, f->type);
 }
 
-static int text_line(struct scrape_parser *p, const char *s, size_t n,
-                     const struct scrape_parser_cb *cb)
+static int text_line(struct scrape_parser *p, const char *s, size_t n, const struct scrape_parser_cb *cb)
 {
     const char *e = s + n;
     const char *c = skip_ws(s, e);
@@ -1862,8 +1875,7 @@ static int text_line(struct scrape_parser *p, const char *s, size_t n,
         return 0;
     }
     if (*c == '#')
-        return p->opts.strict ? text_comment_strict(p, c + 1, e, cb)
-                              : text_comment_lenient(p, c + 1, e, cb);
+        return p->opts.strict ? text_comment_strict(p, c + 1, e, cb) : text_comment_lenient(p, c + 1, e, cb);
     return text_sample_line(p, c, e, cb);
 }
 
@@ -1891,8 +1903,8 @@ static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
 /* Parse one line (s, n excludes the newline). *more: the newline is inside a quoted
  * string, so the line goes on; nothing was emitted for it yet. Line numbers count
  * physical lines; a sample reports its first. */
-static int parse_line(struct scrape_parser *p, const char *s, size_t n,
-                      const struct scrape_parser_cb *cb, bool *more)
+static int parse_line(struct scrape_parser *p, const char *s, size_t n, const struct scrape_parser_cb *cb,
+                      bool *more)
 {
     p->line++;
     p->more = false;

@@ -34,11 +34,11 @@
  * handle. Longer values make the rule a no-op for that label set (logged). */
 #define RELABEL_MAX_VALUE ((size_t)4 << 20)
 /* Longest regex (as written) and translated pattern. */
-#define RELABEL_MAX_REGEX ((size_t)64 << 10)
+#define RELABEL_MAX_REGEX   ((size_t)64 << 10)
 #define RELABEL_MAX_PATTERN ((size_t)1 << 20)
 /* RE2 limits: repeat counts and nesting depth (Go regexp/syntax). */
 #define RE2_MAX_REPEAT 1000
-#define RE2_MAX_DEPTH 1000
+#define RE2_MAX_DEPTH  1000
 
 /* ======================================================================== */
 /* Action names                                                             */
@@ -193,8 +193,7 @@ static bool rune_is_name_char(int32_t r)
     if (r < 0)
         return false;
     if (r < 0x80)
-        return r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') ||
-               (r >= 'A' && r <= 'Z');
+        return r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z');
     locale_t loc = get_utf8_locale();
     return loc && iswalnum_l((wint_t)r, loc);
 }
@@ -228,8 +227,8 @@ static bool label_name_valid(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (i > 0 && c >= '0' && c <= '9');
+        bool ok =
+            c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return false;
     }
@@ -269,8 +268,7 @@ static bool relabel_target_valid(const char *s)
                     return false;
                 i = j;
             }
-        } else if (first ? (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-                         : is_word(c)) {
+        } else if (first ? (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) : is_word(c)) {
             i++;
         } else {
             return false;
@@ -322,8 +320,7 @@ static void go_quote(char *out, size_t cap, const char *s)
     out[o] = '\0';
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
@@ -341,35 +338,34 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 /* One open group (or the top level) while translating. The weights follow Go's
  * repeatIsValid: the largest product of nested {n,m} counts must stay <= 1000. */
 struct tr_frame {
-    bool has_atom;       /* something a quantifier may apply to */
-    bool atom_repeated;  /* the last atom already carries a quantifier */
-    size_t atom_start;   /* output offset where the last atom begins */
-    uint32_t atom_w;     /* repeat weight of the last atom */
-    uint32_t done_w;     /* max weight of earlier atoms in this group */
+    bool has_atom;      /* something a quantifier may apply to */
+    bool atom_repeated; /* the last atom already carries a quantifier */
+    size_t atom_start;  /* output offset where the last atom begins */
+    uint32_t atom_w;    /* repeat weight of the last atom */
+    uint32_t done_w;    /* max weight of earlier atoms in this group */
 };
 
 struct tr {
     const char *re;
     size_t len;
-    struct ss_buf out;   /* translated pattern */
-    uint32_t *map;       /* map[i]: regex offset that produced out byte i */
+    struct ss_buf out; /* translated pattern */
+    uint32_t *map;     /* map[i]: regex offset that produced out byte i */
     size_t mapcap;
     struct ss_buf pending; /* flag settings deferred past a following quantifier */
     size_t pending_off;
     struct tr_frame *stack;
     size_t depth;
-    bool last_repeat;    /* previous token was a quantifier (RE2 forbids stacking) */
+    bool last_repeat;       /* previous token was a quantifier (RE2 forbids stacking) */
     size_t last_repeat_off; /* where that quantifier began, for messages */
     uint32_t ncap;
-    char **names;        /* names[i] for capture group i (1-based), NULL if unnamed */
+    char **names; /* names[i] for capture group i (1-based), NULL if unnamed */
     size_t names_cap;
     char *msg;
     size_t msglen;
     size_t err_off;
 };
 
-static int tr_fail(struct tr *t, size_t off, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int tr_fail(struct tr *t, size_t off, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int tr_fail(struct tr *t, size_t off, const char *fmt, ...)
 {
     va_list ap;
@@ -564,7 +560,7 @@ static bool re2_parse_repeat(const char *s, size_t n, size_t *i, int *min, int *
 
 static int hex_val(char h)
 {
-    return (h >= '0' && h <= '9') ? h - '0'
+    return (h >= '0' && h <= '9')   ? h - '0'
            : (h >= 'a' && h <= 'f') ? h - 'a' + 10
            : (h >= 'A' && h <= 'F') ? h - 'A' + 10
                                     : -1;
@@ -583,7 +579,13 @@ static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
         return tr_fail(t, j, "invalid UTF-8");
     j += w;
     switch (c) {
-    case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
         /* A single non-zero digit would be a backreference: not supported. */
         if (j >= n || s[j] < '0' || s[j] > '7')
             break;
@@ -635,12 +637,30 @@ static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
         *out = v[0] * 16 + v[1];
         return 0;
     }
-    case 'a': *out = '\a'; *i = j; return 0;
-    case 'f': *out = '\f'; *i = j; return 0;
-    case 'n': *out = '\n'; *i = j; return 0;
-    case 'r': *out = '\r'; *i = j; return 0;
-    case 't': *out = '\t'; *i = j; return 0;
-    case 'v': *out = '\v'; *i = j; return 0;
+    case 'a':
+        *out = '\a';
+        *i = j;
+        return 0;
+    case 'f':
+        *out = '\f';
+        *i = j;
+        return 0;
+    case 'n':
+        *out = '\n';
+        *i = j;
+        return 0;
+    case 'r':
+        *out = '\r';
+        *i = j;
+        return 0;
+    case 't':
+        *out = '\t';
+        *i = j;
+        return 0;
+    case 'v':
+        *out = '\v';
+        *i = j;
+        return 0;
     default:
         /* Escaped ASCII punctuation is always itself. */
         if (c < 0x80 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
@@ -659,32 +679,199 @@ bad:
 /* Go's unicode.Categories (plus "Any") and unicode.Scripts as of Go 1.20 (Unicode 13).
  * PCRE2 knows more names (and matches them loosely), so we check against Go's list. */
 static const char *const go_unicode_names[] = {
-    "Any", "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn",
-    "N", "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm",
-    "So", "Z", "Zl", "Zp", "Zs",
-    "Adlam", "Ahom", "Anatolian_Hieroglyphs", "Arabic", "Armenian", "Avestan", "Balinese",
-    "Bamum", "Bassa_Vah", "Batak", "Bengali", "Bhaiksuki", "Bopomofo", "Brahmi", "Braille",
-    "Buginese", "Buhid", "Canadian_Aboriginal", "Carian", "Caucasian_Albanian", "Chakma",
-    "Cham", "Cherokee", "Chorasmian", "Common", "Coptic", "Cuneiform", "Cypriot", "Cyrillic",
-    "Deseret", "Devanagari", "Dives_Akuru", "Dogra", "Duployan", "Egyptian_Hieroglyphs",
-    "Elbasan", "Elymaic", "Ethiopic", "Georgian", "Glagolitic", "Gothic", "Grantha", "Greek",
-    "Gujarati", "Gunjala_Gondi", "Gurmukhi", "Han", "Hangul", "Hanifi_Rohingya", "Hanunoo",
-    "Hatran", "Hebrew", "Hiragana", "Imperial_Aramaic", "Inherited", "Inscriptional_Pahlavi",
-    "Inscriptional_Parthian", "Javanese", "Kaithi", "Kannada", "Katakana", "Kayah_Li",
-    "Kharoshthi", "Khitan_Small_Script", "Khmer", "Khojki", "Khudawadi", "Lao", "Latin",
-    "Lepcha", "Limbu", "Linear_A", "Linear_B", "Lisu", "Lycian", "Lydian", "Mahajani",
-    "Makasar", "Malayalam", "Mandaic", "Manichaean", "Marchen", "Masaram_Gondi", "Medefaidrin",
-    "Meetei_Mayek", "Mende_Kikakui", "Meroitic_Cursive", "Meroitic_Hieroglyphs", "Miao", "Modi",
-    "Mongolian", "Mro", "Multani", "Myanmar", "Nabataean", "Nandinagari", "New_Tai_Lue", "Newa",
-    "Nko", "Nushu", "Nyiakeng_Puachue_Hmong", "Ogham", "Ol_Chiki", "Old_Hungarian",
-    "Old_Italic", "Old_North_Arabian", "Old_Permic", "Old_Persian", "Old_Sogdian",
-    "Old_South_Arabian", "Old_Turkic", "Oriya", "Osage", "Osmanya", "Pahawh_Hmong",
-    "Palmyrene", "Pau_Cin_Hau", "Phags_Pa", "Phoenician", "Psalter_Pahlavi", "Rejang", "Runic",
-    "Samaritan", "Saurashtra", "Sharada", "Shavian", "Siddham", "SignWriting", "Sinhala",
-    "Sogdian", "Sora_Sompeng", "Soyombo", "Sundanese", "Syloti_Nagri", "Syriac", "Tagalog",
-    "Tagbanwa", "Tai_Le", "Tai_Tham", "Tai_Viet", "Takri", "Tamil", "Tangut", "Telugu",
-    "Thaana", "Thai", "Tibetan", "Tifinagh", "Tirhuta", "Ugaritic", "Vai", "Wancho",
-    "Warang_Citi", "Yezidi", "Yi", "Zanabazar_Square",
+    "Any",
+    "C",
+    "Cc",
+    "Cf",
+    "Co",
+    "Cs",
+    "L",
+    "Ll",
+    "Lm",
+    "Lo",
+    "Lt",
+    "Lu",
+    "M",
+    "Mc",
+    "Me",
+    "Mn",
+    "N",
+    "Nd",
+    "Nl",
+    "No",
+    "P",
+    "Pc",
+    "Pd",
+    "Pe",
+    "Pf",
+    "Pi",
+    "Po",
+    "Ps",
+    "S",
+    "Sc",
+    "Sk",
+    "Sm",
+    "So",
+    "Z",
+    "Zl",
+    "Zp",
+    "Zs",
+    "Adlam",
+    "Ahom",
+    "Anatolian_Hieroglyphs",
+    "Arabic",
+    "Armenian",
+    "Avestan",
+    "Balinese",
+    "Bamum",
+    "Bassa_Vah",
+    "Batak",
+    "Bengali",
+    "Bhaiksuki",
+    "Bopomofo",
+    "Brahmi",
+    "Braille",
+    "Buginese",
+    "Buhid",
+    "Canadian_Aboriginal",
+    "Carian",
+    "Caucasian_Albanian",
+    "Chakma",
+    "Cham",
+    "Cherokee",
+    "Chorasmian",
+    "Common",
+    "Coptic",
+    "Cuneiform",
+    "Cypriot",
+    "Cyrillic",
+    "Deseret",
+    "Devanagari",
+    "Dives_Akuru",
+    "Dogra",
+    "Duployan",
+    "Egyptian_Hieroglyphs",
+    "Elbasan",
+    "Elymaic",
+    "Ethiopic",
+    "Georgian",
+    "Glagolitic",
+    "Gothic",
+    "Grantha",
+    "Greek",
+    "Gujarati",
+    "Gunjala_Gondi",
+    "Gurmukhi",
+    "Han",
+    "Hangul",
+    "Hanifi_Rohingya",
+    "Hanunoo",
+    "Hatran",
+    "Hebrew",
+    "Hiragana",
+    "Imperial_Aramaic",
+    "Inherited",
+    "Inscriptional_Pahlavi",
+    "Inscriptional_Parthian",
+    "Javanese",
+    "Kaithi",
+    "Kannada",
+    "Katakana",
+    "Kayah_Li",
+    "Kharoshthi",
+    "Khitan_Small_Script",
+    "Khmer",
+    "Khojki",
+    "Khudawadi",
+    "Lao",
+    "Latin",
+    "Lepcha",
+    "Limbu",
+    "Linear_A",
+    "Linear_B",
+    "Lisu",
+    "Lycian",
+    "Lydian",
+    "Mahajani",
+    "Makasar",
+    "Malayalam",
+    "Mandaic",
+    "Manichaean",
+    "Marchen",
+    "Masaram_Gondi",
+    "Medefaidrin",
+    "Meetei_Mayek",
+    "Mende_Kikakui",
+    "Meroitic_Cursive",
+    "Meroitic_Hieroglyphs",
+    "Miao",
+    "Modi",
+    "Mongolian",
+    "Mro",
+    "Multani",
+    "Myanmar",
+    "Nabataean",
+    "Nandinagari",
+    "New_Tai_Lue",
+    "Newa",
+    "Nko",
+    "Nushu",
+    "Nyiakeng_Puachue_Hmong",
+    "Ogham",
+    "Ol_Chiki",
+    "Old_Hungarian",
+    "Old_Italic",
+    "Old_North_Arabian",
+    "Old_Permic",
+    "Old_Persian",
+    "Old_Sogdian",
+    "Old_South_Arabian",
+    "Old_Turkic",
+    "Oriya",
+    "Osage",
+    "Osmanya",
+    "Pahawh_Hmong",
+    "Palmyrene",
+    "Pau_Cin_Hau",
+    "Phags_Pa",
+    "Phoenician",
+    "Psalter_Pahlavi",
+    "Rejang",
+    "Runic",
+    "Samaritan",
+    "Saurashtra",
+    "Sharada",
+    "Shavian",
+    "Siddham",
+    "SignWriting",
+    "Sinhala",
+    "Sogdian",
+    "Sora_Sompeng",
+    "Soyombo",
+    "Sundanese",
+    "Syloti_Nagri",
+    "Syriac",
+    "Tagalog",
+    "Tagbanwa",
+    "Tai_Le",
+    "Tai_Tham",
+    "Tai_Viet",
+    "Takri",
+    "Tamil",
+    "Tangut",
+    "Telugu",
+    "Thaana",
+    "Thai",
+    "Tibetan",
+    "Tifinagh",
+    "Tirhuta",
+    "Ugaritic",
+    "Vai",
+    "Wancho",
+    "Warang_Citi",
+    "Yezidi",
+    "Yi",
+    "Zanabazar_Square",
 };
 
 /* \pX, \p{Name}, \p{^Name}, \PX, ... at t->re[*i] == '\\'. Emits \p{Name} or \P{Name}. */
@@ -741,8 +928,7 @@ static bool tr_perl_class(struct tr *t, size_t *i, bool in_class, int *rc)
     case 'S':
         rep = in_class ? "\\x{0}-\\x{8}\\x{b}\\x{e}-\\x{1f}\\x{21}-\\x{10ffff}" : "[^\\t\\n\\f\\r\\x{20}]";
         break;
-    default:
-        return false;
+    default: return false;
     }
     *i = start + 2;
     *rc = tr_emit_str(t, rep, start);
@@ -751,7 +937,7 @@ static bool tr_perl_class(struct tr *t, size_t *i, bool in_class, int *rc)
 
 static const char *const posix_classes[] = {
     "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph",
-    "lower", "print", "punct", "space", "upper", "word", "xdigit",
+    "lower", "print", "punct", "space", "upper", "word",  "xdigit",
 };
 
 /* A class character: an escape or a plain rune. */
@@ -856,8 +1042,7 @@ enum perl_group { GROUP_NONCAPTURE, GROUP_NAMED, GROUP_FLAGS_ONLY };
  * Go's parsePerlFlags. Sets *kind; for GROUP_NAMED, gname and gnlen point into the regex.
  * Everything else after "(?" (lookaround, atomic groups, comments, recursion, ...) is
  * rejected, as RE2 rejects it. */
-static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const char **gname,
-                         size_t *gnlen)
+static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const char **gname, size_t *gnlen)
 {
     const char *s = t->re;
     size_t n = t->len, start = *i, j = *i + 2;
@@ -886,7 +1071,10 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
     while (j < n) {
         char c = s[j++];
         switch (c) {
-        case 'i': case 'm': case 's': case 'U': {
+        case 'i':
+        case 'm':
+        case 's':
+        case 'U': {
             char *set = neg ? off : on;
             size_t *cnt = neg ? &noff : &non;
             if (!memchr(set, c, *cnt) && *cnt < 4)
@@ -906,8 +1094,8 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
                 goto bad;
             /* PCRE2 applies "(?i-i)" left to right like Go does: the last one wins. */
             char buf[32];
-            int bl = snprintf(buf, sizeof buf, "(?%.*s%s%.*s%c", (int)non, on, noff ? "-" : "",
-                              (int)noff, off, c);
+            int bl =
+                snprintf(buf, sizeof buf, "(?%.*s%s%.*s%c", (int)non, on, noff ? "-" : "", (int)noff, off, c);
             *i = j;
             if (c == ':') {
                 *kind = GROUP_NONCAPTURE;
@@ -927,8 +1115,7 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
             t->last_repeat = false;
             return 0;
         }
-        default:
-            goto bad;
+        default: goto bad;
         }
     }
 bad:
@@ -1189,8 +1376,7 @@ struct tmpl {
     size_t npieces;
 };
 
-static int tmpl_push(struct tmpl *t, size_t *cap, enum piece_kind k, size_t off, size_t len,
-                     long group)
+static int tmpl_push(struct tmpl *t, size_t *cap, enum piece_kind k, size_t off, size_t len, long group)
 {
     if (k == PIECE_LIT && t->npieces && t->pieces[t->npieces - 1].kind == PIECE_LIT &&
         t->pieces[t->npieces - 1].off + t->pieces[t->npieces - 1].len == off) {
@@ -1288,36 +1474,36 @@ static void tmpl_free(struct tmpl *t)
 
 struct scrape_relabel_rule {
     enum scrape_relabel_action action;
-    struct ss_str *source;     /* source label names (owned strings) */
+    struct ss_str *source; /* source label names (owned strings) */
     size_t nsource;
     char *separator;
     size_t seplen;
-    char *target;              /* target_label as written ("" when unset) */
+    char *target; /* target_label as written ("" when unset) */
     size_t targetlen;
-    struct tmpl target_tmpl;   /* replace */
-    struct tmpl repl_tmpl;     /* replace, labelmap */
+    struct tmpl target_tmpl; /* replace */
+    struct tmpl repl_tmpl;   /* replace, labelmap */
     uint64_t modulus;
 
     pcre2_code *re;
     pcre2_match_data *md;
-    uint32_t ngroups;          /* capture groups, not counting group 0 */
-    char **names;              /* names[1..ngroups], NULL if unnamed */
-    size_t *spans;             /* 2*(ngroups+1) offsets into the subject, SIZE_MAX unset */
+    uint32_t ngroups; /* capture groups, not counting group 0 */
+    char **names;     /* names[1..ngroups], NULL if unnamed */
+    size_t *spans;    /* 2*(ngroups+1) offsets into the subject, SIZE_MAX unset */
 
-    EVP_MD *md5;               /* hashmod */
+    EVP_MD *md5; /* hashmod */
     EVP_MD_CTX *md5ctx;
 
     /* Scratch, reused across calls (hence one thread at a time per rule). */
-    struct ss_buf val;         /* concatenated source values */
-    struct ss_buf subj;        /* subject with invalid UTF-8 replaced by U+FFFD */
-    uint32_t *omap;            /* subj offset -> original offset */
+    struct ss_buf val;  /* concatenated source values */
+    struct ss_buf subj; /* subject with invalid UTF-8 replaced by U+FFFD */
+    uint32_t *omap;     /* subj offset -> original offset */
     size_t omap_cap;
     struct ss_buf out_target;
     struct ss_buf out_value;
-    struct ss_label *snap;     /* labelmap: snapshot of the input set */
+    struct ss_label *snap; /* labelmap: snapshot of the input set */
     size_t snap_cap;
-    uint64_t errors;           /* match errors and limit hits, for rate-limited logs */
-    int last_pcre2_error;      /* PCRE2's code for the last failed match, for logs */
+    uint64_t errors;      /* match errors and limit hits, for rate-limited logs */
+    int last_pcre2_error; /* PCRE2's code for the last failed match, for logs */
 };
 
 int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out)
@@ -1381,8 +1567,7 @@ void scrape_relabel_rule_free(struct scrape_relabel_rule *r)
 
 /* Translate and compile the regex ("(.*)" when unset), anchored as Prometheus'
  * NewRegexp does with "^(?:" + s + ")$". */
-static int compile_regex(struct scrape_relabel_rule *r, const char *regex, char *err,
-                         size_t errlen)
+static int compile_regex(struct scrape_relabel_rule *r, const char *regex, char *err, size_t errlen)
 {
     char qre[160], msg[256];
     struct tr t = {0};
@@ -1430,8 +1615,7 @@ static int compile_regex(struct scrape_relabel_rule *r, const char *regex, char 
     /* DOLLAR_ENDONLY: RE2's '$' (without m) is end of text, not "before a final \n".
      * ALT_CIRCUMFLEX: RE2's (?m)^ also matches after a trailing '\n'. */
     r->re = pcre2_compile((PCRE2_SPTR)t.out.data, t.out.len,
-                          PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_CIRCUMFLEX |
-                              PCRE2_NEVER_BACKSLASH_C,
+                          PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_CIRCUMFLEX | PCRE2_NEVER_BACKSLASH_C,
                           &ecode, &eoff, cctx);
     if (!r->re) {
         PCRE2_UCHAR pmsg[256];
@@ -1480,8 +1664,8 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s ? s : dflt);
 }
 
-int scrape_relabel_compile(const struct scrape_relabel_config *cfg,
-                           struct scrape_relabel_rule **out, char *err, size_t errlen)
+int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrape_relabel_rule **out,
+                           char *err, size_t errlen)
 {
     struct scrape_relabel_rule *r = NULL;
     char q[160];
@@ -1582,15 +1766,14 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg,
     }
     /* Prometheus compares the Regexp pointer with the default one here, so any regex
      * written in the config (even "(.*)") is rejected for keepequal/dropequal. */
-    if (is_equal && (cfg->regex || cfg->modulus != 0 || strcmp(sep, ";") != 0 ||
-                     strcmp(repl, "$1") != 0)) {
+    if (is_equal && (cfg->regex || cfg->modulus != 0 || strcmp(sep, ";") != 0 || strcmp(repl, "$1") != 0)) {
         set_err(err, errlen,
                 "%s action requires only 'source_labels' and `target_label`, and no other fields", an);
         goto fail;
     }
     if ((act == SCRAPE_RELABEL_LABELDROP || act == SCRAPE_RELABEL_LABELKEEP) &&
-        (cfg->nsource_labels > 0 || target[0] != '\0' || cfg->modulus != 0 ||
-         strcmp(sep, ";") != 0 || strcmp(repl, "$1") != 0)) {
+        (cfg->nsource_labels > 0 || target[0] != '\0' || cfg->modulus != 0 || strcmp(sep, ";") != 0 ||
+         strcmp(repl, "$1") != 0)) {
         set_err(err, errlen, "%s action requires only 'regex', and no other fields", an);
         goto fail;
     }
@@ -1687,17 +1870,17 @@ static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
     }
     int rc = pcre2_match(r->re, (PCRE2_SPTR)subj, slen, 0, PCRE2_NO_UTF_CHECK, r->md, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-        rc = pcre2_match(r->re, (PCRE2_SPTR)subj, slen, 0, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                         r->md, NULL);
+        rc = pcre2_match(r->re, (PCRE2_SPTR)subj, slen, 0, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, r->md, NULL);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0) {
         /* Match, depth and heap limits: RE2 has none, PCRE2 backtracks. */
         r->last_pcre2_error = rc;
-        return (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-                rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        return (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+                rc == PCRE2_ERROR_JIT_STACKLIMIT)
                    ? SS_ELIMIT
-                   : rc == PCRE2_ERROR_NOMEMORY ? SS_ENOMEM : SS_EINVAL;
+               : rc == PCRE2_ERROR_NOMEMORY ? SS_ENOMEM
+                                            : SS_EINVAL;
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
     for (uint32_t g = 0; g <= r->ngroups; g++) {
@@ -1715,8 +1898,7 @@ static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
 }
 
 /* regexp.Expand of tmpl against the last match on src. */
-static int expand(struct scrape_relabel_rule *r, const struct tmpl *t, const char *src,
-                  struct ss_buf *out)
+static int expand(struct scrape_relabel_rule *r, const struct tmpl *t, const char *src, struct ss_buf *out)
 {
     ss_buf_reset(out);
     for (size_t i = 0; i < t->npieces; i++) {
@@ -1724,18 +1906,13 @@ static int expand(struct scrape_relabel_rule *r, const struct tmpl *t, const cha
         long g = -1;
         int rc = 0;
         switch (pc->kind) {
-        case PIECE_LIT:
-            rc = ss_buf_append(out, t->src + pc->off, pc->len);
-            break;
-        case PIECE_GROUP:
-            g = pc->group;
-            break;
+        case PIECE_LIT: rc = ss_buf_append(out, t->src + pc->off, pc->len); break;
+        case PIECE_GROUP: g = pc->group; break;
         case PIECE_NAME:
             /* The first group of that name that took part in the match. */
             for (uint32_t k = 1; k <= r->ngroups; k++)
                 if (r->names[k] && strlen(r->names[k]) == pc->len &&
-                    memcmp(r->names[k], t->src + pc->off, pc->len) == 0 &&
-                    r->spans[2 * k] != SIZE_MAX) {
+                    memcmp(r->names[k], t->src + pc->off, pc->len) == 0 && r->spans[2 * k] != SIZE_MAX) {
                     g = k;
                     break;
                 }
@@ -1797,8 +1974,7 @@ static int apply_labelmap(struct scrape_relabel_rule *r, struct ss_labels *ls)
         if (rc)
             return rc;
         /* 2.42 sets whatever name the expansion produced, unchecked. */
-        rc = ss_labels_setc(ls, (struct ss_str){r->out_value.data ? r->out_value.data : "",
-                                                r->out_value.len},
+        rc = ss_labels_setc(ls, (struct ss_str){r->out_value.data ? r->out_value.data : "", r->out_value.len},
                             l->value);
         if (rc)
             return rc;
@@ -1883,13 +2059,11 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
         if ((rc = go_case_map(&r->out_value, val, vlen, r->action == SCRAPE_RELABEL_UPPERCASE)))
             return rc;
         return ss_labels_setc(ls, target,
-                              (struct ss_str){r->out_value.data ? r->out_value.data : "",
-                                              r->out_value.len});
+                              (struct ss_str){r->out_value.data ? r->out_value.data : "", r->out_value.len});
     case SCRAPE_RELABEL_HASHMOD: {
         unsigned char dg[EVP_MAX_MD_SIZE];
         unsigned int dlen = 0;
-        if (!EVP_DigestInit_ex(r->md5ctx, r->md5, NULL) ||
-            !EVP_DigestUpdate(r->md5ctx, val, vlen) ||
+        if (!EVP_DigestInit_ex(r->md5ctx, r->md5, NULL) || !EVP_DigestUpdate(r->md5ctx, val, vlen) ||
             !EVP_DigestFinal_ex(r->md5ctx, dg, &dlen) || dlen != 16)
             return SS_ENOMEM;
         /* Only the last 8 digest bytes, big-endian, as Prometheus' sum64 does. */
@@ -1900,18 +2074,14 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
         int nl = snprintf(num, sizeof num, "%" PRIu64, h % r->modulus);
         return ss_labels_setc(ls, target, (struct ss_str){num, (size_t)nl});
     }
-    case SCRAPE_RELABEL_LABELMAP:
-        return apply_labelmap(r, ls);
-    case SCRAPE_RELABEL_LABELDROP:
-        return apply_labelfilter(r, ls, false);
-    case SCRAPE_RELABEL_LABELKEEP:
-        return apply_labelfilter(r, ls, true);
+    case SCRAPE_RELABEL_LABELMAP: return apply_labelmap(r, ls);
+    case SCRAPE_RELABEL_LABELDROP: return apply_labelfilter(r, ls, false);
+    case SCRAPE_RELABEL_LABELKEEP: return apply_labelfilter(r, ls, true);
     }
     return 0;
 }
 
-bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules,
-                            struct ss_labels *ls)
+bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules, struct ss_labels *ls)
 {
     for (size_t i = 0; i < nrules; i++) {
         struct scrape_relabel_rule *r = rules[i];

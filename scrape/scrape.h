@@ -48,10 +48,10 @@ struct scrape_parsed_sample {
     size_t nlabels;
     double value;
     bool has_timestamp;
-    int64_t timestamp_ms;           /* OpenMetrics seconds are converted to ms */
-    enum scrape_metric_type type;   /* type of the family this sample belongs to */
-    struct ss_str family;           /* family name (name without _bucket/_total/...) */
-    uint32_t line;                  /* 1-based line number in the body */
+    int64_t timestamp_ms;         /* OpenMetrics seconds are converted to ms */
+    enum scrape_metric_type type; /* type of the family this sample belongs to */
+    struct ss_str family;         /* family name (name without _bucket/_total/...) */
+    uint32_t line;                /* 1-based line number in the body */
 };
 
 enum scrape_meta_kind { SCRAPE_META_HELP, SCRAPE_META_TYPE, SCRAPE_META_UNIT };
@@ -59,8 +59,8 @@ enum scrape_meta_kind { SCRAPE_META_HELP, SCRAPE_META_TYPE, SCRAPE_META_UNIT };
 struct scrape_parsed_meta {
     enum scrape_meta_kind kind;
     struct ss_str family;
-    struct ss_str text;            /* HELP text unescaped, UNIT text; empty for TYPE */
-    enum scrape_metric_type type;  /* for TYPE */
+    struct ss_str text;           /* HELP text unescaped, UNIT text; empty for TYPE */
+    enum scrape_metric_type type; /* for TYPE */
     uint32_t line;
 };
 
@@ -74,11 +74,11 @@ struct scrape_parser_cb {
 
 struct scrape_parser_opts {
     enum scrape_format format;
-    size_t max_line_len;   /* longest line accepted; 0 = 1 MiB */
-    bool utf8_names;       /* accept the quoted UTF-8 name extension ({"a.b"} ...) */
-    bool strict;           /* false: accept what Prometheus 2.42 scrapes; true: full
-                            * validation (prometheus/common for text, the OpenMetrics
-                            * conformance suite for OpenMetrics) */
+    size_t max_line_len; /* longest line accepted; 0 = 1 MiB */
+    bool utf8_names;     /* accept the quoted UTF-8 name extension ({"a.b"} ...) */
+    bool strict;         /* false: accept what Prometheus 2.42 scrapes; true: full
+                          * validation (prometheus/common for text, the OpenMetrics
+                          * conformance suite for OpenMetrics) */
 };
 
 struct scrape_parser;
@@ -124,12 +124,12 @@ enum scrape_relabel_action {
 struct scrape_relabel_config {
     char **source_labels;
     size_t nsource_labels;
-    char *separator;     /* NULL = ";" */
-    char *target_label;  /* NULL = unset */
-    char *regex;         /* NULL = "(.*)" */
+    char *separator;    /* NULL = ";" */
+    char *target_label; /* NULL = unset */
+    char *regex;        /* NULL = "(.*)" */
     uint64_t modulus;
     bool has_modulus;
-    char *replacement;   /* NULL = "$1" */
+    char *replacement; /* NULL = "$1" */
     enum scrape_relabel_action action;
 };
 
@@ -143,15 +143,14 @@ struct scrape_relabel_rule;
 /* Compile and validate one rule as Prometheus' relabel.Config.Validate does (regex
  * anchored ^(?:...)$, target_label required for replace/hashmod/lowercase/uppercase,
  * modulus for hashmod, ...). On error returns SS_ECONFIG and writes a message to err. */
-int scrape_relabel_compile(const struct scrape_relabel_config *cfg,
-                           struct scrape_relabel_rule **out, char *err, size_t errlen);
+int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrape_relabel_rule **out,
+                           char *err, size_t errlen);
 void scrape_relabel_rule_free(struct scrape_relabel_rule *r);
 
 /* Apply rules in order to ls. Returns true to keep the label set, false when it was
  * dropped. New strings are copied into ls->arena. The set need not be sorted on
  * entry; it is not sorted on exit. */
-bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules,
-                            struct ss_labels *ls);
+bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules, struct ss_labels *ls);
 
 /* ======================================================================== */
 /* 3. Jobs, targets and the scrape engine                                   */
@@ -313,11 +312,10 @@ struct scrape_sd_groups; /* owns all memory of the groups it holds */
  * file and, where possible, line:column (ss_error("discovery", ...)); the other files
  * still load. Limits: a file over 16 MiB, more than 100000 targets per file: error
  * for that file. Returns 0 (even when files failed), or SS_ENOMEM / SS_EINVAL. */
-int scrape_file_sd_load(const char *const *patterns, size_t npatterns,
-                        struct scrape_sd_groups **out, size_t *nerrors);
+int scrape_file_sd_load(const char *const *patterns, size_t npatterns, struct scrape_sd_groups **out,
+                        size_t *nerrors);
 size_t scrape_sd_groups_count(const struct scrape_sd_groups *g);
-const struct scrape_target_group *scrape_sd_groups_get(const struct scrape_sd_groups *g,
-                                                       size_t i);
+const struct scrape_target_group *scrape_sd_groups_get(const struct scrape_sd_groups *g, size_t i);
 /* A fingerprint of the matched files' (path, mtime, size), cheap to compute, so the
  * engine re-reads only when something changed. */
 int scrape_file_sd_fingerprint(const char *const *patterns, size_t npatterns, uint64_t *out);
@@ -352,13 +350,13 @@ struct kube_sd_selector {
 
 /* Strings are borrowed and must outlive the discoverer (they live in the config). */
 struct kube_sd_config {
-    const char *job;                /* for logs and self-metrics */
+    const char *job; /* for logs and self-metrics */
     enum kube_sd_role role;
-    const char *api_server;         /* NULL: kubeconfig_file or in-cluster */
+    const char *api_server; /* NULL: kubeconfig_file or in-cluster */
     const char *kubeconfig_file;
-    const char *const *namespaces;  /* none (and !own_namespace): all namespaces */
+    const char *const *namespaces; /* none (and !own_namespace): all namespaces */
     size_t nnamespaces;
-    bool own_namespace;             /* in-cluster: add the pod's own namespace */
+    bool own_namespace; /* in-cluster: add the pod's own namespace */
     const struct kube_sd_selector *selectors;
     size_t nselectors;
     struct scrape_http_config http; /* used with api_server only */
@@ -387,13 +385,13 @@ void kube_sd_free(struct kube_sd *k);
 /* Counters since kube_sd_new, for tests and logs (also exported on /metrics as
  * scrapeship_sd_kubernetes_*{job}). */
 struct kube_sd_stats {
-    uint64_t lists;         /* LIST requests (pages count one each) */
-    uint64_t watches;       /* WATCH requests */
-    uint64_t failures;      /* requests that failed: transport error or bad status */
-    uint64_t gone;          /* 410 Gone answers that forced a relist */
+    uint64_t lists;    /* LIST requests (pages count one each) */
+    uint64_t watches;  /* WATCH requests */
+    uint64_t failures; /* requests that failed: transport error or bad status */
+    uint64_t gone;     /* 410 Gone answers that forced a relist */
     uint64_t events_added, events_modified, events_deleted;
-    uint64_t objects;       /* objects held now, all watchers together */
-    bool synced;            /* every watcher finished its first LIST */
+    uint64_t objects; /* objects held now, all watchers together */
+    bool synced;      /* every watcher finished its first LIST */
 };
 void kube_sd_get_stats(struct kube_sd *k, struct kube_sd_stats *out);
 

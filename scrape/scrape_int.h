@@ -21,7 +21,6 @@ void scrape_target_spec_free(struct scrape_target_spec *s);
  * target is kept, 0 when relabeling dropped it, or a negative ss_err with a message
  * in err (no address after relabeling, bad scheme, timeout > interval, ...). */
 int scrape_target_populate(const struct scrape_job *job, const struct scrape_target_group *g,
-                           const char *addr, struct scrape_target_spec *out, char *err,
-                           size_t errlen);
+                           const char *addr, struct scrape_target_spec *out, char *err, size_t errlen);
 
 #endif

@@ -18,7 +18,10 @@
 
 /* ---- u64map ---------------------------------------------------------------------- */
 
-static uint64_t fix_key(uint64_t k) { return k ? k : 1; }
+static uint64_t fix_key(uint64_t k)
+{
+    return k ? k : 1;
+}
 
 static int map_grow(struct u64map *m)
 {
@@ -128,16 +131,25 @@ void series_gen_reset(struct series_gen *g)
     map_clear(&g->by_raw, g->n_last);
 }
 
-long series_gen_find(const struct series_gen *g, uint64_t hash) { return map_get(&g->by_hash, hash); }
+long series_gen_find(const struct series_gen *g, uint64_t hash)
+{
+    return map_get(&g->by_hash, hash);
+}
 
 int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec)
 {
     return map_put(&g->by_raw, raw, (uint32_t)rec);
 }
 
-long series_gen_find_raw(const struct series_gen *g, uint64_t raw) { return map_get(&g->by_raw, raw); }
+long series_gen_find_raw(const struct series_gen *g, uint64_t raw)
+{
+    return map_get(&g->by_raw, raw);
+}
 
-void series_gen_clear_raw(struct series_gen *g) { map_clear(&g->by_raw, g->n_last); }
+void series_gen_clear_raw(struct series_gen *g)
+{
+    map_clear(&g->by_raw, g->n_last);
+}
 
 /* Room for one more record of `need` bytes; returns its offset through *off. */
 static int reserve_record(struct series_gen *g, size_t need, size_t *off)
@@ -171,8 +183,8 @@ static int commit_record(struct series_gen *g, size_t off, size_t need, uint64_t
     return 0;
 }
 
-int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
-                      uint64_t hash, double value, int64_t ts, bool tracked, bool index)
+int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels, uint64_t hash,
+                      double value, int64_t ts, bool tracked, bool index)
 {
     size_t need = sizeof(struct series_rec);
     for (size_t i = 0; i < nlabels; i++)
@@ -183,8 +195,12 @@ int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_
     if (rc)
         return rc;
     char *p = g->recs.data + off;
-    struct series_rec h = {.hash = hash, .value = value, .ts = ts, .len = (uint32_t)need,
-                           .nlabels = (uint16_t)nlabels, .tracked = tracked};
+    struct series_rec h = {.hash = hash,
+                           .value = value,
+                           .ts = ts,
+                           .len = (uint32_t)need,
+                           .nlabels = (uint16_t)nlabels,
+                           .tracked = tracked};
     memcpy(p, &h, sizeof h);
     p += sizeof h;
     for (size_t i = 0; i < nlabels; i++) {
@@ -217,8 +233,8 @@ int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t 
     return commit_record(g, off, h.len, h.hash, true);
 }
 
-const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
-                                        struct ss_label *labels, size_t cap, size_t *nlabels)
+const struct series_rec *series_gen_get(const struct series_gen *g, size_t i, struct ss_label *labels,
+                                        size_t cap, size_t *nlabels)
 {
     const char *p = g->recs.data + g->offs[i];
     const struct series_rec *h = (const struct series_rec *)(const void *)p;

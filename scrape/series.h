@@ -39,8 +39,8 @@ void series_gen_init(struct series_gen *g, size_t max_bytes);
 void series_gen_reset(struct series_gen *g);
 void series_gen_free(struct series_gen *g);
 /* Append a record; `index` puts it in the hash table (live samples only). */
-int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels,
-                      uint64_t hash, double value, int64_t ts, bool tracked, bool index);
+int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels, uint64_t hash,
+                      double value, int64_t ts, bool tracked, bool index);
 long series_gen_find(const struct series_gen *g, uint64_t hash);
 /* The scrape cache index: raw key -> record. */
 int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec);
@@ -50,7 +50,7 @@ void series_gen_clear_raw(struct series_gen *g);
 int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
                     bool tracked);
 /* Unpack record i: labels point into the generation's buffer. */
-const struct series_rec *series_gen_get(const struct series_gen *g, size_t i,
-                                        struct ss_label *labels, size_t cap, size_t *nlabels);
+const struct series_rec *series_gen_get(const struct series_gen *g, size_t i, struct ss_label *labels,
+                                        size_t cap, size_t *nlabels);
 
 #endif

@@ -152,8 +152,7 @@ static int label_cstr(const struct ss_labels *ls, const char *name, char *out, s
 }
 
 int scrape_target_populate(const struct scrape_job *job, const struct scrape_target_group *g,
-                           const char *addr, struct scrape_target_spec *out, char *err,
-                           size_t errlen)
+                           const char *addr, struct scrape_target_spec *out, char *err, size_t errlen)
 {
     struct ss_labels *ls = &out->labels;
     char tmp[64];
@@ -241,8 +240,8 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
         return SS_EINVAL;
     }
     if (out->timeout_ms > out->interval_ms) {
-        snprintf(err, errlen, "scrape timeout cannot be greater than scrape interval (\"%s\" > \"%s\")",
-                 tos, ivs);
+        snprintf(err, errlen, "scrape timeout cannot be greater than scrape interval (\"%s\" > \"%s\")", tos,
+                 ivs);
         return SS_EINVAL;
     }
 

@@ -56,8 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         char *out2 = print_cfg(c2, &len2);
         if (!out2 || len1 != len2 || memcmp(out1, out2, len1) != 0) {
-            fprintf(stderr, "print is not a fixed point:\n%s\n---\n%s\n", out1,
-                    out2 ? out2 : "(null)");
+            fprintf(stderr, "print is not a fixed point:\n%s\n---\n%s\n", out1, out2 ? out2 : "(null)");
             abort();
         }
         free(out2);

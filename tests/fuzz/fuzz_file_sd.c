@@ -27,8 +27,7 @@ static void remove_files(void)
 static const char *file_for(int yaml)
 {
     if (!paths[yaml][0]) {
-        snprintf(paths[yaml], sizeof paths[yaml], "/tmp/fuzz_file_sd_XXXXXX%s",
-                 yaml ? ".yml" : ".json");
+        snprintf(paths[yaml], sizeof paths[yaml], "/tmp/fuzz_file_sd_XXXXXX%s", yaml ? ".yml" : ".json");
         int fd = mkstemps(paths[yaml], yaml ? 4 : 5);
         if (fd < 0)
             abort();

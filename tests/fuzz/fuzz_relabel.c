@@ -32,8 +32,8 @@ static char *cstr(struct ss_arena *a, struct ss_str s)
     return ss_arena_strndup(a, s.p, s.len);
 }
 
-static void run(struct scrape_relabel_rule *const *rules, size_t nrules, const struct ss_str *f,
-                size_t nf, uint8_t opts)
+static void run(struct scrape_relabel_rule *const *rules, size_t nrules, const struct ss_str *f, size_t nf,
+                uint8_t opts)
 {
     struct ss_labels ls;
     ss_labels_init(&ls);

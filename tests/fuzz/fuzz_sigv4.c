@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 5)
         return 0;
     uint8_t flags = data[0];
-    uint32_t clock = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16 |
-                     (uint32_t)data[4] << 24;
+    uint32_t clock =
+        (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16 | (uint32_t)data[4] << 24;
     const uint8_t *p = data + 5, *end = data + size;
 
     char *method = cut(&p, end);
@@ -89,8 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&kc, 0, sizeof kc);
         params.key_cache = &kc;
         for (int i = 0; i < 2; i++) { /* miss, then hit */
-            if (sigv4_sign(&req, &creds, &params, &b) != 0 ||
-                strcmp(a.authorization, b.authorization) != 0)
+            if (sigv4_sign(&req, &creds, &params, &b) != 0 || strcmp(a.authorization, b.authorization) != 0)
                 abort();
             sigv4_result_free(&b);
         }

@@ -15,10 +15,10 @@
 
 #define MAX_OUT (1u << 20)
 
-#define CHECK(cond)                 \
-    do {                            \
-        if (!(cond))                \
-            __builtin_trap();       \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            __builtin_trap();                                                                                \
     } while (0)
 
 /* proto3 cannot carry -0.0 (it equals the default and is omitted): compare as +0.0. */

@@ -62,8 +62,8 @@ static json_t *describe(const struct awscred_creds *cr)
     json_object_set_new(o, "provider", json_string(awscred_provider_name(cr->provider)));
     json_object_set_new(o, "assumed_role", json_boolean(cr->assumed_role));
     json_object_set_new(o, "access_key_id", json_string(cr->access_key_id));
-    json_object_set_new(o, "expiration", cr->expiration_ms ? json_real((double)cr->expiration_ms / 1000.0)
-                                                           : json_null());
+    json_object_set_new(o, "expiration",
+                        cr->expiration_ms ? json_real((double)cr->expiration_ms / 1000.0) : json_null());
     json_object_set_new(o, "secret_sha256", json_string(sec));
     json_object_set_new(o, "session_token_sha256", cr->has_session_token ? json_string(tok) : json_null());
     json_object_set_new(o, "generation", json_integer((json_int_t)cr->generation));
@@ -93,11 +93,11 @@ int main(int argc, char **argv)
     const char *secret_env = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, field)                 \
-    if (strcmp(a, name) == 0 && v) {     \
-        field = v;                       \
-        i++;                             \
-        continue;                        \
+#define OPT(name, field)                                                                                     \
+    if (strcmp(a, name) == 0 && v) {                                                                         \
+        field = v;                                                                                           \
+        i++;                                                                                                 \
+        continue;                                                                                            \
     }
         OPT("--region", o.region)
         OPT("--profile", o.profile)

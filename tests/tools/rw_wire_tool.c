@@ -80,8 +80,8 @@ static int parse_ts(json_t *v, int64_t *out)
 
 static int metric_type_parse(const char *s, enum scrape_metric_type *out)
 {
-    static const char *names[] = {"unknown", "counter", "gauge", "histogram", "gaugehistogram",
-                                  "summary", "info", "stateset"};
+    static const char *names[] = {"unknown",        "counter", "gauge", "histogram",
+                                  "gaugehistogram", "summary", "info",  "stateset"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum scrape_metric_type)i;
@@ -94,7 +94,7 @@ static struct ss_str json_str(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return v && json_is_string(v) ? (struct ss_str){json_string_value(v), json_string_length(v)}
-                                   : (struct ss_str){"", 0};
+                                  : (struct ss_str){"", 0};
 }
 
 static int encode_line(const char *line, size_t len, struct ss_buf *body, struct ss_labels *ls)
@@ -117,8 +117,7 @@ static int encode_line(const char *line, size_t len, struct ss_buf *body, struct
             fprintf(stderr, "bad metadata type\n");
             goto fail;
         }
-        rc = rw_encode_metadata(body, t, json_str(md, "family"), json_str(md, "help"),
-                                json_str(md, "unit"));
+        rc = rw_encode_metadata(body, t, json_str(md, "family"), json_str(md, "help"), json_str(md, "unit"));
         goto fail;
     }
 
@@ -130,7 +129,8 @@ static int encode_line(const char *line, size_t len, struct ss_buf *body, struct
     ss_labels_reset(ls);
     const char *key;
     json_t *val;
-    json_object_foreach(labels, key, val) {
+    json_object_foreach(labels, key, val)
+    {
         if (!json_is_string(val)) {
             fprintf(stderr, "label %s: value is not a string\n", key);
             goto fail;
@@ -233,8 +233,7 @@ static json_t *labels_json(const struct ss_label *l, size_t n)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
         /* NULL for strings that are not UTF-8: JSON cannot carry them. */
-        json_t *pair = json_pack("[s#s#]", l[i].name.p, l[i].name.len, l[i].value.p,
-                                 l[i].value.len);
+        json_t *pair = json_pack("[s#s#]", l[i].name.p, l[i].name.len, l[i].value.p, l[i].value.len);
         if (!pair || json_array_append_new(arr, pair)) {
             json_decref(arr);
             arr = NULL;
@@ -291,15 +290,15 @@ static int run_decode(bool raw)
         for (size_t j = 0; j < s.nsamples; j++)
             json_array_append_new(samples, json_pack("[oI]", value_json(s.samples[j].value),
                                                      (json_int_t)s.samples[j].timestamp_ms));
-        rc = print_json(json_pack("{s:o,s:o}", "labels", labels_json(s.labels, s.nlabels),
-                                  "samples", samples));
+        rc = print_json(
+            json_pack("{s:o,s:o}", "labels", labels_json(s.labels, s.nlabels), "samples", samples));
     }
     for (size_t i = 0; i < rw_write_request_nmetadata(req) && rc == 0; i++) {
         struct rw_metadata m;
         rw_write_request_metadata(req, i, &m);
-        rc = print_json(json_pack("{s:{s:i,s:s#,s:s#,s:s#}}", "metadata", "type", (int)m.wire_type,
-                                  "family", m.family.p, m.family.len, "help", m.help.p,
-                                  m.help.len, "unit", m.unit.p, m.unit.len));
+        rc = print_json(json_pack("{s:{s:i,s:s#,s:s#,s:s#}}", "metadata", "type", (int)m.wire_type, "family",
+                                  m.family.p, m.family.len, "help", m.help.p, m.help.len, "unit", m.unit.p,
+                                  m.unit.len));
     }
     if (rc == 0 && fflush(stdout) != 0)
         rc = SS_EIO;

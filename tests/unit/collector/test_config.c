@@ -136,8 +136,7 @@ static void eq_relabel(const struct scrape_relabel_config *a, size_t na,
 {
     assert_int_equal(na, nb);
     for (size_t i = 0; i < na; i++) {
-        eq_strv(a[i].source_labels, a[i].nsource_labels, b[i].source_labels,
-                b[i].nsource_labels);
+        eq_strv(a[i].source_labels, a[i].nsource_labels, b[i].source_labels, b[i].nsource_labels);
         eq_str(a[i].separator, b[i].separator);
         eq_str(a[i].target_label, b[i].target_label);
         eq_str(a[i].regex, b[i].regex);
@@ -165,30 +164,28 @@ static void cfg_assert_equal(const struct cfg *a, const struct cfg *b)
         assert_int_equal(x->nparams, y->nparams);
         for (size_t p = 0; p < x->nparams; p++) {
             eq_str(x->params[p].name, y->params[p].name);
-            eq_strv(x->params[p].values, x->params[p].nvalues, y->params[p].values,
-                    y->params[p].nvalues);
+            eq_strv(x->params[p].values, x->params[p].nvalues, y->params[p].values, y->params[p].nvalues);
         }
         assert_int_equal(x->honor_labels, y->honor_labels);
         assert_int_equal(x->honor_timestamps, y->honor_timestamps);
         assert_int_equal(x->nstatic_configs, y->nstatic_configs);
         for (size_t s = 0; s < x->nstatic_configs; s++) {
-            eq_strv(x->static_configs[s].targets, x->static_configs[s].ntargets,
-                    y->static_configs[s].targets, y->static_configs[s].ntargets);
-            eq_kv(x->static_configs[s].labels, x->static_configs[s].nlabels,
-                  y->static_configs[s].labels, y->static_configs[s].nlabels);
+            eq_strv(x->static_configs[s].targets, x->static_configs[s].ntargets, y->static_configs[s].targets,
+                    y->static_configs[s].ntargets);
+            eq_kv(x->static_configs[s].labels, x->static_configs[s].nlabels, y->static_configs[s].labels,
+                  y->static_configs[s].nlabels);
         }
         assert_int_equal(x->nfile_sd_configs, y->nfile_sd_configs);
         for (size_t f = 0; f < x->nfile_sd_configs; f++) {
-            eq_strv(x->file_sd_configs[f].files, x->file_sd_configs[f].nfiles,
-                    y->file_sd_configs[f].files, y->file_sd_configs[f].nfiles);
+            eq_strv(x->file_sd_configs[f].files, x->file_sd_configs[f].nfiles, y->file_sd_configs[f].files,
+                    y->file_sd_configs[f].nfiles);
             assert_int_equal(x->file_sd_configs[f].refresh_interval_ms,
                              y->file_sd_configs[f].refresh_interval_ms);
         }
         eq_http(&x->http, &y->http);
-        eq_relabel(x->relabel_configs, x->nrelabel_configs, y->relabel_configs,
-                   y->nrelabel_configs);
-        eq_relabel(x->metric_relabel_configs, x->nmetric_relabel_configs,
-                   y->metric_relabel_configs, y->nmetric_relabel_configs);
+        eq_relabel(x->relabel_configs, x->nrelabel_configs, y->relabel_configs, y->nrelabel_configs);
+        eq_relabel(x->metric_relabel_configs, x->nmetric_relabel_configs, y->metric_relabel_configs,
+                   y->nmetric_relabel_configs);
         assert_int_equal(x->sample_limit, y->sample_limit);
         assert_int_equal(x->label_limit, y->label_limit);
         assert_int_equal(x->label_name_length_limit, y->label_name_length_limit);
@@ -205,8 +202,8 @@ static void cfg_assert_equal(const struct cfg *a, const struct cfg *b)
         eq_str(x->name, y->name);
         assert_int_equal(x->remote_timeout_ms, y->remote_timeout_ms);
         eq_kv(x->headers, x->nheaders, y->headers, y->nheaders);
-        eq_relabel(x->write_relabel_configs, x->nwrite_relabel_configs,
-                   y->write_relabel_configs, y->nwrite_relabel_configs);
+        eq_relabel(x->write_relabel_configs, x->nwrite_relabel_configs, y->write_relabel_configs,
+                   y->nwrite_relabel_configs);
         assert_int_equal(x->send_exemplars, y->send_exemplars);
         eq_http(&x->http, &y->http);
         assert_memory_equal(&x->queue, &y->queue, sizeof x->queue);
@@ -271,8 +268,7 @@ static void test_good_full(void **state)
     assert_int_equal(n->static_configs[0].ntargets, 3);
     assert_string_equal(n->static_configs[0].targets[1], "[::1]:9100");
     assert_string_equal(n->static_configs[0].targets[2], "localhost");
-    assert_kv(n->static_configs[0].labels, n->static_configs[0].nlabels, "team",
-              "infra $1 $ cost");
+    assert_kv(n->static_configs[0].labels, n->static_configs[0].nlabels, "team", "infra $1 $ cost");
     assert_int_equal(n->static_configs[1].ntargets, 0);
     assert_int_equal(n->nfile_sd_configs, 2);
     assert_int_equal(n->file_sd_configs[0].nfiles, 2);
@@ -485,8 +481,7 @@ static void test_broken_dir(void **state)
     struct dirent *de;
     while ((de = readdir(d)) != NULL && n < 256) {
         size_t len = strlen(de->d_name);
-        if (!strncmp(de->d_name, "broken_", 7) && len > 4 &&
-            !strcmp(de->d_name + len - 4, ".yml"))
+        if (!strncmp(de->d_name, "broken_", 7) && len > 4 && !strcmp(de->d_name + len - 4, ".yml"))
             names[n++] = strdup(de->d_name);
     }
     closedir(d);
@@ -524,7 +519,8 @@ static void test_broken_dir(void **state)
 static void test_more_errors(void **state)
 {
     (void)state;
-    expect_error("global: {scrape_interval: 1m, scrape_interval: 2m}", "t.yml:1:31: duplicate key \"scrape_interval\" in global");
+    expect_error("global: {scrape_interval: 1m, scrape_interval: 2m}",
+                 "t.yml:1:31: duplicate key \"scrape_interval\" in global");
     expect_error("storage: [a]", "t.yml:1:10: expected a mapping, got a list in storage");
     expect_error("global:\n  external_labels:\n    a: 1\n    a: 2\n",
                  "t.yml:4:5: duplicate key \"a\" in global.external_labels");
@@ -574,8 +570,7 @@ static void test_more_errors(void **state)
     expect_error("\"a\\0\": 1", "t.yml:1:1: unknown field \"a?\" at the top level");
     expect_error("global: {external_labels: {\"a\\0\": 1}}", "key contains a NUL character");
     expect_error("storage: {path: \"a\\0b\"}", "value contains a NUL character in storage.path");
-    expect_error("global: {scrape_interval: 1m}\n...\n---\nglobal: {}\n",
-                 "only one YAML document");
+    expect_error("global: {scrape_interval: 1m}\n...\n---\nglobal: {}\n", "only one YAML document");
     expect_error("\tglobal: {}\n", "t.yml:1:1: YAML syntax error");
     /* Invalid UTF-8 is rejected by the YAML reader, with a position. */
     expect_error("storage:\n  path: \"\xff\"\n", "t.yml:2:10: YAML error");
@@ -653,30 +648,28 @@ static void test_env_expansion(void **state)
     setenv("SS_TEST_EMPTY", "", 1);
     setenv("SS_TEST_IVL", "20s", 1);
     unsetenv("SS_TEST_UNSET");
-    struct cfg *c = load_str(
-        "global:\n"
-        "  scrape_interval: ${SS_TEST_IVL}\n"
-        "  external_labels:\n"
-        "    a: \"${SS_TEST_UNSET:-fallback}\"\n"
-        "    b: \"${SS_TEST_EMPTY:-empty-default}\"\n"
-        "    c: \"cost $$5 and $1 and ${1} and $ alone and ${not closed\"\n"
-        "    d: \"pre-${SS_TEST_HOST}-post$\"\n"
-        "    e: \"${SS_TEST_EMPTY}|${SS_TEST_UNSET:-}|$${SS_TEST_HOST}\"\n"
-        "scrape_configs:\n"
-        "- job_name: j\n"
-        "  static_configs:\n"
-        "  - targets: [\"${SS_TEST_HOST}:9100\"]\n"
-        "  basic_auth:\n"
-        "    username: u\n"
-        "    password: ${SS_TEST_PASS}\n",
-        err, sizeof err, &rc);
+    struct cfg *c = load_str("global:\n"
+                             "  scrape_interval: ${SS_TEST_IVL}\n"
+                             "  external_labels:\n"
+                             "    a: \"${SS_TEST_UNSET:-fallback}\"\n"
+                             "    b: \"${SS_TEST_EMPTY:-empty-default}\"\n"
+                             "    c: \"cost $$5 and $1 and ${1} and $ alone and ${not closed\"\n"
+                             "    d: \"pre-${SS_TEST_HOST}-post$\"\n"
+                             "    e: \"${SS_TEST_EMPTY}|${SS_TEST_UNSET:-}|$${SS_TEST_HOST}\"\n"
+                             "scrape_configs:\n"
+                             "- job_name: j\n"
+                             "  static_configs:\n"
+                             "  - targets: [\"${SS_TEST_HOST}:9100\"]\n"
+                             "  basic_auth:\n"
+                             "    username: u\n"
+                             "    password: ${SS_TEST_PASS}\n",
+                             err, sizeof err, &rc);
     if (rc)
         fail_msg("%s", err);
     assert_int_equal(c->global.scrape_interval_ms, 20000);
     assert_kv(c->global.external_labels, 5, "a", "fallback");
     assert_kv(c->global.external_labels, 5, "b", "empty-default");
-    assert_kv(c->global.external_labels, 5, "c",
-              "cost $5 and $1 and ${1} and $ alone and ${not closed");
+    assert_kv(c->global.external_labels, 5, "c", "cost $5 and $1 and ${1} and $ alone and ${not closed");
     assert_kv(c->global.external_labels, 5, "d", "pre-127.0.0.1-post$");
     assert_kv(c->global.external_labels, 5, "e", "||${SS_TEST_HOST}");
     assert_string_equal(c->scrape_configs[0].static_configs[0].targets[0], "127.0.0.1:9100");
@@ -715,8 +708,8 @@ static void test_env_expansion(void **state)
 /* ---- printing ---------------------------------------------------------------- */
 
 static const char *const secrets[] = {
-    "s3cr3t-basic-pass", "pr0xy-pass", "tok-legacy-bearer", "rw-authz-cred",
-    "AKIAEXAMPLEKEY12345", "wJalrXUtnFEMI-sigv4-secret",
+    "s3cr3t-basic-pass", "pr0xy-pass",          "tok-legacy-bearer",
+    "rw-authz-cred",     "AKIAEXAMPLEKEY12345", "wJalrXUtnFEMI-sigv4-secret",
 };
 
 static void roundtrip(const char *name)
@@ -822,8 +815,7 @@ static void test_limits(void **state)
     memcpy(buf, "storage: {path: ", 16);
     memset(buf + 16, 'p', slen);
     memcpy(buf + 16 + slen, "}\n", 3);
-    assert_int_equal(cfg_load_string(buf, strlen(buf), "t.yml", &c, err, sizeof err),
-                     SS_ELIMIT);
+    assert_int_equal(cfg_load_string(buf, strlen(buf), "t.yml", &c, err, sizeof err), SS_ELIMIT);
     assert_non_null(strstr(err, "t.yml:1:17: scalar longer than"));
     /* Exactly 1 MiB is fine. */
     memcpy(buf + 16 + slen - 1, "}\n", 3);
@@ -910,16 +902,11 @@ static void test_every_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_full),
-        cmocka_unit_test(test_good_minimal_defaults),
-        cmocka_unit_test(test_aliases),
-        cmocka_unit_test(test_embedded_default),
-        cmocka_unit_test(test_broken_dir),
-        cmocka_unit_test(test_more_errors),
-        cmocka_unit_test(test_semantics),
-        cmocka_unit_test(test_env_expansion),
-        cmocka_unit_test(test_print_roundtrip),
-        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_good_full),       cmocka_unit_test(test_good_minimal_defaults),
+        cmocka_unit_test(test_aliases),         cmocka_unit_test(test_embedded_default),
+        cmocka_unit_test(test_broken_dir),      cmocka_unit_test(test_more_errors),
+        cmocka_unit_test(test_semantics),       cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_print_roundtrip), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_every_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

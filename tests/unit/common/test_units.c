@@ -68,11 +68,26 @@ static void test_format_double(void **state)
     ss_format_double(b, sizeof b, 1756047.3);
     assert_string_equal(b, "1.7560473e+06");
     /* Go: strconv.FormatFloat(x, 'g', -1, 64) */
-    static const struct { double v; const char *s; } go[] = {
-        {1000, "1000"}, {100000, "100000"}, {1e6, "1e+06"}, {123456, "123456"}, {1234567, "1.234567e+06"},
-        {0.0001, "0.0001"}, {0.00001, "1e-05"}, {1.5e-5, "1.5e-05"}, {-2.5, "-2.5"}, {1e100, "1e+100"},
-        {0.1 + 0.2, "0.30000000000000004"}, {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
-        {12, "12"}, {0, "0"}, {-1e-7, "-1e-07"},
+    static const struct {
+        double v;
+        const char *s;
+    } go[] = {
+        {1000, "1000"},
+        {100000, "100000"},
+        {1e6, "1e+06"},
+        {123456, "123456"},
+        {1234567, "1.234567e+06"},
+        {0.0001, "0.0001"},
+        {0.00001, "1e-05"},
+        {1.5e-5, "1.5e-05"},
+        {-2.5, "-2.5"},
+        {1e100, "1e+100"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {12, "12"},
+        {0, "0"},
+        {-1e-7, "-1e-07"},
     };
     for (size_t i = 0; i < sizeof go / sizeof go[0]; i++) {
         ss_format_double(b, sizeof b, go[i].v);
@@ -169,10 +184,13 @@ static void test_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations), cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_format_double), cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_labels),
         cmocka_unit_test(test_labels_hash_boundaries),
-        cmocka_unit_test(test_buf_limit), cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,9 +32,9 @@
 #include "awscred_int.h"
 #include "ss.h"
 
-#define T0_MS INT64_C(1767323045000) /* 2026-01-02T03:04:05Z */
+#define T0_MS       INT64_C(1767323045000) /* 2026-01-02T03:04:05Z */
 #define MAX_SECRETS 512
-#define MAX_ENV 48
+#define MAX_ENV     48
 
 /* ---- secrets registry -------------------------------------------------- */
 
@@ -56,7 +56,10 @@ static void assert_no_secret_in(const char *text, size_t len, const char *what)
         }
 }
 
-static void assert_no_secret(const char *s) { assert_no_secret_in(s, strlen(s), "an error string"); }
+static void assert_no_secret(const char *s)
+{
+    assert_no_secret_in(s, strlen(s), "an error string");
+}
 
 /* ---- the fake world ---------------------------------------------------- */
 
@@ -173,8 +176,8 @@ static int reply(struct awscred_http_response *resp, long status, const char *bo
     return ss_buf_append_str(&resp->body, body);
 }
 
-static int fake_http(void *ud, const struct awscred_http_request *req,
-                     struct awscred_http_response *resp, char *why, size_t whycap)
+static int fake_http(void *ud, const struct awscred_http_request *req, struct awscred_http_response *resp,
+                     char *why, size_t whycap)
 {
     (void)ud;
     char id[64], secret[128], token[256], exp[32], buf[4096];
@@ -206,7 +209,8 @@ static int fake_http(void *ud, const struct awscred_http_request *req,
                 mint(id, secret, token, exp);
                 snprintf(buf, sizeof buf,
                          "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-01-02T03:00:00Z\",\n"
-                         "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"%s\",\n  \"SecretAccessKey\" : \"%s\",\n"
+                         "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"%s\",\n  \"SecretAccessKey\" : "
+                         "\"%s\",\n"
                          "  \"Token\" : \"%s\",\n  \"Expiration\" : \"%s\"\n}",
                          id, secret, token, exp);
                 rc = reply(resp, 200, buf);
@@ -222,8 +226,7 @@ static int fake_http(void *ud, const struct awscred_http_request *req,
         const char *auth = header(req, "Authorization");
         snprintf(F.last_container_auth, sizeof F.last_container_auth, "%s", auth ? auth : "");
         if (F.container_status) {
-            rc = reply(resp, F.container_status,
-                       "{\"code\":\"AccessDenied\",\"message\":\"bad token\"}");
+            rc = reply(resp, F.container_status, "{\"code\":\"AccessDenied\",\"message\":\"bad token\"}");
         } else if (F.expect_container_auth && (!auth || strcmp(auth, F.expect_container_auth) != 0)) {
             rc = reply(resp, 401, "{\"code\":\"AccessDenied\",\"message\":\"bad token\"}");
         } else {
@@ -239,7 +242,8 @@ static int fake_http(void *ud, const struct awscred_http_request *req,
                  req->body ? (const char *)req->body : "");
         F.last_sts_headers[0] = '\0';
         for (size_t i = 0; i < req->nheaders; i++) {
-            strncat(F.last_sts_headers, req->headers[i], sizeof F.last_sts_headers - strlen(F.last_sts_headers) - 2);
+            strncat(F.last_sts_headers, req->headers[i],
+                    sizeof F.last_sts_headers - strlen(F.last_sts_headers) - 2);
             strcat(F.last_sts_headers, "\n");
         }
         bool web = strstr(F.last_sts_body, "Action=AssumeRoleWithWebIdentity") != NULL;
@@ -257,15 +261,16 @@ static int fake_http(void *ud, const struct awscred_http_request *req,
             rc = reply(resp, F.sts_status, buf);
         } else {
             mint(id, secret, token, exp);
-            snprintf(buf, sizeof buf,
-                     "<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
-                     "  <%sResult>\n    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn>"
-                     "<AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>\n"
-                     "    <Credentials>\n      <AccessKeyId>%s</AccessKeyId>\n"
-                     "      <SecretAccessKey>%s</SecretAccessKey>\n      <SessionToken>%s</SessionToken>\n"
-                     "      <Expiration>%s</Expiration>\n    </Credentials>\n  </%sResult>\n"
-                     "  <ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata>\n</%sResponse>\n",
-                     action, action, id, secret, token, exp, action, action);
+            snprintf(
+                buf, sizeof buf,
+                "<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+                "  <%sResult>\n    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn>"
+                "<AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>\n"
+                "    <Credentials>\n      <AccessKeyId>%s</AccessKeyId>\n"
+                "      <SecretAccessKey>%s</SecretAccessKey>\n      <SessionToken>%s</SessionToken>\n"
+                "      <Expiration>%s</Expiration>\n    </Credentials>\n  </%sResult>\n"
+                "  <ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata>\n</%sResponse>\n",
+                action, action, id, secret, token, exp, action, action);
             rc = reply(resp, 200, buf);
         }
     } else {
@@ -329,10 +334,10 @@ static void test_parse_time(void **state)
 {
     (void)state;
     int64_t ms;
-#define OK(s, want)                                                    \
-    do {                                                               \
-        assert_int_equal(awscred_parse_time(s, strlen(s), &ms), 0);   \
-        assert_int_equal(ms, (want));                                  \
+#define OK(s, want)                                                                                          \
+    do {                                                                                                     \
+        assert_int_equal(awscred_parse_time(s, strlen(s), &ms), 0);                                          \
+        assert_int_equal(ms, (want));                                                                        \
     } while (0)
 #define BAD(s) assert_int_equal(awscred_parse_time(s, strlen(s), &ms), SS_EPARSE)
     OK("2026-01-02T03:04:05Z", T0_MS);
@@ -346,7 +351,7 @@ static void test_parse_time(void **state)
     OK("2000-03-01T00:00:00Z", INT64_C(951868800000));
     BAD("2023-02-29T00:00:00Z");
     BAD("2026-13-01T00:00:00Z");
-    BAD("2026-01-02T03:04:05");  /* no zone */
+    BAD("2026-01-02T03:04:05"); /* no zone */
     BAD("2026-01-02T24:00:00Z");
     BAD("2026-01-02T03:04:05.Z");
     BAD("2026-01-02T03:04:05Zjunk");
@@ -362,7 +367,8 @@ static void test_parse_time(void **state)
 static const char *STS_WEB_OK =
     "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
     "  <AssumeRoleWithWebIdentityResult>\n"
-    "    <SubjectFromWebIdentityToken>amzn1.account.AF6RHO7KZU5XRVQJGXK6HB56KR2A</SubjectFromWebIdentityToken>\n"
+    "    "
+    "<SubjectFromWebIdentityToken>amzn1.account.AF6RHO7KZU5XRVQJGXK6HB56KR2A</SubjectFromWebIdentityToken>\n"
     "    <Audience>client.5498841531868486423.1548@apps.example.com</Audience>\n"
     "    <AssumedRoleUser>\n"
     "      <Arn>arn:aws:sts::123456789012:assumed-role/FederatedWebIdentityRole/app1</Arn>\n"
@@ -406,16 +412,15 @@ static void test_sts_xml(void **state)
     assert_null(v.access_key_id);
 
     /* prefixes, attributes, comments, CDATA, entities and character references */
-    const char *fancy =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<sts:AssumeRoleResponse xmlns:sts=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-        "<!-- <AssumeRoleResult><Credentials><AccessKeyId>WRONG</AccessKeyId> -->"
-        "<sts:AssumeRoleResult a='x>y'><sts:Credentials>"
-        "<sts:AccessKeyId> ASIA&#x41;B </sts:AccessKeyId>"
-        "<sts:SecretAccessKey><![CDATA[se<cr>et]]>&amp;&#43;</sts:SecretAccessKey>"
-        "<sts:SessionToken>tok&lt;&gt;&quot;&apos;</sts:SessionToken>"
-        "<sts:Expiration>2026-01-02T03:04:05.000Z</sts:Expiration>"
-        "</sts:Credentials></sts:AssumeRoleResult></sts:AssumeRoleResponse>";
+    const char *fancy = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                        "<sts:AssumeRoleResponse xmlns:sts=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                        "<!-- <AssumeRoleResult><Credentials><AccessKeyId>WRONG</AccessKeyId> -->"
+                        "<sts:AssumeRoleResult a='x>y'><sts:Credentials>"
+                        "<sts:AccessKeyId> ASIA&#x41;B </sts:AccessKeyId>"
+                        "<sts:SecretAccessKey><![CDATA[se<cr>et]]>&amp;&#43;</sts:SecretAccessKey>"
+                        "<sts:SessionToken>tok&lt;&gt;&quot;&apos;</sts:SessionToken>"
+                        "<sts:Expiration>2026-01-02T03:04:05.000Z</sts:Expiration>"
+                        "</sts:Credentials></sts:AssumeRoleResult></sts:AssumeRoleResponse>";
     assert_int_equal(parse_xml(fancy, "AssumeRole", &v), 0);
     assert_string_equal(v.access_key_id, "ASIAAB");
     assert_string_equal(v.secret_access_key, "se<cr>et&+");
@@ -455,7 +460,8 @@ static void test_sts_xml(void **state)
         "<AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId>", /* unterminated */
         "<AssumeRoleResult><Credentials><AccessKeyId>A&bogus;</AccessKeyId></Credentials></AssumeRoleResult>",
         "<AssumeRoleResult><Credentials><AccessKeyId>A&#0;</AccessKeyId></Credentials></AssumeRoleResult>",
-        "<AssumeRoleResult><Credentials><AccessKeyId>A B</AccessKeyId><SecretAccessKey>SecretNeverInErrors1234"
+        "<AssumeRoleResult><Credentials><AccessKeyId>A "
+        "B</AccessKeyId><SecretAccessKey>SecretNeverInErrors1234"
         "</SecretAccessKey><SessionToken>TokenNeverInErrors5678</SessionToken>"
         "<Expiration>2026-01-02T03:04:05Z</Expiration></Credentials></AssumeRoleResult>", /* space */
         "<AssumeRoleResult><!-- unterminated",
@@ -473,11 +479,13 @@ static void test_sts_xml(void **state)
     struct ss_buf big;
     ss_buf_init(&big, 0);
     assert_int_equal(ss_buf_append_str(&big, "<AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId>"
-                                             "<SecretAccessKey>S</SecretAccessKey><SessionToken>"), 0);
+                                             "<SecretAccessKey>S</SecretAccessKey><SessionToken>"),
+                     0);
     for (int i = 0; i < AWSCRED_MAX_TOKEN + 1; i++)
         assert_int_equal(ss_buf_append(&big, "t", 1), 0);
     assert_int_equal(ss_buf_append_str(&big, "</SessionToken><Expiration>2026-01-02T03:04:05Z</Expiration>"
-                                             "</Credentials></AssumeRoleResult>"), 0);
+                                             "</Credentials></AssumeRoleResult>"),
+                     0);
     assert_int_equal(awscred_parse_sts_xml(big.data, big.len, "AssumeRole", &v, err, sizeof err), SS_ELIMIT);
     ss_buf_free(&big);
 }
@@ -505,8 +513,9 @@ static void test_creds_json(void **state)
     assert_int_equal(v.expiration_ms, INT64_C(1495033794000));
     awscred_value_clear(&v);
 
-    const char *ecs = "{\"AccessKeyId\":\"ASIAECS\",\"Expiration\":\"2026-01-02T03:04:05Z\","
-                      "\"RoleArn\":\"arn:aws:iam::1:role/x\",\"SecretAccessKey\":\"s\\/ecret\",\"Token\":\"t\"}";
+    const char *ecs =
+        "{\"AccessKeyId\":\"ASIAECS\",\"Expiration\":\"2026-01-02T03:04:05Z\","
+        "\"RoleArn\":\"arn:aws:iam::1:role/x\",\"SecretAccessKey\":\"s\\/ecret\",\"Token\":\"t\"}";
     assert_int_equal(parse_json(ecs, &v), 0);
     assert_string_equal(v.secret_access_key, "s/ecret");
     assert_int_equal(v.expiration_ms, T0_MS);
@@ -519,7 +528,9 @@ static void test_creds_json(void **state)
     awscred_value_clear(&v);
 
     assert_int_equal(parse_json("{\"Code\":\"AssumeRoleUnauthorizedAccess\",\"Message\":\"no role\","
-                                "\"LastUpdated\":\"2012-04-26T16:39:16Z\"}", &v), SS_EAUTH);
+                                "\"LastUpdated\":\"2012-04-26T16:39:16Z\"}",
+                                &v),
+                     SS_EAUTH);
     assert_string_equal(err, "AssumeRoleUnauthorizedAccess: no role");
     assert_int_equal(parse_json("{\"code\":\"InvalidTokenError\",\"message\":\"bad\"}", &v), SS_EAUTH);
     assert_string_equal(err, "InvalidTokenError: bad");
@@ -544,7 +555,8 @@ static void test_creds_json(void **state)
         assert_null(v.access_key_id);
     }
     char big[1024];
-    snprintf(big, sizeof big, "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"%0*d\"}", AWSCRED_MAX_SECRET + 1, 7);
+    snprintf(big, sizeof big, "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"%0*d\"}", AWSCRED_MAX_SECRET + 1,
+             7);
     assert_int_equal(parse_json(big, &v), SS_ELIMIT);
 }
 
@@ -554,32 +566,31 @@ static void test_ini(void **state)
 {
     (void)state;
     struct awscred_ini *ini;
-    const char *cred =
-        "\xef\xbb\xbf# a comment\n"
-        "; another comment\n"
-        "[default]\r\n"
-        "aws_access_key_id = AKIADEFAULT\r\n"
-        "aws_secret_access_key=def#not-a-comment ; a comment\n"
-        "\n"
-        "  [ spaced ]   # comment after the section\n"
-        "AWS_Access_Key_Id\t=\tAKIASPACED   \n"
-        "aws_secret_access_key = spaced-secret\t# trailing comment\n"
-        "[profile x]\n"
-        "aws_access_key_id = literal-profile-x\n"
-        "[dup]\n"
-        "region = us-east-1\n"
-        "region = eu-west-1\n"
-        "[dup]\n"
-        "output = json\n"
-        "[bad section\n"
-        "aws_access_key_id = ignored\n"
-        "[]\n"
-        "aws_access_key_id = ignored-too\n"
-        "[two words]\n"
-        "aws_access_key_id = ignored-three\n"
-        "[empty]\n"
-        "line without equals\n"
-        "= no key\n";
+    const char *cred = "\xef\xbb\xbf# a comment\n"
+                       "; another comment\n"
+                       "[default]\r\n"
+                       "aws_access_key_id = AKIADEFAULT\r\n"
+                       "aws_secret_access_key=def#not-a-comment ; a comment\n"
+                       "\n"
+                       "  [ spaced ]   # comment after the section\n"
+                       "AWS_Access_Key_Id\t=\tAKIASPACED   \n"
+                       "aws_secret_access_key = spaced-secret\t# trailing comment\n"
+                       "[profile x]\n"
+                       "aws_access_key_id = literal-profile-x\n"
+                       "[dup]\n"
+                       "region = us-east-1\n"
+                       "region = eu-west-1\n"
+                       "[dup]\n"
+                       "output = json\n"
+                       "[bad section\n"
+                       "aws_access_key_id = ignored\n"
+                       "[]\n"
+                       "aws_access_key_id = ignored-too\n"
+                       "[two words]\n"
+                       "aws_access_key_id = ignored-three\n"
+                       "[empty]\n"
+                       "line without equals\n"
+                       "= no key\n";
     assert_int_equal(awscred_ini_parse(cred, strlen(cred), false, &ini), 0);
     assert_string_equal(awscred_ini_get(ini, "default", "aws_access_key_id"), "AKIADEFAULT");
     assert_string_equal(awscred_ini_get(ini, "default", "aws_secret_access_key"), "def#not-a-comment");
@@ -598,26 +609,25 @@ static void test_ini(void **state)
     assert_null(awscred_ini_get(ini, "nope", "region"));
     awscred_ini_free(ini);
 
-    const char *conf =
-        "[default]\n"
-        "region = us-west-2\n"
-        "[profile app]\n"
-        "role_arn = arn:aws:iam::123456789012:role/app\n"
-        "s3 =\n"
-        "  max_concurrent_requests = 20\n"
-        "  role_arn = not-a-top-level-key\n"
-        "source_profile = base\n"
-        "[profile   padded  ]\n"
-        "region = ap-south-1\n"
-        "[plain]\n"
-        "region = ignored-in-config\n"
-        "[sso-session corp]\n"
-        "sso_region = us-east-1\n"
-        "[services dev]\n"
-        "sts =\n"
-        "  endpoint_url = http://localhost\n"
-        "[profile]\n"
-        "region = nameless\n";
+    const char *conf = "[default]\n"
+                       "region = us-west-2\n"
+                       "[profile app]\n"
+                       "role_arn = arn:aws:iam::123456789012:role/app\n"
+                       "s3 =\n"
+                       "  max_concurrent_requests = 20\n"
+                       "  role_arn = not-a-top-level-key\n"
+                       "source_profile = base\n"
+                       "[profile   padded  ]\n"
+                       "region = ap-south-1\n"
+                       "[plain]\n"
+                       "region = ignored-in-config\n"
+                       "[sso-session corp]\n"
+                       "sso_region = us-east-1\n"
+                       "[services dev]\n"
+                       "sts =\n"
+                       "  endpoint_url = http://localhost\n"
+                       "[profile]\n"
+                       "region = nameless\n";
     assert_int_equal(awscred_ini_parse(conf, strlen(conf), true, &ini), 0);
     assert_string_equal(awscred_ini_get(ini, "default", "region"), "us-west-2");
     assert_string_equal(awscred_ini_get(ini, "app", "role_arn"), "arn:aws:iam::123456789012:role/app");
@@ -721,7 +731,8 @@ static void test_web_identity(void **state)
     assert_non_null(strstr(F.last_sts_body, "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Firsa"));
     assert_non_null(strstr(F.last_sts_body, "RoleSessionName=pod-session"));
     /* the token file's trailing newline is not part of the token */
-    assert_non_null(strstr(F.last_sts_body, "WebIdentityToken=eyJraWQiOiJ0ZXN0In0.web-identity-token.c2lnbmF0dXJl"));
+    assert_non_null(
+        strstr(F.last_sts_body, "WebIdentityToken=eyJraWQiOiJ0ZXN0In0.web-identity-token.c2lnbmF0dXJl"));
     assert_null(strstr(F.last_sts_body, "%0A"));
     assert_null(strstr(F.last_sts_headers, "Authorization")); /* unsigned */
     assert_non_null(strstr(F.last_sts_headers, "Content-Type: application/x-www-form-urlencoded"));
@@ -764,13 +775,26 @@ static void test_container(void **state)
 {
     (void)state;
     static const char *allowed[] = {
-        "http://127.0.0.1/creds", "http://127.1.2.3:8080/x", "http://localhost:51679/creds",
-        "http://[::1]/x", "http://169.254.170.2/v2/credentials/abc", "http://169.254.170.23/v1/credentials",
-        "http://[fd00:ec2::23]/v1/credentials", "https://creds.example.com/x", "HTTP://127.0.0.1/x",
+        "http://127.0.0.1/creds",
+        "http://127.1.2.3:8080/x",
+        "http://localhost:51679/creds",
+        "http://[::1]/x",
+        "http://169.254.170.2/v2/credentials/abc",
+        "http://169.254.170.23/v1/credentials",
+        "http://[fd00:ec2::23]/v1/credentials",
+        "https://creds.example.com/x",
+        "HTTP://127.0.0.1/x",
     };
     static const char *refused[] = {
-        "http://example.com/x", "http://10.0.0.1/x", "http://169.254.169.254/latest", "http://[fd00:ec2::24]/",
-        "http://[::2]/", "ftp://127.0.0.1/x", "not a url", "http://169.254.170.3/", "file:///etc/passwd",
+        "http://example.com/x",
+        "http://10.0.0.1/x",
+        "http://169.254.169.254/latest",
+        "http://[fd00:ec2::24]/",
+        "http://[::2]/",
+        "ftp://127.0.0.1/x",
+        "not a url",
+        "http://169.254.170.3/",
+        "file:///etc/passwd",
         "http://127.0.0.1.example.com/",
     };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
@@ -810,7 +834,8 @@ static void test_container(void **state)
     /* a token the agent refuses */
     F.expect_container_auth = "something-else";
     assert_int_equal(resolve_with(&o, &creds_buf, err, sizeof err), SS_EAUTH);
-    assert_non_null(strstr(err, "container: GET http://127.0.0.1:9/container/creds: HTTP 401 AccessDenied: bad token"));
+    assert_non_null(
+        strstr(err, "container: GET http://127.0.0.1:9/container/creds: HTTP 401 AccessDenied: bad token"));
     F.expect_container_auth = NULL;
     F.container_status = 500;
     assert_int_equal(resolve_with(&o, &creds_buf, err, sizeof err), SS_EHTTP);
@@ -978,9 +1003,10 @@ static void test_shared_profiles(void **state)
     assert_non_null(strstr(F.last_sts_body, "Action=AssumeRole&Version=2011-06-15"));
     assert_non_null(strstr(F.last_sts_body, "RoleSessionName=app-session"));
     assert_non_null(strstr(F.last_sts_body, "ExternalId=app-ext"));
-    assert_non_null(strstr(F.last_sts_headers,
-                           "Authorization: AWS4-HMAC-SHA256 Credential=AKIABASE/20260102/ap-northeast-1/sts/aws4_request, "
-                           "SignedHeaders=content-type;host;x-amz-date, Signature="));
+    assert_non_null(strstr(
+        F.last_sts_headers,
+        "Authorization: AWS4-HMAC-SHA256 Credential=AKIABASE/20260102/ap-northeast-1/sts/aws4_request, "
+        "SignedHeaders=content-type;host;x-amz-date, Signature="));
     assert_non_null(strstr(F.last_sts_headers, "X-Amz-Date: 20260102T030405Z"));
     assert_null(strstr(F.last_sts_headers, "X-Amz-Security-Token"));
 
@@ -996,7 +1022,8 @@ static void test_shared_profiles(void **state)
     assert_int_equal(resolve_with(&o, &creds_buf, err, sizeof err), 0);
     assert_int_equal(F.n_sts_role, 2);
     assert_non_null(strstr(F.last_sts_headers, "Credential=ASIAFAKE"));
-    assert_non_null(strstr(F.last_sts_headers, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+    assert_non_null(
+        strstr(F.last_sts_headers, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
     assert_non_null(strstr(F.last_sts_headers, "X-Amz-Security-Token: FQoGZXIvYXdzFakeSessionToken"));
 
     /* a profile that sources itself uses its own keys */
@@ -1151,7 +1178,7 @@ static void test_schedule_math(void **state)
     assert_int_equal(awscred_refresh_at_ms(now, now + 8 * min), now + 4 * min); /* half is shorter */
     assert_int_equal(awscred_refresh_at_ms(now, now + 20000), now + 10000);
     assert_int_equal(awscred_refresh_at_ms(now, now + 1500), now + 1000); /* floor */
-    assert_int_equal(awscred_refresh_at_ms(now, now), now);              /* expired */
+    assert_int_equal(awscred_refresh_at_ms(now, now), now);               /* expired */
     assert_int_equal(awscred_refresh_at_ms(now, now - 1000), now);
 
     assert_int_equal(awscred_retry_delay_ms(1, now, 0), 1000);
@@ -1275,11 +1302,14 @@ static void test_refresher(void **state)
     struct ss_buf m;
     ss_buf_init(&m, 1 << 20);
     assert_int_equal(ss_metrics_render(&m), 0);
-    assert_non_null(strstr(m.data, "scrapeship_aws_credentials_refreshes_total{remote=\"t\",result=\"success\"} 3\n"));
-    assert_non_null(strstr(m.data, "scrapeship_aws_credentials_refreshes_total{remote=\"t\",result=\"failure\"}"));
+    assert_non_null(
+        strstr(m.data, "scrapeship_aws_credentials_refreshes_total{remote=\"t\",result=\"success\"} 3\n"));
+    assert_non_null(
+        strstr(m.data, "scrapeship_aws_credentials_refreshes_total{remote=\"t\",result=\"failure\"}"));
     assert_non_null(strstr(m.data, "scrapeship_aws_credentials_expiry_timestamp_seconds{remote=\"t\"} 1"));
-    assert_non_null(strstr(m.data, "scrapeship_aws_credentials_provider_info{remote=\"t\",provider=\"web_identity\","
-                                   "assume_role=\"false\"} 1\n"));
+    assert_non_null(strstr(m.data,
+                           "scrapeship_aws_credentials_provider_info{remote=\"t\",provider=\"web_identity\","
+                           "assume_role=\"false\"} 1\n"));
     assert_no_secret_in(m.data, m.len, "metrics");
     ss_buf_free(&m);
 
@@ -1426,20 +1456,13 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_time),
-        cmocka_unit_test(test_sts_xml),
-        cmocka_unit_test(test_creds_json),
-        cmocka_unit_test(test_ini),
-        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_static_and_env),
-        cmocka_unit_test(test_web_identity),
-        cmocka_unit_test(test_container),
-        cmocka_unit_test(test_imds),
-        cmocka_unit_test(test_shared_profiles),
-        cmocka_unit_test(test_chain_order),
-        cmocka_unit_test(test_schedule_math),
-        cmocka_unit_test(test_refresher),
-        cmocka_unit_test(test_force_without_thread_and_metrics),
+        cmocka_unit_test(test_parse_time),   cmocka_unit_test(test_sts_xml),
+        cmocka_unit_test(test_creds_json),   cmocka_unit_test(test_ini),
+        cmocka_unit_test(test_mask),         cmocka_unit_test(test_static_and_env),
+        cmocka_unit_test(test_web_identity), cmocka_unit_test(test_container),
+        cmocka_unit_test(test_imds),         cmocka_unit_test(test_shared_profiles),
+        cmocka_unit_test(test_chain_order),  cmocka_unit_test(test_schedule_math),
+        cmocka_unit_test(test_refresher),    cmocka_unit_test(test_force_without_thread_and_metrics),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

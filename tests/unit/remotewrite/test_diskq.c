@@ -34,8 +34,12 @@ static int teardown(void **state)
 
 static struct rw_diskq *open_q(uint64_t max_bytes, int64_t max_age)
 {
-    struct rw_diskq_opts o = {.dir = dir, .name = "test", .max_bytes = max_bytes, .max_age_ms = max_age,
-                              .fsync_interval_ms = 1000, .segment_bytes = 4096};
+    struct rw_diskq_opts o = {.dir = dir,
+                              .name = "test",
+                              .max_bytes = max_bytes,
+                              .max_age_ms = max_age,
+                              .fsync_interval_ms = 1000,
+                              .segment_bytes = 4096};
     struct rw_diskq *q = NULL;
     assert_int_equal(rw_diskq_open(&o, &q), 0);
     return q;

@@ -26,10 +26,10 @@
 #include "sigv4.h"
 #include "ss.h"
 
-#define CORPUS SS_CORPORA_DIR "/sigv4"
-#define SUITE_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-#define SUITE_TIME INT64_C(1440938160)  /* 20150830T123600Z */
-#define SMITHY_TIME INT64_C(1620747645) /* 20210511T154045Z */
+#define CORPUS          SS_CORPORA_DIR "/sigv4"
+#define SUITE_SECRET    "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SUITE_TIME      INT64_C(1440938160) /* 20150830T123600Z */
+#define SMITHY_TIME     INT64_C(1620747645) /* 20210511T154045Z */
 #define MAX_REQ_HEADERS 64
 
 /* snprintf into a char array, failing the test on truncation. */
@@ -180,8 +180,8 @@ static bool same(const char *what, const char *casename, const char *want, const
 }
 
 /* Sign a parsed raw request; the URL is scheme://host + the request target as written. */
-static int sign_raw(const struct raw_req *r, const struct sigv4_credentials *c,
-                    const struct sigv4_params *p, struct sigv4_result *out)
+static int sign_raw(const struct raw_req *r, const struct sigv4_credentials *c, const struct sigv4_params *p,
+                    struct sigv4_result *out)
 {
     char url[8192];
     snprintf(url, sizeof url, "https://example.amazonaws.com%s", r->target);
@@ -242,9 +242,7 @@ static void classic_case(const char *dir, const char *name, struct tally *t)
         PATHF(path, "%s/%s.%s", dir, name, ext[i]);
         char *want = read_file(path, NULL);
         assert_non_null(want);
-        const char *got = i == 0 ? res.canonical_request
-                          : i == 1 ? res.string_to_sign
-                                   : res.authorization;
+        const char *got = i == 0 ? res.canonical_request : i == 1 ? res.string_to_sign : res.authorization;
         ok = same(ext[i], name, want, got);
         free(want);
     }
@@ -300,8 +298,7 @@ static void test_classic_suite(void **state)
     (void)state;
     struct tally t = {0, 0};
     classic_walk(CORPUS "/aws-sig-v4-test-suite", 0, &t);
-    printf("sigv4: classic aws-sig-v4-test-suite: %d/%d cases passed (creq, sts, authz)\n",
-           t.passed, t.run);
+    printf("sigv4: classic aws-sig-v4-test-suite: %d/%d cases passed (creq, sts, authz)\n", t.passed, t.run);
     assert_int_equal(t.run, 34); /* SOURCE.md: 34 cases */
     assert_int_equal(t.passed, t.run);
 }
@@ -362,8 +359,8 @@ static void crt_case(const char *dir, const char *name, struct tally *t)
     if (!ok)
         fprintf(stderr, "[%s] sigv4_sign failed: %s\n", name, ss_strerror(rc));
     if (ok) {
-        static const char *const files[] = {"header-canonical-request.txt",
-                                            "header-string-to-sign.txt", "header-signature.txt"};
+        static const char *const files[] = {"header-canonical-request.txt", "header-string-to-sign.txt",
+                                            "header-signature.txt"};
         const char *sig = strstr(res.authorization, "Signature=");
         assert_non_null(sig);
         for (size_t i = 0; ok && i < 3; i++) {
@@ -381,13 +378,12 @@ static void crt_case(const char *dir, const char *name, struct tally *t)
         PATHF(path, "%s/header-signed-request.txt", dir);
         char *sreq = read_file(path, NULL);
         assert_non_null(sreq);
-        ok = sreq_has(sreq, "Authorization", res.authorization) &&
-             sreq_has(sreq, "X-Amz-Date", res.x_amz_date) &&
-             (!res.x_amz_security_token ||
-              sreq_has(sreq, "X-Amz-Security-Token", res.x_amz_security_token)) &&
-             (!res.x_amz_content_sha256 ||
-              sreq_has(sreq, "X-Amz-Content-Sha256", res.x_amz_content_sha256)) &&
-             res.host == NULL; /* every request.txt has Host */
+        ok =
+            sreq_has(sreq, "Authorization", res.authorization) &&
+            sreq_has(sreq, "X-Amz-Date", res.x_amz_date) &&
+            (!res.x_amz_security_token || sreq_has(sreq, "X-Amz-Security-Token", res.x_amz_security_token)) &&
+            (!res.x_amz_content_sha256 || sreq_has(sreq, "X-Amz-Content-Sha256", res.x_amz_content_sha256)) &&
+            res.host == NULL; /* every request.txt has Host */
         if (!ok)
             fprintf(stderr, "[%s] added headers do not match header-signed-request.txt\n", name);
         free(sreq);
@@ -478,8 +474,8 @@ static void test_smithy_extras(void **state)
 
 static const struct sigv4_credentials test_creds = {"AKIDEXAMPLE", SUITE_SECRET, NULL};
 
-static int sign_simple(const char *method, const char *url, const struct sigv4_header *h,
-                       size_t nh, const struct sigv4_params *p, struct sigv4_result *res)
+static int sign_simple(const char *method, const char *url, const struct sigv4_header *h, size_t nh,
+                       const struct sigv4_params *p, struct sigv4_result *res)
 {
     struct sigv4_request req = {.method = method, .url = url, .headers = h, .nheaders = nh};
     return sigv4_sign(&req, &test_creds, p, res);
@@ -532,8 +528,7 @@ static void test_host_from_url(void **state)
     struct sigv4_result res;
     assert_int_equal(sign_simple("GET", "https://example.com/", h, 1, &p, &res), 0);
     assert_null(res.host);
-    assert_string_equal(creq_line(res.canonical_request, 3, line, sizeof line),
-                        "host:Other.Example:8443");
+    assert_string_equal(creq_line(res.canonical_request, 3, line, sizeof line), "host:Other.Example:8443");
     sigv4_result_free(&res);
 }
 
@@ -586,7 +581,9 @@ static void test_path_rules(void **state)
     };
     char line[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct sigv4_params p = {.region = "us-east-1", .service = "s3", .now_unix = SUITE_TIME,
+        struct sigv4_params p = {.region = "us-east-1",
+                                 .service = "s3",
+                                 .now_unix = SUITE_TIME,
                                  .skip_path_normalization = cases[i].s3,
                                  .single_encode_path = cases[i].s3};
         struct sigv4_result res;
@@ -600,22 +597,21 @@ static void test_header_rules(void **state)
 {
     (void)state;
     struct sigv4_header h[] = {
-        {"X-Multi", "  a \t b\r\n   c  "},
-        {"Authorization", "stale"},
-        {"User-Agent", "scrapeship"},
-        {"x-multi", ""},
-        {"X-Amz-Date", "19990101T000000Z"},
-        {"X-Amz-Security-Token", "stale-token"},
-        {"Content-Encoding", "snappy"},
-        {"X-MULTI", "\"q   q\""},
-        {"Expect", "100-continue"},
-        {"X-Amzn-Trace-Id", "Root=1"},
+        {"X-Multi", "  a \t b\r\n   c  "},  {"Authorization", "stale"},
+        {"User-Agent", "scrapeship"},       {"x-multi", ""},
+        {"X-Amz-Date", "19990101T000000Z"}, {"X-Amz-Security-Token", "stale-token"},
+        {"Content-Encoding", "snappy"},     {"X-MULTI", "\"q   q\""},
+        {"Expect", "100-continue"},         {"X-Amzn-Trace-Id", "Root=1"},
     };
     struct sigv4_credentials c = {"AKIDEXAMPLE", SUITE_SECRET, "tok+/="};
-    struct sigv4_params p = {.region = "us-east-1", .service = "aps", .now_unix = SUITE_TIME,
-                             .add_content_sha256_header = true};
-    struct sigv4_request req = {.method = "POST", .url = "https://aps.example/api/v1/remote_write",
-                                .headers = h, .nheaders = 10, .body = "abc", .body_len = 3};
+    struct sigv4_params p = {
+        .region = "us-east-1", .service = "aps", .now_unix = SUITE_TIME, .add_content_sha256_header = true};
+    struct sigv4_request req = {.method = "POST",
+                                .url = "https://aps.example/api/v1/remote_write",
+                                .headers = h,
+                                .nheaders = 10,
+                                .body = "abc",
+                                .body_len = 3};
     struct sigv4_result res;
     assert_int_equal(sigv4_sign(&req, &c, &p, &res), 0);
     const char *want =
@@ -668,8 +664,8 @@ static void test_payload_hash(void **state)
     static const char body[] = "\xff\x06\x00\x00sNaPpY compressed";
     assert_int_equal(sigv4_payload_hash(body, sizeof body - 1, hex), 0);
     struct sigv4_params p = {.region = "eu-west-1", .service = "aps", .now_unix = 1700000000};
-    struct sigv4_request a = {.method = "POST", .url = "https://h/w", .body = body,
-                              .body_len = sizeof body - 1};
+    struct sigv4_request a = {
+        .method = "POST", .url = "https://h/w", .body = body, .body_len = sizeof body - 1};
     struct sigv4_request b = {.method = "POST", .url = "https://h/w", .payload_sha256_hex = hex};
     struct sigv4_result ra, rb;
     assert_int_equal(sigv4_sign(&a, &test_creds, &p, &ra), 0);
@@ -693,8 +689,8 @@ static void test_key_cache(void **state)
     memset(&kc, 0, sizeof kc);
     struct sigv4_credentials c2 = {"AKIDOTHER", "another/secret", "t"};
     const struct sigv4_credentials *creds[] = {&test_creds, &test_creds, &c2, &c2, &test_creds};
-    const int64_t times[] = {SUITE_TIME, SUITE_TIME + 3600, SUITE_TIME + 7200,
-                             SUITE_TIME + 86400, SUITE_TIME + 86400};
+    const int64_t times[] = {SUITE_TIME, SUITE_TIME + 3600, SUITE_TIME + 7200, SUITE_TIME + 86400,
+                             SUITE_TIME + 86400};
     const char *regions[] = {"us-east-1", "us-east-1", "us-east-1", "us-east-1", "eu-west-1"};
     struct sigv4_request req = {.method = "POST", .url = "https://h/api/v1/remote_write"};
     for (size_t i = 0; i < 5; i++) {
@@ -725,10 +721,19 @@ static void test_bad_input(void **state)
         assert_int_equal(((unsigned char *)&res)[i], 0);
     assert_int_equal(sigv4_sign(NULL, NULL, NULL, NULL), SS_EINVAL);
 
-    static const char *const bad_urls[] = {"", "example.com/x", "://h/", "1http://h/", "https://",
-                                           "https:///x", "https://h:99999/", "https://h:8a/",
-                                           "https://[::1/", "https://[::1]x/", "https://h/a\nb",
-                                           "https://h /", "https://h/\x7f"};
+    static const char *const bad_urls[] = {"",
+                                           "example.com/x",
+                                           "://h/",
+                                           "1http://h/",
+                                           "https://",
+                                           "https:///x",
+                                           "https://h:99999/",
+                                           "https://h:8a/",
+                                           "https://[::1/",
+                                           "https://[::1]x/",
+                                           "https://h/a\nb",
+                                           "https://h /",
+                                           "https://h/\x7f"};
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++)
         assert_int_equal(sign_simple("GET", bad_urls[i], NULL, 0, &p, &res), SS_EINVAL);
     assert_int_equal(sign_simple("GET", NULL, NULL, 0, &p, &res), SS_EINVAL);
@@ -785,8 +790,7 @@ static void test_bad_input(void **state)
     assert_non_null(many);
     for (size_t i = 0; i <= SIGV4_MAX_HEADERS; i++)
         many[i] = (struct sigv4_header){"x-a", "b"};
-    assert_int_equal(sign_simple("GET", "https://h/", many, SIGV4_MAX_HEADERS + 1, &p, &res),
-                     SS_ELIMIT);
+    assert_int_equal(sign_simple("GET", "https://h/", many, SIGV4_MAX_HEADERS + 1, &p, &res), SS_ELIMIT);
     assert_int_equal(sign_simple("GET", "https://h/", many, SIGV4_MAX_HEADERS, &p, &res), 0);
     sigv4_result_free(&res);
     free(many);

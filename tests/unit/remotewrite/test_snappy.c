@@ -21,7 +21,7 @@
 
 #include "remotewrite.h"
 
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define N(a)       (sizeof(a) / sizeof((a)[0]))
 #define SNAPPY_DIR SS_CORPORA_DIR "/snappy"
 
 /* Read a whole corpus file (at most 4 MiB: the largest is 152 KB). */
@@ -86,8 +86,7 @@ static void test_golden_pair(void **state)
 static void test_google_testdata_roundtrip(void **state)
 {
     (void)state;
-    static const char *files[] = {"google-snappy/testdata/alice29.txt",
-                                  "google-snappy/testdata/html",
+    static const char *files[] = {"google-snappy/testdata/alice29.txt", "google-snappy/testdata/html",
                                   "google-snappy/testdata/geo.protodata"};
     for (size_t i = 0; i < N(files); i++) {
         struct ss_buf in;
@@ -248,8 +247,7 @@ static void test_golang_emit_vectors_decode(void **state)
         } else if (off <= 256) {
             lit[0] = 60 << 2, lit[1] = (uint8_t)(off - 1), nlit = 2;
         } else {
-            lit[0] = 61 << 2, lit[1] = (uint8_t)(off - 1), lit[2] = (uint8_t)((off - 1) >> 8),
-            nlit = 3;
+            lit[0] = 61 << 2, lit[1] = (uint8_t)(off - 1), lit[2] = (uint8_t)((off - 1) >> 8), nlit = 3;
         }
         assert_int_equal(ss_buf_append(&block, lit, nlit), 0);
         assert_int_equal(ss_buf_append(&block, payload, off), 0);
@@ -279,15 +277,14 @@ static void test_random_roundtrip(void **state)
 {
     (void)state;
     /* Sizes around snappy's 64 KiB block and its 15-byte input margin. */
-    static const size_t sizes[] = {0, 1, 2, 14, 15, 16, 100, 4096, 65535, 65536, 65537,
-                                   200000, 1u << 20};
+    static const size_t sizes[] = {0, 1, 2, 14, 15, 16, 100, 4096, 65535, 65536, 65537, 200000, 1u << 20};
     uint8_t *data = malloc(1u << 20);
     for (size_t i = 0; i < N(sizes); i++) {
         for (int kind = 0; kind < 3; kind++) {
             for (size_t j = 0; j < sizes[i]; j++) {
                 uint64_t r = rnd();
                 /* kind 0: incompressible; 1: small alphabet; 2: long runs. */
-                data[j] = kind == 0 ? (uint8_t)r
+                data[j] = kind == 0   ? (uint8_t)r
                           : kind == 1 ? (uint8_t)('a' + r % 4)
                                       : (uint8_t)((j / 1000) & 0xff);
             }

@@ -41,7 +41,10 @@ static double bitsd(uint64_t b)
 }
 
 /* proto3 omits a double equal to 0, so -0.0 reads back as +0.0. */
-static uint64_t expect_bits_after_roundtrip(double v) { return v == 0.0 ? 0 : dbits(v); }
+static uint64_t expect_bits_after_roundtrip(double v)
+{
+    return v == 0.0 ? 0 : dbits(v);
+}
 
 /* A series as the tests describe it. Label strings must be NUL-terminated because
  * protobuf-c's string fields are C strings. */
@@ -118,8 +121,8 @@ static void assert_same_bytes(const void *a, size_t alen, const void *b, size_t 
 }
 
 /* Labels as encoded (proto3 writes "" as absent, which reads back as ""). */
-static void assert_labels_equal(const struct ss_label *got, size_t ngot,
-                                const struct ss_label *want, size_t nwant)
+static void assert_labels_equal(const struct ss_label *got, size_t ngot, const struct ss_label *want,
+                                size_t nwant)
 {
     assert_int_equal(ngot, nwant);
     for (size_t i = 0; i < nwant; i++) {
@@ -136,16 +139,15 @@ static void check_series(const struct tseries *s, size_t ns)
     ss_buf_init(&buf, 0);
     for (size_t i = 0; i < ns; i++) {
         size_t before = buf.len;
-        size_t predicted = rw_encoded_series_size(s[i].labels, s[i].nlabels, s[i].values,
-                                                  s[i].ts, s[i].nsamples);
+        size_t predicted =
+            rw_encoded_series_size(s[i].labels, s[i].nlabels, s[i].values, s[i].ts, s[i].nsamples);
         if (s[i].nsamples == 1)
-            assert_int_equal(rw_encode_series(&buf, s[i].labels, s[i].nlabels, s[i].values[0],
-                                              s[i].ts[0]),
+            assert_int_equal(rw_encode_series(&buf, s[i].labels, s[i].nlabels, s[i].values[0], s[i].ts[0]),
                              0);
         else
-            assert_int_equal(rw_encode_series_multi(&buf, s[i].labels, s[i].nlabels, s[i].values,
-                                                    s[i].ts, s[i].nsamples),
-                             0);
+            assert_int_equal(
+                rw_encode_series_multi(&buf, s[i].labels, s[i].nlabels, s[i].values, s[i].ts, s[i].nsamples),
+                0);
         assert_int_equal(buf.len - before, predicted);
         assert_int_equal(buf.data[buf.len], '\0');
     }
@@ -166,8 +168,7 @@ static void check_series(const struct tseries *s, size_t ns)
         assert_int_equal(got.nsamples, s[i].nsamples);
         assert_int_equal(got.nexemplars, 0);
         for (size_t j = 0; j < s[i].nsamples; j++) {
-            assert_int_equal(dbits(got.samples[j].value),
-                             expect_bits_after_roundtrip(s[i].values[j]));
+            assert_int_equal(dbits(got.samples[j].value), expect_bits_after_roundtrip(s[i].values[j]));
             assert_int_equal(got.samples[j].timestamp_ms, s[i].ts[j]);
         }
     }
@@ -177,13 +178,13 @@ static void check_series(const struct tseries *s, size_t ns)
     ss_buf_free(&buf);
 }
 
-static struct ss_label L(const char *n, const char *v)
-{
+static struct ss_label L(const char *n, const char *v) {
     return (struct ss_label){{n, strlen(n)}, {v, strlen(v)}};
 }
 
 /* A string of `len` copies of c, NUL-terminated. */
-static char *repeat(char c, size_t len)
+static char *
+repeat(char c, size_t len)
 {
     char *s = malloc(len + 1);
     assert_non_null(s);
@@ -213,8 +214,21 @@ static const uint64_t value_bits[] = {
 };
 
 static const int64_t timestamps[] = {
-    0, 1, -1, 127, 128, 16383, 16384, 2097151, 2097152, 1700000000000, 1700000000123,
-    INT64_MAX, INT64_MIN, -1700000000000, (int64_t)1 << 35,
+    0,
+    1,
+    -1,
+    127,
+    128,
+    16383,
+    16384,
+    2097151,
+    2097152,
+    1700000000000,
+    1700000000123,
+    INT64_MAX,
+    INT64_MIN,
+    -1700000000000,
+    (int64_t)1 << 35,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -222,8 +236,7 @@ static const int64_t timestamps[] = {
 static void test_values_and_timestamps(void **state)
 {
     (void)state;
-    struct ss_label labels[] = {L("__name__", "up"), L("instance", "localhost:9090"),
-                                L("job", "prometheus")};
+    struct ss_label labels[] = {L("__name__", "up"), L("instance", "localhost:9090"), L("job", "prometheus")};
     struct tseries s[N(value_bits) * N(timestamps)];
     double vals[N(value_bits) * N(timestamps)];
     int64_t tss[N(value_bits) * N(timestamps)];
@@ -255,9 +268,9 @@ static void test_stale_marker_bits(void **state)
     struct ss_buf buf;
     ss_buf_init(&buf, 0);
     assert_int_equal(rw_encode_series(&buf, labels, 1, stale, 0), 0);
-    static const uint8_t want[] = {0x0a, 0x1a, 0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
-                                   '_', '_', 0x12, 0x01, 'x', 0x12, 0x09, 0x09, 0x02, 0x00, 0x00,
-                                   0x00, 0x00, 0x00, 0xf0, 0x7f};
+    static const uint8_t want[] = {0x0a, 0x1a, 0x0a, 0x0d, 0x0a, 0x08, '_',  '_',  'n',  'a',
+                                   'm',  'e',  '_',  '_',  0x12, 0x01, 'x',  0x12, 0x09, 0x09,
+                                   0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0x7f};
     assert_same_bytes(buf.data, buf.len, want, sizeof want);
     ss_buf_free(&buf);
 }
@@ -277,8 +290,8 @@ static void test_label_shapes(void **state)
     struct ss_label set_both_empty[] = {L("", "")};
     struct ss_label set_unicode[] = {L("__name__", "temperature"), L("city", "Zürich"),
                                      L("note", "日本語 ✓ 🚀"), L("quote", "a\"b\\c\nd")};
-    struct ss_label set_long[] = {L("__name__", "long"), L("a127", v127), L("b128", v128),
-                                  L("c16383", v16383), L("d16384", v16384), L("e200k", v200k),
+    struct ss_label set_long[] = {L("__name__", "long"), L("a127", v127),     L("b128", v128),
+                                  L("c16383", v16383),   L("d16384", v16384), L("e200k", v200k),
                                   L(n300, "x")};
     struct ss_label set_boundary[] = {L("__name__", "b"), L("x", v121), L("y", v122)};
     struct ss_label many[200];
@@ -485,9 +498,9 @@ static void test_metadata(void **state)
 
     /* An enum value outside scrape_metric_type is refused and appends nothing. */
     size_t before = buf.len;
-    assert_int_equal(rw_encode_metadata(&buf, (enum scrape_metric_type)99, SS_STR("x"),
-                                        SS_STR(""), SS_STR("")),
-                     SS_EINVAL);
+    assert_int_equal(
+        rw_encode_metadata(&buf, (enum scrape_metric_type)99, SS_STR("x"), SS_STR(""), SS_STR("")),
+        SS_EINVAL);
     assert_int_equal(buf.len, before);
     ss_buf_free(&buf);
     free(long_help);
@@ -500,13 +513,9 @@ static void test_mixed_records(void **state)
     struct ss_label labels[] = {L("__name__", "up"), L("job", "x")};
     struct ss_buf buf;
     ss_buf_init(&buf, 0);
-    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, SS_STR("up"), SS_STR("Up."),
-                                        SS_STR("")),
-                     0);
+    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, SS_STR("up"), SS_STR("Up."), SS_STR("")), 0);
     assert_int_equal(rw_encode_series(&buf, labels, 2, 1.0, 1000), 0);
-    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_INFO, SS_STR("build"), SS_STR(""),
-                                        SS_STR("")),
-                     0);
+    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_INFO, SS_STR("build"), SS_STR(""), SS_STR("")), 0);
     assert_int_equal(rw_encode_series(&buf, labels, 2, 0.0, 2000), 0);
     struct rw_write_request *req = NULL;
     assert_int_equal(rw_decode_write_request(buf.data, buf.len, &req), 0);
@@ -543,8 +552,7 @@ static void test_limits(void **state)
     assert_int_equal(ss_buf_append(&buf, "abc", 3), 0);
     assert_int_equal(rw_encode_series(&buf, labels, 2, 1, 1), 0);
     assert_int_equal(buf.len, need + 3);
-    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, SS_STR("up"), SS_STR(""),
-                                        SS_STR("")),
+    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, SS_STR("up"), SS_STR(""), SS_STR("")),
                      SS_ELIMIT);
     assert_int_equal(buf.len, need + 3);
     ss_buf_free(&buf);
@@ -558,9 +566,9 @@ static void test_limits(void **state)
     struct ss_label big[] = {{{"a", 1}, {"x", (size_t)INT32_MAX / 2}},
                              {{"b", 1}, {"x", (size_t)INT32_MAX / 2}}};
     assert_int_equal(rw_encode_series(&buf, big, 2, 1, 1), SS_ELIMIT);
-    assert_int_equal(rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, (struct ss_str){"x", SIZE_MAX},
-                                        SS_STR(""), SS_STR("")),
-                     SS_ELIMIT);
+    assert_int_equal(
+        rw_encode_metadata(&buf, SCRAPE_TYPE_GAUGE, (struct ss_str){"x", SIZE_MAX}, SS_STR(""), SS_STR("")),
+        SS_ELIMIT);
     assert_int_equal(buf.len, 0);
 
     /* Bad arguments. */
@@ -619,7 +627,11 @@ static void test_decode_unknown_fields(void **state)
     uint8_t hdr[2] = {0x0a, (uint8_t)((uint8_t)buf.data[1] + 5)};
     assert_int_equal(ss_buf_append(&patched, hdr, 2), 0);
     assert_int_equal(ss_buf_append(&patched, buf.data + 2, buf.len - 2), 0);
-    assert_int_equal(ss_buf_append(&patched, "\x22\x03" "abc", 5), 0);
+    assert_int_equal(ss_buf_append(&patched,
+                                   "\x22\x03"
+                                   "abc",
+                                   5),
+                     0);
     assert_int_equal(ss_buf_append(&patched, "\x50\x07", 2), 0); /* WriteRequest field 10 */
     struct rw_write_request *req = NULL;
     assert_int_equal(rw_decode_write_request(patched.data, patched.len, &req), 0);
@@ -700,8 +712,7 @@ static void test_validate(void **state)
     struct ss_label digit[] = {L("0a", "x"), L("__name__", "m")};
     assert_int_equal(rw_validate_labels(digit, 2, RW_VALIDATE_LEGACY_NAMES, &why), SS_EINVAL);
     struct ss_label digit_metric[] = {L("__name__", "1m")};
-    assert_int_equal(rw_validate_labels(digit_metric, 1, RW_VALIDATE_LEGACY_NAMES, &why),
-                     SS_EINVAL);
+    assert_int_equal(rw_validate_labels(digit_metric, 1, RW_VALIDATE_LEGACY_NAMES, &why), SS_EINVAL);
 
     static const struct {
         struct ss_label l[3];
@@ -725,8 +736,7 @@ static void test_validate(void **state)
     };
     for (size_t i = 0; i < N(bad); i++) {
         why = NULL;
-        assert_int_equal(rw_validate_labels(bad[i].n ? bad[i].l : NULL, bad[i].n, 0, &why),
-                         SS_EINVAL);
+        assert_int_equal(rw_validate_labels(bad[i].n ? bad[i].l : NULL, bad[i].n, 0, &why), SS_EINVAL);
         assert_string_equal(why, bad[i].why);
     }
     /* Byte order, not locale order: "Z" (0x5a) sorts before "_" (0x5f) and "a". */
@@ -737,18 +747,12 @@ static void test_validate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values_and_timestamps),
-        cmocka_unit_test(test_stale_marker_bits),
-        cmocka_unit_test(test_label_shapes),
-        cmocka_unit_test(test_multi_sample),
-        cmocka_unit_test(test_random_sweep),
-        cmocka_unit_test(test_metadata),
-        cmocka_unit_test(test_mixed_records),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_decode_errors),
-        cmocka_unit_test(test_decode_unknown_fields),
-        cmocka_unit_test(test_decode_exemplars),
-        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_values_and_timestamps), cmocka_unit_test(test_stale_marker_bits),
+        cmocka_unit_test(test_label_shapes),          cmocka_unit_test(test_multi_sample),
+        cmocka_unit_test(test_random_sweep),          cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_mixed_records),         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_decode_errors),         cmocka_unit_test(test_decode_unknown_fields),
+        cmocka_unit_test(test_decode_exemplars),      cmocka_unit_test(test_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,8 @@ static json_t *expand_trigger(json_t *t)
     json_object_set_new(out, "type", json_string("prometheus"));
     const char *k;
     json_t *v;
-    json_object_foreach(t, k, v) {
+    json_object_foreach(t, k, v)
+    {
         if (strcmp(k, "metricType") == 0 || strcmp(k, "name") == 0)
             json_object_set(out, k, v);
         else
@@ -102,8 +103,8 @@ static void result_from(const struct scaler_trigger *t, json_t *v, json_t *prom,
                        : strdup(json_string_value(json_object_get(prom, "body")));
         int status = (int)json_integer_value(json_object_get(prom, "status"));
         double d = 0;
-        int rc = scaler_promresult_parse(status ? status : 200, body, strlen(body),
-                                         t->ignore_null_values, &d, errbuf, errcap);
+        int rc = scaler_promresult_parse(status ? status : 200, body, strlen(body), t->ignore_null_values, &d,
+                                         errbuf, errcap);
         free(body);
         r->ok = rc == 0;
         r->value = d;
@@ -149,7 +150,8 @@ static void run_case(const char *file, json_t *c)
     size_t si;
     json_t *s;
     int32_t prev = -1;
-    json_array_foreach(steps, si, s) {
+    json_array_foreach(steps, si, s)
+    {
         n_steps++;
         struct scaler_trigger_result res[SCALER_MAX_TRIGGERS];
         char errbufs[SCALER_MAX_TRIGGERS][256];
@@ -159,9 +161,8 @@ static void run_case(const char *file, json_t *c)
         struct scaler_input in = {
             .now_ms = (int64_t)(json_number_value(json_object_get(s, "now_s")) * 1000.0),
             .current_replicas = cur ? (int32_t)json_integer_value(cur) : prev,
-            .ready_replicas = json_object_get(s, "ready")
-                                  ? (int32_t)json_integer_value(json_object_get(s, "ready"))
-                                  : -1,
+            .ready_replicas =
+                json_object_get(s, "ready") ? (int32_t)json_integer_value(json_object_get(s, "ready")) : -1,
             .results = res,
             .n_results = so->n_triggers,
         };
@@ -171,10 +172,9 @@ static void run_case(const char *file, json_t *c)
         }
         json_t *values = json_object_get(s, "values");
         for (size_t i = 0; i < so->n_triggers; i++) {
-            json_t *v = values ? json_array_get(values, i)
-                        : json_object_get(s, "value")
-                            ? json_object_get(s, "value")
-                            : NULL;
+            json_t *v = values                        ? json_array_get(values, i)
+                        : json_object_get(s, "value") ? json_object_get(s, "value")
+                                                      : NULL;
             json_t *prom = values ? NULL : json_object_get(s, "prom");
             if (!values && json_object_get(s, "error")) {
                 v = json_pack("{s:O}", "error", json_object_get(s, "error"));
@@ -221,14 +221,14 @@ static void run_case(const char *file, json_t *c)
         if (active && json_is_true(active) != d.active)
             bad = true;
         if (bad)
-            failf("%s: %s step %zu (t=%gs, current %d): want %lld/%s%s, got %d/%s active=%d\n    %s",
-                  file, name, si, in.now_ms / 1000.0, (int)in.current_replicas,
+            failf("%s: %s step %zu (t=%gs, current %d): want %lld/%s%s, got %d/%s active=%d\n    %s", file,
+                  name, si, in.now_ms / 1000.0, (int)in.current_replicas,
                   (long long)json_integer_value(expect), rule ? rule : "*",
                   active ? (json_is_true(active) ? " active" : " inactive") : "", (int)d.replicas,
                   scaler_rule_name(d.rule), d.active, d.explanation);
         if (getenv("SCALER_TEST_VERBOSE"))
-            fprintf(stderr, "%s step %zu: %d %s | %s\n", name, si, (int)d.replicas,
-                    scaler_rule_name(d.rule), d.explanation);
+            fprintf(stderr, "%s step %zu: %d %s | %s\n", name, si, (int)d.replicas, scaler_rule_name(d.rule),
+                    d.explanation);
         assert_true(strlen(d.explanation) > 0);
         prev = d.replicas;
     }
@@ -262,8 +262,8 @@ static void test_tables(void **state)
         json_decref(root);
     }
     closedir(dir);
-    fprintf(stderr, "decision tables: %d files, %d cases, %d steps, %d failures\n", files,
-            n_cases, n_steps, n_failures);
+    fprintf(stderr, "decision tables: %d files, %d cases, %d steps, %d failures\n", files, n_cases, n_steps,
+            n_failures);
     assert_true(files >= 5);
     assert_true(n_steps >= 80);
     assert_int_equal(n_failures, 0);
@@ -338,8 +338,7 @@ static void test_history_bounded(void **state)
     int32_t cur = 50;
     for (int i = 0; i < 5000; i++) {
         struct scaler_trigger_result r = {.ok = true, .value = (i % 7) * 100.0 + 1};
-        struct scaler_input in = {.now_ms = 1000 + i, .current_replicas = cur, .results = &r,
-                                  .n_results = 1};
+        struct scaler_input in = {.now_ms = 1000 + i, .current_replicas = cur, .results = &r, .n_results = 1};
         struct scaler_decision d;
         assert_int_equal(scaler_decide(so, st, &in, &d), 0);
         assert_true(d.replicas >= 1 && d.replicas <= 100);

@@ -59,9 +59,9 @@ static int teardown(void **state)
 }
 
 /* "hello CA\n" and friends, base64 */
-#define CA_B64 "aGVsbG8gQ0EK"     /* hello CA\n */
-#define CERT_B64 "Y2VydCBQRU0K"   /* cert PEM\n */
-#define KEY_B64 "a2V5IFBFTQo="    /* key PEM\n */
+#define CA_B64   "aGVsbG8gQ0EK" /* hello CA\n */
+#define CERT_B64 "Y2VydCBQRU0K" /* cert PEM\n */
+#define KEY_B64  "a2V5IFBFTQo=" /* key PEM\n */
 
 static const char *const KUBECONFIG_MAIN =
     "apiVersion: v1\n"
@@ -354,10 +354,12 @@ static void test_error_403_rbac(void **state)
     const char *body =
         "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"deployments.apps "
         "\\\"web\\\" is forbidden: User \\\"system:serviceaccount:prod:scaler\\\" cannot patch resource "
-        "\\\"deployments/scale\\\" in API group \\\"apps\\\" in the namespace \\\"prod\\\"\",\"reason\":\"Forbidden\","
+        "\\\"deployments/scale\\\" in API group \\\"apps\\\" in the namespace "
+        "\\\"prod\\\"\",\"reason\":\"Forbidden\","
         "\"code\":403}";
     struct kube_error e;
-    assert_int_equal(kube_error_from_status(403, body, strlen(body), &DEPLOY, KUBE_OP_PATCH_SCALE, &e), SS_EAUTH);
+    assert_int_equal(kube_error_from_status(403, body, strlen(body), &DEPLOY, KUBE_OP_PATCH_SCALE, &e),
+                     SS_EAUTH);
     assert_int_equal(e.status, 403);
     assert_false(e.retryable);
     assert_non_null(strstr(e.message, "PATCH deployments/web/scale in namespace prod: HTTP 403 forbidden"));
@@ -371,12 +373,14 @@ static void test_error_403_rbac(void **state)
                                       "verbs [\"get\",\"patch\"] in namespace db"));
 
     assert_int_equal(kube_error_from_status(403, NULL, 0, &DEPLOY, KUBE_OP_GET_WORKLOAD, &e), SS_EAUTH);
-    assert_non_null(strstr(e.message, "needs: apiGroups [\"apps\"], resources [\"deployments\"], verbs [\"get\"] "
-                                      "in namespace prod"));
+    assert_non_null(strstr(e.message,
+                           "needs: apiGroups [\"apps\"], resources [\"deployments\"], verbs [\"get\"] "
+                           "in namespace prod"));
     char rule[300];
     kube_rbac_rule(&DEPLOY, KUBE_OP_GET_SCALE, rule, sizeof rule);
-    assert_string_equal(rule, "apiGroups [\"apps\"], resources [\"deployments/scale\"], verbs [\"get\",\"patch\"] "
-                              "in namespace prod");
+    assert_string_equal(rule,
+                        "apiGroups [\"apps\"], resources [\"deployments/scale\"], verbs [\"get\",\"patch\"] "
+                        "in namespace prod");
 }
 
 static void test_error_mapping(void **state)
@@ -427,8 +431,8 @@ struct script {
     int fail_rc;       /* transport error to return */
 };
 
-static int scripted(void *ud, const struct kube_http_request *req, long *status, struct ss_buf *resp, char *err,
-                    size_t errlen)
+static int scripted(void *ud, const struct kube_http_request *req, long *status, struct ss_buf *resp,
+                    char *err, size_t errlen)
 {
     struct script *s = ud;
     s->calls++;
@@ -455,14 +459,16 @@ static bool has_header(const struct script *s, const char *h)
 }
 
 static const char *const SCALE_REPLY =
-    "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/v1\",\"metadata\":{\"name\":\"web\",\"namespace\":\"prod\"},"
+    "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/"
+    "v1\",\"metadata\":{\"name\":\"web\",\"namespace\":\"prod\"},"
     "\"spec\":{\"replicas\":3},\"status\":{\"replicas\":2,\"selector\":\"app=web\"}}";
 
 static void test_requests(void **state)
 {
     (void)state;
     write_file("tok", "token-one\n");
-    struct kube_config cfg = {.server = "http://127.0.0.1:1", .token_file = (char *)path_of("tok"),
+    struct kube_config cfg = {.server = "http://127.0.0.1:1",
+                              .token_file = (char *)path_of("tok"),
                               .token = "static-token-not-used"};
     struct kube_client *kc = NULL;
     assert_int_equal(kube_client_new(&cfg, &kc), 0);
@@ -513,7 +519,10 @@ static void test_requests(void **state)
 
     /* answers that are not Scale objects */
     s.status = 200;
-    const char *bad[] = {"not json", "[]", "{\"kind\":\"Deployment\"}", "{\"kind\":\"Scale\",\"spec\":{\"replicas\":-1}}",
+    const char *bad[] = {"not json",
+                         "[]",
+                         "{\"kind\":\"Deployment\"}",
+                         "{\"kind\":\"Scale\",\"spec\":{\"replicas\":-1}}",
                          "{\"kind\":\"Scale\",\"spec\":{\"replicas\":\"3\"}}",
                          "{\"kind\":\"Scale\",\"spec\":{\"replicas\":4294967296}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -588,13 +597,12 @@ static void test_workload_annotations(void **state)
     struct kube_config cfg = {.server = "http://127.0.0.1:1", .token = "t"};
     struct kube_client *kc = NULL;
     assert_int_equal(kube_client_new(&cfg, &kc), 0);
-    struct script s = {
-        .status = 200,
-        .reply = "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"annotations\":{"
-                 "\"deployment.kubernetes.io/revision\":\"3\","
-                 "\"autoscaling.keda.sh/paused-replicas\":\"2\","
-                 "\"autoscaling.keda.sh/paused\":\"true\"}},"
-                 "\"spec\":{\"replicas\":4},\"status\":{\"replicas\":4,\"readyReplicas\":3}}"};
+    struct script s = {.status = 200,
+                       .reply = "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"annotations\":{"
+                                "\"deployment.kubernetes.io/revision\":\"3\","
+                                "\"autoscaling.keda.sh/paused-replicas\":\"2\","
+                                "\"autoscaling.keda.sh/paused\":\"true\"}},"
+                                "\"spec\":{\"replicas\":4},\"status\":{\"replicas\":4,\"readyReplicas\":3}}"};
     kube_client_set_transport(kc, scripted, &s);
     struct kube_workload w;
     struct kube_error e;

@@ -11,7 +11,9 @@
 
 #include "scaler.h"
 
-#define VEC(v) "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[1700000000.123," v "]}]}}"
+#define VEC(v)                                                                                               \
+    "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":["     \
+    "1700000000.123," v "]}]}}"
 
 struct pcase {
     int status;
@@ -57,32 +59,47 @@ static const struct pcase cases[] = {
      "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
      "{\"metric\":{\"a\":\"1\"},\"value\":[1,\"1\"]},{\"metric\":{\"a\":\"2\"},\"value\":[1,\"2\"]}]}}",
      true, SS_EINVAL, 0, "multiple elements"},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[]}]}}",
+    {200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[]}]}"
+     "}",
      true, 0, 0, NULL},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[]}]}}",
+    {200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[]}]}"
+     "}",
      false, SS_EINVAL, 0, "the value list is empty"},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[1]}]}}",
+    {200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[1]}]}"
+     "}",
      true, SS_EPARSE, 0, "didn't return enough values"},
     /* native histogram sample: no "value", so an empty value list as in KEDA */
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"histogram\":[1,{}]}]}}",
+    {200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"histogram\":["
+     "1,{}]}]}}",
      true, 0, 0, NULL},
     /* scalar */
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1700000000,\"100\"]}}", true, 0, 100, NULL},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1700000000,\"NaN\"]}}", false, SS_EINVAL, 0, "NaN"},
+    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1700000000,\"100\"]}}",
+     true, 0, 100, NULL},
+    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1700000000,\"NaN\"]}}",
+     false, SS_EINVAL, 0, "NaN"},
     /* other result types and shapes */
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"metric\":{},\"values\":[[1,\"1\"]]}]}}",
+    {200,
+     "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"metric\":{},\"values\":[[1,"
+     "\"1\"]]}]}}",
      true, SS_EINVAL, 0, "resultType \"matrix\""},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"string\",\"result\":[1,\"x\"]}}", true, SS_EINVAL, 0, "resultType \"string\""},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":{}}}", true, SS_EPARSE, 0, "not a list"},
-    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[1]}}", true, SS_EPARSE, 0, "not an object"},
+    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"string\",\"result\":[1,\"x\"]}}", true,
+     SS_EINVAL, 0, "resultType \"string\""},
+    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":{}}}", true, SS_EPARSE, 0,
+     "not a list"},
+    {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[1]}}", true, SS_EPARSE, 0,
+     "not an object"},
     {200, "{\"status\":\"success\"}", true, SS_EPARSE, 0, "no data"},
     /* status */
-    {200, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"parse error at char 4\"}", true, SS_EINVAL, 0,
-     "status is \"error\": bad_data: parse error at char 4"},
+    {200, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"parse error at char 4\"}", true,
+     SS_EINVAL, 0, "status is \"error\": bad_data: parse error at char 4"},
     {200, "{\"data\":{\"resultType\":\"vector\",\"result\":[]}}", true, SS_EINVAL, 0, "status is \"\""},
     /* HTTP */
-    {400, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:5: parse error\"}", true, SS_EHTTP, 0,
-     "prometheus query api returned error. status: 400: 1:5: parse error"},
+    {400, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:5: parse error\"}", true, SS_EHTTP,
+     0, "prometheus query api returned error. status: 400: 1:5: parse error"},
     {503, "Service Unavailable", true, SS_EHTTP, 0, "status: 503"},
     {302, "", true, SS_EHTTP, 0, "status: 302"},
     {204, "", true, SS_EPARSE, 0, "invalid JSON"},
@@ -100,16 +117,16 @@ static void test_cases(void **state)
         const struct pcase *c = &cases[i];
         double v = -12345;
         char err[512];
-        int rc = scaler_promresult_parse(c->status, c->body, strlen(c->body), c->ignore_null, &v,
-                                         err, sizeof err);
+        int rc =
+            scaler_promresult_parse(c->status, c->body, strlen(c->body), c->ignore_null, &v, err, sizeof err);
         bool ok = rc == c->rc;
         if (ok && rc == 0)
             ok = v == c->value;
         if (ok && rc != 0)
             ok = strstr(err, c->msg) != NULL;
         if (!ok)
-            fprintf(stderr, "case %zu: %d %s (ignore=%d): rc=%d v=%g err=%s\n", i, c->status,
-                    c->body, c->ignore_null, rc, v, err);
+            fprintf(stderr, "case %zu: %d %s (ignore=%d): rc=%d v=%g err=%s\n", i, c->status, c->body,
+                    c->ignore_null, rc, v, err);
         assert_true(ok);
     }
 }

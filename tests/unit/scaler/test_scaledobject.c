@@ -95,8 +95,7 @@ static void test_multi_doc(void **state)
     (void)state;
     struct scaler_config *cfg = NULL;
     char err[1024];
-    int rc = scaler_config_load_string(multi_doc, strlen(multi_doc), "shop.yaml", &cfg, err,
-                                       sizeof err);
+    int rc = scaler_config_load_string(multi_doc, strlen(multi_doc), "shop.yaml", &cfg, err, sizeof err);
     if (rc)
         fprintf(stderr, "%s\n", err);
     assert_int_equal(rc, 0);
@@ -242,13 +241,13 @@ struct bad {
 static const struct bad bad_cases[] = {
     {"      serverAddress: http://127.0.0.1:9090\n", "      serverAddress: ''\n",
      "missing required parameter \"serverAddress\" in [triggerMetadata]", "11:22"},
-    {"      serverAddress: http://127.0.0.1:9090\n", "",
-     "missing required parameter \"serverAddress\"", "11:7"},
+    {"      serverAddress: http://127.0.0.1:9090\n", "", "missing required parameter \"serverAddress\"",
+     "11:7"},
     {"      query: up\n", "      query: '   '\n", "missing required parameter \"query\"", "12:14"},
     {"      threshold: '3'\n", "", "missing required parameter \"threshold\"", NULL},
     {"      threshold: '3'\n", "      threshold: ''\n", "missing required parameter \"threshold\"", "13:18"},
-    {"      threshold: '3'\n", "      threshold: 'abc'\n",
-     "unable to set param \"threshold\" value \"abc\"", "13:18"},
+    {"      threshold: '3'\n", "      threshold: 'abc'\n", "unable to set param \"threshold\" value \"abc\"",
+     "13:18"},
     {"      threshold: '3'\n", "      threshold: '+3'\n", "unable to set param \"threshold\"", NULL},
     {"      threshold: '3'\n", "      threshold: '.5'\n", "unable to set param \"threshold\"", NULL},
     {"      threshold: '3'\n", "      threshold: 'NaN'\n", "unable to set param \"threshold\"", NULL},
@@ -262,7 +261,8 @@ static const struct bad bad_cases[] = {
     {"      threshold: '3'\n", "      threshold: '3'\n      customHeaders: Authorization=Bearer=x\n",
      "\"customHeaders\": element 1 is not", NULL},
     {"      threshold: '3'\n", "      threshold: '3'\n      queryParameters: a=b=c\n",
-     "unable to set param \"queryParameters\" value \"a=b=c\": expected format key=value, got \"a=b=c\"", NULL},
+     "unable to set param \"queryParameters\" value \"a=b=c\": expected format key=value, got \"a=b=c\"",
+     NULL},
     {"      threshold: '3'\n", "      threshold: '3'\n      queryParameters: 'a=b,'\n",
      "expected format key=value, got \"\"", NULL},
     {"      threshold: '3'\n", "      threshold: '3'\n      customHeaders: 'bad header=x'\n",
@@ -278,8 +278,7 @@ static const struct bad bad_cases[] = {
     {"      threshold: '3'\n", "      threshold: '3'\n      unsafeSsl: 'True'\n",
      "unable to set param \"unsafeSsl\"", NULL},
     {"  - type: prometheus\n", "  - type: cpu\n",
-     "trigger type \"cpu\" is not supported: scrapeship implements only the prometheus scaler",
-     "9:11"},
+     "trigger type \"cpu\" is not supported: scrapeship implements only the prometheus scaler", "9:11"},
     {"  - type: prometheus\n", "  - metricType: Value\n", "spec.triggers[0].type is required", NULL},
     {"  - type: prometheus\n", "  - type: prometheus\n    metricType: Utilization\n",
      "'Utilization' metric type is unsupported", "10:17"},
@@ -290,37 +289,38 @@ static const struct bad bad_cases[] = {
     {"spec:\n", "spec:\n  maxReplicaCount: 0\n", "MaxReplicaCount=0", NULL},
     {"spec:\n", "spec:\n  minReplicaCount: 2\n  idleReplicaCount: 2\n",
      "IdleReplicaCount=2 must be less than MinReplicaCount=2", "7:21"},
-    {"spec:\n", "spec:\n  idleReplicaCount: 0\n",
-     "IdleReplicaCount=0 must be less than MinReplicaCount=0", NULL},
-    {"spec:\n", "spec:\n  minReplicaCount: -1\n", "minReplicaCount must be greater than or equal to 0",
+    {"spec:\n", "spec:\n  idleReplicaCount: 0\n", "IdleReplicaCount=0 must be less than MinReplicaCount=0",
      NULL},
+    {"spec:\n", "spec:\n  minReplicaCount: -1\n", "minReplicaCount must be greater than or equal to 0", NULL},
     {"spec:\n", "spec:\n  minReplicaCount: '2'\n", "minReplicaCount must be an integer", "6:20"},
     {"spec:\n", "spec:\n  cooldownPeriod: 1.5\n", "cooldownPeriod must be an integer", NULL},
-    {"spec:\n", "spec:\n  pollingInterval: 0\n", "pollingInterval must be greater than or equal to 1",
-     NULL},
+    {"spec:\n", "spec:\n  pollingInterval: 0\n", "pollingInterval must be greater than or equal to 1", NULL},
     {"spec:\n", "spec:\n  fallback: {failureThreshold: -1, replicas: 2}\n",
      "FailureThreshold=-1 & Replicas=2 must both be greater than or equal to 0", NULL},
-    {"spec:\n", "spec:\n  fallback: {replicas: 2}\n", "spec.fallback.failureThreshold is required",
-     NULL},
+    {"spec:\n", "spec:\n  fallback: {replicas: 2}\n", "spec.fallback.failureThreshold is required", NULL},
     {"spec:\n", "spec:\n  fallback: {failureThreshold: 1, replicas: 2, behavior: sometimes}\n",
      "spec.fallback.behavior: Unsupported value: \"sometimes\"", NULL},
     {"spec:\n",
      "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleUp: {selectPolicy: Most}}}}\n",
      "selectPolicy: Unsupported value: \"Most\"", NULL},
     {"spec:\n",
-     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: 3601}}}}\n",
+     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {stabilizationWindowSeconds: "
+     "3601}}}}\n",
      "stabilizationWindowSeconds must be less than or equal to 3600", NULL},
     {"spec:\n",
      "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {policies: []}}}}\n",
      "must specify at least one Policy", NULL},
     {"spec:\n",
-     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {policies: [{type: Pods, value: 0, periodSeconds: 15}]}}}}\n",
+     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {policies: [{type: Pods, "
+     "value: 0, periodSeconds: 15}]}}}}\n",
      "value must be greater than or equal to 1", NULL},
     {"spec:\n",
-     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {policies: [{type: Pods, value: 1, periodSeconds: 1801}]}}}}\n",
+     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: {policies: [{type: Pods, "
+     "value: 1, periodSeconds: 1801}]}}}}\n",
      "periodSeconds must be less than or equal to 1800", NULL},
     {"spec:\n",
-     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleUp: {policies: [{type: Replicas, value: 1, periodSeconds: 15}]}}}}\n",
+     "spec:\n  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleUp: {policies: [{type: Replicas, "
+     "value: 1, periodSeconds: 15}]}}}}\n",
      "type: Unsupported value: \"Replicas\"", NULL},
     {"  scaleTargetRef:\n    name: app\n", "", "ScaledObject.spec.scaleTargetRef is not set", "6:3"},
     {"    name: app\n", "    kind: DaemonSet\n    name: app\n",
@@ -329,12 +329,12 @@ static const struct bad bad_cases[] = {
     {"  name: m\n", "  namespace: x\n", "metadata.name is required", NULL},
     {"apiVersion: keda.sh/v1alpha1\n", "apiVersion: keda.sh/v1\n",
      "ScaledObject apiVersion must be keda.sh/v1alpha1", "1:13"},
-    {"  triggers:\n", "  triggers: []\n  old:\n", "no triggers defined in the ScaledObject/ScaledJob",
-     NULL},
+    {"  triggers:\n", "  triggers: []\n  old:\n", "no triggers defined in the ScaledObject/ScaledJob", NULL},
     {"      query: up\n", "      query: up\n      query: down\n", "duplicate key \"query\"", "13:7"},
     {"      query: up\n", "      query: [up]\n", "query must be a string, not a list", NULL},
     {"  - type: prometheus\n",
-     "  - type: prometheus\n    name: a\n    metadata: {serverAddress: x, query: q, threshold: '1'}\n  - type: prometheus\n    name: a\n",
+     "  - type: prometheus\n    name: a\n    metadata: {serverAddress: x, query: q, threshold: '1'}\n  - "
+     "type: prometheus\n    name: a\n",
      "triggerName \"a\" is defined multiple times", NULL},
 };
 
@@ -354,8 +354,8 @@ static void test_validation_errors(void **state)
             ok = strstr(err, where) != NULL;
         }
         if (!ok)
-            fprintf(stderr, "case %zu (%s): rc=%d err=\n%s\n--- manifest:\n%s\n", i, b->message, rc,
-                    err, text);
+            fprintf(stderr, "case %zu (%s): rc=%d err=\n%s\n--- manifest:\n%s\n", i, b->message, rc, err,
+                    text);
         free(text);
         assert_true(ok);
     }
@@ -364,30 +364,29 @@ static void test_validation_errors(void **state)
 static void test_unknown_fields_warn(void **state)
 {
     (void)state;
-    static const char text[] =
-        "apiVersion: keda.sh/v1alpha1\n"
-        "kind: ScaledObject\n"
-        "metadata:\n"
-        "  name: w\n"
-        "  colour: blue\n"
-        "spec:\n"
-        "  scaleTargetRef: {name: app, envSourceContainerName: c}\n"
-        "  futureField: 1\n"
-        "  advanced:\n"
-        "    scalingModifiers: {formula: a+b, target: '2'}\n"
-        "  triggers:\n"
-        "  - type: prometheus\n"
-        "    useCachedMetrics: true\n"
-        "    metadata:\n"
-        "      serverAddress: http://127.0.0.1:9090\n"
-        "      query: up\n"
-        "      threshold: 3\n"
-        "      metricName: legacy\n"
-        "      serverAddressFromEnv: PROM\n"
-        "      flavour: vanilla\n"
-        "    authenticationRef: {name: missing}\n"
-        "status:\n"
-        "  lastActiveTime: x\n";
+    static const char text[] = "apiVersion: keda.sh/v1alpha1\n"
+                               "kind: ScaledObject\n"
+                               "metadata:\n"
+                               "  name: w\n"
+                               "  colour: blue\n"
+                               "spec:\n"
+                               "  scaleTargetRef: {name: app, envSourceContainerName: c}\n"
+                               "  futureField: 1\n"
+                               "  advanced:\n"
+                               "    scalingModifiers: {formula: a+b, target: '2'}\n"
+                               "  triggers:\n"
+                               "  - type: prometheus\n"
+                               "    useCachedMetrics: true\n"
+                               "    metadata:\n"
+                               "      serverAddress: http://127.0.0.1:9090\n"
+                               "      query: up\n"
+                               "      threshold: 3\n"
+                               "      metricName: legacy\n"
+                               "      serverAddressFromEnv: PROM\n"
+                               "      flavour: vanilla\n"
+                               "    authenticationRef: {name: missing}\n"
+                               "status:\n"
+                               "  lastActiveTime: x\n";
     static const char *const expect[] = {
         "w.yaml:5:3: metadata.colour: unknown field, ignored",
         "w.yaml:8:3: spec.futureField: unknown field, ignored",

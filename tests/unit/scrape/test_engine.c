@@ -128,7 +128,10 @@ static void on_series(void *ud, const struct scrape_series *s)
     r->stale = scrape_is_stale_nan(s->value);
 }
 
-static void reset_capture(void) { cap.n = 0; }
+static void reset_capture(void)
+{
+    cap.n = 0;
+}
 
 static const struct rec *find(const char *text)
 {
@@ -187,8 +190,7 @@ static struct scrape_manager *manager(const struct scrape_job *job)
 static int setup(void **state)
 {
     (void)state;
-    srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
-                             MHD_OPTION_END);
+    srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL, MHD_OPTION_END);
     if (!srv.d)
         return -1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
@@ -227,7 +229,8 @@ static void test_labels_and_synthetic(void **state)
     assert_non_null(r);
     assert_true(r->value == 5);
     snprintf(inst, sizeof inst,
-             "clash{exported_instance=\"i\",exported_job=\"exp\",exported_team=\"t\",instance=\"%s\",job=\"test\",team=\"a\"}",
+             "clash{exported_instance=\"i\",exported_job=\"exp\",exported_team=\"t\",instance=\"%s\",job="
+             "\"test\",team=\"a\"}",
              addr);
     assert_non_null(find(inst));
     snprintf(inst, sizeof inst, "empty{b=\"x\",instance=\"%s\",job=\"test\",team=\"a\"}", addr);
@@ -286,7 +289,7 @@ static void expect_limit_failure(struct scrape_job *j, const char *body, const c
     snprintf(t, sizeof t, "ok_metric{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
     const struct rec *r = find(t);
     assert_non_null(r);
-    assert_true(r->stale); /* rolled back: the old series goes stale */
+    assert_true(r->stale);             /* rolled back: the old series goes stale */
     for (size_t i = 0; i < cap.n; i++) /* nothing from the failed body */
         assert_null(strstr(cap.v[i].text, "big"));
     scrape_manager_free(m);
@@ -305,7 +308,8 @@ static void test_label_limit(void **state)
     (void)state;
     struct scrape_job j = base_job();
     j.label_limit = 5; /* __name__ + job + instance + team + 2 = 6 */
-    expect_limit_failure(&j, "big{a=\"1\",b=\"2\"} 1\n", "label_limit exceeded (metric: big, number of labels: 6");
+    expect_limit_failure(&j, "big{a=\"1\",b=\"2\"} 1\n",
+                         "label_limit exceeded (metric: big, number of labels: 6");
 }
 
 static void test_label_name_length_limit(void **state)
@@ -466,8 +470,8 @@ static void test_metric_relabel_drop(void **state)
     char t[256];
     serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
     char *src[] = {"__name__"};
-    struct scrape_relabel_config rc = {.source_labels = src, .nsource_labels = 1, .regex = "drop_.*",
-                                       .action = SCRAPE_RELABEL_DROP};
+    struct scrape_relabel_config rc = {
+        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = SCRAPE_RELABEL_DROP};
     struct scrape_relabel_rule *rule = NULL;
     char err[256];
     assert_int_equal(scrape_relabel_compile(&rc, &rule, err, sizeof err), 0);
@@ -481,7 +485,8 @@ static void test_metric_relabel_drop(void **state)
     assert_non_null(find(t));
     snprintf(t, sizeof t, "drop_me{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
     assert_null(find(t));
-    snprintf(t, sizeof t, "scrape_samples_post_metric_relabeling{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    snprintf(t, sizeof t, "scrape_samples_post_metric_relabeling{instance=\"%s\",job=\"test\",team=\"a\"}",
+             addr);
     assert_true(find(t)->value == 1);
     scrape_manager_free(m);
     scrape_relabel_rule_free(rule);

@@ -126,7 +126,9 @@ static void test_json_valid(void **state)
     assert_string_equal(g1->targets[0], "db.example.internal:9187");
     assert_int_equal(g1->nlabels, 4);
     assert_string_equal(label(g1, "service"), "postgres");
-    assert_string_equal(label(g1, "note"), "\xc3\xbcn\xc3\xaf""c\xc3\xb8""d\xc3\xa9 ok");
+    assert_string_equal(label(g1, "note"), "\xc3\xbcn\xc3\xaf"
+                                           "c\xc3\xb8"
+                                           "d\xc3\xa9 ok");
     assert_null(scrape_sd_groups_get(g, 2));
     scrape_sd_groups_free(g);
 }
@@ -209,20 +211,18 @@ static void test_glob_two_files(void **state)
     /* a.json has one group, b.json two; c.yml is not matched. Path order. */
     assert_int_equal(scrape_sd_groups_count(g), 3);
     assert_string_equal(scrape_sd_groups_get(g, 0)->targets[0], "a:1");
-    assert_string_equal(label(scrape_sd_groups_get(g, 0), "__meta_filepath"),
-                        FIXTURES "/glob/a.json");
+    assert_string_equal(label(scrape_sd_groups_get(g, 0), "__meta_filepath"), FIXTURES "/glob/a.json");
     assert_string_equal(scrape_sd_groups_get(g, 1)->targets[0], "b:1");
     assert_string_equal(scrape_sd_groups_get(g, 2)->targets[0], "b:2");
-    assert_string_equal(label(scrape_sd_groups_get(g, 2), "__meta_filepath"),
-                        FIXTURES "/glob/b.json");
+    assert_string_equal(label(scrape_sd_groups_get(g, 2), "__meta_filepath"), FIXTURES "/glob/b.json");
     scrape_sd_groups_free(g);
 }
 
 static void test_multiple_patterns_dedup(void **state)
 {
     (void)state;
-    const char *pats[] = {FIXTURES "/glob/*.yml", FIXTURES "/glob/a.json",
-                          FIXTURES "/glob/?.json", FIXTURES "/nothing-matches-*.json"};
+    const char *pats[] = {FIXTURES "/glob/*.yml", FIXTURES "/glob/a.json", FIXTURES "/glob/?.json",
+                          FIXTURES "/nothing-matches-*.json"};
     struct scrape_sd_groups *g = NULL;
     size_t nerr = 99;
     assert_int_equal(scrape_file_sd_load(pats, 4, &g, &nerr), 0);
@@ -235,10 +235,9 @@ static void test_multiple_patterns_dedup(void **state)
 static void test_bad_patterns(void **state)
 {
     (void)state;
-    const char *pats[] = {FIXTURES "/*/a.json",  /* wildcard outside the last element */
-                          FIXTURES "/gl?b/a.json", FIXTURES "/glob/*",
-                          FIXTURES "/glob/a.txt", FIXTURES "/glob/a.Json",
-                          FIXTURES "/glob/[ab].json"}; /* the last one is fine */
+    const char *pats[] = {FIXTURES "/*/a.json", /* wildcard outside the last element */
+                          FIXTURES "/gl?b/a.json", FIXTURES "/glob/*",        FIXTURES "/glob/a.txt",
+                          FIXTURES "/glob/a.Json", FIXTURES "/glob/[ab].json"}; /* the last one is fine */
     struct scrape_sd_groups *g = NULL;
     size_t nerr = 0;
     char log[4096];
@@ -275,7 +274,7 @@ static void test_broken_file_skipped(void **state)
 }
 
 struct bad_case {
-    const char *name;   /* file name: the extension picks the parser */
+    const char *name; /* file name: the extension picks the parser */
     const char *body;
     const char *expect; /* substring of the logged error */
 };
@@ -301,7 +300,9 @@ static const struct bad_case bad_cases[] = {
     {"n1.json", "[{\"labels\": {\"foo-bar\": \"x\"}}]", "invalid label name \"foo-bar\""},
     {"n2.json", "[{\"labels\": {\"1abc\": \"x\"}}]", "invalid label name"},
     {"n3.json", "[{\"labels\": {\"\": \"x\"}}]", "invalid label name"},
-    {"n1.yaml", "- targets: [a:1]\n  labels:\n    ok: x\n    b\xc3\xa4" "d: y\n",
+    {"n1.yaml",
+     "- targets: [a:1]\n  labels:\n    ok: x\n    b\xc3\xa4"
+     "d: y\n",
      ":4:5: group 0: invalid label name"},
     {"n2.yaml", "- labels:\n    {[a]: x}\n", "invalid label name"},
     /* label values */
@@ -342,8 +343,8 @@ static void test_bad_contents(void **state)
         capture_end(log, sizeof log);
         if (rc != 0 || nerr != 1 || scrape_sd_groups_count(g) != 0 || !strstr(log, c->expect) ||
             !strstr(log, c->name)) {
-            print_error("case %s: rc=%d nerr=%zu groups=%zu log=%s (expected \"%s\")\n", c->name,
-                        rc, nerr, scrape_sd_groups_count(g), log, c->expect);
+            print_error("case %s: rc=%d nerr=%zu groups=%zu log=%s (expected \"%s\")\n", c->name, rc, nerr,
+                        scrape_sd_groups_count(g), log, c->expect);
             failures++;
         }
         scrape_sd_groups_free(g);

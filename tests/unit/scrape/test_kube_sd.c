@@ -39,8 +39,8 @@ static const char *const res_names[R_N] = {"pods", "services", "endpoints"};
 static const char *const res_kinds[R_N] = {"Pod", "Service", "Endpoints"};
 
 #define MAX_EVENTS 512
-#define MAX_CONNS 256
-#define MAX_LOG 512
+#define MAX_CONNS  256
+#define MAX_LOG    512
 
 struct fevent {
     long rv;
@@ -159,7 +159,8 @@ static void do_list(struct fake *f, int fd, int res, const char *ns, const char 
     size_t n = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(f->objs[res], k, v) {
+    json_object_foreach(f->objs[res], k, v)
+    {
         if (n < 1024 && (!ns || !strncmp(k, ns, strlen(ns))) && (!ns || k[strlen(ns)] == '/'))
             keys[n++] = k;
     }
@@ -176,8 +177,8 @@ static void do_list(struct fake *f, int fd, int res, const char *ns, const char 
     snprintf(rv, sizeof rv, "%ld", f->rv);
     if (end < n)
         snprintf(cont, sizeof cont, "%zu", end);
-    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o}", "kind", "List", "metadata", "resourceVersion",
-                            rv, "continue", cont, "items", items);
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}, s:o}", "kind", "List", "metadata", "resourceVersion", rv,
+                            "continue", cont, "items", items);
     pthread_mutex_unlock(&f->mu);
     char *body = json_dumps(doc, JSON_COMPACT);
     send_json(fd, 200, body);
@@ -519,15 +520,15 @@ static json_t *mkpod(const char *ns, const char *name, const char *ip, int port)
 {
     json_t *ports = json_array();
     if (port)
-        json_array_append_new(ports, json_pack("{s:s, s:i, s:s}", "name", "metrics",
-                                               "containerPort", port, "protocol", "TCP"));
-    json_t *pod = json_pack(
-        "{s:{s:s, s:s, s:s, s:{s:s}}, s:{s:s, s:[{s:s, s:s, s:o}]}, s:{s:s, s:s, s:[{s:s, s:s}], "
-        "s:[{s:s, s:s}]}}",
-        "metadata", "name", name, "namespace", ns, "uid", name, "labels", "app", name, "spec",
-        "nodeName", "node-1", "containers", "name", "app", "image", "img:1", "ports", ports,
-        "status", "phase", "Running", "hostIP", "10.0.0.9", "conditions", "type", "Ready",
-        "status", "True", "containerStatuses", "name", "app", "containerID", "cri://app");
+        json_array_append_new(
+            ports, json_pack("{s:s, s:i, s:s}", "name", "metrics", "containerPort", port, "protocol", "TCP"));
+    json_t *pod =
+        json_pack("{s:{s:s, s:s, s:s, s:{s:s}}, s:{s:s, s:[{s:s, s:s, s:o}]}, s:{s:s, s:s, s:[{s:s, s:s}], "
+                  "s:[{s:s, s:s}]}}",
+                  "metadata", "name", name, "namespace", ns, "uid", name, "labels", "app", name, "spec",
+                  "nodeName", "node-1", "containers", "name", "app", "image", "img:1", "ports", ports,
+                  "status", "phase", "Running", "hostIP", "10.0.0.9", "conditions", "type", "Ready", "status",
+                  "True", "containerStatuses", "name", "app", "containerID", "cri://app");
     if (ip)
         json_object_set_new(json_object_get(pod, "status"), "podIP", json_string(ip));
     return pod;
@@ -773,10 +774,8 @@ static void test_pod_labels(void **state)
         } else if (!strcmp(cn, "migrate")) {
             found_init++;
             assert_string_equal(label(&r.g[i], "__meta_kubernetes_pod_container_init"), "true");
-            assert_string_equal(label(&r.g[i], "__meta_kubernetes_pod_container_id"),
-                                "containerd://def");
-            assert_string_equal(label(&r.g[i], "__meta_kubernetes_pod_container_image"),
-                                "shop/migrate:2");
+            assert_string_equal(label(&r.g[i], "__meta_kubernetes_pod_container_id"), "containerd://def");
+            assert_string_equal(label(&r.g[i], "__meta_kubernetes_pod_container_image"), "shop/migrate:2");
         }
     }
     assert_int_equal(found_proxy, 1);
@@ -825,8 +824,7 @@ static void test_watch_events(void **state)
             break;
         usleep(10000);
     }
-    assert_string_equal(label(find_target(&r, "10.0.0.1:8080"), "__meta_kubernetes_pod_label_version"),
-                        "2");
+    assert_string_equal(label(find_target(&r, "10.0.0.1:8080"), "__meta_kubernetes_pod_label_version"), "2");
     fake_delete(r.f, R_PODS, "default", "c");
     assert_true(wait_for(&r, pred_lacks, "c"));
     size_t three = 2;
@@ -988,9 +986,9 @@ static void test_namespaces_and_selectors(void **state)
                      2);
     for (int i = 0; i < 200 && fake_count(r.f, "watch=true", NULL) < 2; i++)
         usleep(10000);
-    assert_int_equal(fake_count(r.f, "/api/v1/namespaces/a/pods?", "watch=true",
-                                "labelSelector=", "fieldSelector=", NULL),
-                     1);
+    assert_int_equal(
+        fake_count(r.f, "/api/v1/namespaces/a/pods?", "watch=true", "labelSelector=", "fieldSelector=", NULL),
+        1);
     fake_apply(r.f, R_PODS, mkpod("b", "pb2", "10.0.2.4", 80));
     fake_apply(r.f, R_PODS, mkpod("c", "pc2", "10.0.2.5", 80));
     assert_true(wait_for(&r, pred_has, "pb2"));
@@ -1095,8 +1093,8 @@ static void test_endpoints_role(void **state)
         json_pack("{s:s, s:i, s:s}", "name", "admin", "containerPort", 9901, "protocol", "TCP"));
     fake_apply(r.f, R_PODS, pod);
     fake_apply(r.f, R_SERVICES,
-               json_pack("{s:{s:s, s:s, s:{s:s}, s:{s:s}}}", "metadata", "name", "web", "namespace",
-                         "shop", "labels", "app", "web", "annotations", "prometheus.io/scrape", "true"));
+               json_pack("{s:{s:s, s:s, s:{s:s}, s:{s:s}}}", "metadata", "name", "web", "namespace", "shop",
+                         "labels", "app", "web", "annotations", "prometheus.io/scrape", "true"));
     fake_apply(r.f, R_ENDPOINTS,
                json_loads("{\"metadata\":{\"name\":\"web\",\"namespace\":\"shop\",\"labels\":{\"app\":"
                           "\"web\"}},\"subsets\":[{\"addresses\":[{\"ip\":\"10.2.0.1\",\"nodeName\":"
@@ -1324,7 +1322,8 @@ static void test_metrics(void **state)
     struct ss_buf b;
     ss_buf_init(&b, 1 << 20);
     assert_int_equal(ss_metrics_render(&b), 0);
-    assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_requests_total{job=\"kube-test\",kind=\"list\"} 1"));
+    assert_non_null(
+        strstr(b.data, "scrapeship_sd_kubernetes_requests_total{job=\"kube-test\",kind=\"list\"} 1"));
     assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_objects{job=\"kube-test\"} 1"));
     assert_non_null(strstr(b.data, "{job=\"metrics\\\"job\",kind=\"list\"} 0"));
     const char *first = strstr(b.data, "# TYPE scrapeship_sd_kubernetes_objects");

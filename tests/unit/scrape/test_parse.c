@@ -52,7 +52,10 @@ static void out_printf(struct out *o, const char *fmt, ...)
     out_put(o, tmp, (size_t)n);
 }
 
-static void out_str(struct out *o, struct ss_str s) { out_put(o, s.p, s.len); }
+static void out_str(struct out *o, struct ss_str s)
+{
+    out_put(o, s.p, s.len);
+}
 
 /* Shortest C "%g" text that reads back to v (the test's own format, so it does not
  * depend on how common/ formats numbers). */
@@ -119,9 +122,9 @@ struct mode {
 };
 
 #define TEXT_LENIENT ((struct mode){SCRAPE_FORMAT_TEXT, false, false, 0})
-#define TEXT_STRICT ((struct mode){SCRAPE_FORMAT_TEXT, true, false, 0})
-#define OM_LENIENT ((struct mode){SCRAPE_FORMAT_OPENMETRICS, false, false, 0})
-#define OM_STRICT ((struct mode){SCRAPE_FORMAT_OPENMETRICS, true, false, 0})
+#define TEXT_STRICT  ((struct mode){SCRAPE_FORMAT_TEXT, true, false, 0})
+#define OM_LENIENT   ((struct mode){SCRAPE_FORMAT_OPENMETRICS, false, false, 0})
+#define OM_STRICT    ((struct mode){SCRAPE_FORMAT_OPENMETRICS, true, false, 0})
 
 /* Parse body split at the given offsets (sorted, may be empty). Output and error text
  * go to o; returns the status. */
@@ -180,8 +183,8 @@ static void expect_err(struct mode m, const char *body, int err, const char *nee
     struct out o = {0};
     int rc = run(m, body, &o);
     if (rc != err || !strstr(o.s ? o.s : "", needle))
-        fail_msg("body:\n%s\ngot rc %d:\n%s\nwant %d containing \"%s\"", body, rc, o.s ? o.s : "",
-                 err, needle);
+        fail_msg("body:\n%s\ngot rc %d:\n%s\nwant %d containing \"%s\"", body, rc, o.s ? o.s : "", err,
+                 needle);
     out_free(&o);
 }
 
@@ -226,15 +229,14 @@ static void check_all_splits(struct mode m, const char *body, size_t len)
 static void test_every_split_point(void **state)
 {
     (void)state;
-    static const char text[] =
-        "# HELP http_requests_total Requests, with \\\\ and \\n escapes.\n"
-        "# TYPE http_requests_total counter\n"
-        "http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n"
-        "http_requests_total{path=\"/caf\xc3\xa9\",q=\"a\\\"b\\\\c\\nd\"} 3\n"
-        "\n"
-        "  # a comment\n"
-        "rpc_duration_seconds{quantile=\"0.5\"} 4773\n"
-        "no_newline_at_end -Inf";
+    static const char text[] = "# HELP http_requests_total Requests, with \\\\ and \\n escapes.\n"
+                               "# TYPE http_requests_total counter\n"
+                               "http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n"
+                               "http_requests_total{path=\"/caf\xc3\xa9\",q=\"a\\\"b\\\\c\\nd\"} 3\n"
+                               "\n"
+                               "  # a comment\n"
+                               "rpc_duration_seconds{quantile=\"0.5\"} 4773\n"
+                               "no_newline_at_end -Inf";
     check_all_splits(TEXT_LENIENT, text, sizeof text - 1);
     check_all_splits(TEXT_STRICT, text, sizeof text - 1); /* fails at the end, always */
 
@@ -306,8 +308,7 @@ static void test_escapes(void **state)
     (void)state;
     /* Label values: \\ \" \n decoded in every mode. */
     expect(TEXT_LENIENT, "a{b=\"x\\\\y\\\"z\\nw\"} 1\n", "S a{b=[x\\y\"z\nw]} 1 fam=a unknown L1\n");
-    expect(OM_STRICT, "a{b=\"x\\\\y\\\"z\\nw\"} 1\n# EOF\n",
-           "S a{b=[x\\y\"z\nw]} 1 fam=a unknown L1\n");
+    expect(OM_STRICT, "a{b=\"x\\\\y\\\"z\\nw\"} 1\n# EOF\n", "S a{b=[x\\y\"z\nw]} 1 fam=a unknown L1\n");
     /* Other escapes: kept as written by Prometheus and by the OpenMetrics reference
      * parser; prometheus/common refuses them. */
     expect(TEXT_LENIENT, "a{b=\"\\t\\x\"} 1\n", "S a{b=[\\t\\x]} 1 fam=a unknown L1\n");
@@ -336,16 +337,14 @@ static void test_timestamps(void **state)
     (void)state;
     /* 0.0.4: integer milliseconds. */
     expect(TEXT_LENIENT, "a 1 1395066363000\n", "S a{} 1 @1395066363000 fam=a unknown L1\n");
-    expect(TEXT_LENIENT, "a 1 9223372036854775807\n",
-           "S a{} 1 @9223372036854775807 fam=a unknown L1\n");
+    expect(TEXT_LENIENT, "a 1 9223372036854775807\n", "S a{} 1 @9223372036854775807 fam=a unknown L1\n");
     expect_err(TEXT_LENIENT, "a 1 9223372036854775808\n", SS_EPARSE, "timestamp");
     expect_err(TEXT_LENIENT, "a 1 1.5\n", SS_EPARSE, "spurious");
     /* PromParser lexes [0-9]+; prometheus/common takes a sign. */
     expect_err(TEXT_LENIENT, "a 1 -2\n", SS_EPARSE, "timestamp");
     expect(TEXT_STRICT, "a 1 -2\n", "S a{} 1 @-2 fam=a unknown L1\n");
     /* OpenMetrics: float seconds, int64(ts*1000) as Prometheus 2.42. */
-    expect(OM_LENIENT,
-           "a 1 1520879607.789\nb 1 1.5\nc 1 -1.5\nd 1 1.5e3\ne 1 0.0009\nf 1 1e300\n# EOF\n",
+    expect(OM_LENIENT, "a 1 1520879607.789\nb 1 1.5\nc 1 -1.5\nd 1 1.5e3\ne 1 0.0009\nf 1 1e300\n# EOF\n",
            "S a{} 1 @1520879607789 fam=a unknown L1\n"
            "S b{} 1 @1500 fam=b unknown L2\n"
            "S c{} 1 @-1500 fam=c unknown L3\n"
@@ -383,9 +382,8 @@ static void test_values(void **state)
            "S o{} 5e-324 fam=o unknown L15\n"
            "S p{} 1.7976931348623157e+308 fam=p unknown L16\n");
     /* Go's ParseFloat refuses these (or Prometheus' parseFloat does). */
-    static const char *const bad[] = {"+nan", "-NaN", "0x1p3", "0x10", "1_000", "1e", "1e+",
-                                      ".",    "-",    "+",     "1.2.3", "infinit", "1e400",
-                                      "--1",  "1f",   "0b1",   "\"1\""};
+    static const char *const bad[] = {"+nan", "-NaN",  "0x1p3",   "0x10",  "1_000", "1e", "1e+", ".",    "-",
+                                      "+",    "1.2.3", "infinit", "1e400", "--1",   "1f", "0b1", "\"1\""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char body[64];
         snprintf(body, sizeof body, "a %s\n", bad[i]);
@@ -421,10 +419,8 @@ static void test_content_type(void **state)
         SCRAPE_FORMAT_OPENMETRICS);
     assert_int_equal(scrape_format_from_content_type(" Application/OpenMetrics-Text;version=0.0.1"),
                      SCRAPE_FORMAT_OPENMETRICS);
-    assert_int_equal(scrape_format_from_content_type("application/openmetrics-textx"),
-                     SCRAPE_FORMAT_TEXT);
-    assert_int_equal(scrape_format_from_content_type("application/vnd.google.protobuf"),
-                     SCRAPE_FORMAT_TEXT);
+    assert_int_equal(scrape_format_from_content_type("application/openmetrics-textx"), SCRAPE_FORMAT_TEXT);
+    assert_int_equal(scrape_format_from_content_type("application/vnd.google.protobuf"), SCRAPE_FORMAT_TEXT);
     assert_string_equal(scrape_metric_type_name(SCRAPE_TYPE_GAUGEHISTOGRAM), "gaugehistogram");
     assert_string_equal(scrape_metric_type_name(SCRAPE_TYPE_UNKNOWN), "unknown");
 }
@@ -581,8 +577,7 @@ static void test_prometheus_lexer_corners(void **state)
     assert_int_equal(run_split(TEXT_STRICT, "a 1\n\0junk{\nb 2\n", 15, NULL, 0, &o), SS_EPARSE);
     out_free(&o);
     /* Commas between labels are optional and blanks are free in 0.0.4 (lenient). */
-    expect(TEXT_LENIENT, "a { x = \"1\" y=\"2\" , } 3\n",
-           "S a{x=[1]y=[2]} 3 fam=a unknown L1\n");
+    expect(TEXT_LENIENT, "a { x = \"1\" y=\"2\" , } 3\n", "S a{x=[1]y=[2]} 3 fam=a unknown L1\n");
     expect_err(TEXT_STRICT, "a { x = \"1\" y=\"2\" } 3\n", SS_EPARSE, "after label value");
     expect_err(OM_LENIENT, "a{x=\"1\", y=\"2\"} 3\n# EOF\n", SS_EPARSE, "label name");
     /* HELP/TYPE spelling: "#HELP" is a comment; the text loses one byte after the name. */
@@ -629,8 +624,8 @@ static void test_throughput(void **state)
                             "# TYPE node_cpu_seconds_total counter\n");
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(body + len, cap - len,
-                                "node_cpu_seconds_total{cpu=\"%zu\",mode=\"idle\"} %zu.%02zu\n", i,
-                                i * 7, i % 100);
+                                "node_cpu_seconds_total{cpu=\"%zu\",mode=\"idle\"} %zu.%02zu\n", i, i * 7,
+                                i % 100);
     struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT};
     struct scrape_parser *p;
     assert_int_equal(scrape_parser_new(&opts, &p), 0);
@@ -643,8 +638,8 @@ static void test_throughput(void **state)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (size_t off = 0; off < len; off += 16384) /* network-sized chunks */
-            assert_int_equal(
-                scrape_parser_feed(p, body + off, len - off < 16384 ? len - off : 16384, &cb), 0);
+            assert_int_equal(scrape_parser_feed(p, body + off, len - off < 16384 ? len - off : 16384, &cb),
+                             0);
         assert_int_equal(scrape_parser_finish(p, &cb), 0);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)n;
@@ -652,8 +647,8 @@ static void test_throughput(void **state)
             best = ns;
         assert_int_equal(count, n);
     }
-    print_message("parser throughput: %.0f ns per sample (best of 3, %zu samples, %.1f MB)\n", best,
-                  n, (double)len / 1e6);
+    print_message("parser throughput: %.0f ns per sample (best of 3, %zu samples, %.1f MB)\n", best, n,
+                  (double)len / 1e6);
     /* Generous bound so sanitizer and debug builds pass; the target is < 500 ns. */
     assert_true(best < 20000);
     scrape_parser_free(p);

@@ -55,8 +55,7 @@ static int count_sample(void *ud, const struct scrape_parsed_sample *s)
 }
 
 /* Parse body in chunks of `chunk` bytes (0 = one chunk). Returns 0 or the error. */
-static int parse_body(const char *body, size_t len, size_t chunk, bool strict, char *err,
-                      size_t errlen)
+static int parse_body(const char *body, size_t len, size_t chunk, bool strict, char *err, size_t errlen)
 {
     struct scrape_parser_opts o = {.format = SCRAPE_FORMAT_OPENMETRICS, .strict = strict};
     struct scrape_parser *p;

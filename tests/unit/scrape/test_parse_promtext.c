@@ -243,9 +243,8 @@ struct fam {
 static struct rstr series_key(const struct event *e)
 {
     const char *skip = e->type == SCRAPE_TYPE_SUMMARY ? "quantile"
-                       : (e->type == SCRAPE_TYPE_HISTOGRAM || e->type == SCRAPE_TYPE_GAUGEHISTOGRAM)
-                           ? "le"
-                           : NULL;
+                       : (e->type == SCRAPE_TYPE_HISTOGRAM || e->type == SCRAPE_TYPE_GAUGEHISTOGRAM) ? "le"
+                                                                                                     : NULL;
     size_t n = e->nlabels, m = 0;
     const struct rlabel **v = calloc(n + 1, sizeof *v);
     for (size_t i = 0; i < n; i++) {
@@ -390,8 +389,7 @@ static void test_common_cases(void **state)
                     break;
             if (j == nf)
                 fail_msg("%s: family %s missing", file, name);
-            assert_string_equal(common_type_name(f[j].type),
-                                json_string_value(json_object_get(x, "type")));
+            assert_string_equal(common_type_name(f[j].type), json_string_value(json_object_get(x, "type")));
             json_t *jh = json_object_get(x, "help");
             if (json_is_null(jh)) {
                 if (f[j].help)
@@ -440,8 +438,8 @@ static void test_common_cases(void **state)
             const char *prefix = json_string_value(json_object_get(c, modes[m].key));
             bool must_fail = prefix && *prefix;
             char err[300];
-            int rc = parse_both(body, len, SCRAPE_FORMAT_TEXT, true, modes[m].utf8, NULL, err,
-                                sizeof err, file);
+            int rc =
+                parse_both(body, len, SCRAPE_FORMAT_TEXT, true, modes[m].utf8, NULL, err, sizeof err, file);
             if (must_fail && rc == 0)
                 fail_msg("%s (utf8=%d): accepted, expected \"%s\"", file, modes[m].utf8, prefix);
             if (!must_fail && rc != 0)
@@ -454,8 +452,7 @@ static void test_common_cases(void **state)
         nerr++;
     }
     json_decref(exp);
-    print_message("common-expfmt cases: %d valid, %d error cases, %d checks passed\n", nvalid, nerr,
-                  checks);
+    print_message("common-expfmt cases: %d valid, %d error cases, %d checks passed\n", nvalid, nerr, checks);
     assert_int_equal(nvalid, 18);
     assert_int_equal(nerr, 48);
 }
@@ -490,9 +487,8 @@ static void check_testdata_text(const char *body, size_t len, const char *what)
 static void test_common_fuzz_corpus_and_testdata(void **state)
 {
     (void)state;
-    static const char *const valid[] = {"minimal", "from_test_parse_0", "from_test_parse_1",
-                                        "from_test_parse_2", "from_test_parse_3",
-                                        "from_test_parse_4"};
+    static const char *const valid[] = {"minimal",           "from_test_parse_0", "from_test_parse_1",
+                                        "from_test_parse_2", "from_test_parse_3", "from_test_parse_4"};
     /* NOTES.md: minimal is "m{} 0"; seeds 0-4 are parse cases 0-4. */
     static const size_t valid_families[] = {1, 0, 3, 2, 4, 1};
     int ok = 0;
@@ -655,8 +651,7 @@ static void compare_entries(const char *file, const struct rec *r, json_t *entri
             struct series_text st;
             parse_series_text(m, mlen, &st);
             if (!rstr_eq(e->name, st.name, st.nlen))
-                fail_msg("%s: entry %zu: name %s, expected %.*s", file, i, e->name.p, (int)st.nlen,
-                         st.name);
+                fail_msg("%s: entry %zu: name %s, expected %.*s", file, i, e->name.p, (int)st.nlen, st.name);
             if (e->nlabels != st.nl)
                 fail_msg("%s: entry %zu (%s): %zu labels, expected %zu", file, i, m, e->nlabels, st.nl);
             for (size_t j = 0; j < st.nl; j++) {
@@ -715,13 +710,13 @@ static void test_textparse_cases(void **state)
 {
     (void)state;
     json_error_t jerr;
-    json_t *exp =
-        json_load_file(PT "/prometheus-textparse/cases/expected.json", JSON_ALLOW_NUL, &jerr);
+    json_t *exp = json_load_file(PT "/prometheus-textparse/cases/expected.json", JSON_ALLOW_NUL, &jerr);
     assert_non_null(exp);
     const char *file;
     json_t *c;
     int nvalid = 0, nerror = 0, compared = 0;
-    json_object_foreach(exp, file, c) {
+    json_object_foreach(exp, file, c)
+    {
         char path[512];
         snprintf(path, sizeof path, PT "/prometheus-textparse/cases/%s", file);
         size_t len;
@@ -778,11 +773,13 @@ static void test_benchmark_files(void **state)
         bool strict_ok;
     } files[] = {
         {"/prometheus-textparse/testdata/alltypes.237mfs.prom.txt", SCRAPE_FORMAT_TEXT, 1857, 237, 237, true},
-        {"/prometheus-textparse/testdata/alltypes.237mfs.nometa.prom.txt", SCRAPE_FORMAT_TEXT, 1857, 0, 0, true},
+        {"/prometheus-textparse/testdata/alltypes.237mfs.nometa.prom.txt", SCRAPE_FORMAT_TEXT, 1857, 0, 0,
+         true},
         {"/prometheus-textparse/testdata/alltypes.5mfs.om.txt", SCRAPE_FORMAT_OPENMETRICS, 53, 5, 5, false},
         {"/prometheus-textparse/testdata/1histogram.om.txt", SCRAPE_FORMAT_OPENMETRICS, 42, 1, 1, true},
         {"/prometheus-textparse/testdata-legacy/promtestdata.txt", SCRAPE_FORMAT_TEXT, 410, 59, 59, true},
-        {"/prometheus-textparse/testdata-legacy/promtestdata.nometa.txt", SCRAPE_FORMAT_TEXT, 410, 0, 0, true},
+        {"/prometheus-textparse/testdata-legacy/promtestdata.nometa.txt", SCRAPE_FORMAT_TEXT, 410, 0, 0,
+         true},
         {"/prometheus-promtool/metrics-test.prom", SCRAPE_FORMAT_TEXT, 27, 4, 4, true},
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {

@@ -2045,8 +2045,8 @@ static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue 
 {
     static const char *const names[] = {
         "capacity",    "min_shards",  "max_shards",        "max_samples_per_send", "batch_send_deadline",
-        "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit"};
-    enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_N };
+        "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit", "max_memory_bytes"};
+    enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_MEM, Q_N };
     const struct ynode *v[Q_N], *k[Q_N];
     q->capacity = 10000;
     q->min_shards = 1;
@@ -2057,6 +2057,7 @@ static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue 
     q->max_backoff_ms = 5000;
     q->retry_on_http_429 = true;
     q->sample_age_limit_ms = 0;
+    q->max_memory_bytes = 64ULL << 20;
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, "queue_config");
@@ -2069,7 +2070,8 @@ static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue 
         (rc = opt_dur(ld, v[Q_MINB], "min_backoff", &q->min_backoff_ms)) ||
         (rc = opt_dur(ld, v[Q_MAXB], "max_backoff", &q->max_backoff_ms)) ||
         (rc = opt_bool(ld, v[Q_429], "retry_on_http_429", &q->retry_on_http_429)) ||
-        (rc = opt_dur(ld, v[Q_AGE], "sample_age_limit", &q->sample_age_limit_ms)))
+        (rc = opt_dur(ld, v[Q_AGE], "sample_age_limit", &q->sample_age_limit_ms)) ||
+        (rc = opt_size(ld, v[Q_MEM], "max_memory_bytes", &q->max_memory_bytes)))
         goto out;
         /* Point at the offending value when it was written, else at queue_config. */
 #define QNODE(i) (v[i] ? v[i] : n)
@@ -2089,6 +2091,8 @@ static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue 
         rc = fail_at(ld, QNODE(Q_MINB), SS_ECONFIG, "min_backoff must be greater than 0");
     else if (q->max_backoff_ms < q->min_backoff_ms)
         rc = fail_at(ld, QNODE(Q_MAXB), SS_ECONFIG, "max_backoff must not be less than min_backoff");
+    else if (q->max_memory_bytes < (1ULL << 16))
+        rc = fail_at(ld, QNODE(Q_MEM), SS_ECONFIG, "max_memory_bytes must be at least 64KiB");
 #undef QNODE
 out:
     path_pop(ld, mark);
@@ -3007,6 +3011,7 @@ static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
     p_dur(p, ind + 2, "max_backoff", rw->queue.max_backoff_ms);
     p_bool(p, ind + 2, "retry_on_http_429", rw->queue.retry_on_http_429);
     p_dur(p, ind + 2, "sample_age_limit", rw->queue.sample_age_limit_ms);
+    p_u64(p, ind + 2, "max_memory_bytes", rw->queue.max_memory_bytes);
     p_indent(p, ind);
     fputs("metadata_config:\n", p->f);
     p_bool(p, ind + 2, "send", rw->metadata.send);

@@ -125,6 +125,7 @@ struct cfg_queue {
     int64_t max_backoff_ms;         /* 5s */
     bool retry_on_http_429;         /* true (Prometheus: false) */
     int64_t sample_age_limit_ms;    /* 0 = off */
+    uint64_t max_memory_bytes;      /* 64MiB: bound on queued, encoded data */
 };
 
 struct cfg_metadata {

@@ -75,6 +75,7 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv_i(fnv_i(fnv_i(h, q->capacity), q->min_shards), q->max_shards);
     h = fnv_i(fnv_i(fnv_i(h, q->max_samples_per_send), q->batch_send_deadline_ms), q->min_backoff_ms);
     h = fnv_i(fnv_i(fnv_i(h, q->max_backoff_ms), q->retry_on_http_429), q->sample_age_limit_ms);
+    h = fnv_i(h, (int64_t)q->max_memory_bytes);
     h = fnv_i(fnv_i(fnv_i(h, rw->metadata.send), rw->metadata.send_interval_ms),
               rw->metadata.max_samples_per_send);
     const struct cfg_sigv4 *s = &rw->sigv4;
@@ -175,7 +176,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
                                         rw->queue.min_backoff_ms,
                                         rw->queue.max_backoff_ms,
                                         rw->queue.retry_on_http_429,
-                                        rw->queue.sample_age_limit_ms};
+                                        rw->queue.sample_age_limit_ms,
+                                        rw->queue.max_memory_bytes};
     rc.metadata = (struct rw_metadata_config){rw->metadata.send, rw->metadata.send_interval_ms,
                                               rw->metadata.max_samples_per_send};
     if (rw->sigv4.enabled) {

@@ -144,13 +144,19 @@ void rw_write_request_free(struct rw_write_request *req); /* NULL is a no-op */
  * shards that only begins sending once the old set has drained. */
 
 struct rw_queue_config {
-    int64_t capacity; /* samples buffered per shard before dropping */
+    /* Samples a shard may buffer before more shards are wanted (a resharding signal,
+     * as in Prometheus; never a limit on one scrape). */
+    int64_t capacity;
     int64_t min_shards, max_shards;
     int64_t max_samples_per_send;
     int64_t batch_send_deadline_ms;
     int64_t min_backoff_ms, max_backoff_ms;
     bool retry_on_http_429;
     int64_t sample_age_limit_ms; /* 0 = off */
+    /* The memory bound: bytes of encoded series records queued in memory, over all
+     * shards. Past it the oldest queued records are dropped (reason "queue_full"), or,
+     * with a disk queue, spilled to disk. 0 = 64 MiB. */
+    uint64_t max_memory_bytes;
 };
 
 struct rw_metadata_config {

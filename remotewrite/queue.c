@@ -1,0 +1,312 @@
+/* queue.c: the scrape-thread side of a remote, and its series queues.
+ *
+ * The scrape thread encodes each series once per remote (external labels, write
+ * relabeling, then the streaming encoder) into the staging buffer of its queue
+ * (hash % nqueues); at the end of the scrape rw_remote_commit moves every staging
+ * buffer into its queue under one short lock and wakes the senders that serve them.
+ *
+ * The size of a scrape never decides its fate: a commit of any size is queued, and the
+ * senders split it into batches of max_samples_per_send. What bounds memory is one
+ * number per remote, max_memory_bytes, over the encoded records queued in all queues
+ * (a batch a sender has taken is in flight and not counted). A commit that would pass
+ * the bound first drops the oldest queued records, oldest commit first across queues,
+ * because monitoring wants the newest data. With a disk queue the remote instead
+ * enters spill mode at the bound, and the senders move what is queued to disk; only if
+ * memory reaches twice the bound (the disk cannot keep up) is the oldest data dropped.
+ * Every drop is counted (reason "queue_full") and logged. Nothing here waits for the
+ * network or for a full queue. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "remote_int.h"
+
+#define MAX_LABELS 600
+
+size_t rw_record_len(const char *p, size_t avail)
+{
+    /* tag byte 0x0a, varint length, payload */
+    if (avail < 2)
+        return 0;
+    uint64_t len = 0;
+    size_t i = 1;
+    for (int shift = 0; i < avail && shift < 64; shift += 7, i++) {
+        len |= (uint64_t)(p[i] & 0x7f) << shift;
+        if (!(p[i] & 0x80)) {
+            i++;
+            return len <= avail - i ? i + len : 0;
+        }
+    }
+    return 0;
+}
+
+void rw_queue_emptied(struct rwq *q)
+{
+    if (q->q.cap > (4u << 20)) { /* a big scrape passed through: give the memory back */
+        size_t max = q->q.max;
+        ss_buf_free(&q->q);
+        ss_buf_init(&q->q, max);
+    } else {
+        ss_buf_reset(&q->q);
+    }
+    q->head = 0;
+    q->nmarks = q->marks_head = 0;
+}
+
+/* Move the head past `bytes` bytes holding `n` records, keeping the marks and the
+ * remote's counters right (qmu held). */
+static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size_t n)
+{
+    q->head += bytes;
+    q->samples -= n;
+    atomic_fetch_sub(&r->queue_samples, n);
+    atomic_fetch_sub(&r->queue_bytes, bytes);
+    while (q->marks_head < q->nmarks && q->marks[q->marks_head].end <= q->head)
+        q->marks_head++;
+    if (q->head == q->q.len) {
+        rw_queue_emptied(q);
+    } else if (q->head > (1u << 20) && q->head > q->q.len / 2) { /* compact */
+        memmove(q->q.data, q->q.data + q->head, q->q.len - q->head);
+        for (size_t i = q->marks_head; i < q->nmarks; i++)
+            q->marks[i - q->marks_head].end = q->marks[i].end - q->head;
+        q->nmarks -= q->marks_head;
+        q->marks_head = 0;
+        q->q.len -= q->head;
+        q->head = 0;
+    }
+}
+
+size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
+{
+    size_t off = q->head, n = 0;
+    while (n < max_n && off < q->q.len) {
+        size_t rl = rw_record_len(q->q.data + off, q->q.len - off);
+        if (!rl)
+            break;
+        off += rl;
+        n++;
+    }
+    if (!n || ss_buf_append(body, q->q.data + q->head, off - q->head))
+        return 0;
+    int64_t ts = 0;
+    for (size_t i = q->marks_head; i < q->nmarks && (i == q->marks_head || q->marks[i - 1].end < off); i++)
+        if (q->marks[i].max_ts > ts)
+            ts = q->marks[i].max_ts;
+    *max_ts = ts;
+    queue_advance(r, q, off - q->head, n);
+    return n;
+}
+
+void rw_wake_owner(struct rw_remote *r, int qi)
+{
+    int n = atomic_load(&r->nsenders);
+    if (n > 0)
+        pthread_cond_signal(&r->senders[qi % n].cv);
+}
+
+void rw_wake_senders(struct rw_remote *r)
+{
+    pthread_mutex_lock(&r->qmu);
+    for (int i = 0; i < r->nqueues; i++)
+        pthread_cond_broadcast(&r->senders[i].cv);
+    pthread_mutex_unlock(&r->qmu);
+}
+
+/* ---- scrape-thread side ------------------------------------------------------------ */
+
+void rw_remote_begin(struct rw_remote *r)
+{
+    (void)r; /* the queues are fixed; nothing to switch between scrapes */
+}
+
+void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
+{
+    struct ss_label merged[MAX_LABELS];
+    long n = ss_labels_merge_sorted(s->labels, s->nlabels, r->ext, r->next, merged, MAX_LABELS);
+    if (n < 0) {
+        atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
+        return;
+    }
+    const struct ss_label *labels = merged;
+    uint64_t hash = s->hash;
+    if (r->cfg.nwrite_relabel) {
+        struct ss_labels *w = &r->work;
+        ss_labels_reset(w);
+        for (long i = 0; i < n; i++)
+            ss_labels_push(w, merged[i].name, merged[i].value);
+        if (!scrape_relabel_process(r->cfg.write_relabel, r->cfg.nwrite_relabel, w))
+            return;
+        size_t k = 0;
+        for (size_t i = 0; i < w->n; i++)
+            if (w->v[i].value.len)
+                w->v[k++] = w->v[i];
+        w->n = k;
+        if (!w->n)
+            return;
+        ss_labels_sort(w);
+        labels = w->v;
+        n = (long)w->n;
+        hash = ss_labels_hash(w);
+    }
+    int qi = (int)(hash % (uint64_t)r->nqueues);
+    if (rw_encode_series(&r->stage[qi], labels, (size_t)n, s->value, s->timestamp_ms)) {
+        atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
+        return;
+    }
+    r->stage_samples[qi]++;
+    if (s->timestamp_ms > r->stage_max_ts[qi])
+        r->stage_max_ts[qi] = s->timestamp_ms;
+    atomic_fetch_add(&r->samples_in, 1);
+}
+
+/* Drop the oldest queued records, oldest commit first across queues, until `need`
+ * more bytes fit under `limit` (qmu held). Returns the samples dropped. */
+static uint64_t drop_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
+{
+    uint64_t dropped = 0;
+    while (atomic_load(&r->queue_bytes) + need > limit) {
+        struct rwq *oldest = NULL;
+        for (int i = 0; i < r->nqueues; i++) {
+            struct rwq *q = &r->queues[i];
+            if (q->samples &&
+                (!oldest || q->marks[q->marks_head].enq_mono < oldest->marks[oldest->marks_head].enq_mono))
+                oldest = q;
+        }
+        if (!oldest)
+            break; /* nothing queued: the caller trims the commit itself */
+        uint64_t over = atomic_load(&r->queue_bytes) + need - limit;
+        size_t end = oldest->marks[oldest->marks_head].end, off = oldest->head, n = 0;
+        while (off < end && off - oldest->head < over) {
+            size_t rl = rw_record_len(oldest->q.data + off, end - off);
+            off += rl ? rl : end - off; /* records are whole: rl is never 0 */
+            n++;
+        }
+        queue_advance(r, oldest, off - oldest->head, n);
+        dropped += n;
+    }
+    return dropped;
+}
+
+/* Drop records from the head of a staging buffer until at most `keep` bytes remain
+ * (the commit alone is larger than the bound). Returns the samples dropped. */
+static uint64_t trim_stage(struct ss_buf *b, size_t keep)
+{
+    size_t off = 0;
+    uint64_t n = 0;
+    while (b->len - off > keep) {
+        size_t rl = rw_record_len(b->data + off, b->len - off);
+        off += rl ? rl : b->len - off;
+        n++;
+    }
+    memmove(b->data, b->data + off, b->len - off);
+    b->len -= off;
+    return n;
+}
+
+static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
+{
+    r->drops_unlogged += n;
+    int64_t now = ss_mono_ms();
+    if (!r->drops_unlogged || (r->last_drop_log && now - r->last_drop_log < 10000))
+        return;
+    r->last_drop_log = now;
+    ss_error("remotewrite",
+             "remote=%s url=%s %s: dropped the oldest %llu queued samples (reason queue_full, "
+             "max_memory_bytes %llu; total dropped for queue_full: %llu)",
+             r->name, r->cfg.url, why, (unsigned long long)r->drops_unlogged,
+             (unsigned long long)r->mem_bound, (unsigned long long)atomic_load(&r->dropped[DROP_QUEUE_FULL]));
+    r->drops_unlogged = 0;
+}
+
+void rw_remote_commit(struct rw_remote *r)
+{
+    uint64_t total = 0, nsamples = 0;
+    for (int i = 0; i < r->nqueues; i++) {
+        total += r->stage[i].len;
+        nsamples += r->stage_samples[i];
+    }
+    if (!nsamples) {
+        if (r->drops_unlogged)
+            log_drops(r, 0, "receiver too slow or down");
+        return;
+    }
+    /* The memory bound. With a working disk queue, reaching it means "spill"; memory may
+     * then grow to twice the bound while the senders move it to disk. */
+    uint64_t limit = r->mem_bound;
+    const char *why = "receiver too slow or down";
+    if (r->dq && !atomic_load(&r->disk_broken)) {
+        if (atomic_load(&r->queue_bytes) + total > r->mem_bound && !atomic_load(&r->spill)) {
+            pthread_mutex_lock(&r->spill_mu);
+            if (!atomic_exchange(&r->spill, true))
+                ss_warn("remotewrite", "remote=%s queue reached max_memory_bytes (%llu): spilling to disk",
+                        r->name, (unsigned long long)r->mem_bound);
+            pthread_mutex_unlock(&r->spill_mu);
+            rw_wake_senders(r);
+        }
+        limit = r->mem_bound * 2;
+        why = "disk queue cannot keep up";
+    }
+    int64_t now = ss_mono_ms();
+    uint64_t dropped = 0;
+    pthread_mutex_lock(&r->qmu);
+    if (atomic_load(&r->queue_bytes) + total > limit)
+        dropped += drop_oldest(r, total, limit);
+    uint64_t qb = atomic_load(&r->queue_bytes);
+    if (qb + total > limit) { /* this commit alone passes the bound: keep its newest part */
+        uint64_t room = limit > qb ? limit - qb : 0;
+        for (int i = 0; i < r->nqueues && total > room; i++) {
+            uint64_t other = total - r->stage[i].len;
+            size_t keep = room > other ? (size_t)(room - other) : 0;
+            if (r->stage[i].len > keep) {
+                size_t before = r->stage[i].len;
+                uint64_t n = trim_stage(&r->stage[i], keep);
+                r->stage_samples[i] -= n;
+                dropped += n;
+                total -= before - r->stage[i].len;
+            }
+        }
+    }
+    for (int i = 0; i < r->nqueues; i++) {
+        if (!r->stage_samples[i])
+            goto next;
+        struct rwq *q = &r->queues[i];
+        int rc = 0;
+        if (q->nmarks == q->marks_cap) {
+            size_t nc = q->marks_cap ? q->marks_cap * 2 : 16;
+            struct chunk_mark *nm = realloc(q->marks, nc * sizeof *nm);
+            if (!nm)
+                rc = SS_ENOMEM;
+            else {
+                q->marks = nm;
+                q->marks_cap = nc;
+            }
+        }
+        if (!rc)
+            rc = ss_buf_append(&q->q, r->stage[i].data, r->stage[i].len);
+        if (rc) { /* out of memory: as good as a full queue */
+            dropped += r->stage_samples[i];
+            why = "out of memory";
+            goto next;
+        }
+        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, r->stage_max_ts[i], now};
+        q->samples += r->stage_samples[i];
+        atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
+        atomic_fetch_add(&r->queue_bytes, r->stage[i].len);
+        rw_atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
+        rw_wake_owner(r, i);
+    next:
+        if (r->stage[i].cap > (4u << 20)) { /* a big scrape: do not keep its peak */
+            ss_buf_free(&r->stage[i]);
+            ss_buf_init(&r->stage[i], 0);
+        }
+        ss_buf_reset(&r->stage[i]);
+        r->stage_samples[i] = 0;
+        r->stage_max_ts[i] = 0;
+    }
+    pthread_mutex_unlock(&r->qmu);
+    if (dropped) {
+        atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], dropped);
+        log_drops(r, dropped, why);
+    } else if (r->drops_unlogged) {
+        log_drops(r, 0, why);
+    }
+}

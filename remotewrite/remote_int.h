@@ -1,0 +1,184 @@
+/* remote_int.h: what the files of one remote_write endpoint share. Not a public header.
+ *
+ *   queue.c          the scrape-thread side: encode into staging, commit into the series
+ *                    queues, the memory bound (drop oldest or spill)
+ *   sender.c         sender threads: take a batch, compress, sign, POST, retry
+ *   spill.c          the disk queue: spilling batches and replaying them in order
+ *   remote.c         lifecycle, resharding (the manager thread) and metadata
+ *   remote_metrics.c self-metrics
+ *
+ * The shape. A remote has a fixed number of series queues (max_shards of them); a
+ * series always goes to queue hash % nqueues, for the remote's whole life. A variable
+ * number of sender threads (the "shards" of Prometheus' vocabulary, 1..max_shards)
+ * serve them: sender j serves the queues q with q % nsenders == j and may take
+ * records from several of them into one request. A queue with a batch in flight is
+ * `busy` and no other sender takes from it until that batch is delivered, dropped or
+ * spilled, so each series reaches the receiver in order, and changing the number of
+ * senders needs no draining: a new sender starts on its queues at once, backlog
+ * included. */
+#ifndef REMOTE_INT_H
+#define REMOTE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "remotewrite.h"
+
+#define MAX_ERROR_BODY    1024
+#define NSTATUS           600
+#define SPILL_AFTER_MS    1000
+#define DEFAULT_MEM_BOUND (64ULL << 20)
+
+enum drop_reason {
+    DROP_QUEUE_FULL,
+    DROP_HTTP_4XX,
+    DROP_TOO_OLD,
+    DROP_SHUTDOWN,
+    DROP_ENCODE,
+    DROP_DISK_ERROR,
+    DROP_NREASONS
+};
+extern const char *const rw_drop_reason_names[DROP_NREASONS];
+
+#define RW_NBUCKETS 13
+extern const double rw_send_buckets[RW_NBUCKETS];
+
+struct chunk_mark { /* one commit's records in a queue */
+    size_t end;     /* offset in q just past the chunk */
+    int64_t max_ts;
+    int64_t enq_mono;
+};
+
+/* One series queue: encoded TimeSeries records, oldest first. Guarded by r->qmu. */
+struct rwq {
+    struct ss_buf q;
+    size_t head; /* consumed prefix of q */
+    uint64_t samples;
+    struct chunk_mark *marks;
+    size_t nmarks, marks_cap, marks_head;
+    bool busy; /* a batch taken from this queue is in flight */
+};
+
+/* One sender thread slot. `alive` is guarded by r->qmu; `started` by the thread that
+ * spawns and joins (the manager, or shutdown once the manager has stopped). */
+struct sender {
+    struct rw_remote *r;
+    int idx;
+    pthread_t thr;
+    bool started;
+    bool alive;
+    pthread_cond_t cv; /* with r->qmu */
+    /* the batch being sent: start time and size, for the time-per-sample estimate */
+    _Atomic int64_t send_start_mono;
+    _Atomic uint64_t send_n;
+};
+
+struct meta_entry {
+    char *family, *help, *unit;
+    enum scrape_metric_type type;
+};
+
+struct rw_remote {
+    struct rw_config cfg; /* strings point into `owned` */
+    struct ss_arena owned;
+    char name[128];
+    char user_agent[128];
+    struct ss_label *ext; /* sorted external labels */
+    size_t next;
+
+    /* queues and senders */
+    pthread_mutex_t qmu;
+    struct rwq *queues;
+    int nqueues;            /* = max_shards */
+    struct sender *senders; /* nqueues slots */
+    atomic_int nsenders;    /* senders wanted now; written under qmu */
+    atomic_int desired_shards;
+    uint64_t mem_bound; /* max_memory_bytes */
+
+    /* scrape-thread staging, one buffer per queue */
+    struct ss_buf *stage;
+    uint64_t *stage_samples;
+    int64_t *stage_max_ts;
+    struct ss_labels work;
+    int64_t last_drop_log; /* rate limit of the queue_full log */
+    uint64_t drops_unlogged;
+
+    atomic_bool stopping;  /* shutdown: flush everything now */
+    atomic_bool hard_stop; /* shutdown deadline passed */
+    int64_t deadline_mono;
+
+    pthread_t mgr;
+    bool mgr_started;
+    pthread_mutex_t mgr_mu;
+    pthread_cond_t mgr_cv;
+
+    pthread_mutex_t meta_mu;
+    struct meta_entry *meta;
+    size_t nmeta, meta_cap;
+
+    /* metrics */
+    _Atomic uint64_t samples_in, samples_sent, samples_failed, samples_retried, bytes_sent;
+    _Atomic uint64_t meta_sent, meta_failed;
+    _Atomic uint64_t dropped[DROP_NREASONS];
+    _Atomic uint64_t requests[NSTATUS]; /* by HTTP status; [0] = network error */
+    _Atomic uint64_t send_busy_us;      /* time spent in requests */
+    _Atomic int64_t highest_ts_in, highest_ts_sent;
+    _Atomic uint64_t hist[RW_NBUCKETS + 1];
+    _Atomic uint64_t hist_sum_us;
+    _Atomic int64_t last_failure_mono;
+    _Atomic uint64_t queue_samples; /* queued in memory, not in flight */
+    _Atomic uint64_t queue_bytes;   /* their encoded bytes: what max_memory_bytes bounds */
+
+    /* durable delivery */
+    struct rw_diskq *dq;
+    pthread_mutex_t spill_mu; /* orders spill-mode changes against disk appends */
+    atomic_bool spill;
+    atomic_bool disk_broken;
+    pthread_t replayer;
+    bool replayer_started;
+    _Atomic uint64_t spilled_samples, replayed_samples;
+};
+
+/* ---- shared helpers ------------------------------------------------------------- */
+
+void rw_atomic_max(_Atomic int64_t *a, int64_t v);
+
+/* queue.c */
+/* Length of the TimeSeries record at p (tag, varint length, payload), or 0 when it
+ * is not complete within avail. */
+size_t rw_record_len(const char *p, size_t avail);
+/* The queue is empty (qmu held): start again at offset 0, giving back a large buffer. */
+void rw_queue_emptied(struct rwq *q);
+/* Take up to max_n records from the head of q into body (qmu held). Returns the
+ * records taken; *max_ts gets their newest timestamp (an estimate: per commit). */
+size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts);
+/* Wake the sender that serves queue qi now (qmu held). */
+void rw_wake_owner(struct rw_remote *r, int qi);
+/* Wake every sender (takes qmu). */
+void rw_wake_senders(struct rw_remote *r);
+
+/* sender.c */
+enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED, SEND_SPILL };
+CURL *rw_new_easy(struct rw_remote *r);
+void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms);
+/* Deliver one compressed body with retries. may_spill: a sender's batch, which goes to
+ * the disk queue (SEND_SPILL) instead of being retried once the remote is spilling or
+ * the batch has failed for SPILL_AFTER_MS. `what` names it in logs. */
+enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf *comp, struct ss_buf *resp,
+                                    uint64_t samples, int64_t max_ts, bool *backing_off, pthread_mutex_t *mu,
+                                    pthread_cond_t *cv, const char *what, bool may_spill);
+void *rw_sender_main(void *arg);
+
+/* spill.c */
+/* Append one compressed batch to the disk queue and enter spill mode. Returns 0, or
+ * SS_EIO when the disk failed (the caller keeps the batch). */
+int rw_spill_batch(struct rw_remote *r, const struct ss_buf *comp, uint64_t samples, int64_t max_ts);
+/* After the senders stopped: write everything still queued to disk, queue by queue. */
+void rw_spill_queues(struct rw_remote *r);
+void *rw_replayer_main(void *arg);
+
+#endif

@@ -1,0 +1,455 @@
+/* sender.c: sender threads. Each takes a batch from the series queues it serves,
+ * snappy-compresses it, signs and POSTs it, and retries that same batch until it is
+ * accepted, must be dropped, or goes to the disk queue.
+ *
+ * Retries (remote-write 1.0 §Retries & Backoff): 5xx, 429 (unless
+ * retry_on_http_429 is false), 408 and network errors are retried with exponential
+ * backoff and full jitter, honouring Retry-After; other 4xx are never retried: the
+ * batch is dropped, counted by status and the receiver's message logged (truncated).
+ *
+ * Order: sender j serves the queues q with q % nsenders == j, skipping any queue that
+ * is `busy` (a batch of it is in flight with another sender, which happens for a
+ * moment after the sender count changed). A sender marks every queue it took records
+ * from busy until its batch is done, so a queue never has two batches in flight and
+ * its series arrive in order (see remote_int.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "remote_int.h"
+
+static uint64_t rand_u64(void)
+{
+    static _Thread_local uint64_t s;
+    if (!s)
+        s = (uint64_t)ss_mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&s;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static size_t on_resp(char *p, size_t size, size_t n, void *ud)
+{
+    struct ss_buf *b = ud;
+    size_t len = size * n;
+    if (b->len < MAX_ERROR_BODY)
+        ss_buf_append(b, p, len < MAX_ERROR_BODY - b->len ? len : MAX_ERROR_BODY - b->len);
+    return len;
+}
+
+struct hdr_ctx {
+    struct curl_slist *list;
+    bool oom;
+};
+
+static int add_header(void *ctx, const char *line)
+{
+    struct hdr_ctx *h = ctx;
+    struct curl_slist *n = curl_slist_append(h->list, line);
+    if (!n) {
+        h->oom = true;
+        return SS_ENOMEM;
+    }
+    h->list = n;
+    return 0;
+}
+
+static int progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct rw_remote *r = ud;
+    (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&r->hard_stop) ? 1 : 0; /* abort a request after the deadline */
+}
+
+/* Retry-After: delta-seconds or an HTTP date. Returns ms, or -1. */
+static int64_t retry_after_ms(CURL *e)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return -1;
+    const char *v = h->value;
+    char *end;
+    long secs = strtol(v, &end, 10);
+    if (end != v && *end == '\0' && secs >= 0)
+        return (int64_t)secs * 1000;
+    time_t when = curl_getdate(v, NULL);
+    if (when < 0)
+        return -1;
+    int64_t delta = ((int64_t)when * 1000) - ss_now_ms();
+    return delta > 0 ? delta : 0;
+}
+
+/* Send one compressed body. Returns the HTTP status, or 0 for a network error. */
+static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct ss_buf *resp, int attempt,
+                 int64_t *retry_after, char *neterr, size_t neterrlen)
+{
+    const struct rw_config *c = &r->cfg;
+    struct hdr_ctx h = {0};
+    char line[256];
+    add_header(&h, "Content-Encoding: snappy");
+    add_header(&h, "Content-Type: application/x-protobuf");
+    add_header(&h, "X-Prometheus-Remote-Write-Version: 0.1.0");
+    if (attempt > 0) {
+        snprintf(line, sizeof line, "Retry-Attempt: %d", attempt);
+        add_header(&h, line);
+    }
+    for (size_t i = 0; i < c->nheaders; i++) {
+        size_t n = strlen(c->headers[i].key) + strlen(c->headers[i].value) + 3;
+        char *hl = malloc(n);
+        if (hl) {
+            snprintf(hl, n, "%s: %s", c->headers[i].key, c->headers[i].value);
+            add_header(&h, hl);
+            free(hl);
+        }
+    }
+    char *auth = NULL;
+    if (c->http.authorization_credentials) {
+        size_t n = strlen(c->http.authorization_credentials) + 64;
+        auth = malloc(n);
+        if (auth) {
+            snprintf(auth, n, "Authorization: %s %s",
+                     c->http.authorization_type ? c->http.authorization_type : "Bearer",
+                     c->http.authorization_credentials);
+            add_header(&h, auth);
+            ss_free_secret(auth);
+        }
+    }
+    if (c->signer.sign) {
+        int rc = c->signer.sign(c->signer.ud, "POST", c->url, comp->data, comp->len, add_header, &h);
+        if (rc) {
+            curl_slist_free_all(h.list);
+            snprintf(neterr, neterrlen, "signing failed: %s", ss_strerror(rc));
+            return 0;
+        }
+    }
+    if (h.oom) {
+        curl_slist_free_all(h.list);
+        snprintf(neterr, neterrlen, "out of memory");
+        return 0;
+    }
+    ss_buf_reset(resp);
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, comp->data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)comp->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h.list);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    double t0 = ss_mono_seconds();
+    CURLcode res = curl_easy_perform(e);
+    double dt = ss_mono_seconds() - t0;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h.list);
+    atomic_fetch_add(&r->send_busy_us, (uint64_t)(dt * 1e6));
+    atomic_fetch_add(&r->hist_sum_us, (uint64_t)(dt * 1e6));
+    size_t b = 0;
+    while (b < RW_NBUCKETS && dt > rw_send_buckets[b])
+        b++;
+    atomic_fetch_add(&r->hist[b], 1);
+    if (res != CURLE_OK) {
+        snprintf(neterr, neterrlen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(res));
+        atomic_fetch_add(&r->requests[0], 1);
+        return 0;
+    }
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (status > 0 && status < NSTATUS)
+        atomic_fetch_add(&r->requests[status], 1);
+    *retry_after = retry_after_ms(e);
+    return status;
+}
+
+CURL *rw_new_easy(struct rw_remote *r)
+{
+    const struct rw_config *c = &r->cfg;
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->remote_timeout_ms > 0 ? c->remote_timeout_ms : 30000));
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->http.tls_insecure_skip_verify ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->http.tls_insecure_skip_verify ? 0L : 2L);
+    if (c->http.tls_ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->http.tls_ca_file);
+    if (c->http.tls_cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->http.tls_cert_file);
+    if (c->http.tls_key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->http.tls_key_file);
+    curl_easy_setopt(e, CURLOPT_PROXY, c->http.proxy_url ? c->http.proxy_url : "");
+    if (c->http.basic_auth_username) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, c->http.basic_auth_username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, c->http.basic_auth_password ? c->http.basic_auth_password : "");
+    }
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
+    return e;
+}
+
+/* Print the first bytes of a receiver's error body on one line. */
+static void printable(const struct ss_buf *b, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->len && n + 1 < cap && i < 256; i++) {
+        unsigned char ch = (unsigned char)b->data[i];
+        out[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+    }
+    out[n] = '\0';
+}
+
+static bool retryable(struct rw_remote *r, long status)
+{
+    return status == 0 || status >= 500 || status == 408 || (status == 429 && r->cfg.queue.retry_on_http_429);
+}
+
+/* Sleep up to ms, waking early on hard stop. */
+void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms)
+{
+    int64_t until = ss_mono_ms() + ms;
+    pthread_mutex_lock(mu);
+    while (!atomic_load(&r->hard_stop)) {
+        int64_t left = until - ss_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t step = left < 200 ? left : 200;
+        ts.tv_sec += step / 1000;
+        ts.tv_nsec += (step % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(cv, mu, &ts);
+    }
+    pthread_mutex_unlock(mu);
+}
+
+enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf *comp, struct ss_buf *resp,
+                                    uint64_t samples, int64_t max_ts, bool *backing_off, pthread_mutex_t *mu,
+                                    pthread_cond_t *cv, const char *what, bool may_spill)
+{
+    int64_t first_failure = 0;
+    const struct rw_queue_config *q = &r->cfg.queue;
+    int64_t backoff = q->min_backoff_ms > 0 ? q->min_backoff_ms : 30;
+    int64_t max_backoff = q->max_backoff_ms > 0 ? q->max_backoff_ms : 5000;
+    bool expired_retry_done = false;
+    for (int attempt = 0;; attempt++) {
+        if (atomic_load(&r->hard_stop))
+            return SEND_ABORTED;
+        if (q->sample_age_limit_ms > 0 && max_ts > 0 && attempt > 0 &&
+            ss_now_ms() - max_ts > q->sample_age_limit_ms) {
+            ss_warn("remotewrite", "remote=%s dropping %s of %llu samples older than sample_age_limit",
+                    r->name, what, (unsigned long long)samples);
+            return SEND_DROPPED;
+        }
+        int64_t ra = -1;
+        char neterr[CURL_ERROR_SIZE + 64] = "";
+        long status = post(r, e, comp, resp, attempt, &ra, neterr, sizeof neterr);
+        if (status >= 200 && status < 300) {
+            *backing_off = false;
+            return SEND_OK;
+        }
+        char body[300];
+        printable(resp, body, sizeof body);
+        /* AMP answers 403 with an expired-token message when temporary credentials
+         * lapsed: refresh them once and retry once. */
+        if (status == 403 && !expired_retry_done && r->cfg.signer.credentials_expired &&
+            (strstr(body, "xpired") || strstr(body, "ExpiredToken"))) {
+            expired_retry_done = true;
+            r->cfg.signer.credentials_expired(r->cfg.signer.ud);
+            continue;
+        }
+        if (!retryable(r, status)) {
+            ss_error("remotewrite",
+                     "remote=%s url=%s %s rejected with HTTP %ld, dropping %llu samples "
+                     "(not retried: remote-write 1.0 never retries 4xx other than 429/408): %s",
+                     r->name, r->cfg.url, what, status, (unsigned long long)samples, body);
+            *backing_off = false;
+            return SEND_DROPPED;
+        }
+        atomic_store(&r->last_failure_mono, ss_mono_ms());
+        *backing_off = true;
+        if (!first_failure)
+            first_failure = ss_mono_ms();
+        if (may_spill && r->dq && !atomic_load(&r->disk_broken) &&
+            (atomic_load(&r->spill) || ss_mono_ms() - first_failure >= SPILL_AFTER_MS)) {
+            if (status)
+                ss_warn("remotewrite", "remote=%s url=%s %s failing (HTTP %ld %s): spilling to disk", r->name,
+                        r->cfg.url, what, status, body);
+            else
+                ss_warn("remotewrite", "remote=%s url=%s %s failing (network error: %s): spilling to disk",
+                        r->name, r->cfg.url, what, neterr);
+            return SEND_SPILL;
+        }
+        atomic_fetch_add(&r->samples_retried, samples);
+        int64_t sleep_ms = (int64_t)(rand_u64() % (uint64_t)(backoff + 1)); /* full jitter */
+        if (ra >= 0 && ra > sleep_ms)
+            sleep_ms = ra;
+        if ((attempt == 0 || attempt % 10 == 0) && status)
+            ss_warn("remotewrite", "remote=%s url=%s %s failed (HTTP %ld %s), retrying in %lldms", r->name,
+                    r->cfg.url, what, status, body, (long long)sleep_ms);
+        else if (attempt == 0 || attempt % 10 == 0)
+            ss_warn("remotewrite", "remote=%s url=%s %s failed (network error: %s), retrying in %lldms",
+                    r->name, r->cfg.url, what, neterr, (long long)sleep_ms);
+        rw_backoff_sleep(r, mu, cv, sleep_ms);
+        backoff = backoff * 2 > max_backoff ? max_backoff : backoff * 2;
+    }
+}
+
+/* ---- sender thread ------------------------------------------------------------- */
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+void *rw_sender_main(void *arg)
+{
+    struct sender *sd = arg;
+    struct rw_remote *r = sd->r;
+    const int j = sd->idx;
+    const size_t max_n =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    const int64_t deadline =
+        r->cfg.queue.batch_send_deadline_ms > 0 ? r->cfg.queue.batch_send_deadline_ms : 5000;
+    CURL *e = rw_new_easy(r);
+    struct ss_buf body, comp, resp;
+    ss_buf_init(&body, 0);
+    ss_buf_init(&comp, 0);
+    ss_buf_init(&resp, MAX_ERROR_BODY + 1);
+    int *taken_q = calloc((size_t)r->nqueues, sizeof *taken_q);
+    bool backing_off = false;
+    int cursor = j;
+
+    pthread_mutex_lock(&r->qmu);
+    for (;;) {
+        if (atomic_load(&r->hard_stop) || !taken_q)
+            break;
+        int n = atomic_load(&r->nsenders);
+        if (j >= n)
+            break; /* fewer senders wanted: this one goes */
+        bool flushing = atomic_load(&r->stopping) || (r->dq && atomic_load(&r->spill));
+        uint64_t avail = 0;
+        int64_t oldest = INT64_MAX;
+        bool busy_elsewhere = false;
+        for (int q = j; q < r->nqueues; q += n) {
+            struct rwq *Q = &r->queues[q];
+            if (Q->busy) {
+                busy_elsewhere = true;
+                continue;
+            }
+            if (!Q->samples)
+                continue;
+            avail += Q->samples;
+            if (Q->marks[Q->marks_head].enq_mono < oldest)
+                oldest = Q->marks[Q->marks_head].enq_mono;
+        }
+        int64_t now = ss_mono_ms();
+        if (!avail || (avail < max_n && !flushing && now - oldest < deadline)) {
+            if (!avail && atomic_load(&r->stopping) && !busy_elsewhere)
+                break; /* shutdown: everything of ours is delivered */
+            int64_t wait = avail ? deadline - (now - oldest) : 1000;
+            timed_wait(&sd->cv, &r->qmu, wait < 1 ? 1 : wait > 1000 ? 1000 : wait);
+            continue;
+        }
+        /* Take up to max_n records, from queue to queue, starting where the last batch
+         * stopped so that every queue gets its turn. */
+        ss_buf_reset(&body);
+        size_t taken = 0;
+        int ntq = 0, nq = 0;
+        int64_t max_ts = 0;
+        for (int q = j; q < r->nqueues; q += n)
+            nq++;
+        int start = cursor >= j && nq ? ((cursor - j) / n) % nq : 0;
+        for (int k = 0; k < nq && taken < max_n; k++) {
+            int q = j + ((start + k) % nq) * n;
+            struct rwq *Q = &r->queues[q];
+            if (Q->busy || !Q->samples)
+                continue;
+            int64_t ts = 0;
+            size_t got = rw_queue_take(r, Q, max_n - taken, &body, &ts);
+            if (!got)
+                continue;
+            taken += got;
+            if (ts > max_ts)
+                max_ts = ts;
+            Q->busy = true;
+            taken_q[ntq++] = q;
+            cursor = q + n;
+        }
+        pthread_mutex_unlock(&r->qmu);
+
+        enum send_result res = SEND_SPILL;
+        ss_buf_reset(&comp); /* rw_snappy_compress appends */
+        if (!taken) {
+            res = SEND_OK;
+        } else if (rw_snappy_compress(body.data, body.len, &comp)) {
+            atomic_fetch_add(&r->dropped[DROP_ENCODE], taken);
+            res = SEND_OK;
+            taken = 0;
+        } else {
+            atomic_store(&sd->send_n, taken);
+            atomic_store(&sd->send_start_mono, ss_mono_ms());
+            if (!r->dq || !atomic_load(&r->spill) || atomic_load(&r->disk_broken))
+                res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu, &sd->cv,
+                                         "batch", true);
+            atomic_store(&sd->send_start_mono, 0);
+            if (r->dq && (res == SEND_SPILL || res == SEND_ABORTED)) {
+                if (rw_spill_batch(r, &comp, taken, max_ts) == 0)
+                    res = SEND_SPILL;
+                else /* the disk failed: keep the batch in memory and keep trying to send it */
+                    res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu,
+                                             &sd->cv, "batch", false);
+            }
+            if (res == SEND_OK) {
+                atomic_fetch_add(&r->samples_sent, taken);
+                atomic_fetch_add(&r->bytes_sent, comp.len);
+                rw_atomic_max(&r->highest_ts_sent, max_ts);
+            } else if (res == SEND_DROPPED) {
+                atomic_fetch_add(&r->samples_failed, taken);
+                bool too_old = max_ts && r->cfg.queue.sample_age_limit_ms > 0 &&
+                               ss_now_ms() - max_ts > r->cfg.queue.sample_age_limit_ms;
+                atomic_fetch_add(&r->dropped[too_old ? DROP_TOO_OLD : DROP_HTTP_4XX], taken);
+            } else if (res == SEND_ABORTED) {
+                /* aborted at the shutdown deadline without a disk queue: still unsent,
+                 * and counted (as dropped for "shutdown") by rw_remote_shutdown */
+                atomic_fetch_add(&r->queue_samples, taken);
+            }
+        }
+        pthread_mutex_lock(&r->qmu);
+        n = atomic_load(&r->nsenders);
+        for (int k = 0; k < ntq; k++) {
+            r->queues[taken_q[k]].busy = false;
+            if (n > 0 && taken_q[k] % n != j)
+                rw_wake_owner(r, taken_q[k]); /* its new sender may be waiting for it */
+        }
+    }
+    sd->alive = false;
+    pthread_mutex_unlock(&r->qmu);
+    if (e)
+        curl_easy_cleanup(e);
+    free(taken_q);
+    ss_buf_free(&body);
+    ss_buf_free(&comp);
+    ss_buf_free(&resp);
+    return NULL;
+}

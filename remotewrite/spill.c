@@ -1,0 +1,126 @@
+/* spill.c: durable delivery through the disk queue (storage_dir set).
+ *
+ * A remote enters spill mode when a batch has failed for SPILL_AFTER_MS or the queued
+ * data reaches max_memory_bytes: from then on every sender writes what it takes,
+ * including the batch it was retrying, to the remote's disk queue instead of sending
+ * it, and a replayer thread sends the disk records in order. When the disk queue is
+ * empty the remote leaves spill mode and the senders send from memory again. Spilling
+ * and leaving spill mode happen under one lock, and a series queue has at most one
+ * batch in flight, so every series keeps timestamp order at the receiver (a Prometheus
+ * receiver rejects out-of-order samples): the backlog is always delivered before
+ * fresher samples of the same series. In normal operation nothing is written to disk.
+ * At shutdown, what cannot be delivered before the deadline is written to disk and
+ * replayed at the next start. */
+#include <stdlib.h>
+
+#include "remote_int.h"
+
+/* Append one compressed batch to the disk queue and enter spill mode, atomically with
+ * respect to the replayer leaving it. Returns 0, or SS_EIO when the disk failed. */
+int rw_spill_batch(struct rw_remote *r, const struct ss_buf *comp, uint64_t samples, int64_t max_ts)
+{
+    pthread_mutex_lock(&r->spill_mu);
+    int rc = rw_diskq_append(r->dq, comp->data, comp->len, max_ts, max_ts, (uint32_t)samples);
+    if (rc == 0) {
+        if (!atomic_exchange(&r->spill, true))
+            ss_warn("remotewrite", "remote=%s spilling to disk until the receiver catches up", r->name);
+        atomic_fetch_add(&r->spilled_samples, samples);
+    } else if (rc == SS_ELIMIT) {
+        atomic_fetch_add(&r->dropped[DROP_DISK_ERROR], samples);
+        rc = 0; /* a batch larger than the whole disk budget: counted, not retried */
+    } else {
+        atomic_store(&r->disk_broken, true);
+    }
+    pthread_mutex_unlock(&r->spill_mu);
+    return rc;
+}
+
+/* Sends the disk queue's records in order; leaves spill mode when it is empty. */
+void *rw_replayer_main(void *arg)
+{
+    struct rw_remote *r = arg;
+    CURL *e = rw_new_easy(r);
+    struct ss_buf body, resp;
+    ss_buf_init(&body, 0);
+    ss_buf_init(&resp, MAX_ERROR_BODY + 1);
+    int64_t last_sync = ss_mono_ms(), last_broken_check = ss_mono_ms();
+    int64_t fsync_every = r->cfg.fsync_interval_ms > 0 ? r->cfg.fsync_interval_ms : 1000;
+    bool bo = false;
+    while (!atomic_load(&r->hard_stop)) {
+        int64_t now = ss_mono_ms();
+        if (now - last_sync >= fsync_every) {
+            rw_diskq_sync(r->dq);
+            last_sync = now;
+        }
+        if (atomic_load(&r->disk_broken) && now - last_broken_check > 30000) {
+            last_broken_check = now; /* try the disk again now and then */
+            atomic_store(&r->disk_broken, false);
+        }
+        int64_t first, last;
+        uint32_t n;
+        if (rw_diskq_next(r->dq, &body, &first, &last, &n) != 0) {
+            pthread_mutex_lock(&r->spill_mu);
+            if (atomic_load(&r->spill) && rw_diskq_empty(r->dq)) {
+                atomic_store(&r->spill, false);
+                ss_info("remotewrite", "remote=%s disk backlog delivered: sending from memory again",
+                        r->name);
+            }
+            pthread_mutex_unlock(&r->spill_mu);
+            rw_backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100);
+            continue;
+        }
+        enum send_result res = rw_send_with_retry(r, e, &body, &resp, n, last, &bo, &r->mgr_mu, &r->mgr_cv,
+                                                  "replayed batch", false);
+        if (res == SEND_OK) {
+            rw_diskq_ack(r->dq);
+            atomic_fetch_add(&r->samples_sent, n);
+            atomic_fetch_add(&r->replayed_samples, n);
+            atomic_fetch_add(&r->bytes_sent, body.len);
+            rw_atomic_max(&r->highest_ts_sent, last);
+        } else if (res == SEND_DROPPED) {
+            rw_diskq_ack(r->dq);
+            atomic_fetch_add(&r->samples_failed, n);
+            atomic_fetch_add(&r->dropped[DROP_HTTP_4XX], n);
+        } else {
+            rw_diskq_rewind(r->dq);
+            break;
+        }
+    }
+    rw_diskq_sync(r->dq);
+    if (e)
+        curl_easy_cleanup(e);
+    ss_buf_free(&body);
+    ss_buf_free(&resp);
+    return NULL;
+}
+
+void rw_spill_queues(struct rw_remote *r)
+{
+    if (!r->dq)
+        return;
+    const size_t max_n =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    struct ss_buf body, comp;
+    ss_buf_init(&body, 0);
+    ss_buf_init(&comp, 0);
+    pthread_mutex_lock(&r->qmu);
+    for (int i = 0; i < r->nqueues; i++) {
+        struct rwq *q = &r->queues[i];
+        while (q->samples) {
+            int64_t ts = 0;
+            ss_buf_reset(&body);
+            ss_buf_reset(&comp);
+            size_t n = rw_queue_take(r, q, max_n, &body, &ts);
+            if (!n || rw_snappy_compress(body.data, body.len, &comp) != 0 ||
+                rw_spill_batch(r, &comp, n, ts) != 0) {
+                if (n) /* not written: still unsent, counted by rw_remote_shutdown */
+                    atomic_fetch_add(&r->queue_samples, n);
+                goto out;
+            }
+        }
+    }
+out:
+    pthread_mutex_unlock(&r->qmu);
+    ss_buf_free(&body);
+    ss_buf_free(&comp);
+}

@@ -1,0 +1,389 @@
+/* test_queue.c: a remote's queue, shards and resharding against a receiver in the test
+ * process.
+ *
+ * A libmicrohttpd server on 127.0.0.1 plays the remote-write receiver: it snappy-
+ * decodes and protobuf-decodes every body (the module's own decoder, checked against
+ * protobuf-c and python3-protobuf elsewhere) and records which scrape of which series
+ * arrived, in what order. It can stall (503) and add latency. The scrape side is
+ * driven directly through rw_remote_begin/append/commit, one "scrape" at a time, with
+ * series {__name__="m", i="<k>"} and timestamp = scrape number.
+ *
+ * Covers issue #10: a commit far larger than a shard's capacity is delivered whole;
+ * the memory bound drops exactly the oldest samples and counts each one; shards grow
+ * from a cold start before any request has completed; shards never grow while the
+ * receiver fails; per-series order holds throughout. */
+#include <microhttpd.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "remotewrite.h"
+
+#define MAX_SERIES  100000
+#define MAX_SCRAPES 64
+
+/* ---- the receiver ------------------------------------------------------------------ */
+
+static struct {
+    struct MHD_Daemon *d;
+    int port;
+    pthread_mutex_t mu;
+    unsigned status;   /* answer with this (204 accepts) */
+    unsigned delay_ms; /* before answering */
+    uint8_t got[MAX_SERIES][MAX_SCRAPES];
+    int64_t last_ts[MAX_SERIES];
+    uint64_t samples, duplicates, out_of_order, requests, bad;
+} rx = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+struct upload {
+    struct ss_buf body;
+};
+
+static void record(const void *comp, size_t n)
+{
+    struct ss_buf raw;
+    ss_buf_init(&raw, 0);
+    struct rw_write_request *req = NULL;
+    if (rw_snappy_decompress(comp, n, 256u << 20, &raw) || rw_decode_write_request(raw.data, raw.len, &req)) {
+        rx.bad++;
+        ss_buf_free(&raw);
+        return;
+    }
+    for (size_t i = 0; i < rw_write_request_nseries(req); i++) {
+        struct rw_series s;
+        rw_write_request_series(req, i, &s);
+        long k = -1;
+        for (size_t j = 0; j < s.nlabels; j++)
+            if (ss_str_eq_cstr(s.labels[j].name, "i"))
+                k = strtol(s.labels[j].value.p, NULL, 10);
+        if (k < 0 || k >= MAX_SERIES) {
+            rx.bad++;
+            continue;
+        }
+        for (size_t j = 0; j < s.nsamples; j++) {
+            int64_t ts = s.samples[j].timestamp_ms;
+            if (ts < 0 || ts >= MAX_SCRAPES) {
+                rx.bad++;
+                continue;
+            }
+            if (rx.got[k][ts])
+                rx.duplicates++;
+            rx.got[k][ts] = 1;
+            if (ts <= rx.last_ts[k])
+                rx.out_of_order++;
+            rx.last_ts[k] = ts;
+            rx.samples++;
+        }
+    }
+    rw_write_request_free(req);
+    ss_buf_free(&raw);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **ptr)
+{
+    (void)cls, (void)url, (void)method, (void)version;
+    struct upload *u = *ptr;
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        ss_buf_init(&u->body, 0);
+        *ptr = u;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        ss_buf_append(&u->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&rx.mu);
+    unsigned delay = rx.delay_ms, status = rx.status;
+    pthread_mutex_unlock(&rx.mu);
+    if (delay)
+        usleep(delay * 1000u);
+    pthread_mutex_lock(&rx.mu);
+    rx.requests++;
+    if (status >= 200 && status < 300)
+        record(u->body.data, u->body.len);
+    pthread_mutex_unlock(&rx.mu);
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void done(void *cls, struct MHD_Connection *c, void **ptr, enum MHD_RequestTerminationCode tc)
+{
+    (void)cls, (void)c, (void)tc;
+    struct upload *u = *ptr;
+    if (u) {
+        ss_buf_free(&u->body);
+        free(u);
+        *ptr = NULL;
+    }
+}
+
+static void rx_set(unsigned status, unsigned delay_ms)
+{
+    pthread_mutex_lock(&rx.mu);
+    rx.status = status;
+    rx.delay_ms = delay_ms;
+    pthread_mutex_unlock(&rx.mu);
+}
+
+static int rx_start(void **state)
+{
+    (void)state;
+    memset(rx.got, 0, sizeof rx.got);
+    for (size_t k = 0; k < MAX_SERIES; k++)
+        rx.last_ts[k] = -1;
+    rx.samples = rx.duplicates = rx.out_of_order = rx.requests = rx.bad = 0;
+    rx_set(204, 0);
+    rx.d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                            handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    if (!rx.d)
+        return -1;
+    rx.port = MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    return 0;
+}
+
+static int rx_stop(void **state)
+{
+    (void)state;
+    MHD_stop_daemon(rx.d);
+    rx.d = NULL;
+    return 0;
+}
+
+/* ---- the scrape side ------------------------------------------------------------------ */
+
+static char names[MAX_SERIES][8];
+
+static void scrape(struct rw_remote *r, int nseries, int ts)
+{
+    rw_remote_begin(r);
+    for (int k = 0; k < nseries; k++) {
+        struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
+        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL};
+        rw_remote_append(r, &s);
+    }
+    rw_remote_commit(r);
+}
+
+/* A value from the remote's self-metrics: the first line starting with `prefix`. */
+static double metric(struct rw_remote *r, const char *prefix)
+{
+    struct ss_buf b;
+    ss_buf_init(&b, 0);
+    rw_remotes_render_metrics(&r, 1, &b);
+    ss_buf_append(&b, "", 1);
+    double v = -1;
+    for (char *line = b.data; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            v = strtod(strchr(line, ' ') + 1, NULL);
+            break;
+        }
+    ss_buf_free(&b);
+    return v;
+}
+
+static double dropped(struct rw_remote *r, const char *reason)
+{
+    char p[256];
+    snprintf(p, sizeof p,
+             "scrapeship_remote_samples_dropped_total{remote_name=\"t\",url=\"http://127.0.0.1:%d/w\","
+             "reason=\"%s\"}",
+             rx.port, reason);
+    return metric(r, p);
+}
+
+static double shards(struct rw_remote *r)
+{
+    return metric(r, "scrapeship_remote_shards{");
+}
+
+static uint64_t rx_samples(void)
+{
+    pthread_mutex_lock(&rx.mu);
+    uint64_t n = rx.samples;
+    pthread_mutex_unlock(&rx.mu);
+    return n;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool wait_samples(uint64_t want, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 20) {
+        if (rx_samples() >= want)
+            return true;
+        sleep_ms(20);
+    }
+    return rx_samples() >= want;
+}
+
+static struct rw_remote *new_remote(const struct rw_queue_config *q)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/w", rx.port);
+    struct rw_config c = {.name = "t", .url = url, .remote_timeout_ms = 10000, .queue = *q};
+    struct rw_remote *r = NULL;
+    assert_int_equal(rw_remote_new(&c, &r), 0);
+    return r;
+}
+
+static const struct rw_queue_config defaults = {.capacity = 10000,
+                                                .min_shards = 1,
+                                                .max_shards = 50,
+                                                .max_samples_per_send = 2000,
+                                                .batch_send_deadline_ms = 5000,
+                                                .min_backoff_ms = 30,
+                                                .max_backoff_ms = 5000,
+                                                .retry_on_http_429 = true,
+                                                .max_memory_bytes = 64u << 20};
+
+static void finish(struct rw_remote *r)
+{
+    uint64_t unsent = 1;
+    rw_remote_shutdown(r, ss_mono_ms() + 10000, &unsent);
+    assert_int_equal(unsent, 0);
+    rw_remote_free(r);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+/* 100k series in one scrape, ten times a shard's capacity: every sample arrives. */
+static void test_large_commit_delivered(void **state)
+{
+    (void)state;
+    struct rw_remote *r = new_remote(&defaults);
+    for (int ts = 0; ts < 3; ts++)
+        scrape(r, MAX_SERIES, ts);
+    assert_true(wait_samples(3u * MAX_SERIES, 60000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+    assert_int_equal(rx.samples, 3u * MAX_SERIES);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+    assert_int_equal(rx.bad, 0);
+}
+
+/* The receiver stalls behind a 64 KiB bound: the oldest queued samples are dropped,
+ * each one counted; what was in flight and the newest data are delivered. */
+static void test_bound_drops_oldest_exactly(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_memory_bytes = 64u << 10;
+    q.max_backoff_ms = 100;
+    q.max_samples_per_send = 500;
+    struct rw_remote *r = new_remote(&q);
+    const int nseries = 1000, nscrapes = 40; /* ~25 bytes a sample: about 25 KiB a scrape */
+    rx_set(503, 0);
+    for (int ts = 0; ts < nscrapes; ts++) {
+        scrape(r, nseries, ts);
+        assert_true(metric(r, "scrapeship_remote_queue_bytes{") <= (double)q.max_memory_bytes);
+        sleep_ms(20);
+    }
+    double drops = dropped(r, "queue_full");
+    assert_true(drops > 0);
+    rx_set(204, 0);
+    for (int t = 0; t < 15000 && metric(r, "scrapeship_remote_queue_samples{") > 0; t += 50)
+        sleep_ms(50);
+    sleep_ms(500); /* batches taken before the queue emptied */
+    drops = dropped(r, "queue_full");
+    finish(r);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+    assert_int_equal((uint64_t)drops, (uint64_t)nseries * nscrapes - rx.samples);
+    /* Per series: what is missing is one run of old scrapes, never the newest. */
+    for (int k = 0; k < nseries; k++) {
+        assert_int_equal(rx.got[k][nscrapes - 1], 1);
+        int runs = 0;
+        for (int ts = 0; ts < nscrapes; ts++)
+            if (!rx.got[k][ts] && (ts == 0 || rx.got[k][ts - 1]))
+                runs++;
+        assert_true(runs <= 1);
+    }
+    /* What the bound kept is the newest data: about max_memory_bytes of it (records
+     * are ~40 bytes here) beyond what was in flight when the receiver stalled. */
+    uint64_t kept_newest = 0;
+    for (int k = 0; k < nseries; k++)
+        for (int ts = nscrapes - 1; ts >= 0 && rx.got[k][ts]; ts--)
+            kept_newest++;
+    print_message("dropped %.0f, received %llu, newest kept %llu\n", drops, (unsigned long long)rx.samples,
+                  (unsigned long long)kept_newest);
+    assert_true(kept_newest >= (q.max_memory_bytes / 64));
+}
+
+/* A slow receiver (30 ms a request) and 100k samples/s offered from the first second:
+ * one shard can carry at most ~17k/s, so shards must grow before much is measured. */
+static void test_cold_start_reshards(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_samples_per_send = 500;
+    rx_set(204, 30);
+    struct rw_remote *r = new_remote(&q);
+    int64_t t0 = ss_mono_ms();
+    int ts = 0, grew_at = -1;
+    while (ts < 60 && ss_mono_ms() - t0 < 12000) {
+        scrape(r, 10000, ts++);
+        if (grew_at < 0 && shards(r) > 1)
+            grew_at = (int)(ss_mono_ms() - t0);
+        sleep_ms(100);
+    }
+    print_message("shards > 1 after %d ms; %.0f shards at the end\n", grew_at, shards(r));
+    assert_true(grew_at >= 0 && grew_at <= 8000);
+    rx_set(204, 0);
+    assert_true(wait_samples((uint64_t)ts * 10000, 60000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+    assert_int_equal(rx.samples, (uint64_t)ts * 10000);
+    assert_int_equal(rx.out_of_order, 0);
+    assert_int_equal(rx.duplicates, 0);
+}
+
+/* A failing receiver never gets more shards. */
+static void test_no_growth_while_failing(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_backoff_ms = 200;
+    rx_set(503, 0);
+    struct rw_remote *r = new_remote(&q);
+    for (int ts = 0; ts < 30; ts++) {
+        scrape(r, 10000, ts);
+        sleep_ms(200);
+        assert_int_equal(shards(r), 1);
+        assert_int_equal(metric(r, "scrapeship_remote_shards_desired{"), 1);
+    }
+    rx_set(204, 0);
+    assert_true(wait_samples(30u * 10000, 60000));
+    finish(r);
+    assert_int_equal(rx.out_of_order, 0);
+}
+
+int main(void)
+{
+    for (int k = 0; k < MAX_SERIES; k++)
+        snprintf(names[k], sizeof names[k], "%d", k);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -228,7 +228,7 @@ int collector_cmd_run(int argc, char **argv)
         return 1;
     struct scrape_sink sink;
     if (to_stdout) {
-        if (collector_stdout_new(stdout, fmt, jobs.external_labels, jobs.nexternal_labels, &out) != 0)
+        if (collector_stdout_new(stdout, fmt, &out) != 0)
             goto done;
         collector_stdout_sink(out, &sink);
     } else {
@@ -246,15 +246,16 @@ int collector_cmd_run(int argc, char **argv)
         if (tee_path) {
             /* debugging and tests: also write what is shipped, as JSON lines */
             tee_file = fopen(tee_path, "w");
-            if (!tee_file || collector_stdout_new(tee_file, COLLECTOR_OUTPUT_JSON, jobs.external_labels,
-                                                  jobs.nexternal_labels, &tee) != 0) {
+            if (!tee_file || collector_stdout_new(tee_file, COLLECTOR_OUTPUT_JSON, &tee) != 0) {
                 ss_error("main", "cannot write --tee file %s", tee_path);
                 goto done;
             }
             collector_tee_sink(&tee_pair, &sink, tee, &sink);
         }
     }
-    if (scrape_manager_new(NULL, &sink, &st.m) != 0)
+    struct scrape_manager_opts mopts = {.external_labels = jobs.external_labels,
+                                        .nexternal_labels = jobs.nexternal_labels};
+    if (scrape_manager_new(&mopts, &sink, &st.m) != 0)
         goto done;
     ss_metrics_register((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     ss_metrics_register(render_run_metrics, &st);
@@ -305,8 +306,7 @@ int collector_cmd_run(int argc, char **argv)
                 scrape_manager_set_sink(st.m, &sink);
             }
             scrape_manager_set_jobs(st.m, nj.jobs, nj.njobs);
-            if (out)
-                collector_stdout_set_external(out, nj.external_labels, nj.nexternal_labels);
+            scrape_manager_set_external_labels(st.m, nj.external_labels, nj.nexternal_labels);
             collector_jobs_free(&jobs);
             cfg_free(cfgp);
             jobs = nj;

@@ -193,10 +193,12 @@ int collector_cmd_scrape(int argc, char **argv)
         njobs = 1;
     }
     struct scrape_sink sink;
-    if (collector_stdout_new(stdout, fmt, ext, next, &out) != 0)
+    if (collector_stdout_new(stdout, fmt, &out) != 0)
         goto done;
     collector_stdout_sink(out, &sink);
-    if (scrape_manager_new(NULL, &sink, &m) != 0 || scrape_manager_set_jobs(m, jobv, njobs) != 0)
+    if (scrape_manager_new(&(struct scrape_manager_opts){.external_labels = ext, .nexternal_labels = next},
+                           &sink, &m) != 0 ||
+        scrape_manager_set_jobs(m, jobv, njobs) != 0)
         goto done;
     int failed = scrape_manager_scrape_once(m);
     ret = failed ? 1 : 0;

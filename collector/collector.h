@@ -29,12 +29,10 @@ void collector_jobs_free(struct collector_jobs *j);
 enum collector_output_format { COLLECTOR_OUTPUT_TEXT, COLLECTOR_OUTPUT_JSON };
 
 struct collector_stdout;
-/* Prints every series as it would be shipped: external labels added where the
- * series lacks them, labels sorted. Text: `name{a="b"} value timestamp_ms`; JSON
+/* Prints every series as it would be shipped (the scrape engine already added the
+ * external labels), labels sorted. Text: `name{a="b"} value timestamp_ms`; JSON
  * lines: {"labels":{...},"value":"1.5","timestamp":123,"stale":false}. */
-int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct scrape_kv *ext,
-                         size_t next, struct collector_stdout **outp);
-int collector_stdout_set_external(struct collector_stdout *s, const struct scrape_kv *ext, size_t next);
+int collector_stdout_new(FILE *out, enum collector_output_format fmt, struct collector_stdout **outp);
 void collector_stdout_sink(struct collector_stdout *s, struct scrape_sink *sink);
 void collector_stdout_free(struct collector_stdout *s);
 

@@ -1,6 +1,5 @@
 /* output.c: the debug sink. Prints every series exactly as it would be shipped: the
- * scrape module's final labels plus external labels (added only where the series does
- * not already have the label, as remote write does), sorted, one line each.
+ * scrape module's final labels (external labels included), sorted, one line each.
  *
  * Text lines are Prometheus exposition lines with the timestamp in ms. JSON lines
  * carry the value as a string, like Prometheus' HTTP API, so NaN and ±Inf survive;
@@ -10,20 +9,14 @@
 
 #include "collector.h"
 
-#define MAX_OUT_LABELS 600
-
 struct collector_stdout {
     FILE *out;
     enum collector_output_format fmt;
-    struct ss_labels ext_owned; /* copies: survive a config reload */
-    const struct ss_label *ext;
-    size_t next;
     struct ss_buf line;
     unsigned long long series;
 };
 
-int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct scrape_kv *ext,
-                         size_t next, struct collector_stdout **outp)
+int collector_stdout_new(FILE *out, enum collector_output_format fmt, struct collector_stdout **outp)
 {
     struct collector_stdout *s = calloc(1, sizeof *s);
     if (!s)
@@ -31,28 +24,7 @@ int collector_stdout_new(FILE *out, enum collector_output_format fmt, const stru
     s->out = out;
     s->fmt = fmt;
     ss_buf_init(&s->line, 0);
-    ss_labels_init(&s->ext_owned);
-    int rc = collector_stdout_set_external(s, ext, next);
-    if (rc) {
-        collector_stdout_free(s);
-        return rc;
-    }
     *outp = s;
-    return 0;
-}
-
-int collector_stdout_set_external(struct collector_stdout *s, const struct scrape_kv *ext, size_t next)
-{
-    ss_labels_reset(&s->ext_owned);
-    for (size_t i = 0; i < next; i++) {
-        int rc = ss_labels_setc(&s->ext_owned, (struct ss_str){ext[i].key, strlen(ext[i].key)},
-                                (struct ss_str){ext[i].value, strlen(ext[i].value)});
-        if (rc)
-            return rc;
-    }
-    ss_labels_sort(&s->ext_owned);
-    s->ext = s->ext_owned.v;
-    s->next = s->ext_owned.n;
     return 0;
 }
 
@@ -62,7 +34,6 @@ void collector_stdout_free(struct collector_stdout *s)
         return;
     fflush(s->out);
     ss_buf_free(&s->line);
-    ss_labels_free(&s->ext_owned);
     free(s);
 }
 
@@ -101,10 +72,8 @@ static void put_json_string(struct ss_buf *b, struct ss_str v)
 static void on_series(void *ud, const struct scrape_series *sr)
 {
     struct collector_stdout *s = ud;
-    struct ss_label merged[MAX_OUT_LABELS];
-    long n = ss_labels_merge_sorted(sr->labels, sr->nlabels, s->ext, s->next, merged, MAX_OUT_LABELS);
-    if (n < 0)
-        return;
+    const struct ss_label *merged = sr->labels;
+    long n = (long)sr->nlabels;
     struct ss_buf *b = &s->line;
     ss_buf_reset(b);
     char val[40];

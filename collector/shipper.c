@@ -19,7 +19,6 @@ struct shipped_remote {
     struct scrape_relabel_rule **rules;
     size_t nrules;
     struct scrape_kv *headers;
-    struct scrape_kv *ext;
     struct rw_aws_signer *signer;
 };
 
@@ -56,8 +55,6 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv_i(h, rw->remote_timeout_ms);
     for (size_t i = 0; i < rw->nheaders; i++)
         h = fnv(fnv(h, rw->headers[i].key), rw->headers[i].value);
-    for (size_t i = 0; i < c->global.nexternal_labels; i++)
-        h = fnv(fnv(h, c->global.external_labels[i].key), c->global.external_labels[i].value);
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
         const struct scrape_relabel_config *r = &rw->write_relabel_configs[i];
         for (size_t k = 0; k < r->nsource_labels; k++)
@@ -95,7 +92,6 @@ static void remote_free(struct shipped_remote *r)
         scrape_relabel_rule_free(r->rules[i]);
     free(r->rules);
     free(r->headers);
-    free(r->ext);
     rw_aws_signer_free(r->signer);
     memset(r, 0, sizeof *r);
 }
@@ -110,9 +106,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.url = rw->url;
     rc.remote_timeout_ms = rw->remote_timeout_ms;
     out->headers = calloc(rw->nheaders + 1, sizeof *out->headers);
-    out->ext = calloc(c->global.nexternal_labels + 1, sizeof *out->ext);
     out->rules = calloc(rw->nwrite_relabel_configs + 1, sizeof *out->rules);
-    if (!out->headers || !out->ext || !out->rules) {
+    if (!out->headers || !out->rules) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -120,11 +115,6 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         out->headers[i] = (struct scrape_kv){rw->headers[i].key, rw->headers[i].value};
     rc.headers = out->headers;
     rc.nheaders = rw->nheaders;
-    for (size_t i = 0; i < c->global.nexternal_labels; i++)
-        out->ext[i] =
-            (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
-    rc.external_labels = out->ext;
-    rc.nexternal_labels = c->global.nexternal_labels;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
         char e[256];
         if (scrape_relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {

@@ -20,8 +20,6 @@
 
 #include "remote_int.h"
 
-#define MAX_LABELS 600
-
 size_t rw_record_len(const char *p, size_t avail)
 {
     /* tag byte 0x0a, varint length, payload */
@@ -120,19 +118,16 @@ void rw_remote_begin(struct rw_remote *r)
 
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
 {
-    struct ss_label merged[MAX_LABELS];
-    long n = ss_labels_merge_sorted(s->labels, s->nlabels, r->ext, r->next, merged, MAX_LABELS);
-    if (n < 0) {
-        atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
-        return;
-    }
-    const struct ss_label *labels = merged;
+    /* The labels are final (external labels included, sorted): only this remote's
+     * write relabeling can change them. */
+    const struct ss_label *labels = s->labels;
+    size_t n = s->nlabels;
     uint64_t hash = s->hash;
     if (r->cfg.nwrite_relabel) {
         struct ss_labels *w = &r->work;
         ss_labels_reset(w);
-        for (long i = 0; i < n; i++)
-            ss_labels_push(w, merged[i].name, merged[i].value);
+        for (size_t i = 0; i < n; i++)
+            ss_labels_push(w, labels[i].name, labels[i].value);
         if (!scrape_relabel_process(r->cfg.write_relabel, r->cfg.nwrite_relabel, w))
             return;
         size_t k = 0;
@@ -144,11 +139,11 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
             return;
         ss_labels_sort(w);
         labels = w->v;
-        n = (long)w->n;
+        n = w->n;
         hash = ss_labels_hash(w);
     }
     int qi = (int)(hash % (uint64_t)r->nqueues);
-    if (rw_encode_series(&r->stage[qi], labels, (size_t)n, s->value, s->timestamp_ms)) {
+    if (rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms)) {
         atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
         return;
     }

@@ -359,7 +359,6 @@ static int copy_config(struct rw_remote *r, const struct rw_config *c)
     d->user_agent = dup_str(a, c->user_agent, &oom);
     d->headers = dup_kv(a, c->headers, c->nheaders, &oom);
     d->storage_dir = dup_str(a, c->storage_dir, &oom);
-    d->external_labels = dup_kv(a, c->external_labels, c->nexternal_labels, &oom);
     struct scrape_http_config *h = &d->http;
     h->basic_auth_username = dup_str(a, c->http.basic_auth_username, &oom);
     h->basic_auth_password = dup_str(a, c->http.basic_auth_password, &oom);
@@ -409,22 +408,6 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
     snprintf(r->user_agent, sizeof r->user_agent, "%s",
              cfg->user_agent ? cfg->user_agent : "scrapeship/" SS_VERSION);
     ss_labels_init(&r->work);
-    r->ext = calloc(cfg->nexternal_labels + 1, sizeof *r->ext);
-    if (!r->ext)
-        goto fail;
-    for (size_t i = 0; i < cfg->nexternal_labels; i++)
-        r->ext[i] = (struct ss_label){{cfg->external_labels[i].key, strlen(cfg->external_labels[i].key)},
-                                      {cfg->external_labels[i].value, strlen(cfg->external_labels[i].value)}};
-    r->next = cfg->nexternal_labels;
-    for (size_t i = 1; i < r->next; i++) { /* sort by name */
-        struct ss_label x = r->ext[i];
-        size_t j = i;
-        while (j > 0 && ss_str_cmp(r->ext[j - 1].name, x.name) > 0) {
-            r->ext[j] = r->ext[j - 1];
-            j--;
-        }
-        r->ext[j] = x;
-    }
     r->mem_bound = cfg->queue.max_memory_bytes ? cfg->queue.max_memory_bytes : DEFAULT_MEM_BOUND;
     if (cfg->storage_dir) {
         struct rw_diskq_opts o = {.dir = cfg->storage_dir,
@@ -586,7 +569,6 @@ void rw_remote_free(struct rw_remote *r)
         free(r->meta[i].unit);
     }
     free(r->meta);
-    free(r->ext);
     ss_labels_free(&r->work);
     rw_diskq_close(r->dq);
     pthread_mutex_destroy(&r->spill_mu);

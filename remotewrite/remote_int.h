@@ -87,8 +87,6 @@ struct rw_remote {
     struct ss_arena owned;
     char name[128];
     char user_agent[128];
-    struct ss_label *ext; /* sorted external labels */
-    size_t next;
 
     /* queues and senders */
     pthread_mutex_t qmu;

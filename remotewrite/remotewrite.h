@@ -187,8 +187,6 @@ struct rw_config {
     struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
     struct scrape_relabel_rule *const *write_relabel;
     size_t nwrite_relabel;
-    const struct scrape_kv *external_labels;
-    size_t nexternal_labels;
     struct rw_queue_config queue;
     struct rw_metadata_config metadata;
     struct rw_signer signer; /* sign == NULL: unsigned */

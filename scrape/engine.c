@@ -106,6 +106,7 @@ struct scrape_manager {
     pthread_mutex_t lock; /* guards jobs/targets lists against the metrics reader */
     atomic_bool stop;
     int running_scrapes;
+    struct ss_labels ext; /* external labels, sorted (copies) */
 };
 
 double scrape_stale_nan(void)
@@ -128,6 +129,15 @@ bool scrape_is_stale_nan(double v)
 static void emit(struct target *t, const struct ss_label *labels, size_t n, double v, int64_t ts,
                  uint64_t hash)
 {
+    const struct ss_labels *ext = &t->m->ext;
+    struct ss_label merged[MAX_LABELS + 8 + 64];
+    if (ext->n) {
+        long k = ss_labels_merge_sorted(labels, n, ext->v, ext->n, merged, sizeof merged / sizeof merged[0]);
+        if (k >= 0) { /* cannot fail: series are capped well below the array */
+            labels = merged;
+            n = (size_t)k;
+        }
+    }
     struct scrape_series s = {labels, n, v, ts, hash};
     t->m->sink.series(t->m->sink.ud, &s);
 }
@@ -997,6 +1007,11 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
     snprintf(m->user_agent, sizeof m->user_agent, "%s",
              opts && opts->user_agent ? opts->user_agent : "scrapeship/" SS_VERSION);
     pthread_mutex_init(&m->lock, NULL);
+    ss_labels_init(&m->ext);
+    if (opts && scrape_manager_set_external_labels(m, opts->external_labels, opts->nexternal_labels)) {
+        scrape_manager_free(m);
+        return SS_ENOMEM;
+    }
     m->multi = curl_multi_init();
     if (!m->multi) {
         scrape_manager_free(m);
@@ -1008,10 +1023,26 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
     return 0;
 }
 
+int scrape_manager_set_external_labels(struct scrape_manager *m, const struct scrape_kv *ext, size_t n)
+{
+    if (n > 64)
+        return SS_ELIMIT;
+    ss_labels_reset(&m->ext);
+    for (size_t i = 0; i < n; i++) {
+        int rc = ss_labels_setc(&m->ext, (struct ss_str){ext[i].key, strlen(ext[i].key)},
+                                (struct ss_str){ext[i].value, strlen(ext[i].value)});
+        if (rc)
+            return rc;
+    }
+    ss_labels_sort(&m->ext);
+    return 0;
+}
+
 void scrape_manager_free(struct scrape_manager *m)
 {
     if (!m)
         return;
+    ss_labels_free(&m->ext);
     struct target *t = m->targets;
     while (t) {
         struct target *n = t->next;

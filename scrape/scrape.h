@@ -235,7 +235,8 @@ struct scrape_series {
     size_t nlabels;
     double value;
     int64_t timestamp_ms;
-    uint64_t hash; /* ss_labels_hash of labels: stable, used for sharding */
+    uint64_t hash; /* stable identity of the series, used for sharding (ss_labels_hash of the
+                    * labels before external labels, which every series shares) */
 };
 
 /* Prometheus' staleness marker: a NaN with a distinct payload. */
@@ -269,7 +270,9 @@ struct scrape_sink {
 };
 
 struct scrape_manager_opts {
-    const struct scrape_kv *external_labels; /* not applied here: reported for sinks */
+    /* Added to every emitted series that lacks the label (as Prometheus does for remote
+     * write), after relabeling: the one place external labels are applied. */
+    const struct scrape_kv *external_labels;
     size_t nexternal_labels;
     const char *user_agent; /* default "scrapeship/<version>" */
 };
@@ -282,6 +285,8 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
  * labels keep their series state; removed targets get stale markers for all their
  * series. Call only from the thread that runs the manager, or before it runs. */
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs);
+/* Replace the external labels (reload; from the thread that runs the manager). */
+int scrape_manager_set_external_labels(struct scrape_manager *m, const struct scrape_kv *ext, size_t n);
 /* Replace the sink (between runs, from the thread that runs the manager). */
 void scrape_manager_set_sink(struct scrape_manager *m, const struct scrape_sink *sink);
 /* Run the event loop until scrape_manager_stop. Returns 0 on a clean stop. */

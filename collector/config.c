@@ -21,6 +21,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "ss.h"
+#include "sstext.h"
 
 /* ======================================================================== */
 /* The node tree                                                            */
@@ -444,44 +445,6 @@ static int visit(struct loader *ld, const struct ynode *n, size_t count)
     return 0;
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
-
 static bool is_name_start(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
@@ -609,7 +572,7 @@ static int scalar_text(struct loader *ld, const struct ynode *n, const char *wan
         ss_free_secret(s);
         return fail_at(ld, n, SS_ECONFIG, "value contains a NUL character");
     }
-    if (!utf8_valid((const unsigned char *)s, len)) {
+    if (!ss_utf8_valid(s, len)) {
         ss_wipe(s, len);
         free(s);
         return fail_at(ld, n, SS_ECONFIG, "value is not valid UTF-8");
@@ -895,17 +858,6 @@ static int check_free_map(struct loader *ld, const struct ynode *map)
 
 /* ---- names and addresses -------------------------------------------------- */
 
-/* model.LabelName.IsValid: [a-zA-Z_][a-zA-Z0-9_]* */
-static bool label_name_valid(const char *s, size_t len)
-{
-    if (!len || !is_name_start(s[0]))
-        return false;
-    for (size_t i = 1; i < len; i++)
-        if (!is_name_char(s[i]))
-            return false;
-    return true;
-}
-
 /* RFC 9110 token characters, for header names. */
 static bool header_name_valid(const char *s, size_t len)
 {
@@ -1108,7 +1060,7 @@ static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *fiel
     for (size_t i = 0; i < count && !rc; i++) {
         const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
         char sb[SNIP_CAP];
-        if (kind == KV_LABELS && !label_name_valid(k->text, k->len)) {
+        if (kind == KV_LABELS && !ss_label_name_valid(k->text, k->len)) {
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name", snip(k->text, k->len, sb));
             break;
         }
@@ -1373,7 +1325,7 @@ static int dec_relabel(struct loader *ld, const struct ynode *n, struct scrape_r
         rc = dec_str_list(ld, v[R_SRC], "source_labels", &rc_out->source_labels, &rc_out->nsource_labels);
     for (size_t i = 0; !rc && i < rc_out->nsource_labels; i++) {
         const char *s = rc_out->source_labels[i];
-        if (!label_name_valid(s, strlen(s))) {
+        if (!ss_label_name_valid(s, strlen(s))) {
             char sb[SNIP_CAP];
             size_t m = path_field(ld, "source_labels");
             rc = fail_at(ld, v[R_SRC]->kids[i], SS_ECONFIG, "\"%s\" is not a valid label name",
@@ -2731,18 +2683,15 @@ static void p_quoted(FILE *f, const char *s, bool dollar)
         } else {
             /* Values are valid UTF-8 (checked on load). Escape what YAML forbids raw or
              * reads as a line break: C1 controls, NEL, LS, PS, BOM, U+FFFE/U+FFFF. */
-            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-            uint32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
-            for (size_t i = 1; i < n && u[i]; i++)
-                cp = (cp << 6) | (u[i] & 0x3F);
+            int32_t cp;
+            size_t n = ss_utf8_decode((const char *)u, strnlen((const char *)u, 4), &cp);
             if (cp >= 0x80 && cp <= 0x9F)
                 fprintf(f, "\\x%02x", (unsigned)cp);
             else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
                 fprintf(f, "\\u%04x", (unsigned)cp);
             else
                 fwrite(u, 1, n, f);
-            for (size_t i = 0; i < n && *u; i++)
-                u++;
+            u += n;
         }
     }
     fputc('"', f);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "collector.h"
+#include "sstext.h"
 
 struct collector_stdout {
     FILE *out;
@@ -35,21 +36,6 @@ void collector_stdout_free(struct collector_stdout *s)
     fflush(s->out);
     ss_buf_free(&s->line);
     free(s);
-}
-
-static void put_text_value(struct ss_buf *b, struct ss_str v)
-{
-    for (size_t i = 0; i < v.len; i++) {
-        char c = v.p[i];
-        if (c == '\\')
-            ss_buf_append(b, "\\\\", 2);
-        else if (c == '"')
-            ss_buf_append(b, "\\\"", 2);
-        else if (c == '\n')
-            ss_buf_append(b, "\\n", 2);
-        else
-            ss_buf_append(b, &c, 1);
-    }
 }
 
 static void put_json_string(struct ss_buf *b, struct ss_str v)
@@ -80,24 +66,7 @@ static void on_series(void *ud, const struct scrape_series *sr)
     bool stale = scrape_is_stale_nan(sr->value);
     ss_format_double(val, sizeof val, sr->value);
     if (s->fmt == COLLECTOR_OUTPUT_TEXT) {
-        struct ss_str name = {"", 0};
-        for (long i = 0; i < n; i++)
-            if (ss_str_eq_cstr(merged[i].name, "__name__"))
-                name = merged[i].value;
-        ss_buf_append(b, name.p, name.len);
-        bool first = true;
-        for (long i = 0; i < n; i++) {
-            if (ss_str_eq_cstr(merged[i].name, "__name__"))
-                continue;
-            ss_buf_append(b, first ? "{" : ",", 1);
-            first = false;
-            ss_buf_append(b, merged[i].name.p, merged[i].name.len);
-            ss_buf_append(b, "=\"", 2);
-            put_text_value(b, merged[i].value);
-            ss_buf_append(b, "\"", 1);
-        }
-        if (!first)
-            ss_buf_append(b, "}", 1);
+        ss_render_series(b, merged, (size_t)n);
         ss_buf_printf(b, " %s %lld\n", val, (long long)sr->timestamp_ms);
     } else {
         ss_buf_append(b, "{\"labels\":{", 11);

@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "awscred_int.h"
+#include "sstext.h"
 
 #define ASSUME_ROLE_SLOT     AWSCRED_PROVIDER_COUNT /* warn-once slot for the config role */
 #define DEFAULT_MAX_SLEEP_MS 10000
@@ -169,20 +170,6 @@ static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct awscred_chain *metrics_head;
 static bool metrics_registered;
 
-static int put_label_value(struct ss_buf *out, const char *v)
-{
-    int rc = 0;
-    for (; *v && !rc; v++) {
-        if (*v == '\\' || *v == '"')
-            rc = ss_buf_printf(out, "\\%c", *v);
-        else if (*v == '\n')
-            rc = ss_buf_append_str(out, "\\n");
-        else
-            rc = ss_buf_append(out, v, 1);
-    }
-    return rc;
-}
-
 static int render_metrics(void *ud, struct ss_buf *out)
 {
     (void)ud;
@@ -211,7 +198,7 @@ static int render_metrics(void *ud, struct ss_buf *out)
                 for (int r = 0; r < 2 && !rc; r++) {
                     rc = ss_buf_append_str(out, "scrapeship_aws_credentials_refreshes_total{remote=\"");
                     if (!rc)
-                        rc = put_label_value(out, c->cfg.name);
+                        rc = ss_escape_label_value(out, c->cfg.name, strlen(c->cfg.name));
                     if (!rc)
                         rc = ss_buf_printf(out, "\",result=\"%s\"} %llu\n", r ? "failure" : "success",
                                            (unsigned long long)(r ? bad : ok));
@@ -221,13 +208,13 @@ static int render_metrics(void *ud, struct ss_buf *out)
                 ss_format_double(num, sizeof num, (double)exp / 1000.0);
                 rc = ss_buf_append_str(out, "scrapeship_aws_credentials_expiry_timestamp_seconds{remote=\"");
                 if (!rc)
-                    rc = put_label_value(out, c->cfg.name);
+                    rc = ss_escape_label_value(out, c->cfg.name, strlen(c->cfg.name));
                 if (!rc)
                     rc = ss_buf_printf(out, "\"} %s\n", num);
             } else if (family == 2 && have) {
                 rc = ss_buf_append_str(out, "scrapeship_aws_credentials_provider_info{remote=\"");
                 if (!rc)
-                    rc = put_label_value(out, c->cfg.name);
+                    rc = ss_escape_label_value(out, c->cfg.name, strlen(c->cfg.name));
                 if (!rc)
                     rc = ss_buf_printf(out, "\",provider=\"%s\",assume_role=\"%s\"} 1\n",
                                        awscred_provider_name(p), assumed ? "true" : "false");

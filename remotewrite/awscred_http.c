@@ -26,6 +26,7 @@
 #include <openssl/crypto.h>
 
 #include "awscred_int.h"
+#include "sstext.h"
 
 #define STS_VERSION  "2011-06-15"
 #define MAX_STS_BODY (48u << 10) /* our request: the web identity token dominates */
@@ -294,7 +295,6 @@ static int sts_endpoint(const struct awscred_cfg *cfg, const char *region, char 
  * but unreserved characters percent-encoded. */
 static int form_append(struct ss_buf *b, const char *k, const char *v)
 {
-    static const char hex[] = "0123456789ABCDEF";
     int rc = 0;
     if (b->len)
         rc = ss_buf_append(b, "&", 1);
@@ -302,16 +302,8 @@ static int form_append(struct ss_buf *b, const char *k, const char *v)
         rc = ss_buf_append_str(b, k);
     if (!rc)
         rc = ss_buf_append(b, "=", 1);
-    for (const unsigned char *p = (const unsigned char *)v; !rc && *p; p++) {
-        unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
-            rc = ss_buf_append(b, p, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = ss_buf_append(b, e, 3);
-        }
-    }
+    if (!rc)
+        rc = ss_percent_encode(b, v, strlen(v), 0);
     return rc;
 }
 

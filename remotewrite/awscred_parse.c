@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "awscred_int.h"
+#include "sstext.h"
 
 #define MAX_SERVER_MESSAGE 160 /* bytes of a server's error message we repeat */
 
@@ -365,30 +366,6 @@ static int xml_find(struct span in, const char *name, struct span *content)
     return rc;
 }
 
-static size_t utf8_put(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Decode entities of text [p, e) into o; returns bytes written or -1. A decoded
  * reference is never longer than its source text, so o needs (e - p) bytes. */
 static long xml_decode_text(const char *p, const char *e, char *o)
@@ -426,15 +403,8 @@ static long xml_decode_text(const char *p, const char *e, char *o)
         unsigned long cp = 0;
         int nd = 0;
         for (; p < e && *p != ';'; p++, nd++) {
-            int d;
-            char c = *p;
-            if (c >= '0' && c <= '9')
-                d = c - '0';
-            else if (base == 16 && c >= 'a' && c <= 'f')
-                d = c - 'a' + 10;
-            else if (base == 16 && c >= 'A' && c <= 'F')
-                d = c - 'A' + 10;
-            else
+            int d = ss_hex_digit((unsigned char)*p);
+            if (d < 0 || d >= base)
                 return -1;
             if (nd >= 8)
                 return -1;
@@ -443,7 +413,7 @@ static long xml_decode_text(const char *p, const char *e, char *o)
         if (p >= e || nd == 0 || cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return -1;
         p++; /* ';' */
-        n += utf8_put(o + n, cp);
+        n += ss_utf8_encode(o + n, (uint32_t)cp);
     }
     return (long)n;
 }

@@ -42,6 +42,7 @@
 
 #include "sigv4.h"
 #include "ss.h"
+#include "sstext.h"
 
 #define SIGV4_ALGORITHM        "AWS4-HMAC-SHA256"
 #define SIGV4_MAX_METHOD       64
@@ -49,39 +50,9 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static const char hex_lower[] = "0123456789abcdef";
-static const char hex_upper[] = "0123456789ABCDEF";
-
-static void hex_encode(const unsigned char *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex_lower[p[i] >> 4];
-        out[2 * i + 1] = hex_lower[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static unsigned char ascii_lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-/* RFC 3986 §2.3 unreserved characters: the only bytes SigV4 leaves unencoded. */
-static bool is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
 }
 
 /* RFC 9110 §5.6.2 tchar: what a header name or a method may contain. */
@@ -123,7 +94,7 @@ int sigv4_payload_hash(const void *body, size_t len, char out_hex[65])
     int rc = sha256(len ? body : "", len, md);
     if (rc)
         return rc;
-    hex_encode(md, sizeof md, out_hex);
+    ss_hex_encode(out_hex, md, sizeof md);
     return 0;
 }
 
@@ -286,37 +257,18 @@ static int url_host_header(const struct url_parts *u, char **out)
 
 /* ---- canonical URI and query ------------------------------------------ */
 
-/* Percent-encode p[0..n) keeping unreserved bytes; '/' too when keep_slash; existing
- * %XX escapes too when keep_escapes (S3's single encoding). */
-static int uri_encode(struct ss_buf *b, const char *p, size_t n, bool keep_slash, bool keep_escapes)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (is_unreserved(c) || (keep_slash && c == '/')) {
-            rc = ss_buf_append(b, &p[i], 1);
-        } else if (keep_escapes && c == '%' && i + 2 < n && hex_value((unsigned char)p[i + 1]) >= 0 &&
-                   hex_value((unsigned char)p[i + 2]) >= 0) {
-            rc = ss_buf_append(b, &p[i], 3);
-            i += 2;
-        } else {
-            char esc[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
-            rc = ss_buf_append(b, esc, 3);
-        }
-    }
-    return rc;
-}
-
 /* Canonical URI. Normalisation removes empty and "." segments and resolves ".." (the
  * suite's normalize-path cases; never above the root), keeping a trailing slash only if
  * the input ended with one. */
 static int canonical_uri(struct ss_buf *b, struct ss_str path, const struct sigv4_params *pp)
 {
-    bool keep_escapes = pp->single_encode_path;
+    /* Unreserved bytes stay, everything else is %XX; S3 signs the path as sent
+     * (single encoding), so its existing escapes stay too. */
+    unsigned flags = pp->single_encode_path ? SS_PCT_KEEP_ESCAPES : 0;
     if (path.len == 0)
         return ss_buf_append(b, "/", 1);
     if (pp->skip_path_normalization)
-        return uri_encode(b, path.p, path.len, true, keep_escapes);
+        return ss_percent_encode(b, path.p, path.len, flags | SS_PCT_KEEP_SLASH);
 
     size_t nslash = 0;
     for (size_t i = 0; i < path.len; i++)
@@ -343,7 +295,7 @@ static int canonical_uri(struct ss_buf *b, struct ss_str path, const struct sigv
     for (size_t k = 0; k < nseg && rc == 0; k++) {
         rc = ss_buf_append(b, "/", 1);
         if (rc == 0)
-            rc = uri_encode(b, seg[k].p, seg[k].len, false, keep_escapes);
+            rc = ss_percent_encode(b, seg[k].p, seg[k].len, flags);
     }
     if (rc == 0 && (nseg == 0 || path.p[path.len - 1] == '/'))
         rc = ss_buf_append(b, "/", 1);
@@ -354,6 +306,7 @@ static int canonical_uri(struct ss_buf *b, struct ss_str path, const struct sigv
 struct query_pair {
     const char *k, *v;
     size_t klen, vlen;
+    size_t koff, voff; /* where k and v start in the scratch, which may move while filled */
 };
 
 static int pair_cmp(const void *a, const void *b)
@@ -365,28 +318,8 @@ static int pair_cmp(const void *a, const void *b)
     return ss_str_cmp((struct ss_str){x->v, x->vlen}, (struct ss_str){y->v, y->vlen});
 }
 
-/* Decode %XX (an invalid escape stays literal) and re-encode strictly into scratch. */
-static size_t query_component(char *dst, const char *p, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '%' && i + 2 < n && hex_value((unsigned char)p[i + 1]) >= 0 &&
-            hex_value((unsigned char)p[i + 2]) >= 0) {
-            c = (unsigned char)(hex_value((unsigned char)p[i + 1]) * 16 + hex_value((unsigned char)p[i + 2]));
-            i += 2;
-        }
-        if (is_unreserved(c)) {
-            dst[o++] = (char)c;
-        } else {
-            dst[o++] = '%';
-            dst[o++] = hex_upper[c >> 4];
-            dst[o++] = hex_upper[c & 15];
-        }
-    }
-    return o;
-}
-
+/* Each name and value is decoded (%XX; an invalid escape stays literal) and encoded
+ * again strictly, so differently escaped queries sign the same. */
 static int canonical_query(struct ss_buf *b, struct ss_str q)
 {
     if (q.len == 0)
@@ -394,15 +327,14 @@ static int canonical_query(struct ss_buf *b, struct ss_str q)
     size_t npairs = 1;
     for (size_t i = 0; i < q.len; i++)
         npairs += q.p[i] == '&';
-    /* Each input byte encodes to at most 3 bytes; the scratch never moves, so the pair
-     * pointers into it stay valid. */
+    struct ss_buf scratch;
+    ss_buf_init(&scratch, 0);
     struct query_pair *pairs = calloc(npairs, sizeof *pairs);
-    char *scratch = malloc(3 * q.len + 1);
-    int rc = SS_ENOMEM;
-    if (!pairs || !scratch)
+    int rc = pairs ? ss_buf_reserve(&scratch, 3 * q.len) : SS_ENOMEM; /* 3 bytes per input byte at most */
+    if (rc)
         goto fail;
-    size_t n = 0, used = 0, start = 0;
-    for (size_t i = 0; i <= q.len; i++) {
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i <= q.len && rc == 0; i++) {
         if (i < q.len && q.p[i] != '&')
             continue;
         const char *s = q.p + start;
@@ -413,15 +345,21 @@ static int canonical_query(struct ss_buf *b, struct ss_str q)
         const char *eq = memchr(s, '=', slen);
         size_t klen = eq ? (size_t)(eq - s) : slen;
         struct query_pair *pr = &pairs[n++];
-        pr->k = scratch + used;
-        pr->klen = query_component(scratch + used, s, klen);
-        used += pr->klen;
-        pr->v = scratch + used;
-        pr->vlen = eq ? query_component(scratch + used, eq + 1, slen - klen - 1) : 0;
-        used += pr->vlen;
+        pr->koff = scratch.len;
+        rc = ss_percent_encode(&scratch, s, klen, SS_PCT_REENCODE);
+        pr->klen = scratch.len - pr->koff;
+        pr->voff = scratch.len;
+        if (rc == 0 && eq)
+            rc = ss_percent_encode(&scratch, eq + 1, slen - klen - 1, SS_PCT_REENCODE);
+        pr->vlen = scratch.len - pr->voff;
+    }
+    if (rc)
+        goto fail;
+    for (size_t k = 0; k < n; k++) {
+        pairs[k].k = scratch.data + pairs[k].koff;
+        pairs[k].v = scratch.data + pairs[k].voff;
     }
     qsort(pairs, n, sizeof *pairs, pair_cmp);
-    rc = 0;
     for (size_t k = 0; k < n && rc == 0; k++) {
         if (k)
             rc = ss_buf_append(b, "&", 1);
@@ -434,7 +372,7 @@ static int canonical_query(struct ss_buf *b, struct ss_str q)
     }
 fail:
     free(pairs);
-    free(scratch);
+    ss_buf_free(&scratch);
     return rc;
 }
 
@@ -782,7 +720,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
     snprintf(scope, sizeof scope, "%.8s/%s/%s/aws4_request", amz_date, pp->region, pp->service);
     if ((rc = sha256(creq.data, creq.len, md)))
         goto fail;
-    hex_encode(md, 32, hash_hex);
+    ss_hex_encode(hash_hex, md, 32);
     snprintf(sts, sizeof sts, SIGV4_ALGORITHM "\n%s\n%s\n%s", amz_date, scope, hash_hex);
     char date8[9];
     memcpy(date8, amz_date, 8);
@@ -790,7 +728,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
     if ((rc = signing_key(creds, secret_len, date8, pp, key)) ||
         (rc = hmac_sha256(key, 32, sts, strlen(sts), md)))
         goto fail;
-    hex_encode(md, 32, sig_hex);
+    ss_hex_encode(sig_hex, md, 32);
 
     if ((rc = ss_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=", creds->access_key_id,
                             scope)) ||

@@ -19,6 +19,7 @@
 
 #include "remote.pb-c.h"
 #include "remotewrite.h"
+#include "sstext.h"
 
 /* Protobuf wire types (encoding guide, "Message Structure"). */
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2 };
@@ -289,58 +290,6 @@ int rw_encode_metadata(struct ss_buf *out, enum scrape_metric_type type, struct 
 
 /* ---- validation ---------------------------------------------------------- */
 
-/* Well-formed UTF-8 as Unicode defines it (and Go's utf8.ValidString checks): no
- * overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *s, size_t len)
-{
-    const uint8_t *p = (const uint8_t *)s, *end = p + len;
-    while (p < end) {
-        uint8_t c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong */
-            else if (c == 0xed)
-                hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-            return false;
-        for (size_t i = 2; i < n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-        p += n;
-    }
-    return true;
-}
-
-static bool legacy_name_valid(struct ss_str s, bool colons)
-{
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colons && c == ':') ||
-                  (i > 0 && c >= '0' && c <= '9');
-        if (!ok)
-            return false;
-    }
-    return s.len > 0;
-}
-
 int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned flags, const char **why)
 {
     const char *reason = NULL;
@@ -370,11 +319,11 @@ int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned f
                 goto fail;
             }
         }
-        if (!utf8_valid(l->name.p, l->name.len)) {
+        if (!ss_utf8_valid(l->name.p, l->name.len)) {
             reason = "label name is not valid UTF-8";
             goto fail;
         }
-        if (!utf8_valid(l->value.p, l->value.len)) {
+        if (!ss_utf8_valid(l->value.p, l->value.len)) {
             reason = "label value is not valid UTF-8";
             goto fail;
         }
@@ -382,11 +331,11 @@ int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned f
         if (is_metric_name)
             have_name = true;
         if (flags & RW_VALIDATE_LEGACY_NAMES) {
-            if (!legacy_name_valid(l->name, false)) {
+            if (!ss_label_name_valid(l->name.p, l->name.len)) {
                 reason = "invalid label name";
                 goto fail;
             }
-            if (is_metric_name && !legacy_name_valid(l->value, true)) {
+            if (is_metric_name && !ss_metric_name_valid(l->value.p, l->value.len)) {
                 reason = "invalid metric name";
                 goto fail;
             }

@@ -12,27 +12,9 @@
 #include <curl/curl.h>
 
 #include "scaler.h"
+#include "sstext.h"
 
 #define MAX_BODY (16u << 20)
-
-static int escape(struct ss_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        int rc;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
-            rc = ss_buf_append(b, s, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = ss_buf_append(b, e, 3);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -83,12 +65,14 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
         goto fail;
     if (!q->post && ss_buf_append(&url, "?", 1))
         goto fail;
-    if (ss_buf_append_str(params, "query=") || escape(params, q->query) ||
-        ss_buf_append_str(params, "&time=") || escape(params, when))
+    if (ss_buf_append_str(params, "query=") || ss_percent_encode(params, q->query, strlen(q->query), 0) ||
+        ss_buf_append_str(params, "&time=") || ss_percent_encode(params, when, strlen(when), 0))
         goto fail;
     for (size_t i = 0; i < q->nparams; i++)
-        if (ss_buf_append(params, "&", 1) || escape(params, q->params[i].key) ||
-            ss_buf_append(params, "=", 1) || escape(params, q->params[i].value))
+        if (ss_buf_append(params, "&", 1) ||
+            ss_percent_encode(params, q->params[i].key, strlen(q->params[i].key), 0) ||
+            ss_buf_append(params, "=", 1) ||
+            ss_percent_encode(params, q->params[i].value, strlen(q->params[i].value), 0))
             goto fail;
 
     e = curl_easy_init();

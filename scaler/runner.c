@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "scaler.h"
+#include "sstext.h"
 
 #define QUERY_DEFAULT_TIMEOUT_MS 3000 /* KEDA_HTTP_DEFAULT_TIMEOUT */
 #define MAX_SECRET_FILE          (64 * 1024)
@@ -491,25 +492,12 @@ void scaler_runner_stop(struct scaler_runner *r)
 
 /* ---- self-metrics ------------------------------------------------------ */
 
-static int put_label_value(struct ss_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        int rc = *s == '"'    ? ss_buf_append(b, "\\\"", 2)
-                 : *s == '\\' ? ss_buf_append(b, "\\\\", 2)
-                 : *s == '\n' ? ss_buf_append(b, "\\n", 2)
-                              : ss_buf_append(b, s, 1);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 static int put_object_labels(struct ss_buf *b, const struct object_rt *ob)
 {
     int rc = ss_buf_append_str(b, "{namespace=\"");
-    rc = rc ? rc : put_label_value(b, ob->ns);
+    rc = rc ? rc : ss_escape_label_value(b, ob->ns, strlen(ob->ns));
     rc = rc ? rc : ss_buf_append_str(b, "\",scaledobject=\"");
-    rc = rc ? rc : put_label_value(b, ob->so->name);
+    rc = rc ? rc : ss_escape_label_value(b, ob->so->name, strlen(ob->so->name));
     return rc ? rc : ss_buf_append_str(b, "\"");
 }
 
@@ -582,10 +570,11 @@ int scaler_runner_render_metrics(void *ud, struct ss_buf *out)
                     continue;
                 char num[40], lb[24];
                 ss_format_double(num, sizeof num, m == 0 ? ob->trig[k].value : ob->trig[k].active);
+                const char *trigger = trigger_label(&ob->so->triggers[k], k, lb, sizeof lb);
                 rc = ss_buf_append_str(out, metric_name[m]);
                 rc = rc ? rc : put_object_labels(out, ob);
                 rc = rc ? rc : ss_buf_append_str(out, ",trigger=\"");
-                rc = rc ? rc : put_label_value(out, trigger_label(&ob->so->triggers[k], k, lb, sizeof lb));
+                rc = rc ? rc : ss_escape_label_value(out, trigger, strlen(trigger));
                 rc = rc ? rc : ss_buf_printf(out, "\"} %s\n", num);
             }
         }

@@ -24,6 +24,7 @@
 #include <yaml.h>
 
 #include "scrape.h"
+#include "sstext.h"
 
 #define SD_LOG            "discovery"
 #define SD_FILEPATH_LABEL "__meta_filepath"
@@ -77,61 +78,6 @@ static int sd_fail(struct sd_parse *ps, int rc, unsigned long line, unsigned lon
         ps->col = col;
     }
     return rc;
-}
-
-/* model.LabelName.IsValid in its legacy form: [a-zA-Z_][a-zA-Z0-9_]*. */
-static bool sd_label_name_valid(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-        if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
-            return false;
-    }
-    return true;
-}
-
-/* Go's utf8.ValidString: no overlongs, no surrogates, nothing above U+10FFFF. */
-static bool sd_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k <= n; k++)
-            if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-                return false;
-        i += n + 1;
-    }
-    return true;
 }
 
 /* Our strings are NUL-terminated, so a value with an embedded NUL (JSON "\u0000" is
@@ -308,14 +254,14 @@ static int sd_json_group(struct sd_parse *ps, size_t gi, const json_t *obj)
     {
         if (li >= nl) /* cannot happen: the size was read above */
             break;
-        if (!sd_label_name_valid(key, strlen(key)))
+        if (!ss_label_name_valid(key, strlen(key)))
             return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: invalid label name \"%s\"", gi, key);
         if (!json_is_string(val))
             return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" must be a string, got %s", gi, key,
                            sd_json_type(val));
         const char *s = json_string_value(val);
         size_t len = json_string_length(val);
-        if (sd_has_nul(s, len) || !sd_utf8_valid(s, len))
+        if (sd_has_nul(s, len) || !ss_utf8_valid(s, len))
             return sd_fail(ps, SS_EPARSE, 0, 0, "group %zu: label \"%s\" has an invalid value", gi, key);
         labels[li].key = ss_arena_strndup(ps->arena, key, strlen(key));
         labels[li].value = ss_arena_strndup(ps->arena, s, len);
@@ -402,7 +348,7 @@ static int sd_yaml_string(struct sd_parse *ps, const yaml_node_t *n, size_t gi, 
                        what, sd_yaml_kind(n));
     size_t len;
     const char *s = sd_yaml_scalar(n, &len);
-    if (sd_has_nul(s, len) || !sd_utf8_valid(s, len))
+    if (sd_has_nul(s, len) || !ss_utf8_valid(s, len))
         return sd_fail(ps, SS_EPARSE, SD_MARK(n->start_mark), "group %zu: %s has an invalid value", gi, what);
     if (!(*out = ss_arena_strndup(ps->arena, s, len)))
         return SS_ENOMEM;
@@ -478,7 +424,7 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, c
             return sd_fail(ps, SS_EPARSE, SD_MARK(yl->start_mark), "group %zu: broken node", gi);
         size_t klen = 0;
         const char *ks = k->type == YAML_SCALAR_NODE ? sd_yaml_scalar(k, &klen) : "";
-        if (k->type != YAML_SCALAR_NODE || !sd_label_name_valid(ks, klen))
+        if (k->type != YAML_SCALAR_NODE || !ss_label_name_valid(ks, klen))
             return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: invalid label name \"%.*s\"",
                            gi, (int)(klen > 64 ? 64 : klen), ks);
         if (!(labels[i].key = ss_arena_strndup(ps->arena, ks, klen)))

@@ -22,6 +22,7 @@
 
 #include "scrape_int.h"
 #include "series.h"
+#include "sstext.h"
 
 #define ACCEPT_HEADER                                                                                        \
     "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"                       \
@@ -1067,6 +1068,14 @@ void scrape_manager_free(struct scrape_manager *m)
 
 /* ---- self-metrics --------------------------------------------------------- */
 
+/* j->name as a label value, escaped into tmp: job_name may hold any character. */
+static const char *job_label(struct ss_buf *tmp, const struct job_state *j, int *rc)
+{
+    ss_buf_reset(tmp);
+    *rc = ss_escape_label_value(tmp, j->name, strlen(j->name));
+    return tmp->data ? tmp->data : "";
+}
+
 int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
 {
     static const struct {
@@ -1088,6 +1097,8 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
          offsetof(struct job_state, sd_errors)},
     };
     int rc = 0;
+    struct ss_buf job;
+    ss_buf_init(&job, 0);
     pthread_mutex_lock(&m->lock);
     for (size_t k = 0; k < sizeof per_job / sizeof per_job[0] && !rc; k++) {
         rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", per_job[k].name, per_job[k].help,
@@ -1095,27 +1106,34 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
             const _Atomic uint64_t *v =
                 (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
-            rc = ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, j->name,
-                               (unsigned long long)atomic_load(v));
+            const char *jl = job_label(&job, j, &rc);
+            rc = rc ? rc
+                    : ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, jl,
+                                    (unsigned long long)atomic_load(v));
         }
     }
     if (!rc)
         rc = ss_buf_printf(out, "# HELP scrapeship_scrape_failures_total Failed scrapes by reason.\n"
                                 "# TYPE scrapeship_scrape_failures_total counter\n");
-    for (struct job_state *j = m->jobs; j && !rc; j = j->next)
+    for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
+        const char *jl = job_label(&job, j, &rc);
         for (int r = 0; r < FAIL_NREASONS && !rc; r++)
-            rc = ss_buf_printf(out, "scrapeship_scrape_failures_total{job=\"%s\",reason=\"%s\"} %llu\n",
-                               j->name, fail_reason_names[r],
-                               (unsigned long long)atomic_load(&j->failures[r]));
+            rc = ss_buf_printf(out, "scrapeship_scrape_failures_total{job=\"%s\",reason=\"%s\"} %llu\n", jl,
+                               fail_reason_names[r], (unsigned long long)atomic_load(&j->failures[r]));
+    }
     if (!rc)
         rc = ss_buf_printf(out, "# HELP scrapeship_scrape_duration_seconds Scrape durations.\n"
                                 "# TYPE scrapeship_scrape_duration_seconds summary\n");
-    for (struct job_state *j = m->jobs; j && !rc; j = j->next)
-        rc = ss_buf_printf(out,
-                           "scrapeship_scrape_duration_seconds_sum{job=\"%s\"} %.6f\n"
-                           "scrapeship_scrape_duration_seconds_count{job=\"%s\"} %llu\n",
-                           j->name, (double)atomic_load(&j->duration_us_sum) / 1e6, j->name,
-                           (unsigned long long)atomic_load(&j->scrapes));
+    for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
+        const char *jl = job_label(&job, j, &rc);
+        rc = rc ? rc
+                : ss_buf_printf(out,
+                                "scrapeship_scrape_duration_seconds_sum{job=\"%s\"} %.6f\n"
+                                "scrapeship_scrape_duration_seconds_count{job=\"%s\"} %llu\n",
+                                jl, (double)atomic_load(&j->duration_us_sum) / 1e6, jl,
+                                (unsigned long long)atomic_load(&j->scrapes));
+    }
     pthread_mutex_unlock(&m->lock);
+    ss_buf_free(&job);
     return rc;
 }

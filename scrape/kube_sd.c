@@ -37,6 +37,7 @@
 #include <yaml.h>
 
 #include "scrape.h"
+#include "sstext.h"
 
 #define KUBE_DEFAULT_SA_DIR     "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_MAX_PAGE_BYTES     (256u << 20) /* one LIST page */
@@ -152,25 +153,6 @@ static int b64_decode(const char *s, char **out, size_t *outlen)
     o[w] = '\0';
     *out = o;
     *outlen = w;
-    return 0;
-}
-
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static int url_escape(struct ss_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int rc;
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-            *p == '_' || *p == '.' || *p == '~') {
-            rc = ss_buf_append(b, p, 1);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            rc = ss_buf_append(b, e, 3);
-        }
-        if (rc)
-            return rc;
-    }
     return 0;
 }
 
@@ -749,20 +731,9 @@ static char *label_name(struct builder *b, const char *prefix, const char *name)
             i++;
             continue;
         }
-        size_t len = 1;
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2;
-        else if (c >= 0xE0 && c <= 0xEF)
-            len = 3;
-        else if (c >= 0xF0 && c <= 0xF4)
-            len = 4;
-        if (i + len > nl)
-            len = 1;
-        for (size_t k = 1; k < len; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                len = 1;
+        int32_t r;
         o[w++] = '_';
-        i += len;
+        i += ss_utf8_decode(name + i, nl - i, &r);
     }
     o[w] = '\0';
     return o;
@@ -1317,7 +1288,7 @@ static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struc
     if (!rc && w->ns) {
         rc = ss_buf_append_str(u, "/api/v1/namespaces/");
         if (!rc)
-            rc = url_escape(u, w->ns);
+            rc = ss_percent_encode(u, w->ns, strlen(w->ns), 0);
         if (!rc)
             rc = ss_buf_printf(u, "/%s", resource_path[w->res]);
     } else if (!rc) {
@@ -1331,7 +1302,7 @@ static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struc
         if (!rc && w->continue_token) {
             rc = ss_buf_append_str(u, "&continue=");
             if (!rc)
-                rc = url_escape(u, w->continue_token);
+                rc = ss_percent_encode(u, w->continue_token, strlen(w->continue_token), 0);
         }
     } else {
         int64_t t = k->cfg.watch_timeout_s;
@@ -1340,17 +1311,17 @@ static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struc
         rc = ss_buf_printf(
             u, "?allowWatchBookmarks=true&timeoutSeconds=%lld&watch=true&resourceVersion=", (long long)t);
         if (!rc)
-            rc = url_escape(u, w->rv);
+            rc = ss_percent_encode(u, w->rv, strlen(w->rv), 0);
     }
     if (!rc && w->label_selector && *w->label_selector) {
         rc = ss_buf_append_str(u, "&labelSelector=");
         if (!rc)
-            rc = url_escape(u, w->label_selector);
+            rc = ss_percent_encode(u, w->label_selector, strlen(w->label_selector), 0);
     }
     if (!rc && w->field_selector && *w->field_selector) {
         rc = ss_buf_append_str(u, "&fieldSelector=");
         if (!rc)
-            rc = url_escape(u, w->field_selector);
+            rc = ss_percent_encode(u, w->field_selector, strlen(w->field_selector), 0);
     }
     return rc;
 }
@@ -1855,21 +1826,6 @@ static void *kube_thread(void *arg)
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kube_sd *reg_head;
 
-/* A label value in the text format: backslash, quote and newline escaped. */
-static int append_label_value(struct ss_buf *out, const char *v)
-{
-    int rc = 0;
-    for (; *v && !rc; v++) {
-        if (*v == '\\' || *v == '"')
-            rc = ss_buf_printf(out, "\\%c", *v);
-        else if (*v == '\n')
-            rc = ss_buf_append_str(out, "\\n");
-        else
-            rc = ss_buf_append(out, v, 1);
-    }
-    return rc;
-}
-
 static int render_metrics(void *ud, struct ss_buf *out)
 {
     (void)ud;
@@ -1907,7 +1863,7 @@ static int render_metrics(void *ud, struct ss_buf *out)
             uint64_t v = atomic_load((_Atomic uint64_t *)((char *)k + fams[f].off));
             rc = ss_buf_printf(out, "%s{job=\"", name);
             if (!rc)
-                rc = append_label_value(out, k->job);
+                rc = ss_escape_label_value(out, k->job, strlen(k->job));
             if (!rc)
                 rc = ss_buf_printf(out, "\"%s%s} %llu\n", fams[f].label ? "," : "",
                                    fams[f].label ? fams[f].label : "", (unsigned long long)v);

@@ -39,6 +39,7 @@
 #include <strings.h>
 
 #include "scrape.h"
+#include "sstext.h"
 
 #define PARSER_DEFAULT_MAX_LINE ((size_t)1 << 20)
 /* Internal: unwinds a line that ends inside a quoted string (with p->more set, which
@@ -346,41 +347,6 @@ static inline bool str_is(struct ss_str s, const char *lit, size_t n)
 }
 #define STR_IS(s, lit) str_is((s), (lit), sizeof(lit) - 1)
 
-/* Go's utf8.Valid: no overlongs, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *c = (const unsigned char *)s, *e = c + n;
-    while (c < e) {
-        unsigned b = *c;
-        if (b < 0x80) {
-            c++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if (b >= 0xC2 && b <= 0xDF) {
-            need = 1, cp = b & 0x1F, min = 0x80;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            need = 2, cp = b & 0x0F, min = 0x800;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            need = 3, cp = b & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if ((size_t)(e - c) < need + 1)
-            return false;
-        for (size_t i = 1; i <= need; i++) {
-            if ((c[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (c[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        c += need + 1;
-    }
-    return true;
-}
-
 /* Code points in valid UTF-8 (continuation bytes do not start one). */
 static size_t utf8_runes(const char *s, size_t n)
 {
@@ -480,7 +446,7 @@ static int quoted_string(struct scrape_parser *p, const char *q0, const char *q1
                          enum esc_rules rules, const char *what, struct ss_str *out)
 {
     size_t n = (size_t)(q1 - q0);
-    if (has_high && !utf8_valid(q0, n)) {
+    if (has_high && !ss_utf8_valid(q0, n)) {
         char q[200];
         quote_token(q, sizeof q, q0, n);
         return perr(p, "invalid UTF-8 in %s %s", what, q);
@@ -1442,7 +1408,7 @@ static int om_meta_line(struct scrape_parser *p, const char *s, const char *e,
         break;
     }
     case SCRAPE_META_HELP:
-        if (!utf8_valid(text.p, text.len))
+        if (!ss_utf8_valid(text.p, text.len))
             return perr(p, "help text is not valid UTF-8");
         if (memchr(text.p, '\\', text.len)) {
             char *d = scratch_take(p, text.len);
@@ -1681,7 +1647,7 @@ static int text_comment_lenient(struct scrape_parser *p, const char *c, const ch
         }
         text.len = 0;
     } else {
-        if (!utf8_valid(text.p, text.len))
+        if (!ss_utf8_valid(text.p, text.len))
             return perr(p, "help text is not valid UTF-8");
         if (memchr(text.p, '\\', text.len)) {
             char *d = scratch_take(p, text.len);
@@ -1734,7 +1700,7 @@ static int text_comment_strict(struct scrape_parser *p, const char *c, const cha
     if (kind == SCRAPE_META_HELP) {
         if (f->has_help)
             return perr(p, "second HELP line for metric name %s", f->name);
-        if (!utf8_valid(text.p, text.len))
+        if (!ss_utf8_valid(text.p, text.len))
             return perr(p, "help text is not valid UTF-8");
         if (memchr(text.p, '\\', text.len)) {
             char *d = scratch_take(p, text.len);

@@ -27,6 +27,7 @@
 #include <pcre2.h>
 
 #include "scrape.h"
+#include "sstext.h"
 
 #define COMPONENT "relabel"
 
@@ -57,98 +58,6 @@ static const char *const action_names[] = {
 /* ======================================================================== */
 /* UTF-8 and Unicode helpers                                                */
 /* ======================================================================== */
-
-/* Decode one rune exactly as Go's utf8.DecodeRune does: returns the width and sets *r,
- * or returns 1 with *r = -1 for an invalid byte (overlong forms, surrogates and values
- * above U+10FFFF are invalid; each bad byte counts as one U+FFFD). n must be > 0. */
-static size_t utf8_decode(const unsigned char *s, size_t n, int32_t *r)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *r = c;
-        return 1;
-    }
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t w;
-    int32_t v;
-    if (c >= 0xC2 && c <= 0xDF) {
-        w = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        w = 3;
-        v = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        w = 4;
-        v = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        *r = -1;
-        return 1;
-    }
-    if (n < w || s[1] < lo || s[1] > hi) {
-        *r = -1;
-        return 1;
-    }
-    v = (v << 6) | (s[1] & 0x3F);
-    for (size_t i = 2; i < w; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            *r = -1;
-            return 1;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *r = v;
-    return w;
-}
-
-static size_t utf8_encode(char *out, uint32_t r)
-{
-    if (r < 0x80) {
-        out[0] = (char)r;
-        return 1;
-    }
-    if (r < 0x800) {
-        out[0] = (char)(0xC0 | (r >> 6));
-        out[1] = (char)(0x80 | (r & 0x3F));
-        return 2;
-    }
-    if (r < 0x10000) {
-        out[0] = (char)(0xE0 | (r >> 12));
-        out[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (r & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (r >> 18));
-    out[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (r & 0x3F));
-    return 4;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int32_t r;
-        size_t w = utf8_decode(p + i, n - i, &r);
-        if (r < 0)
-            return false;
-        i += w;
-    }
-    return true;
-}
 
 /* Go's unicode tables are approximated by glibc's C.UTF-8 locale (simple case mapping
  * and the alnum class). Created once, never freed; NULL means "ASCII only". */
@@ -206,33 +115,17 @@ static int go_case_map(struct ss_buf *out, const char *s, size_t n, bool upper)
     int rc = ss_buf_reserve(out, n);
     if (rc)
         return rc;
-    const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
         int32_t r;
-        size_t w = utf8_decode(p + i, n - i, &r);
+        size_t w = ss_utf8_decode(s + i, n - i, &r);
         char enc[4];
-        size_t elen = utf8_encode(enc, r < 0 ? 0xFFFD : (uint32_t)rune_case(r, upper));
+        size_t elen = ss_utf8_encode(enc, r < 0 ? 0xFFFD : (uint32_t)rune_case(r, upper));
         if ((rc = ss_buf_append(out, enc, elen)))
             return rc;
         i += w;
     }
     return 0;
-}
-
-/* Prometheus 2.42 model.LabelName.IsValid: ^[a-zA-Z_][a-zA-Z0-9_]*$ */
-static bool label_name_valid(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok =
-            c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
-        if (!ok)
-            return false;
-    }
-    return true;
 }
 
 static bool is_word(char c)
@@ -558,14 +451,6 @@ static bool re2_parse_repeat(const char *s, size_t n, size_t *i, int *min, int *
     return true;
 }
 
-static int hex_val(char h)
-{
-    return (h >= '0' && h <= '9')   ? h - '0'
-           : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-           : (h >= 'A' && h <= 'F') ? h - 'A' + 10
-                                    : -1;
-}
-
 /* Go regexp/syntax parseEscape: one escaped literal rune. *i points at the '\'. */
 static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
 {
@@ -574,7 +459,7 @@ static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
     if (j >= n)
         return tr_fail(t, start, "trailing backslash at end of expression");
     int32_t c;
-    size_t w = utf8_decode((const unsigned char *)s + j, n - j, &c);
+    size_t w = ss_utf8_decode(s + j, n - j, &c);
     if (c < 0)
         return tr_fail(t, j, "invalid UTF-8");
     j += w;
@@ -611,7 +496,7 @@ static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
                 char h = s[j++];
                 if (h == '}')
                     break;
-                int v = hex_val(h);
+                int v = ss_hex_digit((unsigned char)h);
                 if (v < 0)
                     goto bad;
                 r = r * 16 + v;
@@ -629,7 +514,7 @@ static int re2_parse_escape(struct tr *t, size_t *i, int32_t *out)
         for (int k = 0; k < 2; k++) {
             if (j + (size_t)k >= n)
                 goto bad;
-            v[k] = hex_val(s[j + (size_t)k]);
+            v[k] = ss_hex_digit((unsigned char)s[j + (size_t)k]);
             if (v[k] < 0)
                 goto bad;
         }
@@ -891,7 +776,7 @@ static int tr_unicode_class(struct tr *t, size_t *i)
         j = (size_t)(close - s) + 1;
     } else {
         int32_t r;
-        size_t w = j < n ? utf8_decode((const unsigned char *)s + j, n - j, &r) : 0;
+        size_t w = j < n ? ss_utf8_decode(s + j, n - j, &r) : 0;
         name = s + j;
         nlen = w;
         j += w;
@@ -947,7 +832,7 @@ static int tr_class_char(struct tr *t, size_t *i, int32_t *out)
         return tr_fail(t, t->len, "missing closing ]");
     if (t->re[*i] == '\\')
         return re2_parse_escape(t, i, out);
-    size_t w = utf8_decode((const unsigned char *)t->re + *i, t->len - *i, out);
+    size_t w = ss_utf8_decode(t->re + *i, t->len - *i, out);
     if (*out < 0)
         return tr_fail(t, *i, "invalid UTF-8");
     *i += w;
@@ -1168,7 +1053,7 @@ static int translate(struct tr *t)
         case '(': {
             if (i + 1 < n && s[i + 1] == '?') {
                 size_t start = i;
-                enum perl_group kind;
+                enum perl_group kind = GROUP_NONCAPTURE; /* set by tr_perl_group; gcc -O3 cannot tell */
                 const char *gname = NULL;
                 size_t gnlen = 0;
                 if ((rc = tr_perl_group(t, &i, &kind, &gname, &gnlen)))
@@ -1309,7 +1194,7 @@ static int translate(struct tr *t)
                     }
                 while (j < end) {
                     int32_t r;
-                    size_t w = utf8_decode((const unsigned char *)s + j, end - j, &r);
+                    size_t w = ss_utf8_decode(s + j, end - j, &r);
                     if (r < 0)
                         return tr_fail(t, j, "invalid UTF-8");
                     if ((rc = tr_atom_begin(t)) || (rc = tr_emit_rune(t, r, j)))
@@ -1342,7 +1227,7 @@ static int translate(struct tr *t)
         }
         default: {
             int32_t r;
-            size_t w = utf8_decode((const unsigned char *)s + i, n - i, &r);
+            size_t w = ss_utf8_decode(s + i, n - i, &r);
             if (r < 0)
                 return tr_fail(t, i, "invalid UTF-8");
             if ((rc = tr_atom_begin(t)) || (rc = tr_emit_rune(t, r, i)))
@@ -1428,7 +1313,7 @@ static int tmpl_parse(struct tmpl *t, const char *src)
         size_t j = brace ? i + 1 : i, name = j;
         while (j < n) {
             int32_t r;
-            size_t w = utf8_decode((const unsigned char *)s + j, n - j, &r);
+            size_t w = ss_utf8_decode(s + j, n - j, &r);
             if (!rune_is_name_char(r))
                 break;
             j += w;
@@ -1515,7 +1400,7 @@ int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out)
     size_t n = strlen(s), o = 0, i = 0;
     while (i < n) {
         int32_t r;
-        size_t w = utf8_decode((const unsigned char *)s + i, n - i, &r);
+        size_t w = ss_utf8_decode(s + i, n - i, &r);
         r = r < 0 ? 0xFFFD : rune_case(r, false);
         if (r >= 0x80 || o + 1 >= sizeof buf)
             return SS_ECONFIG;
@@ -1709,7 +1594,7 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
     }
     for (size_t i = 0; i < cfg->nsource_labels; i++) {
         const char *ln = cfg->source_labels[i] ? cfg->source_labels[i] : "";
-        if (!label_name_valid(ln, strlen(ln))) {
+        if (!ss_label_name_valid(ln, strlen(ln))) {
             go_quote(q, sizeof q, ln);
             set_err(err, errlen, "%s is not a valid label name in 'source_labels'", q);
             rc = SS_ECONFIG;
@@ -1759,7 +1644,7 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
         set_err(err, errlen, "%s is invalid 'replacement' for %s action", q, an);
         goto fail;
     }
-    if (act == SCRAPE_RELABEL_HASHMOD && !label_name_valid(target, strlen(target))) {
+    if (act == SCRAPE_RELABEL_HASHMOD && !ss_label_name_valid(target, strlen(target))) {
         go_quote(q, sizeof q, target);
         set_err(err, errlen, "%s is invalid 'target_label' for %s action", q, an);
         goto fail;
@@ -1835,7 +1720,7 @@ static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
     const char *subj = s ? s : "";
     size_t slen = len;
     bool mapped = false;
-    if (!utf8_valid(subj, len)) {
+    if (!ss_utf8_valid(subj, len)) {
         ss_buf_reset(&r->subj);
         int rc = ss_buf_reserve(&r->subj, 3 * len); /* bounded by the buffer's maximum */
         if (rc)
@@ -1847,11 +1732,10 @@ static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
             r->omap = m;
             r->omap_cap = 3 * len + 1;
         }
-        const unsigned char *p = (const unsigned char *)subj;
         size_t i = 0;
         while (i < len) {
             int32_t rr;
-            size_t w = utf8_decode(p + i, len - i, &rr);
+            size_t w = ss_utf8_decode(subj + i, len - i, &rr);
             size_t at = r->subj.len;
             if (rr < 0) {
                 ss_buf_append(&r->subj, "\xEF\xBF\xBD", 3);
@@ -2041,7 +1925,7 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
             return rc;
         /* 2.42 deletes the target label *as written* (not the expansion) both when
          * the expanded name is invalid and when the value is empty. */
-        if (!label_name_valid(r->out_target.data, r->out_target.len)) {
+        if (!ss_label_name_valid(r->out_target.data, r->out_target.len)) {
             ss_labels_del(ls, target);
             return 0;
         }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "scrape_int.h"
+#include "sstext.h"
 
 void scrape_target_spec_init(struct scrape_target_spec *s)
 {
@@ -36,28 +37,6 @@ static bool has_port(const char *addr, size_t len)
         return close && (size_t)(close - addr) + 1 < len && close[1] == ':';
     }
     return memchr(addr, ':', len) != NULL;
-}
-
-/* Percent-encode for a query component, as Go's url.QueryEscape does. */
-static int query_escape(struct ss_buf *b, struct ss_str s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        int rc;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
-            rc = ss_buf_append(b, &s.p[i], 1);
-        } else if (c == ' ') {
-            rc = ss_buf_append(b, "+", 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = ss_buf_append(b, e, 3);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
 }
 
 static int cmp_label_name(const void *a, const void *b)
@@ -119,11 +98,11 @@ static int build_query(const struct scrape_job *job, const struct ss_labels *ls,
     for (size_t i = 0; i < n; i++) {
         int rc = ss_buf_append(url, i ? "&" : "?", 1);
         if (!rc)
-            rc = query_escape(url, params[i].name);
+            rc = ss_percent_encode(url, params[i].name.p, params[i].name.len, SS_PCT_SPACE_PLUS);
         if (!rc)
             rc = ss_buf_append(url, "=", 1);
         if (!rc)
-            rc = query_escape(url, params[i].value);
+            rc = ss_percent_encode(url, params[i].value.p, params[i].value.len, SS_PCT_SPACE_PLUS);
         if (rc)
             return rc;
     }

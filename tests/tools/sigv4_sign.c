@@ -20,35 +20,20 @@
 
 #include "sigv4.h"
 #include "ss.h"
+#include "sstext.h"
 
 #define MAX_LINE (8u << 20) /* one request; bodies are small in tests */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int hex_decode(const char *hex, unsigned char **out, size_t *out_len)
 {
     size_t n = strlen(hex);
-    if (n % 2)
-        return SS_EINVAL;
     unsigned char *b = malloc(n / 2 + 1);
     if (!b)
         return SS_ENOMEM;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(b);
-            return SS_EINVAL;
-        }
-        b[i] = (unsigned char)(hi * 16 + lo);
+    int rc = ss_hex_decode(b, hex, n);
+    if (rc) {
+        free(b);
+        return rc;
     }
     *out = b;
     *out_len = n / 2;

@@ -514,6 +514,29 @@ static void test_duplicate_targets_scraped_once(void **state)
     scrape_manager_free(m);
 }
 
+/* job_name may hold any character: the self-metrics escape it as a label value, so a
+ * quote in a job name cannot break the /metrics exposition. */
+static void test_self_metrics_escape_job(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    struct scrape_job j = base_job();
+    j.name = "we\"ird\\job";
+    struct scrape_manager *m = manager(&j);
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    assert_non_null(strstr(out.data, "scrapeship_scrapes_total{job=\"we\\\"ird\\\\job\"} 1\n"));
+    assert_non_null(strstr(
+        out.data, "scrapeship_scrape_failures_total{job=\"we\\\"ird\\\\job\",reason=\"timeout\"} 0\n"));
+    assert_non_null(
+        strstr(out.data, "scrapeship_scrape_duration_seconds_count{job=\"we\\\"ird\\\\job\"} 1\n"));
+    assert_null(strstr(out.data, "job=\"we\"ird"));
+    ss_buf_free(&out);
+    scrape_manager_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
+        cmocka_unit_test(test_self_metrics_escape_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

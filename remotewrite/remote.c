@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "remote_int.h"
+#include "sstext.h"
 
 #define RESHARD_UP_MS   2000
 #define RESHARD_DOWN_MS 30000
@@ -377,6 +378,18 @@ static int copy_config(struct rw_remote *r, const struct rw_config *c)
     return oom ? SS_ENOMEM : 0;
 }
 
+/* s escaped as a label value for the self-metrics, in the arena. */
+static const char *escaped(struct ss_arena *a, const char *s)
+{
+    struct ss_buf b;
+    ss_buf_init(&b, 0);
+    const char *out = NULL;
+    if (ss_escape_label_value(&b, s, strlen(s)) == 0)
+        out = ss_arena_strndup(a, b.data ? b.data : "", b.len);
+    ss_buf_free(&b);
+    return out;
+}
+
 int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
 {
     *out = NULL;
@@ -407,6 +420,10 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
     }
     snprintf(r->user_agent, sizeof r->user_agent, "%s",
              cfg->user_agent ? cfg->user_agent : "scrapeship/" SS_VERSION);
+    r->mname = escaped(&r->owned, r->name);
+    r->murl = escaped(&r->owned, cfg->url);
+    if (!r->mname || !r->murl)
+        goto fail;
     ss_labels_init(&r->work);
     r->mem_bound = cfg->queue.max_memory_bytes ? cfg->queue.max_memory_bytes : DEFAULT_MEM_BOUND;
     if (cfg->storage_dir) {

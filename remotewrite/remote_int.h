@@ -87,6 +87,7 @@ struct rw_remote {
     struct ss_arena owned;
     char name[128];
     char user_agent[128];
+    const char *mname, *murl; /* name and URL escaped for label values (in `owned`) */
 
     /* queues and senders */
     pthread_mutex_t qmu;

@@ -168,7 +168,7 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
         rc = ss_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                            fam[f].type);
         for (size_t i = 0; i < n && !rc; i++)
-            rc = ss_buf_printf(b, "%s" L " %llu\n", fam[f].name, rs[i]->name, rs[i]->cfg.url,
+            rc = ss_buf_printf(b, "%s" L " %llu\n", fam[f].name, rs[i]->mname, rs[i]->murl,
                                (unsigned long long)fam[f].get(rs[i]));
     }
     if (!rc)
@@ -176,8 +176,8 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
             b, "# HELP scrapeship_remote_highest_timestamp_in_seconds Newest sample timestamp queued.\n"
                "# TYPE scrapeship_remote_highest_timestamp_in_seconds gauge\n");
     for (size_t i = 0; i < n && !rc; i++)
-        rc = ss_buf_printf(b, "scrapeship_remote_highest_timestamp_in_seconds" L " %.3f\n", rs[i]->name,
-                           rs[i]->cfg.url, (double)atomic_load(&rs[i]->highest_ts_in) / 1000.0);
+        rc = ss_buf_printf(b, "scrapeship_remote_highest_timestamp_in_seconds" L " %.3f\n", rs[i]->mname,
+                           rs[i]->murl, (double)atomic_load(&rs[i]->highest_ts_in) / 1000.0);
     if (!rc)
         rc = ss_buf_printf(b, "# HELP scrapeship_remote_disk_oldest_sample_age_seconds Age of the oldest "
                               "unsent sample on disk (0 when empty).\n"
@@ -185,16 +185,16 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
     for (size_t i = 0; i < n && !rc; i++) {
         struct rw_diskq_stats st = dstats(rs[i]);
         double age = st.samples && st.oldest_ts ? (double)(ss_now_ms() - st.oldest_ts) / 1000.0 : 0;
-        rc = ss_buf_printf(b, "scrapeship_remote_disk_oldest_sample_age_seconds" L " %.3f\n", rs[i]->name,
-                           rs[i]->cfg.url, age);
+        rc = ss_buf_printf(b, "scrapeship_remote_disk_oldest_sample_age_seconds" L " %.3f\n", rs[i]->mname,
+                           rs[i]->murl, age);
     }
     if (!rc)
         rc = ss_buf_printf(
             b, "# HELP scrapeship_remote_highest_sent_timestamp_seconds Newest sample timestamp delivered.\n"
                "# TYPE scrapeship_remote_highest_sent_timestamp_seconds gauge\n");
     for (size_t i = 0; i < n && !rc; i++)
-        rc = ss_buf_printf(b, "scrapeship_remote_highest_sent_timestamp_seconds" L " %.3f\n", rs[i]->name,
-                           rs[i]->cfg.url, (double)atomic_load(&rs[i]->highest_ts_sent) / 1000.0);
+        rc = ss_buf_printf(b, "scrapeship_remote_highest_sent_timestamp_seconds" L " %.3f\n", rs[i]->mname,
+                           rs[i]->murl, (double)atomic_load(&rs[i]->highest_ts_sent) / 1000.0);
     if (!rc)
         rc = ss_buf_printf(
             b, "# HELP scrapeship_remote_samples_dropped_total Samples never delivered, by reason.\n"
@@ -204,7 +204,7 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
             rc = ss_buf_printf(
                 b,
                 "scrapeship_remote_samples_dropped_total{remote_name=\"%s\",url=\"%s\",reason=\"%s\"} %llu\n",
-                rs[i]->name, rs[i]->cfg.url, rw_drop_reason_names[d],
+                rs[i]->mname, rs[i]->murl, rw_drop_reason_names[d],
                 (unsigned long long)atomic_load(&rs[i]->dropped[d]));
     if (!rc)
         rc = ss_buf_printf(
@@ -223,7 +223,7 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
                 snprintf(code, sizeof code, "network_error");
             rc = ss_buf_printf(
                 b, "scrapeship_remote_requests_total{remote_name=\"%s\",url=\"%s\",code=\"%s\"} %llu\n",
-                rs[i]->name, rs[i]->cfg.url, code, (unsigned long long)v);
+                rs[i]->mname, rs[i]->murl, code, (unsigned long long)v);
         }
     if (!rc)
         rc = ss_buf_printf(b,
@@ -237,7 +237,7 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
             rc = ss_buf_printf(b,
                                "scrapeship_remote_sent_batch_duration_seconds_bucket{remote_name=\"%s\",url="
                                "\"%s\",le=\"%g\"} %llu\n",
-                               r->name, r->cfg.url, rw_send_buckets[k], (unsigned long long)cum);
+                               r->mname, r->murl, rw_send_buckets[k], (unsigned long long)cum);
         }
         cum += atomic_load(&r->hist[RW_NBUCKETS]);
         if (!rc)
@@ -246,8 +246,8 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
                                "\"%s\",le=\"+Inf\"} %llu\n"
                                "scrapeship_remote_sent_batch_duration_seconds_sum" L " %.6f\n"
                                "scrapeship_remote_sent_batch_duration_seconds_count" L " %llu\n",
-                               r->name, r->cfg.url, (unsigned long long)cum, r->name, r->cfg.url,
-                               (double)atomic_load(&r->hist_sum_us) / 1e6, r->name, r->cfg.url,
+                               r->mname, r->murl, (unsigned long long)cum, r->mname, r->murl,
+                               (double)atomic_load(&r->hist_sum_us) / 1e6, r->mname, r->murl,
                                (unsigned long long)cum);
     }
 #undef L

@@ -375,6 +375,25 @@ static void test_no_growth_while_failing(void **state)
     assert_int_equal(rx.out_of_order, 0);
 }
 
+/* Names and URLs are label values in the self-metrics: escaped, never raw. */
+static void test_metrics_escape_labels(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/w?q=\"x\"", rx.port);
+    struct rw_config c = {.name = "a\"b\\c", .url = url, .queue = defaults};
+    struct rw_remote *r = NULL;
+    assert_int_equal(rw_remote_new(&c, &r), 0);
+    struct ss_buf b;
+    ss_buf_init(&b, 0);
+    assert_int_equal(rw_remotes_render_metrics(&r, 1, &b), 0);
+    ss_buf_append(&b, "", 1);
+    assert_non_null(strstr(b.data, "remote_name=\"a\\\"b\\\\c\",url=\"http://127.0.0.1:"));
+    assert_non_null(strstr(b.data, "/w?q=\\\"x\\\"\"}"));
+    ss_buf_free(&b);
+    finish(r);
+}
+
 int main(void)
 {
     for (int k = 0; k < MAX_SERIES; k++)
@@ -384,6 +403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

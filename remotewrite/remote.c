@@ -7,7 +7,9 @@
  *
  * Resharding follows Prometheus' calculateDesiredShards idea, recomputed every second:
  * senders needed = time per sample x (samples arriving per second + a fifth of the
- * backlog per second), at most doubling per step. The time per sample is measured
+ * backlog per second) / TARGET_BUSY, at most doubling per step. Senders are kept at
+ * most 60% busy because scrapes arrive in bursts (a whole target at once): a sender
+ * with headroom drains a burst before the next one. The time per sample is measured
  * from completed requests; before the first one completes it is estimated from the
  * requests in flight and a default, so a remote grows from a cold start. A backlog of
  * more than `capacity` samples per sender for two ticks in a row also asks for more.
@@ -32,6 +34,7 @@
 #define RATE_WINDOW     10   /* ticks (seconds) of history for rates */
 #define DEFAULT_TPS     5e-6 /* seconds per sample before any request completed */
 #define CATCHUP_S       5.0  /* drain a backlog within about this many seconds */
+#define TARGET_BUSY     0.6  /* wanted share of a sender's time spent in requests */
 #define FAILING_MS      5000 /* no growth within this long after a failure */
 
 const char *const rw_drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",
@@ -148,7 +151,7 @@ static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t 
     if (fl > tps)
         tps = fl;
     double pending = (double)atomic_load(&r->queue_samples);
-    double desired = tps * (in_rate + pending / CATCHUP_S);
+    double desired = tps * (in_rate + pending / CATCHUP_S) / TARGET_BUSY;
     int cur = atomic_load(&r->desired_shards);
     int want = (int)ceil(desired);
     /* capacity: senders that keep more than `capacity` samples each queued for two

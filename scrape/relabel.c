@@ -1039,10 +1039,12 @@ static int tr_class(struct tr *t, size_t *i)
 enum perl_group { GROUP_NONCAPTURE, GROUP_NAMED, GROUP_FLAGS_ONLY };
 
 /* (?flags), (?flags:...), (?P<name>...) at t->re[*i] == '(' with '?' next, following
- * Go's parsePerlFlags. Sets *kind; for GROUP_NAMED, gname and gnlen point into the regex.
+ * Go's parsePerlFlags. Returns the group's kind (>= 0), or a negative ss_err; for
+ * GROUP_NAMED, gname and gnlen point into the regex. The kind is the return value, not
+ * an out-parameter, so no caller can read a kind that an error path left unset.
  * Everything else after "(?" (lookaround, atomic groups, comments, recursion, ...) is
  * rejected, as RE2 rejects it. */
-static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const char **gname, size_t *gnlen)
+static int tr_perl_group(struct tr *t, size_t *i, const char **gname, size_t *gnlen)
 {
     const char *s = t->re;
     size_t n = t->len, start = *i, j = *i + 2;
@@ -1059,10 +1061,9 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
         if (!ok)
             return tr_fail(t, start, "invalid named capture: `%.*s`", (int)(end - start), s + start);
         *i = end;
-        *kind = GROUP_NAMED;
         *gname = name;
         *gnlen = nlen;
-        return 0;
+        return GROUP_NAMED;
     }
     /* Flags: i, m, s, U, one optional '-' followed by at least one flag, then ':' or ')'. */
     char on[8] = "", off[8] = "";
@@ -1098,12 +1099,10 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
                 snprintf(buf, sizeof buf, "(?%.*s%s%.*s%c", (int)non, on, noff ? "-" : "", (int)noff, off, c);
             *i = j;
             if (c == ':') {
-                *kind = GROUP_NONCAPTURE;
-                if ((rc = tr_atom_begin(t)))
+                if ((rc = tr_atom_begin(t)) || (rc = tr_emit(t, buf, (size_t)bl, start)))
                     return rc;
-                return tr_emit(t, buf, (size_t)bl, start);
+                return GROUP_NONCAPTURE;
             }
-            *kind = GROUP_FLAGS_ONLY;
             /* Deferred until the next token: if that is a quantifier it applies to the
              * atom before the flags (Go), which PCRE2 would refuse after "(?i)". */
             if (non || noff) {
@@ -1113,7 +1112,7 @@ static int tr_perl_group(struct tr *t, size_t *i, enum perl_group *kind, const c
                     return rc == SS_ELIMIT ? tr_fail(t, start, "expression too large") : rc;
             }
             t->last_repeat = false;
-            return 0;
+            return GROUP_FLAGS_ONLY;
         }
         default: goto bad;
         }
@@ -1168,11 +1167,11 @@ static int translate(struct tr *t)
         case '(': {
             if (i + 1 < n && s[i + 1] == '?') {
                 size_t start = i;
-                enum perl_group kind;
                 const char *gname = NULL;
                 size_t gnlen = 0;
-                if ((rc = tr_perl_group(t, &i, &kind, &gname, &gnlen)))
-                    return rc;
+                int kind = tr_perl_group(t, &i, &gname, &gnlen);
+                if (kind < 0)
+                    return kind;
                 if (kind == GROUP_FLAGS_ONLY)
                     break;
                 if (kind == GROUP_NAMED) {

@@ -10,9 +10,9 @@
 #include "collector.h"
 
 struct collector_job_extra {
-    struct scrape_relabel_rule **relabel;
+    struct relabel_rule **relabel;
     size_t nrelabel;
-    struct scrape_relabel_rule **metric_relabel;
+    struct relabel_rule **metric_relabel;
     size_t nmetric_relabel;
     struct scrape_kv *params;
     struct scrape_target_group *groups;
@@ -25,7 +25,7 @@ struct collector_job_extra {
     size_t nkube;
 };
 
-static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, struct scrape_relabel_rule ***out,
+static int compile_rules(const struct relabel_config *cfg, size_t n, struct relabel_rule ***out,
                          const char *job, const char *what, char *err, size_t errlen)
 {
     *out = calloc(n ? n : 1, sizeof **out);
@@ -33,7 +33,7 @@ static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, stru
         return SS_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char e[256];
-        int rc = scrape_relabel_compile(&cfg[i], &(*out)[i], e, sizeof e);
+        int rc = relabel_compile(&cfg[i], &(*out)[i], e, sizeof e);
         if (rc) {
             snprintf(err, errlen, "job %s: %s[%zu]: %s", job, what, i, e);
             return rc;
@@ -42,12 +42,12 @@ static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, stru
     return 0;
 }
 
-static void free_rules(struct scrape_relabel_rule **r, size_t n)
+static void free_rules(struct relabel_rule **r, size_t n)
 {
     if (!r)
         return;
     for (size_t i = 0; i < n; i++)
-        scrape_relabel_rule_free(r[i]);
+        relabel_rule_free(r[i]);
     free(r);
 }
 

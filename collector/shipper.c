@@ -16,7 +16,7 @@
 struct shipped_remote {
     struct rw_remote *rw;
     uint64_t fingerprint;
-    struct scrape_relabel_rule **rules;
+    struct relabel_rule **rules;
     size_t nrules;
     struct scrape_kv *headers;
     struct scrape_kv *ext;
@@ -59,7 +59,7 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     for (size_t i = 0; i < c->global.nexternal_labels; i++)
         h = fnv(fnv(h, c->global.external_labels[i].key), c->global.external_labels[i].value);
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
-        const struct scrape_relabel_config *r = &rw->write_relabel_configs[i];
+        const struct relabel_config *r = &rw->write_relabel_configs[i];
         for (size_t k = 0; k < r->nsource_labels; k++)
             h = fnv(h, r->source_labels[k]);
         h = fnv(fnv(fnv(fnv(h, r->separator), r->target_label), r->regex), r->replacement);
@@ -92,7 +92,7 @@ static void remote_free(struct shipped_remote *r)
 {
     rw_remote_free(r->rw);
     for (size_t i = 0; i < r->nrules; i++)
-        scrape_relabel_rule_free(r->rules[i]);
+        relabel_rule_free(r->rules[i]);
     free(r->rules);
     free(r->headers);
     free(r->ext);
@@ -127,7 +127,7 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.nexternal_labels = c->global.nexternal_labels;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
         char e[256];
-        if (scrape_relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
+        if (relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
             snprintf(err, errlen, "remote_write %s: write_relabel_configs[%zu]: %s", rw->url, i, e);
             goto fail;
         }

@@ -176,6 +176,8 @@ struct rw_signer {
     void *ud;
 };
 
+struct relabel_rule; /* relabel/relabel.h */
+
 /* rw_remote_new copies every string; the write relabel rules and the signer's ud are
  * borrowed and must outlive the remote. */
 struct rw_config {
@@ -185,7 +187,7 @@ struct rw_config {
     const struct scrape_kv *headers;
     size_t nheaders;
     struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
-    struct scrape_relabel_rule *const *write_relabel;
+    struct relabel_rule *const *write_relabel;
     size_t nwrite_relabel;
     const struct scrape_kv *external_labels;
     size_t nexternal_labels;

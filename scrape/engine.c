@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "relabel.h"
 #include "scrape_int.h"
 #include "series.h"
 
@@ -317,7 +318,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         rc = merge_target_labels(t, s);
     if (rc)
         return target_fail(t, FAIL_OTHER, "out of memory");
-    if (job->nmetric_relabel && !scrape_relabel_process(job->metric_relabel, job->nmetric_relabel, w))
+    if (job->nmetric_relabel && !relabel_process(job->metric_relabel, job->nmetric_relabel, w))
         return 0;
 
     /* Empty label values never reach storage (Prometheus drops them at append). */

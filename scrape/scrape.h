@@ -1,11 +1,11 @@
 /* scrape.h: the public surface of the scrape module.
  *
- * Three layers, in data-flow order:
+ * Two layers, in data-flow order:
  *   1. the exposition parser: a streaming push parser for Prometheus text 0.0.4 and
  *      OpenMetrics 1.0 that hands each sample to a callback as slices;
- *   2. relabeling: Prometheus relabel_config rules compiled with PCRE2;
- *   3. the scrape engine: targets, the libcurl multi loop, label merging, limits,
- *      synthetic series and staleness. It hands each finished scrape to a sink.
+ *   2. the scrape engine: targets, the libcurl multi loop, label merging, relabeling
+ *      (with the relabel floor's compiled rules), limits, synthetic series and
+ *      staleness. It hands each finished scrape to a sink.
  * Nothing in this module knows about remote write; sinks live downstream.
  */
 #ifndef SCRAPE_H
@@ -101,63 +101,13 @@ void scrape_parser_free(struct scrape_parser *p);
 enum scrape_format scrape_format_from_content_type(const char *content_type);
 
 /* ======================================================================== */
-/* 2. Relabeling                                                            */
-/* ======================================================================== */
-
-enum scrape_relabel_action {
-    SCRAPE_RELABEL_REPLACE = 0,
-    SCRAPE_RELABEL_KEEP,
-    SCRAPE_RELABEL_DROP,
-    SCRAPE_RELABEL_KEEPEQUAL,
-    SCRAPE_RELABEL_DROPEQUAL,
-    SCRAPE_RELABEL_HASHMOD,
-    SCRAPE_RELABEL_LABELMAP,
-    SCRAPE_RELABEL_LABELDROP,
-    SCRAPE_RELABEL_LABELKEEP,
-    SCRAPE_RELABEL_LOWERCASE,
-    SCRAPE_RELABEL_UPPERCASE,
-};
-
-/* A relabel_config as written in YAML. NULL/0 fields take Prometheus' defaults
- * (regex "(.*)", separator ";", replacement "$1", action replace). Owned by the
- * config; the compiled rule copies what it needs. */
-struct scrape_relabel_config {
-    char **source_labels;
-    size_t nsource_labels;
-    char *separator;    /* NULL = ";" */
-    char *target_label; /* NULL = unset */
-    char *regex;        /* NULL = "(.*)" */
-    uint64_t modulus;
-    bool has_modulus;
-    char *replacement; /* NULL = "$1" */
-    enum scrape_relabel_action action;
-};
-
-/* Parse an action name as Prometheus spells it ("replace", "labelmap", ...),
- * case-insensitively. */
-int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out);
-const char *scrape_relabel_action_name(enum scrape_relabel_action a);
-
-struct scrape_relabel_rule;
-
-/* Compile and validate one rule as Prometheus' relabel.Config.Validate does (regex
- * anchored ^(?:...)$, target_label required for replace/hashmod/lowercase/uppercase,
- * modulus for hashmod, ...). On error returns SS_ECONFIG and writes a message to err. */
-int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrape_relabel_rule **out,
-                           char *err, size_t errlen);
-void scrape_relabel_rule_free(struct scrape_relabel_rule *r);
-
-/* Apply rules in order to ls. Returns true to keep the label set, false when it was
- * dropped. New strings are copied into ls->arena. The set need not be sorted on
- * entry; it is not sorted on exit. */
-bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules, struct ss_labels *ls);
-
-/* ======================================================================== */
-/* 3. Jobs, targets and the scrape engine                                   */
+/* 2. Jobs, targets and the scrape engine                                   */
 /* ======================================================================== */
 
 /* Everything below borrows its strings from the caller (the loaded config), which
  * must outlive the manager. */
+
+struct relabel_rule; /* relabel/relabel.h */
 
 struct scrape_kv {
     const char *key;
@@ -209,9 +159,9 @@ struct scrape_job {
     bool honor_labels;
     bool honor_timestamps;
     struct scrape_http_config http;
-    struct scrape_relabel_rule *const *relabel; /* compiled; owned by the caller */
+    struct relabel_rule *const *relabel; /* compiled; owned by the caller */
     size_t nrelabel;
-    struct scrape_relabel_rule *const *metric_relabel;
+    struct relabel_rule *const *metric_relabel;
     size_t nmetric_relabel;
     uint64_t sample_limit;
     uint64_t label_limit;

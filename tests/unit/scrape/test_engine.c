@@ -18,6 +18,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "relabel.h"
 #include "scrape.h"
 
 /* ---- the test server ---------------------------------------------------------- */
@@ -470,11 +471,11 @@ static void test_metric_relabel_drop(void **state)
     char t[256];
     serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
     char *src[] = {"__name__"};
-    struct scrape_relabel_config rc = {
-        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = SCRAPE_RELABEL_DROP};
-    struct scrape_relabel_rule *rule = NULL;
+    struct relabel_config rc = {
+        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = RELABEL_DROP};
+    struct relabel_rule *rule = NULL;
     char err[256];
-    assert_int_equal(scrape_relabel_compile(&rc, &rule, err, sizeof err), 0);
+    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
     struct scrape_job j = base_job();
     j.metric_relabel = &rule;
     j.nmetric_relabel = 1;
@@ -489,7 +490,7 @@ static void test_metric_relabel_drop(void **state)
              addr);
     assert_true(find(t)->value == 1);
     scrape_manager_free(m);
-    scrape_relabel_rule_free(rule);
+    relabel_rule_free(rule);
 }
 
 /* Two discovered entries that differ only in __meta_* labels are one target, as in

@@ -26,7 +26,7 @@
 #include <openssl/evp.h>
 #include <pcre2.h>
 
-#include "scrape.h"
+#include "relabel.h"
 
 #define COMPONENT "relabel"
 
@@ -45,12 +45,10 @@
 /* ======================================================================== */
 
 static const char *const action_names[] = {
-    [SCRAPE_RELABEL_REPLACE] = "replace",     [SCRAPE_RELABEL_KEEP] = "keep",
-    [SCRAPE_RELABEL_DROP] = "drop",           [SCRAPE_RELABEL_KEEPEQUAL] = "keepequal",
-    [SCRAPE_RELABEL_DROPEQUAL] = "dropequal", [SCRAPE_RELABEL_HASHMOD] = "hashmod",
-    [SCRAPE_RELABEL_LABELMAP] = "labelmap",   [SCRAPE_RELABEL_LABELDROP] = "labeldrop",
-    [SCRAPE_RELABEL_LABELKEEP] = "labelkeep", [SCRAPE_RELABEL_LOWERCASE] = "lowercase",
-    [SCRAPE_RELABEL_UPPERCASE] = "uppercase",
+    [RELABEL_REPLACE] = "replace",     [RELABEL_KEEP] = "keep",           [RELABEL_DROP] = "drop",
+    [RELABEL_KEEPEQUAL] = "keepequal", [RELABEL_DROPEQUAL] = "dropequal", [RELABEL_HASHMOD] = "hashmod",
+    [RELABEL_LABELMAP] = "labelmap",   [RELABEL_LABELDROP] = "labeldrop", [RELABEL_LABELKEEP] = "labelkeep",
+    [RELABEL_LOWERCASE] = "lowercase", [RELABEL_UPPERCASE] = "uppercase",
 };
 #define NACTIONS (sizeof action_names / sizeof action_names[0])
 
@@ -1471,8 +1469,8 @@ static void tmpl_free(struct tmpl *t)
 /* Compiled rules                                                           */
 /* ======================================================================== */
 
-struct scrape_relabel_rule {
-    enum scrape_relabel_action action;
+struct relabel_rule {
+    enum relabel_action action;
     struct ss_str *source; /* source label names (owned strings) */
     size_t nsource;
     char *separator;
@@ -1505,7 +1503,7 @@ struct scrape_relabel_rule {
     int last_pcre2_error; /* PCRE2's code for the last failed match, for logs */
 };
 
-int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out)
+int relabel_action_parse(const char *s, enum relabel_action *out)
 {
     if (!s || !out)
         return SS_EINVAL;
@@ -1524,18 +1522,18 @@ int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out)
     buf[o] = '\0';
     for (size_t k = 0; k < NACTIONS; k++)
         if (strcmp(buf, action_names[k]) == 0) {
-            *out = (enum scrape_relabel_action)k;
+            *out = (enum relabel_action)k;
             return 0;
         }
     return SS_ECONFIG;
 }
 
-const char *scrape_relabel_action_name(enum scrape_relabel_action a)
+const char *relabel_action_name(enum relabel_action a)
 {
     return (unsigned)a < NACTIONS ? action_names[a] : "unknown";
 }
 
-void scrape_relabel_rule_free(struct scrape_relabel_rule *r)
+void relabel_rule_free(struct relabel_rule *r)
 {
     if (!r)
         return;
@@ -1566,7 +1564,7 @@ void scrape_relabel_rule_free(struct scrape_relabel_rule *r)
 
 /* Translate and compile the regex ("(.*)" when unset), anchored as Prometheus'
  * NewRegexp does with "^(?:" + s + ")$". */
-static int compile_regex(struct scrape_relabel_rule *r, const char *regex, char *err, size_t errlen)
+static int compile_regex(struct relabel_rule *r, const char *regex, char *err, size_t errlen)
 {
     char qre[160], msg[256];
     struct tr t = {0};
@@ -1663,10 +1661,9 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s ? s : dflt);
 }
 
-int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrape_relabel_rule **out,
-                           char *err, size_t errlen)
+int relabel_compile(const struct relabel_config *cfg, struct relabel_rule **out, char *err, size_t errlen)
 {
-    struct scrape_relabel_rule *r = NULL;
+    struct relabel_rule *r = NULL;
     char q[160];
     int rc;
 
@@ -1681,7 +1678,7 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
         set_err(err, errlen, "relabel: source_labels count without a list");
         return SS_EINVAL;
     }
-    enum scrape_relabel_action act = cfg->action;
+    enum relabel_action act = cfg->action;
     if ((unsigned)act >= NACTIONS) {
         set_err(err, errlen, "unknown relabel action %d", (int)act);
         return SS_ECONFIG;
@@ -1727,19 +1724,18 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
     const char *target = cfg->target_label ? cfg->target_label : "";
     const char *sep = cfg->separator ? cfg->separator : ";";
     const char *repl = cfg->replacement ? cfg->replacement : "$1";
-    bool is_target = act == SCRAPE_RELABEL_REPLACE || act == SCRAPE_RELABEL_LOWERCASE ||
-                     act == SCRAPE_RELABEL_UPPERCASE || act == SCRAPE_RELABEL_KEEPEQUAL ||
-                     act == SCRAPE_RELABEL_DROPEQUAL;
-    bool is_equal = act == SCRAPE_RELABEL_KEEPEQUAL || act == SCRAPE_RELABEL_DROPEQUAL;
+    bool is_target = act == RELABEL_REPLACE || act == RELABEL_LOWERCASE || act == RELABEL_UPPERCASE ||
+                     act == RELABEL_KEEPEQUAL || act == RELABEL_DROPEQUAL;
+    bool is_equal = act == RELABEL_KEEPEQUAL || act == RELABEL_DROPEQUAL;
 
     /* relabel.Config.Validate (Prometheus 2.42), in its order, with its messages. */
     rc = SS_ECONFIG;
-    if (act == SCRAPE_RELABEL_HASHMOD && cfg->modulus == 0) {
+    if (act == RELABEL_HASHMOD && cfg->modulus == 0) {
         /* has_modulus does not matter: an explicit 0 is as invalid as a missing one. */
         set_err(err, errlen, "relabel configuration for hashmod requires non-zero modulus");
         goto fail;
     }
-    if ((is_target || act == SCRAPE_RELABEL_HASHMOD) && target[0] == '\0') {
+    if ((is_target || act == RELABEL_HASHMOD) && target[0] == '\0') {
         set_err(err, errlen, "relabel configuration for %s action requires 'target_label' value", an);
         goto fail;
     }
@@ -1748,17 +1744,16 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
         set_err(err, errlen, "%s is invalid 'target_label' for %s action", q, an);
         goto fail;
     }
-    if ((act == SCRAPE_RELABEL_LOWERCASE || act == SCRAPE_RELABEL_UPPERCASE || is_equal) &&
-        strcmp(repl, "$1") != 0) {
+    if ((act == RELABEL_LOWERCASE || act == RELABEL_UPPERCASE || is_equal) && strcmp(repl, "$1") != 0) {
         set_err(err, errlen, "'replacement' can not be set for %s action", an);
         goto fail;
     }
-    if (act == SCRAPE_RELABEL_LABELMAP && !relabel_target_valid(repl)) {
+    if (act == RELABEL_LABELMAP && !relabel_target_valid(repl)) {
         go_quote(q, sizeof q, repl);
         set_err(err, errlen, "%s is invalid 'replacement' for %s action", q, an);
         goto fail;
     }
-    if (act == SCRAPE_RELABEL_HASHMOD && !label_name_valid(target, strlen(target))) {
+    if (act == RELABEL_HASHMOD && !label_name_valid(target, strlen(target))) {
         go_quote(q, sizeof q, target);
         set_err(err, errlen, "%s is invalid 'target_label' for %s action", q, an);
         goto fail;
@@ -1770,7 +1765,7 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
                 "%s action requires only 'source_labels' and `target_label`, and no other fields", an);
         goto fail;
     }
-    if ((act == SCRAPE_RELABEL_LABELDROP || act == SCRAPE_RELABEL_LABELKEEP) &&
+    if ((act == RELABEL_LABELDROP || act == RELABEL_LABELKEEP) &&
         (cfg->nsource_labels > 0 || target[0] != '\0' || cfg->modulus != 0 || strcmp(sep, ";") != 0 ||
          strcmp(repl, "$1") != 0)) {
         set_err(err, errlen, "%s action requires only 'regex', and no other fields", an);
@@ -1785,12 +1780,11 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
     r->seplen = strlen(r->separator);
     r->targetlen = strlen(r->target);
     r->modulus = cfg->modulus;
-    if (act == SCRAPE_RELABEL_REPLACE && (rc = tmpl_parse(&r->target_tmpl, target)))
+    if (act == RELABEL_REPLACE && (rc = tmpl_parse(&r->target_tmpl, target)))
         goto fail;
-    if ((act == SCRAPE_RELABEL_REPLACE || act == SCRAPE_RELABEL_LABELMAP) &&
-        (rc = tmpl_parse(&r->repl_tmpl, repl)))
+    if ((act == RELABEL_REPLACE || act == RELABEL_LABELMAP) && (rc = tmpl_parse(&r->repl_tmpl, repl)))
         goto fail;
-    if (act == SCRAPE_RELABEL_HASHMOD) {
+    if (act == RELABEL_HASHMOD) {
         r->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
         r->md5ctx = EVP_MD_CTX_new();
         if (!r->md5 || !r->md5ctx) {
@@ -1799,12 +1793,12 @@ int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrap
             goto fail;
         }
     }
-    if (act == SCRAPE_RELABEL_LOWERCASE || act == SCRAPE_RELABEL_UPPERCASE)
+    if (act == RELABEL_LOWERCASE || act == RELABEL_UPPERCASE)
         (void)get_utf8_locale();
     *out = r;
     return 0;
 fail:
-    scrape_relabel_rule_free(r);
+    relabel_rule_free(r);
     return rc;
 }
 
@@ -1812,7 +1806,7 @@ fail:
 /* Processing                                                               */
 /* ======================================================================== */
 
-static void rule_log(struct scrape_relabel_rule *r, int rc)
+static void rule_log(struct relabel_rule *r, int rc)
 {
     /* Log the 1st, 2nd, 4th, 8th, ... occurrence per rule: enough to notice, never a flood. */
     r->errors++;
@@ -1829,7 +1823,7 @@ static void rule_log(struct scrape_relabel_rule *r, int rc)
 /* Match the rule's regex against s. Go matches invalid UTF-8 as U+FFFD per bad byte,
  * while PCRE2 refuses it, so such subjects are rewritten first and the group offsets
  * are mapped back. Returns 1 (match, r->spans set), 0 (no match) or < 0 (error). */
-static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
+static int rule_match(struct relabel_rule *r, const char *s, size_t len)
 {
     const char *subj = s ? s : "";
     size_t slen = len;
@@ -1897,7 +1891,7 @@ static int rule_match(struct scrape_relabel_rule *r, const char *s, size_t len)
 }
 
 /* regexp.Expand of tmpl against the last match on src. */
-static int expand(struct scrape_relabel_rule *r, const struct tmpl *t, const char *src, struct ss_buf *out)
+static int expand(struct relabel_rule *r, const struct tmpl *t, const char *src, struct ss_buf *out)
 {
     ss_buf_reset(out);
     for (size_t i = 0; i < t->npieces; i++) {
@@ -1947,7 +1941,7 @@ static void snap_sort(struct ss_label *v, size_t n)
 
 enum { APPLY_DROP = 0, APPLY_KEEP = 1 };
 
-static int apply_labelmap(struct scrape_relabel_rule *r, struct ss_labels *ls)
+static int apply_labelmap(struct relabel_rule *r, struct ss_labels *ls)
 {
     /* Prometheus ranges over the rule's input while setting into a builder, so later
      * labels are seen with their original values: work from a sorted snapshot. */
@@ -1981,7 +1975,7 @@ static int apply_labelmap(struct scrape_relabel_rule *r, struct ss_labels *ls)
     return 0;
 }
 
-static int apply_labelfilter(struct scrape_relabel_rule *r, struct ss_labels *ls, bool keep_matching)
+static int apply_labelfilter(struct relabel_rule *r, struct ss_labels *ls, bool keep_matching)
 {
     size_t j = 0;
     int err = 0;
@@ -1999,7 +1993,7 @@ static int apply_labelfilter(struct scrape_relabel_rule *r, struct ss_labels *ls
     return err;
 }
 
-static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdict)
+static int apply(struct relabel_rule *r, struct ss_labels *ls, int *verdict)
 {
     int rc, m;
     *verdict = APPLY_KEEP;
@@ -2017,23 +2011,23 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
     struct ss_str target = {r->target, r->targetlen};
 
     switch (r->action) {
-    case SCRAPE_RELABEL_DROP:
-    case SCRAPE_RELABEL_KEEP:
+    case RELABEL_DROP:
+    case RELABEL_KEEP:
         if ((m = rule_match(r, val, vlen)) < 0)
             return m;
-        if ((m == 1) == (r->action == SCRAPE_RELABEL_DROP))
+        if ((m == 1) == (r->action == RELABEL_DROP))
             *verdict = APPLY_DROP;
         return 0;
-    case SCRAPE_RELABEL_DROPEQUAL:
-    case SCRAPE_RELABEL_KEEPEQUAL: {
+    case RELABEL_DROPEQUAL:
+    case RELABEL_KEEPEQUAL: {
         const struct ss_str *tv = ss_labels_get(ls, target);
         struct ss_str have = tv ? *tv : (struct ss_str){"", 0};
         bool eq = ss_str_eq(have, (struct ss_str){val, vlen});
-        if (eq == (r->action == SCRAPE_RELABEL_DROPEQUAL))
+        if (eq == (r->action == RELABEL_DROPEQUAL))
             *verdict = APPLY_DROP;
         return 0;
     }
-    case SCRAPE_RELABEL_REPLACE: {
+    case RELABEL_REPLACE: {
         if ((m = rule_match(r, val, vlen)) <= 0)
             return m; /* no match: no replacement */
         if ((rc = expand(r, &r->target_tmpl, val, &r->out_target)))
@@ -2053,13 +2047,13 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
         return ss_labels_setc(ls, (struct ss_str){r->out_target.data, r->out_target.len},
                               (struct ss_str){r->out_value.data, r->out_value.len});
     }
-    case SCRAPE_RELABEL_LOWERCASE:
-    case SCRAPE_RELABEL_UPPERCASE:
-        if ((rc = go_case_map(&r->out_value, val, vlen, r->action == SCRAPE_RELABEL_UPPERCASE)))
+    case RELABEL_LOWERCASE:
+    case RELABEL_UPPERCASE:
+        if ((rc = go_case_map(&r->out_value, val, vlen, r->action == RELABEL_UPPERCASE)))
             return rc;
         return ss_labels_setc(ls, target,
                               (struct ss_str){r->out_value.data ? r->out_value.data : "", r->out_value.len});
-    case SCRAPE_RELABEL_HASHMOD: {
+    case RELABEL_HASHMOD: {
         unsigned char dg[EVP_MAX_MD_SIZE];
         unsigned int dlen = 0;
         if (!EVP_DigestInit_ex(r->md5ctx, r->md5, NULL) || !EVP_DigestUpdate(r->md5ctx, val, vlen) ||
@@ -2073,17 +2067,17 @@ static int apply(struct scrape_relabel_rule *r, struct ss_labels *ls, int *verdi
         int nl = snprintf(num, sizeof num, "%" PRIu64, h % r->modulus);
         return ss_labels_setc(ls, target, (struct ss_str){num, (size_t)nl});
     }
-    case SCRAPE_RELABEL_LABELMAP: return apply_labelmap(r, ls);
-    case SCRAPE_RELABEL_LABELDROP: return apply_labelfilter(r, ls, false);
-    case SCRAPE_RELABEL_LABELKEEP: return apply_labelfilter(r, ls, true);
+    case RELABEL_LABELMAP: return apply_labelmap(r, ls);
+    case RELABEL_LABELDROP: return apply_labelfilter(r, ls, false);
+    case RELABEL_LABELKEEP: return apply_labelfilter(r, ls, true);
     }
     return 0;
 }
 
-bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules, struct ss_labels *ls)
+bool relabel_process(struct relabel_rule *const *rules, size_t nrules, struct ss_labels *ls)
 {
     for (size_t i = 0; i < nrules; i++) {
-        struct scrape_relabel_rule *r = rules[i];
+        struct relabel_rule *r = rules[i];
         if (!r)
             continue;
         int verdict;

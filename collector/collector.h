@@ -17,7 +17,7 @@ struct collector_jobs {
     struct scrape_job *jobs;
     size_t njobs;
     struct collector_job_extra *extra; /* per job: owned arrays */
-    struct scrape_kv *external_labels;
+    struct ss_kv *external_labels;
     size_t nexternal_labels;
 };
 
@@ -32,9 +32,9 @@ struct collector_stdout;
 /* Prints every series as it would be shipped: external labels added where the
  * series lacks them, labels sorted. Text: `name{a="b"} value timestamp_ms`; JSON
  * lines: {"labels":{...},"value":"1.5","timestamp":123,"stale":false}. */
-int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct scrape_kv *ext,
-                         size_t next, struct collector_stdout **outp);
-int collector_stdout_set_external(struct collector_stdout *s, const struct scrape_kv *ext, size_t next);
+int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct ss_kv *ext, size_t next,
+                         struct collector_stdout **outp);
+int collector_stdout_set_external(struct collector_stdout *s, const struct ss_kv *ext, size_t next);
 void collector_stdout_sink(struct collector_stdout *s, struct scrape_sink *sink);
 void collector_stdout_free(struct collector_stdout *s);
 

@@ -14,9 +14,9 @@ struct collector_job_extra {
     size_t nrelabel;
     struct relabel_rule **metric_relabel;
     size_t nmetric_relabel;
-    struct scrape_kv *params;
+    struct ss_kv *params;
     struct scrape_target_group *groups;
-    struct scrape_kv **group_labels;
+    struct ss_kv **group_labels;
     size_t ngroups;
     const char **sd_files;
     struct kube_sd **kube; /* one per kubernetes_sd_configs entry */
@@ -162,7 +162,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
     out->njobs = n;
     for (size_t i = 0; i < c->global.nexternal_labels; i++)
         out->external_labels[i] =
-            (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
+            (struct ss_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
     out->nexternal_labels = c->global.nexternal_labels;
 
     for (size_t i = 0; i < n; i++) {
@@ -196,7 +196,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
             goto fail;
         for (size_t p = 0; p < s->nparams; p++)
             for (size_t v = 0; v < s->params[p].nvalues; v++)
-                x->params[j->nparams++] = (struct scrape_kv){s->params[p].name, s->params[p].values[v]};
+                x->params[j->nparams++] = (struct ss_kv){s->params[p].name, s->params[p].values[v]};
         j->params = x->params;
 
         rc = compile_rules(s->relabel_configs, s->nrelabel_configs, &x->relabel, s->job_name,
@@ -226,7 +226,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
             if (!x->group_labels[g])
                 goto fail;
             for (size_t l = 0; l < sc->nlabels; l++)
-                x->group_labels[g][l] = (struct scrape_kv){sc->labels[l].key, sc->labels[l].value};
+                x->group_labels[g][l] = (struct ss_kv){sc->labels[l].key, sc->labels[l].value};
             x->groups[g] = (struct scrape_target_group){(const char *const *)sc->targets, sc->ntargets,
                                                         x->group_labels[g], sc->nlabels};
         }

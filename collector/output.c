@@ -22,8 +22,8 @@ struct collector_stdout {
     unsigned long long series;
 };
 
-int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct scrape_kv *ext,
-                         size_t next, struct collector_stdout **outp)
+int collector_stdout_new(FILE *out, enum collector_output_format fmt, const struct ss_kv *ext, size_t next,
+                         struct collector_stdout **outp)
 {
     struct collector_stdout *s = calloc(1, sizeof *s);
     if (!s)
@@ -41,7 +41,7 @@ int collector_stdout_new(FILE *out, enum collector_output_format fmt, const stru
     return 0;
 }
 
-int collector_stdout_set_external(struct collector_stdout *s, const struct scrape_kv *ext, size_t next)
+int collector_stdout_set_external(struct collector_stdout *s, const struct ss_kv *ext, size_t next)
 {
     ss_labels_reset(&s->ext_owned);
     for (size_t i = 0; i < next; i++) {

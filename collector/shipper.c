@@ -18,8 +18,8 @@ struct shipped_remote {
     uint64_t fingerprint;
     struct relabel_rule **rules;
     size_t nrules;
-    struct scrape_kv *headers;
-    struct scrape_kv *ext;
+    struct ss_kv *headers;
+    struct ss_kv *ext;
     struct rw_aws_signer *signer;
 };
 
@@ -117,12 +117,11 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         goto fail;
     }
     for (size_t i = 0; i < rw->nheaders; i++)
-        out->headers[i] = (struct scrape_kv){rw->headers[i].key, rw->headers[i].value};
+        out->headers[i] = (struct ss_kv){rw->headers[i].key, rw->headers[i].value};
     rc.headers = out->headers;
     rc.nheaders = rw->nheaders;
     for (size_t i = 0; i < c->global.nexternal_labels; i++)
-        out->ext[i] =
-            (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
+        out->ext[i] = (struct ss_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
     rc.external_labels = out->ext;
     rc.nexternal_labels = c->global.nexternal_labels;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {

@@ -184,12 +184,12 @@ struct rw_config {
     const char *name; /* for metrics and logs; default: a hash of the URL */
     const char *url;
     int64_t remote_timeout_ms;
-    const struct scrape_kv *headers;
+    const struct ss_kv *headers;
     size_t nheaders;
     struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
     struct relabel_rule *const *write_relabel;
     size_t nwrite_relabel;
-    const struct scrape_kv *external_labels;
+    const struct ss_kv *external_labels;
     size_t nexternal_labels;
     struct rw_queue_config queue;
     struct rw_metadata_config metadata;

@@ -203,14 +203,14 @@ static bool header_safe(const char *s)
 static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *t, const struct trigger_rt *a,
                           struct scaler_trigger_result *res, char *errbuf, size_t errlen)
 {
-    struct scrape_kv headers[SCALER_MAX_KV + 1], params[SCALER_MAX_KV + 1];
+    struct ss_kv headers[SCALER_MAX_KV + 1], params[SCALER_MAX_KV + 1];
     size_t nh = 0, np = 0;
     for (size_t i = 0; i < t->n_custom_headers && nh < SCALER_MAX_KV; i++)
-        headers[nh++] = (struct scrape_kv){t->custom_headers[i].key, t->custom_headers[i].value};
+        headers[nh++] = (struct ss_kv){t->custom_headers[i].key, t->custom_headers[i].value};
     for (size_t i = 0; i < t->n_query_parameters && np < SCALER_MAX_KV; i++)
-        params[np++] = (struct scrape_kv){t->query_parameters[i].key, t->query_parameters[i].value};
+        params[np++] = (struct ss_kv){t->query_parameters[i].key, t->query_parameters[i].value};
     if (t->prom_namespace) /* KEDA: namespace=... for Thanos/Prometheus tenancy proxies */
-        params[np++] = (struct scrape_kv){"namespace", t->prom_namespace};
+        params[np++] = (struct ss_kv){"namespace", t->prom_namespace};
 
     char *bearer = NULL, *password = NULL, *custom = NULL;
     res->ok = false;
@@ -233,7 +233,7 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
                      a->custom_auth_value_file ? a->custom_auth_value_file : "(none)");
             goto done;
         }
-        headers[nh++] = (struct scrape_kv){a->custom_auth_header, custom};
+        headers[nh++] = (struct ss_kv){a->custom_auth_header, custom};
     }
     if (!header_safe(bearer) || !header_safe(custom)) {
         snprintf(errbuf, errlen, "a bearer token or custom auth value file holds control characters");

@@ -252,9 +252,9 @@ struct scaler_query_req {
     const char *query;               /* PromQL */
     int64_t time_ms;                 /* evaluation time; 0 = now */
     bool post;                       /* form POST instead of GET */
-    const struct scrape_kv *headers; /* customHeaders */
+    const struct ss_kv *headers;     /* customHeaders */
     size_t nheaders;
-    const struct scrape_kv *params; /* queryParameters */
+    const struct ss_kv *params; /* queryParameters */
     size_t nparams;
     const char *bearer_token;
     const char *basic_user, *basic_pass;

@@ -109,11 +109,6 @@ enum scrape_format scrape_format_from_content_type(const char *content_type);
 
 struct relabel_rule; /* relabel/relabel.h */
 
-struct scrape_kv {
-    const char *key;
-    const char *value;
-};
-
 struct scrape_http_config {
     const char *basic_auth_username;
     const char *basic_auth_password;
@@ -135,7 +130,7 @@ struct scrape_http_config {
 struct scrape_target_group {
     const char *const *targets;
     size_t ntargets;
-    const struct scrape_kv *labels;
+    const struct ss_kv *labels;
     size_t nlabels;
 };
 
@@ -154,7 +149,7 @@ struct scrape_job {
     int64_t timeout_ms;
     const char *metrics_path;
     const char *scheme;
-    const struct scrape_kv *params; /* name -> first value (Prometheus sends all; so do we) */
+    const struct ss_kv *params; /* name -> first value (Prometheus sends all; so do we) */
     size_t nparams;
     bool honor_labels;
     bool honor_timestamps;
@@ -219,7 +214,7 @@ struct scrape_sink {
 };
 
 struct scrape_manager_opts {
-    const struct scrape_kv *external_labels; /* not applied here: reported for sinks */
+    const struct ss_kv *external_labels; /* not applied here: reported for sinks */
     size_t nexternal_labels;
     const char *user_agent; /* default "scrapeship/<version>" */
 };

@@ -161,7 +161,7 @@ static void dump(void)
 
 static char addr[64];
 static const char *targets[1] = {addr};
-static struct scrape_kv group_labels[] = {{"team", "a"}};
+static struct ss_kv group_labels[] = {{"team", "a"}};
 static struct scrape_target_group group = {targets, 1, group_labels, 1};
 
 static struct scrape_job base_job(void)
@@ -499,8 +499,8 @@ static void test_duplicate_targets_scraped_once(void **state)
 {
     (void)state;
     serve(200, TEXT, "a 1\n");
-    static struct scrape_kv l1[] = {{"__meta_port_name", "http"}};
-    static struct scrape_kv l2[] = {{"__meta_port_name", "metrics"}};
+    static struct ss_kv l1[] = {{"__meta_port_name", "http"}};
+    static struct ss_kv l2[] = {{"__meta_port_name", "metrics"}};
     static struct scrape_target_group groups[2];
     groups[0] = (struct scrape_target_group){targets, 1, l1, 1};
     groups[1] = (struct scrape_target_group){targets, 1, l2, 1};

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scrape_series.h"
 #include "ss.h"
 
 /* ======================================================================== */
@@ -24,17 +25,6 @@
 enum scrape_format {
     SCRAPE_FORMAT_TEXT = 0,        /* text/plain; version=0.0.4 */
     SCRAPE_FORMAT_OPENMETRICS = 1, /* application/openmetrics-text; version=1.0.0 */
-};
-
-enum scrape_metric_type {
-    SCRAPE_TYPE_UNKNOWN = 0, /* "untyped" in 0.0.4, "unknown" in OpenMetrics */
-    SCRAPE_TYPE_COUNTER,
-    SCRAPE_TYPE_GAUGE,
-    SCRAPE_TYPE_HISTOGRAM,
-    SCRAPE_TYPE_GAUGEHISTOGRAM,
-    SCRAPE_TYPE_SUMMARY,
-    SCRAPE_TYPE_INFO,
-    SCRAPE_TYPE_STATESET,
 };
 
 const char *scrape_metric_type_name(enum scrape_metric_type t); /* "counter", ... */
@@ -52,16 +42,6 @@ struct scrape_parsed_sample {
     enum scrape_metric_type type; /* type of the family this sample belongs to */
     struct ss_str family;         /* family name (name without _bucket/_total/...) */
     uint32_t line;                /* 1-based line number in the body */
-};
-
-enum scrape_meta_kind { SCRAPE_META_HELP, SCRAPE_META_TYPE, SCRAPE_META_UNIT };
-
-struct scrape_parsed_meta {
-    enum scrape_meta_kind kind;
-    struct ss_str family;
-    struct ss_str text;           /* HELP text unescaped, UNIT text; empty for TYPE */
-    enum scrape_metric_type type; /* for TYPE */
-    uint32_t line;
 };
 
 /* Callbacks. A non-zero return from either stops parsing: feed/finish return it
@@ -170,17 +150,6 @@ struct scrape_job {
     int64_t file_sd_refresh_ms;
     const struct scrape_discoverer *discoverers; /* borrowed; polled every loop */
     size_t ndiscoverers;
-};
-
-/* One sample as it leaves the scrape module: final labels (sorted by name, __name__
- * included, job/instance/target labels merged, metric relabeling applied), value and
- * timestamp. Stale markers carry the StaleNaN bit pattern (scrape_is_stale_nan). */
-struct scrape_series {
-    const struct ss_label *labels;
-    size_t nlabels;
-    double value;
-    int64_t timestamp_ms;
-    uint64_t hash; /* ss_labels_hash of labels: stable, used for sharding */
 };
 
 /* Prometheus' staleness marker: a NaN with a distinct payload. */

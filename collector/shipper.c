@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awssign.h"
 #include "collector.h"
 #include "remotewrite.h"
 
@@ -20,13 +21,25 @@ struct shipped_remote {
     size_t nrules;
     struct ss_kv *headers;
     struct ss_kv *ext;
-    struct rw_aws_signer *signer;
+    struct aws_signer *signer;
 };
 
 struct collector_shipper {
     struct shipped_remote *v;
     size_t n;
 };
+
+/* remotewrite's generic signing hooks, served by the aws floor's SigV4 signer. */
+static int sign_hook(void *ud, const char *method, const char *url, const void *body, size_t len,
+                     int (*add_header)(void *ctx, const char *line), void *ctx)
+{
+    return aws_signer_sign(ud, method, url, body, len, add_header, ctx);
+}
+
+static void credentials_expired_hook(void *ud)
+{
+    aws_signer_credentials_expired(ud);
+}
 
 /* ---- building ------------------------------------------------------------------- */
 
@@ -96,7 +109,7 @@ static void remote_free(struct shipped_remote *r)
     free(r->rules);
     free(r->headers);
     free(r->ext);
-    rw_aws_signer_free(r->signer);
+    aws_signer_free(r->signer);
     memset(r, 0, sizeof *r);
 }
 
@@ -185,7 +198,7 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
             ss_free_secret(cred);
             goto fail;
         }
-        rc.signer = rw_aws_signer_hooks(out->signer);
+        rc.signer = (struct rw_signer){sign_hook, credentials_expired_hook, out->signer};
     }
     char sdir[4096];
     if (c->storage_path) {

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "awssign.h"
 #include "scaler.h"
 
 #define QUERY_DEFAULT_TIMEOUT_MS 3000 /* KEDA_HTTP_DEFAULT_TIMEOUT */
@@ -30,7 +31,7 @@
 
 struct trigger_rt {
     /* owned copies of struct scaler_runner_auth's strings */
-    const struct rw_signer *signer;
+    struct aws_signer *signer;
     char *bearer_token_file, *basic_user, *basic_password_file;
     char *custom_auth_header, *custom_auth_value_file, *ca_file;
     /* metrics, under runner.mu */
@@ -262,8 +263,8 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
         snprintf(errbuf, errlen, "%s", qerr[0] ? qerr : ss_strerror(rc));
         goto done;
     }
-    if (status == 403 && a->signer && a->signer->credentials_expired)
-        a->signer->credentials_expired(a->signer->ud); /* refresh once; the next poll retries */
+    if (status == 403 && a->signer)
+        aws_signer_credentials_expired(a->signer); /* refresh once; the next poll retries */
     double v = 0;
     rc = scaler_promresult_parse((int)status, r->body.data ? r->body.data : "", r->body.len,
                                  t->ignore_null_values, &v, qerr, sizeof qerr);

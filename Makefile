@@ -37,4 +37,4 @@ bench: build
 	bash bench/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-release build-asan build-fuzz

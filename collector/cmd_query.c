@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awssign.h"
 #include "collector.h"
-#include "remotewrite.h"
 #include "scaler.h"
 
 static void usage(FILE *f)
@@ -63,7 +63,7 @@ int collector_cmd_query(int argc, char **argv)
     const char *url = NULL, *region = NULL, *service = "aps", *fmt = "text";
     bool sigv4 = false, post = false;
     int64_t at_ms = 0, timeout = 30000;
-    struct scrape_kv headers[16];
+    struct ss_kv headers[16];
     char hbuf[16][512];
     size_t nh = 0;
     int c;
@@ -97,7 +97,7 @@ int collector_cmd_query(int argc, char **argv)
             const char *v = hbuf[nh] + (colon - optarg) + 1;
             while (*v == ' ')
                 v++;
-            headers[nh] = (struct scrape_kv){hbuf[nh], v};
+            headers[nh] = (struct ss_kv){hbuf[nh], v};
             nh++;
             break;
         }
@@ -110,10 +110,9 @@ int collector_cmd_query(int argc, char **argv)
         return 2;
     }
     char auto_region[64];
-    if (!sigv4 && rw_aws_region_from_url(url, auto_region, sizeof auto_region) == 0)
+    if (!sigv4 && aws_region_from_url(url, auto_region, sizeof auto_region) == 0)
         sigv4 = true;
-    struct rw_aws_signer *signer = NULL;
-    struct rw_signer hooks = {0};
+    struct aws_signer *signer = NULL;
     char err[1024] = "";
     if (sigv4) {
         struct cfg_sigv4 s = {.enabled = true, .region = (char *)region, .service = (char *)service};
@@ -121,7 +120,6 @@ int collector_cmd_query(int argc, char **argv)
             fprintf(stderr, "scrapeship query: %s\n", err);
             return 1;
         }
-        hooks = rw_aws_signer_hooks(signer);
     }
     struct scaler_query_req q = {.server = url,
                                  .query = argv[optind],
@@ -130,7 +128,7 @@ int collector_cmd_query(int argc, char **argv)
                                  .headers = headers,
                                  .nheaders = nh,
                                  .timeout_ms = timeout,
-                                 .signer = sigv4 ? &hooks : NULL};
+                                 .signer = signer};
     struct ss_buf body;
     ss_buf_init(&body, 64u << 20);
     long status = 0;
@@ -189,6 +187,6 @@ int collector_cmd_query(int argc, char **argv)
     ret = 0;
 done:
     ss_buf_free(&body);
-    rw_aws_signer_free(signer);
+    aws_signer_free(signer);
     return ret;
 }

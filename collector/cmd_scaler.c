@@ -25,8 +25,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "awssign.h"
 #include "collector.h"
-#include "remotewrite.h"
 #include "scaler.h"
 
 #define MAX_SIGNERS 64
@@ -44,8 +44,7 @@ struct cmd_auth_files {
 
 struct signer_slot {
     char key[512]; /* region \n role */
-    struct rw_aws_signer *signer;
-    struct rw_signer hooks;
+    struct aws_signer *signer;
 };
 
 static void usage(FILE *f)
@@ -121,8 +120,8 @@ static int check_modes(const struct scaler_object *so, size_t ti, const char *mo
     return 0;
 }
 
-static struct rw_signer *signer_for(struct signer_slot *slots, size_t *nslots, const char *region,
-                                    const char *role, const char *url)
+static struct aws_signer *signer_for(struct signer_slot *slots, size_t *nslots, const char *region,
+                                     const char *role, const char *url)
 {
     char key[512];
     snprintf(key, sizeof key, "%s\n%s\n", region ? region : "", role ? role : "");
@@ -132,7 +131,7 @@ static struct rw_signer *signer_for(struct signer_slot *slots, size_t *nslots, c
     }
     for (size_t i = 0; i < *nslots; i++)
         if (strcmp(slots[i].key, key) == 0)
-            return &slots[i].hooks;
+            return slots[i].signer;
     if (*nslots == MAX_SIGNERS) {
         ss_error("main", "more than %d distinct AWS region/role pairs", MAX_SIGNERS);
         return NULL;
@@ -146,9 +145,8 @@ static struct rw_signer *signer_for(struct signer_slot *slots, size_t *nslots, c
         return NULL;
     }
     snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->hooks = rw_aws_signer_hooks(slot->signer);
     (*nslots)++;
-    return &slot->hooks;
+    return slot->signer;
 }
 
 /* Work out every trigger's query credentials; fail on what cannot work. */
@@ -385,7 +383,7 @@ done:
         ss_metrics_unregister(scaler_runner_render_metrics, st.runner);
     scaler_runner_free(st.runner);
     for (size_t i = 0; i < nslots; i++)
-        rw_aws_signer_free(slots[i].signer);
+        aws_signer_free(slots[i].signer);
     free(slots);
     kube_client_free(kube);
     kube_config_free(kc);

@@ -51,7 +51,7 @@ static int add_url(struct url_groups *u, const char *url, char *err, size_t errl
     for (const char *q = query; q && *q; q++)
         nlabels += *q == '&';
     nlabels += query && *query;
-    struct scrape_kv *labels = ss_arena_alloc(&u->arena, nlabels * sizeof *labels);
+    struct ss_kv *labels = ss_arena_alloc(&u->arena, nlabels * sizeof *labels);
     const char **targets = ss_arena_alloc(&u->arena, sizeof *targets);
     char addr[600];
     snprintf(addr, sizeof addr, "%s%s%s", host, port ? ":" : "", port ? port : "");
@@ -67,8 +67,8 @@ static int add_url(struct url_groups *u, const char *url, char *err, size_t errl
     }
     targets[0] = a;
     size_t nl = 0;
-    labels[nl++] = (struct scrape_kv){"__scheme__", s};
-    labels[nl++] = (struct scrape_kv){"__metrics_path__", p};
+    labels[nl++] = (struct ss_kv){"__scheme__", s};
+    labels[nl++] = (struct ss_kv){"__metrics_path__", p};
     if (query && *query) {
         char *qcopy = ss_arena_strndup(&u->arena, query, strlen(query));
         char *save = NULL;
@@ -81,8 +81,8 @@ static int add_url(struct url_groups *u, const char *url, char *err, size_t errl
             char *v = curl_easy_unescape(NULL, eq ? eq + 1 : "", 0, &vlen);
             char name[512];
             snprintf(name, sizeof name, "__param_%s", k ? k : "");
-            labels[nl++] = (struct scrape_kv){ss_arena_strndup(&u->arena, name, strlen(name)),
-                                              ss_arena_strndup(&u->arena, v ? v : "", v ? (size_t)vlen : 0)};
+            labels[nl++] = (struct ss_kv){ss_arena_strndup(&u->arena, name, strlen(name)),
+                                          ss_arena_strndup(&u->arena, v ? v : "", v ? (size_t)vlen : 0)};
             curl_free(k);
             curl_free(v);
         }
@@ -156,7 +156,7 @@ int collector_cmd_scrape(int argc, char **argv)
 
     const struct scrape_job *jobv;
     size_t njobs;
-    const struct scrape_kv *ext = NULL;
+    const struct ss_kv *ext = NULL;
     size_t next = 0;
     if (config) {
         if (cfg_load_file(config, &cfgp, err, sizeof err) != 0 ||

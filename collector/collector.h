@@ -17,7 +17,7 @@ struct collector_jobs {
     struct scrape_job *jobs;
     size_t njobs;
     struct collector_job_extra *extra; /* per job: owned arrays */
-    struct scrape_kv *external_labels;
+    struct ss_kv *external_labels;
     size_t nexternal_labels;
 };
 
@@ -74,13 +74,14 @@ void collector_shipper_free(struct collector_shipper *s);
 
 /* ---- AWS SigV4 ---------------------------------------------------------------- */
 
-struct rw_aws_signer;
+struct aws_signer;
 /* Region for a sigv4 block: its own, else the AMP URL's, else AWS_REGION /
  * AWS_DEFAULT_REGION; SS_ECONFIG when none. s may be NULL. */
 int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out, size_t cap);
-/* Start a credential chain for the sigv4 block (NULL: defaults) and wrap it in a signer. */
+/* Start a credential chain for the sigv4 block (NULL: defaults) and wrap it in a signer
+ * (aws/awssign.h). */
 int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const char *name,
-                             struct rw_aws_signer **out, char *err, size_t errlen);
+                             struct aws_signer **out, char *err, size_t errlen);
 
 /* ---- subcommands ---------------------------------------------------------- */
 

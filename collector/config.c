@@ -1313,7 +1313,7 @@ fail:
 
 /* ---- relabel_config ------------------------------------------------------ */
 
-static int dec_relabel(struct loader *ld, const struct ynode *n, struct scrape_relabel_config *rc_out)
+static int dec_relabel(struct loader *ld, const struct ynode *n, struct relabel_config *rc_out)
 {
     static const char *const names[] = {"source_labels", "separator",   "target_label", "regex",
                                         "modulus",       "replacement", "action"};
@@ -1345,7 +1345,7 @@ static int dec_relabel(struct loader *ld, const struct ynode *n, struct scrape_r
         rc = opt_str_keep(ld, v[R_REPL], "replacement", &rc_out->replacement);
     if (!rc)
         rc = opt_str(ld, v[R_ACTION], "action", &action);
-    if (!rc && action && scrape_relabel_action_parse(action, &rc_out->action) != 0) {
+    if (!rc && action && relabel_action_parse(action, &rc_out->action) != 0) {
         char sb[SNIP_CAP];
         size_t m = path_field(ld, "action");
         rc = fail_at(ld, v[R_ACTION], SS_ECONFIG, "unknown relabel action \"%s\"",
@@ -1356,27 +1356,27 @@ static int dec_relabel(struct loader *ld, const struct ynode *n, struct scrape_r
     if (rc)
         return rc;
     if (!action)
-        rc_out->action = SCRAPE_RELABEL_REPLACE;
+        rc_out->action = RELABEL_REPLACE;
     /* Fill in Prometheus' DefaultRelabelConfig so the printed config is explicit. */
     if ((!rc_out->separator && !(rc_out->separator = strdup(";"))) ||
         (!rc_out->regex && !(rc_out->regex = strdup("(.*)"))) ||
         (!rc_out->replacement && !(rc_out->replacement = strdup("$1"))))
         return fail_oom(ld);
     char msg[256] = "";
-    struct scrape_relabel_rule *rule = NULL;
-    int crc = scrape_relabel_compile(rc_out, &rule, msg, sizeof msg);
+    struct relabel_rule *rule = NULL;
+    int crc = relabel_compile(rc_out, &rule, msg, sizeof msg);
     if (crc != 0) {
-        scrape_relabel_rule_free(rule);
+        relabel_rule_free(rule);
         if (crc == SS_ENOMEM)
             return fail_oom(ld);
         return fail_at(ld, n, SS_ECONFIG, "%s", msg[0] ? msg : "invalid relabel config");
     }
-    scrape_relabel_rule_free(rule);
+    relabel_rule_free(rule);
     return 0;
 }
 
 static int dec_relabel_list(struct loader *ld, const struct ynode *n, const char *field,
-                            struct scrape_relabel_config **out, size_t *nout)
+                            struct relabel_config **out, size_t *nout)
 {
     if (!present(n))
         return 0;
@@ -2418,7 +2418,7 @@ static void free_kv(struct cfg_kv *kv, size_t n)
     free(kv);
 }
 
-static void free_relabel(struct scrape_relabel_config *r, size_t n)
+static void free_relabel(struct relabel_config *r, size_t n)
 {
     for (size_t i = 0; r && i < n; i++) {
         free_strv(r[i].source_labels, r[i].nsource_labels);
@@ -2831,8 +2831,7 @@ static void p_http(struct printer *p, int ind, const struct cfg_http_client *h)
     p_bool(p, ind, "enable_http2", h->enable_http2);
 }
 
-static void p_relabel(struct printer *p, int ind, const char *key, const struct scrape_relabel_config *r,
-                      size_t n)
+static void p_relabel(struct printer *p, int ind, const char *key, const struct relabel_config *r, size_t n)
 {
     if (!n)
         return;
@@ -2847,7 +2846,7 @@ static void p_relabel(struct printer *p, int ind, const char *key, const struct 
         if (r[i].has_modulus)
             p_u64(p, ind + 2, "modulus", r[i].modulus);
         p_str(p, ind + 2, "replacement", r[i].replacement);
-        p_str(p, ind + 2, "action", scrape_relabel_action_name(r[i].action));
+        p_str(p, ind + 2, "action", relabel_action_name(r[i].action));
         p_item_end(p, ind + 2);
     }
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "relabel.h"
 #include "scrape.h"
 
 struct cfg_kv {
@@ -103,9 +104,9 @@ struct cfg_scrape {
     struct cfg_kube_sd *kubernetes_sd_configs;
     size_t nkubernetes_sd_configs;
     struct cfg_http_client http;
-    struct scrape_relabel_config *relabel_configs;
+    struct relabel_config *relabel_configs;
     size_t nrelabel_configs;
-    struct scrape_relabel_config *metric_relabel_configs;
+    struct relabel_config *metric_relabel_configs;
     size_t nmetric_relabel_configs;
     uint64_t sample_limit; /* 0 = none */
     uint64_t label_limit;
@@ -151,7 +152,7 @@ struct cfg_remote_write {
     int64_t remote_timeout_ms; /* 30s */
     struct cfg_kv *headers;
     size_t nheaders;
-    struct scrape_relabel_config *write_relabel_configs;
+    struct relabel_config *write_relabel_configs;
     size_t nwrite_relabel_configs;
     bool send_exemplars;
     struct cfg_http_client http;

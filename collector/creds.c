@@ -1,8 +1,8 @@
 /* creds.c: from a config's sigv4 block to a running credential chain and signer, and
  * reading secret files.
  *
- * The chain (remotewrite/awscred.c) finds credentials the way the AWS SDKs do and
- * refreshes them in its own thread; the signer (remotewrite/awssign.c) signs each
+ * The chain (aws/awscred.c) finds credentials the way the AWS SDKs do and
+ * refreshes them in its own thread; the signer (aws/awssign.c) signs each
  * request with a copy. Startup waits briefly for the first credentials so a missing
  * provider is reported at once, but does not fail: scraping continues, sends are
  * retried (or spilled to disk) until credentials appear. */
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "awscred.h"
+#include "awssign.h"
 #include "collector.h"
-#include "remotewrite.h"
 
 int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out, size_t cap)
 {
@@ -20,7 +20,7 @@ int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out
         snprintf(out, cap, "%s", s->region);
         return 0;
     }
-    if (rw_aws_region_from_url(url, out, cap) == 0)
+    if (aws_region_from_url(url, out, cap) == 0)
         return 0;
     const char *env = getenv("AWS_REGION");
     if (!env || !*env)
@@ -33,7 +33,7 @@ int collector_sigv4_region(const struct cfg_sigv4 *s, const char *url, char *out
 }
 
 int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const char *name,
-                             struct rw_aws_signer **out, char *err, size_t errlen)
+                             struct aws_signer **out, char *err, size_t errlen)
 {
     *out = NULL;
     char region[64];
@@ -74,7 +74,7 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
         ss_warn("awscred", "remote %s: no AWS credentials yet (%s); sends wait and retry until they appear",
                 url, why[0] ? why : "still resolving");
     }
-    rc = rw_aws_signer_new(region, s && s->service ? s->service : "aps", chain, out);
+    rc = aws_signer_new(region, s && s->service ? s->service : "aps", chain, out);
     if (rc) {
         awscred_chain_free(chain);
         snprintf(err, errlen, "out of memory");

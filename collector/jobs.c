@@ -10,13 +10,13 @@
 #include "collector.h"
 
 struct collector_job_extra {
-    struct scrape_relabel_rule **relabel;
+    struct relabel_rule **relabel;
     size_t nrelabel;
-    struct scrape_relabel_rule **metric_relabel;
+    struct relabel_rule **metric_relabel;
     size_t nmetric_relabel;
-    struct scrape_kv *params;
+    struct ss_kv *params;
     struct scrape_target_group *groups;
-    struct scrape_kv **group_labels;
+    struct ss_kv **group_labels;
     size_t ngroups;
     const char **sd_files;
     struct kube_sd **kube; /* one per kubernetes_sd_configs entry */
@@ -25,7 +25,7 @@ struct collector_job_extra {
     size_t nkube;
 };
 
-static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, struct scrape_relabel_rule ***out,
+static int compile_rules(const struct relabel_config *cfg, size_t n, struct relabel_rule ***out,
                          const char *job, const char *what, char *err, size_t errlen)
 {
     *out = calloc(n ? n : 1, sizeof **out);
@@ -33,7 +33,7 @@ static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, stru
         return SS_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char e[256];
-        int rc = scrape_relabel_compile(&cfg[i], &(*out)[i], e, sizeof e);
+        int rc = relabel_compile(&cfg[i], &(*out)[i], e, sizeof e);
         if (rc) {
             snprintf(err, errlen, "job %s: %s[%zu]: %s", job, what, i, e);
             return rc;
@@ -42,12 +42,12 @@ static int compile_rules(const struct scrape_relabel_config *cfg, size_t n, stru
     return 0;
 }
 
-static void free_rules(struct scrape_relabel_rule **r, size_t n)
+static void free_rules(struct relabel_rule **r, size_t n)
 {
     if (!r)
         return;
     for (size_t i = 0; i < n; i++)
-        scrape_relabel_rule_free(r[i]);
+        relabel_rule_free(r[i]);
     free(r);
 }
 
@@ -162,7 +162,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
     out->njobs = n;
     for (size_t i = 0; i < c->global.nexternal_labels; i++)
         out->external_labels[i] =
-            (struct scrape_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
+            (struct ss_kv){c->global.external_labels[i].key, c->global.external_labels[i].value};
     out->nexternal_labels = c->global.nexternal_labels;
 
     for (size_t i = 0; i < n; i++) {
@@ -196,7 +196,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
             goto fail;
         for (size_t p = 0; p < s->nparams; p++)
             for (size_t v = 0; v < s->params[p].nvalues; v++)
-                x->params[j->nparams++] = (struct scrape_kv){s->params[p].name, s->params[p].values[v]};
+                x->params[j->nparams++] = (struct ss_kv){s->params[p].name, s->params[p].values[v]};
         j->params = x->params;
 
         rc = compile_rules(s->relabel_configs, s->nrelabel_configs, &x->relabel, s->job_name,
@@ -226,7 +226,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
             if (!x->group_labels[g])
                 goto fail;
             for (size_t l = 0; l < sc->nlabels; l++)
-                x->group_labels[g][l] = (struct scrape_kv){sc->labels[l].key, sc->labels[l].value};
+                x->group_labels[g][l] = (struct ss_kv){sc->labels[l].key, sc->labels[l].value};
             x->groups[g] = (struct scrape_target_group){(const char *const *)sc->targets, sc->ntargets,
                                                         x->group_labels[g], sc->nlabels};
         }

@@ -10,22 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awssign.h"
 #include "collector.h"
 #include "remotewrite.h"
 
 struct shipped_remote {
     struct rw_remote *rw;
     uint64_t fingerprint;
-    struct scrape_relabel_rule **rules;
+    struct relabel_rule **rules;
     size_t nrules;
-    struct scrape_kv *headers;
-    struct rw_aws_signer *signer;
+    struct ss_kv *headers;
+    struct aws_signer *signer;
 };
 
 struct collector_shipper {
     struct shipped_remote *v;
     size_t n;
 };
+
+/* remotewrite's generic signing hooks, served by the aws floor's SigV4 signer. */
+static int sign_hook(void *ud, const char *method, const char *url, const void *body, size_t len,
+                     int (*add_header)(void *ctx, const char *line), void *ctx)
+{
+    return aws_signer_sign(ud, method, url, body, len, add_header, ctx);
+}
+
+static void credentials_expired_hook(void *ud)
+{
+    aws_signer_credentials_expired(ud);
+}
 
 /* ---- building ------------------------------------------------------------------- */
 
@@ -56,7 +69,7 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     for (size_t i = 0; i < rw->nheaders; i++)
         h = fnv(fnv(h, rw->headers[i].key), rw->headers[i].value);
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
-        const struct scrape_relabel_config *r = &rw->write_relabel_configs[i];
+        const struct relabel_config *r = &rw->write_relabel_configs[i];
         for (size_t k = 0; k < r->nsource_labels; k++)
             h = fnv(h, r->source_labels[k]);
         h = fnv(fnv(fnv(fnv(h, r->separator), r->target_label), r->regex), r->replacement);
@@ -89,10 +102,10 @@ static void remote_free(struct shipped_remote *r)
 {
     rw_remote_free(r->rw);
     for (size_t i = 0; i < r->nrules; i++)
-        scrape_relabel_rule_free(r->rules[i]);
+        relabel_rule_free(r->rules[i]);
     free(r->rules);
     free(r->headers);
-    rw_aws_signer_free(r->signer);
+    aws_signer_free(r->signer);
     memset(r, 0, sizeof *r);
 }
 
@@ -112,12 +125,12 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         goto fail;
     }
     for (size_t i = 0; i < rw->nheaders; i++)
-        out->headers[i] = (struct scrape_kv){rw->headers[i].key, rw->headers[i].value};
+        out->headers[i] = (struct ss_kv){rw->headers[i].key, rw->headers[i].value};
     rc.headers = out->headers;
     rc.nheaders = rw->nheaders;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
         char e[256];
-        if (scrape_relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
+        if (relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
             snprintf(err, errlen, "remote_write %s: write_relabel_configs[%zu]: %s", rw->url, i, e);
             goto fail;
         }
@@ -176,7 +189,7 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
             ss_free_secret(cred);
             goto fail;
         }
-        rc.signer = rw_aws_signer_hooks(out->signer);
+        rc.signer = (struct rw_signer){sign_hook, credentials_expired_hook, out->signer};
     }
     char sdir[4096];
     if (c->storage_path) {

@@ -67,6 +67,13 @@ bool ss_str_eq(struct ss_str a, struct ss_str b);
 bool ss_str_eq_cstr(struct ss_str a, const char *b);
 int ss_str_cmp(struct ss_str a, struct ss_str b);
 
+/* A borrowed key and value, both NUL-terminated: a header, a URL parameter, a label
+ * as written in a config. */
+struct ss_kv {
+    const char *key;
+    const char *value;
+};
+
 /* A growable byte buffer with a hard maximum (`max`, 0 = unlimited). Appending past
  * the maximum fails with SS_ELIMIT and leaves the buffer as it was. The data is kept
  * NUL-terminated for convenience; `len` excludes the NUL. */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relabel.h"
 #include "remote_int.h"
 
 size_t rw_record_len(const char *p, size_t avail)
@@ -128,7 +129,7 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         ss_labels_reset(w);
         for (size_t i = 0; i < n; i++)
             ss_labels_push(w, labels[i].name, labels[i].value);
-        if (!scrape_relabel_process(r->cfg.write_relabel, r->cfg.nwrite_relabel, w))
+        if (!relabel_process(r->cfg.write_relabel, r->cfg.nwrite_relabel, w))
             return;
         size_t k = 0;
         for (size_t i = 0; i < w->n; i++)

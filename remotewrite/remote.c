@@ -338,15 +338,15 @@ static const char *dup_str(struct ss_arena *a, const char *s, bool *oom)
     return d;
 }
 
-static const struct scrape_kv *dup_kv(struct ss_arena *a, const struct scrape_kv *kv, size_t n, bool *oom)
+static const struct ss_kv *dup_kv(struct ss_arena *a, const struct ss_kv *kv, size_t n, bool *oom)
 {
-    struct scrape_kv *d = ss_arena_alloc(a, (n + 1) * sizeof *d);
+    struct ss_kv *d = ss_arena_alloc(a, (n + 1) * sizeof *d);
     if (!d) {
         *oom = true;
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        d[i] = (struct scrape_kv){dup_str(a, kv[i].key, oom), dup_str(a, kv[i].value, oom)};
+        d[i] = (struct ss_kv){dup_str(a, kv[i].key, oom), dup_str(a, kv[i].value, oom)};
     return d;
 }
 

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "awssign.h"
 #include "scaler.h"
 #include "sstext.h"
 
@@ -117,8 +118,8 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
             ss_free_secret(line);
         }
     }
-    if (q->signer && q->signer->sign) {
-        rc = q->signer->sign(q->signer->ud, q->post ? "POST" : "GET", url.data, q->post ? form.data : NULL,
+    if (q->signer) {
+        rc = aws_signer_sign(q->signer, q->post ? "POST" : "GET", url.data, q->post ? form.data : NULL,
                              q->post ? form.len : 0, add_header, &h);
         if (rc) {
             snprintf(err, errlen, "signing the query failed: %s", ss_strerror(rc));

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "awssign.h"
 #include "scaler.h"
 #include "sstext.h"
 
@@ -31,7 +32,7 @@
 
 struct trigger_rt {
     /* owned copies of struct scaler_runner_auth's strings */
-    const struct rw_signer *signer;
+    struct aws_signer *signer;
     char *bearer_token_file, *basic_user, *basic_password_file;
     char *custom_auth_header, *custom_auth_value_file, *ca_file;
     /* metrics, under runner.mu */
@@ -204,14 +205,14 @@ static bool header_safe(const char *s)
 static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *t, const struct trigger_rt *a,
                           struct scaler_trigger_result *res, char *errbuf, size_t errlen)
 {
-    struct scrape_kv headers[SCALER_MAX_KV + 1], params[SCALER_MAX_KV + 1];
+    struct ss_kv headers[SCALER_MAX_KV + 1], params[SCALER_MAX_KV + 1];
     size_t nh = 0, np = 0;
     for (size_t i = 0; i < t->n_custom_headers && nh < SCALER_MAX_KV; i++)
-        headers[nh++] = (struct scrape_kv){t->custom_headers[i].key, t->custom_headers[i].value};
+        headers[nh++] = (struct ss_kv){t->custom_headers[i].key, t->custom_headers[i].value};
     for (size_t i = 0; i < t->n_query_parameters && np < SCALER_MAX_KV; i++)
-        params[np++] = (struct scrape_kv){t->query_parameters[i].key, t->query_parameters[i].value};
+        params[np++] = (struct ss_kv){t->query_parameters[i].key, t->query_parameters[i].value};
     if (t->prom_namespace) /* KEDA: namespace=... for Thanos/Prometheus tenancy proxies */
-        params[np++] = (struct scrape_kv){"namespace", t->prom_namespace};
+        params[np++] = (struct ss_kv){"namespace", t->prom_namespace};
 
     char *bearer = NULL, *password = NULL, *custom = NULL;
     res->ok = false;
@@ -234,7 +235,7 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
                      a->custom_auth_value_file ? a->custom_auth_value_file : "(none)");
             goto done;
         }
-        headers[nh++] = (struct scrape_kv){a->custom_auth_header, custom};
+        headers[nh++] = (struct ss_kv){a->custom_auth_header, custom};
     }
     if (!header_safe(bearer) || !header_safe(custom)) {
         snprintf(errbuf, errlen, "a bearer token or custom auth value file holds control characters");
@@ -263,8 +264,8 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
         snprintf(errbuf, errlen, "%s", qerr[0] ? qerr : ss_strerror(rc));
         goto done;
     }
-    if (status == 403 && a->signer && a->signer->credentials_expired)
-        a->signer->credentials_expired(a->signer->ud); /* refresh once; the next poll retries */
+    if (status == 403 && a->signer)
+        aws_signer_credentials_expired(a->signer); /* refresh once; the next poll retries */
     double v = 0;
     rc = scaler_promresult_parse((int)status, r->body.data ? r->body.data : "", r->body.len,
                                  t->ignore_null_values, &v, qerr, sizeof qerr);

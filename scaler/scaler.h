@@ -245,23 +245,23 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
 /* Query client (scaler/query.c)                                            */
 /* ======================================================================== */
 
-#include "remotewrite.h"
+struct aws_signer; /* aws/awssign.h */
 
 struct scaler_query_req {
     const char *server;              /* serverAddress: base URL, /api/v1/query is appended */
     const char *query;               /* PromQL */
     int64_t time_ms;                 /* evaluation time; 0 = now */
     bool post;                       /* form POST instead of GET */
-    const struct scrape_kv *headers; /* customHeaders */
+    const struct ss_kv *headers;     /* customHeaders */
     size_t nheaders;
-    const struct scrape_kv *params; /* queryParameters */
+    const struct ss_kv *params; /* queryParameters */
     size_t nparams;
     const char *bearer_token;
     const char *basic_user, *basic_pass;
     const char *ca_file;
     bool insecure_skip_verify;      /* unsafeSsl */
     int64_t timeout_ms;             /* 0 = 30 s */
-    const struct rw_signer *signer; /* SigV4, or NULL */
+    struct aws_signer *signer;      /* SigV4 (aws/awssign.h), or NULL */
 };
 
 /* Run one instant query. On a response (any status) returns 0 with *status and the
@@ -398,7 +398,7 @@ int kube_get_workload(struct kube_client *c, const struct kube_target *t, struct
 /* Credentials for one trigger's queries. Strings are copied; the signer is
  * borrowed and must outlive the runner. Files are re-read for every query. */
 struct scaler_runner_auth {
-    const struct rw_signer *signer; /* SigV4 (awsRegion / podIdentity aws), or NULL */
+    struct aws_signer *signer;      /* SigV4 (awsRegion / podIdentity aws), or NULL */
     const char *bearer_token_file;  /* authModes bearer */
     const char *basic_user;         /* authModes basic */
     const char *basic_password_file;

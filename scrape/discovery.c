@@ -106,7 +106,7 @@ static int sd_reserve(struct sd_parse *ps, size_t ntargets, size_t nlabels, unsi
 
 /* Room for a group's arrays; labels get one spare slot for __meta_filepath. */
 static int sd_alloc_group(struct sd_parse *ps, size_t ntargets, size_t nlabels, const char ***targets,
-                          struct scrape_kv **labels)
+                          struct ss_kv **labels)
 {
     *targets = NULL;
     *labels = ss_arena_alloc(ps->arena, (nlabels + 1) * sizeof **labels);
@@ -122,17 +122,17 @@ static int sd_alloc_group(struct sd_parse *ps, size_t ntargets, size_t nlabels, 
 
 static int sd_cmp_kv_key(const void *a, const void *b)
 {
-    return strcmp(((const struct scrape_kv *)a)->key, ((const struct scrape_kv *)b)->key);
+    return strcmp(((const struct ss_kv *)a)->key, ((const struct ss_kv *)b)->key);
 }
 
 /* Finish a group: refuse duplicate label names (YAML strict decoding; JSON has been
  * checked by jansson), set __meta_filepath the way discovery/file does (it overrides
  * a label of that name from the file), and append it to the output. */
 static int sd_commit_group(struct sd_parse *ps, size_t gi, const char **targets, size_t ntargets,
-                           struct scrape_kv *labels, size_t nlabels, unsigned long line, unsigned long col)
+                           struct ss_kv *labels, size_t nlabels, unsigned long line, unsigned long col)
 {
     if (nlabels > 1) {
-        struct scrape_kv *sorted = malloc(nlabels * sizeof *sorted);
+        struct ss_kv *sorted = malloc(nlabels * sizeof *sorted);
         if (!sorted)
             return SS_ENOMEM;
         memcpy(sorted, labels, nlabels * sizeof *sorted);
@@ -233,7 +233,7 @@ static int sd_json_group(struct sd_parse *ps, size_t gi, const json_t *obj)
         return rc;
 
     const char **targets;
-    struct scrape_kv *labels;
+    struct ss_kv *labels;
     rc = sd_alloc_group(ps, nt, nl, &targets, &labels);
     if (rc)
         return rc;
@@ -402,7 +402,7 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, c
         return rc;
 
     const char **targets;
-    struct scrape_kv *labels;
+    struct ss_kv *labels;
     rc = sd_alloc_group(ps, nt, nl, &targets, &labels);
     if (rc)
         return rc;

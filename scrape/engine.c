@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "relabel.h"
 #include "scrape_int.h"
 #include "series.h"
 #include "sstext.h"
@@ -328,7 +329,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         rc = merge_target_labels(t, s);
     if (rc)
         return target_fail(t, FAIL_OTHER, "out of memory");
-    if (job->nmetric_relabel && !scrape_relabel_process(job->metric_relabel, job->nmetric_relabel, w))
+    if (job->nmetric_relabel && !relabel_process(job->metric_relabel, job->nmetric_relabel, w))
         return 0;
 
     /* Empty label values never reach storage (Prometheus drops them at append). */
@@ -1024,7 +1025,7 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
     return 0;
 }
 
-int scrape_manager_set_external_labels(struct scrape_manager *m, const struct scrape_kv *ext, size_t n)
+int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss_kv *ext, size_t n)
 {
     if (n > 64)
         return SS_ELIMIT;

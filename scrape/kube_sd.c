@@ -702,7 +702,7 @@ static int object_key(json_t *pruned, char *key, size_t cap)
 /* ======================================================================== */
 
 struct kv_vec {
-    struct scrape_kv *v;
+    struct ss_kv *v;
     size_t n, cap;
 };
 
@@ -749,7 +749,7 @@ static void kv_add(struct builder *b, const char *name, const char *value)
     }
     if (b->kv.n == b->kv.cap) {
         size_t nc = b->kv.cap ? b->kv.cap * 2 : 64;
-        struct scrape_kv *nv = realloc(b->kv.v, nc * sizeof *nv);
+        struct ss_kv *nv = realloc(b->kv.v, nc * sizeof *nv);
         if (!nv) {
             b->rc = SS_ENOMEM;
             return;
@@ -762,7 +762,7 @@ static void kv_add(struct builder *b, const char *name, const char *value)
         b->rc = SS_ENOMEM;
         return;
     }
-    b->kv.v[b->kv.n++] = (struct scrape_kv){name, v};
+    b->kv.v[b->kv.n++] = (struct ss_kv){name, v};
 }
 
 static void kv_add_map(struct builder *b, const char *prefix, const char *present_prefix, json_t *map)
@@ -792,7 +792,7 @@ static void emit(struct builder *b, const char *addr)
         s->groups = ng;
         s->cap = nc;
     }
-    struct scrape_kv *labels = ss_arena_alloc(&s->arena, (b->kv.n + 1) * sizeof *labels);
+    struct ss_kv *labels = ss_arena_alloc(&s->arena, (b->kv.n + 1) * sizeof *labels);
     const char **targets = ss_arena_alloc(&s->arena, sizeof *targets);
     char *a = ss_arena_strndup(&s->arena, addr, strlen(addr));
     if (!labels || !targets || !a) {

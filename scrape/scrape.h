@@ -1,11 +1,11 @@
 /* scrape.h: the public surface of the scrape module.
  *
- * Three layers, in data-flow order:
+ * Two layers, in data-flow order:
  *   1. the exposition parser: a streaming push parser for Prometheus text 0.0.4 and
  *      OpenMetrics 1.0 that hands each sample to a callback as slices;
- *   2. relabeling: Prometheus relabel_config rules compiled with PCRE2;
- *   3. the scrape engine: targets, the libcurl multi loop, label merging, limits,
- *      synthetic series and staleness. It hands each finished scrape to a sink.
+ *   2. the scrape engine: targets, the libcurl multi loop, label merging, relabeling
+ *      (with the relabel floor's compiled rules), limits, synthetic series and
+ *      staleness. It hands each finished scrape to a sink.
  * Nothing in this module knows about remote write; sinks live downstream.
  */
 #ifndef SCRAPE_H
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scrape_series.h"
 #include "ss.h"
 
 /* ======================================================================== */
@@ -24,17 +25,6 @@
 enum scrape_format {
     SCRAPE_FORMAT_TEXT = 0,        /* text/plain; version=0.0.4 */
     SCRAPE_FORMAT_OPENMETRICS = 1, /* application/openmetrics-text; version=1.0.0 */
-};
-
-enum scrape_metric_type {
-    SCRAPE_TYPE_UNKNOWN = 0, /* "untyped" in 0.0.4, "unknown" in OpenMetrics */
-    SCRAPE_TYPE_COUNTER,
-    SCRAPE_TYPE_GAUGE,
-    SCRAPE_TYPE_HISTOGRAM,
-    SCRAPE_TYPE_GAUGEHISTOGRAM,
-    SCRAPE_TYPE_SUMMARY,
-    SCRAPE_TYPE_INFO,
-    SCRAPE_TYPE_STATESET,
 };
 
 const char *scrape_metric_type_name(enum scrape_metric_type t); /* "counter", ... */
@@ -52,16 +42,6 @@ struct scrape_parsed_sample {
     enum scrape_metric_type type; /* type of the family this sample belongs to */
     struct ss_str family;         /* family name (name without _bucket/_total/...) */
     uint32_t line;                /* 1-based line number in the body */
-};
-
-enum scrape_meta_kind { SCRAPE_META_HELP, SCRAPE_META_TYPE, SCRAPE_META_UNIT };
-
-struct scrape_parsed_meta {
-    enum scrape_meta_kind kind;
-    struct ss_str family;
-    struct ss_str text;           /* HELP text unescaped, UNIT text; empty for TYPE */
-    enum scrape_metric_type type; /* for TYPE */
-    uint32_t line;
 };
 
 /* Callbacks. A non-zero return from either stops parsing: feed/finish return it
@@ -101,68 +81,13 @@ void scrape_parser_free(struct scrape_parser *p);
 enum scrape_format scrape_format_from_content_type(const char *content_type);
 
 /* ======================================================================== */
-/* 2. Relabeling                                                            */
-/* ======================================================================== */
-
-enum scrape_relabel_action {
-    SCRAPE_RELABEL_REPLACE = 0,
-    SCRAPE_RELABEL_KEEP,
-    SCRAPE_RELABEL_DROP,
-    SCRAPE_RELABEL_KEEPEQUAL,
-    SCRAPE_RELABEL_DROPEQUAL,
-    SCRAPE_RELABEL_HASHMOD,
-    SCRAPE_RELABEL_LABELMAP,
-    SCRAPE_RELABEL_LABELDROP,
-    SCRAPE_RELABEL_LABELKEEP,
-    SCRAPE_RELABEL_LOWERCASE,
-    SCRAPE_RELABEL_UPPERCASE,
-};
-
-/* A relabel_config as written in YAML. NULL/0 fields take Prometheus' defaults
- * (regex "(.*)", separator ";", replacement "$1", action replace). Owned by the
- * config; the compiled rule copies what it needs. */
-struct scrape_relabel_config {
-    char **source_labels;
-    size_t nsource_labels;
-    char *separator;    /* NULL = ";" */
-    char *target_label; /* NULL = unset */
-    char *regex;        /* NULL = "(.*)" */
-    uint64_t modulus;
-    bool has_modulus;
-    char *replacement; /* NULL = "$1" */
-    enum scrape_relabel_action action;
-};
-
-/* Parse an action name as Prometheus spells it ("replace", "labelmap", ...),
- * case-insensitively. */
-int scrape_relabel_action_parse(const char *s, enum scrape_relabel_action *out);
-const char *scrape_relabel_action_name(enum scrape_relabel_action a);
-
-struct scrape_relabel_rule;
-
-/* Compile and validate one rule as Prometheus' relabel.Config.Validate does (regex
- * anchored ^(?:...)$, target_label required for replace/hashmod/lowercase/uppercase,
- * modulus for hashmod, ...). On error returns SS_ECONFIG and writes a message to err. */
-int scrape_relabel_compile(const struct scrape_relabel_config *cfg, struct scrape_relabel_rule **out,
-                           char *err, size_t errlen);
-void scrape_relabel_rule_free(struct scrape_relabel_rule *r);
-
-/* Apply rules in order to ls. Returns true to keep the label set, false when it was
- * dropped. New strings are copied into ls->arena. The set need not be sorted on
- * entry; it is not sorted on exit. */
-bool scrape_relabel_process(struct scrape_relabel_rule *const *rules, size_t nrules, struct ss_labels *ls);
-
-/* ======================================================================== */
-/* 3. Jobs, targets and the scrape engine                                   */
+/* 2. Jobs, targets and the scrape engine                                   */
 /* ======================================================================== */
 
 /* Everything below borrows its strings from the caller (the loaded config), which
  * must outlive the manager. */
 
-struct scrape_kv {
-    const char *key;
-    const char *value;
-};
+struct relabel_rule; /* relabel/relabel.h */
 
 struct scrape_http_config {
     const char *basic_auth_username;
@@ -185,7 +110,7 @@ struct scrape_http_config {
 struct scrape_target_group {
     const char *const *targets;
     size_t ntargets;
-    const struct scrape_kv *labels;
+    const struct ss_kv *labels;
     size_t nlabels;
 };
 
@@ -204,14 +129,14 @@ struct scrape_job {
     int64_t timeout_ms;
     const char *metrics_path;
     const char *scheme;
-    const struct scrape_kv *params; /* name -> first value (Prometheus sends all; so do we) */
+    const struct ss_kv *params; /* name -> first value (Prometheus sends all; so do we) */
     size_t nparams;
     bool honor_labels;
     bool honor_timestamps;
     struct scrape_http_config http;
-    struct scrape_relabel_rule *const *relabel; /* compiled; owned by the caller */
+    struct relabel_rule *const *relabel; /* compiled; owned by the caller */
     size_t nrelabel;
-    struct scrape_relabel_rule *const *metric_relabel;
+    struct relabel_rule *const *metric_relabel;
     size_t nmetric_relabel;
     uint64_t sample_limit;
     uint64_t label_limit;
@@ -225,18 +150,6 @@ struct scrape_job {
     int64_t file_sd_refresh_ms;
     const struct scrape_discoverer *discoverers; /* borrowed; polled every loop */
     size_t ndiscoverers;
-};
-
-/* One sample as it leaves the scrape module: final labels (sorted by name, __name__
- * included, job/instance/target labels merged, metric relabeling applied), value and
- * timestamp. Stale markers carry the StaleNaN bit pattern (scrape_is_stale_nan). */
-struct scrape_series {
-    const struct ss_label *labels;
-    size_t nlabels;
-    double value;
-    int64_t timestamp_ms;
-    uint64_t hash; /* stable identity of the series, used for sharding (ss_labels_hash of the
-                    * labels before external labels, which every series shares) */
 };
 
 /* Prometheus' staleness marker: a NaN with a distinct payload. */
@@ -272,7 +185,7 @@ struct scrape_sink {
 struct scrape_manager_opts {
     /* Added to every emitted series that lacks the label (as Prometheus does for remote
      * write), after relabeling: the one place external labels are applied. */
-    const struct scrape_kv *external_labels;
+    const struct ss_kv *external_labels;
     size_t nexternal_labels;
     const char *user_agent; /* default "scrapeship/<version>" */
 };
@@ -286,7 +199,7 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
  * series. Call only from the thread that runs the manager, or before it runs. */
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs);
 /* Replace the external labels (reload; from the thread that runs the manager). */
-int scrape_manager_set_external_labels(struct scrape_manager *m, const struct scrape_kv *ext, size_t n);
+int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss_kv *ext, size_t n);
 /* Replace the sink (between runs, from the thread that runs the manager). */
 void scrape_manager_set_sink(struct scrape_manager *m, const struct scrape_sink *sink);
 /* Run the event loop until scrape_manager_stop. Returns 0 on a clean stop. */

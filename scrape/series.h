@@ -1,6 +1,6 @@
 /* series.h: packed per-scrape series generations (internal to the scrape module). */
-#ifndef SCRAPE_SERIES_H
-#define SCRAPE_SERIES_H
+#ifndef SCRAPE_SERIES_STATE_H
+#define SCRAPE_SERIES_STATE_H
 
 #include "ss.h"
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relabel.h"
 #include "scrape_int.h"
 #include "sstext.h"
 
@@ -175,7 +176,7 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
     if (rc)
         return rc;
 
-    if (!scrape_relabel_process(job->relabel, job->nrelabel, ls))
+    if (!relabel_process(job->relabel, job->nrelabel, ls))
         return 0;
 
     char address[1024], scheme[32], path[2048];

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` and CI run it:
-#   1. normal build; unit + conformance + real-peer integration tests (ctest)
-#   2. ASan+UBSan build; unit tests again (LeakSanitizer fails any leak)
-#   3. clang libFuzzer build; every fuzz target for FUZZ_SECONDS each
+#   1. normal build (RelWithDebInfo); unit + conformance + real-peer integration tests (ctest)
+#   2. Release build (-O3), compiled only: -O3 inlines more, and GCC's flow warnings
+#      (maybe-uninitialized, ...) that -O2 misses fail it under -Werror
+#   3. ASan+UBSan build; unit tests again (LeakSanitizer fails any leak)
+#   4. clang libFuzzer build; every fuzz target for FUZZ_SECONDS each
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
@@ -31,6 +33,10 @@ if ! grep -q '^up{instance="127.0.0.1:9464",job="scrapeship"} 1 ' "$run_out"; th
 fi
 echo "make run printed $(grep -c . "$run_out") lines, up=1"
 rm -f "$run_out"
+
+step "build (Release, -O3): must compile warning-free; the suite ran above"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j"$JOBS"
 
 step "ASan+UBSan build: unit tests with leak detection"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSS_SANITIZE=ON >/dev/null

@@ -1,4 +1,4 @@
-/* fuzz_relabel.c: libFuzzer target for scrape/relabel.c.
+/* fuzz_relabel.c: libFuzzer target for relabel/relabel.c.
  *
  * Input layout: byte 0 picks the action, byte 1 holds option bits, byte 2 the
  * modulus; the rest is split at NUL bytes into regex, replacement, target label and
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "scrape.h"
+#include "relabel.h"
 
 #define MAX_FIELDS 40
 
@@ -32,7 +32,7 @@ static char *cstr(struct ss_arena *a, struct ss_str s)
     return ss_arena_strndup(a, s.p, s.len);
 }
 
-static void run(struct scrape_relabel_rule *const *rules, size_t nrules, const struct ss_str *f, size_t nf,
+static void run(struct relabel_rule *const *rules, size_t nrules, const struct ss_str *f, size_t nf,
                 uint8_t opts)
 {
     struct ss_labels ls;
@@ -45,8 +45,8 @@ static void run(struct scrape_relabel_rule *const *rules, size_t nrules, const s
     for (size_t i = 4; i + 1 < nf; i += 2)
         ss_labels_push(&ls, f[i], f[i + 1]);
     /* Twice: the second run reuses every scratch buffer and sees the first's output. */
-    if (scrape_relabel_process(rules, nrules, &ls))
-        (void)scrape_relabel_process(rules, nrules, &ls);
+    if (relabel_process(rules, nrules, &ls))
+        (void)relabel_process(rules, nrules, &ls);
     ss_labels_free(&ls);
 }
 
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct ss_arena a;
     ss_arena_init(&a, 4096);
     char *src[] = {"a", "b", "missing"};
-    struct scrape_relabel_config cfg = {
+    struct relabel_config cfg = {
         .source_labels = src,
         .nsource_labels = opts & 3,
         .regex = (opts & 0x04) && nf > 0 ? cstr(&a, f[0]) : NULL,
@@ -70,32 +70,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .separator = (opts & 0x20) && nf > 3 ? cstr(&a, f[3]) : NULL,
         .modulus = mod,
         .has_modulus = mod != 0,
-        .action = (enum scrape_relabel_action)(act % 12), /* 11 is out of range */
+        .action = (enum relabel_action)(act % 12), /* 11 is out of range */
     };
 
-    struct scrape_relabel_rule *rules[3] = {0};
+    struct relabel_rule *rules[3] = {0};
     size_t nrules = 0;
     char err[256];
-    if (scrape_relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
+    if (relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
         nrules++;
     /* The same regex and replacement as a replace and as a labelmap rule, so that a
      * rejected target label does not keep the regex away from the matcher. */
     cfg.target_label = "t";
-    cfg.action = SCRAPE_RELABEL_REPLACE;
-    if (scrape_relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
+    cfg.action = RELABEL_REPLACE;
+    if (relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
         nrules++;
     cfg.target_label = NULL;
     cfg.nsource_labels = 0;
     cfg.separator = NULL;
     cfg.modulus = 0;
-    cfg.action = SCRAPE_RELABEL_LABELMAP;
-    if (scrape_relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
+    cfg.action = RELABEL_LABELMAP;
+    if (relabel_compile(&cfg, &rules[nrules], err, sizeof err) == 0)
         nrules++;
 
     run(rules, nrules, f, nf, opts);
 
     for (size_t i = 0; i < nrules; i++)
-        scrape_relabel_rule_free(rules[i]);
+        relabel_rule_free(rules[i]);
     ss_arena_free(&a);
     return 0;
 }

@@ -131,8 +131,7 @@ static void eq_http(const struct cfg_http_client *a, const struct cfg_http_clien
     assert_int_equal(a->enable_http2, b->enable_http2);
 }
 
-static void eq_relabel(const struct scrape_relabel_config *a, size_t na,
-                       const struct scrape_relabel_config *b, size_t nb)
+static void eq_relabel(const struct relabel_config *a, size_t na, const struct relabel_config *b, size_t nb)
 {
     assert_int_equal(na, nb);
     for (size_t i = 0; i < na; i++) {
@@ -276,25 +275,25 @@ static void test_good_full(void **state)
     assert_int_equal(n->file_sd_configs[0].refresh_interval_ms, 60000);
     assert_int_equal(n->file_sd_configs[1].refresh_interval_ms, 300000);
     assert_int_equal(n->nrelabel_configs, 3);
-    const struct scrape_relabel_config *r = n->relabel_configs;
+    const struct relabel_config *r = n->relabel_configs;
     assert_int_equal(r[0].nsource_labels, 2);
     assert_string_equal(r[0].source_labels[1], "__meta_x");
     assert_string_equal(r[0].separator, "|");
     assert_string_equal(r[0].regex, "(.*):\\d+");
     assert_string_equal(r[0].target_label, "host");
     assert_string_equal(r[0].replacement, "${1}"); /* not an env reference */
-    assert_int_equal(r[0].action, SCRAPE_RELABEL_REPLACE);
+    assert_int_equal(r[0].action, RELABEL_REPLACE);
     assert_true(r[1].has_modulus);
     assert_int_equal(r[1].modulus, 4);
-    assert_int_equal(r[1].action, SCRAPE_RELABEL_HASHMOD);
+    assert_int_equal(r[1].action, RELABEL_HASHMOD);
     assert_string_equal(r[1].separator, ";"); /* defaults filled in */
     assert_string_equal(r[1].regex, "(.*)");
     assert_string_equal(r[1].replacement, "$1");
     assert_false(r[2].has_modulus);
     assert_null(r[2].target_label);
-    assert_int_equal(r[2].action, SCRAPE_RELABEL_LABELMAP);
+    assert_int_equal(r[2].action, RELABEL_LABELMAP);
     assert_int_equal(n->nmetric_relabel_configs, 1);
-    assert_int_equal(n->metric_relabel_configs[0].action, SCRAPE_RELABEL_DROP);
+    assert_int_equal(n->metric_relabel_configs[0].action, RELABEL_DROP);
     assert_int_equal(n->sample_limit, 50000);
     assert_int_equal(n->label_limit, 64);
     assert_int_equal(n->label_name_length_limit, 128);
@@ -330,7 +329,7 @@ static void test_good_full(void **state)
     assert_int_equal(w->nheaders, 1);
     assert_kv(w->headers, 1, "X-Scope-OrgID", "tenant-1");
     assert_int_equal(w->nwrite_relabel_configs, 1);
-    assert_int_equal(w->write_relabel_configs[0].action, SCRAPE_RELABEL_KEEP);
+    assert_int_equal(w->write_relabel_configs[0].action, RELABEL_KEEP);
     assert_true(w->send_exemplars);
     assert_int_equal(w->queue.capacity, 20000);
     assert_int_equal(w->queue.min_shards, 2);

@@ -18,6 +18,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "relabel.h"
 #include "scrape.h"
 
 /* ---- the test server ---------------------------------------------------------- */
@@ -160,7 +161,7 @@ static void dump(void)
 
 static char addr[64];
 static const char *targets[1] = {addr};
-static struct scrape_kv group_labels[] = {{"team", "a"}};
+static struct ss_kv group_labels[] = {{"team", "a"}};
 static struct scrape_target_group group = {targets, 1, group_labels, 1};
 
 static struct scrape_job base_job(void)
@@ -470,11 +471,11 @@ static void test_metric_relabel_drop(void **state)
     char t[256];
     serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
     char *src[] = {"__name__"};
-    struct scrape_relabel_config rc = {
-        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = SCRAPE_RELABEL_DROP};
-    struct scrape_relabel_rule *rule = NULL;
+    struct relabel_config rc = {
+        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = RELABEL_DROP};
+    struct relabel_rule *rule = NULL;
     char err[256];
-    assert_int_equal(scrape_relabel_compile(&rc, &rule, err, sizeof err), 0);
+    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
     struct scrape_job j = base_job();
     j.metric_relabel = &rule;
     j.nmetric_relabel = 1;
@@ -489,7 +490,7 @@ static void test_metric_relabel_drop(void **state)
              addr);
     assert_true(find(t)->value == 1);
     scrape_manager_free(m);
-    scrape_relabel_rule_free(rule);
+    relabel_rule_free(rule);
 }
 
 /* Two discovered entries that differ only in __meta_* labels are one target, as in
@@ -498,8 +499,8 @@ static void test_duplicate_targets_scraped_once(void **state)
 {
     (void)state;
     serve(200, TEXT, "a 1\n");
-    static struct scrape_kv l1[] = {{"__meta_port_name", "http"}};
-    static struct scrape_kv l2[] = {{"__meta_port_name", "metrics"}};
+    static struct ss_kv l1[] = {{"__meta_port_name", "http"}};
+    static struct ss_kv l2[] = {{"__meta_port_name", "metrics"}};
     static struct scrape_target_group groups[2];
     groups[0] = (struct scrape_target_group){targets, 1, l1, 1};
     groups[1] = (struct scrape_target_group){targets, 1, l2, 1};

@@ -1,4 +1,4 @@
-/* test_relabel.c: table-driven tests for scrape/relabel.c.
+/* test_relabel.c: table-driven tests for relabel/relabel.c.
  *
  * Three tables: label sets run through rule lists (every action, the edge cases that
  * Prometheus' relabel_test.go exercises, and the RE2-versus-PCRE2 corners of the
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "scrape.h"
+#include "relabel.h"
 
 #define MAXL 10
 #define MAXR 4
@@ -432,10 +432,9 @@ static const struct process_case process_cases[] = {
     {"no rules keep everything", {{0}}, {L("a", "1")}, true, {L("a", "1")}},
 };
 
-static int compile_spec(const struct rule_spec *sp, struct scrape_relabel_rule **out, char *err,
-                        size_t errlen)
+static int compile_spec(const struct rule_spec *sp, struct relabel_rule **out, char *err, size_t errlen)
 {
-    struct scrape_relabel_config cfg;
+    struct relabel_config cfg;
     memset(&cfg, 0, sizeof cfg);
     size_t n = 0;
     while (n < 4 && sp->src[n])
@@ -448,12 +447,12 @@ static int compile_spec(const struct rule_spec *sp, struct scrape_relabel_rule *
     cfg.replacement = (char *)sp->repl;
     cfg.modulus = sp->modulus;
     cfg.has_modulus = sp->modulus != 0;
-    int rc = scrape_relabel_action_parse(sp->action, &cfg.action);
+    int rc = relabel_action_parse(sp->action, &cfg.action);
     if (rc) {
         snprintf(err, errlen, "unknown action %s", sp->action);
         return rc;
     }
-    return scrape_relabel_compile(&cfg, out, err, errlen);
+    return relabel_compile(&cfg, out, err, errlen);
 }
 
 static int cmp_label(const void *a, const void *b)
@@ -463,7 +462,7 @@ static int cmp_label(const void *a, const void *b)
 
 static void run_process_case(const struct process_case *c)
 {
-    struct scrape_relabel_rule *rules[MAXR] = {0};
+    struct relabel_rule *rules[MAXR] = {0};
     size_t nrules = 0;
     char err[512];
     for (; nrules < MAXR && c->rules[nrules].action; nrules++) {
@@ -477,7 +476,7 @@ static void run_process_case(const struct process_case *c)
         assert_int_equal(ss_labels_push(&ls, (struct ss_str){c->in[i].name, strlen(c->in[i].name)},
                                         (struct ss_str){c->in[i].value, strlen(c->in[i].value)}),
                          0);
-    bool keep = scrape_relabel_process(rules, nrules, &ls);
+    bool keep = relabel_process(rules, nrules, &ls);
     if (keep != c->keep)
         fail_msg("%s: keep=%d, want %d", c->name, keep, c->keep);
     if (keep) {
@@ -500,7 +499,7 @@ static void run_process_case(const struct process_case *c)
     }
     ss_labels_free(&ls);
     for (size_t i = 0; i < nrules; i++)
-        scrape_relabel_rule_free(rules[i]);
+        relabel_rule_free(rules[i]);
 }
 
 static void test_process_table(void **state)
@@ -595,7 +594,7 @@ static void test_error_table(void **state)
     int failures = 0;
     for (size_t i = 0; i < sizeof error_cases / sizeof error_cases[0]; i++) {
         const struct error_case *c = &error_cases[i];
-        struct scrape_relabel_rule *r = (void *)0x1;
+        struct relabel_rule *r = (void *)0x1;
         char err[512] = "";
         int rc = compile_spec(&c->rule, &r, err, sizeof err);
         if (rc != SS_ECONFIG || r != NULL) {
@@ -603,7 +602,7 @@ static void test_error_table(void **state)
                         c->rule.regex ? c->rule.regex : "-", rc);
             failures++;
             if (rc == 0)
-                scrape_relabel_rule_free(r);
+                relabel_rule_free(r);
         } else if (!strstr(err, c->want)) {
             print_error("case %zu: message \"%s\" lacks \"%s\"\n", i, err, c->want);
             failures++;
@@ -659,11 +658,11 @@ static void test_good_regexes(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof good_regexes / sizeof good_regexes[0]; i++) {
         struct rule_spec sp = {"keep", {"a"}, .regex = good_regexes[i]};
-        struct scrape_relabel_rule *r = NULL;
+        struct relabel_rule *r = NULL;
         char err[512] = "";
         if (compile_spec(&sp, &r, err, sizeof err))
             fail_msg("regex %zu \"%s\" rejected: %s", i, good_regexes[i], err);
-        scrape_relabel_rule_free(r);
+        relabel_rule_free(r);
     }
 }
 
@@ -687,26 +686,26 @@ static void test_action_names(void **state)
                                         "dropequal", "hashmod",   "labelmap", "labeldrop",
                                         "labelkeep", "lowercase", "uppercase"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        enum scrape_relabel_action a;
-        assert_int_equal(scrape_relabel_action_parse(names[i], &a), 0);
-        assert_string_equal(scrape_relabel_action_name(a), names[i]);
+        enum relabel_action a;
+        assert_int_equal(relabel_action_parse(names[i], &a), 0);
+        assert_string_equal(relabel_action_name(a), names[i]);
     }
-    enum scrape_relabel_action a = SCRAPE_RELABEL_KEEP;
-    assert_int_equal(scrape_relabel_action_parse("LabelMap", &a), 0);
-    assert_int_equal(a, SCRAPE_RELABEL_LABELMAP);
-    assert_int_equal(scrape_relabel_action_parse("KEEPEQUAL", &a), 0);
-    assert_int_equal(a, SCRAPE_RELABEL_KEEPEQUAL);
+    enum relabel_action a = RELABEL_KEEP;
+    assert_int_equal(relabel_action_parse("LabelMap", &a), 0);
+    assert_int_equal(a, RELABEL_LABELMAP);
+    assert_int_equal(relabel_action_parse("KEEPEQUAL", &a), 0);
+    assert_int_equal(a, RELABEL_KEEPEQUAL);
     /* strings.ToLower maps the Kelvin sign to 'k', so Prometheus accepts this too. */
-    assert_int_equal(scrape_relabel_action_parse("\xe2\x84\xaa"
-                                                 "eep",
-                                                 &a),
+    assert_int_equal(relabel_action_parse("\xe2\x84\xaa"
+                                          "eep",
+                                          &a),
                      0);
-    assert_int_equal(a, SCRAPE_RELABEL_KEEP);
-    assert_int_not_equal(scrape_relabel_action_parse("foo", &a), 0);
-    assert_int_not_equal(scrape_relabel_action_parse("", &a), 0);
-    assert_int_not_equal(scrape_relabel_action_parse("keep ", &a), 0);
-    assert_int_not_equal(scrape_relabel_action_parse(NULL, &a), 0);
-    assert_string_equal(scrape_relabel_action_name((enum scrape_relabel_action)99), "unknown");
+    assert_int_equal(a, RELABEL_KEEP);
+    assert_int_not_equal(relabel_action_parse("foo", &a), 0);
+    assert_int_not_equal(relabel_action_parse("", &a), 0);
+    assert_int_not_equal(relabel_action_parse("keep ", &a), 0);
+    assert_int_not_equal(relabel_action_parse(NULL, &a), 0);
+    assert_string_equal(relabel_action_name((enum relabel_action)99), "unknown");
 }
 
 /* has_modulus true with modulus 0 is as invalid as no modulus at all. */
@@ -714,20 +713,20 @@ static void test_hashmod_explicit_zero(void **state)
 {
     (void)state;
     char *src[] = {"a"};
-    struct scrape_relabel_config cfg = {.source_labels = src,
-                                        .nsource_labels = 1,
-                                        .target_label = "h",
-                                        .has_modulus = true,
-                                        .modulus = 0,
-                                        .action = SCRAPE_RELABEL_HASHMOD};
-    struct scrape_relabel_rule *r = NULL;
+    struct relabel_config cfg = {.source_labels = src,
+                                 .nsource_labels = 1,
+                                 .target_label = "h",
+                                 .has_modulus = true,
+                                 .modulus = 0,
+                                 .action = RELABEL_HASHMOD};
+    struct relabel_rule *r = NULL;
     char err[256];
-    assert_int_equal(scrape_relabel_compile(&cfg, &r, err, sizeof err), SS_ECONFIG);
+    assert_int_equal(relabel_compile(&cfg, &r, err, sizeof err), SS_ECONFIG);
     assert_null(r);
     assert_non_null(strstr(err, "non-zero modulus"));
     /* NULL error buffer is fine, and free(NULL) is a no-op. */
-    assert_int_equal(scrape_relabel_compile(&cfg, &r, NULL, 0), SS_ECONFIG);
-    scrape_relabel_rule_free(NULL);
+    assert_int_equal(relabel_compile(&cfg, &r, NULL, 0), SS_ECONFIG);
+    relabel_rule_free(NULL);
 }
 
 /* Rules are reused across many label sets: results must not leak between calls. */
@@ -735,7 +734,7 @@ static void test_rule_reuse(void **state)
 {
     (void)state;
     struct rule_spec sp = {"replace", {"a"}, .regex = "(\\w+)-(\\w+)", .target = "${2}", .repl = "$1"};
-    struct scrape_relabel_rule *r = NULL;
+    struct relabel_rule *r = NULL;
     char err[256];
     assert_int_equal(compile_spec(&sp, &r, err, sizeof err), 0);
     struct ss_labels ls;
@@ -745,7 +744,7 @@ static void test_rule_reuse(void **state)
         snprintf(v, sizeof v, "v%d-k%d", i, i % 3);
         ss_labels_reset(&ls);
         assert_int_equal(ss_labels_push(&ls, SS_STR("a"), (struct ss_str){v, strlen(v)}), 0);
-        assert_true(scrape_relabel_process(&r, 1, &ls));
+        assert_true(relabel_process(&r, 1, &ls));
         char k[8], want[16];
         snprintf(k, sizeof k, "k%d", i % 3);
         snprintf(want, sizeof want, "v%d", i);
@@ -755,7 +754,7 @@ static void test_rule_reuse(void **state)
         assert_int_equal(ls.n, 2);
     }
     ss_labels_free(&ls);
-    scrape_relabel_rule_free(r);
+    relabel_rule_free(r);
 }
 
 int main(void)

@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "awscred.h"
-#include "remotewrite.h"
+#include "awssign.h"
 #include "sigv4.h"
 
-struct rw_aws_signer {
+struct aws_signer {
     char region[64];
     char service[64];
     struct awscred_chain *chain; /* owned */
@@ -35,10 +35,9 @@ static int add_fmt(int (*add_header)(void *ctx, const char *line), void *ctx, co
     return rc;
 }
 
-static int sign_cb(void *ud, const char *method, const char *url, const void *body, size_t len,
-                   int (*add_header)(void *ctx, const char *line), void *ctx)
+int aws_signer_sign(struct aws_signer *s, const char *method, const char *url, const void *body, size_t len,
+                    int (*add_header)(void *ctx, const char *line), void *ctx)
 {
-    struct rw_aws_signer *s = ud;
     struct awscred_creds *cr = malloc(sizeof *cr);
     if (!cr)
         return SS_ENOMEM;
@@ -68,17 +67,16 @@ static int sign_cb(void *ud, const char *method, const char *url, const void *bo
     return rc;
 }
 
-static void expired_cb(void *ud)
+void aws_signer_credentials_expired(struct aws_signer *s)
 {
-    struct rw_aws_signer *s = ud;
     awscred_force_refresh(s->chain, atomic_load(&s->last_generation), 10000);
 }
 
-int rw_aws_signer_new(const char *region, const char *service, struct awscred_chain *chain,
-                      struct rw_aws_signer **out)
+int aws_signer_new(const char *region, const char *service, struct awscred_chain *chain,
+                   struct aws_signer **out)
 {
     *out = NULL;
-    struct rw_aws_signer *s = calloc(1, sizeof *s);
+    struct aws_signer *s = calloc(1, sizeof *s);
     if (!s)
         return SS_ENOMEM;
     snprintf(s->region, sizeof s->region, "%s", region);
@@ -88,12 +86,7 @@ int rw_aws_signer_new(const char *region, const char *service, struct awscred_ch
     return 0;
 }
 
-struct rw_signer rw_aws_signer_hooks(struct rw_aws_signer *s)
-{
-    return (struct rw_signer){sign_cb, expired_cb, s};
-}
-
-void rw_aws_signer_free(struct rw_aws_signer *s)
+void aws_signer_free(struct aws_signer *s)
 {
     if (!s)
         return;
@@ -101,7 +94,7 @@ void rw_aws_signer_free(struct rw_aws_signer *s)
     free(s);
 }
 
-int rw_aws_region_from_url(const char *url, char *out, size_t cap)
+int aws_region_from_url(const char *url, char *out, size_t cap)
 {
     const char *p = url ? strstr(url, "aps-workspaces.") : NULL;
     if (!p)

@@ -1,0 +1,53 @@
+/* scrape_series.h: what a scrape hands downstream, and nothing else.
+ *
+ * The series and metadata types a sink receives (struct scrape_series, struct
+ * scrape_parsed_meta) and the metric types they name. It is the one scrape header a
+ * sibling stage may include (remotewrite encodes these), so it holds types only: no
+ * function, so including it never makes a stage link the scrape module. Depends only
+ * on common/ss.h; scrape.h includes it.
+ */
+#ifndef SCRAPE_SERIES_H
+#define SCRAPE_SERIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ss.h"
+
+enum scrape_metric_type {
+    SCRAPE_TYPE_UNKNOWN = 0, /* "untyped" in 0.0.4, "unknown" in OpenMetrics */
+    SCRAPE_TYPE_COUNTER,
+    SCRAPE_TYPE_GAUGE,
+    SCRAPE_TYPE_HISTOGRAM,
+    SCRAPE_TYPE_GAUGEHISTOGRAM,
+    SCRAPE_TYPE_SUMMARY,
+    SCRAPE_TYPE_INFO,
+    SCRAPE_TYPE_STATESET,
+};
+
+enum scrape_meta_kind { SCRAPE_META_HELP, SCRAPE_META_TYPE, SCRAPE_META_UNIT };
+
+/* One TYPE, HELP or UNIT line as parsed. Slices are valid only during the callback
+ * that receives it. */
+struct scrape_parsed_meta {
+    enum scrape_meta_kind kind;
+    struct ss_str family;
+    struct ss_str text;           /* HELP text unescaped, UNIT text; empty for TYPE */
+    enum scrape_metric_type type; /* for TYPE */
+    uint32_t line;
+};
+
+/* One sample as it leaves the scrape module: final labels (sorted by name, __name__
+ * included, job/instance/target labels merged, metric relabeling applied), value and
+ * timestamp. Stale markers carry the StaleNaN bit pattern (scrape_is_stale_nan in
+ * scrape.h). */
+struct scrape_series {
+    const struct ss_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms;
+    uint64_t hash; /* stable identity of the series, used for sharding (ss_labels_hash of the
+                    * labels before external labels, which every series shares) */
+};
+
+#endif

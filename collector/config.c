@@ -1,13 +1,14 @@
-/* config.c: load, validate and print the scrapeship configuration.
+/* config.c: load and validate the scrapeship configuration.
  *
- * Loading runs in two passes. First libyaml's event API builds a small node tree
- * (so limits on depth, scalar size and node count are enforced while parsing, and
- * every node keeps its line:column). Then a schema-driven decoder walks the tree into
+ * Loading runs in two passes. First the YAML tree (yaml/yamltree.h) parses the
+ * file, with limits on depth, scalar size and node count enforced while parsing, and
+ * every node keeps its line:column. Then a schema-driven decoder walks the tree into
  * struct cfg, expanding ${VAR} / ${VAR:-default} in scalar values, applying
  * Prometheus 2.42's defaults and checks, and rejecting unknown or duplicate keys. The
  * first problem found is reported as "file:line:column: message in path" and the
  * partial config is freed. Secrets are copied exactly once into exact-size buffers and
- * wiped wherever they are freed, including the tree's copies.
+ * wiped wherever they are freed; the tree wipes its own copies. Printing a loaded
+ * config is in config_print.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -16,48 +17,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <yaml.h>
 
 #include "config.h"
 #include "config_int.h"
 #include "ss.h"
 #include "sstext.h"
+#include "yamltree.h"
 
 /* ======================================================================== */
-/* The node tree                                                            */
+/* Loader state and error reporting                                         */
 /* ======================================================================== */
-
-enum ykind { Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode {
-    enum ykind kind;
-    bool is_null; /* plain ~, null, empty, or an explicit !!null tag */
-    bool open;    /* collection still being parsed: an alias to it would recurse */
-    int line, col;
-    char *text; /* scalar bytes, NUL-terminated; len is authoritative */
-    size_t len;
-    struct ynode **kids; /* sequence items, or mapping key, value, key, value, ... */
-    size_t nkids, capkids;
-    struct ynode *all_next; /* every node, for freeing */
-};
-
-#define ANCHOR_SLOTS 8192u /* open addressing, at most half full (CFG_MAX_ANCHORS) */
-
-struct yanchor {
-    char *name;
-    struct ynode *node;
-};
 
 struct loader {
     const char *source;
-    const char *input; /* for turning libyaml reader offsets into line:column */
-    size_t input_len;
     char *err;
     size_t errlen;
-    struct ynode *all;
-    size_t nrefs;            /* nodes plus alias references */
-    struct yanchor *anchors; /* ANCHOR_SLOTS entries, allocated on first anchor */
-    size_t nanchors;
     char path[512];
     size_t pathlen;
     uint64_t visits;
@@ -70,11 +44,7 @@ static int vfail_pos(struct loader *ld, int line, int col, int code, const char 
 {
     if (!ld->err || !ld->errlen)
         return code;
-    int n = snprintf(ld->err, ld->errlen, "%s:%d:%d: ", ld->source, line, col);
-    if (n < 0 || (size_t)n >= ld->errlen)
-        return code;
-    vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-    size_t used = strlen(ld->err);
+    size_t used = ss_yaml_vformat_pos(ld->err, ld->errlen, ld->source, line, col, fmt, ap);
     if (ld->pathlen && used < ld->errlen)
         snprintf(ld->err + used, ld->errlen - used, " in %s", ld->path);
     return code;
@@ -89,7 +59,7 @@ __attribute__((format(printf, 5, 6))) static void fail_pos_msg(struct loader *ld
     va_end(ap);
 }
 
-__attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld, const struct ynode *n,
+__attribute__((format(printf, 4, 5))) static void fail_at_msg(struct loader *ld, const struct ss_ynode *n,
                                                               int code, const char *fmt, ...)
 {
     va_list ap;
@@ -164,279 +134,73 @@ static void path_pop(struct loader *ld, size_t mark)
     ld->path[mark] = '\0';
 }
 
-/* ---- building the tree from libyaml events ------------------------------- */
+/* ---- the YAML tree ------------------------------------------------------- */
 
-static void tree_free(struct loader *ld)
+/* The tree's limits are the loader's: one document, and every dimension bounded
+ * (config_int.h). Anchors of a collection are defined where it starts, so an
+ * alias inside it to itself is reported as such. */
+static const struct ss_yaml_opts tree_opts = {
+    .max_depth = CFG_MAX_DEPTH,
+    .max_refs = CFG_MAX_NODES,
+    .max_anchors = CFG_MAX_ANCHORS,
+    .max_scalar_bytes = CFG_MAX_SCALAR_BYTES,
+    .max_docs = 1,
+};
+
+/* Word a failed parse as this loader always has. */
+static int tree_fail(struct loader *ld, const struct ss_yaml_error *e)
 {
-    struct ynode *n = ld->all;
-    while (n) {
-        struct ynode *next = n->all_next;
-        if (n->text) {
-            /* Scalars may be passwords or tokens. */
-            ss_wipe(n->text, n->len);
-            free(n->text);
-        }
-        free(n->kids);
-        free(n);
-        n = next;
+    char sb[SNIP_CAP];
+    const char *problem = e->problem ? e->problem : "invalid YAML";
+    switch (e->fault) {
+    case SS_YAML_NOMEM: return fail_oom(ld);
+    case SS_YAML_READER:
+        return fail_pos(ld, e->line, e->col, SS_EPARSE, "YAML error: %s",
+                        e->problem ? e->problem : "cannot read input");
+    case SS_YAML_DOCS:
+        return fail_pos(ld, e->line, e->col, SS_ECONFIG,
+                        "only one YAML document is allowed in a config file");
+    case SS_YAML_SCALAR:
+        return fail_pos(ld, e->line, e->col, SS_ELIMIT, "scalar longer than %u bytes", CFG_MAX_SCALAR_BYTES);
+    case SS_YAML_DEPTH:
+        return fail_pos(ld, e->line, e->col, SS_ELIMIT, "nesting deeper than %d levels", CFG_MAX_DEPTH);
+    case SS_YAML_ANCHORS:
+        return fail_pos(ld, e->line, e->col, SS_ELIMIT, "too many YAML anchors (limit %u)", CFG_MAX_ANCHORS);
+    case SS_YAML_REFS:
+        return fail_pos(ld, e->line, e->col, SS_ELIMIT, "too many YAML nodes (limit %u)", CFG_MAX_NODES);
+    case SS_YAML_ALIAS_UNKNOWN:
+        return fail_pos(ld, e->line, e->col, SS_ECONFIG, "unknown anchor \"%s\"",
+                        snip(e->name, strlen(e->name), sb));
+    case SS_YAML_ALIAS_OPEN:
+        return fail_pos(ld, e->line, e->col, SS_ECONFIG, "anchor \"%s\" value contains itself",
+                        snip(e->name, strlen(e->name), sb));
+    case SS_YAML_SYNTAX:
+        if (e->context)
+            return fail_pos(ld, e->line, e->col, SS_EPARSE, "YAML syntax error: %s %s (line %d)", problem,
+                            e->context, e->context_line);
+        return fail_pos(ld, e->line, e->col, SS_EPARSE, "YAML syntax error: %s", problem);
+    default: /* limits tree_opts does not set */
+        return fail_pos(ld, e->line, e->col, SS_ELIMIT, "YAML input over a limit");
     }
-    ld->all = NULL;
-    if (ld->anchors) {
-        for (size_t i = 0; i < ANCHOR_SLOTS; i++)
-            free(ld->anchors[i].name);
-        free(ld->anchors);
-        ld->anchors = NULL;
-    }
-}
-
-static struct ynode *node_new(struct loader *ld, enum ykind kind, int line, int col)
-{
-    struct ynode *n = calloc(1, sizeof *n);
-    if (!n)
-        return NULL;
-    n->kind = kind;
-    n->line = line;
-    n->col = col;
-    n->all_next = ld->all;
-    ld->all = n;
-    return n;
-}
-
-static uint32_t anchor_hash(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static struct yanchor *anchor_slot(struct loader *ld, const char *name)
-{
-    uint32_t i = anchor_hash(name) & (ANCHOR_SLOTS - 1);
-    /* Bounded: the table is never more than half full. */
-    for (uint32_t probes = 0; probes < ANCHOR_SLOTS; probes++) {
-        struct yanchor *a = &ld->anchors[i];
-        if (!a->name || strcmp(a->name, name) == 0)
-            return a;
-        i = (i + 1) & (ANCHOR_SLOTS - 1);
-    }
-    return NULL;
-}
-
-static int anchor_set(struct loader *ld, const char *name, struct ynode *n)
-{
-    if (!ld->anchors) {
-        ld->anchors = calloc(ANCHOR_SLOTS, sizeof *ld->anchors);
-        if (!ld->anchors)
-            return fail_oom(ld);
-    }
-    struct yanchor *a = anchor_slot(ld, name);
-    if (a && a->name) { /* YAML allows redefining an anchor: later aliases see the new one */
-        a->node = n;
-        return 0;
-    }
-    if (!a || ld->nanchors >= CFG_MAX_ANCHORS)
-        return fail_at(ld, n, SS_ELIMIT, "too many YAML anchors (limit %u)", CFG_MAX_ANCHORS);
-    a->name = strdup(name);
-    if (!a->name)
-        return fail_oom(ld);
-    a->node = n;
-    ld->nanchors++;
-    return 0;
-}
-
-static int attach(struct loader *ld, struct ynode *parent, struct ynode **root, struct ynode *n, int line,
-                  int col)
-{
-    if (++ld->nrefs > CFG_MAX_NODES)
-        return fail_pos(ld, line, col, SS_ELIMIT, "too many YAML nodes (limit %u)", CFG_MAX_NODES);
-    if (!parent) {
-        *root = n;
-        return 0;
-    }
-    if (parent->nkids == parent->capkids) {
-        size_t ncap = parent->capkids ? parent->capkids * 2 : 8;
-        struct ynode **nk = realloc(parent->kids, ncap * sizeof *nk);
-        if (!nk)
-            return fail_oom(ld);
-        parent->kids = nk;
-        parent->capkids = ncap;
-    }
-    parent->kids[parent->nkids++] = n;
-    return 0;
-}
-
-static bool scalar_is_null(const yaml_event_t *ev)
-{
-    const char *tag = (const char *)ev->data.scalar.tag;
-    if (tag && strcmp(tag, YAML_NULL_TAG) == 0)
-        return true;
-    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *v = (const char *)ev->data.scalar.value;
-    /* YAML 1.1 null forms, as go-yaml resolves them. */
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
-}
-
-static void offset_to_pos(const struct loader *ld, size_t off, int *line, int *col)
-{
-    *line = 1;
-    *col = 1;
-    if (off > ld->input_len)
-        off = ld->input_len;
-    for (size_t i = 0; i < off; i++) {
-        if (ld->input[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)ld->input[i] & 0xC0) != 0x80) {
-            ++*col;
-        }
-    }
-}
-
-static int yaml_error(struct loader *ld, const yaml_parser_t *p)
-{
-    int line, col;
-    if (p->error == YAML_MEMORY_ERROR)
-        return fail_oom(ld);
-    if (p->error == YAML_READER_ERROR) {
-        offset_to_pos(ld, p->problem_offset, &line, &col);
-        return fail_pos(ld, line, col, SS_EPARSE, "YAML error: %s",
-                        p->problem ? p->problem : "cannot read input");
-    }
-    line = (int)p->problem_mark.line + 1;
-    col = (int)p->problem_mark.column + 1;
-    if (p->context)
-        return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s %s (line %d)",
-                        p->problem ? p->problem : "invalid YAML", p->context, (int)p->context_mark.line + 1);
-    return fail_pos(ld, line, col, SS_EPARSE, "YAML syntax error: %s",
-                    p->problem ? p->problem : "invalid YAML");
-}
-
-/* Parse the whole stream into a tree. Iterative, with an explicit stack bounded by
- * CFG_MAX_DEPTH, so hostile nesting cannot exhaust the C stack. *root is NULL for an
- * empty stream. */
-static int tree_build(struct loader *ld, struct ynode **root)
-{
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    struct ynode *stack[CFG_MAX_DEPTH];
-    int depth = 0, ndocs = 0, rc = 0;
-    bool done = false;
-
-    *root = NULL;
-    if (!yaml_parser_initialize(&parser))
-        return fail_oom(ld);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->input, ld->input_len);
-    /* One event per iteration, and every event consumes input, so this ends. */
-    while (!done) {
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = yaml_error(ld, &parser);
-            break;
-        }
-        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        struct ynode *n = NULL;
-        const char *anchor = NULL;
-        bool push = false;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = true; break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++ndocs > 1)
-                rc =
-                    fail_pos(ld, line, col, SS_ECONFIG, "only one YAML document is allowed in a config file");
-            break;
-        case YAML_SCALAR_EVENT:
-            if (ev.data.scalar.length > CFG_MAX_SCALAR_BYTES) {
-                rc = fail_pos(ld, line, col, SS_ELIMIT, "scalar longer than %u bytes", CFG_MAX_SCALAR_BYTES);
-                break;
-            }
-            n = node_new(ld, Y_SCALAR, line, col);
-            if (n)
-                n->text = malloc(ev.data.scalar.length + 1);
-            if (!n || !n->text) {
-                rc = fail_oom(ld);
-                break;
-            }
-            memcpy(n->text, ev.data.scalar.value, ev.data.scalar.length);
-            n->text[ev.data.scalar.length] = '\0';
-            n->len = ev.data.scalar.length;
-            n->is_null = scalar_is_null(&ev);
-            anchor = (const char *)ev.data.scalar.anchor;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (depth >= CFG_MAX_DEPTH) {
-                rc = fail_pos(ld, line, col, SS_ELIMIT, "nesting deeper than %d levels", CFG_MAX_DEPTH);
-                break;
-            }
-            n = node_new(ld, ev.type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP, line, col);
-            if (!n) {
-                rc = fail_oom(ld);
-                break;
-            }
-            anchor = (const char *)(ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
-                                                                         : ev.data.mapping_start.anchor);
-            push = true;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0)
-                stack[--depth]->open = false;
-            break;
-        case YAML_ALIAS_EVENT: {
-            const char *name = (const char *)ev.data.alias.anchor;
-            struct yanchor *a = ld->anchors ? anchor_slot(ld, name) : NULL;
-            char sb[SNIP_CAP];
-            if (!a || !a->name) {
-                rc = fail_pos(ld, line, col, SS_ECONFIG, "unknown anchor \"%s\"",
-                              snip(name, strlen(name), sb));
-            } else if (a->node->open) {
-                rc = fail_pos(ld, line, col, SS_ECONFIG, "anchor \"%s\" value contains itself",
-                              snip(name, strlen(name), sb));
-            } else {
-                rc = attach(ld, depth ? stack[depth - 1] : NULL, root, a->node, line, col);
-            }
-            break;
-        }
-        default: break;
-        }
-        if (!rc && n) {
-            if (anchor)
-                rc = anchor_set(ld, anchor, n);
-            if (!rc)
-                rc = attach(ld, depth ? stack[depth - 1] : NULL, root, n, line, col);
-            if (!rc && push) {
-                n->open = true;
-                stack[depth++] = n;
-            }
-        }
-        yaml_event_delete(&ev);
-        if (rc)
-            break;
-    }
-    yaml_parser_delete(&parser);
-    return rc;
 }
 
 /* ======================================================================== */
 /* Scalars: ${VAR} expansion and typed values                               */
 /* ======================================================================== */
 
-static bool present(const struct ynode *n)
+/* Null as the loader reads it: absent, !!null, or a plain null spelling. Go's
+ * zero value, so a null field is an unset one. */
+static bool present(const struct ss_ynode *n)
 {
-    return n && !(n->kind == Y_SCALAR && n->is_null);
+    return !ss_yaml_is_null(n);
 }
 
-static const char *kind_name(const struct ynode *n)
+static const char *kind_name(const struct ss_ynode *n)
 {
-    switch (n->kind) {
-    case Y_MAP: return "a mapping";
-    case Y_SEQ: return "a list";
-    default: return n->is_null ? "null" : "a scalar";
-    }
+    return n->kind == SS_YSCALAR && ss_yaml_is_null(n) ? "null" : ss_yaml_kind_name(n->kind);
 }
 
-static int visit(struct loader *ld, const struct ynode *n, size_t count)
+static int visit(struct loader *ld, const struct ss_ynode *n, size_t count)
 {
     ld->visits += count;
     if (ld->visits > CFG_MAX_VISITS)
@@ -526,7 +290,7 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
 }
 
 /* Count bytes copied out of the tree: aliases can repeat a subtree many times. */
-static int account(struct loader *ld, const struct ynode *n, size_t len)
+static int account(struct loader *ld, const struct ss_ynode *n, size_t len)
 {
     ld->decoded_bytes += len;
     if (ld->decoded_bytes > CFG_MAX_DECODED_BYTES)
@@ -537,10 +301,10 @@ static int account(struct loader *ld, const struct ynode *n, size_t len)
 
 /* The expanded text of scalar n in a fresh exact-size allocation (so secrets are
  * never left behind by realloc). want describes the expected type for messages. */
-static int scalar_text(struct loader *ld, const struct ynode *n, const char *want, char **out)
+static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *want, char **out)
 {
     *out = NULL;
-    if (n->kind != Y_SCALAR)
+    if (n->kind != SS_YSCALAR)
         return fail_at(ld, n, SS_ECONFIG, "expected %s, got %s", want, kind_name(n));
     int rc = visit(ld, n, 1);
     if (rc)
@@ -581,14 +345,7 @@ static int scalar_text(struct loader *ld, const struct ynode *n, const char *wan
     return 0;
 }
 
-/* Keys are matched verbatim: ${VAR} expansion applies to values only. */
-static bool key_is(const struct ynode *k, const char *name)
-{
-    size_t n = strlen(name);
-    return k->len == n && memcmp(k->text, name, n) == 0;
-}
-
-static int opt_str_impl(struct loader *ld, const struct ynode *n, const char *field, char **dst,
+static int opt_str_impl(struct loader *ld, const struct ss_ynode *n, const char *field, char **dst,
                         bool keep_empty)
 {
     if (!present(n))
@@ -608,18 +365,18 @@ static int opt_str_impl(struct loader *ld, const struct ynode *n, const char *fi
 }
 
 /* An optional string; "" counts as unset, as in Prometheus (Go zero values). */
-static int opt_str(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+static int opt_str(struct loader *ld, const struct ss_ynode *n, const char *field, char **dst)
 {
     return opt_str_impl(ld, n, field, dst, false);
 }
 
 /* An optional string where "" is a meaningful value (relabel separator, regex...). */
-static int opt_str_keep(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+static int opt_str_keep(struct loader *ld, const struct ss_ynode *n, const char *field, char **dst)
 {
     return opt_str_impl(ld, n, field, dst, true);
 }
 
-static int opt_dur(struct loader *ld, const struct ynode *n, const char *field, int64_t *dst)
+static int opt_dur(struct loader *ld, const struct ss_ynode *n, const char *field, int64_t *dst)
 {
     if (!present(n))
         return 0;
@@ -636,7 +393,7 @@ static int opt_dur(struct loader *ld, const struct ynode *n, const char *field, 
     return rc;
 }
 
-static int opt_size(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst)
+static int opt_size(struct loader *ld, const struct ss_ynode *n, const char *field, uint64_t *dst)
 {
     if (!present(n))
         return 0;
@@ -653,7 +410,7 @@ static int opt_size(struct loader *ld, const struct ynode *n, const char *field,
     return rc;
 }
 
-static int opt_bool(struct loader *ld, const struct ynode *n, const char *field, bool *dst)
+static int opt_bool(struct loader *ld, const struct ss_ynode *n, const char *field, bool *dst)
 {
     /* YAML 1.1 booleans, as go-yaml v2 (used by Prometheus 2.42) resolves them. */
     static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
@@ -706,7 +463,7 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, uint64_t *dst, bool *set)
+static int opt_u64(struct loader *ld, const struct ss_ynode *n, const char *field, uint64_t *dst, bool *set)
 {
     if (!present(n))
         return 0;
@@ -728,7 +485,7 @@ static int opt_u64(struct loader *ld, const struct ynode *n, const char *field, 
     return rc;
 }
 
-static int opt_i64(struct loader *ld, const struct ynode *n, const char *field, int64_t *dst)
+static int opt_i64(struct loader *ld, const struct ss_ynode *n, const char *field, int64_t *dst)
 {
     if (!present(n))
         return 0;
@@ -755,7 +512,7 @@ static int opt_i64(struct loader *ld, const struct ynode *n, const char *field, 
 /* Mappings                                                                 */
 /* ======================================================================== */
 
-static int fail_unknown(struct loader *ld, const struct ynode *k)
+static int fail_unknown(struct loader *ld, const struct ss_ynode *k)
 {
     char sb[SNIP_CAP];
     if (ld->pathlen)
@@ -766,24 +523,24 @@ static int fail_unknown(struct loader *ld, const struct ynode *k)
 /* Match a mapping's keys against a struct's field names: vals[i]/keys[i] get the
  * value and key nodes of field i (NULL when absent). Unknown and duplicate keys are
  * errors, as with Prometheus' strict unmarshalling. A null map is an empty one. */
-static int take_fields(struct loader *ld, const struct ynode *map, const char *const *names, size_t nnames,
-                       const struct ynode **vals, const struct ynode **keys)
+static int take_fields(struct loader *ld, const struct ss_ynode *map, const char *const *names, size_t nnames,
+                       const struct ss_ynode **vals, const struct ss_ynode **keys)
 {
     for (size_t i = 0; i < nnames; i++)
         vals[i] = keys[i] = NULL;
     if (!present(map))
         return 0;
-    if (map->kind != Y_MAP)
+    if (map->kind != SS_YMAP)
         return fail_at(ld, map, SS_ECONFIG, "expected a mapping, got %s", kind_name(map));
     int rc = visit(ld, map, map->nkids / 2 + 1);
     if (rc)
         return rc;
     for (size_t i = 0; i + 1 < map->nkids; i += 2) {
-        const struct ynode *k = map->kids[i];
-        if (k->kind != Y_SCALAR)
+        const struct ss_ynode *k = map->kids[i];
+        if (k->kind != SS_YSCALAR)
             return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s", kind_name(k));
-        size_t f = 0;
-        while (f < nnames && !key_is(k, names[f]))
+        size_t f = 0; /* keys are matched verbatim: ${VAR} expansion applies to values only */
+        while (f < nnames && !ss_yaml_scalar_is(k, names[f]))
             f++;
         if (f == nnames)
             return fail_unknown(ld, k);
@@ -796,7 +553,7 @@ static int take_fields(struct loader *ld, const struct ynode *map, const char *c
 }
 
 struct keyref {
-    const struct ynode *key;
+    const struct ss_ynode *key;
     size_t idx;
 };
 
@@ -815,17 +572,17 @@ static int keyref_cmp(const void *a, const void *b)
 /* For free-form maps (labels, headers, params): all keys scalar, none repeated. Sorts
  * instead of comparing pairs so a huge map cannot make this quadratic; reports the
  * first repeat in document order. */
-static int check_free_map(struct loader *ld, const struct ynode *map)
+static int check_free_map(struct loader *ld, const struct ss_ynode *map)
 {
-    if (map->kind != Y_MAP)
+    if (map->kind != SS_YMAP)
         return fail_at(ld, map, SS_ECONFIG, "expected a mapping, got %s", kind_name(map));
     size_t n = map->nkids / 2;
     int rc = visit(ld, map, n + 1);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        const struct ynode *k = map->kids[2 * i];
-        if (k->kind != Y_SCALAR)
+        const struct ss_ynode *k = map->kids[2 * i];
+        if (k->kind != SS_YSCALAR)
             return fail_at(ld, k, SS_ECONFIG, "mapping keys must be strings, got %s", kind_name(k));
         if (memchr(k->text, '\0', k->len))
             return fail_at(ld, k, SS_ECONFIG, "key contains a NUL character");
@@ -951,7 +708,7 @@ static bool url_valid(const char *u, const char *const *schemes, const char **wh
 
 /* Prometheus' CheckTargetAddress rejects "/" (a URL is not a target); we also reject
  * empty targets, whitespace, and ports that are not numbers. */
-static int check_target(struct loader *ld, const struct ynode *n, const char *t)
+static int check_target(struct loader *ld, const struct ss_ynode *n, const char *t)
 {
     char sb[SNIP_CAP];
     size_t len = strlen(t);
@@ -1005,14 +762,14 @@ static bool file_sd_name_valid(const char *s)
 /* ======================================================================== */
 
 /* A list of strings (null = empty). */
-static int dec_str_list(struct loader *ld, const struct ynode *n, const char *field, char ***out,
+static int dec_str_list(struct loader *ld, const struct ss_ynode *n, const char *field, char ***out,
                         size_t *nout)
 {
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, field);
     int rc = 0;
-    if (n->kind != Y_SEQ) {
+    if (n->kind != SS_YSEQ) {
         rc = fail_at(ld, n, SS_ECONFIG, "expected a list of strings, got %s", kind_name(n));
         goto out;
     }
@@ -1041,7 +798,7 @@ enum kv_kind { KV_LABELS, KV_HEADERS };
 
 /* labels / external_labels / headers: a map of string to string. Keys are taken
  * verbatim; values are expanded and null means "". */
-static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *field, enum kv_kind kind,
+static int dec_kv_map(struct loader *ld, const struct ss_ynode *n, const char *field, enum kv_kind kind,
                       struct cfg_kv **out, size_t *nout)
 {
     if (!present(n))
@@ -1058,7 +815,7 @@ static int dec_kv_map(struct loader *ld, const struct ynode *n, const char *fiel
     }
     *nout = count;
     for (size_t i = 0; i < count && !rc; i++) {
-        const struct ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
+        const struct ss_ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
         char sb[SNIP_CAP];
         if (kind == KV_LABELS && !ss_label_name_valid(k->text, k->len)) {
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name", snip(k->text, k->len, sb));
@@ -1090,7 +847,7 @@ out:
 }
 
 /* params: {name: [value, ...]} (url.Values). */
-static int dec_params(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc)
+static int dec_params(struct loader *ld, const struct ss_ynode *n, struct cfg_scrape *sc)
 {
     if (!present(n))
         return 0;
@@ -1106,7 +863,7 @@ static int dec_params(struct loader *ld, const struct ynode *n, struct cfg_scrap
     }
     sc->nparams = count;
     for (size_t i = 0; i < count && !rc; i++) {
-        const struct ynode *k = n->kids[2 * i];
+        const struct ss_ynode *k = n->kids[2 * i];
         struct cfg_param *p = &sc->params[i];
         if ((rc = account(ld, k, k->len)) != 0)
             break;
@@ -1140,12 +897,12 @@ enum {
     H_N
 };
 
-static int dec_tls(struct loader *ld, const struct ynode *n, struct cfg_tls *t)
+static int dec_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_tls *t)
 {
     static const char *const names[] = {
         "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify", "min_version"};
     enum { T_CA, T_CERT, T_KEY, T_SERVER, T_INSECURE, T_MINVER, T_N };
-    const struct ynode *v[T_N], *k[T_N];
+    const struct ss_ynode *v[T_N], *k[T_N];
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, "tls_config");
@@ -1177,10 +934,10 @@ static int dec_tls(struct loader *ld, const struct ynode *n, struct cfg_tls *t)
     return rc;
 }
 
-static int dec_basic_auth(struct loader *ld, const struct ynode *n, struct cfg_http_client *h)
+static int dec_basic_auth(struct loader *ld, const struct ss_ynode *n, struct cfg_http_client *h)
 {
     static const char *const names[] = {"username", "password", "password_file"};
-    const struct ynode *v[3], *k[3];
+    const struct ss_ynode *v[3], *k[3];
     size_t mark = path_field(ld, "basic_auth");
     int rc = take_fields(ld, n, names, 3, v, k);
     if (!rc)
@@ -1197,10 +954,10 @@ static int dec_basic_auth(struct loader *ld, const struct ynode *n, struct cfg_h
     return rc;
 }
 
-static int dec_authorization(struct loader *ld, const struct ynode *n, struct cfg_http_client *h)
+static int dec_authorization(struct loader *ld, const struct ss_ynode *n, struct cfg_http_client *h)
 {
     static const char *const names[] = {"type", "credentials", "credentials_file"};
-    const struct ynode *v[3], *k[3];
+    const struct ss_ynode *v[3], *k[3];
     char *type = NULL;
     size_t mark = path_field(ld, "authorization");
     int rc = take_fields(ld, n, names, 3, v, k);
@@ -1241,7 +998,7 @@ static int dec_authorization(struct loader *ld, const struct ynode *n, struct cf
 /* v/k are the HTTP_FIELD_NAMES slots of the owner's field table. The checks follow
  * prometheus/common HTTPClientConfig.Validate; bearer_token(_file) then move into
  * authorization, as Prometheus does. */
-static int dec_http(struct loader *ld, const struct ynode *const *v, const struct ynode *const *k,
+static int dec_http(struct loader *ld, const struct ss_ynode *const *v, const struct ss_ynode *const *k,
                     struct cfg_http_client *h)
 {
     static const char *const proxy_schemes[] = {"http", "https", "socks5", "socks5h", NULL};
@@ -1268,7 +1025,7 @@ static int dec_http(struct loader *ld, const struct ynode *const *v, const struc
         goto fail;
     }
     if (bearer || bearer_file) {
-        const struct ynode *at = bearer ? k[H_BEARER_TOKEN] : k[H_BEARER_TOKEN_FILE];
+        const struct ss_ynode *at = bearer ? k[H_BEARER_TOKEN] : k[H_BEARER_TOKEN_FILE];
         if (h->has_basic_auth) {
             rc = fail_at(ld, at, SS_ECONFIG,
                          "at most one of basic_auth, bearer_token & bearer_token_file must be "
@@ -1313,12 +1070,12 @@ fail:
 
 /* ---- relabel_config ------------------------------------------------------ */
 
-static int dec_relabel(struct loader *ld, const struct ynode *n, struct relabel_config *rc_out)
+static int dec_relabel(struct loader *ld, const struct ss_ynode *n, struct relabel_config *rc_out)
 {
     static const char *const names[] = {"source_labels", "separator",   "target_label", "regex",
                                         "modulus",       "replacement", "action"};
     enum { R_SRC, R_SEP, R_TARGET, R_REGEX, R_MOD, R_REPL, R_ACTION, R_N };
-    const struct ynode *v[R_N], *k[R_N];
+    const struct ss_ynode *v[R_N], *k[R_N];
     char *action = NULL;
     int rc = take_fields(ld, n, names, R_N, v, k);
     if (!rc)
@@ -1375,14 +1132,14 @@ static int dec_relabel(struct loader *ld, const struct ynode *n, struct relabel_
     return 0;
 }
 
-static int dec_relabel_list(struct loader *ld, const struct ynode *n, const char *field,
+static int dec_relabel_list(struct loader *ld, const struct ss_ynode *n, const char *field,
                             struct relabel_config **out, size_t *nout)
 {
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, field);
     int rc = 0;
-    if (n->kind != Y_SEQ) {
+    if (n->kind != SS_YSEQ) {
         rc = fail_at(ld, n, SS_ECONFIG, "expected a list of relabel configs, got %s", kind_name(n));
         goto out;
     }
@@ -1409,10 +1166,10 @@ out:
 
 /* ---- scrape_config -------------------------------------------------------- */
 
-static int dec_static(struct loader *ld, const struct ynode *n, struct cfg_static_config *sc)
+static int dec_static(struct loader *ld, const struct ss_ynode *n, struct cfg_static_config *sc)
 {
     static const char *const names[] = {"targets", "labels"};
-    const struct ynode *v[2], *k[2];
+    const struct ss_ynode *v[2], *k[2];
     if (!present(n))
         return fail_at(ld, n, SS_ECONFIG, "empty or null static config");
     int rc = take_fields(ld, n, names, 2, v, k);
@@ -1428,10 +1185,10 @@ static int dec_static(struct loader *ld, const struct ynode *n, struct cfg_stati
     return rc;
 }
 
-static int dec_file_sd(struct loader *ld, const struct ynode *n, struct cfg_file_sd *fs)
+static int dec_file_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_file_sd *fs)
 {
     static const char *const names[] = {"files", "refresh_interval"};
-    const struct ynode *v[2], *k[2];
+    const struct ss_ynode *v[2], *k[2];
     if (!present(n))
         return fail_at(ld, n, SS_ECONFIG, "empty or null file_sd config");
     fs->refresh_interval_ms = 5 * 60 * 1000;
@@ -1457,14 +1214,14 @@ static int dec_file_sd(struct loader *ld, const struct ynode *n, struct cfg_file
 }
 
 /* A list of mappings decoded by fn into an array of elsize-byte structs. */
-static int dec_list(struct loader *ld, const struct ynode *n, const char *field, size_t elsize, void **out,
-                    size_t *nout, int (*fn)(struct loader *, const struct ynode *, void *))
+static int dec_list(struct loader *ld, const struct ss_ynode *n, const char *field, size_t elsize, void **out,
+                    size_t *nout, int (*fn)(struct loader *, const struct ss_ynode *, void *))
 {
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, field);
     int rc = 0;
-    if (n->kind != Y_SEQ) {
+    if (n->kind != SS_YSEQ) {
         rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
         goto out;
     }
@@ -1486,12 +1243,12 @@ out:
     return rc;
 }
 
-static int dec_static_cb(struct loader *ld, const struct ynode *n, void *p)
+static int dec_static_cb(struct loader *ld, const struct ss_ynode *n, void *p)
 {
     return dec_static(ld, n, p);
 }
 
-static int dec_file_sd_cb(struct loader *ld, const struct ynode *n, void *p)
+static int dec_file_sd_cb(struct loader *ld, const struct ss_ynode *n, void *p)
 {
     return dec_file_sd(ld, n, p);
 }
@@ -1694,7 +1451,7 @@ static bool kube_role_known(const char *r)
     return false;
 }
 
-static int dec_kube_role(struct loader *ld, const struct ynode *n, const char *field, char **dst)
+static int dec_kube_role(struct loader *ld, const struct ss_ynode *n, const char *field, char **dst)
 {
     int rc = opt_str_keep(ld, n, field, dst);
     if (!rc && *dst && !kube_role_known(*dst)) {
@@ -1706,11 +1463,11 @@ static int dec_kube_role(struct loader *ld, const struct ynode *n, const char *f
     return rc;
 }
 
-static int dec_kube_selector(struct loader *ld, const struct ynode *n, void *p)
+static int dec_kube_selector(struct loader *ld, const struct ss_ynode *n, void *p)
 {
     static const char *const names[] = {"role", "label", "field"};
     struct cfg_kube_selector *s = p;
-    const struct ynode *v[3], *k[3];
+    const struct ss_ynode *v[3], *k[3];
     if (!present(n))
         return fail_at(ld, n, SS_ECONFIG, "empty or null selector");
     int rc = take_fields(ld, n, names, 3, v, k);
@@ -1745,14 +1502,14 @@ static bool http_is_default(const struct cfg_http_client *h)
            !h->proxy_url && h->follow_redirects && h->enable_http2;
 }
 
-static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube_sd *ks)
+static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_kube_sd *ks)
 {
     static const char *const names[] = {HTTP_FIELD_NAMES, "role",      "api_server",     "kubeconfig_file",
                                         "namespaces",     "selectors", "attach_metadata"};
     enum { K_ROLE = H_N, K_API, K_KUBECONFIG, K_NS, K_SELECTORS, K_ATTACH, K_N };
     _Static_assert(sizeof names / sizeof names[0] == K_N, "field table");
     static const char *const url_schemes[] = {"http", "https", NULL};
-    const struct ynode *v[K_N], *k[K_N];
+    const struct ss_ynode *v[K_N], *k[K_N];
     int rc;
 
     if (!present(n))
@@ -1774,7 +1531,7 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
     }
     if (present(v[K_NS])) {
         static const char *const nsnames[] = {"names", "own_namespace"};
-        const struct ynode *nv[2], *nk[2];
+        const struct ss_ynode *nv[2], *nk[2];
         size_t m = path_field(ld, "namespaces");
         rc = take_fields(ld, v[K_NS], nsnames, 2, nv, nk);
         if (!rc)
@@ -1801,7 +1558,7 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
     }
     if (present(v[K_ATTACH])) {
         static const char *const anames[] = {"node"};
-        const struct ynode *av[1], *ak[1];
+        const struct ss_ynode *av[1], *ak[1];
         bool node = false;
         size_t m = path_field(ld, "attach_metadata");
         rc = take_fields(ld, v[K_ATTACH], anames, 1, av, ak);
@@ -1854,7 +1611,7 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
     bool pod_role = strcmp(ks->role, "pod") == 0;
     for (size_t i = 0; i < ks->nselectors; i++) {
         const char *r = ks->selectors[i].role ? ks->selectors[i].role : "";
-        const struct ynode *at = v[K_SELECTORS]->kids[i];
+        const struct ss_ynode *at = v[K_SELECTORS]->kids[i];
         size_t m = path_push(ld, ".selectors[%zu]", i);
         for (size_t j = 0; j < i && !rc; j++)
             if (!strcmp(r, ks->selectors[j].role ? ks->selectors[j].role : ""))
@@ -1871,13 +1628,13 @@ static int dec_kube_sd(struct loader *ld, const struct ynode *n, struct cfg_kube
     return 0;
 }
 
-static int dec_kube_sd_cb(struct loader *ld, const struct ynode *n, void *p)
+static int dec_kube_sd_cb(struct loader *ld, const struct ss_ynode *n, void *p)
 {
     return dec_kube_sd(ld, n, p);
 }
 
-static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrape *sc,
-                      const struct cfg_global *g, const struct ynode **job_node)
+static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_scrape *sc,
+                      const struct cfg_global *g, const struct ss_ynode **job_node)
 {
     static const char *const names[] = {HTTP_FIELD_NAMES,
                                         "job_name",
@@ -1920,7 +1677,7 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
         S_N
     };
     _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
-    const struct ynode *v[S_N], *k[S_N];
+    const struct ss_ynode *v[S_N], *k[S_N];
     int rc;
 
     if (!present(n))
@@ -1993,13 +1750,13 @@ static int dec_scrape(struct loader *ld, const struct ynode *n, struct cfg_scrap
 
 /* ---- remote_write --------------------------------------------------------- */
 
-static int dec_queue(struct loader *ld, const struct ynode *n, struct cfg_queue *q)
+static int dec_queue(struct loader *ld, const struct ss_ynode *n, struct cfg_queue *q)
 {
     static const char *const names[] = {
         "capacity",    "min_shards",  "max_shards",        "max_samples_per_send", "batch_send_deadline",
         "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit", "max_memory_bytes"};
     enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_MEM, Q_N };
-    const struct ynode *v[Q_N], *k[Q_N];
+    const struct ss_ynode *v[Q_N], *k[Q_N];
     q->capacity = 10000;
     q->min_shards = 1;
     q->max_shards = 50;
@@ -2051,10 +1808,10 @@ out:
     return rc;
 }
 
-static int dec_metadata(struct loader *ld, const struct ynode *n, struct cfg_metadata *md)
+static int dec_metadata(struct loader *ld, const struct ss_ynode *n, struct cfg_metadata *md)
 {
     static const char *const names[] = {"send", "send_interval", "max_samples_per_send"};
-    const struct ynode *v[3], *k[3];
+    const struct ss_ynode *v[3], *k[3];
     md->send = true;
     md->send_interval_ms = 60000;
     md->max_samples_per_send = 2000;
@@ -2076,12 +1833,12 @@ static int dec_metadata(struct loader *ld, const struct ynode *n, struct cfg_met
     return rc;
 }
 
-static int dec_sigv4(struct loader *ld, const struct ynode *n, struct cfg_sigv4 *s)
+static int dec_sigv4(struct loader *ld, const struct ss_ynode *n, struct cfg_sigv4 *s)
 {
     static const char *const names[] = {"region",   "access_key",  "secret_key", "profile",
                                         "role_arn", "external_id", "service"};
     enum { G_REGION, G_AK, G_SK, G_PROFILE, G_ROLE, G_EXTID, G_SERVICE, G_N };
-    const struct ynode *v[G_N], *k[G_N];
+    const struct ss_ynode *v[G_N], *k[G_N];
     size_t mark = path_field(ld, "sigv4");
     /* The key's presence turns SigV4 on: `sigv4: {}` means "region and credentials from
      * the environment", which is a complete configuration. */
@@ -2113,7 +1870,7 @@ out:
 }
 
 /* Prometheus' reservedHeaders, plus X-Amz-* under SigV4 (they are signed by us). */
-static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
+static int check_headers(struct loader *ld, const struct ss_ynode *n, bool sigv4)
 {
     static const char *const reserved[] = {"Content-Encoding", "Content-Type", "User-Agent",
                                            "X-Prometheus-Remote-Write-Version", "Host"};
@@ -2122,7 +1879,7 @@ static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
     size_t mark = path_field(ld, "headers");
     int rc = 0;
     for (size_t i = 0; i + 1 < n->nkids && !rc; i += 2) {
-        const struct ynode *k = n->kids[i];
+        const struct ss_ynode *k = n->kids[i];
         char sb[SNIP_CAP];
         if (!strcasecmp(k->text, "Authorization")) {
             rc = fail_at(ld, k, SS_ECONFIG,
@@ -2142,7 +1899,7 @@ static int check_headers(struct loader *ld, const struct ynode *n, bool sigv4)
     return rc;
 }
 
-static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg_remote_write *rw)
+static int dec_remote_write(struct loader *ld, const struct ss_ynode *n, struct cfg_remote_write *rw)
 {
     static const char *const names[] = {HTTP_FIELD_NAMES, "url",          "name",
                                         "remote_timeout", "headers",      "write_relabel_configs",
@@ -2162,7 +1919,7 @@ static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg
     };
     _Static_assert(sizeof names / sizeof names[0] == W_N, "field table");
     static const char *const url_schemes[] = {"http", "https", NULL};
-    const struct ynode *v[W_N], *k[W_N];
+    const struct ss_ynode *v[W_N], *k[W_N];
     int rc;
 
     if (!present(n))
@@ -2209,11 +1966,11 @@ static int dec_remote_write(struct loader *ld, const struct ynode *n, struct cfg
 
 /* ---- global, storage, and the top level ---------------------------------- */
 
-static int dec_global(struct loader *ld, const struct ynode *n, struct cfg_global *g)
+static int dec_global(struct loader *ld, const struct ss_ynode *n, struct cfg_global *g)
 {
     static const char *const names[] = {"scrape_interval", "scrape_timeout", "evaluation_interval",
                                         "external_labels"};
-    const struct ynode *v[4], *k[4];
+    const struct ss_ynode *v[4], *k[4];
     int64_t eval = 0; /* accepted for Prometheus compatibility; we evaluate no rules */
     size_t mark = path_field(ld, "global");
     int rc = take_fields(ld, n, names, 4, v, k);
@@ -2245,7 +2002,7 @@ out:
 
 struct nameref {
     const char *s;
-    const struct ynode *at;
+    const struct ss_ynode *at;
     size_t idx;
 };
 
@@ -2279,14 +2036,14 @@ static int check_unique(struct loader *ld, struct nameref *refs, size_t n, const
     return rc;
 }
 
-static int dec_scrape_configs(struct loader *ld, const struct ynode *n, struct cfg *c)
+static int dec_scrape_configs(struct loader *ld, const struct ss_ynode *n, struct cfg *c)
 {
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, "scrape_configs");
     struct nameref *refs = NULL;
     int rc = 0;
-    if (n->kind != Y_SEQ) {
+    if (n->kind != SS_YSEQ) {
         rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
         goto out;
     }
@@ -2315,7 +2072,7 @@ out:
     return rc;
 }
 
-static int dec_remote_writes(struct loader *ld, const struct ynode *n, struct cfg *c)
+static int dec_remote_writes(struct loader *ld, const struct ss_ynode *n, struct cfg *c)
 {
     if (!present(n))
         return 0;
@@ -2323,7 +2080,7 @@ static int dec_remote_writes(struct loader *ld, const struct ynode *n, struct cf
     struct nameref *refs = NULL;
     size_t nrefs = 0;
     int rc = 0;
-    if (n->kind != Y_SEQ) {
+    if (n->kind != SS_YSEQ) {
         rc = fail_at(ld, n, SS_ECONFIG, "expected a list, got %s", kind_name(n));
         goto out;
     }
@@ -2342,10 +2099,7 @@ static int dec_remote_writes(struct loader *ld, const struct ynode *n, struct cf
         rc = dec_remote_write(ld, n->kids[i], rw);
         /* Only non-empty names must be unique, as in Prometheus. */
         if (!rc && rw->name[0]) {
-            const struct ynode *nv = n->kids[i];
-            for (size_t j = 0; j + 1 < nv->nkids; j += 2)
-                if (key_is(nv->kids[j], "name"))
-                    refs[nrefs].at = nv->kids[j + 1];
+            refs[nrefs].at = ss_yaml_map_get(n->kids[i], "name");
             refs[nrefs].s = rw->name;
             refs[nrefs].idx = i;
             nrefs++;
@@ -2363,10 +2117,10 @@ out:
 
 /* storage: the disk queue for durable delivery. Each remote_write entry gets its own
  * directory under path; the bounds apply to each. */
-static int dec_storage(struct loader *ld, const struct ynode *n, struct cfg *c)
+static int dec_storage(struct loader *ld, const struct ss_ynode *n, struct cfg *c)
 {
     static const char *const names[] = {"path", "max_disk_bytes", "max_age", "fsync_interval"};
-    const struct ynode *v[4], *k[4];
+    const struct ss_ynode *v[4], *k[4];
     size_t mark = path_field(ld, "storage");
     c->storage_max_disk_bytes = 1ULL << 30;
     c->storage_fsync_interval_ms = 1000;
@@ -2383,10 +2137,10 @@ static int dec_storage(struct loader *ld, const struct ynode *n, struct cfg *c)
     return rc;
 }
 
-static int dec_root(struct loader *ld, const struct ynode *root, struct cfg *c)
+static int dec_root(struct loader *ld, const struct ss_ynode *root, struct cfg *c)
 {
     static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage"};
-    const struct ynode *v[4], *k[4];
+    const struct ss_ynode *v[4], *k[4];
     int rc = take_fields(ld, root, names, 4, v, k);
     if (rc)
         return rc;
@@ -2514,14 +2268,18 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
                     size_t errlen)
 {
     struct loader ld;
-    struct ynode *root = NULL;
+    struct ss_ytree *tree = NULL;
+    struct ss_yaml_error yerr;
+    const struct ss_ynode *root;
     struct cfg *c = NULL;
     int rc;
 
     memset(&ld, 0, sizeof ld);
     ld.source = source_name ? source_name : "<string>";
-    ld.input = yaml ? yaml : "";
-    ld.input_len = yaml ? len : 0;
+    if (!yaml) {
+        yaml = "";
+        len = 0;
+    }
     ld.err = err;
     ld.errlen = errlen;
     if (err && errlen)
@@ -2529,7 +2287,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
     if (!out)
         return SS_EINVAL;
     *out = NULL;
-    if (ld.input_len > CFG_MAX_FILE_BYTES) {
+    if (len > CFG_MAX_FILE_BYTES) {
         if (err && errlen)
             snprintf(err, errlen, "%s: config is larger than %u bytes", ld.source, CFG_MAX_FILE_BYTES);
         return SS_ELIMIT;
@@ -2539,19 +2297,22 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
         rc = fail_oom(&ld);
         goto fail;
     }
-    if ((rc = tree_build(&ld, &root)) != 0)
+    if (ss_yaml_parse(yaml, len, &tree_opts, &tree, &yerr) != 0) {
+        rc = tree_fail(&ld, &yerr);
         goto fail;
-    if (root && root->kind != Y_MAP && present(root)) {
+    }
+    root = ss_yaml_root(tree, 0); /* NULL for an empty file */
+    if (root && root->kind != SS_YMAP && present(root)) {
         rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s", kind_name(root));
         goto fail;
     }
     if ((rc = dec_root(&ld, root, c)) != 0)
         goto fail;
-    tree_free(&ld);
+    ss_yaml_free(tree);
     *out = c;
     return 0;
 fail:
-    tree_free(&ld);
+    ss_yaml_free(tree);
     cfg_free(c);
     return rc;
 }
@@ -2627,384 +2388,4 @@ const char *cfg_embedded_default(void)
            "  - job_name: scrapeship\n"
            "    static_configs:\n"
            "      - targets: [\"127.0.0.1:9464\"]\n";
-}
-
-/* ======================================================================== */
-/* Printing                                                                 */
-/* ======================================================================== */
-
-struct printer {
-    FILE *f;
-    bool dash; /* a "- " is owed before the next key: we are starting a list item */
-};
-
-static void p_indent(struct printer *p, int ind)
-{
-    if (p->dash) {
-        fprintf(p->f, "%*s- ", ind - 2, "");
-        p->dash = false;
-    } else {
-        fprintf(p->f, "%*s", ind, "");
-    }
-}
-
-/* Close a list item that printed nothing. */
-static void p_item_end(struct printer *p, int ind)
-{
-    if (p->dash) {
-        fprintf(p->f, "%*s- {}\n", ind - 2, "");
-        p->dash = false;
-    }
-}
-
-/* A double-quoted YAML scalar: any byte string round-trips. dollar: also double a "$"
- * that the loader would otherwise read as the start of "$$" or "${...}". */
-static void p_quoted(FILE *f, const char *s, bool dollar)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    fputc('"', f);
-    while (*u) {
-        unsigned char c = *u;
-        if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc(c, f);
-            u++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\x%02x", c);
-            u++;
-        } else if (c == '$') {
-            fputc('$', f);
-            if (dollar && (u[1] == '$' || u[1] == '{'))
-                fputc('$', f);
-            u++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            u++;
-        } else {
-            /* Values are valid UTF-8 (checked on load). Escape what YAML forbids raw or
-             * reads as a line break: C1 controls, NEL, LS, PS, BOM, U+FFFE/U+FFFF. */
-            int32_t cp;
-            size_t n = ss_utf8_decode((const char *)u, strnlen((const char *)u, 4), &cp);
-            if (cp >= 0x80 && cp <= 0x9F)
-                fprintf(f, "\\x%02x", (unsigned)cp);
-            else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
-                fprintf(f, "\\u%04x", (unsigned)cp);
-            else
-                fwrite(u, 1, n, f);
-            u += n;
-        }
-    }
-    fputc('"', f);
-}
-
-static void p_str(struct printer *p, int ind, const char *key, const char *v)
-{
-    if (!v)
-        return;
-    p_indent(p, ind);
-    fprintf(p->f, "%s: ", key);
-    p_quoted(p->f, v, true);
-    fputc('\n', p->f);
-}
-
-static void p_secret(struct printer *p, int ind, const char *key, const char *v)
-{
-    if (!v)
-        return;
-    p_indent(p, ind);
-    fprintf(p->f, "%s: \"<secret>\"\n", key);
-}
-
-/* A URL with any userinfo password replaced by <secret>. */
-static void p_url(struct printer *p, int ind, const char *key, const char *url)
-{
-    if (!url)
-        return;
-    const char *sep = strstr(url, "://");
-    const char *auth = sep ? sep + 3 : url;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = memrchr(auth, '@', alen);
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon) {
-        p_str(p, ind, key, url);
-        return;
-    }
-    size_t head = (size_t)(colon + 1 - url);
-    size_t total = head + strlen("<secret>") + strlen(at) + 1;
-    char *red = malloc(total);
-    if (!red) {
-        p_indent(p, ind);
-        fprintf(p->f, "%s: \"<secret>\"\n", key);
-        return;
-    }
-    memcpy(red, url, head);
-    snprintf(red + head, total - head, "<secret>%s", at);
-    p_str(p, ind, key, red);
-    free(red);
-}
-
-static void p_dur(struct printer *p, int ind, const char *key, int64_t ms)
-{
-    char b[64];
-    ss_format_duration_ms(b, sizeof b, ms);
-    p_indent(p, ind);
-    fprintf(p->f, "%s: %s\n", key, b);
-}
-
-static void p_bool(struct printer *p, int ind, const char *key, bool v)
-{
-    p_indent(p, ind);
-    fprintf(p->f, "%s: %s\n", key, v ? "true" : "false");
-}
-
-static void p_i64(struct printer *p, int ind, const char *key, int64_t v)
-{
-    p_indent(p, ind);
-    fprintf(p->f, "%s: %lld\n", key, (long long)v);
-}
-
-static void p_u64(struct printer *p, int ind, const char *key, uint64_t v)
-{
-    p_indent(p, ind);
-    fprintf(p->f, "%s: %llu\n", key, (unsigned long long)v);
-}
-
-static void p_strv(struct printer *p, int ind, const char *key, char *const *v, size_t n)
-{
-    if (!n)
-        return;
-    p_indent(p, ind);
-    fprintf(p->f, "%s:\n", key);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(p->f, "%*s- ", ind, "");
-        p_quoted(p->f, v[i], true);
-        fputc('\n', p->f);
-    }
-}
-
-static void p_kv(struct printer *p, int ind, const char *key, const struct cfg_kv *kv, size_t n)
-{
-    if (!n)
-        return;
-    p_indent(p, ind);
-    fprintf(p->f, "%s:\n", key);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(p->f, "%*s", ind + 2, "");
-        p_quoted(p->f, kv[i].key, false); /* keys are never expanded */
-        fputs(": ", p->f);
-        p_quoted(p->f, kv[i].value, true);
-        fputc('\n', p->f);
-    }
-}
-
-static void p_http(struct printer *p, int ind, const struct cfg_http_client *h)
-{
-    if (h->has_basic_auth) {
-        if (!h->basic_auth_username && !h->basic_auth_password && !h->basic_auth_password_file) {
-            p_indent(p, ind);
-            fputs("basic_auth: {}\n", p->f);
-        } else {
-            p_indent(p, ind);
-            fputs("basic_auth:\n", p->f);
-            p_str(p, ind + 2, "username", h->basic_auth_username);
-            p_secret(p, ind + 2, "password", h->basic_auth_password);
-            p_str(p, ind + 2, "password_file", h->basic_auth_password_file);
-        }
-    }
-    if (h->authorization_type) {
-        p_indent(p, ind);
-        fputs("authorization:\n", p->f);
-        p_str(p, ind + 2, "type", h->authorization_type);
-        p_secret(p, ind + 2, "credentials", h->authorization_credentials);
-        p_str(p, ind + 2, "credentials_file", h->authorization_credentials_file);
-    }
-    p_indent(p, ind);
-    fputs("tls_config:\n", p->f);
-    p_str(p, ind + 2, "ca_file", h->tls.ca_file);
-    p_str(p, ind + 2, "cert_file", h->tls.cert_file);
-    p_str(p, ind + 2, "key_file", h->tls.key_file);
-    p_str(p, ind + 2, "server_name", h->tls.server_name);
-    p_bool(p, ind + 2, "insecure_skip_verify", h->tls.insecure_skip_verify);
-    p_str(p, ind + 2, "min_version", h->tls.min_version);
-    p_url(p, ind, "proxy_url", h->proxy_url);
-    p_bool(p, ind, "follow_redirects", h->follow_redirects);
-    p_bool(p, ind, "enable_http2", h->enable_http2);
-}
-
-static void p_relabel(struct printer *p, int ind, const char *key, const struct relabel_config *r, size_t n)
-{
-    if (!n)
-        return;
-    p_indent(p, ind);
-    fprintf(p->f, "%s:\n", key);
-    for (size_t i = 0; i < n; i++) {
-        p->dash = true;
-        p_strv(p, ind + 2, "source_labels", r[i].source_labels, r[i].nsource_labels);
-        p_str(p, ind + 2, "separator", r[i].separator);
-        p_str(p, ind + 2, "target_label", r[i].target_label);
-        p_str(p, ind + 2, "regex", r[i].regex);
-        if (r[i].has_modulus)
-            p_u64(p, ind + 2, "modulus", r[i].modulus);
-        p_str(p, ind + 2, "replacement", r[i].replacement);
-        p_str(p, ind + 2, "action", relabel_action_name(r[i].action));
-        p_item_end(p, ind + 2);
-    }
-}
-
-static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
-{
-    const int ind = 4;
-    p->dash = true;
-    p_str(p, ind, "job_name", sc->job_name);
-    p_bool(p, ind, "honor_labels", sc->honor_labels);
-    p_bool(p, ind, "honor_timestamps", sc->honor_timestamps);
-    if (sc->nparams) {
-        p_indent(p, ind);
-        fputs("params:\n", p->f);
-        for (size_t i = 0; i < sc->nparams; i++) {
-            fprintf(p->f, "%*s", ind + 2, "");
-            p_quoted(p->f, sc->params[i].name, false);
-            if (!sc->params[i].nvalues) {
-                fputs(": []\n", p->f);
-                continue;
-            }
-            fputs(":\n", p->f);
-            for (size_t j = 0; j < sc->params[i].nvalues; j++) {
-                fprintf(p->f, "%*s- ", ind + 4, "");
-                p_quoted(p->f, sc->params[i].values[j], true);
-                fputc('\n', p->f);
-            }
-        }
-    }
-    p_dur(p, ind, "scrape_interval", sc->scrape_interval_ms);
-    p_dur(p, ind, "scrape_timeout", sc->scrape_timeout_ms);
-    p_str(p, ind, "metrics_path", sc->metrics_path);
-    p_str(p, ind, "scheme", sc->scheme);
-    p_http(p, ind, &sc->http);
-    if (sc->nstatic_configs) {
-        p_indent(p, ind);
-        fputs("static_configs:\n", p->f);
-        for (size_t i = 0; i < sc->nstatic_configs; i++) {
-            p->dash = true;
-            p_strv(p, ind + 4, "targets", sc->static_configs[i].targets, sc->static_configs[i].ntargets);
-            p_kv(p, ind + 4, "labels", sc->static_configs[i].labels, sc->static_configs[i].nlabels);
-            p_item_end(p, ind + 4);
-        }
-    }
-    if (sc->nfile_sd_configs) {
-        p_indent(p, ind);
-        fputs("file_sd_configs:\n", p->f);
-        for (size_t i = 0; i < sc->nfile_sd_configs; i++) {
-            p->dash = true;
-            p_strv(p, ind + 4, "files", sc->file_sd_configs[i].files, sc->file_sd_configs[i].nfiles);
-            p_dur(p, ind + 4, "refresh_interval", sc->file_sd_configs[i].refresh_interval_ms);
-        }
-    }
-    if (sc->nkubernetes_sd_configs) {
-        p_indent(p, ind);
-        fputs("kubernetes_sd_configs:\n", p->f);
-        for (size_t i = 0; i < sc->nkubernetes_sd_configs; i++) {
-            const struct cfg_kube_sd *ks = &sc->kubernetes_sd_configs[i];
-            p->dash = true;
-            p_str(p, ind + 4, "role", ks->role);
-            p_url(p, ind + 4, "api_server", ks->api_server);
-            p_str(p, ind + 4, "kubeconfig_file", ks->kubeconfig_file);
-            p_indent(p, ind + 4);
-            fputs("namespaces:\n", p->f);
-            p_bool(p, ind + 6, "own_namespace", ks->own_namespace);
-            p_strv(p, ind + 6, "names", ks->namespaces, ks->nnamespaces);
-            if (ks->nselectors) {
-                p_indent(p, ind + 4);
-                fputs("selectors:\n", p->f);
-                for (size_t s = 0; s < ks->nselectors; s++) {
-                    p->dash = true;
-                    p_str(p, ind + 8, "role", ks->selectors[s].role);
-                    p_str(p, ind + 8, "label", ks->selectors[s].label);
-                    p_str(p, ind + 8, "field", ks->selectors[s].field);
-                    p_item_end(p, ind + 8);
-                }
-            }
-            if (ks->api_server)
-                p_http(p, ind + 4, &ks->http);
-        }
-    }
-    p_relabel(p, ind, "relabel_configs", sc->relabel_configs, sc->nrelabel_configs);
-    p_relabel(p, ind, "metric_relabel_configs", sc->metric_relabel_configs, sc->nmetric_relabel_configs);
-    p_u64(p, ind, "sample_limit", sc->sample_limit);
-    p_u64(p, ind, "label_limit", sc->label_limit);
-    p_u64(p, ind, "label_name_length_limit", sc->label_name_length_limit);
-    p_u64(p, ind, "label_value_length_limit", sc->label_value_length_limit);
-    p_u64(p, ind, "body_size_limit", sc->body_size_limit);
-}
-
-static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
-{
-    const int ind = 4;
-    p->dash = true;
-    p_url(p, ind, "url", rw->url);
-    p_str(p, ind, "name", rw->name);
-    p_dur(p, ind, "remote_timeout", rw->remote_timeout_ms);
-    p_kv(p, ind, "headers", rw->headers, rw->nheaders);
-    p_relabel(p, ind, "write_relabel_configs", rw->write_relabel_configs, rw->nwrite_relabel_configs);
-    p_bool(p, ind, "send_exemplars", rw->send_exemplars);
-    p_http(p, ind, &rw->http);
-    p_indent(p, ind);
-    fputs("queue_config:\n", p->f);
-    p_i64(p, ind + 2, "capacity", rw->queue.capacity);
-    p_i64(p, ind + 2, "min_shards", rw->queue.min_shards);
-    p_i64(p, ind + 2, "max_shards", rw->queue.max_shards);
-    p_i64(p, ind + 2, "max_samples_per_send", rw->queue.max_samples_per_send);
-    p_dur(p, ind + 2, "batch_send_deadline", rw->queue.batch_send_deadline_ms);
-    p_dur(p, ind + 2, "min_backoff", rw->queue.min_backoff_ms);
-    p_dur(p, ind + 2, "max_backoff", rw->queue.max_backoff_ms);
-    p_bool(p, ind + 2, "retry_on_http_429", rw->queue.retry_on_http_429);
-    p_dur(p, ind + 2, "sample_age_limit", rw->queue.sample_age_limit_ms);
-    p_u64(p, ind + 2, "max_memory_bytes", rw->queue.max_memory_bytes);
-    p_indent(p, ind);
-    fputs("metadata_config:\n", p->f);
-    p_bool(p, ind + 2, "send", rw->metadata.send);
-    p_dur(p, ind + 2, "send_interval", rw->metadata.send_interval_ms);
-    p_i64(p, ind + 2, "max_samples_per_send", rw->metadata.max_samples_per_send);
-    if (rw->sigv4.enabled) {
-        p_indent(p, ind);
-        fputs("sigv4:\n", p->f);
-        p_str(p, ind + 2, "region", rw->sigv4.region);
-        p_secret(p, ind + 2, "access_key", rw->sigv4.access_key);
-        p_secret(p, ind + 2, "secret_key", rw->sigv4.secret_key);
-        p_str(p, ind + 2, "profile", rw->sigv4.profile);
-        p_str(p, ind + 2, "role_arn", rw->sigv4.role_arn);
-        p_str(p, ind + 2, "external_id", rw->sigv4.external_id);
-        p_str(p, ind + 2, "service", rw->sigv4.service);
-    }
-}
-
-int cfg_print(const struct cfg *c, FILE *out)
-{
-    if (!c || !out)
-        return SS_EINVAL;
-    struct printer p = {out, false};
-    fputs("global:\n", out);
-    p_dur(&p, 2, "scrape_interval", c->global.scrape_interval_ms);
-    p_dur(&p, 2, "scrape_timeout", c->global.scrape_timeout_ms);
-    p_kv(&p, 2, "external_labels", c->global.external_labels, c->global.nexternal_labels);
-    if (c->nscrape_configs) {
-        fputs("scrape_configs:\n", out);
-        for (size_t i = 0; i < c->nscrape_configs; i++)
-            p_scrape(&p, &c->scrape_configs[i]);
-    }
-    if (c->nremote_writes) {
-        fputs("remote_write:\n", out);
-        for (size_t i = 0; i < c->nremote_writes; i++)
-            p_remote_write(&p, &c->remote_writes[i]);
-    }
-    if (c->storage_path) {
-        fputs("storage:\n", out);
-        p_str(&p, 2, "path", c->storage_path);
-        p_u64(&p, 2, "max_disk_bytes", c->storage_max_disk_bytes);
-        p_dur(&p, 2, "max_age", c->storage_max_age_ms);
-        p_dur(&p, 2, "fsync_interval", c->storage_fsync_interval_ms);
-    }
-    if (fflush(out) != 0 || ferror(out))
-        return SS_EIO;
-    return 0;
 }

@@ -1,10 +1,10 @@
 /* scaledobject.c: reads KEDA manifests (keda.sh/v1alpha1 ScaledObject and
  * TriggerAuthentication) from a YAML stream into struct scaler_config.
  *
- * Parsing happens in two steps. libyaml's event parser feeds a small node tree that
- * keeps every node's line and column; the tree has a nesting limit, a node limit,
- * and anchors that are only registered once their node is complete, so an alias can
- * never form a cycle. A schema walk then reads the fields KEDA defines, applies
+ * Parsing happens in two steps. The YAML tree (yaml/yamltree.h) keeps every node's
+ * line and column, with a nesting limit, a node limit, and anchors that are only
+ * registered once their node is complete, so an alias can never form a cycle. A
+ * schema walk then reads the fields KEDA defines, applies
  * KEDA's and Kubernetes' defaults and validation, and records fields it does not
  * know as warnings rather than errors: users paste manifests written for newer
  * KEDA versions, and an ignored field should not stop the collector.
@@ -19,10 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "scaler.h"
 #include "scaler_int.h"
+#include "yamltree.h"
 
 #define MAX_DEPTH      64      /* YAML nesting; KEDA manifests need about 8 */
 #define MAX_NODES      200000  /* nodes per stream */
@@ -32,38 +32,6 @@
 #define MAX_ERRORS     32      /* error lines kept for the caller */
 #define MAX_WARNINGS   256     /* warning lines kept for the caller */
 #define MAX_ERROR_TEXT 8192    /* bytes of joined error lines */
-
-/* ---- YAML node tree ---------------------------------------------------- */
-
-enum ykind { Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode;
-struct ylink {
-    struct ynode *node;
-    struct ylink *next;
-};
-
-struct ynode {
-    enum ykind kind;
-    int line, col; /* 1-based */
-    bool plain;    /* unquoted scalar without an explicit !!str tag */
-    const char *text;
-    size_t len;
-    struct ylink *first, *last; /* children; a map alternates key, value */
-    size_t n;
-};
-
-struct yanchor {
-    const char *name;
-    struct ynode *node;
-    struct yanchor *next;
-};
-
-struct ydoc {
-    struct ynode *root; /* NULL for an empty document */
-    int line, col;
-    struct ydoc *next;
-};
 
 /* ---- loader state ------------------------------------------------------ */
 
@@ -78,9 +46,7 @@ struct config_impl {
 
 struct loader {
     const char *source;
-    struct ss_arena tree; /* the YAML tree, freed after the walk */
-    struct ydoc *docs, *docs_last;
-    size_t n_docs, n_nodes;
+    struct ss_ytree *tree; /* freed after the walk */
     struct config_impl *cfg;
     struct ss_buf errors;
     size_t n_errors;
@@ -94,10 +60,7 @@ static void vdiag(struct loader *L, bool is_error, int line, int col, const char
 {
     char msg[512], full[768];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (line > 0)
-        snprintf(full, sizeof full, "%s:%d:%d: %s", L->source, line, col, msg);
-    else
-        snprintf(full, sizeof full, "%s: %s", L->source, msg);
+    ss_yaml_format_pos(full, sizeof full, L->source, line, col, "%s", msg);
     if (is_error) {
         L->n_errors++;
         if (L->n_errors > MAX_ERRORS)
@@ -130,7 +93,7 @@ static void vdiag(struct loader *L, bool is_error, int line, int col, const char
 }
 
 static void __attribute__((format(printf, 3, 4)))
-err_at(struct loader *L, const struct ynode *at, const char *fmt, ...)
+err_at(struct loader *L, const struct ss_ynode *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -139,7 +102,7 @@ err_at(struct loader *L, const struct ynode *at, const char *fmt, ...)
 }
 
 static void __attribute__((format(printf, 3, 4)))
-warn_at(struct loader *L, const struct ynode *at, const char *fmt, ...)
+warn_at(struct loader *L, const struct ss_ynode *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -147,252 +110,79 @@ warn_at(struct loader *L, const struct ynode *at, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- tree building ----------------------------------------------------- */
+/* ---- the YAML tree ----------------------------------------------------- */
 
-static struct ynode *node_new(struct loader *L, enum ykind kind, const yaml_mark_t *mark)
+static const struct ss_yaml_opts tree_opts = {
+    .max_depth = MAX_DEPTH,
+    .max_nodes = MAX_NODES,
+    .max_events = MAX_EVENTS,
+    .max_docs = MAX_DOCS,
+    .anchor_on_close = true, /* an alias inside its own anchor's node is "unknown" */
+};
+
+/* Word a failed parse as this reader always has. */
+static int tree_fail(struct loader *L, const struct ss_yaml_error *e)
 {
-    if (++L->n_nodes > MAX_NODES)
-        return NULL;
-    struct ynode *n = ss_arena_alloc(&L->tree, sizeof *n);
-    if (!n)
-        return NULL;
-    memset(n, 0, sizeof *n);
-    n->kind = kind;
-    n->line = (int)(mark->line < 1000000000 ? mark->line + 1 : 1000000000);
-    n->col = (int)(mark->column < 1000000000 ? mark->column + 1 : 1000000000);
-    return n;
-}
-
-static int node_append(struct loader *L, struct ynode *parent, struct ynode *child)
-{
-    struct ylink *l = ss_arena_alloc(&L->tree, sizeof *l);
-    if (!l)
-        return SS_ENOMEM;
-    l->node = child;
-    l->next = NULL;
-    if (parent->last)
-        parent->last->next = l;
-    else
-        parent->first = l;
-    parent->last = l;
-    parent->n++;
-    return 0;
-}
-
-static int anchor_add(struct loader *L, struct yanchor **list, const yaml_char_t *name, struct ynode *node)
-{
-    struct yanchor *a = ss_arena_alloc(&L->tree, sizeof *a);
-    if (!a)
-        return SS_ENOMEM;
-    a->name = ss_arena_strndup(&L->tree, (const char *)name, strlen((const char *)name));
-    if (!a->name)
-        return SS_ENOMEM;
-    a->node = node;
-    a->next = *list;
-    *list = a;
-    return 0;
-}
-
-static struct ynode *anchor_find(struct yanchor *list, const yaml_char_t *name)
-{
-    for (; list; list = list->next)
-        if (strcmp(list->name, (const char *)name) == 0)
-            return list->node;
-    return NULL;
-}
-
-static int tree_build(struct loader *L, const char *text, size_t len)
-{
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    struct ynode *stack[MAX_DEPTH];
-    const yaml_char_t *stack_anchor[MAX_DEPTH];
-    size_t depth = 0, n_events = 0;
-    struct yanchor *anchors = NULL;
-    struct ydoc *doc = NULL;
-    int rc = 0;
-    bool done = false;
-
-    if (!yaml_parser_initialize(&parser))
-        return SS_ENOMEM;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-
-    while (!done) {
-        if (++n_events > MAX_EVENTS) {
-            err_at(L, NULL, "YAML stream too large (more than %d events)", MAX_EVENTS);
-            rc = SS_ELIMIT;
-            break;
-        }
-        if (!yaml_parser_parse(&parser, &ev)) {
-            if (parser.error == YAML_MEMORY_ERROR) {
-                rc = SS_ENOMEM;
-            } else {
-                const char *problem = parser.problem ? parser.problem : "invalid YAML";
-                struct ynode at = {.line = (int)parser.problem_mark.line + 1,
-                                   .col = (int)parser.problem_mark.column + 1};
-                if (parser.context)
-                    err_at(L, &at, "YAML: %s %s", parser.context, problem);
-                else
-                    err_at(L, &at, "YAML: %s", problem);
-                rc = SS_EPARSE;
-            }
-            break;
-        }
-        struct ynode *node = NULL;
-        const yaml_char_t *anchor = NULL;
-        bool opens = false;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = true; break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++L->n_docs > MAX_DOCS) {
-                err_at(L, NULL, "too many YAML documents (limit %d)", MAX_DOCS);
-                rc = SS_ELIMIT;
-                break;
-            }
-            doc = ss_arena_alloc(&L->tree, sizeof *doc);
-            if (!doc) {
-                rc = SS_ENOMEM;
-                break;
-            }
-            memset(doc, 0, sizeof *doc);
-            doc->line = (int)ev.start_mark.line + 1;
-            doc->col = (int)ev.start_mark.column + 1;
-            if (L->docs_last)
-                L->docs_last->next = doc;
-            else
-                L->docs = doc;
-            L->docs_last = doc;
-            anchors = NULL; /* anchors are scoped to their document */
-            break;
-        case YAML_SCALAR_EVENT:
-            node = node_new(L, Y_SCALAR, &ev.start_mark);
-            if (!node)
-                break;
-            node->text =
-                ss_arena_strndup(&L->tree, (const char *)ev.data.scalar.value, ev.data.scalar.length);
-            node->len = ev.data.scalar.length;
-            if (!node->text) {
-                rc = SS_ENOMEM;
-                break;
-            }
-            node->plain =
-                ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                !(ev.data.scalar.tag && strcmp((const char *)ev.data.scalar.tag, YAML_STR_TAG) == 0);
-            anchor = ev.data.scalar.anchor;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            node = node_new(L, Y_SEQ, &ev.start_mark);
-            anchor = ev.data.sequence_start.anchor;
-            opens = true;
-            break;
-        case YAML_MAPPING_START_EVENT:
-            node = node_new(L, Y_MAP, &ev.start_mark);
-            anchor = ev.data.mapping_start.anchor;
-            opens = true;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0) {
-                depth--;
-                /* Registering the anchor only now means an alias inside the node
-                 * cannot refer to it: the tree stays acyclic. */
-                if (stack_anchor[depth])
-                    rc = anchor_add(L, &anchors, stack_anchor[depth], stack[depth]);
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            node = anchor_find(anchors, ev.data.alias.anchor);
-            if (!node) {
-                err_at(L,
-                       &(struct ynode){.line = (int)ev.start_mark.line + 1,
-                                       .col = (int)ev.start_mark.column + 1},
-                       "YAML: unknown or recursive alias *%s", (const char *)ev.data.alias.anchor);
-                rc = SS_EPARSE;
-            }
-            break;
-        default: break;
-        }
-        if (rc == 0 && !done && !node &&
-            (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
-             ev.type == YAML_MAPPING_START_EVENT)) {
-            if (L->n_nodes > MAX_NODES) {
-                err_at(L, NULL, "YAML stream too large (more than %d nodes)", MAX_NODES);
-                rc = SS_ELIMIT;
-            } else {
-                rc = SS_ENOMEM;
-            }
-        }
-        if (rc == 0 && node) {
-            if (depth > 0)
-                rc = node_append(L, stack[depth - 1], node);
-            else if (doc)
-                doc->root = node;
-            if (rc == 0 && ev.type == YAML_SCALAR_EVENT && anchor)
-                rc = anchor_add(L, &anchors, anchor, node);
-            if (rc == 0 && opens) {
-                if (depth == MAX_DEPTH) {
-                    err_at(L, node, "YAML nested deeper than %d levels", MAX_DEPTH);
-                    rc = SS_ELIMIT;
-                } else {
-                    stack[depth] = node;
-                    stack_anchor[depth] = NULL;
-                    if (anchor) {
-                        /* the event owns the anchor string: keep a copy */
-                        char *copy =
-                            ss_arena_strndup(&L->tree, (const char *)anchor, strlen((const char *)anchor));
-                        if (!copy)
-                            rc = SS_ENOMEM;
-                        stack_anchor[depth] = (const yaml_char_t *)copy;
-                    }
-                    depth++;
-                }
-            }
-        }
-        yaml_event_delete(&ev);
-        if (rc != 0)
-            break;
+    struct ss_ynode at = {.line = e->line, .col = e->col};
+    const char *problem = e->problem ? e->problem : "invalid YAML";
+    switch (e->fault) {
+    case SS_YAML_NOMEM: return SS_ENOMEM;
+    case SS_YAML_EVENTS:
+        err_at(L, NULL, "YAML stream too large (more than %d events)", MAX_EVENTS);
+        return SS_ELIMIT;
+    case SS_YAML_DOCS: err_at(L, NULL, "too many YAML documents (limit %d)", MAX_DOCS); return SS_ELIMIT;
+    case SS_YAML_NODES:
+        err_at(L, NULL, "YAML stream too large (more than %d nodes)", MAX_NODES);
+        return SS_ELIMIT;
+    case SS_YAML_DEPTH: err_at(L, &at, "YAML nested deeper than %d levels", MAX_DEPTH); return SS_ELIMIT;
+    case SS_YAML_ALIAS_UNKNOWN:
+    case SS_YAML_ALIAS_OPEN:
+        err_at(L, &at, "YAML: unknown or recursive alias *%s", e->name);
+        return SS_EPARSE;
+    case SS_YAML_READER:
+        /* libyaml marks no position for undecodable bytes; this reader has always
+         * said 1:1 there (unlike the config loader, which works it out). */
+        at.line = at.col = 1;
+        err_at(L, &at, "YAML: %s", problem);
+        return SS_EPARSE;
+    case SS_YAML_SYNTAX:
+        if (e->context)
+            err_at(L, &at, "YAML: %s %s", e->context, problem);
+        else
+            err_at(L, &at, "YAML: %s", problem);
+        return SS_EPARSE;
+    default: break; /* limits tree_opts does not set */
     }
-    yaml_parser_delete(&parser);
-    return rc;
+    err_at(L, &at, "YAML: input over a limit");
+    return SS_ELIMIT;
 }
 
 /* ---- tree access helpers ----------------------------------------------- */
 
-static bool y_is_null(const struct ynode *n)
+/* Unquoted and without an explicit !!str: a YAML 1.1 reader resolves its type. */
+static bool y_plain(const struct ss_ynode *n)
 {
-    if (!n)
-        return true;
-    if (n->kind != Y_SCALAR || !n->plain)
-        return false;
-    return n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
-           strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0;
+    return n->plain && n->tag != SS_YTAG_STR;
 }
 
-static bool y_is(const struct ynode *n, const char *s)
+/* Absent, or a plain null spelling. Unlike the config loader, an explicit !!null
+ * tag alone does not make a value null here. */
+static bool y_is_null(const struct ss_ynode *n)
 {
-    return n && n->kind == Y_SCALAR && n->len == strlen(s) && memcmp(n->text, s, n->len) == 0;
+    return !n || (ss_yaml_plain_null(n) && y_plain(n));
 }
 
 /* The value under `key`, or NULL when absent or null. */
-static const struct ynode *map_get(const struct ynode *map, const char *key)
+static const struct ss_ynode *map_get(const struct ss_ynode *map, const char *key)
 {
-    if (!map || map->kind != Y_MAP)
-        return NULL;
-    for (const struct ylink *k = map->first; k && k->next; k = k->next->next)
-        if (y_is(k->node, key))
-            return y_is_null(k->next->node) ? NULL : k->next->node;
-    return NULL;
+    const struct ss_ynode *v = ss_yaml_map_get(map, key);
+    return y_is_null(v) ? NULL : v;
 }
 
-static const char *kind_name(enum ykind k)
-{
-    return k == Y_MAP ? "a mapping" : k == Y_SEQ ? "a list" : "a scalar";
-}
-
-static bool in_list(const struct ynode *key, const char *const *list)
+static bool in_list(const struct ss_ynode *key, const char *const *list)
 {
     for (; list && *list; list++)
-        if (y_is(key, *list))
+        if (ss_yaml_scalar_is(key, *list))
             return true;
     return false;
 }
@@ -400,31 +190,33 @@ static bool in_list(const struct ynode *key, const char *const *list)
 /* Reject non-string and duplicate keys; warn about keys outside `known`. Keys in
  * `quiet` are known but deliberately unused (status, labels, ...). With both lists
  * NULL every key is acceptable (annotations, trigger metadata). */
-static void check_map(struct loader *L, const struct ynode *map, const char *path, const char *const *known,
-                      const char *const *quiet)
+static void check_map(struct loader *L, const struct ss_ynode *map, const char *path,
+                      const char *const *known, const char *const *quiet)
 {
-    if (map->n / 2 > MAX_MAP_KEYS) {
+    if (map->nkids / 2 > MAX_MAP_KEYS) {
         err_at(L, map, "%s: too many keys (limit %d)", path, MAX_MAP_KEYS);
         return;
     }
-    for (const struct ylink *k = map->first; k && k->next; k = k->next->next) {
-        if (k->node->kind != Y_SCALAR) {
-            err_at(L, k->node, "%s: mapping keys must be strings", path);
+    for (size_t i = 0; i + 1 < map->nkids; i += 2) {
+        const struct ss_ynode *k = map->kids[i];
+        if (k->kind != SS_YSCALAR) {
+            err_at(L, k, "%s: mapping keys must be strings", path);
             continue;
         }
         bool dup = false;
-        for (const struct ylink *e = map->first; e != k; e = e->next->next)
-            if (e->node->kind == Y_SCALAR && e->node->len == k->node->len &&
-                memcmp(e->node->text, k->node->text, k->node->len) == 0)
+        for (size_t j = 0; j < i; j += 2) {
+            const struct ss_ynode *e = map->kids[j];
+            if (e->kind == SS_YSCALAR && e->len == k->len && memcmp(e->text, k->text, k->len) == 0)
                 dup = true;
+        }
         if (dup) {
-            err_at(L, k->node, "%s: duplicate key \"%s\"", path, k->node->text);
+            err_at(L, k, "%s: duplicate key \"%s\"", path, k->text);
             continue;
         }
-        if (y_is(k->node, "<<"))
-            warn_at(L, k->node, "%s: YAML merge keys (<<) are not supported; ignored", path);
-        else if ((known || quiet) && !in_list(k->node, known) && !in_list(k->node, quiet))
-            warn_at(L, k->node, "%s.%s: unknown field, ignored", path, k->node->text);
+        if (ss_yaml_scalar_is(k, "<<"))
+            warn_at(L, k, "%s: YAML merge keys (<<) are not supported; ignored", path);
+        else if ((known || quiet) && !in_list(k, known) && !in_list(k, quiet))
+            warn_at(L, k, "%s.%s: unknown field, ignored", path, k->text);
     }
 }
 
@@ -437,17 +229,17 @@ static const char *dup_str(struct loader *L, const char *p, size_t n)
 }
 
 /* A string field: NULL when absent; an error when not a scalar or when required. */
-static const char *str_field(struct loader *L, const struct ynode *map, const char *key, const char *path,
+static const char *str_field(struct loader *L, const struct ss_ynode *map, const char *key, const char *path,
                              bool required)
 {
-    const struct ynode *v = map_get(map, key);
+    const struct ss_ynode *v = map_get(map, key);
     if (!v) {
         if (required)
             err_at(L, map, "%s.%s is required", path, key);
         return NULL;
     }
-    if (v->kind != Y_SCALAR) {
-        err_at(L, v, "%s.%s must be a string, not %s", path, key, kind_name(v->kind));
+    if (v->kind != SS_YSCALAR) {
+        err_at(L, v, "%s.%s must be a string, not %s", path, key, ss_yaml_kind_name(v->kind));
         return NULL;
     }
     if (required && v->len == 0) {
@@ -483,16 +275,17 @@ static bool parse_int32(const char *s, int32_t *out)
 }
 
 /* An integer field; returns true when present and valid. */
-static bool int_field(struct loader *L, const struct ynode *map, const char *key, const char *path,
+static bool int_field(struct loader *L, const struct ss_ynode *map, const char *key, const char *path,
                       int32_t min, int32_t max, int32_t *out)
 {
-    const struct ynode *v = map_get(map, key);
+    const struct ss_ynode *v = map_get(map, key);
     if (!v)
         return false;
     int32_t x;
-    if (v->kind != Y_SCALAR || !v->plain || !parse_int32(v->text, &x)) {
-        err_at(L, v, "%s.%s must be an integer, got %s%s%s", path, key, v->kind == Y_SCALAR ? "\"" : "",
-               v->kind == Y_SCALAR ? v->text : kind_name(v->kind), v->kind == Y_SCALAR ? "\"" : "");
+    if (v->kind != SS_YSCALAR || !y_plain(v) || !parse_int32(v->text, &x)) {
+        err_at(L, v, "%s.%s must be an integer, got %s%s%s", path, key, v->kind == SS_YSCALAR ? "\"" : "",
+               v->kind == SS_YSCALAR ? v->text : ss_yaml_kind_name(v->kind),
+               v->kind == SS_YSCALAR ? "\"" : "");
         return false;
     }
     if (x < min) {
@@ -589,7 +382,7 @@ struct kv_list {
 /* KEDA's map syntax: "k1=v1,k2=v2"; every element trimmed, exactly one '='
  * (setConfigValueMap: "expected format key=value"); a repeated key keeps the last
  * value, as a Go map does. */
-static int parse_kv_map(struct loader *L, const struct ynode *at, const char *path, const char *param,
+static int parse_kv_map(struct loader *L, const struct ss_ynode *at, const char *path, const char *param,
                         struct ss_str s, bool headers, struct kv_list *out)
 {
     struct scaler_kv *v = ss_arena_alloc(&L->cfg->arena, SCALER_MAX_KV * sizeof *v);
@@ -665,12 +458,12 @@ static bool parse_json_bool(struct ss_str s, bool *out)
 
 /* YAML 1.1 (what Kubernetes' YAML decoder speaks) would read this plain scalar as
  * a bool, number or null rather than a string. */
-static bool yaml_non_string(const struct ynode *n)
+static bool yaml_non_string(const struct ss_ynode *n)
 {
     static const char *const words[] = {"true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes",
                                         "YES",  "no",   "No",   "NO",    "on",    "On",    "ON",  "off",
                                         "Off",  "OFF",  "y",    "Y",     "n",     "N",     NULL};
-    if (!n->plain)
+    if (!y_plain(n))
         return false;
     for (size_t i = 0; words[i]; i++)
         if (strcmp(n->text, words[i]) == 0)
@@ -739,9 +532,9 @@ static void rules_default(struct scaler_rules *r, bool up)
 
 /* One HPAScalingRules; fields given replace the defaults (copyHPAScalingRules),
  * then Kubernetes' validation applies (validateScalingRules). */
-static void parse_rules(struct loader *L, const struct ynode *n, const char *path, struct scaler_rules *r)
+static void parse_rules(struct loader *L, const struct ss_ynode *n, const char *path, struct scaler_rules *r)
 {
-    if (n->kind != Y_MAP) {
+    if (n->kind != SS_YMAP) {
         err_at(L, n, "%s must be a mapping", path);
         return;
     }
@@ -752,56 +545,56 @@ static void parse_rules(struct loader *L, const struct ynode *n, const char *pat
     int32_t w;
     if (int_field(L, n, "stabilizationWindowSeconds", path, 0, 3600, &w))
         r->stabilization_window_seconds = w;
-    const struct ynode *sp = map_get(n, "selectPolicy");
+    const struct ss_ynode *sp = map_get(n, "selectPolicy");
     if (sp) {
-        if (y_is(sp, "Max"))
+        if (ss_yaml_scalar_is(sp, "Max"))
             r->select_policy = SCALER_SELECT_MAX;
-        else if (y_is(sp, "Min"))
+        else if (ss_yaml_scalar_is(sp, "Min"))
             r->select_policy = SCALER_SELECT_MIN;
-        else if (y_is(sp, "Disabled"))
+        else if (ss_yaml_scalar_is(sp, "Disabled"))
             r->select_policy = SCALER_SELECT_DISABLED;
         else
             err_at(L, sp,
                    "%s.selectPolicy: Unsupported value: \"%s\": supported values: \"Disabled\", \"Max\", "
                    "\"Min\"",
-                   path, sp->kind == Y_SCALAR ? sp->text : "");
+                   path, sp->kind == SS_YSCALAR ? sp->text : "");
     }
-    const struct ynode *pl = map_get(n, "policies");
+    const struct ss_ynode *pl = map_get(n, "policies");
     if (!pl)
         return;
-    if (pl->kind != Y_SEQ) {
+    if (pl->kind != SS_YSEQ) {
         err_at(L, pl, "%s.policies must be a list", path);
         return;
     }
-    if (pl->n == 0) {
+    if (pl->nkids == 0) {
         err_at(L, pl, "%s.policies: Required value: must specify at least one Policy", path);
         return;
     }
-    if (pl->n > SCALER_MAX_POLICIES) {
+    if (pl->nkids > SCALER_MAX_POLICIES) {
         err_at(L, pl, "%s.policies: more than %d policies", path, SCALER_MAX_POLICIES);
         return;
     }
     r->n_policies = 0;
     size_t i = 0;
-    for (const struct ylink *it = pl->first; it; it = it->next, i++) {
+    for (; i < pl->nkids; i++) {
         char ppath[160];
         snprintf(ppath, sizeof ppath, "%s.policies[%zu]", path, i);
-        const struct ynode *p = it->node;
-        if (p->kind != Y_MAP) {
+        const struct ss_ynode *p = pl->kids[i];
+        if (p->kind != SS_YMAP) {
             err_at(L, p, "%s must be a mapping", ppath);
             continue;
         }
         check_map(L, p, ppath, k_policy, NULL);
         struct scaler_policy pol = {SCALER_POLICY_PODS, 0, 0};
-        const struct ynode *t = map_get(p, "type");
-        if (y_is(t, "Pods"))
+        const struct ss_ynode *t = map_get(p, "type");
+        if (ss_yaml_scalar_is(t, "Pods"))
             pol.type = SCALER_POLICY_PODS;
-        else if (y_is(t, "Percent"))
+        else if (ss_yaml_scalar_is(t, "Percent"))
             pol.type = SCALER_POLICY_PERCENT;
         else
             err_at(L, t ? t : p,
                    "%s.type: Unsupported value: \"%s\": supported values: \"Percent\", \"Pods\"", ppath,
-                   t && t->kind == Y_SCALAR ? t->text : "");
+                   t && t->kind == SS_YSCALAR ? t->text : "");
         if (!map_get(p, "value"))
             err_at(L, p, "%s.value: Invalid value: 0: must be greater than zero", ppath);
         else
@@ -814,38 +607,38 @@ static void parse_rules(struct loader *L, const struct ynode *n, const char *pat
     }
 }
 
-static void parse_advanced(struct loader *L, const struct ynode *adv, struct scaler_object *so)
+static void parse_advanced(struct loader *L, const struct ss_ynode *adv, struct scaler_object *so)
 {
-    if (adv->kind != Y_MAP) {
+    if (adv->kind != SS_YMAP) {
         err_at(L, adv, "spec.advanced must be a mapping");
         return;
     }
     check_map(L, adv, "spec.advanced", k_advanced,
               (const char *const[]){"restoreToOriginalReplicaCount", "scalingModifiers", NULL});
-    const struct ynode *sm = map_get(adv, "scalingModifiers");
+    const struct ss_ynode *sm = map_get(adv, "scalingModifiers");
     if (sm)
         warn_at(L, sm, "spec.advanced.scalingModifiers is not supported by scrapeship; ignored");
-    const struct ynode *hc = map_get(adv, "horizontalPodAutoscalerConfig");
+    const struct ss_ynode *hc = map_get(adv, "horizontalPodAutoscalerConfig");
     if (!hc)
         return;
-    if (hc->kind != Y_MAP) {
+    if (hc->kind != SS_YMAP) {
         err_at(L, hc, "spec.advanced.horizontalPodAutoscalerConfig must be a mapping");
         return;
     }
     check_map(L, hc, "spec.advanced.horizontalPodAutoscalerConfig", k_hpacfg, k_hpacfg_quiet);
-    const struct ynode *b = map_get(hc, "behavior");
+    const struct ss_ynode *b = map_get(hc, "behavior");
     if (!b)
         return;
     const char *bpath = "spec.advanced.horizontalPodAutoscalerConfig.behavior";
-    if (b->kind != Y_MAP) {
+    if (b->kind != SS_YMAP) {
         err_at(L, b, "%s must be a mapping", bpath);
         return;
     }
     check_map(L, b, bpath, k_behavior, NULL);
     /* Any behavior, even {}, switches the HPA to the behavior algorithm. */
     so->has_behavior = true;
-    const struct ynode *up = map_get(b, "scaleUp");
-    const struct ynode *down = map_get(b, "scaleDown");
+    const struct ss_ynode *up = map_get(b, "scaleUp");
+    const struct ss_ynode *down = map_get(b, "scaleDown");
     if (up)
         parse_rules(L, up, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp", &so->scale_up);
     if (down)
@@ -853,9 +646,9 @@ static void parse_advanced(struct loader *L, const struct ynode *adv, struct sca
                     &so->scale_down);
 }
 
-static void parse_fallback(struct loader *L, const struct ynode *fb, struct scaler_object *so)
+static void parse_fallback(struct loader *L, const struct ss_ynode *fb, struct scaler_object *so)
 {
-    if (fb->kind != Y_MAP) {
+    if (fb->kind != SS_YMAP) {
         err_at(L, fb, "spec.fallback must be a mapping");
         return;
     }
@@ -874,31 +667,31 @@ static void parse_fallback(struct loader *L, const struct ynode *fb, struct scal
     so->fallback_failure_threshold = ft;
     so->fallback_replicas = rep;
     so->fallback_behavior = SCALER_FALLBACK_STATIC;
-    const struct ynode *b = map_get(fb, "behavior");
+    const struct ss_ynode *b = map_get(fb, "behavior");
     if (b) {
-        if (y_is(b, "static"))
+        if (ss_yaml_scalar_is(b, "static"))
             so->fallback_behavior = SCALER_FALLBACK_STATIC;
-        else if (y_is(b, "currentReplicas"))
+        else if (ss_yaml_scalar_is(b, "currentReplicas"))
             so->fallback_behavior = SCALER_FALLBACK_CURRENT_REPLICAS;
-        else if (y_is(b, "currentReplicasIfHigher"))
+        else if (ss_yaml_scalar_is(b, "currentReplicasIfHigher"))
             so->fallback_behavior = SCALER_FALLBACK_CURRENT_REPLICAS_IF_HIGHER;
-        else if (y_is(b, "currentReplicasIfLower"))
+        else if (ss_yaml_scalar_is(b, "currentReplicasIfLower"))
             so->fallback_behavior = SCALER_FALLBACK_CURRENT_REPLICAS_IF_LOWER;
         else
             err_at(L, b,
                    "spec.fallback.behavior: Unsupported value: \"%s\": supported values: \"static\", "
                    "\"currentReplicas\", \"currentReplicasIfHigher\", \"currentReplicasIfLower\"",
-                   b->kind == Y_SCALAR ? b->text : "");
+                   b->kind == SS_YSCALAR ? b->text : "");
     }
 }
 
 /* The metadata value for `key` after TrimSpace; {NULL,0} when absent or empty,
  * which KEDA treats the same. */
-static struct ss_str meta_value(const struct ynode *md, const char *key, const struct ynode **at)
+static struct ss_str meta_value(const struct ss_ynode *md, const char *key, const struct ss_ynode **at)
 {
-    const struct ynode *v = map_get(md, key);
+    const struct ss_ynode *v = map_get(md, key);
     *at = v;
-    if (!v || v->kind != Y_SCALAR)
+    if (!v || v->kind != SS_YSCALAR)
         return (struct ss_str){NULL, 0};
     struct ss_str s = trim(v->text, v->len);
     return s.len ? s : (struct ss_str){NULL, 0};
@@ -909,16 +702,16 @@ static const char *const k_prom_meta[] = {
     "namespace",     "customHeaders", "ignoreNullValues", "unsafeSsl", "awsRegion",
     "timeout",       "authModes",     "identityOwner",    NULL};
 
-static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, const char *path,
+static void parse_prometheus_metadata(struct loader *L, const struct ss_ynode *md, const char *path,
                                       struct scaler_trigger *t)
 {
     /* Unknown keys and non-string values first: they only warn. */
-    for (const struct ylink *k = md->first; k && k->next; k = k->next->next) {
-        const struct ynode *key = k->node, *val = k->next->node;
-        if (key->kind != Y_SCALAR)
+    for (size_t i = 0; i + 1 < md->nkids; i += 2) {
+        const struct ss_ynode *key = md->kids[i], *val = md->kids[i + 1];
+        if (key->kind != SS_YSCALAR)
             continue; /* reported by check_map */
-        if (val->kind != Y_SCALAR) {
-            err_at(L, val, "%s.%s must be a string, not %s", path, key->text, kind_name(val->kind));
+        if (val->kind != SS_YSCALAR) {
+            err_at(L, val, "%s.%s must be a string, not %s", path, key->text, ss_yaml_kind_name(val->kind));
             continue;
         }
         if (yaml_non_string(val))
@@ -926,9 +719,9 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
                     key->text, val->text);
         if (in_list(key, k_prom_meta))
             continue;
-        if (y_is(key, "metricName") || y_is(key, "cortexOrgID"))
+        if (ss_yaml_scalar_is(key, "metricName") || ss_yaml_scalar_is(key, "cortexOrgID"))
             warn_at(L, key, "%s.%s was removed in KEDA 2.12; ignored%s", path, key->text,
-                    y_is(key, "cortexOrgID") ? " (use customHeaders: X-Scope-OrgID=...)" : "");
+                    ss_yaml_scalar_is(key, "cortexOrgID") ? " (use customHeaders: X-Scope-OrgID=...)" : "");
         else if (key->len > 7 && strcmp(key->text + key->len - 7, "FromEnv") == 0)
             warn_at(L, key, "%s.%s: values from container environment are not supported; ignored", path,
                     key->text);
@@ -936,7 +729,7 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
             warn_at(L, key, "%s.%s: unknown prometheus metadata, ignored", path, key->text);
     }
 
-    const struct ynode *at;
+    const struct ss_ynode *at;
     struct ss_str s;
 
     s = meta_value(md, "serverAddress", &at);
@@ -1031,36 +824,36 @@ static void parse_prometheus_metadata(struct loader *L, const struct ynode *md, 
         t->identity_owner = dup_str(L, s.p, s.len);
 }
 
-static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx, struct scaler_trigger *t)
+static void parse_trigger(struct loader *L, const struct ss_ynode *tn, size_t idx, struct scaler_trigger *t)
 {
     char path[64];
     snprintf(path, sizeof path, "spec.triggers[%zu]", idx);
     memset(t, 0, sizeof *t);
     t->line = tn->line;
     t->column = tn->col;
-    if (tn->kind != Y_MAP) {
+    if (tn->kind != SS_YMAP) {
         err_at(L, tn, "%s must be a mapping", path);
         return;
     }
     check_map(L, tn, path, k_trigger, k_trigger_quiet);
-    const struct ynode *type = map_get(tn, "type");
+    const struct ss_ynode *type = map_get(tn, "type");
     if (!type) {
         err_at(L, tn, "%s.type is required", path);
         return;
     }
-    if (!y_is(type, "prometheus")) {
+    if (!ss_yaml_scalar_is(type, "prometheus")) {
         err_at(L, type,
                "%s: trigger type \"%s\" is not supported: scrapeship implements only the prometheus scaler",
-               path, type->kind == Y_SCALAR ? type->text : kind_name(type->kind));
+               path, type->kind == SS_YSCALAR ? type->text : ss_yaml_kind_name(type->kind));
         return;
     }
     t->name = str_field(L, tn, "name", path, false);
-    const struct ynode *mt = map_get(tn, "metricType");
-    if (!mt || y_is(mt, "") || y_is(mt, "AverageValue")) {
+    const struct ss_ynode *mt = map_get(tn, "metricType");
+    if (!mt || ss_yaml_scalar_is(mt, "") || ss_yaml_scalar_is(mt, "AverageValue")) {
         t->metric_type = SCALER_METRIC_AVERAGE_VALUE;
-    } else if (y_is(mt, "Value")) {
+    } else if (ss_yaml_scalar_is(mt, "Value")) {
         t->metric_type = SCALER_METRIC_VALUE;
-    } else if (y_is(mt, "Utilization")) {
+    } else if (ss_yaml_scalar_is(mt, "Utilization")) {
         err_at(L, mt,
                "%s: 'Utilization' metric type is unsupported for external metrics, allowed values are "
                "'Value' or 'AverageValue'",
@@ -1068,31 +861,31 @@ static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx, 
     } else {
         err_at(L, mt,
                "%s.metricType: Unsupported value: \"%s\": supported values: \"AverageValue\", \"Value\"",
-               path, mt->kind == Y_SCALAR ? mt->text : "");
+               path, mt->kind == SS_YSCALAR ? mt->text : "");
     }
-    const struct ynode *ar = map_get(tn, "authenticationRef");
+    const struct ss_ynode *ar = map_get(tn, "authenticationRef");
     if (ar) {
         char apath[96];
         snprintf(apath, sizeof apath, "%s.authenticationRef", path);
-        if (ar->kind != Y_MAP) {
+        if (ar->kind != SS_YMAP) {
             err_at(L, ar, "%s must be a mapping", apath);
         } else {
             check_map(L, ar, apath, k_authref, NULL);
             t->auth_ref_name = str_field(L, ar, "name", apath, true);
-            const struct ynode *kind = map_get(ar, "kind");
-            if (kind && !y_is(kind, "TriggerAuthentication"))
+            const struct ss_ynode *kind = map_get(ar, "kind");
+            if (kind && !ss_yaml_scalar_is(kind, "TriggerAuthentication"))
                 warn_at(L, kind, "%s.kind \"%s\" is not supported; looked up as a TriggerAuthentication",
-                        apath, kind->kind == Y_SCALAR ? kind->text : "");
+                        apath, kind->kind == SS_YSCALAR ? kind->text : "");
         }
     }
-    const struct ynode *md = map_get(tn, "metadata");
+    const struct ss_ynode *md = map_get(tn, "metadata");
     char mpath[96];
     snprintf(mpath, sizeof mpath, "%s.metadata", path);
     if (!md) {
         err_at(L, tn, "%s: missing required parameter \"serverAddress\" in [triggerMetadata]", mpath);
         return;
     }
-    if (md->kind != Y_MAP) {
+    if (md->kind != SS_YMAP) {
         err_at(L, md, "%s must be a mapping", mpath);
         return;
     }
@@ -1100,29 +893,29 @@ static void parse_trigger(struct loader *L, const struct ynode *tn, size_t idx, 
     parse_prometheus_metadata(L, md, mpath, t);
 }
 
-static int kv_from_map(struct loader *L, const struct ynode *m, const char *path,
+static int kv_from_map(struct loader *L, const struct ss_ynode *m, const char *path,
                        const struct scaler_kv **out, size_t *n_out)
 {
-    if (m->kind != Y_MAP) {
+    if (m->kind != SS_YMAP) {
         err_at(L, m, "%s must be a mapping", path);
         return SS_ECONFIG;
     }
-    if (m->n / 2 > SCALER_MAX_KV) {
+    if (m->nkids / 2 > SCALER_MAX_KV) {
         err_at(L, m, "%s has more than %d entries", path, SCALER_MAX_KV);
         return SS_ELIMIT;
     }
     check_map(L, m, path, NULL, NULL);
-    struct scaler_kv *v = ss_arena_alloc(&L->cfg->arena, (m->n / 2 + 1) * sizeof *v);
+    struct scaler_kv *v = ss_arena_alloc(&L->cfg->arena, (m->nkids / 2 + 1) * sizeof *v);
     if (!v) {
         L->oom = true;
         return SS_ENOMEM;
     }
     size_t n = 0;
-    for (const struct ylink *k = m->first; k && k->next; k = k->next->next) {
-        const struct ynode *key = k->node, *val = k->next->node;
-        if (key->kind != Y_SCALAR)
+    for (size_t i = 0; i + 1 < m->nkids; i += 2) {
+        const struct ss_ynode *key = m->kids[i], *val = m->kids[i + 1];
+        if (key->kind != SS_YSCALAR)
             continue;
-        if (val->kind != Y_SCALAR) {
+        if (val->kind != SS_YSCALAR) {
             err_at(L, val, "%s.%s must be a string", path, key->text);
             continue;
         }
@@ -1135,11 +928,11 @@ static int kv_from_map(struct loader *L, const struct ynode *m, const char *path
     return 0;
 }
 
-static void parse_metadata(struct loader *L, const struct ynode *root, const char **name, const char **ns,
+static void parse_metadata(struct loader *L, const struct ss_ynode *root, const char **name, const char **ns,
                            const struct scaler_kv **ann, size_t *n_ann)
 {
-    const struct ynode *md = map_get(root, "metadata");
-    if (!md || md->kind != Y_MAP) {
+    const struct ss_ynode *md = map_get(root, "metadata");
+    if (!md || md->kind != SS_YMAP) {
         err_at(L, md ? md : root, "metadata.name is required");
         return;
     }
@@ -1148,7 +941,7 @@ static void parse_metadata(struct loader *L, const struct ynode *root, const cha
     *ns = str_field(L, md, "namespace", "metadata", false);
     if (!*ns)
         *ns = dup_str(L, "default", 7);
-    const struct ynode *a = map_get(md, "annotations");
+    const struct ss_ynode *a = map_get(md, "annotations");
     if (a && ann)
         kv_from_map(L, a, "metadata.annotations", ann, n_ann);
 }
@@ -1170,7 +963,7 @@ static struct scaler_object *push_object(struct loader *L)
     return so;
 }
 
-static void parse_scaled_object(struct loader *L, const struct ynode *root)
+static void parse_scaled_object(struct loader *L, const struct ss_ynode *root)
 {
     struct scaler_object *so = push_object(L);
     if (!so)
@@ -1186,23 +979,23 @@ static void parse_scaled_object(struct loader *L, const struct ynode *root)
     rules_default(&so->scale_down, false);
 
     check_map(L, root, "ScaledObject", k_top, k_top_quiet);
-    const struct ynode *av = map_get(root, "apiVersion");
-    if (!y_is(av, "keda.sh/v1alpha1"))
+    const struct ss_ynode *av = map_get(root, "apiVersion");
+    if (!ss_yaml_scalar_is(av, "keda.sh/v1alpha1"))
         err_at(L, av ? av : root, "ScaledObject apiVersion must be keda.sh/v1alpha1, got \"%s\"",
-               av && av->kind == Y_SCALAR ? av->text : "");
+               av && av->kind == SS_YSCALAR ? av->text : "");
     parse_metadata(L, root, &so->name, &so->ns, &so->annotations, &so->n_annotations);
 
-    const struct ynode *spec = map_get(root, "spec");
-    if (!spec || spec->kind != Y_MAP) {
+    const struct ss_ynode *spec = map_get(root, "spec");
+    if (!spec || spec->kind != SS_YMAP) {
         err_at(L, spec ? spec : root, "ScaledObject spec is required and must be a mapping");
         return;
     }
     check_map(L, spec, "spec", k_spec, NULL);
 
-    const struct ynode *tr = map_get(spec, "scaleTargetRef");
+    const struct ss_ynode *tr = map_get(spec, "scaleTargetRef");
     if (!tr) {
         err_at(L, spec, "ScaledObject.spec.scaleTargetRef is not set");
-    } else if (tr->kind != Y_MAP) {
+    } else if (tr->kind != SS_YMAP) {
         err_at(L, tr, "spec.scaleTargetRef must be a mapping");
     } else {
         check_map(L, tr, "spec.scaleTargetRef", k_target, k_target_quiet);
@@ -1241,48 +1034,48 @@ static void parse_scaled_object(struct loader *L, const struct ynode *root)
         err_at(L, map_get(spec, "idleReplicaCount"),
                "IdleReplicaCount=%d must be less than MinReplicaCount=%d", (int)so->idle_replicas, (int)lo);
 
-    const struct ynode *fb = map_get(spec, "fallback");
+    const struct ss_ynode *fb = map_get(spec, "fallback");
     if (fb)
         parse_fallback(L, fb, so);
-    const struct ynode *adv = map_get(spec, "advanced");
+    const struct ss_ynode *adv = map_get(spec, "advanced");
     if (adv)
         parse_advanced(L, adv, so);
 
-    const struct ynode *trig = map_get(spec, "triggers");
-    if (!trig || (trig->kind == Y_SEQ && trig->n == 0)) {
+    const struct ss_ynode *trig = map_get(spec, "triggers");
+    if (!trig || (trig->kind == SS_YSEQ && trig->nkids == 0)) {
         err_at(L, trig ? trig : spec, "no triggers defined in the ScaledObject/ScaledJob");
         return;
     }
-    if (trig->kind != Y_SEQ) {
+    if (trig->kind != SS_YSEQ) {
         err_at(L, trig, "spec.triggers must be a list");
         return;
     }
-    if (trig->n > SCALER_MAX_TRIGGERS) {
-        err_at(L, trig, "spec.triggers has %zu entries (limit %d)", trig->n, SCALER_MAX_TRIGGERS);
+    if (trig->nkids > SCALER_MAX_TRIGGERS) {
+        err_at(L, trig, "spec.triggers has %zu entries (limit %d)", trig->nkids, SCALER_MAX_TRIGGERS);
         return;
     }
-    struct scaler_trigger *tv = ss_arena_alloc(&L->cfg->arena, trig->n * sizeof *tv);
+    struct scaler_trigger *tv = ss_arena_alloc(&L->cfg->arena, trig->nkids * sizeof *tv);
     if (!tv) {
         L->oom = true;
         return;
     }
     size_t i = 0;
-    for (const struct ylink *it = trig->first; it; it = it->next, i++) {
-        parse_trigger(L, it->node, i, &tv[i]);
+    for (; i < trig->nkids; i++) {
+        parse_trigger(L, trig->kids[i], i, &tv[i]);
         for (size_t j = 0; j < i && tv[i].name; j++)
             if (tv[j].name && strcmp(tv[j].name, tv[i].name) == 0)
-                err_at(L, it->node,
+                err_at(L, trig->kids[i],
                        "triggerName \"%s\" is defined multiple times in the ScaledObject/ScaledJob, but it "
                        "must be unique",
                        tv[i].name);
     }
     so->triggers = tv;
-    so->n_triggers = trig->n;
+    so->n_triggers = trig->nkids;
 }
 
 /* ---- TriggerAuthentication --------------------------------------------- */
 
-static void parse_trigger_auth(struct loader *L, const struct ynode *root)
+static void parse_trigger_auth(struct loader *L, const struct ss_ynode *root)
 {
     if (L->n_auths == L->cap_auths) {
         size_t ncap = L->cap_auths ? 2 * L->cap_auths : 4;
@@ -1299,15 +1092,15 @@ static void parse_trigger_auth(struct loader *L, const struct ynode *root)
     ta->line = root->line;
     ta->column = root->col;
     check_map(L, root, "TriggerAuthentication", k_top, k_top_quiet);
-    const struct ynode *av = map_get(root, "apiVersion");
-    if (!y_is(av, "keda.sh/v1alpha1"))
+    const struct ss_ynode *av = map_get(root, "apiVersion");
+    if (!ss_yaml_scalar_is(av, "keda.sh/v1alpha1"))
         err_at(L, av ? av : root, "TriggerAuthentication apiVersion must be keda.sh/v1alpha1, got \"%s\"",
-               av && av->kind == Y_SCALAR ? av->text : "");
+               av && av->kind == SS_YSCALAR ? av->text : "");
     parse_metadata(L, root, &ta->name, &ta->ns, NULL, NULL);
-    const struct ynode *spec = map_get(root, "spec");
+    const struct ss_ynode *spec = map_get(root, "spec");
     if (!spec)
         return;
-    if (spec->kind != Y_MAP) {
+    if (spec->kind != SS_YMAP) {
         err_at(L, spec, "TriggerAuthentication spec must be a mapping");
         return;
     }
@@ -1319,17 +1112,17 @@ static void parse_trigger_auth(struct loader *L, const struct ynode *root)
                                               "configMapTargetRef", "boundServiceAccountToken",
                                               "awsParameterStore",  NULL};
     check_map(L, spec, "spec", (const char *const[]){"podIdentity", NULL}, unsupported);
-    for (const struct ylink *k = spec->first; k && k->next; k = k->next->next) {
-        if (y_is(k->node, "secretTargetRef"))
-            warn_at(L, k->node,
-                    "spec.secretTargetRef is ignored: scrapeship does not read Kubernetes secrets");
-        else if (in_list(k->node, unsupported))
-            warn_at(L, k->node, "spec.%s is not supported by scrapeship; ignored", k->node->text);
+    for (size_t i = 0; i + 1 < spec->nkids; i += 2) {
+        const struct ss_ynode *k = spec->kids[i];
+        if (ss_yaml_scalar_is(k, "secretTargetRef"))
+            warn_at(L, k, "spec.secretTargetRef is ignored: scrapeship does not read Kubernetes secrets");
+        else if (in_list(k, unsupported))
+            warn_at(L, k, "spec.%s is not supported by scrapeship; ignored", k->text);
     }
-    const struct ynode *pi = map_get(spec, "podIdentity");
+    const struct ss_ynode *pi = map_get(spec, "podIdentity");
     if (!pi)
         return;
-    if (pi->kind != Y_MAP) {
+    if (pi->kind != SS_YMAP) {
         err_at(L, pi, "spec.podIdentity must be a mapping");
         return;
     }
@@ -1358,20 +1151,20 @@ static void parse_trigger_auth(struct loader *L, const struct ynode *root)
 
 static void walk_documents(struct loader *L)
 {
-    for (const struct ydoc *d = L->docs; d && !L->oom; d = d->next) {
-        const struct ynode *root = d->root;
+    for (size_t d = 0; d < ss_yaml_ndocs(L->tree) && !L->oom; d++) {
+        const struct ss_ynode *root = ss_yaml_root(L->tree, d);
         if (y_is_null(root))
             continue; /* "---" followed by nothing, or comments only */
-        if (root->kind != Y_MAP) {
-            err_at(L, root, "a Kubernetes manifest must be a mapping, not %s", kind_name(root->kind));
+        if (root->kind != SS_YMAP) {
+            err_at(L, root, "a Kubernetes manifest must be a mapping, not %s", ss_yaml_kind_name(root->kind));
             continue;
         }
-        const struct ynode *kind = map_get(root, "kind");
-        if (y_is(kind, "ScaledObject"))
+        const struct ss_ynode *kind = map_get(root, "kind");
+        if (ss_yaml_scalar_is(kind, "ScaledObject"))
             parse_scaled_object(L, root);
-        else if (y_is(kind, "TriggerAuthentication"))
+        else if (ss_yaml_scalar_is(kind, "TriggerAuthentication"))
             parse_trigger_auth(L, root);
-        else if (!kind || kind->kind != Y_SCALAR)
+        else if (!kind || kind->kind != SS_YSCALAR)
             warn_at(L, root, "document without a kind skipped");
         else
             warn_at(L, kind, "kind %s skipped (only ScaledObject and TriggerAuthentication are read)",
@@ -1386,7 +1179,7 @@ static void walk_documents(struct loader *L)
         for (size_t j = 0; j < i; j++)
             if (ov[i].name && ov[j].name && ov[i].ns && ov[j].ns && strcmp(ov[i].name, ov[j].name) == 0 &&
                 strcmp(ov[i].ns, ov[j].ns) == 0)
-                err_at(L, &(struct ynode){.line = ov[i].line, .col = ov[i].column},
+                err_at(L, &(struct ss_ynode){.line = ov[i].line, .col = ov[i].column},
                        "ScaledObject %s/%s is defined twice (first at line %d)", ov[i].ns, ov[i].name,
                        ov[j].line);
     struct scaler_trigger_auth *av = L->cfg->auths;
@@ -1394,7 +1187,7 @@ static void walk_documents(struct loader *L)
         for (size_t j = 0; j < i; j++)
             if (av[i].name && av[j].name && av[i].ns && av[j].ns && strcmp(av[i].name, av[j].name) == 0 &&
                 strcmp(av[i].ns, av[j].ns) == 0)
-                err_at(L, &(struct ynode){.line = av[i].line, .col = av[i].column},
+                err_at(L, &(struct ss_ynode){.line = av[i].line, .col = av[i].column},
                        "TriggerAuthentication %s/%s is defined twice (first at line %d)", av[i].ns,
                        av[i].name, av[j].line);
 
@@ -1410,7 +1203,7 @@ static void walk_documents(struct loader *L)
                     strcmp(av[a].ns, ov[i].ns) == 0)
                     found = true;
             if (!found)
-                warn_at(L, &(struct ynode){.line = tr->line, .col = tr->column},
+                warn_at(L, &(struct ss_ynode){.line = tr->line, .col = tr->column},
                         "spec.triggers[%zu].authenticationRef: TriggerAuthentication %s/%s not found in this "
                         "file",
                         t, ov[i].ns, tr->auth_ref_name);
@@ -1451,7 +1244,6 @@ int scaler_config_load_string(const char *text, size_t len, const char *source, 
     memset(&L, 0, sizeof L);
     L.source = source ? source : "<input>";
     ss_buf_init(&L.errors, MAX_ERROR_TEXT);
-    ss_arena_init(&L.tree, 16384);
     L.cfg = calloc(1, sizeof *L.cfg);
     if (!L.cfg) {
         rc = SS_ENOMEM;
@@ -1464,9 +1256,11 @@ int scaler_config_load_string(const char *text, size_t len, const char *source, 
         rc = SS_ELIMIT;
         goto fail;
     }
-    rc = tree_build(&L, text ? text : "", len);
-    if (rc != 0)
+    struct ss_yaml_error yerr;
+    if (ss_yaml_parse(text ? text : "", len, &tree_opts, &L.tree, &yerr) != 0) {
+        rc = tree_fail(&L, &yerr);
         goto fail;
+    }
     walk_documents(&L);
     if (L.oom) {
         rc = SS_ENOMEM;
@@ -1500,7 +1294,7 @@ int scaler_config_load_string(const char *text, size_t len, const char *source, 
     L.cfg->pub.warnings = (const char *const *)L.cfg->warnings;
     L.cfg->pub.n_warnings = L.n_warnings;
     *out = &L.cfg->pub;
-    ss_arena_free(&L.tree);
+    ss_yaml_free(L.tree);
     ss_buf_free(&L.errors);
     return 0;
 
@@ -1513,7 +1307,7 @@ fail:
         L.cfg->pub.n_objects = L.n_objects;
         scaler_config_free(&L.cfg->pub);
     }
-    ss_arena_free(&L.tree);
+    ss_yaml_free(L.tree);
     ss_buf_free(&L.errors);
     return rc;
 }

@@ -1168,7 +1168,7 @@ static int translate(struct tr *t)
         case '(': {
             if (i + 1 < n && s[i + 1] == '?') {
                 size_t start = i;
-                enum perl_group kind;
+                enum perl_group kind = GROUP_NONCAPTURE; /* set on success; gcc -O3 cannot tell */
                 const char *gname = NULL;
                 size_t gnlen = 0;
                 if ((rc = tr_perl_group(t, &i, &kind, &gname, &gnlen)))

@@ -80,7 +80,7 @@ static int parse_body(const char *body, size_t len, size_t chunk, bool strict, c
 static void test_conformance_suite(void **state)
 {
     (void)state;
-    size_t idxlen;
+    size_t idxlen = 0;
     char *index = read_file(SS_CORPORA_DIR "/openmetrics/INDEX.tsv", &idxlen);
     assert_non_null(index);
     index = realloc(index, idxlen + 1);
@@ -104,7 +104,7 @@ static void test_conformance_suite(void **state)
         json_decref(tj);
 
         snprintf(path, sizeof path, OM_DIR "/%s/metrics", name);
-        size_t len;
+        size_t len = 0;
         char *body = read_file(path, &len);
         assert_non_null(body);
 

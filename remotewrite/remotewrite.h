@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpclient.h"
 #include "scrape.h"
 #include "ss.h"
 
@@ -182,9 +183,9 @@ struct rw_config {
     const char *name; /* for metrics and logs; default: a hash of the URL */
     const char *url;
     int64_t remote_timeout_ms;
-    const struct scrape_kv *headers;
-    size_t nheaders;
-    struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
+    /* basic auth, authorization, TLS, proxy, redirects and the `headers` lines; its
+     * password and credentials files are read for every request, as for scraping */
+    struct httpc_config http;
     struct scrape_relabel_rule *const *write_relabel;
     size_t nwrite_relabel;
     const struct scrape_kv *external_labels;

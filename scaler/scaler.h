@@ -245,21 +245,19 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
 /* Query client (scaler/query.c)                                            */
 /* ======================================================================== */
 
+#include "httpclient.h"
 #include "remotewrite.h"
 
 struct scaler_query_req {
-    const char *server;              /* serverAddress: base URL, /api/v1/query is appended */
-    const char *query;               /* PromQL */
-    int64_t time_ms;                 /* evaluation time; 0 = now */
-    bool post;                       /* form POST instead of GET */
-    const struct scrape_kv *headers; /* customHeaders */
-    size_t nheaders;
+    const char *server;             /* serverAddress: base URL, /api/v1/query is appended */
+    const char *query;              /* PromQL */
+    int64_t time_ms;                /* evaluation time; 0 = now */
+    bool post;                      /* form POST instead of GET */
     const struct scrape_kv *params; /* queryParameters */
     size_t nparams;
-    const char *bearer_token;
-    const char *basic_user, *basic_pass;
-    const char *ca_file;
-    bool insecure_skip_verify;      /* unsafeSsl */
+    /* customHeaders (http.headers), bearer (authorization) or basic auth, the CA,
+     * unsafeSsl (tls_insecure_skip_verify); files are read for this query */
+    struct httpc_config http;
     int64_t timeout_ms;             /* 0 = 30 s */
     const struct rw_signer *signer; /* SigV4, or NULL */
 };

@@ -222,7 +222,7 @@ static void conn_free(struct kube_conn *c)
 
 static int conn_from_http(const struct kube_sd_config *cfg, struct kube_conn *c)
 {
-    const struct scrape_http_config *h = &cfg->http;
+    const struct httpc_config *h = &cfg->http;
     size_t n = strlen(cfg->api_server);
     while (n && cfg->api_server[n - 1] == '/')
         n--;

@@ -25,6 +25,7 @@
 #include "scaler.h"
 
 #define QUERY_DEFAULT_TIMEOUT_MS 3000 /* KEDA_HTTP_DEFAULT_TIMEOUT */
+#define KEDA_ANNOTATIONS         "autoscaling.keda.sh/"
 #define MAX_WAIT_MS              1000 /* the loop re-checks its clock at least this often */
 
 struct trigger_rt {
@@ -333,7 +334,7 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
      * still works, only the pause annotations are not seen. Warn once. */
     struct kube_workload wl;
     struct kube_error we;
-    bool have_wl = kube_get_workload(r->kube, &kt, &wl, &we) == 0;
+    bool have_wl = kube_get_workload(r->kube, &kt, KEDA_ANNOTATIONS, &wl, &we) == 0;
     if (!have_wl && !ob->annotations_warned) {
         ss_warn("scaler",
                 "scaledobject=%s/%s: cannot read %s annotations, pause annotations are not seen: %s", ob->ns,
@@ -343,13 +344,17 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
         ob->annotations_warned = false;
     }
 
+    /* only KEDA's keys: scaler_decide reads nothing else */
+    struct scaler_annotation ann[sizeof wl.annotations / sizeof wl.annotations[0]];
+    for (size_t i = 0; have_wl && i < wl.n_annotations; i++)
+        ann[i] = (struct scaler_annotation){wl.annotations[i].key, wl.annotations[i].value};
     struct scaler_input in = {
         .now_ms = ss_mono_ms(),
         .current_replicas = sc.spec_replicas,
         .ready_replicas = have_wl ? wl.ready_replicas : -1,
         .results = res,
         .n_results = nt,
-        .annotations = have_wl && wl.n_annotations ? wl.annotations : NULL,
+        .annotations = have_wl && wl.n_annotations ? ann : NULL,
         .n_annotations = have_wl ? wl.n_annotations : 0,
     };
     struct scaler_decision d;

@@ -5,12 +5,18 @@
 #     libraries next to SCRAPESHIP_BIN) and runs them: parse, encode, snappy, in ns per
 #     sample, on the Prometheus textparse corpus and on one generated bench target;
 #     with valgrind, also instructions per sample and the top functions (callgrind);
-#  2. runs bench/compare.py: scrapeship, Prometheus agent mode and vmagent, one after
-#     another, on the same nginx-served targets, shipping to an nginx null sink; then
-#     the sidecar case (scrapeship, 1 target x 1000 series every 15 s).
-# Defaults take about 8 minutes. Results go to $OUT (default: a new /tmp directory):
-# micro.txt, results.md, results.json. Knobs (see bench/README.md): N M INTERVAL
-# DURATION WARMUP BATCH GZIP TOOLS SIDECAR* PROFILE MICRO CALLGRIND SCRAPESHIP_BIN.
+#  2. runs bench/compare.py: for each profile of PROFILES (default ksm-1x100k, 10x10k,
+#     30x10k, 100x1k, sidecar-1x1k gzipped, and 100x1k, 10x10k plain), scrapeship, the
+#     Prometheus agent and vmagent one after another on the same nginx-served targets,
+#     shipping to an nginx null sink; then (CEILING=1) the ceiling run: the highest
+#     samples/s each tool sustains without loss;
+#  3. (CHURN=1) runs bench/churn.py: scrapeship on file_sd targets that come and go
+#     every 3 s at 20k samples/s for 5 minutes; nothing dropped, RSS flat.
+# Defaults take about 45 minutes (micro ~2, profiles ~29, ceiling <= ~8, churn ~6).
+# Results go to $OUT (default: a new /tmp directory): micro.txt, results.md,
+# results.json, churn.md, churn.json. Knobs (see bench/README.md): PROFILES TOOLS
+# DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* PROFILE MICRO CALLGRIND
+# COMPARE SCRAPESHIP_BIN.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +26,11 @@ export SCRAPESHIP_BIN=${SCRAPESHIP_BIN:-$REPO/build/scrapeship}
 LIB_BUILD=${MICRO_BUILD_DIR:-$(dirname "$SCRAPESHIP_BIN")}
 MICRO=${MICRO:-1}
 CALLGRIND=${CALLGRIND:-$(command -v valgrind >/dev/null && echo 1 || echo 0)}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}  # hard cap for compare.py, seconds
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}  # hard cap for compare.py, seconds
+COMPARE=${COMPARE:-1}
+export CEILING=${CEILING:-1}
+CHURN=${CHURN:-1}
+CHURN_TIMEOUT=$(( ${CHURN_DURATION:-300} * $(tr ',' '\n' <<<"${CHURN_TOOLS:-scrapeship}" | grep -c .) + 900 ))
 export OUT=${OUT:-$(mktemp -d /tmp/scrapeship-bench-XXXXXX)}
 mkdir -p "$OUT"
 
@@ -91,11 +101,30 @@ if [[ $MICRO == 1 ]]; then
     fi
 fi
 
-# ---- 2. scrapeship vs Prometheus agent vs vmagent, then the sidecar case --------------------
-echo "== comparison (results in $OUT)"
-timeout --signal=TERM "$BENCH_TIMEOUT" "$PY" "$HERE/compare.py" &
-child=$!
+# ---- 2. profiles, side by side with the peers; then the ceiling ----------------------------
 rc=0
-wait "$child" || rc=$?
-child=
+run_py() {  # run_py TIMEOUT SCRIPT: in the background so the trap can stop it
+    timeout --signal=TERM "$1" "$PY" "$2" &
+    child=$!
+    local r=0
+    wait "$child" || r=$?
+    child=
+    return "$r"
+}
+if [[ $COMPARE == 1 ]]; then
+    if [[ $CEILING == 1 ]]; then
+        echo "== profiles, then the ceiling run (results in $OUT)"
+    else
+        echo "== profiles (CEILING=0: no ceiling run; results in $OUT)"
+    fi
+    run_py "$BENCH_TIMEOUT" "$HERE/compare.py" || rc=$?
+fi
+
+# ---- 3. churn soak -------------------------------------------------------------------------
+if [[ $CHURN == 1 ]]; then
+    echo "== churn soak (results in $OUT)"
+    crc=0
+    run_py "$CHURN_TIMEOUT" "$HERE/churn.py" || crc=$?
+    if (( crc > rc )); then rc=$crc; fi
+fi
 exit "$rc"

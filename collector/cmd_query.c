@@ -63,7 +63,7 @@ int collector_cmd_query(int argc, char **argv)
     const char *url = NULL, *region = NULL, *service = "aps", *fmt = "text";
     bool sigv4 = false, post = false;
     int64_t at_ms = 0, timeout = 30000;
-    struct ss_kv headers[16];
+    struct httpc_header headers[16];
     char hbuf[16][512];
     size_t nh = 0;
     int c;
@@ -97,7 +97,7 @@ int collector_cmd_query(int argc, char **argv)
             const char *v = hbuf[nh] + (colon - optarg) + 1;
             while (*v == ' ')
                 v++;
-            headers[nh] = (struct ss_kv){hbuf[nh], v};
+            headers[nh] = (struct httpc_header){hbuf[nh], v};
             nh++;
             break;
         }
@@ -125,8 +125,7 @@ int collector_cmd_query(int argc, char **argv)
                                  .query = argv[optind],
                                  .time_ms = at_ms,
                                  .post = post,
-                                 .headers = headers,
-                                 .nheaders = nh,
+                                 .http = {.headers = headers, .nheaders = nh},
                                  .timeout_ms = timeout,
                                  .signer = signer};
     struct ss_buf body;

@@ -24,6 +24,10 @@ struct collector_jobs {
 int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *err, size_t errlen);
 void collector_jobs_free(struct collector_jobs *j);
 
+/* A config's http_config as the HTTP floor takes it (strings borrowed from c); the
+ * same mapping for scrape jobs, kubernetes_sd and remote_write. */
+void collector_http_config(const struct cfg_http_client *c, struct httpc_config *out);
+
 /* ---- stdout sink (debug mode) ------------------------------------------- */
 
 enum collector_output_format { COLLECTOR_OUTPUT_TEXT, COLLECTOR_OUTPUT_JSON };

@@ -80,8 +80,9 @@ void collector_jobs_free(struct collector_jobs *j)
     memset(j, 0, sizeof *j);
 }
 
-static void map_http(const struct cfg_http_client *c, struct scrape_http_config *h)
+void collector_http_config(const struct cfg_http_client *c, struct httpc_config *h)
 {
+    memset(h, 0, sizeof *h);
     h->basic_auth_username =
         c->has_basic_auth ? (c->basic_auth_username ? c->basic_auth_username : "") : NULL;
     h->basic_auth_password = c->basic_auth_password;
@@ -135,7 +136,7 @@ static int map_kube(const struct cfg_scrape *s, struct collector_job_extra *x, s
             /* for running outside a pod against a copied service account */
             .service_account_dir = getenv("SCRAPESHIP_KUBE_SA_DIR"),
         };
-        map_http(&ks->http, &kc.http);
+        collector_http_config(&ks->http, &kc.http);
         char e[256] = "";
         int rc = kube_sd_new(&kc, &x->kube[i], e, sizeof e);
         if (rc) {
@@ -176,7 +177,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
         j->scheme = s->scheme;
         j->honor_labels = s->honor_labels;
         j->honor_timestamps = s->honor_timestamps;
-        map_http(&s->http, &j->http);
+        collector_http_config(&s->http, &j->http);
         if (s->http.tls.server_name)
             ss_warn("config",
                     "job %s: tls_config.server_name is not supported yet and is ignored: "

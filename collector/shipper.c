@@ -19,7 +19,7 @@ struct shipped_remote {
     uint64_t fingerprint;
     struct relabel_rule **rules;
     size_t nrules;
-    struct ss_kv *headers;
+    struct httpc_header *headers;
     struct aws_signer *signer;
 };
 
@@ -80,7 +80,8 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv(fnv(fnv(h, hc->authorization_type), hc->authorization_credentials),
             hc->authorization_credentials_file);
     h = fnv(fnv(fnv(fnv(h, hc->tls.ca_file), hc->tls.cert_file), hc->tls.key_file), hc->proxy_url);
-    h = fnv_i(h, hc->tls.insecure_skip_verify);
+    h = fnv(fnv(h, hc->tls.min_version), hc->tls.server_name);
+    h = fnv_i(fnv_i(h, hc->tls.insecure_skip_verify), hc->follow_redirects);
     const struct cfg_queue *q = &rw->queue;
     h = fnv_i(fnv_i(fnv_i(h, q->capacity), q->min_shards), q->max_shards);
     h = fnv_i(fnv_i(fnv_i(h, q->max_samples_per_send), q->batch_send_deadline_ms), q->min_backoff_ms);
@@ -124,10 +125,6 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < rw->nheaders; i++)
-        out->headers[i] = (struct ss_kv){rw->headers[i].key, rw->headers[i].value};
-    rc.headers = out->headers;
-    rc.nheaders = rw->nheaders;
     for (size_t i = 0; i < rw->nwrite_relabel_configs; i++) {
         char e[256];
         if (relabel_compile(&rw->write_relabel_configs[i], &out->rules[i], e, sizeof e)) {
@@ -139,38 +136,16 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.write_relabel = out->rules;
     rc.nwrite_relabel = out->nrules;
     const struct cfg_http_client *hc = &rw->http;
-    rc.http.basic_auth_username =
-        hc->has_basic_auth ? (hc->basic_auth_username ? hc->basic_auth_username : "") : NULL;
-    rc.http.basic_auth_password = hc->basic_auth_password;
-    rc.http.authorization_type = hc->authorization_type;
-    rc.http.authorization_credentials = hc->authorization_credentials;
-    rc.http.tls_ca_file = hc->tls.ca_file;
-    rc.http.tls_cert_file = hc->tls.cert_file;
-    rc.http.tls_key_file = hc->tls.key_file;
-    rc.http.tls_insecure_skip_verify = hc->tls.insecure_skip_verify;
+    collector_http_config(hc, &rc.http);
+    for (size_t i = 0; i < rw->nheaders; i++)
+        out->headers[i] = (struct httpc_header){rw->headers[i].key, rw->headers[i].value};
+    rc.http.headers = out->headers;
+    rc.http.nheaders = rw->nheaders;
     if (hc->tls.server_name)
         ss_warn("config",
                 "remote_write %s: tls_config.server_name is not supported yet and is ignored: "
                 "the certificate is verified against the URL's host",
                 rw->url);
-    rc.http.proxy_url = hc->proxy_url;
-    /* Files are read once at start and on reload for remote write. */
-    char *pw = NULL, *cred = NULL;
-    if (hc->basic_auth_password_file)
-        pw = ss_read_secret_file(hc->basic_auth_password_file);
-    if (hc->authorization_credentials_file)
-        cred = ss_read_secret_file(hc->authorization_credentials_file);
-    if ((hc->basic_auth_password_file && !pw) || (hc->authorization_credentials_file && !cred)) {
-        snprintf(err, errlen, "remote_write %s: cannot read %s", rw->url,
-                 pw ? hc->authorization_credentials_file : hc->basic_auth_password_file);
-        ss_free_secret(pw);
-        ss_free_secret(cred);
-        goto fail;
-    }
-    if (pw)
-        rc.http.basic_auth_password = pw;
-    if (cred)
-        rc.http.authorization_credentials = cred;
     rc.queue = (struct rw_queue_config){rw->queue.capacity,
                                         rw->queue.min_shards,
                                         rw->queue.max_shards,
@@ -184,11 +159,8 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
     rc.metadata = (struct rw_metadata_config){rw->metadata.send, rw->metadata.send_interval_ms,
                                               rw->metadata.max_samples_per_send};
     if (rw->sigv4.enabled) {
-        if (collector_aws_signer_new(&rw->sigv4, rw->url, rw->name, &out->signer, err, errlen)) {
-            ss_free_secret(pw);
-            ss_free_secret(cred);
+        if (collector_aws_signer_new(&rw->sigv4, rw->url, rw->name, &out->signer, err, errlen))
             goto fail;
-        }
         rc.signer = (struct rw_signer){sign_hook, credentials_expired_hook, out->signer};
     }
     char sdir[4096];
@@ -211,8 +183,6 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         rc.fsync_interval_ms = c->storage_fsync_interval_ms;
     }
     int r = rw_remote_new(&rc, &out->rw);
-    ss_free_secret(pw);
-    ss_free_secret(cred);
     if (r) {
         snprintf(err, errlen, "remote_write %s: cannot start: %s", rw->url, ss_strerror(r));
         goto fail;

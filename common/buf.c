@@ -161,6 +161,11 @@ int ss_format_double(char *buf, size_t cap, double v)
     return snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, v);
 }
 
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
 char *ss_read_secret_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -179,8 +184,19 @@ char *ss_read_secret_file(const char *path)
         ss_buf_free_secret(&b);
         return NULL;
     }
-    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
-        b.data[--b.len] = '\0';
+    /* Go's strings.TrimSpace, as Prometheus and client-go apply to these files */
+    size_t a = 0;
+    while (a < b.len && is_space(b.data[a]))
+        a++;
+    while (b.len > a && is_space(b.data[b.len - 1]))
+        b.len--;
+    if (a) {
+        memmove(b.data, b.data + a, b.len - a);
+        ss_wipe(b.data + (b.len - a), a);
+        b.len -= a;
+    }
+    if (b.data)
+        b.data[b.len] = '\0';
     if (!b.data && ss_buf_append(&b, "", 0))
         return NULL;
     return b.data;

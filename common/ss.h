@@ -100,8 +100,9 @@ void ss_wipe(void *p, size_t n);
 void ss_free_secret(char *s);
 
 /* Read a secret file (password_file, credentials_file, token files): whole file,
- * trailing newlines trimmed, at most 64 KiB. The caller frees with ss_free_secret.
- * NULL when unreadable or too big. Read it again on every use: such files rotate. */
+ * surrounding whitespace trimmed (Go's strings.TrimSpace, as Prometheus and client-go
+ * trim them), at most 64 KiB. The caller frees with ss_free_secret. NULL when
+ * unreadable or too big. Read it again on every use: such files rotate. */
 char *ss_read_secret_file(const char *path);
 
 /* Format a double the way Go's strconv.FormatFloat(v, 'g', -1, 64) does in

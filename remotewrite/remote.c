@@ -338,21 +338,9 @@ static const char *dup_str(struct ss_arena *a, const char *s, bool *oom)
     return d;
 }
 
-static const struct ss_kv *dup_kv(struct ss_arena *a, const struct ss_kv *kv, size_t n, bool *oom)
-{
-    struct ss_kv *d = ss_arena_alloc(a, (n + 1) * sizeof *d);
-    if (!d) {
-        *oom = true;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        d[i] = (struct ss_kv){dup_str(a, kv[i].key, oom), dup_str(a, kv[i].value, oom)};
-    return d;
-}
-
 /* The remote keeps its own copy of every string, so it can outlive the config it was
  * built from (a reload keeps unchanged remotes and their queues). Secrets in the copy
- * are wiped on free. */
+ * (the http_config's) are wiped on free. */
 static int copy_config(struct rw_remote *r, const struct rw_config *c)
 {
     bool oom = false;
@@ -361,21 +349,10 @@ static int copy_config(struct rw_remote *r, const struct rw_config *c)
     d->name = dup_str(a, c->name, &oom);
     d->url = dup_str(a, c->url, &oom);
     d->user_agent = dup_str(a, c->user_agent, &oom);
-    d->headers = dup_kv(a, c->headers, c->nheaders, &oom);
     d->storage_dir = dup_str(a, c->storage_dir, &oom);
-    struct scrape_http_config *h = &d->http;
-    h->basic_auth_username = dup_str(a, c->http.basic_auth_username, &oom);
-    h->basic_auth_password = dup_str(a, c->http.basic_auth_password, &oom);
-    h->basic_auth_password_file = dup_str(a, c->http.basic_auth_password_file, &oom);
-    h->authorization_type = dup_str(a, c->http.authorization_type, &oom);
-    h->authorization_credentials = dup_str(a, c->http.authorization_credentials, &oom);
-    h->authorization_credentials_file = dup_str(a, c->http.authorization_credentials_file, &oom);
-    h->tls_ca_file = dup_str(a, c->http.tls_ca_file, &oom);
-    h->tls_cert_file = dup_str(a, c->http.tls_cert_file, &oom);
-    h->tls_key_file = dup_str(a, c->http.tls_key_file, &oom);
-    h->tls_server_name = dup_str(a, c->http.tls_server_name, &oom);
-    h->tls_min_version = dup_str(a, c->http.tls_min_version, &oom);
-    h->proxy_url = dup_str(a, c->http.proxy_url, &oom);
+    if (httpc_config_dup(&c->http, &r->http) != 0)
+        return SS_ENOMEM;
+    d->http = *r->http;
     if (!d->url)
         return SS_EINVAL;
     return oom ? SS_ENOMEM : 0;
@@ -592,10 +569,7 @@ void rw_remote_free(struct rw_remote *r)
     ss_labels_free(&r->work);
     rw_diskq_close(r->dq);
     pthread_mutex_destroy(&r->spill_mu);
-    if (r->cfg.http.basic_auth_password)
-        ss_wipe((char *)r->cfg.http.basic_auth_password, strlen(r->cfg.http.basic_auth_password));
-    if (r->cfg.http.authorization_credentials)
-        ss_wipe((char *)r->cfg.http.authorization_credentials, strlen(r->cfg.http.authorization_credentials));
+    httpc_config_free(r->http); /* wipes the secrets */
     ss_arena_free(&r->owned);
     pthread_mutex_destroy(&r->qmu);
     pthread_mutex_destroy(&r->mgr_mu);

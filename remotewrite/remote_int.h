@@ -83,8 +83,9 @@ struct meta_entry {
 };
 
 struct rw_remote {
-    struct rw_config cfg; /* strings point into `owned` */
+    struct rw_config cfg; /* strings point into `owned`, cfg.http's into `http` */
     struct ss_arena owned;
+    struct httpc_config *http; /* owned copy of the http_config */
     char name[128];
     char user_agent[128];
     const char *mname, *murl; /* name and URL escaped for label values (in `owned`) */

@@ -16,12 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpclient.h"
 #include "scrape_series.h"
 #include "ss.h"
-/* TODO(#11): only for struct scrape_http_config (rw_config.http). Remove this include
- * when the httpclient floor's config type replaces it; check_floors.sh allows exactly
- * this line until then. */
-#include "scrape.h"
 
 /* ======================================================================== */
 /* 1. Wire format (remotewrite/wire.c, remotewrite/snappy.c)                 */
@@ -190,9 +187,9 @@ struct rw_config {
     const char *name; /* for metrics and logs; default: a hash of the URL */
     const char *url;
     int64_t remote_timeout_ms;
-    const struct ss_kv *headers;
-    size_t nheaders;
-    struct scrape_http_config http; /* basic auth, authorization, TLS, proxy */
+    /* basic auth, authorization, TLS, proxy, redirects and the `headers` lines; its
+     * password and credentials files are read for every request, as for scraping */
+    struct httpc_config http;
     struct relabel_rule *const *write_relabel;
     size_t nwrite_relabel;
     struct rw_queue_config queue;

@@ -41,23 +41,6 @@ static size_t on_resp(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-struct hdr_ctx {
-    struct curl_slist *list;
-    bool oom;
-};
-
-static int add_header(void *ctx, const char *line)
-{
-    struct hdr_ctx *h = ctx;
-    struct curl_slist *n = curl_slist_append(h->list, line);
-    if (!n) {
-        h->oom = true;
-        return SS_ENOMEM;
-    }
-    h->list = n;
-    return 0;
-}
-
 static int progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
     struct rw_remote *r = ud;
@@ -88,46 +71,33 @@ static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct
                  int64_t *retry_after, char *neterr, size_t neterrlen)
 {
     const struct rw_config *c = &r->cfg;
-    struct hdr_ctx h = {0};
+    struct curl_slist *hl = NULL;
     char line[256];
-    add_header(&h, "Content-Encoding: snappy");
-    add_header(&h, "Content-Type: application/x-protobuf");
-    add_header(&h, "X-Prometheus-Remote-Write-Version: 0.1.0");
-    if (attempt > 0) {
+    int rc = httpc_add_header(&hl, "Content-Encoding: snappy");
+    if (!rc)
+        rc = httpc_add_header(&hl, "Content-Type: application/x-protobuf");
+    if (!rc)
+        rc = httpc_add_header(&hl, "X-Prometheus-Remote-Write-Version: 0.1.0");
+    if (!rc && attempt > 0) {
         snprintf(line, sizeof line, "Retry-Attempt: %d", attempt);
-        add_header(&h, line);
+        rc = httpc_add_header(&hl, line);
     }
-    for (size_t i = 0; i < c->nheaders; i++) {
-        size_t n = strlen(c->headers[i].key) + strlen(c->headers[i].value) + 3;
-        char *hl = malloc(n);
-        if (hl) {
-            snprintf(hl, n, "%s: %s", c->headers[i].key, c->headers[i].value);
-            add_header(&h, hl);
-            free(hl);
-        }
+    /* the configured headers and Authorization; password and credentials files are
+     * read now, for every attempt, as scraping reads them (a failure is retried) */
+    if (!rc && (rc = httpc_headers(&c->http, &hl, neterr, neterrlen)) != 0) {
+        httpc_headers_free(hl);
+        return 0;
     }
-    char *auth = NULL;
-    if (c->http.authorization_credentials) {
-        size_t n = strlen(c->http.authorization_credentials) + 64;
-        auth = malloc(n);
-        if (auth) {
-            snprintf(auth, n, "Authorization: %s %s",
-                     c->http.authorization_type ? c->http.authorization_type : "Bearer",
-                     c->http.authorization_credentials);
-            add_header(&h, auth);
-            ss_free_secret(auth);
-        }
-    }
-    if (c->signer.sign) {
-        int rc = c->signer.sign(c->signer.ud, "POST", c->url, comp->data, comp->len, add_header, &h);
+    if (!rc && c->signer.sign) {
+        rc = c->signer.sign(c->signer.ud, "POST", c->url, comp->data, comp->len, httpc_add_header, &hl);
         if (rc) {
-            curl_slist_free_all(h.list);
+            httpc_headers_free(hl);
             snprintf(neterr, neterrlen, "signing failed: %s", ss_strerror(rc));
             return 0;
         }
     }
-    if (h.oom) {
-        curl_slist_free_all(h.list);
+    if (rc) {
+        httpc_headers_free(hl);
         snprintf(neterr, neterrlen, "out of memory");
         return 0;
     }
@@ -136,7 +106,7 @@ static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, comp->data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)comp->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h.list);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -145,7 +115,7 @@ static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct
     CURLcode res = curl_easy_perform(e);
     double dt = ss_mono_seconds() - t0;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(h.list);
+    httpc_headers_free(hl);
     atomic_fetch_add(&r->send_busy_us, (uint64_t)(dt * 1e6));
     atomic_fetch_add(&r->hist_sum_us, (uint64_t)(dt * 1e6));
     size_t b = 0;
@@ -171,25 +141,16 @@ CURL *rw_new_easy(struct rw_remote *r)
     CURL *e = curl_easy_init();
     if (!e)
         return NULL;
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* TLS, proxy and redirects once per handle; header lines per request (post) */
+    char err[300];
+    if (httpc_setup(e, &c->http, NULL, err, sizeof err) != 0) {
+        ss_error("remotewrite", "remote=%s: %s", r->name, err);
+        curl_easy_cleanup(e);
+        return NULL;
+    }
     curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->remote_timeout_ms > 0 ? c->remote_timeout_ms : 30000));
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->http.tls_insecure_skip_verify ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->http.tls_insecure_skip_verify ? 0L : 2L);
-    if (c->http.tls_ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->http.tls_ca_file);
-    if (c->http.tls_cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->http.tls_cert_file);
-    if (c->http.tls_key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->http.tls_key_file);
-    curl_easy_setopt(e, CURLOPT_PROXY, c->http.proxy_url ? c->http.proxy_url : "");
-    if (c->http.basic_auth_username) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, c->http.basic_auth_username);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, c->http.basic_auth_password ? c->http.basic_auth_password : "");
-    }
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);

@@ -23,23 +23,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return ss_buf_append(b, p, size * n) ? 0 : size * n;
 }
 
-struct hdrs {
-    struct curl_slist *list;
-    bool oom;
-};
-
-static int add_header(void *ctx, const char *line)
-{
-    struct hdrs *h = ctx;
-    struct curl_slist *n = curl_slist_append(h->list, line);
-    if (!n) {
-        h->oom = true;
-        return SS_ENOMEM;
-    }
-    h->list = n;
-    return 0;
-}
-
 int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *body, char *err,
                  size_t errlen)
 {
@@ -47,7 +30,7 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
     struct ss_buf url, form;
     ss_buf_init(&url, 64 * 1024);
     ss_buf_init(&form, 64 * 1024);
-    struct hdrs h = {0};
+    struct curl_slist *hl = NULL;
     CURL *e = NULL;
     int rc = SS_ENOMEM;
     size_t sl = strlen(q->server);
@@ -80,57 +63,32 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
     if (!e)
         goto fail;
     ss_buf_reset(body);
+    if (q->post && (rc = httpc_add_header(&hl, "Content-Type: application/x-www-form-urlencoded")) != 0)
+        goto fail;
+    if ((rc = httpc_add_header(&hl, "Accept: application/json")) != 0)
+        goto fail;
+    /* TLS, proxy, customHeaders and Authorization (token and password files read now) */
+    if ((rc = httpc_setup(e, &q->http, &hl, err, errlen)) != 0)
+        goto fail;
     curl_easy_setopt(e, CURLOPT_URL, url.data);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ms > 0 ? q->timeout_ms : 30000));
     curl_easy_setopt(e, CURLOPT_USERAGENT, "scrapeship/" SS_VERSION);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, q->insecure_skip_verify ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, q->insecure_skip_verify ? 0L : 2L);
-    if (q->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, q->ca_file);
-    if (q->basic_user) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, q->basic_user);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, q->basic_pass ? q->basic_pass : "");
-    }
     if (q->post) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, form.data);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)form.len);
-        add_header(&h, "Content-Type: application/x-www-form-urlencoded");
-    }
-    add_header(&h, "Accept: application/json");
-    for (size_t i = 0; i < q->nheaders; i++) {
-        char line[4096];
-        snprintf(line, sizeof line, "%s: %s", q->headers[i].key, q->headers[i].value);
-        add_header(&h, line);
-    }
-    if (q->bearer_token) {
-        size_t n = strlen(q->bearer_token) + 32;
-        char *line = malloc(n);
-        if (line) {
-            snprintf(line, n, "Authorization: Bearer %s", q->bearer_token);
-            add_header(&h, line);
-            ss_free_secret(line);
-        }
     }
     if (q->signer) {
         rc = aws_signer_sign(q->signer, q->post ? "POST" : "GET", url.data, q->post ? form.data : NULL,
-                             q->post ? form.len : 0, add_header, &h);
+                             q->post ? form.len : 0, httpc_add_header, &hl);
         if (rc) {
             snprintf(err, errlen, "signing the query failed: %s", ss_strerror(rc));
             goto fail;
         }
     }
-    if (h.oom) {
-        rc = SS_ENOMEM;
-        goto fail;
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h.list);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode cr = curl_easy_perform(e);
@@ -145,9 +103,9 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
 fail:
     if (rc == SS_ENOMEM && err[0] == '\0')
         snprintf(err, errlen, "out of memory");
-    curl_slist_free_all(h.list);
     if (e)
         curl_easy_cleanup(e);
+    httpc_headers_free(hl);
     ss_buf_free(&url);
     ss_buf_free(&form);
     return rc;

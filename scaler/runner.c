@@ -27,7 +27,7 @@
 #include "sstext.h"
 
 #define QUERY_DEFAULT_TIMEOUT_MS 3000 /* KEDA_HTTP_DEFAULT_TIMEOUT */
-#define MAX_SECRET_FILE          (64 * 1024)
+#define KEDA_ANNOTATIONS         "autoscaling.keda.sh/"
 #define MAX_WAIT_MS              1000 /* the loop re-checks its clock at least this often */
 
 struct trigger_rt {
@@ -191,68 +191,50 @@ void scaler_runner_free(struct scaler_runner *r)
 
 /* ---- one poll ---------------------------------------------------------- */
 
-/* A secret read from a file goes into a header line: refuse line breaks and other
- * control characters, which would let the file forge headers. */
-static bool header_safe(const char *s)
-{
-    for (; s && *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
-    return true;
-}
-
 /* Query one trigger. The result's error text lives in errbuf. */
 static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *t, const struct trigger_rt *a,
                           struct scaler_trigger_result *res, char *errbuf, size_t errlen)
 {
-    struct ss_kv headers[SCALER_MAX_KV + 1], params[SCALER_MAX_KV + 1];
+    struct httpc_header headers[SCALER_MAX_KV + 1];
+    struct ss_kv params[SCALER_MAX_KV + 1];
     size_t nh = 0, np = 0;
     for (size_t i = 0; i < t->n_custom_headers && nh < SCALER_MAX_KV; i++)
-        headers[nh++] = (struct ss_kv){t->custom_headers[i].key, t->custom_headers[i].value};
+        headers[nh++] = (struct httpc_header){t->custom_headers[i].key, t->custom_headers[i].value};
     for (size_t i = 0; i < t->n_query_parameters && np < SCALER_MAX_KV; i++)
         params[np++] = (struct ss_kv){t->query_parameters[i].key, t->query_parameters[i].value};
     if (t->prom_namespace) /* KEDA: namespace=... for Thanos/Prometheus tenancy proxies */
         params[np++] = (struct ss_kv){"namespace", t->prom_namespace};
 
-    char *bearer = NULL, *password = NULL, *custom = NULL;
+    char *custom = NULL;
     res->ok = false;
     res->error = errbuf;
     errbuf[0] = '\0';
-    /* secrets are read for each query: mounted secrets and tokens rotate */
-    if (a->bearer_token_file && !(bearer = kube_read_secret_file(a->bearer_token_file, MAX_SECRET_FILE))) {
-        snprintf(errbuf, errlen, "cannot read the bearer token file %s", a->bearer_token_file);
-        goto done;
-    }
-    if (a->basic_password_file &&
-        !(password = kube_read_secret_file(a->basic_password_file, MAX_SECRET_FILE))) {
-        snprintf(errbuf, errlen, "cannot read the basic auth password file %s", a->basic_password_file);
-        goto done;
-    }
+    /* secrets are read for each query: mounted secrets and tokens rotate (the bearer
+     * and password files by the HTTP floor, the custom value here) */
     if (a->custom_auth_header) {
-        if (!a->custom_auth_value_file ||
-            !(custom = kube_read_secret_file(a->custom_auth_value_file, MAX_SECRET_FILE))) {
+        if (!a->custom_auth_value_file || !(custom = ss_read_secret_file(a->custom_auth_value_file)) ||
+            !custom[0]) {
             snprintf(errbuf, errlen, "cannot read the custom auth value file %s",
                      a->custom_auth_value_file ? a->custom_auth_value_file : "(none)");
             goto done;
         }
-        headers[nh++] = (struct ss_kv){a->custom_auth_header, custom};
-    }
-    if (!header_safe(bearer) || !header_safe(custom)) {
-        snprintf(errbuf, errlen, "a bearer token or custom auth value file holds control characters");
-        goto done;
+        headers[nh++] = (struct httpc_header){a->custom_auth_header, custom};
     }
     struct scaler_query_req q = {
         .server = t->server_address,
         .query = t->query,
-        .headers = headers,
-        .nheaders = nh,
         .params = params,
         .nparams = np,
-        .bearer_token = bearer,
-        .basic_user = a->basic_user,
-        .basic_pass = a->basic_user ? (password ? password : "") : NULL,
-        .ca_file = a->ca_file,
-        .insecure_skip_verify = t->unsafe_ssl,
+        .http =
+            {
+                .headers = headers,
+                .nheaders = nh,
+                .authorization_credentials_file = a->bearer_token_file,
+                .basic_auth_username = a->basic_user,
+                .basic_auth_password_file = a->basic_user ? a->basic_password_file : NULL,
+                .tls_ca_file = a->ca_file,
+                .tls_insecure_skip_verify = t->unsafe_ssl,
+            },
         .timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : QUERY_DEFAULT_TIMEOUT_MS,
         .signer = a->signer,
     };
@@ -277,8 +259,6 @@ static void query_trigger(struct scaler_runner *r, const struct scaler_trigger *
     res->value = v;
     res->error = NULL;
 done:
-    ss_free_secret(bearer);
-    ss_free_secret(password);
     ss_free_secret(custom);
 }
 
@@ -356,7 +336,7 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
      * still works, only the pause annotations are not seen. Warn once. */
     struct kube_workload wl;
     struct kube_error we;
-    bool have_wl = kube_get_workload(r->kube, &kt, &wl, &we) == 0;
+    bool have_wl = kube_get_workload(r->kube, &kt, KEDA_ANNOTATIONS, &wl, &we) == 0;
     if (!have_wl && !ob->annotations_warned) {
         ss_warn("scaler",
                 "scaledobject=%s/%s: cannot read %s annotations, pause annotations are not seen: %s", ob->ns,
@@ -366,13 +346,17 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
         ob->annotations_warned = false;
     }
 
+    /* only KEDA's keys: scaler_decide reads nothing else */
+    struct scaler_annotation ann[sizeof wl.annotations / sizeof wl.annotations[0]];
+    for (size_t i = 0; have_wl && i < wl.n_annotations; i++)
+        ann[i] = (struct scaler_annotation){wl.annotations[i].key, wl.annotations[i].value};
     struct scaler_input in = {
         .now_ms = ss_mono_ms(),
         .current_replicas = sc.spec_replicas,
         .ready_replicas = have_wl ? wl.ready_replicas : -1,
         .results = res,
         .n_results = nt,
-        .annotations = have_wl && wl.n_annotations ? wl.annotations : NULL,
+        .annotations = have_wl && wl.n_annotations ? ann : NULL,
         .n_annotations = have_wl ? wl.n_annotations : 0,
     };
     struct scaler_decision d;

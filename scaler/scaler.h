@@ -245,21 +245,20 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
 /* Query client (scaler/query.c)                                            */
 /* ======================================================================== */
 
+#include "httpclient.h"
+
 struct aws_signer; /* aws/awssign.h */
 
 struct scaler_query_req {
-    const char *server;              /* serverAddress: base URL, /api/v1/query is appended */
-    const char *query;               /* PromQL */
-    int64_t time_ms;                 /* evaluation time; 0 = now */
-    bool post;                       /* form POST instead of GET */
-    const struct ss_kv *headers;     /* customHeaders */
-    size_t nheaders;
+    const char *server;         /* serverAddress: base URL, /api/v1/query is appended */
+    const char *query;          /* PromQL */
+    int64_t time_ms;            /* evaluation time; 0 = now */
+    bool post;                  /* form POST instead of GET */
     const struct ss_kv *params; /* queryParameters */
     size_t nparams;
-    const char *bearer_token;
-    const char *basic_user, *basic_pass;
-    const char *ca_file;
-    bool insecure_skip_verify;      /* unsafeSsl */
+    /* customHeaders (http.headers), bearer (authorization) or basic auth, the CA,
+     * unsafeSsl (tls_insecure_skip_verify); files are read for this query */
+    struct httpc_config http;
     int64_t timeout_ms;             /* 0 = 30 s */
     struct aws_signer *signer;      /* SigV4 (aws/awssign.h), or NULL */
 };
@@ -269,127 +268,9 @@ struct scaler_query_req {
 int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *body, char *err,
                  size_t errlen);
 
-/* ======================================================================== */
-/* Kubernetes scale client (scaler/kube.c)                                  */
-/* ======================================================================== */
-
-/* Where the API server is and how to authenticate to it. Every string is owned by
- * the struct (kube_config_free frees it, wiping the secrets). */
-struct kube_config {
-    char *server;  /* "https://host:port" or "http://...", no trailing '/' */
-    char *ns;      /* the context's namespace, or the pod's in cluster; NULL if none */
-    char *context; /* kubeconfig context used, or "in-cluster" */
-    char *ca_file; /* CA bundle path, or NULL */
-    char *ca_pem;  /* CA bundle bytes (certificate-authority-data), or NULL */
-    size_t ca_pem_len;
-    bool insecure_skip_verify;
-    char *token;                /* static bearer token (secret), or NULL */
-    char *token_file;           /* bearer token file, re-read for every request (it rotates) */
-    char *cert_file, *key_file; /* client certificate and key paths */
-    char *cert_pem;             /* client-certificate-data, decoded */
-    size_t cert_pem_len;
-    char *key_pem; /* client-key-data, decoded (secret) */
-    size_t key_pem_len;
-    char *username, *password; /* basic auth; password is a secret */
-};
-
-#define KUBE_SA_DIR           "/var/run/secrets/kubernetes.io/serviceaccount"
-#define KUBE_MAX_CONFIG_BYTES (1u << 20) /* one kubeconfig file */
-#define KUBE_MAX_BODY_BYTES   (4u << 20) /* one API response */
-
-/* Read kubeconfig files. `paths` is a KUBECONFIG-style list separated by ':'; as
- * kubectl merges them, the first file that sets a value wins. `context` NULL uses
- * current-context. Relative file paths in a file are resolved against its
- * directory. Exec and auth-provider plugins are not supported (SS_ECONFIG). */
-int kube_config_from_kubeconfig(const char *paths, const char *context, struct kube_config **out, char *err,
-                                size_t errlen);
-/* In-cluster: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the
- * service-account token, ca.crt and namespace files from sa_dir (NULL =
- * KUBE_SA_DIR). SS_ENOTFOUND when the environment variables are not set. */
-int kube_config_in_cluster(const char *sa_dir, struct kube_config **out, char *err, size_t errlen);
-/* The order controller-runtime (KEDA) uses: an explicit kubeconfig path, else
- * $KUBECONFIG, else in cluster, else ~/.kube/config. */
-int kube_config_load(const char *kubeconfig, const char *context, const char *sa_dir,
-                     struct kube_config **out, char *err, size_t errlen);
-void kube_config_free(struct kube_config *c);
-
-/* Read a small secret file (token, password), trailing newlines trimmed. Returns
- * NULL when unreadable, empty or larger than max bytes; free with ss_free_secret. */
-char *kube_read_secret_file(const char *path, size_t max);
-
-/* The workload a ScaledObject scales (its scaleTargetRef, in its namespace). */
-struct kube_target {
-    const char *ns;
-    const char *api_version; /* "apps/v1" */
-    const char *kind;        /* "Deployment", "StatefulSet" */
-    const char *name;
-};
-
-enum kube_op {
-    KUBE_OP_GET_SCALE = 0, /* GET .../NAME/scale */
-    KUBE_OP_PATCH_SCALE,   /* PATCH .../NAME/scale */
-    KUBE_OP_GET_WORKLOAD,  /* GET .../NAME (annotations, ready replicas) */
-};
-
-/* What went wrong with one API call, ready to log. */
-struct kube_error {
-    long status;    /* HTTP status; 0 when there was no answer */
-    bool retryable; /* 409, 429, 5xx, network: the next poll tries again */
-    char message[640];
-};
-
-/* Map a non-2xx answer to an ss_err and a message: 401 and 403 are SS_EAUTH (403
- * names the RBAC rule that is missing), 404 SS_ENOTFOUND, everything else SS_EHTTP.
- * The Kubernetes Status message in body, if any, is quoted. Returns the ss_err. */
-int kube_error_from_status(long status, const char *body, size_t len, const struct kube_target *t,
-                           enum kube_op op, struct kube_error *out);
-/* The RBAC rule an operation needs, e.g. `apiGroups ["apps"], resources
- * ["deployments/scale"], verbs ["get","patch"] in namespace NS`. */
-void kube_rbac_rule(const struct kube_target *t, enum kube_op op, char *buf, size_t cap);
-
-/* One HTTP exchange. The default transport is libcurl; tests install a script. */
-struct kube_http_request {
-    const char *method;
-    const char *url;
-    const char *const *headers; /* "Name: value" lines; Authorization holds a secret */
-    size_t nheaders;
-    const char *body;
-    size_t body_len;
-};
-typedef int (*kube_transport_fn)(void *ud, const struct kube_http_request *req, long *status,
-                                 struct ss_buf *resp, char *err, size_t errlen);
-
-struct kube_client;
-/* cfg is borrowed and must outlive the client. */
-int kube_client_new(const struct kube_config *cfg, struct kube_client **out);
-void kube_client_set_transport(struct kube_client *c, kube_transport_fn fn, void *ud);
-void kube_client_set_timeout(struct kube_client *c, int64_t timeout_ms); /* default 10 s */
-void kube_client_free(struct kube_client *c);
-
-/* The scale subresource (autoscaling/v1 Scale). */
-struct kube_scale {
-    int32_t spec_replicas;
-    int32_t status_replicas;
-};
-
-/* What the runner reads from the workload object itself. */
-struct kube_workload {
-    int32_t spec_replicas;
-    int32_t ready_replicas; /* status.readyReplicas; 0 when absent */
-    /* autoscaling.keda.sh/ annotations only (the ones scaler_decide reads) */
-    struct scaler_annotation annotations[8];
-    size_t n_annotations;
-    char strings[2048]; /* backing store of the annotation keys and values */
-};
-
-int kube_get_scale(struct kube_client *c, const struct kube_target *t, struct kube_scale *out,
-                   struct kube_error *err);
-/* PATCH {"spec":{"replicas":N}} as application/merge-patch+json; *out (may be NULL)
- * receives the Scale the server answered with. */
-int kube_patch_scale(struct kube_client *c, const struct kube_target *t, int32_t replicas,
-                     struct kube_scale *out, struct kube_error *err);
-int kube_get_workload(struct kube_client *c, const struct kube_target *t, struct kube_workload *out,
-                      struct kube_error *err);
+/* The Kubernetes client (config, the scale subresource, the workload's annotations)
+ * is the kube/ floor's. */
+#include "kube.h"
 
 /* ======================================================================== */
 /* The poll loop (scaler/runner.c)                                          */

@@ -77,8 +77,7 @@ struct target {
     bool present; /* seen in the latest set_jobs */
 
     CURL *easy;
-    struct curl_slist *headers;
-    char *auth_header; /* "Authorization: ..." (secret; wiped) */
+    struct curl_slist *headers; /* may hold Authorization: wiped on free */
     char errbuf[CURL_ERROR_SIZE];
     bool in_flight;
     int64_t next_ms; /* monotonic */
@@ -432,103 +431,33 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     return t->failed ? 0 : n;
 }
 
-static int set_auth(struct target *t)
-{
-    const struct scrape_http_config *h = &t->job->cfg.http;
-    if (h->basic_auth_username) {
-        curl_easy_setopt(t->easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(t->easy, CURLOPT_USERNAME, h->basic_auth_username);
-        if (h->basic_auth_password_file) {
-            char *pw = ss_read_secret_file(h->basic_auth_password_file);
-            if (!pw)
-                return target_fail(t, FAIL_OTHER, "unable to read basic auth password file %s",
-                                   h->basic_auth_password_file);
-            curl_easy_setopt(t->easy, CURLOPT_PASSWORD, pw); /* curl copies it */
-            ss_free_secret(pw);
-        } else {
-            curl_easy_setopt(t->easy, CURLOPT_PASSWORD, h->basic_auth_password ? h->basic_auth_password : "");
-        }
-    }
-    ss_free_secret(t->auth_header);
-    t->auth_header = NULL;
-    if (h->authorization_credentials || h->authorization_credentials_file) {
-        char *cred = h->authorization_credentials_file
-                         ? ss_read_secret_file(h->authorization_credentials_file)
-                         : strdup(h->authorization_credentials);
-        if (!cred)
-            return target_fail(t, FAIL_OTHER, "unable to read authorization credentials file %s",
-                               h->authorization_credentials_file ? h->authorization_credentials_file : "");
-        const char *type = h->authorization_type ? h->authorization_type : "Bearer";
-        size_t n = strlen("Authorization: ") + strlen(type) + 1 + strlen(cred) + 1;
-        t->auth_header = malloc(n);
-        if (t->auth_header)
-            snprintf(t->auth_header, n, "Authorization: %s %s", type, cred);
-        ss_free_secret(cred);
-    }
-    return 0;
-}
-
-static int build_headers(struct target *t)
-{
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
-    char tmo[96];
-    snprintf(tmo, sizeof tmo, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->spec.timeout_ms / 1000.0);
-    const char *lines[] = {ACCEPT_HEADER, tmo, t->auth_header};
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-        if (!lines[i])
-            continue;
-        struct curl_slist *n = curl_slist_append(t->headers, lines[i]);
-        if (!n)
-            return SS_ENOMEM;
-        t->headers = n;
-    }
-    return 0;
-}
-
+/* The engine's own lines (Accept, the timeout), then the job's http_config: its
+ * options and header lines, with password and credentials files read now. */
 static int setup_easy(struct target *t)
 {
-    const struct scrape_http_config *h = &t->job->cfg.http;
     CURL *e = t->easy;
     curl_easy_reset(e);
+    httpc_headers_free(t->headers);
+    t->headers = NULL;
+    char tmo[96], err[300] = "";
+    snprintf(tmo, sizeof tmo, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->spec.timeout_ms / 1000.0);
+    int rc = httpc_add_header(&t->headers, ACCEPT_HEADER);
+    if (!rc)
+        rc = httpc_add_header(&t->headers, tmo);
+    if (!rc)
+        rc = httpc_setup(e, &t->job->cfg.http, &t->headers, err, sizeof err);
+    if (rc)
+        return target_fail(t, FAIL_OTHER, "%s", err[0] ? err : ss_strerror(rc));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->spec.timeout_ms);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->m->user_agent);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    /* TLS is verified unless the config says insecure_skip_verify. */
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->tls_insecure_skip_verify ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->tls_insecure_skip_verify ? 0L : 2L);
-    if (h->tls_ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, h->tls_ca_file);
-    if (h->tls_cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, h->tls_cert_file);
-    if (h->tls_key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, h->tls_key_file);
-    if (h->tls_min_version) {
-        long v = strcmp(h->tls_min_version, "TLS13") == 0   ? CURL_SSLVERSION_TLSv1_3
-                 : strcmp(h->tls_min_version, "TLS11") == 0 ? CURL_SSLVERSION_TLSv1_1
-                 : strcmp(h->tls_min_version, "TLS10") == 0 ? CURL_SSLVERSION_TLSv1_0
-                                                            : CURL_SSLVERSION_TLSv1_2;
-        curl_easy_setopt(e, CURLOPT_SSLVERSION, v);
-    }
-    if (h->proxy_url)
-        curl_easy_setopt(e, CURLOPT_PROXY, h->proxy_url);
-    else
-        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore *_proxy env, as Prometheus does */
-    int rc = set_auth(t);
-    if (!rc)
-        rc = build_headers(t);
-    if (!rc)
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    return rc;
+    return 0;
 }
 
 /* ---- scrape lifecycle --------------------------------------------------- */
@@ -654,8 +583,7 @@ static void target_free(struct target *t)
     if (t->in_flight)
         curl_multi_remove_handle(t->m->multi, t->easy);
     curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->headers);
-    ss_free_secret(t->auth_header);
+    httpc_headers_free(t->headers);
     scrape_parser_free(t->parser);
     scrape_target_spec_free(&t->spec);
     ss_labels_free(&t->work);

@@ -20,8 +20,9 @@
  * ports (address podIP), label and annotation names sanitised to [a-zA-Z0-9_] with
  * one "_" per invalid character, "<x>present_" twins set to "true".
  *
- * The HTTP/auth helper here overlaps with scaler/kube.c (the scaler's scale client);
- * they should share one Kubernetes client once both settle.
+ * Where the API server is, how to authenticate, the request URLs and the framing of
+ * watch streams are the Kubernetes client's (kube/kube.h); this file is the
+ * reflector (LIST, WATCH, relist, backoff) and the discovery logic.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -34,17 +35,15 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <yaml.h>
 
+#include "kube.h"
 #include "scrape.h"
 #include "sstext.h"
 
-#define KUBE_DEFAULT_SA_DIR     "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_MAX_PAGE_BYTES     (256u << 20) /* one LIST page */
 #define KUBE_MAX_LINE_BYTES     (16u << 20)  /* one watch event (etcd objects are <= 1.5 MB) */
 #define KUBE_MAX_ERROR_BODY     (64u << 10)  /* body of a non-200 answer, for the log */
 #define KUBE_MAX_OBJECTS        500000u      /* per watcher */
-#define KUBE_MAX_FILE_BYTES     (4u << 20)   /* kubeconfig, CA, token files */
 #define KUBE_MAX_NAMESPACES     1024u
 #define KUBE_CONNECT_TIMEOUT_MS 10000L
 #define KUBE_LIST_TIMEOUT_MS    120000L
@@ -52,417 +51,6 @@
 static const char *const resource_role[] = {"pod", "service", "endpoints"};
 enum kube_resource { RES_PODS = 0, RES_SERVICES, RES_ENDPOINTS };
 static const char *const resource_path[] = {"pods", "services", "endpoints"};
-
-/* ======================================================================== */
-/* Small helpers                                                            */
-/* ======================================================================== */
-
-/* Read a whole file (at most max bytes) into a NUL-terminated buffer. Callers that
- * read secrets free it with ss_free_secret. */
-static int read_file(const char *path, size_t max, char **out, size_t *outlen)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return SS_EIO;
-    struct ss_buf b;
-    ss_buf_init(&b, max);
-    char chunk[4096];
-    int rc = 0;
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if ((rc = ss_buf_append(&b, chunk, got)) != 0)
-            break;
-    }
-    if (!rc && ferror(f))
-        rc = SS_EIO;
-    ss_wipe(chunk, sizeof chunk);
-    fclose(f);
-    if (rc) {
-        ss_buf_free_secret(&b);
-        return rc;
-    }
-    if (!b.data && ss_buf_append(&b, "", 0) != 0)
-        return SS_ENOMEM;
-    *out = b.data;
-    if (outlen)
-        *outlen = b.len;
-    return 0;
-}
-
-/* A token file, surrounding whitespace trimmed (kubelet writes none, humans do). */
-static char *read_token_file(const char *path)
-{
-    char *s = NULL;
-    size_t len = 0;
-    if (read_file(path, 64 * 1024, &s, &len) != 0)
-        return NULL;
-    size_t a = 0;
-    while (a < len && (s[a] == ' ' || s[a] == '\n' || s[a] == '\r' || s[a] == '\t'))
-        a++;
-    while (len > a && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == '\t'))
-        len--;
-    memmove(s, s + a, len - a);
-    ss_wipe(s + (len - a), strlen(s + (len - a)));
-    s[len - a] = '\0';
-    return s;
-}
-
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Standard base64 (whitespace and padding tolerated), as kubeconfig *-data fields. */
-static int b64_decode(const char *s, char **out, size_t *outlen)
-{
-    size_t n = strlen(s);
-    char *o = malloc(n / 4 * 3 + 4);
-    if (!o)
-        return SS_ENOMEM;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
-            continue;
-        int v = b64val(c);
-        if (v < 0) {
-            ss_wipe(o, w);
-            free(o);
-            return SS_EPARSE;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[w++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    o[w] = '\0';
-    *out = o;
-    *outlen = w;
-    return 0;
-}
-
-/* ======================================================================== */
-/* Where the API server is and how to authenticate                           */
-/* ======================================================================== */
-
-struct kube_conn {
-    char *server; /* "https://host:port" (no trailing slash) */
-    char *ca_file;
-    char *ca_blob;
-    size_t ca_len;
-    char *cert_file, *key_file;
-    char *cert_blob, *key_blob; /* key_blob is secret */
-    size_t cert_len, key_len;
-    bool insecure;
-    const char *tls_min_version;
-    const char *proxy_url;
-    char *auth_type;  /* scheme for token / token_file, "Bearer" by default */
-    char *token;      /* secret */
-    char *token_file; /* re-read on every request */
-    char *username;
-    char *password; /* secret */
-    char *password_file;
-    char *namespace_; /* in-cluster: the pod's own namespace */
-};
-
-static void conn_free(struct kube_conn *c)
-{
-    free(c->server);
-    free(c->ca_file);
-    free(c->ca_blob);
-    free(c->cert_file);
-    free(c->key_file);
-    free(c->cert_blob);
-    if (c->key_blob) {
-        ss_wipe(c->key_blob, c->key_len);
-        free(c->key_blob);
-    }
-    free(c->auth_type);
-    ss_free_secret(c->token);
-    free(c->token_file);
-    free(c->username);
-    ss_free_secret(c->password);
-    free(c->password_file);
-    free(c->namespace_);
-    memset(c, 0, sizeof *c);
-}
-
-static int conn_from_http(const struct kube_sd_config *cfg, struct kube_conn *c)
-{
-    const struct scrape_http_config *h = &cfg->http;
-    size_t n = strlen(cfg->api_server);
-    while (n && cfg->api_server[n - 1] == '/')
-        n--;
-    if (!(c->server = strndup(cfg->api_server, n)))
-        return SS_ENOMEM;
-    c->insecure = h->tls_insecure_skip_verify;
-    c->tls_min_version = h->tls_min_version;
-    c->proxy_url = h->proxy_url;
-    if ((h->tls_ca_file && !(c->ca_file = strdup(h->tls_ca_file))) ||
-        (h->tls_cert_file && !(c->cert_file = strdup(h->tls_cert_file))) ||
-        (h->tls_key_file && !(c->key_file = strdup(h->tls_key_file))))
-        return SS_ENOMEM;
-    if (h->basic_auth_username || h->basic_auth_password || h->basic_auth_password_file) {
-        if (!(c->username = strdup(h->basic_auth_username ? h->basic_auth_username : "")) ||
-            (h->basic_auth_password && !(c->password = strdup(h->basic_auth_password))) ||
-            (h->basic_auth_password_file && !(c->password_file = strdup(h->basic_auth_password_file))))
-            return SS_ENOMEM;
-    }
-    if (h->authorization_credentials || h->authorization_credentials_file) {
-        if (!(c->auth_type = strdup(h->authorization_type ? h->authorization_type : "Bearer")) ||
-            (h->authorization_credentials && !(c->token = strdup(h->authorization_credentials))) ||
-            (h->authorization_credentials_file &&
-             !(c->token_file = strdup(h->authorization_credentials_file))))
-            return SS_ENOMEM;
-    }
-    return 0;
-}
-
-/* rest.InClusterConfig: KUBERNETES_SERVICE_HOST/PORT, the service account's token
- * (re-read per request: bound tokens are rotated by the kubelet) and CA. */
-static int conn_in_cluster(const struct kube_sd_config *cfg, struct kube_conn *c, char *err, size_t errlen)
-{
-    const char *host = getenv("KUBERNETES_SERVICE_HOST");
-    const char *port = getenv("KUBERNETES_SERVICE_PORT");
-    const char *dir = cfg->service_account_dir ? cfg->service_account_dir : KUBE_DEFAULT_SA_DIR;
-    if (!host || !*host || !port || !*port) {
-        snprintf(err, errlen,
-                 "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
-                 "KUBERNETES_SERVICE_PORT must be defined (or set api_server or kubeconfig_file)");
-        return SS_ECONFIG;
-    }
-    size_t n = strlen(host) + strlen(port) + 16;
-    if (!(c->server = malloc(n)))
-        return SS_ENOMEM;
-    snprintf(c->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
-    size_t dl = strlen(dir) + 32;
-    if (!(c->token_file = malloc(dl)) || !(c->ca_file = malloc(dl)) || !(c->auth_type = strdup("Bearer")))
-        return SS_ENOMEM;
-    snprintf(c->token_file, dl, "%s/token", dir);
-    snprintf(c->ca_file, dl, "%s/ca.crt", dir);
-    if (cfg->own_namespace) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/namespace", dir);
-        if (!(c->namespace_ = read_token_file(path)) || !c->namespace_[0]) {
-            snprintf(err, errlen, "own_namespace: cannot read %.400s", path);
-            return SS_EIO;
-        }
-    }
-    return 0;
-}
-
-/* ---- kubeconfig ------------------------------------------------------------ */
-
-static yaml_node_t *ymap_get(yaml_document_t *d, yaml_node_t *map, const char *key)
-{
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(d, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
-            memcmp(k->data.scalar.value, key, k->data.scalar.length) == 0)
-            return yaml_document_get_node(d, p->value);
-    }
-    return NULL;
-}
-
-/* The scalar's text (copied), or NULL when absent or not a scalar. */
-static char *ystr(yaml_node_t *n)
-{
-    if (!n || n->type != YAML_SCALAR_NODE)
-        return NULL;
-    return strndup((const char *)n->data.scalar.value, n->data.scalar.length);
-}
-
-static bool ystr_is(yaml_node_t *n, const char *s)
-{
-    return n && n->type == YAML_SCALAR_NODE && n->data.scalar.length == strlen(s) &&
-           memcmp(n->data.scalar.value, s, n->data.scalar.length) == 0;
-}
-
-/* In a list of {name: X, <field>: {...}}, the <field> mapping of the entry named name. */
-static yaml_node_t *ynamed(yaml_document_t *d, yaml_node_t *list, const char *name, const char *field)
-{
-    if (!list || list->type != YAML_SEQUENCE_NODE || !name)
-        return NULL;
-    for (yaml_node_item_t *i = list->data.sequence.items.start; i < list->data.sequence.items.top; i++) {
-        yaml_node_t *e = yaml_document_get_node(d, *i);
-        if (ystr_is(ymap_get(d, e, "name"), name))
-            return ymap_get(d, e, field);
-    }
-    return NULL;
-}
-
-/* Relative paths in a kubeconfig are relative to the kubeconfig's directory. */
-static char *kc_path(const char *kubeconfig, yaml_node_t *n)
-{
-    char *s = ystr(n);
-    if (!s || !*s || s[0] == '/')
-        return s;
-    const char *slash = strrchr(kubeconfig, '/');
-    if (!slash)
-        return s;
-    size_t dl = (size_t)(slash - kubeconfig);
-    size_t len = dl + 1 + strlen(s) + 1;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%.*s/%s", (int)dl, kubeconfig, s);
-    free(s);
-    return p;
-}
-
-static int kc_blob(yaml_node_t *n, char **out, size_t *len, const char *what, char *err, size_t errlen)
-{
-    char *s = ystr(n);
-    if (!s)
-        return 0;
-    int rc = b64_decode(s, out, len);
-    ss_free_secret(s);
-    if (rc == SS_EPARSE)
-        snprintf(err, errlen, "kubeconfig: %s is not valid base64", what);
-    return rc;
-}
-
-static bool ybool(yaml_node_t *n)
-{
-    return ystr_is(n, "true") || ystr_is(n, "True") || ystr_is(n, "TRUE");
-}
-
-/* clientcmd's subset that a pod or a test needs: the current context's cluster
- * (server, CA file or data, insecure-skip-tls-verify, proxy-url) and user (token,
- * tokenFile, client certificate and key as files or data, username/password). */
-static int conn_from_kubeconfig(const char *path, struct kube_conn *c, char *err, size_t errlen)
-{
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_file(path, KUBE_MAX_FILE_BYTES, &text, &len);
-    if (rc) {
-        snprintf(err, errlen, "cannot read kubeconfig %s: %s", path,
-                 rc == SS_ELIMIT ? "file too large" : strerror(errno));
-        return rc;
-    }
-    yaml_parser_t p;
-    yaml_document_t d;
-    bool have_doc = false;
-    char *ctx_name = NULL, *cluster_name = NULL, *user_name = NULL;
-    if (!yaml_parser_initialize(&p)) {
-        ss_free_secret(text);
-        return SS_ENOMEM;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&p, &d)) {
-        snprintf(err, errlen, "kubeconfig %s:%zu:%zu: %s", path, p.problem_mark.line + 1,
-                 p.problem_mark.column + 1, p.problem ? p.problem : "invalid YAML");
-        rc = SS_EPARSE;
-        goto fail;
-    }
-    have_doc = true;
-    yaml_node_t *root = yaml_document_get_root_node(&d);
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        snprintf(err, errlen, "kubeconfig %s: not a mapping", path);
-        rc = SS_EPARSE;
-        goto fail;
-    }
-    yaml_node_t *contexts = ymap_get(&d, root, "contexts");
-    ctx_name = ystr(ymap_get(&d, root, "current-context"));
-    if ((!ctx_name || !*ctx_name) && contexts && contexts->type == YAML_SEQUENCE_NODE &&
-        contexts->data.sequence.items.top - contexts->data.sequence.items.start == 1) {
-        /* no current-context but exactly one context: that one */
-        free(ctx_name);
-        ctx_name =
-            ystr(ymap_get(&d, yaml_document_get_node(&d, *contexts->data.sequence.items.start), "name"));
-    }
-    yaml_node_t *ctx = ynamed(&d, contexts, ctx_name, "context");
-    if (!ctx) {
-        snprintf(err, errlen, "kubeconfig %s: context \"%s\" not found", path, ctx_name ? ctx_name : "");
-        rc = SS_ECONFIG;
-        goto fail;
-    }
-    cluster_name = ystr(ymap_get(&d, ctx, "cluster"));
-    user_name = ystr(ymap_get(&d, ctx, "user"));
-    yaml_node_t *cl = ynamed(&d, ymap_get(&d, root, "clusters"), cluster_name, "cluster");
-    yaml_node_t *us = ynamed(&d, ymap_get(&d, root, "users"), user_name, "user");
-    if (!cl) {
-        snprintf(err, errlen, "kubeconfig %s: cluster \"%s\" not found", path,
-                 cluster_name ? cluster_name : "");
-        rc = SS_ECONFIG;
-        goto fail;
-    }
-    char *server = ystr(ymap_get(&d, cl, "server"));
-    if (!server || !*server) {
-        free(server);
-        snprintf(err, errlen, "kubeconfig %s: cluster \"%s\" has no server", path, cluster_name);
-        rc = SS_ECONFIG;
-        goto fail;
-    }
-    size_t sl = strlen(server);
-    while (sl && server[sl - 1] == '/')
-        server[--sl] = '\0';
-    c->server = server;
-    c->insecure = ybool(ymap_get(&d, cl, "insecure-skip-tls-verify"));
-    rc = SS_ENOMEM;
-    yaml_node_t *n;
-    if ((n = ymap_get(&d, cl, "certificate-authority")) && !(c->ca_file = kc_path(path, n)))
-        goto fail;
-    if ((rc = kc_blob(ymap_get(&d, cl, "certificate-authority-data"), &c->ca_blob, &c->ca_len,
-                      "certificate-authority-data", err, errlen)) != 0)
-        goto fail;
-    if (us) {
-        rc = SS_ENOMEM;
-        if ((n = ymap_get(&d, us, "client-certificate")) && !(c->cert_file = kc_path(path, n)))
-            goto fail;
-        if ((n = ymap_get(&d, us, "client-key")) && !(c->key_file = kc_path(path, n)))
-            goto fail;
-        if ((n = ymap_get(&d, us, "tokenFile")) && !(c->token_file = kc_path(path, n)))
-            goto fail;
-        c->token = ystr(ymap_get(&d, us, "token"));
-        c->username = ystr(ymap_get(&d, us, "username"));
-        c->password = ystr(ymap_get(&d, us, "password"));
-        if ((rc = kc_blob(ymap_get(&d, us, "client-certificate-data"), &c->cert_blob, &c->cert_len,
-                          "client-certificate-data", err, errlen)) != 0 ||
-            (rc = kc_blob(ymap_get(&d, us, "client-key-data"), &c->key_blob, &c->key_len, "client-key-data",
-                          err, errlen)) != 0)
-            goto fail;
-        if ((c->token || c->token_file) && !(c->auth_type = strdup("Bearer"))) {
-            rc = SS_ENOMEM;
-            goto fail;
-        }
-        bool has_cred = c->token || c->token_file || c->username || c->cert_file || c->cert_blob;
-        if (!has_cred && (ymap_get(&d, us, "exec") || ymap_get(&d, us, "auth-provider"))) {
-            snprintf(err, errlen,
-                     "kubeconfig %s: user \"%s\" uses an exec or auth-provider plugin, which "
-                     "scrapeship does not run; use a token, tokenFile or client certificate",
-                     path, user_name ? user_name : "");
-            rc = SS_ECONFIG;
-            goto fail;
-        }
-    }
-    rc = 0;
-fail:
-    free(ctx_name);
-    free(cluster_name);
-    free(user_name);
-    if (have_doc)
-        yaml_document_delete(&d);
-    yaml_parser_delete(&p);
-    ss_free_secret(text);
-    return rc;
-}
 
 /* ======================================================================== */
 /* Watchers and stores                                                      */
@@ -482,11 +70,11 @@ struct kube_watcher {
     CURL *easy;
     struct curl_slist *headers; /* holds the Authorization header: wiped on free */
     char errbuf[CURL_ERROR_SIZE];
-    struct ss_buf body; /* LIST page, error body, or the unfinished watch line */
-    size_t scanned;     /* watch: bytes of body already searched for '\n' */
-    long status;        /* HTTP status of the running request, 0 until known */
-    json_t *store;      /* "ns/name" -> pruned object; under sd->lock */
-    json_t *pending;    /* LIST pages collected so far */
+    struct ss_buf body;              /* LIST page or error body */
+    struct kube_watch_stream stream; /* a watch: the unfinished event line */
+    long status;                     /* HTTP status of the running request, 0 until known */
+    json_t *store;                   /* "ns/name" -> pruned object; under sd->lock */
+    json_t *pending;                 /* LIST pages collected so far */
     char *continue_token;
     char rv[128];
     bool gone;         /* the stream said 410 */
@@ -513,7 +101,7 @@ struct kube_sd {
     bool thread_ok;
     atomic_bool stop;
     CURLM *multi;
-    struct kube_conn conn;
+    struct kube_config *conn; /* server, TLS and credentials; made by the thread */
     bool conn_ok;
     struct kube_watcher *w; /* under lock once the thread runs */
     size_t nw;
@@ -1145,74 +733,62 @@ static int64_t backoff_ms(struct kube_sd *k, unsigned failures)
     return d < cap ? d : cap;
 }
 
-static void wipe_headers(struct curl_slist *h)
-{
-    for (struct curl_slist *p = h; p; p = p->next)
-        ss_wipe(p->data, strlen(p->data));
-    curl_slist_free_all(h);
-}
-
 static const char *res_name(const struct kube_watcher *w)
 {
     return resource_path[w->res];
 }
 
-/* One ADDED/MODIFIED/DELETED/BOOKMARK/ERROR line of a watch stream. */
-static void handle_event(struct kube_watcher *w, const char *line, size_t len)
+/* One ADDED/MODIFIED/DELETED/BOOKMARK/ERROR line of a watch stream. Returns non-zero
+ * to end the stream (relist). */
+static int handle_event(void *ud, const char *line, size_t len)
 {
+    struct kube_watcher *w = ud;
     struct kube_sd *k = w->sd;
-    while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
-        len--;
-    if (!len)
-        return;
-    json_error_t jerr;
-    /* JSON_ALLOW_NUL: one odd annotation must not make every event undecodable */
-    json_t *ev = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
-    const char *type = jstr(ev, "type");
-    json_t *obj = json_object_get(ev, "object");
-    if (!ev || !*type || !json_is_object(obj)) {
+    json_t *doc;
+    struct kube_watch_event ev;
+    char derr[200];
+    if (kube_watch_event_decode(line, len, &doc, &ev, derr, sizeof derr) != 0) {
         ss_warn("discovery", "kubernetes job=%s %s: undecodable watch event: %s; relisting", k->job,
-                res_name(w), ev ? "no type or object" : jerr.text);
+                res_name(w), derr);
         w->stream_error = true;
-        json_decref(ev);
-        return;
+        return 1;
     }
     w->stream_events++;
-    if (strcmp(type, "ERROR") == 0) {
+    const char *rv = ev.resource_version;
+    switch (ev.type) {
+    case KUBE_EVENT_ERROR:
         /* apimachinery Status; 410 Gone: the RV was compacted away */
-        if (json_integer_value(json_object_get(obj, "code")) == 410) {
+        if (ev.code == 410) {
             w->gone = true;
         } else {
-            ss_warn("discovery", "kubernetes job=%s %s: watch error %lld: %s", k->job, res_name(w),
-                    (long long)json_integer_value(json_object_get(obj, "code")), jstr(obj, "message"));
+            ss_warn("discovery", "kubernetes job=%s %s: watch error %ld: %s", k->job, res_name(w), ev.code,
+                    ev.message);
             w->stream_error = true;
         }
-        json_decref(ev);
-        return;
-    }
-    const char *rv = jstr(json_object_get(obj, "metadata"), "resourceVersion");
-    if (strcmp(type, "BOOKMARK") == 0) {
+        json_decref(doc);
+        return 1;
+    case KUBE_EVENT_BOOKMARK:
         if (*rv && strlen(rv) < sizeof w->rv)
             snprintf(w->rv, sizeof w->rv, "%s", rv);
-        json_decref(ev);
-        return;
+        json_decref(doc);
+        return 0;
+    case KUBE_EVENT_UNKNOWN:
+        json_decref(doc);
+        return 0; /* unknown event types are skipped, as client-go does */
+    default: break;
     }
-    bool del = strcmp(type, "DELETED") == 0;
-    bool add = strcmp(type, "ADDED") == 0;
-    if (!del && !add && strcmp(type, "MODIFIED") != 0) {
-        json_decref(ev);
-        return; /* unknown event types are skipped, as client-go does */
-    }
+    bool del = ev.type == KUBE_EVENT_DELETED;
+    bool add = ev.type == KUBE_EVENT_ADDED;
     int rc = 0;
-    json_t *p = prune(w->res, obj, &rc);
+    json_t *p = prune(w->res, ev.object, &rc);
     char key[1024];
     if (!p || object_key(p, key, sizeof key) != 0) {
         ss_warn("discovery", "kubernetes job=%s %s: unusable object in %s event; relisting", k->job,
-                res_name(w), type);
+                res_name(w), ev.type_name);
         w->stream_error = true;
         json_decref(p);
-        json_decref(ev);
-        return;
+        json_decref(doc);
+        return 1;
     }
     pthread_mutex_lock(&k->lock);
     if (del) {
@@ -1233,7 +809,8 @@ static void handle_event(struct kube_watcher *w, const char *line, size_t len)
     if (*rv && strlen(rv) < sizeof w->rv)
         snprintf(w->rv, sizeof w->rv, "%s", rv);
     w->failures = 0;
-    json_decref(ev);
+    json_decref(doc);
+    return 0;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -1254,87 +831,36 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
         }
         return len;
     }
-    /* a watch stream: one JSON event per line */
-    if (ss_buf_append(&w->body, ptr, len) != 0) {
+    /* a watch stream: one JSON event per line; a gone or broken stream ends here */
+    int rc = kube_watch_stream_feed(&w->stream, ptr, len, handle_event, w);
+    if (rc == SS_ELIMIT)
         ss_error("discovery", "kubernetes job=%s %s: watch event larger than %u bytes", w->sd->job,
                  res_name(w), KUBE_MAX_LINE_BYTES);
-        return 0;
-    }
-    size_t start = 0;
-    for (;;) {
-        char *nl = memchr(w->body.data + w->scanned, '\n', w->body.len - w->scanned);
-        if (!nl)
-            break;
-        size_t end = (size_t)(nl - w->body.data);
-        handle_event(w, w->body.data + start, end - start);
-        start = end + 1;
-        w->scanned = start;
-        if (w->gone || w->stream_error)
-            return 0; /* end the stream: relist */
-    }
-    if (start) {
-        memmove(w->body.data, w->body.data + start, w->body.len - start);
-        w->body.len -= start;
-        w->body.data[w->body.len] = '\0';
-        w->scanned -= start;
-    }
-    w->scanned = w->body.len;
-    return len;
-}
-
-static int build_url(struct kube_sd *k, struct kube_watcher *w, bool list, struct ss_buf *u)
-{
-    int rc = ss_buf_append_str(u, k->conn.server);
-    if (!rc && w->ns) {
-        rc = ss_buf_append_str(u, "/api/v1/namespaces/");
-        if (!rc)
-            rc = ss_percent_encode(u, w->ns, strlen(w->ns), 0);
-        if (!rc)
-            rc = ss_buf_printf(u, "/%s", resource_path[w->res]);
-    } else if (!rc) {
-        rc = ss_buf_printf(u, "/api/v1/%s", resource_path[w->res]);
-    }
-    if (rc)
-        return rc;
-    if (list) {
-        uint32_t limit = k->cfg.list_page_size ? k->cfg.list_page_size : 500;
-        rc = ss_buf_printf(u, "?limit=%u", limit);
-        if (!rc && w->continue_token) {
-            rc = ss_buf_append_str(u, "&continue=");
-            if (!rc)
-                rc = ss_percent_encode(u, w->continue_token, strlen(w->continue_token), 0);
-        }
-    } else {
-        int64_t t = k->cfg.watch_timeout_s;
-        if (t <= 0) /* client-go reflector: minWatchTimeout * (1 + rand) */
-            t = 300 + (int64_t)(rand_r(&k->rand_state) % 300);
-        rc = ss_buf_printf(
-            u, "?allowWatchBookmarks=true&timeoutSeconds=%lld&watch=true&resourceVersion=", (long long)t);
-        if (!rc)
-            rc = ss_percent_encode(u, w->rv, strlen(w->rv), 0);
-    }
-    if (!rc && w->label_selector && *w->label_selector) {
-        rc = ss_buf_append_str(u, "&labelSelector=");
-        if (!rc)
-            rc = ss_percent_encode(u, w->label_selector, strlen(w->label_selector), 0);
-    }
-    if (!rc && w->field_selector && *w->field_selector) {
-        rc = ss_buf_append_str(u, "&fieldSelector=");
-        if (!rc)
-            rc = ss_percent_encode(u, w->field_selector, strlen(w->field_selector), 0);
-    }
-    return rc;
+    return rc ? 0 : len;
 }
 
 /* Set up and add the next request of w: a LIST page or a WATCH. */
 static int watcher_start(struct kube_watcher *w)
 {
     struct kube_sd *k = w->sd;
-    struct kube_conn *c = &k->conn;
     bool list = w->need_list;
+    int64_t timeout_s = k->cfg.watch_timeout_s;
+    if (!list && timeout_s <= 0) /* client-go reflector: minWatchTimeout * (1 + rand) */
+        timeout_s = 300 + (int64_t)(rand_r(&k->rand_state) % 300);
+    struct kube_watch_query q = {
+        .resource = resource_path[w->res],
+        .ns = w->ns,
+        .label_selector = w->label_selector,
+        .field_selector = w->field_selector,
+        .watch = !list,
+        .limit = k->cfg.list_page_size,
+        .continue_token = w->continue_token,
+        .resource_version = w->rv,
+        .timeout_s = timeout_s,
+    };
     struct ss_buf url;
     ss_buf_init(&url, 64 * 1024);
-    int rc = build_url(k, w, list, &url);
+    int rc = kube_watch_url(k->conn, &q, &url);
     if (rc) {
         ss_buf_free(&url);
         return rc;
@@ -1346,48 +872,30 @@ static int watcher_start(struct kube_watcher *w)
     CURL *e = w->easy;
     curl_easy_reset(e);
     ss_buf_free(&w->body);
-    ss_buf_init(&w->body, list ? KUBE_MAX_PAGE_BYTES : KUBE_MAX_LINE_BYTES);
-    w->scanned = 0;
+    ss_buf_init(&w->body, KUBE_MAX_PAGE_BYTES);
+    kube_watch_stream_free(&w->stream);
+    kube_watch_stream_init(&w->stream, KUBE_MAX_LINE_BYTES);
     w->status = 0;
     w->gone = w->stream_error = false;
     w->stream_events = 0;
     w->errbuf[0] = '\0';
-    w->headers = curl_slist_append(NULL, "Accept: application/json");
-    if (c->token || c->token_file) {
-        char *tok = c->token_file ? read_token_file(c->token_file) : NULL;
-        const char *use = c->token_file ? tok : c->token;
-        if (!use) {
-            ss_warn("discovery", "kubernetes job=%s: cannot read token file %s", k->job, c->token_file);
-        } else {
-            size_t hl = strlen(use) + strlen(c->auth_type) + 32;
-            char *h = malloc(hl);
-            if (h) {
-                snprintf(h, hl, "Authorization: %s %s", c->auth_type, use);
-                struct curl_slist *nh = curl_slist_append(w->headers, h);
-                if (nh)
-                    w->headers = nh;
-                ss_free_secret(h);
-            }
-        }
-        ss_free_secret(tok);
-    }
-    if (c->username) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, c->username);
-        char *pw = c->password_file ? read_token_file(c->password_file) : NULL;
-        curl_easy_setopt(e, CURLOPT_PASSWORD, pw ? pw : c->password ? c->password : "");
-        ss_free_secret(pw);
-    }
-    curl_easy_setopt(e, CURLOPT_URL, url.data);
+    char err[300] = "";
+    rc = kube_easy_setup(k->conn, e, url.data, &w->headers, err, sizeof err);
     ss_buf_free(&url);
+    if (rc) {
+        /* e.g. the token file cannot be read: counted, retried with backoff */
+        atomic_fetch_add(&k->n_failures, 1);
+        ss_warn("discovery", "kubernetes job=%s %s: %s", k->job, res_name(w), err);
+        httpc_headers_free(w->headers);
+        w->headers = NULL;
+        return rc;
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
     curl_easy_setopt(e, CURLOPT_PRIVATE, w);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "scrapeship/" SS_VERSION " (kubernetes_sd)");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -1402,35 +910,8 @@ static int watcher_start(struct kube_watcher *w)
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 660L);
     }
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-    if (c->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-    if (c->ca_blob) {
-        struct curl_blob blob = {c->ca_blob, c->ca_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-    }
-    if (c->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
-    if (c->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-    if (c->cert_blob) {
-        struct curl_blob blob = {c->cert_blob, c->cert_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
-        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    }
-    if (c->key_blob) {
-        struct curl_blob blob = {c->key_blob, c->key_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
-        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    if (c->tls_min_version)
-        curl_easy_setopt(e, CURLOPT_SSLVERSION,
-                         strcmp(c->tls_min_version, "TLS13") == 0 ? (long)CURL_SSLVERSION_TLSv1_3
-                                                                  : (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(e, CURLOPT_PROXY, c->proxy_url ? c->proxy_url : "");
     if (curl_multi_add_handle(k->multi, e) != CURLM_OK) {
-        wipe_headers(w->headers);
+        httpc_headers_free(w->headers);
         w->headers = NULL;
         return SS_EIO;
     }
@@ -1462,9 +943,9 @@ static void fail_retry(struct kube_watcher *w, bool relist, const char *what, CU
     char msg[300];
     if (w->status && w->status != 200) {
         /* show the apimachinery Status message when there is one */
-        json_t *st = w->body.len ? json_loadb(w->body.data, w->body.len, 0, NULL) : NULL;
-        snprintf(msg, sizeof msg, "HTTP %ld%s%s", w->status, st ? ": " : "", st ? jstr(st, "message") : "");
-        json_decref(st);
+        char smsg[256];
+        kube_status_message(w->body.data, w->body.len, smsg, sizeof smsg);
+        snprintf(msg, sizeof msg, "HTTP %ld%s%s", w->status, smsg[0] ? ": " : "", smsg);
     } else {
         snprintf(msg, sizeof msg, "%s", w->errbuf[0] ? w->errbuf : curl_easy_strerror(res));
     }
@@ -1495,13 +976,9 @@ static void list_done(struct kube_watcher *w, CURLcode res)
         first_round(w);
         return;
     }
-    json_error_t jerr;
-    json_t *doc = json_loadb(w->body.data ? w->body.data : "", w->body.len, JSON_ALLOW_NUL, &jerr);
-    json_t *items = json_object_get(doc, "items");
-    json_t *md = json_object_get(doc, "metadata");
-    if (!doc || !json_is_array(items)) {
-        json_decref(doc);
-        snprintf(w->errbuf, sizeof w->errbuf, "undecodable LIST answer: %s", doc ? "no items" : jerr.text);
+    json_t *doc;
+    struct kube_list_page page;
+    if (kube_list_page_decode(w->body.data, w->body.len, &doc, &page, w->errbuf, sizeof w->errbuf) != 0) {
         w->status = 0;
         free(w->continue_token);
         w->continue_token = NULL;
@@ -1517,7 +994,7 @@ static void list_done(struct kube_watcher *w, CURLcode res)
     json_t *it;
     int rc = w->pending ? 0 : SS_ENOMEM;
     unsigned over = 0;
-    json_array_foreach(items, i, it)
+    json_array_foreach(page.items, i, it)
     {
         if (rc)
             break;
@@ -1539,13 +1016,13 @@ static void list_done(struct kube_watcher *w, CURLcode res)
         }
         json_object_set_new(w->pending, key, p);
     }
-    const char *cont = jstr(md, "continue");
-    const char *rv = jstr(md, "resourceVersion");
-    if (!rc && *cont) {
-        char *ct = strdup(cont);
+    const char *rv = page.resource_version;
+    if (!rc && *page.continue_token) {
+        char *ct = strdup(page.continue_token);
         free(w->continue_token);
         w->continue_token = ct;
         json_decref(doc);
+        doc = NULL;
         if (!ct) {
             rc = SS_ENOMEM;
         } else {
@@ -1638,7 +1115,7 @@ static void drain(struct kube_sd *k)
             continue;
         if (!w->status)
             curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &w->status);
-        wipe_headers(w->headers);
+        httpc_headers_free(w->headers);
         w->headers = NULL;
         enum kw_state st = w->state;
         w->state = KW_IDLE;
@@ -1655,8 +1132,9 @@ static void watcher_clear(struct kube_watcher *w)
 {
     if (w->easy)
         curl_easy_cleanup(w->easy);
-    wipe_headers(w->headers);
+    httpc_headers_free(w->headers);
     ss_buf_free(&w->body);
+    kube_watch_stream_free(&w->stream);
     json_decref(w->store);
     json_decref(w->pending);
     free(w->continue_token);
@@ -1668,29 +1146,43 @@ static int setup(struct kube_sd *k, char *err, size_t errlen)
 {
     const struct kube_sd_config *cfg = &k->cfg;
     int rc;
-    conn_free(&k->conn);
-    if (cfg->api_server)
-        rc = conn_from_http(cfg, &k->conn);
-    else if (cfg->kubeconfig_file)
-        rc = conn_from_kubeconfig(cfg->kubeconfig_file, &k->conn, err, errlen);
-    else
-        rc = conn_in_cluster(cfg, &k->conn, err, errlen);
+    kube_config_free(k->conn);
+    k->conn = NULL;
+    if (cfg->api_server) {
+        rc = kube_config_from_url(cfg->api_server, &cfg->http, &k->conn, err, errlen);
+    } else if (cfg->kubeconfig_file) {
+        rc = kube_config_from_kubeconfig(cfg->kubeconfig_file, NULL, &k->conn, err, errlen);
+    } else {
+        rc = kube_config_in_cluster(cfg->service_account_dir, &k->conn, err, errlen);
+        if (rc == SS_ENOTFOUND)
+            snprintf(err, errlen,
+                     "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                     "KUBERNETES_SERVICE_PORT must be defined (or set api_server or kubeconfig_file)");
+        if (!rc && cfg->own_namespace && !k->conn->ns) {
+            snprintf(err, errlen, "own_namespace: cannot read %.400s/namespace",
+                     cfg->service_account_dir ? cfg->service_account_dir : KUBE_SA_DIR);
+            rc = SS_EIO;
+        }
+    }
     if (rc) {
         if (rc == SS_ENOMEM)
             snprintf(err, errlen, "out of memory");
-        conn_free(&k->conn);
+        kube_config_free(k->conn);
+        k->conn = NULL;
         return rc;
     }
+    /* own_namespace is only allowed in cluster (the config loader says so) */
+    const char *own_ns = cfg->own_namespace && !cfg->api_server && !cfg->kubeconfig_file ? k->conn->ns : NULL;
     const char *nss[KUBE_MAX_NAMESPACES + 1];
     size_t nns = 0;
     for (size_t i = 0; i < cfg->nnamespaces && nns < KUBE_MAX_NAMESPACES; i++)
         nns += (nss[nns] = cfg->namespaces[i]) != NULL;
-    if (cfg->own_namespace && k->conn.namespace_) {
+    if (own_ns) {
         bool dup = false;
         for (size_t i = 0; i < nns; i++)
-            dup |= strcmp(nss[i], k->conn.namespace_) == 0;
+            dup |= strcmp(nss[i], own_ns) == 0;
         if (!dup)
-            nss[nns++] = k->conn.namespace_;
+            nss[nns++] = own_ns;
     }
     enum kube_resource res[3];
     size_t nres = 0;
@@ -1716,6 +1208,7 @@ static int setup(struct kube_sd *k, char *err, size_t errlen)
             x->need_list = true;
             x->store = json_object();
             ss_buf_init(&x->body, KUBE_MAX_PAGE_BYTES);
+            kube_watch_stream_init(&x->stream, KUBE_MAX_LINE_BYTES);
             if (nns && !(x->ns = strdup(nss[i])))
                 rc = SS_ENOMEM;
             if (!x->store)
@@ -1757,7 +1250,7 @@ static void *kube_thread(void *arg)
                 if (ok) {
                     ss_info("discovery", "kubernetes job=%s: watching %s on %s", k->job,
                             k->cfg.role == KUBE_SD_ROLE_POD ? "pods" : "endpoints, services and pods",
-                            k->conn.server);
+                            k->conn->server);
                 } else {
                     setup_failures++;
                     int64_t d = backoff_ms(k, setup_failures + 4);
@@ -2036,7 +1529,7 @@ void kube_sd_free(struct kube_sd *k)
     free(k->w);
     if (k->multi)
         curl_multi_cleanup(k->multi);
-    conn_free(&k->conn);
+    kube_config_free(k->conn);
     snapshot_free(k->snap);
     pthread_cond_destroy(&k->cond);
     pthread_mutex_destroy(&k->lock);

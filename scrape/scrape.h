@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpclient.h"
 #include "scrape_series.h"
 #include "ss.h"
 
@@ -89,23 +90,6 @@ enum scrape_format scrape_format_from_content_type(const char *content_type);
 
 struct relabel_rule; /* relabel/relabel.h */
 
-struct scrape_http_config {
-    const char *basic_auth_username;
-    const char *basic_auth_password;
-    const char *basic_auth_password_file; /* re-read on every scrape: files rotate */
-    const char *authorization_type;       /* "Bearer" when credentials are set */
-    const char *authorization_credentials;
-    const char *authorization_credentials_file; /* re-read on every scrape */
-    const char *tls_ca_file;
-    const char *tls_cert_file;
-    const char *tls_key_file;
-    const char *tls_server_name;
-    bool tls_insecure_skip_verify;
-    const char *tls_min_version; /* "TLS12", "TLS13" or NULL */
-    const char *proxy_url;
-    bool follow_redirects;
-};
-
 /* One static_configs entry or one group read from a file_sd file. */
 struct scrape_target_group {
     const char *const *targets;
@@ -133,7 +117,7 @@ struct scrape_job {
     size_t nparams;
     bool honor_labels;
     bool honor_timestamps;
-    struct scrape_http_config http;
+    struct httpc_config http;            /* files in it are re-read on every scrape */
     struct relabel_rule *const *relabel; /* compiled; owned by the caller */
     size_t nrelabel;
     struct relabel_rule *const *metric_relabel;
@@ -277,7 +261,7 @@ struct kube_sd_config {
     bool own_namespace; /* in-cluster: add the pod's own namespace */
     const struct kube_sd_selector *selectors;
     size_t nselectors;
-    struct scrape_http_config http; /* used with api_server only */
+    struct httpc_config http; /* used with api_server only */
     /* Tunables, 0/NULL = default. */
     const char *service_account_dir; /* "/var/run/secrets/kubernetes.io/serviceaccount" */
     int64_t initial_wait_ms;         /* first poll waits for the first LIST: 2000 */

@@ -23,11 +23,7 @@ ABOVE=(collector)
 # Sibling headers a stage may include: "stage header".
 SHARED=("remotewrite scrape_series.h")
 # Temporary exceptions: "file header", each with what removes it.
-ALLOW=(
-    # TODO(#11): struct scrape_http_config (rw_config.http); remove when the
-    # httpclient floor's config type replaces it.
-    "remotewrite/remotewrite.h scrape.h"
-)
+ALLOW=()
 
 self_test() {
     local here tmp m fail=0

@@ -1,12 +1,13 @@
-/* fuzz_kube.c: the scaler's Kubernetes parsers on arbitrary bytes: a kubeconfig file,
- * and Scale / Deployment / Status answers from the API server (through a scripted
- * transport). No crash, no leak, no unbounded work. */
+/* fuzz_kube.c: the Kubernetes client's parsers on arbitrary bytes: a kubeconfig file,
+ * Scale / Deployment / Status answers from the API server (through a scripted
+ * transport), and a watch stream with its events and LIST pages. No crash, no leak,
+ * no unbounded work. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "scaler.h"
+#include "kube.h"
 
 static char kc_path[64], good_path[64];
 static const uint8_t *answer;
@@ -19,6 +20,17 @@ static int transport(void *ud, const struct kube_http_request *req, long *status
     (void)ud, (void)req, (void)err, (void)errlen;
     *status = answer_status;
     return ss_buf_append(resp, answer, answer_len);
+}
+
+static int on_line(void *ud, const char *line, size_t len)
+{
+    (void)ud;
+    json_t *doc = NULL;
+    struct kube_watch_event ev;
+    char err[256];
+    if (kube_watch_event_decode(line, len, &doc, &ev, err, sizeof err) == 0)
+        json_decref(doc);
+    return 0;
 }
 
 static void write_file(const char *path, const void *p, size_t n)
@@ -45,6 +57,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     char err[512];
+    if ((data[0] & 0x81) == 0x80) { /* the bytes as a watch stream, then as a LIST page */
+        struct kube_watch_stream st;
+        kube_watch_stream_init(&st, 4096);
+        size_t split = 1 + (size_t)(data[0] >> 1 & 0x3f); /* two chunks: lines cross them */
+        if (split > size)
+            split = size;
+        if (kube_watch_stream_feed(&st, (const char *)data + 1, split - 1, on_line, NULL) == 0)
+            kube_watch_stream_feed(&st, (const char *)data + split, size - split, on_line, NULL);
+        kube_watch_stream_free(&st);
+        json_t *doc = NULL;
+        struct kube_list_page pg;
+        if (kube_list_page_decode((const char *)data + 1, size - 1, &doc, &pg, err, sizeof err) == 0)
+            json_decref(doc);
+        return 0;
+    }
     if (data[0] & 1) { /* the bytes as a kubeconfig */
         write_file(kc_path, data + 1, size - 1);
         struct kube_config *c = NULL;
@@ -68,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct kube_workload w;
         struct kube_error ke;
         kube_get_scale(k, &t, &sc, &ke);
-        kube_get_workload(k, &t, &w, &ke);
+        kube_get_workload(k, &t, "autoscaling.keda.sh/", &w, &ke);
         kube_patch_scale(k, &t, 3, &sc, &ke);
         kube_client_free(k);
     }

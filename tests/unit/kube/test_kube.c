@@ -1,8 +1,10 @@
-/* test_kube.c: the Kubernetes client: kubeconfig reading (contexts, CA and client
- * certificates as data or files, tokens, namespaces, merged files), the in-cluster
- * service account, the load order, the error messages (403 names the RBAC rule), and
- * the requests themselves through a scripted transport (paths, headers, the token
- * re-read on every request, the merge patch, answers that are not Scale objects). */
+/* test_kube.c: the Kubernetes client (kube/): kubeconfig reading (contexts, CA and
+ * client certificates as data or files, tokens, namespaces, merged files), the
+ * in-cluster service account, an explicit api_server, the load order, the error
+ * messages (403 names the RBAC rule), the requests themselves through a scripted
+ * transport (paths, headers, the token re-read on every request, the merge patch,
+ * answers that are not Scale objects), LIST/WATCH URLs, LIST pages, and the watch
+ * stream's framing and event decoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "scaler.h"
+#include "kube.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -126,15 +128,15 @@ static void test_kubeconfig_current_context(void **state)
     assert_string_equal(c->context, "dev");
     assert_string_equal(c->server, "https://10.0.0.1:6443"); /* trailing '/' dropped */
     assert_string_equal(c->ns, "team-a");
-    assert_string_equal(c->token, "s3cr3t-token");
-    assert_null(c->token_file);
-    assert_non_null(c->ca_pem);
-    assert_int_equal(c->ca_pem_len, 9);
-    assert_memory_equal(c->ca_pem, "hello CA\n", 9);
-    assert_null(c->ca_file);
-    assert_false(c->insecure_skip_verify);
-    assert_null(c->cert_pem);
-    assert_null(c->cert_file);
+    assert_string_equal(c->http->authorization_credentials, "s3cr3t-token");
+    assert_null(c->http->authorization_credentials_file);
+    assert_non_null(c->http->tls_ca_pem);
+    assert_int_equal(c->http->tls_ca_pem_len, 9);
+    assert_memory_equal(c->http->tls_ca_pem, "hello CA\n", 9);
+    assert_null(c->http->tls_ca_file);
+    assert_false(c->http->tls_insecure_skip_verify);
+    assert_null(c->http->tls_cert_pem);
+    assert_null(c->http->tls_cert_file);
     kube_config_free(c);
 }
 
@@ -149,12 +151,12 @@ static void test_kubeconfig_files_relative(void **state)
     assert_null(c->ns); /* the context has none */
     char want[600];
     snprintf(want, sizeof want, "%s/certs/ca.pem", tmp);
-    assert_string_equal(c->ca_file, want); /* relative to the kubeconfig's directory */
+    assert_string_equal(c->http->tls_ca_file, want); /* relative to the kubeconfig's directory */
     snprintf(want, sizeof want, "%s/certs/client.pem", tmp);
-    assert_string_equal(c->cert_file, want);
-    assert_string_equal(c->key_file, "/abs/client.key");
-    assert_true(c->insecure_skip_verify);
-    assert_null(c->token);
+    assert_string_equal(c->http->tls_cert_file, want);
+    assert_string_equal(c->http->tls_key_file, "/abs/client.key");
+    assert_true(c->http->tls_insecure_skip_verify);
+    assert_null(c->http->authorization_credentials);
     kube_config_free(c);
 }
 
@@ -165,11 +167,11 @@ static void test_kubeconfig_cert_data(void **state)
     struct kube_config *c = NULL;
     char err[512];
     assert_int_equal(kube_config_from_kubeconfig(path_of("config"), "certdata", &c, err, sizeof err), 0);
-    assert_int_equal(c->cert_pem_len, 9);
-    assert_memory_equal(c->cert_pem, "cert PEM\n", 9);
-    assert_int_equal(c->key_pem_len, 8);
-    assert_memory_equal(c->key_pem, "key PEM\n", 8);
-    assert_null(c->cert_file); /* data wins over the file, as in client-go */
+    assert_int_equal(c->http->tls_cert_pem_len, 9);
+    assert_memory_equal(c->http->tls_cert_pem, "cert PEM\n", 9);
+    assert_int_equal(c->http->tls_key_pem_len, 8);
+    assert_memory_equal(c->http->tls_key_pem, "key PEM\n", 8);
+    assert_null(c->http->tls_cert_file); /* data wins over the file, as in client-go */
     assert_null(c->ns);
     kube_config_free(c);
 }
@@ -183,7 +185,7 @@ static void test_kubeconfig_token_file(void **state)
     assert_int_equal(kube_config_from_kubeconfig(path_of("config"), "tokfile", &c, err, sizeof err), 0);
     char want[600];
     snprintf(want, sizeof want, "%s/token.txt", tmp);
-    assert_string_equal(c->token_file, want);
+    assert_string_equal(c->http->authorization_credentials_file, want);
     kube_config_free(c);
 }
 
@@ -238,7 +240,7 @@ static void test_kubeconfig_merge(void **state)
     assert_int_equal(kube_config_from_kubeconfig(paths, NULL, &c, err, sizeof err), 0);
     assert_string_equal(c->context, "ctx");
     assert_string_equal(c->server, "https://first:6443");
-    assert_string_equal(c->token, "from-a");
+    assert_string_equal(c->http->authorization_credentials, "from-a");
     assert_string_equal(c->ns, "from-b");
     kube_config_free(c);
 }
@@ -272,10 +274,10 @@ static void test_in_cluster(void **state)
     assert_string_equal(c->ns, "apps");
     char want[600];
     snprintf(want, sizeof want, "%s/sa/token", tmp);
-    assert_string_equal(c->token_file, want);
+    assert_string_equal(c->http->authorization_credentials_file, want);
     snprintf(want, sizeof want, "%s/sa/ca.crt", tmp);
-    assert_string_equal(c->ca_file, want);
-    assert_null(c->token); /* never cached: read for each request */
+    assert_string_equal(c->http->tls_ca_file, want);
+    assert_null(c->http->authorization_credentials); /* never cached: read for each request */
     kube_config_free(c);
 
     setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
@@ -438,9 +440,9 @@ static int scripted(void *ud, const struct kube_http_request *req, long *status,
     s->calls++;
     snprintf(s->method, sizeof s->method, "%s", req->method);
     snprintf(s->url, sizeof s->url, "%s", req->url);
-    s->nheaders = req->nheaders < 8 ? req->nheaders : 8;
-    for (size_t i = 0; i < s->nheaders; i++)
-        snprintf(s->headers[i], sizeof s->headers[i], "%s", req->headers[i]);
+    s->nheaders = 0;
+    for (const struct curl_slist *h = req->headers; h && s->nheaders < 8; h = h->next)
+        snprintf(s->headers[s->nheaders++], sizeof s->headers[0], "%s", h->data);
     snprintf(s->body, sizeof s->body, "%.*s", (int)req->body_len, req->body ? req->body : "");
     if (s->fail_rc) {
         snprintf(err, errlen, "Failed to connect to 127.0.0.1 port 1: Connection refused");
@@ -467,9 +469,9 @@ static void test_requests(void **state)
 {
     (void)state;
     write_file("tok", "token-one\n");
-    struct kube_config cfg = {.server = "http://127.0.0.1:1",
-                              .token_file = (char *)path_of("tok"),
-                              .token = "static-token-not-used"};
+    struct httpc_config http = {.authorization_credentials_file = path_of("tok"),
+                                .authorization_credentials = "static-token-not-used"};
+    struct kube_config cfg = {.server = "http://127.0.0.1:1", .http = &http};
     struct kube_client *kc = NULL;
     assert_int_equal(kube_client_new(&cfg, &kc), 0);
     struct script s = {.status = 200, .reply = SCALE_REPLY};
@@ -568,7 +570,8 @@ static void test_requests(void **state)
     kube_client_free(kc);
 
     /* a static token; the core group is /api/v1 */
-    struct kube_config cfg2 = {.server = "https://k:6443", .token = "tok-static"};
+    struct httpc_config http2 = {.authorization_credentials = "tok-static"};
+    struct kube_config cfg2 = {.server = "https://k:6443", .http = &http2};
     assert_int_equal(kube_client_new(&cfg2, &kc), 0);
     kube_client_set_transport(kc, scripted, &s);
     s.status = 200;
@@ -580,7 +583,8 @@ static void test_requests(void **state)
     kube_client_free(kc);
 
     /* no credentials: no Authorization header */
-    struct kube_config cfg3 = {.server = "http://127.0.0.1:1"};
+    struct httpc_config http3 = {0};
+    struct kube_config cfg3 = {.server = "http://127.0.0.1:1", .http = &http3};
     assert_int_equal(kube_client_new(&cfg3, &kc), 0);
     kube_client_set_transport(kc, scripted, &s);
     assert_int_equal(kube_get_scale(kc, &DEPLOY, &sc, &e), 0);
@@ -594,7 +598,8 @@ static void test_requests(void **state)
 static void test_workload_annotations(void **state)
 {
     (void)state;
-    struct kube_config cfg = {.server = "http://127.0.0.1:1", .token = "t"};
+    struct httpc_config http = {.authorization_credentials = "t"};
+    struct kube_config cfg = {.server = "http://127.0.0.1:1", .http = &http};
     struct kube_client *kc = NULL;
     assert_int_equal(kube_client_new(&cfg, &kc), 0);
     struct script s = {.status = 200,
@@ -606,7 +611,7 @@ static void test_workload_annotations(void **state)
     kube_client_set_transport(kc, scripted, &s);
     struct kube_workload w;
     struct kube_error e;
-    assert_int_equal(kube_get_workload(kc, &DEPLOY, &w, &e), 0);
+    assert_int_equal(kube_get_workload(kc, &DEPLOY, "autoscaling.keda.sh/", &w, &e), 0);
     assert_string_equal(s.url, "http://127.0.0.1:1/apis/apps/v1/namespaces/prod/deployments/web");
     assert_string_equal(s.method, "GET");
     assert_int_equal(w.spec_replicas, 4);
@@ -619,7 +624,7 @@ static void test_workload_annotations(void **state)
 
     /* no annotations, no status */
     s.reply = "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"replicas\":1}}";
-    assert_int_equal(kube_get_workload(kc, &DEPLOY, &w, &e), 0);
+    assert_int_equal(kube_get_workload(kc, &DEPLOY, "autoscaling.keda.sh/", &w, &e), 0);
     assert_int_equal(w.n_annotations, 0);
     assert_int_equal(w.ready_replicas, 0);
 
@@ -631,35 +636,257 @@ static void test_workload_annotations(void **state)
         ss_buf_printf(&big, "%s\"autoscaling.keda.sh/k%d\":\"v\"", i ? "," : "", i);
     ss_buf_append_str(&big, "}},\"spec\":{\"replicas\":1}}");
     s.reply = big.data;
-    assert_int_equal(kube_get_workload(kc, &DEPLOY, &w, &e), 0);
+    assert_int_equal(kube_get_workload(kc, &DEPLOY, "autoscaling.keda.sh/", &w, &e), 0);
     assert_int_equal(w.n_annotations, 8);
     ss_buf_free(&big);
 
     s.reply = "{\"kind\":\"Status\"}";
-    assert_int_equal(kube_get_workload(kc, &DEPLOY, &w, &e), SS_EPARSE);
+    assert_int_equal(kube_get_workload(kc, &DEPLOY, "autoscaling.keda.sh/", &w, &e), SS_EPARSE);
     s.status = 403;
-    assert_int_equal(kube_get_workload(kc, &DEPLOY, &w, &e), SS_EAUTH);
+    assert_int_equal(kube_get_workload(kc, &DEPLOY, "autoscaling.keda.sh/", &w, &e), SS_EAUTH);
     assert_non_null(strstr(e.message, "resources [\"deployments\"], verbs [\"get\"]"));
     kube_client_free(kc);
 }
 
-static void test_read_secret_file(void **state)
+static void test_kubeconfig_null_path(void **state)
 {
     (void)state;
-    write_file("s1", "abc\r\n\n");
-    char *s = kube_read_secret_file(path_of("s1"), 0);
-    assert_string_equal(s, "abc");
-    ss_free_secret(s);
-    write_file("s2", "\n");
-    assert_null(kube_read_secret_file(path_of("s2"), 0));
-    write_file("s3", "0123456789");
-    assert_null(kube_read_secret_file(path_of("s3"), 5));
-    assert_null(kube_read_secret_file(path_of("none"), 0));
-    assert_null(kube_read_secret_file(NULL, 0));
     struct kube_config *c = (struct kube_config *)0x1;
     char err[128];
     assert_int_equal(kube_config_from_kubeconfig(NULL, NULL, &c, err, sizeof err), SS_EINVAL);
     assert_null(c);
+}
+
+/* What kubernetes_sd relies on: no current-context but exactly one context, an
+ * exec plugin next to a token (the token is used), one auth method only. */
+static void test_kubeconfig_sd_cases(void **state)
+{
+    (void)state;
+    struct kube_config *c = NULL;
+    char err[512];
+    write_file(
+        "one",
+        "contexts: [{name: only, context: {cluster: c, user: u}}]\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9/', insecure-skip-tls-verify: True}}]\n"
+        "users: [{name: u, user: {token: t0k, exec: {command: aws}}}]\n");
+    assert_int_equal(kube_config_from_kubeconfig(path_of("one"), NULL, &c, err, sizeof err), 0);
+    assert_string_equal(c->context, "only");
+    assert_string_equal(c->server, "http://127.0.0.1:9");
+    assert_string_equal(c->http->authorization_credentials, "t0k");
+    assert_string_equal(c->http->authorization_type, "Bearer");
+    assert_true(c->http->tls_insecure_skip_verify);
+    assert_false(c->http->follow_redirects);
+    assert_null(c->http->proxy_url);
+    kube_config_free(c);
+
+    write_file("basic", "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                        "clusters: [{name: c, cluster: {server: 'https://k'}}]\n"
+                        "users: [{name: u, user: {username: admin, password: pw}}]\n");
+    assert_int_equal(kube_config_from_kubeconfig(path_of("basic"), NULL, &c, err, sizeof err), 0);
+    assert_string_equal(c->http->basic_auth_username, "admin");
+    assert_string_equal(c->http->basic_auth_password, "pw");
+    assert_null(c->http->authorization_credentials);
+    kube_config_free(c);
+
+    write_file("both", "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                       "clusters: [{name: c, cluster: {server: 'https://k'}}]\n"
+                       "users: [{name: u, user: {token: t, username: admin}}]\n");
+    expect_kubeconfig_error(path_of("both"), NULL, SS_ECONFIG, "more than one authentication method");
+    write_file("list", "[not, a, mapping]\n");
+    expect_kubeconfig_error(path_of("list"), NULL, SS_EPARSE, "not a mapping");
+    write_file("padless",
+               "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+               "clusters: [{name: c, cluster: {server: 'https://k', certificate-authority-data: YQ}}]\n");
+    expect_kubeconfig_error(path_of("padless"), NULL, SS_EPARSE,
+                            "certificate-authority-data is not valid base64");
+    /* base64 split over lines, as some tools write it */
+    write_file("lines", "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+                        "clusters: [{name: c, cluster: {server: 'https://k', certificate-authority-data: "
+                        "\"aGVs\\nbG8gQ0EK\"}}]\n");
+    assert_int_equal(kube_config_from_kubeconfig(path_of("lines"), NULL, &c, err, sizeof err), 0);
+    assert_int_equal(c->http->tls_ca_pem_len, 9);
+    assert_memory_equal(c->http->tls_ca_pem, "hello CA\n", 9);
+    kube_config_free(c);
+}
+
+/* kubernetes_sd's api_server: the http_config is copied, the server trimmed. */
+static void test_config_from_url(void **state)
+{
+    (void)state;
+    char user[] = "u", file[] = "/run/pw";
+    struct httpc_header hd[] = {{"X-A", "1"}};
+    struct httpc_config h = {.basic_auth_username = user,
+                             .basic_auth_password_file = file,
+                             .tls_min_version = "TLS13",
+                             .proxy_url = "http://proxy:3128",
+                             .follow_redirects = true,
+                             .headers = hd,
+                             .nheaders = 1};
+    struct kube_config *c = NULL;
+    char err[128];
+    assert_int_equal(kube_config_from_url("https://api.example:6443//", &h, &c, err, sizeof err), 0);
+    user[0] = 'x'; /* a copy: the caller's strings may go */
+    file[1] = 'x';
+    assert_string_equal(c->server, "https://api.example:6443");
+    assert_string_equal(c->context, "api_server");
+    assert_null(c->ns);
+    assert_string_equal(c->http->basic_auth_username, "u");
+    assert_string_equal(c->http->basic_auth_password_file, "/run/pw");
+    assert_string_equal(c->http->tls_min_version, "TLS13");
+    assert_string_equal(c->http->proxy_url, "http://proxy:3128");
+    assert_true(c->http->follow_redirects);
+    assert_int_equal(c->http->nheaders, 1);
+    assert_string_equal(c->http->headers[0].name, "X-A");
+    kube_config_free(c);
+}
+
+/* ---- LIST and WATCH ------------------------------------------------------ */
+
+static void test_watch_url(void **state)
+{
+    (void)state;
+    struct httpc_config h = {0};
+    struct kube_config cfg = {.server = "https://k:6443", .http = &h};
+    struct ss_buf u;
+    ss_buf_init(&u, 4096);
+    struct kube_watch_query q = {.resource = "pods"};
+    assert_int_equal(kube_watch_url(&cfg, &q, &u), 0);
+    assert_string_equal(u.data, "https://k:6443/api/v1/pods?limit=500");
+    ss_buf_reset(&u);
+    q = (struct kube_watch_query){.resource = "endpoints",
+                                  .ns = "team a",
+                                  .limit = 50,
+                                  .continue_token = "c/+=",
+                                  .label_selector = "app in (a,b)",
+                                  .field_selector = ""};
+    assert_int_equal(kube_watch_url(&cfg, &q, &u), 0);
+    assert_string_equal(u.data,
+                        "https://k:6443/api/v1/namespaces/team%20a/endpoints?limit=50&continue=c%2F%2B%3D"
+                        "&labelSelector=app%20in%20%28a%2Cb%29");
+    ss_buf_reset(&u);
+    q = (struct kube_watch_query){.resource = "pods",
+                                  .watch = true,
+                                  .resource_version = "123",
+                                  .timeout_s = 417,
+                                  .field_selector = "spec.nodeName=n1"};
+    assert_int_equal(kube_watch_url(&cfg, &q, &u), 0);
+    assert_string_equal(u.data,
+                        "https://k:6443/api/v1/pods?allowWatchBookmarks=true&timeoutSeconds=417&watch=true"
+                        "&resourceVersion=123&fieldSelector=spec.nodeName%3Dn1");
+    ss_buf_free(&u);
+}
+
+static void test_list_page(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"77\",\"continue\":\"next\"},"
+        "\"items\":[{\"metadata\":{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}}]}";
+    json_t *doc = NULL;
+    struct kube_list_page pg;
+    char err[128];
+    assert_int_equal(kube_list_page_decode(body, strlen(body), &doc, &pg, err, sizeof err), 0);
+    assert_int_equal(json_array_size(pg.items), 2);
+    assert_string_equal(pg.resource_version, "77");
+    assert_string_equal(pg.continue_token, "next");
+    json_decref(doc);
+    body = "{\"items\":[]}";
+    assert_int_equal(kube_list_page_decode(body, strlen(body), &doc, &pg, err, sizeof err), 0);
+    assert_string_equal(pg.continue_token, "");
+    assert_string_equal(pg.resource_version, "");
+    json_decref(doc);
+    body = "{\"kind\":\"Status\"}";
+    assert_int_equal(kube_list_page_decode(body, strlen(body), &doc, &pg, err, sizeof err), SS_EPARSE);
+    assert_null(doc);
+    assert_non_null(strstr(err, "no items"));
+    assert_int_equal(kube_list_page_decode("{", 1, &doc, &pg, err, sizeof err), SS_EPARSE);
+    assert_int_equal(kube_list_page_decode(NULL, 0, &doc, &pg, err, sizeof err), SS_EPARSE);
+}
+
+static void test_watch_event_decode(void **state)
+{
+    (void)state;
+    json_t *doc;
+    struct kube_watch_event ev;
+    char err[128];
+    const char *l =
+        "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"9\"}}}";
+    assert_int_equal(kube_watch_event_decode(l, strlen(l), &doc, &ev, err, sizeof err), 0);
+    assert_int_equal(ev.type, KUBE_EVENT_MODIFIED);
+    assert_string_equal(ev.type_name, "MODIFIED");
+    assert_string_equal(ev.resource_version, "9");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev.object, "metadata"), "name")),
+                        "a");
+    json_decref(doc);
+    l = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"message\":\"too old resource "
+        "version\"}}";
+    assert_int_equal(kube_watch_event_decode(l, strlen(l), &doc, &ev, err, sizeof err), 0);
+    assert_int_equal(ev.type, KUBE_EVENT_ERROR);
+    assert_int_equal(ev.code, 410);
+    assert_string_equal(ev.message, "too old resource version");
+    json_decref(doc);
+    l = "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"12\"}}}";
+    assert_int_equal(kube_watch_event_decode(l, strlen(l), &doc, &ev, err, sizeof err), 0);
+    assert_int_equal(ev.type, KUBE_EVENT_BOOKMARK);
+    assert_string_equal(ev.resource_version, "12");
+    json_decref(doc);
+    l = "{\"type\":\"SOMETHING\",\"object\":{}}";
+    assert_int_equal(kube_watch_event_decode(l, strlen(l), &doc, &ev, err, sizeof err), 0);
+    assert_int_equal(ev.type, KUBE_EVENT_UNKNOWN);
+    assert_string_equal(ev.resource_version, "");
+    json_decref(doc);
+    static const char *const bad[] = {"{\"type\":\"ADDED\"}", "{\"object\":{}}",
+                                      "{\"type\":\"ADDED\",\"object\":1}", "not json",
+                                      "{\"type\":\"\",\"object\":{}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(kube_watch_event_decode(bad[i], strlen(bad[i]), &doc, &ev, err, sizeof err),
+                         SS_EPARSE);
+        assert_null(doc);
+    }
+}
+
+struct lines {
+    char got[8][64];
+    int n;
+    int stop_at; /* 1-based line to stop at, 0 = never */
+};
+
+static int on_line(void *ud, const char *line, size_t len)
+{
+    struct lines *l = ud;
+    if (l->n < 8)
+        snprintf(l->got[l->n], sizeof l->got[0], "%.*s", (int)len, line);
+    l->n++;
+    return l->stop_at && l->n == l->stop_at ? 42 : 0;
+}
+
+/* Lines split anywhere across chunks, CRLF, blank lines, the bound on one event,
+ * and a callback that ends the stream. */
+static void test_watch_stream(void **state)
+{
+    (void)state;
+    struct kube_watch_stream st;
+    kube_watch_stream_init(&st, 16);
+    struct lines l = {0};
+    const char *data = "one\r\n\ntwo  \nthr";
+    for (const char *p = data; *p; p++) /* one byte at a time */
+        assert_int_equal(kube_watch_stream_feed(&st, p, 1, on_line, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.got[0], "one");
+    assert_string_equal(l.got[1], "two");
+    assert_int_equal(kube_watch_stream_feed(&st, "ee\nfour\nfi", 10, on_line, &l), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.got[2], "three");
+    assert_string_equal(l.got[3], "four");
+    assert_int_equal(kube_watch_stream_feed(&st, "", 0, on_line, &l), 0);
+    /* "fi" + 15 more bytes without a newline: over the bound of 16 */
+    assert_int_equal(kube_watch_stream_feed(&st, "vvvvvvvvvvvvvvv", 15, on_line, &l), SS_ELIMIT);
+    kube_watch_stream_reset(&st);
+    l = (struct lines){.stop_at = 2};
+    assert_int_equal(kube_watch_stream_feed(&st, "a\nb\nc\n", 6, on_line, &l), 42);
+    assert_int_equal(l.n, 2); /* c never delivered */
+    kube_watch_stream_free(&st);
+    kube_watch_stream_free(&st); /* twice is fine */
 }
 
 int main(void)
@@ -677,7 +904,13 @@ int main(void)
         cmocka_unit_test(test_error_mapping),
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
         cmocka_unit_test(test_workload_annotations),
-        cmocka_unit_test_setup_teardown(test_read_secret_file, setup, teardown),
+        cmocka_unit_test(test_kubeconfig_null_path),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_sd_cases, setup, teardown),
+        cmocka_unit_test(test_config_from_url),
+        cmocka_unit_test(test_watch_url),
+        cmocka_unit_test(test_list_page),
+        cmocka_unit_test(test_watch_event_decode),
+        cmocka_unit_test(test_watch_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,6 +375,42 @@ static void test_no_growth_while_failing(void **state)
     assert_int_equal(rx.out_of_order, 0);
 }
 
+/* With a disk queue the memory bound means "spill", not "drop": a stalled receiver
+ * behind a 64 KiB bound loses nothing, and everything arrives in order. */
+static void test_bound_spills_with_disk(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ss-test-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct rw_queue_config q = defaults;
+    q.max_memory_bytes = 64u << 10;
+    q.max_backoff_ms = 100;
+    q.max_samples_per_send = 500;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/w", rx.port);
+    struct rw_config c = {
+        .name = "t", .url = url, .remote_timeout_ms = 10000, .queue = q, .storage_dir = dir};
+    struct rw_remote *r = NULL;
+    assert_int_equal(rw_remote_new(&c, &r), 0);
+    const int nseries = 1000, nscrapes = 40;
+    rx_set(503, 0);
+    for (int ts = 0; ts < nscrapes; ts++) {
+        scrape(r, nseries, ts);
+        sleep_ms(20);
+    }
+    assert_true(metric(r, "scrapeship_remote_samples_spilled_total{") > 0);
+    rx_set(204, 0);
+    assert_true(wait_samples((uint64_t)nseries * nscrapes, 60000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+    assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Names and URLs are label values in the self-metrics: escaped, never raw. */
 static void test_metrics_escape_labels(void **state)
 {
@@ -403,6 +439,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_bound_spills_with_disk, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,9 +6,9 @@
  * or an explicit api_server with a Prometheus http_config. The result always holds
  * an httpc_config, so requests are set up by the HTTP floor alone.
  *
- * The kubeconfig is read with libyaml's document API directly. The yaml/ floor (a
- * YAML tree for every config) is being built separately; this file should move onto
- * it once it lands, and is the only YAML code in kube/.
+ * The kubeconfig is read into the YAML floor's tree (yamltree.h) with the rules of
+ * libyaml's document loader, which this file used before: only the first document
+ * is read, and an anchor may not be defined twice.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,12 +18,14 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
-#include <yaml.h>
 
 #include "kube.h"
+#include "yamltree.h"
 
 #define MAX_KUBECONFIG_FILES 16
 #define MAX_PEM_BYTES        (1u << 20)
+/* client-go turns the YAML into JSON for encoding/json, which stops at 10000 levels */
+#define MAX_YAML_DEPTH 10000
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -110,73 +112,93 @@ void kube_config_free(struct kube_config *c)
 
 struct kfile {
     const char *path;
-    char *dir; /* for relative paths in this file */
-    yaml_document_t doc;
-    bool loaded;
+    char *dir;                   /* for relative paths in this file */
+    struct ss_ytree *tree;       /* NULL when the file does not exist */
+    const struct ss_ynode *root; /* NULL for a file without a document */
 };
 
-static yaml_node_t *ynode(struct kfile *f, int idx)
+/* The rules of yaml_parser_load, which this reader used before the tree: the first
+ * document only, the rest unread; no anchor defined twice. Bytes are bounded by
+ * KUBE_MAX_CONFIG_BYTES, so the other dimensions need no limit of their own. */
+static const struct ss_yaml_opts kubeconfig_yaml = {
+    .max_depth = MAX_YAML_DEPTH,
+    .max_docs = 1,
+    .stop_at_max_docs = true,
+    .unique_anchors = true,
+};
+
+/* A non-empty scalar's text, else NULL (kubeconfig treats "" as unset). Only the
+ * plain spellings null and ~ are null here, as they always have been. */
+static const char *scalar(const struct ss_ynode *n)
 {
-    return idx ? yaml_document_get_node(&f->doc, idx) : NULL;
+    if (!n || n->kind != SS_YSCALAR || n->len == 0)
+        return NULL;
+    if (n->plain && (strcmp(n->text, "null") == 0 || strcmp(n->text, "~") == 0))
+        return NULL;
+    return n->text;
 }
 
-static yaml_node_t *map_get(struct kfile *f, yaml_node_t *map, const char *key)
+static const char *map_str(const struct ss_ynode *map, const char *key)
 {
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = ynode(f, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
-            return ynode(f, p->value);
-    }
-    return NULL;
-}
-
-/* A non-empty scalar's text, else NULL (kubeconfig treats "" as unset). */
-static const char *scalar(yaml_node_t *n)
-{
-    if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.length == 0)
-        return NULL;
-    const char *s = (const char *)n->data.scalar.value;
-    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && (strcmp(s, "null") == 0 || strcmp(s, "~") == 0))
-        return NULL;
-    return s;
-}
-
-static const char *map_str(struct kfile *f, yaml_node_t *map, const char *key)
-{
-    return scalar(map_get(f, map, key));
+    return scalar(ss_yaml_map_get(map, key));
 }
 
 /* YAML 1.1 spellings of true, as Go's yaml decoder reads a kubeconfig bool. */
-static bool map_true(struct kfile *f, yaml_node_t *map, const char *key)
+static bool map_true(const struct ss_ynode *map, const char *key)
 {
-    const char *s = map_str(f, map, key);
+    const char *s = map_str(map, key);
     return s && (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0);
 }
 
-static yaml_node_t *root_seq(struct kfile *f, const char *list)
+static const struct ss_ynode *root_seq(const struct kfile *f, const char *list)
 {
-    yaml_node_t *seq = map_get(f, yaml_document_get_root_node(&f->doc), list);
-    return seq && seq->type == YAML_SEQUENCE_NODE ? seq : NULL;
+    const struct ss_ynode *seq = ss_yaml_map_get(f->root, list);
+    return seq && seq->kind == SS_YSEQ ? seq : NULL;
 }
 
 /* In the list `list` (clusters, users, contexts) of file f, the `inner` mapping of
  * the entry called name. */
-static yaml_node_t *find_named(struct kfile *f, const char *list, const char *name, const char *inner)
+static const struct ss_ynode *find_named(const struct kfile *f, const char *list, const char *name,
+                                         const char *inner)
 {
-    yaml_node_t *seq = root_seq(f, list);
-    if (!seq)
-        return NULL;
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
-        yaml_node_t *e = ynode(f, *it);
-        const char *n = map_str(f, e, "name");
+    const struct ss_ynode *seq = root_seq(f, list);
+    for (size_t i = 0; seq && i < seq->nkids; i++) {
+        const struct ss_ynode *e = seq->kids[i];
+        const char *n = map_str(e, "name");
         if (n && strcmp(n, name) == 0) {
-            yaml_node_t *m = map_get(f, e, inner);
-            return m && m->type == YAML_MAPPING_NODE ? m : NULL;
+            const struct ss_ynode *m = ss_yaml_map_get(e, inner);
+            return m && m->kind == SS_YMAP ? m : NULL;
         }
     }
     return NULL;
+}
+
+/* Word a failed parse: libyaml's own text where it has one, as before the tree. */
+static void parse_fail(const char *path, const struct ss_yaml_error *e, char *err, size_t errlen)
+{
+    switch (e->fault) {
+    case SS_YAML_NOMEM: break; /* "out of memory", from the caller */
+    case SS_YAML_DEPTH:
+        snprintf(err, errlen, "kubeconfig %s:%d:%d: nested deeper than %d levels", path, e->line, e->col,
+                 MAX_YAML_DEPTH);
+        break;
+    case SS_YAML_ALIAS_UNKNOWN:
+        snprintf(err, errlen, "kubeconfig %s:%d:%d: found undefined alias \"%s\"", path, e->line, e->col,
+                 e->name);
+        break;
+    case SS_YAML_ALIAS_OPEN:
+        snprintf(err, errlen, "kubeconfig %s:%d:%d: anchor \"%s\" value contains itself", path, e->line,
+                 e->col, e->name);
+        break;
+    case SS_YAML_ANCHOR_TWICE:
+        snprintf(err, errlen, "kubeconfig %s:%d:%d: found duplicate anchor \"%s\"", path, e->line, e->col,
+                 e->name);
+        break;
+    default:
+        snprintf(err, errlen, "kubeconfig %s:%d:%d: %s", path, e->line, e->col,
+                 e->problem ? e->problem : "invalid YAML");
+        break;
+    }
 }
 
 static int load_kfile(struct kfile *f, char *err, size_t errlen)
@@ -190,24 +212,15 @@ static int load_kfile(struct kfile *f, char *err, size_t errlen)
                  rc == SS_ELIMIT ? "larger than 4 MiB" : "cannot read");
         return rc;
     }
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        ss_buf_free_secret(&b);
-        return SS_ENOMEM;
+    struct ss_yaml_error ye;
+    rc = ss_yaml_parse(b.data, b.len, &kubeconfig_yaml, &f->tree, &ye);
+    ss_buf_free_secret(&b); /* the tree holds its own copies */
+    if (rc) {
+        parse_fail(f->path, &ye, err, errlen);
+        return rc == SS_ENOMEM ? rc : SS_EPARSE; /* the depth limit too: kube.h */
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)b.data, b.len);
-    if (!yaml_parser_load(&p, &f->doc)) {
-        snprintf(err, errlen, "kubeconfig %s:%zu:%zu: %s", f->path, p.problem_mark.line + 1,
-                 p.problem_mark.column + 1, p.problem ? p.problem : "invalid YAML");
-        yaml_parser_delete(&p);
-        ss_buf_free_secret(&b);
-        return SS_EPARSE;
-    }
-    yaml_parser_delete(&p);
-    ss_buf_free_secret(&b); /* the document holds its own copies */
-    f->loaded = true;
-    yaml_node_t *root = yaml_document_get_root_node(&f->doc);
-    if (root && root->type != YAML_MAPPING_NODE) {
+    f->root = ss_yaml_root(f->tree, 0);
+    if (f->root && f->root->kind != SS_YMAP) {
         snprintf(err, errlen, "kubeconfig %s: not a mapping", f->path);
         return SS_EPARSE;
     }
@@ -216,14 +229,6 @@ static int load_kfile(struct kfile *f, char *err, size_t errlen)
     if (!f->dir)
         return SS_ENOMEM;
     return 0;
-}
-
-/* Wipe every scalar of a document before libyaml frees it: tokens, keys, passwords. */
-static void wipe_document(yaml_document_t *d)
-{
-    for (yaml_node_t *n = d->nodes.start; n && n < d->nodes.top; n++)
-        if (n->type == YAML_SCALAR_NODE)
-            ss_wipe(n->data.scalar.value, n->data.scalar.length);
 }
 
 /* A file path from a kubeconfig, relative to the file that holds it. */
@@ -238,16 +243,18 @@ static char *resolve_path(const struct kfile *f, const char *p)
     return out;
 }
 
-/* Find `list` entry `name` across the merged files: the first file wins. */
-static yaml_node_t *merged_named(struct kfile *files, size_t nf, const char *list, const char *name,
-                                 const char *inner, struct kfile **owner)
+/* Find `list` entry `name` across the merged files: the first file wins. *owner, if
+ * owner is not NULL, is the file it was found in. */
+static const struct ss_ynode *merged_named(struct kfile *files, size_t nf, const char *list, const char *name,
+                                           const char *inner, struct kfile **owner)
 {
     for (size_t i = 0; i < nf; i++) {
-        if (!files[i].loaded)
+        if (!files[i].tree)
             continue;
-        yaml_node_t *m = find_named(&files[i], list, name, inner);
+        const struct ss_ynode *m = find_named(&files[i], list, name, inner);
         if (m) {
-            *owner = &files[i];
+            if (owner)
+                *owner = &files[i];
             return m;
         }
     }
@@ -273,10 +280,10 @@ static void scratch_free(struct scratch *s)
 }
 
 /* client-go: the *-data field takes precedence over the file. */
-static int data_or_file(struct kfile *f, yaml_node_t *m, const char *data_key, const char *file_key,
-                        struct scratch *s, int slot, char *err, size_t errlen)
+static int data_or_file(const struct kfile *f, const struct ss_ynode *m, const char *data_key,
+                        const char *file_key, struct scratch *s, int slot, char *err, size_t errlen)
 {
-    const char *d = map_str(f, m, data_key);
+    const char *d = map_str(m, data_key);
     if (d) {
         int rc = base64_decode(d, &s->pem[slot], &s->pem_len[slot]);
         if (rc == SS_EPARSE || rc == SS_ELIMIT)
@@ -284,7 +291,7 @@ static int data_or_file(struct kfile *f, yaml_node_t *m, const char *data_key, c
                      rc == SS_ELIMIT ? " (or larger than 1 MiB)" : "");
         return rc;
     }
-    const char *p = map_str(f, m, file_key);
+    const char *p = map_str(m, file_key);
     if (p && !(s->path[slot] = resolve_path(f, p)))
         return SS_ENOMEM;
     return 0;
@@ -296,10 +303,9 @@ static const char *only_context(struct kfile *files, size_t nf)
     const char *name = NULL;
     size_t n = 0;
     for (size_t i = 0; i < nf; i++) {
-        yaml_node_t *seq = files[i].loaded ? root_seq(&files[i], "contexts") : NULL;
-        for (yaml_node_item_t *it = seq ? seq->data.sequence.items.start : NULL;
-             seq && it < seq->data.sequence.items.top; it++) {
-            const char *nm = map_str(&files[i], ynode(&files[i], *it), "name");
+        const struct ss_ynode *seq = files[i].tree ? root_seq(&files[i], "contexts") : NULL;
+        for (size_t k = 0; seq && k < seq->nkids; k++) {
+            const char *nm = map_str(seq->kids[k], "name");
             if (nm && (!name || strcmp(nm, name) != 0)) {
                 name = nm;
                 n++;
@@ -346,7 +352,7 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
     }
     size_t nloaded = 0;
     for (size_t i = 0; i < nf; i++)
-        nloaded += files[i].loaded;
+        nloaded += files[i].tree != NULL;
     if (!nloaded) {
         snprintf(err, errlen, "kubeconfig %s: no such file", *paths ? paths : "(none)");
         rc = SS_ENOTFOUND;
@@ -355,8 +361,7 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
 
     const char *ctx_name = context && *context ? context : NULL;
     for (size_t i = 0; i < nf && !ctx_name; i++)
-        if (files[i].loaded)
-            ctx_name = map_str(&files[i], yaml_document_get_root_node(&files[i].doc), "current-context");
+        ctx_name = map_str(files[i].root, "current-context");
     if (!ctx_name)
         ctx_name = only_context(files, nf);
     rc = SS_ECONFIG;
@@ -364,34 +369,34 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
         snprintf(err, errlen, "kubeconfig %s: no current-context (pass --kube-context)", paths);
         goto fail;
     }
-    struct kfile *cf = NULL, *clf = NULL, *uf = NULL;
-    yaml_node_t *ctx = merged_named(files, nf, "contexts", ctx_name, "context", &cf);
+    struct kfile *clf = NULL, *uf = NULL;
+    const struct ss_ynode *ctx = merged_named(files, nf, "contexts", ctx_name, "context", NULL);
     if (!ctx) {
         snprintf(err, errlen, "kubeconfig %s: context \"%s\" not found", paths, ctx_name);
         goto fail;
     }
-    const char *cluster_name = map_str(cf, ctx, "cluster");
-    const char *user_name = map_str(cf, ctx, "user");
-    const char *ns = map_str(cf, ctx, "namespace");
-    yaml_node_t *cl =
+    const char *cluster_name = map_str(ctx, "cluster");
+    const char *user_name = map_str(ctx, "user");
+    const char *ns = map_str(ctx, "namespace");
+    const struct ss_ynode *cl =
         cluster_name ? merged_named(files, nf, "clusters", cluster_name, "cluster", &clf) : NULL;
     if (!cl) {
         snprintf(err, errlen, "kubeconfig %s: context \"%s\": cluster \"%s\" not found", paths, ctx_name,
                  cluster_name ? cluster_name : "");
         goto fail;
     }
-    const char *server = map_str(clf, cl, "server");
+    const char *server = map_str(cl, "server");
     if (!server || (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)) {
         snprintf(err, errlen, "kubeconfig %s: cluster \"%s\": server must be an http:// or https:// URL",
                  paths, cluster_name);
         goto fail;
     }
-    h.tls_insecure_skip_verify = map_true(clf, cl, "insecure-skip-tls-verify");
+    h.tls_insecure_skip_verify = map_true(cl, "insecure-skip-tls-verify");
     if ((rc = data_or_file(clf, cl, "certificate-authority-data", "certificate-authority", &s, 0, err,
                            errlen)))
         goto fail;
 
-    yaml_node_t *u = user_name ? merged_named(files, nf, "users", user_name, "user", &uf) : NULL;
+    const struct ss_ynode *u = user_name ? merged_named(files, nf, "users", user_name, "user", &uf) : NULL;
     if (user_name && !u) {
         snprintf(err, errlen, "kubeconfig %s: context \"%s\": user \"%s\" not found", paths, ctx_name,
                  user_name);
@@ -399,10 +404,10 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
         goto fail;
     }
     if (u) {
-        const char *tok = map_str(uf, u, "token");
-        const char *tokf = map_str(uf, u, "tokenFile");
-        const char *user = map_str(uf, u, "username");
-        const char *pass = map_str(uf, u, "password");
+        const char *tok = map_str(u, "token");
+        const char *tokf = map_str(u, "tokenFile");
+        const char *user = map_str(u, "username");
+        const char *pass = map_str(u, "password");
         if ((rc = data_or_file(uf, u, "client-certificate-data", "client-certificate", &s, 1, err, errlen)) ||
             (rc = data_or_file(uf, u, "client-key-data", "client-key", &s, 2, err, errlen)))
             goto fail;
@@ -421,13 +426,13 @@ int kube_config_from_kubeconfig(const char *paths, const char *context, struct k
                      paths, user_name);
             goto fail;
         }
-        yaml_node_t *plugin =
-            map_get(uf, u, "exec") ? map_get(uf, u, "exec") : map_get(uf, u, "auth-provider");
+        const struct ss_ynode *exec = ss_yaml_map_get(u, "exec");
+        const struct ss_ynode *plugin = exec ? exec : ss_yaml_map_get(u, "auth-provider");
         if (plugin && !tok && !tokf && !user && !cert) {
             snprintf(err, errlen,
                      "kubeconfig %s: user \"%s\" uses an %s plugin, which scrapeship does not run; "
                      "use a token, tokenFile or client certificate",
-                     paths, user_name, map_get(uf, u, "exec") ? "exec" : "auth-provider");
+                     paths, user_name, exec ? "exec" : "auth-provider");
             goto fail;
         }
         rc = SS_ENOMEM;
@@ -466,10 +471,7 @@ fail:
     kube_config_free(c);
     scratch_free(&s);
     for (size_t i = 0; i < nf; i++) {
-        if (files[i].loaded) {
-            wipe_document(&files[i].doc);
-            yaml_document_delete(&files[i].doc);
-        }
+        ss_yaml_free(files[i].tree); /* wipes the scalars: tokens, keys, passwords */
         free(files[i].dir);
     }
     free(list);

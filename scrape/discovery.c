@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <yaml.h>
 
 #include "scrape.h"
 #include "sstext.h"
+#include "yamltree.h"
 
 #define SD_LOG            "discovery"
 #define SD_FILEPATH_LABEL "__meta_filepath"
@@ -301,103 +301,82 @@ static int sd_parse_json(struct sd_parse *ps, const char *buf, size_t len)
 
 /* ---- YAML -------------------------------------------------------------- */
 
-/* libyaml marks are 0-based; messages use 1-based line:column. */
-#define SD_MARK(m) (unsigned long)(m).line + 1, (unsigned long)(m).column + 1
+/* The rules of yaml_parser_load, which this reader used before the YAML tree: like
+ * yaml.v2's Unmarshal, only the first document counts and the rest is not read;
+ * an anchor defined twice is refused. A valid file nests three levels (list,
+ * group, targets or labels), so the depth limit only words some errors sooner;
+ * bytes are bounded by SD_MAX_FILE_BYTES and groups, targets and labels by the
+ * per-file limits, so nothing else needs one. */
+#define SD_MAX_YAML_DEPTH 64
 
-static const char *sd_yaml_scalar(const yaml_node_t *n, size_t *len)
-{
-    *len = n->data.scalar.length;
-    return (const char *)n->data.scalar.value;
-}
+static const struct ss_yaml_opts sd_yaml_opts = {
+    .max_depth = SD_MAX_YAML_DEPTH,
+    .max_docs = 1,
+    .stop_at_max_docs = true,
+    .unique_anchors = true,
+};
 
-/* A YAML null: a plain ~, null, Null, NULL or nothing (YAML 1.1 core schema, as
- * yaml.v2 resolves it), or an explicit !!null. */
-static bool sd_yaml_is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE)
-        return false;
-    if (n->tag && strcmp((const char *)n->tag, YAML_NULL_TAG) == 0)
-        return true;
-    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    size_t len;
-    const char *s = sd_yaml_scalar(n, &len);
-    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
-    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
-        if (len == strlen(nulls[i]) && memcmp(s, nulls[i], len) == 0)
-            return true;
-    return false;
-}
+/* Messages use the node's 1-based line:column. */
+#define SD_POS(n) (unsigned long)(n)->line, (unsigned long)(n)->col
 
-static const char *sd_yaml_kind(const yaml_node_t *n)
+/* What a node is, for messages. A YAML null (ss_yaml_is_null: a plain ~, null, Null,
+ * NULL or nothing, as yaml.v2 resolves them, or an explicit !!null) is "null". */
+static const char *sd_yaml_kind(const struct ss_ynode *n)
 {
-    switch (n->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return sd_yaml_is_null(n) ? "null" : "a scalar";
-    }
+    return ss_yaml_is_null(n) ? "null" : ss_yaml_kind_name(n->kind);
 }
 
 /* yaml.v2 decodes any non-null scalar into a string field (targets: [8080] is
  * "8080"), so only collections and nulls are refused here. */
-static int sd_yaml_string(struct sd_parse *ps, const yaml_node_t *n, size_t gi, const char *what,
+static int sd_yaml_string(struct sd_parse *ps, const struct ss_ynode *n, size_t gi, const char *what,
                           const char **out)
 {
-    if (n->type != YAML_SCALAR_NODE || sd_yaml_is_null(n))
-        return sd_fail(ps, SS_EPARSE, SD_MARK(n->start_mark), "group %zu: %s must be a string, got %s", gi,
-                       what, sd_yaml_kind(n));
-    size_t len;
-    const char *s = sd_yaml_scalar(n, &len);
-    if (sd_has_nul(s, len) || !ss_utf8_valid(s, len))
-        return sd_fail(ps, SS_EPARSE, SD_MARK(n->start_mark), "group %zu: %s has an invalid value", gi, what);
-    if (!(*out = ss_arena_strndup(ps->arena, s, len)))
+    if (n->kind != SS_YSCALAR || ss_yaml_is_null(n))
+        return sd_fail(ps, SS_EPARSE, SD_POS(n), "group %zu: %s must be a string, got %s", gi, what,
+                       sd_yaml_kind(n));
+    if (sd_has_nul(n->text, n->len) || !ss_utf8_valid(n->text, n->len))
+        return sd_fail(ps, SS_EPARSE, SD_POS(n), "group %zu: %s has an invalid value", gi, what);
+    if (!(*out = ss_arena_strndup(ps->arena, n->text, n->len)))
         return SS_ENOMEM;
     return 0;
 }
 
-static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, const yaml_node_t *gn)
+static int sd_yaml_group(struct sd_parse *ps, size_t gi, const struct ss_ynode *gn)
 {
-    if (sd_yaml_is_null(gn))
-        return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark), "group %zu: null target group", gi);
-    if (gn->type != YAML_MAPPING_NODE)
-        return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark), "group %zu: expected a mapping, got %s", gi,
+    if (ss_yaml_is_null(gn))
+        return sd_fail(ps, SS_EPARSE, SD_POS(gn), "group %zu: null target group", gi);
+    if (gn->kind != SS_YMAP)
+        return sd_fail(ps, SS_EPARSE, SD_POS(gn), "group %zu: expected a mapping, got %s", gi,
                        sd_yaml_kind(gn));
 
     /* Strict decoding (yaml.UnmarshalStrict): exact field names, no unknown or repeated
-     * fields. Merge keys (<<) are not supported and show up as unknown fields. */
-    const yaml_node_t *yt = NULL, *yl = NULL;
-    for (const yaml_node_pair_t *p = gn->data.mapping.pairs.start; p < gn->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        const yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        if (!k || !v)
-            return sd_fail(ps, SS_EPARSE, SD_MARK(gn->start_mark), "group %zu: broken node", gi);
-        size_t klen = 0;
-        const char *ks = k->type == YAML_SCALAR_NODE ? sd_yaml_scalar(k, &klen) : "";
-        const yaml_node_t **slot;
-        if (k->type == YAML_SCALAR_NODE && klen == 7 && memcmp(ks, "targets", 7) == 0)
+     * fields. Merge keys (<<) are not supported and show up as unknown fields. A
+     * collection as a key has the text "". */
+    const struct ss_ynode *yt = NULL, *yl = NULL;
+    for (size_t i = 0; i + 1 < gn->nkids; i += 2) {
+        const struct ss_ynode *k = gn->kids[i], *v = gn->kids[i + 1];
+        const struct ss_ynode **slot;
+        if (ss_yaml_scalar_is(k, "targets"))
             slot = &yt;
-        else if (k->type == YAML_SCALAR_NODE && klen == 6 && memcmp(ks, "labels", 6) == 0)
+        else if (ss_yaml_scalar_is(k, "labels"))
             slot = &yl;
         else
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: unknown field \"%.*s\"", gi,
-                           (int)(klen > 64 ? 64 : klen), ks);
+            return sd_fail(ps, SS_EPARSE, SD_POS(k), "group %zu: unknown field \"%.*s\"", gi,
+                           (int)(k->len > 64 ? 64 : k->len), k->text);
         if (*slot)
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: duplicate field \"%.*s\"", gi,
-                           (int)klen, ks);
+            return sd_fail(ps, SS_EPARSE, SD_POS(k), "group %zu: duplicate field \"%.*s\"", gi, (int)k->len,
+                           k->text);
         *slot = v;
     }
-    if (yt && !sd_yaml_is_null(yt) && yt->type != YAML_SEQUENCE_NODE)
-        return sd_fail(ps, SS_EPARSE, SD_MARK(yt->start_mark),
-                       "group %zu: targets must be a list of strings, got %s", gi, sd_yaml_kind(yt));
-    if (yl && !sd_yaml_is_null(yl) && yl->type != YAML_MAPPING_NODE)
-        return sd_fail(ps, SS_EPARSE, SD_MARK(yl->start_mark), "group %zu: labels must be a mapping, got %s",
-                       gi, sd_yaml_kind(yl));
-    size_t nt = 0, nl = 0;
-    if (yt && yt->type == YAML_SEQUENCE_NODE)
-        nt = (size_t)(yt->data.sequence.items.top - yt->data.sequence.items.start);
-    if (yl && yl->type == YAML_MAPPING_NODE)
-        nl = (size_t)(yl->data.mapping.pairs.top - yl->data.mapping.pairs.start);
-    int rc = sd_reserve(ps, nt, nl, SD_MARK(gn->start_mark));
+    if (yt && !ss_yaml_is_null(yt) && yt->kind != SS_YSEQ)
+        return sd_fail(ps, SS_EPARSE, SD_POS(yt), "group %zu: targets must be a list of strings, got %s", gi,
+                       sd_yaml_kind(yt));
+    if (yl && !ss_yaml_is_null(yl) && yl->kind != SS_YMAP)
+        return sd_fail(ps, SS_EPARSE, SD_POS(yl), "group %zu: labels must be a mapping, got %s", gi,
+                       sd_yaml_kind(yl));
+    size_t nt = yt && yt->kind == SS_YSEQ ? yt->nkids : 0;
+    size_t nl = yl && yl->kind == SS_YMAP ? yl->nkids / 2 : 0;
+    int rc = sd_reserve(ps, nt, nl, SD_POS(gn));
     if (rc)
         return rc;
 
@@ -407,27 +386,18 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, c
     if (rc)
         return rc;
     for (size_t i = 0; i < nt; i++) {
-        const yaml_node_t *t = yaml_document_get_node(doc, yt->data.sequence.items.start[i]);
-        if (!t)
-            return sd_fail(ps, SS_EPARSE, SD_MARK(yt->start_mark), "group %zu: broken node", gi);
         char what[48];
         snprintf(what, sizeof what, "targets[%zu]", i);
-        rc = sd_yaml_string(ps, t, gi, what, &targets[i]);
+        rc = sd_yaml_string(ps, yt->kids[i], gi, what, &targets[i]);
         if (rc)
             return rc;
     }
     for (size_t i = 0; i < nl; i++) {
-        const yaml_node_pair_t *p = &yl->data.mapping.pairs.start[i];
-        const yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        const yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        if (!k || !v)
-            return sd_fail(ps, SS_EPARSE, SD_MARK(yl->start_mark), "group %zu: broken node", gi);
-        size_t klen = 0;
-        const char *ks = k->type == YAML_SCALAR_NODE ? sd_yaml_scalar(k, &klen) : "";
-        if (k->type != YAML_SCALAR_NODE || !ss_label_name_valid(ks, klen))
-            return sd_fail(ps, SS_EPARSE, SD_MARK(k->start_mark), "group %zu: invalid label name \"%.*s\"",
-                           gi, (int)(klen > 64 ? 64 : klen), ks);
-        if (!(labels[i].key = ss_arena_strndup(ps->arena, ks, klen)))
+        const struct ss_ynode *k = yl->kids[2 * i], *v = yl->kids[2 * i + 1];
+        if (k->kind != SS_YSCALAR || !ss_label_name_valid(k->text, k->len))
+            return sd_fail(ps, SS_EPARSE, SD_POS(k), "group %zu: invalid label name \"%.*s\"", gi,
+                           (int)(k->len > 64 ? 64 : k->len), k->text);
+        if (!(labels[i].key = ss_arena_strndup(ps->arena, k->text, k->len)))
             return SS_ENOMEM;
         char what[96];
         snprintf(what, sizeof what, "label \"%.64s\"", labels[i].key);
@@ -435,55 +405,47 @@ static int sd_yaml_group(struct sd_parse *ps, yaml_document_t *doc, size_t gi, c
         if (rc)
             return rc;
     }
-    return sd_commit_group(ps, gi, targets, nt, labels, nl, SD_MARK(gn->start_mark));
+    return sd_commit_group(ps, gi, targets, nt, labels, nl, SD_POS(gn));
+}
+
+/* A failed parse, in libyaml's words where it has them, as before the tree. */
+static int sd_yaml_fail(struct sd_parse *ps, int rc, const struct ss_yaml_error *e)
+{
+    unsigned long line = (unsigned long)e->line, col = (unsigned long)e->col;
+    switch (e->fault) {
+    case SS_YAML_NOMEM: return SS_ENOMEM;
+    case SS_YAML_DEPTH: return sd_fail(ps, rc, line, col, "nested deeper than %d levels", SD_MAX_YAML_DEPTH);
+    case SS_YAML_ALIAS_UNKNOWN: return sd_fail(ps, rc, line, col, "found undefined alias \"%.64s\"", e->name);
+    case SS_YAML_ALIAS_OPEN:
+        return sd_fail(ps, rc, line, col, "anchor \"%.64s\" value contains itself", e->name);
+    case SS_YAML_ANCHOR_TWICE: return sd_fail(ps, rc, line, col, "found duplicate anchor \"%.64s\"", e->name);
+    default:
+        return sd_fail(ps, rc, line, col, "%s%s%s", e->problem ? e->problem : "malformed YAML",
+                       e->context ? " " : "", e->context ? e->context : "");
+    }
 }
 
 static int sd_parse_yaml(struct sd_parse *ps, const char *buf, size_t len)
 {
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool have_doc = false;
-    int rc = 0;
+    struct ss_ytree *tree = NULL;
+    struct ss_yaml_error ye;
+    int rc = ss_yaml_parse(buf, len, &sd_yaml_opts, &tree, &ye);
+    if (rc)
+        return sd_yaml_fail(ps, rc, &ye);
 
-    if (!yaml_parser_initialize(&parser))
-        return SS_ENOMEM;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-    /* Like yaml.v2's Unmarshal, only the first document counts. libyaml 0.2.5's
-     * loader is iterative, so deep nesting cannot exhaust the stack. */
-    if (!yaml_parser_load(&parser, &doc)) {
-        if (parser.error == YAML_MEMORY_ERROR) {
-            rc = SS_ENOMEM;
-        } else {
-            const char *problem = parser.problem ? parser.problem : "malformed YAML";
-            const char *context = parser.context ? parser.context : NULL;
-            rc = sd_fail(ps, SS_EPARSE, SD_MARK(parser.problem_mark), "%s%s%s", problem, context ? " " : "",
-                         context ? context : "");
-        }
-        goto fail;
-    }
-    have_doc = true;
-
-    const yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root || sd_yaml_is_null(root))
-        goto fail; /* empty file, comment only, or a bare null: no groups */
-    if (root->type != YAML_SEQUENCE_NODE) {
-        rc = sd_fail(ps, SS_EPARSE, SD_MARK(root->start_mark), "expected a list of target groups, got %s",
+    const struct ss_ynode *root = ss_yaml_root(tree, 0);
+    if (!root || ss_yaml_is_null(root))
+        goto done; /* empty file, comment only, or a bare null: no groups */
+    if (root->kind != SS_YSEQ) {
+        rc = sd_fail(ps, SS_EPARSE, SD_POS(root), "expected a list of target groups, got %s",
                      sd_yaml_kind(root));
-        goto fail;
+        goto done;
     }
-    size_t n = (size_t)(root->data.sequence.items.top - root->data.sequence.items.start);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const yaml_node_t *gn = yaml_document_get_node(&doc, root->data.sequence.items.start[i]);
-        if (!gn)
-            rc = sd_fail(ps, SS_EPARSE, SD_MARK(root->start_mark), "group %zu: broken node", i);
-        else
-            rc = sd_yaml_group(ps, &doc, i, gn);
-    }
+    for (size_t i = 0; i < root->nkids && rc == 0; i++)
+        rc = sd_yaml_group(ps, i, root->kids[i]);
 
-fail:
-    if (have_doc)
-        yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+done:
+    ss_yaml_free(tree);
     return rc;
 }
 

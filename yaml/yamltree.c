@@ -226,6 +226,8 @@ static int anchor_set(struct builder *b, const char *name, struct ynode *n)
 {
     struct yanchor *a = b->anchors ? anchor_slot(b->anchors, b->capanchors, name) : NULL;
     if (a && a->name) { /* YAML allows redefining an anchor: later aliases see the new one */
+        if (b->opts->unique_anchors)
+            return alias_fault(b, SS_YAML_ANCHOR_TWICE, name, n->pub.line, n->pub.col);
         a->node = n;
         return 0;
     }
@@ -322,6 +324,10 @@ static int build(struct builder *b, yaml_parser_t *parser, struct level *stack)
         switch (rc ? YAML_NO_EVENT : ev.type) {
         case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT: rc = doc_start(b, line, col); break;
+        case YAML_DOCUMENT_END_EVENT:
+            /* yaml_parser_load stops here too: the next document is never scanned */
+            done = o->stop_at_max_docs && o->max_docs && b->tree->ndocs >= o->max_docs;
+            break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
             if (depth > 0) {

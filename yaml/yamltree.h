@@ -66,6 +66,14 @@ struct ss_yaml_opts {
      * alias inside then sees the anchor's previous definition, or none
      * (SS_YAML_ALIAS_UNKNOWN). Scalar anchors are defined at once either way. */
     bool anchor_on_close;
+    /* What libyaml's document loader (yaml_parser_load) does, for readers that
+     * came from it. With stop_at_max_docs, the stream ends quietly after max_docs
+     * documents instead of failing with SS_YAML_DOCS: the rest is not parsed, so
+     * an error there goes unseen (yaml.v2's Unmarshal reads only the first
+     * document too). With unique_anchors, an anchor defined twice in one document
+     * fails with SS_YAML_ANCHOR_TWICE where it is defined again. */
+    bool stop_at_max_docs;
+    bool unique_anchors;
 };
 
 enum ss_yaml_fault {
@@ -82,6 +90,7 @@ enum ss_yaml_fault {
     SS_YAML_DOCS,          /* over max_docs */
     SS_YAML_ALIAS_UNKNOWN, /* alias to an anchor not (yet) defined: name */
     SS_YAML_ALIAS_OPEN,    /* alias to a collection from inside it: name */
+    SS_YAML_ANCHOR_TWICE,  /* with unique_anchors, an anchor defined again: name */
 };
 
 /* Why a parse failed. The readers word their own messages from this. */
@@ -91,7 +100,7 @@ struct ss_yaml_error {
     const char *problem; /* libyaml's description (static text), or NULL */
     const char *context; /* libyaml's "while parsing ..." (static text), or NULL */
     int context_line;    /* 1-based line the context started on */
-    char name[512];      /* the alias's anchor name, cut to fit */
+    char name[512];      /* the anchor's name (ALIAS_*, ANCHOR_TWICE), cut to fit */
 };
 
 /* Parse len bytes of text (need not be NUL-terminated). On success *out is the

@@ -1,5 +1,6 @@
 /* fuzz_yamltree.c: arbitrary bytes into the YAML tree, with the config loader's
- * options, the KEDA reader's, and tight limits that every input can hit.
+ * options, the KEDA reader's, the kubeconfig and file_sd readers' (libyaml
+ * loader's rules), and tight limits that every input can hit.
  *
  * Must never crash, leak or overrun. A tree that loads must hold its promises:
  * positions are 1-based, mappings have key/value pairs, scalars are NUL-terminated
@@ -50,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          .max_events = 1000000,
          .max_docs = 1024,
          .anchor_on_close = true},
+        {.max_depth = 64, .max_docs = 1, .stop_at_max_docs = true, .unique_anchors = true},
         {.max_depth = 3,
          .max_nodes = 20,
          .max_refs = 30,

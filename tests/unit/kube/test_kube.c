@@ -1,10 +1,11 @@
 /* test_kube.c: the Kubernetes client (kube/): kubeconfig reading (contexts, CA and
- * client certificates as data or files, tokens, namespaces, merged files), the
- * in-cluster service account, an explicit api_server, the load order, the error
- * messages (403 names the RBAC rule), the requests themselves through a scripted
- * transport (paths, headers, the token re-read on every request, the merge patch,
- * answers that are not Scale objects), LIST/WATCH URLs, LIST pages, and the watch
- * stream's framing and event decoding. */
+ * client certificates as data or files, tokens, namespaces, merged files, and the
+ * YAML itself: anchors, documents, error positions, nesting, empty and oversized
+ * files), the in-cluster service account, an explicit api_server, the load order,
+ * the error messages (403 names the RBAC rule), the requests themselves through a
+ * scripted transport (paths, headers, the token re-read on every request, the merge
+ * patch, answers that are not Scale objects), LIST/WATCH URLs, LIST pages, and the
+ * watch stream's framing and event decoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +244,101 @@ static void test_kubeconfig_merge(void **state)
     assert_string_equal(c->http->authorization_credentials, "from-a");
     assert_string_equal(c->ns, "from-b");
     kube_config_free(c);
+}
+
+/* The YAML of a kubeconfig: anchors and aliases, the first document only (as
+ * kubectl), where an error is, nesting, an empty file, and the size limit. */
+static const char *const KUBECONFIG_SMALL =
+    "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+    "clusters: [{name: c, cluster: {server: 'https://k'}}]\n";
+
+static void test_kubeconfig_yaml(void **state)
+{
+    (void)state;
+    struct kube_config *c = NULL;
+    char err[512];
+    write_file("anchors", "current-context: b\n"
+                          "clusters: [{name: &cn c, cluster: &cl {server: 'https://k:6443'}}]\n"
+                          "users: [{name: &un u, user: {token: &tok t0k}}]\n"
+                          "contexts:\n"
+                          "- name: a\n"
+                          "  context: &ctx {cluster: *cn, user: *un, namespace: ns}\n"
+                          "- name: b\n"
+                          "  context: *ctx\n"
+                          "extra: [*cl, *tok]\n");
+    assert_int_equal(kube_config_from_kubeconfig(path_of("anchors"), NULL, &c, err, sizeof err), 0);
+    assert_string_equal(c->context, "b");
+    assert_string_equal(c->server, "https://k:6443");
+    assert_string_equal(c->ns, "ns");
+    assert_string_equal(c->http->authorization_credentials, "t0k");
+    kube_config_free(c);
+
+    /* A broken second document is never read. */
+    char two[512];
+    snprintf(two, sizeof two, "%s---\n]: [\n", KUBECONFIG_SMALL);
+    write_file("twodocs", two);
+    assert_int_equal(kube_config_from_kubeconfig(path_of("twodocs"), NULL, &c, err, sizeof err), 0);
+    assert_string_equal(c->server, "https://k");
+    kube_config_free(c);
+
+    write_file("undefined", "current-context: x\ncontexts: [{name: x, context: {cluster: *c}}]\n");
+    expect_kubeconfig_error(path_of("undefined"), NULL, SS_EPARSE,
+                            "undefined:2:41: found undefined alias \"c\"");
+    write_file("twice", "a: &x 1\nb: &x 2\n");
+    expect_kubeconfig_error(path_of("twice"), NULL, SS_EPARSE, "twice:2:4: found duplicate anchor \"x\"");
+    write_file("self", "a: &x [*x]\n"); /* a cycle: Go's yaml refuses it too */
+    expect_kubeconfig_error(path_of("self"), NULL, SS_EPARSE, "self:1:8: anchor \"x\" value contains itself");
+    write_file("syntax", "clusters: [\n");
+    expect_kubeconfig_error(path_of("syntax"), NULL, SS_EPARSE,
+                            "syntax:2:1: did not find expected node content");
+    write_file("utf8", "a: b\nc: \xff\n");
+    expect_kubeconfig_error(path_of("utf8"), NULL, SS_EPARSE, "utf8:2:4: invalid leading UTF-8 octet");
+
+    /* Nesting: 10000 levels, as client-go's JSON decoder allows, and no more. */
+    size_t deep_cap = strlen(KUBECONFIG_SMALL) + 2 * 10000 + 16;
+    char *deep = malloc(deep_cap);
+    assert_non_null(deep);
+    for (int levels = 10000; levels <= 10001; levels++) {
+        size_t n = (size_t)snprintf(deep, deep_cap, "%sx: ", KUBECONFIG_SMALL);
+        for (int i = 1; i < levels; i++) /* the root mapping is the first level */
+            deep[n++] = '[';
+        for (int i = 1; i < levels; i++)
+            deep[n++] = ']';
+        deep[n] = '\0';
+        write_file("deep", deep);
+        if (levels == 10000) {
+            assert_int_equal(kube_config_from_kubeconfig(path_of("deep"), NULL, &c, err, sizeof err), 0);
+            kube_config_free(c);
+        } else {
+            expect_kubeconfig_error(path_of("deep"), NULL, SS_EPARSE,
+                                    "deep:4:10003: nested deeper than 10000");
+        }
+    }
+    free(deep);
+
+    /* An empty file holds nothing, but is no error in a merge. */
+    write_file("empty", "");
+    expect_kubeconfig_error(path_of("empty"), NULL, SS_ECONFIG, "no current-context");
+    write_file("config", KUBECONFIG_SMALL);
+    char paths[1100];
+    snprintf(paths, sizeof paths, "%s:%s", path_of("empty"), path_of("config"));
+    assert_int_equal(kube_config_from_kubeconfig(paths, NULL, &c, err, sizeof err), 0);
+    kube_config_free(c);
+
+    /* KUBE_MAX_CONFIG_BYTES is read whole; one byte more is refused unread. */
+    size_t pad = KUBE_MAX_CONFIG_BYTES - strlen(KUBECONFIG_SMALL);
+    char *big = malloc(KUBE_MAX_CONFIG_BYTES + 1);
+    assert_non_null(big);
+    memcpy(big, KUBECONFIG_SMALL, strlen(KUBECONFIG_SMALL));
+    memset(big + strlen(KUBECONFIG_SMALL), '#', pad - 1);
+    big[KUBE_MAX_CONFIG_BYTES - 1] = '\n';
+    big[KUBE_MAX_CONFIG_BYTES] = '\0';
+    write_file("big", big);
+    free(big);
+    assert_int_equal(kube_config_from_kubeconfig(path_of("big"), NULL, &c, err, sizeof err), 0);
+    kube_config_free(c);
+    assert_int_equal(truncate(path_of("big"), KUBE_MAX_CONFIG_BYTES + 1), 0);
+    expect_kubeconfig_error(path_of("big"), NULL, SS_ELIMIT, "big: larger than 4 MiB");
 }
 
 /* ---- in cluster -------------------------------------------------------- */
@@ -898,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kubeconfig_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kubeconfig_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kubeconfig_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kubeconfig_yaml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_order, setup, teardown),
         cmocka_unit_test(test_error_403_rbac),

@@ -323,6 +323,14 @@ static const struct bad_case bad_cases[] = {
     {"s1.json", "[{\"targets\": [\"a:1\"]}", "s1.json:1:"},
     {"s1.yml", "- targets: [a:1\n- labels: {}\n", "s1.yml:"},
     {"s2.yml", "- targets:\n  - a\n - b\n", "s2.yml:3:"},
+    {"s3.yml", "- targets: [a:1]\n  labels: {a: b\n",
+     "s3.yml:3:1: did not find expected ',' or '}' while parsing a flow mapping"},
+    {"s4.yml", "- targets: [a]\n- targets: [\xff]\n", "s4.yml:2:13: invalid leading UTF-8 octet"},
+    /* anchors and aliases */
+    {"a1.yml", "- targets: [a]\n  labels: {x: *nope}\n", "a1.yml:2:15: found undefined alias \"nope\""},
+    {"a2.yml", "- targets: [a]\n  labels: &l {x: y}\n- labels: &l {z: w}\n",
+     "a2.yml:3:11: found duplicate anchor \"l\""},
+    {"a3.yml", "- targets: [a]\n  labels: &l {x: *l}\n", "a3.yml:2:18: anchor \"l\" value contains itself"},
 };
 
 static void test_bad_contents(void **state)
@@ -456,6 +464,71 @@ static void test_limits(void **state)
     unlink(p);
 }
 
+/* Load one file that must fail with a log line holding want. */
+static void expect_file_error(const char *path, const char *want)
+{
+    char log[4096];
+    capture_begin();
+    struct scrape_sd_groups *g = load1(path, 1);
+    capture_end(log, sizeof log);
+    assert_int_equal(scrape_sd_groups_count(g), 0);
+    if (!strstr(log, want))
+        fail_msg("log \"%s\" does not contain \"%s\"", log, want);
+    scrape_sd_groups_free(g);
+}
+
+/* Only the first YAML document is read, as yaml.v2's Unmarshal reads it; nesting
+ * and the file size are bounded. */
+static void test_yaml_documents_depth_and_size(void **state)
+{
+    (void)state;
+    char p[128];
+    tmp_path(p, sizeof p, "docs.yml");
+    static const char docs[] = "- targets: [a:1]\n---\n]: [\n";
+    write_file(p, docs, sizeof docs - 1);
+    struct scrape_sd_groups *g = load1(p, 0);
+    assert_int_equal(scrape_sd_groups_count(g), 1);
+    assert_string_equal(scrape_sd_groups_get(g, 0)->targets[0], "a:1");
+    scrape_sd_groups_free(g);
+    write_file(p, "---\n", 4); /* a document with nothing in it: no groups */
+    g = load1(p, 0);
+    assert_int_equal(scrape_sd_groups_count(g), 0);
+    scrape_sd_groups_free(g);
+
+    /* The list, a group and 62 more levels; then 63, one over 64. */
+    tmp_path(p, sizeof p, "deep.yml");
+    char deep[256];
+    for (int extra = 62; extra <= 63; extra++) {
+        int n = snprintf(deep, sizeof deep, "- targets: ");
+        for (int i = 0; i < extra; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < extra; i++)
+            deep[n++] = ']';
+        deep[n++] = '\n';
+        write_file(p, deep, (size_t)n);
+        expect_file_error(p, extra == 62 ? "deep.yml:1:13: group 0: targets[0] must be a string, got a list"
+                                         : "deep.yml:1:74: nested deeper than 64 levels");
+    }
+
+    /* 16 MiB is read whole; one byte more is refused before it is read. */
+    tmp_path(p, sizeof p, "big.yml");
+    size_t max = (size_t)16 << 20;
+    char *big = malloc(max);
+    assert_non_null(big);
+    static const char group[] = "- targets: [a:1]\n";
+    memcpy(big, group, sizeof group - 1);
+    memset(big + sizeof group - 1, '#', max - sizeof group);
+    big[max - 1] = '\n';
+    write_file(p, big, max);
+    free(big);
+    g = load1(p, 0);
+    assert_int_equal(scrape_sd_groups_count(g), 1);
+    scrape_sd_groups_free(g);
+    assert_int_equal(truncate(p, (off_t)max + 1), 0);
+    expect_file_error(p, "big.yml: file is larger than 16777216 bytes");
+    unlink(p);
+}
+
 /* ---- fingerprint ------------------------------------------------------- */
 
 static void set_mtime(const char *path, time_t sec)
@@ -542,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_yaml_scalars_are_strings),
         cmocka_unit_test(test_missing_and_unreadable),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_yaml_documents_depth_and_size),
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_api_edges),
     };

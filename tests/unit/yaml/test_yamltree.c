@@ -269,6 +269,18 @@ static void test_anchors_and_aliases(void **state)
     root = load("a: &a 1\nm: &a\n  k: &a 2\nafter: *a\n", NULL, &t);
     assert_scalar(ss_yaml_map_get(root, "after"), "2", 3, 6);
     ss_yaml_free(t);
+
+    /* With unique_anchors, as yaml_parser_load, a second definition is refused
+     * where it is, collections included; each document starts afresh. */
+    const struct ss_yaml_opts unique = {.max_depth = 64, .unique_anchors = true};
+    static const char twice[] = "a: &x 1\nb: &x 2\n";
+    assert_int_equal(load_fail(twice, sizeof twice - 1, &unique, SS_YAML_ANCHOR_TWICE, 2, 4, &e), SS_EPARSE);
+    assert_string_equal(e.name, "x");
+    static const char twice_map[] = "a: &x 1\nm: &x\n  k: v\n";
+    load_fail(twice_map, sizeof twice_map - 1, &unique, SS_YAML_ANCHOR_TWICE, 2, 4, &e);
+    load("a: &x 1\nb: *x\n---\nc: &x 2\n", &unique, &t);
+    assert_int_equal(ss_yaml_ndocs(t), 2);
+    ss_yaml_free(t);
 }
 
 static void test_merge_keys_are_plain_keys(void **state)
@@ -380,6 +392,19 @@ static void test_limits(void **state)
     const struct ss_yaml_opts docs = {.max_depth = 8, .max_docs = 1};
     static const char multi[] = "a: 1\n---\nb: 2\n";
     load_fail(multi, sizeof multi - 1, &docs, SS_YAML_DOCS, 2, 1, &e);
+
+    /* With stop_at_max_docs the stream ends after the first document, unread:
+     * a broken second one goes unseen, a broken first one does not. */
+    const struct ss_yaml_opts first = {.max_depth = 8, .max_docs = 1, .stop_at_max_docs = true};
+    const struct ss_ynode *root = load("a: 1\n---\n]: [\n", &first, &t);
+    assert_int_equal(ss_yaml_ndocs(t), 1);
+    assert_scalar(ss_yaml_map_get(root, "a"), "1", 1, 4);
+    ss_yaml_free(t);
+    load("a: 1\n...\n]]\n", &first, &t);
+    assert_int_equal(ss_yaml_ndocs(t), 1);
+    ss_yaml_free(t);
+    static const char broken_first[] = "a: [1\n---\nb: 2\n";
+    load_fail(broken_first, sizeof broken_first - 1, &first, SS_YAML_SYNTAX, 2, 1, &e);
 }
 
 static void test_many_anchors_and_docs(void **state)

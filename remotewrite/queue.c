@@ -11,8 +11,10 @@
  * (a batch a sender has taken is in flight and not counted). A commit that would pass
  * the bound first drops the oldest queued records, oldest commit first across queues,
  * because monitoring wants the newest data. With a disk queue the remote instead
- * enters spill mode at the bound, and the senders move what is queued to disk; only if
- * memory reaches twice the bound (the disk cannot keep up) is the oldest data dropped.
+ * enters spill mode at the bound: the senders move what is queued to disk, and when
+ * they fall behind the scrape thread writes the oldest queued records to disk itself;
+ * only if memory still reaches twice the bound (every queue has a batch in flight, or
+ * the disk failed) is the oldest data dropped.
  * Every drop is counted (reason "queue_full") and logged. Nothing here waits for the
  * network or for a full queue. */
 #include <stdlib.h>
@@ -182,6 +184,47 @@ static uint64_t drop_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
     return dropped;
 }
 
+/* With a disk queue, before anything is dropped: the scrape thread itself moves the
+ * oldest queued records to disk until `need` more bytes fit under `limit` (qmu held).
+ * Only queues with no batch in flight qualify: everything older of such a queue has
+ * already been delivered or spilled, so writing its head now keeps its order on disk.
+ * Returns 0, or SS_EIO when the disk failed (the records taken are counted). */
+static int spill_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
+{
+    const size_t max_n =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    struct ss_buf body, comp;
+    ss_buf_init(&body, 0);
+    ss_buf_init(&comp, 0);
+    int rc = 0;
+    while (!rc && atomic_load(&r->queue_bytes) + need > limit) {
+        struct rwq *oldest = NULL;
+        for (int i = 0; i < r->nqueues; i++) {
+            struct rwq *q = &r->queues[i];
+            if (q->samples && !q->busy &&
+                (!oldest || q->marks[q->marks_head].enq_mono < oldest->marks[oldest->marks_head].enq_mono))
+                oldest = q;
+        }
+        if (!oldest)
+            break;
+        int64_t ts = 0;
+        ss_buf_reset(&body);
+        ss_buf_reset(&comp);
+        size_t n = rw_queue_take(r, oldest, max_n, &body, &ts);
+        if (!n)
+            break;
+        if (rw_snappy_compress(body.data, body.len, &comp) || rw_spill_batch(r, &comp, n, ts)) {
+            atomic_fetch_add(&r->dropped[DROP_DISK_ERROR], n);
+            ss_error("remotewrite", "remote=%s cannot write to the disk queue: dropped %zu samples", r->name,
+                     n);
+            rc = SS_EIO;
+        }
+    }
+    ss_buf_free(&body);
+    ss_buf_free(&comp);
+    return rc;
+}
+
 /* Drop records from the head of a staging buffer until at most `keep` bytes remain
  * (the commit alone is larger than the bound). Returns the samples dropped. */
 static uint64_t trim_stage(struct ss_buf *b, size_t keep)
@@ -244,6 +287,8 @@ void rw_remote_commit(struct rw_remote *r)
     int64_t now = ss_mono_ms();
     uint64_t dropped = 0;
     pthread_mutex_lock(&r->qmu);
+    if (r->dq && !atomic_load(&r->disk_broken) && atomic_load(&r->queue_bytes) + total > r->mem_bound)
+        spill_oldest(r, total, r->mem_bound); /* the senders are behind: help them */
     if (atomic_load(&r->queue_bytes) + total > limit)
         dropped += drop_oldest(r, total, limit);
     uint64_t qb = atomic_load(&r->queue_bytes);

@@ -388,8 +388,12 @@ static void test_bound_spills_with_disk(void **state)
     q.max_samples_per_send = 500;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/w", rx.port);
-    struct rw_config c = {
-        .name = "t", .url = url, .remote_timeout_ms = 10000, .queue = q, .storage_dir = dir};
+    struct rw_config c = {.name = "t",
+                          .url = url,
+                          .remote_timeout_ms = 10000,
+                          .queue = q,
+                          .storage_dir = dir,
+                          .fsync_interval_ms = 1000 /* the config's default */};
     struct rw_remote *r = NULL;
     assert_int_equal(rw_remote_new(&c, &r), 0);
     const int nseries = 1000, nscrapes = 40;
@@ -400,7 +404,16 @@ static void test_bound_spills_with_disk(void **state)
     }
     assert_true(metric(r, "scrapeship_remote_samples_spilled_total{") > 0);
     rx_set(204, 0);
-    assert_true(wait_samples((uint64_t)nseries * nscrapes, 60000));
+    bool all = wait_samples((uint64_t)nseries * nscrapes, 60000);
+    if (!all)
+        print_message("received %llu of %d; queued %.0f, spilled %.0f, replayed %.0f, disk samples %.0f, "
+                      "dropped %.0f\n",
+                      (unsigned long long)rx_samples(), nseries * nscrapes,
+                      metric(r, "scrapeship_remote_queue_samples{"),
+                      metric(r, "scrapeship_remote_samples_spilled_total{"),
+                      metric(r, "scrapeship_remote_samples_replayed_total{"),
+                      metric(r, "scrapeship_remote_disk_samples{"), dropped(r, "queue_full"));
+    assert_true(all);
     assert_int_equal(dropped(r, "queue_full"), 0);
     finish(r);
     assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);

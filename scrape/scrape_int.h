@@ -23,4 +23,28 @@ void scrape_target_spec_free(struct scrape_target_spec *s);
 int scrape_target_populate(const struct scrape_job *job, const struct scrape_target_group *g,
                            const char *addr, struct scrape_target_spec *out, char *err, size_t errlen);
 
+/* gunzip.c: gzip bodies. Whole-buffer (libdeflate) into one reused buffer: */
+struct scrape_gunzip;
+int scrape_gunzip_new(struct scrape_gunzip **out);
+void scrape_gunzip_free(struct scrape_gunzip *g); /* NULL: no-op */
+/* Decompress every member of in[0..len) into g's buffer, at most max_out bytes. 0:
+ * *out (len *out_len) is valid until the next call or scrape_gunzip_release;
+ * SS_ELIMIT: the plain body is longer than max_out; SS_EINVAL: not valid gzip (*why
+ * says how); SS_ENOMEM. */
+int scrape_gunzip_whole(struct scrape_gunzip *g, const void *in, size_t len, size_t max_out, const char **out,
+                        size_t *out_len, const char **why);
+/* The output is no longer used: a buffer above 16 MiB is given back. */
+void scrape_gunzip_release(struct scrape_gunzip *g);
+
+/* Streaming (zlib), for bodies too big for the whole buffer. The sink gets the plain
+ * bytes in pieces; a non-zero return stops the feed and is returned. */
+typedef int (*scrape_gz_sink)(void *ud, const char *p, size_t n);
+struct scrape_gzstream;
+int scrape_gzstream_new(struct scrape_gzstream **out);
+void scrape_gzstream_free(struct scrape_gzstream *s); /* NULL: no-op */
+int scrape_gzstream_feed(struct scrape_gzstream *s, const void *in, size_t len, scrape_gz_sink sink, void *ud,
+                         const char **why);
+/* SS_EINVAL when the body ended inside a member. */
+int scrape_gzstream_finish(struct scrape_gzstream *s, const char **why);
+
 #endif

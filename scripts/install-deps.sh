@@ -9,7 +9,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libcurl4-openssl-dev libssl-dev zlib1g-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
   # tests
@@ -22,7 +22,7 @@ PKGS=(
 # subset of PKGS).
 BUILD_PKGS=(
   build-essential cmake pkg-config
-  libcurl4-openssl-dev libssl-dev zlib1g-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
 )

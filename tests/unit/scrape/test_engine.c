@@ -6,12 +6,15 @@
  * honor_labels), every limit (sample_limit, label_limit, label_name_length_limit,
  * label_value_length_limit, body_size_limit: each fails the whole scrape as Prometheus
  * does), staleness (a series disappears, the target goes down, the target is
- * removed, explicit timestamps are not tracked), synthetic series and gzip. */
+ * removed, explicit timestamps are not tracked), synthetic series and gzip (parsed as
+ * the plain body is, multi-member, corrupt and truncated bodies, gzip bombs against
+ * body_size_limit, bodies past the whole-buffer maximum). */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,9 @@ static struct {
     char content_type[128];
     char last_accept[512];
     bool gzip;
+    unsigned char *raw; /* served as is, with Content-Encoding raw_encoding, when set */
+    size_t raw_len;
+    char raw_encoding[32];
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -44,7 +50,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
     struct MHD_Response *r;
     bool gz = srv.gzip && ae && strstr(ae, "gzip");
-    if (gz) {
+    if (srv.raw) {
+        r = MHD_create_response_from_buffer(srv.raw_len, srv.raw, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(r, "Content-Encoding", srv.raw_encoding);
+    } else if (gz) {
         uLongf clen = compressBound(strlen(srv.body)) + 32;
         unsigned char *out = malloc(clen);
         z_stream z = {0};
@@ -74,6 +83,36 @@ static void serve(unsigned status, const char *ctype, const char *body)
     srv.status = status;
     snprintf(srv.content_type, sizeof srv.content_type, "%s", ctype);
     snprintf(srv.body, sizeof srv.body, "%s", body);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+/* in[0..n) as one gzip member, malloc'd. */
+static unsigned char *gzip_member(const char *in, size_t n, int level, size_t *out_len)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)n) + 64;
+    unsigned char *out = malloc(cap);
+    assert_non_null(out);
+    z.next_in = (unsigned char *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* Serve these bytes verbatim with this Content-Encoding (takes `raw`); NULL: back to
+ * srv.body. */
+static void serve_raw(unsigned char *raw, size_t n, const char *encoding)
+{
+    pthread_mutex_lock(&srv.mu);
+    free(srv.raw);
+    srv.raw = raw;
+    srv.raw_len = n;
+    snprintf(srv.raw_encoding, sizeof srv.raw_encoding, "%s", encoding ? encoding : "");
     pthread_mutex_unlock(&srv.mu);
 }
 
@@ -204,6 +243,7 @@ static int teardown(void **state)
 {
     (void)state;
     MHD_stop_daemon(srv.d);
+    free(srv.raw);
     return 0;
 }
 
@@ -538,6 +578,250 @@ static void test_self_metrics_escape_job(void **state)
     scrape_manager_free(m);
 }
 
+/* ---- gzip --------------------------------------------------------------------------- */
+
+/* A body of n samples across several 16 KiB chunks, with HELP/TYPE lines. */
+static void build_body(char *out, size_t size, int n)
+{
+    size_t pos = (size_t)snprintf(out, size, "# HELP req Requests.\n# TYPE req counter\n");
+    for (int i = 0; i < n && pos < size; i++)
+        pos += (size_t)snprintf(out + pos, size - pos,
+                                "req_total{path=\"/api/v1/item/%d\",code=\"%d\"} %d.5\n", i, 200 + i % 5, i);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    return strcmp(((const struct rec *)a)->text, ((const struct rec *)b)->text);
+}
+
+/* Captured series minus the scrape_duration_seconds one, sorted: comparable. */
+static size_t snapshot(struct rec *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < cap.n; i++)
+        if (!strstr(cap.v[i].text, "scrape_duration_seconds"))
+            out[k++] = cap.v[i];
+    qsort(out, k, sizeof out[0], cmp_rec);
+    return k;
+}
+
+static uint64_t failures(struct scrape_manager *m, const char *reason)
+{
+    struct ss_buf out;
+    char key[128];
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    snprintf(key, sizeof key, "scrapeship_scrape_failures_total{job=\"test\",reason=\"%s\"} ", reason);
+    const char *p = strstr(out.data, key);
+    assert_non_null(p);
+    uint64_t v = strtoull(p + strlen(key), NULL, 10);
+    ss_buf_free(&out);
+    return v;
+}
+
+static struct rec plain_recs[2048], gz_recs[2048];
+
+static void test_gzip_same_as_plain(void **state)
+{
+    (void)state;
+    static char body[60000];
+    build_body(body, sizeof body, 900);
+    serve(200, TEXT, body);
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    size_t np = snapshot(plain_recs);
+    assert_true(np > 900);
+    scrape_manager_free(m);
+
+    size_t n = 0;
+    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
+    serve_raw(gz, n, "gzip");
+    m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    size_t ng = snapshot(gz_recs);
+    assert_int_equal(ng, np);
+    for (size_t i = 0; i < np; i++) {
+        assert_string_equal(gz_recs[i].text, plain_recs[i].text);
+        assert_true(gz_recs[i].value == plain_recs[i].value);
+    }
+    /* and again on the same manager: the reused buffer, the scrape cache */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(snapshot(gz_recs), np);
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
+/* RFC 1952 §2.2: a body may be several members back to back (`cat a.gz b.gz`, which
+ * nginx's gzip_static serves as is); Go's gzip.Reader reads them all, so do we. */
+static void test_gzip_multi_member(void **state)
+{
+    (void)state;
+    static char body[60000];
+    build_body(body, sizeof body, 900);
+    size_t len = strlen(body), half = len / 2;
+    while (body[half - 1] != '\n')
+        half++;
+    size_t n1 = 0, n2 = 0;
+    unsigned char *a = gzip_member(body, half, 6, &n1), *b = gzip_member(body + half, len - half, 1, &n2);
+    unsigned char *both = malloc(n1 + n2);
+    assert_non_null(both);
+    memcpy(both, a, n1);
+    memcpy(both + n1, b, n2);
+    free(a);
+    free(b);
+    serve_raw(both, n1 + n2, "gzip");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    char t[256];
+    snprintf(t, sizeof t, "scrape_samples_scraped{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 900);
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
+static void expect_gzip_failure(unsigned char *raw, size_t n, const char *encoding, const char *msg,
+                                const char *reason)
+{
+    struct scrape_job j = base_job();
+    serve_raw(NULL, 0, NULL);
+    serve(200, TEXT, "ok_metric 1\n");
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    serve_raw(raw, n, encoding);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_false(cap.last_up);
+    if (!strstr(cap.last_error, msg))
+        fprintf(stderr, "error was: %s\n", cap.last_error);
+    assert_non_null(strstr(cap.last_error, msg));
+    assert_int_equal(failures(m, reason), 1);
+    char t[256];
+    snprintf(t, sizeof t, "ok_metric{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->stale);
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
+static void test_gzip_corrupt_and_truncated(void **state)
+{
+    (void)state;
+    static char body[60000];
+    char msg[128];
+    snprintf(msg, sizeof msg, "invalid gzip body from http://%s/metrics: ", addr);
+    build_body(body, sizeof body, 900);
+    size_t n = 0;
+    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
+    expect_gzip_failure(gz, n - 10, "gzip", msg, "parse"); /* truncated trailer */
+    gz = gzip_member(body, strlen(body), 6, &n);
+    expect_gzip_failure(gz, n / 2, "gzip", msg, "parse"); /* truncated in the data */
+    gz = gzip_member(body, strlen(body), 6, &n);
+    for (size_t i = n / 3; i < n / 3 + 16; i++)
+        gz[i] ^= 0x5a;
+    expect_gzip_failure(gz, n, "gzip", msg, "parse"); /* corrupt */
+    gz = gzip_member(body, strlen(body), 6, &n);
+    unsigned char *junk = realloc(gz, n + 4);
+    assert_non_null(junk);
+    memcpy(junk + n, "junk", 4);
+    expect_gzip_failure(junk, n + 4, "gzip", msg, "parse"); /* garbage after the member */
+    unsigned char *plain = (unsigned char *)strdup("not gzip at all, but labelled so\n");
+    expect_gzip_failure(plain, strlen((char *)plain), "gzip", msg, "parse");
+    unsigned char *br = (unsigned char *)strdup("a 1\n");
+    expect_gzip_failure(br, 4, "br", "unsupported Content-Encoding \"br\"", "other");
+}
+
+/* 32 MiB of zeros is 32 KiB of gzip: with body_size_limit 1 MiB it must fail as an
+ * over-limit plain body does, and the engine never holds more than the limit. */
+static void test_gzip_bomb_body_size_limit(void **state)
+{
+    (void)state;
+    size_t big = 32u << 20, n = 0;
+    char *zeros = calloc(1, big);
+    assert_non_null(zeros);
+    unsigned char *gz = gzip_member(zeros, big, 9, &n);
+    free(zeros);
+    assert_true(n < 64u << 10);
+    struct scrape_job j = base_job();
+    j.body_size_limit = 1u << 20;
+    serve_raw(NULL, 0, NULL);
+    serve(200, TEXT, "ok_metric 1\n");
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    serve_raw(gz, n, "gzip");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_non_null(strstr(cap.last_error, "body size limit exceeded (limit: 1048576 bytes)"));
+    assert_int_equal(failures(m, "body_size_limit"), 1);
+    /* a limit on the compressed size too: incompressible data past it fails early */
+    j.body_size_limit = 64;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    static char body[60000];
+    build_body(body, sizeof body, 900);
+    gz = gzip_member(body, strlen(body), 0, &n); /* stored blocks: bigger than the body */
+    serve_raw(gz, n, "gzip");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_non_null(strstr(cap.last_error, "body size limit exceeded (limit: 64 bytes)"));
+    assert_int_equal(failures(m, "body_size_limit"), 2);
+    /* exactly at the limit passes */
+    gz = gzip_member(body, strlen(body), 6, &n);
+    serve_raw(gz, n, "gzip");
+    j.body_size_limit = strlen(body);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    gz = gzip_member(body, strlen(body), 6, &n);
+    serve_raw(gz, n, "gzip");
+    j.body_size_limit = strlen(body) - 1;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_non_null(strstr(cap.last_error, "body size limit exceeded"));
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
+/* Past the whole-buffer maximum (64 MiB plain) a body with no limit, or a larger one,
+ * is inflated as it streams: it still parses, and a limit still holds. */
+static void test_gzip_beyond_whole_buffer(void **state)
+{
+    (void)state;
+    const char *pad = "# a comment line, sixty-four bytes long, to pad the body......\n";
+    size_t line = strlen(pad), lines = (70u << 20) / line, big = lines * line + 64;
+    char *body = malloc(big + 1);
+    assert_non_null(body);
+    size_t pos = (size_t)snprintf(body, big, "first 1\n");
+    for (size_t i = 0; i < lines; i++, pos += line)
+        memcpy(body + pos, pad, line);
+    pos += (size_t)snprintf(body + pos, big + 1 - pos, "last 2\n");
+    size_t n = 0;
+    unsigned char *gz = gzip_member(body, pos, 1, &n);
+    free(body);
+    serve_raw(gz, n, "gzip");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    char t[256];
+    snprintf(t, sizeof t, "last{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    j.body_size_limit = 66u << 20;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_non_null(strstr(cap.last_error, "body size limit exceeded (limit: 69206016 bytes)"));
+    assert_int_equal(failures(m, "body_size_limit"), 1);
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +841,11 @@ int main(void)
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_self_metrics_escape_job),
+        cmocka_unit_test(test_gzip_same_as_plain),
+        cmocka_unit_test(test_gzip_multi_member),
+        cmocka_unit_test(test_gzip_corrupt_and_truncated),
+        cmocka_unit_test(test_gzip_bomb_body_size_limit),
+        cmocka_unit_test(test_gzip_beyond_whole_buffer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

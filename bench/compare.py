@@ -1,424 +1,176 @@
 #!/usr/bin/python3
-"""compare.py: scrapeship vs Prometheus agent mode vs vmagent on one workload.
+"""compare.py: scrapeship vs Prometheus agent mode vs vmagent, profile by profile.
 
-One nginx serves N static targets of M series each (bench/gen_targets.py: histograms,
-counters and gauges, gzip_static as Go exporters gzip) on N loopback ports, and is
-also the remote-write null sink: `return 204` makes nginx read and discard each body
-(ngx_http_discard_request_body), so the sink costs next to nothing, and its access log
-records every request's Content-Length and status as an independent byte count.
+For each profile of PROFILES, one nginx serves the profile's static targets
+(bench/gen_targets.py; gzipped with gzip_static as Go exporters gzip, or plain) on
+loopback ports and is also the remote-write null sink: `return 204` makes nginx read
+and discard each body, and its access log records every body's size, an independent
+count of the wire bytes. Each tool of TOOLS then runs alone, one after another, on the
+same targets, with the same interval, batch size and no metadata, and is measured the
+same way (benchlib.measure):
 
-Each tool then runs alone, one after another, on the same targets with the same
-interval, batch size (max_samples_per_send / -remoteWrite.maxRowsPerBlock) and no
-metadata, and is measured the same way:
-  warm-up:    WARMUP seconds after its first delivered sample;
-  window:     DURATION seconds; at both ends utime+stime from /proc/<pid>/stat and the
-              tool's own delivered-samples and delivered-bytes counters (read from its
-              /metrics just before the window opens and just after it closes, so the
-              scrapes of /metrics stay outside the CPU window);
-  results:    CPU us per delivered sample, CPU % of one core, samples/s delivered,
-              peak RSS (VmHWM from /proc/<pid>/status at the end), wire bytes per
-              sample from the tool's counter and from the sink's log.
-The sidecar case runs scrapeship (SIDECAR_TOOLS to add peers) on one target of
-SIDECAR_M series every SIDECAR_INTERVAL and reports RSS and CPU %, the latter also
-from /proc/<pid>/task/*/schedstat (ns resolution; 10 ms ticks are coarse at 0.05%).
+  warm-up     WARMUP s after its first delivered sample;
+  window      a whole number of scrape intervals (DURATION s); CPU is utime+stime
+              (or the threads' schedstat, ns, when no thread came or went) over it;
+  counters    read from the tool's own /metrics as means over whole intervals just
+              before and just after the window (so the reads stay out of the CPU
+              figure, and the scrape and send bursts cancel out exactly):
+                offered   = samples the tool scraped, its synthetic series included
+                            (scrapeship_scrape_samples_scraped_total + 5 x scrapes,
+                            prometheus_agent_samples_appended_total,
+                            vm_promscrape_scraped_samples_sum + 6 x scrapes),
+                delivered = samples its remote-write side counts as sent;
+  results     offered samples/s (and against the nominal series x targets /
+              interval), delivered/offered, CPU us per delivered sample, CPU % of a
+              core, peak RSS (VmHWM), wire bytes per sample from the tool's counter and
+              from the sink's log, what the tool says it dropped.
+
+PROFILES names: ksm-1x100k (1 target x 100k series every 15 s, the
+kube-state-metrics shape), 10x10k, 30x10k, 100x1k (every 1 s), sidecar-1x1k (1 x 1000
+every 15 s); any NxM[k][@Is] works too (e.g. 20x5k@5s). A -plain or -gzip suffix picks
+the body encoding; without one, GZIP decides (1, 0, or `both` to run each twice).
+`ceiling` in PROFILES (or CEILING=1) adds the ceiling run: per tool, targets of 10k
+series every 1 s are added step by step (file_sd, no restart) until a step loses
+samples, falls behind its scrapes or saturates the CPU; it reports the highest rate
+sustained without loss.
 
 Everything listens on 127.0.0.1, every wait has a deadline, and every process started
-here is stopped on exit (atexit, SIGTERM, SIGINT). Only the standard library is used.
-
-Environment (defaults in brackets): N [100] targets, M [1000] series per target,
-INTERVAL [1] s, DURATION [60] s window, WARMUP [15] s, BATCH [2000], GZIP [1],
-TOOLS [scrapeship,prometheus,vmagent], SIDECAR [1], SIDECAR_M [1000],
-SIDECAR_INTERVAL [15], SIDECAR_DURATION [60], SIDECAR_WARMUP [20],
-SIDECAR_TOOLS [scrapeship], PROFILE [1 if perf works] PROFILE_SECONDS [10],
-SCRAPESHIP_BIN [build/scrapeship], PROMETHEUS_BIN, VMAGENT_BIN, NGINX_BIN, OUT [a temp dir].
+here is stopped on exit (atexit, SIGTERM, SIGINT, PR_SET_PDEATHSIG). Standard library
+only. Knobs: see bench/README.md.
 """
-import atexit
 import json
+import math
 import os
-import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import benchlib as B  # noqa: E402
 
-
-def env_int(name, default, lo, hi):
-    v = int(os.environ.get(name, default))
-    if not lo <= v <= hi:
-        raise SystemExit("compare: %s must be in [%d, %d], got %d" % (name, lo, hi, v))
-    return v
-
-
-N = env_int("N", 100, 1, 2000)
-M = env_int("M", 1000, 1, 1_000_000)
-INTERVAL = env_int("INTERVAL", 1, 1, 300)
-DURATION = env_int("DURATION", 60, 5, 3600)
-WARMUP = env_int("WARMUP", 15, 0, 600)
-BATCH = env_int("BATCH", 2000, 1, 100_000)
-GZIP = env_int("GZIP", 1, 0, 1)
-SIDECAR = env_int("SIDECAR", 1, 0, 1)
-SIDECAR_M = env_int("SIDECAR_M", 1000, 1, 1_000_000)
-SIDECAR_INTERVAL = env_int("SIDECAR_INTERVAL", 15, 1, 300)
-SIDECAR_DURATION = env_int("SIDECAR_DURATION", 60, 5, 3600)
-SIDECAR_WARMUP = env_int("SIDECAR_WARMUP", 20, 0, 600)
-PROFILE_SECONDS = env_int("PROFILE_SECONDS", 10, 1, 120)
-TOOLS = [t for t in os.environ.get("TOOLS", "scrapeship,prometheus,vmagent").split(",") if t]
-SIDECAR_TOOLS = [t for t in os.environ.get("SIDECAR_TOOLS", "scrapeship").split(",") if t]
-BINS = {
-    "scrapeship": os.environ.get("SCRAPESHIP_BIN") or os.path.join(REPO, "build", "scrapeship"),
-    "prometheus": os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus"),
-    "vmagent": os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent"),
-}
-NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
-START_TIMEOUT = 60   # s until a tool answers on its port
-FIRST_SEND_TIMEOUT = 90  # s until its first sample is delivered
-STOP_TIMEOUT = 30
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-_procs = []
+PROG = "compare"
+DEFAULT_PROFILES = "ksm-1x100k,10x10k,30x10k,100x1k,sidecar-1x1k,100x1k-plain,10x10k-plain"
 
 
 def log(msg):
-    print("compare: " + msg, file=sys.stderr, flush=True)
+    B.log(PROG, msg)
 
 
-def _cleanup():
-    for p in reversed(_procs):
-        stop(p)
+def env_int(name, default, lo, hi):
+    return B.env_int(name, default, lo, hi, PROG)
 
 
-atexit.register(_cleanup)
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
+B.BATCH = env_int("BATCH", 2000, 1, 100_000)
+FAST_DURATION, SLOW_DURATION = 30, 90   # defaults: window for intervals < 5 s and >= 5 s
+FAST_WARMUP, SLOW_WARMUP = 12, 30
+DURATION = os.environ.get("DURATION", "").strip()
+WARMUP = os.environ.get("WARMUP", "").strip()
+GZIP = os.environ.get("GZIP", "1").strip()
+TOOLS = B.env_list("TOOLS", ",".join(B.ALL_TOOLS))
+PROFILES = B.env_list("PROFILES", DEFAULT_PROFILES)
+CEILING = env_int("CEILING", 0, 0, 1)
+CEILING_TOOLS = B.env_list("CEILING_TOOLS", ",".join(TOOLS))
+CEILING_SERIES = env_int("CEILING_SERIES", 10000, 100, 1_000_000)
+CEILING_STEPS = sorted(set(int(x) for x in B.env_list("CEILING_STEPS", "25,50,100,150,200")))
+if not CEILING_STEPS or not 1 <= CEILING_STEPS[0] <= CEILING_STEPS[-1] <= 2000:
+    raise SystemExit("compare: CEILING_STEPS must be target counts in [1, 2000]")
+CEILING_DURATION = env_int("CEILING_DURATION", 15, 5, 600)
+CEILING_SETTLE = env_int("CEILING_SETTLE", 6, 2, 120)
+CEILING_BUDGET = env_int("CEILING_BUDGET", 200, 30, 3600)  # s per tool, steps included
+CEILING_MIN_RATIO = float(os.environ.get("CEILING_MIN_RATIO", "0.999"))
+CEILING_CPU_MAX = float(os.environ.get("CEILING_CPU_MAX", "95"))  # % of all cores, tool + nginx
+PROFILE_SECONDS = env_int("PROFILE_SECONDS", 10, 1, 120)
+PERF_PROFILES = B.env_list("PERF_PROFILES", "100x1k")
 
 
-def start(args, log_path):
-    f = open(log_path, "ab")
-    p = subprocess.Popen(args, stdout=f, stderr=f, stdin=subprocess.DEVNULL, start_new_session=True)
-    f.close()
-    _procs.append(p)
-    return p
+# ---- profiles ------------------------------------------------------------------------------
+
+PROFILE_RE = re.compile(r"^(?:(ksm|sidecar)-)?(\d+)x(\d+)(k?)(?:@(\d+)s)?(?:-(plain|gzip))?$")
 
 
-def stop(p, timeout=STOP_TIMEOUT):
-    """SIGTERM, then SIGKILL after timeout; only our own child, by pid."""
-    if p.poll() is None:
-        try:
-            p.terminate()
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-    if p in _procs:
-        _procs.remove(p)
-    return p.returncode
-
-
-def free_ports(n):
-    """n distinct free loopback ports (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def http_get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read()
-
-
-def wait_until(pred, timeout, what, proc=None, step=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("%s: process exited with %s" % (what, proc.returncode))
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # not listening yet
-            last = e
-        time.sleep(step)
-    raise RuntimeError("%s: not ready after %ds (%s)" % (what, timeout, last))
-
-
-METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
-
-
-def scrape_metrics(port):
-    """Text exposition -> {name: sum over label sets}."""
-    _, body = http_get("http://127.0.0.1:%d/metrics" % port)
-    out = {}
-    for line in body.decode("utf-8", "replace").splitlines():
-        if not line or line[0] == "#":
-            continue
-        m = METRIC_LINE.match(line)
-        if not m:
-            continue
-        try:
-            v = float(m.group(3))
-        except ValueError:
-            continue
-        out[m.group(1)] = out.get(m.group(1), 0.0) + v
+def parse_profile(name):
+    """'ksm-1x100k', '10x10k-plain', '20x5k@5s' -> dict, or SystemExit."""
+    m = PROFILE_RE.match(name)
+    if not m:
+        raise SystemExit("compare: bad profile %r (want [ksm-|sidecar-]NxM[k][@Is][-plain|-gzip] or "
+                         "ceiling)" % name)
+    kind, n, mm, k, iv, enc = m.groups()
+    series = int(mm) * (1000 if k else 1)
+    interval = int(iv) if iv else (15 if kind in ("ksm", "sidecar") else 1)
+    targets = int(n)
+    if not (1 <= targets <= 2000 and 1 <= series <= 2_000_000 and 1 <= interval <= 300):
+        raise SystemExit("compare: profile %r out of range" % name)
+    gz = {"plain": [False], "gzip": [True]}.get(enc)
+    if gz is None:
+        gz = {"0": [False], "1": [True], "both": [True, False]}.get(GZIP)
+        if gz is None:
+            raise SystemExit("compare: GZIP must be 0, 1 or both")
+    out = []
+    for g in gz:
+        label = name if enc or (g and len(gz) == 1) else "%s-%s" % (name, "gzip" if g else "plain")
+        out.append({"name": label, "targets": targets, "series": series, "interval": interval, "gzip": g,
+                    "shape": "ksm" if kind == "ksm" else "service",
+                    "seed": 7 if kind == "sidecar" else 1})
     return out
 
 
-def proc_cpu_s(pid):
-    """utime+stime of the whole process (live and exited threads), seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14, 15 of proc(5)
+def window_for(interval):
+    """(warm-up, window): the window a whole number of intervals, at least two; the
+    warm-up at least one interval plus the edge span (measure() enforces it too)."""
+    slow = interval >= 5
+    d = int(DURATION) if DURATION else (SLOW_DURATION if slow else FAST_DURATION)
+    w = int(WARMUP) if WARMUP else (SLOW_WARMUP if slow else FAST_WARMUP)
+    d = max(2 * interval, int(math.ceil(d / float(interval))) * interval)
+    # the first edge (EDGE s, whole intervals) starts an interval after the first delivery
+    return max(w, interval + B.edge_span(interval)), d
 
 
-def proc_sched_s(pid):
-    """Sum of on-CPU time of the live threads, ns resolution (seconds)."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # the thread exited meanwhile
-    return total / 1e9
+class Targets:
+    """Generated target sets, by (shape, series, seed), big enough for every profile."""
+
+    def __init__(self, root):
+        self.root = root
+        self.sets = {}
+
+    def dirs(self, shape, series, seed, n):
+        key = (shape, series, seed)
+        have = self.sets.get(key, 0)
+        d = os.path.join(self.root, "%s-%d-%d" % key)
+        if have < n:
+            log("generating %d targets x %d series (%s)" % (n, series, shape))
+            B.gen_targets(d, n, series, seed, shape)
+            self.sets[key] = n
+        return [os.path.join(d, str(i)) for i in range(n)]
 
 
-def proc_status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+# ---- one tool on one profile --------------------------------------------------------------
 
-
-# ---- tools ---------------------------------------------------------------------------
-
-def scrape_yaml(targets, interval, with_remote, sink_port, tool):
-    lines = ["global:", "  scrape_interval: %ds" % interval, "  scrape_timeout: %ds" % interval,
-             "scrape_configs:", "  - job_name: bench", "    static_configs:", "      - targets:"]
-    lines += ["          - 127.0.0.1:%d" % p for p in targets]
-    if with_remote:
-        lines += ["remote_write:",
-                  "  - url: http://127.0.0.1:%d/write" % sink_port,
-                  "    queue_config:",
-                  "      capacity: %d" % max(10000, BATCH * 5),
-                  "      max_samples_per_send: %d" % BATCH,
-                  "      max_shards: 50",
-                  "      batch_send_deadline: 5s",
-                  "    metadata_config:",
-                  "      send: false"]
-    return "\n".join(lines) + "\n"
-
-
-class Tool:
-    """How to start one collector and read its own delivered-samples counters."""
-
-    def __init__(self, name, workdir, sink_port):
-        self.name = name
-        self.dir = workdir
-        self.sink_port = sink_port
-        self.port = free_ports(1)[0]
-
-    def args(self, cfg):
-        b = BINS[self.name]
-        addr = "127.0.0.1:%d" % self.port
-        if self.name == "scrapeship":
-            return [b, "run", "--config", cfg, "--web.listen-address", addr, "--log.level", "warn"]
-        if self.name == "prometheus":
-            return [b, "--enable-feature=agent", "--config.file=" + cfg,
-                    "--storage.agent.path=" + os.path.join(self.dir, "wal"),
-                    "--web.listen-address=" + addr, "--log.level=warn"]
-        if self.name == "vmagent":
-            return [b, "-promscrape.config=" + cfg,
-                    "-remoteWrite.url=http://127.0.0.1:%d/write" % self.sink_port,
-                    "-remoteWrite.tmpDataPath=" + os.path.join(self.dir, "vmq"),
-                    "-remoteWrite.maxRowsPerBlock=%d" % BATCH,
-                    "-httpListenAddr=" + addr, "-loggerLevel=WARN"]
-        raise SystemExit("compare: unknown tool " + self.name)
-
-    def counters(self):
-        """(samples delivered, compressed bytes delivered) from the tool's /metrics."""
-        m = scrape_metrics(self.port)
-        if self.name == "scrapeship":
-            return m.get("scrapeship_remote_samples_total", 0.0), m.get("scrapeship_remote_bytes_total", 0.0)
-        if self.name == "prometheus":
-            s = m.get("prometheus_remote_storage_samples_total")
-            if s is None:  # older name
-                s = m.get("prometheus_remote_storage_succeeded_samples_total", 0.0)
-            return s, m.get("prometheus_remote_storage_bytes_total", 0.0)
-        # vmagent 1.79 has no delivered-samples counter: block_size_rows (rows, i.e.
-        # samples, per block) is observed when a block is built and bytes_sent when its
-        # first send starts, retries not counted again. Against this sink, which always
-        # answers 204 (sink_non_2xx checks), both equal what was delivered, and the
-        # sink's own byte count cross-checks bytes_sent.
-        return (m.get("vmagent_remotewrite_block_size_rows_sum", 0.0),
-                m.get("vmagent_remotewrite_bytes_sent_total", 0.0))
-
-    def version(self):
-        """First line of --version, without scrapeship's library list. Debian's vmagent
-        1.79 prints nothing for -version, so then the owning package's version."""
-        try:
-            flag = "-version" if self.name == "vmagent" else "--version"
-            out = subprocess.run([BINS[self.name], flag], capture_output=True, timeout=20)
-            text = (out.stdout + out.stderr).decode("utf-8", "replace").strip().splitlines()
-            if text:
-                return text[0].split(" (")[0]
-            owner = subprocess.run(["dpkg-query", "-S", os.path.realpath(BINS[self.name])],
-                                   capture_output=True, timeout=20).stdout.decode().split(":")[0]
-            ver = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", owner],
-                                 capture_output=True, timeout=20).stdout.decode().strip()
-            return "%s %s (Debian package)" % (owner, ver) if owner and ver else "?"
-        except Exception as e:  # a version string is nice to have, not required
-            return "? (%s)" % e
-
-
-# ---- nginx: targets and sink ------------------------------------------------------------
-
-def start_nginx(workdir, target_dirs, sink_port):
-    """target_dirs: {port: directory holding `metrics` and `metrics.gz`}."""
-    d = os.path.join(workdir, "nginx")
-    os.makedirs(d, exist_ok=True)
-    user = "user root;" if os.geteuid() == 0 else ""
-    listen = "\n".join("    listen 127.0.0.1:%d;" % p for p in target_dirs)
-    mapping = "\n".join("    %d %s;" % (p, dd) for p, dd in target_dirs.items())
-    conf = """%(user)s
-worker_processes 1;
-daemon off;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path %(d)s/body;
-  proxy_temp_path %(d)s/proxy;
-  fastcgi_temp_path %(d)s/fcgi;
-  uwsgi_temp_path %(d)s/uwsgi;
-  scgi_temp_path %(d)s/scgi;
-  sendfile on;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  log_format sink '$msec $content_length $status';
-  map $server_port $target_root {
-%(mapping)s
-    default /nonexistent;
-  }
-  server {
-%(listen)s
-    root $target_root;
-    default_type "text/plain; version=0.0.4; charset=utf-8";
-    gzip_static %(gzip)s;
-    location / { }
-  }
-  # The null sink: `return` discards the request body (nginx reads it off the socket
-  # without buffering it), answers 204, and the log keeps every body size.
-  server {
-    listen 127.0.0.1:%(sink)d;
-    client_max_body_size 256m;
-    client_body_buffer_size 1m;
-    access_log %(d)s/sink.log sink;
-    location / { return 204; }
-  }
-}
-""" % {"user": user, "d": d, "mapping": mapping, "listen": listen, "gzip": "on" if GZIP else "off",
-       "sink": sink_port}
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(conf)
-    p = start([NGINX, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "stderr.log")],
-              os.path.join(d, "out.log"))
-    first = next(iter(target_dirs))
-    wait_until(lambda: http_get("http://127.0.0.1:%d/metrics" % first, timeout=2)[0] == 200, 20, "nginx", p)
-    return p, os.path.join(d, "sink.log")
-
-
-def sink_window(sink_log, t0, t1):
-    """Requests, body bytes and non-2xx answers the sink logged in [t0, t1] (wall)."""
-    reqs = nbytes = bad = 0
+def run_case(prof, tool_name, workdir, ports, sink_port, sink_log, nginx, perf=False):
+    interval = prof["interval"]
+    warmup, duration = window_for(interval)
+    tdir = os.path.join(workdir, "%s-%s" % (prof["name"], tool_name))
+    tool = B.Tool(tool_name, tdir, sink_port)
+    nominal = len(ports) * (prof["series"] + tool.synthetic) / float(interval)
+    log("%s/%s: starting (%d targets x %d series every %ds, %s; warm-up %ds, window %ds)"
+        % (prof["name"], tool_name, len(ports), prof["series"], interval, "gzip" if prof["gzip"] else "plain",
+           warmup, duration))
+    res = {"profile": prof["name"], "tool": tool_name, "warmup_s": warmup, "window_s": duration}
+    p = tool.start(B.scrape_yaml(tool_name, interval, sink_port, targets=ports))
     try:
-        with open(sink_log) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) != 3:
-                    continue
-                t = float(parts[0])
-                if t0 <= t <= t1:
-                    reqs += 1
-                    nbytes += int(parts[1]) if parts[1].isdigit() else 0
-                    bad += 0 if parts[2].startswith("2") else 1
-    except OSError:
-        pass
-    return reqs, nbytes, bad
-
-
-# ---- one measured run ------------------------------------------------------------------
-
-def run_case(case, tool_name, workdir, targets, interval, warmup, duration, sink_port, sink_log,
-             profile=False):
-    tdir = os.path.join(workdir, "%s-%s" % (case, tool_name))
-    os.makedirs(tdir, exist_ok=True)
-    tool = Tool(tool_name, tdir, sink_port)
-    cfg = os.path.join(tdir, "config.yml")
-    with open(cfg, "w") as f:
-        f.write(scrape_yaml(targets, interval, tool_name != "vmagent", sink_port, tool_name))
-    log("%s/%s: starting (%d targets, every %ds)" % (case, tool_name, len(targets), interval))
-    p = start(tool.args(cfg), os.path.join(tdir, "stderr.log"))
-    res = {"case": case, "tool": tool_name}
-    try:
-        wait_until(lambda: tool.counters() is not None, START_TIMEOUT, tool_name, p)
+        B.wait_ready(tool, interval)
         res["version"] = tool.version()
-        wait_until(lambda: tool.counters()[0] > 0, FIRST_SEND_TIMEOUT + interval,
-                   tool_name + " first delivery", p, step=0.5)
-        time.sleep(warmup)
-        if p.poll() is not None:
-            raise RuntimeError("%s exited during warm-up" % tool_name)
-
-        s0, b0 = tool.counters()
-        c0, sc0, w0, m0 = proc_cpu_s(p.pid), proc_sched_s(p.pid), time.time(), time.monotonic()
-        time.sleep(duration)
-        c1, sc1, w1, m1 = proc_cpu_s(p.pid), proc_sched_s(p.pid), time.time(), time.monotonic()
-        s1, b1 = tool.counters()
-        hwm, rss = proc_status_kb(p.pid, "VmHWM"), proc_status_kb(p.pid, "VmRSS")
-        # RssAnon is heap and stacks; the rest of RSS is mostly mapped shared libraries
-        anon = proc_status_kb(p.pid, "RssAnon")
-        with open("/proc/loadavg") as f:  # other work on the machine skews CPU figures
-            res["loadavg_1m_end"] = float(f.read().split()[0])
-        reqs, sink_bytes, bad = sink_window(sink_log, w0, w1)
-
-        samples, nbytes, wall = s1 - s0, b1 - b0, m1 - m0
-        cpu, sched = c1 - c0, sc1 - sc0
-        res.update({
-            "wall_s": wall, "cpu_s": cpu, "sched_cpu_s": sched, "samples": samples, "bytes": nbytes,
-            "samples_per_s": samples / wall,
-            "cpu_us_per_sample": cpu * 1e6 / samples if samples else None,
-            "cpu_pct": cpu * 100.0 / wall, "sched_cpu_pct": sched * 100.0 / wall,
-            "peak_rss_mb": hwm / 1024.0, "rss_mb": rss / 1024.0, "rss_anon_mb": anon / 1024.0,
-            "wire_bytes_per_sample": nbytes / samples if samples else None,
-            "sink_requests": reqs, "sink_bytes": sink_bytes, "sink_non_2xx": bad,
-            "sink_bytes_per_sample": sink_bytes / samples if samples else None,
-        })
-        if profile:
-            res["profile"] = perf_profile(p.pid, tdir)
+        res.update(B.measure(tool, interval, warmup, duration, sink_log, nominal, nginx))
+        if perf:
+            res["perf"] = perf_profile(p.pid, tdir)
     except Exception as e:  # one tool failing must not lose the others' figures
         res["error"] = str(e)
-        log("%s/%s: %s (log: %s)" % (case, tool_name, e, os.path.join(tdir, "stderr.log")))
+        log("%s/%s: %s (log: %s)" % (prof["name"], tool_name, e, tool.log_path))
     finally:
-        rc = stop(p)
-        res["exit_code"] = rc
-    log("%s/%s: %s" % (case, tool_name, summary(res)))
+        res["exit_code"] = B.stop(p)
+    log("%s/%s: %s" % (prof["name"], tool_name, summary(res)))
     return res
 
 
@@ -445,135 +197,317 @@ def perf_profile(pid, tdir):
         return [("error", str(e))]
 
 
+def pct(v):
+    return None if v is None else 100.0 * v
+
+
 def summary(r):
     if "error" in r:
         return "ERROR " + r["error"]
-    return ("%.0f samples/s, %.3f us CPU/sample, %.1f%% CPU, peak RSS %.1f MB, %.1f wire B/sample"
-            % (r["samples_per_s"], r["cpu_us_per_sample"] or 0, r["cpu_pct"], r["peak_rss_mb"],
-               r["wire_bytes_per_sample"] or 0))
+    return ("offered %.0f/s, delivered %.2f%%, %s us CPU/sample, %.1f%% CPU, peak RSS %.1f MB, "
+            "%s wire B/sample, tool-reported drops %.0f"
+            % (r["offered_per_s"], pct(r["delivered_ratio"]) or 0, B.fmt(r["cpu_us_per_sample"], "%.3f"),
+               r["cpu_pct"], r["peak_rss_mb"], B.fmt(r["wire_bytes_per_sample"], "%.1f"), r["tool_dropped"]))
 
 
-# ---- report ----------------------------------------------------------------------------
+# ---- ceiling ------------------------------------------------------------------------------
 
-def fmt(v, spec):
-    return "n/a" if v is None else spec % v
+def ceiling_step_ok(r):
+    """(sustained?, why not)."""
+    why = []
+    if r["delivered_ratio"] is None or r["delivered_ratio"] < CEILING_MIN_RATIO:
+        why.append("delivered %.2f%% < %.1f%%" % (pct(r["delivered_ratio"]) or 0, 100 * CEILING_MIN_RATIO))
+    if r["offered_vs_nominal"] is not None and r["offered_vs_nominal"] < 0.99:
+        why.append("scraped only %.1f%% of nominal (missed scrapes)" % pct(r["offered_vs_nominal"]))
+    if r["tool_dropped"] > 0:
+        why.append("tool reports %.0f dropped" % r["tool_dropped"])
+    busy = (r["cpu_pct"] + (r["nginx_cpu_pct"] or 0)) / (os.cpu_count() or 1)
+    if busy >= CEILING_CPU_MAX:
+        why.append("CPU saturated (tool+nginx %.0f%% of all cores)" % busy)
+    return not why, "; ".join(why)
 
 
-def machine():
-    model = "?"
+def run_ceiling(tool_name, workdir, ports, sink_port, sink_log, nginx):
+    """Add targets (file_sd, no restart) up the CEILING_STEPS ladder until a step is not
+    sustained; then one probe halfway back (or, if the first step already fails, halving
+    down to 1 target), each probe on a freshly started tool so that no backlog from the
+    failed step is carried over. Bounded by CEILING_BUDGET seconds per tool."""
+    interval = 1
+    span = B.edge_span(interval)
+    tdir = os.path.join(workdir, "ceiling-%s" % tool_name)
+    os.makedirs(tdir, exist_ok=True)
+    sd = os.path.join(tdir, "targets.json")
+    steps = sorted(set(s for s in CEILING_STEPS if 1 <= s <= len(ports)))
+    out = {"tool": tool_name, "steps": [], "series_per_target": CEILING_SERIES, "interval_s": interval,
+           "restarts": 0}
+    deadline = time.monotonic() + CEILING_BUDGET
+    cur = {"tool": None}
+    tol = 1.0 - CEILING_MIN_RATIO
+
+    def launch(n):
+        if cur["tool"] is not None:
+            B.stop(cur["tool"].proc)
+            out["restarts"] += 1
+        B.write_sd(sd, [("127.0.0.1:%d" % q, {}) for q in ports[:n]])
+        tool = B.Tool(tool_name, tdir, sink_port)
+        tool.start(B.scrape_yaml(tool_name, interval, sink_port, sd_file=sd))
+        cur["tool"] = tool
+        B.wait_ready(tool, interval)
+        out.setdefault("version", tool.version())
+        return tool
+
+    def room(extra=0):
+        return time.monotonic() + extra + CEILING_DURATION + 2 * span < deadline
+
+    def step(n, fresh=False, started=False):
+        """Measure n targets (fresh: on a restarted tool; started: the tool was just
+        started with them); None when the budget has no room for it."""
+        if not room(max(CEILING_SETTLE, 20) + 20 if fresh else CEILING_SETTLE):
+            out["stopped"] = "time budget (CEILING_BUDGET=%ds)" % CEILING_BUDGET
+            return None
+        if fresh:
+            tool = launch(n)
+        else:
+            tool = cur["tool"]
+            B.write_sd(sd, [("127.0.0.1:%d" % q, {}) for q in ports[:n]])
+        nominal = n * (CEILING_SERIES + tool.synthetic) / float(interval)
+        # after a start the tool also has to size its send queue (Prometheus reshards
+        # every 10 s): a longer settle
+        settle = max(CEILING_SETTLE, 20) if fresh or started else CEILING_SETTLE
+        r = B.measure(tool, interval, settle, CEILING_DURATION, sink_log, nominal, nginx)
+        windows = 1
+        while windows < 3 and room():
+            ratio = r["delivered_ratio"] or 0
+            catching_up = ratio > 1 + tol or (r["offered_vs_nominal"] or 0) > 1.01
+            near = CEILING_MIN_RATIO - 0.01 <= ratio < CEILING_MIN_RATIO and r["tool_dropped"] == 0 \
+                and (r["offered_vs_nominal"] or 1) >= 0.99
+            if not (catching_up or near):
+                break
+            # Not settled yet: still working off what the previous step (or the start)
+            # left behind, or lagging a little more while the tool adapts to the new
+            # load. Judge the next window instead; real loss persists into it.
+            r = B.measure(tool, interval, 0, CEILING_DURATION, sink_log, nominal, nginx)
+            windows += 1
+        ok, why = ceiling_step_ok(r)
+        if (r["delivered_ratio"] or 0) > 1 + tol or (r["offered_vs_nominal"] or 0) > 1.01:
+            # more out than in, or more scraped than the targets offer, even after the
+            # extra windows: no loss, but the figures still include backlog from before
+            r["catching_up"] = True
+        r.pop("edges", None)
+        r.update({"targets": n, "nominal_per_s": nominal, "sustained": ok, "why_not": why, "windows": windows,
+                  "fresh_start": fresh})
+        out["steps"].append(r)
+        log("ceiling/%s: %d targets (%.0f/s nominal): %s, delivered %.0f/s (%.2f%%%s), CPU %.0f%%" % (
+            tool_name, n, nominal, "sustained" if ok else "NOT sustained: " + why, r["samples_per_s"],
+            pct(r["delivered_ratio"]) or 0, ", still catching up" if r.get("catching_up") else "", r["cpu_pct"]))
+        return r
+
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = 0
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "mem_mb": mem, "kernel": platform.release()}
+        launch(steps[0])
+        last_ok, first_bad = 0, None
+        for n in steps:
+            r = step(n, started=n == steps[0])
+            if r is None:
+                break
+            if not r["sustained"]:
+                first_bad = n
+                break
+            last_ok = n
+        if first_bad is not None:
+            if last_ok:
+                mid = (last_ok + first_bad) // 2
+                if last_ok < mid < first_bad:
+                    step(mid, fresh=True)
+            else:  # not even the first step: halve down to one target
+                n = first_bad // 2
+                while n >= 1:
+                    r = step(n, fresh=True)
+                    if r is None or r["sustained"]:
+                        break
+                    n //= 2
+    except Exception as e:
+        out["error"] = str(e)
+        log("ceiling/%s: %s (log: %s)" % (tool_name, e, cur["tool"].log_path if cur["tool"] else "-"))
+    finally:
+        if cur["tool"] is not None:
+            out["exit_code"] = B.stop(cur["tool"].proc)
+    good = [s for s in out["steps"] if s["sustained"]]
+    if good:
+        # the load the step put on it, taken in and delivered in full (while catching
+        # up, scraped and delivered can run above what the targets offer)
+        def sustained_rate(s):
+            return min(s["samples_per_s"], s["offered_per_s"], s["nominal_per_s"])
+        best = max(good, key=sustained_rate)
+        out.update({"ceiling_samples_per_s": sustained_rate(best),
+                    "ceiling_targets": best["targets"],
+                    "ceiling_cpu_pct": best["cpu_pct"], "ceiling_peak_rss_mb": best["peak_rss_mb"]})
+        if best["targets"] == steps[-1]:
+            out["stopped"] = "top of the ladder (CEILING_STEPS)"
+    bad = [s for s in out["steps"] if not s["sustained"]]
+    if bad:
+        first = min(bad, key=lambda s: s["targets"])
+        out["first_failure"] = {"targets": first["targets"], "why": first["why_not"],
+                                "offered_per_s": first["offered_per_s"]}
+    return out
 
 
-def table(results, sidecar=False):
-    if sidecar:
-        head = ["tool", "samples/s", "CPU % (ticks)", "CPU % (schedstat)", "RSS MB", "anon RSS MB",
-                "peak RSS MB", "wire B/sample"]
-        rows = [[r["tool"], fmt(r.get("samples_per_s"), "%.0f"), fmt(r.get("cpu_pct"), "%.3f"),
-                 fmt(r.get("sched_cpu_pct"), "%.3f"), fmt(r.get("rss_mb"), "%.1f"),
-                 fmt(r.get("rss_anon_mb"), "%.1f"), fmt(r.get("peak_rss_mb"), "%.1f"),
-                 fmt(r.get("wire_bytes_per_sample"), "%.1f")]
-                for r in results]
-    else:
-        head = ["tool", "samples/s", "CPU us/sample", "CPU %", "peak RSS MB", "anon RSS MB",
-                "wire B/sample", "sink B/sample", "load 1m"]
-        rows = [[r["tool"], fmt(r.get("samples_per_s"), "%.0f"), fmt(r.get("cpu_us_per_sample"), "%.3f"),
-                 fmt(r.get("cpu_pct"), "%.1f"), fmt(r.get("peak_rss_mb"), "%.1f"),
-                 fmt(r.get("rss_anon_mb"), "%.1f"),
-                 fmt(r.get("wire_bytes_per_sample"), "%.1f"), fmt(r.get("sink_bytes_per_sample"), "%.1f"),
-                 fmt(r.get("loadavg_1m_end"), "%.2f")]
-                for r in results]
-    for r, row in zip(results, rows):
-        if "error" in r:
-            row[1] = "ERROR"
+# ---- report -------------------------------------------------------------------------------
+
+HEAD = ["profile", "tool", "offered/s", "% of nominal", "delivered/offered %", "CPU us/sample", "CPU % of a core",
+        "peak RSS MB", "wire B/sample", "sink B/sample", "tool drops", "load 1m"]
+
+
+def row(r):
+    if "error" in r:
+        return [r["profile"], r["tool"], "ERROR: " + r["error"][:60]] + [""] * (len(HEAD) - 3)
+    drops = "%.0f" % r["tool_dropped"]
+    if r["tool"] == "vmagent" and r["tool_dropped"]:
+        drops += " blocks"
+    return [r["profile"], r["tool"], "%.0f" % r["offered_per_s"], B.fmt(pct(r["offered_vs_nominal"]), "%.1f"),
+            B.fmt(pct(r["delivered_ratio"]), "%.2f"), B.fmt(r["cpu_us_per_sample"], "%.3f"),
+            "%.3f" % r["cpu_pct"] if r["cpu_pct"] < 1 else "%.1f" % r["cpu_pct"],
+            "%.1f" % r["peak_rss_mb"], B.fmt(r["wire_bytes_per_sample"], "%.1f"),
+            B.fmt(r["sink_bytes_per_sample"], "%.1f"), drops, "%.2f" % r["loadavg_1m_end"]]
+
+
+def md_table(head, rows):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
+def ceiling_table(ceil):
+    rows = []
+    for c in ceil:
+        if c.get("error") and not c["steps"]:
+            rows.append([c["tool"], "ERROR: " + c["error"][:60], "", "", "", ""])
+            continue
+        steps = ", ".join("%d%s" % (s["targets"], "" if s["sustained"] else "x") for s in c["steps"])
+        ff = c.get("first_failure")
+        rows.append([c["tool"],
+                     ("%s%.0f" % (">= " if not ff else "", c["ceiling_samples_per_s"]))
+                     if "ceiling_samples_per_s" in c else "none",
+                     "%d" % c["ceiling_targets"] if "ceiling_targets" in c else "-",
+                     B.fmt(c.get("ceiling_cpu_pct"), "%.0f"),
+                     ("%d targets: %s" % (ff["targets"], ff["why"])) if ff else (c.get("stopped") or "-"),
+                     steps])
+    return md_table(["tool", "highest sustained samples/s", "targets", "CPU % there", "first step not sustained",
+                     "steps (x = not sustained)"], rows)
+
+
 def main():
-    for t in set(TOOLS + (SIDECAR_TOOLS if SIDECAR else [])):
-        if t not in BINS:
+    B.install_handlers()
+    old = [k for k in ("N", "M", "INTERVAL", "SIDECAR", "SIDECAR_M", "SIDECAR_INTERVAL", "SIDECAR_TOOLS")
+           if os.environ.get(k)]
+    if old:
+        log("ignoring %s: the workloads are PROFILES now (e.g. PROFILES=100x1k@1s,sidecar-1x1k)" % ", ".join(old))
+    profiles, ceiling = [], bool(CEILING)
+    for name in PROFILES:
+        if name == "ceiling":
+            ceiling = True
+        else:
+            profiles.extend(p for p in parse_profile(name) if p["name"] not in [q["name"] for q in profiles])
+    for t in set(TOOLS + (CEILING_TOOLS if ceiling else [])):
+        if t not in B.BINS:
             raise SystemExit("compare: unknown tool %r (scrapeship, prometheus, vmagent)" % t)
-        if not os.access(BINS[t], os.X_OK):
-            raise SystemExit("compare: %s not found at %s" % (t, BINS[t]))
-    if not os.access(NGINX, os.X_OK):
-        raise SystemExit("compare: nginx not found at " + NGINX)
+        if not os.access(B.BINS[t], os.X_OK):
+            raise SystemExit("compare: %s not found at %s" % (t, B.BINS[t]))
+    if not os.access(B.NGINX, os.X_OK):
+        raise SystemExit("compare: nginx not found at " + B.NGINX)
     out = os.environ.get("OUT") or tempfile.mkdtemp(prefix="scrapeship-bench-")
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="work-", dir=out)
     os.chmod(work, 0o755)  # nginx workers may run as another user
-    profile = os.environ.get("PROFILE", "1" if shutil.which("perf") else "0") == "1"
+    perf_ok = os.environ.get("PROFILE", "1" if shutil.which("perf") else "0") == "1"
+    targets = Targets(os.path.join(work, "targets"))
 
-    ports = free_ports(N + 2 + (1 if SIDECAR else 0))
-    sink_port, target_ports = ports[0], ports[2:2 + N]
-    sidecar_port = ports[2 + N] if SIDECAR else None
-    tdir = os.path.join(work, "targets")
-    log("generating %d targets x %d series" % (N, M))
-    subprocess.run([sys.executable, os.path.join(HERE, "gen_targets.py"), tdir, str(N), str(M)],
-                   check=True, timeout=600)
-    dirs = {p: os.path.join(tdir, str(i)) for i, p in enumerate(target_ports)}
-    if SIDECAR:
-        sdir = os.path.join(work, "sidecar-target")
-        subprocess.run([sys.executable, os.path.join(HERE, "gen_targets.py"), sdir, "1", str(SIDECAR_M), "7"],
-                       check=True, timeout=600)
-        dirs[sidecar_port] = os.path.join(sdir, "0")
-    nginx, sink_log = start_nginx(work, dirs, sink_port)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": B.machine(), "commit": B.git_commit(),
+               "batch": B.BATCH, "tools": TOOLS, "profiles": [], "results": [], "ceiling": []}
+    json_path = os.path.join(out, "results.json")
 
-    try:
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                timeout=20).stdout.decode().strip() or "?"
-    except Exception:  # not a git checkout
-        commit = "?"
-    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "commit": commit,
-               "workload": {"targets": N, "series_per_target": M, "interval_s": INTERVAL,
-                            "nominal_samples_per_s": N * M / INTERVAL, "warmup_s": WARMUP,
-                            "window_s": DURATION, "batch": BATCH, "gzip": bool(GZIP)},
-               "main": [], "sidecar": []}
-    for t in TOOLS:
-        results["main"].append(run_case("main", t, work, target_ports, INTERVAL, WARMUP, DURATION,
-                                        sink_port, sink_log, profile=profile and t == "scrapeship"))
-    if SIDECAR:
-        results["sidecar_workload"] = {"targets": 1, "series": SIDECAR_M, "interval_s": SIDECAR_INTERVAL,
-                                       "warmup_s": SIDECAR_WARMUP, "window_s": SIDECAR_DURATION}
-        for t in SIDECAR_TOOLS:
-            results["sidecar"].append(run_case("sidecar", t, work, [sidecar_port], SIDECAR_INTERVAL,
-                                               SIDECAR_WARMUP, SIDECAR_DURATION, sink_port, sink_log))
-    stop(nginx)
+    def save():
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=2, default=str)
 
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    need = {}
+    for prof in profiles:  # each target set generated once, as large as its largest profile
+        key = (prof["shape"], prof["series"], prof["seed"])
+        need[key] = max(need.get(key, 0), prof["targets"])
+    for (shape, series, seed), n in need.items():
+        targets.dirs(shape, series, seed, n)
+    for prof in profiles:
+        warmup, duration = window_for(prof["interval"])
+        prof = dict(prof, warmup_s=warmup, window_s=duration)
+        results["profiles"].append(prof)
+        dirs = targets.dirs(prof["shape"], prof["series"], prof["seed"], prof["targets"])
+        ports = B.free_ports(prof["targets"] + 1)
+        sink_port, tports = ports[0], ports[1:]
+        nginx, sink_log = B.start_nginx(work, dict(zip(tports, dirs)), sink_port, gzip=prof["gzip"],
+                                        tag="nginx-" + prof["name"])
+        try:
+            for t in TOOLS:
+                r = run_case(prof, t, work, tports, sink_port, sink_log, nginx,
+                             perf=perf_ok and t == "scrapeship" and prof["name"] in PERF_PROFILES)
+                r.pop("edges", None)
+                results["results"].append(r)
+                save()
+        finally:
+            B.stop(nginx)
+
+    if ceiling:
+        n = max(CEILING_STEPS)
+        distinct = min(n, 64)  # more ports than files: the extra ports serve the same files again
+        dirs = targets.dirs("service", CEILING_SERIES, 3, distinct)
+        ports = B.free_ports(n + 1)
+        sink_port, tports = ports[0], ports[1:]
+        gz = GZIP != "0"
+        nginx, sink_log = B.start_nginx(work, {p: dirs[i % distinct] for i, p in enumerate(tports)}, sink_port,
+                                        gzip=gz, tag="nginx-ceiling")
+        results["ceiling_workload"] = {"series_per_target": CEILING_SERIES, "interval_s": 1, "gzip": gz,
+                                       "steps": CEILING_STEPS, "step_window_s": CEILING_DURATION,
+                                       "settle_s": CEILING_SETTLE, "min_ratio": CEILING_MIN_RATIO}
+        try:
+            for t in CEILING_TOOLS:
+                results["ceiling"].append(run_ceiling(t, work, tports, sink_port, sink_log, nginx))
+                save()
+        finally:
+            B.stop(nginx)
+    save()
+
     mach = results["machine"]
-    report = ["date: %s, commit %s" % (results["date"], commit),
+    versions = {}
+    for r in results["results"] + results["ceiling"]:
+        if r.get("version"):
+            versions.setdefault(r["tool"], r["version"])
+    report = ["date: %s, commit %s" % (results["date"], results["commit"]),
               "machine: %d CPUs, %s, %d MB RAM, Linux %s" % (mach["nproc"], mach["cpu"], mach["mem_mb"],
                                                             mach["kernel"]),
-              "workload: %d targets x %d series every %ds (%.0f samples/s nominal), batch %d, gzip %s, "
-              "warm-up %ds, window %ds" % (N, M, INTERVAL, N * M / INTERVAL, BATCH,
-                                           "on" if GZIP else "off", WARMUP, DURATION),
-              "versions: " + "; ".join("%s: %s" % (r["tool"], r.get("version", "?")) for r in results["main"]),
-              "", table(results["main"])]
-    if SIDECAR:
-        report += ["", "sidecar: 1 target x %d series every %ds, window %ds" % (SIDECAR_M, SIDECAR_INTERVAL,
-                                                                             SIDECAR_DURATION),
-                   "", table(results["sidecar"], sidecar=True)]
-    for r in results["main"]:
-        if r.get("profile"):
-            report += ["", "perf, %s, top symbols by self time (%ds after the window):" % (r["tool"], PROFILE_SECONDS)]
-            report += ["  %5s%%  %-22s %s" % (row[0], row[1], row[2]) if len(row) == 3 else "  %s" % (row,)
-                       for row in r["profile"]]
+              "versions: " + "; ".join("%s: %s" % kv for kv in versions.items()),
+              "batch %d samples per request for every tool; offered = what the tool scraped (synthetic "
+              "series included), delivered = what it counts as sent" % B.BATCH, ""]
+    for prof in results["profiles"]:
+        nom = prof["targets"] * prof["series"] / float(prof["interval"])
+        report.append("* %s: %d target%s x %d series every %ds (%s shape), %s bodies, %.0f samples/s "
+                      "nominal; warm-up %ds, window %ds (%d scrapes)"
+                      % (prof["name"], prof["targets"], "" if prof["targets"] == 1 else "s", prof["series"],
+                         prof["interval"], prof["shape"], "gzip" if prof["gzip"] else "plain", nom,
+                         prof["warmup_s"], prof["window_s"], prof["window_s"] // prof["interval"]))
+    if results["results"]:
+        report += ["", md_table(HEAD, [row(r) for r in results["results"]])]
+    if results["ceiling"]:
+        cw = results["ceiling_workload"]
+        report += ["", "ceiling: targets of %d series every 1 s (%s), added via file_sd at steps %s; a step is "
+                   "sustained when delivered/offered >= %.1f%%, the tool scraped >= 99%% of nominal, reported no "
+                   "drops, and tool+nginx stayed under %.0f%% of all cores; %ds window per step"
+                   % (cw["series_per_target"], "gzip" if cw["gzip"] else "plain",
+                      ",".join(map(str, cw["steps"])), 100 * cw["min_ratio"], CEILING_CPU_MAX,
+                      cw["step_window_s"]), "", ceiling_table(results["ceiling"])]
+    for r in results["results"]:
+        if r.get("perf"):
+            report += ["", "perf, %s on %s, top symbols by self time (%ds after the window):"
+                       % (r["tool"], r["profile"], PROFILE_SECONDS)]
+            report += ["  %5s%%  %-22s %s" % (x[0], x[1], x[2]) if len(x) == 3 else "  %s" % (x,)
+                       for x in r["perf"]]
     text = "\n".join(report) + "\n"
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text)
@@ -581,7 +515,8 @@ def main():
     print("results: %s" % out)
     if not os.environ.get("KEEP_WORK"):
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if any("error" in r for r in results["main"] + results["sidecar"]) else 0
+    bad = any("error" in r for r in results["results"] + results["ceiling"])
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,14 @@ code, service, ...). Values differ per series and per target but not over time: 
 tools' cost does not depend on whether a value changed, and remote write carries
 every sample anyway.
 
-usage: gen_targets.py OUTDIR N M [SEED]   writes OUTDIR/0 .. OUTDIR/N-1, M series each
-The exact series count of each file is M (the last family is cut to fit).
+usage: gen_targets.py OUTDIR N M [SEED] [--shape=service|ksm]
+writes OUTDIR/0 .. OUTDIR/N-1, M series each; the exact series count of each file is M
+(the last family is cut to fit).
+
+--shape=ksm writes what kube-state-metrics exposes for a cluster's pods instead: no
+histograms, gauges with 0/1 and Unix-time values, grouped by family (all pods'
+kube_pod_info, then all pods' kube_pod_status_phase, ...), with the long label values
+KSM has (pod UIDs, images, image digests, container IDs), about 32 series per pod.
 """
 import gzip
 import os
@@ -118,24 +124,161 @@ def render(m, rng):
     return "\n".join(out) + "\n"
 
 
+# ---- kube-state-metrics shape ------------------------------------------------------------
+
+KSM_NAMESPACES = ["default", "kube-system", "monitoring", "payments", "checkout", "search", "ingress-nginx",
+                  "cert-manager", "data-pipeline", "batch-jobs", "web-frontend", "identity"]
+KSM_APPS = ["api", "worker", "frontend", "scheduler", "indexer", "gateway", "consumer", "cache", "exporter",
+            "migrator", "notifier", "renderer"]
+KSM_IMAGES = ["registry.example.com/%s/%s:v1.%d.%d", "docker.io/library/%s-%s:2.%d.%d",
+              "ghcr.io/example/%s-%s:release-%d.%d"]
+PHASES = ["Pending", "Succeeded", "Failed", "Unknown", "Running"]
+CONDITIONS = ["true", "false", "unknown"]
+QOS = ["BestEffort", "Burstable", "Guaranteed"]
+
+
+def ksm_pods(count, rng):
+    pods = []
+    for _ in range(count):
+        ns = rng.choice(KSM_NAMESPACES)
+        app = rng.choice(KSM_APPS)
+        rs = "%08x" % rng.getrandbits(32)
+        pod = "%s-%s-%s-%s" % (ns.split("-")[0], app, rs[:9], "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789")
+                                                                      for _ in range(5)))
+        uid = "%08x-%04x-%04x-%04x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
+                                              rng.getrandbits(16), rng.getrandbits(48))
+        node = "ip-10-%d-%d-%d.eu-west-1.compute.internal" % (rng.randint(0, 255), rng.randint(0, 255),
+                                                               rng.randint(1, 254))
+        image = rng.choice(KSM_IMAGES) % (ns, app, rng.randint(0, 40), rng.randint(0, 9))
+        created = 1_700_000_000 + rng.randint(0, 30_000_000)
+        pods.append({
+            "namespace": ns, "pod": pod, "uid": uid, "node": node, "app": app, "rs": "%s-%s" % (app, rs[:9]),
+            "host_ip": "10.%d.%d.%d" % (rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254)),
+            "pod_ip": "100.%d.%d.%d" % (rng.randint(64, 127), rng.randint(0, 255), rng.randint(1, 254)),
+            "container": app, "image": image,
+            "image_id": "%s@sha256:%064x" % (image.split(":")[0], rng.getrandbits(256)),
+            "container_id": "containerd://%064x" % rng.getrandbits(256),
+            "created": created, "phase": rng.choice(PHASES[:1] + PHASES[4:] * 30), "qos": rng.choice(QOS),
+            "restarts": rng.choice([0] * 8 + [1, 2, 3, 17]),
+            "cpu": rng.choice([0.05, 0.1, 0.25, 0.5, 1, 2]), "mem": rng.choice([64, 128, 256, 512, 1024, 4096]) << 20,
+        })
+    return pods
+
+
+def ksm_families():
+    """(name, type, help, fn(pod) -> [(extra labels, value)]); pod labels come first."""
+    base = ("namespace", "pod", "uid")
+
+    def one(v):
+        return lambda p: [((), v(p))]
+
+    def res(kind):
+        return lambda p: [((("container", p["container"]), ("node", p["node"]), ("resource", "cpu"),
+                            ("unit", "core")), p["cpu"] * (1 if kind == "requests" else 2)),
+                          ((("container", p["container"]), ("node", p["node"]), ("resource", "memory"),
+                            ("unit", "byte")), p["mem"] * (1 if kind == "requests" else 2))]
+
+    def cont(v):
+        return lambda p: [(((("container", p["container"]),)), v(p))]
+
+    return [
+        ("kube_pod_info", "gauge", "Information about pod.", base, lambda p: [(
+            (("host_ip", p["host_ip"]), ("pod_ip", p["pod_ip"]), ("node", p["node"]),
+             ("created_by_kind", "ReplicaSet"), ("created_by_name", p["rs"]), ("priority_class", ""),
+             ("host_network", "false")), 1)]),
+        ("kube_pod_start_time", "gauge", "Start time in unix timestamp for a pod.", base,
+         one(lambda p: p["created"] + 3)),
+        ("kube_pod_created", "gauge", "Unix creation timestamp", base, one(lambda p: p["created"])),
+        ("kube_pod_owner", "gauge", "Information about the Pod's owner.", base, lambda p: [(
+            (("owner_kind", "ReplicaSet"), ("owner_name", p["rs"]), ("owner_is_controller", "true")), 1)]),
+        ("kube_pod_labels", "gauge", "Kubernetes labels converted to Prometheus labels.", base, lambda p: [(
+            (("label_app", p["app"]), ("label_pod_template_hash", p["rs"].split("-")[-1])), 1)]),
+        ("kube_pod_restart_policy", "gauge", "Describes the restart policy in use by this pod.", base,
+         lambda p: [((("type", "Always"),), 1)]),
+        ("kube_pod_status_scheduled_time", "gauge", "Unix timestamp when pod moved into scheduled status",
+         base, one(lambda p: p["created"] + 1)),
+        ("kube_pod_status_phase", "gauge", "The pods current phase.", base,
+         lambda p: [((("phase", ph),), 1 if ph == p["phase"] else 0) for ph in PHASES]),
+        ("kube_pod_status_ready", "gauge", "Describes whether the pod is ready to serve requests.", base,
+         lambda p: [((("condition", c),), 1 if c == ("true" if p["phase"] == "Running" else "false") else 0)
+                    for c in CONDITIONS]),
+        ("kube_pod_status_scheduled", "gauge", "Describes the status of the scheduling process for the pod.",
+         base, lambda p: [((("condition", c),), 1 if c == "true" else 0) for c in CONDITIONS]),
+        ("kube_pod_status_qos_class", "gauge", "The pods current qosClass.", base,
+         lambda p: [((("qos_class", q),), 1 if q == p["qos"] else 0) for q in QOS]),
+        ("kube_pod_container_info", "gauge", "Information about a container in a pod.", base, lambda p: [(
+            (("container", p["container"]), ("image_spec", p["image"]), ("image", p["image"]),
+             ("image_id", p["image_id"]), ("container_id", p["container_id"])), 1)]),
+        ("kube_pod_container_status_waiting", "gauge", "Describes whether the container is currently in "
+         "waiting state.", base, cont(lambda p: 0 if p["phase"] == "Running" else 1)),
+        ("kube_pod_container_status_running", "gauge", "Describes whether the container is currently in "
+         "running state.", base, cont(lambda p: 1 if p["phase"] == "Running" else 0)),
+        ("kube_pod_container_status_terminated", "gauge", "Describes whether the container is currently in "
+         "terminated state.", base, cont(lambda p: 0)),
+        ("kube_pod_container_status_ready", "gauge", "Describes whether the containers readiness check "
+         "succeeded.", base, cont(lambda p: 1 if p["phase"] == "Running" else 0)),
+        ("kube_pod_container_status_restarts_total", "counter", "The number of container restarts per "
+         "container.", base, cont(lambda p: p["restarts"])),
+        ("kube_pod_container_state_started", "gauge", "Start time in unix timestamp for a pod container.",
+         base, cont(lambda p: p["created"] + 5)),
+        ("kube_pod_container_resource_requests", "gauge", "The number of requested request resource by a "
+         "container.", base, res("requests")),
+        ("kube_pod_container_resource_limits", "gauge", "The number of requested limit resource by a "
+         "container.", base, res("limits")),
+    ]
+
+
+def render_ksm(m, rng):
+    """Exactly m series: enough pods for m, then family by family until m are out."""
+    fams = ksm_families()
+    per_pod = sum(len(fn({"container": "", "node": "", "cpu": 0, "mem": 0, "phase": "Running", "qos": "",
+                          "host_ip": "", "pod_ip": "", "rs": "a-b", "app": "", "image": "", "image_id": "",
+                          "container_id": "", "created": 0, "restarts": 0})) for _, _, _, _, fn in fams)
+    pods = ksm_pods(max(1, -(-m // per_pod)), rng)
+    out, n = [], 0
+    for name, mtype, help_text, base, fn in fams:
+        if n >= m:
+            break
+        out.append("# HELP %s %s" % (name, help_text))
+        out.append("# TYPE %s %s" % (name, mtype))
+        for p in pods:
+            for extra, v in fn(p):
+                if n >= m:
+                    break
+                labels = ",".join('%s="%s"' % (k, p[k]) for k in base)
+                labels += "".join(',%s="%s"' % kv for kv in extra)
+                out.append("%s{%s} %s" % (name, labels, repr(v) if isinstance(v, float) else v))
+                n += 1
+    assert n == m, (n, m)
+    return "\n".join(out) + "\n"
+
+
 def main():
-    if len(sys.argv) not in (4, 5):
+    shape = "service"
+    argv = []
+    for a in sys.argv[1:]:
+        if a.startswith("--shape="):
+            shape = a.split("=", 1)[1]
+        else:
+            argv.append(a)
+    if len(argv) not in (3, 4) or shape not in ("service", "ksm"):
         raise SystemExit(__doc__)
-    outdir, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    seed = int(sys.argv[4]) if len(sys.argv) == 5 else 1
+    outdir, n, m = argv[0], int(argv[1]), int(argv[2])
+    seed = int(argv[3]) if len(argv) == 4 else 1
     if not (1 <= n <= MAX_TARGETS and 1 <= m <= MAX_SERIES):
         raise SystemExit("gen_targets: need 1 <= N <= %d and 1 <= M <= %d" % (MAX_TARGETS, MAX_SERIES))
     total = 0
     for i in range(n):
         d = os.path.join(outdir, str(i))
         os.makedirs(d, exist_ok=True)
-        body = render(m, random.Random(seed * 1_000_003 + i)).encode()
+        rng = random.Random(seed * 1_000_003 + i)
+        body = (render_ksm(m, rng) if shape == "ksm" else render(m, rng)).encode()
         with open(os.path.join(d, "metrics"), "wb") as f:
             f.write(body)
         with open(os.path.join(d, "metrics.gz"), "wb") as f:
             f.write(gzip.compress(body, compresslevel=6, mtime=0))
         total += len(body)
-    print("gen_targets: %d targets x %d series, %.1f KiB per target" % (n, m, total / n / 1024.0))
+    print("gen_targets: %d targets x %d series (%s), %.1f KiB per target" % (n, m, shape, total / n / 1024.0))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #
 #  1. builds the microbenchmarks (bench/CMakeLists.txt, standalone, against the static
 #     libraries next to SCRAPESHIP_BIN) and runs them: parse, encode, snappy, in ns per
-#     sample, on the Prometheus textparse corpus and on one generated bench target;
+#     sample, on the Prometheus textparse corpus and on one generated bench target
+#     (and gzip inflate, zlib vs libdeflate, on that target's metrics.gz);
 #     with valgrind, also instructions per sample and the top functions (callgrind);
 #  2. runs bench/compare.py: for each profile of PROFILES (default ksm-1x100k, 10x10k,
 #     30x10k, 100x1k, sidecar-1x1k gzipped, and 100x1k, 10x10k plain), scrapeship, the
@@ -68,6 +69,9 @@ if [[ $MICRO == 1 ]]; then
             "$mb/micro_parse" "$gen"
             "$mb/micro_encode"
             "$mb/micro_encode" "$gen"
+            if [[ -x $mb/micro_gzip ]]; then
+                "$mb/micro_gzip" "$gen.gz"
+            fi
             if [[ $CALLGRIND == 1 ]]; then
                 for spec in "parse:parse_pass:micro_parse --iterations 20"  \
                             "parse-gen:parse_pass:micro_parse --iterations 20 $gen" \

@@ -119,6 +119,26 @@ void rw_remote_begin(struct rw_remote *r)
     (void)r; /* the queues are fixed; nothing to switch between scrapes */
 }
 
+/* The queue of a series. Not its label hash alone: snappy compresses a request well
+ * only when neighbouring records look alike, so the series of one metric family from
+ * one target (same __name__, job and instance) go to QUEUE_SPREAD neighbouring queues,
+ * in exposition order, and a request carries long runs of similar records. A family
+ * still spreads over several queues, so one huge family is not one queue's work. Per-
+ * series order needs only that a series always maps to the same queue, which holds:
+ * the key is a function of the series' labels. */
+#define QUEUE_SPREAD 4
+static int queue_of(const struct rw_remote *r, const struct ss_label *labels, size_t n, uint64_t hash)
+{
+    uint64_t h = 0x6A09E667F3BCC908ULL;
+    for (size_t i = 0; i < n; i++) {
+        struct ss_str k = labels[i].name;
+        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
+            (k.len == 3 && !memcmp(k.p, "job", 3)))
+            h = ss_hash_str(h, labels[i].value);
+    }
+    return (int)((h + hash % QUEUE_SPREAD) % (uint64_t)r->nqueues);
+}
+
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
 {
     /* The labels are final (external labels included, sorted): only this remote's
@@ -145,7 +165,7 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         n = w->n;
         hash = ss_labels_hash(w);
     }
-    int qi = (int)(hash % (uint64_t)r->nqueues);
+    int qi = queue_of(r, labels, n, hash);
     if (rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms)) {
         atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
         return;

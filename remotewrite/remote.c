@@ -8,7 +8,7 @@
  * Resharding follows Prometheus' calculateDesiredShards idea, recomputed every second:
  * senders needed = time per sample x (samples arriving per second + a fifth of the
  * backlog per second) / TARGET_BUSY, at most doubling per step. Senders are kept at
- * most 60% busy because scrapes arrive in bursts (a whole target at once): a sender
+ * most 40% busy because scrapes arrive in bursts (a whole target at once): a sender
  * with headroom drains a burst before the next one. The time per sample is measured
  * from completed requests; before the first one completes it is estimated from the
  * requests in flight and a default, so a remote grows from a cold start. A backlog of
@@ -34,7 +34,7 @@
 #define RATE_WINDOW     10   /* ticks (seconds) of history for rates */
 #define DEFAULT_TPS     5e-6 /* seconds per sample before any request completed */
 #define CATCHUP_S       5.0  /* drain a backlog within about this many seconds */
-#define TARGET_BUSY     0.6  /* wanted share of a sender's time spent in requests */
+#define TARGET_BUSY     0.4  /* wanted share of a sender's time spent in requests */
 #define FAILING_MS      5000 /* no growth within this long after a failure */
 
 const char *const rw_drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",

@@ -42,7 +42,7 @@ size_t rw_record_len(const char *p, size_t avail)
 
 void rw_queue_emptied(struct rwq *q)
 {
-    if (q->q.cap > (4u << 20)) { /* a big scrape passed through: give the memory back */
+    if (q->q.cap > (1u << 20)) { /* a big scrape passed through: give the memory back */
         size_t max = q->q.max;
         ss_buf_free(&q->q);
         ss_buf_init(&q->q, max);
@@ -341,8 +341,18 @@ void rw_remote_commit(struct rw_remote *r)
                 q->marks_cap = nc;
             }
         }
-        if (!rc)
+        size_t bytes = r->stage[i].len;
+        if (!rc && !q->samples && q->head == q->q.len) {
+            /* an empty queue takes the staging buffer itself: no copy, and a big
+             * scrape is in memory once, not twice */
+            struct ss_buf t = q->q;
+            q->q = r->stage[i];
+            r->stage[i] = t;
+            q->head = 0;
+            q->nmarks = q->marks_head = 0;
+        } else if (!rc) {
             rc = ss_buf_append(&q->q, r->stage[i].data, r->stage[i].len);
+        }
         if (rc) { /* out of memory: as good as a full queue */
             dropped += r->stage_samples[i];
             why = "out of memory";
@@ -351,11 +361,11 @@ void rw_remote_commit(struct rw_remote *r)
         q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, r->stage_max_ts[i], now};
         q->samples += r->stage_samples[i];
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
-        atomic_fetch_add(&r->queue_bytes, r->stage[i].len);
+        atomic_fetch_add(&r->queue_bytes, bytes);
         rw_atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
         rw_wake_owner(r, i);
     next:
-        if (r->stage[i].cap > (4u << 20)) { /* a big scrape: do not keep its peak */
+        if (r->stage[i].cap > (1u << 20)) { /* a big scrape: do not keep its peak */
             ss_buf_free(&r->stage[i]);
             ss_buf_init(&r->stage[i], 0);
         }

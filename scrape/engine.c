@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <strings.h>
 
 #include <curl/curl.h>
@@ -125,6 +128,7 @@ struct scrape_manager {
     int running_scrapes;
     struct ss_labels ext;         /* external labels, sorted (copies) */
     struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
+    int64_t last_trim_ms;
 };
 
 double scrape_stale_nan(void)
@@ -1030,6 +1034,16 @@ int scrape_manager_run(struct scrape_manager *m)
         }
         if (changed)
             sync_targets(m);
+#ifdef __GLIBC__
+        /* Give freed pages inside the heap back to the kernel: targets that come and go
+         * free their series state in the middle of the main arena, which glibc only
+         * returns from the top on its own, so RSS crept up under churn while the live
+         * heap stayed flat. */
+        if (changed || now - m->last_trim_ms >= 60000) {
+            malloc_trim(0);
+            m->last_trim_ms = now;
+        }
+#endif
         int64_t next = start_due(m, now, false);
         int running = 0;
         curl_multi_perform(m->multi, &running);

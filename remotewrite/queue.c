@@ -132,6 +132,8 @@ static int queue_of(const struct rw_remote *r, const struct ss_label *labels, si
     uint64_t h = 0x6A09E667F3BCC908ULL;
     for (size_t i = 0; i < n; i++) {
         struct ss_str k = labels[i].name;
+        if (k.len && (unsigned char)k.p[0] > 'j')
+            break; /* sorted by name: nothing after "job" is part of the key */
         if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
             (k.len == 3 && !memcmp(k.p, "job", 3)))
             h = ss_hash_str(h, labels[i].value);
@@ -176,19 +178,27 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     atomic_fetch_add(&r->samples_in, 1);
 }
 
+/* The queue whose head commit is the oldest, or NULL when nothing is queued;
+ * idle_only: only queues with no batch in flight (qmu held). */
+static struct rwq *oldest_queue(struct rw_remote *r, bool idle_only)
+{
+    struct rwq *oldest = NULL;
+    for (int i = 0; i < r->nqueues; i++) {
+        struct rwq *q = &r->queues[i];
+        if (q->samples && !(idle_only && q->busy) &&
+            (!oldest || q->marks[q->marks_head].enq_mono < oldest->marks[oldest->marks_head].enq_mono))
+            oldest = q;
+    }
+    return oldest;
+}
+
 /* Drop the oldest queued records, oldest commit first across queues, until `need`
  * more bytes fit under `limit` (qmu held). Returns the samples dropped. */
 static uint64_t drop_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
 {
     uint64_t dropped = 0;
     while (atomic_load(&r->queue_bytes) + need > limit) {
-        struct rwq *oldest = NULL;
-        for (int i = 0; i < r->nqueues; i++) {
-            struct rwq *q = &r->queues[i];
-            if (q->samples &&
-                (!oldest || q->marks[q->marks_head].enq_mono < oldest->marks[oldest->marks_head].enq_mono))
-                oldest = q;
-        }
+        struct rwq *oldest = oldest_queue(r, false);
         if (!oldest)
             break; /* nothing queued: the caller trims the commit itself */
         uint64_t over = atomic_load(&r->queue_bytes) + need - limit;
@@ -218,13 +228,7 @@ static int spill_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
     ss_buf_init(&comp, 0);
     int rc = 0;
     while (!rc && atomic_load(&r->queue_bytes) + need > limit) {
-        struct rwq *oldest = NULL;
-        for (int i = 0; i < r->nqueues; i++) {
-            struct rwq *q = &r->queues[i];
-            if (q->samples && !q->busy &&
-                (!oldest || q->marks[q->marks_head].enq_mono < oldest->marks[oldest->marks_head].enq_mono))
-                oldest = q;
-        }
+        struct rwq *oldest = oldest_queue(r, true);
         if (!oldest)
             break;
         int64_t ts = 0;

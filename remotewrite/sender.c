@@ -336,10 +336,8 @@ void *rw_sender_main(void *arg)
          * stopped so that every queue gets its turn. */
         ss_buf_reset(&body);
         size_t taken = 0;
-        int ntq = 0, nq = 0;
+        int ntq = 0, nq = (r->nqueues - j + n - 1) / n; /* the queues j, j+n, j+2n, ... */
         int64_t max_ts = 0;
-        for (int q = j; q < r->nqueues; q += n)
-            nq++;
         int start = cursor >= j && nq ? ((cursor - j) / n) % nq : 0;
         for (int k = 0; k < nq && taken < max_n; k++) {
             int q = j + ((start + k) % nq) * n;

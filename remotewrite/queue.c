@@ -249,6 +249,15 @@ static int spill_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
     return rc;
 }
 
+/* Every sender with a batch from a queue that still holds records gives that batch up
+ * to the disk queue now (qmu held), so that the queue can be spilled behind it. */
+static void kick_busy(struct rw_remote *r)
+{
+    for (int i = 0; i < r->nqueues; i++)
+        if (r->queues[i].busy && r->queues[i].samples)
+            rw_kick_sender(&r->senders[r->queues[i].owner]);
+}
+
 /* Drop records from the head of a staging buffer until at most `keep` bytes remain
  * (the commit alone is larger than the bound). Returns the samples dropped. */
 static uint64_t trim_stage(struct ss_buf *b, size_t keep)
@@ -311,8 +320,11 @@ void rw_remote_commit(struct rw_remote *r)
     int64_t now = ss_mono_ms();
     uint64_t dropped = 0;
     pthread_mutex_lock(&r->qmu);
-    if (r->dq && !atomic_load(&r->disk_broken) && atomic_load(&r->queue_bytes) + total > r->mem_bound)
+    if (r->dq && !atomic_load(&r->disk_broken) && atomic_load(&r->queue_bytes) + total > r->mem_bound) {
         spill_oldest(r, total, r->mem_bound); /* the senders are behind: help them */
+        if (atomic_load(&r->queue_bytes) + total > r->mem_bound)
+            kick_busy(r); /* the rest waits behind batches in flight: spill those too */
+    }
     if (atomic_load(&r->queue_bytes) + total > limit)
         dropped += drop_oldest(r, total, limit);
     uint64_t qb = atomic_load(&r->queue_bytes);

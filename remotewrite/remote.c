@@ -313,7 +313,7 @@ static void *manager_main(void *arg)
         if (r->cfg.metadata.send && now >= next_meta) {
             next_meta = now + meta_every;
             if (!e)
-                e = rw_new_easy(r);
+                e = rw_new_easy(r, NULL);
             if (e)
                 send_metadata(r, e, &body, &comp, &resp);
         }
@@ -441,6 +441,8 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
         r->senders[i].r = r;
         r->senders[i].idx = i;
         pthread_cond_init(&r->senders[i].cv, NULL);
+        pthread_mutex_init(&r->senders[i].sock_mu, NULL);
+        r->senders[i].sock = CURL_SOCKET_BAD;
     }
     int n = (int)r->cfg.queue.min_shards;
     set_senders(r, n);
@@ -554,6 +556,7 @@ void rw_remote_free(struct rw_remote *r)
         free(r->queues[i].marks);
         ss_buf_free(&r->stage[i]);
         pthread_cond_destroy(&r->senders[i].cv);
+        pthread_mutex_destroy(&r->senders[i].sock_mu);
     }
     free(r->queues);
     free(r->senders);

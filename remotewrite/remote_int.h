@@ -61,6 +61,7 @@ struct rwq {
     struct chunk_mark *marks;
     size_t nmarks, marks_cap, marks_head;
     bool busy; /* a batch taken from this queue is in flight */
+    int owner; /* while busy: the sender that has it */
 };
 
 /* One sender thread slot. `alive` is guarded by r->qmu; `started` by the thread that
@@ -75,6 +76,11 @@ struct sender {
     /* the batch being sent: start time and size, for the time-per-sample estimate */
     _Atomic int64_t send_start_mono;
     _Atomic uint64_t send_n;
+    /* the request's socket, so that the scrape thread can cut a hanging request short
+     * when the remote is spilling (rw_kick_sender) */
+    pthread_mutex_t sock_mu;
+    curl_socket_t sock;
+    atomic_bool kick;
 };
 
 struct meta_entry {
@@ -163,8 +169,14 @@ void rw_wake_senders(struct rw_remote *r);
 
 /* sender.c */
 enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED, SEND_SPILL };
-CURL *rw_new_easy(struct rw_remote *r);
-void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms);
+/* A handle with the remote's TLS, proxy and timeouts; sd: the sender that will use it
+ * (its requests are aborted to spill, see sender.c), or NULL. */
+CURL *rw_new_easy(struct rw_remote *r, struct sender *sd);
+/* Make a sender give up the batch it has in flight now (spill mode, memory over the
+ * bound): its request fails at once and the batch goes to disk. */
+void rw_kick_sender(struct sender *sd);
+void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms,
+                      bool until_spill);
 /* Deliver one compressed body with retries. may_spill: a sender's batch, which goes to
  * the disk queue (SEND_SPILL) instead of being retried once the remote is spilling or
  * the batch has failed for SPILL_AFTER_MS. `what` names it in logs. */

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "remote_int.h"
 
@@ -41,11 +43,31 @@ static size_t on_resp(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Abort a request after the shutdown deadline. A sender's request is also aborted when
+ * the remote is spilling and either the batch has been in flight for SPILL_AFTER_MS or
+ * memory is over max_memory_bytes (the scrape thread could not spill enough because the
+ * rest is in queues with a batch in flight): a receiver that hangs must not keep the
+ * batch's queues busy for a whole remote_timeout, because a busy queue cannot be
+ * spilled (its order on disk would break), and memory would fill to the drop
+ * threshold. The batch itself then goes to disk (at least once: the receiver may have
+ * taken it). */
 static int progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
     struct rw_remote *r = ud;
     (void)a, (void)b, (void)c, (void)d;
-    return atomic_load(&r->hard_stop) ? 1 : 0; /* abort a request after the deadline */
+    return atomic_load(&r->hard_stop) ? 1 : 0;
+}
+
+static int sender_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct sender *sd = ud;
+    struct rw_remote *r = sd->r;
+    (void)a, (void)b, (void)c, (void)d;
+    if (atomic_load(&r->hard_stop) || atomic_load(&sd->kick))
+        return 1;
+    int64_t start = atomic_load(&sd->send_start_mono);
+    return r->dq && atomic_load(&r->spill) && !atomic_load(&r->disk_broken) && start &&
+           (ss_mono_ms() - start >= SPILL_AFTER_MS || atomic_load(&r->queue_bytes) > r->mem_bound);
 }
 
 /* Retry-After: delta-seconds or an HTTP date. Returns ms, or -1. */
@@ -123,7 +145,10 @@ static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct
         b++;
     atomic_fetch_add(&r->hist[b], 1);
     if (res != CURLE_OK) {
-        snprintf(neterr, neterrlen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(res));
+        if (res == CURLE_ABORTED_BY_CALLBACK)
+            snprintf(neterr, neterrlen, "request cut short to spill to disk or shut down");
+        else
+            snprintf(neterr, neterrlen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(res));
         atomic_fetch_add(&r->requests[0], 1);
         return 0;
     }
@@ -135,7 +160,43 @@ static long post(struct rw_remote *r, CURL *e, const struct ss_buf *comp, struct
     return status;
 }
 
-CURL *rw_new_easy(struct rw_remote *r)
+/* A sender's sockets are recorded so that rw_kick_sender can shut one down; sock_mu
+ * keeps the descriptor from being closed (and reused) while it does. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct sender *sd = ud;
+    (void)purpose;
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd != CURL_SOCKET_BAD) {
+        pthread_mutex_lock(&sd->sock_mu);
+        sd->sock = fd;
+        pthread_mutex_unlock(&sd->sock_mu);
+    }
+    return fd;
+}
+
+static int close_socket(void *ud, curl_socket_t fd)
+{
+    struct sender *sd = ud;
+    pthread_mutex_lock(&sd->sock_mu);
+    if (sd->sock == fd)
+        sd->sock = CURL_SOCKET_BAD;
+    int rc = close(fd);
+    pthread_mutex_unlock(&sd->sock_mu);
+    return rc;
+}
+
+void rw_kick_sender(struct sender *sd)
+{
+    if (atomic_exchange(&sd->kick, true))
+        return;
+    pthread_mutex_lock(&sd->sock_mu);
+    if (sd->sock != CURL_SOCKET_BAD)
+        shutdown(sd->sock, SHUT_RDWR); /* the request fails now, not at the next progress call */
+    pthread_mutex_unlock(&sd->sock_mu);
+}
+
+CURL *rw_new_easy(struct rw_remote *r, struct sender *sd)
 {
     const struct rw_config *c = &r->cfg;
     CURL *e = curl_easy_init();
@@ -152,8 +213,17 @@ CURL *rw_new_easy(struct rw_remote *r)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->remote_timeout_ms > 0 ? c->remote_timeout_ms : 30000));
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
+    if (sd) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, sender_progress_cb);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, sd);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sd);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, sd);
+    } else {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
+    }
     return e;
 }
 
@@ -173,12 +243,13 @@ static bool retryable(struct rw_remote *r, long status)
     return status == 0 || status >= 500 || status == 408 || (status == 429 && r->cfg.queue.retry_on_http_429);
 }
 
-/* Sleep up to ms, waking early on hard stop. */
-void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms)
+/* Sleep up to ms, waking early on hard stop, and on spill mode when until_spill. */
+void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *cv, int64_t ms,
+                      bool until_spill)
 {
     int64_t until = ss_mono_ms() + ms;
     pthread_mutex_lock(mu);
-    while (!atomic_load(&r->hard_stop)) {
+    while (!atomic_load(&r->hard_stop) && !(until_spill && atomic_load(&r->spill))) {
         int64_t left = until - ss_mono_ms();
         if (left <= 0)
             break;
@@ -263,7 +334,7 @@ enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf 
         else if (attempt == 0 || attempt % 10 == 0)
             ss_warn("remotewrite", "remote=%s url=%s %s failed (network error: %s), retrying in %lldms",
                     r->name, r->cfg.url, what, neterr, (long long)sleep_ms);
-        rw_backoff_sleep(r, mu, cv, sleep_ms);
+        rw_backoff_sleep(r, mu, cv, sleep_ms, may_spill && r->dq);
         backoff = backoff * 2 > max_backoff ? max_backoff : backoff * 2;
     }
 }
@@ -292,7 +363,7 @@ void *rw_sender_main(void *arg)
         r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
     const int64_t deadline =
         r->cfg.queue.batch_send_deadline_ms > 0 ? r->cfg.queue.batch_send_deadline_ms : 5000;
-    CURL *e = rw_new_easy(r);
+    CURL *e = rw_new_easy(r, sd);
     struct ss_buf body, comp, resp;
     ss_buf_init(&body, 0);
     ss_buf_init(&comp, 0);
@@ -352,9 +423,11 @@ void *rw_sender_main(void *arg)
             if (ts > max_ts)
                 max_ts = ts;
             Q->busy = true;
+            Q->owner = j;
             taken_q[ntq++] = q;
             cursor = q + n;
         }
+        atomic_store(&sd->kick, false); /* a kick is for the batch in flight when it came */
         pthread_mutex_unlock(&r->qmu);
 
         enum send_result res = SEND_SPILL;

@@ -39,7 +39,7 @@ int rw_spill_batch(struct rw_remote *r, const struct ss_buf *comp, uint64_t samp
 void *rw_replayer_main(void *arg)
 {
     struct rw_remote *r = arg;
-    CURL *e = rw_new_easy(r);
+    CURL *e = rw_new_easy(r, NULL);
     struct ss_buf body, resp;
     ss_buf_init(&body, 0);
     ss_buf_init(&resp, MAX_ERROR_BODY + 1);
@@ -66,7 +66,7 @@ void *rw_replayer_main(void *arg)
                         r->name);
             }
             pthread_mutex_unlock(&r->spill_mu);
-            rw_backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100);
+            rw_backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100, false);
             continue;
         }
         enum send_result res = rw_send_with_retry(r, e, &body, &resp, n, last, &bo, &r->mgr_mu, &r->mgr_cv,

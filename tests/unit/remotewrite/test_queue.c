@@ -375,15 +375,19 @@ static void test_no_growth_while_failing(void **state)
     assert_int_equal(rx.out_of_order, 0);
 }
 
-/* With a disk queue the memory bound means "spill", not "drop": a stalled receiver
- * behind a 64 KiB bound loses nothing, and everything arrives in order. */
-static void test_bound_spills_with_disk(void **state)
+/* With a disk queue the memory bound means "spill", not "drop": a receiver that fails
+ * (answers 503 at once: the senders retry their batches) or hangs (answers 503 after
+ * `hang_ms`: the senders' requests stay in flight) behind a 128 KiB bound loses nothing,
+ * and everything arrives once and in order. The series are one metric family, so they
+ * share a few queues, which the senders' batches keep busy: spilling must not wait for
+ * those batches (sender.c: a retrying sender spills at once when spill mode starts, and
+ * a hanging request is aborted to spill). */
+static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
 {
-    (void)state;
     char dir[] = "/tmp/ss-test-queue-XXXXXX";
     assert_non_null(mkdtemp(dir));
     struct rw_queue_config q = defaults;
-    q.max_memory_bytes = 512u << 10; /* margin for a loaded CI machine: see the note */
+    q.max_memory_bytes = 128u << 10;
     q.max_backoff_ms = 100;
     q.max_samples_per_send = 500;
     char url[64];
@@ -397,15 +401,15 @@ static void test_bound_spills_with_disk(void **state)
     struct rw_remote *r = NULL;
     assert_int_equal(rw_remote_new(&c, &r), 0);
     const int nseries = 1000, nscrapes = 40;
-    rx_set(503, 0);
+    rx_set(503, hang_ms);
     for (int ts = 0; ts < nscrapes; ts++) {
         scrape(r, nseries, ts);
-        sleep_ms(20);
+        sleep_ms(scrape_gap_ms);
     }
     assert_true(metric(r, "scrapeship_remote_samples_spilled_total{") > 0);
     rx_set(204, 0);
     bool all = wait_samples((uint64_t)nseries * nscrapes, 60000);
-    if (!all)
+    if (!all || dropped(r, "queue_full") > 0)
         print_message("received %llu of %d; queued %.0f, spilled %.0f, replayed %.0f, disk samples %.0f, "
                       "dropped %.0f\n",
                       (unsigned long long)rx_samples(), nseries * nscrapes,
@@ -413,8 +417,8 @@ static void test_bound_spills_with_disk(void **state)
                       metric(r, "scrapeship_remote_samples_spilled_total{"),
                       metric(r, "scrapeship_remote_samples_replayed_total{"),
                       metric(r, "scrapeship_remote_disk_samples{"), dropped(r, "queue_full"));
-    assert_true(all);
     assert_int_equal(dropped(r, "queue_full"), 0);
+    assert_true(all);
     finish(r);
     assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
     assert_int_equal(rx.duplicates, 0);
@@ -422,6 +426,18 @@ static void test_bound_spills_with_disk(void **state)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_bound_spills_failing_receiver(void **state)
+{
+    (void)state;
+    bound_spills_with_disk(0, 20);
+}
+
+static void test_bound_spills_hanging_receiver(void **state)
+{
+    (void)state;
+    bound_spills_with_disk(4000, 75); /* 3 s of scrapes: 3x the spill abort delay */
 }
 
 /* Names and URLs are label values in the self-metrics: escaped, never raw. */
@@ -452,7 +468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
-        cmocka_unit_test_setup_teardown(test_bound_spills_with_disk, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_bound_spills_failing_receiver, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_bound_spills_hanging_receiver, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

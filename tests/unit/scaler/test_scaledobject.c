@@ -372,8 +372,6 @@ static void test_unknown_fields_warn(void **state)
                                "spec:\n"
                                "  scaleTargetRef: {name: app, envSourceContainerName: c}\n"
                                "  futureField: 1\n"
-                               "  advanced:\n"
-                               "    scalingModifiers: {formula: a+b, target: '2'}\n"
                                "  triggers:\n"
                                "  - type: prometheus\n"
                                "    useCachedMetrics: true\n"
@@ -390,12 +388,11 @@ static void test_unknown_fields_warn(void **state)
     static const char *const expect[] = {
         "w.yaml:5:3: metadata.colour: unknown field, ignored",
         "w.yaml:8:3: spec.futureField: unknown field, ignored",
-        "w.yaml:10:23: spec.advanced.scalingModifiers is not supported",
-        "w.yaml:17:18: spec.triggers[0].metadata.threshold: unquoted 3 is not a string",
-        "w.yaml:18:7: spec.triggers[0].metadata.metricName was removed in KEDA 2.12",
-        "w.yaml:19:7: spec.triggers[0].metadata.serverAddressFromEnv: values from container environment",
-        "w.yaml:20:7: spec.triggers[0].metadata.flavour: unknown prometheus metadata",
-        "w.yaml:12:5: spec.triggers[0].authenticationRef: TriggerAuthentication default/missing not found",
+        "w.yaml:15:18: spec.triggers[0].metadata.threshold: unquoted 3 is not a string",
+        "w.yaml:16:7: spec.triggers[0].metadata.metricName was removed in KEDA 2.12",
+        "w.yaml:17:7: spec.triggers[0].metadata.serverAddressFromEnv: values from container environment",
+        "w.yaml:18:7: spec.triggers[0].metadata.flavour: unknown prometheus metadata",
+        "w.yaml:10:5: spec.triggers[0].authenticationRef: TriggerAuthentication default/missing not found",
     };
     struct scaler_config *cfg = NULL;
     char err[1024];

@@ -917,7 +917,7 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
 
     /* KEDA's scale executor, at every pollingInterval */
     int32_t min = so->min_replicas;
-    bool cooling = false;
+    bool cooling = false, blocked_in = false;
     if (in->hpa_only) {
         /* an HPA sync between two polls: KEDA does nothing now */
     } else if (active) {
@@ -957,6 +957,7 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
         int32_t to = so->has_idle_replicas ? so->idle_replicas : min;
         if (hs.pause_in) {
             /* scaleToZeroOrIdle returns at once; the HPA carries on */
+            blocked_in = true;
             say(&ex, "no trigger active; autoscaling.keda.sh/paused-scale-in blocks the scale to %d; ",
                 (int)to);
         } else if (elapsed) {
@@ -998,5 +999,7 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
     }
     hpa_tick(st, now, period, cur);
     hpa(so, &hs, st, in, cooling, out, &ex);
+    if (blocked_in && out->replicas == cur)
+        out->rule = SCALER_RULE_PAUSED; /* the pause kept the workload up, not the metric */
     return 0;
 }

@@ -49,7 +49,7 @@ struct signer_slot {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: scrapeship scaler --config FILE [--dry-run] [--once]\n"
+    fprintf(f, "usage: scrapeship scaler --config FILE [--dry-run] [--once] [--hpa-sync-period DURATION]\n"
                "                         [--kubeconfig PATH] [--kube-context NAME] [--kube-sa-dir DIR]\n"
                "                         [--namespace NS] [--web.listen-address ADDR|none]\n"
                "                         [--log.level debug|info|warn|error] [--log.format logfmt|json]\n"
@@ -58,6 +58,8 @@ static void usage(FILE *f)
                "                         [--auth.custom-value-file F] [--auth.ca-file F]\n"
                "FILE holds KEDA ScaledObject and TriggerAuthentication manifests (keda.sh/v1alpha1).\n"
                "--dry-run decides and logs but never patches; --once polls every object once and exits.\n"
+               "--hpa-sync-period (default 15s) is how often the HPA step runs, as the HPA controller's\n"
+               "--horizontal-pod-autoscaler-sync-period; activation still follows pollingInterval.\n"
                "Kubernetes: --kubeconfig, else $KUBECONFIG, else in cluster, else ~/.kube/config.\n");
 }
 
@@ -257,15 +259,17 @@ int collector_cmd_scaler(int argc, char **argv)
                                          {"auth.custom-header", required_argument, 0, 'H'},
                                          {"auth.custom-value-file", required_argument, 0, 'V'},
                                          {"auth.ca-file", required_argument, 0, 'C'},
+                                         {"hpa-sync-period", required_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *kubeconfig = NULL, *kube_ctx = NULL, *sa_dir = NULL, *ns = NULL;
     const char *listen = ":9465";
     bool dry_run = false, once = false;
+    int64_t sync_period_ms = SCALER_DEFAULT_SYNC_PERIOD_MS;
     struct cmd_auth_files af = {0};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:n1k:K:S:N:l:L:F:b:u:p:H:V:C:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:n1k:K:S:N:l:L:F:b:u:p:H:V:C:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'n': dry_run = true; break;
@@ -288,6 +292,15 @@ int collector_cmd_scaler(int argc, char **argv)
         case 'H': af.custom_header = optarg; break;
         case 'V': af.custom_value_file = optarg; break;
         case 'C': af.ca_file = optarg; break;
+        case 's':
+            if (ss_parse_duration_ms(optarg, &sync_period_ms) != 0 || sync_period_ms < 100 ||
+                sync_period_ms > 3600000) {
+                fprintf(stderr,
+                        "scrapeship scaler: --hpa-sync-period \"%s\" must be a duration from 100ms to 1h\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -337,7 +350,8 @@ int collector_cmd_scaler(int argc, char **argv)
             default_ns ? default_ns : "default");
     if (kube_client_new(kc, &kube) != 0)
         goto done;
-    struct scaler_runner_options ro = {.dry_run = dry_run, .default_ns = default_ns};
+    struct scaler_runner_options ro = {
+        .dry_run = dry_run, .default_ns = default_ns, .hpa_sync_period_ms = sync_period_ms};
     if (scaler_runner_new(cfg, kube, &ro, &st.runner) != 0) {
         ss_error("main", "cannot start the scaler (out of memory)");
         goto done;
@@ -354,10 +368,16 @@ int collector_cmd_scaler(int argc, char **argv)
     collector_http_set_ready(http, true);
     for (size_t i = 0; i < cfg->n_objects; i++) {
         const struct scaler_object *so = &cfg->objects[i];
+        char sync[32];
+        ss_format_duration_ms(sync, sizeof sync,
+                              so->hpa_sync_period_ms > 0 ? so->hpa_sync_period_ms : sync_period_ms);
         ss_info("scaler",
-                "scaledobject=%s/%s target=%s/%s polling every %ds, replicas %d..%d, cooldown %ds%s", so->ns,
-                so->name, so->target_kind, so->target_name, (int)so->polling_interval_s,
+                "scaledobject=%s/%s target=%s/%s polling every %ds, HPA sync every %s, replicas %d..%d, "
+                "cooldown %ds%s%s%s",
+                so->ns, so->name, so->target_kind, so->target_name, (int)so->polling_interval_s, sync,
                 (int)so->min_replicas, (int)so->max_replicas, (int)so->cooldown_period_s,
+                so->has_modifiers ? ", scalingModifiers formula " : "",
+                so->has_modifiers ? so->modifiers.formula : "",
                 dry_run ? " (dry run: nothing is patched)" : "");
     }
 

@@ -29,7 +29,28 @@
  * only move when the HPA asks, which it does not at 0 replicas: fallback cannot
  * wake a workload scaled to zero (KEDA documents this).
  *
- * One call models one KEDA poll and one HPA sync at the same instant.
+ * Two clocks, as in a cluster: every call is a KEDA poll (pollingInterval drives
+ * activation, deactivation and the cooldown), and the HPA step runs only when its
+ * sync is due (--horizontal-pod-autoscaler-sync-period, 15 s by default; the
+ * caller passes the period, a ScaledObject annotation can override it). The
+ * caller may also call between polls for an HPA sync alone (hpa_only).
+ *
+ * A new HPA's history is seeded with the current replica count at its first sync
+ * (horizontal.go recordInitialRecommendation, TestScaleDownStabilizeInitialSize),
+ * so a restarted scaler holds scale-down for the whole stabilization window
+ * instead of cutting the workload to the metric's answer at once. The seed is
+ * dropped with the rest of the history when the HPA is deleted (pausing).
+ *
+ * KEDA's paused-scale-in / paused-scale-out annotations (controllers/keda/hpa.go,
+ * executor/scale_scaledobjects.go) set the HPA's scaleDown / scaleUp selectPolicy
+ * to Disabled (which turns on the behavior algorithm, with Kubernetes' defaults
+ * for what is not given) and stop KEDA's own scale to / from zero or idle.
+ *
+ * scalingModifiers (pkg/scaling/modifiers): the HPA gets one composite metric,
+ * the formula over the triggers' milli-truncated values, against
+ * scalingModifiers.target with its metricType; activation is composite >
+ * activationTarget and is false whenever a trigger failed. Fallback replaces the
+ * composite metric with threshold x replicas computed from the modifiers' target.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -57,6 +78,8 @@ struct scale_event {
 
 struct scaler_state {
     int64_t created_ms;
+    bool hpa_exists;      /* the HPA has synced at least once since it was (re)created */
+    int64_t next_sync_ms; /* when its next sync is due */
     bool has_last_active;
     int64_t last_active_ms;
     size_t n_triggers;
@@ -81,6 +104,7 @@ static const char *const rule_names[] = {
     [SCALER_RULE_PAUSED] = "paused",
     [SCALER_RULE_ERROR] = "error",
     [SCALER_RULE_INACTIVE] = "inactive",
+    [SCALER_RULE_HPA_WAIT] = "hpa-wait",
 };
 
 const char *scaler_rule_name(enum scaler_rule rule)
@@ -123,6 +147,18 @@ int scaler_state_new(const struct scaler_object *so, int64_t created_ms, struct 
     return 0;
 }
 
+int64_t scaler_state_next_sync_ms(const struct scaler_state *st)
+{
+    return st && st->hpa_exists ? st->next_sync_ms : INT64_MIN;
+}
+
+void scaler__state_hpa_running(struct scaler_state *st)
+{
+    st->hpa_exists = true;
+    st->next_sync_ms = INT64_MIN;
+    st->n_recs = 0;
+}
+
 void scaler_state_free(struct scaler_state *st)
 {
     if (!st)
@@ -139,6 +175,7 @@ void scaler_state_free(struct scaler_state *st)
 static void hpa_forget(struct scaler_state *st)
 {
     st->n_recs = st->n_up = st->n_down = 0;
+    st->hpa_exists = false;
 }
 
 /* A slot for one more entry, growing up to HISTORY_MAX; NULL when the array is
@@ -278,6 +315,14 @@ static void trigger_label(const struct scaler_object *so, size_t i, char *buf, s
         snprintf(buf, cap, "trigger #%zu", i);
 }
 
+/* The HPA as KEDA last wrote it: the manifest's behavior, with the pause-scale
+ * annotations applied (controllers/keda/hpa.go newHPAForScaledObject). */
+struct hpa_spec {
+    bool has_behavior;
+    struct scaler_rules up, down;
+    bool pause_in, pause_out;
+};
+
 /* ---- HPA: one metric ---------------------------------------------------- */
 
 struct proposal {
@@ -321,7 +366,8 @@ static void propose(const struct scaler_trigger *t, int32_t cur, int32_t ready, 
     }
 }
 
-/* doFallback: the metric KEDA makes up so that the HPA lands on the fallback count. */
+/* doFallback: the metric KEDA makes up so that the HPA lands on the fallback count.
+ * `t` is the metric's trigger, or the composite one under scalingModifiers. */
 static bool fallback_metric(const struct scaler_object *so, const struct scaler_trigger *t, int32_t cur,
                             int32_t ready, int64_t *usage)
 {
@@ -342,9 +388,14 @@ static bool fallback_metric(const struct scaler_object *so, const struct scaler_
             return false; /* KEDA: "status.readyReplicas is 0 in scaleTargetRef" */
         reps /= ready;
     }
-    /* Target.AverageValue.AsApproximateFloat64() of the milli-quantity target */
-    double norm = (double)scaler__milli(t->threshold) / 1000.0;
-    *usage = scaler__milli(norm * reps);
+    /* Target.AverageValue.AsApproximateFloat64() of the milli-quantity target (the
+     * modifiers' target is parsed as a float instead) */
+    double norm = so->has_modifiers ? so->modifiers.target : (double)scaler__milli(t->threshold) / 1000.0;
+    double m = norm * 1000.0 * reps; /* int64(normalisationValue*1000*replicas) */
+    *usage = isnan(m)                      ? 0
+             : m >= 9223372036854775807.0  ? INT64_MAX
+             : m <= -9223372036854775808.0 ? INT64_MIN
+                                           : (int64_t)m;
     return true;
 }
 
@@ -373,12 +424,12 @@ static int32_t stabilize_legacy(struct scaler_state *st, int64_t now, int32_t de
 /* horizontal.go stabilizeRecommendationWithBehaviors: scale-up may not exceed the
  * lowest recommendation of its window, scale-down may not go below the highest
  * of its window; samples exactly at a cutoff no longer count. */
-static int32_t stabilize_behavior(const struct scaler_object *so, struct scaler_state *st, int64_t now,
+static int32_t stabilize_behavior(const struct hpa_spec *hs, struct scaler_state *st, int64_t now,
                                   int32_t cur, int32_t desired)
 {
     int32_t up = desired, down = desired;
-    int64_t up_cut = now - (int64_t)so->scale_up.stabilization_window_seconds * 1000;
-    int64_t down_cut = now - (int64_t)so->scale_down.stabilization_window_seconds * 1000;
+    int64_t up_cut = now - (int64_t)hs->up.stabilization_window_seconds * 1000;
+    int64_t down_cut = now - (int64_t)hs->down.stabilization_window_seconds * 1000;
     bool found_old = false;
     size_t old_idx = 0;
     for (size_t i = 0; i < st->n_recs; i++) {
@@ -439,13 +490,13 @@ static int32_t policy_limit(const struct scaler_rules *r, const struct scaler_st
 }
 
 /* horizontal.go storeScaleEvent: only kept when the HPA has a behavior. */
-static void store_scale_event(const struct scaler_object *so, struct scaler_state *st, int64_t now,
-                              int32_t prev, int32_t next)
+static void store_scale_event(const struct hpa_spec *hs, struct scaler_state *st, int64_t now, int32_t prev,
+                              int32_t next)
 {
-    if (!so->has_behavior || prev == next)
+    if (!hs->has_behavior || prev == next)
         return;
     bool up = next > prev;
-    const struct scaler_rules *r = up ? &so->scale_up : &so->scale_down;
+    const struct scaler_rules *r = up ? &hs->up : &hs->down;
     struct scale_event **arr = up ? &st->up : &st->down;
     size_t *n = up ? &st->n_up : &st->n_down;
     size_t *cap = up ? &st->cap_up : &st->cap_down;
@@ -491,14 +542,56 @@ static void finish(struct scaler_decision *out, int32_t cur, int32_t replicas, e
     out->rule = rule;
 }
 
-static void hpa(const struct scaler_object *so, struct scaler_state *st, const struct scaler_input *in,
-                bool cooling, struct scaler_decision *out, struct explain *ex)
+/* The one metric KEDA gives the HPA under scalingModifiers (hpa.go
+ * getScaledObjectMetricSpecs: the composite metric, target and type from the
+ * modifiers). */
+static void composite_trigger(const struct scaler_object *so, struct scaler_trigger *t)
+{
+    memset(t, 0, sizeof *t);
+    t->name = "composite-metric";
+    t->metric_type = so->modifiers.metric_type;
+    t->threshold = so->modifiers.target;
+}
+
+/* calculateScalingModifiersFormula: each trigger's value as its metric carries
+ * it (a milli-quantity, read back with AsApproximateFloat64). */
+static double composite_value(const struct scaler_object *so, const struct scaler_input *in)
+{
+    double v[SCALER_MAX_TRIGGERS];
+    for (size_t i = 0; i < so->n_triggers; i++)
+        v[i] = in->results[i].ok ? (double)scaler__milli(in->results[i].value) / 1000.0 : 0;
+    return scaler__formula_eval(so->modifiers.program, v);
+}
+
+/* The HPA's sync bookkeeping: recordInitialRecommendation on the first sync of a
+ * (re)created HPA, then the next sync one period later. */
+static void hpa_tick(struct scaler_state *st, int64_t now, int64_t period, int32_t cur)
+{
+    if (!st->hpa_exists) {
+        st->n_recs = 0;
+        record_recommendation(st, false, 0, now, cur);
+        st->hpa_exists = true;
+        st->next_sync_ms = now + (period > 0 ? period : 0);
+        return;
+    }
+    if (period <= 0) {
+        st->next_sync_ms = now;
+        return;
+    }
+    st->next_sync_ms += period; /* keep the HPA's own beat, not the caller's jitter */
+    if (st->next_sync_ms <= now)
+        st->next_sync_ms = now + period;
+}
+
+static void hpa(const struct scaler_object *so, const struct hpa_spec *hs, struct scaler_state *st,
+                const struct scaler_input *in, bool cooling, struct scaler_decision *out, struct explain *ex)
 {
     int64_t now = in->now_ms;
     int32_t cur = in->current_replicas;
     int32_t ready = in->ready_replicas >= 0 ? in->ready_replicas : cur;
     int32_t hpa_min = so->min_replicas > 0 ? so->min_replicas : 1; /* GetHPAMinReplicas */
     int32_t hpa_max = so->max_replicas;
+    out->hpa_synced = true;
 
     /* reconcileAutoscaler: out-of-range replicas are corrected without consulting
      * the metrics (and without recording a recommendation). */
@@ -506,31 +599,59 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
         int32_t to = cur > hpa_max ? hpa_max : hpa_min;
         say(ex, "HPA: current %d is %s %s %d: set to %d", (int)cur, cur > hpa_max ? "above" : "below",
             cur > hpa_max ? "maxReplicaCount" : "HPA minimum", (int)to, (int)to);
-        store_scale_event(so, st, now, cur, to);
+        store_scale_event(hs, st, now, cur, to);
         finish(out, cur, to, cur > hpa_max ? SCALER_RULE_CLAMP_MAX : SCALER_RULE_CLAMP_MIN);
         return;
     }
 
-    /* computeReplicasForMetrics */
+    /* computeReplicasForMetrics. KEDA counts a trigger's failures whenever the HPA
+     * asks for its metric (fallback.GetMetricsWithFallback). */
+    size_t nt = so->n_triggers, first_failed = nt, n_failed = 0;
+    bool fallback_on = false;
+    for (size_t i = 0; i < nt; i++) {
+        if (in->results[i].ok) {
+            st->failures[i] = 0;
+            continue;
+        }
+        if (st->failures[i] < INT32_MAX)
+            st->failures[i]++;
+        if (n_failed++ == 0)
+            first_failed = i;
+        if (so->has_fallback && st->failures[i] > so->fallback_failure_threshold)
+            fallback_on = true;
+    }
+    bool modifiers_fallback_ok = !so->has_modifiers || so->modifiers.target == floor(so->modifiers.target);
+
+    struct scaler_trigger composite;
+    const struct scaler_trigger *metric_trigger[SCALER_MAX_TRIGGERS];
     struct proposal props[SCALER_MAX_TRIGGERS];
-    size_t n = so->n_triggers, invalid = 0, first_invalid = 0;
+    size_t n = so->has_modifiers ? 1 : nt, invalid = 0, first_invalid = 0;
+    if (so->has_modifiers) {
+        composite_trigger(so, &composite);
+        metric_trigger[0] = &composite;
+    } else {
+        for (size_t i = 0; i < nt; i++)
+            metric_trigger[i] = &so->triggers[i];
+    }
     int32_t replicas = 0;
     int best = -1;
     for (size_t i = 0; i < n; i++) {
-        const struct scaler_trigger *t = &so->triggers[i];
-        const struct scaler_trigger_result *r = &in->results[i];
+        const struct scaler_trigger *t = metric_trigger[i];
         struct proposal *p = &props[i];
         memset(p, 0, sizeof *p);
-        if (r->ok) {
-            st->failures[i] = 0;
-            propose(t, cur, ready, scaler__milli(r->value), p);
+        /* the trigger whose failure matters for this metric */
+        size_t src = so->has_modifiers ? first_failed : i;
+        bool failed = src < nt && !in->results[src].ok;
+        if (!failed) {
+            double v = so->has_modifiers ? composite_value(so, in) : in->results[i].value;
+            propose(t, cur, ready, scaler__milli(v), p);
         } else {
-            if (st->failures[i] < INT32_MAX)
-                st->failures[i]++;
-            p->error = r->error ? r->error : "query failed";
+            p->error = in->results[src].error ? in->results[src].error : "query failed";
             int64_t usage;
-            if (so->has_fallback && st->failures[i] > so->fallback_failure_threshold &&
-                fallback_metric(so, t, cur, ready, &usage)) {
+            bool over = so->has_modifiers
+                            ? fallback_on
+                            : so->has_fallback && st->failures[i] > so->fallback_failure_threshold;
+            if (over && modifiers_fallback_ok && fallback_metric(so, t, cur, ready, &usage)) {
                 propose(t, cur, ready, usage, p);
                 p->fallback = true;
             }
@@ -553,13 +674,15 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
         return;
     }
     if (invalid >= n || (invalid > 0 && replicas < cur)) {
-        trigger_label(so, first_invalid, label, sizeof label);
-        say(ex, "%s failed (%.80s, failure %d%s)", label, props[first_invalid].error,
-            (int)st->failures[first_invalid],
-            so->has_fallback ? (st->failures[first_invalid] > so->fallback_failure_threshold
-                                    ? ", fallback unusable"
-                                    : ", fallback after failureThreshold")
-                             : "");
+        size_t src = so->has_modifiers ? first_failed : first_invalid;
+        trigger_label(so, src, label, sizeof label);
+        say(ex, "%s failed", label);
+        if (so->has_fallback)
+            say(ex, " (failure %d, fallback after more than %d%s)", (int)st->failures[src],
+                (int)so->fallback_failure_threshold,
+                st->failures[src] > so->fallback_failure_threshold ? ": fallback unusable" : "");
+        if (so->has_modifiers)
+            say(ex, "; no composite metric");
         say(ex,
             invalid >= n ? "; no metric for the HPA: keep %d"
                          : "; the other metrics would scale down: keep %d",
@@ -569,14 +692,21 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
     }
 
     const struct proposal *bp = &props[best];
-    trigger_label(so, (size_t)best, label, sizeof label);
+    if (so->has_modifiers)
+        snprintf(label, sizeof label, "composite-metric");
+    else
+        trigger_label(so, (size_t)best, label, sizeof label);
     enum scaler_rule rule = bp->fallback    ? SCALER_RULE_FALLBACK
                             : bp->tolerance ? SCALER_RULE_TOLERANCE
                                             : SCALER_RULE_METRIC;
-    if (bp->fallback)
-        say(ex, "%s failed %d times (> failureThreshold %d): fallback metric; ", label,
-            (int)st->failures[best], (int)so->fallback_failure_threshold);
-    if (so->triggers[best].metric_type == SCALER_METRIC_AVERAGE_VALUE)
+    if (bp->fallback) {
+        size_t src = so->has_modifiers ? first_failed : (size_t)best;
+        char fl[64];
+        trigger_label(so, src, fl, sizeof fl);
+        say(ex, "%s failed %d times (> failureThreshold %d): fallback metric; ", fl, (int)st->failures[src],
+            (int)so->fallback_failure_threshold);
+    }
+    if (metric_trigger[best]->metric_type == SCALER_METRIC_AVERAGE_VALUE)
         say(ex, "%s AverageValue %lldm / (%lldm x %d) = %.4g", label, (long long)bp->usage_milli,
             (long long)bp->target_milli, (int)cur, bp->ratio);
     else
@@ -594,7 +724,8 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
 
     int32_t stabilized, final;
     enum scaler_rule limit_rule = SCALER_RULE_METRIC;
-    if (!so->has_behavior) {
+    bool paused_limit = false;
+    if (!hs->has_behavior) {
         /* normalizeDesiredReplicas + convertDesiredReplicasWithRules */
         stabilized = stabilize_legacy(st, now, desired);
         int64_t up_limit = 2 * (int64_t)cur > 4 ? 2 * (int64_t)cur : 4; /* calculateScaleUpLimit */
@@ -616,15 +747,15 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
         if (final != stabilized)
             say(ex,
                 limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scale-up limit max(2x%d, 4) = %d"
-                : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; current %d, maxReplicaCount %d"
-                                                       : "; current %d, HPA minimum %d",
+                : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; current %d, clamped to maxReplicaCount %d"
+                                                       : "; current %d, clamped to the HPA minimum %d",
                 (int)cur, (int) final);
     } else {
         /* normalizeDesiredReplicasWithBehaviors */
-        stabilized = stabilize_behavior(so, st, now, cur, desired);
+        stabilized = stabilize_behavior(hs, st, now, cur, desired);
         final = stabilized;
         if (stabilized > cur) {
-            int32_t lim = policy_limit(&so->scale_up, st, now, cur, true);
+            int32_t lim = policy_limit(&hs->up, st, now, cur, true);
             if (lim < cur)
                 lim = cur;
             int32_t max_allowed = hpa_max;
@@ -632,11 +763,12 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
             if (max_allowed > lim) {
                 max_allowed = lim;
                 limit_rule = SCALER_RULE_POLICY_LIMIT;
+                paused_limit = hs->pause_out;
             }
             if (stabilized > max_allowed)
                 final = max_allowed;
         } else if (stabilized < cur) {
-            int32_t lim = policy_limit(&so->scale_down, st, now, cur, false);
+            int32_t lim = policy_limit(&hs->down, st, now, cur, false);
             if (lim > cur)
                 lim = cur;
             int32_t min_allowed = hpa_min;
@@ -644,34 +776,61 @@ static void hpa(const struct scaler_object *so, struct scaler_state *st, const s
             if (min_allowed < lim) {
                 min_allowed = lim;
                 limit_rule = SCALER_RULE_POLICY_LIMIT;
+                paused_limit = hs->pause_in;
             }
             if (stabilized < min_allowed)
                 final = min_allowed;
         }
         if (stabilized != desired)
             say(ex, "; %s stabilization window (%ds) gives %d", desired >= cur ? "scale-up" : "scale-down",
-                (int)(desired >= cur ? so->scale_up.stabilization_window_seconds
-                                     : so->scale_down.stabilization_window_seconds),
+                (int)(desired >= cur ? hs->up.stabilization_window_seconds
+                                     : hs->down.stabilization_window_seconds),
                 (int)stabilized);
-        if (final != stabilized)
-            say(ex,
-                limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scaling policies allow %d"
-                : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; maxReplicaCount %d"
-                                                       : "; HPA minimum %d",
-                (int) final);
+        if (final != stabilized) {
+            if (paused_limit)
+                say(ex, "; %s: keep %d",
+                    hs->pause_in ? "autoscaling.keda.sh/paused-scale-in disables scale-down"
+                                 : "autoscaling.keda.sh/paused-scale-out disables scale-up",
+                    (int) final);
+            else if (limit_rule == SCALER_RULE_POLICY_LIMIT &&
+                     (stabilized > cur ? hs->up : hs->down).select_policy == SCALER_SELECT_DISABLED)
+                say(ex, "; selectPolicy Disabled: keep %d", (int) final);
+            else
+                say(ex,
+                    limit_rule == SCALER_RULE_POLICY_LIMIT ? "; scaling policies allow %d"
+                    : limit_rule == SCALER_RULE_CLAMP_MAX  ? "; clamped to maxReplicaCount %d"
+                                                           : "; clamped to the HPA minimum %d",
+                    (int) final);
+        }
     }
-    if (final != stabilized)
-        rule = limit_rule;
-    else if (stabilized != desired)
-        rule = SCALER_RULE_STABILIZATION;
+    /* Name the rule that decided. A clamp to min/max only bounds how far the
+     * metric's own move goes (cur is within range here), so it is mentioned in the
+     * explanation but never named as the rule. */
+    enum scaler_rule decider = stabilized != desired ? SCALER_RULE_STABILIZATION : rule;
+    if (final != stabilized && limit_rule == SCALER_RULE_POLICY_LIMIT)
+        rule = paused_limit ? SCALER_RULE_PAUSED : SCALER_RULE_POLICY_LIMIT;
+    else
+        rule = decider;
     if (final == cur && cooling) {
         rule = SCALER_RULE_COOLDOWN;
         say(ex, "; no trigger active, %s not over yet",
             st->has_last_active ? "cooldownPeriod" : "initialCooldownPeriod");
     }
     say(ex, " => %d", (int) final);
-    store_scale_event(so, st, now, cur, final);
+    store_scale_event(hs, st, now, cur, final);
     finish(out, cur, final, rule);
+}
+
+/* getBoolAnnotation: absent is false, a value that is not a bool is true. */
+static bool bool_annotation(const struct scaler_object *so, const struct scaler_input *in, const char *key)
+{
+    const char *v = annotation(so, in, key);
+    bool b = true;
+    if (!v)
+        return false;
+    if (!go_parse_bool(v, &b))
+        return true;
+    return b;
 }
 
 int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const struct scaler_input *in,
@@ -681,11 +840,13 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
         return SS_EINVAL;
     if (in->n_results != so->n_triggers || (so->n_triggers && !in->results) ||
         st->n_triggers != so->n_triggers || so->n_triggers > SCALER_MAX_TRIGGERS ||
-        in->current_replicas < 0 || (in->n_annotations && !in->annotations))
+        in->current_replicas < 0 || (in->n_annotations && !in->annotations) ||
+        (so->has_modifiers && !so->modifiers.program))
         return SS_EINVAL;
 
     memset(out, 0, sizeof *out);
     out->metric_replicas = -1;
+    out->fallback_counting = so->has_fallback;
     struct explain ex = {out->explanation, sizeof out->explanation, 0};
     int64_t now = in->now_ms;
     int32_t cur = in->current_replicas;
@@ -696,6 +857,16 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
             any_err = true;
         else if (in->results[i].value > so->triggers[i].activation_threshold)
             active = true; /* strictly greater, as the prometheus scaler does */
+    }
+    double composite = 0;
+    if (so->has_modifiers) {
+        /* getScaledObjectState: with a formula, activity is re-evaluated on the
+         * composite value, and any trigger error makes the object inactive */
+        active = false;
+        if (!any_err) {
+            composite = (double)scaler__milli(composite_value(so, in)) / 1000.0;
+            active = composite > so->modifiers.activation_target;
+        }
     }
     out->active = active;
     out->error = any_err;
@@ -725,12 +896,43 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
         return 0;
     }
 
-    /* KEDA's scale executor */
+    struct hpa_spec hs = {
+        .pause_in = bool_annotation(so, in, "autoscaling.keda.sh/paused-scale-in"),
+        .pause_out = bool_annotation(so, in, "autoscaling.keda.sh/paused-scale-out"),
+        .up = so->scale_up,
+        .down = so->scale_down,
+    };
+    hs.has_behavior = so->has_behavior || hs.pause_in || hs.pause_out;
+    if (hs.pause_in)
+        hs.down.select_policy = SCALER_SELECT_DISABLED;
+    if (hs.pause_out)
+        hs.up.select_policy = SCALER_SELECT_DISABLED;
+
+    int64_t period = so->hpa_sync_period_ms > 0 ? so->hpa_sync_period_ms : in->hpa_sync_period_ms;
+    bool hpa_due = period <= 0 || !st->hpa_exists || now >= st->next_sync_ms;
+
+    if (so->has_modifiers && !any_err)
+        say(&ex, "composite %.6g %s activationTarget %.6g; ", composite,
+            active ? ">" : "<=", so->modifiers.activation_target);
+
+    /* KEDA's scale executor, at every pollingInterval */
     int32_t min = so->min_replicas;
-    bool cooling = false;
-    if (active) {
+    bool cooling = false, blocked_in = false;
+    if (in->hpa_only) {
+        /* an HPA sync between two polls: KEDA does nothing now */
+    } else if (active) {
         if ((so->has_idle_replicas && cur < min) || cur == 0) {
             /* scaleFromZeroOrIdle */
+            if (hs.pause_out) {
+                say(&ex,
+                    "a trigger is active, but autoscaling.keda.sh/paused-scale-out blocks activation: keep "
+                    "%d",
+                    (int)cur);
+                if (hpa_due)
+                    hpa_tick(st, now, period, cur);
+                finish(out, cur, cur, SCALER_RULE_PAUSED);
+                return 0;
+            }
             int32_t to = min > 0 ? min : 1;
             st->has_last_active = true;
             st->last_active_ms = now;
@@ -752,23 +954,32 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
         bool elapsed = st->has_last_active
                            ? st->last_active_ms + (int64_t)so->cooldown_period_s * 1000 < now
                            : st->created_ms + (int64_t)so->initial_cooldown_period_s * 1000 < now;
-        if (elapsed) {
-            int32_t to = so->has_idle_replicas ? so->idle_replicas : min;
+        int32_t to = so->has_idle_replicas ? so->idle_replicas : min;
+        if (hs.pause_in) {
+            /* scaleToZeroOrIdle returns at once; the HPA carries on */
+            blocked_in = true;
+            say(&ex, "no trigger active; autoscaling.keda.sh/paused-scale-in blocks the scale to %d; ",
+                (int)to);
+        } else if (elapsed) {
             say(&ex, "no trigger active; %s elapsed: scale to %s %d",
                 st->has_last_active ? "cooldownPeriod" : "initialCooldownPeriod",
                 so->has_idle_replicas ? "idleReplicaCount" : "minReplicaCount", (int)to);
             finish(out, cur, to, SCALER_RULE_DEACTIVATION);
             return 0;
+        } else {
+            cooling = true;
         }
-        cooling = true;
     } else if (!so->has_idle_replicas && cur < min) {
         say(&ex, "no trigger active and %d is below minReplicaCount: set %d", (int)cur, (int)min);
         finish(out, cur, min, SCALER_RULE_CLAMP_MIN);
         return 0;
     }
 
-    /* The HPA does nothing for a target at 0 replicas ("ScalingDisabled"). */
+    /* The HPA does nothing for a target at 0 replicas ("ScalingDisabled"), but it
+     * exists and syncs, so its history is seeded. */
     if (cur == 0) {
+        if (hpa_due)
+            hpa_tick(st, now, period, cur);
         if (any_err)
             say(&ex, "a trigger failed and the target is at 0 (the HPA is disabled at 0): keep 0");
         else
@@ -776,6 +987,19 @@ int scaler_decide(const struct scaler_object *so, struct scaler_state *st, const
         finish(out, cur, 0, any_err ? SCALER_RULE_ERROR : SCALER_RULE_INACTIVE);
         return 0;
     }
-    hpa(so, st, in, cooling, out, &ex);
+    if (!hpa_due) {
+        int64_t wait = st->next_sync_ms - now;
+        say(&ex, "%s; the HPA syncs in %lld.%llds: keep %d",
+            cooling  ? "no trigger active, cooling down"
+            : active ? "active"
+                     : "no trigger active",
+            (long long)(wait / 1000), (long long)(wait % 1000 / 100), (int)cur);
+        finish(out, cur, cur, cooling ? SCALER_RULE_COOLDOWN : SCALER_RULE_HPA_WAIT);
+        return 0;
+    }
+    hpa_tick(st, now, period, cur);
+    hpa(so, &hs, st, in, cooling, out, &ex);
+    if (blocked_in && out->replicas == cur)
+        out->rule = SCALER_RULE_PAUSED; /* the pause kept the workload up, not the metric */
     return 0;
 }

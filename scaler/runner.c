@@ -4,6 +4,11 @@
  * query each trigger (scaler_query, SigV4 or bearer/basic/custom header as
  * configured), read the target's scale subresource and its KEDA annotations, ask
  * scaler_decide, and PATCH the scale when the answer differs (unless dry-run).
+ * Between polls the loop also wakes for the object's HPA sync when one is due
+ * (the HPA's own period, 15 s by default: scaler_state_next_sync_ms), and then
+ * queries, reads and decides the same way with hpa_only set. Polls and syncs are
+ * scheduled on fixed beats from the start, and a decision's clock is the beat it
+ * was scheduled for, so a sync that falls on a poll is made in that poll.
  * Each poll logs exactly one line per object saying what was seen, what was
  * decided, by which rule, and what was done, so an operator can follow the loop
  * from the log alone.
@@ -47,6 +52,9 @@ struct object_rt {
     const char *ns; /* effective namespace of the target */
     struct trigger_rt *trig;
     int64_t next_due_ms;
+    /* an HPA-only wake-up that could not decide (the scale could not be read)
+     * leaves its sync to the next poll instead of spinning on it */
+    int64_t sync_skipped_ms;
     bool annotations_warned;
     /* metrics, under runner.mu */
     bool polled, has_current;
@@ -59,6 +67,7 @@ struct scaler_runner {
     const struct scaler_config *cfg;
     struct kube_client *kube;
     bool dry_run;
+    int64_t sync_period_ms;
     char *default_ns;
     struct object_rt *objs;
     size_t n;
@@ -105,6 +114,8 @@ int scaler_runner_new(const struct scaler_config *cfg, struct kube_client *kube,
     r->cfg = cfg;
     r->kube = kube;
     r->dry_run = o && o->dry_run;
+    r->sync_period_ms =
+        o && o->hpa_sync_period_ms > 0 ? o->hpa_sync_period_ms : SCALER_DEFAULT_SYNC_PERIOD_MS;
     int rc = SS_ENOMEM;
     if (o && o->default_ns && !(r->default_ns = strdup(o->default_ns)))
         goto fail;
@@ -119,7 +130,9 @@ int scaler_runner_new(const struct scaler_config *cfg, struct kube_client *kube,
         ob->ns = (r->default_ns && strcmp(ob->so->ns, "default") == 0) ? r->default_ns : ob->so->ns;
         if (ob->so->n_triggers && !(ob->trig = calloc(ob->so->n_triggers, sizeof *ob->trig)))
             goto fail;
-        rc = scaler_state_new(ob->so, now, &ob->st);
+        /* the ScaledObject exists before its first poll, which may fall in the same
+         * millisecond: initialCooldownPeriod 0 must already be over then */
+        rc = scaler_state_new(ob->so, now - 1, &ob->st);
         if (rc)
             goto fail;
         rc = SS_ENOMEM;
@@ -270,10 +283,9 @@ static const char *trigger_label(const struct scaler_trigger *t, size_t i, char 
     return buf;
 }
 
-int scaler_runner_poll(struct scaler_runner *r, size_t idx)
+/* One poll (or, with hpa_only, one HPA sync between polls) at the clock `now`. */
+static int poll_object(struct scaler_runner *r, size_t idx, int64_t now, bool hpa_only)
 {
-    if (idx >= r->n)
-        return SS_EINVAL;
     struct object_rt *ob = &r->objs[idx];
     const struct scaler_object *so = ob->so;
     struct scaler_trigger_result res[SCALER_MAX_TRIGGERS];
@@ -301,6 +313,8 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
         else
             ss_buf_printf(&line, " value[%s]=%s", trigger_label(&so->triggers[i], i, lb, sizeof lb), num);
     }
+    if (hpa_only)
+        ss_buf_printf(&line, " step=hpa-sync");
 
     struct kube_target kt = {ob->ns, so->target_api_version, so->target_kind, so->target_name};
     struct kube_scale sc;
@@ -311,8 +325,11 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
                       " active=? current=? desired=? rule=error action=none | cannot read the scale: %s",
                       ke.message);
         for (size_t i = 0; i < nt; i++)
-            if (!res[i].ok)
-                ss_buf_printf(&line, "; trigger %zu: %s", i, res[i].error);
+            if (!res[i].ok) {
+                char lb[24];
+                ss_buf_printf(&line, "; trigger %s: %s", trigger_label(&so->triggers[i], i, lb, sizeof lb),
+                              res[i].error);
+            }
         if (ke.retryable)
             ss_warn("scaler", "%s", line.data ? line.data : "");
         else
@@ -351,13 +368,15 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     for (size_t i = 0; have_wl && i < wl.n_annotations; i++)
         ann[i] = (struct scaler_annotation){wl.annotations[i].key, wl.annotations[i].value};
     struct scaler_input in = {
-        .now_ms = ss_mono_ms(),
+        .now_ms = now,
         .current_replicas = sc.spec_replicas,
         .ready_replicas = have_wl ? wl.ready_replicas : -1,
         .results = res,
         .n_results = nt,
         .annotations = have_wl && wl.n_annotations ? ann : NULL,
         .n_annotations = have_wl ? wl.n_annotations : 0,
+        .hpa_sync_period_ms = r->sync_period_ms,
+        .hpa_only = hpa_only,
     };
     struct scaler_decision d;
     rc = scaler_decide(so, ob->st, &in, &d);
@@ -384,12 +403,18 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     } else {
         snprintf(action, sizeof action, "none");
     }
+    /* A failed query says nothing about activity: "unknown", not "false". */
     ss_buf_printf(&line, " active=%s current=%d desired=%d rule=%s action=%s | %s",
-                  d.active ? "true" : "false", (int)sc.spec_replicas, (int)d.replicas,
-                  scaler_rule_name(d.rule), action, d.explanation);
+                  d.active  ? "true"
+                  : d.error ? "unknown"
+                            : "false",
+                  (int)sc.spec_replicas, (int)d.replicas, scaler_rule_name(d.rule), action, d.explanation);
     for (size_t i = 0; i < nt; i++)
-        if (!res[i].ok)
-            ss_buf_printf(&line, "; trigger %zu: %s", i, res[i].error);
+        if (!res[i].ok) { /* each error once, here; the explanation only names the trigger */
+            char lb[24];
+            ss_buf_printf(&line, "; trigger %s: %s", trigger_label(&so->triggers[i], i, lb, sizeof lb),
+                          res[i].error);
+        }
     if (act == ACT_FAIL)
         ss_buf_printf(&line, "; %s", pe.message);
     if (act == ACT_FAIL && !pe.retryable)
@@ -424,21 +449,45 @@ int scaler_runner_poll(struct scaler_runner *r, size_t idx)
     return act == ACT_FAIL ? SS_EHTTP : nerr ? SS_EIO : 0;
 }
 
+int scaler_runner_poll(struct scaler_runner *r, size_t idx)
+{
+    if (idx >= r->n)
+        return SS_EINVAL;
+    return poll_object(r, idx, ss_mono_ms(), false);
+}
+
+/* The object's next wake-up: its poll, or its HPA sync when that comes first. */
+static int64_t next_wake(const struct object_rt *ob, bool *hpa_only)
+{
+    int64_t sync = scaler_state_next_sync_ms(ob->st);
+    *hpa_only = sync != INT64_MIN && sync < ob->next_due_ms && sync > ob->sync_skipped_ms;
+    return *hpa_only ? sync : ob->next_due_ms;
+}
+
 /* ---- the loop ---------------------------------------------------------- */
 
 int scaler_runner_run(struct scaler_runner *r)
 {
     pthread_mutex_lock(&r->mu);
     int64_t start = ss_mono_ms();
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         r->objs[i].next_due_ms = start;
+        r->objs[i].sync_skipped_ms = INT64_MIN;
+    }
     while (!r->stop && r->n) {
         size_t next = 0;
-        for (size_t i = 1; i < r->n; i++)
-            if (r->objs[i].next_due_ms < r->objs[next].next_due_ms)
+        bool hpa_only = false;
+        int64_t due = next_wake(&r->objs[0], &hpa_only);
+        for (size_t i = 1; i < r->n; i++) {
+            bool h;
+            int64_t w = next_wake(&r->objs[i], &h);
+            if (w < due) {
+                due = w;
                 next = i;
+                hpa_only = h;
+            }
+        }
         int64_t now = ss_mono_ms();
-        int64_t due = r->objs[next].next_due_ms;
         if (due > now) {
             int64_t wait = due - now < MAX_WAIT_MS ? due - now : MAX_WAIT_MS;
             struct timespec ts;
@@ -453,8 +502,16 @@ int scaler_runner_run(struct scaler_runner *r)
             continue;
         }
         pthread_mutex_unlock(&r->mu);
-        scaler_runner_poll(r, next); /* failures are logged and counted inside */
+        /* the decision's clock is the beat it was due on, unless the loop is late
+         * by more than a beat's worth of jitter */
+        int64_t at = now - due < MAX_WAIT_MS ? due : now;
+        poll_object(r, next, at, hpa_only); /* failures are logged and counted inside */
         pthread_mutex_lock(&r->mu);
+        if (hpa_only) {
+            if (scaler_state_next_sync_ms(r->objs[next].st) <= due)
+                r->objs[next].sync_skipped_ms = due;
+            continue; /* otherwise the state moved its next sync on */
+        }
         /* pollingInterval counts from the start of a poll; after a stall, do not
          * fire a burst of catch-up polls */
         struct object_rt *ob = &r->objs[next];

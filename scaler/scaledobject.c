@@ -501,7 +501,8 @@ static const char *const k_spec[] = {"scaleTargetRef",
 static const char *const k_target[] = {"name", "apiVersion", "kind", NULL};
 static const char *const k_target_quiet[] = {"envSourceContainerName", NULL};
 static const char *const k_fallback[] = {"failureThreshold", "replicas", "behavior", NULL};
-static const char *const k_advanced[] = {"horizontalPodAutoscalerConfig", NULL};
+static const char *const k_advanced[] = {"horizontalPodAutoscalerConfig", "scalingModifiers", NULL};
+static const char *const k_modifiers[] = {"formula", "target", "activationTarget", "metricType", NULL};
 static const char *const k_hpacfg[] = {"behavior", NULL};
 static const char *const k_hpacfg_quiet[] = {"name", NULL};
 static const char *const k_behavior[] = {"scaleUp", "scaleDown", NULL};
@@ -614,10 +615,7 @@ static void parse_advanced(struct loader *L, const struct ss_ynode *adv, struct 
         return;
     }
     check_map(L, adv, "spec.advanced", k_advanced,
-              (const char *const[]){"restoreToOriginalReplicaCount", "scalingModifiers", NULL});
-    const struct ss_ynode *sm = map_get(adv, "scalingModifiers");
-    if (sm)
-        warn_at(L, sm, "spec.advanced.scalingModifiers is not supported by scrapeship; ignored");
+              (const char *const[]){"restoreToOriginalReplicaCount", NULL});
     const struct ss_ynode *hc = map_get(adv, "horizontalPodAutoscalerConfig");
     if (!hc)
         return;
@@ -644,6 +642,90 @@ static void parse_advanced(struct loader *L, const struct ss_ynode *adv, struct 
     if (down)
         parse_rules(L, down, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
                     &so->scale_down);
+}
+
+/* strconv.ParseFloat of a whole string, finite values only. */
+static bool parse_go_float(const char *s, double *out)
+{
+    if (!s || !*s || strlen(s) > 400)
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* spec.advanced.scalingModifiers, after the triggers are known (the formula names
+ * them). KEDA's ValidateAndCompileScalingModifiers: a non-empty struct needs a
+ * formula and a target > 0; the formula compiles over the named triggers; the
+ * metric type is AverageValue (default) or Value. */
+static void parse_modifiers(struct loader *L, const struct ss_ynode *sm, struct scaler_object *so)
+{
+    const char *path = "spec.advanced.scalingModifiers";
+    if (sm->kind != SS_YMAP) {
+        err_at(L, sm, "%s must be a mapping", path);
+        return;
+    }
+    check_map(L, sm, path, k_modifiers, NULL);
+    if (sm->nkids == 0)
+        return; /* ScalingModifiers{}: IsUsingModifiers is false */
+    struct scaler_modifiers *m = &so->modifiers;
+    m->formula = str_field(L, sm, "formula", path, false);
+    const char *target = str_field(L, sm, "target", path, false);
+    const char *act = str_field(L, sm, "activationTarget", path, false);
+    const struct ss_ynode *mt = map_get(sm, "metricType");
+    m->metric_type = SCALER_METRIC_AVERAGE_VALUE;
+    if (!mt || ss_yaml_scalar_is(mt, "") || ss_yaml_scalar_is(mt, "AverageValue"))
+        m->metric_type = SCALER_METRIC_AVERAGE_VALUE;
+    else if (ss_yaml_scalar_is(mt, "Value"))
+        m->metric_type = SCALER_METRIC_VALUE;
+    else
+        err_at(L, mt,
+               "%s.metricType: \"%s\": the composite metric needs AverageValue or Value (Utilization is "
+               "not valid for external metrics)",
+               path, mt->kind == SS_YSCALAR ? mt->text : "");
+    if (!m->formula || !*m->formula) {
+        err_at(L, sm, "error ScalingModifiers.Formula is mandatory");
+        return;
+    }
+    if (!target || !*target) {
+        err_at(L, sm, "%s: formula is given but target is empty", path);
+        return;
+    }
+    if (!parse_go_float(target, &m->target) || m->target <= 0) {
+        err_at(L, map_get(sm, "target"), "%s.target \"%s\" must be a number greater than 0", path, target);
+        return;
+    }
+    m->activation_target = 0;
+    if (act && *act && !parse_go_float(act, &m->activation_target)) {
+        err_at(L, map_get(sm, "activationTarget"), "%s.activationTarget \"%s\" is not a number", path, act);
+        return;
+    }
+    const char *names[SCALER_MAX_TRIGGERS];
+    for (size_t i = 0; i < so->n_triggers && i < SCALER_MAX_TRIGGERS; i++)
+        names[i] = so->triggers[i].name;
+    char ferr[384];
+    int rc = scaler__formula_compile(m->formula, names, so->n_triggers, &L->cfg->arena, &m->program, ferr,
+                                     sizeof ferr);
+    if (rc == SS_ENOMEM) {
+        L->oom = true;
+        return;
+    }
+    if (rc) {
+        err_at(L, map_get(sm, "formula"), "%s.formula: %s", path, ferr);
+        return;
+    }
+    so->has_modifiers = true;
+    /* fallback.HasValidFallback: with modifiers the target must parse as an integer */
+    if (so->has_fallback &&
+        (m->target != floor(m->target) || strchr(target, '.') || strchr(target, 'e') || strchr(target, 'E')))
+        warn_at(L, map_get(sm, "target"),
+                "spec.fallback is ignored: KEDA uses fallback with scalingModifiers only when target is a "
+                "whole number, got \"%s\"",
+                target);
 }
 
 static void parse_fallback(struct loader *L, const struct ss_ynode *fb, struct scaler_object *so)
@@ -984,6 +1066,18 @@ static void parse_scaled_object(struct loader *L, const struct ss_ynode *root)
         err_at(L, av ? av : root, "ScaledObject apiVersion must be keda.sh/v1alpha1, got \"%s\"",
                av && av->kind == SS_YSCALAR ? av->text : "");
     parse_metadata(L, root, &so->name, &so->ns, &so->annotations, &so->n_annotations);
+    for (size_t i = 0; i < so->n_annotations; i++) {
+        if (strcmp(so->annotations[i].key, SCALER_SYNC_PERIOD_ANNOTATION) != 0)
+            continue;
+        int64_t ms = 0;
+        const struct ss_ynode *md = map_get(root, "metadata");
+        if (ss_parse_duration_ms(so->annotations[i].value, &ms) != 0 || ms < 100 || ms > 3600000)
+            err_at(L, md ? map_get(md, "annotations") : root,
+                   "metadata.annotations[%s]: \"%s\" must be a duration from 100ms to 1h, e.g. \"15s\"",
+                   SCALER_SYNC_PERIOD_ANNOTATION, so->annotations[i].value);
+        else
+            so->hpa_sync_period_ms = ms;
+    }
 
     const struct ss_ynode *spec = map_get(root, "spec");
     if (!spec || spec->kind != SS_YMAP) {
@@ -1071,6 +1165,9 @@ static void parse_scaled_object(struct loader *L, const struct ss_ynode *root)
     }
     so->triggers = tv;
     so->n_triggers = trig->nkids;
+    const struct ss_ynode *sm = adv && adv->kind == SS_YMAP ? map_get(adv, "scalingModifiers") : NULL;
+    if (sm)
+        parse_modifiers(L, sm, so);
 }
 
 /* ---- TriggerAuthentication --------------------------------------------- */

@@ -11,8 +11,10 @@
  *     windows, scaling policies, min/max), plus KEDA fallback and pause annotations.
  *
  * The engine keeps all history in a caller-owned struct scaler_state and takes the
- * clock as a parameter, so a test can replay a scenario second by second. One call
- * to scaler_decide models one KEDA poll and one HPA sync happening together.
+ * clock as a parameter, so a test can replay a scenario second by second. A call
+ * to scaler_decide is a KEDA poll (activation, cooldown: every pollingInterval),
+ * and also an HPA sync when one is due (replica maths: every HPA sync period, as
+ * the HPA controller's --horizontal-pod-autoscaler-sync-period).
  */
 #ifndef SCALER_H
 #define SCALER_H
@@ -51,6 +53,11 @@ enum scaler_fallback_behavior {
     SCALER_FALLBACK_CURRENT_REPLICAS_IF_HIGHER,
     SCALER_FALLBACK_CURRENT_REPLICAS_IF_LOWER,
 };
+
+/* The annotation that gives one ScaledObject its own HPA sync period (a Prometheus
+ * duration such as "5s"), on the manifest or on the target workload. */
+#define SCALER_SYNC_PERIOD_ANNOTATION "scrapeship.io/hpa-sync-period"
+#define SCALER_DEFAULT_SYNC_PERIOD_MS 15000 /* Kubernetes' default sync period */
 
 struct scaler_kv {
     const char *key;
@@ -96,6 +103,18 @@ struct scaler_trigger {
     int line, column;          /* where the trigger starts in the manifest */
 };
 
+/* spec.advanced.scalingModifiers: the HPA sees one composite metric, the formula
+ * over the named triggers' values, against `target`; activation compares it to
+ * activationTarget instead of each trigger's activationThreshold. */
+struct scaler_formula; /* compiled formula (scaler/formula.c), owned by the config */
+struct scaler_modifiers {
+    const char *formula; /* the text, for logs */
+    const struct scaler_formula *program;
+    double target;            /* > 0 */
+    double activation_target; /* default 0: active iff composite > this */
+    enum scaler_metric_type metric_type;
+};
+
 struct scaler_trigger_auth {
     const char *name;
     const char *ns;
@@ -130,6 +149,11 @@ struct scaler_object {
     bool has_behavior;
     struct scaler_rules scale_up;
     struct scaler_rules scale_down;
+    bool has_modifiers;
+    struct scaler_modifiers modifiers;
+    /* metadata.annotations[SCALER_SYNC_PERIOD_ANNOTATION]; 0 when absent (the
+     * caller's default applies) */
+    int64_t hpa_sync_period_ms;
     const struct scaler_trigger *triggers;
     size_t n_triggers;
     int line, column;
@@ -189,6 +213,7 @@ enum scaler_rule {
     SCALER_RULE_PAUSED,        /* paused / paused-replicas annotation */
     SCALER_RULE_ERROR,         /* no usable metric: nothing changes */
     SCALER_RULE_INACTIVE,      /* at zero or idle and nothing is active */
+    SCALER_RULE_HPA_WAIT,      /* a KEDA poll between two HPA syncs: nothing for KEDA to do */
 };
 
 const char *scaler_rule_name(enum scaler_rule rule);
@@ -217,13 +242,22 @@ struct scaler_input {
      * the ScaledObject). Looked up before the manifest's own metadata.annotations. */
     const struct scaler_annotation *annotations;
     size_t n_annotations;
+    /* The HPA sync period (--hpa-sync-period); the sync-period annotation
+     * overrides it. 0 makes every call an HPA sync as well (tests, --once). */
+    int64_t hpa_sync_period_ms;
+    /* A wake-up for the HPA sync alone, between two KEDA polls: KEDA's
+     * activation and cooldown are not evaluated. */
+    bool hpa_only;
 };
 
 struct scaler_decision {
-    int32_t replicas; /* what the target's replicas should be after this poll */
-    bool changed;     /* replicas != current */
-    bool active;      /* some trigger is active (value > activationThreshold) */
-    bool error;       /* some trigger failed this poll */
+    int32_t replicas;       /* what the target's replicas should be after this poll */
+    bool changed;           /* replicas != current */
+    bool active;            /* some trigger is active (value > activationThreshold) */
+    bool error;             /* some trigger failed this poll: `active` is then only known true
+                               when another trigger is active, and logs say "unknown" */
+    bool hpa_synced;        /* the HPA step ran in this call */
+    bool fallback_counting; /* fallback is configured: failure counts are meaningful */
     enum scaler_rule rule;
     int32_t metric_replicas; /* the HPA's raw proposal, -1 when the HPA did not run */
     char explanation[384];   /* one line, for logs and `explain` output */
@@ -235,6 +269,8 @@ struct scaler_decision {
 struct scaler_state;
 int scaler_state_new(const struct scaler_object *so, int64_t created_ms, struct scaler_state **out);
 void scaler_state_free(struct scaler_state *st);
+/* When the next HPA sync is due (monotonic ms), or INT64_MIN before the first. */
+int64_t scaler_state_next_sync_ms(const struct scaler_state *st);
 
 /* Decide one poll. Returns 0 with *out filled, or SS_EINVAL for bad arguments
  * (wrong number of results, negative replicas). Never fails on odd metric values. */
@@ -259,8 +295,8 @@ struct scaler_query_req {
     /* customHeaders (http.headers), bearer (authorization) or basic auth, the CA,
      * unsafeSsl (tls_insecure_skip_verify); files are read for this query */
     struct httpc_config http;
-    int64_t timeout_ms;             /* 0 = 30 s */
-    struct aws_signer *signer;      /* SigV4 (aws/awssign.h), or NULL */
+    int64_t timeout_ms;        /* 0 = 30 s */
+    struct aws_signer *signer; /* SigV4 (aws/awssign.h), or NULL */
 };
 
 /* Run one instant query. On a response (any status) returns 0 with *status and the
@@ -279,9 +315,9 @@ int scaler_query(const struct scaler_query_req *q, long *status, struct ss_buf *
 /* Credentials for one trigger's queries. Strings are copied; the signer is
  * borrowed and must outlive the runner. Files are re-read for every query. */
 struct scaler_runner_auth {
-    struct aws_signer *signer;      /* SigV4 (awsRegion / podIdentity aws), or NULL */
-    const char *bearer_token_file;  /* authModes bearer */
-    const char *basic_user;         /* authModes basic */
+    struct aws_signer *signer;     /* SigV4 (awsRegion / podIdentity aws), or NULL */
+    const char *bearer_token_file; /* authModes bearer */
+    const char *basic_user;        /* authModes basic */
     const char *basic_password_file;
     const char *custom_auth_header; /* authModes custom: header name */
     const char *custom_auth_value_file;
@@ -290,6 +326,8 @@ struct scaler_runner_auth {
 
 struct scaler_runner_options {
     bool dry_run; /* decide and log, never PATCH */
+    /* HPA sync period in ms (--hpa-sync-period); 0 = SCALER_DEFAULT_SYNC_PERIOD_MS */
+    int64_t hpa_sync_period_ms;
     /* Namespace for ScaledObjects whose manifest has no metadata.namespace (the
      * loader reads them as "default"), as kubectl apply would place them; NULL
      * keeps "default". */

@@ -6,8 +6,10 @@ A stdlib HTTP target exposes a counter requests_total that grows by LOAD_RATE pe
 second while "load" is on and stands still when it is off. `scrapeship run` scrapes
 it every second and ships to a real Prometheus started with
 --web.enable-remote-write-receiver. Three `scrapeship scaler` processes query that
-Prometheus for sum(rate(requests_total[15s])) every 2 s and act on a fake Kubernetes
-API that records every PATCH of a scale subresource:
+Prometheus for sum(rate(requests_total[15s])) every second (pollingInterval: 1) and
+act on a fake Kubernetes API that records every PATCH of a scale subresource. The HPA
+step runs on its own 5 s sync period (--hpa-sync-period 5s): replica changes above 1
+must fall on those sync beats, while activation (0 -> 1) reacts at the next poll:
 
   web         plain queries. Replicas must rise from 0 while the load runs (the
               first PATCH is answered 409 and must be retried at the next poll;
@@ -26,6 +28,7 @@ action; the scaler's /metrics carries its gauges; SIGTERM stops it cleanly.
 Everything listens on 127.0.0.1; the whole test takes about two minutes.
 """
 import base64
+import calendar
 import json
 import os
 import re
@@ -46,6 +49,7 @@ LOAD_RATE = 100.0   # requests_total per second while the load is on
 THRESHOLD = 28      # per replica: 100/28 = 3.6, so 4 replicas even with +-10% jitter
 LOAD_SECONDS = 36
 COOLDOWN = 20
+SYNC = 5            # --hpa-sync-period
 FRONT = os.path.join(HERE, "sigv4_front.py")
 KEY_ID, SECRET = "AKIDSCALERLOOPTEST01", "scaler/loop/secret/key/0123456789abcdefgh"
 
@@ -110,7 +114,7 @@ metadata:
   namespace: shop
 spec:
   scaleTargetRef: {name: %(name)s}
-  pollingInterval: 2
+  pollingInterval: 1
   cooldownPeriod: %(cooldown)d
   minReplicaCount: 0
   maxReplicaCount: 8
@@ -160,6 +164,14 @@ def make_certs(d):
 def b64(path):
     with open(path, "rb") as f:
         return base64.b64encode(f.read()).decode()
+
+
+def line_time(m):
+    """The ts= of the log line a LINE_RE match is in, as epoch seconds."""
+    text = m.string
+    start = text.rfind("\n", 0, m.start()) + 1
+    ts = re.match(r"ts=(\S+)Z", text[start:m.start() + 1])
+    return calendar.timegm(time.strptime(ts.group(1)[:19], "%Y-%m-%dT%H:%M:%S")) + float(ts.group(1)[19:] or 0)
 
 
 def poll_lines(log_path, name):
@@ -228,6 +240,7 @@ users: [{name: scaler, user: {tokenFile: token}}]
                    AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent",
                    AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
     common = ["--kubeconfig", kubeconfig]
+    sync = ["--hpa-sync-period", "%ds" % SYNC]
 
     # ---- one-shot checks while everything is idle -------------------------
     fk.fail_next("GET", 403, count=1, name="web-rbac")
@@ -282,11 +295,11 @@ users: [{name: u, user: %s}]
     metrics_port = h.free_port()
     scalers = {
         "web": h.start([h.BIN, "scaler", "--config", so_plain, "--web.listen-address",
-                        "127.0.0.1:%d" % metrics_port] + common, logs["web"], env=base_env),
-        "web-signed": h.start([h.BIN, "scaler", "--config", so_signed, "--web.listen-address", "none"] + common,
-                              logs["web-signed"], env=aws_env),
+                        "127.0.0.1:%d" % metrics_port] + common + sync, logs["web"], env=base_env),
+        "web-signed": h.start([h.BIN, "scaler", "--config", so_signed, "--web.listen-address", "none"] + common
+                              + sync, logs["web-signed"], env=aws_env),
         "web-dry": h.start([h.BIN, "scaler", "--config", so_dry, "--dry-run", "--web.listen-address", "none"]
-                           + common, logs["web-dry"], env=aws_env),
+                           + common + sync, logs["web-dry"], env=aws_env),
     }
     h.wait_http("http://127.0.0.1:%d/readyz" % metrics_port, timeout=20, what="scaler")
     time.sleep(6)  # idle: a few polls at 0 with nothing to do
@@ -393,12 +406,28 @@ users: [{name: u, user: %s}]
             continue
         chk.ok({"activation", "deactivation"} <= rules and rules & {"metric", "policy-limit", "tolerance"},
                "%s: activation, HPA and deactivation rules all decided: %s" % (n, sorted(rules)))
-        chk.ok(any(m.group(7) == "cooldown" or (m.group(7) in ("stabilization", "metric", "clamp-min")
+        chk.ok(any(m.group(7) == "cooldown" or (m.group(7) in ("stabilization", "metric", "hpa-wait")
                                                  and m.group(4) == "false") for m in lines),
                "%s: inactive polls waited before scaling to 0" % n)
         deact = [m for m in lines if m.group(7) == "deactivation"]
         chk.ok(deact and deact[0].group(8).startswith("scaled(") and deact[0].group(8).endswith("->0)"),
                "%s: deactivation scaled to 0: %s" % (n, deact[0].group(0) if deact else None))
+        # the HPA clock: every replica change other than activation/deactivation lands
+        # on the beat of the first poll + k x SYNC; polls in between say hpa-wait
+        ts = [line_time(m) for m in lines]
+        t0 = ts[0]
+        hpa_moves = [(ts[i], m.group(8)) for i, m in enumerate(lines)
+                     if m.group(7) not in ("activation", "deactivation")
+                     and (m.group(8).startswith("scaled(") or m.group(8).startswith("dry-run("))]
+        off_beat = [(round(t - t0, 2), a) for t, a in hpa_moves if min((t - t0) % SYNC, SYNC - (t - t0) % SYNC) > 0.6]
+        chk.ok(hpa_moves and not off_beat, "%s: HPA changes only on the %d s sync beat: %d changes, off beat: %s"
+               % (n, SYNC, len(hpa_moves), off_beat))
+        chk.ok(sum(m.group(7) == "hpa-wait" for m in lines) >= 10, "%s: polls between syncs decide hpa-wait" % n)
+    for n in ("web", "web-signed"):
+        lines = poll_lines(logs[n], n)
+        first_active = next((i for i, m in enumerate(lines) if m.group(4) == "true"), None)
+        chk.ok(first_active is not None and lines[first_active].group(7) == "activation",
+               "%s: the first active poll activates at once, without waiting for a sync" % n)
     web_text = open(logs["web"], errors="replace").read()
     chk.ok(re.search(r"action=scale-failed\(0->1\) \|[^\n]*HTTP 409 conflict", web_text) is not None,
            "the 409 is logged as a failed scale, retried next poll")

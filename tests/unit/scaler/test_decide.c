@@ -6,6 +6,11 @@
  *            metadata shorthand: serverAddress and query are filled in, and
  *            "metricType"/"name" are lifted to the trigger)  |  "manifest": YAML text,
  *    "created_s": when the ScaledObject appeared (default 0),
+ *    "recommendations": [] — the HPA already runs with an empty history, as
+ *            Kubernetes' tests write recommendations: []timestampedRecommendation{};
+ *            absent means nil: the HPA is new and its first sync is seeded with the
+ *            current replicas (TestScaleDownStabilizeInitialSize),
+ *    "sync_period_s": the HPA sync period passed in (default 0: every step syncs),
  *    "steps": [{"now_s", "current" (default: the previous step's answer),
  *               "ready", "value" | "error" | "values": [number | {"error": msg}]
  *               | "prom": {"status", "json" | "body"} (run through promresult),
@@ -25,6 +30,7 @@
 #include <jansson.h>
 
 #include "scaler.h"
+#include "scaler_int.h"
 
 #define CASES_DIR SS_SOURCE_DIR "/tests/unit/scaler/cases"
 
@@ -145,6 +151,9 @@ static void run_case(const char *file, json_t *c)
     struct scaler_state *st = NULL;
     int64_t created = (int64_t)(json_number_value(json_object_get(c, "created_s")) * 1000.0);
     assert_int_equal(scaler_state_new(so, created, &st), 0);
+    if (json_is_array(json_object_get(c, "recommendations")))
+        scaler__state_hpa_running(st);
+    int64_t sync_ms = (int64_t)(json_number_value(json_object_get(c, "sync_period_s")) * 1000.0);
 
     json_t *steps = json_object_get(c, "steps");
     size_t si;
@@ -165,6 +174,8 @@ static void run_case(const char *file, json_t *c)
                 json_object_get(s, "ready") ? (int32_t)json_integer_value(json_object_get(s, "ready")) : -1,
             .results = res,
             .n_results = so->n_triggers,
+            .hpa_sync_period_ms = sync_ms,
+            .hpa_only = json_is_true(json_object_get(s, "hpa_only")),
         };
         if (in.current_replicas < 0) {
             failf("%s: %s step %zu: no current replicas", file, name, si);
@@ -310,7 +321,7 @@ static void test_bad_arguments(void **state)
 static void test_rule_names(void **state)
 {
     (void)state;
-    for (int r = SCALER_RULE_METRIC; r <= SCALER_RULE_INACTIVE; r++) {
+    for (int r = SCALER_RULE_METRIC; r <= SCALER_RULE_HPA_WAIT; r++) {
         enum scaler_rule back;
         assert_int_equal(scaler_rule_from_name(scaler_rule_name((enum scaler_rule)r), &back), 0);
         assert_int_equal((int)back, r);

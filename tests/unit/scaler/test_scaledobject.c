@@ -372,8 +372,6 @@ static void test_unknown_fields_warn(void **state)
                                "spec:\n"
                                "  scaleTargetRef: {name: app, envSourceContainerName: c}\n"
                                "  futureField: 1\n"
-                               "  advanced:\n"
-                               "    scalingModifiers: {formula: a+b, target: '2'}\n"
                                "  triggers:\n"
                                "  - type: prometheus\n"
                                "    useCachedMetrics: true\n"
@@ -390,12 +388,11 @@ static void test_unknown_fields_warn(void **state)
     static const char *const expect[] = {
         "w.yaml:5:3: metadata.colour: unknown field, ignored",
         "w.yaml:8:3: spec.futureField: unknown field, ignored",
-        "w.yaml:10:23: spec.advanced.scalingModifiers is not supported",
-        "w.yaml:17:18: spec.triggers[0].metadata.threshold: unquoted 3 is not a string",
-        "w.yaml:18:7: spec.triggers[0].metadata.metricName was removed in KEDA 2.12",
-        "w.yaml:19:7: spec.triggers[0].metadata.serverAddressFromEnv: values from container environment",
-        "w.yaml:20:7: spec.triggers[0].metadata.flavour: unknown prometheus metadata",
-        "w.yaml:12:5: spec.triggers[0].authenticationRef: TriggerAuthentication default/missing not found",
+        "w.yaml:15:18: spec.triggers[0].metadata.threshold: unquoted 3 is not a string",
+        "w.yaml:16:7: spec.triggers[0].metadata.metricName was removed in KEDA 2.12",
+        "w.yaml:17:7: spec.triggers[0].metadata.serverAddressFromEnv: values from container environment",
+        "w.yaml:18:7: spec.triggers[0].metadata.flavour: unknown prometheus metadata",
+        "w.yaml:10:5: spec.triggers[0].authenticationRef: TriggerAuthentication default/missing not found",
     };
     struct scaler_config *cfg = NULL;
     char err[1024];
@@ -589,6 +586,87 @@ static void test_load_file(void **state)
     assert_null(cfg);
 }
 
+/* spec.advanced.scalingModifiers and the sync-period annotation: what loads, and
+ * what KEDA's ValidateAndCompileScalingModifiers (and expr.Compile) refuse. */
+static char *modifiers_doc(const char *modifiers, const char *annotations)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata:\n  name: m\n%s"
+             "spec:\n  scaleTargetRef: {name: app}\n  advanced:\n    scalingModifiers: %s\n  triggers:\n"
+             "  - type: prometheus\n    name: queue\n"
+             "    metadata: {serverAddress: 'http://127.0.0.1:9090', query: q, threshold: '10'}\n"
+             "  - type: prometheus\n    name: lag\n"
+             "    metadata: {serverAddress: 'http://127.0.0.1:9090', query: q, threshold: '10'}\n",
+             annotations, modifiers);
+    return buf;
+}
+
+static void test_scaling_modifiers(void **state)
+{
+    (void)state;
+    struct scaler_config *cfg = NULL;
+    char err[2048];
+    const char *ok = modifiers_doc("{formula: 'queue + lag * 2 > 10 ? max(queue, lag) : -abs(queue) ** 2', "
+                                   "target: '5', activationTarget: '1.5', metricType: Value}",
+                                   "  annotations: {scrapeship.io/hpa-sync-period: 5s}\n");
+    int rc = scaler_config_load_string(ok, strlen(ok), "m.yaml", &cfg, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    const struct scaler_object *so = &cfg->objects[0];
+    assert_true(so->has_modifiers);
+    assert_non_null(so->modifiers.program);
+    assert_true(so->modifiers.target == 5.0 && so->modifiers.activation_target == 1.5);
+    assert_int_equal(so->modifiers.metric_type, SCALER_METRIC_VALUE);
+    assert_int_equal(so->hpa_sync_period_ms, 5000);
+    scaler_config_free(cfg);
+
+    static const struct {
+        const char *modifiers, *want;
+    } bad[] = {
+        {"{formula: 'queue + other', target: '5'}", "unknown name other"},
+        {"{formula: 'queue + lag'}", "formula is given but target is empty"},
+        {"{target: '5'}", "Formula is mandatory"},
+        {"{formula: 'queue', target: '0'}", "must be a number greater than 0"},
+        {"{formula: 'queue', target: 'x'}", "must be a number greater than 0"},
+        {"{formula: 'queue', target: '1', activationTarget: 'y'}", "activationTarget \"y\" is not a number"},
+        {"{formula: 'queue > 1', target: '1'}", "gives a bool"},
+        {"{formula: 'queue % 2', target: '1'}", "% (integer modulo) is not supported"},
+        {"{formula: 'queue ?? 1', target: '1'}", "?? (nil coalescing) is not supported"},
+        {"{formula: 'sqrt(queue)', target: '1'}", "function sqrt is not supported"},
+        {"{formula: '(queue + lag', target: '1'}", "expected )"},
+        {"{formula: 'queue + (lag > 1)', target: '1'}", "invalid operation: + on a bool"},
+        {"{formula: 'queue > 1 ? 1 : lag > 2', target: '1'}", "must both be numbers"},
+        {"{formula: queue, target: '1', metricType: Utilization}", "needs AverageValue or Value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *doc = modifiers_doc(bad[i].modifiers, "");
+        cfg = NULL;
+        rc = scaler_config_load_string(doc, strlen(doc), "m.yaml", &cfg, err, sizeof err);
+        if (rc == 0 || !strstr(err, bad[i].want))
+            fprintf(stderr, "%s: rc %d, err: %s\n", bad[i].modifiers, rc, err);
+        assert_int_equal(rc, SS_ECONFIG);
+        assert_non_null(strstr(err, bad[i].want));
+        assert_null(cfg);
+    }
+    /* deep nesting is bounded, not a stack overflow */
+    char deep[1200] = "{formula: '";
+    for (int i = 0; i < 200; i++)
+        strcat(deep, "(");
+    strcat(deep, "queue'");
+    strcat(deep, ", target: '1'}");
+    const char *doc = modifiers_doc(deep, "");
+    rc = scaler_config_load_string(doc, strlen(doc), "m.yaml", &cfg, err, sizeof err);
+    assert_int_equal(rc, SS_ECONFIG);
+    assert_non_null(strstr(err, "nested too deeply"));
+    doc = modifiers_doc("{formula: queue, target: '1'}",
+                        "  annotations: {scrapeship.io/hpa-sync-period: soon}\n");
+    rc = scaler_config_load_string(doc, strlen(doc), "m.yaml", &cfg, err, sizeof err);
+    assert_int_equal(rc, SS_ECONFIG);
+    assert_non_null(strstr(err, "must be a duration"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_many_errors_are_capped),
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_scaling_modifiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

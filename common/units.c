@@ -152,3 +152,12 @@ double ss_mono_seconds(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+bool ss_is_integral(double v)
+{
+    /* NaN fails both comparisons; from 2^53 on every double is an integer, and below
+     * it the value fits an int64_t, so the cast truncates exactly. */
+    if (!(v > -0x1p53 && v < 0x1p53))
+        return v == v && v - v == 0; /* not NaN, not infinite */
+    return (double)(int64_t)v == v;
+}

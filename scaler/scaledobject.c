@@ -863,7 +863,7 @@ static void parse_prometheus_metadata(struct loader *L, const struct ss_ynode *m
     s = meta_value(md, "timeout", &at);
     if (s.p) {
         double d;
-        if (!parse_json_number(s, &d) || d != floor(d) || d > 86400000.0 || d < -86400000.0)
+        if (!parse_json_number(s, &d) || !ss_is_integral(d) || d > 86400000.0 || d < -86400000.0)
             err_at(L, at,
                    "%s: unable to set param \"timeout\" value \"%.*s\": must be an integer number of "
                    "milliseconds",

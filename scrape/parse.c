@@ -976,7 +976,7 @@ static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *c
 
 static bool is_integral(double v)
 {
-    return isfinite(v) && v == floor(v);
+    return ss_is_integral(v);
 }
 
 /* A label value used as a number by a family rule (le, quantile): a float, with

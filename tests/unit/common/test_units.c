@@ -51,6 +51,18 @@ static void test_sizes(void **state)
     assert_int_not_equal(ss_parse_size("-1", &n), 0);
 }
 
+static void test_is_integral(void **state)
+{
+    (void)state;
+    /* the same answers as isfinite(v) && v == floor(v) */
+    const double vals[] = {0.0,     -0.0,         1.0,          -1.0,     0.5,       -0.5,       2.5e-300,
+                           1e15,    1e15 + 0.5,   0x1p52 + 0.5, 0x1p53,   -0x1p53,   0x1p53 - 1, 1e300,
+                           -1e300,  86400000.0,   86400000.1,   INFINITY, -INFINITY, NAN,        4503599627370495.5,
+                           -9.5e18, 9.2233720368547758e18};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+        assert_true(ss_is_integral(vals[i]) == (isfinite(vals[i]) && vals[i] == floor(vals[i])));
+}
+
 static void test_format_double(void **state)
 {
     (void)state;
@@ -186,6 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_is_integral),
         cmocka_unit_test(test_format_double),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_labels_hash_boundaries),

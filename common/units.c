@@ -157,7 +157,8 @@ bool ss_is_integral(double v)
 {
     /* NaN fails both comparisons; from 2^53 on every double is an integer, and below
      * it the value fits an int64_t, so the cast truncates exactly. */
-    if (!(v > -0x1p53 && v < 0x1p53))
+    const double two53 = 9007199254740992.0;
+    if (!(v > -two53 && v < two53))
         return v == v && v - v == 0; /* not NaN, not infinite */
     return (double)(int64_t)v == v;
 }

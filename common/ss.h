@@ -194,8 +194,7 @@ int ss_format_duration_ms(char *buf, size_t cap, int64_t ms);
  * KB/MB/GB/TB are powers of 1024, as in Prometheus. */
 int ss_parse_size(const char *s, uint64_t *out);
 /* True when v is finite and has no fractional part, as v == floor(v) but without
- * libm: floor is the binary's only libm symbol, and the library costs about 0.3 MB
- * of resident pages at start (README, Performance). */
+ * libm (the scrape and remote-write paths need none of it). */
 bool ss_is_integral(double v);
 
 /* ---- time -------------------------------------------------------------- */

@@ -527,6 +527,9 @@ def check_image(chk):
         mm = re.match(r"\s*(\S+) => (\S+)", line)
         if mm:
             resolved[mm.group(1)] = mm.group(2)
+        mm = re.match(r"\s*(/\S+) \(", line)  # the dynamic loader, named by its path
+        if mm:
+            resolved[os.path.basename(mm.group(1))] = mm.group(1)
 
     def owner(lib):
         path = os.path.realpath(resolved.get(lib, ""))

@@ -650,11 +650,11 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
     size_t stack = 512 * 1024;
 #endif
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, h->o.read_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)COLLECTOR_HTTP_MAX_HEAD_BYTES,
-        MHD_OPTION_THREAD_STACK_SIZE, stack, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, h->o.read_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)COLLECTOR_HTTP_MAX_HEAD_BYTES, MHD_OPTION_THREAD_STACK_SIZE, stack,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         h->https ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, cert_refused, MHD_OPTION_END);
     if (!h->d) {
         ss_error("http", "cannot listen on %s (address in use or not permitted)", o->listen);

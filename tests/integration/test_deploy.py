@@ -62,12 +62,18 @@ def _merge(dst, patch):
                 dst.pop(k)  # kustomize drops a map the patch emptied
         elif (isinstance(v, list) and isinstance(dst.get(k), list) and v and
               all(isinstance(x, dict) and "name" in x for x in v + dst[k])):
+            # as kubectl kustomize orders them: the patch's items first (merged into
+            # their originals), then the originals the patch does not name
+            merged = []
             for item in v:
                 cur = next((x for x in dst[k] if x["name"] == item["name"]), None)
                 if cur is None:
-                    dst[k].append(copy.deepcopy(item))
+                    merged.append(copy.deepcopy(item))
                 else:
                     _merge(cur, item)
+                    merged.append(cur)
+            named = {x["name"] for x in v}
+            dst[k] = merged + [x for x in dst[k] if x["name"] not in named]
         else:
             dst[k] = copy.deepcopy(v)
 
@@ -203,6 +209,10 @@ def check_yaml_files(chk):
         if os.path.basename(path) == "scrapeship.yaml":
             chk.ok("scrape_configs" in docs[0], "%s: no scrape_configs" % rel)
             continue
+        if os.path.basename(path) == "web.yaml":  # a --web.config.file, checked with its workload
+            chk.ok(set(docs[0]) <= {"tls_server_config", "http_server_config", "basic_auth_users"},
+                   "%s: not a web config" % rel)
+            continue
         for d in docs:
             chk.ok(isinstance(d, dict) and d.get("apiVersion") and d.get("kind"),
                    "%s: a document without apiVersion/kind" % rel)
@@ -309,8 +319,9 @@ def check_web_config(chk, cw, c, args, vols, cms):
         return
     mounts = c.get("volumeMounts", [])
 
-    def mounted(path):
-        return next((m for m in mounts if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    def mounted(path):  # the innermost mount holding path
+        ms = [m for m in mounts if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        return max(ms, key=lambda m: len(m["mountPath"])) if ms else None
     m = mounted(webs[0])
     cm = cms.get(vols.get(m["name"], {}).get("configMap", {}).get("name")) if m else None
     key_ = webs[0][len(m["mountPath"].rstrip("/")) + 1:] if m else None

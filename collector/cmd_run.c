@@ -35,6 +35,9 @@ static void run_usage(FILE *f)
                "                      [--web.listen-address ADDR] [--log.level debug|info|warn|error]\n"
                "                      [--log.format logfmt|json] [--run-for DURATION]\n"
                "                      [--shutdown-timeout DURATION] [--storage.path DIR] [--tee FILE]\n"
+               "                      [--web.enable-lifecycle] [--web.config.file FILE]\n"
+               "                      [--web.unauthenticated-probes true|false] [--web.max-connections N]\n"
+               "                      [--web.read-timeout DURATION]\n"
                "Without --config, runs the embedded default (scrapes its own /metrics).\n");
 }
 
@@ -42,6 +45,15 @@ static void request_reload(void *ud)
 {
     struct run_state *st = ud;
     atomic_store(&st->reload_requested, true);
+    scrape_manager_stop(st->m);
+}
+
+/* POST /-/quit (with --web.enable-lifecycle): as SIGTERM. */
+static void request_quit(void *ud)
+{
+    struct run_state *st = ud;
+    ss_info("main", "termination requested over HTTP, shutting down");
+    atomic_store(&st->exit_requested, true);
     scrape_manager_stop(st->m);
 }
 
@@ -151,20 +163,24 @@ static int load_config(const char *path, const char *listen, const char *storage
 
 int collector_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"config.file", required_argument, 0, 'c'},
-                                         {"stdout", no_argument, 0, 's'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"web.listen-address", required_argument, 0, 'l'},
-                                         {"log.level", required_argument, 0, 'L'},
-                                         {"log.format", required_argument, 0, 'F'},
-                                         {"run-for", required_argument, 0, 'r'},
-                                         {"shutdown-timeout", required_argument, 0, 'T'},
-                                         {"tee", required_argument, 0, 't'},
-                                         {"storage.path", required_argument, 0, 'S'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},
+        {"config.file", required_argument, 0, 'c'},
+        {"stdout", no_argument, 0, 's'},
+        {"format", required_argument, 0, 'f'},
+        {"web.listen-address", required_argument, 0, 'l'},
+        {"log.level", required_argument, 0, 'L'},
+        {"log.format", required_argument, 0, 'F'},
+        {"run-for", required_argument, 0, 'r'},
+        {"shutdown-timeout", required_argument, 0, 'T'},
+        {"tee", required_argument, 0, 't'},
+        {"storage.path", required_argument, 0, 'S'},
+        {"web.enable-lifecycle", no_argument, 0, COLLECTOR_OPT_WEB_LIFECYCLE},
+        COLLECTOR_WEB_LONG_OPTIONS,
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *config = NULL, *listen = COLLECTOR_DEFAULT_LISTEN, *tee_path = NULL;
+    struct collector_http_opts web = {0};
     const char *storage = NULL;
     bool to_stdout = false;
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
@@ -207,7 +223,15 @@ int collector_cmd_run(int argc, char **argv)
         case 't': tee_path = optarg; break;
         case 'S': storage = optarg; break;
         case 'h': run_usage(stdout); return 0;
-        default: run_usage(stderr); return 2;
+        default: {
+            int w = collector_web_flag("run", c, optarg, &web);
+            if (w < 0)
+                return 2;
+            if (w == 0) {
+                run_usage(stderr);
+                return 2;
+            }
+        }
         }
     }
 
@@ -268,7 +292,11 @@ int collector_cmd_run(int argc, char **argv)
     ss_metrics_register((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     ss_metrics_register(render_run_metrics, &st);
     ss_metrics_register(collector_shipper_render_metrics, &shipper);
-    if (collector_http_start(listen, request_reload, &st, &http) != 0)
+    web.listen = listen;
+    web.on_reload = request_reload;
+    web.on_quit = request_quit;
+    web.ud = &st;
+    if (collector_http_start(&web, &http) != 0)
         goto done;
     if (scrape_manager_set_jobs(st.m, jobs.jobs, jobs.njobs) != 0)
         goto done;

@@ -52,6 +52,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: scrapeship scaler --config FILE [--dry-run] [--once] [--hpa-sync-period DURATION]\n"
                "                         [--kubeconfig PATH] [--kube-context NAME] [--kube-sa-dir DIR]\n"
                "                         [--namespace NS] [--web.listen-address ADDR|none]\n"
+               "                         [--web.config.file FILE] [--web.unauthenticated-probes true|false]\n"
+               "                         [--web.max-connections N] [--web.read-timeout DURATION]\n"
                "                         [--log.level debug|info|warn|error] [--log.format logfmt|json]\n"
                "                         [--auth.bearer-token-file F] [--auth.basic-user U]\n"
                "                         [--auth.basic-password-file F] [--auth.custom-header NAME]\n"
@@ -260,10 +262,12 @@ int collector_cmd_scaler(int argc, char **argv)
                                          {"auth.custom-value-file", required_argument, 0, 'V'},
                                          {"auth.ca-file", required_argument, 0, 'C'},
                                          {"hpa-sync-period", required_argument, 0, 's'},
+                                         COLLECTOR_WEB_LONG_OPTIONS,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *kubeconfig = NULL, *kube_ctx = NULL, *sa_dir = NULL, *ns = NULL;
     const char *listen = ":9465";
+    struct collector_http_opts web = {0};
     bool dry_run = false, once = false;
     int64_t sync_period_ms = SCALER_DEFAULT_SYNC_PERIOD_MS;
     struct cmd_auth_files af = {0};
@@ -302,7 +306,15 @@ int collector_cmd_scaler(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: {
+            int w = collector_web_flag("scaler", c, optarg, &web);
+            if (w < 0)
+                return 2;
+            if (w == 0) {
+                usage(stderr);
+                return 2;
+            }
+        }
         }
     }
     if (!config || optind != argc) {
@@ -360,7 +372,8 @@ int collector_cmd_scaler(int argc, char **argv)
         goto done;
 
     if (strcmp(listen, "none") != 0 && listen[0]) {
-        if (collector_http_start(listen, NULL, NULL, &http) != 0)
+        web.listen = listen;
+        if (collector_http_start(&web, &http) != 0)
             goto done;
     }
     if (ss_metrics_register(scaler_runner_render_metrics, st.runner) == 0)

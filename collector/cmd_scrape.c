@@ -212,15 +212,43 @@ done:
     return ret;
 }
 
+/* check-config FILE...: Prometheus configs; --web.config.file FILE checks a web
+ * config (exporter toolkit format) instead, without reading the files it names. */
 int collector_cmd_check_config(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fprintf(argc < 2 ? stderr : stdout, "usage: scrapeship check-config FILE [FILE...]\n");
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: scrapeship check-config FILE [FILE...] [--web.config.file WEBFILE]\n");
         return argc < 2 ? 2 : 0;
     }
-    int ret = 0;
+    int ret = 0, nconfigs = 0;
+    for (int i = 1; i < argc; i++)
+        nconfigs += strncmp(argv[i], "--web.config.file", 17) != 0 &&
+                    (i == 1 || strcmp(argv[i - 1], "--web.config.file") != 0);
     for (int i = 1; i < argc; i++) {
         char err[1024] = "";
+        const char *web = NULL;
+        if (strcmp(argv[i], "--web.config.file") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "scrapeship check-config: --web.config.file needs a file\n");
+                return 2;
+            }
+            web = argv[++i];
+        } else if (strncmp(argv[i], "--web.config.file=", 18) == 0) {
+            web = argv[i] + 18;
+        }
+        if (web) {
+            struct cfg_web *w = NULL;
+            if (cfg_web_load_file(web, &w, err, sizeof err) != 0) {
+                fprintf(stderr, "%s\nFAILED: %s is not a valid web config\n", err, web);
+                ret = 1;
+            } else {
+                fprintf(stderr, "SUCCESS: %s is a valid web config (%s, %zu basic auth users)\n", web,
+                        w->tls ? "TLS" : "no TLS", w->nusers);
+            }
+            cfg_web_free(w);
+            continue;
+        }
         struct cfg *c = NULL;
         struct collector_jobs jobs = {0};
         if (cfg_load_file(argv[i], &c, err, sizeof err) != 0 ||
@@ -229,7 +257,7 @@ int collector_cmd_check_config(int argc, char **argv)
             fprintf(stderr, "FAILED: %s is not valid\n", argv[i]);
             ret = 1;
         } else {
-            if (argc == 2)
+            if (nconfigs == 1)
                 cfg_print(c, stdout);
             fprintf(stderr, "SUCCESS: %s is valid\n", argv[i]);
         }

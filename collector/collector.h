@@ -50,11 +50,46 @@ void collector_tee_sink(struct collector_tee *t, const struct scrape_sink *prima
 
 /* ---- self-metrics HTTP server -------------------------------------------- */
 
+/* The web endpoint of `run` and `scaler` (httpserver.c): /metrics (ss_metrics_render
+ * plus process metrics), the probes and, for `run`, the lifecycle endpoints. */
+struct collector_http_opts {
+    const char *listen;          /* "host:port", ":port" or "[v6]:port" */
+    const char *web_config_file; /* --web.config.file; NULL: plain HTTP, no auth */
+    bool enable_lifecycle;       /* --web.enable-lifecycle: POST /-/reload, /-/quit; else 403 */
+    bool probes_need_auth;       /* false (the default): probes skip basic auth */
+    unsigned max_connections;    /* 0: COLLECTOR_HTTP_MAX_CONNECTIONS */
+    unsigned read_timeout_s;     /* idle time before a connection is closed; 0: 30 */
+    void (*on_reload)(void *ud); /* NULL: the command has no /-/reload */
+    void (*on_quit)(void *ud);   /* NULL: the command has no /-/quit */
+    void *ud;
+};
+#define COLLECTOR_HTTP_MAX_CONNECTIONS 512
+#define COLLECTOR_HTTP_MAX_BODY_BYTES  (64u << 10) /* request bodies (only /-/reload takes one) */
+#define COLLECTOR_HTTP_MAX_HEAD_BYTES  (32u << 10) /* request line and headers */
+
+/* The --web.* flags `run` and `scaler` share, for their getopt_long tables. */
+enum {
+    COLLECTOR_OPT_WEB_CONFIG = 0x100,
+    COLLECTOR_OPT_WEB_LIFECYCLE,
+    COLLECTOR_OPT_WEB_PROBES,
+    COLLECTOR_OPT_WEB_MAX_CONNECTIONS,
+    COLLECTOR_OPT_WEB_READ_TIMEOUT,
+};
+#define COLLECTOR_WEB_LONG_OPTIONS                                                                           \
+    {"web.config.file", required_argument, 0, COLLECTOR_OPT_WEB_CONFIG},                                     \
+        {"web.unauthenticated-probes", required_argument, 0, COLLECTOR_OPT_WEB_PROBES},                      \
+        {"web.max-connections", required_argument, 0, COLLECTOR_OPT_WEB_MAX_CONNECTIONS},                    \
+    {                                                                                                        \
+        "web.read-timeout", required_argument, 0, COLLECTOR_OPT_WEB_READ_TIMEOUT                             \
+    }
+/* Apply one of those flags: 1 when opt was one (arg applied), 0 when it is not one,
+ * SS_EINVAL on a bad value (printed to stderr, naming cmd). */
+int collector_web_flag(const char *cmd, int opt, const char *arg, struct collector_http_opts *o);
+
 struct collector_http;
-/* Serves /metrics (ss_metrics_render plus process metrics), /healthz, /readyz and
- * POST /-/reload (calls on_reload). addr: "host:port", ":port" or "[v6]:port". */
-int collector_http_start(const char *addr, void (*on_reload)(void *ud), void *ud,
-                         struct collector_http **out);
+/* Start serving. With a web config the file is loaded and checked first (an error
+ * stops the start); it is then re-read whenever it or a file it names changes. */
+int collector_http_start(const struct collector_http_opts *o, struct collector_http **out);
 void collector_http_set_ready(struct collector_http *h, bool ready);
 void collector_http_stop(struct collector_http *h);
 

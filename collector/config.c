@@ -36,6 +36,7 @@ struct loader {
     size_t pathlen;
     uint64_t visits;
     uint64_t decoded_bytes;
+    bool raw; /* values are taken verbatim: no ${VAR} expansion (the web config) */
 };
 
 /* ---- error reporting ----------------------------------------------------- */
@@ -310,8 +311,8 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
     if (rc)
         return rc;
     struct ss_str missing = {NULL, 0};
-    size_t len = 0;
-    int r = expand_pass(n->text, n->len, NULL, &len, &missing);
+    size_t len = n->len;
+    int r = ld->raw ? 0 : expand_pass(n->text, n->len, NULL, &len, &missing);
     if (r == -1) {
         char sb[SNIP_CAP];
         return fail_at(ld, n, SS_ECONFIG, "environment variable \"%s\" is not set",
@@ -326,8 +327,10 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
         return fail_oom(ld);
     /* The environment cannot change between the passes unless another thread calls
      * setenv, which is already undefined behaviour alongside getenv. */
-    size_t len2 = 0;
-    if (expand_pass(n->text, n->len, s, &len2, &missing) != 0 || len2 != len) {
+    size_t len2 = len;
+    if (ld->raw)
+        memcpy(s, n->text, len);
+    else if (expand_pass(n->text, n->len, s, &len2, &missing) != 0 || len2 != len) {
         free(s);
         return fail_at(ld, n, SS_ECONFIG, "environment changed while loading");
     }
@@ -1754,7 +1757,7 @@ static int dec_queue(struct loader *ld, const struct ss_ynode *n, struct cfg_que
 {
     static const char *const names[] = {
         "capacity",    "min_shards",  "max_shards",        "max_samples_per_send", "batch_send_deadline",
-        "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit", "max_memory_bytes"};
+        "min_backoff", "max_backoff", "retry_on_http_429", "sample_age_limit",     "max_memory_bytes"};
     enum { Q_CAP, Q_MIN, Q_MAX, Q_MSPS, Q_DEADLINE, Q_MINB, Q_MAXB, Q_429, Q_AGE, Q_MEM, Q_N };
     const struct ss_ynode *v[Q_N], *k[Q_N];
     q->capacity = 10000;
@@ -2317,13 +2320,12 @@ fail:
     return rc;
 }
 
-int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
+/* Read a whole config file, at most CFG_MAX_FILE_BYTES. The caller wipes and frees
+ * *bufp (configs hold secrets). */
+static int read_config_file(const char *path, char **bufp, size_t *lenp, char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = '\0';
-    if (!out || !path)
-        return SS_EINVAL;
-    *out = NULL;
+    *bufp = NULL;
+    *lenp = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (err && errlen)
@@ -2370,6 +2372,26 @@ int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
             snprintf(err, errlen, "%s: config file is larger than %u bytes", path, CFG_MAX_FILE_BYTES);
     }
     fclose(f);
+    if (rc && buf) {
+        ss_wipe(buf, len);
+        free(buf);
+        buf = NULL;
+    }
+    *bufp = buf;
+    *lenp = len;
+    return rc;
+}
+
+int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out || !path)
+        return SS_EINVAL;
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_config_file(path, &buf, &len, err, errlen);
     if (!rc)
         rc = cfg_load_string(buf, len, path, out, err, errlen);
     if (buf) {
@@ -2388,4 +2410,417 @@ const char *cfg_embedded_default(void)
            "  - job_name: scrapeship\n"
            "    static_configs:\n"
            "      - targets: [\"127.0.0.1:9464\"]\n";
+}
+
+/* ======================================================================== */
+/* The web config file (exporter toolkit format)                            */
+/* ======================================================================== */
+
+/* Go's tls.CipherSuites() as of Go 1.19 (Prometheus 2.42), with the GnuTLS priority
+ * items of each TLS 1.2 suite. TLS 1.3 suites are accepted and, as in Go, not
+ * configurable. */
+static const struct cfg_web_cipher_suite web_suites[] = {
+    {"TLS_RSA_WITH_AES_128_CBC_SHA", "RSA", "AES-128-CBC", "SHA1"},
+    {"TLS_RSA_WITH_AES_256_CBC_SHA", "RSA", "AES-256-CBC", "SHA1"},
+    {"TLS_RSA_WITH_AES_128_GCM_SHA256", "RSA", "AES-128-GCM", "AEAD"},
+    {"TLS_RSA_WITH_AES_256_GCM_SHA384", "RSA", "AES-256-GCM", "AEAD"},
+    {"TLS_AES_128_GCM_SHA256", NULL, NULL, NULL},
+    {"TLS_AES_256_GCM_SHA384", NULL, NULL, NULL},
+    {"TLS_CHACHA20_POLY1305_SHA256", NULL, NULL, NULL},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA", "AES-128-CBC", "SHA1"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA", "AES-256-CBC", "SHA1"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA", "AES-128-CBC", "SHA1"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA", "AES-256-CBC", "SHA1"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA", "AES-128-GCM", "AEAD"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA", "AES-256-GCM", "AEAD"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA", "AES-128-GCM", "AEAD"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA", "AES-256-GCM", "AEAD"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA", "CHACHA20-POLY1305", "AEAD"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA", "CHACHA20-POLY1305", "AEAD"},
+};
+
+static const struct {
+    const char *name, *group;
+} web_curves[] = {{"CurveP256", "GROUP-SECP256R1"},
+                  {"CurveP384", "GROUP-SECP384R1"},
+                  {"CurveP521", "GROUP-SECP521R1"},
+                  {"X25519", "GROUP-X25519"}};
+
+/* exporter-toolkit handler.go extraHTTPHeaders: the headers that may be set, and the
+ * values allowed where they are an enumeration. */
+static const struct {
+    const char *name;
+    const char *values[3];
+} web_headers[] = {{"Strict-Transport-Security", {NULL}},
+                   {"X-Content-Type-Options", {"nosniff", NULL}},
+                   {"X-Frame-Options", {"deny", "sameorigin", NULL}},
+                   {"X-XSS-Protection", {NULL}},
+                   {"Content-Security-Policy", {NULL}}};
+
+/* A bcrypt hash as Go's bcrypt.Cost accepts it and libxcrypt verifies it:
+ * $2a$/$2b$/$2y$, a two-digit cost 4..31, 53 characters of salt and digest. */
+static bool bcrypt_hash_valid(const char *h)
+{
+    if (strlen(h) != 60 || h[0] != '$' || h[1] != '2' || !strchr("aby", h[2]) || h[3] != '$' ||
+        !isdigit((unsigned char)h[4]) || !isdigit((unsigned char)h[5]) || h[6] != '$')
+        return false;
+    int cost = (h[4] - '0') * 10 + (h[5] - '0');
+    if (cost < 4 || cost > 31)
+        return false;
+    for (size_t i = 7; i < 60; i++)
+        if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '/')
+            return false;
+    return true;
+}
+
+static int web_tls_version(struct loader *ld, const struct ss_ynode *n, const char *field, unsigned *dst)
+{
+    static const char *const names[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
+    char *s = NULL;
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = scalar_text(ld, n, "a TLS version", &s);
+    if (!rc) {
+        size_t i = 0;
+        while (i < 4 && strcmp(s, names[i]) != 0)
+            i++;
+        if (i < 4) {
+            *dst = CFG_WEB_TLS10 + (unsigned)i;
+        } else {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, n, SS_ECONFIG, "unknown TLS version \"%s\" (want TLS10, TLS11, TLS12 or TLS13)",
+                         snip(s, strlen(s), sb));
+        }
+    }
+    free(s);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* A relative path is relative to the web config file, as in the toolkit. */
+static int web_path(struct loader *ld, const struct ss_ynode *n, const char *field, char **dst)
+{
+    char *s = NULL;
+    int rc = opt_str(ld, n, field, &s);
+    if (rc || !s || s[0] == '/') {
+        *dst = s;
+        return rc;
+    }
+    const char *slash = strrchr(ld->source, '/');
+    if (!slash) {
+        *dst = s;
+        return 0;
+    }
+    size_t dl = (size_t)(slash - ld->source), sl = strlen(s);
+    char *p = malloc(dl + 1 + sl + 1);
+    if (!p) {
+        free(s);
+        return fail_oom(ld);
+    }
+    memcpy(p, ld->source, dl);
+    p[dl] = '/';
+    memcpy(p + dl + 1, s, sl + 1);
+    free(s);
+    *dst = p;
+    return 0;
+}
+
+static int dec_web_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_web *w)
+{
+    static const char *const names[] = {"cert_file",      "key_file",      "client_auth_type",
+                                        "client_ca_file", "cipher_suites", "curve_preferences",
+                                        "min_version",    "max_version",   "prefer_server_cipher_suites"};
+    enum { W_CERT, W_KEY, W_AUTH, W_CA, W_SUITES, W_CURVES, W_MIN, W_MAX, W_PREFER, W_N };
+    const struct ss_ynode *v[W_N], *k[W_N];
+    char *auth = NULL, **list = NULL;
+    size_t nlist = 0;
+    size_t mark = path_field(ld, "tls_server_config");
+    int rc = take_fields(ld, n, names, W_N, v, k);
+    if (!rc)
+        rc = web_path(ld, v[W_CERT], "cert_file", &w->cert_file);
+    if (!rc)
+        rc = web_path(ld, v[W_KEY], "key_file", &w->key_file);
+    if (!rc)
+        rc = opt_str(ld, v[W_AUTH], "client_auth_type", &auth);
+    if (!rc)
+        rc = web_path(ld, v[W_CA], "client_ca_file", &w->client_ca_file);
+    if (!rc)
+        rc = web_tls_version(ld, v[W_MIN], "min_version", &w->min_version);
+    if (!rc)
+        rc = web_tls_version(ld, v[W_MAX], "max_version", &w->max_version);
+    if (!rc)
+        rc = opt_bool(ld, v[W_PREFER], "prefer_server_cipher_suites", &w->prefer_server_cipher_suites);
+    if (!rc && auth) {
+        static const struct {
+            const char *name;
+            enum cfg_web_client_auth mode;
+        } modes[] = {{"NoClientCert", CFG_WEB_NO_CLIENT_CERT},
+                     {"RequestClientCert", CFG_WEB_REQUEST_CLIENT_CERT},
+                     {"RequireAnyClientCert", CFG_WEB_REQUIRE_ANY_CLIENT_CERT},
+                     {"RequireClientCert", CFG_WEB_REQUIRE_ANY_CLIENT_CERT}, /* the toolkit's old name */
+                     {"VerifyClientCertIfGiven", CFG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN},
+                     {"RequireAndVerifyClientCert", CFG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT}};
+        size_t i = 0;
+        while (i < sizeof modes / sizeof modes[0] && strcmp(auth, modes[i].name) != 0)
+            i++;
+        if (i < sizeof modes / sizeof modes[0]) {
+            w->client_auth = modes[i].mode;
+        } else {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, v[W_AUTH], SS_ECONFIG,
+                         "invalid client_auth_type \"%s\" (want NoClientCert, RequestClientCert, "
+                         "RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)",
+                         snip(auth, strlen(auth), sb));
+        }
+    }
+    if (!rc)
+        rc = dec_str_list(ld, v[W_SUITES], "cipher_suites", &list, &nlist);
+    if (!rc && nlist) {
+        if (!(w->cipher_suites = calloc(nlist, sizeof *w->cipher_suites)))
+            rc = fail_oom(ld);
+        for (size_t i = 0; i < nlist && !rc; i++) {
+            size_t j = 0;
+            while (j < sizeof web_suites / sizeof web_suites[0] && strcmp(list[i], web_suites[j].name) != 0)
+                j++;
+            if (j == sizeof web_suites / sizeof web_suites[0]) {
+                char sb[SNIP_CAP];
+                rc = fail_at(ld, v[W_SUITES]->kids[i], SS_ECONFIG, "unknown cipher: %s",
+                             snip(list[i], strlen(list[i]), sb));
+            } else {
+                w->cipher_suites[w->ncipher_suites++] = &web_suites[j];
+            }
+        }
+    }
+    free_strv(list, nlist);
+    list = NULL;
+    nlist = 0;
+    if (!rc)
+        rc = dec_str_list(ld, v[W_CURVES], "curve_preferences", &list, &nlist);
+    if (!rc && nlist) {
+        if (!(w->curves = calloc(nlist, sizeof *w->curves)))
+            rc = fail_oom(ld);
+        for (size_t i = 0; i < nlist && !rc; i++) {
+            size_t j = 0;
+            while (j < sizeof web_curves / sizeof web_curves[0] && strcmp(list[i], web_curves[j].name) != 0)
+                j++;
+            if (j == sizeof web_curves / sizeof web_curves[0]) {
+                char sb[SNIP_CAP];
+                rc = fail_at(ld, v[W_CURVES]->kids[i], SS_ECONFIG, "unknown curve: %s",
+                             snip(list[i], strlen(list[i]), sb));
+            } else {
+                w->curves[w->ncurves++] = web_curves[j].group;
+            }
+        }
+    }
+    free_strv(list, nlist);
+    /* exporter-toolkit ConfigToTLSConfig: any TLS field enables TLS, which then needs
+     * a certificate and its key. */
+    bool enabled = w->cert_file || w->key_file || w->client_ca_file || auth;
+    if (!rc && enabled && !w->cert_file)
+        rc = fail_at(ld, n, SS_ECONFIG, "missing cert_file");
+    if (!rc && enabled && !w->key_file)
+        rc = fail_at(ld, n, SS_ECONFIG, "missing key_file");
+    if (!rc && w->client_ca_file && w->client_auth == CFG_WEB_NO_CLIENT_CERT)
+        rc =
+            fail_at(ld, k[W_CA], SS_ECONFIG, "client CA's have been configured without a Client Auth Policy");
+    if (!rc && !w->client_ca_file &&
+        (w->client_auth == CFG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN ||
+         w->client_auth == CFG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT))
+        rc = fail_at(ld, v[W_AUTH], SS_ECONFIG, "client_auth_type %s needs client_ca_file to verify against",
+                     auth);
+    if (!rc && w->min_version > w->max_version)
+        rc = fail_at(ld, v[W_MIN], SS_ECONFIG, "min_version is above max_version");
+    w->tls = enabled;
+    free(auth);
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_web_http(struct loader *ld, const struct ss_ynode *n, struct cfg_web *w)
+{
+    static const char *const names[] = {"http2", "headers"};
+    const struct ss_ynode *v[2], *k[2];
+    size_t mark = path_field(ld, "http_server_config");
+    int rc = take_fields(ld, n, names, 2, v, k);
+    if (!rc)
+        rc = opt_bool(ld, v[0], "http2", &w->http2);
+    if (!rc)
+        rc = dec_kv_map(ld, v[1], "headers", KV_HEADERS, &w->headers, &w->nheaders);
+    for (size_t i = 0; i < w->nheaders && !rc; i++) {
+        const struct cfg_kv *h = &w->headers[i];
+        const struct ss_ynode *kn = v[1]->kids[2 * i];
+        size_t j = 0;
+        char sb[SNIP_CAP];
+        while (j < sizeof web_headers / sizeof web_headers[0] && strcmp(h->key, web_headers[j].name) != 0)
+            j++;
+        if (j == sizeof web_headers / sizeof web_headers[0]) {
+            rc = fail_at(ld, kn, SS_ECONFIG, "HTTP header \"%s\" can not be configured",
+                         snip(h->key, strlen(h->key), sb));
+            break;
+        }
+        if (!web_headers[j].values[0])
+            continue;
+        bool ok = false;
+        for (size_t m = 0; web_headers[j].values[m] && !ok; m++)
+            ok = strcmp(h->value, web_headers[j].values[m]) == 0;
+        if (!ok)
+            rc = fail_at(ld, v[1]->kids[2 * i + 1], SS_ECONFIG, "invalid value for %s: \"%s\"", h->key,
+                         snip(h->value, strlen(h->value), sb));
+    }
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int web_user_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct cfg_web_user *)a)->name, ((const struct cfg_web_user *)b)->name);
+}
+
+static int dec_web_users(struct loader *ld, const struct ss_ynode *n, struct cfg_web *w)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "basic_auth_users");
+    int rc = check_free_map(ld, n);
+    size_t count = n->nkids / 2;
+    if (rc || !count)
+        goto out;
+    if (!(w->users = calloc(count, sizeof *w->users))) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    for (size_t i = 0; i < count && !rc; i++) {
+        const struct ss_ynode *k = n->kids[2 * i], *v = n->kids[2 * i + 1];
+        struct cfg_web_user *u = &w->users[w->nusers];
+        if ((rc = scalar_text(ld, k, "a user name", &u->name)) != 0)
+            break;
+        w->nusers++;
+        size_t m = path_field(ld, u->name);
+        if (!present(v))
+            rc = fail_at(ld, v, SS_ECONFIG, "the password hash is empty");
+        else if (!(rc = scalar_text(ld, v, "a bcrypt hash", &u->hash)) && !bcrypt_hash_valid(u->hash))
+            /* the hash itself is not shown: it is a secret */
+            rc = fail_at(ld, v, SS_ECONFIG,
+                         "not a bcrypt hash (want $2y$, $2b$ or $2a$, cost 04..31, 60 "
+                         "characters)");
+        path_pop(ld, m);
+    }
+    if (!rc)
+        qsort(w->users, w->nusers, sizeof *w->users, web_user_cmp);
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+void cfg_web_free(struct cfg_web *w)
+{
+    if (!w)
+        return;
+    free(w->source);
+    free(w->cert_file);
+    free(w->key_file);
+    free(w->client_ca_file);
+    free(w->cipher_suites);
+    free(w->curves);
+    free_kv(w->headers, w->nheaders);
+    for (size_t i = 0; i < w->nusers; i++) {
+        free(w->users[i].name);
+        ss_free_secret(w->users[i].hash);
+    }
+    free(w->users);
+    free(w);
+}
+
+const char *cfg_web_user_hash(const struct cfg_web *w, const char *name)
+{
+    if (!w || !name)
+        return NULL;
+    struct cfg_web_user key = {.name = (char *)name};
+    const struct cfg_web_user *u = bsearch(&key, w->users, w->nusers, sizeof *w->users, web_user_cmp);
+    return u ? u->hash : NULL;
+}
+
+int cfg_web_load_string(const char *yaml, size_t len, const char *source_name, struct cfg_web **out,
+                        char *err, size_t errlen)
+{
+    static const char *const names[] = {"tls_server_config", "http_server_config", "basic_auth_users"};
+    const struct ss_ynode *v[3], *k[3];
+    struct loader ld;
+    struct ss_ytree *tree = NULL;
+    struct ss_yaml_error yerr;
+    struct cfg_web *w = NULL;
+    int rc;
+
+    memset(&ld, 0, sizeof ld);
+    ld.source = source_name ? source_name : "<string>";
+    ld.raw = true;
+    ld.err = err;
+    ld.errlen = errlen;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out)
+        return SS_EINVAL;
+    *out = NULL;
+    if (!yaml) {
+        yaml = "";
+        len = 0;
+    }
+    if (len > CFG_MAX_FILE_BYTES) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: web config is larger than %u bytes", ld.source, CFG_MAX_FILE_BYTES);
+        return SS_ELIMIT;
+    }
+    w = calloc(1, sizeof *w);
+    if (!w || !(w->source = strdup(ld.source))) {
+        rc = fail_oom(&ld);
+        goto fail;
+    }
+    w->min_version = CFG_WEB_TLS10 + 2;
+    w->max_version = CFG_WEB_TLS13;
+    w->prefer_server_cipher_suites = true;
+    w->http2 = true;
+    if (ss_yaml_parse(yaml, len, &tree_opts, &tree, &yerr) != 0) {
+        rc = tree_fail(&ld, &yerr);
+        goto fail;
+    }
+    const struct ss_ynode *root = ss_yaml_root(tree, 0);
+    if (root && root->kind != SS_YMAP && present(root)) {
+        rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s", kind_name(root));
+        goto fail;
+    }
+    if ((rc = take_fields(&ld, root, names, 3, v, k)) != 0)
+        goto fail;
+    if (present(v[0]) && (rc = dec_web_tls(&ld, v[0], w)) != 0)
+        goto fail;
+    if (present(v[1]) && (rc = dec_web_http(&ld, v[1], w)) != 0)
+        goto fail;
+    if ((rc = dec_web_users(&ld, v[2], w)) != 0)
+        goto fail;
+    ss_yaml_free(tree);
+    *out = w;
+    return 0;
+fail:
+    ss_yaml_free(tree);
+    cfg_web_free(w);
+    return rc;
+}
+
+int cfg_web_load_file(const char *path, struct cfg_web **out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out || !path)
+        return SS_EINVAL;
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_config_file(path, &buf, &len, err, errlen);
+    if (!rc)
+        rc = cfg_web_load_string(buf, len, path, out, err, errlen);
+    if (buf) {
+        ss_wipe(buf, len);
+        free(buf);
+    }
+    return rc;
 }

@@ -193,6 +193,70 @@ void cfg_free(struct cfg *c);
  * "<secret>". */
 int cfg_print(const struct cfg *c, FILE *out);
 
+/* ---- the web config file (--web.config.file) ------------------------------
+ *
+ * The Prometheus exporter toolkit's format (as of Prometheus 2.42, toolkit v0.8):
+ *
+ *   tls_server_config: {cert_file, key_file, client_auth_type, client_ca_file,
+ *                       cipher_suites, curve_preferences, min_version, max_version,
+ *                       prefer_server_cipher_suites}
+ *   http_server_config: {http2, headers}
+ *   basic_auth_users: {user: bcrypt-hash}
+ *
+ * Unknown keys are errors. Values are taken verbatim (no ${VAR} expansion, as in the
+ * toolkit). Relative file paths are resolved against the file's directory. */
+
+enum cfg_web_client_auth {
+    CFG_WEB_NO_CLIENT_CERT = 0,
+    CFG_WEB_REQUEST_CLIENT_CERT,
+    CFG_WEB_REQUIRE_ANY_CLIENT_CERT,
+    CFG_WEB_VERIFY_CLIENT_CERT_IF_GIVEN,
+    CFG_WEB_REQUIRE_AND_VERIFY_CLIENT_CERT,
+};
+
+/* TLS versions as numbers: 0x0301 (TLS 1.0) .. 0x0304 (TLS 1.3), as on the wire. */
+#define CFG_WEB_TLS10 0x0301
+#define CFG_WEB_TLS13 0x0304
+
+/* TLS 1.2 cipher suite parts (GnuTLS priority names): a suite is kx + cipher + mac. */
+struct cfg_web_cipher_suite {
+    const char *name;              /* Go's name, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (static) */
+    const char *kx, *cipher, *mac; /* GnuTLS priority items; NULL for TLS 1.3 suites */
+};
+
+struct cfg_web_user {
+    char *name;
+    char *hash; /* bcrypt ($2a$, $2b$ or $2y$), wiped on free, never logged */
+};
+
+struct cfg_web {
+    char *source; /* the file's path, for messages */
+    bool tls;     /* tls_server_config has cert_file (then key_file is set too) */
+    char *cert_file, *key_file, *client_ca_file; /* resolved against the file's directory */
+    enum cfg_web_client_auth client_auth;
+    const struct cfg_web_cipher_suite **cipher_suites; /* static entries; NULL = GnuTLS defaults */
+    size_t ncipher_suites;
+    const char **curves; /* GnuTLS group names (static); NULL = defaults */
+    size_t ncurves;
+    unsigned min_version, max_version; /* default TLS 1.2 .. TLS 1.3 */
+    bool prefer_server_cipher_suites;  /* default true */
+    bool http2;                        /* accepted; the server speaks HTTP/1.1 only */
+    struct cfg_kv *headers;            /* http_server_config.headers, validated */
+    size_t nheaders;
+    struct cfg_web_user *users; /* basic_auth_users, sorted by name */
+    size_t nusers;
+};
+
+/* Load and validate a web config. Errors as for cfg_load_file. */
+int cfg_web_load_file(const char *path, struct cfg_web **out, char *err, size_t errlen);
+/* source_name also sets the directory relative paths resolve against ("." when it has
+ * no slash). */
+int cfg_web_load_string(const char *yaml, size_t len, const char *source_name, struct cfg_web **out,
+                        char *err, size_t errlen);
+void cfg_web_free(struct cfg_web *w);
+/* The user's hash, or NULL. */
+const char *cfg_web_user_hash(const struct cfg_web *w, const char *name);
+
 /* The embedded default used by `scrapeship run` without --config: scrape our own
  * self-metrics endpoint (listen address substituted) every 5s. */
 const char *cfg_embedded_default(void);

@@ -12,6 +12,7 @@ PKGS=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
+  libgnutls28-dev libcrypt-dev   # web endpoint: TLS (libmicrohttpd's GnuTLS), bcrypt (libxcrypt)
   # tests
   libcmocka-dev valgrind curl openssl
   prometheus prometheus-node-exporter victoria-metrics nginx-light
@@ -25,6 +26,7 @@ BUILD_PKGS=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsnappy-dev libyaml-dev libpcre2-dev libjansson-dev libmicrohttpd-dev
+  libgnutls28-dev libcrypt-dev
 )
 BUILD_ONLY=0
 for arg in "$@"; do

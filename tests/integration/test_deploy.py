@@ -62,12 +62,18 @@ def _merge(dst, patch):
                 dst.pop(k)  # kustomize drops a map the patch emptied
         elif (isinstance(v, list) and isinstance(dst.get(k), list) and v and
               all(isinstance(x, dict) and "name" in x for x in v + dst[k])):
+            # as kubectl kustomize orders them: the patch's items first (merged into
+            # their originals), then the originals the patch does not name
+            merged = []
             for item in v:
                 cur = next((x for x in dst[k] if x["name"] == item["name"]), None)
                 if cur is None:
-                    dst[k].append(copy.deepcopy(item))
+                    merged.append(copy.deepcopy(item))
                 else:
                     _merge(cur, item)
+                    merged.append(cur)
+            named = {x["name"] for x in v}
+            dst[k] = merged + [x for x in dst[k] if x["name"] not in named]
         else:
             dst[k] = copy.deepcopy(v)
 
@@ -203,6 +209,10 @@ def check_yaml_files(chk):
         if os.path.basename(path) == "scrapeship.yaml":
             chk.ok("scrape_configs" in docs[0], "%s: no scrape_configs" % rel)
             continue
+        if os.path.basename(path) == "web.yaml":  # a --web.config.file, checked with its workload
+            chk.ok(set(docs[0]) <= {"tls_server_config", "http_server_config", "basic_auth_users"},
+                   "%s: not a web config" % rel)
+            continue
         for d in docs:
             chk.ok(isinstance(d, dict) and d.get("apiVersion") and d.get("kind"),
                    "%s: a document without apiVersion/kind" % rel)
@@ -276,6 +286,7 @@ def check_workload(chk, name, o, objs, cms):
             chk.ok(g.get("path") == path and (g.get("port") in ports or g.get("port") in ports.values()),
                    "%s: %s should GET %s on a declared port, has %s" % (cw, probe, path, g))
         args = c.get("args", [])
+        check_web_config(chk, cw, c, args, vols, cms)
         listen = [a.split("=", 1)[1] for a in args if a.startswith("--web.listen-address=")]
         chk.ok(listen and int(listen[0].rsplit(":", 1)[1]) in ports.values(), "%s: listen address not a container port" % cw)
         cfgs = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
@@ -298,6 +309,44 @@ def check_workload(chk, name, o, objs, cms):
             yield_config_check(chk, cw, text, env, args, c, spec)
         elif args[0] == "scaler":
             check_scaler_config(chk, cw, text)
+
+
+def check_web_config(chk, cw, c, args, vols, cms):
+    """--web.config.file: in a mounted ConfigMap, valid for `scrapeship check-config`, its
+    certificate and key on a mounted Secret, and HTTPS probes when it serves TLS."""
+    webs = [a.split("=", 1)[1] for a in args if a.startswith("--web.config.file=")]
+    if not webs:
+        return
+    mounts = c.get("volumeMounts", [])
+
+    def mounted(path):  # the innermost mount holding path
+        ms = [m for m in mounts if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        return max(ms, key=lambda m: len(m["mountPath"])) if ms else None
+    m = mounted(webs[0])
+    cm = cms.get(vols.get(m["name"], {}).get("configMap", {}).get("name")) if m else None
+    key_ = webs[0][len(m["mountPath"].rstrip("/")) + 1:] if m else None
+    chk.ok(cm is not None and key_ in cm["data"], "%s: %s is not in a mounted ConfigMap" % (cw, webs[0]))
+    if cm is None or key_ not in cm["data"]:
+        return
+    d = tempfile.mkdtemp(prefix="ss-deploy-web-")
+    try:
+        path = os.path.join(d, "web.yaml")
+        with open(path, "w") as f:
+            f.write(cm["data"][key_])
+        rc, _, err = h.run_scrapeship(["check-config", "--web.config.file", path])
+        chk.ok(rc == 0, "%s: web config invalid: %s" % (cw, err.strip()[:300]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    tls = (yaml.safe_load(cm["data"][key_]) or {}).get("tls_server_config") or {}
+    for f in ("cert_file", "key_file", "client_ca_file"):
+        if tls.get(f):
+            fm = mounted(tls[f])
+            chk.ok(fm is not None and "secret" in vols.get(fm["name"], {}),
+                   "%s: %s %s is not on a mounted Secret" % (cw, f, tls[f]))
+    if tls.get("cert_file"):
+        for probe in ("livenessProbe", "readinessProbe"):
+            chk.ok(c.get(probe, {}).get("httpGet", {}).get("scheme") == "HTTPS",
+                   "%s: %s must use scheme HTTPS on a TLS endpoint" % (cw, probe))
 
 
 def yield_config_check(chk, cw, text, env, args, c, spec):
@@ -391,7 +440,8 @@ def check_rbac(chk, name, objs):
 def check_overlays(chk):
     kubectl = kubectl_kustomize()
     names = {os.path.basename(p) for p in OVERLAYS}
-    chk.ok(names >= {"daemonset", "daemonset-pod-identity", "sidecar", "scaler"}, "overlays: %s" % sorted(names))
+    chk.ok(names >= {"daemonset", "daemonset-pod-identity", "sidecar", "sidecar-tls", "scaler"},
+           "overlays: %s" % sorted(names))
     rendered = {}
     for path in OVERLAYS:
         name = os.path.basename(path)
@@ -447,6 +497,11 @@ def check_overlays(chk):
     if side:
         cs = side["spec"]["template"]["spec"]["containers"]
         chk.ok(len(cs) == 2 and any("scrapeship" in c["image"] for c in cs), "sidecar: want app + scrapeship")
+    tls = next((o for o in rendered.get("sidecar-tls", []) if o["kind"] == "Deployment"), None)
+    if tls:
+        c = next(c for c in tls["spec"]["template"]["spec"]["containers"] if c["name"] == "scrapeship")
+        chk.ok(any(a.startswith("--web.config.file=") for a in c["args"]), "sidecar-tls: no --web.config.file")
+        chk.ok(any("secret" in v for v in tls["spec"]["template"]["spec"]["volumes"]), "sidecar-tls: no Secret volume")
     sc = next((o for o in rendered.get("scaler", []) if o["kind"] == "Deployment"), None)
     if sc:
         args = sc["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -1,0 +1,391 @@
+"""The web endpoint of `run` and `scaler` (#17), with curl as the client.
+
+1. Lifecycle: without --web.enable-lifecycle POST /-/reload and /-/quit answer 403
+   naming the flag and SIGHUP still reloads; with it they work. The idle timeout,
+   the connection limit and the request size caps.
+2. `run` with --web.config.file: HTTPS with a self-signed CA (verified; refused
+   without the CA), basic auth (good, bad, no password), the configured headers,
+   probes without auth, certificate and password rotation without a restart, a real
+   Prometheus 2.42 scraping it with its own tls_config and basic_auth, and 200 idle
+   connections that do not stop /healthz from answering within 1 s.
+3. `scaler` with mTLS (RequireAndVerifyClientCert) and basic auth, probes that need
+   auth when --web.unauthenticated-probes=false.
+
+Certificates are made at test time with the openssl CLI in a temp directory. bcrypt
+hashes come from Python's crypt module (libxcrypt's bcrypt, as in Debian 12's
+python3), or `htpasswd -nbB` (apache2-utils) where crypt is missing.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+CURL_TIMEOUT = "5"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+
+def make_ca(d, name):
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+            "-out", crt, "-days", "2", "-subj", "/CN=" + name)
+    return crt, key
+
+
+def make_cert(d, name, ca, client=False):
+    """A certificate signed by ca=(crt, key); server certificates are for 127.0.0.1."""
+    key, csr, crt = (os.path.join(d, name + ext) for ext in (".key", ".csr", ".crt"))
+    ext = write(os.path.join(d, name + ".ext"),
+                "extendedKeyUsage=clientAuth\n" if client else
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", "/CN=" + name)
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", crt,
+            "-days", "2", "-extfile", ext)
+    return crt, key
+
+
+def bcrypt(password):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        if crypt.METHOD_BLOWFISH in crypt.methods:
+            return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 6))
+    except ImportError:
+        pass
+    if shutil.which("htpasswd"):
+        out = subprocess.run(["htpasswd", "-nbBC", "6", "u", password], check=True, capture_output=True)
+        return out.stdout.decode().strip().split(":", 1)[1]
+    raise RuntimeError("no bcrypt: neither python3's crypt module nor htpasswd (apache2-utils)")
+
+
+def curl(url, *args, data=None):
+    """(curl exit status, HTTP status or 0, headers+body text)."""
+    cmd = ["curl", "-sS", "-i", "--max-time", CURL_TIMEOUT, "-w", "\n%{http_code}"] + list(args)
+    if data is not None:
+        cmd += ["--data-binary", "@-"]
+    p = subprocess.run(cmd + [url], input=data, capture_output=True, timeout=30)
+    out = p.stdout.decode("utf-8", "replace")
+    body, _, code = out.rpartition("\n")
+    return p.returncode, int(code or 0), body + p.stderr.decode("utf-8", "replace")
+
+
+def metric(text, name, labels=""):
+    for line in text.splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def start_run(d, port, extra, tag):
+    log = os.path.join(d, tag + ".log")
+    p = h.start([h.BIN, "run", "--stdout", "--web.listen-address", "127.0.0.1:%d" % port] + extra, log,
+                stdout=open(os.devnull, "wb"))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return p, log
+        if p.poll() is not None:
+            raise RuntimeError("scrapeship exited: " + open(log).read())
+        time.sleep(0.1)
+    raise RuntimeError("scrapeship did not listen: " + open(log).read())
+
+
+def wait_for(fn, timeout=10, step=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def socket_open(s):
+    """True while the peer has not closed s (nothing is ever sent on it)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def lifecycle_and_limits(chk, d):
+    port = h.free_port()
+    base = "http://127.0.0.1:%d" % port
+    p, log = start_run(d, port, ["--web.read-timeout", "2s", "--web.max-connections", "16"], "plain")
+    rc, code, out = curl(base + "/-/reload", "-X", "POST")
+    chk.ok(code == 403 and "--web.enable-lifecycle" in out, "reload without the flag: %s %s" % (code, out[-200:]))
+    rc, code, out = curl(base + "/-/quit", "-X", "POST")
+    chk.ok(code == 403, "quit without the flag: %s" % code)
+    chk.ok(p.poll() is None, "scrapeship stopped on a refused /-/quit")
+    p.send_signal(signal.SIGHUP)
+    ok = wait_for(lambda: metric(curl(base + "/metrics")[2], "scrapeship_config_reloads_total",
+                                 '{result="success"}') == 1)
+    chk.ok(ok, "SIGHUP did not reload without --web.enable-lifecycle")
+    _, _, out = curl(base + "/metrics")
+    chk.ok(metric(out, "scrapeship_web_requests_rejected_total", '{reason="lifecycle_disabled"}') == 2,
+           "refused lifecycle calls not counted")
+
+    # request size: a body over 64 KiB, a head over 32 KiB
+    rc, code, _ = curl(base + "/-/reload", "-X", "POST", data=b"x" * (1 << 20))
+    chk.ok(code == 413, "1 MiB body: %s" % code)
+    rc, code, _ = curl(base + "/healthz", "-H", "X-Big: " + "y" * 40000)
+    chk.ok(code in (413, 414, 431) or rc != 0, "40 KB header accepted: rc=%s code=%s" % (rc, code))
+    rc, code, _ = curl(base + "/healthz")
+    chk.ok(code == 200, "healthz after oversized requests: %s" % code)
+
+    # idle timeout (--web.read-timeout 2s) and connection limit (--web.max-connections 16)
+    idle = socket.create_connection(("127.0.0.1", port))
+    time.sleep(0.5)
+    chk.ok(socket_open(idle), "idle connection closed before the timeout")
+    closed = wait_for(lambda: not socket_open(idle), timeout=8)
+    chk.ok(closed, "idle connection still open 8 s after --web.read-timeout 2s")
+    idle.close()
+    held = []
+    for _ in range(16):
+        held.append(socket.create_connection(("127.0.0.1", port)))
+    time.sleep(0.5)
+    extra = socket.create_connection(("127.0.0.1", port))
+    extra.settimeout(3)
+    try:
+        refused = extra.recv(1) == b""
+    except (ConnectionResetError, socket.timeout) as e:
+        refused = not isinstance(e, socket.timeout)
+    chk.ok(refused, "connection over --web.max-connections 16 was not closed")
+    extra.close()
+    for s in held:
+        s.close()
+    ok = wait_for(lambda: curl(base + "/healthz")[1] == 200, timeout=5)
+    chk.ok(ok, "healthz does not answer once the held connections are gone")
+    h.stop(p)
+
+    # with the flag: reload and quit work
+    port = h.free_port()
+    base = "http://127.0.0.1:%d" % port
+    p, log = start_run(d, port, ["--web.enable-lifecycle"], "lifecycle")
+    rc, code, out = curl(base + "/-/reload", "-X", "POST")
+    chk.ok(code == 200, "reload with the flag: %s %s" % (code, out[-200:]))
+    ok = wait_for(lambda: metric(curl(base + "/metrics")[2], "scrapeship_config_reloads_total",
+                                 '{result="success"}') == 1)
+    chk.ok(ok, "POST /-/reload with --web.enable-lifecycle did not reload")
+    rc, code, out = curl(base + "/-/quit", "-X", "POST")
+    chk.ok(code == 200, "quit with the flag: %s" % code)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    chk.ok(p.returncode == 0, "POST /-/quit did not stop scrapeship cleanly: %s" % p.returncode)
+
+
+def tls_and_auth(chk, d):
+    ca1 = make_ca(d, "ca1")
+    srv1 = make_cert(d, "srv1", ca1)
+    cert, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+    shutil.copy(srv1[0], cert)
+    shutil.copy(srv1[1], key)
+    web = os.path.join(d, "web.yml")
+
+    def web_config(hash_):
+        # relative paths: resolved against the web config's directory
+        write(web + ".tmp", """tls_server_config:
+  cert_file: tls.crt
+  key_file: tls.key
+  min_version: TLS12
+http_server_config:
+  headers:
+    X-Content-Type-Options: nosniff
+basic_auth_users:
+  alice: '%s'
+""" % hash_)
+        os.replace(web + ".tmp", web)
+
+    web_config(bcrypt("good-password"))
+    port = h.free_port()
+    base = "https://127.0.0.1:%d" % port
+    p, log = start_run(d, port, ["--web.config.file", web], "tls")
+
+    rc, code, out = curl(base + "/metrics", "--cacert", ca1[0], "-u", "alice:good-password")
+    chk.ok(code == 200 and "scrapeship_build_info" in out, "TLS + good password: rc=%s %s" % (rc, code))
+    chk.ok("X-Content-Type-Options: nosniff" in out, "configured header missing")
+    rc, code, out = curl(base + "/metrics", "-u", "alice:good-password")
+    chk.ok(rc == 60 and code == 0, "unknown CA accepted: rc=%s code=%s" % (rc, code))
+    rc, code, out = curl("http://127.0.0.1:%d/metrics" % port)
+    chk.ok(code != 200, "plain HTTP served on the TLS port")
+    rc, code, out = curl(base + "/metrics", "--cacert", ca1[0], "-u", "alice:wrong")
+    chk.ok(code == 401, "bad password: %s" % code)
+    rc, code, out = curl(base + "/metrics", "--cacert", ca1[0], "-u", "mallory:good-password")
+    chk.ok(code == 401, "unknown user: %s" % code)
+    rc, code, out = curl(base + "/metrics", "--cacert", ca1[0])
+    chk.ok(code == 401 and "WWW-Authenticate: Basic" in out, "no password: %s" % code)
+    for probe in ("/healthz", "/readyz", "/-/healthy", "/-/ready"):
+        rc, code, out = curl(base + probe, "--cacert", ca1[0])
+        chk.ok(code == 200, "probe %s without auth: %s" % (probe, code))
+    rc, code, out = curl(base + "/-/reload", "--cacert", ca1[0], "-X", "POST")
+    chk.ok(code == 401, "reload without auth: %s" % code)
+    rc, code, out = curl(base + "/-/reload", "--cacert", ca1[0], "-X", "POST", "-u", "alice:good-password")
+    chk.ok(code == 403, "reload with auth, without the flag: %s" % code)
+
+    # rotation without a restart: a new CA and certificate, then a new password
+    ca2 = make_ca(d, "ca2")
+    srv2 = make_cert(d, "srv2", ca2)
+    shutil.copy(srv2[0], cert + ".new")
+    shutil.copy(srv2[1], key + ".new")
+    os.replace(cert + ".new", cert)
+    os.replace(key + ".new", key)
+    ok = wait_for(lambda: curl(base + "/healthz", "--cacert", ca2[0])[1] == 200)
+    chk.ok(ok, "rotated certificate not served")
+    rc, code, _ = curl(base + "/healthz", "--cacert", ca1[0])
+    chk.ok(rc == 60, "old certificate still served after rotation: rc=%s" % rc)
+    web_config(bcrypt("new-password"))
+    ok = wait_for(lambda: curl(base + "/metrics", "--cacert", ca2[0], "-u", "alice:new-password")[1] == 200)
+    chk.ok(ok, "rotated password not accepted")
+    rc, code, _ = curl(base + "/metrics", "--cacert", ca2[0], "-u", "alice:good-password")
+    chk.ok(code == 401, "old password still accepted: %s" % code)
+    # a broken file keeps the last good one
+    write(web, "tls_server_config: {cert_file: tls.crt, key_file: tls.key, bogus: 1}\n")
+    rc, code, _ = curl(base + "/metrics", "--cacert", ca2[0], "-u", "alice:new-password")
+    chk.ok(code == 200, "a broken web config replaced the running one: %s" % code)
+    web_config(bcrypt("new-password"))
+    rc, code, out = curl(base + "/metrics", "--cacert", ca2[0], "-u", "alice:new-password")
+    chk.ok(p.poll() is None, "scrapeship restarted")
+    chk.ok(metric(out, "scrapeship_web_config_reloads_total", '{result="success"}') >= 3,
+           "web config reloads not counted")
+    chk.ok(metric(out, "scrapeship_web_config_reloads_total", '{result="failure"}') >= 1,
+           "failed web config reload not counted")
+    logtext = open(log).read()
+    chk.ok("unknown field" in logtext, "the broken web config is not explained in the log")
+
+    # a real Prometheus 2.42 scrapes it with its own tls_config and basic_auth
+    pw = write(os.path.join(d, "prom-password"), "new-password\n")
+    prom, _, _ = h.start_prometheus("""
+global: {scrape_interval: 1s, scrape_timeout: 900ms}
+scrape_configs:
+  - job_name: scrapeship-web
+    scheme: https
+    tls_config: {ca_file: %s}
+    basic_auth: {username: alice, password_file: %s}
+    static_configs: [{targets: ['127.0.0.1:%d']}]
+""" % (ca2[0], pw, port))
+
+    def scraped():
+        r = h.prom_query(prom, 'up{job="scrapeship-web"}')["result"]
+        b = h.prom_query(prom, 'scrapeship_build_info{job="scrapeship-web"}')["result"]
+        return r and r[0]["value"][1] == "1" and b
+    chk.ok(wait_for(scraped, timeout=30, step=1), "Prometheus 2.42 did not scrape the TLS + basic auth endpoint")
+
+    # 200 idle connections (TCP, no TLS handshake, nothing sent) do not stop probes
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+    time.sleep(0.5)
+    slowest = 0.0
+    for _ in range(5):
+        t0 = time.monotonic()
+        rc, code, _ = curl(base + "/healthz", "--cacert", ca2[0], "--max-time", "1")
+        dt = time.monotonic() - t0
+        slowest = max(slowest, dt)
+        chk.ok(code == 200 and dt < 1.0, "healthz with 200 idle connections: code=%s in %.3fs" % (code, dt))
+    still = sum(socket_open(s) for s in idle)
+    chk.ok(still == 200, "only %d of 200 idle connections were held open" % still)
+    print("healthz with 200 idle connections open: slowest of 5 in %.3fs" % slowest)
+    for s in idle:
+        s.close()
+    h.stop(p)
+
+
+SCALED_OBJECT = """apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {name: web}
+  pollingInterval: 30
+  triggers:
+  - type: prometheus
+    metadata: {serverAddress: 'http://127.0.0.1:1', query: up, threshold: '1'}
+"""
+
+
+def scaler_mtls(chk, d):
+    ca = make_ca(d, "sca")
+    srv = make_cert(d, "ssrv", ca)
+    client_ca = make_ca(d, "client-ca")
+    client = make_cert(d, "client", client_ca, client=True)
+    rogue_ca = make_ca(d, "rogue-ca")
+    rogue = make_cert(d, "rogue", rogue_ca, client=True)
+    web = write(os.path.join(d, "scaler-web.yml"), """tls_server_config:
+  cert_file: %s
+  key_file: %s
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: %s
+basic_auth_users:
+  bob: '%s'
+""" % (srv[0], srv[1], client_ca[0], bcrypt("bobs-password")))
+    so = write(os.path.join(d, "so.yaml"), SCALED_OBJECT)
+    kc = write(os.path.join(d, "kubeconfig"), """apiVersion: v1
+kind: Config
+current-context: t
+contexts: [{name: t, context: {cluster: c, user: u, namespace: shop}}]
+clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]
+users: [{name: u, user: {token: t}}]
+""")
+    port = h.free_port()
+    base = "https://127.0.0.1:%d" % port
+    log = os.path.join(d, "scaler.log")
+    p = h.start([h.BIN, "scaler", "--config", so, "--kubeconfig", kc, "--dry-run", "--web.listen-address",
+                 "127.0.0.1:%d" % port, "--web.config.file", web, "--web.unauthenticated-probes", "false"], log)
+    ok = wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=20)
+    chk.ok(ok, "scaler did not listen: " + open(log).read()[-500:])
+    cert_args = ["--cacert", ca[0], "--cert", client[0], "--key", client[1]]
+    rc, code, out = curl(base + "/metrics", *cert_args, "-u", "bob:bobs-password")
+    chk.ok(code == 200 and "scrapeship_scaler_polls_total" in out, "scaler mTLS + auth: rc=%s %s" % (rc, code))
+    rc, code, out = curl(base + "/metrics", "--cacert", ca[0], "-u", "bob:bobs-password")
+    chk.ok(rc != 0 and code != 200, "mTLS without a client certificate: rc=%s code=%s" % (rc, code))
+    rc, code, out = curl(base + "/metrics", "--cacert", ca[0], "--cert", rogue[0], "--key", rogue[1], "-u",
+                         "bob:bobs-password")
+    chk.ok(rc != 0 and code != 200, "mTLS with an untrusted client certificate: rc=%s code=%s" % (rc, code))
+    rc, code, out = curl(base + "/metrics", *cert_args, "-u", "bob:wrong")
+    chk.ok(code == 401, "scaler bad password: %s" % code)
+    rc, code, out = curl(base + "/healthz", *cert_args)
+    chk.ok(code == 401, "--web.unauthenticated-probes=false: probe without auth answered %s" % code)
+    rc, code, out = curl(base + "/healthz", *cert_args, "-u", "bob:bobs-password")
+    chk.ok(code == 200, "probe with auth: %s" % code)
+    rc, code, out = curl(base + "/-/reload", *cert_args, "-u", "bob:bobs-password", "-X", "POST")
+    chk.ok(code == 404, "the scaler has no /-/reload: %s" % code)
+    h.stop(p)
+    logtext = open(log).read()
+    chk.ok("bobs-password" not in logtext and "$2" not in logtext, "a password or hash was logged")
+
+
+def main():
+    chk = h.Check("web")
+    for tool in ("curl", "openssl"):
+        if not shutil.which(tool):
+            print("web: %s is not installed" % tool)
+            sys.exit(1)
+    d = h.tmpdir("ss-web-")
+    lifecycle_and_limits(chk, d)
+    tls_and_auth(chk, d)
+    scaler_mtls(chk, d)
+    chk.finish()
+
+
+if __name__ == "__main__":
+    main()

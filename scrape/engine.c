@@ -42,7 +42,7 @@
 /* The label bytes of one target's series may not grow past this, whatever the limits
  * say: a body that expands to more series than this is failed, counted and logged. */
 #define SERIES_MAX_BYTES (512u * 1024 * 1024)
-#define MAX_LABELS        512
+#define MAX_LABELS       512
 /* A gzip body is inflated whole when its plain size fits here (and body_size_limit);
  * a bigger one, possible only without a limit or with a larger one, is inflated as it
  * streams, so no body makes the engine allocate more than this for it. */

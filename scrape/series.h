@@ -39,14 +39,14 @@ struct series_entry {
 
 struct series_table {
     struct series_entry *e;
-    uint32_t n, cap;   /* slots used (free ones included), allocated */
-    uint32_t live;     /* entries not free */
-    uint32_t free_head; /* index + 1 of the first free slot; 0 = none */
+    uint32_t n, cap;     /* slots used (free ones included), allocated */
+    uint32_t live;       /* entries not free */
+    uint32_t free_head;  /* index + 1 of the first free slot; 0 = none */
     struct ss_buf bytes; /* label bytes; bounded by its max */
     size_t garbage;      /* bytes of removed entries still in `bytes` */
     /* open addressing, linear probing; slots hold entry index + 1, 0 = empty */
     uint32_t *by_hash, *by_raw;
-    size_t mcap; /* slots in each map (power of two, at least twice `live`) */
+    size_t mcap;     /* slots in each map (power of two, at least twice `live`) */
     uint32_t *order; /* entries seen in this generation, in exposition order */
     uint32_t norder;
     uint32_t gen;

@@ -245,8 +245,12 @@ uint8_t *ss_labels_wire_write(uint8_t *p, const struct ss_label *l, size_t n)
 }
 
 /* A varint of at most 5 bytes (lengths below 2^32); 0 bytes read when malformed. */
-static size_t get_len(const uint8_t *p, size_t avail, size_t *out)
+static inline size_t get_len(const uint8_t *p, size_t avail, size_t *out)
 {
+    if (avail && p[0] < 0x80) { /* the usual case: below 128 */
+        *out = p[0];
+        return 1;
+    }
     uint64_t v = 0;
     for (size_t i = 0; i < avail && i < 5; i++) {
         v |= (uint64_t)(p[i] & 0x7f) << (7 * i);

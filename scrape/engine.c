@@ -341,9 +341,14 @@ static int merge_target_labels(struct target *t, const struct scrape_parsed_samp
     return 0;
 }
 
-/* The scrape cache key: the series exactly as exposed (name, labels in order). */
+/* The scrape cache key: the series exactly as exposed: its text as written when the
+ * parser gives it (one pass over contiguous bytes), else name and labels in order. */
 static uint64_t raw_key(const struct scrape_parsed_sample *s)
 {
+    if (s->series.len) {
+        uint64_t h = ss_hash_str(0xB7E151628AED2A6BULL, s->series);
+        return h ? h : 1;
+    }
     uint64_t h = ss_hash_str(0x6A09E667F3BCC908ULL, s->name);
     for (size_t i = 0; i < s->nlabels; i++)
         h = ss_hash_str(ss_hash_str(h, s->labels[i].name), s->labels[i].value);

@@ -17,6 +17,7 @@ Standard library only; everything on 127.0.0.1; every process stopped on exit.
 """
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,13 @@ def main():
     out = os.environ.get("OUT") or tempfile.mkdtemp(prefix="scrapeship-memory-")
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="scrapeship-memory-work-")
+    try:
+        return run(out, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(out, work):
     maxt = max(1, (max(STEPS) + M - 1) // M)
     log("generating %d targets x %d series" % (maxt, M))
     B.gen_targets(os.path.join(work, "targets"), maxt, M, 1)

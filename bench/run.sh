@@ -12,11 +12,13 @@
 #     shipping to an nginx null sink; then (CEILING=1) the ceiling run: the highest
 #     samples/s each tool sustains without loss;
 #  3. (CHURN=1) runs bench/churn.py: scrapeship on file_sd targets that come and go
-#     every 3 s at 20k samples/s for 5 minutes; nothing dropped, RSS flat.
+#     every 3 s at 20k samples/s for 5 minutes; nothing dropped, RSS flat;
+#  4. (MEMORY=1) runs bench/memory.py: scrapeship's RSS at 0, 100k and 300k active
+#     series and the bytes per added series (about 2.5 minutes).
 # Defaults take about 45 minutes (micro ~2, profiles ~29, ceiling <= ~8, churn ~6).
 # Results go to $OUT (default: a new /tmp directory): micro.txt, results.md,
-# results.json, churn.md, churn.json. Knobs (see bench/README.md): PROFILES TOOLS
-# DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* PROFILE MICRO CALLGRIND
+# results.json, churn.md, churn.json, memory.md, memory.json. Knobs (see bench/README.md): PROFILES TOOLS
+# DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* MEMORY MEM_* PROFILE MICRO CALLGRIND
 # COMPARE SCRAPESHIP_BIN.
 set -euo pipefail
 
@@ -31,6 +33,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}  # hard cap for compare.py, seconds
 COMPARE=${COMPARE:-1}
 export CEILING=${CEILING:-1}
 CHURN=${CHURN:-1}
+MEMORY=${MEMORY:-1}
 CHURN_TIMEOUT=$(( ${CHURN_DURATION:-300} * $(tr ',' '\n' <<<"${CHURN_TOOLS:-scrapeship}" | grep -c .) + 900 ))
 export OUT=${OUT:-$(mktemp -d /tmp/scrapeship-bench-XXXXXX)}
 mkdir -p "$OUT"
@@ -130,5 +133,13 @@ if [[ $CHURN == 1 ]]; then
     crc=0
     run_py "$CHURN_TIMEOUT" "$HERE/churn.py" || crc=$?
     if (( crc > rc )); then rc=$crc; fi
+fi
+
+# ---- 4. memory per active series -------------------------------------------------------------
+if [[ $MEMORY == 1 ]]; then
+    echo "== memory per active series (results in $OUT/memory.md)"
+    mrc=0
+    run_py 1800 "$HERE/memory.py" || mrc=$?
+    if (( mrc > rc )); then rc=$mrc; fi
 fi
 exit "$rc"

@@ -190,3 +190,106 @@ long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss
     }
     return (long)n;
 }
+
+/* ---- the remote-write form of a label set --------------------------------------- */
+
+static inline size_t varint_len(uint64_t v)
+{
+    return (size_t)((63 - __builtin_clzll(v | 1)) / 7 + 1);
+}
+
+static inline size_t string_field_len(size_t len)
+{
+    return len ? 1 + varint_len(len) + len : 0;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t *put_string_field(uint8_t *p, uint8_t tag, struct ss_str s)
+{
+    if (!s.len)
+        return p;
+    *p++ = tag;
+    p = put_varint(p, s.len);
+    memcpy(p, s.p, s.len);
+    return p + s.len;
+}
+
+size_t ss_labels_wire_size(const struct ss_label *l, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t body = string_field_len(l[i].name.len) + string_field_len(l[i].value.len);
+        total += 1 + varint_len(body) + body;
+    }
+    return total;
+}
+
+uint8_t *ss_labels_wire_write(uint8_t *p, const struct ss_label *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *p++ = 0x0a; /* TimeSeries.labels */
+        p = put_varint(p, string_field_len(l[i].name.len) + string_field_len(l[i].value.len));
+        p = put_string_field(p, 0x0a, l[i].name);  /* Label.name */
+        p = put_string_field(p, 0x12, l[i].value); /* Label.value */
+    }
+    return p;
+}
+
+/* A varint of at most 5 bytes (lengths below 2^32); 0 bytes read when malformed. */
+static inline size_t get_len(const uint8_t *p, size_t avail, size_t *out)
+{
+    if (avail && p[0] < 0x80) { /* the usual case: below 128 */
+        *out = p[0];
+        return 1;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < avail && i < 5; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = (size_t)v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+long ss_labels_wire_read(const void *buf, size_t len, struct ss_label *out, uint32_t *ends, size_t cap)
+{
+    const uint8_t *p = buf;
+    size_t off = 0, n = 0;
+    while (off < len) {
+        size_t body, k;
+        if (n == cap || p[off] != 0x0a || !(k = get_len(p + off + 1, len - off - 1, &body)) ||
+            body > len - off - 1 - k)
+            return -1;
+        size_t at = off + 1 + k, end = at + body;
+        out[n] = (struct ss_label){{"", 0}, {"", 0}};
+        while (at < end) {
+            uint8_t tag = p[at];
+            size_t sl;
+            if ((tag != 0x0a && tag != 0x12) || !(k = get_len(p + at + 1, end - at - 1, &sl)) ||
+                sl > end - at - 1 - k)
+                return -1;
+            struct ss_str s = {(const char *)p + at + 1 + k, sl};
+            if (tag == 0x0a)
+                out[n].name = s;
+            else
+                out[n].value = s;
+            at += 1 + k + sl;
+        }
+        if (ends)
+            ends[n] = (uint32_t)end;
+        n++;
+        off = end;
+    }
+    return (long)n;
+}

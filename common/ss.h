@@ -166,6 +166,19 @@ uint64_t ss_labels_hash(const struct ss_labels *ls);
 /* The same mixing for building other keys: h = ss_hash_str(h, s) for each part. */
 uint64_t ss_hash_str(uint64_t h, struct ss_str s);
 
+/* Labels as remote write puts them on the wire: each one a prometheus.Label message
+ * in field 1 of a TimeSeries (tag 0x0a, length, then the name as field 1 and the value
+ * as field 2, each left out when empty, as proto3 does). The scrape module stores its
+ * series in this form and remote write copies the bytes into requests, so the format
+ * lives here, below both. ss_labels_wire_size is the exact byte count;
+ * ss_labels_wire_write writes that many bytes at p and returns the end. */
+size_t ss_labels_wire_size(const struct ss_label *l, size_t n);
+uint8_t *ss_labels_wire_write(uint8_t *p, const struct ss_label *l, size_t n);
+/* Decode such bytes into out[0..cap): the labels point into p. ends (optional, cap
+ * entries) gets the offset just past each label's field. Returns the number of
+ * labels, or -1 when the bytes are malformed or hold more than cap labels. */
+long ss_labels_wire_read(const void *p, size_t len, struct ss_label *out, uint32_t *ends, size_t cap);
+
 /* Merge two label arrays, each sorted by name, into out (sorted). On a name present
  * in both, `a` wins: this is how external labels are added to a series (Prometheus
  * adds an external label only where the series does not have it). Returns the count,

@@ -168,7 +168,12 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         hash = ss_labels_hash(w);
     }
     int qi = queue_of(r, labels, n, hash);
-    if (rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms)) {
+    /* the scrape's wire bytes are these labels unless write relabeling changed them */
+    int rc = s->wire_labels && labels == s->labels
+                 ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,
+                                         s->timestamp_ms)
+                 : rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms);
+    if (rc) {
         atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
         return;
     }

@@ -56,6 +56,11 @@ int rw_encode_series(struct ss_buf *out, const struct ss_label *labels, size_t n
 int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, size_t nlabels,
                            const double *values, const int64_t *timestamps_ms, size_t nsamples);
 
+/* As rw_encode_series, with the labels already in wire form (struct scrape_series'
+ * wire_labels: ss_labels_wire_write's bytes), which are copied as they are. */
+int rw_encode_series_wire(struct ss_buf *out, const void *wire_labels, size_t wire_len, double value,
+                          int64_t timestamp_ms);
+
 /* Exact number of bytes rw_encode_series_multi would append for these arguments,
  * for batching against a request-size budget. Returns 0 when the record would exceed
  * RW_MAX_RECORD_BYTES (a real record is never empty). */

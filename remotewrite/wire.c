@@ -170,6 +170,24 @@ static void commit_record(struct ss_buf *out, uint64_t total)
     out->data[out->len] = '\0'; /* ss_buf keeps its data NUL-terminated */
 }
 
+/* The TimeSeries.samples fields. */
+static uint8_t *put_samples(uint8_t *p, const double *values, const int64_t *timestamps_ms, size_t nsamples)
+{
+    for (size_t i = 0; i < nsamples; i++) {
+        *p++ = TAG_SERIES_SAMPLE;
+        p = put_varint(p, sample_body_size(values[i], timestamps_ms[i]));
+        if (!double_is_default(values[i])) {
+            *p++ = TAG_SAMPLE_VALUE;
+            p = put_fixed64(p, values[i]);
+        }
+        if (timestamps_ms[i] != 0) {
+            *p++ = TAG_SAMPLE_TIMESTAMP;
+            p = put_varint(p, (uint64_t)timestamps_ms[i]);
+        }
+    }
+    return p;
+}
+
 size_t rw_encoded_series_size(const struct ss_label *labels, size_t nlabels, const double *values,
                               const int64_t *timestamps_ms, size_t nsamples)
 {
@@ -195,25 +213,31 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
 
     *p++ = TAG_WRITEREQ_TIMESERIES;
     p = put_varint(p, body);
-    for (size_t i = 0; i < nlabels; i++) {
-        const struct ss_label *l = &labels[i];
-        *p++ = TAG_SERIES_LABEL;
-        p = put_varint(p, label_body_size(l));
-        p = put_string_field(p, TAG_LABEL_NAME, l->name.p, l->name.len);
-        p = put_string_field(p, TAG_LABEL_VALUE, l->value.p, l->value.len);
-    }
-    for (size_t i = 0; i < nsamples; i++) {
-        *p++ = TAG_SERIES_SAMPLE;
-        p = put_varint(p, sample_body_size(values[i], timestamps_ms[i]));
-        if (!double_is_default(values[i])) {
-            *p++ = TAG_SAMPLE_VALUE;
-            p = put_fixed64(p, values[i]);
-        }
-        if (timestamps_ms[i] != 0) {
-            *p++ = TAG_SAMPLE_TIMESTAMP;
-            p = put_varint(p, (uint64_t)timestamps_ms[i]);
-        }
-    }
+    p = ss_labels_wire_write(p, labels, nlabels); /* TAG_SERIES_LABEL fields */
+    put_samples(p, values, timestamps_ms, nsamples);
+    commit_record(out, total);
+    return 0;
+}
+
+int rw_encode_series_wire(struct ss_buf *out, const void *wire_labels, size_t wire_len, double value,
+                          int64_t timestamp_ms)
+{
+    if (!out || (wire_len && !wire_labels))
+        return SS_EINVAL;
+    if (wire_len > RW_MAX_RECORD_BYTES)
+        return SS_ELIMIT;
+    uint64_t body = wire_len + record_size(sample_body_size(value, timestamp_ms));
+    if (body > RW_MAX_RECORD_BYTES)
+        return SS_ELIMIT;
+    uint64_t total = record_size(body);
+    uint8_t *p;
+    int rc = reserve_record(out, total, &p);
+    if (rc)
+        return rc;
+    *p++ = TAG_WRITEREQ_TIMESERIES;
+    p = put_varint(p, body);
+    memcpy(p, wire_labels, wire_len);
+    put_samples(p + wire_len, &value, &timestamp_ms, 1);
     commit_record(out, total);
     return 0;
 }

@@ -39,10 +39,10 @@
     "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"                       \
     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
-/* The staging area of one target may not grow past this, whatever the limits say:
- * a body that expands to more series than this is failed, counted and logged. */
-#define STAGING_MAX_BYTES (512u * 1024 * 1024)
-#define MAX_LABELS        512
+/* The label bytes of one target's series may not grow past this, whatever the limits
+ * say: a body that expands to more series than this is failed, counted and logged. */
+#define SERIES_MAX_BYTES (512u * 1024 * 1024)
+#define MAX_LABELS       512
 /* A gzip body is inflated whole when its plain size fits here (and body_size_limit);
  * a bigger one, possible only without a limit or with a larger one, is inflated as it
  * streams, so no body makes the engine allocate more than this for it. */
@@ -108,13 +108,14 @@ struct target {
     enum fail_reason fail;
     bool failed;
     char err[512];
-    int64_t start_ms; /* wall clock, the samples' default timestamp */
+    int64_t start_ms;       /* wall clock, the samples' default timestamp */
+    int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
     double start_mono;
     uint64_t samples_scraped, samples_post, series_added;
     struct ss_labels work;
 
-    struct series_gen gen[2];
-    int cur; /* gen[cur] is staging, gen[!cur] the last committed scrape */
+    struct series_table series; /* every series once; see series.h */
+    struct ss_buf wire;         /* a new series' labels in wire form, before it is added */
 };
 
 struct scrape_manager {
@@ -127,6 +128,9 @@ struct scrape_manager {
     atomic_bool stop;
     int running_scrapes;
     struct ss_labels ext;         /* external labels, sorted (copies) */
+    struct ss_buf ext_wire;       /* the same in wire form */
+    uint32_t ext_ends[64];        /* end of each one's bytes in ext_wire */
+    struct ss_buf merged_wire;    /* a series' wire labels with the external ones merged in */
     struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
     int64_t last_trim_ms;
 };
@@ -160,16 +164,63 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, hash};
+    struct scrape_series s = {labels, n, v, ts, hash, NULL, 0};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
-static void emit_gen(struct target *t, const struct series_gen *g, size_t i, bool stale, int64_t ts)
+/* A series of the table, with its wire bytes for the sink. External labels are merged
+ * in by name as ss_labels_merge_sorted does (the series' own label wins), copying each
+ * label's wire bytes from the entry or from the pre-encoded external labels. */
+static void emit_entry(struct target *t, const struct series_entry *e, double v, int64_t ts)
 {
+    struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
-    size_t n;
-    const struct series_rec *r = series_gen_get(g, i, labels, MAX_LABELS + 8, &n);
-    emit(t, labels, n, stale ? scrape_stale_nan() : r->value, stale ? ts : r->ts, r->hash);
+    uint32_t ends[MAX_LABELS + 8];
+    const char *wire = series_entry_labels(&t->series, e);
+    long n = ss_labels_wire_read(wire, e->len, labels, ends, MAX_LABELS + 8);
+    if (n < 0)
+        return; /* cannot happen: the table holds what ss_labels_wire_write wrote */
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len};
+    if (!m->ext.n) {
+        m->sink.series(m->sink.ud, &s);
+        return;
+    }
+    struct ss_label merged[MAX_LABELS + 8 + 64];
+    const struct ss_label *x = m->ext.v;
+    size_t nx = m->ext.n, i = 0, j = 0, k = 0;
+    ss_buf_reset(&m->merged_wire);
+    bool with_wire = ss_buf_reserve(&m->merged_wire, e->len + m->ext_wire.len) == 0;
+    char *p = m->merged_wire.data;
+    while (i < (size_t)n || j < nx) {
+        int c = i == (size_t)n ? 1 : j == nx ? -1 : ss_str_cmp(labels[i].name, x[j].name);
+        size_t from, to;
+        const char *src;
+        if (c <= 0) {
+            src = wire, from = i ? ends[i - 1] : 0, to = ends[i];
+            merged[k++] = labels[i++];
+            j += c == 0;
+        } else {
+            src = m->ext_wire.data, from = j ? m->ext_ends[j - 1] : 0, to = m->ext_ends[j];
+            merged[k++] = x[j++];
+        }
+        if (with_wire) {
+            memcpy(p, src + from, to - from);
+            p += to - from;
+        }
+    }
+    s.labels = merged;
+    s.nlabels = k;
+    s.wire_labels = with_wire ? m->merged_wire.data : NULL;
+    s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
+    m->sink.series(m->sink.ud, &s);
+}
+
+/* series_table_sweep's callback: a stale marker for a series that went away. */
+static void emit_stale(void *ud, const struct series_table *st, const struct series_entry *e)
+{
+    struct target *t = ud;
+    (void)st;
+    emit_entry(t, e, scrape_stale_nan(), t->start_ms_stale);
 }
 
 static const char *const report_names[] = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
@@ -290,27 +341,26 @@ static int merge_target_labels(struct target *t, const struct scrape_parsed_samp
     return 0;
 }
 
-/* The scrape cache key: the series exactly as exposed (name, labels in order). */
+/* The scrape cache key: the series exactly as exposed: its text as written when the
+ * parser gives it (one pass over contiguous bytes), else name and labels in order. */
 static uint64_t raw_key(const struct scrape_parsed_sample *s)
 {
+    if (s->series.len) {
+        uint64_t h = ss_hash_str(0xB7E151628AED2A6BULL, s->series);
+        return h ? h : 1;
+    }
     uint64_t h = ss_hash_str(0x6A09E667F3BCC908ULL, s->name);
     for (size_t i = 0; i < s->nlabels; i++)
         h = ss_hash_str(ss_hash_str(h, s->labels[i].name), s->labels[i].value);
     return h ? h : 1;
 }
 
-/* Scrape-cache hit: the previous scrape saw this exact series and stored its final
- * labels; copy them with the new value instead of labelling, relabeling, sorting and
- * hashing again (Prometheus' scrape cache does the same). The cache is cleared when
- * the job's settings change (reload). */
-static int on_cached_sample(struct target *t, const struct scrape_parsed_sample *s, long pi, uint64_t rk)
+/* The sample of a series in the table: seen once more. Duplicates within one scrape
+ * keep the first sample, as Prometheus does, and count the rest. */
+static int see_sample(struct target *t, const struct scrape_parsed_sample *s, size_t i)
 {
     const struct scrape_job *job = &t->job->cfg;
-    struct series_gen *cur = &t->gen[t->cur], *prev = &t->gen[!t->cur];
-    struct ss_label none[1];
-    size_t nl;
-    const struct series_rec *r = series_gen_get(prev, (size_t)pi, none, 0, &nl);
-    if (series_gen_find(cur, r->hash) >= 0) {
+    if (t->series.e[i].seen == t->series.gen) {
         atomic_fetch_add(&t->job->duplicates, 1);
         return 0;
     }
@@ -319,13 +369,7 @@ static int on_cached_sample(struct target *t, const struct scrape_parsed_sample 
         return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                            (unsigned long long)job->sample_limit);
     bool explicit_ts = s->has_timestamp && job->honor_timestamps;
-    int rc = series_gen_copy(cur, prev, (size_t)pi, s->value, explicit_ts ? s->timestamp_ms : t->start_ms,
-                             !explicit_ts);
-    if (!rc)
-        rc = series_gen_index_raw(cur, rk, cur->n - 1);
-    if (rc)
-        return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
-                           "staging area full after %llu series", (unsigned long long)t->samples_post);
+    series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts);
     return 0;
 }
 
@@ -337,10 +381,14 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     int rc;
 
     t->samples_scraped++;
+    /* Scrape-cache hit: this exact series was seen before and its final labels are in
+     * the table, so labelling, relabeling, sorting and hashing are skipped (as
+     * Prometheus' scrape cache does). The cache is emptied when the job's settings
+     * change (reload). */
     uint64_t rk = raw_key(s);
-    long pi = series_gen_find_raw(&t->gen[!t->cur], rk);
-    if (pi >= 0)
-        return on_cached_sample(t, s, pi, rk);
+    long ci = series_table_find_raw(&t->series, rk);
+    if (ci >= 0)
+        return see_sample(t, s, (size_t)ci);
     ss_labels_reset(w);
     rc = ss_labels_push(w, SS_STR("__name__"), s->name);
     for (size_t i = 0; !rc && i < s->nlabels; i++)
@@ -387,27 +435,25 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     }
     ss_labels_sort(w);
     uint64_t h = ss_labels_hash(w);
-    struct series_gen *cur = &t->gen[t->cur];
-    if (series_gen_find(cur, h) >= 0) {
-        /* Prometheus keeps the first sample of a duplicated series and counts the rest. */
-        atomic_fetch_add(&t->job->duplicates, 1);
-        return 0;
-    }
-    t->samples_post++;
-    if (job->sample_limit && t->samples_post > job->sample_limit)
-        return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
-                           (unsigned long long)job->sample_limit);
-    bool explicit_ts = s->has_timestamp && job->honor_timestamps;
-    int64_t ts = explicit_ts ? s->timestamp_ms : t->start_ms;
-    if (series_gen_find(&t->gen[!t->cur], h) < 0)
+    struct ss_buf *wire = &t->wire;
+    ss_buf_reset(wire);
+    size_t wlen = ss_labels_wire_size(w->v, w->n);
+    if (ss_buf_reserve(wire, wlen))
+        return target_fail(t, FAIL_OTHER, "out of memory");
+    ss_labels_wire_write((uint8_t *)wire->data, w->v, w->n);
+    long i = series_table_find(&t->series, h, wire->data, wlen);
+    if (i < 0) {
+        if (job->sample_limit && t->samples_post >= job->sample_limit)
+            return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
+                               (unsigned long long)job->sample_limit);
+        i = series_table_add(&t->series, h, wire->data, wlen, w->n);
+        if (i < 0)
+            return target_fail(t, i == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
+                               "series table full after %llu series", (unsigned long long)t->samples_post);
         t->series_added++;
-    rc = series_gen_append(cur, w->v, w->n, h, s->value, ts, !explicit_ts, true);
-    if (!rc)
-        rc = series_gen_index_raw(cur, rk, cur->n - 1);
-    if (rc)
-        return target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
-                           "staging area full after %llu series", (unsigned long long)t->samples_post);
-    return 0;
+    }
+    series_table_link_raw(&t->series, (size_t)i, rk);
+    return see_sample(t, s, (size_t)i);
 }
 
 static int on_meta(void *ud, const struct scrape_parsed_meta *m)
@@ -613,7 +659,7 @@ static void start_scrape(struct target *t)
     t->gzip = false;
     t->body_bytes = 0;
     t->samples_scraped = t->samples_post = t->series_added = 0;
-    series_gen_reset(&t->gen[t->cur]);
+    series_table_begin(&t->series);
     t->start_ms = ss_now_ms();
     t->start_mono = ss_mono_seconds();
     if (setup_easy(t) == 0 && !t->failed) {
@@ -675,63 +721,50 @@ static void finish_scrape(struct target *t, CURLcode res)
     atomic_fetch_add(&js->scrapes, 1);
     atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
 
-    struct series_gen *cur = &t->gen[t->cur], *prev = &t->gen[!t->cur];
     struct scrape_report rep = {
         js->name,    t->instance, t->spec.url.data, !t->failed, t->failed ? t->err : NULL,
         t->start_ms, duration};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
-    uint64_t stale = 0;
     if (t->failed) {
         log_failure(t);
         atomic_fetch_add(&js->failures[t->fail], 1);
-        series_gen_reset(cur);
         t->samples_scraped = t->samples_post = t->series_added = 0;
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);
-        for (size_t i = 0; i < cur->n; i++)
-            emit_gen(t, cur, i, false, 0);
+        const struct series_table *st = &t->series;
+        for (uint32_t k = 0; k < st->norder; k++) {
+            const struct series_entry *e = &st->e[st->order[k]];
+            emit_entry(t, e, e->value, e->ts);
+        }
     }
-    /* stale markers: previous series (staleness-tracked ones) missing now */
-    for (size_t i = 0; i < prev->n; i++) {
-        struct ss_label tmp[1];
-        size_t nl;
-        const struct series_rec *r = series_gen_get(prev, i, tmp, 0, &nl);
-        if (!r->tracked || series_gen_find(cur, r->hash) >= 0)
-            continue;
-        emit_gen(t, prev, i, true, t->start_ms);
-        stale++;
-    }
+    /* stale markers: series of the last committed scrape (staleness-tracked ones)
+     * missing now, or all of them when this scrape failed */
+    t->start_ms_stale = t->start_ms;
+    size_t stale = series_table_sweep(&t->series, !t->failed, emit_stale, t);
     atomic_fetch_add(&js->stale_markers, stale);
     emit_report(t, !t->failed, duration, t->start_ms, false);
     if (sink->end)
         sink->end(sink->ud, &rep);
-    t->cur = !t->cur; /* the committed scrape becomes "previous" */
 }
 
 /* Target removed or manager shutting down: everything it had goes stale. */
 static void target_mark_stale(struct target *t)
 {
-    struct series_gen *prev = &t->gen[!t->cur];
     int64_t now = ss_now_ms();
     struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false, "target removed", now, 0};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
-    for (size_t i = 0; i < prev->n; i++) {
-        struct ss_label tmp[1];
-        size_t nl;
-        const struct series_rec *r = series_gen_get(prev, i, tmp, 0, &nl);
-        if (r->tracked)
-            emit_gen(t, prev, i, true, now);
-    }
+    t->start_ms_stale = now;
+    series_table_begin(&t->series); /* nothing is seen in this generation */
+    series_table_sweep(&t->series, false, emit_stale, t);
     if (t->start_ms) /* only if it was ever scraped */
         emit_report(t, false, 0, now, true);
     if (sink->end)
         sink->end(sink->ud, &rep);
-    series_gen_reset(prev);
 }
 
 static void target_free(struct target *t)
@@ -747,8 +780,8 @@ static void target_free(struct target *t)
     ss_buf_free(&t->gz);
     scrape_target_spec_free(&t->spec);
     ss_labels_free(&t->work);
-    series_gen_free(&t->gen[0]);
-    series_gen_free(&t->gen[1]);
+    series_table_free(&t->series);
+    ss_buf_free(&t->wire);
     free(t);
 }
 
@@ -775,8 +808,8 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     t->instance = inst ? inst->p : "";
     ss_labels_init(&t->work);
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
-    series_gen_init(&t->gen[0], STAGING_MAX_BYTES);
-    series_gen_init(&t->gen[1], STAGING_MAX_BYTES);
+    series_table_init(&t->series, SERIES_MAX_BYTES);
+    ss_buf_init(&t->wire, 0);
     struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT};
     t->easy = curl_easy_init();
     if (!t->easy || scrape_parser_new(&po, &t->parser)) {
@@ -975,10 +1008,8 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         }
     sync_targets(m);
     /* the job's rules or limits may have changed: cached label results are void */
-    for (struct target *t = m->targets; t; t = t->next) {
-        series_gen_clear_raw(&t->gen[0]);
-        series_gen_clear_raw(&t->gen[1]);
-    }
+    for (struct target *t = m->targets; t; t = t->next)
+        series_table_clear_raw(&t->series);
     return 0;
 }
 
@@ -1109,6 +1140,8 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
              opts && opts->user_agent ? opts->user_agent : "scrapeship/" SS_VERSION);
     pthread_mutex_init(&m->lock, NULL);
     ss_labels_init(&m->ext);
+    ss_buf_init(&m->ext_wire, 0);
+    ss_buf_init(&m->merged_wire, 0);
     if (opts && scrape_manager_set_external_labels(m, opts->external_labels, opts->nexternal_labels)) {
         scrape_manager_free(m);
         return SS_ENOMEM;
@@ -1136,6 +1169,17 @@ int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss
             return rc;
     }
     ss_labels_sort(&m->ext);
+    ss_buf_reset(&m->ext_wire);
+    int rc = ss_buf_reserve(&m->ext_wire, ss_labels_wire_size(m->ext.v, m->ext.n));
+    if (rc) {
+        ss_labels_reset(&m->ext);
+        return rc;
+    }
+    for (size_t i = 0; i < m->ext.n; i++) {
+        uint8_t *end = ss_labels_wire_write((uint8_t *)m->ext_wire.data + m->ext_wire.len, &m->ext.v[i], 1);
+        m->ext_wire.len = (size_t)(end - (uint8_t *)m->ext_wire.data);
+        m->ext_ends[i] = (uint32_t)m->ext_wire.len;
+    }
     return 0;
 }
 
@@ -1144,6 +1188,8 @@ void scrape_manager_free(struct scrape_manager *m)
     if (!m)
         return;
     ss_labels_free(&m->ext);
+    ss_buf_free(&m->ext_wire);
+    ss_buf_free(&m->merged_wire);
     struct target *t = m->targets;
     while (t) {
         struct target *n = t->next;

@@ -944,6 +944,7 @@ static void lenient_family(const struct scrape_parser *p, struct ss_str name, st
 
 struct sample_ctx {
     struct ss_str name;
+    struct ss_str series; /* the line up to the value */
     double value;
     bool has_ts;
     int64_t ts_ms;
@@ -958,6 +959,7 @@ static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *c
         return 0;
     struct scrape_parsed_sample s = {
         .name = sc->name,
+        .series = sc->series,
         .labels = p->labels.v,
         .nlabels = p->labels.n,
         .value = sc->value,
@@ -1460,6 +1462,7 @@ static int om_sample_line(struct scrape_parser *p, const char *s, const char *e,
         return perr_tok(p, "expected value after metric", c, e);
     c++;
     const char *v0 = c;
+    sc.series = (struct ss_str){s, (size_t)(v0 - s)};
     while (c < e && *c != ' ')
         c++;
     if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
@@ -1764,6 +1767,7 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
         return perr(p, "metric name not set");
     /* PromParser's value token is [^{ \t\n]+; common's runs to the next blank. */
     const char *v0 = c;
+    sc.series = (struct ss_str){s, (size_t)(v0 - s)};
     while (c < e && !is_ws(*c) && (strict || *c != '{'))
         c++;
     if (c == v0)

@@ -35,6 +35,10 @@ const char *scrape_metric_type_name(enum scrape_metric_type t); /* "counter", ..
  * include __name__. */
 struct scrape_parsed_sample {
     struct ss_str name;
+    /* The series as exposed: the line from its start up to the value (name and labels
+     * as written, escapes and blanks included); empty when the parser has no such
+     * span. Equal text means an equal series, which is what the scrape cache keys on. */
+    struct ss_str series;
     const struct ss_label *labels;
     size_t nlabels;
     double value;

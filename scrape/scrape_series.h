@@ -48,6 +48,12 @@ struct scrape_series {
     int64_t timestamp_ms;
     uint64_t hash; /* stable identity of the series, used for sharding (ss_labels_hash of the
                     * labels before external labels, which every series shares) */
+    /* Optional (NULL when absent): labels[0..nlabels) already in the remote-write wire
+     * form (ss_labels_wire_write: one TimeSeries.labels field per label, in order), held
+     * by the scrape module's series table. A sink may copy these bytes instead of
+     * encoding the labels again. Valid only during the call, like labels. */
+    const void *wire_labels;
+    size_t wire_labels_len;
 };
 
 #endif

@@ -1,257 +1,328 @@
-/* series.c: per-target series state: what one scrape produced, packed compactly.
+/* series.c: the series table of one target (see series.h for the model).
  *
- * A generation holds the series of one scrape as packed records in one buffer
- * (header + label bytes, no pointers), plus an open-addressing table from the 64-bit
- * label hash to the record. A target keeps two generations: the scrape in progress
- * (staging, rolled back on failure as Prometheus rolls back its appender) and the
- * last committed one, which is what staleness needs: a series in the previous
- * generation but not in the current one gets a stale marker. A second table maps the
- * series as exposed to its record: the scrape cache.
+ * Entries live in one array (removed ones go on a free list and are reused), label
+ * bytes in one buffer, and both indexes are open-addressing tables of entry numbers
+ * with linear probing, so a slot costs 4 bytes and the key is read from the entry.
+ * Removal shifts the following slots back (no tombstones), so a table under churn
+ * does not fill up with dead slots. When removed entries have left more garbage in
+ * the byte buffer than there are live bytes, or most of the array is free, the table
+ * is compacted in place of growing: memory follows the live series, not the peak.
  *
- * Equal 64-bit hashes are treated as the same series, as Prometheus' scrape cache
- * does; with a well-mixed hash over sorted labels a collision inside one target is
- * negligible. */
+ * The scrape cache key is a 64-bit hash of the exposed text; two different lines of
+ * one target that hash alike would be taken for the same series (about 1 in 10^9 for
+ * 100k series in one target). The identity index compares the label bytes, so equal
+ * label hashes never merge two series. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "series.h"
 
-/* ---- u64map ---------------------------------------------------------------------- */
+#define MIN_SLOTS 256u
 
-static uint64_t fix_key(uint64_t k)
+static inline size_t slot_home(uint64_t key, size_t mcap)
 {
-    return k ? k : 1;
+    /* Fibonacci hashing: spreads keys whose low bits repeat */
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 29) & (mcap - 1);
 }
 
-static int map_grow(struct u64map *m)
+static inline uint64_t key_of(const struct series_table *t, uint32_t slot, bool raw)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 256;
-    uint64_t *nk = calloc(ncap, sizeof *nk);
-    uint32_t *nv = malloc(ncap * sizeof *nv);
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
-        return SS_ENOMEM;
+    const struct series_entry *e = &t->e[slot - 1];
+    return raw ? e->raw : e->hash;
+}
+
+static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
+{
+    size_t j = slot_home(key, mcap);
+    while (slots[j])
+        j = (j + 1) & (mcap - 1);
+    slots[j] = idx + 1;
+}
+
+/* Remove entry idx (whose key is `key`) from the map: shift back every following
+ * slot of the run that may move into the hole. */
+static void map_delete(struct series_table *t, uint32_t *slots, uint64_t key, uint32_t idx, bool raw)
+{
+    size_t mask = t->mcap - 1, i = slot_home(key, t->mcap);
+    while (slots[i] != idx + 1) {
+        if (!slots[i])
+            return; /* not indexed */
+        i = (i + 1) & mask;
     }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        size_t j = m->keys[i] & (ncap - 1);
-        while (nk[j])
-            j = (j + 1) & (ncap - 1);
-        nk[j] = m->keys[i];
-        nv[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = nk;
-    m->vals = nv;
-    m->cap = ncap;
-    return 0;
-}
-
-/* Insert key -> val unless the key is there already (the first one wins). */
-static int map_put(struct u64map *m, uint64_t key, uint32_t val)
-{
-    if ((m->n + 1) * 2 > m->cap && map_grow(m))
-        return SS_ENOMEM;
-    key = fix_key(key);
-    size_t j = key & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->keys[j] == key)
-            return 0;
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->keys[j] = key;
-    m->vals[j] = val;
-    m->n++;
-    return 0;
-}
-
-static long map_get(const struct u64map *m, uint64_t key)
-{
-    if (!m->cap)
-        return -1;
-    key = fix_key(key);
-    size_t j = key & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->keys[j] == key)
-            return (long)m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return -1;
-}
-
-/* Empty the map; give back a table a one-off huge scrape blew up, so memory follows
- * the steady state (`live` entries) rather than the peak. */
-static void map_clear(struct u64map *m, size_t live)
-{
-    if (m->n) {
-        memset(m->keys, 0, m->cap * sizeof m->keys[0]);
-        m->n = 0;
-    }
-    if (m->cap > 1024 && m->cap > 8 * live) {
-        free(m->keys);
-        free(m->vals);
-        m->keys = NULL;
-        m->vals = NULL;
-        m->cap = 0;
-    }
-}
-
-static void map_free(struct u64map *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
-}
-
-/* ---- generations ------------------------------------------------------------------- */
-
-void series_gen_init(struct series_gen *g, size_t max_bytes)
-{
-    memset(g, 0, sizeof *g);
-    ss_buf_init(&g->recs, max_bytes);
-}
-
-void series_gen_free(struct series_gen *g)
-{
-    ss_buf_free(&g->recs);
-    free(g->offs);
-    map_free(&g->by_hash);
-    map_free(&g->by_raw);
-    series_gen_init(g, 0);
-}
-
-void series_gen_reset(struct series_gen *g)
-{
-    ss_buf_reset(&g->recs);
-    g->n = 0;
-    map_clear(&g->by_hash, g->n_last);
-    map_clear(&g->by_raw, g->n_last);
-}
-
-long series_gen_find(const struct series_gen *g, uint64_t hash)
-{
-    return map_get(&g->by_hash, hash);
-}
-
-int series_gen_index_raw(struct series_gen *g, uint64_t raw, size_t rec)
-{
-    return map_put(&g->by_raw, raw, (uint32_t)rec);
-}
-
-long series_gen_find_raw(const struct series_gen *g, uint64_t raw)
-{
-    return map_get(&g->by_raw, raw);
-}
-
-void series_gen_clear_raw(struct series_gen *g)
-{
-    map_clear(&g->by_raw, g->n_last);
-}
-
-/* Room for one more record of `need` bytes; returns its offset through *off. */
-static int reserve_record(struct series_gen *g, size_t need, size_t *off)
-{
-    if (g->n == g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 256;
-        uint32_t *no = realloc(g->offs, ncap * sizeof *no);
-        if (!no)
-            return SS_ENOMEM;
-        g->offs = no;
-        g->cap = ncap;
-    }
-    if (g->recs.len + need > UINT32_MAX)
-        return SS_ELIMIT;
-    int rc = ss_buf_reserve(&g->recs, need);
-    if (rc)
-        return rc;
-    *off = g->recs.len;
-    return 0;
-}
-
-/* The record at `off` (need bytes) is written: account for it and index it. */
-static int commit_record(struct series_gen *g, size_t off, size_t need, uint64_t hash, bool index)
-{
-    if (index && map_put(&g->by_hash, hash, (uint32_t)g->n))
-        return SS_ENOMEM;
-    g->recs.len += need;
-    g->recs.data[g->recs.len] = '\0';
-    g->offs[g->n++] = (uint32_t)off;
-    g->n_last = g->n;
-    return 0;
-}
-
-int series_gen_append(struct series_gen *g, const struct ss_label *labels, size_t nlabels, uint64_t hash,
-                      double value, int64_t ts, bool tracked, bool index)
-{
-    size_t need = sizeof(struct series_rec);
-    for (size_t i = 0; i < nlabels; i++)
-        need += 6 + labels[i].name.len + labels[i].value.len;
-    need = (need + 7) & ~(size_t)7; /* every record header starts 8-byte aligned */
-    size_t off;
-    int rc = reserve_record(g, need, &off);
-    if (rc)
-        return rc;
-    char *p = g->recs.data + off;
-    struct series_rec h = {.hash = hash,
-                           .value = value,
-                           .ts = ts,
-                           .len = (uint32_t)need,
-                           .nlabels = (uint16_t)nlabels,
-                           .tracked = tracked};
-    memcpy(p, &h, sizeof h);
-    p += sizeof h;
-    for (size_t i = 0; i < nlabels; i++) {
-        uint16_t nl = (uint16_t)labels[i].name.len;
-        uint32_t vl = (uint32_t)labels[i].value.len;
-        memcpy(p, &nl, 2);
-        memcpy(p + 2, &vl, 4);
-        memcpy(p + 6, labels[i].name.p, nl);
-        memcpy(p + 6 + nl, labels[i].value.p, vl);
-        p += 6 + nl + vl;
-    }
-    return commit_record(g, off, need, hash, index);
-}
-
-int series_gen_copy(struct series_gen *g, const struct series_gen *from, size_t i, double value, int64_t ts,
-                    bool tracked)
-{
-    const char *src = from->recs.data + from->offs[i];
-    struct series_rec h;
-    memcpy(&h, src, sizeof h);
-    size_t off;
-    int rc = reserve_record(g, h.len, &off);
-    if (rc)
-        return rc;
-    memcpy(g->recs.data + off, src, h.len);
-    h.value = value;
-    h.ts = ts;
-    h.tracked = tracked;
-    memcpy(g->recs.data + off, &h, sizeof h);
-    return commit_record(g, off, h.len, h.hash, true);
-}
-
-const struct series_rec *series_gen_get(const struct series_gen *g, size_t i, struct ss_label *labels,
-                                        size_t cap, size_t *nlabels)
-{
-    const char *p = g->recs.data + g->offs[i];
-    const struct series_rec *h = (const struct series_rec *)(const void *)p;
-    p += sizeof *h;
-    size_t n = 0;
-    for (size_t k = 0; k < h->nlabels; k++) {
-        uint16_t nl;
-        uint32_t vl;
-        memcpy(&nl, p, 2);
-        memcpy(&vl, p + 2, 4);
-        if (n < cap) {
-            labels[n].name = (struct ss_str){p + 6, nl};
-            labels[n].value = (struct ss_str){p + 6 + nl, vl};
-            n++;
+    for (;;) {
+        slots[i] = 0;
+        size_t k = i;
+        for (;;) {
+            k = (k + 1) & mask;
+            if (!slots[k])
+                return;
+            size_t home = slot_home(key_of(t, slots[k], raw), t->mcap);
+            /* the slot at k stays when its home lies cyclically in (i, k] */
+            bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
+            if (!stays)
+                break;
         }
-        p += 6 + nl + vl;
+        slots[i] = slots[k];
+        i = k;
     }
-    *nlabels = n;
-    return h;
+}
+
+/* Both maps at mcap slots, from the live entries. */
+static int rebuild_maps(struct series_table *t, size_t mcap)
+{
+    uint32_t *h = calloc(mcap, sizeof *h), *r = calloc(mcap, sizeof *r);
+    if (!h || !r) {
+        free(h);
+        free(r);
+        return SS_ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct series_entry *e = &t->e[i];
+        if (e->flags & SERIES_FREE)
+            continue;
+        map_insert(h, mcap, e->hash, i);
+        if (e->raw)
+            map_insert(r, mcap, e->raw, i);
+    }
+    free(t->by_hash);
+    free(t->by_raw);
+    t->by_hash = h;
+    t->by_raw = r;
+    t->mcap = mcap;
+    return 0;
+}
+
+static size_t slots_for(size_t live)
+{
+    size_t m = MIN_SLOTS;
+    while (m < 2 * live)
+        m *= 2;
+    return m;
+}
+
+void series_table_init(struct series_table *t, size_t max_bytes)
+{
+    memset(t, 0, sizeof *t);
+    ss_buf_init(&t->bytes, max_bytes);
+}
+
+void series_table_free(struct series_table *t)
+{
+    free(t->e);
+    free(t->by_hash);
+    free(t->by_raw);
+    free(t->order);
+    ss_buf_free(&t->bytes);
+    memset(t, 0, sizeof *t);
+}
+
+void series_table_reset(struct series_table *t)
+{
+    size_t max = t->bytes.max;
+    uint32_t gen = t->gen;
+    series_table_free(t);
+    series_table_init(t, max);
+    t->gen = gen;
+}
+
+void series_table_begin(struct series_table *t)
+{
+    t->gen++;
+    if (!t->gen) /* after 2^32 scrapes: 0 means "never seen" */
+        t->gen = 1;
+    t->norder = 0;
+}
+
+long series_table_find_raw(const struct series_table *t, uint64_t raw)
+{
+    if (!t->mcap)
+        return -1;
+    size_t mask = t->mcap - 1;
+    for (size_t j = slot_home(raw, t->mcap);; j = (j + 1) & mask) {
+        uint32_t s = t->by_raw[j];
+        if (!s)
+            return -1;
+        if (t->e[s - 1].raw == raw)
+            return (long)s - 1;
+    }
+}
+
+long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len)
+{
+    if (!t->mcap)
+        return -1;
+    size_t mask = t->mcap - 1;
+    for (size_t j = slot_home(hash, t->mcap);; j = (j + 1) & mask) {
+        uint32_t s = t->by_hash[j];
+        if (!s)
+            return -1;
+        const struct series_entry *e = &t->e[s - 1];
+        if (e->hash == hash && e->len == len && !memcmp(t->bytes.data + e->off, wire, len))
+            return (long)s - 1;
+    }
+}
+
+/* Room for one more entry: a free slot, or a bigger array (order grows with it). */
+static int reserve_entry(struct series_table *t)
+{
+    if ((size_t)(t->live + 1) * 2 > t->mcap) {
+        int rc = rebuild_maps(t, slots_for(t->live + 1));
+        if (rc)
+            return rc;
+    }
+    if (t->free_head || t->n < t->cap)
+        return 0;
+    if (t->cap >= UINT32_MAX / 2)
+        return SS_ELIMIT;
+    uint32_t ncap = t->cap ? t->cap * 2 : 64;
+    struct series_entry *ne = realloc(t->e, ncap * sizeof *ne);
+    if (!ne)
+        return SS_ENOMEM;
+    t->e = ne;
+    uint32_t *no = realloc(t->order, ncap * sizeof *no);
+    if (!no)
+        return SS_ENOMEM;
+    t->order = no;
+    t->cap = ncap;
+    return 0;
+}
+
+long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels)
+{
+    if (nlabels > UINT16_MAX || len > UINT32_MAX)
+        return SS_ELIMIT;
+    int rc = reserve_entry(t);
+    if (!rc)
+        rc = ss_buf_append(&t->bytes, wire, len);
+    if (rc)
+        return rc;
+    uint32_t i;
+    if (t->free_head) {
+        i = t->free_head - 1;
+        t->free_head = t->e[i].off;
+    } else {
+        i = t->n++;
+    }
+    t->e[i] = (struct series_entry){.hash = hash,
+                                    .off = (uint32_t)(t->bytes.len - len),
+                                    .len = (uint32_t)len,
+                                    .nlabels = (uint16_t)nlabels};
+    t->live++;
+    map_insert(t->by_hash, t->mcap, hash, i);
+    return i;
+}
+
+int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw)
+{
+    if (!raw || t->e[i].raw || series_table_find_raw(t, raw) >= 0)
+        return 0;
+    t->e[i].raw = raw;
+    map_insert(t->by_raw, t->mcap, raw, (uint32_t)i);
+    return 0;
+}
+
+void series_table_clear_raw(struct series_table *t)
+{
+    if (t->mcap)
+        memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
+    for (uint32_t i = 0; i < t->n; i++)
+        t->e[i].raw = 0;
+}
+
+static void remove_entry(struct series_table *t, uint32_t i)
+{
+    struct series_entry *e = &t->e[i];
+    map_delete(t, t->by_hash, e->hash, i, false);
+    if (e->raw)
+        map_delete(t, t->by_raw, e->raw, i, true);
+    t->garbage += e->len;
+    e->flags = SERIES_FREE;
+    e->raw = 0;
+    e->seen = 0;
+    e->off = t->free_head;
+    t->free_head = i + 1;
+    t->live--;
+}
+
+/* Move the live entries to the front (keeping their order), their label bytes into a
+ * fresh buffer, and rebuild the maps. On allocation failure the table stays as it
+ * was: compaction is an optimisation. */
+static void compact(struct series_table *t)
+{
+    uint32_t ncap = 64;
+    while (ncap < t->live)
+        ncap *= 2;
+    struct ss_buf nb;
+    ss_buf_init(&nb, t->bytes.max);
+    size_t need = t->bytes.len - t->garbage;
+    struct series_entry *ne = malloc(ncap * sizeof *ne);
+    uint32_t *no = malloc(ncap * sizeof *no);
+    if (!ne || !no || (need && ss_buf_reserve(&nb, need))) {
+        free(ne);
+        free(no);
+        ss_buf_free(&nb);
+        return;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct series_entry e = t->e[i];
+        if (e.flags & SERIES_FREE)
+            continue;
+        if (e.len)
+            memcpy(nb.data + nb.len, t->bytes.data + e.off, e.len);
+        e.off = (uint32_t)nb.len;
+        nb.len += e.len;
+        ne[k++] = e;
+    }
+    if (nb.data)
+        nb.data[nb.len] = '\0';
+    free(t->e);
+    free(t->order);
+    ss_buf_free(&t->bytes);
+    t->e = ne;
+    t->order = no;
+    t->bytes = nb;
+    t->n = k;
+    t->cap = ncap;
+    t->free_head = 0;
+    t->garbage = 0;
+    t->norder = 0;
+    if (rebuild_maps(t, slots_for(t->live))) { /* keep the old maps' size: rebuild in place */
+        memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
+        memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
+        for (uint32_t i = 0; i < t->n; i++) {
+            map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
+            if (t->e[i].raw)
+                map_insert(t->by_raw, t->mcap, t->e[i].raw, i);
+        }
+    }
+}
+
+size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale, void *ud)
+{
+    size_t nstale = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct series_entry *e = &t->e[i];
+        if (e->flags & SERIES_FREE)
+            continue;
+        if (ok && e->seen == t->gen) {
+            e->flags = (e->flags & SERIES_TRACKED) ? (SERIES_TRACKED | SERIES_LIVE_TRACKED) : 0;
+            continue;
+        }
+        if ((e->flags & SERIES_LIVE_TRACKED) && stale) {
+            stale(ud, t, e);
+            nstale++;
+        }
+        if (ok)
+            remove_entry(t, i);
+    }
+    if (!ok) {
+        series_table_reset(t);
+        return nstale;
+    }
+    bool mostly_garbage = t->garbage > 4096 && t->garbage > (t->bytes.len - t->garbage);
+    bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;
+    if (mostly_garbage || mostly_free)
+        compact(t);
+    return nstale;
 }

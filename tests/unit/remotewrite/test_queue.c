@@ -171,7 +171,7 @@ static void scrape(struct rw_remote *r, int nseries, int ts)
     rw_remote_begin(r);
     for (int k = 0; k < nseries; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL};
+        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);

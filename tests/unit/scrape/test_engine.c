@@ -8,7 +8,9 @@
  * does), staleness (a series disappears, the target goes down, the target is
  * removed, explicit timestamps are not tracked), synthetic series and gzip (parsed as
  * the plain body is, multi-member, corrupt and truncated bodies, gzip bombs against
- * body_size_limit, bodies past the whole-buffer maximum). */
+ * body_size_limit, bodies past the whole-buffer maximum), scrape_series_added, a reload
+ * whose relabeling changes the labels behind the same exposed text, and the wire
+ * bytes handed to the sink (checked against the labels for every series). */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -131,6 +133,7 @@ static struct {
     int scrapes;
     bool last_up;
     char last_error[512];
+    size_t with_wire; /* series that came with wire bytes */
 } cap;
 
 static void on_begin(void *ud, const struct scrape_report *r)
@@ -144,6 +147,16 @@ static void on_begin(void *ud, const struct scrape_report *r)
 static void on_series(void *ud, const struct scrape_series *s)
 {
     (void)ud;
+    if (s->wire_labels) { /* the wire bytes, when given, are exactly these labels */
+        struct ss_label w[64];
+        long n = ss_labels_wire_read(s->wire_labels, s->wire_labels_len, w, NULL, 64);
+        assert_int_equal(n, s->nlabels);
+        for (size_t i = 0; i < s->nlabels; i++) {
+            assert_true(ss_str_eq(w[i].name, s->labels[i].name));
+            assert_true(ss_str_eq(w[i].value, s->labels[i].value));
+        }
+        cap.with_wire++;
+    }
     if (cap.n == sizeof cap.v / sizeof cap.v[0])
         return;
     struct rec *r = &cap.v[cap.n++];
@@ -171,6 +184,7 @@ static void on_series(void *ud, const struct scrape_series *s)
 static void reset_capture(void)
 {
     cap.n = 0;
+    cap.with_wire = 0;
 }
 
 static const struct rec *find(const char *text)
@@ -533,6 +547,116 @@ static void test_metric_relabel_drop(void **state)
     relabel_rule_free(rule);
 }
 
+static double synthetic(const char *name)
+{
+    char t[256];
+    snprintf(t, sizeof t, "%s{instance=\"%s\",job=\"test\",team=\"a\"}", name, addr);
+    const struct rec *r = find(t);
+    assert_non_null(r);
+    return r->value;
+}
+
+/* scrape_series_added counts series the previous scrape did not have. */
+static void test_series_added(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\nb{x=\"1\"} 2\nb{x=\"2\"} 3\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(synthetic("scrape_series_added") == 3);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(synthetic("scrape_series_added") == 0);
+    assert_int_equal(cap.with_wire, 3);                /* the scraped series; not the synthetic ones */
+    serve(200, TEXT, "a 1\nb{x=\"2\"} 3\nc 4\na 5\n"); /* one new, one gone, one duplicate */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(synthetic("scrape_series_added") == 1);
+    assert_true(synthetic("scrape_samples_scraped") == 4);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 3);
+    assert_int_equal(count_stale(), 1);
+    char t[256];
+    snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
+    assert_true(find(t)->value == 1); /* the first sample of a duplicated series wins */
+    scrape_manager_free(m);
+}
+
+/* A reload that changes metric relabeling: the same exposed text now yields other
+ * labels. The scrape cache must not hand out the old ones: the new series is added,
+ * the old one gets a stale marker. */
+static void test_reload_relabel_changes_labels(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "m{k=\"v\"} 1\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    for (int i = 0; i < 2; i++) { /* the second scrape runs from the cache */
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+    }
+    char *src[] = {"k"};
+    struct relabel_config rc = {.source_labels = src,
+                                .nsource_labels = 1,
+                                .target_label = "k2",
+                                .replacement = "new-$1",
+                                .action = RELABEL_REPLACE};
+    struct relabel_rule *rule = NULL;
+    char err[256];
+    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+    j.metric_relabel = &rule;
+    j.nmetric_relabel = 1;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "m{instance=\"%s\",job=\"test\",k=\"v\",k2=\"new-v\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    assert_false(find(t)->stale);
+    snprintf(t, sizeof t, "m{instance=\"%s\",job=\"test\",k=\"v\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    assert_true(find(t)->stale);
+    assert_true(synthetic("scrape_series_added") == 1);
+    /* and back: the rule is removed again */
+    j.metric_relabel = NULL;
+    j.nmetric_relabel = 0;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_false(find(t)->stale);
+    assert_int_equal(count_stale(), 1);
+    scrape_manager_free(m);
+    relabel_rule_free(rule);
+}
+
+/* External labels are merged into the labels and into the wire bytes (the on_series
+ * check), the series' own label winning on a clash. */
+static void test_external_labels_wire(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "m{zone=\"own\"} 1\nn 2\n");
+    struct scrape_job j = base_job();
+    struct ss_kv ext[] = {{"a_first", "1"}, {"zone", "ext"}, {"zz", "last"}};
+    struct scrape_manager_opts o = {.external_labels = ext, .nexternal_labels = 3};
+    struct scrape_sink sink = {.begin = on_begin, .series = on_series, .ud = NULL};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(&o, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    cap.with_wire = 0;
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.with_wire, 2);
+    snprintf(t, sizeof t, "m{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"own\",zz=\"last\"}",
+             addr);
+    assert_non_null(find(t));
+    snprintf(t, sizeof t, "n{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"ext\",zz=\"last\"}",
+             addr);
+    assert_non_null(find(t));
+    scrape_manager_free(m);
+}
+
 /* Two discovered entries that differ only in __meta_* labels are one target, as in
  * Prometheus (e.g. two container ports of one pod relabeled to one address). */
 static void test_duplicate_targets_scraped_once(void **state)
@@ -840,6 +964,9 @@ int main(void)
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
+        cmocka_unit_test(test_series_added),
+        cmocka_unit_test(test_reload_relabel_changes_labels),
+        cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_gzip_same_as_plain),
         cmocka_unit_test(test_gzip_multi_member),

@@ -1,0 +1,290 @@
+/* test_series.c: the per-target series table (scrape/series.c) on its own.
+ *
+ * Drives the table as the engine does (begin, find or add, see, sweep) with hashes
+ * the test chooses, so collisions can be forced: staleness (a series that went away
+ * gets one marker, explicit-timestamp series none, a failed scrape marks everything
+ * committed), what counts as added, equal label hashes for different label sets
+ * (many in one probe run, removed from its middle), the scrape cache after a reload
+ * (the same raw text now meaning other labels), and compaction under churn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "series.h"
+
+/* One series "name{k=v}" in wire form, in buf. */
+static size_t wire_of(char *buf, size_t cap, const char *name, const char *v)
+{
+    struct ss_label l[2] = {{SS_STR("__name__"), {name, strlen(name)}}, {SS_STR("k"), {v, strlen(v)}}};
+    size_t n = ss_labels_wire_size(l, 2);
+    assert_true(n <= cap);
+    ss_labels_wire_write((uint8_t *)buf, l, 2);
+    return n;
+}
+
+struct staled {
+    char names[64][32];
+    size_t n;
+};
+
+static void on_stale(void *ud, const struct series_table *t, const struct series_entry *e)
+{
+    struct staled *s = ud;
+    struct ss_label l[4];
+    long n = ss_labels_wire_read(series_entry_labels(t, e), e->len, l, NULL, 4);
+    assert_int_equal(n, 2);
+    snprintf(s->names[s->n++], 32, "%.*s/%.*s", (int)l[0].value.len, l[0].value.p, (int)l[1].value.len,
+             l[1].value.p);
+}
+
+/* What the engine does for one sample: the scrape cache first, then the labels.
+ * Returns the entry; *added tells whether it is new. */
+static long sample(struct series_table *t, uint64_t raw, uint64_t hash, const char *name, const char *v,
+                   bool tracked, bool *added)
+{
+    char w[128];
+    *added = false;
+    long i = raw ? series_table_find_raw(t, raw) : -1;
+    if (i < 0) {
+        size_t len = wire_of(w, sizeof w, name, v);
+        i = series_table_find(t, hash, w, len);
+        if (i < 0) {
+            i = series_table_add(t, hash, w, len, 2);
+            assert_true(i >= 0);
+            *added = true;
+        }
+        series_table_link_raw(t, (size_t)i, raw);
+    }
+    if (t->e[i].seen != t->gen)
+        series_table_see(t, (size_t)i, 1.0, 1000, tracked);
+    return i;
+}
+
+static void check_labels(const struct series_table *t, long i, const char *name, const char *v)
+{
+    struct ss_label l[4];
+    const struct series_entry *e = &t->e[i];
+    assert_int_equal(ss_labels_wire_read(series_entry_labels(t, e), e->len, l, NULL, 4), 2);
+    assert_true(ss_str_eq_cstr(l[0].value, name));
+    assert_true(ss_str_eq_cstr(l[1].value, v));
+}
+
+static void test_staleness_and_added(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    struct staled st = {0};
+    bool added;
+    int nadded = 0;
+
+    series_table_begin(&t);
+    nadded += sample(&t, 11, 1, "a", "1", true, &added) >= 0 && added;
+    nadded += sample(&t, 12, 2, "b", "1", true, &added) >= 0 && added;
+    nadded += sample(&t, 13, 3, "x", "1", false, &added) >= 0 && added; /* explicit timestamp */
+    assert_int_equal(nadded, 3);
+    assert_int_equal(t.norder, 3);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 0);
+
+    /* b and x go away: one marker, for b only */
+    series_table_begin(&t);
+    long a = sample(&t, 11, 1, "a", "1", true, &added);
+    assert_false(added);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "b/1");
+    assert_int_equal(t.live, 1);
+    assert_int_equal(series_table_find_raw(&t, 12), -1);
+    assert_int_equal(series_table_find_raw(&t, 11), a);
+
+    /* b is back: added again; then the scrape fails: a and b are marked (they were
+     * committed), the new c is not, and the table is empty */
+    series_table_begin(&t);
+    sample(&t, 12, 2, "b", "1", true, &added);
+    assert_true(added);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1); /* a went away */
+    series_table_begin(&t);
+    sample(&t, 12, 2, "b", "1", true, &added);
+    assert_false(added);
+    sample(&t, 14, 4, "c", "1", true, &added);
+    assert_true(added);
+    st.n = 0;
+    assert_int_equal(series_table_sweep(&t, false, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "b/1");
+    assert_int_equal(t.live, 0);
+    /* after a failure everything is added again */
+    series_table_begin(&t);
+    sample(&t, 12, 2, "b", "1", true, &added);
+    assert_true(added);
+    series_table_free(&t);
+}
+
+/* Every series has the same label hash: they stay apart, and removing some from the
+ * middle of the probe run leaves the rest findable (backward-shift deletion). */
+static void test_forced_hash_collisions(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    struct staled st = {0};
+    bool added;
+    char v[16];
+    const int n = 600; /* the maps grow twice while the run is this long */
+    series_table_begin(&t);
+    for (int i = 0; i < n; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        sample(&t, 0, 42, "same", v, false, &added); /* no raw key: always by labels */
+        assert_true(added);
+    }
+    assert_int_equal(t.live, n);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 0);
+    for (int i = 0; i < n; i++) {
+        char w[128];
+        snprintf(v, sizeof v, "%d", i);
+        size_t len = wire_of(w, sizeof w, "same", v);
+        long k = series_table_find(&t, 42, w, len);
+        assert_true(k >= 0);
+        check_labels(&t, k, "same", v);
+    }
+    /* keep the odd ones */
+    series_table_begin(&t);
+    for (int i = 1; i < n; i += 2) {
+        snprintf(v, sizeof v, "%d", i);
+        sample(&t, 0, 42, "same", v, false, &added);
+        assert_false(added);
+    }
+    series_table_sweep(&t, true, NULL, NULL);
+    assert_int_equal(t.live, n / 2);
+    for (int i = 0; i < n; i++) {
+        char w[128];
+        snprintf(v, sizeof v, "%d", i);
+        size_t len = wire_of(w, sizeof w, "same", v);
+        long k = series_table_find(&t, 42, w, len);
+        if (i % 2) {
+            assert_true(k >= 0);
+            check_labels(&t, k, "same", v);
+        } else {
+            assert_int_equal(k, -1);
+        }
+    }
+    /* a label hash equal to another series' raw key is no confusion either */
+    series_table_begin(&t);
+    long k = sample(&t, 42, 7, "other", "x", true, &added);
+    assert_true(added);
+    assert_int_equal(series_table_find_raw(&t, 42), k);
+    series_table_free(&t);
+}
+
+/* After a reload the scrape cache is emptied: the same raw text goes through the
+ * (new) relabeling again and may now mean another label set. The new set is added,
+ * the old one gets its stale marker, and the raw key points at the new entry. */
+static void test_relabel_reload_same_raw(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    struct staled st = {0};
+    bool added;
+    series_table_begin(&t);
+    long old = sample(&t, 99, 1, "m", "before", true, &added);
+    series_table_sweep(&t, true, on_stale, &st);
+    series_table_begin(&t);
+    assert_int_equal(sample(&t, 99, 1, "m", "before", true, &added), old); /* cache hit */
+    assert_false(added);
+    series_table_sweep(&t, true, on_stale, &st);
+
+    series_table_clear_raw(&t); /* reload */
+    assert_int_equal(series_table_find_raw(&t, 99), -1);
+    series_table_begin(&t);
+    long now = sample(&t, 99, 5, "m", "after", true, &added);
+    assert_true(added);
+    assert_true(now != old);
+    assert_int_equal(series_table_find_raw(&t, 99), now);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "m/before");
+    check_labels(&t, series_table_find_raw(&t, 99), "m", "after");
+
+    /* and if the reload changed nothing, the old entry is found by its labels and the
+     * cache key is linked to it again: nothing added, nothing stale */
+    series_table_clear_raw(&t);
+    series_table_begin(&t);
+    assert_int_equal(sample(&t, 99, 5, "m", "after", true, &added), now);
+    assert_false(added);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 0);
+    assert_int_equal(st.n, 1);
+    assert_int_equal(series_table_find_raw(&t, 99), now);
+    series_table_free(&t);
+}
+
+/* Churn: a new set of series every scrape. The table compacts instead of growing. */
+static void test_churn_compacts(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    bool added;
+    char v[16];
+    size_t max_bytes_cap = 0, max_cap = 0;
+    for (int round = 0; round < 50; round++) {
+        series_table_begin(&t);
+        for (int i = 0; i < 2000; i++) {
+            snprintf(v, sizeof v, "%d", round * 2000 + i);
+            uint64_t h = (uint64_t)(round * 2000 + i) * 0x9E3779B97F4A7C15ULL;
+            sample(&t, h ^ 0x55, h, "churn", v, true, &added);
+            assert_true(added);
+        }
+        assert_int_equal(series_table_sweep(&t, true, NULL, NULL), 0);
+        assert_int_equal(t.live, 2000);
+        if (t.bytes.cap > max_bytes_cap)
+            max_bytes_cap = t.bytes.cap;
+        if (t.cap > max_cap)
+            max_cap = t.cap;
+    }
+    assert_true(max_cap <= 8192);
+    assert_true(max_bytes_cap <= 4 * 2000 * 32);
+    /* everything of the last round is there and findable */
+    for (int i = 0; i < 2000; i++) {
+        uint64_t h = (uint64_t)(49 * 2000 + i) * 0x9E3779B97F4A7C15ULL;
+        long k = series_table_find_raw(&t, h ^ 0x55);
+        assert_true(k >= 0);
+        snprintf(v, sizeof v, "%d", 49 * 2000 + i);
+        check_labels(&t, k, "churn", v);
+    }
+    series_table_free(&t);
+}
+
+static void test_wire_round_trip(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'v', sizeof big);
+    struct ss_label l[3] = {
+        {SS_STR("__name__"), SS_STR("m")}, {SS_STR("empty"), {"", 0}}, {SS_STR("long"), {big, sizeof big}}};
+    uint8_t buf[512];
+    size_t n = ss_labels_wire_size(l, 3);
+    assert_int_equal(ss_labels_wire_write(buf, l, 3) - buf, n);
+    struct ss_label out[3];
+    uint32_t ends[3];
+    assert_int_equal(ss_labels_wire_read(buf, n, out, ends, 3), 3);
+    assert_int_equal(ends[2], n);
+    for (int i = 0; i < 3; i++) {
+        assert_true(ss_str_eq(out[i].name, l[i].name));
+        assert_true(ss_str_eq(out[i].value, l[i].value));
+    }
+    assert_int_equal(ss_labels_wire_read(buf, n, out, NULL, 2), -1);     /* too many */
+    assert_int_equal(ss_labels_wire_read(buf, n - 1, out, NULL, 3), -1); /* truncated */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_forced_hash_collisions),
+        cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
+        cmocka_unit_test(test_wire_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -618,19 +618,6 @@ static int check_free_map(struct loader *ld, const struct ss_ynode *map)
 
 /* ---- names and addresses -------------------------------------------------- */
 
-/* RFC 9110 token characters, for header names. */
-static bool header_name_valid(const char *s, size_t len)
-{
-    if (!len)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
-            return false;
-    }
-    return true;
-}
-
 /* Checks the parts of a URL the HTTP clients rely on: scheme://[userinfo@]host[:port]
  * with a known scheme, a host, a numeric port, and no whitespace or control bytes
  * anywhere. Writes the reason to *why. */
@@ -824,7 +811,7 @@ static int dec_kv_map(struct loader *ld, const struct ss_ynode *n, const char *f
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name", snip(k->text, k->len, sb));
             break;
         }
-        if (kind == KV_HEADERS && !header_name_valid(k->text, k->len)) {
+        if (kind == KV_HEADERS && !ss_http_token_valid(k->text, k->len)) {
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid HTTP header name",
                          snip(k->text, k->len, sb));
             break;

@@ -1255,7 +1255,7 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
                 (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
             const char *jl = job_label(&job, j, &rc);
             rc = rc ? rc
-                    : ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, jl,
+                    : ss_buf_printf(out, "%s{scrape_job=\"%s\"} %llu\n", per_job[k].name, jl,
                                     (unsigned long long)atomic_load(v));
         }
     }
@@ -1265,8 +1265,9 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
     for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
         const char *jl = job_label(&job, j, &rc);
         for (int r = 0; r < FAIL_NREASONS && !rc; r++)
-            rc = ss_buf_printf(out, "scrapeship_scrape_failures_total{job=\"%s\",reason=\"%s\"} %llu\n", jl,
-                               fail_reason_names[r], (unsigned long long)atomic_load(&j->failures[r]));
+            rc =
+                ss_buf_printf(out, "scrapeship_scrape_failures_total{scrape_job=\"%s\",reason=\"%s\"} %llu\n",
+                              jl, fail_reason_names[r], (unsigned long long)atomic_load(&j->failures[r]));
     }
     if (!rc)
         rc = ss_buf_printf(out, "# HELP scrapeship_scrape_duration_seconds Scrape durations.\n"
@@ -1275,8 +1276,8 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         const char *jl = job_label(&job, j, &rc);
         rc = rc ? rc
                 : ss_buf_printf(out,
-                                "scrapeship_scrape_duration_seconds_sum{job=\"%s\"} %.6f\n"
-                                "scrapeship_scrape_duration_seconds_count{job=\"%s\"} %llu\n",
+                                "scrapeship_scrape_duration_seconds_sum{scrape_job=\"%s\"} %.6f\n"
+                                "scrapeship_scrape_duration_seconds_count{scrape_job=\"%s\"} %llu\n",
                                 jl, (double)atomic_load(&j->duration_us_sum) / 1e6, jl,
                                 (unsigned long long)atomic_load(&j->scrapes));
     }

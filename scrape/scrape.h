@@ -289,7 +289,7 @@ void kube_sd_discoverer(struct kube_sd *k, struct scrape_discoverer *out);
 void kube_sd_free(struct kube_sd *k);
 
 /* Counters since kube_sd_new, for tests and logs (also exported on /metrics as
- * scrapeship_sd_kubernetes_*{job}). */
+ * scrapeship_sd_kubernetes_*{scrape_job}). */
 struct kube_sd_stats {
     uint64_t lists;    /* LIST requests (pages count one each) */
     uint64_t watches;  /* WATCH requests */

@@ -6,6 +6,8 @@
 * scrape: exit 0 when every target is up, 1 when one is down, 2 on usage errors;
   text and JSON output.
 * --version, unknown commands.
+* `make run` (run --stdout on the embedded default, which scrapes itself): the
+  per-job self-metrics are labelled scrape_job, so no line carries an exported_ label.
 """
 import glob
 import json
@@ -76,6 +78,16 @@ remote_write:
     chk.ok(rc == 0 and out.startswith("scrapeship "), "--version: %r" % out)
     rc, out, err = h.run_scrapeship(["frobnicate"])
     chk.ok(rc == 2 and "unknown command" in err, "unknown command: %d %r" % (rc, err))
+
+    # what `make run` prints first: its self-scrape, every per-job series included
+    lp = h.free_port()
+    rc, out, err = h.run_scrapeship(["run", "--stdout", "--web.listen-address", "127.0.0.1:%d" % lp,
+                                     "--run-for", "7s"], timeout=60)
+    chk.ok(rc == 0, "run --stdout exit %d: %s" % (rc, err[-500:]))
+    chk.ok('scrapeship_scrapes_total{instance="127.0.0.1:%d",job="scrapeship",scrape_job="scrapeship"}' % lp
+           in out, "self-scrape: no per-job scrapeship_scrapes_total line:\n" + out[:1500])
+    bad = [l for l in out.splitlines() if "exported_" in l]
+    chk.ok(not bad, "run --stdout prints exported_ labels: %s" % bad[:3])
     chk.finish()
 
 

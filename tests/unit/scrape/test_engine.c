@@ -692,11 +692,12 @@ static void test_self_metrics_escape_job(void **state)
     struct ss_buf out;
     ss_buf_init(&out, 0);
     assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
-    assert_non_null(strstr(out.data, "scrapeship_scrapes_total{job=\"we\\\"ird\\\\job\"} 1\n"));
-    assert_non_null(strstr(
-        out.data, "scrapeship_scrape_failures_total{job=\"we\\\"ird\\\\job\",reason=\"timeout\"} 0\n"));
+    assert_non_null(strstr(out.data, "scrapeship_scrapes_total{scrape_job=\"we\\\"ird\\\\job\"} 1\n"));
     assert_non_null(
-        strstr(out.data, "scrapeship_scrape_duration_seconds_count{job=\"we\\\"ird\\\\job\"} 1\n"));
+        strstr(out.data,
+               "scrapeship_scrape_failures_total{scrape_job=\"we\\\"ird\\\\job\",reason=\"timeout\"} 0\n"));
+    assert_non_null(
+        strstr(out.data, "scrapeship_scrape_duration_seconds_count{scrape_job=\"we\\\"ird\\\\job\"} 1\n"));
     assert_null(strstr(out.data, "job=\"we\"ird"));
     ss_buf_free(&out);
     scrape_manager_free(m);
@@ -735,7 +736,7 @@ static uint64_t failures(struct scrape_manager *m, const char *reason)
     char key[128];
     ss_buf_init(&out, 0);
     assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
-    snprintf(key, sizeof key, "scrapeship_scrape_failures_total{job=\"test\",reason=\"%s\"} ", reason);
+    snprintf(key, sizeof key, "scrapeship_scrape_failures_total{scrape_job=\"test\",reason=\"%s\"} ", reason);
     const char *p = strstr(out.data, key);
     assert_non_null(p);
     uint64_t v = strtoull(p + strlen(key), NULL, 10);

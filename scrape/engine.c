@@ -107,6 +107,7 @@ struct target {
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
     bool failed;
+    bool parse_error; /* failed inside the body: the counts parsed so far are reported */
     char err[512];
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
@@ -356,18 +357,20 @@ static uint64_t raw_key(const struct scrape_parsed_sample *s)
 }
 
 /* The sample of a series in the table: seen once more. Duplicates within one scrape
- * keep the first sample, as Prometheus does, and count the rest. */
+ * keep the first sample, as Prometheus does, and count the rest. A duplicate still
+ * counts in scrape_samples_post_metric_relabeling and against sample_limit: 2.42
+ * appends it (the limit appender counts every append) and counts it as added. */
 static int see_sample(struct target *t, const struct scrape_parsed_sample *s, size_t i)
 {
     const struct scrape_job *job = &t->job->cfg;
-    if (t->series.e[i].seen == t->series.gen) {
-        atomic_fetch_add(&t->job->duplicates, 1);
-        return 0;
-    }
     t->samples_post++;
     if (job->sample_limit && t->samples_post > job->sample_limit)
         return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                            (unsigned long long)job->sample_limit);
+    if (t->series.e[i].seen == t->series.gen) {
+        atomic_fetch_add(&t->job->duplicates, 1);
+        return 0;
+    }
     bool explicit_ts = s->has_timestamp && job->honor_timestamps;
     series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts);
     return 0;
@@ -478,8 +481,10 @@ static int feed_plain(void *ud, const char *p, size_t n)
                            (unsigned long long)limit);
     struct scrape_parser_cb cb = {on_sample, on_meta, t};
     int rc = scrape_parser_feed(t->parser, p, n, &cb);
-    if (rc && !t->failed)
+    if (rc && !t->failed) {
+        t->parse_error = rc != SS_ELIMIT;
         target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+    }
     return t->failed ? SS_EINVAL : 0;
 }
 
@@ -653,6 +658,7 @@ static int setup_easy(struct target *t)
 static void start_scrape(struct target *t)
 {
     t->failed = false;
+    t->parse_error = false;
     t->err[0] = '\0';
     t->errbuf[0] = '\0';
     t->body_started = false;
@@ -712,8 +718,10 @@ static void finish_scrape(struct target *t, CURLcode res)
             if (t->gzip)
                 finish_gzip(t);
             int rc = t->failed ? 0 : scrape_parser_finish(t->parser, &cb);
-            if (rc && !t->failed)
+            if (rc && !t->failed) {
+                t->parse_error = true;
                 target_fail(t, FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+            }
         }
     }
     gz_reset(t);
@@ -730,7 +738,12 @@ static void finish_scrape(struct target *t, CURLcode res)
     if (t->failed) {
         log_failure(t);
         atomic_fetch_add(&js->failures[t->fail], 1);
-        t->samples_scraped = t->samples_post = t->series_added = 0;
+        /* Prometheus 2.42 reports the samples it parsed (and kept) before a parse
+         * error, e.g. a bad line halfway or an OpenMetrics body without # EOF; a
+         * scrape that failed before parsing (connect, status, size, gzip) parsed none. */
+        if (!t->parse_error)
+            t->samples_scraped = t->samples_post = 0;
+        t->series_added = 0;
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);

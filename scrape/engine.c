@@ -479,7 +479,7 @@ static int feed_plain(void *ud, const char *p, size_t n)
     if (limit && t->body_bytes > limit)
         return target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
                            (unsigned long long)limit);
-    struct scrape_parser_cb cb = {on_sample, on_meta, t};
+    struct scrape_parser_cb cb = {on_sample, on_meta, t, NULL};
     int rc = scrape_parser_feed(t->parser, p, n, &cb);
     if (rc && !t->failed) {
         t->parse_error = rc != SS_ELIMIT;
@@ -712,7 +712,7 @@ static void finish_scrape(struct target *t, CURLcode res)
         else if (status != 200)
             target_fail(t, FAIL_HTTP_STATUS, "server returned HTTP status %ld", status);
         else {
-            struct scrape_parser_cb cb = {on_sample, on_meta, t};
+            struct scrape_parser_cb cb = {on_sample, on_meta, t, NULL};
             if (!t->body_started) /* empty body: still a valid (empty) scrape */
                 scrape_parser_reset(t->parser, SCRAPE_FORMAT_TEXT);
             if (t->gzip)

@@ -107,7 +107,8 @@ struct target {
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
     bool failed;
-    bool parse_error; /* failed inside the body: the counts parsed so far are reported */
+    bool parse_error;   /* failed inside the body: the counts parsed so far are reported */
+    bool parser_strict; /* the parser was made for strict_parsing (a reload may change it) */
     char err[512];
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
@@ -659,6 +660,15 @@ static void start_scrape(struct target *t)
 {
     t->failed = false;
     t->parse_error = false;
+    if (t->parser_strict != t->job->cfg.strict_parsing) { /* reloaded with the other setting */
+        struct scrape_parser *np = NULL;
+        struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .strict = t->job->cfg.strict_parsing};
+        if (scrape_parser_new(&po, &np) == 0) {
+            scrape_parser_free(t->parser);
+            t->parser = np;
+            t->parser_strict = po.strict;
+        }
+    }
     t->err[0] = '\0';
     t->errbuf[0] = '\0';
     t->body_started = false;
@@ -823,8 +833,9 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
     ss_buf_init(&t->wire, 0);
-    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT};
+    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .strict = js->cfg.strict_parsing};
     t->easy = curl_easy_init();
+    t->parser_strict = po.strict;
     if (!t->easy || scrape_parser_new(&po, &t->parser)) {
         target_free(t);
         return NULL;

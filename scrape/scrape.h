@@ -155,6 +155,8 @@ struct scrape_job {
     size_t nparams;
     bool honor_labels;
     bool honor_timestamps;
+    bool strict_parsing;                 /* the strict parser (what `lint` calls an error fails the
+                                          * scrape); default: Prometheus 2.42's leniency */
     struct httpc_config http;            /* files in it are re-read on every scrape */
     struct relabel_rule *const *relabel; /* compiled; owned by the caller */
     size_t nrelabel;

@@ -16,7 +16,8 @@
 static void scrape_usage(FILE *f)
 {
     fprintf(f, "usage: scrapeship scrape [--config FILE] [--format text|json] [--job NAME]\n"
-               "                         [--timeout DURATION] [--honor-labels] [URL...]\n");
+               "                         [--timeout DURATION] [--honor-labels] [--strict] [URL...]\n"
+               "--strict: fail a scrape on what `scrapeship lint` calls an error\n");
 }
 
 /* One static group per URL; all strings owned by the url_groups arena. */
@@ -107,19 +108,17 @@ fail:
 
 int collector_cmd_scrape(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"job", required_argument, 0, 'j'},
-                                         {"timeout", required_argument, 0, 't'},
-                                         {"honor-labels", no_argument, 0, 'H'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"format", required_argument, 0, 'f'},
+        {"job", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
+        {"honor-labels", no_argument, 0, 'H'}, {"strict", no_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *config = NULL, *job_name = "scrape", *timeout = "10s";
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
-    bool honor = false;
+    bool honor = false, strict = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:f:j:t:Hh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:j:t:HSh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'f':
@@ -135,6 +134,7 @@ int collector_cmd_scrape(int argc, char **argv)
         case 'j': job_name = optarg; break;
         case 't': timeout = optarg; break;
         case 'H': honor = true; break;
+        case 'S': strict = true; break;
         case 'h': scrape_usage(stdout); return 0;
         default: scrape_usage(stderr); return 2;
         }
@@ -164,6 +164,8 @@ int collector_cmd_scrape(int argc, char **argv)
             fprintf(stderr, "scrapeship scrape: %s\n", err);
             goto done;
         }
+        for (size_t i = 0; strict && i < jobs.njobs; i++)
+            jobs.jobs[i].strict_parsing = true;
         jobv = jobs.jobs;
         njobs = jobs.njobs;
         ext = jobs.external_labels;
@@ -186,6 +188,7 @@ int collector_cmd_scrape(int argc, char **argv)
         url_job.scheme = "http";
         url_job.honor_labels = honor;
         url_job.honor_timestamps = true;
+        url_job.strict_parsing = strict;
         url_job.http.follow_redirects = true;
         url_job.static_groups = urls.groups;
         url_job.nstatic_groups = urls.n;

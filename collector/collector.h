@@ -127,6 +127,7 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
 int collector_cmd_run(int argc, char **argv);
 int collector_cmd_scrape(int argc, char **argv);
 int collector_cmd_check_config(int argc, char **argv);
+int collector_cmd_lint(int argc, char **argv);
 int collector_cmd_query(int argc, char **argv);
 int collector_cmd_scaler(int argc, char **argv);
 

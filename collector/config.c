@@ -1644,7 +1644,8 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
                                         "label_name_length_limit",
                                         "label_value_length_limit",
                                         "body_size_limit",
-                                        "kubernetes_sd_configs"};
+                                        "kubernetes_sd_configs",
+                                        "strict_parsing"};
     enum {
         S_JOB = H_N,
         S_HONOR_LABELS,
@@ -1664,6 +1665,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
         S_VALUE_LEN,
         S_BODY_SIZE,
         S_KUBE_SD,
+        S_STRICT,
         S_N
     };
     _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
@@ -1683,6 +1685,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
     *job_node = v[S_JOB];
     if ((rc = opt_bool(ld, v[S_HONOR_LABELS], "honor_labels", &sc->honor_labels)) ||
         (rc = opt_bool(ld, v[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps)) ||
+        (rc = opt_bool(ld, v[S_STRICT], "strict_parsing", &sc->strict_parsing)) ||
         (rc = dec_params(ld, v[S_PARAMS], sc)) ||
         (rc = opt_dur(ld, v[S_INTERVAL], "scrape_interval", &sc->scrape_interval_ms)) ||
         (rc = opt_dur(ld, v[S_TIMEOUT], "scrape_timeout", &sc->scrape_timeout_ms)) ||

@@ -97,6 +97,7 @@ struct cfg_scrape {
     size_t nparams;
     bool honor_labels;     /* default false */
     bool honor_timestamps; /* default true */
+    bool strict_parsing;   /* scrapeship's own: fail a scrape on what `lint` calls an error */
     struct cfg_static_config *static_configs;
     size_t nstatic_configs;
     struct cfg_file_sd *file_sd_configs;

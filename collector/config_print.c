@@ -242,6 +242,8 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
     p_str(p, ind, "job_name", sc->job_name);
     p_bool(p, ind, "honor_labels", sc->honor_labels);
     p_bool(p, ind, "honor_timestamps", sc->honor_timestamps);
+    if (sc->strict_parsing)
+        p_bool(p, ind, "strict_parsing", true);
     if (sc->nparams) {
         p_indent(p, ind);
         fputs("params:\n", p->f);

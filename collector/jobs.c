@@ -177,6 +177,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
         j->scheme = s->scheme;
         j->honor_labels = s->honor_labels;
         j->honor_timestamps = s->honor_timestamps;
+        j->strict_parsing = s->strict_parsing;
         collector_http_config(&s->http, &j->http);
         if (s->http.tls.server_name)
             ss_warn("config",

@@ -1354,7 +1354,7 @@ static int render_metrics(void *ud, struct ss_buf *out)
         }
         for (struct kube_sd *k = reg_head; k && !rc; k = k->reg_next) {
             uint64_t v = atomic_load((_Atomic uint64_t *)((char *)k + fams[f].off));
-            rc = ss_buf_printf(out, "%s{job=\"", name);
+            rc = ss_buf_printf(out, "%s{scrape_job=\"", name);
             if (!rc)
                 rc = ss_escape_label_value(out, k->job, strlen(k->job));
             if (!rc)

@@ -1323,9 +1323,9 @@ static void test_metrics(void **state)
     ss_buf_init(&b, 1 << 20);
     assert_int_equal(ss_metrics_render(&b), 0);
     assert_non_null(
-        strstr(b.data, "scrapeship_sd_kubernetes_requests_total{job=\"kube-test\",kind=\"list\"} 1"));
-    assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_objects{job=\"kube-test\"} 1"));
-    assert_non_null(strstr(b.data, "{job=\"metrics\\\"job\",kind=\"list\"} 0"));
+        strstr(b.data, "scrapeship_sd_kubernetes_requests_total{scrape_job=\"kube-test\",kind=\"list\"} 1"));
+    assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_objects{scrape_job=\"kube-test\"} 1"));
+    assert_non_null(strstr(b.data, "{scrape_job=\"metrics\\\"job\",kind=\"list\"} 0"));
     const char *first = strstr(b.data, "# TYPE scrapeship_sd_kubernetes_objects");
     assert_non_null(first);
     assert_null(strstr(first + 1, "# TYPE scrapeship_sd_kubernetes_objects"));

@@ -277,6 +277,9 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
                         EMIT(def, (size_t)(close - def));
                 } else if (val) {
                     EMIT(val, strlen(val));
+                } else if (otel) {
+                    /* the collector's envprovider (v0.98.0) expands an unset variable to
+                     * "" with a warning, so a config that works there loads here */
                 } else {
                     missing->p = s + ns;
                     missing->len = ne - ns;

@@ -208,7 +208,8 @@ static void test_env(void **state)
                               "  prometheusremotewrite:\n"
                               "    endpoint: ${env:SS_OTEL_EP}\n"
                               "    namespace: ${SS_OTEL_NS}\n"
-                              "    external_labels: {cluster: '${env:SS_OTEL_UNSET:-dflt}'}\n"
+                              "    external_labels: {cluster: '${env:SS_OTEL_UNSET:-dflt}', "
+                              "u: 'a${env:SS_OTEL_UNSET}b${SS_OTEL_UNSET}'}\n"
                               "service: {pipelines: {metrics: {receivers: [prometheus], exporters: "
                               "[prometheusremotewrite]}}}\n";
     char err[512];
@@ -218,6 +219,8 @@ static void test_env(void **state)
     assert_string_equal(c->remote_writes[0].url, "http://127.0.0.1:9/api/v1/write");
     assert_string_equal(c->remote_writes[0].otel.namespace, "ns1");
     assert_string_equal(c->remote_writes[0].otel.external_labels[0].value, "dflt");
+    /* unset without a default: "", as the collector's envprovider does (not an error) */
+    assert_string_equal(c->remote_writes[0].otel.external_labels[1].value, "ab");
     assert_string_equal(c->scrape_configs[0].metric_relabel_configs[0].replacement, "$1-x");
     cfg_free(c);
 }

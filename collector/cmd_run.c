@@ -250,6 +250,8 @@ int collector_cmd_run(int argc, char **argv)
     struct collector_stdout *out = NULL;
     struct collector_http *http = NULL;
     struct collector_shipper *shipper = NULL;
+    struct collector_http *health = NULL;
+    struct collector_otel *otel_out = NULL;
     FILE *tee_file = NULL;
     struct collector_stdout *tee = NULL;
     struct collector_tee tee_pair = {0};
@@ -258,11 +260,25 @@ int collector_cmd_run(int argc, char **argv)
 
     if (load_config(config, listen, storage, &cfgp, &jobs) != 0)
         return 1;
+    if (cfgp->notel_ignored) { /* one warning naming everything that does not run */
+        char list[2048] = "";
+        for (size_t i = 0; i < cfgp->notel_ignored; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "; " : "",
+                     cfgp->otel_ignored[i]);
+        ss_warn("config", "OpenTelemetry collector config: ignored: %s", list);
+    }
     struct scrape_sink sink;
     if (to_stdout) {
         if (collector_stdout_new(stdout, fmt, &out) != 0)
             goto done;
         collector_stdout_sink(out, &sink);
+        /* print what the first exporter would ship */
+        if (cfgp->nremote_writes && cfgp->remote_writes[0].otel.enabled) {
+            struct scrape_sink direct = sink;
+            if (collector_otel_new(&cfgp->remote_writes[0].otel, &direct, &otel_out) != 0)
+                goto done;
+            collector_otel_sink(otel_out, &sink);
+        }
     } else {
         char err[1024] = "";
         if (!cfgp->nremote_writes) {
@@ -298,6 +314,12 @@ int collector_cmd_run(int argc, char **argv)
     web.ud = &st;
     if (collector_http_start(&web, &http) != 0)
         goto done;
+    if (cfgp->health_check_endpoint) {
+        /* extensions.health_check: "/" answers 200 once running, as the collector's does */
+        struct collector_http_opts ho = {.listen = cfgp->health_check_endpoint};
+        if (collector_http_start(&ho, &health) != 0)
+            goto done;
+    }
     if (scrape_manager_set_jobs(st.m, jobs.jobs, jobs.njobs) != 0)
         goto done;
     ss_info("main", "scrapeship %s started: %zu jobs from %s", SS_VERSION, jobs.njobs,
@@ -369,6 +391,7 @@ done:
             ss_info("main", "all queued samples delivered in %lldms", (long long)(ss_mono_ms() - t0));
     }
     collector_http_stop(http);
+    collector_http_stop(health);
     ss_metrics_unregister(collector_shipper_render_metrics, &shipper);
     collector_shipper_free(shipper);
     collector_stdout_free(tee);
@@ -377,6 +400,7 @@ done:
     ss_metrics_unregister(render_run_metrics, &st);
     ss_metrics_unregister((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     scrape_manager_free(st.m);
+    collector_otel_free(otel_out);
     collector_stdout_free(out);
     collector_jobs_free(&jobs);
     cfg_free(cfgp);

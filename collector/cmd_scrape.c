@@ -152,6 +152,7 @@ int collector_cmd_scrape(int argc, char **argv)
     struct scrape_job url_job = {0};
     struct collector_stdout *out = NULL;
     struct scrape_manager *m = NULL;
+    struct collector_otel *otel = NULL;
     ss_arena_init(&urls.arena, 4096);
 
     const struct scrape_job *jobv;
@@ -199,6 +200,13 @@ int collector_cmd_scrape(int argc, char **argv)
     if (collector_stdout_new(stdout, fmt, &out) != 0)
         goto done;
     collector_stdout_sink(out, &sink);
+    /* an OpenTelemetry collector config prints what its first exporter would ship */
+    if (cfgp && cfgp->nremote_writes && cfgp->remote_writes[0].otel.enabled) {
+        struct scrape_sink direct = sink;
+        if (collector_otel_new(&cfgp->remote_writes[0].otel, &direct, &otel) != 0)
+            goto done;
+        collector_otel_sink(otel, &sink);
+    }
     if (scrape_manager_new(&(struct scrape_manager_opts){.external_labels = ext, .nexternal_labels = next},
                            &sink, &m) != 0 ||
         scrape_manager_set_jobs(m, jobv, njobs) != 0)
@@ -207,6 +215,7 @@ int collector_cmd_scrape(int argc, char **argv)
     ret = failed ? 1 : 0;
 done:
     scrape_manager_free(m);
+    collector_otel_free(otel);
     collector_stdout_free(out);
     collector_jobs_free(&jobs);
     cfg_free(cfgp);
@@ -260,8 +269,10 @@ int collector_cmd_check_config(int argc, char **argv)
             fprintf(stderr, "FAILED: %s is not valid\n", argv[i]);
             ret = 1;
         } else {
-            if (nconfigs == 1)
+            if (nconfigs == 1) {
                 cfg_print(c, stdout);
+                cfg_print_ignored(c, stdout);
+            }
             fprintf(stderr, "SUCCESS: %s is valid\n", argv[i]);
         }
         collector_jobs_free(&jobs);

@@ -111,6 +111,20 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out);
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono);
 void collector_shipper_free(struct collector_shipper *s);
 
+/* ---- OpenTelemetry collector series (otel.c) ---------------------------------- */
+
+/* A sink in front of `down` that rewrites each scrape into the series the OTel
+ * collector ships (names, target_info, resource labels, exporter external labels).
+ * o's strings are borrowed and must outlive it. */
+struct collector_otel;
+int collector_otel_new(const struct cfg_otel_series *o, const struct scrape_sink *down,
+                       struct collector_otel **out);
+void collector_otel_sink(struct collector_otel *x, struct scrape_sink *sink);
+void collector_otel_free(struct collector_otel *x);
+/* The exporter's metric name for a family (BuildCompliantName); the length written. */
+size_t collector_otel_name(const struct cfg_otel_series *o, const char *family, size_t flen,
+                           enum scrape_metric_type type, const char *unit, char *out, size_t cap);
+
 /* ---- AWS SigV4 ---------------------------------------------------------------- */
 
 struct aws_signer;

@@ -361,6 +361,17 @@ static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
         p_str(p, ind + 2, "role_arn", rw->sigv4.role_arn);
         p_str(p, ind + 2, "external_id", rw->sigv4.external_id);
         p_str(p, ind + 2, "service", rw->sigv4.service);
+        p_str(p, ind + 2, "session_name", rw->sigv4.session_name);
+        p_str(p, ind + 2, "sts_region", rw->sigv4.sts_region);
+    }
+    if (rw->otel.enabled) {
+        p_indent(p, ind);
+        fputs("otel_translation:\n", p->f);
+        p_str(p, ind + 2, "namespace", rw->otel.namespace);
+        p_bool(p, ind + 2, "add_metric_suffixes", rw->otel.add_metric_suffixes);
+        p_bool(p, ind + 2, "target_info", rw->otel.target_info);
+        p_bool(p, ind + 2, "resource_to_telemetry_conversion", rw->otel.resource_to_telemetry);
+        p_kv(p, ind + 2, "external_labels", rw->otel.external_labels, rw->otel.nexternal_labels);
     }
 }
 
@@ -390,6 +401,19 @@ int cfg_print(const struct cfg *c, FILE *out)
         p_dur(&p, 2, "max_age", c->storage_max_age_ms);
         p_dur(&p, 2, "fsync_interval", c->storage_fsync_interval_ms);
     }
+    if (fflush(out) != 0 || ferror(out))
+        return SS_EIO;
+    return 0;
+}
+
+int cfg_print_ignored(const struct cfg *c, FILE *out)
+{
+    if (!c || !out)
+        return SS_EINVAL;
+    if (c->health_check_endpoint)
+        fprintf(out, "# health_check: served on %s\n", c->health_check_endpoint);
+    for (size_t i = 0; i < c->notel_ignored; i++)
+        fprintf(out, "# ignored: %s\n", c->otel_ignored[i]);
     if (fflush(out) != 0 || ferror(out))
         return SS_EIO;
     return 0;

@@ -21,6 +21,8 @@ struct shipped_remote {
     size_t nrules;
     struct httpc_header *headers;
     struct aws_signer *signer;
+    struct collector_otel *otel; /* rewrites into the OTel collector's series, or NULL */
+    struct scrape_sink otel_in;  /* its input side */
 };
 
 struct collector_shipper {
@@ -93,6 +95,12 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv_i(h, s->enabled);
     h = fnv(fnv(fnv(fnv(h, s->region), s->access_key), s->secret_key), s->profile);
     h = fnv(fnv(fnv(h, s->role_arn), s->external_id), s->service);
+    h = fnv(fnv(h, s->session_name), s->sts_region);
+    const struct cfg_otel_series *o = &rw->otel;
+    h = fnv_i(fnv_i(fnv_i(h, o->enabled), o->add_metric_suffixes), o->target_info);
+    h = fnv(fnv_i(h, o->resource_to_telemetry), o->namespace);
+    for (size_t i = 0; i < o->nexternal_labels; i++)
+        h = fnv(fnv(h, o->external_labels[i].key), o->external_labels[i].value);
     h = fnv(h, c->storage_path);
     h = fnv_i(fnv_i(fnv_i(h, (int64_t)c->storage_max_disk_bytes), c->storage_max_age_ms),
               c->storage_fsync_interval_ms);
@@ -107,7 +115,32 @@ static void remote_free(struct shipped_remote *r)
     free(r->rules);
     free(r->headers);
     aws_signer_free(r->signer);
+    collector_otel_free(r->otel);
     memset(r, 0, sizeof *r);
+}
+
+/* One remote as a sink: what the OTel rewriter feeds. */
+static void remote_begin(void *ud, const struct scrape_report *r)
+{
+    (void)r;
+    rw_remote_begin(ud);
+}
+
+static void remote_series(void *ud, const struct scrape_series *sr)
+{
+    rw_remote_append(ud, sr);
+}
+
+static void remote_end(void *ud, const struct scrape_report *r)
+{
+    (void)r;
+    rw_remote_commit(ud);
+}
+
+static void remote_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
+{
+    (void)job;
+    rw_remote_metadata(ud, m);
 }
 
 static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, struct shipped_remote *out,
@@ -187,6 +220,14 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         snprintf(err, errlen, "remote_write %s: cannot start: %s", rw->url, ss_strerror(r));
         goto fail;
     }
+    if (rw->otel.enabled) {
+        struct scrape_sink direct = {remote_begin, remote_series, remote_end, remote_meta, out->rw};
+        if (collector_otel_new(&rw->otel, &direct, &out->otel)) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        collector_otel_sink(out->otel, &out->otel_in);
+    }
     return 0;
 fail:
     remote_free(out);
@@ -259,32 +300,41 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
 static void on_begin(void *ud, const struct scrape_report *r)
 {
     struct collector_shipper *s = ud;
-    (void)r;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_begin(s->v[i].rw);
+        if (s->v[i].otel)
+            s->v[i].otel_in.begin(s->v[i].otel_in.ud, r);
+        else
+            rw_remote_begin(s->v[i].rw);
 }
 
 static void on_series(void *ud, const struct scrape_series *sr)
 {
     struct collector_shipper *s = ud;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_append(s->v[i].rw, sr);
+        if (s->v[i].otel)
+            s->v[i].otel_in.series(s->v[i].otel_in.ud, sr);
+        else
+            rw_remote_append(s->v[i].rw, sr);
 }
 
 static void on_end(void *ud, const struct scrape_report *r)
 {
     struct collector_shipper *s = ud;
-    (void)r;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_commit(s->v[i].rw);
+        if (s->v[i].otel)
+            s->v[i].otel_in.end(s->v[i].otel_in.ud, r);
+        else
+            rw_remote_commit(s->v[i].rw);
 }
 
 static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
 {
     struct collector_shipper *s = ud;
-    (void)job;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_metadata(s->v[i].rw, m);
+        if (s->v[i].otel)
+            s->v[i].otel_in.metadata(s->v[i].otel_in.ud, m, job);
+        else
+            rw_remote_metadata(s->v[i].rw, m);
 }
 
 void collector_shipper_sink(struct collector_shipper *s, struct scrape_sink *sink)

@@ -312,7 +312,7 @@ static void run_rule(const struct rule *r)
     struct scrape_parser *p = NULL;
     assert_int_equal(scrape_parser_new(&(struct scrape_parser_opts){.format = r->format}, &p), 0);
     scrape_parser_reset(p, r->format);
-    struct scrape_parser_cb cb = {feed_sample, feed_meta, &f};
+    struct scrape_parser_cb cb = {.sample = feed_sample, .meta = feed_meta, .ud = &f};
     in.begin(in.ud, &rep);
     assert_int_equal(scrape_parser_feed(p, r->exposition, strlen(r->exposition), &cb), 0);
     assert_int_equal(scrape_parser_finish(p, &cb), 0);

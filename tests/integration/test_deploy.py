@@ -430,7 +430,10 @@ def check_rbac(chk, name, objs):
     grants = {(g, res, v) for r in roles.values() for rule in r["rules"]
               for g in rule["apiGroups"] for res in rule["resources"] for v in rule["verbs"]}
     if any(o["kind"] in ("DaemonSet", "StatefulSet") for o in objs):
-        chk.ok(grants == {("", "pods", "list"), ("", "pods", "watch")}, "%s: discovery RBAC %s" % (name, sorted(grants)))
+        want = {(g, r, v) for g, rs in (("", ("pods", "services", "endpoints")),
+                                        ("monitoring.coreos.com", ("servicemonitors", "podmonitors")))
+                for r in rs for v in ("list", "watch")}
+        chk.ok(grants == want, "%s: discovery RBAC %s" % (name, sorted(grants)))
     if name == "scaler":
         want = {("apps", r, v) for r in ("deployments/scale", "statefulsets/scale") for v in ("get", "patch")}
         want.add(("apps", "deployments", "get"))

@@ -5,7 +5,7 @@
  *
  * What is not translated (documented in README.md): scrape classes, oauth2,
  * proxyUrl, tlsConfig from Secrets/ConfigMaps (file paths only), attachMetadata,
- * scrapeProtocols, native histogram settings and the enforced-namespace labeler:
+ * scrapeProtocols, native histogram settings, targetLimit and the enforced-namespace labeler:
  * a monitor that uses one of the first four fails with an error naming the field;
  * the others are ignored (they change no label). */
 #include <stdarg.h>
@@ -634,7 +634,6 @@ static int basics(struct tr *t, json_t *ep, json_t *cfg)
 static int limits(struct tr *t, json_t *spec, json_t *cfg)
 {
     static const char *const keys[][2] = {{"sampleLimit", "sample_limit"},
-                                          {"targetLimit", "target_limit"},
                                           {"labelLimit", "label_limit"},
                                           {"labelNameLengthLimit", "label_name_length_limit"},
                                           {"labelValueLengthLimit", "label_value_length_limit"}};

@@ -24,6 +24,23 @@ struct collector_jobs {
 int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *err, size_t errlen);
 void collector_jobs_free(struct collector_jobs *j);
 
+/* ---- monitor_discovery: ServiceMonitors and PodMonitors -> jobs (monitors.c) ---- */
+
+struct collector_monitors;
+/* Connect (api_server, kubeconfig_file or in cluster) and start watching as c's
+ * monitor_discovery says. on_change is called from a watcher thread: only signal. c
+ * must outlive the result. */
+int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), void *ud,
+                             struct collector_monitors **out, char *err, size_t errlen);
+bool collector_monitors_synced(struct collector_monitors *m);
+/* Translate the monitors held now; *jobs = base's jobs followed by the generated ones
+ * (valid until the next rebuild). Bad monitors are logged, counted and left out. After
+ * scrape_manager_set_jobs(*jobs), call collector_monitors_release_old. */
+int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
+                               const struct scrape_job **jobs, size_t *njobs);
+void collector_monitors_release_old(struct collector_monitors *m);
+void collector_monitors_stop(struct collector_monitors *m); /* NULL: no-op */
+
 /* A config's http_config as the HTTP floor takes it (strings borrowed from c); the
  * same mapping for scrape jobs, kubernetes_sd and remote_write. */
 void collector_http_config(const struct cfg_http_client *c, struct httpc_config *out);

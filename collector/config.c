@@ -2185,16 +2185,63 @@ static int dec_storage(struct loader *ld, const struct ss_ynode *n, struct cfg *
     return rc;
 }
 
+/* monitor_discovery: ServiceMonitors and PodMonitors (README "Prometheus Operator
+ * monitors"). */
+static int dec_monitors(struct loader *ld, const struct ss_ynode *n, struct cfg_monitor_discovery *m)
+{
+    static const char *const names[] = {"service_monitors", "pod_monitors", "label_selector", "namespaces",
+                                        "node_name",        "shards",       "shard",          "api_server",
+                                        "kubeconfig_file",  "read_secrets"};
+    enum { N = sizeof names / sizeof names[0] };
+    const struct ss_ynode *v[N], *k[N];
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "monitor_discovery");
+    m->enabled = m->service_monitors = m->pod_monitors = m->read_secrets = true;
+    m->line = n->line;
+    bool set;
+    int rc = take_fields(ld, n, names, N, v, k);
+    rc = rc ?: opt_bool(ld, v[0], "service_monitors", &m->service_monitors);
+    rc = rc ?: opt_bool(ld, v[1], "pod_monitors", &m->pod_monitors);
+    rc = rc ?: opt_str(ld, v[2], "label_selector", &m->label_selector);
+    rc = rc ?: dec_str_list(ld, v[3], "namespaces", &m->namespaces, &m->nnamespaces);
+    rc = rc ?: opt_str(ld, v[4], "node_name", &m->node_name);
+    rc = rc ?: opt_u64(ld, v[5], "shards", &m->shards, &set);
+    rc = rc ?: opt_u64(ld, v[6], "shard", &m->shard, &set);
+    rc = rc ?: opt_str(ld, v[7], "api_server", &m->api_server);
+    rc = rc ?: opt_str(ld, v[8], "kubeconfig_file", &m->kubeconfig_file);
+    rc = rc ?: opt_bool(ld, v[9], "read_secrets", &m->read_secrets);
+    for (size_t i = 0; !rc && i < m->nnamespaces; i++) {
+        const char *s = m->namespaces[i];
+        bool ok = *s && strlen(s) <= 63;
+        for (const char *c = s; *c && ok; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-';
+        if (!ok)
+            rc = fail_at(ld, v[3], SS_ECONFIG, "\"%s\" is not a valid namespace name", s);
+    }
+    if (!rc && m->shards && m->shard >= m->shards)
+        rc = fail_at(ld, v[6] ? v[6] : n, SS_ECONFIG, "shard must be below shards (%llu)",
+                     (unsigned long long)m->shards);
+    if (!rc && m->shards > 1000000)
+        rc = fail_at(ld, v[5], SS_ECONFIG, "shards must be at most 1000000");
+    if (!rc && m->node_name && !*m->node_name)
+        rc = fail_at(ld, v[4], SS_ECONFIG, "node_name is empty (is $NODE_NAME set?)");
+    path_pop(ld, mark);
+    return rc;
+}
+
 static int dec_root(struct loader *ld, const struct ss_ynode *root, struct cfg *c)
 {
-    static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage"};
-    const struct ss_ynode *v[4], *k[4];
-    int rc = take_fields(ld, root, names, 4, v, k);
+    static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage",
+                                        "monitor_discovery"};
+    const struct ss_ynode *v[5], *k[5];
+    int rc = take_fields(ld, root, names, 5, v, k);
     if (rc)
         return rc;
     /* global first: jobs inherit from it wherever it appears in the file. */
     if ((rc = dec_global(ld, v[0], &c->global)) || (rc = dec_scrape_configs(ld, v[1], c)) ||
-        (rc = dec_remote_writes(ld, v[2], c)) || (rc = dec_storage(ld, v[3], c)))
+        (rc = dec_remote_writes(ld, v[2], c)) || (rc = dec_storage(ld, v[3], c)) ||
+        (rc = dec_monitors(ld, v[4], &c->monitors)))
         return rc;
     return 0;
 }
@@ -3245,6 +3292,11 @@ void cfg_free(struct cfg *c)
     free(c->storage_path);
     free(c->health_check_endpoint);
     free_strv(c->otel_ignored, c->notel_ignored);
+    free(c->monitors.label_selector);
+    free_strv(c->monitors.namespaces, c->monitors.nnamespaces);
+    free(c->monitors.node_name);
+    free(c->monitors.api_server);
+    free(c->monitors.kubeconfig_file);
     free(c);
 }
 

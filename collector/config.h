@@ -187,6 +187,24 @@ struct cfg_global {
     size_t nexternal_labels;
 };
 
+/* monitor_discovery: scrape what Prometheus Operator ServiceMonitors and PodMonitors
+ * describe (collector/promop.c translates them, promop_watch.c watches them). */
+struct cfg_monitor_discovery {
+    bool enabled;          /* the section is present */
+    bool service_monitors; /* default true */
+    bool pod_monitors;     /* default true */
+    char *label_selector;  /* on the monitors, Kubernetes selector syntax; NULL = all */
+    char **namespaces;     /* where monitors are read; none = all namespaces */
+    size_t nnamespaces;
+    char *node_name;  /* node-local (DaemonSet): only pods on this node */
+    uint64_t shards;  /* hashmod sharding: 0 = none */
+    uint64_t shard;   /* this instance's shard, < shards */
+    char *api_server; /* NULL: kubeconfig_file, else $KUBECONFIG / in-cluster */
+    char *kubeconfig_file;
+    bool read_secrets; /* default true: basicAuth/authorization from Secrets */
+    int line;
+};
+
 struct cfg {
     char *source; /* file name, or "<embedded>" */
     struct cfg_global global;
@@ -203,6 +221,7 @@ struct cfg {
     char *health_check_endpoint; /* extensions.health_check in service.extensions */
     char **otel_ignored;         /* "kind id: why" for each component not run */
     size_t notel_ignored;
+    struct cfg_monitor_discovery monitors;
 };
 
 /* Load and validate. On failure returns a negative ss_err, *out stays NULL and err

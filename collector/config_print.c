@@ -401,6 +401,22 @@ int cfg_print(const struct cfg *c, FILE *out)
         p_dur(&p, 2, "max_age", c->storage_max_age_ms);
         p_dur(&p, 2, "fsync_interval", c->storage_fsync_interval_ms);
     }
+    if (c->monitors.enabled) {
+        const struct cfg_monitor_discovery *m = &c->monitors;
+        fputs("monitor_discovery:\n", out);
+        p_bool(&p, 2, "service_monitors", m->service_monitors);
+        p_bool(&p, 2, "pod_monitors", m->pod_monitors);
+        p_str(&p, 2, "label_selector", m->label_selector);
+        p_strv(&p, 2, "namespaces", m->namespaces, m->nnamespaces);
+        p_str(&p, 2, "node_name", m->node_name);
+        if (m->shards) {
+            p_u64(&p, 2, "shards", m->shards);
+            p_u64(&p, 2, "shard", m->shard);
+        }
+        p_str(&p, 2, "api_server", m->api_server);
+        p_str(&p, 2, "kubeconfig_file", m->kubeconfig_file);
+        p_bool(&p, 2, "read_secrets", m->read_secrets);
+    }
     if (fflush(out) != 0 || ferror(out))
         return SS_EIO;
     return 0;

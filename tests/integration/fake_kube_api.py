@@ -42,7 +42,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints"}
+KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "secrets": "Secret",
+         "servicemonitors": "ServiceMonitor", "podmonitors": "PodMonitor"}
+# Prometheus Operator's CRDs live in an API group: /apis/monitoring.coreos.com/v1/...
+GROUP_KINDS = {"servicemonitors", "podmonitors"}
+GROUP = "monitoring.coreos.com/v1"
 MAX_WATCH_SECONDS = 600
 
 
@@ -148,6 +152,7 @@ class FakeKubeAPI:
         self.requests = []  # {"method","path","query","status","watch"}
         self.httpd = None
         self.port = None
+        self.forbidden = set()  # resources answered 403, as without an RBAC rule
 
     # -- state changes (bump the resource version, notify watches) --
 
@@ -165,7 +170,7 @@ class FakeKubeAPI:
         md.setdefault("namespace", "default")
         md.setdefault("uid", "uid-%s-%s-%s" % (kind, md["namespace"], md["name"]))
         obj["kind"] = KINDS[kind]
-        obj["apiVersion"] = "v1"
+        obj["apiVersion"] = GROUP if kind in GROUP_KINDS else "v1"
         with self.lock:
             self.rv += 1
             md["resourceVersion"] = str(self.rv)
@@ -291,13 +296,27 @@ class FakeKubeAPI:
             rec["status"] = 200
             return self._send_json(h, 200, {"major": "1", "minor": "27", "gitVersion": "v1.27.0"})
         namespace = None
-        if len(parts) == 3 and parts[:2] == ["api", "v1"]:
-            kind = parts[2]
-        elif len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"]:
-            namespace, kind = parts[3], parts[4]
+        prefix = ["apis"] + GROUP.split("/") if parts[:1] == ["apis"] else ["api", "v1"]
+        n = len(prefix)
+        if len(parts) == n + 1 and parts[:n] == prefix:
+            kind = parts[n]
+        elif len(parts) == n + 3 and parts[:n + 1] == prefix + ["namespaces"]:
+            namespace, kind = parts[n + 1], parts[n + 2]
+        elif len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+            return self._get_secret(h, rec, parts[3], parts[5])
         else:
             kind = None
-        if kind not in KINDS:
+        if kind in GROUP_KINDS and prefix[0] != "apis" or kind not in GROUP_KINDS and prefix[0] == "apis":
+            kind = None
+        if kind in self.forbidden:
+            rec["status"] = 403
+            where = "in the namespace \"%s\"" % namespace if namespace else "at the cluster scope"
+            grp = GROUP.split("/")[0] if kind in GROUP_KINDS else ""
+            return self._send_json(h, 403, self._status(403, "Forbidden",
+                                   '%s.%s is forbidden: User "system:serviceaccount:scrapeship:scrapeship" cannot '
+                                   '%s resource "%s" in API group "%s" %s' % (kind, grp, "watch" if watch else "list",
+                                                                            kind, grp, where)))
+        if kind not in KINDS or kind == "secrets":
             rec["status"] = 404
             return self._send_json(h, 404, self._status(404, "NotFound", "the server could not find the requested resource"))
         rec["kind"] = kind
@@ -310,6 +329,19 @@ class FakeKubeAPI:
         if watch:
             return self._watch(h, rec, kind, namespace, lsel, fsel, q)
         return self._list(h, rec, kind, namespace, lsel, fsel, q)
+
+    def _get_secret(self, h, rec, namespace, name):
+        rec["kind"] = "secrets"
+        if "secrets" in self.forbidden:
+            rec["status"] = 403
+            return self._send_json(h, 403, self._status(403, "Forbidden", 'secrets "%s" is forbidden' % name))
+        with self.lock:
+            obj = copy.deepcopy(self.objects["secrets"].get((namespace, name)))
+        if obj is None:
+            rec["status"] = 404
+            return self._send_json(h, 404, self._status(404, "NotFound", 'secrets "%s" not found' % name))
+        rec["status"] = 200
+        return self._send_json(h, 200, obj)
 
     def _list(self, h, rec, kind, namespace, lsel, fsel, q):
         limit = int(q.get("limit") or 0)
@@ -333,7 +365,8 @@ class FakeKubeAPI:
         if limit and start + limit < len(items):
             meta["continue"] = "%d:%d" % (start + limit, rv)
         rec["status"] = 200
-        self._send_json(h, 200, {"kind": KINDS[kind] + "List", "apiVersion": "v1", "metadata": meta,
+        self._send_json(h, 200, {"kind": KINDS[kind] + "List",
+                                 "apiVersion": GROUP if kind in GROUP_KINDS else "v1", "metadata": meta,
                                  "items": page})
 
     def _watch(self, h, rec, kind, namespace, lsel, fsel, q):
@@ -453,6 +486,31 @@ def pod(name, ip, namespace="default", node="node-a", containers=None, init_cont
                                                 "containerID": "containerd://%s-init-%s" % (name, c[0])}
                                                for c in init_containers]
     return {"metadata": md, "spec": spec, "status": status}
+
+
+def service(name, ports, namespace="default", labels=None, selector=None):
+    """A Service; ports: [(name, port, targetPort)]."""
+    md = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    return {"metadata": md, "spec": {"selector": dict(selector or {}), "type": "ClusterIP",
+                                     "clusterIP": "10.96.0.10",
+                                     "ports": [{"name": p[0], "port": p[1], "targetPort": p[2], "protocol": "TCP"}
+                                               for p in ports]}}
+
+
+def endpoints(name, addresses, ports, namespace="default", labels=None):
+    """Endpoints of a Service; addresses: [(ip, pod_name, node)], ports: [(name, port)]."""
+    md = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    return {"metadata": md, "subsets": [{
+        "addresses": [{"ip": a[0], "nodeName": a[2],
+                       "targetRef": {"kind": "Pod", "name": a[1], "namespace": namespace}} for a in addresses],
+        "ports": [{"name": p[0], "port": p[1], "protocol": "TCP"} for p in ports]}]}
+
+
+def secret(name, data, namespace="default"):
+    """A Secret; data values are plain strings (sent base64-encoded, as the API does)."""
+    import base64
+    return {"metadata": {"name": name, "namespace": namespace}, "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
 def main():

@@ -437,7 +437,10 @@ def check_rbac(chk, name, objs):
         want = {("", r, v) for r in ("pods", "services", "endpoints") for v in ("list", "watch")}
         chk.ok(grants == want, "adot: discovery RBAC %s" % sorted(grants))
     elif any(o["kind"] in ("DaemonSet", "StatefulSet") for o in objs):
-        chk.ok(grants == {("", "pods", "list"), ("", "pods", "watch")}, "%s: discovery RBAC %s" % (name, sorted(grants)))
+        want = {(g, r, v) for g, rs in (("", ("pods", "services", "endpoints")),
+                                        ("monitoring.coreos.com", ("servicemonitors", "podmonitors")))
+                for r in rs for v in ("list", "watch")}
+        chk.ok(grants == want, "%s: discovery RBAC %s" % (name, sorted(grants)))
     if name == "scaler":
         want = {("apps", r, v) for r in ("deployments/scale", "statefulsets/scale") for v in ("get", "patch")}
         want.add(("apps", "deployments", "get"))

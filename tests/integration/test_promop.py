@@ -155,7 +155,7 @@ def cluster_view(chk, port):
            metric(m, "scrapeship_monitor_discovery_invalid_monitors") == 1 and
            (metric(m, "scrapeship_monitor_discovery_invalid_total") or 0) >= 1,
            "monitor self-metrics:\n%s" % "\n".join(x for x in m.splitlines() if "monitor_discovery" in x))
-    chk.ok(metric(m, 'scrapeship_targets{job="serviceMonitor/shop/shop/0"}') == 2,
+    chk.ok(metric(m, 'scrapeship_targets{scrape_job="serviceMonitor/shop/shop/0"}') == 2,
            "scrapeship_targets for the generated job: %s" %
            [x for x in m.splitlines() if x.startswith("scrapeship_targets")])
 

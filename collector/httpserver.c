@@ -622,7 +622,10 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
     h->start_time = (double)ss_now_ms() / 1000.0;
     if (o->web_config_file && !(h->web_config_file = strdup(o->web_config_file)))
         goto fail;
-    if (web_auth_cache_new(&h->auth) != 0)
+    /* Basic auth comes only from a web config file; without one, OpenSSL's random
+     * generator is not started for a cache key nobody needs (about 0.7 MB of libcrypto
+     * pages in a sidecar). */
+    if (h->web_config_file && web_auth_cache_new(&h->auth) != 0)
         goto fail;
     if (h->web_config_file) {
         /* Whether to speak HTTPS is decided once, from the file at start. */

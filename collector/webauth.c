@@ -161,6 +161,8 @@ static bool bcrypt_matches(const char *hash, const char *pass)
 
 bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const char *user, const char *pass)
 {
+    if (!c)
+        return false; /* no web config file, so no users */
     const char *hash = cfg_web_user_hash(w, user);
     bool known = hash != NULL;
     if (!known)

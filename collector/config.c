@@ -1577,11 +1577,12 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
         return fail_at(ld, n, SS_ECONFIG,
                        "role missing (one of: pod, service, endpoints, endpointslice, node, "
                        "ingress)");
-    if (strcmp(ks->role, "pod") != 0 && strcmp(ks->role, "endpoints") != 0) {
+    if (strcmp(ks->role, "pod") != 0 && strcmp(ks->role, "endpoints") != 0 &&
+        strcmp(ks->role, "endpointslice") != 0) {
         char sb[SNIP_CAP];
         size_t m = path_field(ld, "role");
         rc = fail_at(ld, v[K_ROLE], SS_ECONFIG,
-                     "role \"%s\" is not supported by scrapeship (supported: pod, endpoints)",
+                     "role \"%s\" is not supported by scrapeship (supported: pod, endpoints, endpointslice)",
                      snip(ks->role, strlen(ks->role), sb));
         path_pop(ld, m);
         return rc;
@@ -1606,6 +1607,8 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
                        "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' "
                        "simultaneously");
     bool pod_role = strcmp(ks->role, "pod") == 0;
+    /* Prometheus 2.42 kubernetes.go allowedSelectors: the role's own kind, service, pod */
+    const char *own = pod_role ? "pod" : ks->role;
     for (size_t i = 0; i < ks->nselectors; i++) {
         const char *r = ks->selectors[i].role ? ks->selectors[i].role : "";
         const struct ss_ynode *at = v[K_SELECTORS]->kids[i];
@@ -1613,11 +1616,13 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
         for (size_t j = 0; j < i && !rc; j++)
             if (!strcmp(r, ks->selectors[j].role ? ks->selectors[j].role : ""))
                 rc = fail_at(ld, at, SS_ECONFIG, "duplicated selector role: %s", r);
-        bool allowed = pod_role ? !strcmp(r, "pod")
-                                : (!strcmp(r, "pod") || !strcmp(r, "service") || !strcmp(r, "endpoints"));
+        bool allowed =
+            pod_role ? !strcmp(r, "pod") : (!strcmp(r, "pod") || !strcmp(r, "service") || !strcmp(r, own));
         if (!rc && !allowed)
             rc = fail_at(ld, at, SS_ECONFIG, "%s role supports only %s selectors", ks->role,
-                         pod_role ? "pod" : "pod, service, endpoints");
+                         pod_role ? "pod"
+                                  : (strcmp(own, "endpoints") ? "pod, service, endpointslice"
+                                                              : "pod, service, endpoints"));
         path_pop(ld, m);
         if (rc)
             return rc;

@@ -125,7 +125,9 @@ static int map_kube(const struct cfg_scrape *s, struct collector_job_extra *x, s
                                                ks->selectors[k].field};
         struct kube_sd_config kc = {
             .job = s->job_name,
-            .role = strcmp(ks->role, "endpoints") == 0 ? KUBE_SD_ROLE_ENDPOINTS : KUBE_SD_ROLE_POD,
+            .role = strcmp(ks->role, "endpoints") == 0       ? KUBE_SD_ROLE_ENDPOINTS
+                    : strcmp(ks->role, "endpointslice") == 0 ? KUBE_SD_ROLE_ENDPOINTSLICE
+                                                             : KUBE_SD_ROLE_POD,
             .api_server = ks->api_server,
             .kubeconfig_file = ks->kubeconfig_file,
             .namespaces = (const char *const *)ks->namespaces,

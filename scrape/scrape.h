@@ -280,9 +280,9 @@ void scrape_sd_groups_free(struct scrape_sd_groups *g);
  * (KUBERNETES_SERVICE_HOST/PORT, the service account token re-read on every request
  * because bound tokens rotate, and its ca.crt). */
 
-enum kube_sd_role { KUBE_SD_ROLE_POD = 0, KUBE_SD_ROLE_ENDPOINTS };
+enum kube_sd_role { KUBE_SD_ROLE_POD = 0, KUBE_SD_ROLE_ENDPOINTS, KUBE_SD_ROLE_ENDPOINTSLICE };
 
-/* role: "pod", "service" or "endpoints"; label/field: Kubernetes selector syntax,
+/* role: "pod", "service", "endpoints" or "endpointslice"; label/field: Kubernetes selector syntax,
  * passed to the API server as labelSelector / fieldSelector. */
 struct kube_sd_selector {
     const char *role;

@@ -438,6 +438,7 @@ def check_rbac(chk, name, objs):
         chk.ok(grants == want, "adot: discovery RBAC %s" % sorted(grants))
     elif any(o["kind"] in ("DaemonSet", "StatefulSet") for o in objs):
         want = {(g, r, v) for g, rs in (("", ("pods", "services", "endpoints")),
+                                        ("discovery.k8s.io", ("endpointslices",)),
                                         ("monitoring.coreos.com", ("servicemonitors", "podmonitors")))
                 for r in rs for v in ("list", "watch")}
         chk.ok(grants == want, "%s: discovery RBAC %s" % (name, sorted(grants)))

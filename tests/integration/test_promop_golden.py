@@ -14,8 +14,8 @@ EndpointSlice role), and `expected`: the scrape_configs of its golden file
   3. the labels of a set of discovered targets (endpoints-role and pod-role metadata)
      are the same under scrapeship's config and under the operator's, both run through
      the scrape engine's target code (promop_tool targets), and a few are checked by
-     hand. The EndpointSlice case has no labels check (role not supported by
-     kubernetes_sd here).
+     hand. The EndpointSlice case has no labels check here (TARGETS carry endpoints-role
+     metadata); test_kube_sd_endpointslice.py runs that monitor against the fake API.
 """
 import glob
 import json

@@ -70,8 +70,8 @@ struct file_sig {
 };
 enum { SIG_CONFIG, SIG_CERT, SIG_KEY, SIG_CA, NSIGS };
 
-enum { REJ_UNAUTHORIZED, REJ_LIFECYCLE, REJ_TOO_LARGE, NREJ };
-static const char *const rej_names[NREJ] = {"unauthorized", "lifecycle_disabled", "too_large"};
+enum { REJ_UNAUTHORIZED, REJ_LIFECYCLE, REJ_TOO_LARGE, REJ_AUTH_BUSY, NREJ };
+static const char *const rej_names[NREJ] = {"unauthorized", "lifecycle_disabled", "too_large", "auth_busy"};
 
 /* One open connection, as the watchdog sees it (its socket context). */
 struct web_conn {
@@ -372,18 +372,20 @@ static bool is_probe(const char *url)
            strcmp(url, "/-/ready") == 0;
 }
 
-static bool authorized(struct collector_http *h, struct MHD_Connection *c, const struct web_gen *g,
-                       const char *url)
+static enum web_auth_result authorized(struct collector_http *h, struct MHD_Connection *c,
+                                       const struct web_gen *g, const char *url)
 {
     if (!g->cfg || !g->cfg->nusers)
-        return true;
+        return WEB_AUTH_OK;
     if (is_probe(url) && !h->o.probes_need_auth)
-        return true;
+        return WEB_AUTH_OK;
     const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     char user[WEB_AUTH_MAX_USER + 1], pass[WEB_AUTH_MAX_PASSWORD + 1];
-    bool ok = web_basic_auth_parse(hdr, user, pass) == 0 && web_auth_check(h->auth, g->cfg, user, pass);
+    enum web_auth_result res = WEB_AUTH_DENIED;
+    if (web_basic_auth_parse(hdr, user, pass) == 0)
+        res = web_auth_verify(h->auth, g->cfg, user, pass);
     ss_wipe(pass, sizeof pass);
-    return ok;
+    return res;
 }
 
 /* The first call for a request, with its headers: limits and auth are decided
@@ -397,7 +399,16 @@ static bool screen(struct collector_http *h, struct MHD_Connection *c, struct we
         *ret = REPLY(c, r->gen, 413, "request body too large\n");
         return true;
     }
-    if (!authorized(h, c, r->gen, url)) {
+    enum web_auth_result auth = authorized(h, c, r->gen, url);
+    if (auth == WEB_AUTH_BUSY) {
+        /* too many password checks queued: try again shortly (a cached good
+         * password never gets here) */
+        atomic_fetch_add(&h->rejected[REJ_AUTH_BUSY], 1);
+        *ret = reply_hdrs(c, r->gen, 429, TEXT_PLAIN, "Too many password checks at once, retry\n", 40, false,
+                          NULL);
+        return true;
+    }
+    if (auth != WEB_AUTH_OK) {
         atomic_fetch_add(&h->rejected[REJ_UNAUTHORIZED], 1);
         *ret = reply_hdrs(c, r->gen, 401, TEXT_PLAIN, "Unauthorized\n", 13, false, "Basic");
         return true;

@@ -140,6 +140,38 @@ def promtool_table(chk, work):
         chk.ok(rc == p.returncode, "metrics-test.prom: exit %d, promtool %d (%r)" % (rc, p.returncode, out[:300]))
 
 
+# Odd bodies where only the exit status is compared with promtool's (the same parse
+# error or warnings, or none): blanks, line endings, BOM, binary junk.
+H = b"# HELP foo h\n# TYPE foo gauge\n"
+EXIT_DIFF = {
+    "blank_after_value": H + b"foo 1 \n",
+    "tab_after_value": H + b"foo{a=\"1\"} 1\t\n",
+    "blank_after_timestamp": H + b"foo 1 123 \n",
+    "two_blanks_before_timestamp": H + b"foo 1  123\n",
+    "blanks_around_labels": H + b"foo { a = \"1\" } 1\n",
+    "crlf": H.replace(b"\n", b"\r\n") + b"foo 1\r\n",
+    "cr_only": H.replace(b"\n", b"\r") + b"foo 1\r",
+    "bom": b"\xef\xbb\xbf" + H + b"foo 1\n",
+    "binary": b"\x00\x01\x02\xff\xfe junk\n",
+    "nul_after_value": H + b"foo 1\x00\n",
+    "bad_utf8_label": H + b"foo{a=\"\xff\"} 1\n",
+    "no_final_newline": H + b"foo 1",
+    "empty": b"",
+    "signed_timestamp": H + b"foo 1 -5\n",
+    "float_timestamp": H + b"foo 1 1.5\n",
+}
+
+
+def promtool_exit_parity(chk, work):
+    if not os.path.exists("/usr/bin/promtool"):
+        return
+    for name, body in EXIT_DIFF.items():
+        rc, out, err = lint(["--format", "text", "-"], stdin=body)
+        p = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
+        chk.ok(rc == p.returncode, "%s: exit %d, promtool %d (%r / %r)" % (name, rc, p.returncode, out[:200],
+                                                                              p.stderr[:200]))
+
+
 def goes_on(chk):
     body = b"a{ 1\nb 2\nc 3 4 5\nd{x=\"1\",x=\"2\"} 4\ne 5\n"
     rc, out, err = lint(["--format", "text", "--lint", "none", "-"], stdin=body)
@@ -183,6 +215,7 @@ def main():
     openmetrics_suite(chk)
     text_cases(chk)
     promtool_table(chk, work)
+    promtool_exit_parity(chk, work)
     goes_on(chk)
     over_http(chk, work)
     chk.finish()

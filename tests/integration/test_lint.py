@@ -33,6 +33,14 @@ RULES = {
                  "# HELP e_kilograms h\n# TYPE e_kilograms gauge\ne_kilograms 1\n"
                  "# HELP w_milliamperes h\n# TYPE w_milliamperes gauge\nw_milliamperes 1\n"
                  "# HELP v_kelvin h\n# TYPE v_kelvin gauge\nv_kelvin 1\n",
+    # promlint's units map also lists non-base units (bits, minutes, inches...), and its
+    # prefixes include the binary ones (kibi, "mibi", tebi) but not exa
+    "non_base_unit": "# HELP a_bits h\n# TYPE a_bits gauge\na_bits 1\n"
+                     "# HELP b_minutes h\n# TYPE b_minutes gauge\nb_minutes 1\n"
+                     "# HELP c_kilobits_total h\n# TYPE c_kilobits_total counter\nc_kilobits_total 1\n"
+                     "# HELP d_kibibytes h\n# TYPE d_kibibytes gauge\nd_kibibytes 1\n"
+                     "# HELP e_exabytes h\n# TYPE e_exabytes gauge\ne_exabytes 1\n"
+                     "# HELP f_kelvins h\n# TYPE f_kelvins gauge\nf_kelvins 1\n",
     "bucket_suffix": "# HELP q_bucket h\n# TYPE q_bucket gauge\nq_bucket 1\n",
     "count_suffix": "# HELP q_count h\n# TYPE q_count gauge\nq_count 1\n",
     "sum_suffix": "# HELP q_sum h\n# TYPE q_sum gauge\nq_sum 1\n",

@@ -226,6 +226,44 @@ static void test_env(void **state)
     cfg_free(c);
 }
 
+/* Knobs real ADOT configs carry: `compression: none` (confighttp: no HTTP compression,
+ * the exporter's own snappy body), tls.insecure: false, two prometheus receivers,
+ * batch/metrics, a processor scrapeship does not run. */
+static void test_exporter_knobs(void **state)
+{
+    (void)state;
+    const char *y = BASE_RECV "  prometheus/two:\n"
+                              "    config:\n"
+                              "      scrape_configs:\n"
+                              "      - job_name: b\n"
+                              "        static_configs: [{targets: ['127.0.0.1:2']}]\n"
+                              "processors:\n"
+                              "  batch/metrics: {timeout: 60s}\n"
+                              "  resourcedetection/eks: {detectors: [env, eks]}\n"
+                              "exporters:\n"
+                              "  prometheusremotewrite:\n"
+                              "    endpoint: https://127.0.0.1:9/api/v1/write\n"
+                              "    compression: none\n"
+                              "    tls: {insecure: false, insecure_skip_verify: true}\n"
+                              "service: {pipelines: {metrics: {receivers: [prometheus, prometheus/two], "
+                              "processors: [resourcedetection/eks, batch/metrics], exporters: "
+                              "[prometheusremotewrite]}}}\n";
+    char err[512];
+    struct cfg *c = NULL;
+    if (cfg_load_string(y, strlen(y), "t.yaml", &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(c->nscrape_configs, 2);
+    cfg_free(c);
+    expect_error(BASE_RECV "exporters:\n"
+                           "  prometheusremotewrite:\n"
+                           "    endpoint: http://127.0.0.1:9/api/v1/write\n"
+                           "    compression: gzip\n"
+                           "service: {pipelines: {metrics: {receivers: [prometheus], exporters: "
+                           "[prometheusremotewrite]}}}\n",
+                 "t.yaml:10:18: compression must be snappy or none: remote write 1.0 bodies are "
+                 "snappy-compressed in exporters.prometheusremotewrite");
+}
+
 /* ---- the translation table ---------------------------------------------------------- */
 
 struct capture {
@@ -520,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_eks_daemonset),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_exporter_knobs),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_unit_names),

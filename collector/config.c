@@ -147,6 +147,7 @@ static const struct ss_yaml_opts tree_opts = {
     .max_anchors = CFG_MAX_ANCHORS,
     .max_scalar_bytes = CFG_MAX_SCALAR_BYTES,
     .max_docs = 1,
+    .merge_keys = true, /* go-yaml's, in Prometheus and collector configs alike */
 };
 
 /* Word a failed parse as this loader always has. */

@@ -264,6 +264,42 @@ static void test_exporter_knobs(void **state)
                  "snappy-compressed in exporters.prometheusremotewrite");
 }
 
+/* YAML merge keys, which go-yaml (in Prometheus and the collector) expands. */
+static void test_merge_keys(void **state)
+{
+    (void)state;
+    const char *y = "receivers:\n"
+                    "  prometheus:\n"
+                    "    config:\n"
+                    "      scrape_configs:\n"
+                    "      - &common\n"
+                    "        job_name: a\n"
+                    "        scrape_interval: 20s\n"
+                    "        static_configs: [{targets: ['127.0.0.1:1']}]\n"
+                    "      - <<: *common\n"
+                    "        job_name: b\n"
+                    "exporters:\n"
+                    "  prometheusremotewrite:\n"
+                    "    endpoint: http://127.0.0.1:9/api/v1/write\n"
+                    "service: {pipelines: {metrics: {receivers: [prometheus], exporters: "
+                    "[prometheusremotewrite]}}}\n";
+    char err[512];
+    struct cfg *c = NULL;
+    if (cfg_load_string(y, strlen(y), "t.yaml", &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(c->nscrape_configs, 2);
+    assert_string_equal(c->scrape_configs[1].job_name, "b");
+    assert_int_equal(c->scrape_configs[1].scrape_interval_ms, 20000);
+    cfg_free(c);
+    /* a bad key in the merged mapping is reported where it is written */
+    const char *bad = "scrape_configs:\n"
+                      "- &c\n"
+                      "  job_name: a\n"
+                      "  static_configs: [{targets: ['127.0.0.1:1']}]\n"
+                      "- {<<: *c, job_name: b, bogus: 1}\n";
+    expect_error(bad, "t.yaml:5:25: unknown field \"bogus\" in scrape_configs[1]");
+}
+
 /* ---- the translation table ---------------------------------------------------------- */
 
 struct capture {
@@ -558,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_eks_daemonset),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_exporter_knobs),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_stale),

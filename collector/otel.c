@@ -178,9 +178,11 @@ static const char *unit_word(const char *u)
                                          {"KiBy", "kibibytes"},
                                          {"MiBy", "mebibytes"},
                                          {"GiBy", "gibibytes"},
+                                         {"TiBy", "tibibytes"}, /* sic, contrib's spelling */
                                          {"KBy", "kilobytes"},
                                          {"MBy", "megabytes"},
                                          {"GBy", "gigabytes"},
+                                         {"TBy", "terabytes"},
                                          {"m", "meters"},
                                          {"V", "volts"},
                                          {"A", "amperes"},
@@ -257,16 +259,26 @@ size_t collector_otel_name(const struct cfg_otel_series *o, const char *family, 
     }
     struct tokens t = {.n = 0};
     tok_split(&t, family, flen);
-    char ubuf[80];
+    char ubuf[80], uclean[96];
     if (unit && *unit && !strpbrk(unit, "{}")) {
         const char *slash = strchr(unit, '/');
         snprintf(ubuf, sizeof ubuf, "%.*s", (int)(slash ? (size_t)(slash - unit) : strlen(unit)), unit);
         const char *w = unit_word(ubuf);
-        /* CleanUpString: the unit's own alphanumeric runs, joined by "_" */
+        /* CleanUpString: the unit's own alphanumeric runs, joined by "_", appended as
+         * one token unless a name token equals it (so a unit "kilo_watts" is always
+         * appended: no single token is "kilo_watts") */
         struct tokens ut = {.n = 0};
         tok_split(&ut, w, strlen(w));
-        if (ut.n == 1 && !tok_has(&t, w) && t.n < 64)
-            t.v[t.n++] = (struct ss_str){w, strlen(w)};
+        size_t ul = 0;
+        for (size_t i = 0; i < ut.n && ul + ut.v[i].len + 1 < sizeof uclean; i++) {
+            if (i)
+                uclean[ul++] = '_';
+            memcpy(uclean + ul, ut.v[i].p, ut.v[i].len);
+            ul += ut.v[i].len;
+        }
+        uclean[ul] = '\0';
+        if (ul && !tok_has(&t, uclean) && t.n < 64)
+            t.v[t.n++] = (struct ss_str){uclean, ul};
     }
     if (type == SCRAPE_TYPE_COUNTER) {
         tok_remove(&t, "total");

@@ -420,6 +420,10 @@ static void test_rules(void **state)
          "# TYPE rt_seconds counter\n# UNIT rt_seconds seconds\nrt_seconds_total 3\nrt_seconds_created "
          "1.5e9\n# EOF\n",
          "rt_seconds_total{instance=\"127.0.0.1:9100\",job=\"j\"} 3 1000\n"},
+        {"normalizeName: an OpenMetrics UNIT of two words is appended whole (no single name token is it)",
+         SCRAPE_FORMAT_OPENMETRICS, "127.0.0.1:9100", DEF,
+         "# TYPE power_kilo_watts gauge\n# UNIT power_kilo_watts kilo_watts\npower_kilo_watts 2\n# EOF\n",
+         "power_kilo_watts_kilo_watts{instance=\"127.0.0.1:9100\",job=\"j\"} 2 1000\n"},
         {"normalizeName: names are their alphanumeric tokens joined by _", SCRAPE_FORMAT_TEXT,
          "127.0.0.1:9100", DEF, "# TYPE cpu:use__now gauge\ncpu:use__now 0.5\n",
          "cpu_use_now{instance=\"127.0.0.1:9100\",job=\"j\"} 0.5 1000\n"},
@@ -499,6 +503,13 @@ static void test_unit_names(void **state)
     assert_string_equal(out, "q"); /* annotations in braces are not units */
     collector_otel_name(&o, "9lives", 6, SCRAPE_TYPE_GAUGE, NULL, out, sizeof out);
     assert_string_equal(out, "_9lives");
+    /* CleanUpString(unit) is one token: appended unless a name token equals all of it */
+    collector_otel_name(&o, "power_kilo_watts", 16, SCRAPE_TYPE_GAUGE, "kilo_watts", out, sizeof out);
+    assert_string_equal(out, "power_kilo_watts_kilo_watts");
+    collector_otel_name(&o, "disk_TBy", 8, SCRAPE_TYPE_GAUGE, "TBy", out, sizeof out);
+    assert_string_equal(out, "disk_TBy_terabytes");
+    collector_otel_name(&o, "disk_TiBy", 9, SCRAPE_TYPE_GAUGE, "TiBy", out, sizeof out);
+    assert_string_equal(out, "disk_TiBy_tibibytes"); /* contrib's unitMap spelling */
 }
 
 /* Stale markers: a StaleNaN in is a StaleNaN out, under the new name. */

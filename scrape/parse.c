@@ -1893,8 +1893,12 @@ static int report_error(struct scrape_parser *p, const struct scrape_parser_cb *
 static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
                            const struct scrape_parser_cb *cb)
 {
-    if (n > p->max_line)
+    if (n > p->max_line) {
+        /* Validation goes on at the next line: the line is whole here, in place. */
+        if (cb && cb->error)
+            return perr(p, "line longer than %zu bytes", p->max_line);
         return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+    }
     /* Unescaped strings of one line never outgrow the line, so reserving its length
      * once keeps every slice handed out for it in place. */
     if (p->scratch.cap < n + 1 && ss_buf_reserve(&p->scratch, n + 1))

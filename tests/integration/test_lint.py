@@ -187,6 +187,11 @@ def goes_on(chk):
     chk.ok(rc == 1 and [l.split(":")[1] for l in lines] == ["1", "3", "4"],
            "every bad line reported: %r" % out)
     chk.ok(lines and lines[0].startswith("<stdin>:1:4: error: "), "column of the first error: %r" % out)
+    # a line over the 1 MiB line limit is one error; the lines after it are still checked
+    long = b"# HELP a h\n# TYPE a gauge\na{x=\"" + b"y" * (1 << 20) + b"\"} 1\nb zz\nc 1 2 3\n"
+    rc, out, err = lint(["--format", "text", "--lint", "none", "-"], stdin=long)
+    got = [int(l.split(":")[1]) for l in out.splitlines() if ": error: " in l]
+    chk.ok(rc == 1 and got == [3, 4, 5] and "line longer than" in out, "goes on after a long line: %r" % out[:400])
     om = b"# TYPE a gauge\na 1\n\nb x\n# EOF\nafter 1\n"
     rc, out, err = lint(["--format", "openmetrics", "--lint", "none", "-"], stdin=om)
     got = [int(l.split(":")[1]) for l in out.splitlines() if ": error: " in l]

@@ -300,9 +300,9 @@ static int merge_keys(struct builder *b, struct ynode *m)
         const struct ss_ynode *k = m->kids[i], *v = m->kids[i + 1];
         if (!is_merge_key(k))
             continue;
-        bool ok = v->kind == SS_YMAP;
+        bool ok = v->kind == SS_YMAP || v->kind == SS_YSEQ;
         for (size_t j = 0; v->kind == SS_YSEQ && j < v->nkids; j++)
-            ok = (j == 0 || ok) && v->kids[j]->kind == SS_YMAP;
+            ok = ok && v->kids[j]->kind == SS_YMAP;
         if (!ok)
             return 0;
         any = true;

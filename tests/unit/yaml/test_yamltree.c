@@ -315,7 +315,8 @@ static void test_merge_keys_expanded(void **state)
                                        "  y: 3\n"
                                        "  <<: [*a, *b]\n"
                                        "n: {<<: *a, w: 0}\n"
-                                       "o: {<<: 5}\n",
+                                       "o: {<<: 5}\n"
+                                       "p: {<<: [], q: 1}\n",
                                        &mk, &t);
     const struct ss_ynode *m = ss_yaml_map_get(root, "m");
     assert_int_equal(m->nkids, 6);
@@ -327,6 +328,7 @@ static void test_merge_keys_expanded(void **state)
     assert_int_equal(n->nkids, 6);
     assert_scalar(n->kids[0], "w", 6, 13);
     assert_non_null(ss_yaml_map_get(ss_yaml_map_get(root, "o"), "<<"));
+    assert_int_equal(ss_yaml_map_get(root, "p")->nkids, 2); /* <<: [] merges nothing */
     ss_yaml_free(t);
     /* a merge that multiplies references is bounded like aliases */
     static const char refs[] = "a: &a {p: 1, q: 2, r: 3}\nb: {<<: *a}\nc: {<<: *a}\n";

@@ -147,6 +147,7 @@ static const struct ss_yaml_opts tree_opts = {
     .max_anchors = CFG_MAX_ANCHORS,
     .max_scalar_bytes = CFG_MAX_SCALAR_BYTES,
     .max_docs = 1,
+    .merge_keys = true, /* go-yaml's, in Prometheus and collector configs alike */
 };
 
 /* Word a failed parse as this loader always has. */
@@ -2705,10 +2706,12 @@ static int otel_exporter(struct loader *ld, const struct ss_ynode *id, const str
         return fail_at(ld, v[X_TLS], SS_ECONFIG, "tls.insecure with an https endpoint");
     if ((rc = opt_str(ld, v[X_COMPRESSION], "compression", &str)))
         return rc;
-    if (str && strcmp(str, "snappy")) {
+    /* confighttp's "none" and "" add no HTTP compression: the exporter's own snappy
+     * body, as here. */
+    if (str && strcmp(str, "snappy") && strcmp(str, "none") && str[0]) {
         free(str);
         return fail_at(ld, v[X_COMPRESSION], SS_ECONFIG,
-                       "compression must be snappy: remote write 1.0 bodies are snappy-compressed");
+                       "compression must be snappy or none: remote write 1.0 bodies are snappy-compressed");
     }
     free(str);
     str = NULL;

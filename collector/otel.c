@@ -13,12 +13,16 @@
  *     samples keep their _bucket/_sum/_count after the new name;
  *  2. "<family>_created" samples of counters, histograms and summaries are start
  *     times for the receiver, not series: dropped;
- *  3. label names: NormalizeLabel turns "_x" into "key_x";
+ *  3. label names: NormalizeLabel turns "_x" into "key_x"; names it makes equal are
+ *     one label with the values joined by ";" (createAttributes);
  *  4. job and instance come back from service.name / service.instance.id, which the
  *     receiver set from the series' own job and instance: unchanged values;
  *  5. target_info: one per (job, instance) per scrape, value 1, at the scrape's
  *     latest timestamp, with the resource attributes the receiver derives from the
- *     target (http_scheme, net_host_port, net_host_name unless loopback);
+ *     target (http_scheme, net_host_port, net_host_name unless loopback, and from
+ *     Kubernetes discovery k8s_namespace_name, k8s_pod_name, k8s_pod_uid,
+ *     k8s_container_name, k8s_node_name and the pod's controller: k8s_replicaset_name,
+ *     k8s_daemonset_name, k8s_statefulset_name, k8s_job_name or k8s_cronjob_name);
  *  6. resource_to_telemetry_conversion: those attributes, plus service_name and
  *     service_instance_id, on every series;
  *  7. the exporter's external_labels, when the series lacks the label;
@@ -59,6 +63,8 @@ struct collector_otel {
     struct resource res[OTEL_MAX_RESOURCES];
     size_t nres;
     char scheme[16];
+    const struct ss_label *k8s; /* the scrape's resource attributes (scrape_report) */
+    size_t nk8s;
     struct ss_labels ls;
 };
 
@@ -172,9 +178,11 @@ static const char *unit_word(const char *u)
                                          {"KiBy", "kibibytes"},
                                          {"MiBy", "mebibytes"},
                                          {"GiBy", "gibibytes"},
+                                         {"TiBy", "tibibytes"}, /* sic, contrib's spelling */
                                          {"KBy", "kilobytes"},
                                          {"MBy", "megabytes"},
                                          {"GBy", "gigabytes"},
+                                         {"TBy", "terabytes"},
                                          {"m", "meters"},
                                          {"V", "volts"},
                                          {"A", "amperes"},
@@ -251,16 +259,26 @@ size_t collector_otel_name(const struct cfg_otel_series *o, const char *family, 
     }
     struct tokens t = {.n = 0};
     tok_split(&t, family, flen);
-    char ubuf[80];
+    char ubuf[80], uclean[96];
     if (unit && *unit && !strpbrk(unit, "{}")) {
         const char *slash = strchr(unit, '/');
         snprintf(ubuf, sizeof ubuf, "%.*s", (int)(slash ? (size_t)(slash - unit) : strlen(unit)), unit);
         const char *w = unit_word(ubuf);
-        /* CleanUpString: the unit's own alphanumeric runs, joined by "_" */
+        /* CleanUpString: the unit's own alphanumeric runs, joined by "_", appended as
+         * one token unless a name token equals it (so a unit "kilo_watts" is always
+         * appended: no single token is "kilo_watts") */
         struct tokens ut = {.n = 0};
         tok_split(&ut, w, strlen(w));
-        if (ut.n == 1 && !tok_has(&t, w) && t.n < 64)
-            t.v[t.n++] = (struct ss_str){w, strlen(w)};
+        size_t ul = 0;
+        for (size_t i = 0; i < ut.n && ul + ut.v[i].len + 1 < sizeof uclean; i++) {
+            if (i)
+                uclean[ul++] = '_';
+            memcpy(uclean + ul, ut.v[i].p, ut.v[i].len);
+            ul += ut.v[i].len;
+        }
+        uclean[ul] = '\0';
+        if (ul && !tok_has(&t, uclean) && t.n < 64)
+            t.v[t.n++] = (struct ss_str){uclean, ul};
     }
     if (type == SCRAPE_TYPE_COUNTER) {
         tok_remove(&t, "total");
@@ -370,6 +388,30 @@ static struct ss_str str_of(const char *s)
     return (struct ss_str){s, strlen(s)};
 }
 
+/* createAttributes: label names that NormalizeLabel makes equal ("_x" and "key_x", or
+ * "service.name" copied by resource_to_telemetry_conversion and a scraped
+ * "service_name") are one label, their values joined with ";" in the order of the
+ * original names. Never two labels of one name: a remote-write receiver refuses the
+ * request ("label name is not unique"). */
+static int put_join(struct ss_labels *ls, struct ss_str name, struct ss_str value)
+{
+    const struct ss_str *old = ss_labels_get(ls, name);
+    if (!old)
+        return ss_labels_setc(ls, name, value);
+    if (!value.len)
+        return 0;
+    size_t n = old->len + 1 + value.len;
+    char *v = malloc(n);
+    if (!v)
+        return SS_ENOMEM;
+    memcpy(v, old->p, old->len);
+    v[old->len] = ';';
+    memcpy(v + old->len + 1, value.p, value.len);
+    int rc = ss_labels_setc(ls, name, (struct ss_str){v, n});
+    free(v);
+    return rc;
+}
+
 /* The resource attributes as labels (rules 5 and 6). */
 static int push_resource(struct collector_otel *x, struct ss_labels *ls, const char *job, const char *inst,
                          bool service)
@@ -378,15 +420,23 @@ static int push_resource(struct collector_otel *x, struct ss_labels *ls, const c
     split_host_port(inst, host, sizeof host, port, sizeof port);
     int rc = 0;
     if (discernible(host))
-        rc = ss_labels_setc(ls, S("net_host_name"), str_of(host));
+        rc = put_join(ls, S("net_host_name"), str_of(host));
     if (!rc && port[0])
-        rc = ss_labels_setc(ls, S("net_host_port"), str_of(port));
+        rc = put_join(ls, S("net_host_port"), str_of(port));
     if (!rc && x->scheme[0])
-        rc = ss_labels_setc(ls, S("http_scheme"), str_of(x->scheme));
+        rc = put_join(ls, S("http_scheme"), str_of(x->scheme));
+    /* addKubernetesResource's k8s.* attributes, named as NormalizeLabel names them */
+    for (size_t i = 0; !rc && i < x->nk8s; i++) {
+        char key[128];
+        size_t kl = x->k8s[i].name.len < sizeof key ? x->k8s[i].name.len : sizeof key - 1;
+        for (size_t j = 0; j < kl; j++)
+            key[j] = is_alnum(x->k8s[i].name.p[j]) ? x->k8s[i].name.p[j] : '_';
+        rc = put_join(ls, (struct ss_str){key, kl}, x->k8s[i].value);
+    }
     if (!rc && service && job[0])
-        rc = ss_labels_setc(ls, S("service_name"), str_of(job));
+        rc = put_join(ls, S("service_name"), str_of(job));
     if (!rc && service && inst[0])
-        rc = ss_labels_setc(ls, S("service_instance_id"), str_of(inst));
+        rc = put_join(ls, S("service_instance_id"), str_of(inst));
     return rc;
 }
 
@@ -413,6 +463,8 @@ static void on_begin(void *ud, const struct scrape_report *r)
     struct collector_otel *x = ud;
     x->nres = 0;
     x->scheme[0] = '\0';
+    x->k8s = r->resource;
+    x->nk8s = r->nresource;
     const char *p = r->url ? strstr(r->url, "://") : NULL;
     if (p && (size_t)(p - r->url) < sizeof x->scheme)
         snprintf(x->scheme, sizeof x->scheme, "%.*s", (int)(p - r->url), r->url);
@@ -472,22 +524,30 @@ static void on_series(void *ud, const struct scrape_series *s)
     }
     nm[nl] = '\0';
     ss_labels_reset(&x->ls);
+    /* Colliding names join in the order of the original names (put_join): the
+     * resource's dotted names sort first, then "_x", then the rest. job and instance
+     * are the resource's service.name and service.instance.id: set, never joined. */
+    if (x->cfg.resource_to_telemetry)
+        push_resource(x, &x->ls, jobz, instz, true);
     char key[OTEL_NAME_MAX];
-    for (size_t i = 0; i < s->nlabels; i++) {
-        struct ss_str n = s->labels[i].name;
-        if (n.len == 8 && !memcmp(n.p, "__name__", 8))
-            continue;
-        if (n.len >= 1 && n.p[0] == '_' && !(n.len >= 2 && n.p[1] == '_') && n.len + 3 < sizeof key) {
-            memcpy(key, "key", 3); /* rule 3 */
-            memcpy(key + 3, n.p, n.len);
-            ss_labels_setc(&x->ls, (struct ss_str){key, n.len + 3}, s->labels[i].value);
-        } else {
-            ss_labels_push(&x->ls, n, s->labels[i].value);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < s->nlabels; i++) {
+            struct ss_str n = s->labels[i].name;
+            bool under = n.len >= 1 && n.p[0] == '_' && !(n.len >= 2 && n.p[1] == '_');
+            if ((n.len == 8 && !memcmp(n.p, "__name__", 8)) || under != (pass == 0))
+                continue;
+            if ((n.len == 3 && !memcmp(n.p, "job", 3)) || (n.len == 8 && !memcmp(n.p, "instance", 8))) {
+                ss_labels_setc(&x->ls, n, s->labels[i].value);
+            } else if (under && n.len + 3 < sizeof key) {
+                memcpy(key, "key", 3); /* rule 3 */
+                memcpy(key + 3, n.p, n.len);
+                put_join(&x->ls, (struct ss_str){key, n.len + 3}, s->labels[i].value);
+            } else if (!under) {
+                put_join(&x->ls, n, s->labels[i].value);
+            }
         }
     }
     ss_labels_setc(&x->ls, S("__name__"), (struct ss_str){nm, nl});
-    if (x->cfg.resource_to_telemetry)
-        push_resource(x, &x->ls, jobz, instz, true);
     push_external(x, &x->ls);
     emit_series(x, s->value, s->timestamp_ms);
 }
@@ -513,6 +573,8 @@ static void on_end(void *ud, const struct scrape_report *r)
         emit_series(x, 1.0, res->ts);
     }
     x->nres = 0;
+    x->k8s = NULL;
+    x->nk8s = 0;
     if (x->down.end)
         x->down.end(x->down.ud, r);
 }

@@ -740,8 +740,8 @@ static void finish_scrape(struct target *t, CURLcode res)
     atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
 
     struct scrape_report rep = {
-        js->name,    t->instance, t->spec.url.data, !t->failed, t->failed ? t->err : NULL,
-        t->start_ms, duration};
+        js->name,    t->instance, t->spec.url.data,   !t->failed,        t->failed ? t->err : NULL,
+        t->start_ms, duration,    t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
@@ -777,7 +777,9 @@ static void finish_scrape(struct target *t, CURLcode res)
 static void target_mark_stale(struct target *t)
 {
     int64_t now = ss_now_ms();
-    struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false, "target removed", now, 0};
+    struct scrape_report rep = {
+        t->job->name,       t->instance,       t->spec.url.data, false, "target removed", now, 0,
+        t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);

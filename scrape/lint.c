@@ -208,32 +208,41 @@ static bool has_word(const char *n, const char *w)
     return strstr(n, mid) || ends_with(n, end);
 }
 
-static const char *const base_units[] = {"amperes", "bytes",  "celsius", "grams", "joules", "kelvin",
-                                         "meters",  "metres", "seconds", "volts", NULL};
-static const char *const unit_prefixes[] = {"pico", "nano",  "micro", "milli", "centi", "deci",
-                                            "deca", "hecto", "kilo",  "kilo",  "mega",  "giga",
-                                            "tera", "peta",  "exa",   "zetta", "yotta", NULL};
+/* promlint's units (client_golang 1.14): each unit with the base unit it should be,
+ * and the prefixes it tries on each (its list, "mibi" and all). */
+static const char *const units[][2] = {
+    {"amperes", "amperes"}, {"bytes", "bytes"},     {"celsius", "celsius"}, {"grams", "grams"},
+    {"joules", "joules"},   {"kelvin", "kelvin"},   {"meters", "meters"},   {"metres", "metres"},
+    {"seconds", "seconds"}, {"volts", "volts"},     {"minutes", "seconds"}, {"hours", "seconds"},
+    {"days", "seconds"},    {"weeks", "seconds"},   {"kelvins", "kelvin"},  {"fahrenheit", "celsius"},
+    {"rankine", "celsius"}, {"inches", "meters"},   {"yards", "meters"},    {"miles", "meters"},
+    {"bits", "bytes"},      {"calories", "joules"}, {"pounds", "grams"},    {"ounces", "grams"},
+};
+static const char *const unit_prefixes[] = {"pico",  "nano", "micro", "milli", "centi", "deci", "deca",
+                                            "hecto", "kilo", "kibi",  "mega",  "mibi",  "giga", "gibi",
+                                            "tera",  "tebi", "peta",  "pebi",  "",      NULL};
 static const char *const unit_abbreviations[] = {"s",  "ms", "us", "ns", "sec", "b", "kb", "mb",
                                                  "gb", "tb", "pb", "m",  "h",   "d", NULL};
 
-/* promlint's metricUnits: a "_"-separated word that is a unit with an SI prefix
- * (milliseconds). promlint looks the words up in a Go map, so with two unit words
+/* promlint's metricUnits and lintMetricUnits: a "_"-separated word that is a unit,
+ * with or without a prefix, other than a base unit as it is (milliseconds, minutes,
+ * kilobits). promlint looks the units up in a Go map, so with two unit words
  * (w_kelvin_milliamperes) its answer depends on the map's random order; this takes
- * the prefixed one every time, the warning promtool gives when it gives one. */
+ * the first word that warns every time, a warning promtool gives when it gives one. */
 static bool metric_units(const char *name, char *unit, size_t ucap, const char **base)
 {
     const char *w = name;
     for (;;) {
         const char *e = strchr(w, '_');
         size_t wl = e ? (size_t)(e - w) : strlen(w);
-        for (int u = 0; base_units[u]; u++) {
-            size_t ul = strlen(base_units[u]);
+        for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+            size_t ul = strlen(units[u][0]);
             for (int p = 0; unit_prefixes[p]; p++) {
                 size_t pl = strlen(unit_prefixes[p]);
                 if (wl == pl + ul && memcmp(w, unit_prefixes[p], pl) == 0 &&
-                    memcmp(w + pl, base_units[u], ul) == 0) {
+                    memcmp(w + pl, units[u][0], ul) == 0 && (pl || strcmp(units[u][0], units[u][1]))) {
                     snprintf(unit, ucap, "%.*s", (int)wl, w);
-                    *base = base_units[u];
+                    *base = units[u][1];
                     return true;
                 }
             }

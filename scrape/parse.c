@@ -1791,7 +1791,12 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
         return perr_tok(p, "expected value after metric", c, e);
     if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
         return perr_tok(p, "expected float as value", v0, e);
+    /* common's TextParser: a blank after the value starts a timestamp, which must
+     * follow (startTimestamp), and nothing, not even a blank, may follow it. */
+    const bool blank_after_value = c < e;
     c = skip_ws(c, e);
+    if (strict && blank_after_value && c == e)
+        return perr_tok(p, "expected integer as timestamp", c, e);
     if (c < e) {
         /* Timestamps are integer milliseconds. PromParser lexes [0-9]+; common uses
          * strconv.ParseInt, which also takes a sign. */
@@ -1806,7 +1811,8 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
         if (!parse_int64(t0, (size_t)(c - t0), strict, &sc.ts_ms))
             return perr_tok(p, "expected integer as timestamp", t0, e);
         sc.has_ts = true;
-        c = skip_ws(c, e);
+        if (!strict)
+            c = skip_ws(c, e);
         if (c < e)
             return perr_tok(p, "spurious string after timestamp", c, e);
     }
@@ -1887,8 +1893,12 @@ static int report_error(struct scrape_parser *p, const struct scrape_parser_cb *
 static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
                            const struct scrape_parser_cb *cb)
 {
-    if (n > p->max_line)
+    if (n > p->max_line) {
+        /* Validation goes on at the next line: the line is whole here, in place. */
+        if (cb && cb->error)
+            return perr(p, "line longer than %zu bytes", p->max_line);
         return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+    }
     /* Unescaped strings of one line never outgrow the line, so reserving its length
      * once keeps every slice handed out for it in place. */
     if (p->scratch.cap < n + 1 && ss_buf_reserve(&p->scratch, n + 1))

@@ -190,6 +190,11 @@ struct scrape_report {
     const char *error; /* NULL when up */
     int64_t start_ms;
     double duration_s;
+    /* The target's Kubernetes resource attributes as the OpenTelemetry prometheus
+     * receiver derives them from its discovered labels ("k8s.pod.name" = ..., sorted;
+     * none outside Kubernetes discovery). Valid until end. */
+    const struct ss_label *resource;
+    size_t nresource;
 };
 
 /* The sink receives every finished scrape on the scrape thread: begin, then every

@@ -33,6 +33,14 @@ RULES = {
                  "# HELP e_kilograms h\n# TYPE e_kilograms gauge\ne_kilograms 1\n"
                  "# HELP w_milliamperes h\n# TYPE w_milliamperes gauge\nw_milliamperes 1\n"
                  "# HELP v_kelvin h\n# TYPE v_kelvin gauge\nv_kelvin 1\n",
+    # promlint's units map also lists non-base units (bits, minutes, inches...), and its
+    # prefixes include the binary ones (kibi, "mibi", tebi) but not exa
+    "non_base_unit": "# HELP a_bits h\n# TYPE a_bits gauge\na_bits 1\n"
+                     "# HELP b_minutes h\n# TYPE b_minutes gauge\nb_minutes 1\n"
+                     "# HELP c_kilobits_total h\n# TYPE c_kilobits_total counter\nc_kilobits_total 1\n"
+                     "# HELP d_kibibytes h\n# TYPE d_kibibytes gauge\nd_kibibytes 1\n"
+                     "# HELP e_exabytes h\n# TYPE e_exabytes gauge\ne_exabytes 1\n"
+                     "# HELP f_kelvins h\n# TYPE f_kelvins gauge\nf_kelvins 1\n",
     "bucket_suffix": "# HELP q_bucket h\n# TYPE q_bucket gauge\nq_bucket 1\n",
     "count_suffix": "# HELP q_count h\n# TYPE q_count gauge\nq_count 1\n",
     "sum_suffix": "# HELP q_sum h\n# TYPE q_sum gauge\nq_sum 1\n",
@@ -140,6 +148,38 @@ def promtool_table(chk, work):
         chk.ok(rc == p.returncode, "metrics-test.prom: exit %d, promtool %d (%r)" % (rc, p.returncode, out[:300]))
 
 
+# Odd bodies where only the exit status is compared with promtool's (the same parse
+# error or warnings, or none): blanks, line endings, BOM, binary junk.
+H = b"# HELP foo h\n# TYPE foo gauge\n"
+EXIT_DIFF = {
+    "blank_after_value": H + b"foo 1 \n",
+    "tab_after_value": H + b"foo{a=\"1\"} 1\t\n",
+    "blank_after_timestamp": H + b"foo 1 123 \n",
+    "two_blanks_before_timestamp": H + b"foo 1  123\n",
+    "blanks_around_labels": H + b"foo { a = \"1\" } 1\n",
+    "crlf": H.replace(b"\n", b"\r\n") + b"foo 1\r\n",
+    "cr_only": H.replace(b"\n", b"\r") + b"foo 1\r",
+    "bom": b"\xef\xbb\xbf" + H + b"foo 1\n",
+    "binary": b"\x00\x01\x02\xff\xfe junk\n",
+    "nul_after_value": H + b"foo 1\x00\n",
+    "bad_utf8_label": H + b"foo{a=\"\xff\"} 1\n",
+    "no_final_newline": H + b"foo 1",
+    "empty": b"",
+    "signed_timestamp": H + b"foo 1 -5\n",
+    "float_timestamp": H + b"foo 1 1.5\n",
+}
+
+
+def promtool_exit_parity(chk, work):
+    if not os.path.exists("/usr/bin/promtool"):
+        return
+    for name, body in EXIT_DIFF.items():
+        rc, out, err = lint(["--format", "text", "-"], stdin=body)
+        p = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
+        chk.ok(rc == p.returncode, "%s: exit %d, promtool %d (%r / %r)" % (name, rc, p.returncode, out[:200],
+                                                                              p.stderr[:200]))
+
+
 def goes_on(chk):
     body = b"a{ 1\nb 2\nc 3 4 5\nd{x=\"1\",x=\"2\"} 4\ne 5\n"
     rc, out, err = lint(["--format", "text", "--lint", "none", "-"], stdin=body)
@@ -147,6 +187,11 @@ def goes_on(chk):
     chk.ok(rc == 1 and [l.split(":")[1] for l in lines] == ["1", "3", "4"],
            "every bad line reported: %r" % out)
     chk.ok(lines and lines[0].startswith("<stdin>:1:4: error: "), "column of the first error: %r" % out)
+    # a line over the 1 MiB line limit is one error; the lines after it are still checked
+    long = b"# HELP a h\n# TYPE a gauge\na{x=\"" + b"y" * (1 << 20) + b"\"} 1\nb zz\nc 1 2 3\n"
+    rc, out, err = lint(["--format", "text", "--lint", "none", "-"], stdin=long)
+    got = [int(l.split(":")[1]) for l in out.splitlines() if ": error: " in l]
+    chk.ok(rc == 1 and got == [3, 4, 5] and "line longer than" in out, "goes on after a long line: %r" % out[:400])
     om = b"# TYPE a gauge\na 1\n\nb x\n# EOF\nafter 1\n"
     rc, out, err = lint(["--format", "openmetrics", "--lint", "none", "-"], stdin=om)
     got = [int(l.split(":")[1]) for l in out.splitlines() if ": error: " in l]
@@ -183,6 +228,7 @@ def main():
     openmetrics_suite(chk)
     text_cases(chk)
     promtool_table(chk, work)
+    promtool_exit_parity(chk, work)
     goes_on(chk)
     over_http(chk, work)
     chk.finish()

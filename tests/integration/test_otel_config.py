@@ -142,7 +142,16 @@ def derive(fixture, work, subst):
     return path
 
 
-def expected(job, tgt, ns="", target_labels=None):
+def k8s(ns, node, pod=None, container=None):
+    """The k8s.* resource attributes the receiver's addKubernetesResource derives from
+    kubernetes_sd's discovered labels, as target_info labels."""
+    r = {"k8s_namespace_name": ns, "k8s_node_name": node}
+    if pod:
+        r.update(k8s_pod_name=pod, k8s_pod_uid="uid-pods-%s-%s" % (ns, pod), k8s_container_name=container)
+    return r
+
+
+def expected(job, tgt, ns="", target_labels=None, resource=None):
     """The OTel collector's series for one target: {frozenset(labels)}."""
     base = {"job": job, "instance": tgt.instance}
     base.update(target_labels or {})
@@ -153,7 +162,7 @@ def expected(job, tgt, ns="", target_labels=None):
         dict(base, __name__=p + "app_queue_depth", key_shard="a"),  # NormalizeLabel: _shard -> key_shard
         # target_info: resource attributes only (loopback: no net_host_name), no target labels
         {"__name__": p + "target_info", "job": job, "instance": tgt.instance, "http_scheme": "http",
-         "net_host_port": str(tgt.port)},
+         "net_host_port": str(tgt.port), **(resource or {})},
     ]
     out += [dict(base, __name__=p + n) for n in INTERNAL]
     return {frozenset(d.items()) for d in out}
@@ -226,7 +235,7 @@ def main():
         ("  health_check:\n", "  health_check:\n    endpoint: 127.0.0.1:%d\n" % hp),
         (SA_PATH, sa + "/")])
     samples.append(Sample("eks", cfg, env_for("eks", api), hp, api,
-                          expected("kubernetes-service-endpoints", e1, ns="adot"), [e1.instance, e_off.instance],
+                          expected("kubernetes-service-endpoints", e1, ns="adot", resource=k8s("default", "node-a")), [e1.instance, e_off.instance],
                           KEYS["eks"][0]))
     eks_targets = (e1, e_off)
 
@@ -256,9 +265,11 @@ def main():
         ("  health_check:\n", "  health_check:\n    endpoint: 127.0.0.1:%d\n" % hp)])
     want = expected("kubernetes-service-endpoints", web, target_labels={
         "app": "web", "tier": "edge", "k8s_namespace": "default", "k8s_service": "web", "k8s_node": "node-a",
-        "k8s_pod": "web-1", "k8s_container": "server"})
-    want |= expected("adot", adot, target_labels={"k8s_namespace": "amazon-metrics", "k8s_pod": "adot-collector-x1"})
-    want |= expected("ho11y", front_pod, target_labels={"k8s_namespace": "default", "k8s_pod": "frontend-7d9"})
+        "k8s_pod": "web-1", "k8s_container": "server"}, resource=k8s("default", "node-a", "web-1", "server"))
+    want |= expected("adot", adot, target_labels={"k8s_namespace": "amazon-metrics", "k8s_pod": "adot-collector-x1"},
+                     resource=k8s("amazon-metrics", "node-a", "adot-collector-x1", "otc"))
+    want |= expected("ho11y", front_pod, target_labels={"k8s_namespace": "default", "k8s_pod": "frontend-7d9"},
+                     resource=k8s("default", "node-a", "frontend-7d9", "ho11y"))
     samples.append(Sample("keda", cfg, env_for("keda", api), hp, api, want,
                           [web.instance, adot.instance, front_pod.instance, other.instance], KEYS["keda"][0]))
 

@@ -17,6 +17,7 @@
 #include "collector.h"
 #include "config.h"
 #include "scrape.h"
+#include "scrape_int.h"
 #include "ss.h"
 
 #define OTEL_DIR SS_SOURCE_DIR "/tests/unit/collector/otel"
@@ -225,6 +226,80 @@ static void test_env(void **state)
     cfg_free(c);
 }
 
+/* Knobs real ADOT configs carry: `compression: none` (confighttp: no HTTP compression,
+ * the exporter's own snappy body), tls.insecure: false, two prometheus receivers,
+ * batch/metrics, a processor scrapeship does not run. */
+static void test_exporter_knobs(void **state)
+{
+    (void)state;
+    const char *y = BASE_RECV "  prometheus/two:\n"
+                              "    config:\n"
+                              "      scrape_configs:\n"
+                              "      - job_name: b\n"
+                              "        static_configs: [{targets: ['127.0.0.1:2']}]\n"
+                              "processors:\n"
+                              "  batch/metrics: {timeout: 60s}\n"
+                              "  resourcedetection/eks: {detectors: [env, eks]}\n"
+                              "exporters:\n"
+                              "  prometheusremotewrite:\n"
+                              "    endpoint: https://127.0.0.1:9/api/v1/write\n"
+                              "    compression: none\n"
+                              "    tls: {insecure: false, insecure_skip_verify: true}\n"
+                              "service: {pipelines: {metrics: {receivers: [prometheus, prometheus/two], "
+                              "processors: [resourcedetection/eks, batch/metrics], exporters: "
+                              "[prometheusremotewrite]}}}\n";
+    char err[512];
+    struct cfg *c = NULL;
+    if (cfg_load_string(y, strlen(y), "t.yaml", &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(c->nscrape_configs, 2);
+    cfg_free(c);
+    expect_error(BASE_RECV "exporters:\n"
+                           "  prometheusremotewrite:\n"
+                           "    endpoint: http://127.0.0.1:9/api/v1/write\n"
+                           "    compression: gzip\n"
+                           "service: {pipelines: {metrics: {receivers: [prometheus], exporters: "
+                           "[prometheusremotewrite]}}}\n",
+                 "t.yaml:10:18: compression must be snappy or none: remote write 1.0 bodies are "
+                 "snappy-compressed in exporters.prometheusremotewrite");
+}
+
+/* YAML merge keys, which go-yaml (in Prometheus and the collector) expands. */
+static void test_merge_keys(void **state)
+{
+    (void)state;
+    const char *y = "receivers:\n"
+                    "  prometheus:\n"
+                    "    config:\n"
+                    "      scrape_configs:\n"
+                    "      - &common\n"
+                    "        job_name: a\n"
+                    "        scrape_interval: 20s\n"
+                    "        static_configs: [{targets: ['127.0.0.1:1']}]\n"
+                    "      - <<: *common\n"
+                    "        job_name: b\n"
+                    "exporters:\n"
+                    "  prometheusremotewrite:\n"
+                    "    endpoint: http://127.0.0.1:9/api/v1/write\n"
+                    "service: {pipelines: {metrics: {receivers: [prometheus], exporters: "
+                    "[prometheusremotewrite]}}}\n";
+    char err[512];
+    struct cfg *c = NULL;
+    if (cfg_load_string(y, strlen(y), "t.yaml", &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(c->nscrape_configs, 2);
+    assert_string_equal(c->scrape_configs[1].job_name, "b");
+    assert_int_equal(c->scrape_configs[1].scrape_interval_ms, 20000);
+    cfg_free(c);
+    /* a bad key in the merged mapping is reported where it is written */
+    const char *bad = "scrape_configs:\n"
+                      "- &c\n"
+                      "  job_name: a\n"
+                      "  static_configs: [{targets: ['127.0.0.1:1']}]\n"
+                      "- {<<: *c, job_name: b, bogus: 1}\n";
+    expect_error(bad, "t.yaml:5:25: unknown field \"bogus\" in scrape_configs[1]");
+}
+
 /* ---- the translation table ---------------------------------------------------------- */
 
 struct capture {
@@ -307,7 +382,7 @@ static void run_rule(const struct rule *r)
     struct collector_otel *x = NULL;
     assert_int_equal(collector_otel_new(&r->o, &down, &x), 0);
     collector_otel_sink(x, &in);
-    struct scrape_report rep = {"j", r->instance, "http://x/metrics", true, NULL, 1000, 0};
+    struct scrape_report rep = {"j", r->instance, "http://x/metrics", true, NULL, 1000, 0, NULL, 0};
     struct feed f = {&in, "j", r->instance, 1000};
     struct scrape_parser *p = NULL;
     assert_int_equal(scrape_parser_new(&(struct scrape_parser_opts){.format = r->format}, &p), 0);
@@ -345,6 +420,10 @@ static void test_rules(void **state)
          "# TYPE rt_seconds counter\n# UNIT rt_seconds seconds\nrt_seconds_total 3\nrt_seconds_created "
          "1.5e9\n# EOF\n",
          "rt_seconds_total{instance=\"127.0.0.1:9100\",job=\"j\"} 3 1000\n"},
+        {"normalizeName: an OpenMetrics UNIT of two words is appended whole (no single name token is it)",
+         SCRAPE_FORMAT_OPENMETRICS, "127.0.0.1:9100", DEF,
+         "# TYPE power_kilo_watts gauge\n# UNIT power_kilo_watts kilo_watts\npower_kilo_watts 2\n# EOF\n",
+         "power_kilo_watts_kilo_watts{instance=\"127.0.0.1:9100\",job=\"j\"} 2 1000\n"},
         {"normalizeName: names are their alphanumeric tokens joined by _", SCRAPE_FORMAT_TEXT,
          "127.0.0.1:9100", DEF, "# TYPE cpu:use__now gauge\ncpu:use__now 0.5\n",
          "cpu_use_now{instance=\"127.0.0.1:9100\",job=\"j\"} 0.5 1000\n"},
@@ -368,6 +447,18 @@ static void test_rules(void **state)
         {"NormalizeLabel: a label starting with one _ gets the key prefix", SCRAPE_FORMAT_TEXT,
          "127.0.0.1:9100", DEF, "g{_x=\"1\"} 1\n",
          "g{instance=\"127.0.0.1:9100\",job=\"j\",key_x=\"1\"} 1 1000\n"},
+        {"createAttributes: names NormalizeLabel makes equal are one label, values joined by ; in the "
+         "order of the original names (never a duplicate label name, which a receiver refuses)",
+         SCRAPE_FORMAT_TEXT, "127.0.0.1:9100", DEF, "g{_x=\"1\",key_x=\"2\"} 1\n",
+         "g{instance=\"127.0.0.1:9100\",job=\"j\",key_x=\"1;2\"} 1 1000\n"},
+        {"resource_to_telemetry_conversion: a scraped service_name joins the resource's service.name "
+         "(sorted first)",
+         SCRAPE_FORMAT_TEXT,
+         "127.0.0.1:9100",
+         {.enabled = true, .add_metric_suffixes = true, .resource_to_telemetry = true},
+         "g{service_name=\"svc\",http_scheme=\"h2\"} 1\n",
+         "g{http_scheme=\"http;h2\",instance=\"127.0.0.1:9100\",job=\"j\",net_host_port=\"9100\","
+         "service_instance_id=\"127.0.0.1:9100\",service_name=\"j;svc\"} 1 1000\n"},
         {"target_info (default on): one per target, value 1, resource attributes; loopback has no "
          "net_host_name",
          SCRAPE_FORMAT_TEXT,
@@ -412,6 +503,13 @@ static void test_unit_names(void **state)
     assert_string_equal(out, "q"); /* annotations in braces are not units */
     collector_otel_name(&o, "9lives", 6, SCRAPE_TYPE_GAUGE, NULL, out, sizeof out);
     assert_string_equal(out, "_9lives");
+    /* CleanUpString(unit) is one token: appended unless a name token equals all of it */
+    collector_otel_name(&o, "power_kilo_watts", 16, SCRAPE_TYPE_GAUGE, "kilo_watts", out, sizeof out);
+    assert_string_equal(out, "power_kilo_watts_kilo_watts");
+    collector_otel_name(&o, "disk_TBy", 8, SCRAPE_TYPE_GAUGE, "TBy", out, sizeof out);
+    assert_string_equal(out, "disk_TBy_terabytes");
+    collector_otel_name(&o, "disk_TiBy", 9, SCRAPE_TYPE_GAUGE, "TiBy", out, sizeof out);
+    assert_string_equal(out, "disk_TiBy_tibibytes"); /* contrib's unitMap spelling */
 }
 
 /* Stale markers: a StaleNaN in is a StaleNaN out, under the new name. */
@@ -429,7 +527,7 @@ static void test_stale(void **state)
     struct ss_label l[] = {
         {{"__name__", 8}, {"c", 1}}, {{"instance", 8}, {"h:1", 3}}, {{"job", 3}, {"j", 1}}};
     struct scrape_series s = {l, 3, scrape_stale_nan(), 2000, 1, NULL, 0};
-    struct scrape_report rep = {"j", "h:1", "https://h:1/metrics", false, "x", 2000, 0};
+    struct scrape_report rep = {"j", "h:1", "https://h:1/metrics", false, "x", 2000, 0, NULL, 0};
     in.begin(in.ud, &rep);
     in.series(in.ud, &s);
     in.end(in.ud, &rep);
@@ -440,6 +538,66 @@ static void test_stale(void **state)
                         "net_host_port=\"1\"} 1 2000\n");
 }
 
+/* addKubernetesResource: a target found by kubernetes_sd_configs carries its pod's
+ * k8s.* attributes (from the discovered labels, before relabeling) on target_info and,
+ * with resource_to_telemetry_conversion, on every series. */
+static void test_k8s_resource(void **state)
+{
+    (void)state;
+    /* the target: __meta_* labels of a pod of a ReplicaSet, dropped by relabeling */
+    static const struct ss_kv gl[] = {
+        {"__meta_kubernetes_namespace", "shop"},
+        {"__meta_kubernetes_pod_name", "web-7d9c-x2"},
+        {"__meta_kubernetes_pod_uid", "uid-1"},
+        {"__meta_kubernetes_pod_container_name", "app"},
+        {"__meta_kubernetes_pod_node_name", "ip-10-0-0-1"},
+        {"__meta_kubernetes_pod_controller_kind", "ReplicaSet"},
+        {"__meta_kubernetes_pod_controller_name", "web-7d9c"},
+        {"__meta_kubernetes_pod_label_app", "web"},
+    };
+    static const char *const addr[] = {"10.0.0.7:8080"};
+    struct scrape_target_group g = {addr, 1, gl, sizeof gl / sizeof gl[0]};
+    struct scrape_job job = {.name = "pods", .interval_ms = 15000, .timeout_ms = 10000};
+    struct scrape_target_spec spec;
+    scrape_target_spec_init(&spec);
+    char err[256];
+    assert_int_equal(scrape_target_populate(&job, &g, addr[0], &spec, err, sizeof err), 1);
+    assert_int_equal(spec.resource.n, 6);
+
+    struct capture cap = {.out = ""};
+    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
+    struct collector_otel *x = NULL;
+    struct cfg_otel_series o = {
+        .enabled = true, .add_metric_suffixes = true, .target_info = true, .resource_to_telemetry = true};
+    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
+    collector_otel_sink(x, &in);
+    struct ss_label l[] = {
+        {{"__name__", 8}, {"g", 1}}, {{"instance", 8}, {"10.0.0.7:8080", 13}}, {{"job", 3}, {"pods", 4}}};
+    struct scrape_series s = {l, 3, 1, 2000, 1, NULL, 0};
+    struct scrape_report rep = {.job = "pods",
+                                .instance = "10.0.0.7:8080",
+                                .url = "http://10.0.0.7:8080/metrics",
+                                .up = true,
+                                .start_ms = 2000,
+                                .resource = spec.resource.v,
+                                .nresource = spec.resource.n};
+    in.begin(in.ud, &rep);
+    in.series(in.ud, &s);
+    in.end(in.ud, &rep);
+    collector_otel_free(x);
+    scrape_target_spec_free(&spec);
+    assert_string_equal(
+        cap.out,
+        "g{http_scheme=\"http\",instance=\"10.0.0.7:8080\",job=\"pods\",k8s_container_name=\"app\","
+        "k8s_namespace_name=\"shop\",k8s_node_name=\"ip-10-0-0-1\",k8s_pod_name=\"web-7d9c-x2\","
+        "k8s_pod_uid=\"uid-1\",k8s_replicaset_name=\"web-7d9c\",net_host_name=\"10.0.0.7\","
+        "net_host_port=\"8080\",service_instance_id=\"10.0.0.7:8080\",service_name=\"pods\"} 1 2000\n"
+        "target_info{http_scheme=\"http\",instance=\"10.0.0.7:8080\",job=\"pods\",k8s_container_name=\"app\","
+        "k8s_namespace_name=\"shop\",k8s_node_name=\"ip-10-0-0-1\",k8s_pod_name=\"web-7d9c-x2\","
+        "k8s_pod_uid=\"uid-1\",k8s_replicaset_name=\"web-7d9c\",net_host_name=\"10.0.0.7\","
+        "net_host_port=\"8080\"} 1 2000\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,9 +605,12 @@ int main(void)
         cmocka_unit_test(test_eks_daemonset),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_merge_keys),
+        cmocka_unit_test(test_exporter_knobs),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_unit_names),
+        cmocka_unit_test(test_k8s_resource),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,7 +260,10 @@ int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t
                     uint32_t samples);
 /* The next record after the read cursor (skipping and counting damaged ones), into
  * payload. SS_ENOTFOUND when none. Then call rw_diskq_ack (delivered or given up)
- * or rw_diskq_rewind (try again later). */
+ * or rw_diskq_rewind (try again later); both apply to every record handed out since
+ * the last of them, so several records can be sent in one request. SS_ELIMIT when
+ * records of RW_DISKQ_MAX_PENDING segments are waiting for that. */
+#define RW_DISKQ_MAX_PENDING 16
 int rw_diskq_next(struct rw_diskq *q, struct ss_buf *payload, int64_t *first_ts, int64_t *last_ts,
                   uint32_t *samples);
 int rw_diskq_ack(struct rw_diskq *q);

@@ -7,18 +7,27 @@
  * generated job is checked exactly like a hand-written one) and builds its jobs. A
  * monitor that fails anywhere is logged with its name and counted, and only it is
  * left out. The generated jobs' kubernetes_sd_configs use the API server access of
- * monitor_discovery. */
+ * monitor_discovery.
+ *
+ * A monitor whose generated config (secrets included) is the same as in the
+ * previous generation keeps its job set: config, jobs and their running kube_sd
+ * discoverers. One changed monitor re-creates only its own jobs; re-creating all of
+ * them re-listed every monitor's Endpoints, Services and Pods from the API server
+ * on every change (3 LISTs and 3 WATCHes per monitor), on the scrape thread. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "collector.h"
 #include "kube.h"
 #include "promop.h"
 
 struct monitor_job_set {
-    char *name; /* "ServiceMonitor ns/name" */
+    char *name;               /* "ServiceMonitor ns/name" */
+    unsigned char digest[32]; /* SHA-256 of the generated config: unchanged -> reused */
     struct cfg *cfg;
     struct collector_jobs jobs;
 };
@@ -174,9 +183,23 @@ static void fmt_ms(char *buf, size_t cap, int64_t ms)
     snprintf(buf, cap, "%lldms", (long long)ms);
 }
 
-/* One monitor -> its config and jobs. Errors (naming the monitor) in err. */
-static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_job_set *set, char *err,
-                     size_t errlen)
+/* The set of the previous generation named `name` with this digest, or NULL. hint: its
+ * likely index (the objects come sorted, so mostly the same position). */
+static struct monitor_job_set *find_reusable(struct collector_monitors *m, const char *name,
+                                             const unsigned char *digest, size_t hint)
+{
+    for (size_t k = 0; k < m->nsets; k++) {
+        struct monitor_job_set *o = &m->sets[(hint + k) % m->nsets];
+        if (o->name && !strcmp(o->name, name))
+            return memcmp(o->digest, digest, sizeof o->digest) ? NULL : o;
+    }
+    return NULL;
+}
+
+/* One monitor -> its config and jobs. Errors (naming the monitor) in err. A set of
+ * the previous generation with the same generated config is moved into *set. */
+static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_job_set *set, size_t hint,
+                     char *err, size_t errlen)
 {
     const struct cfg_monitor_discovery *mc = m->mc;
     struct promop_opts o = {.shards = (uint32_t)mc->shards,
@@ -199,6 +222,18 @@ static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_j
     if (!text) {
         rc = SS_ENOMEM;
         goto fail;
+    }
+    unsigned int dl = 0;
+    if (!EVP_Digest(text, strlen(text), set->digest, &dl, EVP_sha256(), NULL) || dl != sizeof set->digest) {
+        rc = SS_ENOMEM;
+        goto fail;
+    }
+    struct monitor_job_set *old = find_reusable(m, set->name, set->digest, hint);
+    if (old) { /* unchanged: keep its jobs and running discoverers */
+        free(set->name);
+        *set = *old;
+        memset(old, 0, sizeof *old);
+        goto fail; /* rc == 0: only the cleanup */
     }
     rc = cfg_load_string(text, strlen(text), set->name, &set->cfg, e, sizeof e);
     if (!rc)
@@ -240,7 +275,7 @@ int collector_monitors_rebuild(struct collector_monitors *m, const struct collec
                  json_string_value(json_object_get(meta, "name")) ?: "?");
         struct monitor_job_set *s = &sets[ns];
         s->name = strdup(name);
-        int rc = s->name ? build_one(m, o, s, err, sizeof err) : SS_ENOMEM;
+        int rc = s->name ? build_one(m, o, s, i, err, sizeof err) : SS_ENOMEM;
         if (rc) {
             bad++;
             atomic_fetch_add(&m->invalid_total, 1);

@@ -265,6 +265,42 @@ static int selector_rules(struct tr *t, json_t *sel, const char *role, json_t *r
     return 0;
 }
 
+/* The checks of metav1.LabelSelectorAsSelector, which the operator runs on every
+ * monitor's selector before generating anything (a failing monitor is rejected):
+ * string labels, known operators, values for In/NotIn only. Both selector
+ * mechanisms rely on it (selector_string reads the fields unchecked). */
+static int check_selector(struct tr *t, json_t *sel)
+{
+    json_t *ml, *me, *vals, *e, *v;
+    const char *k, *key, *op;
+    size_t i;
+    int rc;
+    if (!sel)
+        return 0;
+    if ((rc = get_obj(t, sel, "matchLabels", &ml)) || (rc = get_arr(t, sel, "matchExpressions", &me)))
+        return rc;
+    json_object_foreach(ml, k, v) if (!json_is_string(v))
+        TR_FAIL(t, SS_EPARSE, "selector.matchLabels.%s must be a string", k);
+    json_array_foreach(me, i, e)
+    {
+        if (!json_is_object(e))
+            TR_FAIL(t, SS_EPARSE, "selector.matchExpressions[%zu] must be an object", i);
+        if ((rc = get_str(t, e, "key", &key)) || (rc = get_str(t, e, "operator", &op)) ||
+            (rc = get_strs(t, e, "values", &vals)))
+            return rc;
+        if (!key || !*key || !op)
+            TR_FAIL(t, SS_EPARSE, "selector.matchExpressions[%zu] needs key and operator", i);
+        bool set_op = !strcmp(op, "In") || !strcmp(op, "NotIn");
+        if (!set_op && strcmp(op, "Exists") && strcmp(op, "DoesNotExist"))
+            TR_FAIL(t, SS_EPARSE, "selector.matchExpressions[%zu]: unknown operator \"%s\"", i, op);
+        if (set_op && !json_array_size(vals))
+            TR_FAIL(t, SS_EPARSE, "selector.matchExpressions[%zu]: values must be non-empty for %s", i, op);
+        if (!set_op && json_array_size(vals))
+            TR_FAIL(t, SS_EPARSE, "selector.matchExpressions[%zu]: values must be empty for %s", i, op);
+    }
+    return 0;
+}
+
 /* metav1.LabelSelectorAsSelector(sel).String(): requirements sorted by key, values
  * sorted, "k=v", "k in (a,b)", "k notin (a,b)", "k", "!k", joined by ",". */
 struct req {
@@ -678,8 +714,9 @@ static int endpoint(struct tr *t, json_t *spec, json_t *ep, size_t idx, bool pm,
         rc = SS_EPARSE;
         goto fail;
     }
-    if ((rc = get_obj(t, spec, "selector", &sel)) || (rc = get_str(t, spec, "selectorMechanism", &mech)) ||
-        (rc = get_str(t, spec, "jobLabel", &jobl)) || (rc = get_str(t, ep, "port", &port)))
+    if ((rc = get_obj(t, spec, "selector", &sel)) || (rc = check_selector(t, sel)) ||
+        (rc = get_str(t, spec, "selectorMechanism", &mech)) || (rc = get_str(t, spec, "jobLabel", &jobl)) ||
+        (rc = get_str(t, ep, "port", &port)))
         goto fail;
     if (!pm && (rc = get_str(t, spec, "serviceDiscoveryRole", &s)) == 0 && s)
         role = !strcmp(s, "EndpointSlice") ? "endpointslice" : "endpoints";

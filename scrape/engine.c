@@ -71,6 +71,7 @@ struct job_state {
     char *name;
     struct scrape_job cfg; /* borrowed strings: from the current config */
     bool present;          /* still in the current job set */
+    bool present_before;   /* in the job set before the running set_jobs */
     struct scrape_sd_groups *sd;
     /* latest groups of each dynamic discoverer (valid until its next poll) */
     const struct scrape_target_group **dyn_groups;
@@ -1001,8 +1002,10 @@ static bool refresh_file_sd(struct scrape_manager *m, struct job_state *js, bool
 
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs)
 {
-    for (struct job_state *js = m->jobs; js; js = js->next)
+    for (struct job_state *js = m->jobs; js; js = js->next) {
+        js->present_before = js->present;
         js->present = false;
+    }
     for (size_t i = 0; i < njobs; i++) {
         struct job_state *js = job_find(m, jobs[i].name);
         if (!js) {
@@ -1016,12 +1019,19 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
             m->jobs = js;
             pthread_mutex_unlock(&m->lock);
         }
+        /* The same discoverers as before (a job kept across the change, e.g. an
+         * unchanged monitor's): their groups stay, since a discoverer only reports
+         * what changed since its last poll. Comparing the pointers is safe: the
+         * previous generation is freed only after this call. */
+        bool same_sd = js->present_before && js->cfg.discoverers == jobs[i].discoverers &&
+                       js->cfg.ndiscoverers == jobs[i].ndiscoverers;
         js->cfg = jobs[i];
         js->cfg.name = js->name;
         js->present = true;
         js->sd_fingerprint = 0;
         refresh_file_sd(m, js, true);
-        js->ndyn = 0; /* new discoverers: forget the old ones' groups */
+        if (!same_sd)
+            js->ndyn = 0; /* new discoverers: forget the old ones' groups */
         poll_discoverers(js);
     }
     for (struct job_state *js = m->jobs; js; js = js->next)

@@ -75,6 +75,59 @@ static void test_malformed(void **state)
                      SS_EPARSE);
 }
 
+/* Malformed selectors under either selector mechanism: an error naming the monitor
+ * (RoleSelector used to read them unchecked and crashed on a missing key or
+ * operator, or a non-string value), and what LabelSelectorAsSelector rejects
+ * (unknown operator, In without values, Exists with values) is rejected, as the
+ * operator rejects such a monitor. */
+static void test_malformed_selectors(void **state)
+{
+    (void)state;
+    static const char *const sels[] = {
+        "{\"matchExpressions\":[{\"key\":\"a\"}]}",
+        "{\"matchExpressions\":[{\"operator\":\"In\",\"values\":[\"x\"]}]}",
+        "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[1]}]}",
+        "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Bogus\"}]}",
+        "{\"matchExpressions\":[5]}",
+        "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"NotIn\"}]}",
+        "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":[\"x\"]}]}",
+        "{\"matchLabels\":{\"a\":1}}",
+        "{\"matchLabels\":[]}",
+    };
+    static const char *const mechs[] = {"RoleSelector", "Relabel"};
+    static const char *const kinds[][2] = {{"ServiceMonitor", "endpoints"},
+                                           {"PodMonitor", "podMetricsEndpoints"}};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t m = 0; m < 2; m++)
+            for (size_t i = 0; i < sizeof sels / sizeof sels[0]; i++) {
+                char doc[1024], err[512] = "", want[64];
+                snprintf(
+                    doc, sizeof doc,
+                    "{\"kind\":\"%s\",\"metadata\":{\"name\":\"a\",\"namespace\":\"shop\"},"
+                    "\"spec\":{\"selectorMechanism\":\"%s\",\"selector\":%s,\"%s\":[{\"port\":\"web\"}]}}",
+                    kinds[k][0], mechs[m], sels[i], kinds[k][1]);
+                json_t *out = (json_t *)1;
+                assert_int_equal(run(doc, NULL, &out, err, sizeof err), SS_EPARSE);
+                assert_null(out);
+                snprintf(want, sizeof want, "%s shop/a: ", kinds[k][0]);
+                assert_non_null(strstr(err, want));
+            }
+    /* the valid forms still translate under RoleSelector */
+    json_t *out = NULL;
+    char err[512] = "";
+    assert_int_equal(
+        run("{\"kind\":\"ServiceMonitor\",\"metadata\":{\"name\":\"a\",\"namespace\":\"shop\"},"
+            "\"spec\":{\"selectorMechanism\":\"RoleSelector\",\"selector\":{\"matchLabels\":{\"b\":\"1\"},"
+            "\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"y\",\"x\"]},"
+            "{\"key\":\"c\",\"operator\":\"DoesNotExist\"}]},\"endpoints\":[{\"port\":\"web\"}]}}",
+            NULL, &out, err, sizeof err),
+        0);
+    json_t *sd = json_array_get(json_object_get(json_array_get(out, 0), "kubernetes_sd_configs"), 0);
+    json_t *sel = json_array_get(json_object_get(sd, "selectors"), 0);
+    assert_string_equal(json_string_value(json_object_get(sel, "label")), "a in (x,y),b=1,!c");
+    json_decref(out);
+}
+
 static void test_secrets_and_tls(void **state)
 {
     (void)state;
@@ -174,6 +227,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_malformed_selectors),
         cmocka_unit_test(test_secrets_and_tls),
         cmocka_unit_test(test_node_local_service_monitor),
     };

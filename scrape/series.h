@@ -1,12 +1,15 @@
 /* series.h: the series table of one target (internal to the scrape module).
  *
  * Every series the target exposes is stored once: its final labels (after target
- * labels and metric relabeling, sorted, before external labels) in the remote-write
- * wire form (ss_labels_wire_write), their hash, and the generation (scrape) that last
- * saw it, plus the value and timestamp of that scrape. Two indexes point at entries:
- * the final label hash (identity) and the scrape cache, the hash of the series as
- * exposed (raw text: name and labels in exposition order), so an unchanged series is
- * found with one lookup and no labelling at all.
+ * labels and metric relabeling, sorted, before external labels), their hash, and the
+ * generation (scrape) that last saw it, plus the value and timestamp of that scrape.
+ * The labels are interned: each distinct label pair of the target is stored once in
+ * the remote-write wire form (one field of ss_labels_wire_write's output) and counted
+ * by the series holding it, and a series is the list of its pair ids (varints, a few
+ * bytes each), so series_table_labels rebuilds its wire bytes with one copy per
+ * label. Two indexes point at entries: the final label hash (identity) and the scrape
+ * cache, the hash of the series as exposed (raw text: name and labels in exposition
+ * order), so an unchanged series is found with one lookup and no labelling at all.
  *
  * A scrape: series_table_begin opens a generation; every sample finds or adds its
  * entry and marks it seen (series_table_see, which also lists it in `order`, the
@@ -25,31 +28,49 @@
 #define SERIES_LIVE_TRACKED 2u /* committed without explicit timestamp: staleness applies */
 #define SERIES_FREE         4u /* slot on the free list */
 
+/* 48 bytes. The labels are not here: `off`/`idlen` name the series' pair ids (varints)
+ * in the table's `ids`; each id is a label pair stored once per target. */
 struct series_entry {
     uint64_t hash; /* final labels (ss_labels_hash), before external labels */
     uint64_t raw;  /* the scrape-cache key that points here; 0 = none */
     double value;  /* of the scrape that last saw it */
     int64_t ts;
-    uint32_t off, len; /* wire label bytes in the table's `bytes` */
-    uint32_t seen;     /* generation that last saw it */
-    uint16_t nlabels;
+    uint32_t off;   /* pair ids in the table's `ids`; free slot: next free + 1 */
+    uint32_t seen;  /* generation that last saw it */
+    uint32_t len;   /* bytes of the labels in wire form */
+    uint16_t idlen; /* bytes of the pair ids */
     uint8_t flags;
     uint8_t pad;
 };
 
+/* One label (name and value) in wire form: one TimeSeries.labels field, as
+ * ss_labels_wire_write writes it, shared by every series of the target that has it. */
+struct series_pair {
+    uint32_t off, len; /* its bytes in the table's `bytes`; free slot: off = next free + 1 */
+    uint32_t refs;     /* series holding it; 0 = free */
+    uint32_t hash;
+};
+
 struct series_table {
     struct series_entry *e;
-    uint32_t n, cap;     /* slots used (free ones included), allocated */
-    uint32_t live;       /* entries not free */
-    uint32_t free_head;  /* index + 1 of the first free slot; 0 = none */
-    struct ss_buf bytes; /* label bytes; bounded by its max */
-    size_t garbage;      /* bytes of removed entries still in `bytes` */
-    /* open addressing, linear probing; slots hold entry index + 1, 0 = empty */
+    uint32_t n, cap;    /* slots used (free ones included), allocated */
+    uint32_t live;      /* entries not free */
+    uint32_t free_head; /* index + 1 of the first free slot; 0 = none */
+    struct ss_buf ids;  /* every entry's pair ids; bounded by its max */
+    size_t ids_garbage; /* bytes of removed entries still in `ids` */
+    struct series_pair *p;
+    uint32_t pn, pcap, plive, pfree_head; /* as n, cap, live, free_head for pairs */
+    struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
+    size_t garbage;                       /* bytes of removed pairs still in `bytes` */
+    /* open addressing, linear probing; slots hold index + 1, 0 = empty */
     uint32_t *by_hash, *by_raw;
-    size_t mcap;     /* slots in each map (power of two, at least twice `live`) */
+    size_t mcap; /* slots in each map (power of two, at most 3/4 full) */
+    uint32_t *by_pair;
+    size_t pmcap;
     uint32_t *order; /* entries seen in this generation, in exposition order */
     uint32_t norder;
     uint32_t gen;
+    uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
 };
 
 void series_table_init(struct series_table *t, size_t max_bytes);
@@ -61,8 +82,9 @@ void series_table_begin(struct series_table *t);
 
 /* The entry the scrape cache maps `raw` to, or -1. */
 long series_table_find_raw(const struct series_table *t, uint64_t raw);
-/* The entry with these final labels (wire form) and hash, or -1. Equal hashes with
- * different labels are different series: the bytes are compared. */
+/* The entry with these final labels (wire form, as ss_labels_wire_write) and hash,
+ * or -1. Equal hashes with different labels are different series: the labels are
+ * compared (as pair ids). */
 long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len);
 /* Add a series not in the table (not seen yet: call series_table_see). Returns its
  * index, SS_ELIMIT when the label bytes would pass max_bytes, or SS_ENOMEM. */
@@ -85,10 +107,9 @@ static inline void series_table_see(struct series_table *t, size_t i, double val
     t->order[t->norder++] = (uint32_t)i; /* room: order has a slot for every entry */
 }
 
-static inline const void *series_entry_labels(const struct series_table *t, const struct series_entry *e)
-{
-    return t->bytes.data + e->off;
-}
+/* The entry's labels in wire form (e->len bytes, as series_table_add was given them)
+ * into out, replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
+int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
 
 /* End of a scrape. ok: keep what this generation saw, and remove the rest; not ok:
  * remove everything. Each removed entry that took part in staleness is passed to

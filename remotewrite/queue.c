@@ -4,6 +4,11 @@
  * relabeling, then the streaming encoder) into the staging buffer of its queue
  * (hash % nqueues); at the end of the scrape rw_remote_commit moves every staging
  * buffer into its queue under one short lock and wakes the senders that serve them.
+ * A staging buffer that reaches STAGE_FLUSH_BYTES during the scrape moves to its
+ * queue at once (the scrape module hands over only scrapes that succeeded, so there
+ * is nothing to roll back): staging memory is bounded per queue, not by the size of a
+ * scrape, and a big scrape is not kept twice (staged and queued). Its sender is woken
+ * then only when a whole batch is there; the end of the scrape wakes the rest.
  *
  * The size of a scrape never decides its fate: a commit of any size is queued, and the
  * senders split it into batches of max_samples_per_send. What bounds memory is one
@@ -40,9 +45,19 @@ size_t rw_record_len(const char *p, size_t avail)
     return 0;
 }
 
+/* Staging buffers move to their queue when they reach this size, and are not kept
+ * above STAGE_KEEP_BYTES; a queue's buffer is not kept above QUEUE_KEEP_BYTES once
+ * emptied. With 50 queues a remote keeps at most a few MB however big the scrapes; a
+ * malloc per 32 KiB is cheap next to encoding it. */
+#define STAGE_FLUSH_BYTES (32u << 10)
+#define STAGE_KEEP_BYTES  (64u << 10)
+#define QUEUE_KEEP_BYTES  (256u << 10)
+
+static void commit_stages(struct rw_remote *r, int lo, int hi, bool final);
+
 void rw_queue_emptied(struct rwq *q)
 {
-    if (q->q.cap > (1u << 20)) { /* a big scrape passed through: give the memory back */
+    if (q->q.cap > QUEUE_KEEP_BYTES) { /* a backlog passed through: give the memory back */
         size_t max = q->q.max;
         ss_buf_free(&q->q);
         ss_buf_init(&q->q, max);
@@ -181,6 +196,8 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     if (s->timestamp_ms > r->stage_max_ts[qi])
         r->stage_max_ts[qi] = s->timestamp_ms;
     atomic_fetch_add(&r->samples_in, 1);
+    if (r->stage[qi].len >= STAGE_FLUSH_BYTES)
+        commit_stages(r, qi, qi + 1, false);
 }
 
 /* The queue whose head commit is the oldest, or NULL when nothing is queued;
@@ -294,14 +311,38 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     r->drops_unlogged = 0;
 }
 
+/* Wake the owners of the queues that got records during the scrape without being
+ * woken (qmu held). */
+static void wake_flushed(struct rw_remote *r, int lo, int hi)
+{
+    for (int i = lo; i < hi; i++)
+        if (r->stage_flushed[i]) {
+            r->stage_flushed[i] = false;
+            rw_wake_owner(r, i);
+        }
+}
+
 void rw_remote_commit(struct rw_remote *r)
 {
+    commit_stages(r, 0, r->nqueues, true);
+}
+
+/* Move the staging buffers lo..hi-1 into their queues. final: the end of a scrape
+ * (wake every sender with new records); otherwise one buffer that got full, whose
+ * sender is woken only when its queue holds a whole batch. */
+static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
+{
     uint64_t total = 0, nsamples = 0;
-    for (int i = 0; i < r->nqueues; i++) {
+    for (int i = lo; i < hi; i++) {
         total += r->stage[i].len;
         nsamples += r->stage_samples[i];
     }
     if (!nsamples) {
+        if (final) {
+            pthread_mutex_lock(&r->qmu);
+            wake_flushed(r, lo, hi);
+            pthread_mutex_unlock(&r->qmu);
+        }
         if (r->drops_unlogged)
             log_drops(r, 0, "receiver too slow or down");
         return;
@@ -335,7 +376,7 @@ void rw_remote_commit(struct rw_remote *r)
     uint64_t qb = atomic_load(&r->queue_bytes);
     if (qb + total > limit) { /* this commit alone passes the bound: keep its newest part */
         uint64_t room = limit > qb ? limit - qb : 0;
-        for (int i = 0; i < r->nqueues && total > room; i++) {
+        for (int i = lo; i < hi && total > room; i++) {
             uint64_t other = total - r->stage[i].len;
             size_t keep = room > other ? (size_t)(room - other) : 0;
             if (r->stage[i].len > keep) {
@@ -347,7 +388,9 @@ void rw_remote_commit(struct rw_remote *r)
             }
         }
     }
-    for (int i = 0; i < r->nqueues; i++) {
+    const size_t batch =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    for (int i = lo; i < hi; i++) {
         if (!r->stage_samples[i])
             goto next;
         struct rwq *q = &r->queues[i];
@@ -384,9 +427,14 @@ void rw_remote_commit(struct rw_remote *r)
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
         atomic_fetch_add(&r->queue_bytes, bytes);
         rw_atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
-        rw_wake_owner(r, i);
+        if (final || q->samples >= batch) {
+            r->stage_flushed[i] = false;
+            rw_wake_owner(r, i);
+        } else {
+            r->stage_flushed[i] = true;
+        }
     next:
-        if (r->stage[i].cap > (1u << 20)) { /* a big scrape: do not keep its peak */
+        if (r->stage[i].cap > STAGE_KEEP_BYTES) { /* do not keep a peak */
             ss_buf_free(&r->stage[i]);
             ss_buf_init(&r->stage[i], 0);
         }
@@ -394,6 +442,8 @@ void rw_remote_commit(struct rw_remote *r)
         r->stage_samples[i] = 0;
         r->stage_max_ts[i] = 0;
     }
+    if (final)
+        wake_flushed(r, lo, hi);
     pthread_mutex_unlock(&r->qmu);
     if (dropped) {
         atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], dropped);

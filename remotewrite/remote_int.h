@@ -105,10 +105,12 @@ struct rw_remote {
     atomic_int desired_shards;
     uint64_t mem_bound; /* max_memory_bytes */
 
-    /* scrape-thread staging, one buffer per queue */
+    /* scrape-thread staging, one buffer per queue, moved to its queue at the end of a
+     * scrape or when it reaches STAGE_FLUSH_BYTES (queue.c) */
     struct ss_buf *stage;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
+    bool *stage_flushed; /* moved to its queue during this scrape, owner not woken yet */
     struct ss_labels work;
     int64_t last_drop_log; /* rate limit of the queue_full log */
     uint64_t drops_unlogged;

@@ -45,12 +45,13 @@ size_t rw_record_len(const char *p, size_t avail)
     return 0;
 }
 
-/* Staging buffers move to their queue when they reach this size, and are not kept
- * above STAGE_KEEP_BYTES; a queue's buffer is not kept above QUEUE_KEEP_BYTES once
- * emptied. With 50 queues a remote keeps at most a few MB however big the scrapes; a
- * malloc per 32 KiB is cheap next to encoding it. */
-#define STAGE_FLUSH_BYTES (32u << 10)
-#define STAGE_KEEP_BYTES  (64u << 10)
+/* Staging buffers move to their queue when they reach this size (so with records of
+ * a few hundred bytes they never grow past 16 KiB), and are not kept above
+ * STAGE_KEEP_BYTES; a queue's buffer is not kept above QUEUE_KEEP_BYTES once emptied.
+ * With 50 queues a remote keeps about 1 MB of staging however big the scrapes; a
+ * commit per ~60 records costs a lock and no wakeup (see commit_stages). */
+#define STAGE_FLUSH_BYTES (12u << 10)
+#define STAGE_KEEP_BYTES  (32u << 10)
 #define QUEUE_KEEP_BYTES  (256u << 10)
 
 static void commit_stages(struct rw_remote *r, int lo, int hi, bool final);

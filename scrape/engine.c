@@ -371,7 +371,8 @@ static int see_sample(struct target *t, const struct scrape_parsed_sample *s, si
         return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                            (unsigned long long)job->sample_limit);
     bool explicit_ts = s->has_timestamp && job->honor_timestamps;
-    series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts);
+    if (series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts))
+        return target_fail(t, FAIL_OTHER, "out of memory");
     return 0;
 }
 
@@ -738,8 +739,8 @@ static void finish_scrape(struct target *t, CURLcode res)
         atomic_fetch_add(&js->samples_post, t->samples_post);
         const struct series_table *st = &t->series;
         for (uint32_t k = 0; k < st->norder; k++) {
-            const struct series_entry *e = &st->e[st->order[k]];
-            emit_entry(t, e, e->value, e->ts);
+            const struct series_seen *o = &st->order[k];
+            emit_entry(t, &st->e[o->idx], o->value, o->ts);
         }
     }
     /* stale markers: series of the last committed scrape (staleness-tracked ones)

@@ -421,7 +421,7 @@ long series_table_find(const struct series_table *t, uint64_t hash, const void *
     return find_ids(t, hash, ids, (size_t)n);
 }
 
-/* Room for one more entry: a free slot, or a bigger array (order grows with it). */
+/* Room for one more entry: a free slot, or a bigger array. */
 static int reserve_entry(struct series_table *t)
 {
     if ((size_t)(t->live + 1) * 4 > t->mcap * 3) {
@@ -438,11 +438,18 @@ static int reserve_entry(struct series_table *t)
     if (!ne)
         return SS_ENOMEM;
     t->e = ne;
-    uint32_t *no = realloc(t->order, ncap * sizeof *no);
+    t->cap = ncap;
+    return 0;
+}
+
+int series_table_grow_order(struct series_table *t)
+{
+    uint32_t ncap = t->ocap ? grown(t->ocap, t->ocap + 1) : t->last_norder + t->last_norder / 16 + 64;
+    struct series_seen *no = realloc(t->order, ncap * sizeof *no);
     if (!no)
         return SS_ENOMEM;
     t->order = no;
-    t->cap = ncap;
+    t->ocap = ncap;
     return 0;
 }
 
@@ -532,10 +539,8 @@ static void compact_entries(struct series_table *t)
     ss_buf_init(&nb, t->ids.max);
     size_t need = t->ids.len - t->ids_garbage;
     struct series_entry *ne = malloc(ncap * sizeof *ne);
-    uint32_t *no = malloc(ncap * sizeof *no);
-    if (!ne || !no || (need && buf_reserve(&nb, need))) {
+    if (!ne || (need && buf_reserve(&nb, need))) {
         free(ne);
-        free(no);
         ss_buf_free(&nb);
         return;
     }
@@ -551,16 +556,13 @@ static void compact_entries(struct series_table *t)
         ne[k++] = e;
     }
     free(t->e);
-    free(t->order);
     ss_buf_free(&t->ids);
     t->e = ne;
-    t->order = no;
     t->ids = nb;
     t->n = k;
     t->cap = ncap;
     t->free_head = 0;
     t->ids_garbage = 0;
-    t->norder = 0;
     if (rebuild_maps(t, slots_for(t->live))) { /* keep the old maps' size: rebuild in place */
         memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
@@ -619,6 +621,12 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
         series_table_reset(t);
         return nstale;
     }
+    /* the samples are emitted: the next scrape allocates the list again, at once at
+     * this scrape's size */
+    t->last_norder = t->norder;
+    free(t->order);
+    t->order = NULL;
+    t->norder = t->ocap = 0;
     bool ids_garbage = t->ids_garbage > 4096 && t->ids_garbage > (t->ids.len - t->ids_garbage);
     bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;
     if (ids_garbage || mostly_free)

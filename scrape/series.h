@@ -2,7 +2,8 @@
  *
  * Every series the target exposes is stored once: its final labels (after target
  * labels and metric relabeling, sorted, before external labels), their hash, and the
- * generation (scrape) that last saw it, plus the value and timestamp of that scrape.
+ * generation (scrape) that last saw it; the samples of the scrape in progress are in a
+ * list of their own.
  * The labels are interned: each distinct label pair of the target is stored once in
  * the remote-write wire form (one field of ss_labels_wire_write's output) and counted
  * by the series holding it, and a series is the list of its pair ids (varints, a few
@@ -12,8 +13,8 @@
  * order), so an unchanged series is found with one lookup and no labelling at all.
  *
  * A scrape: series_table_begin opens a generation; every sample finds or adds its
- * entry and marks it seen (series_table_see, which also lists it in `order`, the
- * exposition order, for emitting). At the end series_table_sweep goes over the entries
+ * entry and marks it seen (series_table_see, which also lists it with its sample in
+ * `order`, the exposition order, for emitting). At the end series_table_sweep goes over the entries
  * once: on success those seen are kept (and take part in staleness when they had no
  * explicit timestamp) and the others get a stale marker and are removed; on failure
  * everything committed before gets a stale marker and the table empties, as
@@ -28,19 +29,25 @@
 #define SERIES_LIVE_TRACKED 2u /* committed without explicit timestamp: staleness applies */
 #define SERIES_FREE         4u /* slot on the free list */
 
-/* 48 bytes. The labels are not here: `off`/`idlen` name the series' pair ids (varints)
- * in the table's `ids`; each id is a label pair stored once per target. */
+/* 32 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
+ * (varints) in the table's `ids`; each id is a label pair stored once per target. Nor
+ * is the sample: a scrape's samples are in `order` until they are emitted. */
 struct series_entry {
-    uint64_t hash; /* final labels (ss_labels_hash), before external labels */
-    uint64_t raw;  /* the scrape-cache key that points here; 0 = none */
-    double value;  /* of the scrape that last saw it */
-    int64_t ts;
+    uint64_t hash;  /* final labels (ss_labels_hash), before external labels */
+    uint64_t raw;   /* the scrape-cache key that points here; 0 = none */
     uint32_t off;   /* pair ids in the table's `ids`; free slot: next free + 1 */
     uint32_t seen;  /* generation that last saw it */
     uint32_t len;   /* bytes of the labels in wire form */
     uint16_t idlen; /* bytes of the pair ids */
     uint8_t flags;
     uint8_t pad;
+};
+
+/* A sample of this scrape, for entry idx, in exposition order. */
+struct series_seen {
+    double value;
+    int64_t ts;
+    uint32_t idx;
 };
 
 /* One label (name and value) in wire form: one TimeSeries.labels field, as
@@ -67,8 +74,10 @@ struct series_table {
     size_t mcap; /* slots in each map (power of two, at most 3/4 full) */
     uint32_t *by_pair;
     size_t pmcap;
-    uint32_t *order; /* entries seen in this generation, in exposition order */
-    uint32_t norder;
+    /* this generation's samples, in exposition order; freed by the sweep, so only
+     * scrapes in progress hold one (sized from the last scrape's count) */
+    struct series_seen *order;
+    uint32_t norder, ocap, last_norder;
     uint32_t gen;
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
 };
@@ -95,16 +104,19 @@ int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw);
 /* Empty the scrape cache (the job's relabeling or limits changed). */
 void series_table_clear_raw(struct series_table *t);
 
+int series_table_grow_order(struct series_table *t);
+
 /* Entry i was seen in this scrape with this sample. The caller checks first that
- * it was not seen already (e->seen == t->gen: a duplicate). */
-static inline void series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
+ * it was not seen already (e->seen == t->gen: a duplicate). Returns 0 or SS_ENOMEM. */
+static inline int series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
 {
+    if (t->norder == t->ocap && series_table_grow_order(t))
+        return SS_ENOMEM;
     struct series_entry *e = &t->e[i];
     e->seen = t->gen;
-    e->value = value;
-    e->ts = ts;
     e->flags = (uint8_t)((e->flags & ~SERIES_TRACKED) | (tracked ? SERIES_TRACKED : 0));
-    t->order[t->norder++] = (uint32_t)i; /* room: order has a slot for every entry */
+    t->order[t->norder++] = (struct series_seen){value, ts, (uint32_t)i};
+    return 0;
 }
 
 /* The entry's labels in wire form (e->len bytes, as series_table_add was given them)

@@ -383,13 +383,16 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     struct ss_labels *w = &t->work;
     int rc;
 
-    t->samples_scraped++;
     /* Scrape-cache hit: this exact series was seen before and its final labels are in
      * the table, so labelling, relabeling, sorting and hashing are skipped (as
-     * Prometheus' scrape cache does). The cache is emptied when the job's settings
-     * change (reload). */
+     * Prometheus' scrape cache does), and with lazy_labels the parser has not even
+     * parsed the labels. The cache is emptied when the job's settings change (reload).
+     * A miss on a sample without labels asks for them: the parser passes it again. */
     uint64_t rk = raw_key(s);
     long ci = series_table_find_raw(&t->series, rk);
+    if (ci < 0 && s->labels_skipped)
+        return SCRAPE_WANT_LABELS;
+    t->samples_scraped++;
     if (ci >= 0)
         return see_sample(t, s, (size_t)ci);
     ss_labels_reset(w);
@@ -813,7 +816,7 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
     ss_buf_init(&t->wire, 0);
-    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT};
+    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .lazy_labels = true};
     t->easy = curl_easy_init();
     if (!t->easy || scrape_parser_new(&po, &t->parser)) {
         target_free(t);

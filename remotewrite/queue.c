@@ -75,6 +75,7 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
 {
     q->head += bytes;
     q->samples -= n;
+    q->cum_out += n;
     atomic_fetch_sub(&r->queue_samples, n);
     atomic_fetch_sub(&r->queue_bytes, bytes);
     while (q->marks_head < q->nmarks && q->marks[q->marks_head].end <= q->head)
@@ -95,6 +96,10 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
 {
     size_t off = q->head, n = 0;
+    for (size_t i = q->marks_head; i < q->nmarks && q->marks[i].cum - q->cum_out <= max_n; i++) {
+        off = q->marks[i].end; /* whole chunks: no need to walk their records */
+        n = (size_t)(q->marks[i].cum - q->cum_out);
+    }
     while (n < max_n && off < q->q.len) {
         size_t rl = rw_record_len(q->q.data + off, q->q.len - off);
         if (!rl)
@@ -423,7 +428,8 @@ static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
             why = "out of memory";
             goto next;
         }
-        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, r->stage_max_ts[i], now};
+        q->cum_in += r->stage_samples[i];
+        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, q->cum_in, r->stage_max_ts[i], now};
         q->samples += r->stage_samples[i];
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
         atomic_fetch_add(&r->queue_bytes, bytes);

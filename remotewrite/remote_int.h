@@ -49,6 +49,7 @@ extern const double rw_send_buckets[RW_NBUCKETS];
 
 struct chunk_mark { /* one commit's records in a queue */
     size_t end;     /* offset in q just past the chunk */
+    uint64_t cum;   /* the queue's cum_in just past the chunk */
     int64_t max_ts;
     int64_t enq_mono;
 };
@@ -60,6 +61,9 @@ struct rwq {
     uint64_t samples;
     struct chunk_mark *marks;
     size_t nmarks, marks_cap, marks_head;
+    /* records ever committed and taken or dropped: a batch takes whole chunks by
+     * these counts and walks records only in its last chunk */
+    uint64_t cum_in, cum_out;
     bool busy; /* a batch taken from this queue is in flight */
     int owner; /* while busy: the sender that has it */
 };

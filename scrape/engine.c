@@ -176,12 +176,10 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
     uint32_t ends[MAX_LABELS + 8];
-    if (series_table_labels(&t->series, e, &t->wire))
+    long n = series_table_labels_split(&t->series, e, &t->wire, labels, ends, MAX_LABELS + 8);
+    if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
-    long n = ss_labels_wire_read(wire, e->len, labels, ends, MAX_LABELS + 8);
-    if (n < 0)
-        return; /* cannot happen: the table holds what ss_labels_wire_write wrote */
     struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len};
     if (!m->ext.n) {
         m->sink.series(m->sink.ud, &s);

@@ -275,7 +275,18 @@ static long pair_ref(struct series_table *t, uint32_t h, const void *p, size_t l
     } else {
         i = t->pn++;
     }
-    t->p[i] = (struct series_pair){.off = off, .len = (uint32_t)len, .refs = 1, .hash = h};
+    struct ss_label l;
+    if (ss_labels_wire_read(p, len, &l, NULL, 1) != 1) /* the caller split it from wire labels */
+        l = (struct ss_label){{"", 0}, {"", 0}};
+    const char *src = p;
+    t->p[i] = (struct series_pair){.off = off,
+                                   .len = (uint32_t)len,
+                                   .refs = 1,
+                                   .hash = h,
+                                   .name_at = l.name.len ? (uint32_t)(l.name.p - src) : 0,
+                                   .name_len = (uint32_t)l.name.len,
+                                   .value_at = l.value.len ? (uint32_t)(l.value.p - src) : 0,
+                                   .value_len = (uint32_t)l.value.len};
     t->plive++;
     map_insert(t->by_pair, t->pmcap, h, i);
     return i;
@@ -375,7 +386,8 @@ fail:
     return rc;
 }
 
-int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out)
+long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
+                               struct ss_label *labels, uint32_t *ends, size_t cap)
 {
     ss_buf_reset(out);
     int rc = ss_buf_reserve(out, e->len);
@@ -383,16 +395,32 @@ int series_table_labels(const struct series_table *t, const struct series_entry 
         return rc;
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
     char *p = out->data;
+    size_t n = 0;
     while (q < end) {
         uint32_t id;
         q = get_id(q, &id);
         const struct series_pair *pr = &t->p[id];
-        memcpy(p, t->bytes.data + pr->off, pr->len);
+        const char *b = t->bytes.data + pr->off;
+        memcpy(p, b, pr->len);
         p += pr->len;
+        if (labels) {
+            if (n == cap)
+                return SS_ELIMIT;
+            labels[n] = (struct ss_label){{b + pr->name_at, pr->name_len}, {b + pr->value_at, pr->value_len}};
+            if (ends)
+                ends[n] = (uint32_t)(p - out->data);
+        }
+        n++;
     }
     out->len = (size_t)(p - out->data);
     out->data[out->len] = '\0';
-    return 0;
+    return (long)n;
+}
+
+int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out)
+{
+    long n = series_table_labels_split(t, e, out, NULL, NULL, 0);
+    return n < 0 ? (int)n : 0;
 }
 
 /* ---- series ------------------------------------------------------------------------ */

@@ -56,6 +56,7 @@ struct series_pair {
     uint32_t off, len; /* its bytes in the table's `bytes`; free slot: off = next free + 1 */
     uint32_t refs;     /* series holding it; 0 = free */
     uint32_t hash;
+    uint32_t name_at, name_len, value_at, value_len; /* name and value inside the bytes */
 };
 
 struct series_table {
@@ -122,6 +123,12 @@ static inline int series_table_see(struct series_table *t, size_t i, double valu
 /* The entry's labels in wire form (e->len bytes, as series_table_add was given them)
  * into out, replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
 int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
+/* The same, and the labels themselves into labels[0..cap) (pointing into the table:
+ * valid until the next add or sweep) with the end of each one's bytes in out into
+ * ends[] (as ss_labels_wire_read gives them). Returns the number of labels, or
+ * SS_ELIMIT (more than cap) or SS_ENOMEM. */
+long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
+                               struct ss_label *labels, uint32_t *ends, size_t cap);
 
 /* End of a scrape. ok: keep what this generation saw, and remove the rest; not ok:
  * remove everything. Each removed entry that took part in staleness is passed to

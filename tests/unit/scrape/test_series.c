@@ -379,13 +379,52 @@ static void test_pair_hash_collisions(void **state)
     series_table_free(&t);
 }
 
+/* series_table_labels_split gives what decoding the wire bytes gives: long values
+ * (two-byte lengths), empty values, labels shared between series. */
+static void test_labels_split(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'v', sizeof big);
+    struct ss_label l[3] = {
+        {SS_STR("__name__"), SS_STR("m")}, {SS_STR("empty"), {"", 0}}, {SS_STR("long"), {big, sizeof big}}};
+    uint8_t w[512];
+    size_t n = ss_labels_wire_size(l, 3);
+    ss_labels_wire_write(w, l, 3);
+    struct series_table t;
+    series_table_init(&t, 0);
+    series_table_begin(&t);
+    long a = series_table_add(&t, 1, w, n, 3);
+    long b = series_table_add(&t, 2, w, n - ss_labels_wire_size(l + 2, 1), 2); /* shares two pairs */
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(t.plive, 3);
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    struct ss_label got[4], want[4];
+    uint32_t gends[4], wends[4];
+    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 4), 3);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, w, n);
+    assert_int_equal(ss_labels_wire_read(w, n, want, wends, 4), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(ss_str_eq(got[i].name, want[i].name));
+        assert_true(ss_str_eq(got[i].value, want[i].value));
+        assert_int_equal(gends[i], wends[i]);
+    }
+    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 2), SS_ELIMIT);
+    assert_int_equal(series_table_labels_split(&t, &t.e[b], &out, got, gends, 4), 2);
+    assert_true(ss_str_eq_cstr(got[0].value, "m"));
+    ss_buf_free(&out);
+    series_table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_forced_hash_collisions),
         cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
         cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
-        cmocka_unit_test(test_pair_hash_collisions),
+        cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

@@ -627,6 +627,30 @@ static void compact_pairs(struct series_table *t)
     t->garbage = 0;
 }
 
+/* After a scrape: the growth headroom of the entries and ids (up to half of them)
+ * goes back when the table has no holes, keeping 1/16 for series still to come; a
+ * target's table is then about its live size, not its size rounded up. realloc may
+ * fail to shrink: then nothing changes. */
+static void shrink_to_fit(struct series_table *t)
+{
+    uint32_t want = t->n + t->n / 16 + 64;
+    if (!t->free_head && t->cap > want) {
+        struct series_entry *ne = realloc(t->e, want * sizeof *ne);
+        if (ne) {
+            t->e = ne;
+            t->cap = want;
+        }
+    }
+    size_t wb = t->ids.len + t->ids.len / 16 + 256;
+    if (t->ids.cap > wb + 1) {
+        char *nb = realloc(t->ids.data, wb + 1);
+        if (nb) {
+            t->ids.data = nb;
+            t->ids.cap = wb + 1;
+        }
+    }
+}
+
 size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale, void *ud)
 {
     size_t nstale = 0;
@@ -661,5 +685,6 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
         compact_entries(t);
     if (t->garbage > 4096 && t->garbage > (t->bytes.len - t->garbage))
         compact_pairs(t);
+    shrink_to_fit(t);
     return nstale;
 }

@@ -55,13 +55,6 @@ static unsigned char ascii_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-/* RFC 9110 §5.6.2 tchar: what a header name or a method may contain. */
-static bool is_tchar(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* The whitespace SigV4's Trimall removes: spaces, tabs and the line breaks of folded
  * (obs-fold) header lines. */
 static bool is_ws(unsigned char c)
@@ -612,7 +605,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
     if ((rc = bounded_len(req->method, SIGV4_MAX_METHOD, false, &method_len)))
         goto fail;
     for (size_t i = 0; i < method_len; i++)
-        if (!is_tchar((unsigned char)req->method[i])) {
+        if (!ss_http_tchar((unsigned char)req->method[i])) {
             rc = SS_EINVAL;
             goto fail;
         }
@@ -663,7 +656,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
             (rc = bounded_len(h->value, SIGV4_MAX_HEADER_VALUE, true, &vl)))
             goto fail;
         for (size_t k = 0; k < nl; k++)
-            if (!is_tchar((unsigned char)h->name[k])) {
+            if (!ss_http_tchar((unsigned char)h->name[k])) {
                 rc = SS_EINVAL;
                 goto fail;
             }

@@ -14,6 +14,7 @@
 #include "awssign.h"
 #include "collector.h"
 #include "scaler.h"
+#include "sstext.h"
 
 static void usage(FILE *f)
 {
@@ -23,21 +24,34 @@ static void usage(FILE *f)
                "  https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-.../\n");
 }
 
+/* A series as Prometheus prints it: label values escaped (\\, \", \n), so a value
+ * with a quote or a newline cannot break the line or pass for another label. */
 static void print_labels(json_t *metric)
 {
     const char *name = json_string_value(json_object_get(metric, "__name__"));
-    printf("%s{", name ? name : "");
+    struct ss_buf b;
+    ss_buf_init(&b, 0);
     const char *k;
     json_t *v;
     bool first = true;
+    int rc = ss_buf_printf(&b, "%s{", name ? name : "");
     json_object_foreach(metric, k, v)
     {
-        if (strcmp(k, "__name__") == 0)
+        if (rc || strcmp(k, "__name__") == 0)
             continue;
-        printf("%s%s=\"%s\"", first ? "" : ",", k, json_string_value(v) ? json_string_value(v) : "");
+        const char *val = json_string_value(v) ? json_string_value(v) : "";
+        rc = ss_buf_printf(&b, "%s%s=\"", first ? "" : ",", k);
+        if (!rc)
+            rc = ss_escape_label_value(&b, val, strlen(val));
+        if (!rc)
+            rc = ss_buf_append(&b, "\"", 1);
         first = false;
     }
-    printf("}");
+    if (!rc)
+        rc = ss_buf_append(&b, "}", 1);
+    if (!rc)
+        fwrite(b.data, 1, b.len, stdout);
+    ss_buf_free(&b);
 }
 
 static void print_point(json_t *pt)

@@ -22,7 +22,8 @@ struct run_state {
     struct scrape_manager *m;
     atomic_bool exit_requested;
     atomic_bool reload_requested;
-    int64_t deadline_ms; /* --run-for: 0 = none (monotonic) */
+    atomic_bool monitors_changed; /* monitor_discovery saw a change */
+    int64_t deadline_ms;          /* --run-for: 0 = none (monotonic) */
     sigset_t sigs;
     _Atomic uint64_t reloads_ok, reloads_failed;
     atomic_bool last_reload_ok;
@@ -46,6 +47,51 @@ static void request_reload(void *ud)
     struct run_state *st = ud;
     atomic_store(&st->reload_requested, true);
     scrape_manager_stop(st->m);
+}
+
+/* A ServiceMonitor or PodMonitor changed (from a watcher thread). */
+static void monitors_changed(void *ud)
+{
+    struct run_state *st = ud;
+    atomic_store(&st->monitors_changed, true);
+    if (st->m)
+        scrape_manager_stop(st->m);
+}
+
+/* Start monitor_discovery for config c (if it has the section) and wait, at most 5 s,
+ * for the first LIST of every watcher so the first job set already has the monitors. */
+static int monitors_start(struct run_state *st, const struct cfg *c, struct collector_monitors **out)
+{
+    char err[1024] = "";
+    *out = NULL;
+    if (!c->monitors.enabled)
+        return 0;
+    if (collector_monitors_start(c, monitors_changed, st, out, err, sizeof err) != 0) {
+        ss_error("config", "monitor_discovery: %s", err);
+        return SS_ECONFIG;
+    }
+    for (int i = 0; i < 100 && !collector_monitors_synced(*out) && !atomic_load(&st->exit_requested); i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Hand the engine the config's jobs plus those generated from monitors. */
+static int set_all_jobs(struct run_state *st, struct collector_monitors *mon,
+                        const struct collector_jobs *jobs)
+{
+    const struct scrape_job *all = jobs->jobs;
+    size_t n = jobs->njobs;
+    atomic_store(&st->monitors_changed, false);
+    if (mon && collector_monitors_rebuild(mon, jobs, &all, &n) != 0) {
+        all = jobs->jobs;
+        n = jobs->njobs;
+    }
+    int rc = scrape_manager_set_jobs(st->m, all, n);
+    if (mon)
+        collector_monitors_release_old(mon);
+    return rc;
 }
 
 /* POST /-/quit (with --web.enable-lifecycle): as SIGTERM. */
@@ -250,19 +296,36 @@ int collector_cmd_run(int argc, char **argv)
     struct collector_stdout *out = NULL;
     struct collector_http *http = NULL;
     struct collector_shipper *shipper = NULL;
+    struct collector_http *health = NULL;
+    struct collector_otel *otel_out = NULL;
     FILE *tee_file = NULL;
     struct collector_stdout *tee = NULL;
     struct collector_tee tee_pair = {0};
     pthread_t sigthr;
     bool sig_started = false;
+    struct collector_monitors *mon = NULL;
 
     if (load_config(config, listen, storage, &cfgp, &jobs) != 0)
         return 1;
+    if (cfgp->notel_ignored) { /* one warning naming everything that does not run */
+        char list[2048] = "";
+        for (size_t i = 0; i < cfgp->notel_ignored; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "; " : "",
+                     cfgp->otel_ignored[i]);
+        ss_warn("config", "OpenTelemetry collector config: ignored: %s", list);
+    }
     struct scrape_sink sink;
     if (to_stdout) {
         if (collector_stdout_new(stdout, fmt, &out) != 0)
             goto done;
         collector_stdout_sink(out, &sink);
+        /* print what the first exporter would ship */
+        if (cfgp->nremote_writes && cfgp->remote_writes[0].otel.enabled) {
+            struct scrape_sink direct = sink;
+            if (collector_otel_new(&cfgp->remote_writes[0].otel, &direct, &otel_out) != 0)
+                goto done;
+            collector_otel_sink(otel_out, &sink);
+        }
     } else {
         char err[1024] = "";
         if (!cfgp->nremote_writes) {
@@ -298,7 +361,15 @@ int collector_cmd_run(int argc, char **argv)
     web.ud = &st;
     if (collector_http_start(&web, &http) != 0)
         goto done;
-    if (scrape_manager_set_jobs(st.m, jobs.jobs, jobs.njobs) != 0)
+    if (cfgp->health_check_endpoint) {
+        /* extensions.health_check: "/" answers 200 once running, as the collector's does */
+        struct collector_http_opts ho = {.listen = cfgp->health_check_endpoint};
+        if (collector_http_start(&ho, &health) != 0)
+            goto done;
+    }
+    if (monitors_start(&st, cfgp, &mon) != 0)
+        goto done;
+    if (set_all_jobs(&st, mon, &jobs) != 0)
         goto done;
     ss_info("main", "scrapeship %s started: %zu jobs from %s", SS_VERSION, jobs.njobs,
             config ? config : "the embedded default");
@@ -311,10 +382,20 @@ int collector_cmd_run(int argc, char **argv)
 
     while (!atomic_load(&st.exit_requested)) {
         scrape_manager_run(st.m);
+        if (atomic_load(&st.monitors_changed) && !atomic_load(&st.reload_requested) &&
+            !atomic_load(&st.exit_requested)) {
+            /* coalesce a burst of watch events into one new job set */
+            struct timespec ts = {0, 300 * 1000000L};
+            nanosleep(&ts, NULL);
+            set_all_jobs(&st, mon, &jobs);
+        }
         if (atomic_exchange(&st.reload_requested, false) && !atomic_load(&st.exit_requested)) {
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};
-            if (load_config(config, listen, storage, &nc, &nj) != 0) {
+            struct collector_monitors *nmon = NULL;
+            if (load_config(config, listen, storage, &nc, &nj) != 0 || monitors_start(&st, nc, &nmon) != 0) {
+                collector_jobs_free(&nj);
+                cfg_free(nc);
                 atomic_fetch_add(&st.reloads_failed, 1);
                 atomic_store(&st.last_reload_ok, false);
                 continue;
@@ -328,6 +409,7 @@ int collector_cmd_run(int argc, char **argv)
                                              sizeof err) != 0) {
                     ss_metrics_register(collector_shipper_render_metrics, &shipper);
                     ss_error("config", "reload failed, keeping the running configuration: %s", err);
+                    collector_monitors_stop(nmon);
                     collector_jobs_free(&nj);
                     cfg_free(nc);
                     atomic_fetch_add(&st.reloads_failed, 1);
@@ -341,8 +423,10 @@ int collector_cmd_run(int argc, char **argv)
                     collector_tee_sink(&tee_pair, &sink, tee, &sink);
                 scrape_manager_set_sink(st.m, &sink);
             }
-            scrape_manager_set_jobs(st.m, nj.jobs, nj.njobs);
+            set_all_jobs(&st, nmon, &nj);
             scrape_manager_set_external_labels(st.m, nj.external_labels, nj.nexternal_labels);
+            collector_monitors_stop(mon); /* the engine no longer holds its jobs */
+            mon = nmon;
             collector_jobs_free(&jobs);
             cfg_free(cfgp);
             jobs = nj;
@@ -369,6 +453,7 @@ done:
             ss_info("main", "all queued samples delivered in %lldms", (long long)(ss_mono_ms() - t0));
     }
     collector_http_stop(http);
+    collector_http_stop(health);
     ss_metrics_unregister(collector_shipper_render_metrics, &shipper);
     collector_shipper_free(shipper);
     collector_stdout_free(tee);
@@ -377,6 +462,8 @@ done:
     ss_metrics_unregister(render_run_metrics, &st);
     ss_metrics_unregister((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
     scrape_manager_free(st.m);
+    collector_otel_free(otel_out);
+    collector_monitors_stop(mon);
     collector_stdout_free(out);
     collector_jobs_free(&jobs);
     cfg_free(cfgp);

@@ -16,7 +16,8 @@
 static void scrape_usage(FILE *f)
 {
     fprintf(f, "usage: scrapeship scrape [--config FILE] [--format text|json] [--job NAME]\n"
-               "                         [--timeout DURATION] [--honor-labels] [URL...]\n");
+               "                         [--timeout DURATION] [--honor-labels] [--strict] [URL...]\n"
+               "--strict: fail a scrape on what `scrapeship lint` calls an error\n");
 }
 
 /* One static group per URL; all strings owned by the url_groups arena. */
@@ -107,19 +108,17 @@ fail:
 
 int collector_cmd_scrape(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"job", required_argument, 0, 'j'},
-                                         {"timeout", required_argument, 0, 't'},
-                                         {"honor-labels", no_argument, 0, 'H'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"format", required_argument, 0, 'f'},
+        {"job", required_argument, 0, 'j'},    {"timeout", required_argument, 0, 't'},
+        {"honor-labels", no_argument, 0, 'H'}, {"strict", no_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *config = NULL, *job_name = "scrape", *timeout = "10s";
     enum collector_output_format fmt = COLLECTOR_OUTPUT_TEXT;
-    bool honor = false;
+    bool honor = false, strict = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:f:j:t:Hh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:j:t:HSh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'f':
@@ -135,6 +134,7 @@ int collector_cmd_scrape(int argc, char **argv)
         case 'j': job_name = optarg; break;
         case 't': timeout = optarg; break;
         case 'H': honor = true; break;
+        case 'S': strict = true; break;
         case 'h': scrape_usage(stdout); return 0;
         default: scrape_usage(stderr); return 2;
         }
@@ -152,6 +152,7 @@ int collector_cmd_scrape(int argc, char **argv)
     struct scrape_job url_job = {0};
     struct collector_stdout *out = NULL;
     struct scrape_manager *m = NULL;
+    struct collector_otel *otel = NULL;
     ss_arena_init(&urls.arena, 4096);
 
     const struct scrape_job *jobv;
@@ -164,6 +165,8 @@ int collector_cmd_scrape(int argc, char **argv)
             fprintf(stderr, "scrapeship scrape: %s\n", err);
             goto done;
         }
+        for (size_t i = 0; strict && i < jobs.njobs; i++)
+            jobs.jobs[i].strict_parsing = true;
         jobv = jobs.jobs;
         njobs = jobs.njobs;
         ext = jobs.external_labels;
@@ -186,6 +189,7 @@ int collector_cmd_scrape(int argc, char **argv)
         url_job.scheme = "http";
         url_job.honor_labels = honor;
         url_job.honor_timestamps = true;
+        url_job.strict_parsing = strict;
         url_job.http.follow_redirects = true;
         url_job.static_groups = urls.groups;
         url_job.nstatic_groups = urls.n;
@@ -196,6 +200,13 @@ int collector_cmd_scrape(int argc, char **argv)
     if (collector_stdout_new(stdout, fmt, &out) != 0)
         goto done;
     collector_stdout_sink(out, &sink);
+    /* an OpenTelemetry collector config prints what its first exporter would ship */
+    if (cfgp && cfgp->nremote_writes && cfgp->remote_writes[0].otel.enabled) {
+        struct scrape_sink direct = sink;
+        if (collector_otel_new(&cfgp->remote_writes[0].otel, &direct, &otel) != 0)
+            goto done;
+        collector_otel_sink(otel, &sink);
+    }
     if (scrape_manager_new(&(struct scrape_manager_opts){.external_labels = ext, .nexternal_labels = next},
                            &sink, &m) != 0 ||
         scrape_manager_set_jobs(m, jobv, njobs) != 0)
@@ -204,6 +215,7 @@ int collector_cmd_scrape(int argc, char **argv)
     ret = failed ? 1 : 0;
 done:
     scrape_manager_free(m);
+    collector_otel_free(otel);
     collector_stdout_free(out);
     collector_jobs_free(&jobs);
     cfg_free(cfgp);
@@ -257,8 +269,10 @@ int collector_cmd_check_config(int argc, char **argv)
             fprintf(stderr, "FAILED: %s is not valid\n", argv[i]);
             ret = 1;
         } else {
-            if (nconfigs == 1)
+            if (nconfigs == 1) {
                 cfg_print(c, stdout);
+                cfg_print_ignored(c, stdout);
+            }
             fprintf(stderr, "SUCCESS: %s is valid\n", argv[i]);
         }
         collector_jobs_free(&jobs);

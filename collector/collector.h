@@ -24,6 +24,23 @@ struct collector_jobs {
 int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *err, size_t errlen);
 void collector_jobs_free(struct collector_jobs *j);
 
+/* ---- monitor_discovery: ServiceMonitors and PodMonitors -> jobs (monitors.c) ---- */
+
+struct collector_monitors;
+/* Connect (api_server, kubeconfig_file or in cluster) and start watching as c's
+ * monitor_discovery says. on_change is called from a watcher thread: only signal. c
+ * must outlive the result. */
+int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), void *ud,
+                             struct collector_monitors **out, char *err, size_t errlen);
+bool collector_monitors_synced(struct collector_monitors *m);
+/* Translate the monitors held now; *jobs = base's jobs followed by the generated ones
+ * (valid until the next rebuild). Bad monitors are logged, counted and left out. After
+ * scrape_manager_set_jobs(*jobs), call collector_monitors_release_old. */
+int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
+                               const struct scrape_job **jobs, size_t *njobs);
+void collector_monitors_release_old(struct collector_monitors *m);
+void collector_monitors_stop(struct collector_monitors *m); /* NULL: no-op */
+
 /* A config's http_config as the HTTP floor takes it (strings borrowed from c); the
  * same mapping for scrape jobs, kubernetes_sd and remote_write. */
 void collector_http_config(const struct cfg_http_client *c, struct httpc_config *out);
@@ -111,6 +128,20 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out);
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono);
 void collector_shipper_free(struct collector_shipper *s);
 
+/* ---- OpenTelemetry collector series (otel.c) ---------------------------------- */
+
+/* A sink in front of `down` that rewrites each scrape into the series the OTel
+ * collector ships (names, target_info, resource labels, exporter external labels).
+ * o's strings are borrowed and must outlive it. */
+struct collector_otel;
+int collector_otel_new(const struct cfg_otel_series *o, const struct scrape_sink *down,
+                       struct collector_otel **out);
+void collector_otel_sink(struct collector_otel *x, struct scrape_sink *sink);
+void collector_otel_free(struct collector_otel *x);
+/* The exporter's metric name for a family (BuildCompliantName); the length written. */
+size_t collector_otel_name(const struct cfg_otel_series *o, const char *family, size_t flen,
+                           enum scrape_metric_type type, const char *unit, char *out, size_t cap);
+
 /* ---- AWS SigV4 ---------------------------------------------------------------- */
 
 struct aws_signer;
@@ -127,6 +158,7 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
 int collector_cmd_run(int argc, char **argv);
 int collector_cmd_scrape(int argc, char **argv);
 int collector_cmd_check_config(int argc, char **argv);
+int collector_cmd_lint(int argc, char **argv);
 int collector_cmd_query(int argc, char **argv);
 int collector_cmd_scaler(int argc, char **argv);
 

@@ -36,7 +36,8 @@ struct loader {
     size_t pathlen;
     uint64_t visits;
     uint64_t decoded_bytes;
-    bool raw; /* values are taken verbatim: no ${VAR} expansion (the web config) */
+    bool raw;  /* values are taken verbatim: no ${VAR} expansion (the web config) */
+    bool otel; /* an OpenTelemetry collector config: ${env:VAR} is expanded too */
 };
 
 /* ---- error reporting ----------------------------------------------------- */
@@ -146,6 +147,7 @@ static const struct ss_yaml_opts tree_opts = {
     .max_anchors = CFG_MAX_ANCHORS,
     .max_scalar_bytes = CFG_MAX_SCALAR_BYTES,
     .max_docs = 1,
+    .merge_keys = true, /* go-yaml's, in Prometheus and collector configs alike */
 };
 
 /* Word a failed parse as this loader always has. */
@@ -225,7 +227,8 @@ static bool is_name_char(char c)
  * CFG_MAX_SCALAR_BYTES. Rules: "$$" is "$"; ${NAME} must be set; ${NAME:-default}
  * uses default when NAME is unset or empty; any other "$" (e.g. relabel's "$1" or
  * "${1}") is literal text. */
-static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, struct ss_str *missing)
+static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, struct ss_str *missing,
+                       bool otel)
 {
     size_t o = 0, i = 0;
 #define EMIT(p, n)                                                                                           \
@@ -250,8 +253,10 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
             i += 2;
             continue;
         }
-        if (i + 2 < len && s[i + 1] == '{' && is_name_start(s[i + 2])) {
-            size_t ns = i + 2, ne = ns;
+        /* The collector's confmap also reads ${env:NAME} and ${env:NAME:-default}. */
+        size_t env = otel && i + 6 < len && !memcmp(s + i + 2, "env:", 4) ? 4 : 0;
+        if (i + 2 + env < len && s[i + 1] == '{' && is_name_start(s[i + 2 + env])) {
+            size_t ns = i + 2 + env, ne = ns;
             while (ne < len && is_name_char(s[ne]))
                 ne++;
             char name[256];
@@ -273,6 +278,9 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
                         EMIT(def, (size_t)(close - def));
                 } else if (val) {
                     EMIT(val, strlen(val));
+                } else if (otel) {
+                    /* the collector's envprovider (v0.98.0) expands an unset variable to
+                     * "" with a warning, so a config that works there loads here */
                 } else {
                     missing->p = s + ns;
                     missing->len = ne - ns;
@@ -312,7 +320,7 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
         return rc;
     struct ss_str missing = {NULL, 0};
     size_t len = n->len;
-    int r = ld->raw ? 0 : expand_pass(n->text, n->len, NULL, &len, &missing);
+    int r = ld->raw ? 0 : expand_pass(n->text, n->len, NULL, &len, &missing, ld->otel);
     if (r == -1) {
         char sb[SNIP_CAP];
         return fail_at(ld, n, SS_ECONFIG, "environment variable \"%s\" is not set",
@@ -330,7 +338,7 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
     size_t len2 = len;
     if (ld->raw)
         memcpy(s, n->text, len);
-    else if (expand_pass(n->text, n->len, s, &len2, &missing) != 0 || len2 != len) {
+    else if (expand_pass(n->text, n->len, s, &len2, &missing, ld->otel) != 0 || len2 != len) {
         free(s);
         return fail_at(ld, n, SS_ECONFIG, "environment changed while loading");
     }
@@ -618,19 +626,6 @@ static int check_free_map(struct loader *ld, const struct ss_ynode *map)
 
 /* ---- names and addresses -------------------------------------------------- */
 
-/* RFC 9110 token characters, for header names. */
-static bool header_name_valid(const char *s, size_t len)
-{
-    if (!len)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
-            return false;
-    }
-    return true;
-}
-
 /* Checks the parts of a URL the HTTP clients rely on: scheme://[userinfo@]host[:port]
  * with a known scheme, a host, a numeric port, and no whitespace or control bytes
  * anywhere. Writes the reason to *why. */
@@ -824,7 +819,7 @@ static int dec_kv_map(struct loader *ld, const struct ss_ynode *n, const char *f
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid label name", snip(k->text, k->len, sb));
             break;
         }
-        if (kind == KV_HEADERS && !header_name_valid(k->text, k->len)) {
+        if (kind == KV_HEADERS && !ss_http_token_valid(k->text, k->len)) {
             rc = fail_at(ld, k, SS_ECONFIG, "\"%s\" is not a valid HTTP header name",
                          snip(k->text, k->len, sb));
             break;
@@ -1583,11 +1578,12 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
         return fail_at(ld, n, SS_ECONFIG,
                        "role missing (one of: pod, service, endpoints, endpointslice, node, "
                        "ingress)");
-    if (strcmp(ks->role, "pod") != 0 && strcmp(ks->role, "endpoints") != 0) {
+    if (strcmp(ks->role, "pod") != 0 && strcmp(ks->role, "endpoints") != 0 &&
+        strcmp(ks->role, "endpointslice") != 0) {
         char sb[SNIP_CAP];
         size_t m = path_field(ld, "role");
         rc = fail_at(ld, v[K_ROLE], SS_ECONFIG,
-                     "role \"%s\" is not supported by scrapeship (supported: pod, endpoints)",
+                     "role \"%s\" is not supported by scrapeship (supported: pod, endpoints, endpointslice)",
                      snip(ks->role, strlen(ks->role), sb));
         path_pop(ld, m);
         return rc;
@@ -1612,6 +1608,8 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
                        "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' "
                        "simultaneously");
     bool pod_role = strcmp(ks->role, "pod") == 0;
+    /* Prometheus 2.42 kubernetes.go allowedSelectors: the role's own kind, service, pod */
+    const char *own = pod_role ? "pod" : ks->role;
     for (size_t i = 0; i < ks->nselectors; i++) {
         const char *r = ks->selectors[i].role ? ks->selectors[i].role : "";
         const struct ss_ynode *at = v[K_SELECTORS]->kids[i];
@@ -1619,11 +1617,13 @@ static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_k
         for (size_t j = 0; j < i && !rc; j++)
             if (!strcmp(r, ks->selectors[j].role ? ks->selectors[j].role : ""))
                 rc = fail_at(ld, at, SS_ECONFIG, "duplicated selector role: %s", r);
-        bool allowed = pod_role ? !strcmp(r, "pod")
-                                : (!strcmp(r, "pod") || !strcmp(r, "service") || !strcmp(r, "endpoints"));
+        bool allowed =
+            pod_role ? !strcmp(r, "pod") : (!strcmp(r, "pod") || !strcmp(r, "service") || !strcmp(r, own));
         if (!rc && !allowed)
             rc = fail_at(ld, at, SS_ECONFIG, "%s role supports only %s selectors", ks->role,
-                         pod_role ? "pod" : "pod, service, endpoints");
+                         pod_role ? "pod"
+                                  : (strcmp(own, "endpoints") ? "pod, service, endpointslice"
+                                                              : "pod, service, endpoints"));
         path_pop(ld, m);
         if (rc)
             return rc;
@@ -1657,7 +1657,8 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
                                         "label_name_length_limit",
                                         "label_value_length_limit",
                                         "body_size_limit",
-                                        "kubernetes_sd_configs"};
+                                        "kubernetes_sd_configs",
+                                        "strict_parsing"};
     enum {
         S_JOB = H_N,
         S_HONOR_LABELS,
@@ -1677,6 +1678,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
         S_VALUE_LEN,
         S_BODY_SIZE,
         S_KUBE_SD,
+        S_STRICT,
         S_N
     };
     _Static_assert(sizeof names / sizeof names[0] == S_N, "field table");
@@ -1696,6 +1698,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
     *job_node = v[S_JOB];
     if ((rc = opt_bool(ld, v[S_HONOR_LABELS], "honor_labels", &sc->honor_labels)) ||
         (rc = opt_bool(ld, v[S_HONOR_TS], "honor_timestamps", &sc->honor_timestamps)) ||
+        (rc = opt_bool(ld, v[S_STRICT], "strict_parsing", &sc->strict_parsing)) ||
         (rc = dec_params(ld, v[S_PARAMS], sc)) ||
         (rc = opt_dur(ld, v[S_INTERVAL], "scrape_interval", &sc->scrape_interval_ms)) ||
         (rc = opt_dur(ld, v[S_TIMEOUT], "scrape_timeout", &sc->scrape_timeout_ms)) ||
@@ -1838,9 +1841,9 @@ static int dec_metadata(struct loader *ld, const struct ss_ynode *n, struct cfg_
 
 static int dec_sigv4(struct loader *ld, const struct ss_ynode *n, struct cfg_sigv4 *s)
 {
-    static const char *const names[] = {"region",   "access_key",  "secret_key", "profile",
-                                        "role_arn", "external_id", "service"};
-    enum { G_REGION, G_AK, G_SK, G_PROFILE, G_ROLE, G_EXTID, G_SERVICE, G_N };
+    static const char *const names[] = {"region",      "access_key", "secret_key",   "profile",   "role_arn",
+                                        "external_id", "service",    "session_name", "sts_region"};
+    enum { G_REGION, G_AK, G_SK, G_PROFILE, G_ROLE, G_EXTID, G_SERVICE, G_SESSION, G_STS, G_N };
     const struct ss_ynode *v[G_N], *k[G_N];
     size_t mark = path_field(ld, "sigv4");
     /* The key's presence turns SigV4 on: `sigv4: {}` means "region and credentials from
@@ -1853,7 +1856,9 @@ static int dec_sigv4(struct loader *ld, const struct ss_ynode *n, struct cfg_sig
         (rc = opt_str(ld, v[G_PROFILE], "profile", &s->profile)) ||
         (rc = opt_str(ld, v[G_ROLE], "role_arn", &s->role_arn)) ||
         (rc = opt_str(ld, v[G_EXTID], "external_id", &s->external_id)) ||
-        (rc = opt_str(ld, v[G_SERVICE], "service", &s->service)))
+        (rc = opt_str(ld, v[G_SERVICE], "service", &s->service)) ||
+        (rc = opt_str(ld, v[G_SESSION], "session_name", &s->session_name)) ||
+        (rc = opt_str(ld, v[G_STS], "sts_region", &s->sts_region)))
         goto out;
     if (!s->access_key != !s->secret_key) {
         rc = fail_at(ld, s->access_key ? k[G_AK] : k[G_SK], SS_ECONFIG,
@@ -1863,6 +1868,11 @@ static int dec_sigv4(struct loader *ld, const struct ss_ynode *n, struct cfg_sig
     }
     if (s->external_id && !s->role_arn) {
         rc = fail_at(ld, k[G_EXTID], SS_ECONFIG, "external_id requires role_arn");
+        goto out;
+    }
+    if ((s->session_name || s->sts_region) && !s->role_arn) {
+        rc = fail_at(ld, s->session_name ? k[G_SESSION] : k[G_STS], SS_ECONFIG, "%s requires role_arn",
+                     s->session_name ? "session_name" : "sts_region");
         goto out;
     }
     if (!s->service && !(s->service = strdup("aps")))
@@ -1902,12 +1912,50 @@ static int check_headers(struct loader *ld, const struct ss_ynode *n, bool sigv4
     return rc;
 }
 
+static void otel_series_defaults(struct cfg_otel_series *o)
+{
+    o->enabled = true;
+    o->add_metric_suffixes = true;
+    o->target_info = true;
+    o->resource_to_telemetry = false;
+}
+
+/* A native remote_write's otel_translation: ship what the OTel collector would. */
+static int dec_otel_translation(struct loader *ld, const struct ss_ynode *n, struct cfg_otel_series *o)
+{
+    static const char *const names[] = {"namespace", "add_metric_suffixes", "target_info",
+                                        "resource_to_telemetry_conversion", "external_labels"};
+    const struct ss_ynode *v[5], *k[5];
+    size_t mark = path_field(ld, "otel_translation");
+    otel_series_defaults(o);
+    int rc = take_fields(ld, n, names, 5, v, k);
+    if (!rc)
+        rc = opt_str(ld, v[0], "namespace", &o->namespace);
+    if (!rc)
+        rc = opt_bool(ld, v[1], "add_metric_suffixes", &o->add_metric_suffixes);
+    if (!rc)
+        rc = opt_bool(ld, v[2], "target_info", &o->target_info);
+    if (!rc)
+        rc = opt_bool(ld, v[3], "resource_to_telemetry_conversion", &o->resource_to_telemetry);
+    if (!rc)
+        rc = dec_kv_map(ld, v[4], "external_labels", KV_LABELS, &o->external_labels, &o->nexternal_labels);
+    path_pop(ld, mark);
+    return rc;
+}
+
 static int dec_remote_write(struct loader *ld, const struct ss_ynode *n, struct cfg_remote_write *rw)
 {
-    static const char *const names[] = {HTTP_FIELD_NAMES, "url",          "name",
-                                        "remote_timeout", "headers",      "write_relabel_configs",
-                                        "send_exemplars", "queue_config", "metadata_config",
-                                        "sigv4"};
+    static const char *const names[] = {HTTP_FIELD_NAMES,
+                                        "url",
+                                        "name",
+                                        "remote_timeout",
+                                        "headers",
+                                        "write_relabel_configs",
+                                        "send_exemplars",
+                                        "queue_config",
+                                        "metadata_config",
+                                        "sigv4",
+                                        "otel_translation"};
     enum {
         W_URL = H_N,
         W_NAME,
@@ -1918,6 +1966,7 @@ static int dec_remote_write(struct loader *ld, const struct ss_ynode *n, struct 
         W_QUEUE,
         W_METADATA,
         W_SIGV4,
+        W_OTEL,
         W_N
     };
     _Static_assert(sizeof names / sizeof names[0] == W_N, "field table");
@@ -1964,6 +2013,8 @@ static int dec_remote_write(struct loader *ld, const struct ss_ynode *n, struct 
                            "at most one of basic_auth, authorization & sigv4 must be "
                            "configured");
     }
+    if (k[W_OTEL] && (rc = dec_otel_translation(ld, v[W_OTEL], &rw->otel)))
+        return rc;
     return check_headers(ld, v[W_HEADERS], rw->sigv4.enabled);
 }
 
@@ -2140,18 +2191,992 @@ static int dec_storage(struct loader *ld, const struct ss_ynode *n, struct cfg *
     return rc;
 }
 
+/* monitor_discovery: ServiceMonitors and PodMonitors (README "Prometheus Operator
+ * monitors"). */
+static int dec_monitors(struct loader *ld, const struct ss_ynode *n, struct cfg_monitor_discovery *m)
+{
+    static const char *const names[] = {"service_monitors", "pod_monitors", "label_selector", "namespaces",
+                                        "node_name",        "shards",       "shard",          "api_server",
+                                        "kubeconfig_file",  "read_secrets"};
+    enum { N = sizeof names / sizeof names[0] };
+    const struct ss_ynode *v[N], *k[N];
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, "monitor_discovery");
+    m->enabled = m->service_monitors = m->pod_monitors = m->read_secrets = true;
+    m->line = n->line;
+    bool set;
+    int rc = take_fields(ld, n, names, N, v, k);
+    rc = rc ?: opt_bool(ld, v[0], "service_monitors", &m->service_monitors);
+    rc = rc ?: opt_bool(ld, v[1], "pod_monitors", &m->pod_monitors);
+    rc = rc ?: opt_str(ld, v[2], "label_selector", &m->label_selector);
+    rc = rc ?: dec_str_list(ld, v[3], "namespaces", &m->namespaces, &m->nnamespaces);
+    rc = rc ?: opt_str(ld, v[4], "node_name", &m->node_name);
+    rc = rc ?: opt_u64(ld, v[5], "shards", &m->shards, &set);
+    rc = rc ?: opt_u64(ld, v[6], "shard", &m->shard, &set);
+    rc = rc ?: opt_str(ld, v[7], "api_server", &m->api_server);
+    rc = rc ?: opt_str(ld, v[8], "kubeconfig_file", &m->kubeconfig_file);
+    rc = rc ?: opt_bool(ld, v[9], "read_secrets", &m->read_secrets);
+    for (size_t i = 0; !rc && i < m->nnamespaces; i++) {
+        const char *s = m->namespaces[i];
+        bool ok = *s && strlen(s) <= 63;
+        for (const char *c = s; *c && ok; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-';
+        if (!ok)
+            rc = fail_at(ld, v[3], SS_ECONFIG, "\"%s\" is not a valid namespace name", s);
+    }
+    if (!rc && m->shards && m->shard >= m->shards)
+        rc = fail_at(ld, v[6] ? v[6] : n, SS_ECONFIG, "shard must be below shards (%llu)",
+                     (unsigned long long)m->shards);
+    if (!rc && m->shards > 1000000)
+        rc = fail_at(ld, v[5], SS_ECONFIG, "shards must be at most 1000000");
+    if (!rc && m->node_name && !*m->node_name)
+        rc = fail_at(ld, v[4], SS_ECONFIG, "node_name is empty (is $NODE_NAME set?)");
+    path_pop(ld, mark);
+    return rc;
+}
+
 static int dec_root(struct loader *ld, const struct ss_ynode *root, struct cfg *c)
 {
-    static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage"};
-    const struct ss_ynode *v[4], *k[4];
-    int rc = take_fields(ld, root, names, 4, v, k);
+    static const char *const names[] = {"global", "scrape_configs", "remote_write", "storage",
+                                        "monitor_discovery"};
+    const struct ss_ynode *v[5], *k[5];
+    int rc = take_fields(ld, root, names, 5, v, k);
     if (rc)
         return rc;
     /* global first: jobs inherit from it wherever it appears in the file. */
     if ((rc = dec_global(ld, v[0], &c->global)) || (rc = dec_scrape_configs(ld, v[1], c)) ||
-        (rc = dec_remote_writes(ld, v[2], c)) || (rc = dec_storage(ld, v[3], c)))
+        (rc = dec_remote_writes(ld, v[2], c)) || (rc = dec_storage(ld, v[3], c)) ||
+        (rc = dec_monitors(ld, v[4], &c->monitors)))
         return rc;
     return 0;
+}
+
+static void free_strv(char **v, size_t n);
+static void free_kv(struct cfg_kv *kv, size_t n);
+static void cfg_free_scrapes(struct cfg_scrape *v, size_t n);
+
+/* ======================================================================== */
+/* OpenTelemetry collector configs (ADOT)                                   */
+/* ======================================================================== */
+
+/* An OTel collector config (top-level receivers / exporters / service) maps onto
+ * the native config: the metrics pipelines' prometheus receivers give the scrape
+ * jobs, their prometheusremotewrite (or legacy awsprometheusremotewrite) exporters
+ * the remote_write entries, sigv4auth the signing, batch and memory_limiter the
+ * queue. Components that do not run here (otlp, awsxray, traces pipelines, ...) are
+ * accepted and listed in c->otel_ignored, so one startup warning and check-config can
+ * say so. Defaults are those of opentelemetry-collector-contrib v0.98.0 (ADOT v0.39).
+ * Values expand ${env:VAR}, ${VAR}, ${env:VAR:-default} and "$$" as the collector's
+ * confmap does; inside the prometheus receiver that is why relabel replacements
+ * read "$$1". */
+
+#define OTEL_MAX_COMPONENTS 256 /* per section; real configs have a handful */
+
+/* The component's type: "prometheus" of "prometheus/app". */
+static bool otel_type_is(const struct ss_ynode *id, const char *type)
+{
+    size_t n = strlen(type);
+    return id->kind == SS_YSCALAR && id->len >= n && !memcmp(id->text, type, n) &&
+           (id->len == n || id->text[n] == '/');
+}
+
+static int otel_note(struct loader *ld, struct cfg *c, const char *fmt, const char *id, size_t idlen)
+{
+    if (c->notel_ignored >= OTEL_MAX_COMPONENTS * 4)
+        return 0;
+    char **v = realloc(c->otel_ignored, (c->notel_ignored + 1) * sizeof *v);
+    if (!v)
+        return fail_oom(ld);
+    c->otel_ignored = v;
+    char sb[SNIP_CAP], line[256];
+    snprintf(line, sizeof line, fmt, snip(id, idlen, sb));
+    if (!(v[c->notel_ignored] = strdup(line)))
+        return fail_oom(ld);
+    c->notel_ignored++;
+    return 0;
+}
+
+/* A section (receivers, exporters, ...) must be a mapping of ids to settings. */
+static int otel_section(struct loader *ld, const struct ss_ynode *n, const char *name)
+{
+    if (!present(n))
+        return 0;
+    size_t mark = path_field(ld, name);
+    int rc = check_free_map(ld, n);
+    if (!rc && n->nkids / 2 > OTEL_MAX_COMPONENTS)
+        rc = fail_at(ld, n, SS_ELIMIT, "more than %d components", OTEL_MAX_COMPONENTS);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* The value of component id in section sec, or NULL (key node in *key). */
+static const struct ss_ynode *otel_find(const struct ss_ynode *sec, const char *id, size_t len,
+                                        const struct ss_ynode **key)
+{
+    for (size_t i = 0; present(sec) && sec->kind == SS_YMAP && i + 1 < sec->nkids; i += 2)
+        if (sec->kids[i]->len == len && !memcmp(sec->kids[i]->text, id, len)) {
+            if (key)
+                *key = sec->kids[i];
+            return sec->kids[i + 1];
+        }
+    return NULL;
+}
+
+static bool otel_defined(const struct ss_ynode *sec, const struct ss_ynode *id)
+{
+    const struct ss_ynode *k = NULL;
+    otel_find(sec, id->text, id->len, &k);
+    return k != NULL;
+}
+
+/* Pointers to the used ids (scalar nodes), deduplicated by text. */
+struct otel_ids {
+    const struct ss_ynode *v[OTEL_MAX_COMPONENTS];
+    size_t n;
+};
+
+static void otel_ids_add(struct otel_ids *s, const struct ss_ynode *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i]->len == id->len && !memcmp(s->v[i]->text, id->text, id->len))
+            return;
+    if (s->n < OTEL_MAX_COMPONENTS)
+        s->v[s->n++] = id;
+}
+
+static bool otel_ids_has(const struct otel_ids *s, const char *id, size_t len)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i]->len == len && !memcmp(s->v[i]->text, id, len))
+            return true;
+    return false;
+}
+
+/* ---- receivers.prometheus ---------------------------------------------------- */
+
+static int otel_receiver(struct loader *ld, const struct ss_ynode *id, const struct ss_ynode *n,
+                         struct cfg *c, const struct ss_ynode **ext_at)
+{
+    static const char *const names[] = {"config",
+                                        "target_allocator",
+                                        "trim_metric_suffixes",
+                                        "use_start_time_metric",
+                                        "start_time_metric_regex",
+                                        "report_extra_scrape_metrics"};
+    enum { R_CONFIG, R_TA, R_TRIM, R_START, R_START_RE, R_EXTRA, R_N };
+    static const char *const pnames[] = {"global", "scrape_configs"};
+    const struct ss_ynode *v[R_N], *k[R_N], *pv[2], *pk[2];
+    struct cfg tmp;
+    bool b = false;
+    char *re = NULL;
+    memset(&tmp, 0, sizeof tmp);
+    size_t mark = path_push(ld, "receivers.%.*s", (int)(id->len > 100 ? 100 : id->len), id->text);
+    int rc = take_fields(ld, n, names, R_N, v, k);
+    if (rc)
+        goto out;
+    if (k[R_TA]) {
+        rc = fail_at(ld, k[R_TA], SS_ECONFIG,
+                     "target_allocator is not supported yet: use kubernetes_sd_configs in config");
+        goto out;
+    }
+    /* Accepted: they shape start timestamps and OTel metric names that the
+     * exporter turns back into the same series; remote write 1.0 carries neither. */
+    if ((rc = opt_bool(ld, v[R_TRIM], "trim_metric_suffixes", &b)) ||
+        (rc = opt_bool(ld, v[R_START], "use_start_time_metric", &b)) ||
+        (rc = opt_str(ld, v[R_START_RE], "start_time_metric_regex", &re)) ||
+        (rc = opt_bool(ld, v[R_EXTRA], "report_extra_scrape_metrics", &b)))
+        goto out;
+    if (!present(v[R_CONFIG])) {
+        rc = fail_at(ld, k[R_CONFIG] ? k[R_CONFIG] : n, SS_ECONFIG, "prometheus receiver needs a config");
+        goto out;
+    }
+    size_t m2 = path_field(ld, "config");
+    rc = take_fields(ld, v[R_CONFIG], pnames, 2, pv, pk);
+    if (!rc)
+        rc = dec_global(ld, pv[0], &tmp.global);
+    if (!rc)
+        rc = dec_scrape_configs(ld, pv[1], &tmp);
+    path_pop(ld, m2);
+    if (rc)
+        goto out;
+    if (tmp.global.nexternal_labels) {
+        if (*ext_at) {
+            rc = fail_at(ld, pv[0], SS_ECONFIG,
+                         "external_labels in more than one prometheus receiver are not supported");
+            goto out;
+        }
+        *ext_at = pv[0];
+        c->global.external_labels = tmp.global.external_labels;
+        c->global.nexternal_labels = tmp.global.nexternal_labels;
+        tmp.global.external_labels = NULL;
+        tmp.global.nexternal_labels = 0;
+    }
+    if (!c->nscrape_configs)
+        c->global = (struct cfg_global){tmp.global.scrape_interval_ms, tmp.global.scrape_timeout_ms,
+                                        c->global.external_labels, c->global.nexternal_labels};
+    if (tmp.nscrape_configs) {
+        struct cfg_scrape *all =
+            realloc(c->scrape_configs, (c->nscrape_configs + tmp.nscrape_configs) * sizeof *all);
+        if (!all) {
+            rc = fail_oom(ld);
+            goto out;
+        }
+        memcpy(all + c->nscrape_configs, tmp.scrape_configs, tmp.nscrape_configs * sizeof *all);
+        c->scrape_configs = all;
+        c->nscrape_configs += tmp.nscrape_configs;
+        free(tmp.scrape_configs);
+        tmp.scrape_configs = NULL;
+        tmp.nscrape_configs = 0;
+    }
+out:
+    free(re);
+    free_kv(tmp.global.external_labels, tmp.global.nexternal_labels);
+    cfg_free_scrapes(tmp.scrape_configs, tmp.nscrape_configs);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* ---- extensions.sigv4auth ------------------------------------------------------ */
+
+static int otel_sigv4auth(struct loader *ld, const struct ss_ynode *n, struct cfg_sigv4 *s)
+{
+    static const char *const names[] = {"region", "service", "assume_role"};
+    static const char *const anames[] = {"arn", "sts_region", "session_name"};
+    const struct ss_ynode *v[3], *k[3], *av[3], *ak[3];
+    s->enabled = true;
+    int rc = take_fields(ld, n, names, 3, v, k);
+    if (rc || (rc = opt_str(ld, v[0], "region", &s->region)) ||
+        (rc = opt_str(ld, v[1], "service", &s->service)))
+        return rc;
+    if (present(v[2])) {
+        size_t m = path_field(ld, "assume_role");
+        rc = take_fields(ld, v[2], anames, 3, av, ak);
+        if (!rc)
+            rc = opt_str(ld, av[0], "arn", &s->role_arn);
+        if (!rc)
+            rc = opt_str(ld, av[1], "sts_region", &s->sts_region);
+        if (!rc)
+            rc = opt_str(ld, av[2], "session_name", &s->session_name);
+        if (!rc && (s->sts_region || s->session_name) && !s->role_arn)
+            rc = fail_at(ld, v[2], SS_ECONFIG, "assume_role needs an arn");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (!s->service && !(s->service = strdup("aps")))
+        return fail_oom(ld);
+    return 0;
+}
+
+/* ---- exporters ----------------------------------------------------------------- */
+
+static int otel_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_tls *t, bool *insecure)
+{
+    static const char *const names[] = {
+        "insecure",       "insecure_skip_verify", "ca_file",     "cert_file",
+        "key_file",       "server_name_override", "min_version", "max_version",
+        "reload_interval"};
+    const struct ss_ynode *v[9], *k[9];
+    char *maxv = NULL;
+    int64_t reload = 0;
+    size_t mark = path_field(ld, "tls");
+    int rc = take_fields(ld, n, names, 9, v, k);
+    if (rc || (rc = opt_bool(ld, v[0], "insecure", insecure)) ||
+        (rc = opt_bool(ld, v[1], "insecure_skip_verify", &t->insecure_skip_verify)) ||
+        (rc = opt_str(ld, v[2], "ca_file", &t->ca_file)) ||
+        (rc = opt_str(ld, v[3], "cert_file", &t->cert_file)) ||
+        (rc = opt_str(ld, v[4], "key_file", &t->key_file)) ||
+        (rc = opt_str(ld, v[5], "server_name_override", &t->server_name)) ||
+        (rc = opt_str(ld, v[6], "min_version", &t->min_version)) ||
+        (rc = opt_str(ld, v[7], "max_version", &maxv)) ||
+        (rc = opt_dur(ld, v[8], "reload_interval", &reload)))
+        goto out;
+    if (t->min_version) { /* "1.2" / "1.3" -> the native spelling */
+        const char *nat = !strcmp(t->min_version, "1.3")   ? "TLS13"
+                          : !strcmp(t->min_version, "1.2") ? "TLS12"
+                                                           : NULL;
+        if (!nat) {
+            rc = fail_at(ld, v[6], SS_ECONFIG, "min_version must be \"1.2\" or \"1.3\"");
+            goto out;
+        }
+        free(t->min_version);
+        if (!(t->min_version = strdup(nat)))
+            rc = fail_oom(ld);
+    }
+    if (!t->cert_file != !t->key_file)
+        rc = fail_at(ld, n, SS_ECONFIG, "cert_file and key_file must be set together");
+out:
+    free(maxv);
+    path_pop(ld, mark);
+    return rc;
+}
+
+/* retry_on_failure, remote_write_queue, wal: the exporter's delivery settings. */
+static int otel_delivery(struct loader *ld, const struct ss_ynode *const *v, int i_retry, int i_queue,
+                         int i_wal, struct cfg_remote_write *rw, struct cfg *c,
+                         const struct ss_ynode **wal_at)
+{
+    static const char *const rnames[] = {"enabled",          "initial_interval", "max_interval",
+                                         "max_elapsed_time", "multiplier",       "randomization_factor"};
+    static const char *const qnames[] = {"enabled", "queue_size", "num_consumers"};
+    static const char *const wnames[] = {"directory", "buffer_size", "truncate_frequency"};
+    const struct ss_ynode *rv[6], *rk[6], *qv[3], *qk[3], *wv[3], *wk[3];
+    bool on = true;
+    char *num = NULL;
+    int64_t i64 = 0;
+    int rc = 0;
+    /* contrib v0.98 defaults: 50ms .. 30s backoff for 5m; 10000 queued, 5 consumers */
+    rw->queue.min_backoff_ms = 50;
+    rw->queue.max_backoff_ms = 30000;
+    rw->queue.sample_age_limit_ms = 300000;
+    rw->queue.max_shards = 5;
+    if (present(v[i_retry])) {
+        size_t m = path_field(ld, "retry_on_failure");
+        rc = take_fields(ld, v[i_retry], rnames, 6, rv, rk);
+        if (!rc)
+            rc = opt_bool(ld, rv[0], "enabled", &on);
+        if (!rc)
+            rc = opt_dur(ld, rv[1], "initial_interval", &rw->queue.min_backoff_ms);
+        if (!rc)
+            rc = opt_dur(ld, rv[2], "max_interval", &rw->queue.max_backoff_ms);
+        if (!rc)
+            rc = opt_dur(ld, rv[3], "max_elapsed_time", &rw->queue.sample_age_limit_ms);
+        if (!rc)
+            rc = opt_str(ld, rv[4], "multiplier", &num);
+        free(num);
+        num = NULL;
+        if (!rc)
+            rc = opt_str(ld, rv[5], "randomization_factor", &num);
+        free(num);
+        num = NULL;
+        if (!rc && (rw->queue.min_backoff_ms <= 0 || rw->queue.max_backoff_ms < rw->queue.min_backoff_ms))
+            rc = fail_at(ld, v[i_retry], SS_ECONFIG, "need 0 < initial_interval <= max_interval");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+        if (!on) /* no retries: a failed send is dropped at once */
+            rw->queue.sample_age_limit_ms = 1;
+    }
+    if (present(v[i_queue])) {
+        size_t m = path_field(ld, "remote_write_queue");
+        rc = take_fields(ld, v[i_queue], qnames, 3, qv, qk);
+        if (!rc)
+            rc = opt_bool(ld, qv[0], "enabled", &on);
+        if (!rc)
+            rc = opt_i64(ld, qv[1], "queue_size", &rw->queue.capacity);
+        if (!rc)
+            rc = opt_i64(ld, qv[2], "num_consumers", &rw->queue.max_shards);
+        if (!rc && rw->queue.capacity < 1)
+            rc = fail_at(ld, qv[1], SS_ECONFIG, "queue_size must be at least 1");
+        if (!rc && rw->queue.max_shards < 1)
+            rc = fail_at(ld, qv[2], SS_ECONFIG, "num_consumers must be at least 1");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (present(v[i_wal])) {
+        char *dir = NULL;
+        size_t m = path_field(ld, "wal");
+        rc = take_fields(ld, v[i_wal], wnames, 3, wv, wk);
+        if (!rc)
+            rc = opt_str(ld, wv[0], "directory", &dir);
+        if (!rc)
+            rc = opt_i64(ld, wv[1], "buffer_size", &i64);
+        if (!rc)
+            rc = opt_dur(ld, wv[2], "truncate_frequency", &i64);
+        if (!rc && !dir)
+            rc = fail_at(ld, v[i_wal], SS_ECONFIG, "wal needs a directory");
+        if (!rc && c->storage_path && strcmp(c->storage_path, dir))
+            rc = fail_at(ld, wv[0], SS_ECONFIG,
+                         "a second wal directory (the first is at line %d): one disk queue directory serves "
+                         "every exporter",
+                         (*wal_at)->line);
+        if (!rc && !c->storage_path) {
+            c->storage_path = dir;
+            dir = NULL;
+            *wal_at = wv[0];
+        }
+        free(dir);
+        path_pop(ld, m);
+    }
+    return rc;
+}
+
+static int otel_exporter(struct loader *ld, const struct ss_ynode *id, const struct ss_ynode *n,
+                         const struct ss_ynode *extensions, const struct otel_ids *enabled_ext, struct cfg *c,
+                         struct cfg_remote_write *rw, const struct ss_ynode **wal_at)
+{
+    static const char *const names[] = {"endpoint",
+                                        "auth",
+                                        "headers",
+                                        "timeout",
+                                        "tls",
+                                        "compression",
+                                        "namespace",
+                                        "external_labels",
+                                        "resource_to_telemetry_conversion",
+                                        "target_info",
+                                        "add_metric_suffixes",
+                                        "send_metadata",
+                                        "remote_write_queue",
+                                        "retry_on_failure",
+                                        "wal",
+                                        "aws_auth",
+                                        "max_batch_size_bytes",
+                                        "export_created_metric",
+                                        "proxy_url",
+                                        "read_buffer_size",
+                                        "write_buffer_size",
+                                        "max_idle_conns",
+                                        "idle_conn_timeout",
+                                        "disable_keep_alives",
+                                        "max_batch_request_parallelism"};
+    enum {
+        X_ENDPOINT,
+        X_AUTH,
+        X_HEADERS,
+        X_TIMEOUT,
+        X_TLS,
+        X_COMPRESSION,
+        X_NAMESPACE,
+        X_EXTLABELS,
+        X_RES2TEL,
+        X_TARGET_INFO,
+        X_SUFFIXES,
+        X_METADATA,
+        X_QUEUE,
+        X_RETRY,
+        X_WAL,
+        X_AWS_AUTH,
+        X_BATCH_BYTES,
+        X_CREATED,
+        X_PROXY,
+        X_RBUF,
+        X_WBUF,
+        X_IDLE,
+        X_IDLE_TO,
+        X_NO_KEEPALIVE,
+        X_PARALLEL,
+        X_N
+    };
+    _Static_assert(sizeof names / sizeof names[0] == X_N, "field table");
+    static const char *const url_schemes[] = {"http", "https", NULL};
+    const struct ss_ynode *v[X_N], *k[X_N];
+    bool legacy = otel_type_is(id, "awsprometheusremotewrite"), insecure = false, b = false;
+    char *str = NULL;
+    int64_t i64 = 0;
+    int rc;
+
+    rw->line = id->line;
+    rw->remote_timeout_ms = 5000;
+    rw->http.follow_redirects = true;
+    rw->http.enable_http2 = true;
+    otel_series_defaults(&rw->otel);
+    /* the native defaults, then the exporter's */
+    if ((rc = dec_queue(ld, NULL, &rw->queue)) || (rc = dec_metadata(ld, NULL, &rw->metadata)))
+        return rc;
+    rw->metadata.send = false;
+    if (!(rw->name = strndup(id->text, id->len)))
+        return fail_oom(ld);
+    if ((rc = take_fields(ld, n, names, X_N, v, k)))
+        return rc;
+    if (k[X_AWS_AUTH] && !legacy)
+        return fail_unknown(ld, k[X_AWS_AUTH]);
+    if ((rc = opt_str(ld, v[X_ENDPOINT], "endpoint", &rw->url)))
+        return rc;
+    if (!rw->url)
+        return fail_at(ld, present(v[X_ENDPOINT]) ? v[X_ENDPOINT] : (present(n) ? n : id), SS_ECONFIG,
+                       "endpoint is required");
+    const char *why = NULL;
+    if (!url_valid(rw->url, url_schemes, &why)) {
+        size_t m = path_field(ld, "endpoint");
+        rc = fail_at(ld, v[X_ENDPOINT], SS_ECONFIG, "invalid endpoint: %s", why);
+        path_pop(ld, m);
+        return rc;
+    }
+    if ((rc = dec_kv_map(ld, v[X_HEADERS], "headers", KV_HEADERS, &rw->headers, &rw->nheaders)) ||
+        (rc = opt_dur(ld, v[X_TIMEOUT], "timeout", &rw->remote_timeout_ms)))
+        return rc;
+    if (rw->remote_timeout_ms <= 0)
+        return fail_at(ld, v[X_TIMEOUT], SS_ECONFIG, "timeout must be greater than 0");
+    if (present(v[X_TLS]) && (rc = otel_tls(ld, v[X_TLS], &rw->http.tls, &insecure)))
+        return rc;
+    if (insecure && !strncmp(rw->url, "https:", 6))
+        return fail_at(ld, v[X_TLS], SS_ECONFIG, "tls.insecure with an https endpoint");
+    if ((rc = opt_str(ld, v[X_COMPRESSION], "compression", &str)))
+        return rc;
+    /* confighttp's "none" and "" add no HTTP compression: the exporter's own snappy
+     * body, as here. */
+    if (str && strcmp(str, "snappy") && strcmp(str, "none") && str[0]) {
+        free(str);
+        return fail_at(ld, v[X_COMPRESSION], SS_ECONFIG,
+                       "compression must be snappy or none: remote write 1.0 bodies are snappy-compressed");
+    }
+    free(str);
+    str = NULL;
+    if ((rc = opt_str(ld, v[X_NAMESPACE], "namespace", &rw->otel.namespace)))
+        return rc;
+    if (rw->otel.namespace && !ss_label_name_valid(rw->otel.namespace, strlen(rw->otel.namespace)))
+        return fail_at(ld, v[X_NAMESPACE], SS_ECONFIG, "namespace must be a valid metric name prefix");
+    if ((rc = dec_kv_map(ld, v[X_EXTLABELS], "external_labels", KV_LABELS, &rw->otel.external_labels,
+                         &rw->otel.nexternal_labels)))
+        return rc;
+    static const char *const en[] = {"enabled"};
+    const struct ss_ynode *ev[1], *ek[1];
+    if (present(v[X_RES2TEL])) {
+        size_t m = path_field(ld, "resource_to_telemetry_conversion");
+        rc = take_fields(ld, v[X_RES2TEL], en, 1, ev, ek);
+        if (!rc)
+            rc = opt_bool(ld, ev[0], "enabled", &rw->otel.resource_to_telemetry);
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (present(v[X_TARGET_INFO])) {
+        size_t m = path_field(ld, "target_info");
+        rc = take_fields(ld, v[X_TARGET_INFO], en, 1, ev, ek);
+        if (!rc)
+            rc = opt_bool(ld, ev[0], "enabled", &rw->otel.target_info);
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (present(v[X_CREATED])) {
+        size_t m = path_field(ld, "export_created_metric");
+        rc = take_fields(ld, v[X_CREATED], en, 1, ev, ek);
+        if (!rc)
+            rc = opt_bool(ld, ev[0], "enabled", &b);
+        if (!rc && b)
+            rc = fail_at(ld, ev[0], SS_ECONFIG, "export_created_metric is not supported yet");
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if ((rc = opt_bool(ld, v[X_SUFFIXES], "add_metric_suffixes", &rw->otel.add_metric_suffixes)) ||
+        (rc = opt_bool(ld, v[X_METADATA], "send_metadata", &rw->metadata.send)) ||
+        (rc = otel_delivery(ld, v, X_RETRY, X_QUEUE, X_WAL, rw, c, wal_at)) ||
+        (rc = opt_size(ld, v[X_BATCH_BYTES], "max_batch_size_bytes", (uint64_t *)&i64)) ||
+        (rc = opt_str(ld, v[X_PROXY], "proxy_url", &rw->http.proxy_url)) ||
+        (rc = opt_size(ld, v[X_RBUF], "read_buffer_size", (uint64_t *)&i64)) ||
+        (rc = opt_size(ld, v[X_WBUF], "write_buffer_size", (uint64_t *)&i64)) ||
+        (rc = opt_i64(ld, v[X_IDLE], "max_idle_conns", &i64)) ||
+        (rc = opt_dur(ld, v[X_IDLE_TO], "idle_conn_timeout", &i64)) ||
+        (rc = opt_bool(ld, v[X_NO_KEEPALIVE], "disable_keep_alives", &b)) ||
+        (rc = opt_i64(ld, v[X_PARALLEL], "max_batch_request_parallelism", &i64)))
+        return rc;
+    if (legacy && present(v[X_AWS_AUTH])) {
+        static const char *const anames[] = {"region", "service", "role_arn"};
+        const struct ss_ynode *av[3], *ak[3];
+        size_t m = path_field(ld, "aws_auth");
+        rw->sigv4.enabled = true;
+        rc = take_fields(ld, v[X_AWS_AUTH], anames, 3, av, ak);
+        if (!rc)
+            rc = opt_str(ld, av[0], "region", &rw->sigv4.region);
+        if (!rc)
+            rc = opt_str(ld, av[1], "service", &rw->sigv4.service);
+        if (!rc)
+            rc = opt_str(ld, av[2], "role_arn", &rw->sigv4.role_arn);
+        if (!rc && !rw->sigv4.service && !(rw->sigv4.service = strdup("aps")))
+            rc = fail_oom(ld);
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (present(v[X_AUTH])) {
+        static const char *const anames[] = {"authenticator"};
+        const struct ss_ynode *av[1], *ak[1];
+        size_t m = path_field(ld, "auth");
+        char sb[SNIP_CAP];
+        rc = take_fields(ld, v[X_AUTH], anames, 1, av, ak);
+        if (!rc && (!present(av[0]) || av[0]->kind != SS_YSCALAR))
+            rc = fail_at(ld, av[0] ? av[0] : v[X_AUTH], SS_ECONFIG, "auth needs an authenticator");
+        const struct ss_ynode *ext = NULL, *ekey = NULL;
+        if (!rc)
+            ext = otel_find(extensions, av[0]->text, av[0]->len, &ekey);
+        if (!rc && !ekey)
+            rc = fail_at(ld, av[0], SS_ECONFIG, "authenticator \"%s\" is not defined in extensions",
+                         snip(av[0]->text, av[0]->len, sb));
+        else if (!rc && !otel_ids_has(enabled_ext, av[0]->text, av[0]->len))
+            rc = fail_at(ld, av[0], SS_ECONFIG, "authenticator \"%s\" is not enabled in service.extensions",
+                         snip(av[0]->text, av[0]->len, sb));
+        else if (!rc && !otel_type_is(ekey, "sigv4auth"))
+            rc = fail_at(ld, av[0], SS_ECONFIG,
+                         "authenticator \"%s\" is not supported: only sigv4auth authenticates remote write",
+                         snip(av[0]->text, av[0]->len, sb));
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+        if (rw->sigv4.enabled)
+            return fail_at(ld, v[X_AUTH], SS_ECONFIG, "auth and aws_auth are both set");
+        size_t m2 = path_push(ld, "extensions.%.*s", (int)(ekey->len > 100 ? 100 : ekey->len), ekey->text);
+        rc = otel_sigv4auth(ld, ext, &rw->sigv4);
+        path_pop(ld, m2);
+        if (rc)
+            return rc;
+    }
+    return check_headers(ld, v[X_HEADERS], rw->sigv4.enabled);
+}
+
+/* ---- processors ---------------------------------------------------------------- */
+
+static int otel_processors(struct loader *ld, const struct ss_ynode *procs, const struct otel_ids *used,
+                           struct cfg *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < used->n && !rc; i++) {
+        const struct ss_ynode *id = used->v[i], *n = otel_find(procs, id->text, id->len, NULL);
+        size_t mark = path_push(ld, "processors.%.*s", (int)(id->len > 100 ? 100 : id->len), id->text);
+        if (otel_type_is(id, "batch")) {
+            static const char *const names[] = {"timeout", "send_batch_size", "send_batch_max_size",
+                                                "metadata_keys", "metadata_cardinality_limit"};
+            const struct ss_ynode *v[5], *k[5];
+            int64_t timeout = 200, size = 8192, max = 0, lim = 0; /* the processor's defaults */
+            rc = take_fields(ld, n, names, 5, v, k);
+            if (!rc)
+                rc = opt_dur(ld, v[0], "timeout", &timeout);
+            if (!rc)
+                rc = opt_i64(ld, v[1], "send_batch_size", &size);
+            if (!rc)
+                rc = opt_i64(ld, v[2], "send_batch_max_size", &max);
+            if (!rc)
+                rc = opt_i64(ld, v[4], "metadata_cardinality_limit", &lim);
+            if (!rc && present(v[3]))
+                rc = fail_at(ld, v[3], SS_ECONFIG, "metadata_keys is not supported");
+            if (!rc && (timeout <= 0 || size < 1 || max < 0))
+                rc = fail_at(ld, n, SS_ECONFIG, "batch needs timeout > 0 and send_batch_size >= 1");
+            if (!rc && max && max < size)
+                size = max;
+            /* batch -> each remote's send batching: samples per request and the wait */
+            for (size_t r = 0; !rc && r < c->nremote_writes; r++) {
+                c->remote_writes[r].queue.batch_send_deadline_ms = timeout;
+                c->remote_writes[r].queue.max_samples_per_send = size;
+            }
+        } else if (otel_type_is(id, "memory_limiter")) {
+            static const char *const names[] = {"check_interval", "limit_mib", "spike_limit_mib",
+                                                "limit_percentage", "spike_limit_percentage"};
+            const struct ss_ynode *v[5], *k[5];
+            int64_t check = 0, lim = 0, spike = -1, pct = 0, spct = 0;
+            rc = take_fields(ld, n, names, 5, v, k);
+            if (!rc)
+                rc = opt_dur(ld, v[0], "check_interval", &check);
+            if (!rc)
+                rc = opt_i64(ld, v[1], "limit_mib", &lim);
+            if (!rc)
+                rc = opt_i64(ld, v[2], "spike_limit_mib", &spike);
+            if (!rc)
+                rc = opt_i64(ld, v[3], "limit_percentage", &pct);
+            if (!rc)
+                rc = opt_i64(ld, v[4], "spike_limit_percentage", &spct);
+            if (!rc && lim <= 0 && pct <= 0)
+                rc = fail_at(ld, n, SS_ECONFIG, "memory_limiter needs limit_mib or limit_percentage");
+            if (!rc && lim > 0) {
+                /* The limiter refuses data above limit - spike (spike default: 20%); here
+                 * that is the queues' memory bound, shared by the remotes. */
+                if (spike < 0)
+                    spike = lim / 5;
+                int64_t soft = lim - spike;
+                if (soft < 1 || spike >= lim)
+                    rc = fail_at(ld, v[2] ? v[2] : n, SS_ECONFIG, "spike_limit_mib must be below limit_mib");
+                uint64_t per = c->nremote_writes ? ((uint64_t)soft << 20) / c->nremote_writes : 0;
+                if (per < (1ULL << 16))
+                    per = 1ULL << 16;
+                for (size_t r = 0; !rc && r < c->nremote_writes; r++)
+                    c->remote_writes[r].queue.max_memory_bytes = per;
+            } else if (!rc) {
+                rc = otel_note(ld, c,
+                               "processor %s: limit_percentage needs a cgroup limit; the queue keeps its "
+                               "default memory bound",
+                               id->text, id->len);
+            }
+        } else {
+            rc = otel_note(ld, c, "processor %s: not implemented; metrics pass through unchanged", id->text,
+                           id->len);
+        }
+        path_pop(ld, mark);
+    }
+    return rc;
+}
+
+/* ---- extensions ---------------------------------------------------------------- */
+
+static int otel_extensions(struct loader *ld, const struct ss_ynode *exts, const struct otel_ids *enabled,
+                           struct cfg *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < enabled->n && !rc; i++) {
+        const struct ss_ynode *id = enabled->v[i], *n = otel_find(exts, id->text, id->len, NULL);
+        size_t mark = path_push(ld, "extensions.%.*s", (int)(id->len > 100 ? 100 : id->len), id->text);
+        if (otel_type_is(id, "health_check")) {
+            static const char *const names[] = {"endpoint", "path", "check_collector_pipeline", "tls",
+                                                "response_body"};
+            const struct ss_ynode *v[5], *k[5];
+            char *ep = NULL, *path = NULL;
+            rc = take_fields(ld, n, names, 5, v, k);
+            if (!rc)
+                rc = opt_str(ld, v[0], "endpoint", &ep);
+            if (!rc)
+                rc = opt_str(ld, v[1], "path", &path);
+            if (!rc && path && strcmp(path, "/"))
+                rc = fail_at(ld, v[1], SS_ECONFIG, "health_check path must be \"/\"");
+            if (!rc && (present(v[3]) || present(v[2]) || present(v[4])))
+                rc = fail_at(ld,
+                             present(v[3])   ? v[3]
+                             : present(v[2]) ? v[2]
+                                             : v[4],
+                             SS_ECONFIG, "health_check: only endpoint and path are supported");
+            if (!rc && c->health_check_endpoint)
+                rc = fail_at(ld, id, SS_ECONFIG, "more than one health_check extension");
+            if (!rc) {
+                c->health_check_endpoint = ep ? ep : strdup("0.0.0.0:13133");
+                ep = NULL;
+                if (!c->health_check_endpoint)
+                    rc = fail_oom(ld);
+            }
+            free(ep);
+            free(path);
+        } else if (otel_type_is(id, "sigv4auth")) {
+            struct cfg_sigv4 s; /* checked here; each exporter decodes its own copy */
+            memset(&s, 0, sizeof s);
+            rc = otel_sigv4auth(ld, n, &s);
+            free(s.region);
+            free(s.service);
+            free(s.role_arn);
+            free(s.sts_region);
+            free(s.session_name);
+        } else if (otel_type_is(id, "pprof") || otel_type_is(id, "zpages")) {
+            rc = otel_note(ld, c, "extension %s: accepted, not served", id->text, id->len);
+        } else {
+            rc = otel_note(ld, c, "extension %s: not implemented", id->text, id->len);
+        }
+        path_pop(ld, mark);
+    }
+    return rc;
+}
+
+/* ---- service and the top level ------------------------------------------------------ */
+
+/* A pipeline's receivers/processors/exporters list: every id defined in sec. */
+static int otel_pipeline_list(struct loader *ld, const struct ss_ynode *list, const char *field,
+                              const struct ss_ynode *sec, const char *what, const struct ss_ynode *pid)
+{
+    if (!present(list))
+        return 0;
+    size_t mark = path_field(ld, field);
+    int rc = 0;
+    if (list->kind != SS_YSEQ)
+        rc = fail_at(ld, list, SS_ECONFIG, "expected a list, got %s", kind_name(list));
+    for (size_t i = 0; !rc && i < list->nkids; i++) {
+        const struct ss_ynode *id = list->kids[i];
+        char sb[SNIP_CAP], sb2[SNIP_CAP];
+        if (id->kind != SS_YSCALAR || !id->len)
+            rc = fail_at(ld, id, SS_ECONFIG, "expected a component id");
+        else if (!otel_defined(sec, id))
+            rc = fail_at(ld, id, SS_ECONFIG, "%s \"%s\" in pipeline \"%s\" is not defined in %ss", what,
+                         snip(id->text, id->len, sb), snip(pid->text, pid->len, sb2), what);
+    }
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int otel_service(struct loader *ld, const struct ss_ynode *svc, const struct ss_ynode *const *sec,
+                        struct cfg *c, struct otel_ids *recv, struct otel_ids *exp, struct otel_ids *proc,
+                        struct otel_ids *ext)
+{
+    enum { S_RECV, S_PROC, S_EXP, S_EXT, S_CONN };
+    static const char *const names[] = {"extensions", "pipelines", "telemetry"};
+    static const char *const pnames[] = {"receivers", "processors", "exporters"};
+    const struct ss_ynode *v[3], *k[3];
+    size_t mark = path_field(ld, "service");
+    int rc = take_fields(ld, svc, names, 3, v, k);
+    if (rc)
+        goto out;
+    if (!present(svc) || !present(v[1])) {
+        rc = fail_at(ld, present(svc) ? svc : k[1], SS_ECONFIG, "service.pipelines is required");
+        goto out;
+    }
+    if (present(v[0])) {
+        size_t m = path_field(ld, "extensions");
+        if (v[0]->kind != SS_YSEQ)
+            rc = fail_at(ld, v[0], SS_ECONFIG, "expected a list, got %s", kind_name(v[0]));
+        for (size_t i = 0; !rc && i < v[0]->nkids; i++) {
+            const struct ss_ynode *id = v[0]->kids[i];
+            char sb[SNIP_CAP];
+            if (id->kind != SS_YSCALAR || !otel_defined(sec[S_EXT], id))
+                rc = fail_at(ld, id, SS_ECONFIG, "extension \"%s\" is not defined in extensions",
+                             id->kind == SS_YSCALAR ? snip(id->text, id->len, sb) : "?");
+            else
+                otel_ids_add(ext, id);
+        }
+        path_pop(ld, m);
+        if (rc)
+            goto out;
+    }
+    const struct ss_ynode *pl = v[1];
+    size_t m = path_field(ld, "pipelines");
+    rc = check_free_map(ld, pl);
+    /* Each prometheus receiver must go to the same exporters everywhere: the scrape
+     * jobs all ship to every remote here. */
+    const struct ss_ynode *route_at = NULL;
+    struct otel_ids route = {.n = 0};
+    for (size_t i = 0; !rc && i + 1 < pl->nkids; i += 2) {
+        const struct ss_ynode *pid = pl->kids[i], *p = pl->kids[i + 1];
+        const struct ss_ynode *pv[3], *pk[3];
+        size_t m2 = path_push(ld, ".%.*s", (int)(pid->len > 100 ? 100 : pid->len), pid->text);
+        rc = take_fields(ld, p, pnames, 3, pv, pk);
+        if (!rc)
+            rc = otel_pipeline_list(ld, pv[0], "receivers", sec[S_RECV], "receiver", pid);
+        if (!rc)
+            rc = otel_pipeline_list(ld, pv[1], "processors", sec[S_PROC], "processor", pid);
+        if (!rc)
+            rc = otel_pipeline_list(ld, pv[2], "exporters", sec[S_EXP], "exporter", pid);
+        if (!rc && (!present(pv[0]) || !pv[0]->nkids || !present(pv[2]) || !pv[2]->nkids))
+            rc = fail_at(ld, p, SS_ECONFIG, "a pipeline needs at least one receiver and one exporter");
+        path_pop(ld, m2);
+        if (rc)
+            break;
+        if (!otel_type_is(pid, "metrics")) {
+            rc = otel_note(ld, c, "pipeline %s: only metrics pipelines run", pid->text, pid->len);
+            continue;
+        }
+        struct otel_ids mine = {.n = 0}, prom = {.n = 0};
+        for (size_t j = 0; j < pv[0]->nkids; j++) {
+            if (otel_type_is(pv[0]->kids[j], "prometheus"))
+                otel_ids_add(&prom, pv[0]->kids[j]);
+        }
+        for (size_t j = 0; j < pv[2]->nkids; j++)
+            if (otel_type_is(pv[2]->kids[j], "prometheusremotewrite") ||
+                otel_type_is(pv[2]->kids[j], "awsprometheusremotewrite"))
+                otel_ids_add(&mine, pv[2]->kids[j]);
+        if (!prom.n || !mine.n)
+            continue; /* nothing of it runs; its parts are noted below */
+        bool same = !route_at || route.n == mine.n;
+        for (size_t j = 0; route_at && same && j < mine.n; j++)
+            same = otel_ids_has(&route, mine.v[j]->text, mine.v[j]->len);
+        if (!same) {
+            rc = fail_at(ld, pv[2], SS_ECONFIG,
+                         "metrics pipelines send prometheus receivers to different exporters (see line %d): "
+                         "not supported, every scrape job ships to every exporter",
+                         route_at->line);
+            break;
+        }
+        if (!route_at) {
+            route = mine;
+            route_at = pv[2];
+        }
+        for (size_t j = 0; j < prom.n; j++)
+            otel_ids_add(recv, prom.v[j]);
+        for (size_t j = 0; j < mine.n; j++)
+            otel_ids_add(exp, mine.v[j]);
+        for (size_t j = 0; present(pv[1]) && j < pv[1]->nkids; j++)
+            otel_ids_add(proc, pv[1]->kids[j]);
+    }
+    path_pop(ld, m);
+out:
+    path_pop(ld, mark);
+    return rc;
+}
+
+static int dec_otel_root(struct loader *ld, const struct ss_ynode *root, struct cfg *c)
+{
+    static const char *const names[] = {"receivers",  "processors", "exporters", "extensions",
+                                        "connectors", "service",    "scrapeship"};
+    enum { S_RECV, S_PROC, S_EXP, S_EXT, S_CONN, S_SVC, S_OURS, S_N };
+    const struct ss_ynode *v[S_N], *k[S_N];
+    struct otel_ids recv = {.n = 0}, exp = {.n = 0}, proc = {.n = 0}, ext = {.n = 0};
+    const struct ss_ynode *ext_at = NULL, *wal_at = NULL;
+    bool compat_prometheus = false;
+    int rc;
+
+    ld->otel = true;
+    c->otel = true;
+    c->global.scrape_interval_ms = 60000;
+    c->global.scrape_timeout_ms = 10000;
+    if ((rc = take_fields(ld, root, names, S_N, v, k)))
+        return rc;
+    for (int i = 0; i < S_N - 2; i++)
+        if ((rc = otel_section(ld, v[i], names[i])))
+            return rc;
+    if (present(v[S_OURS])) { /* scrapeship: {compat: otel|prometheus} */
+        static const char *const onames[] = {"compat"};
+        const struct ss_ynode *ov[1], *ok[1];
+        char *compat = NULL;
+        size_t m = path_field(ld, "scrapeship");
+        rc = take_fields(ld, v[S_OURS], onames, 1, ov, ok);
+        if (!rc)
+            rc = opt_str(ld, ov[0], "compat", &compat);
+        if (!rc && compat && strcmp(compat, "otel") && strcmp(compat, "prometheus"))
+            rc = fail_at(ld, ov[0], SS_ECONFIG, "compat must be \"otel\" or \"prometheus\"");
+        compat_prometheus = compat && !strcmp(compat, "prometheus");
+        free(compat);
+        path_pop(ld, m);
+        if (rc)
+            return rc;
+    }
+    if (!k[S_SVC])
+        return fail_at(ld, root, SS_ECONFIG, "an OpenTelemetry collector config needs service.pipelines");
+    if ((rc = otel_service(ld, v[S_SVC], v, c, &recv, &exp, &proc, &ext)))
+        return rc;
+    /* receivers: the prometheus ones in metrics pipelines run; the others are noted */
+    for (size_t i = 0; present(v[S_RECV]) && i + 1 < v[S_RECV]->nkids && !rc; i += 2) {
+        const struct ss_ynode *id = v[S_RECV]->kids[i];
+        if (otel_ids_has(&recv, id->text, id->len))
+            rc = otel_receiver(ld, id, v[S_RECV]->kids[i + 1], c, &ext_at);
+        else if (otel_type_is(id, "prometheus"))
+            rc = otel_note(ld, c, "receiver %s: in no metrics pipeline with a remote-write exporter",
+                           id->text, id->len);
+        else
+            rc = otel_note(ld, c, "receiver %s: not implemented", id->text, id->len);
+    }
+    if (rc)
+        return rc;
+    /* job names are unique across receivers, as within one */
+    struct nameref *refs = calloc(c->nscrape_configs + 1, sizeof *refs);
+    if (!refs)
+        return fail_oom(ld);
+    for (size_t i = 0; i < c->nscrape_configs; i++)
+        refs[i] = (struct nameref){c->scrape_configs[i].job_name, NULL, i};
+    size_t m = path_field(ld, "receivers");
+    rc = check_unique(ld, refs, c->nscrape_configs, "scrape_configs", "scrape configs");
+    path_pop(ld, m);
+    free(refs);
+    if (rc)
+        return rc;
+    if (exp.n) {
+        c->remote_writes = calloc(exp.n, sizeof *c->remote_writes);
+        if (!c->remote_writes)
+            return fail_oom(ld);
+    }
+    for (size_t i = 0; present(v[S_EXP]) && i + 1 < v[S_EXP]->nkids && !rc; i += 2) {
+        const struct ss_ynode *id = v[S_EXP]->kids[i];
+        if (otel_ids_has(&exp, id->text, id->len)) {
+            size_t m2 = path_push(ld, "exporters.%.*s", (int)(id->len > 100 ? 100 : id->len), id->text);
+            struct cfg_remote_write *rw = &c->remote_writes[c->nremote_writes++];
+            rc = otel_exporter(ld, id, v[S_EXP]->kids[i + 1], v[S_EXT], &ext, c, rw, &wal_at);
+            if (!rc && compat_prometheus)
+                rw->otel.enabled = false;
+            path_pop(ld, m2);
+        } else {
+            rc = otel_note(ld, c, "exporter %s: not implemented", id->text, id->len);
+        }
+    }
+    if (!rc)
+        rc = otel_processors(ld, v[S_PROC], &proc, c);
+    if (!rc)
+        rc = otel_extensions(ld, v[S_EXT], &ext, c);
+    if (!rc && c->storage_path) {
+        c->storage_max_disk_bytes = 1ULL << 30;
+        c->storage_fsync_interval_ms = 1000;
+    }
+    return rc;
+}
+
+/* The top-level keys that only an OpenTelemetry collector config has. */
+static bool is_otel_config(const struct ss_ynode *root)
+{
+    return root && root->kind == SS_YMAP &&
+           (ss_yaml_map_get(root, "receivers") || ss_yaml_map_get(root, "exporters") ||
+            ss_yaml_map_get(root, "service"));
 }
 
 /* ======================================================================== */
@@ -2203,14 +3228,10 @@ static void free_http(struct cfg_http_client *h)
     ss_free_secret(h->proxy_url); /* may carry user:password@ */
 }
 
-void cfg_free(struct cfg *c)
+static void cfg_free_scrapes(struct cfg_scrape *v, size_t n)
 {
-    if (!c)
-        return;
-    free(c->source);
-    free_kv(c->global.external_labels, c->global.nexternal_labels);
-    for (size_t i = 0; c->scrape_configs && i < c->nscrape_configs; i++) {
-        struct cfg_scrape *sc = &c->scrape_configs[i];
+    for (size_t i = 0; v && i < n; i++) {
+        struct cfg_scrape *sc = &v[i];
         free(sc->job_name);
         free(sc->metrics_path);
         free(sc->scheme);
@@ -2246,7 +3267,16 @@ void cfg_free(struct cfg *c)
         free_relabel(sc->relabel_configs, sc->nrelabel_configs);
         free_relabel(sc->metric_relabel_configs, sc->nmetric_relabel_configs);
     }
-    free(c->scrape_configs);
+    free(v);
+}
+
+void cfg_free(struct cfg *c)
+{
+    if (!c)
+        return;
+    free(c->source);
+    free_kv(c->global.external_labels, c->global.nexternal_labels);
+    cfg_free_scrapes(c->scrape_configs, c->nscrape_configs);
     for (size_t i = 0; c->remote_writes && i < c->nremote_writes; i++) {
         struct cfg_remote_write *rw = &c->remote_writes[i];
         ss_free_secret(rw->url);
@@ -2261,9 +3291,20 @@ void cfg_free(struct cfg *c)
         free(rw->sigv4.role_arn);
         free(rw->sigv4.external_id);
         free(rw->sigv4.service);
+        free(rw->sigv4.session_name);
+        free(rw->sigv4.sts_region);
+        free(rw->otel.namespace);
+        free_kv(rw->otel.external_labels, rw->otel.nexternal_labels);
     }
     free(c->remote_writes);
     free(c->storage_path);
+    free(c->health_check_endpoint);
+    free_strv(c->otel_ignored, c->notel_ignored);
+    free(c->monitors.label_selector);
+    free_strv(c->monitors.namespaces, c->monitors.nnamespaces);
+    free(c->monitors.node_name);
+    free(c->monitors.api_server);
+    free(c->monitors.kubeconfig_file);
     free(c);
 }
 
@@ -2309,7 +3350,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
         rc = fail_at(&ld, root, SS_ECONFIG, "expected a mapping at the top level, got %s", kind_name(root));
         goto fail;
     }
-    if ((rc = dec_root(&ld, root, c)) != 0)
+    if ((rc = is_otel_config(root) ? dec_otel_root(&ld, root, c) : dec_root(&ld, root, c)) != 0)
         goto fail;
     ss_yaml_free(tree);
     *out = c;

@@ -97,6 +97,7 @@ struct cfg_scrape {
     size_t nparams;
     bool honor_labels;     /* default false */
     bool honor_timestamps; /* default true */
+    bool strict_parsing;   /* scrapeship's own: fail a scrape on what `lint` calls an error */
     struct cfg_static_config *static_configs;
     size_t nstatic_configs;
     struct cfg_file_sd *file_sd_configs;
@@ -143,7 +144,23 @@ struct cfg_sigv4 {
     char *profile;
     char *role_arn;
     char *external_id;
-    char *service; /* default "aps" */
+    char *service;      /* default "aps" */
+    char *session_name; /* role_session_name for role_arn; NULL = awscred's default */
+    char *sts_region;   /* region of the STS endpoint for role_arn; NULL = region */
+};
+
+/* The series an OpenTelemetry collector ships for the same scrape (README, "Coming
+ * from ADOT"): the prometheus receiver and the prometheusremotewrite exporter of
+ * opentelemetry-collector-contrib v0.98.0 (ADOT v0.39). Set from an OTel config's
+ * exporter, or by `otel_translation:` on a native remote_write entry. */
+struct cfg_otel_series {
+    bool enabled;
+    char *namespace;                /* exporter namespace: "<ns>_" prefix; NULL = none */
+    bool add_metric_suffixes;       /* true: _total for counters, unit suffixes */
+    bool target_info;               /* true: one target_info per target */
+    bool resource_to_telemetry;     /* false: copy resource attributes onto every series */
+    struct cfg_kv *external_labels; /* exporter external_labels */
+    size_t nexternal_labels;
 };
 
 struct cfg_remote_write {
@@ -159,6 +176,7 @@ struct cfg_remote_write {
     struct cfg_queue queue;
     struct cfg_metadata metadata;
     struct cfg_sigv4 sigv4;
+    struct cfg_otel_series otel;
     int line;
 };
 
@@ -167,6 +185,24 @@ struct cfg_global {
     int64_t scrape_timeout_ms;  /* 10s */
     struct cfg_kv *external_labels;
     size_t nexternal_labels;
+};
+
+/* monitor_discovery: scrape what Prometheus Operator ServiceMonitors and PodMonitors
+ * describe (collector/promop.c translates them, promop_watch.c watches them). */
+struct cfg_monitor_discovery {
+    bool enabled;          /* the section is present */
+    bool service_monitors; /* default true */
+    bool pod_monitors;     /* default true */
+    char *label_selector;  /* on the monitors, Kubernetes selector syntax; NULL = all */
+    char **namespaces;     /* where monitors are read; none = all namespaces */
+    size_t nnamespaces;
+    char *node_name;  /* node-local (DaemonSet): only pods on this node */
+    uint64_t shards;  /* hashmod sharding: 0 = none */
+    uint64_t shard;   /* this instance's shard, < shards */
+    char *api_server; /* NULL: kubeconfig_file, else $KUBECONFIG / in-cluster */
+    char *kubeconfig_file;
+    bool read_secrets; /* default true: basicAuth/authorization from Secrets */
+    int line;
 };
 
 struct cfg {
@@ -180,6 +216,12 @@ struct cfg {
     uint64_t storage_max_disk_bytes;   /* per remote_write entry; default 1GiB */
     int64_t storage_max_age_ms;        /* 0 = keep until sent or out of space */
     int64_t storage_fsync_interval_ms; /* default 1s; 0 = fsync every spill */
+    /* Only for an OpenTelemetry collector config (receivers/exporters/service): */
+    bool otel;                   /* the file was one */
+    char *health_check_endpoint; /* extensions.health_check in service.extensions */
+    char **otel_ignored;         /* "kind id: why" for each component not run */
+    size_t notel_ignored;
+    struct cfg_monitor_discovery monitors;
 };
 
 /* Load and validate. On failure returns a negative ss_err, *out stays NULL and err
@@ -190,8 +232,12 @@ int cfg_load_string(const char *yaml, size_t len, const char *source_name, struc
 void cfg_free(struct cfg *c);
 
 /* Print the effective config (all defaults filled in) as YAML, secrets shown as
- * "<secret>". */
+ * "<secret>". An OpenTelemetry collector config prints as the native config it maps
+ * to (which loads again to the same config). */
 int cfg_print(const struct cfg *c, FILE *out);
+/* For an OpenTelemetry collector config: the components it has that do not run, one
+ * "# ignored: ..." line each. Nothing for a native config. */
+int cfg_print_ignored(const struct cfg *c, FILE *out);
 
 /* ---- the web config file (--web.config.file) ------------------------------
  *

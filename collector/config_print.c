@@ -242,6 +242,8 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
     p_str(p, ind, "job_name", sc->job_name);
     p_bool(p, ind, "honor_labels", sc->honor_labels);
     p_bool(p, ind, "honor_timestamps", sc->honor_timestamps);
+    if (sc->strict_parsing)
+        p_bool(p, ind, "strict_parsing", true);
     if (sc->nparams) {
         p_indent(p, ind);
         fputs("params:\n", p->f);
@@ -359,6 +361,17 @@ static void p_remote_write(struct printer *p, const struct cfg_remote_write *rw)
         p_str(p, ind + 2, "role_arn", rw->sigv4.role_arn);
         p_str(p, ind + 2, "external_id", rw->sigv4.external_id);
         p_str(p, ind + 2, "service", rw->sigv4.service);
+        p_str(p, ind + 2, "session_name", rw->sigv4.session_name);
+        p_str(p, ind + 2, "sts_region", rw->sigv4.sts_region);
+    }
+    if (rw->otel.enabled) {
+        p_indent(p, ind);
+        fputs("otel_translation:\n", p->f);
+        p_str(p, ind + 2, "namespace", rw->otel.namespace);
+        p_bool(p, ind + 2, "add_metric_suffixes", rw->otel.add_metric_suffixes);
+        p_bool(p, ind + 2, "target_info", rw->otel.target_info);
+        p_bool(p, ind + 2, "resource_to_telemetry_conversion", rw->otel.resource_to_telemetry);
+        p_kv(p, ind + 2, "external_labels", rw->otel.external_labels, rw->otel.nexternal_labels);
     }
 }
 
@@ -388,6 +401,35 @@ int cfg_print(const struct cfg *c, FILE *out)
         p_dur(&p, 2, "max_age", c->storage_max_age_ms);
         p_dur(&p, 2, "fsync_interval", c->storage_fsync_interval_ms);
     }
+    if (c->monitors.enabled) {
+        const struct cfg_monitor_discovery *m = &c->monitors;
+        fputs("monitor_discovery:\n", out);
+        p_bool(&p, 2, "service_monitors", m->service_monitors);
+        p_bool(&p, 2, "pod_monitors", m->pod_monitors);
+        p_str(&p, 2, "label_selector", m->label_selector);
+        p_strv(&p, 2, "namespaces", m->namespaces, m->nnamespaces);
+        p_str(&p, 2, "node_name", m->node_name);
+        if (m->shards) {
+            p_u64(&p, 2, "shards", m->shards);
+            p_u64(&p, 2, "shard", m->shard);
+        }
+        p_str(&p, 2, "api_server", m->api_server);
+        p_str(&p, 2, "kubeconfig_file", m->kubeconfig_file);
+        p_bool(&p, 2, "read_secrets", m->read_secrets);
+    }
+    if (fflush(out) != 0 || ferror(out))
+        return SS_EIO;
+    return 0;
+}
+
+int cfg_print_ignored(const struct cfg *c, FILE *out)
+{
+    if (!c || !out)
+        return SS_EINVAL;
+    if (c->health_check_endpoint)
+        fprintf(out, "# health_check: served on %s\n", c->health_check_endpoint);
+    for (size_t i = 0; i < c->notel_ignored; i++)
+        fprintf(out, "# ignored: %s\n", c->otel_ignored[i]);
     if (fflush(out) != 0 || ferror(out))
         return SS_EIO;
     return 0;

@@ -52,6 +52,9 @@ int collector_aws_signer_new(const struct cfg_sigv4 *s, const char *url, const c
         o.profile = s->profile;
         o.role_arn = s->role_arn;
         o.external_id = s->external_id;
+        o.role_session_name = s->session_name;
+        if (s->sts_region) /* sigv4auth assume_role.sts_region: STS elsewhere than the workspace */
+            o.region = s->sts_region;
     }
     struct awscred_chain *chain = NULL;
     int rc = awscred_chain_new(&o, &chain);

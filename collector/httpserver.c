@@ -18,7 +18,16 @@
  * One thread per connection (libmicrohttpd's thread-per-connection mode), so that a
  * slow client, a TLS handshake that never completes or a bcrypt check never delays a
  * probe. The number of connections, their idle time and the size of a request are
- * bounded (collector.h). */
+ * bounded (collector.h).
+ *
+ * libmicrohttpd's timeout is an idle timeout: a client that dribbles its request one
+ * byte a second (slowloris) is never idle, and enough of them hold every connection
+ * slot, so that probes are refused. A watchdog thread therefore tracks every
+ * connection that is waiting for a request (TLS handshake, request head, or idle
+ * keep-alive) and shuts down the socket of one that has waited longer than the read
+ * timeout in total; and when the connections reach the limit it sheds the ones that
+ * have waited longest, so a new connection (a probe) finds a free slot. Connections
+ * whose request is being served are never shed. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <dirent.h>
@@ -34,6 +43,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collector.h"
@@ -60,8 +70,22 @@ struct file_sig {
 };
 enum { SIG_CONFIG, SIG_CERT, SIG_KEY, SIG_CA, NSIGS };
 
-enum { REJ_UNAUTHORIZED, REJ_LIFECYCLE, REJ_TOO_LARGE, NREJ };
-static const char *const rej_names[NREJ] = {"unauthorized", "lifecycle_disabled", "too_large"};
+enum { REJ_UNAUTHORIZED, REJ_LIFECYCLE, REJ_TOO_LARGE, REJ_AUTH_BUSY, NREJ };
+static const char *const rej_names[NREJ] = {"unauthorized", "lifecycle_disabled", "too_large", "auth_busy"};
+
+/* One open connection, as the watchdog sees it (its socket context). */
+struct web_conn {
+    struct web_gen *gen; /* the credentials its TLS session uses */
+    int fd;
+    int64_t waiting_since_ms; /* accepted, or its last request completed */
+    uint64_t seq;             /* order of acceptance: breaks ties of waiting_since_ms */
+    bool busy;                /* a request head is in and its reply is not done */
+    bool shed;                /* its socket was shut down by the watchdog */
+    struct web_conn *prev, *next;
+};
+
+enum { SHED_SLOW, SHED_FULL, NSHED };
+static const char *const shed_names[NSHED] = {"request_timeout", "connection_limit"};
 
 struct collector_http {
     struct MHD_Daemon *d;
@@ -81,6 +105,15 @@ struct collector_http {
     atomic_ulong reloads_ok, reloads_failed;
     atomic_bool last_reload_ok;
     atomic_ulong rejected[NREJ];
+
+    pthread_mutex_t conn_mu; /* conns, nconns, stopping */
+    pthread_cond_t conn_cv;
+    struct web_conn *conns; /* every open connection */
+    size_t nconns;          /* those of conns not shed */
+    uint64_t next_seq;
+    bool stopping, watchdog_started;
+    pthread_t watchdog;
+    atomic_ulong shed[NSHED];
 };
 
 /* Per request: the generation it is judged by, and its body so far. */
@@ -296,6 +329,14 @@ static int render_web_metrics(void *ud, struct ss_buf *b)
     for (int i = 0; i < NREJ && !rc; i++)
         rc = ss_buf_printf(b, "scrapeship_web_requests_rejected_total{reason=\"%s\"} %lu\n", rej_names[i],
                            atomic_load(&h->rejected[i]));
+    if (!rc)
+        rc = ss_buf_printf(b,
+                           "# HELP scrapeship_web_connections_shed_total Connections the web endpoint closed "
+                           "while they waited for a request, by reason.\n"
+                           "# TYPE scrapeship_web_connections_shed_total counter\n");
+    for (int i = 0; i < NSHED && !rc; i++)
+        rc = ss_buf_printf(b, "scrapeship_web_connections_shed_total{reason=\"%s\"} %lu\n", shed_names[i],
+                           atomic_load(&h->shed[i]));
     return rc;
 }
 
@@ -331,18 +372,20 @@ static bool is_probe(const char *url)
            strcmp(url, "/-/ready") == 0;
 }
 
-static bool authorized(struct collector_http *h, struct MHD_Connection *c, const struct web_gen *g,
-                       const char *url)
+static enum web_auth_result authorized(struct collector_http *h, struct MHD_Connection *c,
+                                       const struct web_gen *g, const char *url)
 {
     if (!g->cfg || !g->cfg->nusers)
-        return true;
+        return WEB_AUTH_OK;
     if (is_probe(url) && !h->o.probes_need_auth)
-        return true;
+        return WEB_AUTH_OK;
     const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     char user[WEB_AUTH_MAX_USER + 1], pass[WEB_AUTH_MAX_PASSWORD + 1];
-    bool ok = web_basic_auth_parse(hdr, user, pass) == 0 && web_auth_check(h->auth, g->cfg, user, pass);
+    enum web_auth_result res = WEB_AUTH_DENIED;
+    if (web_basic_auth_parse(hdr, user, pass) == 0)
+        res = web_auth_verify(h->auth, g->cfg, user, pass);
     ss_wipe(pass, sizeof pass);
-    return ok;
+    return res;
 }
 
 /* The first call for a request, with its headers: limits and auth are decided
@@ -356,7 +399,16 @@ static bool screen(struct collector_http *h, struct MHD_Connection *c, struct we
         *ret = REPLY(c, r->gen, 413, "request body too large\n");
         return true;
     }
-    if (!authorized(h, c, r->gen, url)) {
+    enum web_auth_result auth = authorized(h, c, r->gen, url);
+    if (auth == WEB_AUTH_BUSY) {
+        /* too many password checks queued: try again shortly (a cached good
+         * password never gets here) */
+        atomic_fetch_add(&h->rejected[REJ_AUTH_BUSY], 1);
+        *ret = reply_hdrs(c, r->gen, 429, TEXT_PLAIN, "Too many password checks at once, retry\n", 40, false,
+                          NULL);
+        return true;
+    }
+    if (auth != WEB_AUTH_OK) {
         atomic_fetch_add(&h->rejected[REJ_UNAUTHORIZED], 1);
         *ret = reply_hdrs(c, r->gen, 401, TEXT_PLAIN, "Unauthorized\n", 13, false, "Basic");
         return true;
@@ -413,6 +465,8 @@ static enum MHD_Result serve(struct collector_http *h, struct MHD_Connection *c,
     return REPLY(c, g, 404, "not found\n");
 }
 
+static void conn_set_busy(struct collector_http *h, struct MHD_Connection *c, bool busy);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size,
                                   void **con_cls)
@@ -423,6 +477,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)upload;
     if (!r) {
         /* First call: only the headers are known. */
+        conn_set_busy(h, c, true);
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         r->gen = gen_acquire(h);
@@ -448,9 +503,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    conn_set_busy(cls, c, false);
     struct web_req *r = *con_cls;
     if (!r)
         return;
@@ -460,24 +514,136 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 /* A new connection, before its TLS handshake: it takes the current generation's
- * credentials and keeps them (a reference) until it closes. */
+ * credentials and keeps them (a reference) until it closes, and joins the watchdog's
+ * list. libmicrohttpd reports the close before it closes the socket, so the watchdog
+ * never shuts down a descriptor that was reused. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     struct collector_http *h = cls;
+    struct web_conn *wc = *socket_context;
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        gen_release(*socket_context);
+        if (!wc)
+            return;
+        pthread_mutex_lock(&h->conn_mu);
+        if (wc->prev)
+            wc->prev->next = wc->next;
+        else
+            h->conns = wc->next;
+        if (wc->next)
+            wc->next->prev = wc->prev;
+        if (!wc->shed)
+            h->nconns--;
+        pthread_mutex_unlock(&h->conn_mu);
+        gen_release(wc->gen);
+        free(wc);
         *socket_context = NULL;
         return;
     }
     struct web_gen *g = gen_acquire(h);
-    *socket_context = g;
+    wc = calloc(1, sizeof *wc);
+    if (!wc) {
+        /* Nowhere to keep its credentials: its TLS handshake fails (cert_refused). */
+        ss_error("http", "out of memory accepting a connection");
+        gen_release(g);
+        *socket_context = NULL;
+        return;
+    }
+    wc->gen = g;
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    wc->fd = fi ? fi->connect_fd : -1;
+    wc->waiting_since_ms = ss_mono_ms();
+    pthread_mutex_lock(&h->conn_mu);
+    wc->seq = h->next_seq++;
+    wc->next = h->conns;
+    if (h->conns)
+        h->conns->prev = wc;
+    h->conns = wc;
+    if (++h->nconns >= h->o.max_connections)
+        pthread_cond_signal(&h->conn_cv); /* full: shed now, not at the next tick */
+    pthread_mutex_unlock(&h->conn_mu);
+    *socket_context = wc;
     if (!h->https)
         return;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     /* Without our credentials the daemon's own fail every handshake (cert_refused). */
     if (!ci || !ci->tls_session || web_tls_apply(g->tls, ci->tls_session) != 0)
         ss_error("http", "cannot set up TLS for a new connection");
+}
+
+/* A request head arrived (busy) or its reply is done (waiting again). */
+static void conn_set_busy(struct collector_http *h, struct MHD_Connection *c, bool busy)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct web_conn *wc = ci ? ci->socket_context : NULL;
+    if (!wc)
+        return;
+    pthread_mutex_lock(&h->conn_mu);
+    wc->busy = busy;
+    if (!busy)
+        wc->waiting_since_ms = ss_mono_ms();
+    pthread_mutex_unlock(&h->conn_mu);
+}
+
+static void conn_shed(struct collector_http *h, struct web_conn *wc, int why)
+{
+    wc->shed = true;
+    h->nconns--;
+    if (wc->fd >= 0)
+        shutdown(wc->fd, SHUT_RDWR); /* the connection's thread sees EOF and closes it */
+    atomic_fetch_add(&h->shed[why], 1);
+}
+
+static int conn_cmp_waiting(const void *a, const void *b)
+{
+    const struct web_conn *x = *(struct web_conn *const *)a, *y = *(struct web_conn *const *)b;
+    if (x->waiting_since_ms != y->waiting_since_ms)
+        return x->waiting_since_ms < y->waiting_since_ms ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Every WATCHDOG_MS: shut down connections that have waited for a request longer
+ * than the read timeout, and when the connections reach the limit, the longest
+ * waiting ones until `headroom` slots are free again. */
+#define WATCHDOG_MS 100
+static void *watchdog_main(void *arg)
+{
+    struct collector_http *h = arg;
+    const int64_t limit_ms = (int64_t)h->o.read_timeout_s * 1000;
+    const size_t cap = h->o.max_connections;
+    const size_t headroom = cap / 32 ? cap / 32 : 1;
+    pthread_mutex_lock(&h->conn_mu);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCHDOG_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
+        if (h->stopping)
+            break;
+        int64_t now = ss_mono_ms();
+        for (struct web_conn *wc = h->conns; wc; wc = wc->next)
+            if (!wc->shed && !wc->busy && now - wc->waiting_since_ms >= limit_ms)
+                conn_shed(h, wc, SHED_SLOW);
+        if (h->nconns < cap)
+            continue;
+        /* the longest waiting first */
+        size_t n = 0;
+        struct web_conn **v = malloc(h->nconns * sizeof *v);
+        for (struct web_conn *wc = h->conns; wc && v; wc = wc->next)
+            if (!wc->shed && !wc->busy)
+                v[n++] = wc;
+        if (v)
+            qsort(v, n, sizeof *v, conn_cmp_waiting);
+        for (size_t i = 0; i < n && h->nconns + headroom > cap; i++)
+            conn_shed(h, v[i], SHED_FULL);
+        free(v);
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    return NULL;
 }
 
 /* libmicrohttpd's messages (a refused connection at the limit, a failed TLS
@@ -613,6 +779,8 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
         return SS_ENOMEM;
     int rc = SS_ENOMEM;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->conn_mu, NULL);
+    pthread_cond_init(&h->conn_cv, NULL);
     h->o = *o;
     atomic_store(&h->last_reload_ok, true);
     if (!h->o.max_connections)
@@ -622,7 +790,10 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
     h->start_time = (double)ss_now_ms() / 1000.0;
     if (o->web_config_file && !(h->web_config_file = strdup(o->web_config_file)))
         goto fail;
-    if (web_auth_cache_new(&h->auth) != 0)
+    /* Basic auth comes only from a web config file; without one, OpenSSL's random
+     * generator is not started for a cache key nobody needs (about 0.7 MB of libcrypto
+     * pages in a sidecar). */
+    if (h->web_config_file && web_auth_cache_new(&h->auth) != 0)
         goto fail;
     if (h->web_config_file) {
         /* Whether to speak HTTPS is decided once, from the file at start. */
@@ -661,6 +832,13 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
         rc = SS_EIO;
         goto fail;
     }
+    if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+        ss_error("http", "cannot start the web connection watchdog");
+        MHD_stop_daemon(h->d);
+        rc = SS_EIO;
+        goto fail;
+    }
+    h->watchdog_started = true;
     ss_metrics_register(render_web_metrics, h);
     ss_info("http", "serving /metrics /healthz /readyz on %s (%s%s%s, lifecycle API %s)", o->listen,
             h->https ? "HTTPS" : "HTTP", h->gen->cfg && h->gen->cfg->nusers ? ", basic auth" : "",
@@ -675,6 +853,8 @@ fail:
     web_auth_cache_free(h->auth);
     free(h->web_config_file);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->conn_mu);
+    pthread_cond_destroy(&h->conn_cv);
     free(h);
     return rc;
 }
@@ -690,10 +870,19 @@ void collector_http_stop(struct collector_http *h)
     if (!h)
         return;
     ss_metrics_unregister(render_web_metrics, h);
+    if (h->watchdog_started) {
+        pthread_mutex_lock(&h->conn_mu);
+        h->stopping = true;
+        pthread_cond_signal(&h->conn_cv);
+        pthread_mutex_unlock(&h->conn_mu);
+        pthread_join(h->watchdog, NULL);
+    }
     MHD_stop_daemon(h->d); /* joins every connection thread: no generation is in use after it */
     gen_release(h->gen);
     web_auth_cache_free(h->auth);
     free(h->web_config_file);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->conn_mu);
+    pthread_cond_destroy(&h->conn_cv);
     free(h);
 }

@@ -125,7 +125,9 @@ static int map_kube(const struct cfg_scrape *s, struct collector_job_extra *x, s
                                                ks->selectors[k].field};
         struct kube_sd_config kc = {
             .job = s->job_name,
-            .role = strcmp(ks->role, "endpoints") == 0 ? KUBE_SD_ROLE_ENDPOINTS : KUBE_SD_ROLE_POD,
+            .role = strcmp(ks->role, "endpoints") == 0       ? KUBE_SD_ROLE_ENDPOINTS
+                    : strcmp(ks->role, "endpointslice") == 0 ? KUBE_SD_ROLE_ENDPOINTSLICE
+                                                             : KUBE_SD_ROLE_POD,
             .api_server = ks->api_server,
             .kubeconfig_file = ks->kubeconfig_file,
             .namespaces = (const char *const *)ks->namespaces,
@@ -177,6 +179,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
         j->scheme = s->scheme;
         j->honor_labels = s->honor_labels;
         j->honor_timestamps = s->honor_timestamps;
+        j->strict_parsing = s->strict_parsing;
         collector_http_config(&s->http, &j->http);
         if (s->http.tls.server_name)
             ss_warn("config",

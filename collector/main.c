@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "  run           scrape continuously and ship (or print with --stdout)\n"
             "  scrape        scrape once and print what would be shipped\n"
             "  check-config  validate a config file and print the effective config\n"
+            "  lint          validate one exposition strictly, with promtool's lint warnings\n"
             "  query         run a (SigV4-signed) instant PromQL query\n"
             "  scaler        scale workloads from PromQL like KEDA's prometheus trigger\n"
             "  --version     print the version\n\n"
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         rc = collector_cmd_scaler(argc - 1, argv + 1);
     else if (strcmp(cmd, "query") == 0)
         rc = collector_cmd_query(argc - 1, argv + 1);
+    else if (strcmp(cmd, "lint") == 0)
+        rc = collector_cmd_lint(argc - 1, argv + 1);
     else if (strcmp(cmd, "check-config") == 0)
         rc = collector_cmd_check_config(argc - 1, argv + 1);
     else {

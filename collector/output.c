@@ -3,7 +3,13 @@
  *
  * Text lines are Prometheus exposition lines with the timestamp in ms. JSON lines
  * carry the value as a string, like Prometheus' HTTP API, so NaN and ±Inf survive;
- * stale markers are flagged with "stale":true (in text they print as NaN). */
+ * stale markers are flagged with "stale":true (in text they print as NaN).
+ *
+ * Values print as Prometheus prints them: text as its exposition (/federate, the
+ * expfmt writer) does, so -0 prints "0" there; JSON as its HTTP API does, where -0
+ * stays "-0" and the 'f' form is used between 1e-6 and 1e21 (0.00001). Both print every NaN payload as "NaN"
+ * and the infinities as "+Inf" and
+ * "-Inf"; the shipped value keeps its bits either way. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +70,13 @@ static void on_series(void *ud, const struct scrape_series *sr)
     ss_buf_reset(b);
     char val[40];
     bool stale = scrape_is_stale_nan(sr->value);
-    ss_format_double(val, sizeof val, sr->value);
+    if (s->fmt == COLLECTOR_OUTPUT_TEXT)
+        ss_format_double(val, sizeof val, sr->value);
+    else
+        ss_format_double_api(val, sizeof val, sr->value);
     if (s->fmt == COLLECTOR_OUTPUT_TEXT) {
+        if (sr->value == 0) /* expfmt's writeFloat: f == 0 (true for -0 too) is "0" */
+            memcpy(val, "0", 2);
         ss_render_series(b, merged, (size_t)n);
         ss_buf_printf(b, " %s %lld\n", val, (long long)sr->timestamp_ms);
     } else {

@@ -21,6 +21,10 @@ struct shipped_remote {
     size_t nrules;
     struct httpc_header *headers;
     struct aws_signer *signer;
+    struct collector_otel *otel; /* rewrites into the OTel collector's series, or NULL */
+    struct scrape_sink otel_in;  /* its input side */
+    char *storage_dir;           /* its disk queue's directory, or NULL */
+    bool fresh;                  /* built by this reload, not started yet */
 };
 
 struct collector_shipper {
@@ -93,6 +97,12 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv_i(h, s->enabled);
     h = fnv(fnv(fnv(fnv(h, s->region), s->access_key), s->secret_key), s->profile);
     h = fnv(fnv(fnv(h, s->role_arn), s->external_id), s->service);
+    h = fnv(fnv(h, s->session_name), s->sts_region);
+    const struct cfg_otel_series *o = &rw->otel;
+    h = fnv_i(fnv_i(fnv_i(h, o->enabled), o->add_metric_suffixes), o->target_info);
+    h = fnv(fnv_i(h, o->resource_to_telemetry), o->namespace);
+    for (size_t i = 0; i < o->nexternal_labels; i++)
+        h = fnv(fnv(h, o->external_labels[i].key), o->external_labels[i].value);
     h = fnv(h, c->storage_path);
     h = fnv_i(fnv_i(fnv_i(h, (int64_t)c->storage_max_disk_bytes), c->storage_max_age_ms),
               c->storage_fsync_interval_ms);
@@ -107,11 +117,39 @@ static void remote_free(struct shipped_remote *r)
     free(r->rules);
     free(r->headers);
     aws_signer_free(r->signer);
+    collector_otel_free(r->otel);
+    free(r->storage_dir);
     memset(r, 0, sizeof *r);
 }
 
+/* One remote as a sink: what the OTel rewriter feeds. */
+static void remote_begin(void *ud, const struct scrape_report *r)
+{
+    (void)r;
+    rw_remote_begin(ud);
+}
+
+static void remote_series(void *ud, const struct scrape_series *sr)
+{
+    rw_remote_append(ud, sr);
+}
+
+static void remote_end(void *ud, const struct scrape_report *r)
+{
+    (void)r;
+    rw_remote_commit(ud);
+}
+
+static void remote_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
+{
+    (void)job;
+    rw_remote_metadata(ud, m);
+}
+
+/* Build one remote; start: also open its disk queue and start its threads (see
+ * rw_remote_create). */
 static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, struct shipped_remote *out,
-                        char *err, size_t errlen)
+                        bool start, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->fingerprint = remote_fingerprint(c, rw);
@@ -178,14 +216,28 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         }
         snprintf(sdir, sizeof sdir, "%s/%s", c->storage_path, leaf);
         rc.storage_dir = sdir;
+        if (!(out->storage_dir = strdup(sdir))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
         rc.max_disk_bytes = c->storage_max_disk_bytes;
         rc.max_disk_age_ms = c->storage_max_age_ms;
         rc.fsync_interval_ms = c->storage_fsync_interval_ms;
     }
-    int r = rw_remote_new(&rc, &out->rw);
+    int r = rw_remote_create(&rc, &out->rw);
+    if (!r && start)
+        r = rw_remote_start(out->rw);
     if (r) {
         snprintf(err, errlen, "remote_write %s: cannot start: %s", rw->url, ss_strerror(r));
         goto fail;
+    }
+    if (rw->otel.enabled) {
+        struct scrape_sink direct = {remote_begin, remote_series, remote_end, remote_meta, out->rw};
+        if (collector_otel_new(&rw->otel, &direct, &out->otel)) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        collector_otel_sink(out->otel, &out->otel_in);
     }
     return 0;
 fail:
@@ -196,6 +248,15 @@ fail:
 int collector_shipper_new(const struct cfg *c, struct collector_shipper **out, char *err, size_t errlen)
 {
     return collector_shipper_reload(NULL, c, out, 0, err, errlen);
+}
+
+/* A remote built by this reload uses the disk queue in dir. */
+static bool replaced_on_disk(const struct collector_shipper *s, const char *dir)
+{
+    for (size_t k = 0; dir && k < s->n; k++)
+        if (s->v[k].fresh && s->v[k].storage_dir && !strcmp(s->v[k].storage_dir, dir))
+            return true;
+    return false;
 }
 
 int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
@@ -223,7 +284,7 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
             }
         if (kept)
             continue;
-        if (remote_build(c, &c->remote_writes[i], &s->v[s->n], err, errlen)) {
+        if (remote_build(c, &c->remote_writes[i], &s->v[s->n], old == NULL, err, errlen)) {
             /* put moved remotes back so the running shipper stays whole */
             for (size_t k = 0; old && k < s->n; k++)
                 for (size_t j = 0; j < old->n; j++)
@@ -239,18 +300,41 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
             free(s);
             return SS_ECONFIG;
         }
-        s->n++;
+        s->v[s->n++].fresh = old != NULL;
     }
-    if (old) { /* what was not carried over is flushed and stopped */
+    if (old) {
+        /* What was not carried over is flushed and stopped before the remotes that
+         * replace it start: a changed remote_write entry keeps its storage directory,
+         * which must have one user at a time, and its old backlog must be on disk (or
+         * delivered) before the new remote replays the disk queue and sends fresher
+         * samples of the same series. When its replacement uses the same disk queue
+         * the flush is short: what the receiver has not taken within a second goes to
+         * disk and the new remote sends it first, so a slow receiver does not hold up
+         * scraping for the whole shutdown timeout. */
+        int64_t now = ss_mono_ms();
+        for (size_t k = 0; k < old->n; k++)
+            if (old->v[k].rw)
+                rw_remote_begin_shutdown(old->v[k].rw);
         for (size_t k = 0; k < old->n; k++)
             if (old->v[k].rw) {
                 uint64_t unsent = 0;
+                int64_t deadline = flush_deadline_mono;
+                if (replaced_on_disk(s, old->v[k].storage_dir) && deadline > now + 1000)
+                    deadline = now + 1000;
                 ss_info("shipper", "remote %s removed or changed: flushing", rw_remote_name(old->v[k].rw));
-                rw_remote_shutdown(old->v[k].rw, flush_deadline_mono, &unsent);
+                rw_remote_shutdown(old->v[k].rw, deadline, &unsent);
                 remote_free(&old->v[k]);
             }
         free(old->v);
         free(old);
+        for (size_t k = 0; k < s->n; k++) {
+            if (s->v[k].fresh && rw_remote_start(s->v[k].rw) != 0)
+                ss_error("shipper",
+                         "remote %s: cannot start its senders: its data is queued (and dropped at "
+                         "max_memory_bytes) until the next reload",
+                         rw_remote_name(s->v[k].rw));
+            s->v[k].fresh = false;
+        }
     }
     *out = s;
     return 0;
@@ -259,32 +343,41 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
 static void on_begin(void *ud, const struct scrape_report *r)
 {
     struct collector_shipper *s = ud;
-    (void)r;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_begin(s->v[i].rw);
+        if (s->v[i].otel)
+            s->v[i].otel_in.begin(s->v[i].otel_in.ud, r);
+        else
+            rw_remote_begin(s->v[i].rw);
 }
 
 static void on_series(void *ud, const struct scrape_series *sr)
 {
     struct collector_shipper *s = ud;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_append(s->v[i].rw, sr);
+        if (s->v[i].otel)
+            s->v[i].otel_in.series(s->v[i].otel_in.ud, sr);
+        else
+            rw_remote_append(s->v[i].rw, sr);
 }
 
 static void on_end(void *ud, const struct scrape_report *r)
 {
     struct collector_shipper *s = ud;
-    (void)r;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_commit(s->v[i].rw);
+        if (s->v[i].otel)
+            s->v[i].otel_in.end(s->v[i].otel_in.ud, r);
+        else
+            rw_remote_commit(s->v[i].rw);
 }
 
 static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
 {
     struct collector_shipper *s = ud;
-    (void)job;
     for (size_t i = 0; i < s->n; i++)
-        rw_remote_metadata(s->v[i].rw, m);
+        if (s->v[i].otel)
+            s->v[i].otel_in.metadata(s->v[i].otel_in.ud, m, job);
+        else
+            rw_remote_metadata(s->v[i].rw, m);
 }
 
 void collector_shipper_sink(struct collector_shipper *s, struct scrape_sink *sink)

@@ -34,6 +34,14 @@ void web_auth_cache_free(struct web_auth_cache *c);
  * (against a fixed hash), so timing does not reveal which users exist. bcrypt runs
  * one at a time, as in the toolkit, so a flood of bad passwords holds one core. */
 bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const char *user, const char *pass);
+/* The same, telling a refusal from "busy": at most WEB_AUTH_MAX_WAITING requests
+ * compute or wait for a bcrypt at once (answers from the cache never wait); one more
+ * gets WEB_AUTH_BUSY at once (the endpoint answers 429). A scraper's good
+ * credentials stay cached through a flood of wrong ones. */
+#define WEB_AUTH_MAX_WAITING 4
+enum web_auth_result { WEB_AUTH_OK, WEB_AUTH_DENIED, WEB_AUTH_BUSY };
+enum web_auth_result web_auth_verify(struct web_auth_cache *c, const struct cfg_web *w, const char *user,
+                                     const char *pass);
 /* Entries held and bcrypt computations made, for tests. */
 void web_auth_cache_stats(struct web_auth_cache *c, size_t *entries, unsigned long *computed);
 

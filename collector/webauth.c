@@ -21,6 +21,10 @@
 #include "web_int.h"
 
 #define CACHE_ENTRIES 128
+/* Successes get their own part of the cache, so that a flood of wrong passwords
+ * (each one new) cannot push a scraper's good credentials out and make it pay a
+ * bcrypt, behind the flood, on its next scrape. */
+#define CACHE_OK_ENTRIES 32
 
 /* A bcrypt hash (cost 10, as the toolkit's) of a password nobody uses: unknown users
  * are checked against it so they take as long as known ones. */
@@ -35,9 +39,10 @@ struct web_auth_cache {
     pthread_mutex_t mu;       /* the entries */
     pthread_mutex_t crypt_mu; /* one bcrypt at a time */
     unsigned char hmac_key[32];
-    struct cache_entry e[CACHE_ENTRIES];
-    size_t next; /* ring: the slot replaced next */
+    struct cache_entry e[CACHE_ENTRIES]; /* [0, CACHE_OK_ENTRIES): successes; the rest: failures */
+    size_t next_ok, next_fail;           /* rings: the slot replaced next in each part */
     unsigned long computed;
+    unsigned waiting; /* requests computing or waiting to compute a bcrypt (under mu) */
 };
 
 int web_auth_cache_new(struct web_auth_cache **out)
@@ -159,8 +164,11 @@ static bool bcrypt_matches(const char *hash, const char *pass)
     return ok;
 }
 
-bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const char *user, const char *pass)
+enum web_auth_result web_auth_verify(struct web_auth_cache *c, const struct cfg_web *w, const char *user,
+                                     const char *pass)
 {
+    if (!c)
+        return WEB_AUTH_DENIED; /* no web config file, so no users */
     const char *hash = cfg_web_user_hash(w, user);
     bool known = hash != NULL;
     if (!known)
@@ -176,9 +184,19 @@ bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const cha
         if (c->e[i].used && CRYPTO_memcmp(c->e[i].key, key, 32) == 0) {
             bool ok = c->e[i].ok;
             pthread_mutex_unlock(&c->mu);
-            return ok && known;
+            OPENSSL_cleanse(key, sizeof key);
+            return ok && known ? WEB_AUTH_OK : WEB_AUTH_DENIED;
         }
     }
+    /* bcrypt runs one at a time; a request that would queue behind too many others
+     * is turned away, so that a flood of new passwords cannot hold every connection
+     * (and the probes' slots) waiting for the mutex. */
+    if (c->waiting >= WEB_AUTH_MAX_WAITING) {
+        pthread_mutex_unlock(&c->mu);
+        OPENSSL_cleanse(key, sizeof key);
+        return WEB_AUTH_BUSY;
+    }
+    c->waiting++;
     pthread_mutex_unlock(&c->mu);
 
     pthread_mutex_lock(&c->crypt_mu);
@@ -186,15 +204,27 @@ bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const cha
     pthread_mutex_unlock(&c->crypt_mu);
 
     pthread_mutex_lock(&c->mu);
+    c->waiting--;
     c->computed++;
     if (!zero) {
-        struct cache_entry *e = &c->e[c->next];
-        c->next = (c->next + 1) % CACHE_ENTRIES;
+        struct cache_entry *e;
+        if (ok) {
+            e = &c->e[c->next_ok];
+            c->next_ok = (c->next_ok + 1) % CACHE_OK_ENTRIES;
+        } else {
+            e = &c->e[CACHE_OK_ENTRIES + c->next_fail];
+            c->next_fail = (c->next_fail + 1) % (CACHE_ENTRIES - CACHE_OK_ENTRIES);
+        }
         memcpy(e->key, key, 32);
         e->used = true;
         e->ok = ok;
     }
     pthread_mutex_unlock(&c->mu);
     OPENSSL_cleanse(key, sizeof key);
-    return ok;
+    return ok ? WEB_AUTH_OK : WEB_AUTH_DENIED;
+}
+
+bool web_auth_check(struct web_auth_cache *c, const struct cfg_web *w, const char *user, const char *pass)
+{
+    return web_auth_verify(c, w, user, pass) == WEB_AUTH_OK;
 }

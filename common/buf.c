@@ -161,6 +161,54 @@ int ss_format_double(char *buf, size_t cap, double v)
     return snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, v);
 }
 
+/* Prometheus' HTTP API (marshalPointJSON in 2.42, encoding/json's rule): Go's
+ * strconv.FormatFloat(v, 'f', -1, 64), but 'e' when |v| < 1e-6 or |v| >= 1e21:
+ * 0.00001, 100000000000000000000, 1e+21, -5e-324; "-0" keeps its sign. */
+int ss_format_double_api(char *buf, size_t cap, double v)
+{
+    if (isnan(v) || isinf(v) || v == 0)
+        return ss_format_double(buf, cap, v);
+    char e[40];
+    int prec;
+    for (prec = 0; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    double a = fabs(v);
+    const char *ep = strchr(e, 'e');
+    int exp = ep ? atoi(ep + 1) : 0;
+    if (a < 1e-6 || a >= 1e21)
+        return ss_format_double(buf, cap, v); /* the 'g' form is 'e' at these magnitudes */
+    /* the significant digits, without sign and point */
+    char dig[24];
+    size_t nd = 0;
+    for (const char *c = e; c < ep && nd < sizeof dig - 1; c++)
+        if (*c >= '0' && *c <= '9')
+            dig[nd++] = *c;
+    dig[nd] = '\0';
+    char out[64];
+    size_t o = 0;
+    if (v < 0)
+        out[o++] = '-';
+    if (exp < 0) {
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = 0; i < -exp - 1; i++)
+            out[o++] = '0';
+        memcpy(out + o, dig, nd);
+        o += nd;
+    } else {
+        for (size_t i = 0; i < nd || (int)i <= exp; i++) {
+            if ((int)i == exp + 1)
+                out[o++] = '.';
+            out[o++] = i < nd ? dig[i] : '0';
+        }
+    }
+    out[o] = '\0';
+    return snprintf(buf, cap, "%s", out);
+}
+
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';

@@ -109,6 +109,9 @@ char *ss_read_secret_file(const char *path);
  * Prometheus' text output: shortest round-trip form, "NaN", "+Inf", "-Inf".
  * Returns the length written (buf must hold at least 32 bytes). */
 int ss_format_double(char *buf, size_t cap, double v);
+/* The same value as Prometheus' HTTP API prints it: 'f' form (0.00001), 'e' form only
+ * when |v| < 1e-6 or |v| >= 1e21; "-0" for negative zero. */
+int ss_format_double_api(char *buf, size_t cap, double v);
 
 /* ---- arena ------------------------------------------------------------- */
 

@@ -92,10 +92,11 @@ void kube_status_message(const char *body, size_t len, char *buf, size_t cap);
 /* 3. LIST and WATCH (kube/watch.c)                                         */
 /* ======================================================================== */
 
-/* One LIST page or WATCH of a core/v1 resource. */
+/* One LIST page or WATCH of a resource: core/v1, or of an API group. */
 struct kube_watch_query {
-    const char *resource;                        /* plural: "pods", "services", "endpoints" */
-    const char *ns;                              /* NULL: all namespaces */
+    const char *resource;      /* plural: "pods", "services", "endpoints" */
+    const char *group_version; /* NULL: core (/api/v1); "monitoring.coreos.com/v1": /apis/... */
+    const char *ns;            /* NULL: all namespaces */
     const char *label_selector, *field_selector; /* NULL or "": none */
     bool watch;                                  /* false: LIST */
     uint32_t limit;                              /* LIST page size; 0 = 500 */
@@ -104,7 +105,7 @@ struct kube_watch_query {
     int64_t timeout_s;                           /* WATCH: timeoutSeconds, the server ends the watch then */
 };
 
-/* Append the request URL to url: server/api/v1[/namespaces/NS]/RESOURCE?..., every
+/* Append the request URL to url: server/api/v1 (or /apis/GROUP/VERSION)[/namespaces/NS]/RESOURCE?..., every
  * value percent-encoded. A WATCH asks for bookmarks. */
 int kube_watch_url(const struct kube_config *c, const struct kube_watch_query *q, struct ss_buf *url);
 

@@ -23,12 +23,15 @@ static int param(struct ss_buf *u, const char *name, const char *value)
 int kube_watch_url(const struct kube_config *c, const struct kube_watch_query *q, struct ss_buf *u)
 {
     int rc = ss_buf_append_str(u, c->server);
+    if (!rc)
+        rc = q->group_version ? ss_buf_printf(u, "/apis/%s", q->group_version)
+                              : ss_buf_append_str(u, "/api/v1");
     if (!rc && q->ns) {
-        rc = param(u, "/api/v1/namespaces/", q->ns);
+        rc = param(u, "/namespaces/", q->ns);
         if (!rc)
             rc = ss_buf_printf(u, "/%s", q->resource);
     } else if (!rc) {
-        rc = ss_buf_printf(u, "/api/v1/%s", q->resource);
+        rc = ss_buf_printf(u, "/%s", q->resource);
     }
     if (rc)
         return rc;

@@ -61,9 +61,15 @@ struct rw_diskq {
     uint64_t roff;
     size_t ack_seg;
     uint64_t ack_off;
-    uint32_t pending_samples; /* samples of the record handed out, until ack */
-    bool have_pending;
-    size_t next_seg; /* where the cursor lands after ack */
+    /* records handed out since the last ack or rewind, by segment: their samples leave
+     * the segment's count when acknowledged */
+    struct pending_seg {
+        size_t seg;
+        uint32_t samples;
+    } pend[RW_DISKQ_MAX_PENDING];
+    size_t npend;
+    uint64_t pend_records;
+    size_t next_seg; /* where the ack position lands after ack */
     uint64_t next_off;
     bool broken; /* last write failed */
     struct rw_diskq_stats st;
@@ -309,6 +315,11 @@ static void delete_segment(struct rw_diskq *q, size_t i)
         q->ack_seg--;
     if (q->next_seg > i)
         q->next_seg--;
+    size_t k = 0; /* pending records of the deleted segment are forgotten */
+    for (size_t j = 0; j < q->npend; j++)
+        if (q->pend[j].seg != i)
+            q->pend[k++] = (struct pending_seg){q->pend[j].seg - (q->pend[j].seg > i), q->pend[j].samples};
+    q->npend = k;
 }
 
 /* Delete the oldest segment, moving every cursor that pointed into it to the start
@@ -316,7 +327,7 @@ static void delete_segment(struct rw_diskq *q, size_t i)
 static void drop_first_segment(struct rw_diskq *q)
 {
     bool reading = q->rseg == 0, acking = q->ack_seg == 0;
-    bool pend = q->have_pending && q->next_seg == 0;
+    bool pend = q->npend && q->next_seg == 0;
     delete_segment(q, 0);
     if (reading) {
         q->rseg = 0;
@@ -326,8 +337,12 @@ static void drop_first_segment(struct rw_diskq *q)
         q->ack_seg = 0;
         q->ack_off = 0;
     }
-    if (pend)
-        q->have_pending = false;
+    if (pend) { /* the last record handed out was in it: nothing left to acknowledge */
+        q->npend = 0;
+        q->pend_records = 0;
+        q->next_seg = q->ack_seg;
+        q->next_off = q->ack_off;
+    }
 }
 
 /* Fully acknowledged segments go away, except the one being written. */
@@ -545,7 +560,10 @@ int rw_diskq_next(struct rw_diskq *q, struct ss_buf *payload, int64_t *first_ts,
 {
     pthread_mutex_lock(&q->mu);
     int rc = SS_ENOTFOUND;
-    q->have_pending = false;
+    if (q->npend == RW_DISKQ_MAX_PENDING) { /* acknowledge (or rewind) first */
+        pthread_mutex_unlock(&q->mu);
+        return SS_ELIMIT;
+    }
     while (q->rseg < q->nsegs) {
         struct segment *s = &q->segs[q->rseg];
         if (q->roff >= s->size) {
@@ -589,8 +607,11 @@ int rw_diskq_next(struct rw_diskq *q, struct ss_buf *payload, int64_t *first_ts,
             }
             continue;
         }
-        q->have_pending = true;
-        q->pending_samples = *samples;
+        if (q->npend && q->pend[q->npend - 1].seg == q->rseg)
+            q->pend[q->npend - 1].samples += *samples;
+        else
+            q->pend[q->npend++] = (struct pending_seg){q->rseg, *samples};
+        q->pend_records++;
         q->next_seg = q->rseg;
         q->next_off = q->roff + len;
         q->roff += len; /* the next call hands out the record after it */
@@ -605,13 +626,16 @@ int rw_diskq_ack(struct rw_diskq *q)
 {
     pthread_mutex_lock(&q->mu);
     int rc = 0;
-    if (q->have_pending) {
-        struct segment *s = &q->segs[q->next_seg];
-        s->samples -= s->samples >= q->pending_samples ? q->pending_samples : s->samples;
+    if (q->npend) {
+        for (size_t i = 0; i < q->npend; i++) {
+            struct segment *s = &q->segs[q->pend[i].seg];
+            s->samples -= s->samples >= q->pend[i].samples ? q->pend[i].samples : s->samples;
+        }
         q->ack_seg = q->next_seg;
         q->ack_off = q->next_off;
-        q->have_pending = false;
-        q->st.replayed_records++;
+        q->npend = 0;
+        q->st.replayed_records += q->pend_records;
+        q->pend_records = 0;
         rc = write_checkpoint(q);
         gc_segments(q);
     }
@@ -625,7 +649,8 @@ void rw_diskq_rewind(struct rw_diskq *q)
     pthread_mutex_lock(&q->mu);
     q->rseg = q->ack_seg;
     q->roff = q->ack_off;
-    q->have_pending = false;
+    q->npend = 0;
+    q->pend_records = 0;
     pthread_mutex_unlock(&q->mu);
 }
 

@@ -370,7 +370,7 @@ static const char *escaped(struct ss_arena *a, const char *s)
     return out;
 }
 
-int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
+int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
 {
     *out = NULL;
     struct rw_remote *r = calloc(1, sizeof *r);
@@ -406,24 +406,6 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
         goto fail;
     ss_labels_init(&r->work);
     r->mem_bound = cfg->queue.max_memory_bytes ? cfg->queue.max_memory_bytes : DEFAULT_MEM_BOUND;
-    if (cfg->storage_dir) {
-        struct rw_diskq_opts o = {.dir = cfg->storage_dir,
-                                  .name = r->name,
-                                  .max_bytes = cfg->max_disk_bytes,
-                                  .max_age_ms = cfg->max_disk_age_ms,
-                                  .fsync_interval_ms = cfg->fsync_interval_ms};
-        if (rw_diskq_open(&o, &r->dq) != 0) {
-            ss_error("remotewrite", "remote=%s disk queue unavailable in %s: keeping data in memory only",
-                     r->name, cfg->storage_dir);
-            r->dq = NULL;
-        } else if (!rw_diskq_empty(r->dq)) {
-            struct rw_diskq_stats st;
-            rw_diskq_get_stats(r->dq, &st);
-            ss_info("remotewrite", "remote=%s replaying %llu samples (%llu bytes) from %s before new data",
-                    r->name, (unsigned long long)st.samples, (unsigned long long)st.bytes, cfg->storage_dir);
-            atomic_store(&r->spill, true);
-        }
-    }
     /* One series queue per possible sender, fixed for the remote's life. */
     r->nqueues = (int)r->cfg.queue.max_shards;
     r->queues = calloc((size_t)r->nqueues, sizeof *r->queues);
@@ -446,21 +428,58 @@ int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
         pthread_mutex_init(&r->senders[i].sock_mu, NULL);
         r->senders[i].sock = CURL_SOCKET_BAD;
     }
-    int n = (int)r->cfg.queue.min_shards;
-    set_senders(r, n);
-    if (atomic_load(&r->nsenders) < 1)
-        goto fail;
-    if (pthread_create(&r->mgr, NULL, manager_main, r) == 0)
-        r->mgr_started = true;
-    if (r->dq && pthread_create(&r->replayer, NULL, rw_replayer_main, r) == 0)
-        r->replayer_started = true;
-    ss_info("remotewrite", "remote=%s url=%s started with %d shards (max %lld)", r->name, cfg->url, n,
-            (long long)r->cfg.queue.max_shards);
     *out = r;
     return 0;
 fail:
     rw_remote_free(r);
     return SS_ENOMEM;
+}
+
+int rw_remote_start(struct rw_remote *r)
+{
+    if (r->started)
+        return 0;
+    r->started = true;
+    if (r->cfg.storage_dir) {
+        struct rw_diskq_opts o = {.dir = r->cfg.storage_dir,
+                                  .name = r->name,
+                                  .max_bytes = r->cfg.max_disk_bytes,
+                                  .max_age_ms = r->cfg.max_disk_age_ms,
+                                  .fsync_interval_ms = r->cfg.fsync_interval_ms};
+        if (rw_diskq_open(&o, &r->dq) != 0) {
+            ss_error("remotewrite", "remote=%s disk queue unavailable in %s: keeping data in memory only",
+                     r->name, r->cfg.storage_dir);
+            r->dq = NULL;
+        } else if (!rw_diskq_empty(r->dq)) {
+            struct rw_diskq_stats st;
+            rw_diskq_get_stats(r->dq, &st);
+            ss_info("remotewrite", "remote=%s replaying %llu samples (%llu bytes) from %s before new data",
+                    r->name, (unsigned long long)st.samples, (unsigned long long)st.bytes,
+                    r->cfg.storage_dir);
+            atomic_store(&r->spill, true);
+        }
+    }
+    int n = (int)r->cfg.queue.min_shards;
+    set_senders(r, n);
+    if (atomic_load(&r->nsenders) < 1)
+        return SS_ENOMEM;
+    if (pthread_create(&r->mgr, NULL, manager_main, r) == 0)
+        r->mgr_started = true;
+    if (r->dq && pthread_create(&r->replayer, NULL, rw_replayer_main, r) == 0)
+        r->replayer_started = true;
+    ss_info("remotewrite", "remote=%s url=%s started with %d shards (max %lld)", r->name, r->cfg.url, n,
+            (long long)r->cfg.queue.max_shards);
+    return 0;
+}
+
+int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out)
+{
+    int rc = rw_remote_create(cfg, out);
+    if (!rc && (rc = rw_remote_start(*out)) != 0) {
+        rw_remote_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static uint64_t pending_samples(struct rw_remote *r)

@@ -123,6 +123,7 @@ struct rw_remote {
     atomic_bool hard_stop; /* shutdown deadline passed */
     int64_t deadline_mono;
 
+    bool started; /* rw_remote_start ran: disk queue opened, threads running */
     pthread_t mgr;
     bool mgr_started;
     pthread_mutex_t mgr_mu;

@@ -212,6 +212,15 @@ struct rw_config {
 struct rw_remote;
 
 int rw_remote_new(const struct rw_config *cfg, struct rw_remote **out);
+/* rw_remote_new in two steps. create builds the remote without touching its disk queue
+ * or starting a thread (freeing it then has no effect outside the process); start opens
+ * the disk queue and starts the senders. A reload creates the changed remotes first,
+ * stops the ones they replace, and only then starts them: the old and the new remote
+ * of one remote_write entry share its storage directory, which one process may use at
+ * a time, and the old one's backlog must reach the disk queue before the new one reads
+ * it. Data committed before start is queued and sent once started. */
+int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out);
+int rw_remote_start(struct rw_remote *r);
 /* Scrape-thread side. begin/append/commit bracket one scrape's series. */
 void rw_remote_begin(struct rw_remote *r);
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s);
@@ -260,7 +269,10 @@ int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t
                     uint32_t samples);
 /* The next record after the read cursor (skipping and counting damaged ones), into
  * payload. SS_ENOTFOUND when none. Then call rw_diskq_ack (delivered or given up)
- * or rw_diskq_rewind (try again later). */
+ * or rw_diskq_rewind (try again later); both apply to every record handed out since
+ * the last of them, so several records can be sent in one request. SS_ELIMIT when
+ * records of RW_DISKQ_MAX_PENDING segments are waiting for that. */
+#define RW_DISKQ_MAX_PENDING 16
 int rw_diskq_next(struct rw_diskq *q, struct ss_buf *payload, int64_t *first_ts, int64_t *last_ts,
                   uint32_t *samples);
 int rw_diskq_ack(struct rw_diskq *q);

@@ -35,14 +35,72 @@ int rw_spill_batch(struct rw_remote *r, const struct ss_buf *comp, uint64_t samp
     return rc;
 }
 
+/* The replayer sends consecutive disk records together, up to REPLAY_MERGE of them (at
+ * most REPLAY_MERGE x max_samples_per_send samples, REPLAY_MAX_RAW bytes decoded) in one
+ * request: a WriteRequest is a sequence of TimeSeries, so the decoded records
+ * concatenated are one valid request, and every series keeps its order inside it. One
+ * request per record would cap replay at one batch per round trip, below what a remote
+ * with any latency needs to drain a backlog while the fresh data also goes to disk
+ * behind it. A merged request the receiver rejects (4xx) is sent again record by record,
+ * so only the records it rejects are dropped. */
+#define REPLAY_MERGE   8
+#define REPLAY_MAX_RAW (16u << 20)
+
+/* Append the records after the first (already in `first`, compressed) to one request
+ * in `out` (compressed). Returns the records merged (1 = `first` alone, `out` unused)
+ * and adds their samples and timestamps. */
+static int replay_merge(struct rw_remote *r, const struct ss_buf *first, struct ss_buf *out,
+                        struct ss_buf *raw, struct ss_buf *rec, uint64_t *samples, int64_t *last_ts)
+{
+    const size_t per_send =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    int n = 1;
+    ss_buf_reset(raw);
+    while (n < REPLAY_MERGE && *samples + per_send <= (uint64_t)REPLAY_MERGE * per_send) {
+        int64_t f, l;
+        uint32_t k;
+        ss_buf_reset(rec);
+        if (rw_diskq_next(r->dq, rec, &f, &l, &k) != 0)
+            break;
+        if (n == 1 && rw_snappy_decompress(first->data, first->len, REPLAY_MAX_RAW, raw) != 0)
+            goto undo;
+        if (rw_snappy_decompress(rec->data, rec->len, REPLAY_MAX_RAW - raw->len, raw) != 0)
+            goto undo;
+        *samples += k;
+        if (l > *last_ts)
+            *last_ts = l;
+        n++;
+        continue;
+    undo: /* the record cannot join (too big, or damaged): send what we have, then it alone */
+        rw_diskq_rewind(r->dq);
+        for (int i = 0; i < n; i++) {
+            int64_t f2, l2;
+            uint32_t k2;
+            ss_buf_reset(rec);
+            rw_diskq_next(r->dq, rec, &f2, &l2, &k2);
+        }
+        break;
+    }
+    if (n > 1) {
+        ss_buf_reset(out);
+        if (rw_snappy_compress(raw->data, raw->len, out) != 0)
+            return -1;
+    }
+    return n;
+}
+
 /* Sends the disk queue's records in order; leaves spill mode when it is empty. */
 void *rw_replayer_main(void *arg)
 {
     struct rw_remote *r = arg;
     CURL *e = rw_new_easy(r, NULL);
-    struct ss_buf body, resp;
+    struct ss_buf body, resp, merged, raw, rec;
     ss_buf_init(&body, 0);
     ss_buf_init(&resp, MAX_ERROR_BODY + 1);
+    ss_buf_init(&merged, 0);
+    ss_buf_init(&raw, 0);
+    ss_buf_init(&rec, 0);
+    int one_by_one = 0; /* records to send alone after a merged request was rejected */
     int64_t last_sync = ss_mono_ms(), last_broken_check = ss_mono_ms();
     int64_t fsync_every = r->cfg.fsync_interval_ms > 0 ? r->cfg.fsync_interval_ms : 1000;
     bool bo = false;
@@ -69,18 +127,35 @@ void *rw_replayer_main(void *arg)
             rw_backoff_sleep(r, &r->mgr_mu, &r->mgr_cv, 100, false);
             continue;
         }
-        enum send_result res = rw_send_with_retry(r, e, &body, &resp, n, last, &bo, &r->mgr_mu, &r->mgr_cv,
-                                                  "replayed batch", false);
+        uint64_t samples = n;
+        int nrec = 1;
+        if (one_by_one > 0)
+            one_by_one--;
+        else
+            nrec = replay_merge(r, &body, &merged, &raw, &rec, &samples, &last);
+        if (nrec < 0) { /* out of memory merging: send the first record alone */
+            rw_diskq_rewind(r->dq);
+            one_by_one = 1;
+            continue;
+        }
+        const struct ss_buf *req = nrec > 1 ? &merged : &body;
+        enum send_result res = rw_send_with_retry(r, e, (struct ss_buf *)req, &resp, samples, last, &bo,
+                                                  &r->mgr_mu, &r->mgr_cv, "replayed batch", false);
+        if (res == SEND_DROPPED && nrec > 1) {
+            rw_diskq_rewind(r->dq); /* find the records the receiver rejects, one by one */
+            one_by_one = nrec;
+            continue;
+        }
         if (res == SEND_OK) {
             rw_diskq_ack(r->dq);
-            atomic_fetch_add(&r->samples_sent, n);
-            atomic_fetch_add(&r->replayed_samples, n);
-            atomic_fetch_add(&r->bytes_sent, body.len);
+            atomic_fetch_add(&r->samples_sent, samples);
+            atomic_fetch_add(&r->replayed_samples, samples);
+            atomic_fetch_add(&r->bytes_sent, req->len);
             rw_atomic_max(&r->highest_ts_sent, last);
         } else if (res == SEND_DROPPED) {
             rw_diskq_ack(r->dq);
-            atomic_fetch_add(&r->samples_failed, n);
-            atomic_fetch_add(&r->dropped[DROP_HTTP_4XX], n);
+            atomic_fetch_add(&r->samples_failed, samples);
+            atomic_fetch_add(&r->dropped[DROP_HTTP_4XX], samples);
         } else {
             rw_diskq_rewind(r->dq);
             break;
@@ -91,6 +166,9 @@ void *rw_replayer_main(void *arg)
         curl_easy_cleanup(e);
     ss_buf_free(&body);
     ss_buf_free(&resp);
+    ss_buf_free(&merged);
+    ss_buf_free(&raw);
+    ss_buf_free(&rec);
     return NULL;
 }
 

@@ -152,6 +152,14 @@ int64_t scaler_state_next_sync_ms(const struct scaler_state *st)
     return st && st->hpa_exists ? st->next_sync_ms : INT64_MIN;
 }
 
+void scaler_state_set_last_active(struct scaler_state *st, int64_t ms)
+{
+    if (!st)
+        return;
+    st->has_last_active = true;
+    st->last_active_ms = ms;
+}
+
 void scaler__state_hpa_running(struct scaler_state *st)
 {
     st->hpa_exists = true;

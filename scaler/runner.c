@@ -135,6 +135,13 @@ int scaler_runner_new(const struct scaler_config *cfg, struct kube_client *kube,
         rc = scaler_state_new(ob->so, now - 1, &ob->st);
         if (rc)
             goto fail;
+        /* KEDA resumes from status.lastActiveTime after a restart; without it, the
+         * start is the last activity known, so a restart never scales a workload that
+         * went quiet a moment ago to zero before cooldownPeriod (as seeding the HPA
+         * history keeps it from scaling down before the stabilization window). A
+         * longer initialCooldownPeriod still holds in full. */
+        int64_t extra_s = (int64_t)ob->so->initial_cooldown_period_s - ob->so->cooldown_period_s;
+        scaler_state_set_last_active(ob->st, now + (extra_s > 0 ? extra_s * 1000 : 0));
         rc = SS_ENOMEM;
         ob->next_due_ms = now;
     }

@@ -22,6 +22,7 @@
 
 #include "scaler.h"
 #include "scaler_int.h"
+#include "sstext.h"
 #include "yamltree.h"
 
 #define MAX_DEPTH      64      /* YAML nesting; KEDA manifests need about 8 */
@@ -366,14 +367,6 @@ static bool parse_json_number(struct ss_str s, double *out)
     return true;
 }
 
-static bool is_header_tchar(char c)
-{
-    /* RFC 9110 §5.6.2 token characters */
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 struct kv_list {
     struct scaler_kv *v;
     size_t n;
@@ -416,7 +409,7 @@ static int parse_kv_map(struct loader *L, const struct ss_ynode *at, const char 
              * are not tokens and values that could split the request. */
             bool ok = key.len > 0;
             for (size_t j = 0; ok && j < key.len; j++)
-                ok = is_header_tchar(key.p[j]);
+                ok = ss_http_tchar((unsigned char)key.p[j]);
             for (size_t j = 0; ok && j < val.len; j++)
                 ok = val.p[j] != '\r' && val.p[j] != '\n' && val.p[j] != '\0';
             if (!ok) {

@@ -269,6 +269,11 @@ struct scaler_decision {
 struct scaler_state;
 int scaler_state_new(const struct scaler_object *so, int64_t created_ms, struct scaler_state **out);
 void scaler_state_free(struct scaler_state *st);
+/* Count the object as last active at ms (KEDA's status.lastActiveTime). A scaler
+ * that starts cannot read the lastActiveTime KEDA would have kept in the cluster; it
+ * passes its start, so a restart waits out cooldownPeriod before scaling a quiet
+ * workload to zero or idle instead of doing it on its first poll. */
+void scaler_state_set_last_active(struct scaler_state *st, int64_t ms);
 /* When the next HPA sync is due (monotonic ms), or INT64_MIN before the first. */
 int64_t scaler_state_next_sync_ms(const struct scaler_state *st);
 

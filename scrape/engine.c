@@ -107,6 +107,8 @@ struct target {
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
     bool failed;
+    bool parse_error;   /* failed inside the body: the counts parsed so far are reported */
+    bool parser_strict; /* the parser was made for strict_parsing (a reload may change it) */
     char err[512];
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
@@ -356,18 +358,20 @@ static uint64_t raw_key(const struct scrape_parsed_sample *s)
 }
 
 /* The sample of a series in the table: seen once more. Duplicates within one scrape
- * keep the first sample, as Prometheus does, and count the rest. */
+ * keep the first sample, as Prometheus does, and count the rest. A duplicate still
+ * counts in scrape_samples_post_metric_relabeling and against sample_limit: 2.42
+ * appends it (the limit appender counts every append) and counts it as added. */
 static int see_sample(struct target *t, const struct scrape_parsed_sample *s, size_t i)
 {
     const struct scrape_job *job = &t->job->cfg;
-    if (t->series.e[i].seen == t->series.gen) {
-        atomic_fetch_add(&t->job->duplicates, 1);
-        return 0;
-    }
     t->samples_post++;
     if (job->sample_limit && t->samples_post > job->sample_limit)
         return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                            (unsigned long long)job->sample_limit);
+    if (t->series.e[i].seen == t->series.gen) {
+        atomic_fetch_add(&t->job->duplicates, 1);
+        return 0;
+    }
     bool explicit_ts = s->has_timestamp && job->honor_timestamps;
     if (series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts))
         return target_fail(t, FAIL_OTHER, "out of memory");
@@ -480,10 +484,12 @@ static int feed_plain(void *ud, const char *p, size_t n)
     if (limit && t->body_bytes > limit)
         return target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
                            (unsigned long long)limit);
-    struct scrape_parser_cb cb = {on_sample, on_meta, t};
+    struct scrape_parser_cb cb = {on_sample, on_meta, t, NULL};
     int rc = scrape_parser_feed(t->parser, p, n, &cb);
-    if (rc && !t->failed)
+    if (rc && !t->failed) {
+        t->parse_error = rc != SS_ELIMIT;
         target_fail(t, rc == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+    }
     return t->failed ? SS_EINVAL : 0;
 }
 
@@ -657,6 +663,17 @@ static int setup_easy(struct target *t)
 static void start_scrape(struct target *t)
 {
     t->failed = false;
+    t->parse_error = false;
+    if (t->parser_strict != t->job->cfg.strict_parsing) { /* reloaded with the other setting */
+        struct scrape_parser *np = NULL;
+        struct scrape_parser_opts po = {
+            .format = SCRAPE_FORMAT_TEXT, .strict = t->job->cfg.strict_parsing, .lazy_labels = true};
+        if (scrape_parser_new(&po, &np) == 0) {
+            scrape_parser_free(t->parser);
+            t->parser = np;
+            t->parser_strict = po.strict;
+        }
+    }
     t->err[0] = '\0';
     t->errbuf[0] = '\0';
     t->body_started = false;
@@ -710,14 +727,16 @@ static void finish_scrape(struct target *t, CURLcode res)
         else if (status != 200)
             target_fail(t, FAIL_HTTP_STATUS, "server returned HTTP status %ld", status);
         else {
-            struct scrape_parser_cb cb = {on_sample, on_meta, t};
+            struct scrape_parser_cb cb = {on_sample, on_meta, t, NULL};
             if (!t->body_started) /* empty body: still a valid (empty) scrape */
                 scrape_parser_reset(t->parser, SCRAPE_FORMAT_TEXT);
             if (t->gzip)
                 finish_gzip(t);
             int rc = t->failed ? 0 : scrape_parser_finish(t->parser, &cb);
-            if (rc && !t->failed)
+            if (rc && !t->failed) {
+                t->parse_error = true;
                 target_fail(t, FAIL_PARSE, "%s", scrape_parser_error(t->parser));
+            }
         }
     }
     gz_reset(t);
@@ -726,15 +745,20 @@ static void finish_scrape(struct target *t, CURLcode res)
     atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
 
     struct scrape_report rep = {
-        js->name,    t->instance, t->spec.url.data, !t->failed, t->failed ? t->err : NULL,
-        t->start_ms, duration};
+        js->name,    t->instance, t->spec.url.data,   !t->failed,        t->failed ? t->err : NULL,
+        t->start_ms, duration,    t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
     if (t->failed) {
         log_failure(t);
         atomic_fetch_add(&js->failures[t->fail], 1);
-        t->samples_scraped = t->samples_post = t->series_added = 0;
+        /* Prometheus 2.42 reports the samples it parsed (and kept) before a parse
+         * error, e.g. a bad line halfway or an OpenMetrics body without # EOF; a
+         * scrape that failed before parsing (connect, status, size, gzip) parsed none. */
+        if (!t->parse_error)
+            t->samples_scraped = t->samples_post = 0;
+        t->series_added = 0;
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);
@@ -758,7 +782,9 @@ static void finish_scrape(struct target *t, CURLcode res)
 static void target_mark_stale(struct target *t)
 {
     int64_t now = ss_now_ms();
-    struct scrape_report rep = {t->job->name, t->instance, t->spec.url.data, false, "target removed", now, 0};
+    struct scrape_report rep = {
+        t->job->name,       t->instance,       t->spec.url.data, false, "target removed", now, 0,
+        t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
     if (sink->begin)
         sink->begin(sink->ud, &rep);
@@ -814,8 +840,10 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
     ss_buf_init(&t->wire, 0);
-    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .lazy_labels = true};
+    struct scrape_parser_opts po = {
+        .format = SCRAPE_FORMAT_TEXT, .strict = js->cfg.strict_parsing, .lazy_labels = true};
     t->easy = curl_easy_init();
+    t->parser_strict = po.strict;
     if (!t->easy || scrape_parser_new(&po, &t->parser)) {
         target_free(t);
         return NULL;
@@ -1259,7 +1287,7 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
                 (const _Atomic uint64_t *)(const void *)((const char *)j + per_job[k].off);
             const char *jl = job_label(&job, j, &rc);
             rc = rc ? rc
-                    : ss_buf_printf(out, "%s{job=\"%s\"} %llu\n", per_job[k].name, jl,
+                    : ss_buf_printf(out, "%s{scrape_job=\"%s\"} %llu\n", per_job[k].name, jl,
                                     (unsigned long long)atomic_load(v));
         }
     }
@@ -1269,8 +1297,9 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
     for (struct job_state *j = m->jobs; j && !rc; j = j->next) {
         const char *jl = job_label(&job, j, &rc);
         for (int r = 0; r < FAIL_NREASONS && !rc; r++)
-            rc = ss_buf_printf(out, "scrapeship_scrape_failures_total{job=\"%s\",reason=\"%s\"} %llu\n", jl,
-                               fail_reason_names[r], (unsigned long long)atomic_load(&j->failures[r]));
+            rc =
+                ss_buf_printf(out, "scrapeship_scrape_failures_total{scrape_job=\"%s\",reason=\"%s\"} %llu\n",
+                              jl, fail_reason_names[r], (unsigned long long)atomic_load(&j->failures[r]));
     }
     if (!rc)
         rc = ss_buf_printf(out, "# HELP scrapeship_scrape_duration_seconds Scrape durations.\n"
@@ -1279,8 +1308,8 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         const char *jl = job_label(&job, j, &rc);
         rc = rc ? rc
                 : ss_buf_printf(out,
-                                "scrapeship_scrape_duration_seconds_sum{job=\"%s\"} %.6f\n"
-                                "scrapeship_scrape_duration_seconds_count{job=\"%s\"} %llu\n",
+                                "scrapeship_scrape_duration_seconds_sum{scrape_job=\"%s\"} %.6f\n"
+                                "scrapeship_scrape_duration_seconds_count{scrape_job=\"%s\"} %llu\n",
                                 jl, (double)atomic_load(&j->duration_us_sum) / 1e6, jl,
                                 (unsigned long long)atomic_load(&j->scrapes));
     }

@@ -1,5 +1,5 @@
-/* kube_sd.c: Kubernetes service discovery (kubernetes_sd_configs), roles pod and
- * endpoints, the way Prometheus 2.42 discovers them.
+/* kube_sd.c: Kubernetes service discovery (kubernetes_sd_configs), roles pod,
+ * endpoints and endpointslice, the way Prometheus 2.42 discovers them.
  *
  * One thread per discoverer runs a libcurl multi loop with one watcher per (resource,
  * namespace): LIST (paged with limit/continue) into a fresh store, then WATCH from the
@@ -15,7 +15,8 @@
  * changed it builds a snapshot of target groups (strings copied into the snapshot's
  * arena), so the engine never sees memory the watch thread may free.
  *
- * The labels follow Prometheus 2.42's discovery/kubernetes pod.go and endpoints.go:
+ * The labels follow Prometheus 2.42's discovery/kubernetes pod.go, endpoints.go and
+ * endpointslice.go (discovery.k8s.io/v1 only: v1beta1 went with Kubernetes 1.25):
  * one target per container port (address podIP:port), one per container without
  * ports (address podIP), label and annotation names sanitised to [a-zA-Z0-9_] with
  * one "_" per invalid character, "<x>present_" twins set to "true".
@@ -48,9 +49,11 @@
 #define KUBE_CONNECT_TIMEOUT_MS 10000L
 #define KUBE_LIST_TIMEOUT_MS    120000L
 
-static const char *const resource_role[] = {"pod", "service", "endpoints"};
-enum kube_resource { RES_PODS = 0, RES_SERVICES, RES_ENDPOINTS };
-static const char *const resource_path[] = {"pods", "services", "endpoints"};
+static const char *const resource_role[] = {"pod", "service", "endpoints", "endpointslice"};
+enum kube_resource { RES_PODS = 0, RES_SERVICES, RES_ENDPOINTS, RES_ENDPOINTSLICES };
+static const char *const resource_path[] = {"pods", "services", "endpoints", "endpointslices"};
+/* NULL: the core group (/api/v1) */
+static const char *const resource_group[] = {NULL, NULL, NULL, "discovery.k8s.io/v1"};
 
 /* ======================================================================== */
 /* Watchers and stores                                                      */
@@ -112,7 +115,7 @@ struct kube_sd {
     struct kube_snapshot *snap;
     unsigned rand_state;
     _Atomic uint64_t n_lists, n_watches, n_failures, n_gone, n_added, n_modified, n_deleted;
-    _Atomic uint64_t n_objects;
+    _Atomic uint64_t n_objects, n_invalid;
     struct kube_sd *reg_next;
 };
 
@@ -262,6 +265,32 @@ static int prune_endpoints(json_t *obj, json_t *out)
     return 0;
 }
 
+/* EndpointSlice: metadata, addressType, and the endpoints and ports as sent (every
+ * field of them may become a label). Fields of the wrong type are dropped and the
+ * object marked "invalid" with the reason, which the caller logs by name and counts;
+ * what remains still makes targets (an address that is not a string, a port that is
+ * not a number are skipped by the builder). */
+static int prune_endpointslice(json_t *obj, json_t *out)
+{
+    int rc = prune_meta(obj, out);
+    if (rc)
+        return rc;
+    static const char *const lists[] = {"endpoints", "ports"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(obj, lists[i]);
+        if (json_is_array(v)) {
+            if (json_object_set(out, lists[i], v))
+                return SS_ENOMEM;
+        } else if (v && !json_is_null(v)) {
+            char why[64];
+            snprintf(why, sizeof why, "%s is not a list", lists[i]);
+            if (set_str(out, "invalid", why))
+                return SS_ENOMEM;
+        }
+    }
+    return set_str(out, "addressType", jstr(obj, "addressType")) ? SS_ENOMEM : 0;
+}
+
 static json_t *prune(enum kube_resource res, json_t *obj, int *rc)
 {
     json_t *out = json_object();
@@ -269,9 +298,10 @@ static json_t *prune(enum kube_resource res, json_t *obj, int *rc)
         *rc = SS_ENOMEM;
         return NULL;
     }
-    *rc = res == RES_PODS        ? prune_pod(obj, out)
-          : res == RES_ENDPOINTS ? prune_endpoints(obj, out)
-                                 : prune_meta(obj, out);
+    *rc = res == RES_PODS             ? prune_pod(obj, out)
+          : res == RES_ENDPOINTS      ? prune_endpoints(obj, out)
+          : res == RES_ENDPOINTSLICES ? prune_endpointslice(obj, out)
+                                      : prune_meta(obj, out);
     if (*rc) {
         json_decref(out);
         return NULL;
@@ -488,6 +518,135 @@ struct seen_pod {
     size_t n, cap;
 };
 
+struct seen_pods {
+    struct seen_pod *v;
+    size_t n;
+};
+
+/* Remember that pod made a target for port (has_port false: a slice port without a
+ * number, which covers nothing). */
+static void seen_add(struct builder *b, struct seen_pods *seen, json_t *pod, bool has_port, long long port)
+{
+    struct seen_pod *sp = NULL;
+    for (size_t x = 0; x < seen->n; x++)
+        if (seen->v[x].pod == pod)
+            sp = &seen->v[x];
+    if (!sp) {
+        struct seen_pod *nv = realloc(seen->v, (seen->n + 1) * sizeof *nv);
+        if (!nv) {
+            b->rc = SS_ENOMEM;
+            return;
+        }
+        seen->v = nv;
+        sp = &seen->v[seen->n++];
+        memset(sp, 0, sizeof *sp);
+        sp->pod = pod;
+    }
+    if (!has_port)
+        return;
+    if (sp->n == sp->cap) {
+        size_t nc = sp->cap ? sp->cap * 2 : 4;
+        long long *np = realloc(sp->ports, nc * sizeof *np);
+        if (!np) {
+            b->rc = SS_ENOMEM;
+            return;
+        }
+        sp->ports = np;
+        sp->cap = nc;
+    }
+    sp->ports[sp->n++] = port;
+}
+
+/* Container ports of the seen pods that no endpoint port covered get targets of
+ * their own, with the group labels (the first base labels) and the pod's. */
+static void emit_unseen(struct builder *b, size_t base, struct seen_pods *seen)
+{
+    for (size_t x = 0; x < seen->n; x++) {
+        json_t *pod = seen->v[x].pod;
+        size_t ci;
+        json_t *c;
+        json_array_foreach(json_object_get(pod, "containers"), ci, c)
+        {
+            if (json_is_true(json_object_get(c, "init")))
+                continue;
+            size_t cpi;
+            json_t *cp;
+            json_array_foreach(json_object_get(c, "ports"), cpi, cp)
+            {
+                long long pnum = json_integer_value(json_object_get(cp, "port"));
+                bool covered = false;
+                for (size_t y = 0; y < seen->v[x].n; y++)
+                    covered |= seen->v[x].ports[y] == pnum;
+                if (covered)
+                    continue;
+                char a[320], num[32];
+                snprintf(num, sizeof num, "%lld", pnum);
+                join_host_port(a, sizeof a, jstr(pod, "ip"), pnum);
+                b->kv.n = base;
+                kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+                kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+                kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
+                kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
+                kv_add(b, "__meta_kubernetes_pod_container_port_protocol", jstr(cp, "protocol"));
+                pod_labels(b, pod);
+                emit(b, a);
+            }
+        }
+    }
+    for (size_t x = 0; x < seen->n; x++)
+        free(seen->v[x].ports);
+    free(seen->v);
+    seen->v = NULL;
+    seen->n = 0;
+}
+
+/* The labels of the first (non-init) container port numbered pnum: both roles take
+ * the port's protocol from proto (endpoints.go the endpoint port's, endpointslice.go
+ * the container port's). */
+static void container_port_labels(struct builder *b, json_t *pod, long long pnum, const char *proto)
+{
+    size_t ci;
+    json_t *c;
+    json_array_foreach(json_object_get(pod, "containers"), ci, c)
+    {
+        if (json_is_true(json_object_get(c, "init")))
+            continue;
+        size_t cpi;
+        json_t *cp;
+        json_array_foreach(json_object_get(c, "ports"), cpi, cp)
+        {
+            if (json_integer_value(json_object_get(cp, "port")) != pnum)
+                continue;
+            char num[32];
+            snprintf(num, sizeof num, "%lld", pnum);
+            kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
+            kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
+            kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
+            kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
+            kv_add(b, "__meta_kubernetes_pod_container_port_protocol", proto ? proto : jstr(cp, "protocol"));
+            return;
+        }
+    }
+}
+
+static void service_labels(struct builder *b, json_t *svc)
+{
+    kv_add(b, "__meta_kubernetes_service_name", jstr(svc, "name"));
+    kv_add_map(b, "__meta_kubernetes_service_label_", "__meta_kubernetes_service_labelpresent_",
+               json_object_get(svc, "labels"));
+    kv_add_map(b, "__meta_kubernetes_service_annotation_", "__meta_kubernetes_service_annotationpresent_",
+               json_object_get(svc, "annotations"));
+}
+
+/* A targetRef of kind Pod, resolved in the store (its namespace, else ns). */
+static json_t *ref_pod(struct kube_sd *k, json_t *ref, const char *ns)
+{
+    if (!json_is_object(ref) || strcmp(jstr(ref, "kind"), "Pod") != 0)
+        return NULL;
+    const char *rns = *jstr(ref, "namespace") ? jstr(ref, "namespace") : ns;
+    return lookup(k, RES_PODS, rns, jstr(ref, "name"));
+}
+
 /* endpoints.go buildEndpoints: per subset, per port, one target per ready address
  * then per not-ready address; pod-backed addresses get the pod's labels and the
  * matching container's; container ports of those pods that no endpoint port covered
@@ -495,19 +654,13 @@ struct seen_pod {
 static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
 {
     const char *ns = jstr(eps, "ns");
-    struct seen_pod *seen = NULL;
-    size_t nseen = 0;
+    struct seen_pods seen = {NULL, 0};
     b->kv.n = 0;
     kv_add(b, "__meta_kubernetes_namespace", ns);
     kv_add(b, "__meta_kubernetes_endpoints_name", jstr(eps, "name"));
     json_t *svc = lookup(k, RES_SERVICES, ns, jstr(eps, "name"));
-    if (svc) {
-        kv_add(b, "__meta_kubernetes_service_name", jstr(svc, "name"));
-        kv_add_map(b, "__meta_kubernetes_service_label_", "__meta_kubernetes_service_labelpresent_",
-                   json_object_get(svc, "labels"));
-        kv_add_map(b, "__meta_kubernetes_service_annotation_", "__meta_kubernetes_service_annotationpresent_",
-                   json_object_get(svc, "annotations"));
-    }
+    if (svc)
+        service_labels(b, svc);
     kv_add_map(b, "__meta_kubernetes_endpoints_label_", "__meta_kubernetes_endpoints_labelpresent_",
                json_object_get(eps, "labels"));
     size_t base = b->kv.n;
@@ -526,7 +679,7 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
                 json_t *addr;
                 json_array_foreach(json_object_get(ss, ready ? "addresses" : "notReadyAddresses"), ai, addr)
                 {
-                    char a[320], num[32];
+                    char a[320];
                     join_host_port(a, sizeof a, jstr(addr, "ip"), pnum);
                     b->kv.n = base;
                     kv_add(b, "__meta_kubernetes_endpoint_port_name", jstr(port, "name"));
@@ -541,106 +694,114 @@ static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
                         kv_add(b, "__meta_kubernetes_endpoint_node_name", jstr(addr, "nodeName"));
                     if (*jstr(addr, "hostname"))
                         kv_add(b, "__meta_kubernetes_endpoint_hostname", jstr(addr, "hostname"));
-                    json_t *pod = NULL;
-                    if (json_is_object(ref) && strcmp(jstr(ref, "kind"), "Pod") == 0) {
-                        const char *rns = *jstr(ref, "namespace") ? jstr(ref, "namespace") : ns;
-                        pod = lookup(k, RES_PODS, rns, jstr(ref, "name"));
-                    }
+                    json_t *pod = ref_pod(k, ref, ns);
                     if (pod) {
-                        struct seen_pod *sp = NULL;
-                        for (size_t x = 0; x < nseen; x++)
-                            if (seen[x].pod == pod)
-                                sp = &seen[x];
-                        if (!sp) {
-                            struct seen_pod *ns2 = realloc(seen, (nseen + 1) * sizeof *seen);
-                            if (!ns2) {
-                                b->rc = SS_ENOMEM;
-                                goto out;
-                            }
-                            seen = ns2;
-                            sp = &seen[nseen++];
-                            memset(sp, 0, sizeof *sp);
-                            sp->pod = pod;
-                        }
-                        if (sp->n == sp->cap) {
-                            size_t nc = sp->cap ? sp->cap * 2 : 4;
-                            long long *np = realloc(sp->ports, nc * sizeof *np);
-                            if (!np) {
-                                b->rc = SS_ENOMEM;
-                                goto out;
-                            }
-                            sp->ports = np;
-                            sp->cap = nc;
-                        }
-                        sp->ports[sp->n++] = pnum;
+                        seen_add(b, &seen, pod, true, pnum);
                         pod_labels(b, pod);
-                        size_t ci;
-                        json_t *c;
-                        bool found = false;
-                        json_array_foreach(json_object_get(pod, "containers"), ci, c)
-                        {
-                            if (json_is_true(json_object_get(c, "init")) || found)
-                                continue;
-                            size_t cpi;
-                            json_t *cp;
-                            json_array_foreach(json_object_get(c, "ports"), cpi, cp)
-                            {
-                                if (json_integer_value(json_object_get(cp, "port")) != pnum)
-                                    continue;
-                                snprintf(num, sizeof num, "%lld", pnum);
-                                kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
-                                kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
-                                kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
-                                kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
-                                /* Prometheus takes the endpoint port's protocol here */
-                                kv_add(b, "__meta_kubernetes_pod_container_port_protocol",
-                                       jstr(port, "protocol"));
-                                found = true;
-                                break;
-                            }
-                        }
+                        /* Prometheus takes the endpoint port's protocol here */
+                        container_port_labels(b, pod, pnum, jstr(port, "protocol"));
                     }
                     emit(b, a);
                 }
             }
         }
     }
-    for (size_t x = 0; x < nseen; x++) {
-        json_t *pod = seen[x].pod;
-        size_t ci;
-        json_t *c;
-        json_array_foreach(json_object_get(pod, "containers"), ci, c)
+    emit_unseen(b, base, &seen);
+}
+
+/* A boolean field of o as a label: absent or null gives no label. */
+static void bool_label(struct builder *b, const char *name, json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_boolean(v))
+        kv_add(b, name, json_is_true(v) ? "true" : "false");
+}
+
+/* endpointslice.go buildEndpointSlice (discovery.k8s.io/v1): per endpoint, per port,
+ * one target per address (address:port, or the bare address for a port without a
+ * number); labels of the slice, of the Service named by its kubernetes.io/service-name
+ * label, of the endpoint and port, of the pod behind a Pod targetRef; then the pods'
+ * uncovered container ports, as for endpoints. One label Prometheus 2.42 does not have:
+ * __meta_kubernetes_endpointslice_endpoint_node_name (Prometheus 2.52 added it), which
+ * node-local ServiceMonitors keep on. */
+static void build_endpointslice(struct kube_sd *k, struct builder *b, json_t *es)
+{
+    const char *ns = jstr(es, "ns");
+    struct seen_pods seen = {NULL, 0};
+    b->kv.n = 0;
+    kv_add(b, "__meta_kubernetes_namespace", ns);
+    kv_add(b, "__meta_kubernetes_endpointslice_name", jstr(es, "name"));
+    kv_add(b, "__meta_kubernetes_endpointslice_address_type", jstr(es, "addressType"));
+    const char *svc_name =
+        json_string_value(json_object_get(json_object_get(es, "labels"), "kubernetes.io/service-name"));
+    json_t *svc = svc_name ? lookup(k, RES_SERVICES, ns, svc_name) : NULL;
+    if (svc)
+        service_labels(b, svc);
+    size_t base = b->kv.n;
+
+    size_t ei;
+    json_t *ep;
+    json_array_foreach(json_object_get(es, "endpoints"), ei, ep)
+    {
+        size_t pi;
+        json_t *port;
+        json_array_foreach(json_object_get(es, "ports"), pi, port)
         {
-            if (json_is_true(json_object_get(c, "init")))
-                continue;
-            size_t cpi;
-            json_t *cp;
-            json_array_foreach(json_object_get(c, "ports"), cpi, cp)
+            json_t *pv = json_object_get(port, "port");
+            bool has_port = json_is_integer(pv);
+            long long pnum = has_port ? json_integer_value(pv) : 0;
+            size_t ai;
+            json_t *addr;
+            json_array_foreach(json_object_get(ep, "addresses"), ai, addr)
             {
-                long long pnum = json_integer_value(json_object_get(cp, "port"));
-                bool covered = false;
-                for (size_t y = 0; y < seen[x].n; y++)
-                    covered |= seen[x].ports[y] == pnum;
-                if (covered)
+                const char *ip = json_string_value(addr);
+                if (!ip)
                     continue;
                 char a[320], num[32];
-                snprintf(num, sizeof num, "%lld", pnum);
-                join_host_port(a, sizeof a, jstr(pod, "ip"), pnum);
+                if (has_port)
+                    join_host_port(a, sizeof a, ip, pnum);
+                else
+                    snprintf(a, sizeof a, "%s", ip);
                 b->kv.n = base;
-                kv_add(b, "__meta_kubernetes_pod_container_name", jstr(c, "name"));
-                kv_add(b, "__meta_kubernetes_pod_container_image", jstr(c, "image"));
-                kv_add(b, "__meta_kubernetes_pod_container_port_name", jstr(cp, "name"));
-                kv_add(b, "__meta_kubernetes_pod_container_port_number", num);
-                kv_add(b, "__meta_kubernetes_pod_container_port_protocol", jstr(cp, "protocol"));
-                pod_labels(b, pod);
+                if (json_is_string(json_object_get(port, "name")))
+                    kv_add(b, "__meta_kubernetes_endpointslice_port_name", jstr(port, "name"));
+                if (json_is_string(json_object_get(port, "protocol")))
+                    kv_add(b, "__meta_kubernetes_endpointslice_port_protocol", jstr(port, "protocol"));
+                if (has_port) {
+                    snprintf(num, sizeof num, "%lld", pnum);
+                    kv_add(b, "__meta_kubernetes_endpointslice_port", num);
+                }
+                if (json_is_string(json_object_get(port, "appProtocol")))
+                    kv_add(b, "__meta_kubernetes_endpointslice_port_app_protocol", jstr(port, "appProtocol"));
+                json_t *cond = json_object_get(ep, "conditions");
+                bool_label(b, "__meta_kubernetes_endpointslice_endpoint_conditions_ready", cond, "ready");
+                bool_label(b, "__meta_kubernetes_endpointslice_endpoint_conditions_serving", cond, "serving");
+                bool_label(b, "__meta_kubernetes_endpointslice_endpoint_conditions_terminating", cond,
+                           "terminating");
+                if (json_is_string(json_object_get(ep, "hostname")))
+                    kv_add(b, "__meta_kubernetes_endpointslice_endpoint_hostname", jstr(ep, "hostname"));
+                if (json_is_string(json_object_get(ep, "nodeName")))
+                    kv_add(b, "__meta_kubernetes_endpointslice_endpoint_node_name", jstr(ep, "nodeName"));
+                json_t *ref = json_object_get(ep, "targetRef");
+                if (json_is_object(ref)) {
+                    kv_add(b, "__meta_kubernetes_endpointslice_address_target_kind", jstr(ref, "kind"));
+                    kv_add(b, "__meta_kubernetes_endpointslice_address_target_name", jstr(ref, "name"));
+                }
+                kv_add_map(b, "__meta_kubernetes_endpointslice_endpoint_topology_",
+                           "__meta_kubernetes_endpointslice_endpoint_topology_present_",
+                           json_object_get(ep, "deprecatedTopology"));
+                json_t *pod = ref_pod(k, ref, ns);
+                if (pod) {
+                    seen_add(b, &seen, pod, has_port, pnum);
+                    pod_labels(b, pod);
+                    if (has_port)
+                        container_port_labels(b, pod, pnum, NULL);
+                }
                 emit(b, a);
             }
         }
     }
-out:
-    for (size_t x = 0; x < nseen; x++)
-        free(seen[x].ports);
-    free(seen);
+    emit_unseen(b, base, &seen);
 }
 
 static void snapshot_free(struct kube_snapshot *s)
@@ -681,6 +842,8 @@ static void build_store(struct kube_sd *k, struct builder *b, struct kube_watche
         json_t *o = json_object_get(w->store, keys[j]);
         if (w->res == RES_PODS)
             build_pod(b, o);
+        else if (w->res == RES_ENDPOINTSLICES)
+            build_endpointslice(k, b, o);
         else
             build_endpoints(k, b, o);
     }
@@ -695,7 +858,9 @@ static struct kube_snapshot *snapshot_build(struct kube_sd *k)
         return NULL;
     ss_arena_init(&s->arena, 64 * 1024);
     struct builder b = {s, {NULL, 0, 0}, 0};
-    enum kube_resource main_res = k->cfg.role == KUBE_SD_ROLE_POD ? RES_PODS : RES_ENDPOINTS;
+    enum kube_resource main_res = k->cfg.role == KUBE_SD_ROLE_POD             ? RES_PODS
+                                  : k->cfg.role == KUBE_SD_ROLE_ENDPOINTSLICE ? RES_ENDPOINTSLICES
+                                                                              : RES_ENDPOINTS;
     for (size_t i = 0; i < k->nw && !b.rc; i++)
         if (k->w[i].res == main_res)
             build_store(k, &b, &k->w[i]);
@@ -736,6 +901,17 @@ static int64_t backoff_ms(struct kube_sd *k, unsigned failures)
 static const char *res_name(const struct kube_watcher *w)
 {
     return resource_path[w->res];
+}
+
+/* An object the pruner had to cut (see prune_endpointslice): logged by name, counted. */
+static void note_invalid(struct kube_watcher *w, json_t *pruned)
+{
+    const char *why = json_string_value(json_object_get(pruned, "invalid"));
+    if (!why)
+        return;
+    atomic_fetch_add(&w->sd->n_invalid, 1);
+    ss_warn("discovery", "kubernetes job=%s %s %s/%s: %s; its other fields are used", w->sd->job, res_name(w),
+            jstr(pruned, "ns"), jstr(pruned, "name"), why);
 }
 
 /* One ADDED/MODIFIED/DELETED/BOOKMARK/ERROR line of a watch stream. Returns non-zero
@@ -790,6 +966,8 @@ static int handle_event(void *ud, const char *line, size_t len)
         json_decref(doc);
         return 1;
     }
+    if (!del)
+        note_invalid(w, p);
     pthread_mutex_lock(&k->lock);
     if (del) {
         json_object_del(w->store, key);
@@ -849,6 +1027,7 @@ static int watcher_start(struct kube_watcher *w)
         timeout_s = 300 + (int64_t)(rand_r(&k->rand_state) % 300);
     struct kube_watch_query q = {
         .resource = resource_path[w->res],
+        .group_version = resource_group[w->res],
         .ns = w->ns,
         .label_selector = w->label_selector,
         .field_selector = w->field_selector,
@@ -1014,6 +1193,7 @@ static void list_done(struct kube_watcher *w, CURLcode res)
             json_decref(p);
             continue;
         }
+        note_invalid(w, p);
         json_object_set_new(w->pending, key, p);
     }
     const char *rv = page.resource_version;
@@ -1189,7 +1369,7 @@ static int setup(struct kube_sd *k, char *err, size_t errlen)
     if (cfg->role == KUBE_SD_ROLE_POD) {
         res[nres++] = RES_PODS;
     } else {
-        res[nres++] = RES_ENDPOINTS;
+        res[nres++] = cfg->role == KUBE_SD_ROLE_ENDPOINTSLICE ? RES_ENDPOINTSLICES : RES_ENDPOINTS;
         res[nres++] = RES_SERVICES;
         res[nres++] = RES_PODS;
     }
@@ -1249,7 +1429,9 @@ static void *kube_thread(void *arg)
                 bool ok = setup(k, err, sizeof err) == 0;
                 if (ok) {
                     ss_info("discovery", "kubernetes job=%s: watching %s on %s", k->job,
-                            k->cfg.role == KUBE_SD_ROLE_POD ? "pods" : "endpoints, services and pods",
+                            k->cfg.role == KUBE_SD_ROLE_POD             ? "pods"
+                            : k->cfg.role == KUBE_SD_ROLE_ENDPOINTSLICE ? "endpointslices, services and pods"
+                                                                        : "endpoints, services and pods",
                             k->conn->server);
                 } else {
                     setup_failures++;
@@ -1343,6 +1525,9 @@ static int render_metrics(void *ud, struct ss_buf *out)
         {NULL, NULL, NULL, offsetof(struct kube_sd, n_deleted), "event=\"delete\""},
         {"scrapeship_sd_kubernetes_objects", "gauge", "Kubernetes objects held by discovery.",
          offsetof(struct kube_sd, n_objects), NULL},
+        {"scrapeship_sd_kubernetes_invalid_objects_total", "counter",
+         "Objects with fields of the wrong type, which discovery left out.",
+         offsetof(struct kube_sd, n_invalid), NULL},
     };
     int rc = 0;
     pthread_mutex_lock(&reg_lock);
@@ -1354,7 +1539,7 @@ static int render_metrics(void *ud, struct ss_buf *out)
         }
         for (struct kube_sd *k = reg_head; k && !rc; k = k->reg_next) {
             uint64_t v = atomic_load((_Atomic uint64_t *)((char *)k + fams[f].off));
-            rc = ss_buf_printf(out, "%s{job=\"", name);
+            rc = ss_buf_printf(out, "%s{scrape_job=\"", name);
             if (!rc)
                 rc = ss_escape_label_value(out, k->job, strlen(k->job));
             if (!rc)
@@ -1398,7 +1583,8 @@ static void registry_del(struct kube_sd *k)
 int kube_sd_new(const struct kube_sd_config *cfg, struct kube_sd **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (cfg->role != KUBE_SD_ROLE_POD && cfg->role != KUBE_SD_ROLE_ENDPOINTS) {
+    if (cfg->role != KUBE_SD_ROLE_POD && cfg->role != KUBE_SD_ROLE_ENDPOINTS &&
+        cfg->role != KUBE_SD_ROLE_ENDPOINTSLICE) {
         snprintf(err, errlen, "kubernetes_sd: unsupported role");
         return SS_ECONFIG;
     }

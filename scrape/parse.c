@@ -224,6 +224,11 @@ struct scrape_parser {
     bool eof;            /* OpenMetrics: "# EOF" seen */
     int failed;          /* sticky error */
     char errmsg[ERRMSG_MAX];
+    size_t errmsg_off;      /* where the message starts after "line N: " */
+    const char *line_start; /* the current line, for error columns */
+    size_t line_len;
+    const char *errpos;       /* where the problem is, when the code that failed knew it */
+    uint32_t errline, errcol; /* where the last error is (1-based) */
     struct om_strict *oms;
     struct text_strict *ts;
 };
@@ -274,6 +279,12 @@ static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
     int n = snprintf(p->errmsg, sizeof p->errmsg, "line %u: ", p->line);
     if (n < 0 || (size_t)n >= sizeof p->errmsg)
         n = 0;
+    p->errmsg_off = (size_t)n;
+    p->errline = p->line;
+    p->errcol = 1;
+    if (p->errpos && p->line_start && p->errpos >= p->line_start && p->errpos <= p->line_start + p->line_len)
+        p->errcol = (uint32_t)(p->errpos - p->line_start) + 1;
+    p->errpos = NULL;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->errmsg + n, sizeof p->errmsg - (size_t)n, fmt, ap);
@@ -283,11 +294,14 @@ static int fail(struct scrape_parser *p, int err, const char *fmt, ...)
 }
 
 #define perr(p, ...) fail((p), SS_EPARSE, __VA_ARGS__)
+/* The same, naming the column of pos in the current line. */
+#define perr_at(p, pos, ...) ((p)->errpos = (pos), fail((p), SS_EPARSE, __VA_ARGS__))
 
 /* Error naming the token at c (up to the next blank or the end of the line). */
 static int perr_tok(struct scrape_parser *p, const char *what, const char *c, const char *e)
 {
     char q[200];
+    p->errpos = c;
     if (c >= e)
         return perr(p, "%s, got end of line", what);
     /* OpenMetrics tokens end at a space only (a tab is part of a bad token). */
@@ -1512,8 +1526,11 @@ static int om_sample_line(struct scrape_parser *p, const char *s, const char *e,
 
 static int om_line(struct scrape_parser *p, const char *s, size_t n, const struct scrape_parser_cb *cb)
 {
-    if (p->eof)
+    if (p->eof) {
+        if (cb && cb->error)
+            p->stopped = true; /* validation: reported once, the rest is not parsed */
         return perr(p, "unexpected data after # EOF");
+    }
     if (n == 0)
         return perr(p, "blank line (OpenMetrics has none)");
     if (s[0] == '#')
@@ -1856,7 +1873,12 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
         return perr_tok(p, "expected value after metric", c, e);
     if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
         return perr_tok(p, "expected float as value", v0, e);
+    /* common's TextParser: a blank after the value starts a timestamp, which must
+     * follow (startTimestamp), and nothing, not even a blank, may follow it. */
+    const bool blank_after_value = c < e;
     c = skip_ws(c, e);
+    if (strict && blank_after_value && c == e)
+        return perr_tok(p, "expected integer as timestamp", c, e);
     if (c < e) {
         /* Timestamps are integer milliseconds. PromParser lexes [0-9]+; common uses
          * strconv.ParseInt, which also takes a sign. */
@@ -1871,7 +1893,8 @@ static int text_sample_line(struct scrape_parser *p, const char *s, const char *
         if (!parse_int64(t0, (size_t)(c - t0), strict, &sc.ts_ms))
             return perr_tok(p, "expected integer as timestamp", t0, e);
         sc.has_ts = true;
-        c = skip_ws(c, e);
+        if (!strict)
+            c = skip_ws(c, e);
         if (c < e)
             return perr_tok(p, "spurious string after timestamp", c, e);
     }
@@ -1935,11 +1958,29 @@ static int text_line(struct scrape_parser *p, const char *s, size_t n, const str
 /* driver                                                                   */
 /* ======================================================================== */
 
+/* Validation mode (cb->error set): hand the problem over and clear it, so parsing
+ * goes on. The error's line is reported as the line it started on. */
+static int report_error(struct scrape_parser *p, const struct scrape_parser_cb *cb)
+{
+    if (p->failed != SS_EPARSE)
+        return p->failed;
+    struct scrape_parse_error e = {p->errline, p->errcol, p->errmsg + p->errmsg_off};
+    int rc = cb->error(cb->ud, &e);
+    p->failed = rc;
+    if (!rc)
+        p->errmsg[0] = '\0';
+    return rc;
+}
+
 static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
                            const struct scrape_parser_cb *cb)
 {
-    if (n > p->max_line)
+    if (n > p->max_line) {
+        /* Validation goes on at the next line: the line is whole here, in place. */
+        if (cb && cb->error)
+            return perr(p, "line longer than %zu bytes", p->max_line);
         return fail(p, SS_ELIMIT, "line longer than %zu bytes", p->max_line);
+    }
     /* Unescaped strings of one line never outgrow the line, so reserving its length
      * once keeps every slice handed out for it in place. */
     if (p->scratch.cap < n + 1 && ss_buf_reserve(&p->scratch, n + 1))
@@ -1947,6 +1988,8 @@ static int parse_line_once(struct scrape_parser *p, const char *s, size_t n,
     p->scratch_used = 0;
     p->labels.n = 0;
     p->elabels.n = 0;
+    p->line_start = s;
+    p->line_len = n;
     if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS)
         return om_line(p, s, n, cb);
     return text_line(p, s, n, cb);
@@ -1970,6 +2013,8 @@ static int parse_line(struct scrape_parser *p, const char *s, size_t n, const st
     }
     p->line += p->pending_nl;
     p->pending_nl = 0;
+    if (rc == SS_EPARSE && cb && cb->error)
+        return report_error(p, cb);
     return rc;
 }
 
@@ -2088,6 +2133,19 @@ void scrape_parser_reset(struct scrape_parser *p, enum scrape_format format)
     }
 }
 
+/* OpenMetrics: nothing may follow # EOF. In validation mode it is reported once and
+ * the rest of the body is ignored. */
+static int data_after_eof(struct scrape_parser *p, const struct scrape_parser_cb *cb)
+{
+    p->line++;
+    int rc = perr(p, "unexpected data after # EOF");
+    if (cb && cb->error) {
+        rc = report_error(p, cb);
+        p->stopped = true;
+    }
+    return rc;
+}
+
 int scrape_parser_feed(struct scrape_parser *p, const char *buf, size_t len,
                        const struct scrape_parser_cb *cb)
 {
@@ -2099,10 +2157,8 @@ int scrape_parser_feed(struct scrape_parser *p, const char *buf, size_t len,
         return 0;
     if (!buf)
         return SS_EINVAL;
-    if (p->eof) {
-        p->line++;
-        return perr(p, "unexpected data after # EOF");
-    }
+    if (p->eof)
+        return data_after_eof(p, cb);
     const char *s = buf, *end = buf + len;
     int rc;
 
@@ -2132,10 +2188,8 @@ int scrape_parser_feed(struct scrape_parser *p, const char *buf, size_t len,
             return rc;
         if (p->stopped)
             return 0;
-        if (p->eof && s < end) {
-            p->line++;
-            return perr(p, "unexpected data after # EOF");
-        }
+        if (p->eof && s < end)
+            return data_after_eof(p, cb);
     }
     /* Then every complete line in place. */
     const char *ls = s, *from = s;
@@ -2153,10 +2207,8 @@ int scrape_parser_feed(struct scrape_parser *p, const char *buf, size_t len,
         if (p->stopped)
             return 0;
         ls = from;
-        if (p->eof && ls < end) {
-            p->line++;
-            return perr(p, "unexpected data after # EOF");
-        }
+        if (p->eof && ls < end)
+            return data_after_eof(p, cb);
     }
     /* Keep the unfinished tail. */
     if (ls < end) {
@@ -2191,9 +2243,14 @@ int scrape_parser_finish(struct scrape_parser *p, const struct scrape_parser_cb 
             if (skip_ws(p->partial.data, e) == e)
                 return 0; /* end of input while skipping a line's leading blanks is fine */
             bool more;
-            if ((rc = parse_line(p, p->partial.data, p->partial.len, NULL, &more)))
+            /* validation still hears of the line's problems, not of its sample */
+            struct scrape_parser_cb errs = {NULL, NULL, cb ? cb->ud : NULL, cb ? cb->error : NULL};
+            if ((rc = parse_line(p, p->partial.data, p->partial.len, &errs, &more)))
                 return rc;
-            return perr(p, "unexpected end of input stream (no newline at end of body)");
+            ss_buf_reset(&p->partial);
+            p->line_start = NULL;
+            rc = perr(p, "unexpected end of input stream (no newline at end of body)");
+            return cb && cb->error ? report_error(p, cb) : rc;
         }
         bool more;
         rc = parse_line(p, p->partial.data, p->partial.len, cb, &more);
@@ -2202,8 +2259,13 @@ int scrape_parser_finish(struct scrape_parser *p, const struct scrape_parser_cb 
             return rc;
     }
     p->final_line = false;
-    if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS && !p->eof)
-        return perr(p, "data does not end with # EOF");
+    if (p->opts.format == SCRAPE_FORMAT_OPENMETRICS && !p->eof && !p->stopped) {
+        p->line_start = NULL;
+        if (!p->line)
+            p->line = 1; /* an empty body: the # EOF line is missing at line 1 */
+        rc = perr(p, "data does not end with # EOF");
+        return cb && cb->error ? report_error(p, cb) : rc;
+    }
     /* A second finish without reset must not parse anything again. */
     return 0;
 }

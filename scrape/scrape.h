@@ -56,12 +56,25 @@ struct scrape_parsed_sample {
 /* A sample callback's answer to a sample with labels_skipped: parse its labels. */
 #define SCRAPE_WANT_LABELS 1
 
-/* Callbacks. A non-zero return from either stops parsing: feed/finish return it
- * (use a negative ss_err, e.g. SS_ELIMIT for sample_limit). Either may be NULL. */
+/* A problem in the body (see scrape_parser_cb.error). */
+struct scrape_parse_error {
+    uint32_t line;       /* 1-based */
+    uint32_t column;     /* 1-based byte column; 1 when the whole line is at fault */
+    const char *message; /* without the "line N: " prefix */
+};
+
+/* Callbacks. A non-zero return from any stops parsing: feed/finish return it
+ * (use a negative ss_err, e.g. SS_ELIMIT for sample_limit). Any may be NULL. */
 struct scrape_parser_cb {
     int (*sample)(void *ud, const struct scrape_parsed_sample *s);
     int (*meta)(void *ud, const struct scrape_parsed_meta *m);
     void *ud;
+    /* Validation (lint): when set, a problem in the input is reported here and the
+     * parser goes on with the next line (the bad line yields nothing), so one pass
+     * finds every problem; feed/finish return 0 for such problems. What the grammar
+     * cannot go on from still ends the body: data after OpenMetrics' `# EOF` (reported
+     * once), a line over max_line_len (returned as SS_ELIMIT). */
+    int (*error)(void *ud, const struct scrape_parse_error *e);
 };
 
 struct scrape_parser_opts {
@@ -94,6 +107,27 @@ void scrape_parser_free(struct scrape_parser *p);
 
 /* Pick the format from a Content-Type header value (NULL = text). */
 enum scrape_format scrape_format_from_content_type(const char *content_type);
+
+/* Lint (scrape/lint.c): one whole exposition validated by the strict parser, every
+ * problem reported (it goes on past bad lines), plus `promtool check metrics`' lint
+ * warnings per metric family. Problems are sorted by line. */
+struct scrape_lint_problem {
+    uint32_t line, column; /* 1-based; a warning points at its family's first line */
+    bool warning;
+    const char *metric; /* the family a warning is about; "" for errors */
+    const char *message;
+};
+struct scrape_lint;
+/* warnings: add the lint warnings (else errors only). 0 with *out set (even when the
+ * body has problems), or SS_ENOMEM. */
+int scrape_lint_run(enum scrape_format format, const char *body, size_t len, bool warnings,
+                    struct scrape_lint **out);
+size_t scrape_lint_count(const struct scrape_lint *l);
+size_t scrape_lint_errors(const struct scrape_lint *l);
+/* More than 10000 problems: the rest were not kept. */
+bool scrape_lint_truncated(const struct scrape_lint *l);
+const struct scrape_lint_problem *scrape_lint_get(const struct scrape_lint *l, size_t i);
+void scrape_lint_free(struct scrape_lint *l); /* NULL: no-op */
 
 /* ======================================================================== */
 /* 2. Jobs, targets and the scrape engine                                   */
@@ -131,6 +165,8 @@ struct scrape_job {
     size_t nparams;
     bool honor_labels;
     bool honor_timestamps;
+    bool strict_parsing;                 /* the strict parser (what `lint` calls an error fails the
+                                          * scrape); default: Prometheus 2.42's leniency */
     struct httpc_config http;            /* files in it are re-read on every scrape */
     struct relabel_rule *const *relabel; /* compiled; owned by the caller */
     size_t nrelabel;
@@ -164,6 +200,11 @@ struct scrape_report {
     const char *error; /* NULL when up */
     int64_t start_ms;
     double duration_s;
+    /* The target's Kubernetes resource attributes as the OpenTelemetry prometheus
+     * receiver derives them from its discovered labels ("k8s.pod.name" = ..., sorted;
+     * none outside Kubernetes discovery). Valid until end. */
+    const struct ss_label *resource;
+    size_t nresource;
 };
 
 /* The sink receives every finished scrape on the scrape thread: begin, then every
@@ -254,9 +295,9 @@ void scrape_sd_groups_free(struct scrape_sd_groups *g);
  * (KUBERNETES_SERVICE_HOST/PORT, the service account token re-read on every request
  * because bound tokens rotate, and its ca.crt). */
 
-enum kube_sd_role { KUBE_SD_ROLE_POD = 0, KUBE_SD_ROLE_ENDPOINTS };
+enum kube_sd_role { KUBE_SD_ROLE_POD = 0, KUBE_SD_ROLE_ENDPOINTS, KUBE_SD_ROLE_ENDPOINTSLICE };
 
-/* role: "pod", "service" or "endpoints"; label/field: Kubernetes selector syntax,
+/* role: "pod", "service", "endpoints" or "endpointslice"; label/field: Kubernetes selector syntax,
  * passed to the API server as labelSelector / fieldSelector. */
 struct kube_sd_selector {
     const char *role;
@@ -299,7 +340,7 @@ void kube_sd_discoverer(struct kube_sd *k, struct scrape_discoverer *out);
 void kube_sd_free(struct kube_sd *k);
 
 /* Counters since kube_sd_new, for tests and logs (also exported on /metrics as
- * scrapeship_sd_kubernetes_*{job}). */
+ * scrapeship_sd_kubernetes_*{scrape_job}). */
 struct kube_sd_stats {
     uint64_t lists;    /* LIST requests (pages count one each) */
     uint64_t watches;  /* WATCH requests */

@@ -8,7 +8,10 @@
  * PopulateLabels does. */
 struct scrape_target_spec {
     struct ss_labels labels; /* final target labels: sorted, no "__" names */
-    struct ss_buf url;       /* scheme://address/path?params */
+    /* The Kubernetes resource attributes the OpenTelemetry prometheus receiver derives
+     * from the target's discovered labels (k8s.pod.name, ...), see scrape_report. */
+    struct ss_labels resource;
+    struct ss_buf url; /* scheme://address/path?params */
     int64_t interval_ms;
     int64_t timeout_ms;
     uint64_t identity; /* hash of everything that makes two targets the same */

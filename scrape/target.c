@@ -19,6 +19,7 @@
 void scrape_target_spec_init(struct scrape_target_spec *s)
 {
     ss_labels_init(&s->labels);
+    ss_labels_init(&s->resource);
     ss_buf_init(&s->url, 64 * 1024);
     s->interval_ms = s->timeout_ms = 0;
     s->identity = 0;
@@ -27,7 +28,52 @@ void scrape_target_spec_init(struct scrape_target_spec *s)
 void scrape_target_spec_free(struct scrape_target_spec *s)
 {
     ss_labels_free(&s->labels);
+    ss_labels_free(&s->resource);
     ss_buf_free(&s->url);
+}
+
+/* The OpenTelemetry prometheus receiver's addKubernetesResource (contrib v0.98.0): the
+ * Kubernetes attributes of a target's resource, from its discovered labels (before
+ * relabeling), as "k8s.*" attribute names. */
+static int k8s_resource(const struct scrape_target_group *g, struct ss_labels *out)
+{
+    static const char *const map[][2] = {
+        {"__meta_kubernetes_pod_name", "k8s.pod.name"},
+        {"__meta_kubernetes_pod_uid", "k8s.pod.uid"},
+        {"__meta_kubernetes_pod_container_name", "k8s.container.name"},
+        {"__meta_kubernetes_namespace", "k8s.namespace.name"},
+        /* only one of the node name labels is present */
+        {"__meta_kubernetes_pod_node_name", "k8s.node.name"},
+        {"__meta_kubernetes_node_name", "k8s.node.name"},
+        {"__meta_kubernetes_endpoint_node_name", "k8s.node.name"},
+    };
+    static const char *const kinds[][2] = {{"ReplicaSet", "k8s.replicaset.name"},
+                                           {"DaemonSet", "k8s.daemonset.name"},
+                                           {"StatefulSet", "k8s.statefulset.name"},
+                                           {"Job", "k8s.job.name"},
+                                           {"CronJob", "k8s.cronjob.name"}};
+    const char *kind = NULL, *controller = NULL;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < g->nlabels; i++) {
+        const char *k = g->labels[i].key, *v = g->labels[i].value;
+        if (strncmp(k, "__meta_kubernetes_", 18) || !v[0])
+            continue;
+        if (!strcmp(k, "__meta_kubernetes_pod_controller_kind"))
+            kind = v;
+        else if (!strcmp(k, "__meta_kubernetes_pod_controller_name"))
+            controller = v;
+        for (size_t j = 0; j < sizeof map / sizeof map[0]; j++)
+            if (!strcmp(k, map[j][0]))
+                rc = ss_labels_setc(out, (struct ss_str){map[j][1], strlen(map[j][1])},
+                                    (struct ss_str){v, strlen(v)});
+    }
+    for (size_t j = 0; !rc && kind && controller && j < sizeof kinds / sizeof kinds[0]; j++)
+        if (!strcmp(kind, kinds[j][0]))
+            rc = ss_labels_setc(out, (struct ss_str){kinds[j][1], strlen(kinds[j][1])},
+                                (struct ss_str){controller, strlen(controller)});
+    if (!rc)
+        ss_labels_sort(out);
+    return rc;
 }
 
 static bool has_port(const char *addr, size_t len)
@@ -138,6 +184,7 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
     char tmp[64];
     int rc;
     ss_labels_reset(ls);
+    ss_labels_reset(&out->resource);
     ss_buf_reset(&out->url);
 
     for (size_t i = 0; i < g->nlabels; i++) {
@@ -174,6 +221,9 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
                             (struct ss_str){job->params[i].value, strlen(job->params[i].value)});
     }
     if (rc)
+        return rc;
+
+    if ((rc = k8s_resource(g, &out->resource)))
         return rc;
 
     if (!relabel_process(job->relabel, job->nrelabel, ls))

@@ -60,6 +60,8 @@ for f in $fuzzers; do
   name=$(basename "$f")
   work=$(mktemp -d)
   echo "--- $name"
+  # a target's seed inputs, if it has any, start its corpus
+  if [ -d "tests/fuzz/seeds/$name" ]; then cp tests/fuzz/seeds/"$name"/* "$work"/; fi
   # -rss_limit_mb bounds memory; -timeout flags any single input slower than 10 s.
   if ! "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 \
        -artifact_prefix="$work/" "$work" >"$work/log" 2>&1; then

@@ -23,6 +23,22 @@ static bool name_valid(const char *s, size_t len, bool colons)
     return true;
 }
 
+bool ss_http_tchar(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool ss_http_token_valid(const char *s, size_t len)
+{
+    if (!len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!ss_http_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
 bool ss_label_name_valid(const char *s, size_t len)
 {
     return name_valid(s, len, false);

@@ -34,6 +34,11 @@ size_t ss_utf8_encode(char out[4], uint32_t rune);
 /* model.LabelName.IsValid in its legacy form: [a-zA-Z_][a-zA-Z0-9_]*. */
 bool ss_label_name_valid(const char *s, size_t len);
 
+/* RFC 9110 §5.6.2 tchar: what an HTTP header name or method may contain. */
+bool ss_http_tchar(unsigned char c);
+/* A non-empty RFC 9110 token (a valid header name). */
+bool ss_http_token_valid(const char *s, size_t len);
+
 /* model.IsValidLegacyMetricName: [a-zA-Z_:][a-zA-Z0-9_:]*. */
 bool ss_metric_name_valid(const char *s, size_t len);
 

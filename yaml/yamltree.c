@@ -269,6 +269,88 @@ static enum ss_ytag tag_of(const yaml_char_t *tag)
     return SS_YTAG_OTHER;
 }
 
+/* ---- merge keys ------------------------------------------------------------ */
+
+static bool is_merge_key(const struct ss_ynode *k)
+{
+    return k->kind == SS_YSCALAR && k->plain && k->tag == SS_YTAG_NONE && k->len == 2 &&
+           !memcmp(k->text, "<<", 2);
+}
+
+static bool has_key(const struct ss_ynode *const *kids, size_t n, const struct ss_ynode *k)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        if (kids[i]->kind == SS_YSCALAR && k->kind == SS_YSCALAR && kids[i]->len == k->len &&
+            !memcmp(kids[i]->text, k->text, k->len))
+            return true;
+    return false;
+}
+
+/* With opts.merge_keys, the YAML 1.1 merge key, as go-yaml (Prometheus) and the
+ * collector's confmap read it: `<<: *map` or `<<: [*a, *b]` puts the keys of those mappings into this one,
+ * unless it has them already (its own keys win wherever they are written; among the
+ * merged mappings the first wins). A `<<` whose value is not mappings stays as a key,
+ * for the reader to refuse. Merged pairs share the anchored nodes and count as
+ * references (max_refs). */
+static int merge_keys(struct builder *b, struct ynode *m)
+{
+    size_t nk = m->pub.nkids;
+    bool any = false;
+    for (size_t i = 0; i + 1 < nk; i += 2) {
+        const struct ss_ynode *k = m->kids[i], *v = m->kids[i + 1];
+        if (!is_merge_key(k))
+            continue;
+        bool ok = v->kind == SS_YMAP || v->kind == SS_YSEQ;
+        for (size_t j = 0; v->kind == SS_YSEQ && j < v->nkids; j++)
+            ok = ok && v->kids[j]->kind == SS_YMAP;
+        if (!ok)
+            return 0;
+        any = true;
+    }
+    if (!any)
+        return 0;
+    /* own keys first, then each merged mapping's new keys in order */
+    struct ss_ynode **out = NULL;
+    size_t nout = 0, capout = 0;
+    int rc = 0;
+    for (size_t i = 0; !rc && i + 1 < nk; i += 2) {
+        if (is_merge_key(m->kids[i]))
+            continue;
+        if (!(rc = push(b, &out, &nout, &capout, m->kids[i])))
+            rc = push(b, &out, &nout, &capout, m->kids[i + 1]);
+    }
+    for (size_t i = 0; !rc && i + 1 < nk; i += 2) {
+        const struct ss_ynode *v = m->kids[i + 1];
+        if (!is_merge_key(m->kids[i]))
+            continue;
+        size_t nsrc = v->kind == SS_YMAP ? 1 : v->nkids;
+        for (size_t j = 0; !rc && j < nsrc; j++) {
+            const struct ss_ynode *src = v->kind == SS_YMAP ? v : v->kids[j];
+            for (size_t k = 0; !rc && k + 1 < src->nkids; k += 2) {
+                if (is_merge_key(src->kids[k]) ||
+                    has_key((const struct ss_ynode *const *)out, nout, src->kids[k]))
+                    continue;
+                if (b->opts->max_refs && (b->nrefs += 2) > b->opts->max_refs) {
+                    rc = fault(b, SS_YAML_REFS, src->kids[k]->line, src->kids[k]->col);
+                    break;
+                }
+                if (!(rc = push(b, &out, &nout, &capout, src->kids[k])))
+                    rc = push(b, &out, &nout, &capout, src->kids[k + 1]);
+            }
+        }
+    }
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    free(m->kids);
+    m->kids = out;
+    m->capkids = capout;
+    m->pub.kids = out;
+    m->pub.nkids = nout;
+    return 0;
+}
+
 struct level {
     struct ynode *node;
     char *anchor; /* with anchor_on_close: defined when the node ends */
@@ -333,7 +415,9 @@ static int build(struct builder *b, yaml_parser_t *parser, struct level *stack)
             if (depth > 0) {
                 struct level *l = &stack[--depth];
                 l->node->open = false;
-                if (l->anchor) {
+                if (ev.type == YAML_MAPPING_END_EVENT && o->merge_keys)
+                    rc = merge_keys(b, l->node);
+                if (!rc && l->anchor) {
                     rc = anchor_set(b, l->anchor, l->node);
                     free(l->anchor);
                     l->anchor = NULL;

@@ -9,9 +9,9 @@
  * stack nor grow the tree without bound.
  *
  * An alias is the anchored node itself, shared, never a copy; the tree is acyclic.
- * Merge keys ("<<") are not expanded: they are ordinary keys and the reader decides
- * what they mean. Anchors are scoped to their document. Scalars are wiped when the
- * tree is freed, because they may be passwords or tokens.
+ * Merge keys ("<<") are not expanded unless the reader asks (merge_keys): otherwise
+ * they are ordinary keys and the reader decides what they mean. Anchors are scoped to their document. Scalars
+ * are wiped when the tree is freed, because they may be passwords or tokens.
  *
  * Names: ss_yaml_* functions, struct ss_ynode / ss_ytree. libyaml owns yaml_*.
  */
@@ -74,6 +74,13 @@ struct ss_yaml_opts {
      * fails with SS_YAML_ANCHOR_TWICE where it is defined again. */
     bool stop_at_max_docs;
     bool unique_anchors;
+    /* Expand YAML 1.1 merge keys as go-yaml (v2 and v3) does, for readers of
+     * configs Prometheus or the OpenTelemetry collector also read: `<<: *map` or
+     * `<<: [*a, *b]` puts those mappings' keys into the mapping unless it has them
+     * (its own keys win wherever written; among merged mappings the first wins). A
+     * `<<` whose value is not mappings stays an ordinary key. Merged pairs share the
+     * anchored nodes and count against max_refs. */
+    bool merge_keys;
 };
 
 enum ss_yaml_fault {

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """fake_kube_api.py: a small Kubernetes API server for discovery tests.
 
-It serves the three core/v1 collections kubernetes_sd reads (pods, services,
-endpoints), cluster-wide (/api/v1/pods) and per namespace
-(/api/v1/namespaces/NS/pods), the way kube-apiserver does for a JSON client:
+It serves the core/v1 collections kubernetes_sd reads (pods, services, endpoints),
+discovery.k8s.io/v1 endpointslices and monitoring.coreos.com/v1 servicemonitors and
+podmonitors, cluster-wide (/api/v1/pods, /apis/GROUP/VERSION/endpointslices) and per
+namespace (/api/v1/namespaces/NS/pods), the way kube-apiserver does for a JSON client:
 
   * LIST returns {"kind": "PodList", "metadata": {"resourceVersion": RV}, "items": [...]}
     with labelSelector and fieldSelector applied, and pages of `limit` items with a
@@ -42,7 +43,17 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints"}
+KINDS = {"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "secrets": "Secret",
+         "servicemonitors": "ServiceMonitor", "podmonitors": "PodMonitor", "endpointslices": "EndpointSlice"}
+# Resources outside the core group are served under /apis/GROUP/VERSION/...
+GROUP_OF = {"servicemonitors": "monitoring.coreos.com/v1", "podmonitors": "monitoring.coreos.com/v1",
+            "endpointslices": "discovery.k8s.io/v1"}
+GROUP_KINDS = set(GROUP_OF)
+GROUP = "monitoring.coreos.com/v1"  # Prometheus Operator's CRDs
+
+
+def api_version(kind):
+    return GROUP_OF.get(kind, "v1")
 MAX_WATCH_SECONDS = 600
 
 
@@ -148,6 +159,7 @@ class FakeKubeAPI:
         self.requests = []  # {"method","path","query","status","watch"}
         self.httpd = None
         self.port = None
+        self.forbidden = set()  # resources answered 403, as without an RBAC rule
 
     # -- state changes (bump the resource version, notify watches) --
 
@@ -165,7 +177,7 @@ class FakeKubeAPI:
         md.setdefault("namespace", "default")
         md.setdefault("uid", "uid-%s-%s-%s" % (kind, md["namespace"], md["name"]))
         obj["kind"] = KINDS[kind]
-        obj["apiVersion"] = "v1"
+        obj["apiVersion"] = api_version(kind)
         with self.lock:
             self.rv += 1
             md["resourceVersion"] = str(self.rv)
@@ -291,13 +303,27 @@ class FakeKubeAPI:
             rec["status"] = 200
             return self._send_json(h, 200, {"major": "1", "minor": "27", "gitVersion": "v1.27.0"})
         namespace = None
-        if len(parts) == 3 and parts[:2] == ["api", "v1"]:
-            kind = parts[2]
-        elif len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"]:
-            namespace, kind = parts[3], parts[4]
+        prefix = parts[:3] if parts[:1] == ["apis"] else ["api", "v1"]
+        n = len(prefix)
+        if len(parts) == n + 1 and parts[:n] == prefix:
+            kind = parts[n]
+        elif len(parts) == n + 3 and parts[:n + 1] == prefix + ["namespaces"]:
+            namespace, kind = parts[n + 1], parts[n + 2]
+        elif len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+            return self._get_secret(h, rec, parts[3], parts[5])
         else:
             kind = None
-        if kind not in KINDS:
+        if kind in KINDS and api_version(kind) != "/".join(prefix[1:]):
+            kind = None  # a resource asked for under another group or version
+        if kind in self.forbidden:
+            rec["status"] = 403
+            where = "in the namespace \"%s\"" % namespace if namespace else "at the cluster scope"
+            grp = api_version(kind).split("/")[0] if kind in GROUP_KINDS else ""
+            return self._send_json(h, 403, self._status(403, "Forbidden",
+                                   '%s.%s is forbidden: User "system:serviceaccount:scrapeship:scrapeship" cannot '
+                                   '%s resource "%s" in API group "%s" %s' % (kind, grp, "watch" if watch else "list",
+                                                                            kind, grp, where)))
+        if kind not in KINDS or kind == "secrets":
             rec["status"] = 404
             return self._send_json(h, 404, self._status(404, "NotFound", "the server could not find the requested resource"))
         rec["kind"] = kind
@@ -310,6 +336,19 @@ class FakeKubeAPI:
         if watch:
             return self._watch(h, rec, kind, namespace, lsel, fsel, q)
         return self._list(h, rec, kind, namespace, lsel, fsel, q)
+
+    def _get_secret(self, h, rec, namespace, name):
+        rec["kind"] = "secrets"
+        if "secrets" in self.forbidden:
+            rec["status"] = 403
+            return self._send_json(h, 403, self._status(403, "Forbidden", 'secrets "%s" is forbidden' % name))
+        with self.lock:
+            obj = copy.deepcopy(self.objects["secrets"].get((namespace, name)))
+        if obj is None:
+            rec["status"] = 404
+            return self._send_json(h, 404, self._status(404, "NotFound", 'secrets "%s" not found' % name))
+        rec["status"] = 200
+        return self._send_json(h, 200, obj)
 
     def _list(self, h, rec, kind, namespace, lsel, fsel, q):
         limit = int(q.get("limit") or 0)
@@ -333,7 +372,7 @@ class FakeKubeAPI:
         if limit and start + limit < len(items):
             meta["continue"] = "%d:%d" % (start + limit, rv)
         rec["status"] = 200
-        self._send_json(h, 200, {"kind": KINDS[kind] + "List", "apiVersion": "v1", "metadata": meta,
+        self._send_json(h, 200, {"kind": KINDS[kind] + "List", "apiVersion": api_version(kind), "metadata": meta,
                                  "items": page})
 
     def _watch(self, h, rec, kind, namespace, lsel, fsel, q):
@@ -395,7 +434,7 @@ class FakeKubeAPI:
                         send({"type": "DELETED", "object": gone})
                     elif w.bookmarks:
                         send({"type": "BOOKMARK", "object": {
-                            "kind": KINDS[kind], "apiVersion": "v1",
+                            "kind": KINDS[kind], "apiVersion": api_version(kind),
                             "metadata": {"resourceVersion": str(rv)}}})
                 if done:
                     h.wfile.write(b"0\r\n\r\n")
@@ -453,6 +492,51 @@ def pod(name, ip, namespace="default", node="node-a", containers=None, init_cont
                                                 "containerID": "containerd://%s-init-%s" % (name, c[0])}
                                                for c in init_containers]
     return {"metadata": md, "spec": spec, "status": status}
+
+
+def service(name, ports, namespace="default", labels=None, selector=None):
+    """A Service; ports: [(name, port, targetPort)]."""
+    md = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    return {"metadata": md, "spec": {"selector": dict(selector or {}), "type": "ClusterIP",
+                                     "clusterIP": "10.96.0.10",
+                                     "ports": [{"name": p[0], "port": p[1], "targetPort": p[2], "protocol": "TCP"}
+                                               for p in ports]}}
+
+
+def endpoints(name, addresses, ports, namespace="default", labels=None):
+    """Endpoints of a Service; addresses: [(ip, pod_name, node)], ports: [(name, port)]."""
+    md = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    return {"metadata": md, "subsets": [{
+        "addresses": [{"ip": a[0], "nodeName": a[2],
+                       "targetRef": {"kind": "Pod", "name": a[1], "namespace": namespace}} for a in addresses],
+        "ports": [{"name": p[0], "port": p[1], "protocol": "TCP"} for p in ports]}]}
+
+
+def endpointslice(name, service, addresses, ports, namespace="default", address_type="IPv4", labels=None):
+    """A discovery.k8s.io/v1 EndpointSlice of a Service (label kubernetes.io/service-name);
+    addresses: [(ip, pod_name or None, node or None, ready)], ports: [(name, port, protocol)],
+    a None in a port leaves that field out (the API allows it)."""
+    md = {"name": name, "namespace": namespace,
+          "labels": dict(labels or {}, **{"kubernetes.io/service-name": service,
+                                          "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"})}
+    eps = []
+    for ip, pod_name, node, ready in addresses:
+        ep = {"addresses": [ip], "conditions": {"ready": ready, "serving": ready, "terminating": False}}
+        if pod_name:
+            ep["targetRef"] = {"kind": "Pod", "name": pod_name, "namespace": namespace}
+        if node:
+            ep["nodeName"] = node
+        eps.append(ep)
+    return {"metadata": md, "addressType": address_type, "endpoints": eps,
+            "ports": [{k: v for k, v in (("name", p[0]), ("port", p[1]), ("protocol", p[2])) if v is not None}
+                      for p in ports]}
+
+
+def secret(name, data, namespace="default"):
+    """A Secret; data values are plain strings (sent base64-encoded, as the API does)."""
+    import base64
+    return {"metadata": {"name": name, "namespace": namespace}, "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
 def main():

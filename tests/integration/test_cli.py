@@ -6,6 +6,10 @@
 * scrape: exit 0 when every target is up, 1 when one is down, 2 on usage errors;
   text and JSON output.
 * --version, unknown commands.
+* scrape --strict and strict_parsing: true fail a scrape Prometheus 2.42 accepts
+  (no final newline) that lint calls an error; without them it succeeds.
+* `make run` (run --stdout on the embedded default, which scrapes itself): the
+  per-job self-metrics are labelled scrape_job, so no line carries an exported_ label.
 """
 import glob
 import json
@@ -72,10 +76,38 @@ remote_write:
     chk.ok("127.0.0.1:1" in err and "connect" in err, "down target: error does not name the target: " + err)
     rc, out, err = h.run_scrapeship(["scrape"])
     chk.ok(rc == 2, "scrape without targets: exit %d" % rc)
+
+    with open(os.path.join(root, "nonl.prom"), "w") as f:
+        f.write("a 1\nb 2")  # no final newline: lenient as Prometheus, an error for prometheus/common
+    url = "http://127.0.0.1:%d/nonl.prom" % port
+    rc, out, err = h.run_scrapeship(["scrape", url])
+    chk.ok(rc == 0 and "b{instance=" in out, "lenient scrape: exit %d %s" % (rc, err))
+    rc, out, err = h.run_scrapeship(["scrape", "--strict", url])
+    chk.ok(rc == 1 and "no newline" in err and "b{instance=" not in out, "--strict: exit %d %s" % (rc, err))
+    strict_cfg = os.path.join(work, "strict.yml")
+    with open(strict_cfg, "w") as f:
+        f.write("scrape_configs:\n  - job_name: s\n    strict_parsing: true\n    metrics_path: /nonl.prom\n"
+                "    static_configs: [{targets: ['127.0.0.1:%d']}]\n" % port)
+    rc, out, err = h.run_scrapeship(["scrape", "--config", strict_cfg])
+    chk.ok(rc == 1 and "no newline" in err, "strict_parsing: true: exit %d %s" % (rc, err))
+    rc, out, err = h.run_scrapeship(["check-config", strict_cfg])
+    chk.ok(rc == 0 and "strict_parsing: true" in out, "check-config prints strict_parsing: %s" % out[-300:])
+    rc, out, err = h.run_scrapeship(["lint", url])
+    chk.ok(rc == 1 and "no newline" in out, "lint calls it an error: %d %s" % (rc, out))
     rc, out, err = h.run_scrapeship(["--version"])
     chk.ok(rc == 0 and out.startswith("scrapeship "), "--version: %r" % out)
     rc, out, err = h.run_scrapeship(["frobnicate"])
     chk.ok(rc == 2 and "unknown command" in err, "unknown command: %d %r" % (rc, err))
+
+    # what `make run` prints first: its self-scrape, every per-job series included
+    lp = h.free_port()
+    rc, out, err = h.run_scrapeship(["run", "--stdout", "--web.listen-address", "127.0.0.1:%d" % lp,
+                                     "--run-for", "7s"], timeout=60)
+    chk.ok(rc == 0, "run --stdout exit %d: %s" % (rc, err[-500:]))
+    chk.ok('scrapeship_scrapes_total{instance="127.0.0.1:%d",job="scrapeship",scrape_job="scrapeship"}' % lp
+           in out, "self-scrape: no per-job scrapeship_scrapes_total line:\n" + out[:1500])
+    bad = [l for l in out.splitlines() if "exported_" in l]
+    chk.ok(not bad, "run --stdout prints exported_ labels: %s" % bad[:3])
     chk.finish()
 
 

@@ -84,8 +84,8 @@ def one_run(chk, targets, label, storage=None):
     # exact completeness in Prometheus
     total_scrapes = 0
     for job in targets.jobs:
-        scrapes = dl.fr.metric(ms, "scrapeship_scrapes_total", job=job)
-        fails = dl.fr.metric(ms, "scrapeship_scrape_failures_total", job=job)
+        scrapes = dl.fr.metric(ms, "scrapeship_scrapes_total", scrape_job=job)
+        fails = dl.fr.metric(ms, "scrapeship_scrape_failures_total", scrape_job=job)
         chk.ok(fails == 0, "%s job %s: %d failed scrapes (the check needs every scrape to succeed)"
                % (label, job, fails))
         chk.ok(scrapes >= SCRAPE_FOR_S / 2 - 2, "%s job %s: only %d scrapes in %.0fs" % (label, job, scrapes,

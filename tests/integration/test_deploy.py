@@ -15,7 +15,8 @@ since no cluster or container engine runs in the test environment.
     scaler need.
   * Every scrapeship config shipped in a ConfigMap passes `scrapeship check-config`
     with the environment its container really gets (env, envFrom, downward API), and
-    names no variable the container lacks. The scaler's ScaledObjects load with
+    names no variable the container lacks. The adot overlay mounts the EKS example's
+    ADOT collector config (the unit-test fixture, placeholders filled) unchanged. The scaler's ScaledObjects load with
     `scrapeship scaler`'s own loader.
   * deploy/Dockerfile builds with the repository's scripts (install-deps.sh
     --build-only, build.sh, the same CMake build type as scripts/test.sh) and installs
@@ -208,6 +209,9 @@ def check_yaml_files(chk):
         chk.ok(docs, "%s is empty" % rel)
         if os.path.basename(path) == "scrapeship.yaml":
             chk.ok("scrape_configs" in docs[0], "%s: no scrape_configs" % rel)
+            continue
+        if os.path.basename(path) == "adot-collector-config.yaml":  # an OTel collector config
+            chk.ok({"receivers", "exporters", "service"} <= set(docs[0]), "%s: not a collector config" % rel)
             continue
         if os.path.basename(path) == "web.yaml":  # a --web.config.file, checked with its workload
             chk.ok(set(docs[0]) <= {"tls_server_config", "http_server_config", "basic_auth_users"},
@@ -429,8 +433,15 @@ def check_rbac(chk, name, objs):
             chk.ok((s.get("namespace"), s["name"]) in sas, "%s: binding subject %s missing" % (name, s))
     grants = {(g, res, v) for r in roles.values() for rule in r["rules"]
               for g in rule["apiGroups"] for res in rule["resources"] for v in rule["verbs"]}
-    if any(o["kind"] in ("DaemonSet", "StatefulSet") for o in objs):
-        chk.ok(grants == {("", "pods", "list"), ("", "pods", "watch")}, "%s: discovery RBAC %s" % (name, sorted(grants)))
+    if name == "adot":  # the ADOT example's role: endpoints reads endpoints, services and pods
+        want = {("", r, v) for r in ("pods", "services", "endpoints") for v in ("list", "watch")}
+        chk.ok(grants == want, "adot: discovery RBAC %s" % sorted(grants))
+    elif any(o["kind"] in ("DaemonSet", "StatefulSet") for o in objs):
+        want = {(g, r, v) for g, rs in (("", ("pods", "services", "endpoints")),
+                                        ("discovery.k8s.io", ("endpointslices",)),
+                                        ("monitoring.coreos.com", ("servicemonitors", "podmonitors")))
+                for r in rs for v in ("list", "watch")}
+        chk.ok(grants == want, "%s: discovery RBAC %s" % (name, sorted(grants)))
     if name == "scaler":
         want = {("apps", r, v) for r in ("deployments/scale", "statefulsets/scale") for v in ("get", "patch")}
         want.add(("apps", "deployments", "get"))
@@ -502,11 +513,40 @@ def check_overlays(chk):
         c = next(c for c in tls["spec"]["template"]["spec"]["containers"] if c["name"] == "scrapeship")
         chk.ok(any(a.startswith("--web.config.file=") for a in c["args"]), "sidecar-tls: no --web.config.file")
         chk.ok(any("secret" in v for v in tls["spec"]["template"]["spec"]["volumes"]), "sidecar-tls: no Secret volume")
+    check_adot_overlay(chk, rendered.get("adot", []))
     sc = next((o for o in rendered.get("scaler", []) if o["kind"] == "Deployment"), None)
     if sc:
         args = sc["spec"]["template"]["spec"]["containers"][0]["args"]
         chk.ok(args[:2] == ["scaler", "--config=/etc/scrapeship/scaledobjects.yaml"], "scaler args %s" % args)
     return rendered
+
+
+def check_adot_overlay(chk, objs):
+    """The ADOT overlay mounts the EKS example's collector config unchanged (the test
+    fixture with only the README's placeholders filled) and runs it as is; check_workload
+    has already passed it through check-config."""
+    ds = next((o for o in objs if o["kind"] == "DaemonSet"), None)
+    chk.ok(ds is not None, "adot: no DaemonSet")
+    if ds is None:
+        return
+    spec = ds["spec"]["template"]["spec"]
+    c = next(c for c in spec["containers"] if c["name"] == "scrapeship")
+    chk.ok("--config=/conf/adot-collector-config" in c["args"], "adot: args %s" % c["args"])
+    vol = next((v for v in spec["volumes"] if v["name"] == "adot-collector-config-vol"), {})
+    cm = next((o for o in objs if o["kind"] == "ConfigMap" and
+               o["metadata"]["name"] == vol.get("configMap", {}).get("name")), None)
+    chk.ok(cm is not None and cm["metadata"]["name"].startswith("adot-collector-conf"),
+           "adot: the mounted ConfigMap is not adot-collector-conf: %s" % vol)
+    if cm is None:
+        return
+    with open(os.path.join(h.REPO, "tests", "unit", "collector", "otel", "eks_prometheus_daemonset.yaml")) as f:
+        fixture = f.read()
+    url = yaml.safe_load(cm["data"]["adot-collector-config"])["exporters"]["prometheusremotewrite"]["endpoint"]
+    fixture = fixture.replace("<YOUR_ENDPOINT>", url).replace("<YOUR_REGION>", "us-east-1")
+    chk.ok(yaml.safe_load(cm["data"]["adot-collector-config"]) == yaml.safe_load(fixture),
+           "adot: the ConfigMap is not the EKS example's collector config")
+    ports = {p["containerPort"] for p in c.get("ports", [])}
+    chk.ok(13133 in ports, "adot: health_check port 13133 not declared: %s" % ports)
 
 
 def parse_bash_array(text, name):

@@ -36,7 +36,7 @@ def main():
     chk.ok(d.metric_value(port, "scrapeship_config_reloads_total", result="success") == 1, "SIGHUP reload not counted")
     queued1 = d.metric_value(port, "scrapeship_remote_queue_samples")
     chk.ok(queued1 >= queued0, "queue shrank across the reload: %s -> %s" % (queued0, queued1))
-    chk.ok(d.metric_value(port, "scrapeship_targets", job="t2") == 1, "the new job was not added")
+    chk.ok(d.metric_value(port, "scrapeship_targets", scrape_job="t2") == 1, "the new job was not added")
 
     # 2. a broken file: rejected, counted, everything keeps running
     with open(cfg, "a") as f:

@@ -62,13 +62,13 @@ def scenario_steady(check, target):
     check.ok(v[0] < v[1] < v[2], "dead: network errors keep growing: %s" % v)
     v = series("scrapeship_remote_samples_total", remote_name="dead")
     check.ok(v == [0, 0, 0], "dead: nothing delivered: %s" % v)
-    v = series("scrapeship_scrapes_total", job="rwt")
+    v = series("scrapeship_scrapes_total", scrape_job="rwt")
     check.ok(v[0] < v[1] < v[2] and v[2] - v[0] >= 6, "scrapes keep going: %s" % v)
     v = series("scrapeship_remote_samples_total", remote_name="healthy")
     check.ok(v[0] < v[1] < v[2], "healthy: samples delivered keep growing: %s" % v)
     q = series("scrapeship_remote_queue_samples", remote_name="healthy")
-    per_scrape = (v[2] - v[0]) / max(1.0, series("scrapeship_scrapes_total", job="rwt")[2]
-                                     - series("scrapeship_scrapes_total", job="rwt")[0])
+    per_scrape = (v[2] - v[0]) / max(1.0, series("scrapeship_scrapes_total", scrape_job="rwt")[2]
+                                     - series("scrapeship_scrapes_total", scrape_job="rwt")[0])
     check.ok(max(q) <= 3 * per_scrape + 1, "healthy: queue stays short: %s (%.0f samples per scrape)"
              % (q, per_scrape))
 

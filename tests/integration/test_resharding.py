@@ -110,8 +110,8 @@ scrape_configs:
     # completeness, exact per series and scrape
     tq = time.time()
     for job in targets.jobs:
-        scrapes = fr.metric(ms, "scrapeship_scrapes_total", job=job)
-        fails = fr.metric(ms, "scrapeship_scrape_failures_total", job=job)
+        scrapes = fr.metric(ms, "scrapeship_scrapes_total", scrape_job=job)
+        fails = fr.metric(ms, "scrapeship_scrape_failures_total", scrape_job=job)
         chk.ok(fails == 0, "job %s: %d failed scrapes (the check needs every scrape to succeed)" % (job, fails))
         nscr = dl.check_job_complete(chk, base, targets, job, int(scrapes), "resharding")
         chk.ok(nscr >= 20, "job %s: only %d scrapes stored, want at least 20 s of them" % (job, nscr))

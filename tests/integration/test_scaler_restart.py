@@ -58,6 +58,58 @@ spec:
 """ % {"sync": SYNC, "window": WINDOW, "prom": prom, "value": wants * 10}
 
 
+COOLDOWN = 15  # cooldownPeriod of the scale-to-zero case
+
+
+def worker_object(prom):
+    """minReplicaCount 0 and a metric that is not active (0 <= activationThreshold 0)."""
+    return """apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: worker, namespace: shop}
+spec:
+  scaleTargetRef: {name: worker}
+  pollingInterval: 1
+  cooldownPeriod: %(cooldown)d
+  minReplicaCount: 0
+  maxReplicaCount: 10
+  triggers:
+  - type: prometheus
+    metadata: {serverAddress: %(prom)s, query: vector(0), threshold: "10"}
+""" % {"cooldown": COOLDOWN, "prom": prom}
+
+
+def restart_keeps_cooldown(chk, d, prom, fk, kubeconfig, env):
+    """A restart must not scale to zero before cooldownPeriod either.
+
+    KEDA keeps status.lastActiveTime in the cluster, so a restarted operator still
+    waits out the cooldown of a workload that went quiet a moment ago. scrapeship
+    cannot read it: counting the object as never active made a restart scale a
+    workload at 3 replicas to 0 on its first poll (initialCooldownPeriod is 0).
+    Now the start counts as the last activity, so the cooldown runs in full."""
+    fk.add("shop", "deployments", "worker", 3)
+    so = write(os.path.join(d, "worker.yaml"), worker_object(prom))
+    log = os.path.join(d, "scaler-worker.log")
+    t0 = time.time()
+    p = h.start([h.BIN, "scaler", "--config", so, "--kubeconfig", kubeconfig, "--web.listen-address", "none"],
+                log, env=env)
+    deadline = t0 + COOLDOWN + 10  # bounded
+    while time.time() < deadline and fk.replicas("shop", "deployments", "worker") != 0:
+        time.sleep(0.2)
+    h.stop(p)
+    patches = fk.patches_for("worker")
+    chk.ok(len(patches) == 1 and patches[0]["from"] == 3 and patches[0]["to"] == 0,
+           "restart with an inactive metric: exactly one PATCH, 3 -> 0: %s"
+           % [(x["from"], x["to"]) for x in patches])
+    if patches:
+        waited = patches[0]["t"] - t0
+        print("restart: scale to zero %.1f s after the start (cooldownPeriod %d s)" % (waited, COOLDOWN),
+              flush=True)
+        chk.ok(waited >= COOLDOWN, "scaled to zero %.1f s after a restart, before cooldownPeriod %d s"
+               % (waited, COOLDOWN))
+    text = open(log, errors="replace").read()
+    chk.ok("rule=cooldown" in text, "the held scale-in is not logged as cooldown:\n" + text[-1500:])
+
+
 def write(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
@@ -121,6 +173,7 @@ users: [{name: u, user: {}}]
     chk.ok('rule=hpa-wait' in text, "polls between HPA syncs are logged as hpa-wait")
     chk.ok(re.search(r'current=6 desired=1 rule=metric action=scaled\(6->1\)', text) is not None,
            "the scale-down is logged with the metric as its rule:\n" + text[-1500:])
+    restart_keeps_cooldown(chk, d, prom, fk, kubeconfig, env)
     fk.stop()
     chk.finish()
 

@@ -274,6 +274,14 @@ static void test_auth_check_and_cache(void **state)
     }
     web_auth_cache_stats(c, &entries, &computed);
     assert_true(entries <= 128);
+    /* ...and never push a good password out: a scraper whose credentials were
+     * checked once is not sent behind a flood of wrong guesses to a new bcrypt */
+    unsigned long before = computed;
+    assert_true(web_auth_check(c, w, "alice", "right"));
+    assert_int_equal(web_auth_verify(c, w, "alice", "right"), WEB_AUTH_OK);
+    assert_int_equal(web_auth_verify(c, w, "alice", "guess-199"), WEB_AUTH_DENIED);
+    web_auth_cache_stats(c, &entries, &computed);
+    assert_int_equal(computed, before);
     web_auth_cache_free(c);
     cfg_web_free(w);
     free(y);

@@ -55,10 +55,29 @@ static void test_is_integral(void **state)
 {
     (void)state;
     /* the same answers as isfinite(v) && v == floor(v) */
-    const double vals[] = {0.0,     -0.0,         1.0,          -1.0,     0.5,       -0.5,       2.5e-300,
-                           1e15,    1e15 + 0.5,   0x1p52 + 0.5, 0x1p53,   -0x1p53,   0x1p53 - 1, 1e300,
-                           -1e300,  86400000.0,   86400000.1,   INFINITY, -INFINITY, NAN,        4503599627370495.5,
-                           -9.5e18, 9.2233720368547758e18};
+    const double vals[] = {0.0,
+                           -0.0,
+                           1.0,
+                           -1.0,
+                           0.5,
+                           -0.5,
+                           2.5e-300,
+                           1e15,
+                           1e15 + 0.5,
+                           0x1p52 + 0.5,
+                           0x1p53,
+                           -0x1p53,
+                           0x1p53 - 1,
+                           1e300,
+                           -1e300,
+                           86400000.0,
+                           86400000.1,
+                           INFINITY,
+                           -INFINITY,
+                           NAN,
+                           4503599627370495.5,
+                           -9.5e18,
+                           9.2233720368547758e18};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
         assert_true(ss_is_integral(vals[i]) == (isfinite(vals[i]) && vals[i] == floor(vals[i])));
 }
@@ -79,6 +98,27 @@ static void test_format_double(void **state)
     assert_string_equal(b, "-Inf");
     ss_format_double(b, sizeof b, 1756047.3);
     assert_string_equal(b, "1.7560473e+06");
+    /* Prometheus 2.42's API (values checked against it in test_prometheus_parity_edges) */
+    static const struct {
+        double v;
+        const char *s;
+    } api[] = {{-0.0, "-0"},
+               {0.0, "0"},
+               {1e-05, "0.00001"},
+               {1e-06, "0.000001"},
+               {9.99e-07, "9.99e-07"},
+               {1756047.3, "1756047.3"},
+               {1.2345678901234567e20, "123456789012345670000"},
+               {1e21, "1e+21"},
+               {-4.9e-324, "-5e-324"},
+               {1.7976931348623157e308, "1.7976931348623157e+308"},
+               {-123.456, "-123.456"},
+               {0.1, "0.1"},
+               {100, "100"}};
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        ss_format_double_api(b, sizeof b, api[i].v);
+        assert_string_equal(b, api[i].s);
+    }
     /* Go: strconv.FormatFloat(x, 'g', -1, 64) */
     static const struct {
         double v;
@@ -196,14 +236,10 @@ static void test_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_is_integral),
-        cmocka_unit_test(test_format_double),
-        cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_labels_hash_boundaries),
-        cmocka_unit_test(test_buf_limit),
-        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_durations),   cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_is_integral), cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_labels),      cmocka_unit_test(test_labels_hash_boundaries),
+        cmocka_unit_test(test_buf_limit),   cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

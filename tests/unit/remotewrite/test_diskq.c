@@ -114,6 +114,52 @@ static void test_order_and_reopen(void **state)
     rw_diskq_close(q);
 }
 
+/* Several records handed out, then one ack (the replayer sends them in one request):
+ * all of them are acknowledged, their samples leave the count, and a rewind instead
+ * hands the first of them out again. Past RW_DISKQ_MAX_PENDING segments, next asks for
+ * an ack first. */
+static void test_ack_several(void **state)
+{
+    (void)state;
+    struct rw_diskq *q = open_q(0, 0);
+    append_n(q, 0, 10, 1000);
+    struct ss_buf b;
+    ss_buf_init(&b, 0);
+    int64_t a, z;
+    uint32_t s;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rw_diskq_next(q, &b, &a, &z, &s), 0);
+    rw_diskq_rewind(q);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rw_diskq_next(q, &b, &a, &z, &s), 0);
+        assert_int_equal(atoi(b.data + 7), i);
+    }
+    assert_int_equal(rw_diskq_ack(q), 0);
+    struct rw_diskq_stats st;
+    rw_diskq_get_stats(q, &st);
+    assert_int_equal(st.samples, 60);
+    assert_int_equal(st.replayed_records, 4);
+    rw_diskq_close(q);
+    q = open_q(0, 0); /* the checkpoint holds all four */
+    int seen[20];
+    assert_int_equal(read_all(q, seen, 20), 6);
+    assert_int_equal(seen[0], 4);
+    /* records of many segments (about 28 per 4 KiB segment) */
+    append_n(q, 100, 700, 1000);
+    int handed = 0, rc;
+    while ((rc = rw_diskq_next(q, &b, &a, &z, &s)) == 0)
+        assert_int_equal(atoi(b.data + 7), 100 + handed++);
+    assert_int_equal(rc, SS_ELIMIT);
+    assert_true(handed > 15 * 20 && handed < 600); /* 16 segments at most */
+    assert_int_equal(rw_diskq_ack(q), 0);
+    rw_diskq_get_stats(q, &st);
+    assert_int_equal(st.samples, (uint64_t)(600 - handed) * 10);
+    assert_int_equal(read_all(q, seen, 20), 600 - handed);
+    assert_true(rw_diskq_empty(q));
+    rw_diskq_close(q);
+    ss_buf_free(&b);
+}
+
 static void test_rewind(void **state)
 {
     (void)state;
@@ -314,6 +360,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_bytes_lose_one_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),

@@ -432,8 +432,20 @@ static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
         sleep_ms(scrape_gap_ms);
     }
     assert_true(metric(r, "scrapeship_remote_samples_spilled_total{") > 0);
+    pthread_mutex_lock(&rx.mu);
+    uint64_t requests_before = rx.requests;
+    pthread_mutex_unlock(&rx.mu);
     rx_set(204, 0);
     bool all = wait_samples((uint64_t)nseries * nscrapes, 60000);
+    /* the backlog is replayed several disk records per request (spill.c), not one per
+     * round trip */
+    pthread_mutex_lock(&rx.mu);
+    uint64_t requests = rx.requests - requests_before;
+    pthread_mutex_unlock(&rx.mu);
+    double records = metric(r, "scrapeship_remote_disk_records_replayed_total{");
+    print_message("replayed %.0f disk records in %llu requests\n", records, (unsigned long long)requests);
+    if (records >= 16 && records < 2.0 * (double)requests)
+        fail_msg("%.0f disk records replayed in %llu requests", records, (unsigned long long)requests);
     if (!all || dropped(r, "queue_full") > 0)
         print_message("received %llu of %d; queued %.0f, spilled %.0f, replayed %.0f, disk samples %.0f, "
                       "dropped %.0f\n",

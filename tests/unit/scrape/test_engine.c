@@ -575,12 +575,51 @@ static void test_series_added(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(synthetic("scrape_series_added") == 1);
     assert_true(synthetic("scrape_samples_scraped") == 4);
-    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 3);
+    /* Prometheus 2.42 counts the duplicate as appended too */
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 4);
     assert_int_equal(count_stale(), 1);
     char t[256];
     snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
     assert_true(find(t)->value == 1); /* the first sample of a duplicated series wins */
     scrape_manager_free(m);
+}
+
+/* A scrape that fails inside the body reports the samples parsed (and kept after
+ * metric relabeling) before the error, as Prometheus 2.42 does; one that fails before
+ * the body (HTTP status) reports none. */
+static void test_failed_scrape_counts(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\nb 2\ndrop_me 3\nc{ 4\nd 5\n");
+    struct scrape_job j = base_job();
+    struct relabel_rule *drop = NULL;
+    char *src[] = {"__name__"};
+    struct relabel_config rc = {
+        .source_labels = src, .nsource_labels = 1, .regex = "drop_me", .action = RELABEL_DROP};
+    char err[256];
+    assert_int_equal(relabel_compile(&rc, &drop, err, sizeof err), 0);
+    j.metric_relabel = &drop;
+    j.nmetric_relabel = 1;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_true(synthetic("up") == 0);
+    assert_true(synthetic("scrape_samples_scraped") == 3);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 2);
+    assert_true(synthetic("scrape_series_added") == 0);
+    /* OpenMetrics without # EOF: every sample parsed, then the error */
+    serve(200, "application/openmetrics-text; version=1.0.0", "a 1\nb 2\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_true(synthetic("scrape_samples_scraped") == 2);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 2);
+    serve(500, TEXT, "a 1\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_true(synthetic("scrape_samples_scraped") == 0);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 0);
+    scrape_manager_free(m);
+    relabel_rule_free(drop);
 }
 
 /* A reload that changes metric relabeling: the same exposed text now yields other
@@ -692,11 +731,12 @@ static void test_self_metrics_escape_job(void **state)
     struct ss_buf out;
     ss_buf_init(&out, 0);
     assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
-    assert_non_null(strstr(out.data, "scrapeship_scrapes_total{job=\"we\\\"ird\\\\job\"} 1\n"));
-    assert_non_null(strstr(
-        out.data, "scrapeship_scrape_failures_total{job=\"we\\\"ird\\\\job\",reason=\"timeout\"} 0\n"));
+    assert_non_null(strstr(out.data, "scrapeship_scrapes_total{scrape_job=\"we\\\"ird\\\\job\"} 1\n"));
     assert_non_null(
-        strstr(out.data, "scrapeship_scrape_duration_seconds_count{job=\"we\\\"ird\\\\job\"} 1\n"));
+        strstr(out.data,
+               "scrapeship_scrape_failures_total{scrape_job=\"we\\\"ird\\\\job\",reason=\"timeout\"} 0\n"));
+    assert_non_null(
+        strstr(out.data, "scrapeship_scrape_duration_seconds_count{scrape_job=\"we\\\"ird\\\\job\"} 1\n"));
     assert_null(strstr(out.data, "job=\"we\"ird"));
     ss_buf_free(&out);
     scrape_manager_free(m);
@@ -735,7 +775,7 @@ static uint64_t failures(struct scrape_manager *m, const char *reason)
     char key[128];
     ss_buf_init(&out, 0);
     assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
-    snprintf(key, sizeof key, "scrapeship_scrape_failures_total{job=\"test\",reason=\"%s\"} ", reason);
+    snprintf(key, sizeof key, "scrapeship_scrape_failures_total{scrape_job=\"test\",reason=\"%s\"} ", reason);
     const char *p = strstr(out.data, key);
     assert_non_null(p);
     uint64_t v = strtoull(p + strlen(key), NULL, 10);
@@ -965,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_series_added),
+        cmocka_unit_test(test_failed_scrape_counts),
         cmocka_unit_test(test_reload_relabel_changes_labels),
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),

@@ -34,9 +34,11 @@
 /* The fake API server                                                      */
 /* ======================================================================== */
 
-enum { R_PODS, R_SERVICES, R_ENDPOINTS, R_N };
-static const char *const res_names[R_N] = {"pods", "services", "endpoints"};
-static const char *const res_kinds[R_N] = {"Pod", "Service", "Endpoints"};
+enum { R_PODS, R_SERVICES, R_ENDPOINTS, R_ENDPOINTSLICES, R_N };
+static const char *const res_names[R_N] = {"pods", "services", "endpoints", "endpointslices"};
+static const char *const res_kinds[R_N] = {"Pod", "Service", "Endpoints", "EndpointSlice"};
+/* the path prefix of each resource's group and version */
+static const char *const res_prefix[R_N] = {"/api/v1", "/api/v1", "/api/v1", "/apis/discovery.k8s.io/v1"};
 
 #define MAX_EVENTS 512
 #define MAX_CONNS  256
@@ -321,11 +323,15 @@ static void *conn_main(void *arg)
         *q++ = '\0';
     char ns[128] = "", resn[64] = "";
     int res = -1;
-    if (sscanf(target, "/api/v1/namespaces/%127[^/]/%63s", ns, resn) == 2 ||
-        (ns[0] = '\0', sscanf(target, "/api/v1/%63s", resn) == 1))
-        for (int i = 0; i < R_N; i++)
+    for (int i = 0; i < R_N && res < 0; i++) {
+        size_t pl = strlen(res_prefix[i]);
+        if (strncmp(target, res_prefix[i], pl) != 0)
+            continue;
+        if (sscanf(target + pl, "/namespaces/%127[^/]/%63s", ns, resn) == 2 ||
+            (ns[0] = '\0', sscanf(target + pl, "/%63s", resn) == 1))
             if (!strcmp(resn, res_names[i]))
                 res = i;
+    }
     char buf[16];
     if (res < 0)
         send_json(fd, 404, status_json(404, "NotFound"));
@@ -432,7 +438,8 @@ static void fake_apply(struct fake *f, int res, json_t *obj)
     snprintf(rv, sizeof rv, "%ld", f->rv);
     json_object_set_new(md, "resourceVersion", json_string(rv));
     json_object_set_new(obj, "kind", json_string(res_kinds[res]));
-    json_object_set_new(obj, "apiVersion", json_string("v1"));
+    json_object_set_new(obj, "apiVersion",
+                        json_string(res == R_ENDPOINTSLICES ? "discovery.k8s.io/v1" : "v1"));
     snprintf(key, sizeof key, "%s/%s", json_string_value(json_object_get(md, "namespace")),
              json_string_value(json_object_get(md, "name")));
     bool exists = json_object_get(f->objs[res], key) != NULL;
@@ -1164,6 +1171,84 @@ static void test_endpoints_role(void **state)
     run_free(&r);
 }
 
+/* Role endpointslice (discovery.k8s.io/v1): endpointslice.go's labels, the service found
+ * through the kubernetes.io/service-name label, the pod behind a targetRef, a port
+ * without a number (bare address), and a slice with a malformed field (counted, its
+ * other fields used, no crash). */
+static void test_endpointslice_role(void **state)
+{
+    (void)state;
+    struct run r;
+    run_init(&r);
+    fake_apply(r.f, R_PODS, mkpod("shop", "web-1", "10.2.0.1", 8080));
+    fake_apply(r.f, R_SERVICES,
+               json_pack("{s:{s:s, s:s, s:{s:s}}}", "metadata", "name", "web", "namespace", "shop", "labels",
+                         "app", "web"));
+    fake_apply(
+        r.f, R_ENDPOINTSLICES,
+        json_loads("{\"metadata\":{\"name\":\"web-x1\",\"namespace\":\"shop\",\"labels\":{"
+                   "\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"endpoints\":["
+                   "{\"addresses\":[\"10.2.0.1\"],\"conditions\":{\"ready\":true,\"terminating\":false},"
+                   "\"hostname\":\"h1\",\"nodeName\":\"node-1\",\"deprecatedTopology\":{\"zone/a\":\"z1\"},"
+                   "\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-1\",\"namespace\":\"shop\"}},"
+                   "{\"addresses\":[\"10.2.0.9\", 7],\"conditions\":{\"ready\":false}}],"
+                   "\"ports\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\",\"appProtocol\":"
+                   "\"http\"},{\"name\":\"any\"}]}",
+                   0, NULL));
+    fake_apply(r.f, R_ENDPOINTSLICES,
+               json_loads("{\"metadata\":{\"name\":\"bad\",\"namespace\":\"shop\"},\"endpoints\":3,"
+                          "\"ports\":[]}",
+                          0, NULL));
+    struct kube_sd_config c;
+    base_config(&r, &c);
+    c.role = KUBE_SD_ROLE_ENDPOINTSLICE;
+    run_start(&r, &c);
+    poll_once(&r);
+    size_t four = 4; /* 2 addresses x 2 ports; the pod's port 8080 is covered */
+    assert_true(wait_for(&r, pred_ngroups, &four));
+    const struct scrape_target_group *g = find_target(&r, "10.2.0.1:8080");
+    assert_non_null(g);
+    static const char *const want[][2] = {
+        {"__meta_kubernetes_namespace", "shop"},
+        {"__meta_kubernetes_endpointslice_name", "web-x1"},
+        {"__meta_kubernetes_endpointslice_address_type", "IPv4"},
+        {"__meta_kubernetes_service_name", "web"},
+        {"__meta_kubernetes_service_label_app", "web"},
+        {"__meta_kubernetes_endpointslice_port_name", "http"},
+        {"__meta_kubernetes_endpointslice_port_protocol", "TCP"},
+        {"__meta_kubernetes_endpointslice_port", "8080"},
+        {"__meta_kubernetes_endpointslice_port_app_protocol", "http"},
+        {"__meta_kubernetes_endpointslice_endpoint_conditions_ready", "true"},
+        {"__meta_kubernetes_endpointslice_endpoint_conditions_terminating", "false"},
+        {"__meta_kubernetes_endpointslice_endpoint_hostname", "h1"},
+        {"__meta_kubernetes_endpointslice_endpoint_node_name", "node-1"},
+        {"__meta_kubernetes_endpointslice_address_target_kind", "Pod"},
+        {"__meta_kubernetes_endpointslice_address_target_name", "web-1"},
+        {"__meta_kubernetes_endpointslice_endpoint_topology_zone_a", "z1"},
+        {"__meta_kubernetes_endpointslice_endpoint_topology_present_zone_a", "true"},
+        {"__meta_kubernetes_pod_name", "web-1"},
+        {"__meta_kubernetes_pod_container_name", "app"},
+        {"__meta_kubernetes_pod_container_port_number", "8080"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *v = label(g, want[i][0]);
+        if (!v || strcmp(v, want[i][1]))
+            fail_msg("%s: want \"%s\", got \"%s\"", want[i][0], want[i][1], v ? v : "(absent)");
+    }
+    assert_null(label(g, "__meta_kubernetes_endpointslice_endpoint_conditions_serving"));
+    g = find_target(&r, "10.2.0.1"); /* the port without a number: the bare address */
+    assert_non_null(g);
+    assert_string_equal(label(g, "__meta_kubernetes_endpointslice_port_name"), "any");
+    assert_null(label(g, "__meta_kubernetes_endpointslice_port"));
+    assert_null(label(g, "__meta_kubernetes_pod_container_name"));
+    g = find_target(&r, "10.2.0.9:8080");
+    assert_non_null(g);
+    assert_string_equal(label(g, "__meta_kubernetes_endpointslice_endpoint_conditions_ready"), "false");
+    assert_null(label(g, "__meta_kubernetes_pod_name"));
+    assert_int_equal(fake_count(r.f, "/apis/discovery.k8s.io/v1/endpointslices?limit=500", NULL), 1);
+    run_free(&r);
+}
+
 /* In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service account directory; the
  * connection is https (the fake sees a TLS ClientHello). Missing env: an error, no
  * crash, and poll does not hang. */
@@ -1323,9 +1408,9 @@ static void test_metrics(void **state)
     ss_buf_init(&b, 1 << 20);
     assert_int_equal(ss_metrics_render(&b), 0);
     assert_non_null(
-        strstr(b.data, "scrapeship_sd_kubernetes_requests_total{job=\"kube-test\",kind=\"list\"} 1"));
-    assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_objects{job=\"kube-test\"} 1"));
-    assert_non_null(strstr(b.data, "{job=\"metrics\\\"job\",kind=\"list\"} 0"));
+        strstr(b.data, "scrapeship_sd_kubernetes_requests_total{scrape_job=\"kube-test\",kind=\"list\"} 1"));
+    assert_non_null(strstr(b.data, "scrapeship_sd_kubernetes_objects{scrape_job=\"kube-test\"} 1"));
+    assert_non_null(strstr(b.data, "{scrape_job=\"metrics\\\"job\",kind=\"list\"} 0"));
     const char *first = strstr(b.data, "# TYPE scrapeship_sd_kubernetes_objects");
     assert_non_null(first);
     assert_null(strstr(first + 1, "# TYPE scrapeship_sd_kubernetes_objects"));
@@ -1352,6 +1437,7 @@ int main(void)
         cmocka_unit_test(test_token_file_rotation),
         cmocka_unit_test(test_errors_retry),
         cmocka_unit_test(test_endpoints_role),
+        cmocka_unit_test(test_endpointslice_role),
         cmocka_unit_test(test_in_cluster),
         cmocka_unit_test(test_kubeconfig_errors),
         cmocka_unit_test(test_new_checks),

@@ -343,6 +343,13 @@ static void test_timestamps(void **state)
     /* PromParser lexes [0-9]+; prometheus/common takes a sign. */
     expect_err(TEXT_LENIENT, "a 1 -2\n", SS_EPARSE, "timestamp");
     expect(TEXT_STRICT, "a 1 -2\n", "S a{} 1 @-2 fam=a unknown L1\n");
+    /* A blank after the value starts a timestamp in prometheus/common (promtool: "expected
+     * integer as timestamp, got \"\""), and nothing may follow one; PromParser takes both. */
+    expect_err(TEXT_STRICT, "a 1 \n", SS_EPARSE, "expected integer as timestamp");
+    expect_err(TEXT_STRICT, "a{b=\"c\"} 1\t\n", SS_EPARSE, "expected integer as timestamp");
+    expect_err(TEXT_STRICT, "a 1 2 \n", SS_EPARSE, "spurious string after timestamp");
+    expect(TEXT_STRICT, "a 1  2\n", "S a{} 1 @2 fam=a unknown L1\n");
+    expect(TEXT_LENIENT, "a 1 \nb 1 2 \n", "S a{} 1 fam=a unknown L1\nS b{} 1 @2 fam=b unknown L2\n");
     /* OpenMetrics: float seconds, int64(ts*1000) as Prometheus 2.42. */
     expect(OM_LENIENT, "a 1 1520879607.789\nb 1 1.5\nc 1 -1.5\nd 1 1.5e3\ne 1 0.0009\nf 1 1e300\n# EOF\n",
            "S a{} 1 @1520879607789 fam=a unknown L1\n"

@@ -211,6 +211,28 @@ static void test_utf8_exhaustive(void **state)
 
 /* ---- names --------------------------------------------------------------- */
 
+/* RFC 9110 §5.6.2: token = 1*tchar; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+"
+ * / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
+static void test_http_token(void **state)
+{
+    (void)state;
+    const char *tchar_punct = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    (c && strchr(tchar_punct, c));
+        if (ss_http_tchar((unsigned char)c) != want)
+            fail_msg("byte 0x%02x: tchar %d, want %d", c, !want, want);
+    }
+    assert_true(ss_http_token_valid(S("X-Scope-OrgID")));
+    assert_true(ss_http_token_valid(S("a!#$%&'*+-.^_`|~9")));
+    assert_false(ss_http_token_valid(S("")));
+    assert_false(ss_http_token_valid(S("X Header")));
+    assert_false(ss_http_token_valid(S("X:Header")));
+    assert_false(ss_http_token_valid(S("X\r\nInjected")));
+    assert_false(ss_http_token_valid("ab\0c", 4)); /* the length is authoritative */
+    assert_true(ss_http_token_valid("ab\0c", 2));
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -524,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_utf8_decode),
         cmocka_unit_test(test_utf8_every_code_point),
         cmocka_unit_test(test_utf8_exhaustive),
+        cmocka_unit_test(test_http_token),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_escape_label_value),
         cmocka_unit_test(test_escape_round_trip),

@@ -302,6 +302,43 @@ static void test_merge_keys_are_plain_keys(void **state)
     ss_yaml_free(t);
 }
 
+/* With merge_keys, go-yaml's expansion: own keys win wherever written, the first of
+ * several merged maps wins, a non-map value stays a key, merged pairs count as refs. */
+static void test_merge_keys_expanded(void **state)
+{
+    (void)state;
+    struct ss_ytree *t;
+    const struct ss_yaml_opts mk = {.max_depth = 64, .merge_keys = true};
+    const struct ss_ynode *root = load("a: &a {x: 1, y: 2}\n"
+                                       "b: &b {y: 20, z: 30}\n"
+                                       "m:\n"
+                                       "  y: 3\n"
+                                       "  <<: [*a, *b]\n"
+                                       "n: {<<: *a, w: 0}\n"
+                                       "o: {<<: 5}\n"
+                                       "p: {<<: [], q: 1}\n",
+                                       &mk, &t);
+    const struct ss_ynode *m = ss_yaml_map_get(root, "m");
+    assert_int_equal(m->nkids, 6);
+    assert_null(ss_yaml_map_get(m, "<<"));
+    assert_scalar(ss_yaml_map_get(m, "y"), "3", 4, 6);
+    assert_scalar(ss_yaml_map_get(m, "x"), "1", 1, 11);
+    assert_scalar(ss_yaml_map_get(m, "z"), "30", 2, 18);
+    const struct ss_ynode *n = ss_yaml_map_get(root, "n");
+    assert_int_equal(n->nkids, 6);
+    assert_scalar(n->kids[0], "w", 6, 13);
+    assert_non_null(ss_yaml_map_get(ss_yaml_map_get(root, "o"), "<<"));
+    assert_int_equal(ss_yaml_map_get(root, "p")->nkids, 2); /* <<: [] merges nothing */
+    ss_yaml_free(t);
+    /* a merge that multiplies references is bounded like aliases */
+    static const char refs[] = "a: &a {p: 1, q: 2, r: 3}\nb: {<<: *a}\nc: {<<: *a}\n";
+    const struct ss_yaml_opts few = {.max_depth = 64, .max_refs = 17}; /* 17 without merging */
+    load_ok(refs, &few);
+    const struct ss_yaml_opts fewm = {.max_depth = 64, .max_refs = 17, .merge_keys = true};
+    struct ss_yaml_error e;
+    load_fail(refs, sizeof refs - 1, &fewm, SS_YAML_REFS, 1, 20, &e); /* at r: p and q fit */
+}
+
 static void test_duplicate_keys_are_kept(void **state)
 {
     (void)state;
@@ -459,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_nulls_and_tags),
         cmocka_unit_test(test_anchors_and_aliases),
         cmocka_unit_test(test_merge_keys_are_plain_keys),
+        cmocka_unit_test(test_merge_keys_expanded),
         cmocka_unit_test(test_duplicate_keys_are_kept),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_limits),

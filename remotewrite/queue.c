@@ -4,6 +4,11 @@
  * relabeling, then the streaming encoder) into the staging buffer of its queue
  * (hash % nqueues); at the end of the scrape rw_remote_commit moves every staging
  * buffer into its queue under one short lock and wakes the senders that serve them.
+ * A staging buffer that reaches STAGE_FLUSH_BYTES during the scrape moves to its
+ * queue at once (the scrape module hands over only scrapes that succeeded, so there
+ * is nothing to roll back): staging memory is bounded per queue, not by the size of a
+ * scrape, and a big scrape is not kept twice (staged and queued). Its sender is woken
+ * then only when a whole batch is there; the end of the scrape wakes the rest.
  *
  * The size of a scrape never decides its fate: a commit of any size is queued, and the
  * senders split it into batches of max_samples_per_send. What bounds memory is one
@@ -40,17 +45,25 @@ size_t rw_record_len(const char *p, size_t avail)
     return 0;
 }
 
-/* A queue or staging buffer that grew past this gives its memory back when it empties.
- * Kept buffers are high-water marks: with a series' queue chosen by its family and
- * target, which queue gets a big commit changes as targets come and go, so under churn
- * every buffer slowly grew to the largest commit it ever saw (RSS crept up about
- * 0.3 MB/min in the churn soak with a 1 MiB threshold, 0.18 with this one). Regrowing
- * costs a few reallocs per commit, nothing next to encoding it. */
-#define KEEP_BUFFER_BYTES (64u << 10)
+/* Staging buffers move to their queue when they reach this size (so with records of
+ * a few hundred bytes they never grow past 16 KiB), and are not kept above
+ * STAGE_KEEP_BYTES: with 50 queues a remote keeps about 1 MB of staging however big
+ * the scrapes; a commit per ~60 records costs a lock and no wakeup (see
+ * commit_stages). A queue's buffer that grew past QUEUE_KEEP_BYTES gives its memory
+ * back when it empties. Kept buffers are high-water marks: with a series' queue chosen
+ * by its family and target, which queue gets a big commit changes as targets come and
+ * go, so under churn every buffer slowly grew to the largest commit it ever saw (RSS
+ * crept up about 0.3 MB/min in the churn soak with a 1 MiB threshold, 0.18 with 64
+ * KiB). Regrowing costs a few reallocs per commit, nothing next to encoding it. */
+#define STAGE_FLUSH_BYTES (12u << 10)
+#define STAGE_KEEP_BYTES  (32u << 10)
+#define QUEUE_KEEP_BYTES  (64u << 10)
+
+static void commit_stages(struct rw_remote *r, int lo, int hi, bool final);
 
 void rw_queue_emptied(struct rwq *q)
 {
-    if (q->q.cap > KEEP_BUFFER_BYTES) { /* give the memory back */
+    if (q->q.cap > QUEUE_KEEP_BYTES) { /* give the memory back */
         size_t max = q->q.max;
         ss_buf_free(&q->q);
         ss_buf_init(&q->q, max);
@@ -72,6 +85,7 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
 {
     q->head += bytes;
     q->samples -= n;
+    q->cum_out += n;
     atomic_fetch_sub(&r->queue_samples, n);
     atomic_fetch_sub(&r->queue_bytes, bytes);
     while (q->marks_head < q->nmarks && q->marks[q->marks_head].end <= q->head)
@@ -92,6 +106,10 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
 {
     size_t off = q->head, n = 0;
+    for (size_t i = q->marks_head; i < q->nmarks && q->marks[i].cum - q->cum_out <= max_n; i++) {
+        off = q->marks[i].end; /* whole chunks: no need to walk their records */
+        n = (size_t)(q->marks[i].cum - q->cum_out);
+    }
     while (n < max_n && off < q->q.len) {
         size_t rl = rw_record_len(q->q.data + off, q->q.len - off);
         if (!rl)
@@ -194,6 +212,8 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     if (s->timestamp_ms > r->stage_max_ts[qi])
         r->stage_max_ts[qi] = s->timestamp_ms;
     atomic_fetch_add(&r->samples_in, 1);
+    if (r->stage[qi].len >= STAGE_FLUSH_BYTES)
+        commit_stages(r, qi, qi + 1, false);
 }
 
 /* The queue whose head commit is the oldest, or NULL when nothing is queued;
@@ -307,14 +327,38 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     r->drops_unlogged = 0;
 }
 
+/* Wake the owners of the queues that got records during the scrape without being
+ * woken (qmu held). */
+static void wake_flushed(struct rw_remote *r, int lo, int hi)
+{
+    for (int i = lo; i < hi; i++)
+        if (r->stage_flushed[i]) {
+            r->stage_flushed[i] = false;
+            rw_wake_owner(r, i);
+        }
+}
+
 void rw_remote_commit(struct rw_remote *r)
 {
+    commit_stages(r, 0, r->nqueues, true);
+}
+
+/* Move the staging buffers lo..hi-1 into their queues. final: the end of a scrape
+ * (wake every sender with new records); otherwise one buffer that got full, whose
+ * sender is woken only when its queue holds a whole batch. */
+static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
+{
     uint64_t total = 0, nsamples = 0;
-    for (int i = 0; i < r->nqueues; i++) {
+    for (int i = lo; i < hi; i++) {
         total += r->stage[i].len;
         nsamples += r->stage_samples[i];
     }
     if (!nsamples) {
+        if (final) {
+            pthread_mutex_lock(&r->qmu);
+            wake_flushed(r, lo, hi);
+            pthread_mutex_unlock(&r->qmu);
+        }
         if (r->drops_unlogged)
             log_drops(r, 0, "receiver too slow or down");
         return;
@@ -348,7 +392,7 @@ void rw_remote_commit(struct rw_remote *r)
     uint64_t qb = atomic_load(&r->queue_bytes);
     if (qb + total > limit) { /* this commit alone passes the bound: keep its newest part */
         uint64_t room = limit > qb ? limit - qb : 0;
-        for (int i = 0; i < r->nqueues && total > room; i++) {
+        for (int i = lo; i < hi && total > room; i++) {
             uint64_t other = total - r->stage[i].len;
             size_t keep = room > other ? (size_t)(room - other) : 0;
             if (r->stage[i].len > keep) {
@@ -360,7 +404,9 @@ void rw_remote_commit(struct rw_remote *r)
             }
         }
     }
-    for (int i = 0; i < r->nqueues; i++) {
+    const size_t batch =
+        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
+    for (int i = lo; i < hi; i++) {
         if (!r->stage_samples[i])
             goto next;
         struct rwq *q = &r->queues[i];
@@ -392,14 +438,20 @@ void rw_remote_commit(struct rw_remote *r)
             why = "out of memory";
             goto next;
         }
-        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, r->stage_max_ts[i], now};
+        q->cum_in += r->stage_samples[i];
+        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, q->cum_in, r->stage_max_ts[i], now};
         q->samples += r->stage_samples[i];
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
         atomic_fetch_add(&r->queue_bytes, bytes);
         rw_atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
-        rw_wake_owner(r, i);
+        if (final || q->samples >= batch) {
+            r->stage_flushed[i] = false;
+            rw_wake_owner(r, i);
+        } else {
+            r->stage_flushed[i] = true;
+        }
     next:
-        if (r->stage[i].cap > KEEP_BUFFER_BYTES) { /* do not keep a big commit's peak */
+        if (r->stage[i].cap > STAGE_KEEP_BYTES) { /* do not keep a peak */
             ss_buf_free(&r->stage[i]);
             ss_buf_init(&r->stage[i], 0);
         }
@@ -407,6 +459,8 @@ void rw_remote_commit(struct rw_remote *r)
         r->stage_samples[i] = 0;
         r->stage_max_ts[i] = 0;
     }
+    if (final)
+        wake_flushed(r, lo, hi);
     pthread_mutex_unlock(&r->qmu);
     if (dropped) {
         atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], dropped);

@@ -49,6 +49,7 @@ extern const double rw_send_buckets[RW_NBUCKETS];
 
 struct chunk_mark { /* one commit's records in a queue */
     size_t end;     /* offset in q just past the chunk */
+    uint64_t cum;   /* the queue's cum_in just past the chunk */
     int64_t max_ts;
     int64_t enq_mono;
 };
@@ -60,6 +61,9 @@ struct rwq {
     uint64_t samples;
     struct chunk_mark *marks;
     size_t nmarks, marks_cap, marks_head;
+    /* records ever committed and taken or dropped: a batch takes whole chunks by
+     * these counts and walks records only in its last chunk */
+    uint64_t cum_in, cum_out;
     bool busy; /* a batch taken from this queue is in flight */
     int owner; /* while busy: the sender that has it */
 };
@@ -105,10 +109,12 @@ struct rw_remote {
     atomic_int desired_shards;
     uint64_t mem_bound; /* max_memory_bytes */
 
-    /* scrape-thread staging, one buffer per queue */
+    /* scrape-thread staging, one buffer per queue, moved to its queue at the end of a
+     * scrape or when it reaches STAGE_FLUSH_BYTES (queue.c) */
     struct ss_buf *stage;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
+    bool *stage_flushed; /* moved to its queue during this scrape, owner not woken yet */
     struct ss_labels work;
     int64_t last_drop_log; /* rate limit of the queue_full log */
     uint64_t drops_unlogged;

@@ -179,10 +179,10 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
     uint32_t ends[MAX_LABELS + 8];
-    const char *wire = series_entry_labels(&t->series, e);
-    long n = ss_labels_wire_read(wire, e->len, labels, ends, MAX_LABELS + 8);
+    long n = series_table_labels_split(&t->series, e, &t->wire, labels, ends, MAX_LABELS + 8);
     if (n < 0)
-        return; /* cannot happen: the table holds what ss_labels_wire_write wrote */
+        return; /* out of memory: the series is lost for this scrape */
+    const char *wire = t->wire.data;
     struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len};
     if (!m->ext.n) {
         m->sink.series(m->sink.ud, &s);
@@ -374,7 +374,8 @@ static int see_sample(struct target *t, const struct scrape_parsed_sample *s, si
         return 0;
     }
     bool explicit_ts = s->has_timestamp && job->honor_timestamps;
-    series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts);
+    if (series_table_see(&t->series, i, s->value, explicit_ts ? s->timestamp_ms : t->start_ms, !explicit_ts))
+        return target_fail(t, FAIL_OTHER, "out of memory");
     return 0;
 }
 
@@ -385,13 +386,16 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     struct ss_labels *w = &t->work;
     int rc;
 
-    t->samples_scraped++;
     /* Scrape-cache hit: this exact series was seen before and its final labels are in
      * the table, so labelling, relabeling, sorting and hashing are skipped (as
-     * Prometheus' scrape cache does). The cache is emptied when the job's settings
-     * change (reload). */
+     * Prometheus' scrape cache does), and with lazy_labels the parser has not even
+     * parsed the labels. The cache is emptied when the job's settings change (reload).
+     * A miss on a sample without labels asks for them: the parser passes it again. */
     uint64_t rk = raw_key(s);
     long ci = series_table_find_raw(&t->series, rk);
+    if (ci < 0 && s->labels_skipped)
+        return SCRAPE_WANT_LABELS;
+    t->samples_scraped++;
     if (ci >= 0)
         return see_sample(t, s, (size_t)ci);
     ss_labels_reset(w);
@@ -663,7 +667,8 @@ static void start_scrape(struct target *t)
     t->parse_error = false;
     if (t->parser_strict != t->job->cfg.strict_parsing) { /* reloaded with the other setting */
         struct scrape_parser *np = NULL;
-        struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .strict = t->job->cfg.strict_parsing};
+        struct scrape_parser_opts po = {
+            .format = SCRAPE_FORMAT_TEXT, .strict = t->job->cfg.strict_parsing, .lazy_labels = true};
         if (scrape_parser_new(&po, &np) == 0) {
             scrape_parser_free(t->parser);
             t->parser = np;
@@ -760,8 +765,8 @@ static void finish_scrape(struct target *t, CURLcode res)
         atomic_fetch_add(&js->samples_post, t->samples_post);
         const struct series_table *st = &t->series;
         for (uint32_t k = 0; k < st->norder; k++) {
-            const struct series_entry *e = &st->e[st->order[k]];
-            emit_entry(t, e, e->value, e->ts);
+            const struct series_seen *o = &st->order[k];
+            emit_entry(t, &st->e[o->idx], o->value, o->ts);
         }
     }
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
@@ -836,7 +841,8 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
     ss_buf_init(&t->wire, 0);
-    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .strict = js->cfg.strict_parsing};
+    struct scrape_parser_opts po = {
+        .format = SCRAPE_FORMAT_TEXT, .strict = js->cfg.strict_parsing, .lazy_labels = true};
     t->easy = curl_easy_init();
     t->parser_strict = po.strict;
     if (!t->easy || scrape_parser_new(&po, &t->parser)) {

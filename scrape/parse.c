@@ -1759,10 +1759,92 @@ static int text_comment_strict(struct scrape_parser *p, const char *c, const cha
     return emit_meta(p, cb, kind, fam, (struct ss_str){text.p, 0}, f->type);
 }
 
+/* The closing brace of a label set whose '{' is just before c: the first '}' outside
+ * a quoted string, or NULL. */
+static const char *scan_label_set(const char *c, const char *e)
+{
+    bool quoted = false;
+    for (; c < e; c++) {
+        if (quoted) {
+            if (*c == '\\') {
+                if (++c == e)
+                    break;
+            } else if (*c == '"') {
+                quoted = false;
+            }
+        } else if (*c == '"') {
+            quoted = true;
+        } else if (*c == '}') {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* lazy_labels: the sample of a line name{...} value [timestamp] with its labels
+ * skipped, as text_sample_line would pass it. Returns 0 when the sink took it,
+ * SCRAPE_WANT_LABELS when the line must be parsed in full (also when it does not have
+ * that shape), or the callback's error. A sink can only know a series text that once
+ * parsed in full, and a label set ends at the first '}' outside quotes, so parsing it
+ * would end where this scan does: skipping it changes nothing. */
+static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
+                            const struct scrape_parser_cb *cb)
+{
+    const char *c = s;
+    if (!is_mname_start(*c))
+        return SCRAPE_WANT_LABELS;
+    while (c < e && is_mname_char(*c))
+        c++;
+    struct sample_ctx sc = {0};
+    sc.name = (struct ss_str){s, (size_t)(c - s)};
+    c = skip_ws(c, e);
+    if (c == e || *c != '{' || !(c = scan_label_set(c + 1, e)))
+        return SCRAPE_WANT_LABELS;
+    c = skip_ws(c + 1, e);
+    const char *v0 = c;
+    sc.series = (struct ss_str){s, (size_t)(v0 - s)};
+    while (c < e && !is_ws(*c) && *c != '{')
+        c++;
+    if (c == v0 || !parse_float(p, v0, (size_t)(c - v0), &sc.value))
+        return SCRAPE_WANT_LABELS; /* the full parse says what is wrong */
+    c = skip_ws(c, e);
+    if (c < e) {
+        const char *t0 = c;
+        while (c < e && is_digit(*c))
+            c++;
+        if (!parse_int64(t0, (size_t)(c - t0), false, &sc.ts_ms) || skip_ws(c, e) != e)
+            return SCRAPE_WANT_LABELS;
+        sc.has_ts = true;
+    }
+    if (!cb || !cb->sample)
+        return SCRAPE_WANT_LABELS; /* nobody to ask: validate in full */
+    struct ss_str family;
+    enum scrape_metric_type type;
+    lenient_family(p, sc.name, &family, &type);
+    struct scrape_parsed_sample ps = {
+        .name = sc.name,
+        .series = sc.series,
+        .value = sc.value,
+        .has_timestamp = sc.has_ts,
+        .timestamp_ms = sc.ts_ms,
+        .type = type,
+        .family = family,
+        .line = p->line,
+        .labels_skipped = true,
+    };
+    int rc = cb->sample(cb->ud, &ps);
+    return rc == SCRAPE_WANT_LABELS ? rc : cb_result(p, rc);
+}
+
 static int text_sample_line(struct scrape_parser *p, const char *s, const char *e,
                             const struct scrape_parser_cb *cb)
 {
     const bool strict = p->opts.strict;
+    if (p->opts.lazy_labels && !strict) {
+        int lrc = text_sample_lazy(p, s, e, cb);
+        if (lrc != SCRAPE_WANT_LABELS)
+            return lrc;
+    }
     const char *c = s;
     struct sample_ctx sc = {0};
     int rc;

@@ -47,7 +47,14 @@ struct scrape_parsed_sample {
     enum scrape_metric_type type; /* type of the family this sample belongs to */
     struct ss_str family;         /* family name (name without _bucket/_total/...) */
     uint32_t line;                /* 1-based line number in the body */
+    /* With scrape_parser_opts.lazy_labels: the labels were not parsed yet (nlabels 0,
+     * `series` set). The callback returns SCRAPE_WANT_LABELS to have them: the line is
+     * then parsed in full and passed again, with labels. */
+    bool labels_skipped;
 };
+
+/* A sample callback's answer to a sample with labels_skipped: parse its labels. */
+#define SCRAPE_WANT_LABELS 1
 
 /* A problem in the body (see scrape_parser_cb.error). */
 struct scrape_parse_error {
@@ -77,6 +84,9 @@ struct scrape_parser_opts {
     bool strict;         /* false: accept what Prometheus 2.42 scrapes; true: full
                           * validation (prometheus/common for text, the OpenMetrics
                           * conformance suite for OpenMetrics) */
+    bool lazy_labels;    /* text format, not strict: pass a sample with labels_skipped
+                          * first, so a sink that knows the series text (a scrape
+                          * cache) does not pay for parsing its labels */
 };
 
 struct scrape_parser;

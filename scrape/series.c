@@ -1,23 +1,33 @@
 /* series.c: the series table of one target (see series.h for the model).
  *
- * Entries live in one array (removed ones go on a free list and are reused), label
- * bytes in one buffer, and both indexes are open-addressing tables of entry numbers
- * with linear probing, so a slot costs 4 bytes and the key is read from the entry.
- * Removal shifts the following slots back (no tombstones), so a table under churn
- * does not fill up with dead slots. When removed entries have left more garbage in
- * the byte buffer than there are live bytes, or most of the array is free, the table
- * is compacted in place of growing: memory follows the live series, not the peak.
+ * Entries live in one array (removed ones go on a free list and are reused), their
+ * pair ids in one byte buffer, the label pairs in a second array with their wire
+ * bytes in a third buffer. The three indexes (final label hash, scrape cache key,
+ * label pair) are open-addressing tables of indexes with linear probing, so a slot
+ * costs 4 bytes and the key is read from the entry. Removal shifts the following
+ * slots back (no tombstones), so a table under churn does not fill up with dead
+ * slots. Arrays grow by half, not by doubling, and the maps stay at most 3/4 full:
+ * at 100k series the headroom is what costs, not the data. When removed entries
+ * have left more garbage in a buffer than there are live bytes, or most of the array
+ * is free, the table is compacted in place of growing: memory follows the live
+ * series, not the peak.
+ *
+ * Why pairs: a target's series share most of their labels (job, instance, the metric
+ * name, a handful of values per dimension), so storing each pair once and each series
+ * as ids of 1-2 bytes a label takes a tenth of the full label bytes. A pair lives as
+ * long as a series holds it (reference count), so churning label values free theirs.
  *
  * The scrape cache key is a 64-bit hash of the exposed text; two different lines of
  * one target that hash alike would be taken for the same series (about 1 in 10^9 for
- * 100k series in one target). The identity index compares the label bytes, so equal
- * label hashes never merge two series. */
+ * 100k series in one target). The identity index compares the pair ids, and the pair
+ * index the pair bytes, so equal hashes never merge two series or two pairs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "series.h"
 
 #define MIN_SLOTS 256u
+#define MAX_IDS   1024 /* labels of one series; the engine allows far fewer */
 
 static inline size_t slot_home(uint64_t key, size_t mcap)
 {
@@ -25,10 +35,14 @@ static inline size_t slot_home(uint64_t key, size_t mcap)
     return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 29) & (mcap - 1);
 }
 
-static inline uint64_t key_of(const struct series_table *t, uint32_t slot, bool raw)
+enum map_kind { MAP_HASH, MAP_RAW, MAP_PAIR };
+
+static inline uint64_t key_of(const struct series_table *t, uint32_t slot, enum map_kind kind)
 {
+    if (kind == MAP_PAIR)
+        return t->p[slot - 1].hash;
     const struct series_entry *e = &t->e[slot - 1];
-    return raw ? e->raw : e->hash;
+    return kind == MAP_RAW ? e->raw : e->hash;
 }
 
 static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
@@ -39,11 +53,12 @@ static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
     slots[j] = idx + 1;
 }
 
-/* Remove entry idx (whose key is `key`) from the map: shift back every following
+/* Remove index idx (whose key is `key`) from the map: shift back every following
  * slot of the run that may move into the hole. */
-static void map_delete(struct series_table *t, uint32_t *slots, uint64_t key, uint32_t idx, bool raw)
+static void map_delete(const struct series_table *t, uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx,
+                       enum map_kind kind)
 {
-    size_t mask = t->mcap - 1, i = slot_home(key, t->mcap);
+    size_t mask = mcap - 1, i = slot_home(key, mcap);
     while (slots[i] != idx + 1) {
         if (!slots[i])
             return; /* not indexed */
@@ -56,7 +71,7 @@ static void map_delete(struct series_table *t, uint32_t *slots, uint64_t key, ui
             k = (k + 1) & mask;
             if (!slots[k])
                 return;
-            size_t home = slot_home(key_of(t, slots[k], raw), t->mcap);
+            size_t home = slot_home(key_of(t, slots[k], kind), mcap);
             /* the slot at k stays when its home lies cyclically in (i, k] */
             bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
             if (!stays)
@@ -67,7 +82,45 @@ static void map_delete(struct series_table *t, uint32_t *slots, uint64_t key, ui
     }
 }
 
-/* Both maps at mcap slots, from the live entries. */
+/* Smallest map (power of two) that holds `live` keys at most 3/4 full. */
+static size_t slots_for(size_t live)
+{
+    size_t m = MIN_SLOTS;
+    while (m * 3 < live * 4)
+        m *= 2;
+    return m;
+}
+
+/* An array of `cap` elements that must hold `need`: half as much again. */
+static uint32_t grown(uint32_t cap, uint32_t need)
+{
+    uint64_t n = cap < 64 ? 64 : (uint64_t)cap + cap / 2;
+    while (n < need)
+        n += n / 2;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* ss_buf_reserve, but growing by half (and never past max). */
+static int buf_reserve(struct ss_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    if (b->max && b->len + extra > b->max)
+        return SS_ELIMIT;
+    size_t ncap = b->cap < 256 ? 256 : b->cap + b->cap / 2;
+    while (ncap < b->len + extra + 1)
+        ncap += ncap / 2;
+    if (b->max && ncap > b->max + 1)
+        ncap = b->max + 1;
+    char *n = realloc(b->data, ncap);
+    if (!n)
+        return SS_ENOMEM;
+    b->data = n;
+    b->cap = ncap;
+    return 0;
+}
+
+/* Both series maps at mcap slots, from the live entries. */
 static int rebuild_maps(struct series_table *t, size_t mcap)
 {
     uint32_t *h = calloc(mcap, sizeof *h), *r = calloc(mcap, sizeof *r);
@@ -92,27 +145,37 @@ static int rebuild_maps(struct series_table *t, size_t mcap)
     return 0;
 }
 
-static size_t slots_for(size_t live)
+static int rebuild_pair_map(struct series_table *t, size_t pmcap)
 {
-    size_t m = MIN_SLOTS;
-    while (m < 2 * live)
-        m *= 2;
-    return m;
+    uint32_t *m = calloc(pmcap, sizeof *m);
+    if (!m)
+        return SS_ENOMEM;
+    for (uint32_t i = 0; i < t->pn; i++)
+        if (t->p[i].refs)
+            map_insert(m, pmcap, t->p[i].hash, i);
+    free(t->by_pair);
+    t->by_pair = m;
+    t->pmcap = pmcap;
+    return 0;
 }
 
 void series_table_init(struct series_table *t, size_t max_bytes)
 {
     memset(t, 0, sizeof *t);
     ss_buf_init(&t->bytes, max_bytes);
+    ss_buf_init(&t->ids, max_bytes);
 }
 
 void series_table_free(struct series_table *t)
 {
     free(t->e);
+    free(t->p);
     free(t->by_hash);
     free(t->by_raw);
+    free(t->by_pair);
     free(t->order);
     ss_buf_free(&t->bytes);
+    ss_buf_free(&t->ids);
     memset(t, 0, sizeof *t);
 }
 
@@ -120,9 +183,11 @@ void series_table_reset(struct series_table *t)
 {
     size_t max = t->bytes.max;
     uint32_t gen = t->gen;
+    uint32_t (*ph)(const void *, size_t) = t->pair_hash;
     series_table_free(t);
     series_table_init(t, max);
     t->gen = gen;
+    t->pair_hash = ph;
 }
 
 void series_table_begin(struct series_table *t)
@@ -147,7 +212,220 @@ long series_table_find_raw(const struct series_table *t, uint64_t raw)
     }
 }
 
-long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len)
+/* ---- label pairs ----------------------------------------------------------------- */
+
+static uint32_t pair_hash(const void *p, size_t len)
+{
+    uint64_t h = ss_hash_str(0x243F6A8885A308D3ULL, (struct ss_str){p, len});
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static long pair_find(const struct series_table *t, uint32_t h, const void *p, size_t len)
+{
+    if (!t->pmcap)
+        return -1;
+    size_t mask = t->pmcap - 1;
+    for (size_t j = slot_home(h, t->pmcap);; j = (j + 1) & mask) {
+        uint32_t s = t->by_pair[j];
+        if (!s)
+            return -1;
+        const struct series_pair *q = &t->p[s - 1];
+        if (q->hash == h && q->len == len && !memcmp(t->bytes.data + q->off, p, len))
+            return (long)s - 1;
+    }
+}
+
+/* One more reference to the pair with these bytes, added if new. Returns its id or a
+ * negative ss_err. */
+static long pair_ref(struct series_table *t, uint32_t h, const void *p, size_t len)
+{
+    long id = pair_find(t, h, p, len);
+    if (id >= 0) {
+        t->p[id].refs++;
+        return id;
+    }
+    if (len > UINT32_MAX)
+        return SS_ELIMIT;
+    if ((size_t)(t->plive + 1) * 4 > t->pmcap * 3) {
+        int rc = rebuild_pair_map(t, slots_for(t->plive + 1));
+        if (rc)
+            return rc;
+    }
+    if (!t->pfree_head && t->pn == t->pcap) {
+        if (t->pcap >= UINT32_MAX / 2)
+            return SS_ELIMIT;
+        uint32_t ncap = grown(t->pcap, t->pcap + 1);
+        struct series_pair *np = realloc(t->p, ncap * sizeof *np);
+        if (!np)
+            return SS_ENOMEM;
+        t->p = np;
+        t->pcap = ncap;
+    }
+    int rc = buf_reserve(&t->bytes, len);
+    if (rc)
+        return rc;
+    memcpy(t->bytes.data + t->bytes.len, p, len);
+    uint32_t off = (uint32_t)t->bytes.len;
+    t->bytes.len += len;
+    t->bytes.data[t->bytes.len] = '\0';
+    uint32_t i;
+    if (t->pfree_head) {
+        i = t->pfree_head - 1;
+        t->pfree_head = t->p[i].off;
+    } else {
+        i = t->pn++;
+    }
+    struct ss_label l;
+    if (ss_labels_wire_read(p, len, &l, NULL, 1) != 1) /* the caller split it from wire labels */
+        l = (struct ss_label){{"", 0}, {"", 0}};
+    const char *src = p;
+    t->p[i] = (struct series_pair){.off = off,
+                                   .len = (uint32_t)len,
+                                   .refs = 1,
+                                   .hash = h,
+                                   .name_at = l.name.len ? (uint32_t)(l.name.p - src) : 0,
+                                   .name_len = (uint32_t)l.name.len,
+                                   .value_at = l.value.len ? (uint32_t)(l.value.p - src) : 0,
+                                   .value_len = (uint32_t)l.value.len};
+    t->plive++;
+    map_insert(t->by_pair, t->pmcap, h, i);
+    return i;
+}
+
+static void pair_unref(struct series_table *t, uint32_t id)
+{
+    struct series_pair *q = &t->p[id];
+    if (--q->refs)
+        return;
+    map_delete(t, t->by_pair, t->pmcap, q->hash, id, MAP_PAIR);
+    t->garbage += q->len;
+    q->off = t->pfree_head;
+    q->len = 0;
+    t->pfree_head = id + 1;
+    t->plive--;
+}
+
+static inline uint8_t *put_id(uint8_t *p, uint32_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline const uint8_t *get_id(const uint8_t *p, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b = *p++;
+        x |= (uint32_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    *v = x;
+    return p;
+}
+
+/* The length of the TimeSeries.labels field at p (tag, varint length, body), or 0
+ * when it is malformed. */
+static size_t field_len(const uint8_t *p, size_t avail)
+{
+    if (avail < 2 || p[0] != 0x0a)
+        return 0;
+    uint64_t body = 0;
+    size_t i = 1;
+    for (int shift = 0; i < avail && shift < 35; shift += 7, i++) {
+        body |= (uint64_t)(p[i] & 0x7f) << shift;
+        if (!(p[i] & 0x80))
+            return body <= avail - i - 1 ? i + 1 + body : 0;
+    }
+    return 0;
+}
+
+/* Split wire labels into pairs and write their ids to ids[] (varints). Without
+ * `t_ref` (t_find only) a pair not in the table ends the search: the series cannot be
+ * there either. With it each pair gets a reference, added if new. Returns the id
+ * bytes, 0 when a pair is not found, or a negative ss_err; on failure no reference
+ * is left behind. */
+static long wire_to_ids(const struct series_table *t_find, struct series_table *t_ref, const void *wire,
+                        size_t len, uint8_t *ids, size_t idcap)
+{
+    const struct series_table *t = t_ref ? t_ref : t_find;
+    const uint8_t *w = wire;
+    uint8_t *p = ids;
+    size_t off = 0, n = 0;
+    long rc = 0;
+    while (off < len) {
+        size_t fl = field_len(w + off, len - off);
+        if (!fl || (size_t)(p - ids) + 5 > idcap) {
+            rc = fl ? SS_ELIMIT : SS_EINVAL;
+            goto fail;
+        }
+        uint32_t h = t->pair_hash ? t->pair_hash(w + off, fl) : pair_hash(w + off, fl);
+        long id = t_ref ? pair_ref(t_ref, h, w + off, fl) : pair_find(t, h, w + off, fl);
+        if (id < 0) {
+            rc = t_ref ? id : 0;
+            goto fail;
+        }
+        p = put_id(p, (uint32_t)id);
+        n++;
+        off += fl;
+    }
+    return p - ids;
+fail:
+    if (t_ref) { /* give back what this series took */
+        const uint8_t *q = ids;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t id;
+            q = get_id(q, &id);
+            pair_unref(t_ref, id);
+        }
+    }
+    return rc;
+}
+
+long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
+                               struct ss_label *labels, uint32_t *ends, size_t cap)
+{
+    ss_buf_reset(out);
+    int rc = ss_buf_reserve(out, e->len);
+    if (rc)
+        return rc;
+    const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
+    char *p = out->data;
+    size_t n = 0;
+    while (q < end) {
+        uint32_t id;
+        q = get_id(q, &id);
+        const struct series_pair *pr = &t->p[id];
+        const char *b = t->bytes.data + pr->off;
+        memcpy(p, b, pr->len);
+        p += pr->len;
+        if (labels) {
+            if (n == cap)
+                return SS_ELIMIT;
+            labels[n] = (struct ss_label){{b + pr->name_at, pr->name_len}, {b + pr->value_at, pr->value_len}};
+            if (ends)
+                ends[n] = (uint32_t)(p - out->data);
+        }
+        n++;
+    }
+    out->len = (size_t)(p - out->data);
+    out->data[out->len] = '\0';
+    return (long)n;
+}
+
+int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out)
+{
+    long n = series_table_labels_split(t, e, out, NULL, NULL, 0);
+    return n < 0 ? (int)n : 0;
+}
+
+/* ---- series ------------------------------------------------------------------------ */
+
+static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t *ids, size_t idlen)
 {
     if (!t->mcap)
         return -1;
@@ -157,15 +435,24 @@ long series_table_find(const struct series_table *t, uint64_t hash, const void *
         if (!s)
             return -1;
         const struct series_entry *e = &t->e[s - 1];
-        if (e->hash == hash && e->len == len && !memcmp(t->bytes.data + e->off, wire, len))
+        if (e->hash == hash && e->idlen == idlen && !memcmp(t->ids.data + e->off, ids, idlen))
             return (long)s - 1;
     }
 }
 
-/* Room for one more entry: a free slot, or a bigger array (order grows with it). */
+long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len)
+{
+    uint8_t ids[MAX_IDS * 5];
+    long n = wire_to_ids(t, NULL, wire, len, ids, sizeof ids);
+    if (n <= 0 && len)
+        return -1;
+    return find_ids(t, hash, ids, (size_t)n);
+}
+
+/* Room for one more entry: a free slot, or a bigger array. */
 static int reserve_entry(struct series_table *t)
 {
-    if ((size_t)(t->live + 1) * 2 > t->mcap) {
+    if ((size_t)(t->live + 1) * 4 > t->mcap * 3) {
         int rc = rebuild_maps(t, slots_for(t->live + 1));
         if (rc)
             return rc;
@@ -174,28 +461,50 @@ static int reserve_entry(struct series_table *t)
         return 0;
     if (t->cap >= UINT32_MAX / 2)
         return SS_ELIMIT;
-    uint32_t ncap = t->cap ? t->cap * 2 : 64;
+    uint32_t ncap = grown(t->cap, t->cap + 1);
     struct series_entry *ne = realloc(t->e, ncap * sizeof *ne);
     if (!ne)
         return SS_ENOMEM;
     t->e = ne;
-    uint32_t *no = realloc(t->order, ncap * sizeof *no);
+    t->cap = ncap;
+    return 0;
+}
+
+int series_table_grow_order(struct series_table *t)
+{
+    uint32_t ncap = t->ocap ? grown(t->ocap, t->ocap + 1) : t->last_norder + t->last_norder / 16 + 64;
+    struct series_seen *no = realloc(t->order, ncap * sizeof *no);
     if (!no)
         return SS_ENOMEM;
     t->order = no;
-    t->cap = ncap;
+    t->ocap = ncap;
     return 0;
 }
 
 long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels)
 {
-    if (nlabels > UINT16_MAX || len > UINT32_MAX)
+    uint8_t ids[MAX_IDS * 5];
+    if (nlabels > MAX_IDS || len > UINT32_MAX)
         return SS_ELIMIT;
     int rc = reserve_entry(t);
-    if (!rc)
-        rc = ss_buf_append(&t->bytes, wire, len);
     if (rc)
         return rc;
+    long idlen = wire_to_ids(NULL, t, wire, len, ids, sizeof ids);
+    if (idlen < 0)
+        return idlen;
+    rc = buf_reserve(&t->ids, (size_t)idlen);
+    if (rc) {
+        const uint8_t *q = ids;
+        while (q < ids + idlen) {
+            uint32_t id;
+            q = get_id(q, &id);
+            pair_unref(t, id);
+        }
+        return rc;
+    }
+    memcpy(t->ids.data + t->ids.len, ids, (size_t)idlen);
+    uint32_t off = (uint32_t)t->ids.len;
+    t->ids.len += (size_t)idlen;
     uint32_t i;
     if (t->free_head) {
         i = t->free_head - 1;
@@ -203,10 +512,7 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
     } else {
         i = t->n++;
     }
-    t->e[i] = (struct series_entry){.hash = hash,
-                                    .off = (uint32_t)(t->bytes.len - len),
-                                    .len = (uint32_t)len,
-                                    .nlabels = (uint16_t)nlabels};
+    t->e[i] = (struct series_entry){.hash = hash, .off = off, .len = (uint32_t)len, .idlen = (uint16_t)idlen};
     t->live++;
     map_insert(t->by_hash, t->mcap, hash, i);
     return i;
@@ -232,34 +538,37 @@ void series_table_clear_raw(struct series_table *t)
 static void remove_entry(struct series_table *t, uint32_t i)
 {
     struct series_entry *e = &t->e[i];
-    map_delete(t, t->by_hash, e->hash, i, false);
+    map_delete(t, t->by_hash, t->mcap, e->hash, i, MAP_HASH);
     if (e->raw)
-        map_delete(t, t->by_raw, e->raw, i, true);
-    t->garbage += e->len;
+        map_delete(t, t->by_raw, t->mcap, e->raw, i, MAP_RAW);
+    const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
+    while (q < end) {
+        uint32_t id;
+        q = get_id(q, &id);
+        pair_unref(t, id);
+    }
+    t->ids_garbage += e->idlen;
     e->flags = SERIES_FREE;
     e->raw = 0;
     e->seen = 0;
+    e->idlen = 0;
     e->off = t->free_head;
     t->free_head = i + 1;
     t->live--;
 }
 
-/* Move the live entries to the front (keeping their order), their label bytes into a
- * fresh buffer, and rebuild the maps. On allocation failure the table stays as it
- * was: compaction is an optimisation. */
-static void compact(struct series_table *t)
+/* Move the live entries to the front (keeping their order), their ids into a fresh
+ * buffer, and rebuild the maps. On allocation failure the table stays as it was:
+ * compaction is an optimisation. */
+static void compact_entries(struct series_table *t)
 {
-    uint32_t ncap = 64;
-    while (ncap < t->live)
-        ncap *= 2;
+    uint32_t ncap = grown(0, t->live);
     struct ss_buf nb;
-    ss_buf_init(&nb, t->bytes.max);
-    size_t need = t->bytes.len - t->garbage;
+    ss_buf_init(&nb, t->ids.max);
+    size_t need = t->ids.len - t->ids_garbage;
     struct series_entry *ne = malloc(ncap * sizeof *ne);
-    uint32_t *no = malloc(ncap * sizeof *no);
-    if (!ne || !no || (need && ss_buf_reserve(&nb, need))) {
+    if (!ne || (need && buf_reserve(&nb, need))) {
         free(ne);
-        free(no);
         ss_buf_free(&nb);
         return;
     }
@@ -268,25 +577,20 @@ static void compact(struct series_table *t)
         struct series_entry e = t->e[i];
         if (e.flags & SERIES_FREE)
             continue;
-        if (e.len)
-            memcpy(nb.data + nb.len, t->bytes.data + e.off, e.len);
+        if (e.idlen)
+            memcpy(nb.data + nb.len, t->ids.data + e.off, e.idlen);
         e.off = (uint32_t)nb.len;
-        nb.len += e.len;
+        nb.len += e.idlen;
         ne[k++] = e;
     }
-    if (nb.data)
-        nb.data[nb.len] = '\0';
     free(t->e);
-    free(t->order);
-    ss_buf_free(&t->bytes);
+    ss_buf_free(&t->ids);
     t->e = ne;
-    t->order = no;
-    t->bytes = nb;
+    t->ids = nb;
     t->n = k;
     t->cap = ncap;
     t->free_head = 0;
-    t->garbage = 0;
-    t->norder = 0;
+    t->ids_garbage = 0;
     if (rebuild_maps(t, slots_for(t->live))) { /* keep the old maps' size: rebuild in place */
         memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
@@ -294,6 +598,55 @@ static void compact(struct series_table *t)
             map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
             if (t->e[i].raw)
                 map_insert(t->by_raw, t->mcap, t->e[i].raw, i);
+        }
+    }
+}
+
+/* The live pairs' bytes into a fresh buffer (their ids stay: series hold them). */
+static void compact_pairs(struct series_table *t)
+{
+    struct ss_buf nb;
+    ss_buf_init(&nb, t->bytes.max);
+    size_t need = t->bytes.len - t->garbage;
+    if (need && buf_reserve(&nb, need)) {
+        ss_buf_free(&nb);
+        return;
+    }
+    for (uint32_t i = 0; i < t->pn; i++) {
+        struct series_pair *q = &t->p[i];
+        if (!q->refs)
+            continue;
+        memcpy(nb.data + nb.len, t->bytes.data + q->off, q->len);
+        q->off = (uint32_t)nb.len;
+        nb.len += q->len;
+    }
+    if (nb.data)
+        nb.data[nb.len] = '\0';
+    ss_buf_free(&t->bytes);
+    t->bytes = nb;
+    t->garbage = 0;
+}
+
+/* After a scrape: the growth headroom of the entries and ids (up to half of them)
+ * goes back when the table has no holes, keeping 1/16 for series still to come; a
+ * target's table is then about its live size, not its size rounded up. realloc may
+ * fail to shrink: then nothing changes. */
+static void shrink_to_fit(struct series_table *t)
+{
+    uint32_t want = t->n + t->n / 16 + 64;
+    if (!t->free_head && t->cap > want) {
+        struct series_entry *ne = realloc(t->e, want * sizeof *ne);
+        if (ne) {
+            t->e = ne;
+            t->cap = want;
+        }
+    }
+    size_t wb = t->ids.len + t->ids.len / 16 + 256;
+    if (t->ids.cap > wb + 1) {
+        char *nb = realloc(t->ids.data, wb + 1);
+        if (nb) {
+            t->ids.data = nb;
+            t->ids.cap = wb + 1;
         }
     }
 }
@@ -320,9 +673,18 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
         series_table_reset(t);
         return nstale;
     }
-    bool mostly_garbage = t->garbage > 4096 && t->garbage > (t->bytes.len - t->garbage);
+    /* the samples are emitted: the next scrape allocates the list again, at once at
+     * this scrape's size */
+    t->last_norder = t->norder;
+    free(t->order);
+    t->order = NULL;
+    t->norder = t->ocap = 0;
+    bool ids_garbage = t->ids_garbage > 4096 && t->ids_garbage > (t->ids.len - t->ids_garbage);
     bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;
-    if (mostly_garbage || mostly_free)
-        compact(t);
+    if (ids_garbage || mostly_free)
+        compact_entries(t);
+    if (t->garbage > 4096 && t->garbage > (t->bytes.len - t->garbage))
+        compact_pairs(t);
+    shrink_to_fit(t);
     return nstale;
 }

@@ -1,16 +1,20 @@
 /* series.h: the series table of one target (internal to the scrape module).
  *
  * Every series the target exposes is stored once: its final labels (after target
- * labels and metric relabeling, sorted, before external labels) in the remote-write
- * wire form (ss_labels_wire_write), their hash, and the generation (scrape) that last
- * saw it, plus the value and timestamp of that scrape. Two indexes point at entries:
- * the final label hash (identity) and the scrape cache, the hash of the series as
- * exposed (raw text: name and labels in exposition order), so an unchanged series is
- * found with one lookup and no labelling at all.
+ * labels and metric relabeling, sorted, before external labels), their hash, and the
+ * generation (scrape) that last saw it; the samples of the scrape in progress are in a
+ * list of their own.
+ * The labels are interned: each distinct label pair of the target is stored once in
+ * the remote-write wire form (one field of ss_labels_wire_write's output) and counted
+ * by the series holding it, and a series is the list of its pair ids (varints, a few
+ * bytes each), so series_table_labels rebuilds its wire bytes with one copy per
+ * label. Two indexes point at entries: the final label hash (identity) and the scrape
+ * cache, the hash of the series as exposed (raw text: name and labels in exposition
+ * order), so an unchanged series is found with one lookup and no labelling at all.
  *
  * A scrape: series_table_begin opens a generation; every sample finds or adds its
- * entry and marks it seen (series_table_see, which also lists it in `order`, the
- * exposition order, for emitting). At the end series_table_sweep goes over the entries
+ * entry and marks it seen (series_table_see, which also lists it with its sample in
+ * `order`, the exposition order, for emitting). At the end series_table_sweep goes over the entries
  * once: on success those seen are kept (and take part in staleness when they had no
  * explicit timestamp) and the others get a stale marker and are removed; on failure
  * everything committed before gets a stale marker and the table empties, as
@@ -25,31 +29,58 @@
 #define SERIES_LIVE_TRACKED 2u /* committed without explicit timestamp: staleness applies */
 #define SERIES_FREE         4u /* slot on the free list */
 
+/* 32 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
+ * (varints) in the table's `ids`; each id is a label pair stored once per target. Nor
+ * is the sample: a scrape's samples are in `order` until they are emitted. */
 struct series_entry {
-    uint64_t hash; /* final labels (ss_labels_hash), before external labels */
-    uint64_t raw;  /* the scrape-cache key that points here; 0 = none */
-    double value;  /* of the scrape that last saw it */
-    int64_t ts;
-    uint32_t off, len; /* wire label bytes in the table's `bytes` */
-    uint32_t seen;     /* generation that last saw it */
-    uint16_t nlabels;
+    uint64_t hash;  /* final labels (ss_labels_hash), before external labels */
+    uint64_t raw;   /* the scrape-cache key that points here; 0 = none */
+    uint32_t off;   /* pair ids in the table's `ids`; free slot: next free + 1 */
+    uint32_t seen;  /* generation that last saw it */
+    uint32_t len;   /* bytes of the labels in wire form */
+    uint16_t idlen; /* bytes of the pair ids */
     uint8_t flags;
     uint8_t pad;
 };
 
+/* A sample of this scrape, for entry idx, in exposition order. */
+struct series_seen {
+    double value;
+    int64_t ts;
+    uint32_t idx;
+};
+
+/* One label (name and value) in wire form: one TimeSeries.labels field, as
+ * ss_labels_wire_write writes it, shared by every series of the target that has it. */
+struct series_pair {
+    uint32_t off, len; /* its bytes in the table's `bytes`; free slot: off = next free + 1 */
+    uint32_t refs;     /* series holding it; 0 = free */
+    uint32_t hash;
+    uint32_t name_at, name_len, value_at, value_len; /* name and value inside the bytes */
+};
+
 struct series_table {
     struct series_entry *e;
-    uint32_t n, cap;     /* slots used (free ones included), allocated */
-    uint32_t live;       /* entries not free */
-    uint32_t free_head;  /* index + 1 of the first free slot; 0 = none */
-    struct ss_buf bytes; /* label bytes; bounded by its max */
-    size_t garbage;      /* bytes of removed entries still in `bytes` */
-    /* open addressing, linear probing; slots hold entry index + 1, 0 = empty */
+    uint32_t n, cap;    /* slots used (free ones included), allocated */
+    uint32_t live;      /* entries not free */
+    uint32_t free_head; /* index + 1 of the first free slot; 0 = none */
+    struct ss_buf ids;  /* every entry's pair ids; bounded by its max */
+    size_t ids_garbage; /* bytes of removed entries still in `ids` */
+    struct series_pair *p;
+    uint32_t pn, pcap, plive, pfree_head; /* as n, cap, live, free_head for pairs */
+    struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
+    size_t garbage;                       /* bytes of removed pairs still in `bytes` */
+    /* open addressing, linear probing; slots hold index + 1, 0 = empty */
     uint32_t *by_hash, *by_raw;
-    size_t mcap;     /* slots in each map (power of two, at least twice `live`) */
-    uint32_t *order; /* entries seen in this generation, in exposition order */
-    uint32_t norder;
+    size_t mcap; /* slots in each map (power of two, at most 3/4 full) */
+    uint32_t *by_pair;
+    size_t pmcap;
+    /* this generation's samples, in exposition order; freed by the sweep, so only
+     * scrapes in progress hold one (sized from the last scrape's count) */
+    struct series_seen *order;
+    uint32_t norder, ocap, last_norder;
     uint32_t gen;
+    uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
 };
 
 void series_table_init(struct series_table *t, size_t max_bytes);
@@ -61,8 +92,9 @@ void series_table_begin(struct series_table *t);
 
 /* The entry the scrape cache maps `raw` to, or -1. */
 long series_table_find_raw(const struct series_table *t, uint64_t raw);
-/* The entry with these final labels (wire form) and hash, or -1. Equal hashes with
- * different labels are different series: the bytes are compared. */
+/* The entry with these final labels (wire form, as ss_labels_wire_write) and hash,
+ * or -1. Equal hashes with different labels are different series: the labels are
+ * compared (as pair ids). */
 long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len);
 /* Add a series not in the table (not seen yet: call series_table_see). Returns its
  * index, SS_ELIMIT when the label bytes would pass max_bytes, or SS_ENOMEM. */
@@ -73,22 +105,30 @@ int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw);
 /* Empty the scrape cache (the job's relabeling or limits changed). */
 void series_table_clear_raw(struct series_table *t);
 
+int series_table_grow_order(struct series_table *t);
+
 /* Entry i was seen in this scrape with this sample. The caller checks first that
- * it was not seen already (e->seen == t->gen: a duplicate). */
-static inline void series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
+ * it was not seen already (e->seen == t->gen: a duplicate). Returns 0 or SS_ENOMEM. */
+static inline int series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
 {
+    if (t->norder == t->ocap && series_table_grow_order(t))
+        return SS_ENOMEM;
     struct series_entry *e = &t->e[i];
     e->seen = t->gen;
-    e->value = value;
-    e->ts = ts;
     e->flags = (uint8_t)((e->flags & ~SERIES_TRACKED) | (tracked ? SERIES_TRACKED : 0));
-    t->order[t->norder++] = (uint32_t)i; /* room: order has a slot for every entry */
+    t->order[t->norder++] = (struct series_seen){value, ts, (uint32_t)i};
+    return 0;
 }
 
-static inline const void *series_entry_labels(const struct series_table *t, const struct series_entry *e)
-{
-    return t->bytes.data + e->off;
-}
+/* The entry's labels in wire form (e->len bytes, as series_table_add was given them)
+ * into out, replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
+int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
+/* The same, and the labels themselves into labels[0..cap) (pointing into the table:
+ * valid until the next add or sweep) with the end of each one's bytes in out into
+ * ends[] (as ss_labels_wire_read gives them). Returns the number of labels, or
+ * SS_ELIMIT (more than cap) or SS_ENOMEM. */
+long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
+                               struct ss_label *labels, uint32_t *ends, size_t cap);
 
 /* End of a scrape. ok: keep what this generation saw, and remove the rest; not ok:
  * remove everything. Each removed entry that took part in staleness is passed to

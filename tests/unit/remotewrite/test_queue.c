@@ -279,6 +279,31 @@ static void test_large_commit_delivered(void **state)
     assert_int_equal(rx.bad, 0);
 }
 
+/* A scrape of 100k series streams: its records reach the receiver in full batches
+ * while it is still being appended (staging holds a few KiB per queue, not the
+ * scrape), and the end of the scrape sends the rest. */
+static void test_big_scrape_streams(void **state)
+{
+    (void)state;
+    struct rw_remote *r = new_remote(&defaults);
+    rw_remote_begin(r);
+    for (int k = 0; k < MAX_SERIES; k++) {
+        struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
+        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0};
+        rw_remote_append(r, &s);
+    }
+    assert_true(wait_samples(MAX_SERIES / 2, 60000)); /* before the commit */
+    assert_true(rx_samples() < MAX_SERIES);           /* the staged tails wait for it */
+    rw_remote_commit(r);
+    assert_true(wait_samples(MAX_SERIES, 60000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+    assert_int_equal(rx.samples, MAX_SERIES);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+    assert_int_equal(rx.bad, 0);
+}
+
 /* The receiver stalls behind a 64 KiB bound: the oldest queued samples are dropped,
  * each one counted; what was in flight and the newest data are delivered. */
 static void test_bound_drops_oldest_exactly(void **state)
@@ -477,6 +502,7 @@ int main(void)
         snprintf(names[k], sizeof names[k], "%d", k);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_big_scrape_streams, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),

@@ -610,6 +610,112 @@ static void test_prometheus_lexer_corners(void **state)
     expect_err(TEXT_LENIENT, "a 1\r\n", SS_EPARSE, "value");
 }
 
+/* ---- lazy labels ------------------------------------------------------------------- */
+
+/* A sink with a scrape cache of series texts: it learns the texts of samples passed
+ * with labels and takes samples without labels only for texts it knows. Every sample
+ * is recorded by its series text, so full and lazy passes must record the same. */
+struct lazy_sink {
+    struct out o;
+    char known[32][64];
+    int nknown, skipped, asked;
+    bool learn;
+};
+
+static int lazy_sample(void *ud, const struct scrape_parsed_sample *s)
+{
+    struct lazy_sink *k = ud;
+    bool known = false;
+    for (int i = 0; i < k->nknown && !known; i++)
+        known = strlen(k->known[i]) == s->series.len && !memcmp(k->known[i], s->series.p, s->series.len);
+    if (s->labels_skipped) {
+        assert_int_equal(s->nlabels, 0);
+        if (!known) {
+            k->asked++;
+            return SCRAPE_WANT_LABELS;
+        }
+        k->skipped++;
+    } else if (k->learn && !known) {
+        assert_true(s->series.len < 64 && k->nknown < 32);
+        memcpy(k->known[k->nknown], s->series.p, s->series.len);
+        k->known[k->nknown++][s->series.len] = '\0';
+    }
+    char v[40];
+    fmt_double(v, sizeof v, s->value);
+    out_put(&k->o, "S [", 3);
+    out_str(&k->o, s->series);
+    out_printf(&k->o, "] %s", v);
+    if (s->has_timestamp)
+        out_printf(&k->o, " @%lld", (long long)s->timestamp_ms);
+    out_put(&k->o, " fam=", 5);
+    out_str(&k->o, s->family);
+    out_printf(&k->o, " %s L%u\n", scrape_metric_type_name(s->type), s->line);
+    return 0;
+}
+
+static int lazy_run(const char *body, bool lazy, struct lazy_sink *k)
+{
+    struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT, .lazy_labels = lazy};
+    struct scrape_parser *p;
+    assert_int_equal(scrape_parser_new(&opts, &p), 0);
+    struct scrape_parser_cb cb = {.sample = lazy_sample, .ud = k};
+    int rc = scrape_parser_feed(p, body, strlen(body), &cb);
+    if (!rc)
+        rc = scrape_parser_finish(p, &cb);
+    if (rc)
+        out_printf(&k->o, "ERR %d %s\n", rc, scrape_parser_error(p));
+    scrape_parser_free(p);
+    return rc;
+}
+
+/* lazy_labels: a known series text is passed without its labels, an unknown one is
+ * passed again with them, and either way the sink sees what a full parse gives:
+ * braces and escaped quotes inside values, raw newlines in values, blanks, timestamps,
+ * lines without labels. Lines a full parse refuses still fail. */
+static void test_lazy_labels(void **state)
+{
+    (void)state;
+    const char *body = "# TYPE h histogram\n"
+                       "h_bucket{le=\"0.5\",x=\"a}b\"} 1\n"
+                       "h_bucket{le=\"+Inf\",x=\"q\\\"}\"} 2 1000\n"
+                       "m{a=\"1\n2\"} 3\n"
+                       "n 4\n"
+                       "o { x = \"1\" y=\"2\" , }  5 \n"
+                       "p{x=\"1\\\\\"} 6\n"
+                       "q{} 7\n";
+    struct lazy_sink full = {.learn = true};
+    assert_int_equal(lazy_run(body, false, &full), 0);
+    assert_int_equal(full.nknown, 7);
+    /* nothing known yet: every sample is asked for and passed again */
+    struct lazy_sink cold = {.learn = true};
+    assert_int_equal(lazy_run(body, true, &cold), 0);
+    assert_string_equal(cold.o.s, full.o.s);
+    assert_int_equal(cold.skipped, 0);
+    assert_true(cold.asked >= 5);
+    /* everything known: no labels parsed for the lines with a label set */
+    struct lazy_sink warm = {.learn = false, .nknown = full.nknown};
+    memcpy(warm.known, full.known, sizeof full.known);
+    assert_int_equal(lazy_run(body, true, &warm), 0);
+    assert_string_equal(warm.o.s, full.o.s);
+    assert_int_equal(warm.skipped, 6); /* all but "n 4" */
+    assert_int_equal(warm.asked, 0);
+    out_free(&full.o);
+    out_free(&cold.o);
+    out_free(&warm.o);
+
+    /* errors stay errors */
+    const char *bad[] = {"a{x=\"1\",x=\"2\"} 1\n", "a{x=\"1\"} x\n", "a{x=\"1\"} 1 2 3\n", "a{x=\"1\"\n",
+                         "a{__name__=\"b\"} 1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct lazy_sink a = {.learn = true}, b = {.learn = true};
+        assert_int_equal(lazy_run(bad[i], false, &a), SS_EPARSE);
+        assert_int_equal(lazy_run(bad[i], true, &b), SS_EPARSE);
+        assert_string_equal(a.o.s, b.o.s);
+        out_free(&a.o);
+        out_free(&b.o);
+    }
+}
+
 /* ---- cost per sample ------------------------------------------------------------------ */
 
 static int count_only(void *ud, const struct scrape_parsed_sample *s)
@@ -674,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_reset_and_reuse),
         cmocka_unit_test(test_families),
         cmocka_unit_test(test_prometheus_lexer_corners),
+        cmocka_unit_test(test_lazy_labels),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,11 +32,21 @@ struct staled {
     size_t n;
 };
 
+/* The labels of entry e in wire form (series_table_labels into a buffer of the test). */
+static struct ss_buf labels_buf;
+
+static const char *labels_of(const struct series_table *t, const struct series_entry *e)
+{
+    assert_int_equal(series_table_labels(t, e, &labels_buf), 0);
+    assert_int_equal(labels_buf.len, e->len);
+    return labels_buf.data;
+}
+
 static void on_stale(void *ud, const struct series_table *t, const struct series_entry *e)
 {
     struct staled *s = ud;
     struct ss_label l[4];
-    long n = ss_labels_wire_read(series_entry_labels(t, e), e->len, l, NULL, 4);
+    long n = ss_labels_wire_read(labels_of(t, e), e->len, l, NULL, 4);
     assert_int_equal(n, 2);
     snprintf(s->names[s->n++], 32, "%.*s/%.*s", (int)l[0].value.len, l[0].value.p, (int)l[1].value.len,
              l[1].value.p);
@@ -69,7 +79,7 @@ static void check_labels(const struct series_table *t, long i, const char *name,
 {
     struct ss_label l[4];
     const struct series_entry *e = &t->e[i];
-    assert_int_equal(ss_labels_wire_read(series_entry_labels(t, e), e->len, l, NULL, 4), 2);
+    assert_int_equal(ss_labels_wire_read(labels_of(t, e), e->len, l, NULL, 4), 2);
     assert_true(ss_str_eq_cstr(l[0].value, name));
     assert_true(ss_str_eq_cstr(l[1].value, v));
 }
@@ -279,12 +289,144 @@ static void test_wire_round_trip(void **state)
     assert_int_equal(ss_labels_wire_read(buf, n - 1, out, NULL, 3), -1); /* truncated */
 }
 
+/* Label pairs are stored once and counted: a pair goes when its last series goes. */
+static void test_pairs_shared_and_counted(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    bool added;
+    series_table_begin(&t);
+    long a = sample(&t, 1, 1, "a", "1", true, &added);
+    sample(&t, 2, 2, "b", "1", true, &added);
+    sample(&t, 3, 3, "b", "2", true, &added);
+    assert_int_equal(series_table_sweep(&t, true, NULL, NULL), 0);
+    assert_int_equal(t.live, 3);
+    assert_int_equal(t.plive, 4); /* __name__=a, k=1, __name__=b, k=2 */
+    /* pairs present, combination absent: not found */
+    char w[128];
+    size_t len = wire_of(w, sizeof w, "a", "2");
+    assert_int_equal(series_table_find(&t, 4, w, len), -1);
+    len = wire_of(w, sizeof w, "a", "1");
+    assert_int_equal(series_table_find(&t, 1, w, len), a);
+    assert_int_equal(series_table_find(&t, 2, w, len), -1); /* other hash: other series */
+
+    /* b{k=1} goes: k=1 is still a's, __name__=b still b{k=2}'s */
+    series_table_begin(&t);
+    sample(&t, 1, 1, "a", "1", true, &added);
+    sample(&t, 3, 3, "b", "2", true, &added);
+    struct staled st = {0};
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "b/1");
+    assert_int_equal(t.plive, 4);
+    /* a goes: __name__=a and k=1 go with it */
+    series_table_begin(&t);
+    sample(&t, 3, 3, "b", "2", true, &added);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1);
+    assert_string_equal(st.names[1], "a/1");
+    assert_int_equal(t.plive, 2);
+    check_labels(&t, series_table_find_raw(&t, 3), "b", "2");
+    /* a new pair reuses a freed slot and the series reads back right */
+    series_table_begin(&t);
+    long c = sample(&t, 5, 5, "c", "9", true, &added);
+    assert_true(added);
+    assert_int_equal(t.plive, 4);
+    assert_true(t.pn <= 4);
+    check_labels(&t, c, "c", "9");
+    check_labels(&t, series_table_find_raw(&t, 3), "b", "2");
+    series_table_free(&t);
+}
+
+static uint32_t same_pair_hash(const void *p, size_t len)
+{
+    (void)p;
+    (void)len;
+    return 7;
+}
+
+/* Every pair hashes alike: pairs are told apart by their bytes, and removing pairs
+ * from the middle of the one probe run keeps the others findable. */
+static void test_pair_hash_collisions(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    t.pair_hash = same_pair_hash;
+    bool added;
+    char v[16];
+    for (int round = 0; round < 3; round++) {
+        series_table_begin(&t);
+        for (int i = 0; i < 100; i++) {
+            if (round == 1 && i % 3 == 0)
+                continue; /* these go away in round 1, come back in round 2 */
+            snprintf(v, sizeof v, "%d", i);
+            sample(&t, (uint64_t)i + 1000, (uint64_t)i + 1, "m", v, true, &added);
+            assert_int_equal(added, round == 0 || (round == 2 && i % 3 == 0));
+        }
+        series_table_sweep(&t, true, NULL, NULL);
+        assert_int_equal(t.plive, round == 1 ? 1 + 66 : 1 + 100);
+        for (int i = 0; i < 100; i++) {
+            long k = series_table_find_raw(&t, (uint64_t)i + 1000);
+            if (round == 1 && i % 3 == 0) {
+                assert_int_equal(k, -1);
+                continue;
+            }
+            assert_true(k >= 0);
+            snprintf(v, sizeof v, "%d", i);
+            check_labels(&t, k, "m", v);
+        }
+    }
+    series_table_free(&t);
+}
+
+/* series_table_labels_split gives what decoding the wire bytes gives: long values
+ * (two-byte lengths), empty values, labels shared between series. */
+static void test_labels_split(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'v', sizeof big);
+    struct ss_label l[3] = {
+        {SS_STR("__name__"), SS_STR("m")}, {SS_STR("empty"), {"", 0}}, {SS_STR("long"), {big, sizeof big}}};
+    uint8_t w[512];
+    size_t n = ss_labels_wire_size(l, 3);
+    ss_labels_wire_write(w, l, 3);
+    struct series_table t;
+    series_table_init(&t, 0);
+    series_table_begin(&t);
+    long a = series_table_add(&t, 1, w, n, 3);
+    long b = series_table_add(&t, 2, w, n - ss_labels_wire_size(l + 2, 1), 2); /* shares two pairs */
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(t.plive, 3);
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    struct ss_label got[4], want[4];
+    uint32_t gends[4], wends[4];
+    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 4), 3);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, w, n);
+    assert_int_equal(ss_labels_wire_read(w, n, want, wends, 4), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(ss_str_eq(got[i].name, want[i].name));
+        assert_true(ss_str_eq(got[i].value, want[i].value));
+        assert_int_equal(gends[i], wends[i]);
+    }
+    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 2), SS_ELIMIT);
+    assert_int_equal(series_table_labels_split(&t, &t.e[b], &out, got, gends, 4), 2);
+    assert_true(ss_str_eq_cstr(got[0].value, "m"));
+    ss_buf_free(&out);
+    series_table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_forced_hash_collisions),
         cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
-        cmocka_unit_test(test_wire_round_trip),
+        cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
+        cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ss_buf_free(&labels_buf);
+    return rc;
 }

@@ -47,8 +47,15 @@
  * a bigger one, possible only without a limit or with a larger one, is inflated as it
  * streams, so no body makes the engine allocate more than this for it. */
 #define GZ_WHOLE_MAX (64u * 1024 * 1024)
-/* A target keeps its compressed-body buffer between scrapes up to this size. */
+/* Compressed-body buffers. A target keeps its own between scrapes up to
+ * GZ_OWN_BYTES (a small target's body: no allocation per scrape). A bigger one goes
+ * back to the manager's few spares when the scrape ends, up to GZ_KEEP_BYTES, and the
+ * next big body takes a spare: those buffers follow the scrapes in flight, not the
+ * number of targets (10 KiB per 1k series gzipped: 100 targets of 10k series would
+ * otherwise hold 10 MB between scrapes). */
+#define GZ_OWN_BYTES  (16u * 1024)
 #define GZ_KEEP_BYTES (1u * 1024 * 1024)
+#define GZ_SPARES     4
 
 enum fail_reason {
     FAIL_CONNECT,
@@ -135,6 +142,7 @@ struct scrape_manager {
     uint32_t ext_ends[64];        /* end of each one's bytes in ext_wire */
     struct ss_buf merged_wire;    /* a series' wire labels with the external ones merged in */
     struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
+    struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
 };
 
@@ -167,7 +175,7 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, hash, NULL, 0};
+    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
@@ -369,7 +377,7 @@ static int see_sample(struct target *t, const struct scrape_parsed_sample *s, si
     if (job->sample_limit && t->samples_post > job->sample_limit)
         return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                            (unsigned long long)job->sample_limit);
-    if (t->series.e[i].seen == t->series.gen) {
+    if (series_table_seen(&t->series, i)) {
         atomic_fetch_add(&t->job->duplicates, 1);
         return 0;
     }
@@ -542,6 +550,19 @@ static int feed_gzip(struct target *t, const char *p, size_t n)
         int rc = gz_start_stream(t);
         return rc ? rc : gz_stream(t, p, n);
     }
+    if (t->gz.len + n > t->gz.cap && t->gz.cap <= GZ_OWN_BYTES) /* growing past its own: a spare */
+        for (int i = 0; i < GZ_SPARES; i++) {
+            struct ss_buf *sp = &t->m->gz_spare[i];
+            if (sp->cap > t->gz.cap) {
+                memcpy(sp->data, t->gz.data, t->gz.len);
+                sp->len = t->gz.len;
+                struct ss_buf own = t->gz;
+                t->gz = *sp;
+                ss_buf_free(&own);
+                ss_buf_init(sp, 0);
+                break;
+            }
+        }
     if (ss_buf_append(&t->gz, p, n))
         return target_fail(t, FAIL_OTHER, "out of memory");
     return 0;
@@ -702,16 +723,29 @@ static void log_failure(struct target *t)
             t->spec.url.data, fail_reason_names[t->fail], t->err);
 }
 
-/* The scrape is over: drop the zlib stream; keep a small compressed buffer. */
+/* The scrape is over: drop the zlib stream; keep a small compressed buffer, give a
+ * bigger one to the spares (or back to malloc). */
 static void gz_reset(struct target *t)
 {
     scrape_gzstream_free(t->gzs);
     t->gzs = NULL;
-    if (t->gz.cap > GZ_KEEP_BYTES) {
-        ss_buf_free(&t->gz);
-        ss_buf_init(&t->gz, 0);
-    }
     ss_buf_reset(&t->gz);
+    if (t->gz.cap <= GZ_OWN_BYTES)
+        return;
+    struct ss_buf *spare = NULL;
+    for (int i = 0; i < GZ_SPARES && t->gz.cap <= GZ_KEEP_BYTES; i++) {
+        struct ss_buf *sp = &t->m->gz_spare[i];
+        if (!spare || sp->cap < spare->cap)
+            spare = sp; /* the smallest (an empty slot first) */
+    }
+    if (spare && spare->cap < t->gz.cap) {
+        struct ss_buf old = *spare;
+        *spare = t->gz;
+        ss_buf_free(&old);
+    } else {
+        ss_buf_free(&t->gz);
+    }
+    ss_buf_init(&t->gz, 0);
 }
 
 static void finish_scrape(struct target *t, CURLcode res)
@@ -1251,6 +1285,8 @@ void scrape_manager_free(struct scrape_manager *m)
     if (m->multi)
         curl_multi_cleanup(m->multi);
     scrape_gunzip_free(m->gunzip);
+    for (int i = 0; i < GZ_SPARES; i++)
+        ss_buf_free(&m->gz_spare[i]);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

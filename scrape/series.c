@@ -26,6 +26,8 @@
 
 #include "series.h"
 
+_Static_assert(sizeof(struct series_entry) == 24, "a series entry is 24 bytes");
+
 #define MIN_SLOTS 256u
 #define MAX_IDS   1024 /* labels of one series; the engine allows far fewer */
 
@@ -193,8 +195,8 @@ void series_table_reset(struct series_table *t)
 void series_table_begin(struct series_table *t)
 {
     t->gen++;
-    if (!t->gen) /* after 2^32 scrapes: 0 means "never seen" */
-        t->gen = 1;
+    if (!(uint8_t)t->gen) /* an entry's `seen` byte 0 means "never seen" */
+        t->gen++;
     t->norder = 0;
 }
 
@@ -430,12 +432,13 @@ static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t 
     if (!t->mcap)
         return -1;
     size_t mask = t->mcap - 1;
-    for (size_t j = slot_home(hash, t->mcap);; j = (j + 1) & mask) {
+    uint32_t h32 = series_hash32(hash);
+    for (size_t j = slot_home(h32, t->mcap);; j = (j + 1) & mask) {
         uint32_t s = t->by_hash[j];
         if (!s)
             return -1;
         const struct series_entry *e = &t->e[s - 1];
-        if (e->hash == hash && e->idlen == idlen && !memcmp(t->ids.data + e->off, ids, idlen))
+        if (e->hash == h32 && e->idlen == idlen && !memcmp(t->ids.data + e->off, ids, idlen))
             return (long)s - 1;
     }
 }
@@ -512,9 +515,10 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
     } else {
         i = t->n++;
     }
-    t->e[i] = (struct series_entry){.hash = hash, .off = off, .len = (uint32_t)len, .idlen = (uint16_t)idlen};
+    t->e[i] = (struct series_entry){
+        .hash = series_hash32(hash), .off = off, .len = (uint32_t)len, .idlen = (uint16_t)idlen};
     t->live++;
-    map_insert(t->by_hash, t->mcap, hash, i);
+    map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
     return i;
 }
 
@@ -658,7 +662,7 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
         struct series_entry *e = &t->e[i];
         if (e->flags & SERIES_FREE)
             continue;
-        if (ok && e->seen == t->gen) {
+        if (ok && e->seen == (uint8_t)t->gen) {
             e->flags = (e->flags & SERIES_TRACKED) ? (SERIES_TRACKED | SERIES_LIVE_TRACKED) : 0;
             continue;
         }

@@ -29,19 +29,29 @@
 #define SERIES_LIVE_TRACKED 2u /* committed without explicit timestamp: staleness applies */
 #define SERIES_FREE         4u /* slot on the free list */
 
-/* 32 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
+/* 24 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
  * (varints) in the table's `ids`; each id is a label pair stored once per target. Nor
- * is the sample: a scrape's samples are in `order` until they are emitted. */
+ * is the sample: a scrape's samples are in `order` until they are emitted.
+ * The identity hash is kept folded to 32 bits (series_hash32): it only filters the
+ * label comparison and picks the remote's queue, so 32 bits do. `seen` holds the low
+ * byte of the generation: every sweep visits every entry, so an entry's `seen` is at
+ * most one generation old and the byte cannot be mistaken. */
 struct series_entry {
-    uint64_t hash;  /* final labels (ss_labels_hash), before external labels */
     uint64_t raw;   /* the scrape-cache key that points here; 0 = none */
+    uint32_t hash;  /* final labels (series_hash32 of ss_labels_hash), before external labels */
     uint32_t off;   /* pair ids in the table's `ids`; free slot: next free + 1 */
-    uint32_t seen;  /* generation that last saw it */
     uint32_t len;   /* bytes of the labels in wire form */
     uint16_t idlen; /* bytes of the pair ids */
     uint8_t flags;
-    uint8_t pad;
+    uint8_t seen; /* low byte of the generation that last saw it (never 0 then) */
 };
+
+/* The series identity hash as the table keeps it, and as every series the scrape
+ * module emits carries it (scrape_series.hash), so one series always keeps one hash. */
+static inline uint32_t series_hash32(uint64_t h)
+{
+    return (uint32_t)(h ^ (h >> 32));
+}
 
 /* A sample of this scrape, for entry idx, in exposition order. */
 struct series_seen {
@@ -107,14 +117,20 @@ void series_table_clear_raw(struct series_table *t);
 
 int series_table_grow_order(struct series_table *t);
 
+/* Entry i was seen in this scrape already. */
+static inline bool series_table_seen(const struct series_table *t, size_t i)
+{
+    return t->e[i].seen == (uint8_t)t->gen;
+}
+
 /* Entry i was seen in this scrape with this sample. The caller checks first that
- * it was not seen already (e->seen == t->gen: a duplicate). Returns 0 or SS_ENOMEM. */
+ * it was not seen already (series_table_seen: a duplicate). Returns 0 or SS_ENOMEM. */
 static inline int series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
 {
     if (t->norder == t->ocap && series_table_grow_order(t))
         return SS_ENOMEM;
     struct series_entry *e = &t->e[i];
-    e->seen = t->gen;
+    e->seen = (uint8_t)t->gen;
     e->flags = (uint8_t)((e->flags & ~SERIES_TRACKED) | (tracked ? SERIES_TRACKED : 0));
     t->order[t->norder++] = (struct series_seen){value, ts, (uint32_t)i};
     return 0;

@@ -70,7 +70,7 @@ static long sample(struct series_table *t, uint64_t raw, uint64_t hash, const ch
         }
         series_table_link_raw(t, (size_t)i, raw);
     }
-    if (t->e[i].seen != t->gen)
+    if (!series_table_seen(t, (size_t)i))
         series_table_see(t, (size_t)i, 1.0, 1000, tracked);
     return i;
 }
@@ -130,6 +130,39 @@ static void test_staleness_and_added(void **state)
     series_table_begin(&t);
     sample(&t, 12, 2, "b", "1", true, &added);
     assert_true(added);
+    series_table_free(&t);
+}
+
+/* `seen` keeps one byte of the generation: over many wraps of that byte a series
+ * seen every scrape never goes stale, one seen every other scrape goes stale each
+ * time it is missing, and a series is never taken as already seen. */
+static void test_generation_byte_wraps(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    struct staled st = {0};
+    bool added;
+    int stale_b = 0, added_b = 0;
+    for (int g = 0; g < 600; g++) {
+        series_table_begin(&t);
+        long a = sample(&t, 11, 1, "a", "1", true, &added);
+        assert_true(a >= 0);
+        assert_int_equal(added, g == 0);
+        assert_true(series_table_seen(&t, (size_t)a));
+        if (g % 2 == 0) {
+            long b = series_table_find_raw(&t, 12);
+            assert_true(b < 0 || !series_table_seen(&t, (size_t)b));
+            sample(&t, 12, 2, "b", "1", true, &added);
+            added_b += added;
+        }
+        st.n = 0;
+        size_t n = series_table_sweep(&t, true, on_stale, &st);
+        stale_b += (int)n;
+        assert_int_equal(n, g % 2); /* b was missing in the odd scrapes */
+    }
+    assert_int_equal(added_b, 300);
+    assert_int_equal(stale_b, 300);
     series_table_free(&t);
 }
 
@@ -425,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
         cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
         cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
+        cmocka_unit_test(test_generation_byte_wraps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

@@ -57,7 +57,7 @@ size_t rw_record_len(const char *p, size_t avail)
  * KiB). Regrowing costs a few reallocs per commit, nothing next to encoding it. */
 #define STAGE_FLUSH_BYTES (12u << 10)
 #define STAGE_KEEP_BYTES  (32u << 10)
-#define QUEUE_KEEP_BYTES  (64u << 10)
+#define QUEUE_KEEP_BYTES  (16u << 10)
 
 static void commit_stages(struct rw_remote *r, int lo, int hi, bool final);
 

@@ -3487,6 +3487,19 @@ static const struct {
                   {"CurveP521", "GROUP-SECP521R1"},
                   {"X25519", "GROUP-X25519"}};
 
+/* The index of `name` in a table of `count` entries `stride` bytes apart whose name
+ * pointers start at `first`; an unknown name fails at its node ("unknown cipher: X",
+ * as exporter-toolkit says). */
+static long web_name_index(struct loader *ld, const struct ss_ynode *at, const char *what, const char *name,
+                           const char *const *first, size_t count, size_t stride)
+{
+    for (size_t j = 0; j < count; j++)
+        if (!strcmp(name, *(const char *const *)((const char *)first + j * stride)))
+            return (long)j;
+    char sb[SNIP_CAP];
+    return fail_at(ld, at, SS_ECONFIG, "unknown %s: %s", what, snip(name, strlen(name), sb));
+}
+
 /* exporter-toolkit handler.go extraHTTPHeaders: the headers that may be set, and the
  * values allowed where they are an enumeration. */
 static const struct {
@@ -3617,42 +3630,30 @@ static int dec_web_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_w
     }
     if (!rc)
         rc = dec_str_list(ld, v[W_SUITES], "cipher_suites", &list, &nlist);
-    if (!rc && nlist) {
-        if (!(w->cipher_suites = calloc(nlist, sizeof *w->cipher_suites)))
-            rc = fail_oom(ld);
-        for (size_t i = 0; i < nlist && !rc; i++) {
-            size_t j = 0;
-            while (j < sizeof web_suites / sizeof web_suites[0] && strcmp(list[i], web_suites[j].name) != 0)
-                j++;
-            if (j == sizeof web_suites / sizeof web_suites[0]) {
-                char sb[SNIP_CAP];
-                rc = fail_at(ld, v[W_SUITES]->kids[i], SS_ECONFIG, "unknown cipher: %s",
-                             snip(list[i], strlen(list[i]), sb));
-            } else {
-                w->cipher_suites[w->ncipher_suites++] = &web_suites[j];
-            }
-        }
+    if (!rc && nlist && !(w->cipher_suites = calloc(nlist, sizeof *w->cipher_suites)))
+        rc = fail_oom(ld);
+    for (size_t i = 0; i < nlist && !rc; i++) {
+        long j = web_name_index(ld, v[W_SUITES]->kids[i], "cipher", list[i], &web_suites[0].name,
+                                sizeof web_suites / sizeof web_suites[0], sizeof web_suites[0]);
+        if (j < 0)
+            rc = (int)j;
+        else
+            w->cipher_suites[w->ncipher_suites++] = &web_suites[j];
     }
     free_strv(list, nlist);
     list = NULL;
     nlist = 0;
     if (!rc)
         rc = dec_str_list(ld, v[W_CURVES], "curve_preferences", &list, &nlist);
-    if (!rc && nlist) {
-        if (!(w->curves = calloc(nlist, sizeof *w->curves)))
-            rc = fail_oom(ld);
-        for (size_t i = 0; i < nlist && !rc; i++) {
-            size_t j = 0;
-            while (j < sizeof web_curves / sizeof web_curves[0] && strcmp(list[i], web_curves[j].name) != 0)
-                j++;
-            if (j == sizeof web_curves / sizeof web_curves[0]) {
-                char sb[SNIP_CAP];
-                rc = fail_at(ld, v[W_CURVES]->kids[i], SS_ECONFIG, "unknown curve: %s",
-                             snip(list[i], strlen(list[i]), sb));
-            } else {
-                w->curves[w->ncurves++] = web_curves[j].group;
-            }
-        }
+    if (!rc && nlist && !(w->curves = calloc(nlist, sizeof *w->curves)))
+        rc = fail_oom(ld);
+    for (size_t i = 0; i < nlist && !rc; i++) {
+        long j = web_name_index(ld, v[W_CURVES]->kids[i], "curve", list[i], &web_curves[0].name,
+                                sizeof web_curves / sizeof web_curves[0], sizeof web_curves[0]);
+        if (j < 0)
+            rc = (int)j;
+        else
+            w->curves[w->ncurves++] = web_curves[j].group;
     }
     free_strv(list, nlist);
     /* exporter-toolkit ConfigToTLSConfig: any TLS field enables TLS, which then needs

@@ -52,6 +52,22 @@ int ss_buf_reserve(struct ss_buf *b, size_t extra)
     return 0;
 }
 
+void *ss_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return v;
+    size_t nc = *cap ? *cap : (first ? first : 1);
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2 / elem)
+            return NULL;
+        nc *= 2;
+    }
+    void *n = realloc(v, nc * elem);
+    if (n)
+        *cap = nc;
+    return n;
+}
+
 int ss_buf_append(struct ss_buf *b, const void *p, size_t n)
 {
     int rc = ss_buf_reserve(b, n);

@@ -94,6 +94,11 @@ void ss_buf_free(struct ss_buf *b);  /* frees; the struct may be reused after ss
 /* Like ss_buf_free, but wipes the bytes first: for buffers that held secrets. */
 void ss_buf_free_secret(struct ss_buf *b);
 
+/* Room for `need` elements of `elem` bytes in the array v of *cap elements: doubles
+ * (from `first`) until it fits. Returns the array (moved or not), or NULL when out of
+ * memory (v and *cap unchanged). */
+void *ss_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
+
 /* Wipe memory that held a secret (not optimised away). */
 void ss_wipe(void *p, size_t n);
 /* Wipe and free a NUL-terminated secret string; NULL is a no-op. */

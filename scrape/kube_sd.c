@@ -365,16 +365,12 @@ static void kv_add(struct builder *b, const char *name, const char *value)
         b->rc = SS_ENOMEM;
         return;
     }
-    if (b->kv.n == b->kv.cap) {
-        size_t nc = b->kv.cap ? b->kv.cap * 2 : 64;
-        struct ss_kv *nv = realloc(b->kv.v, nc * sizeof *nv);
-        if (!nv) {
-            b->rc = SS_ENOMEM;
-            return;
-        }
-        b->kv.v = nv;
-        b->kv.cap = nc;
+    void *grown = ss_array_grow(b->kv.v, &b->kv.cap, b->kv.n + 1, sizeof *b->kv.v, 64);
+    if (!grown) {
+        b->rc = SS_ENOMEM;
+        return;
     }
+    b->kv.v = grown;
     char *v = ss_arena_strndup(&b->s->arena, value ? value : "", value ? strlen(value) : 0);
     if (!v) {
         b->rc = SS_ENOMEM;
@@ -400,16 +396,12 @@ static void emit(struct builder *b, const char *addr)
     if (b->rc)
         return;
     struct kube_snapshot *s = b->s;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        struct scrape_target_group *ng = realloc(s->groups, nc * sizeof *ng);
-        if (!ng) {
-            b->rc = SS_ENOMEM;
-            return;
-        }
-        s->groups = ng;
-        s->cap = nc;
+    void *grown = ss_array_grow(s->groups, &s->cap, s->n + 1, sizeof *s->groups, 64);
+    if (!grown) {
+        b->rc = SS_ENOMEM;
+        return;
     }
+    s->groups = grown;
     struct ss_kv *labels = ss_arena_alloc(&s->arena, (b->kv.n + 1) * sizeof *labels);
     const char **targets = ss_arena_alloc(&s->arena, sizeof *targets);
     char *a = ss_arena_strndup(&s->arena, addr, strlen(addr));
@@ -520,7 +512,7 @@ struct seen_pod {
 
 struct seen_pods {
     struct seen_pod *v;
-    size_t n;
+    size_t n, cap;
 };
 
 /* Remember that pod made a target for port (has_port false: a slice port without a
@@ -532,28 +524,24 @@ static void seen_add(struct builder *b, struct seen_pods *seen, json_t *pod, boo
         if (seen->v[x].pod == pod)
             sp = &seen->v[x];
     if (!sp) {
-        struct seen_pod *nv = realloc(seen->v, (seen->n + 1) * sizeof *nv);
-        if (!nv) {
+        void *grown = ss_array_grow(seen->v, &seen->cap, seen->n + 1, sizeof *seen->v, 16);
+        if (!grown) {
             b->rc = SS_ENOMEM;
             return;
         }
-        seen->v = nv;
+        seen->v = grown;
         sp = &seen->v[seen->n++];
         memset(sp, 0, sizeof *sp);
         sp->pod = pod;
     }
     if (!has_port)
         return;
-    if (sp->n == sp->cap) {
-        size_t nc = sp->cap ? sp->cap * 2 : 4;
-        long long *np = realloc(sp->ports, nc * sizeof *np);
-        if (!np) {
-            b->rc = SS_ENOMEM;
-            return;
-        }
-        sp->ports = np;
-        sp->cap = nc;
+    void *grown = ss_array_grow(sp->ports, &sp->cap, sp->n + 1, sizeof *sp->ports, 4);
+    if (!grown) {
+        b->rc = SS_ENOMEM;
+        return;
     }
+    sp->ports = grown;
     sp->ports[sp->n++] = port;
 }
 
@@ -654,7 +642,7 @@ static json_t *ref_pod(struct kube_sd *k, json_t *ref, const char *ns)
 static void build_endpoints(struct kube_sd *k, struct builder *b, json_t *eps)
 {
     const char *ns = jstr(eps, "ns");
-    struct seen_pods seen = {NULL, 0};
+    struct seen_pods seen = {NULL, 0, 0};
     b->kv.n = 0;
     kv_add(b, "__meta_kubernetes_namespace", ns);
     kv_add(b, "__meta_kubernetes_endpoints_name", jstr(eps, "name"));
@@ -727,7 +715,7 @@ static void bool_label(struct builder *b, const char *name, json_t *o, const cha
 static void build_endpointslice(struct kube_sd *k, struct builder *b, json_t *es)
 {
     const char *ns = jstr(es, "ns");
-    struct seen_pods seen = {NULL, 0};
+    struct seen_pods seen = {NULL, 0, 0};
     b->kv.n = 0;
     kv_add(b, "__meta_kubernetes_namespace", ns);
     kv_add(b, "__meta_kubernetes_endpointslice_name", jstr(es, "name"));

@@ -30,6 +30,7 @@
  *     StaleNaN again); target_info gets none.
  * Types and units come from the TYPE/UNIT lines of the job's scrapes, remembered
  * per job and family (a bounded table): a family a job never typed is a gauge. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct collector_otel {
     struct meta_entry *meta; /* OTEL_META_CAP slots, lazily */
     size_t nmeta;
     uint64_t meta_dropped;
+    _Atomic uint64_t too_many_labels; /* series not shipped: more than OTEL_MAX_LABELS */
     struct resource res[OTEL_MAX_RESOURCES];
     size_t nres;
     char scheme[16];
@@ -80,6 +82,11 @@ int collector_otel_new(const struct cfg_otel_series *o, const struct scrape_sink
     ss_labels_init(&x->ls);
     *out = x;
     return 0;
+}
+
+uint64_t collector_otel_dropped(const struct collector_otel *x)
+{
+    return x ? atomic_load(&((struct collector_otel *)x)->too_many_labels) : 0;
 }
 
 void collector_otel_free(struct collector_otel *x)
@@ -511,8 +518,13 @@ static void on_series(void *ud, const struct scrape_series *s)
     classify(x, jobz, name, &family, &suffix, &type, &unit);
     if (suffix.len == 8 && !memcmp(suffix.p, "_created", 8))
         return; /* rule 2 */
-    if (s->nlabels > OTEL_MAX_LABELS)
+    if (s->nlabels > OTEL_MAX_LABELS) { /* counted and logged: never dropped silently */
+        if (atomic_fetch_add(&x->too_many_labels, 1) == 0)
+            ss_warn("otel", "series %.*s of job %s dropped: %zu labels, more than the %d the OTel rewrite takes "
+                    "(counted in scrapeship_otel_series_dropped_total; this is logged once)",
+                    (int)name.len, name.p, jobz, s->nlabels, OTEL_MAX_LABELS);
         return;
+    }
     note_resource(x, job, inst, s->timestamp_ms);
     char nm[OTEL_NAME_MAX + 16];
     enum scrape_metric_type nt = type == SCRAPE_TYPE_UNKNOWN ? SCRAPE_TYPE_GAUGE : type;

@@ -398,9 +398,22 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
         return 0;
     struct rw_remote *rs[64];
     size_t n = 0;
-    for (size_t i = 0; i < s->n && n < 64; i++)
+    bool otel = false;
+    uint64_t otel_dropped = 0;
+    for (size_t i = 0; i < s->n && n < 64; i++) {
         rs[n++] = s->v[i].rw;
-    return rw_remotes_render_metrics(rs, n, out);
+        otel |= s->v[i].otel != NULL;
+        otel_dropped += collector_otel_dropped(s->v[i].otel);
+    }
+    int rc = rw_remotes_render_metrics(rs, n, out);
+    if (!rc && otel)
+        rc = ss_buf_printf(out,
+                           "# HELP scrapeship_otel_series_dropped_total Series the OpenTelemetry collector "
+                           "rewrite could not ship (more labels than it takes).\n"
+                           "# TYPE scrapeship_otel_series_dropped_total counter\n"
+                           "scrapeship_otel_series_dropped_total %llu\n",
+                           (unsigned long long)otel_dropped);
+    return rc;
 }
 
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono)

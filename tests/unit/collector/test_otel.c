@@ -538,6 +538,38 @@ static void test_stale(void **state)
                         "net_host_port=\"1\"} 1 2000\n");
 }
 
+/* A series with more labels than the rewrite takes is not shipped, and it is counted
+ * (scrapeship_otel_series_dropped_total): never dropped silently. The others pass. */
+static void test_too_many_labels_counted(void **state)
+{
+    (void)state;
+    struct capture cap = {.out = ""};
+    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
+    struct collector_otel *x = NULL;
+    struct cfg_otel_series o = {.enabled = true, .add_metric_suffixes = true};
+    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
+    collector_otel_sink(x, &in);
+    enum { N = 300 };
+    static struct ss_label l[N];
+    static char names[N][8];
+    l[0] = (struct ss_label){{"__name__", 8}, {"g", 1}};
+    for (int i = 1; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "l%03d", i);
+        l[i] = (struct ss_label){{names[i], 4}, {"v", 1}};
+    }
+    struct scrape_report rep = {"j", "h:1", "http://h:1/metrics", true, NULL, 2000, 0, NULL, 0};
+    in.begin(in.ud, &rep);
+    in.series(in.ud, &(struct scrape_series){l, N, 1, 2000, 1, NULL, 0});
+    in.series(in.ud, &(struct scrape_series){l, N, 2, 2000, 1, NULL, 0});
+    in.series(in.ud, &(struct scrape_series){l, 2, 3, 2000, 2, NULL, 0}); /* __name__ and l001 */
+    in.end(in.ud, &rep);
+    assert_int_equal(collector_otel_dropped(x), 2);
+    assert_null(strstr(cap.out, "l299"));
+    assert_non_null(strstr(cap.out, "g{l001=\"v\"} 3"));
+    collector_otel_free(x);
+    assert_int_equal(collector_otel_dropped(NULL), 0);
+}
+
 /* addKubernetesResource: a target found by kubernetes_sd_configs carries its pod's
  * k8s.* attributes (from the discovered labels, before relabeling) on target_info and,
  * with resource_to_telemetry_conversion, on every series. */
@@ -611,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_unit_names),
         cmocka_unit_test(test_k8s_resource),
+        cmocka_unit_test(test_too_many_labels_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@ The last rows link exactly scrapeship's DT_NEEDED list (from `readelf -d BIN`), 
 also start libcurl and OpenSSL as collector/main.c does: that last row is the floor under any
 scrapeship process on this system, before one series is scraped.
 
-usage: libfloor.py [BIN]   (BIN: the scrapeship binary, default build/scrapeship)
+usage: libfloor.py [BIN]   (BIN: the scrapeship binary; default $SCRAPESHIP_BIN, else build/scrapeship)
 Prints a Markdown table; needs gcc and the -dev packages of scripts/install-deps.sh.
 """
 import os
@@ -73,7 +73,8 @@ def measure(work, name, libs, curl_init=False, lean=False, runs=5):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build", "scrapeship")
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SCRAPESHIP_BIN") or os.path.join(
+        REPO, "build", "scrapeship")
     libs = needed(binary)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ss-libfloor-") as work:

@@ -14,10 +14,11 @@
 #  3. (CHURN=1) runs bench/churn.py: scrapeship on file_sd targets that come and go
 #     every 3 s at 20k samples/s for 5 minutes; nothing dropped, RSS flat;
 #  4. (MEMORY=1) runs bench/memory.py: scrapeship's RSS at 0, 100k and 300k active
-#     series and the bytes per added series (about 2.5 minutes).
+#     series and the bytes per added series (about 2.5 minutes), then bench/libfloor.py:
+#     the RSS of scrapeship's shared libraries before it runs (seconds).
 # Defaults take about 45 minutes (micro ~2, profiles ~29, ceiling <= ~8, churn ~6).
 # Results go to $OUT (default: a new /tmp directory): micro.txt, results.md,
-# results.json, churn.md, churn.json, memory.md, memory.json. Knobs (see bench/README.md): PROFILES TOOLS
+# results.json, churn.md, churn.json, memory.md, memory.json, libfloor.md. Knobs (see bench/README.md): PROFILES TOOLS
 # DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* MEMORY MEM_* PROFILE MICRO CALLGRIND
 # COMPARE SCRAPESHIP_BIN.
 set -euo pipefail
@@ -141,5 +142,7 @@ if [[ $MEMORY == 1 ]]; then
     mrc=0
     run_py 1800 "$HERE/memory.py" || mrc=$?
     if (( mrc > rc )); then rc=$mrc; fi
+    echo "== the shared libraries' RSS before scrapeship runs (results in $OUT/libfloor.md)"
+    "$PY" "$HERE/libfloor.py" "$SCRAPESHIP_BIN" > "$OUT/libfloor.md" && cat "$OUT/libfloor.md" || rc=1
 fi
 exit "$rc"

@@ -517,10 +517,11 @@ static void on_series(void *ud, const struct scrape_series *s)
     const char *unit;
     classify(x, jobz, name, &family, &suffix, &type, &unit);
     if (suffix.len == 8 && !memcmp(suffix.p, "_created", 8))
-        return; /* rule 2 */
+        return;                         /* rule 2 */
     if (s->nlabels > OTEL_MAX_LABELS) { /* counted and logged: never dropped silently */
         if (atomic_fetch_add(&x->too_many_labels, 1) == 0)
-            ss_warn("otel", "series %.*s of job %s dropped: %zu labels, more than the %d the OTel rewrite takes "
+            ss_warn("otel",
+                    "series %.*s of job %s dropped: %zu labels, more than the %d the OTel rewrite takes "
                     "(counted in scrapeship_otel_series_dropped_total; this is logged once)",
                     (int)name.len, name.p, jobz, s->nlabels, OTEL_MAX_LABELS);
         return;

@@ -137,11 +137,11 @@ struct scrape_manager {
     pthread_mutex_t lock; /* guards jobs/targets lists against the metrics reader */
     atomic_bool stop;
     int running_scrapes;
-    struct ss_labels ext;         /* external labels, sorted (copies) */
-    struct ss_buf ext_wire;       /* the same in wire form */
-    uint32_t ext_ends[64];        /* end of each one's bytes in ext_wire */
-    struct ss_buf merged_wire;    /* a series' wire labels with the external ones merged in */
-    struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
+    struct ss_labels ext;              /* external labels, sorted (copies) */
+    struct ss_buf ext_wire;            /* the same in wire form */
+    uint32_t ext_ends[64];             /* end of each one's bytes in ext_wire */
+    struct ss_buf merged_wire;         /* a series' wire labels with the external ones merged in */
+    struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
 };

@@ -559,10 +559,13 @@ static void test_too_many_labels_counted(void **state)
     }
     struct scrape_report rep = {"j", "h:1", "http://h:1/metrics", true, NULL, 2000, 0, NULL, 0};
     in.begin(in.ud, &rep);
-    in.series(in.ud, &(struct scrape_series){.labels = l, .nlabels = N, .value = 1, .timestamp_ms = 2000, .hash = 1});
-    in.series(in.ud, &(struct scrape_series){.labels = l, .nlabels = N, .value = 2, .timestamp_ms = 2000, .hash = 1});
+    in.series(in.ud, &(struct scrape_series){
+                         .labels = l, .nlabels = N, .value = 1, .timestamp_ms = 2000, .hash = 1});
+    in.series(in.ud, &(struct scrape_series){
+                         .labels = l, .nlabels = N, .value = 2, .timestamp_ms = 2000, .hash = 1});
     /* __name__ and l001 only */
-    in.series(in.ud, &(struct scrape_series){.labels = l, .nlabels = 2, .value = 3, .timestamp_ms = 2000, .hash = 2});
+    in.series(in.ud, &(struct scrape_series){
+                         .labels = l, .nlabels = 2, .value = 3, .timestamp_ms = 2000, .hash = 2});
     in.end(in.ud, &rep);
     assert_int_equal(collector_otel_dropped(x), 2);
     assert_null(strstr(cap.out, "l299"));

@@ -986,10 +986,47 @@ static void test_gzip_beyond_whole_buffer(void **state)
     scrape_manager_free(m);
 }
 
+/* A body over GZ_WHOLE_PREFER (8 MiB plain, from the gzip trailer) streams instead of
+ * being inflated into one buffer: every series arrives, as from the plain body. */
+static void test_gzip_big_body_streams(void **state)
+{
+    (void)state;
+    size_t lines = 140000, size = lines * 80 + 64, pos = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    for (size_t i = 0; i < lines; i++)
+        pos += (size_t)snprintf(body + pos, size - pos,
+                                "req_total{path=\"/api/v1/item/%07zu\",code=\"%zu\",pad=\"abcdefgh\"} %zu\n",
+                                i, 200 + i % 5, i);
+    assert_true(pos > (8u << 20));
+    struct scrape_job j = base_job();
+    size_t counts[2];
+    for (int gz = 0; gz < 2; gz++) {
+        size_t n = 0;
+        unsigned char *raw = gz ? gzip_member(body, pos, 1, &n) : malloc(pos);
+        assert_non_null(raw);
+        if (!gz)
+            memcpy(raw, body, n = pos);
+        serve_raw(raw, n, gz ? "gzip" : NULL); /* the server owns it */
+        struct scrape_manager *m = manager(&j);
+        reset_capture();
+        cap.with_wire = 0;
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_true(cap.last_up);
+        counts[gz] = cap.with_wire;
+        scrape_manager_free(m);
+    }
+    assert_int_equal(counts[0], lines);
+    assert_int_equal(counts[1], lines);
+    serve_raw(NULL, 0, NULL);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_and_synthetic),
+        cmocka_unit_test(test_gzip_big_body_streams),
         cmocka_unit_test(test_honor_labels),
         cmocka_unit_test(test_sample_limit),
         cmocka_unit_test(test_label_limit),

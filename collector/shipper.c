@@ -4,8 +4,17 @@
  * The sink fans every finished scrape out to every remote: begin (reshard point),
  * each series, commit. On reload, a remote whose configuration did not change is kept
  * with its queue and shards (no queued sample is dropped); changed or removed remotes
- * are flushed within the shutdown timeout and replaced. */
+ * are flushed within the shutdown timeout and replaced.
+ *
+ * That flush runs on a thread of its own (retire_main), not on the scrape thread: a
+ * receiver that is down would otherwise stop every scrape for the whole shutdown
+ * timeout. The remotes that replace them take the new scrapes into their queues at
+ * once but start sending only when the flush is over (on_end looks after each scrape),
+ * so a series' older queued samples are never overtaken by fresher ones, and the old
+ * and new remote of one entry never use its disk queue at the same time. */
 #include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +36,19 @@ struct shipped_remote {
     bool fresh;                  /* built by this reload, not started yet */
 };
 
+/* Remotes a reload removed or changed, flushing on the retirer thread. */
+struct retiring {
+    struct shipped_remote *v;
+    int64_t *deadline; /* monotonic ms, per remote */
+    size_t n;
+    atomic_bool done;
+};
+
 struct collector_shipper {
     struct shipped_remote *v;
     size_t n;
+    struct retiring *ret; /* a flush in progress (retirer running or not joined), or NULL */
+    pthread_t retirer;
 };
 
 /* remotewrite's generic signing hooks, served by the aws floor's SigV4 signer. */
@@ -259,11 +278,55 @@ static bool replaced_on_disk(const struct collector_shipper *s, const char *dir)
     return false;
 }
 
+/* The retirer thread: flush the retiring remotes (each against its deadline, all at
+ * once since every one began shutting down already), free them, and say so. */
+static void *retire_main(void *arg)
+{
+    struct retiring *ret = arg;
+    for (size_t k = 0; k < ret->n; k++) {
+        uint64_t unsent = 0;
+        rw_remote_shutdown(ret->v[k].rw, ret->deadline[k], &unsent);
+        remote_free(&ret->v[k]);
+    }
+    free(ret->v);
+    free(ret->deadline);
+    ret->v = NULL;
+    ret->deadline = NULL;
+    atomic_store(&ret->done, true);
+    return NULL;
+}
+
+/* Start the remotes this reload built (their queues hold what came since). */
+static void start_fresh(struct collector_shipper *s)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        if (s->v[k].fresh && rw_remote_start(s->v[k].rw) != 0)
+            ss_error("shipper",
+                     "remote %s: cannot start its senders: its data is queued (and dropped at "
+                     "max_memory_bytes) until the next reload",
+                     rw_remote_name(s->v[k].rw));
+        s->v[k].fresh = false;
+    }
+}
+
+/* Wait for a flush in progress to end (at once when it has: `done`), then start the
+ * remotes that waited for it. */
+static void finish_retiring(struct collector_shipper *s)
+{
+    if (!s || !s->ret)
+        return;
+    pthread_join(s->retirer, NULL);
+    free(s->ret);
+    s->ret = NULL;
+    start_fresh(s);
+}
+
 int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
                              struct collector_shipper **out, int64_t flush_deadline_mono, char *err,
                              size_t errlen)
 {
     *out = NULL;
+    finish_retiring(old); /* a reload during the flush of the last one waits for it */
     struct collector_shipper *s = calloc(1, sizeof *s);
     if (!s)
         return SS_ENOMEM;
@@ -309,31 +372,43 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
          * delivered) before the new remote replays the disk queue and sends fresher
          * samples of the same series. When its replacement uses the same disk queue
          * the flush is short: what the receiver has not taken within a second goes to
-         * disk and the new remote sends it first, so a slow receiver does not hold up
-         * scraping for the whole shutdown timeout. */
+         * disk and the new remote sends it first. The flush runs on the retirer thread
+         * (file comment); without one, here. */
         int64_t now = ss_mono_ms();
-        for (size_t k = 0; k < old->n; k++)
-            if (old->v[k].rw)
-                rw_remote_begin_shutdown(old->v[k].rw);
+        struct retiring *ret = calloc(1, sizeof *ret);
+        if (ret && (!(ret->v = calloc(old->n + 1, sizeof *ret->v)) ||
+                    !(ret->deadline = calloc(old->n + 1, sizeof *ret->deadline)))) {
+            free(ret->v);
+            free(ret);
+            ret = NULL;
+        }
         for (size_t k = 0; k < old->n; k++)
             if (old->v[k].rw) {
-                uint64_t unsent = 0;
+                ss_info("shipper", "remote %s removed or changed: flushing", rw_remote_name(old->v[k].rw));
+                rw_remote_begin_shutdown(old->v[k].rw);
+            }
+        for (size_t k = 0; k < old->n; k++)
+            if (old->v[k].rw) {
                 int64_t deadline = flush_deadline_mono;
                 if (replaced_on_disk(s, old->v[k].storage_dir) && deadline > now + 1000)
                     deadline = now + 1000;
-                ss_info("shipper", "remote %s removed or changed: flushing", rw_remote_name(old->v[k].rw));
-                rw_remote_shutdown(old->v[k].rw, deadline, &unsent);
-                remote_free(&old->v[k]);
+                if (ret) {
+                    ret->deadline[ret->n] = deadline;
+                    ret->v[ret->n++] = old->v[k];
+                } else {
+                    uint64_t unsent = 0;
+                    rw_remote_shutdown(old->v[k].rw, deadline, &unsent);
+                    remote_free(&old->v[k]);
+                }
             }
         free(old->v);
         free(old);
-        for (size_t k = 0; k < s->n; k++) {
-            if (s->v[k].fresh && rw_remote_start(s->v[k].rw) != 0)
-                ss_error("shipper",
-                         "remote %s: cannot start its senders: its data is queued (and dropped at "
-                         "max_memory_bytes) until the next reload",
-                         rw_remote_name(s->v[k].rw));
-            s->v[k].fresh = false;
+        if (ret && ret->n && pthread_create(&s->retirer, NULL, retire_main, ret) == 0) {
+            s->ret = ret; /* the new remotes start when it is done (start_fresh) */
+        } else {
+            if (ret)
+                retire_main(ret); /* nothing to flush, or no thread: flush here */
+            start_fresh(s);
         }
     }
     *out = s;
@@ -368,6 +443,8 @@ static void on_end(void *ud, const struct scrape_report *r)
             s->v[i].otel_in.end(s->v[i].otel_in.ud, r);
         else
             rw_remote_commit(s->v[i].rw);
+    if (s->ret && atomic_load(&s->ret->done))
+        finish_retiring(s); /* the old remotes are flushed: the new ones start sending */
 }
 
 static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
@@ -419,6 +496,7 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
 uint64_t collector_shipper_shutdown(struct collector_shipper *s, int64_t deadline_mono)
 {
     uint64_t total = 0;
+    finish_retiring(s); /* the retiring remotes' flush ends by its deadline, before ours */
     /* all remotes flush at the same time; then wait for each against one deadline */
     for (size_t i = 0; s && i < s->n; i++)
         rw_remote_begin_shutdown(s->v[i].rw);
@@ -434,6 +512,7 @@ void collector_shipper_free(struct collector_shipper *s)
 {
     if (!s)
         return;
+    finish_retiring(s);
     for (size_t i = 0; i < s->n; i++)
         remote_free(&s->v[i]);
     free(s->v);

@@ -406,8 +406,10 @@ int collector_shipper_reload(struct collector_shipper *old, const struct cfg *c,
         if (ret && ret->n && pthread_create(&s->retirer, NULL, retire_main, ret) == 0) {
             s->ret = ret; /* the new remotes start when it is done (start_fresh) */
         } else {
-            if (ret)
+            if (ret) {
                 retire_main(ret); /* nothing to flush, or no thread: flush here */
+                free(ret);
+            }
             start_fresh(s);
         }
     }

@@ -136,6 +136,10 @@ struct scrape_manager {
     struct ss_buf merged_wire;    /* a series' wire labels with the external ones merged in */
     struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
     int64_t last_trim_ms;
+    /* The earliest next_ms of the targets not in flight (0: unknown, scan them). The
+     * loop wakes for every socket event; walking every target each time to find that
+     * nothing is due was the scheduler's main cost. */
+    int64_t next_due;
 };
 
 double scrape_stale_nan(void)
@@ -924,6 +928,7 @@ static void sync_targets(struct scrape_manager *m)
                 sync_group(m, js, &js->dyn_groups[d][i], &spec);
     }
     scrape_target_spec_free(&spec);
+    m->next_due = 0; /* new targets have their own first slot */
     struct target **pp = &m->targets;
     while (*pp) {
         struct target *t = *pp;
@@ -1073,6 +1078,8 @@ static void drain_completed(struct scrape_manager *m)
         t->in_flight = false;
         m->running_scrapes--;
         finish_scrape(t, res);
+        if (t->next_ms < m->next_due) /* it was left out while in flight */
+            m->next_due = t->next_ms;
     }
 }
 
@@ -1117,7 +1124,9 @@ int scrape_manager_run(struct scrape_manager *m)
             m->last_trim_ms = now;
         }
 #endif
-        int64_t next = start_due(m, now, false);
+        if (now >= m->next_due)
+            m->next_due = start_due(m, now, false);
+        int64_t next = m->next_due;
         int running = 0;
         curl_multi_perform(m->multi, &running);
         drain_completed(m);
@@ -1140,6 +1149,7 @@ int scrape_manager_scrape_once(struct scrape_manager *m)
 {
     int64_t now = ss_mono_ms();
     start_due(m, now, true);
+    m->next_due = 0;
     while (m->running_scrapes > 0 && !atomic_load(&m->stop)) {
         int running = 0;
         curl_multi_perform(m->multi, &running);

@@ -201,6 +201,20 @@ uint64_t ss_labels_hash(const struct ss_labels *ls)
     return h ^ (h >> 32);
 }
 
+uint64_t ss_labels_group_hash(const struct ss_label *v, size_t n)
+{
+    uint64_t h = 0x6A09E667F3BCC908ULL;
+    for (size_t i = 0; i < n; i++) {
+        struct ss_str k = v[i].name;
+        if (k.len && (unsigned char)k.p[0] > 'j')
+            break; /* sorted by name: nothing after "job" is part of the key */
+        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
+            (k.len == 3 && !memcmp(k.p, "job", 3)))
+            h = hash_str(h, v[i].value);
+    }
+    return h;
+}
+
 long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b, size_t nb,
                             struct ss_label *out, size_t cap)
 {

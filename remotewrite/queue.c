@@ -158,18 +158,9 @@ void rw_remote_begin(struct rw_remote *r)
  * series order needs only that a series always maps to the same queue, which holds:
  * the key is a function of the series' labels. */
 #define QUEUE_SPREAD 4
-static int queue_of(const struct rw_remote *r, const struct ss_label *labels, size_t n, uint64_t hash)
+static int queue_of(const struct rw_remote *r, uint64_t group, uint64_t hash)
 {
-    uint64_t h = 0x6A09E667F3BCC908ULL;
-    for (size_t i = 0; i < n; i++) {
-        struct ss_str k = labels[i].name;
-        if (k.len && (unsigned char)k.p[0] > 'j')
-            break; /* sorted by name: nothing after "job" is part of the key */
-        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
-            (k.len == 3 && !memcmp(k.p, "job", 3)))
-            h = ss_hash_str(h, labels[i].value);
-    }
-    return (int)((h + hash % QUEUE_SPREAD) % (uint64_t)r->nqueues);
+    return (int)((group + hash % QUEUE_SPREAD) % (uint64_t)r->nqueues);
 }
 
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
@@ -198,7 +189,9 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         n = w->n;
         hash = ss_labels_hash(w);
     }
-    int qi = queue_of(r, labels, n, hash);
+    /* the group the scrape module passed is of these labels unless relabeling changed them */
+    uint64_t group = s->group && labels == s->labels ? s->group : ss_labels_group_hash(labels, n);
+    int qi = queue_of(r, group, hash);
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
     int rc = s->wire_labels && labels == s->labels
                  ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,

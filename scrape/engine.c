@@ -119,6 +119,17 @@ struct target {
 
     struct series_table series; /* every series once; see series.h */
     struct ss_buf wire;         /* a new series' labels in wire form, before it is added */
+    /* The group (ss_labels_group_hash) of the series emitted last, by the addresses of
+     * its __name__, instance and job values in the series table: label pairs are stored
+     * once, so the same addresses are the same values. Used only while a scrape's
+     * samples are emitted (on), when the table neither adds nor moves pairs; series
+     * come family by family, so most reuse it instead of hashing three values. */
+    struct {
+        bool on, valid;
+        const char *p[3];
+        size_t len[3];
+        uint64_t group;
+    } gmemo;
 };
 
 struct scrape_manager {
@@ -171,7 +182,7 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, hash, NULL, 0};
+    struct scrape_series s = {labels, n, v, ts, hash, NULL, 0, 0};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
@@ -187,8 +198,34 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len};
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0};
+    bool memo_hit = false;
+    const char *gp[3] = {NULL, NULL, NULL};
+    size_t gl[3] = {0, 0, 0};
+    if (t->gmemo.on) {
+        for (long i = 0; i < n; i++) {
+            struct ss_str k = labels[i].name;
+            if (k.len && (unsigned char)k.p[0] > 'j')
+                break; /* sorted by name */
+            int g = k.len == 8 && !memcmp(k.p, "__name__", 8)   ? 0
+                    : k.len == 8 && !memcmp(k.p, "instance", 8) ? 1
+                    : k.len == 3 && !memcmp(k.p, "job", 3)      ? 2
+                                                                : -1;
+            if (g >= 0)
+                gp[g] = labels[i].value.p, gl[g] = labels[i].value.len;
+        }
+        memo_hit = t->gmemo.valid && !memcmp(gp, t->gmemo.p, sizeof gp) && !memcmp(gl, t->gmemo.len, sizeof gl);
+        if (memo_hit)
+            s.group = t->gmemo.group;
+    }
     if (!m->ext.n) {
+        if (t->gmemo.on && !memo_hit) {
+            s.group = ss_labels_group_hash(labels, (size_t)n);
+            t->gmemo.valid = true;
+            memcpy(t->gmemo.p, gp, sizeof gp);
+            memcpy(t->gmemo.len, gl, sizeof gl);
+            t->gmemo.group = s.group;
+        }
         m->sink.series(m->sink.ud, &s);
         return;
     }
@@ -217,6 +254,13 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     }
     s.labels = merged;
     s.nlabels = k;
+    if (t->gmemo.on && !memo_hit) { /* the external labels are the same for every series */
+        s.group = ss_labels_group_hash(merged, k);
+        t->gmemo.valid = true;
+        memcpy(t->gmemo.p, gp, sizeof gp);
+        memcpy(t->gmemo.len, gl, sizeof gl);
+        t->gmemo.group = s.group;
+    }
     s.wire_labels = with_wire ? m->merged_wire.data : NULL;
     s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
     m->sink.series(m->sink.ud, &s);
@@ -768,10 +812,13 @@ static void finish_scrape(struct target *t, CURLcode res)
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);
         const struct series_table *st = &t->series;
+        t->gmemo.on = true;
+        t->gmemo.valid = false;
         for (uint32_t k = 0; k < st->norder; k++) {
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts);
         }
+        t->gmemo.on = false;
     }
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
      * missing now, or all of them when this scrape failed */

@@ -133,7 +133,8 @@ static struct {
     int scrapes;
     bool last_up;
     char last_error[512];
-    size_t with_wire; /* series that came with wire bytes */
+    size_t with_wire;  /* series that came with wire bytes */
+    size_t with_group; /* series that came with their group (ss_labels_group_hash) */
 } cap;
 
 static void on_begin(void *ud, const struct scrape_report *r)
@@ -156,6 +157,10 @@ static void on_series(void *ud, const struct scrape_series *s)
             assert_true(ss_str_eq(w[i].value, s->labels[i].value));
         }
         cap.with_wire++;
+    }
+    if (s->group) { /* the group, when given, is the one of these labels */
+        assert_true(s->group == ss_labels_group_hash(s->labels, s->nlabels));
+        cap.with_group++;
     }
     if (cap.n == sizeof cap.v / sizeof cap.v[0])
         return;
@@ -185,6 +190,7 @@ static void reset_capture(void)
 {
     cap.n = 0;
     cap.with_wire = 0;
+    cap.with_group = 0;
 }
 
 static const struct rec *find(const char *text)
@@ -570,6 +576,7 @@ static void test_series_added(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(synthetic("scrape_series_added") == 0);
     assert_int_equal(cap.with_wire, 3);                /* the scraped series; not the synthetic ones */
+    assert_int_equal(cap.with_group, 3);
     serve(200, TEXT, "a 1\nb{x=\"2\"} 3\nc 4\na 5\n"); /* one new, one gone, one duplicate */
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
@@ -687,6 +694,7 @@ static void test_external_labels_wire(void **state)
     cap.with_wire = 0;
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(cap.with_wire, 2);
+    assert_int_equal(cap.with_group, 2);
     snprintf(t, sizeof t, "m{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"own\",zz=\"last\"}",
              addr);
     assert_non_null(find(t));

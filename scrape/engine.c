@@ -147,11 +147,19 @@ struct scrape_manager {
     struct ss_buf merged_wire;    /* a series' wire labels with the external ones merged in */
     struct scrape_gunzip *gunzip; /* one output buffer for every target's gzip body */
     int64_t last_trim_ms;
-    /* The earliest next_ms of the targets not in flight (0: unknown, scan them). The
-     * loop wakes for every socket event; walking every target each time to find that
-     * nothing is due was the scheduler's main cost. */
-    int64_t next_due;
+    /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
+     * socket event and starts one target at a time, and walking the whole list each
+     * time (two cache misses per target) was the scheduler's main cost. A target
+     * leaves the heap while it is in flight and comes back when it finishes. Rebuilt
+     * from the list when the targets change; without memory for it (heap_ok false)
+     * the list is walked as before. */
+    struct target **heap;
+    size_t nheap, heap_cap;
+    bool heap_ok;
 };
+
+static void heap_push(struct scrape_manager *m, struct target *t);
+static void heap_rebuild(struct scrape_manager *m);
 
 double scrape_stale_nan(void)
 {
@@ -975,7 +983,6 @@ static void sync_targets(struct scrape_manager *m)
                 sync_group(m, js, &js->dyn_groups[d][i], &spec);
     }
     scrape_target_spec_free(&spec);
-    m->next_due = 0; /* new targets have their own first slot */
     struct target **pp = &m->targets;
     while (*pp) {
         struct target *t = *pp;
@@ -995,6 +1002,7 @@ static void sync_targets(struct scrape_manager *m)
         pthread_mutex_unlock(&m->lock);
         target_free(t);
     }
+    heap_rebuild(m);
     for (struct job_state *js = m->jobs; js; js = js->next)
         atomic_store(&js->ntargets, 0);
     for (struct target *t = m->targets; t; t = t->next)
@@ -1125,28 +1133,110 @@ static void drain_completed(struct scrape_manager *m)
         t->in_flight = false;
         m->running_scrapes--;
         finish_scrape(t, res);
-        if (t->next_ms < m->next_due) /* it was left out while in flight */
-            m->next_due = t->next_ms;
+        heap_push(m, t);
     }
 }
 
+/* ---- the schedule: a min-heap of the targets not in flight ---------------------- */
+
+static void heap_up(struct scrape_manager *m, size_t i)
+{
+    struct target *t = m->heap[i];
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (m->heap[up]->next_ms <= t->next_ms)
+            break;
+        m->heap[i] = m->heap[up];
+        i = up;
+    }
+    m->heap[i] = t;
+}
+
+static void heap_down(struct scrape_manager *m, size_t i)
+{
+    struct target *t = m->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m->nheap)
+            break;
+        if (c + 1 < m->nheap && m->heap[c + 1]->next_ms < m->heap[c]->next_ms)
+            c++;
+        if (t->next_ms <= m->heap[c]->next_ms)
+            break;
+        m->heap[i] = m->heap[c];
+        i = c;
+    }
+    m->heap[i] = t;
+}
+
+/* A target that finished its scrape (or could not start one) waits for its slot. */
+static void heap_push(struct scrape_manager *m, struct target *t)
+{
+    if (!m->heap_ok || m->nheap == m->heap_cap) /* cannot happen: room for every target */
+        return;
+    m->heap[m->nheap++] = t;
+    heap_up(m, m->nheap - 1);
+}
+
+/* Every target not in flight, after the list changed. */
+static void heap_rebuild(struct scrape_manager *m)
+{
+    size_t n = 0;
+    for (struct target *t = m->targets; t; t = t->next)
+        n++;
+    if (n > m->heap_cap) {
+        struct target **h = realloc(m->heap, n * sizeof *h);
+        if (!h) {
+            m->heap_ok = false;
+            return;
+        }
+        m->heap = h;
+        m->heap_cap = n;
+    }
+    m->heap_ok = true;
+    m->nheap = 0;
+    for (struct target *t = m->targets; t; t = t->next)
+        if (!t->in_flight)
+            heap_push(m, t);
+}
+
+/* Start t's scrape (it is due, or all are); skip missed slots (e.g. after a long
+ * stall) instead of bursting. */
+static void start_one(struct target *t, int64_t now)
+{
+    start_scrape(t);
+    if (!t->in_flight)
+        finish_scrape(t, CURLE_FAILED_INIT);
+    while (t->next_ms <= now)
+        t->next_ms += t->spec.interval_ms;
+}
+
+/* Start what is due (all: every target not in flight); returns the next slot. */
 static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
 {
+    if (m->heap_ok && !all) {
+        while (m->nheap && m->heap[0]->next_ms <= now) {
+            struct target *t = m->heap[0];
+            m->heap[0] = m->heap[--m->nheap];
+            if (m->nheap)
+                heap_down(m, 0);
+            start_one(t, now);
+            if (!t->in_flight)
+                heap_push(m, t);
+        }
+        return m->nheap ? m->heap[0]->next_ms : INT64_MAX;
+    }
     int64_t next = INT64_MAX;
     for (struct target *t = m->targets; t; t = t->next) {
         if (t->in_flight)
             continue;
-        if (all || t->next_ms <= now) {
-            start_scrape(t);
-            if (!t->in_flight)
-                finish_scrape(t, CURLE_FAILED_INIT);
-            /* Skip missed slots (e.g. after a long stall) instead of bursting. */
-            while (t->next_ms <= now)
-                t->next_ms += t->spec.interval_ms;
-        }
+        if (all || t->next_ms <= now)
+            start_one(t, now);
         if (t->next_ms < next)
             next = t->next_ms;
     }
+    if (all)
+        heap_rebuild(m);
     return next;
 }
 
@@ -1171,9 +1261,7 @@ int scrape_manager_run(struct scrape_manager *m)
             m->last_trim_ms = now;
         }
 #endif
-        if (now >= m->next_due)
-            m->next_due = start_due(m, now, false);
-        int64_t next = m->next_due;
+        int64_t next = start_due(m, now, false);
         int running = 0;
         curl_multi_perform(m->multi, &running);
         drain_completed(m);
@@ -1196,7 +1284,6 @@ int scrape_manager_scrape_once(struct scrape_manager *m)
 {
     int64_t now = ss_mono_ms();
     start_due(m, now, true);
-    m->next_due = 0;
     while (m->running_scrapes > 0 && !atomic_load(&m->stop)) {
         int running = 0;
         curl_multi_perform(m->multi, &running);
@@ -1289,6 +1376,7 @@ void scrape_manager_free(struct scrape_manager *m)
     ss_labels_free(&m->ext);
     ss_buf_free(&m->ext_wire);
     ss_buf_free(&m->merged_wire);
+    free(m->heap);
     struct target *t = m->targets;
     while (t) {
         struct target *n = t->next;

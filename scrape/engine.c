@@ -95,6 +95,7 @@ struct target {
 
     CURL *easy;
     struct curl_slist *headers; /* may hold Authorization: wiped on free */
+    bool easy_ready;            /* easy holds the options of the current job config */
     char errbuf[CURL_ERROR_SIZE];
     bool in_flight;
     int64_t next_ms; /* monotonic */
@@ -689,6 +690,13 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 static int setup_easy(struct target *t)
 {
     CURL *e = t->easy;
+    /* The options stay on the handle between scrapes: set them again only after a
+     * reload, or for every scrape when a password or credentials file must be read
+     * again (curl_easy_reset and the options were 2% of the 100x1k profile). */
+    const struct httpc_config *hc = &t->job->cfg.http;
+    if (t->easy_ready && !hc->basic_auth_password_file && !hc->authorization_credentials_file)
+        return 0;
+    t->easy_ready = false;
     curl_easy_reset(e);
     httpc_headers_free(t->headers);
     t->headers = NULL;
@@ -712,6 +720,7 @@ static int setup_easy(struct target *t)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->m->user_agent);
+    t->easy_ready = true;
     return 0;
 }
 
@@ -1110,8 +1119,10 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         }
     sync_targets(m);
     /* the job's rules or limits may have changed: cached label results are void */
-    for (struct target *t = m->targets; t; t = t->next)
+    for (struct target *t = m->targets; t; t = t->next) {
         series_table_clear_raw(&t->series);
+        t->easy_ready = false; /* its job's http_config may have changed too */
+    }
     return 0;
 }
 

@@ -400,7 +400,13 @@ void *rw_sender_main(void *arg)
             if (!avail && atomic_load(&r->stopping) && !busy_elsewhere)
                 break; /* shutdown: everything of ours is delivered */
             int64_t wait = avail ? deadline - (now - oldest) : 1000;
+            /* Woken by the scrape thread only when a whole batch is there (or, with
+             * nothing queued, at the first record, which starts the deadline): a wakeup
+             * per scrape that found too little cost a context switch each. */
+            sd->need = avail ? max_n - avail : 1;
+            sd->pending = 0;
             timed_wait(&sd->cv, &r->qmu, wait < 1 ? 1 : wait > 1000 ? 1000 : wait);
+            sd->need = 0;
             continue;
         }
         /* Take up to max_n records, from queue to queue, starting where the last batch

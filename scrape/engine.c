@@ -223,7 +223,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
             if (g >= 0)
                 gp[g] = labels[i].value.p, gl[g] = labels[i].value.len;
         }
-        memo_hit = t->gmemo.valid && !memcmp(gp, t->gmemo.p, sizeof gp) && !memcmp(gl, t->gmemo.len, sizeof gl);
+        memo_hit =
+            t->gmemo.valid && !memcmp(gp, t->gmemo.p, sizeof gp) && !memcmp(gl, t->gmemo.len, sizeof gl);
         if (memo_hit)
             s.group = t->gmemo.group;
     }

@@ -276,10 +276,10 @@ static void test_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),   cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_is_integral), cmocka_unit_test(test_format_double),
-        cmocka_unit_test(test_labels),      cmocka_unit_test(test_labels_hash_boundaries),
-        cmocka_unit_test(test_buf_limit),   cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_durations),     cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_is_integral),   cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_labels),        cmocka_unit_test(test_labels_hash_boundaries),
+        cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_arena),
         cmocka_unit_test(test_hash_str_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

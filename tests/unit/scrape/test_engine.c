@@ -611,7 +611,7 @@ static void test_series_added(void **state)
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(synthetic("scrape_series_added") == 0);
-    assert_int_equal(cap.with_wire, 3);                /* the scraped series; not the synthetic ones */
+    assert_int_equal(cap.with_wire, 3); /* the scraped series; not the synthetic ones */
     assert_int_equal(cap.with_group, 3);
     serve(200, TEXT, "a 1\nb{x=\"2\"} 3\nc 4\na 5\n"); /* one new, one gone, one duplicate */
     reset_capture();

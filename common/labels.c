@@ -139,6 +139,37 @@ static inline uint64_t mix64(uint64_t h, uint64_t v)
     return h ^ (h >> 29);
 }
 
+/* The last n < 8 bytes at p as one word, as memcpy(&v, p, n) into a zeroed v gives
+ * them. memcpy of a variable length became a byte loop through the stack (a store-
+ * forwarding stall on every string); on little-endian machines the same word comes
+ * from at most three loads: the string's last 8 bytes shifted down when it has 8
+ * (len >= 8), else two overlapping 4-byte loads, else single bytes. */
+static inline uint64_t tail_word(const char *p, size_t n, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!n)
+        return 0;
+    if (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p + n - 8, 8);
+        return v >> (8 * (8 - n));
+    }
+    const unsigned char *u = (const unsigned char *)p;
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+    }
+    return (uint64_t)u[0] | (uint64_t)u[n / 2] << (8 * (n / 2)) | (uint64_t)u[n - 1] << (8 * (n - 1));
+#else
+    (void)len;
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    return v;
+#endif
+}
+
 static inline uint64_t hash_str(uint64_t h, struct ss_str s)
 {
     const char *p = s.p;
@@ -150,9 +181,7 @@ static inline uint64_t hash_str(uint64_t h, struct ss_str s)
         p += 8;
         n -= 8;
     }
-    uint64_t v = 0;
-    memcpy(&v, p, n);
-    return mix64(h, v ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
+    return mix64(h, tail_word(p, n, s.len) ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
 }
 
 uint64_t ss_hash_str(uint64_t h, struct ss_str s)
@@ -170,6 +199,20 @@ uint64_t ss_labels_hash(const struct ss_labels *ls)
     h ^= h >> 31;
     h *= 0xBF58476D1CE4E5B9ULL;
     return h ^ (h >> 32);
+}
+
+uint64_t ss_labels_group_hash(const struct ss_label *v, size_t n)
+{
+    uint64_t h = 0x6A09E667F3BCC908ULL;
+    for (size_t i = 0; i < n; i++) {
+        struct ss_str k = v[i].name;
+        if (k.len && (unsigned char)k.p[0] > 'j')
+            break; /* sorted by name: nothing after "job" is part of the key */
+        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
+            (k.len == 3 && !memcmp(k.p, "job", 3)))
+            h = hash_str(h, v[i].value);
+    }
+    return h;
 }
 
 long ss_labels_merge_sorted(const struct ss_label *a, size_t na, const struct ss_label *b, size_t nb,

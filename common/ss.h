@@ -171,6 +171,9 @@ void ss_labels_sort(struct ss_labels *ls);                              /* inser
 int ss_labels_copy(struct ss_labels *dst, const struct ss_labels *src); /* deep copy */
 /* 64-bit hash of a sorted label set (names and values, with separators). */
 uint64_t ss_labels_hash(const struct ss_labels *ls);
+/* The series' group for remote write's queues: ss_hash_str over the values of
+ * __name__, instance and job (those present, in that order) of labels sorted by name. */
+uint64_t ss_labels_group_hash(const struct ss_label *v, size_t n);
 /* The same mixing for building other keys: h = ss_hash_str(h, s) for each part. */
 uint64_t ss_hash_str(uint64_t h, struct ss_str s);
 

@@ -3,12 +3,13 @@
  * The scrape thread encodes each series once per remote (external labels, write
  * relabeling, then the streaming encoder) into the staging buffer of its queue
  * (hash % nqueues); at the end of the scrape rw_remote_commit moves every staging
- * buffer into its queue under one short lock and wakes the senders that serve them.
- * A staging buffer that reaches STAGE_FLUSH_BYTES during the scrape moves to its
- * queue at once (the scrape module hands over only scrapes that succeeded, so there
- * is nothing to roll back): staging memory is bounded per queue, not by the size of a
- * scrape, and a big scrape is not kept twice (staged and queued). Its sender is woken
- * then only when a whole batch is there; the end of the scrape wakes the rest.
+ * buffer into its queue under one short lock. A staging buffer that reaches
+ * STAGE_FLUSH_BYTES during the scrape moves to its queue at once (the scrape module
+ * hands over only scrapes that succeeded, so there is nothing to roll back): staging
+ * memory is bounded per queue, not by the size of a scrape, and a big scrape is not
+ * kept twice (staged and queued). Either way a sender is woken only when its queues
+ * hold a whole batch, or hold their first records (which start its
+ * batch_send_deadline); otherwise it wakes at the deadline by itself.
  *
  * The size of a scrape never decides its fate: a commit of any size is queued, and the
  * senders split it into batches of max_samples_per_send. What bounds memory is one
@@ -59,7 +60,7 @@ size_t rw_record_len(const char *p, size_t avail)
 #define STAGE_KEEP_BYTES  (32u << 10)
 #define QUEUE_KEEP_BYTES  (16u << 10)
 
-static void commit_stages(struct rw_remote *r, int lo, int hi, bool final);
+static void commit_stages(struct rw_remote *r, int lo, int hi);
 
 void rw_queue_emptied(struct rwq *q)
 {
@@ -135,6 +136,17 @@ void rw_wake_owner(struct rw_remote *r, int qi)
         pthread_cond_signal(&r->senders[qi % n].cv);
 }
 
+void rw_queued(struct rw_remote *r, int qi, uint64_t n)
+{
+    int ns = atomic_load(&r->nsenders);
+    if (ns <= 0)
+        return;
+    struct sender *sd = &r->senders[qi % ns];
+    sd->pending += n;
+    if (sd->pending >= sd->need)
+        pthread_cond_signal(&sd->cv);
+}
+
 void rw_wake_senders(struct rw_remote *r)
 {
     pthread_mutex_lock(&r->qmu);
@@ -158,18 +170,16 @@ void rw_remote_begin(struct rw_remote *r)
  * series order needs only that a series always maps to the same queue, which holds:
  * the key is a function of the series' labels. */
 #define QUEUE_SPREAD 4
-static int queue_of(const struct rw_remote *r, const struct ss_label *labels, size_t n, uint64_t hash)
+static int queue_of(const struct rw_remote *r, uint64_t group, uint64_t hash)
 {
-    uint64_t h = 0x6A09E667F3BCC908ULL;
-    for (size_t i = 0; i < n; i++) {
-        struct ss_str k = labels[i].name;
-        if (k.len && (unsigned char)k.p[0] > 'j')
-            break; /* sorted by name: nothing after "job" is part of the key */
-        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
-            (k.len == 3 && !memcmp(k.p, "job", 3)))
-            h = ss_hash_str(h, labels[i].value);
-    }
-    return (int)((h + hash % QUEUE_SPREAD) % (uint64_t)r->nqueues);
+    /* The group's first queue by multiply-shift rather than a 64-bit division (the
+     * hottest instruction of rw_remote_append), then one of the QUEUE_SPREAD after it. */
+    uint32_t n = (uint32_t)r->nqueues;
+    uint32_t q =
+        (uint32_t)(((uint64_t)(uint32_t)(group ^ group >> 32) * n) >> 32) + (uint32_t)(hash % QUEUE_SPREAD);
+    while (q >= n)
+        q -= n;
+    return (int)q;
 }
 
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
@@ -198,7 +208,9 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         n = w->n;
         hash = ss_labels_hash(w);
     }
-    int qi = queue_of(r, labels, n, hash);
+    /* the group the scrape module passed is of these labels unless relabeling changed them */
+    uint64_t group = s->group && labels == s->labels ? s->group : ss_labels_group_hash(labels, n);
+    int qi = queue_of(r, group, hash);
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
     int rc = s->wire_labels && labels == s->labels
                  ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,
@@ -211,9 +223,8 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     r->stage_samples[qi]++;
     if (s->timestamp_ms > r->stage_max_ts[qi])
         r->stage_max_ts[qi] = s->timestamp_ms;
-    atomic_fetch_add(&r->samples_in, 1);
     if (r->stage[qi].len >= STAGE_FLUSH_BYTES)
-        commit_stages(r, qi, qi + 1, false);
+        commit_stages(r, qi, qi + 1);
 }
 
 /* The queue whose head commit is the oldest, or NULL when nothing is queued;
@@ -327,38 +338,25 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     r->drops_unlogged = 0;
 }
 
-/* Wake the owners of the queues that got records during the scrape without being
- * woken (qmu held). */
-static void wake_flushed(struct rw_remote *r, int lo, int hi)
-{
-    for (int i = lo; i < hi; i++)
-        if (r->stage_flushed[i]) {
-            r->stage_flushed[i] = false;
-            rw_wake_owner(r, i);
-        }
-}
-
 void rw_remote_commit(struct rw_remote *r)
 {
-    commit_stages(r, 0, r->nqueues, true);
+    commit_stages(r, 0, r->nqueues);
 }
 
-/* Move the staging buffers lo..hi-1 into their queues. final: the end of a scrape
- * (wake every sender with new records); otherwise one buffer that got full, whose
- * sender is woken only when its queue holds a whole batch. */
-static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
+/* Move the staging buffers lo..hi-1 into their queues (at the end of a scrape, or one
+ * buffer that got full); a sender is woken when its queues hold what it waits for
+ * (rw_queued). */
+static void commit_stages(struct rw_remote *r, int lo, int hi)
 {
     uint64_t total = 0, nsamples = 0;
     for (int i = lo; i < hi; i++) {
         total += r->stage[i].len;
         nsamples += r->stage_samples[i];
     }
+    /* counted here, per commit, not per sample: an atomic add per sample was a tenth
+     * of rw_remote_append */
+    atomic_fetch_add(&r->samples_in, nsamples);
     if (!nsamples) {
-        if (final) {
-            pthread_mutex_lock(&r->qmu);
-            wake_flushed(r, lo, hi);
-            pthread_mutex_unlock(&r->qmu);
-        }
         if (r->drops_unlogged)
             log_drops(r, 0, "receiver too slow or down");
         return;
@@ -404,8 +402,6 @@ static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
             }
         }
     }
-    const size_t batch =
-        r->cfg.queue.max_samples_per_send > 0 ? (size_t)r->cfg.queue.max_samples_per_send : 2000;
     for (int i = lo; i < hi; i++) {
         if (!r->stage_samples[i])
             goto next;
@@ -444,12 +440,7 @@ static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
         atomic_fetch_add(&r->queue_bytes, bytes);
         rw_atomic_max(&r->highest_ts_in, r->stage_max_ts[i]);
-        if (final || q->samples >= batch) {
-            r->stage_flushed[i] = false;
-            rw_wake_owner(r, i);
-        } else {
-            r->stage_flushed[i] = true;
-        }
+        rw_queued(r, i, r->stage_samples[i]);
     next:
         if (r->stage[i].cap > STAGE_KEEP_BYTES) { /* do not keep a peak */
             ss_buf_free(&r->stage[i]);
@@ -459,8 +450,6 @@ static void commit_stages(struct rw_remote *r, int lo, int hi, bool final)
         r->stage_samples[i] = 0;
         r->stage_max_ts[i] = 0;
     }
-    if (final)
-        wake_flushed(r, lo, hi);
     pthread_mutex_unlock(&r->qmu);
     if (dropped) {
         atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], dropped);

@@ -413,9 +413,7 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
     r->stage = calloc((size_t)r->nqueues, sizeof *r->stage);
     r->stage_samples = calloc((size_t)r->nqueues, sizeof *r->stage_samples);
     r->stage_max_ts = calloc((size_t)r->nqueues, sizeof *r->stage_max_ts);
-    r->stage_flushed = calloc((size_t)r->nqueues, sizeof *r->stage_flushed);
-    if (!r->queues || !r->senders || !r->stage || !r->stage_samples || !r->stage_max_ts ||
-        !r->stage_flushed) {
+    if (!r->queues || !r->senders || !r->stage || !r->stage_samples || !r->stage_max_ts) {
         r->nqueues = 0;
         goto fail;
     }
@@ -584,7 +582,6 @@ void rw_remote_free(struct rw_remote *r)
     free(r->stage);
     free(r->stage_samples);
     free(r->stage_max_ts);
-    free(r->stage_flushed);
     for (size_t i = 0; i < r->nmeta; i++) {
         free(r->meta[i].family);
         free(r->meta[i].help);

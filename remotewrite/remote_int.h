@@ -77,6 +77,10 @@ struct sender {
     bool started;
     bool alive;
     pthread_cond_t cv; /* with r->qmu */
+    /* While it waits for more records (qmu): the samples it needs for a whole batch
+     * (1 when it has none: the first arms its batch_send_deadline; 0 = wake it for
+     * any), and the samples queued to its queues since it began waiting. */
+    uint64_t need, pending;
     /* the batch being sent: start time and size, for the time-per-sample estimate */
     _Atomic int64_t send_start_mono;
     _Atomic uint64_t send_n;
@@ -114,7 +118,6 @@ struct rw_remote {
     struct ss_buf *stage;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
-    bool *stage_flushed; /* moved to its queue during this scrape, owner not woken yet */
     struct ss_labels work;
     int64_t last_drop_log; /* rate limit of the queue_full log */
     uint64_t drops_unlogged;
@@ -171,6 +174,9 @@ void rw_queue_emptied(struct rwq *q);
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts);
 /* Wake the sender that serves queue qi now (qmu held). */
 void rw_wake_owner(struct rw_remote *r, int qi);
+/* n samples were queued to queue qi: wake its sender if that completes what it waits
+ * for (qmu held). */
+void rw_queued(struct rw_remote *r, int qi, uint64_t n);
 /* Wake every sender (takes qmu). */
 void rw_wake_senders(struct rw_remote *r);
 

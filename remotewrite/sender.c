@@ -400,7 +400,16 @@ void *rw_sender_main(void *arg)
             if (!avail && atomic_load(&r->stopping) && !busy_elsewhere)
                 break; /* shutdown: everything of ours is delivered */
             int64_t wait = avail ? deadline - (now - oldest) : 1000;
+            /* Woken by the scrape thread only when a whole batch is there (or, with
+             * nothing queued, at the first record, which starts the deadline): a wakeup
+             * per scrape that found too little cost a context switch each. Spilling,
+             * only for a whole batch too, or at the latest after this wait: a wakeup
+             * at the first record wrote tiny disk records, and the replayer, which
+             * merges up to 8 per request, fell behind the fresh data. */
+            sd->need = atomic_load(&r->stopping) ? 1 : flushing ? max_n : avail ? max_n - avail : 1;
+            sd->pending = 0;
             timed_wait(&sd->cv, &r->qmu, wait < 1 ? 1 : wait > 1000 ? 1000 : wait);
+            sd->need = 0;
             continue;
         }
         /* Take up to max_n records, from queue to queue, starting where the last batch

@@ -104,6 +104,7 @@ struct target {
 
     CURL *easy;
     struct curl_slist *headers; /* may hold Authorization: wiped on free */
+    bool easy_ready;            /* easy holds the options of the current job config */
     char errbuf[CURL_ERROR_SIZE];
     bool in_flight;
     int64_t next_ms; /* monotonic */
@@ -128,6 +129,17 @@ struct target {
 
     struct series_table series; /* every series once; see series.h */
     struct ss_buf wire;         /* a new series' labels in wire form, before it is added */
+    /* The group (ss_labels_group_hash) of the series emitted last, by the addresses of
+     * its __name__, instance and job values in the series table: label pairs are stored
+     * once, so the same addresses are the same values. Used only while a scrape's
+     * samples are emitted (on), when the table neither adds nor moves pairs; series
+     * come family by family, so most reuse it instead of hashing three values. */
+    struct {
+        bool on, valid;
+        const char *p[3];
+        size_t len[3];
+        uint64_t group;
+    } gmemo;
 };
 
 struct scrape_manager {
@@ -146,7 +158,19 @@ struct scrape_manager {
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
+    /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
+     * socket event and starts one target at a time, and walking the whole list each
+     * time (two cache misses per target) was the scheduler's main cost. A target
+     * leaves the heap while it is in flight and comes back when it finishes. Rebuilt
+     * from the list when the targets change; without memory for it (heap_ok false)
+     * the list is walked as before. */
+    struct target **heap;
+    size_t nheap, heap_cap;
+    bool heap_ok;
 };
+
+static void heap_push(struct scrape_manager *m, struct target *t);
+static void heap_rebuild(struct scrape_manager *m);
 
 double scrape_stale_nan(void)
 {
@@ -177,7 +201,7 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0};
+    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0, 0};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
@@ -193,8 +217,35 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len};
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0};
+    bool memo_hit = false;
+    const char *gp[3] = {NULL, NULL, NULL};
+    size_t gl[3] = {0, 0, 0};
+    if (t->gmemo.on) {
+        for (long i = 0; i < n; i++) {
+            struct ss_str k = labels[i].name;
+            if (k.len && (unsigned char)k.p[0] > 'j')
+                break; /* sorted by name */
+            int g = k.len == 8 && !memcmp(k.p, "__name__", 8)   ? 0
+                    : k.len == 8 && !memcmp(k.p, "instance", 8) ? 1
+                    : k.len == 3 && !memcmp(k.p, "job", 3)      ? 2
+                                                                : -1;
+            if (g >= 0)
+                gp[g] = labels[i].value.p, gl[g] = labels[i].value.len;
+        }
+        memo_hit =
+            t->gmemo.valid && !memcmp(gp, t->gmemo.p, sizeof gp) && !memcmp(gl, t->gmemo.len, sizeof gl);
+        if (memo_hit)
+            s.group = t->gmemo.group;
+    }
     if (!m->ext.n) {
+        if (t->gmemo.on && !memo_hit) {
+            s.group = ss_labels_group_hash(labels, (size_t)n);
+            t->gmemo.valid = true;
+            memcpy(t->gmemo.p, gp, sizeof gp);
+            memcpy(t->gmemo.len, gl, sizeof gl);
+            t->gmemo.group = s.group;
+        }
         m->sink.series(m->sink.ud, &s);
         return;
     }
@@ -223,6 +274,13 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     }
     s.labels = merged;
     s.nlabels = k;
+    if (t->gmemo.on && !memo_hit) { /* the external labels are the same for every series */
+        s.group = ss_labels_group_hash(merged, k);
+        t->gmemo.valid = true;
+        memcpy(t->gmemo.p, gp, sizeof gp);
+        memcpy(t->gmemo.len, gl, sizeof gl);
+        t->gmemo.group = s.group;
+    }
     s.wire_labels = with_wire ? m->merged_wire.data : NULL;
     s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
     m->sink.series(m->sink.ud, &s);
@@ -669,6 +727,13 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 static int setup_easy(struct target *t)
 {
     CURL *e = t->easy;
+    /* The options stay on the handle between scrapes: set them again only after a
+     * reload, or for every scrape when a password or credentials file must be read
+     * again (curl_easy_reset and the options were 2% of the 100x1k profile). */
+    const struct httpc_config *hc = &t->job->cfg.http;
+    if (t->easy_ready && !hc->basic_auth_password_file && !hc->authorization_credentials_file)
+        return 0;
+    t->easy_ready = false;
     curl_easy_reset(e);
     httpc_headers_free(t->headers);
     t->headers = NULL;
@@ -692,6 +757,7 @@ static int setup_easy(struct target *t)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->m->user_agent);
+    t->easy_ready = true;
     return 0;
 }
 
@@ -813,10 +879,13 @@ static void finish_scrape(struct target *t, CURLcode res)
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);
         const struct series_table *st = &t->series;
+        t->gmemo.on = true;
+        t->gmemo.valid = false;
         for (uint32_t k = 0; k < st->norder; k++) {
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts);
         }
+        t->gmemo.on = false;
     }
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
      * missing now, or all of them when this scrape failed */
@@ -992,6 +1061,7 @@ static void sync_targets(struct scrape_manager *m)
         pthread_mutex_unlock(&m->lock);
         target_free(t);
     }
+    heap_rebuild(m);
     for (struct job_state *js = m->jobs; js; js = js->next)
         atomic_store(&js->ntargets, 0);
     for (struct target *t = m->targets; t; t = t->next)
@@ -1099,8 +1169,10 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         }
     sync_targets(m);
     /* the job's rules or limits may have changed: cached label results are void */
-    for (struct target *t = m->targets; t; t = t->next)
+    for (struct target *t = m->targets; t; t = t->next) {
         series_table_clear_raw(&t->series);
+        t->easy_ready = false; /* its job's http_config may have changed too */
+    }
     return 0;
 }
 
@@ -1122,26 +1194,110 @@ static void drain_completed(struct scrape_manager *m)
         t->in_flight = false;
         m->running_scrapes--;
         finish_scrape(t, res);
+        heap_push(m, t);
     }
 }
 
+/* ---- the schedule: a min-heap of the targets not in flight ---------------------- */
+
+static void heap_up(struct scrape_manager *m, size_t i)
+{
+    struct target *t = m->heap[i];
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (m->heap[up]->next_ms <= t->next_ms)
+            break;
+        m->heap[i] = m->heap[up];
+        i = up;
+    }
+    m->heap[i] = t;
+}
+
+static void heap_down(struct scrape_manager *m, size_t i)
+{
+    struct target *t = m->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m->nheap)
+            break;
+        if (c + 1 < m->nheap && m->heap[c + 1]->next_ms < m->heap[c]->next_ms)
+            c++;
+        if (t->next_ms <= m->heap[c]->next_ms)
+            break;
+        m->heap[i] = m->heap[c];
+        i = c;
+    }
+    m->heap[i] = t;
+}
+
+/* A target that finished its scrape (or could not start one) waits for its slot. */
+static void heap_push(struct scrape_manager *m, struct target *t)
+{
+    if (!m->heap_ok || m->nheap == m->heap_cap) /* cannot happen: room for every target */
+        return;
+    m->heap[m->nheap++] = t;
+    heap_up(m, m->nheap - 1);
+}
+
+/* Every target not in flight, after the list changed. */
+static void heap_rebuild(struct scrape_manager *m)
+{
+    size_t n = 0;
+    for (struct target *t = m->targets; t; t = t->next)
+        n++;
+    if (n > m->heap_cap) {
+        struct target **h = realloc(m->heap, n * sizeof *h);
+        if (!h) {
+            m->heap_ok = false;
+            return;
+        }
+        m->heap = h;
+        m->heap_cap = n;
+    }
+    m->heap_ok = true;
+    m->nheap = 0;
+    for (struct target *t = m->targets; t; t = t->next)
+        if (!t->in_flight)
+            heap_push(m, t);
+}
+
+/* Start t's scrape (it is due, or all are); skip missed slots (e.g. after a long
+ * stall) instead of bursting. */
+static void start_one(struct target *t, int64_t now)
+{
+    start_scrape(t);
+    if (!t->in_flight)
+        finish_scrape(t, CURLE_FAILED_INIT);
+    while (t->next_ms <= now)
+        t->next_ms += t->spec.interval_ms;
+}
+
+/* Start what is due (all: every target not in flight); returns the next slot. */
 static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
 {
+    if (m->heap_ok && !all) {
+        while (m->nheap && m->heap[0]->next_ms <= now) {
+            struct target *t = m->heap[0];
+            m->heap[0] = m->heap[--m->nheap];
+            if (m->nheap)
+                heap_down(m, 0);
+            start_one(t, now);
+            if (!t->in_flight)
+                heap_push(m, t);
+        }
+        return m->nheap ? m->heap[0]->next_ms : INT64_MAX;
+    }
     int64_t next = INT64_MAX;
     for (struct target *t = m->targets; t; t = t->next) {
         if (t->in_flight)
             continue;
-        if (all || t->next_ms <= now) {
-            start_scrape(t);
-            if (!t->in_flight)
-                finish_scrape(t, CURLE_FAILED_INIT);
-            /* Skip missed slots (e.g. after a long stall) instead of bursting. */
-            while (t->next_ms <= now)
-                t->next_ms += t->spec.interval_ms;
-        }
+        if (all || t->next_ms <= now)
+            start_one(t, now);
         if (t->next_ms < next)
             next = t->next_ms;
     }
+    if (all)
+        heap_rebuild(m);
     return next;
 }
 
@@ -1281,6 +1437,7 @@ void scrape_manager_free(struct scrape_manager *m)
     ss_labels_free(&m->ext);
     ss_buf_free(&m->ext_wire);
     ss_buf_free(&m->merged_wire);
+    free(m->heap);
     struct target *t = m->targets;
     while (t) {
         struct target *n = t->next;

@@ -37,6 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "scrape.h"
 #include "sstext.h"
@@ -1759,11 +1762,61 @@ static int text_comment_strict(struct scrape_parser *p, const char *c, const cha
     return emit_meta(p, cb, kind, fam, (struct ss_str){text.p, 0}, f->type);
 }
 
+/* The end of a metric name's characters from c: the first byte that is not one
+ * [a-zA-Z0-9_:]. 16 bytes at a time where SSE2 is (every x86-64), as the byte loop
+ * was a fifth of the lazy scan; is_mname_char's answer either way. */
+static const char *skip_mname_chars(const char *c, const char *e)
+{
+#ifdef __SSE2__
+    const __m128i a0 = _mm_set1_epi8('a' - 1), z1 = _mm_set1_epi8('z' + 1), d0 = _mm_set1_epi8('0' - 1),
+                  d1 = _mm_set1_epi8('9' + 1), us = _mm_set1_epi8('_'), co = _mm_set1_epi8(':'),
+                  lo = _mm_set1_epi8(0x20);
+    while (e - c >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)c);
+        __m128i l = _mm_or_si128(x, lo); /* bytes >= 0x80 are negative: never a letter or digit */
+        __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(l, a0), _mm_cmplt_epi8(l, z1));
+        ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(x, d0), _mm_cmplt_epi8(x, d1)));
+        ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(x, us), _mm_cmpeq_epi8(x, co)));
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xFFFFu;
+        if (bad)
+            return c + __builtin_ctz(bad);
+        c += 16;
+    }
+#endif
+    while (c < e && is_mname_char(*c))
+        c++;
+    return c;
+}
+
 /* The closing brace of a label set whose '{' is just before c: the first '}' outside
- * a quoted string, or NULL. */
+ * a quoted string, or NULL. With SSE2, 16 bytes at a time while they hold no
+ * backslash: the quoted bytes are the prefix XOR of the quote mask (flipped when a
+ * string is open at the block's start), and the first '}' outside them ends the set.
+ * From a block with a backslash on, byte by byte (escapes are rare in label values). */
 static const char *scan_label_set(const char *c, const char *e)
 {
     bool quoted = false;
+#ifdef __SSE2__
+    const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\'), vr = _mm_set1_epi8('}');
+    while (e - c >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)c);
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, vb)))
+            break;
+        unsigned in = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vq));
+        in ^= in << 1;
+        in ^= in << 2;
+        in ^= in << 4;
+        in ^= in << 8; /* bit i: an odd number of quotes in bytes 0..i */
+        if (quoted)
+            in = ~in;
+        in &= 0xFFFFu;
+        unsigned close = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vr)) & ~in;
+        if (close)
+            return c + __builtin_ctz(close);
+        quoted = in >> 15;
+        c += 16;
+    }
+#endif
     for (; c < e; c++) {
         if (quoted) {
             if (*c == '\\') {
@@ -1793,8 +1846,7 @@ static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *
     const char *c = s;
     if (!is_mname_start(*c))
         return SCRAPE_WANT_LABELS;
-    while (c < e && is_mname_char(*c))
-        c++;
+    c = skip_mname_chars(c, e);
     struct sample_ctx sc = {0};
     sc.name = (struct ss_str){s, (size_t)(c - s)};
     c = skip_ws(c, e);

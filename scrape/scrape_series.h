@@ -55,6 +55,9 @@ struct scrape_series {
      * encoding the labels again. Valid only during the call, like labels. */
     const void *wire_labels;
     size_t wire_labels_len;
+    /* Optional (0 when absent): ss_labels_group_hash(labels, nlabels), which the scrape
+     * module often knows without hashing (the series before had the same values). */
+    uint64_t group;
 };
 
 #endif

@@ -208,6 +208,46 @@ static void test_labels_hash_boundaries(void **state)
     ss_labels_free(&b);
 }
 
+/* ss_hash_str reads a string's last bytes without a byte loop: the value must stay
+ * the word-at-a-time hash with the tail copied in (memcpy into a zeroed word), for
+ * every length and alignment. */
+static uint64_t ref_mix(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t ref_hash_str(uint64_t h, const char *p, size_t len)
+{
+    size_t n = len;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = ref_mix(h, v);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)&v)[i] = (unsigned char)p[i];
+    return ref_mix(h, v ^ ((uint64_t)len << 56) ^ 0xA5A5A5A5ULL);
+}
+
+static void test_hash_str_tail(void **state)
+{
+    (void)state;
+    char buf[96];
+    uint64_t x = 0x1234567;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        buf[i] = (char)(x >> 56);
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; len + off <= 80; len++)
+            assert_true(ss_hash_str(42, (struct ss_str){buf + off, len}) == ref_hash_str(42, buf + off, len));
+}
+
 static void test_buf_limit(void **state)
 {
     (void)state;
@@ -236,10 +276,11 @@ static void test_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),   cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_is_integral), cmocka_unit_test(test_format_double),
-        cmocka_unit_test(test_labels),      cmocka_unit_test(test_labels_hash_boundaries),
-        cmocka_unit_test(test_buf_limit),   cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_durations),     cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_is_integral),   cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_labels),        cmocka_unit_test(test_labels_hash_boundaries),
+        cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_hash_str_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

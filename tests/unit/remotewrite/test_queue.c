@@ -171,7 +171,7 @@ static void scrape(struct rw_remote *r, int nseries, int ts)
     rw_remote_begin(r);
     for (int k = 0; k < nseries; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0};
+        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);
@@ -289,7 +289,7 @@ static void test_big_scrape_streams(void **state)
     rw_remote_begin(r);
     for (int k = 0; k < MAX_SERIES; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0};
+        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0};
         rw_remote_append(r, &s);
     }
     assert_true(wait_samples(MAX_SERIES / 2, 60000)); /* before the commit */

@@ -36,6 +36,8 @@ static struct {
     unsigned status;
     char content_type[128];
     char last_accept[512];
+    char last_x_test[64]; /* the X-Test request header, "" when absent */
+    unsigned requests;
     bool gzip;
     unsigned char *raw; /* served as is, with Content-Encoding raw_encoding, when set */
     size_t raw_len;
@@ -49,6 +51,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     pthread_mutex_lock(&srv.mu);
     const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     snprintf(srv.last_accept, sizeof srv.last_accept, "%s", acc ? acc : "");
+    const char *xt = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Test");
+    snprintf(srv.last_x_test, sizeof srv.last_x_test, "%s", xt ? xt : "");
+    srv.requests++;
     const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
     struct MHD_Response *r;
     bool gz = srv.gzip && ae && strstr(ae, "gzip");
@@ -133,7 +138,8 @@ static struct {
     int scrapes;
     bool last_up;
     char last_error[512];
-    size_t with_wire; /* series that came with wire bytes */
+    size_t with_wire;  /* series that came with wire bytes */
+    size_t with_group; /* series that came with their group (ss_labels_group_hash) */
 } cap;
 
 static void on_begin(void *ud, const struct scrape_report *r)
@@ -156,6 +162,10 @@ static void on_series(void *ud, const struct scrape_series *s)
             assert_true(ss_str_eq(w[i].value, s->labels[i].value));
         }
         cap.with_wire++;
+    }
+    if (s->group) { /* the group, when given, is the one of these labels */
+        assert_true(s->group == ss_labels_group_hash(s->labels, s->nlabels));
+        cap.with_group++;
     }
     if (cap.n == sizeof cap.v / sizeof cap.v[0])
         return;
@@ -185,6 +195,7 @@ static void reset_capture(void)
 {
     cap.n = 0;
     cap.with_wire = 0;
+    cap.with_group = 0;
 }
 
 static const struct rec *find(const char *text)
@@ -556,6 +567,37 @@ static double synthetic(const char *name)
     return r->value;
 }
 
+/* The easy handle keeps its options between scrapes (no reset per scrape): every
+ * scrape still sends the job's headers, and a reload that changes them is applied at
+ * the next scrape. */
+static void test_easy_options_kept_and_reloaded(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    struct scrape_job j = base_job();
+    struct httpc_header h1 = {"X-Test", "one"}, h2 = {"X-Test", "two"};
+    j.http.headers = &h1;
+    j.http.nheaders = 1;
+    struct scrape_manager *m = manager(&j);
+    unsigned before = srv.requests;
+    for (int i = 0; i < 3; i++) {
+        srv.last_x_test[0] = '\0';
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_string_equal(srv.last_x_test, "one");
+        assert_true(strstr(srv.last_accept, "text/plain") != NULL);
+    }
+    assert_int_equal(srv.requests - before, 3);
+    j.http.headers = &h2;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_string_equal(srv.last_x_test, "two");
+    j.http.nheaders = 0;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_string_equal(srv.last_x_test, "");
+    scrape_manager_free(m);
+}
+
 /* scrape_series_added counts series the previous scrape did not have. */
 static void test_series_added(void **state)
 {
@@ -569,7 +611,8 @@ static void test_series_added(void **state)
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(synthetic("scrape_series_added") == 0);
-    assert_int_equal(cap.with_wire, 3);                /* the scraped series; not the synthetic ones */
+    assert_int_equal(cap.with_wire, 3); /* the scraped series; not the synthetic ones */
+    assert_int_equal(cap.with_group, 3);
     serve(200, TEXT, "a 1\nb{x=\"2\"} 3\nc 4\na 5\n"); /* one new, one gone, one duplicate */
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
@@ -687,6 +730,7 @@ static void test_external_labels_wire(void **state)
     cap.with_wire = 0;
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(cap.with_wire, 2);
+    assert_int_equal(cap.with_group, 2);
     snprintf(t, sizeof t, "m{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"own\",zz=\"last\"}",
              addr);
     assert_non_null(find(t));
@@ -1042,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_series_added),
+        cmocka_unit_test(test_easy_options_kept_and_reloaded),
         cmocka_unit_test(test_failed_scrape_counts),
         cmocka_unit_test(test_reload_relabel_changes_labels),
         cmocka_unit_test(test_external_labels_wire),

@@ -46,7 +46,7 @@ struct scrape_series {
     size_t nlabels;
     double value;
     int64_t timestamp_ms;
-    uint64_t hash; /* stable identity of the series, used for sharding (ss_labels_hash of the
+    uint64_t hash; /* stable identity of the series (ss_labels_hash of the
                     * labels before external labels, which every series shares) */
     /* Optional (NULL when absent): labels[0..nlabels) already in the remote-write wire
      * form (ss_labels_wire_write: one TimeSeries.labels field per label, in order), held

@@ -2,8 +2,9 @@
  *
  * The scrape thread encodes each series once per remote (external labels, write
  * relabeling, then the streaming encoder) into the staging buffer of its queue
- * (hash % nqueues); at the end of the scrape rw_remote_commit moves every staging
- * buffer into its queue under one short lock. A staging buffer that reaches
+ * (queue_of, a function of its labels); at the end of the scrape rw_remote_commit
+ * moves every staging buffer into its queue under one short lock. A staging buffer
+ * that reaches
  * STAGE_FLUSH_BYTES during the scrape moves to its queue at once (the scrape module
  * hands over only scrapes that succeeded, so there is nothing to roll back): staging
  * memory is bounded per queue, not by the size of a scrape, and a big scrape is not
@@ -163,22 +164,42 @@ void rw_remote_begin(struct rw_remote *r)
 }
 
 /* The queue of a series. Not its label hash alone: snappy compresses a request well
- * only when neighbouring records look alike, so the series of one metric family from
- * one target (same __name__, job and instance) go to QUEUE_SPREAD neighbouring queues,
- * in exposition order, and a request carries long runs of similar records. A family
- * still spreads over several queues, so one huge family is not one queue's work. Per-
- * series order needs only that a series always maps to the same queue, which holds:
- * the key is a function of the series' labels. */
+ * only when neighbouring records look alike (it matches within 64 KiB fragments), so
+ * the series of one metric family from one target (same __name__, job and instance)
+ * go to QUEUE_SPREAD neighbouring queues, in exposition order, and a request carries
+ * long runs of similar records. Which of the QUEUE_SPREAD queues is chosen by the
+ * series' longest other label value: the bytes that say which thing a series is
+ * about (a pod's uid, a container id, an HTTP handler), shared by the series that
+ * stand next to each other in an exposition and differ only in a short label (le,
+ * phase, condition, code). Those stay together, one after another in one queue.
+ * Chosen by the whole label hash instead, siblings were scattered over the four
+ * queues and each request lost their shared bytes: 77.2 wire bytes per sample
+ * instead of 63.4 on the bench's kube-state-metrics target, 22.1 instead of 20.5 on
+ * 10 x 10k service targets. A family still spreads over several queues, so one huge
+ * family is not one queue's work (it stays in one queue only when every series has
+ * the same longest value). Per-series order needs only that a series always maps to
+ * the same queue, which holds: the key is a function of the series' labels. */
 #define QUEUE_SPREAD 4
-static int queue_of(const struct rw_remote *r, uint64_t group, uint64_t hash)
+static int queue_of(const struct rw_remote *r, uint64_t group, const struct ss_label *labels, size_t n)
 {
+    const struct ss_str *longest = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct ss_label *l = &labels[i];
+        if (l->value.len <= (longest ? longest->len : 0))
+            continue;
+        struct ss_str k = l->name; /* the group's own labels are the same for every sibling */
+        if ((k.len == 8 && !memcmp(k.p, "__name__", 8)) || (k.len == 8 && !memcmp(k.p, "instance", 8)) ||
+            (k.len == 3 && !memcmp(k.p, "job", 3)))
+            continue;
+        longest = &l->value;
+    }
+    uint32_t spread = longest ? (uint32_t)(ss_hash_str(0, *longest) % QUEUE_SPREAD) : 0;
     /* The group's first queue by multiply-shift rather than a 64-bit division (the
      * hottest instruction of rw_remote_append), then one of the QUEUE_SPREAD after it. */
-    uint32_t n = (uint32_t)r->nqueues;
-    uint32_t q =
-        (uint32_t)(((uint64_t)(uint32_t)(group ^ group >> 32) * n) >> 32) + (uint32_t)(hash % QUEUE_SPREAD);
-    while (q >= n)
-        q -= n;
+    uint32_t nq = (uint32_t)r->nqueues;
+    uint32_t q = (uint32_t)(((uint64_t)(uint32_t)(group ^ group >> 32) * nq) >> 32) + spread;
+    while (q >= nq)
+        q -= nq;
     return (int)q;
 }
 
@@ -188,7 +209,6 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
      * write relabeling can change them. */
     const struct ss_label *labels = s->labels;
     size_t n = s->nlabels;
-    uint64_t hash = s->hash;
     if (r->cfg.nwrite_relabel) {
         struct ss_labels *w = &r->work;
         ss_labels_reset(w);
@@ -206,11 +226,10 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         ss_labels_sort(w);
         labels = w->v;
         n = w->n;
-        hash = ss_labels_hash(w);
     }
     /* the group the scrape module passed is of these labels unless relabeling changed them */
     uint64_t group = s->group && labels == s->labels ? s->group : ss_labels_group_hash(labels, n);
-    int qi = queue_of(r, group, hash);
+    int qi = queue_of(r, group, labels, n);
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
     int rc = s->wire_labels && labels == s->labels
                  ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,

@@ -8,14 +8,14 @@
  *   remote_metrics.c self-metrics
  *
  * The shape. A remote has a fixed number of series queues (max_shards of them); a
- * series always goes to queue hash % nqueues, for the remote's whole life. A variable
- * number of sender threads (the "shards" of Prometheus' vocabulary, 1..max_shards)
- * serve them: sender j serves the queues q with q % nsenders == j and may take
- * records from several of them into one request. A queue with a batch in flight is
- * `busy` and no other sender takes from it until that batch is delivered, dropped or
- * spilled, so each series reaches the receiver in order, and changing the number of
- * senders needs no draining: a new sender starts on its queues at once, backlog
- * included. */
+ * series always goes to the same queue (queue_of in queue.c, a function of its
+ * labels), for the remote's whole life. A variable number of sender threads (the
+ * "shards" of Prometheus' vocabulary, 1..max_shards) serve them: sender j serves
+ * the queues q with q % nsenders == j and may take records from several of them into
+ * one request. A queue with a batch in flight is `busy` and no other sender takes
+ * from it until that batch is delivered, dropped or spilled, so each series reaches
+ * the receiver in order, and changing the number of senders needs no draining: a new
+ * sender starts on its queues at once, backlog included. */
 #ifndef REMOTE_INT_H
 #define REMOTE_INT_H
 

@@ -46,9 +46,9 @@ struct scrape_series {
     size_t nlabels;
     double value;
     int64_t timestamp_ms;
-    uint64_t hash; /* stable identity of the series, used for sharding: ss_labels_hash of the
-                    * labels before external labels (which every series shares), folded to
-                    * 32 bits by the series table; the same for every sample of a series */
+    uint64_t hash; /* stable identity of the series: ss_labels_hash of the labels before
+                    * external labels (which every series shares), folded to 32 bits by
+                    * the series table; the same for every sample of a series */
     /* Optional (NULL when absent): labels[0..nlabels) already in the remote-write wire
      * form (ss_labels_wire_write: one TimeSeries.labels field per label, in order), held
      * by the scrape module's series table. A sink may copy these bytes instead of

@@ -11,7 +11,8 @@
  * Covers issue #10: a commit far larger than a shard's capacity is delivered whole;
  * the memory bound drops exactly the oldest samples and counts each one; shards grow
  * from a cold start before any request has completed; shards never grow while the
- * receiver fails; per-series order holds throughout. */
+ * receiver fails; per-series order holds throughout; series that differ only in a
+ * short label arrive next to each other. */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -39,6 +40,7 @@ static struct {
     unsigned delay_ms; /* before answering */
     uint8_t got[MAX_SERIES][MAX_SCRAPES];
     int64_t last_ts[MAX_SERIES];
+    uint32_t req_of[MAX_SERIES], pos_of[MAX_SERIES]; /* where a series last arrived */
     uint64_t samples, duplicates, out_of_order, requests, bad;
 } rx = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -79,6 +81,8 @@ static void record(const void *comp, size_t n)
             if (ts <= rx.last_ts[k])
                 rx.out_of_order++;
             rx.last_ts[k] = ts;
+            rx.req_of[k] = (uint32_t)rx.requests;
+            rx.pos_of[k] = (uint32_t)i;
             rx.samples++;
         }
     }
@@ -477,6 +481,56 @@ static void test_bound_spills_hanging_receiver(void **state)
     bound_spills_with_disk(4000, 75); /* 3 s of scrapes: 3x the spill abort delay */
 }
 
+/* Series that differ only in short labels (a histogram's buckets: i, le) and share a
+ * long one (pod) arrive one after another, as exposed, so that snappy finds their
+ * shared bytes; chosen by each series' own hash, their queues scattered them. */
+static void test_siblings_stay_together(void **state)
+{
+    (void)state;
+    enum { NHIST = 500, NB = 12 };
+    struct rw_remote *r = new_remote(&defaults);
+    static const char *const les[NB] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                        "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
+    for (int ts = 0; ts < 2; ts++) {
+        rw_remote_begin(r);
+        for (int h = 0; h < NHIST; h++) {
+            char pod[64];
+            int pl = snprintf(pod, sizeof pod, "checkout-api-5d8f7c9b6-%05d-0a1b2c3d4e5f", h);
+            for (int b = 0; b < NB; b++) {
+                const char *k = names[h * NB + b];
+                struct ss_label l[4] = {{{"__name__", 8}, {"h_bucket", 8}},
+                                        {{"i", 1}, {k, strlen(k)}},
+                                        {{"le", 2}, {les[b], strlen(les[b])}},
+                                        {{"pod", 3}, {pod, (size_t)pl}}};
+                struct scrape_series s = {.labels = l,
+                                          .nlabels = 4,
+                                          .value = 1.0,
+                                          .timestamp_ms = ts,
+                                          .hash = (uint64_t)(h * NB + b) * 0x9E3779B97F4A7C15ULL};
+                rw_remote_append(r, &s);
+            }
+        }
+        rw_remote_commit(r);
+    }
+    assert_true(wait_samples(2u * NHIST * NB, 60000));
+    finish(r);
+    assert_int_equal(rx.samples, 2u * NHIST * NB);
+    assert_int_equal(rx.out_of_order, 0);
+    /* A request boundary may cut a histogram (a batch ends at max_samples_per_send,
+     * or takes a queue's records while the scrape is still appending), at most once
+     * per queue a request takes from: the series of one family go to 4 queues. */
+    uint64_t cuts = 0;
+    for (int h = 0; h < NHIST; h++)
+        for (int b = 1; b < NB; b++) {
+            int k = h * NB + b;
+            if (rx.req_of[k] == rx.req_of[k - 1])
+                assert_int_equal(rx.pos_of[k], rx.pos_of[k - 1] + 1);
+            else
+                cuts++;
+        }
+    assert_true(cuts <= 4 * rx.requests);
+}
+
 /* Names and URLs are label values in the self-metrics: escaped, never raw. */
 static void test_metrics_escape_labels(void **state)
 {
@@ -508,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_failing_receiver, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_hanging_receiver, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_siblings_stay_together, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

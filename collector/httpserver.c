@@ -555,11 +555,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     wc->waiting_since_ms = ss_mono_ms();
     pthread_mutex_lock(&h->conn_mu);
     wc->seq = h->next_seq++;
+    bool first = !h->conns; /* the watchdog may be waiting without a deadline */
     wc->next = h->conns;
     if (h->conns)
         h->conns->prev = wc;
     h->conns = wc;
-    if (++h->nconns >= h->o.max_connections)
+    if (++h->nconns >= h->o.max_connections || first)
         pthread_cond_signal(&h->conn_cv); /* full: shed now, not at the next tick */
     pthread_mutex_unlock(&h->conn_mu);
     *socket_context = wc;
@@ -602,9 +603,12 @@ static int conn_cmp_waiting(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Every WATCHDOG_MS: shut down connections that have waited for a request longer
- * than the read timeout, and when the connections reach the limit, the longest
- * waiting ones until `headroom` slots are free again. */
+/* Shut down connections that have waited for a request longer than the read timeout,
+ * and when the connections reach the limit, the longest waiting ones until `headroom`
+ * slots are free again. It sleeps until the earliest deadline of an idle connection
+ * (a busy one may go idle: at most read_timeout), every WATCHDOG_MS while the server is
+ * full, and without a timeout while there is no connection (a first connection wakes
+ * it): an idle sidecar's web server costs no wake-ups. */
 #define WATCHDOG_MS 100
 static void *watchdog_main(void *arg)
 {
@@ -614,17 +618,32 @@ static void *watchdog_main(void *arg)
     const size_t headroom = cap / 32 ? cap / 32 : 1;
     pthread_mutex_lock(&h->conn_mu);
     while (!h->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCHDOG_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        int64_t now = ss_mono_ms(), wait_ms = -1; /* -1: no deadline */
+        for (struct web_conn *wc = h->conns; wc; wc = wc->next) {
+            if (wc->shed)
+                continue;
+            int64_t d = wc->busy ? limit_ms : wc->waiting_since_ms + limit_ms - now;
+            if (wait_ms < 0 || d < wait_ms)
+                wait_ms = d < 0 ? 0 : d;
         }
-        pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
+        if (h->nconns >= cap && (wait_ms < 0 || wait_ms > WATCHDOG_MS))
+            wait_ms = WATCHDOG_MS;
+        if (wait_ms < 0) {
+            pthread_cond_wait(&h->conn_cv, &h->conn_mu);
+        } else if (wait_ms > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
+        }
         if (h->stopping)
             break;
-        int64_t now = ss_mono_ms();
+        now = ss_mono_ms();
         for (struct web_conn *wc = h->conns; wc; wc = wc->next)
             if (!wc->shed && !wc->busy && now - wc->waiting_since_ms >= limit_ms)
                 conn_shed(h, wc, SHED_SLOW);

@@ -130,17 +130,7 @@ static void format_time(int64_t ms, char *buf, size_t cap)
 
 static struct timespec mono_deadline(int64_t delay_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (delay_ms < 0)
-        delay_ms = 0;
-    ts.tv_sec += (time_t)(delay_ms / 1000);
-    ts.tv_nsec += (long)(delay_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return ss_deadline_after_ms(CLOCK_MONOTONIC, delay_ms);
 }
 
 static void cfg_free(struct awscred_cfg *cfg)

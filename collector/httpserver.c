@@ -631,14 +631,7 @@ static void *watchdog_main(void *arg)
         if (wait_ms < 0) {
             pthread_cond_wait(&h->conn_cv, &h->conn_mu);
         } else if (wait_ms > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait_ms);
             pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
         }
         if (h->stopping)

@@ -68,14 +68,7 @@ static void key_of(const struct pw_watcher *pw, json_t *obj, char *key, size_t c
 /* Sleep up to ms, or until stopped. */
 static void nap(struct promop_watch *w, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&w->lock);
     if (!atomic_load(&w->stop))
         pthread_cond_timedwait(&w->wake, &w->lock, &ts);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -226,5 +227,8 @@ bool ss_is_integral(double v);
 int64_t ss_now_ms(void);      /* wall clock, ms since the epoch */
 int64_t ss_mono_ms(void);     /* monotonic clock, ms */
 double ss_mono_seconds(void); /* monotonic clock, seconds with sub-ms precision */
+/* `clock` (CLOCK_REALTIME or CLOCK_MONOTONIC, as the condition variable waits on) now
+ * plus ms (negative: now): the deadline for pthread_cond_timedwait. */
+struct timespec ss_deadline_after_ms(clockid_t clock, int64_t ms);
 
 #endif

@@ -253,15 +253,7 @@ void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *
         int64_t left = until - ss_mono_ms();
         if (left <= 0)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t step = left < 200 ? left : 200;
-        ts.tv_sec += step / 1000;
-        ts.tv_nsec += (step % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, left < 200 ? left : 200);
         pthread_cond_timedwait(cv, mu, &ts);
     }
     pthread_mutex_unlock(mu);
@@ -343,14 +335,7 @@ enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf 
 
 static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, ms);
     pthread_cond_timedwait(cv, mu, &ts);
 }
 

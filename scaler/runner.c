@@ -497,14 +497,7 @@ int scaler_runner_run(struct scaler_runner *r)
         int64_t now = ss_mono_ms();
         if (due > now) {
             int64_t wait = due - now < MAX_WAIT_MS ? due - now : MAX_WAIT_MS;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += (time_t)(wait / 1000);
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ss_deadline_after_ms(CLOCK_MONOTONIC, wait);
             pthread_cond_timedwait(&r->cv, &r->mu, &ts);
             continue;
         }

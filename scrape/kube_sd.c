@@ -1615,14 +1615,7 @@ static void start(struct kube_sd *k)
     /* Wait a little for the first LISTs, so the first scrapes (and `scrape --config`)
      * already see the targets; the watch goes on regardless. */
     int64_t wait = k->cfg.initial_wait_ms > 0 ? k->cfg.initial_wait_ms : 2000;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += wait / 1000;
-    dl.tv_nsec += (long)(wait % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = ss_deadline_after_ms(CLOCK_REALTIME, wait);
     pthread_mutex_lock(&k->lock);
     for (;;) {
         bool done = k->init_done;

@@ -208,6 +208,16 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
 /* A series of the table, with its wire bytes for the sink. External labels are merged
  * in by name as ss_labels_merge_sorted does (the series' own label wins), copying each
  * label's wire bytes from the entry or from the pre-encoded external labels. */
+/* Remember the group of the series just emitted, by its three values' addresses. */
+static uint64_t gmemo_set(struct target *t, const char *const gp[3], const size_t gl[3], uint64_t group)
+{
+    t->gmemo.valid = true;
+    memcpy(t->gmemo.p, gp, sizeof t->gmemo.p);
+    memcpy(t->gmemo.len, gl, sizeof t->gmemo.len);
+    t->gmemo.group = group;
+    return group;
+}
+
 static void emit_entry(struct target *t, const struct series_entry *e, double v, int64_t ts)
 {
     struct scrape_manager *m = t->m;
@@ -239,13 +249,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
             s.group = t->gmemo.group;
     }
     if (!m->ext.n) {
-        if (t->gmemo.on && !memo_hit) {
-            s.group = ss_labels_group_hash(labels, (size_t)n);
-            t->gmemo.valid = true;
-            memcpy(t->gmemo.p, gp, sizeof gp);
-            memcpy(t->gmemo.len, gl, sizeof gl);
-            t->gmemo.group = s.group;
-        }
+        if (t->gmemo.on && !memo_hit)
+            s.group = gmemo_set(t, gp, gl, ss_labels_group_hash(labels, (size_t)n));
         m->sink.series(m->sink.ud, &s);
         return;
     }
@@ -274,13 +279,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     }
     s.labels = merged;
     s.nlabels = k;
-    if (t->gmemo.on && !memo_hit) { /* the external labels are the same for every series */
-        s.group = ss_labels_group_hash(merged, k);
-        t->gmemo.valid = true;
-        memcpy(t->gmemo.p, gp, sizeof gp);
-        memcpy(t->gmemo.len, gl, sizeof gl);
-        t->gmemo.group = s.group;
-    }
+    if (t->gmemo.on && !memo_hit) /* the external labels are the same for every series */
+        s.group = gmemo_set(t, gp, gl, ss_labels_group_hash(merged, k));
     s.wire_labels = with_wire ? m->merged_wire.data : NULL;
     s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
     m->sink.series(m->sink.ud, &s);
@@ -643,11 +643,7 @@ static void finish_gzip(struct target *t)
      * a body above GZ_WHOLE_PREFER streams, so that one huge target (kube-state-metrics:
      * 17.5 MB plain for 100k series) does not hold its whole plain body in memory for
      * the ~40 ns/sample libdeflate saves. */
-    const unsigned char *tail = (const unsigned char *)t->gz.data + t->gz.len - 4;
-    uint32_t isize = t->gz.len >= 18 ? (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
-                                           (uint32_t)tail[3] << 24
-                                     : 0;
-    if (isize > GZ_WHOLE_PREFER) {
+    if (scrape_gunzip_isize(t->gz.data, t->gz.len) > GZ_WHOLE_PREFER) {
         if (!gz_start_stream(t) && scrape_gzstream_finish(t->gzs, &why))
             gz_fail_corrupt(t, why);
         return;

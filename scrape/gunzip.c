@@ -68,6 +68,14 @@ static int gunzip_grow(struct scrape_gunzip *g, size_t want)
     return 0;
 }
 
+uint32_t scrape_gunzip_isize(const void *in, size_t len)
+{
+    if (len < 18) /* 10-byte header + 8-byte trailer */
+        return 0;
+    const unsigned char *p = (const unsigned char *)in + len - 4;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 int scrape_gunzip_whole(struct scrape_gunzip *g, const void *in, size_t len, size_t max_out, const char **out,
                         size_t *out_len, const char **why)
 {
@@ -80,9 +88,7 @@ int scrape_gunzip_whole(struct scrape_gunzip *g, const void *in, size_t len, siz
         *why = "truncated (shorter than a gzip header and trailer)";
         return SS_EINVAL;
     }
-    /* The last member's ISIZE: the whole plain size for the usual single member. */
-    size_t hint =
-        (size_t)p[len - 4] | (size_t)p[len - 3] << 8 | (size_t)p[len - 2] << 16 | (size_t)p[len - 1] << 24;
+    size_t hint = scrape_gunzip_isize(in, len);
     size_t want = hint < GUNZIP_MIN_BYTES ? GUNZIP_MIN_BYTES : hint;
     if (want > max_out)
         want = max_out;

@@ -36,6 +36,9 @@ void scrape_gunzip_free(struct scrape_gunzip *g); /* NULL: no-op */
  * says how); SS_ENOMEM. */
 int scrape_gunzip_whole(struct scrape_gunzip *g, const void *in, size_t len, size_t max_out, const char **out,
                         size_t *out_len, const char **why);
+/* The plain size a gzip body's trailer gives (ISIZE of its last member: the whole
+ * size for the usual single member, mod 2^32); 0 when it is too short to be gzip. */
+uint32_t scrape_gunzip_isize(const void *in, size_t len);
 /* The output is no longer used: a buffer above 16 MiB is given back. */
 void scrape_gunzip_release(struct scrape_gunzip *g);
 

@@ -49,7 +49,7 @@ static void request_reload(void *ud)
     scrape_manager_stop(st->m);
 }
 
-/* A ServiceMonitor or PodMonitor changed (from a watcher thread). */
+/* monitor_discovery built a new job set (from its builder thread). */
 static void monitors_changed(void *ud)
 {
     struct run_state *st = ud;
@@ -58,8 +58,9 @@ static void monitors_changed(void *ud)
         scrape_manager_stop(st->m);
 }
 
-/* Start monitor_discovery for config c (if it has the section) and wait, at most 5 s,
- * for the first LIST of every watcher so the first job set already has the monitors. */
+/* Start monitor_discovery for config c (if it has the section) and wait, at most 10 s,
+ * for its first job set (the first LIST of every watcher, then the translation), so
+ * that the first job set already has the monitors. Later ones come when built. */
 static int monitors_start(struct run_state *st, const struct cfg *c, struct collector_monitors **out)
 {
     char err[1024] = "";
@@ -70,7 +71,7 @@ static int monitors_start(struct run_state *st, const struct cfg *c, struct coll
         ss_error("config", "monitor_discovery: %s", err);
         return SS_ECONFIG;
     }
-    for (int i = 0; i < 100 && !collector_monitors_synced(*out) && !atomic_load(&st->exit_requested); i++) {
+    for (int i = 0; i < 200 && !collector_monitors_built(*out) && !atomic_load(&st->exit_requested); i++) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -383,12 +384,8 @@ int collector_cmd_run(int argc, char **argv)
     while (!atomic_load(&st.exit_requested)) {
         scrape_manager_run(st.m);
         if (atomic_load(&st.monitors_changed) && !atomic_load(&st.reload_requested) &&
-            !atomic_load(&st.exit_requested)) {
-            /* coalesce a burst of watch events into one new job set */
-            struct timespec ts = {0, 300 * 1000000L};
-            nanosleep(&ts, NULL);
-            set_all_jobs(&st, mon, &jobs);
-        }
+            !atomic_load(&st.exit_requested))
+            set_all_jobs(&st, mon, &jobs); /* built and coalesced on the builder thread */
         if (atomic_exchange(&st.reload_requested, false) && !atomic_load(&st.exit_requested)) {
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};

@@ -27,14 +27,17 @@ void collector_jobs_free(struct collector_jobs *j);
 /* ---- monitor_discovery: ServiceMonitors and PodMonitors -> jobs (monitors.c) ---- */
 
 struct collector_monitors;
-/* Connect (api_server, kubeconfig_file or in cluster) and start watching as c's
- * monitor_discovery says. on_change is called from a watcher thread: only signal. c
- * must outlive the result. */
-int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), void *ud,
+/* Connect (api_server, kubeconfig_file or in cluster), start watching as c's
+ * monitor_discovery says, and start the builder thread that turns the monitors into
+ * jobs. on_ready is called from that thread when a new job set is built: only
+ * signal, and call collector_monitors_rebuild on the scrape thread. c must outlive
+ * the result. */
+int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), void *ud,
                              struct collector_monitors **out, char *err, size_t errlen);
-bool collector_monitors_synced(struct collector_monitors *m);
-/* Translate the monitors held now; *jobs = base's jobs followed by the generated ones
- * (valid until the next rebuild). Bad monitors are logged, counted and left out. After
+bool collector_monitors_built(struct collector_monitors *m); /* the first job set is built */
+/* Install the newest job set built (if any); *jobs = base's jobs followed by the
+ * generated ones (valid until the next rebuild). Nothing slow: the monitors were
+ * translated, and their Secrets read, on the builder thread. After
  * scrape_manager_set_jobs(*jobs), call collector_monitors_release_old. */
 int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
                                const struct scrape_job **jobs, size_t *njobs);

@@ -2195,15 +2195,16 @@ static int dec_storage(struct loader *ld, const struct ss_ynode *n, struct cfg *
  * monitors"). */
 static int dec_monitors(struct loader *ld, const struct ss_ynode *n, struct cfg_monitor_discovery *m)
 {
-    static const char *const names[] = {"service_monitors", "pod_monitors", "label_selector", "namespaces",
-                                        "node_name",        "shards",       "shard",          "api_server",
-                                        "kubeconfig_file",  "read_secrets"};
+    static const char *const names[] = {"service_monitors", "pod_monitors", "label_selector",  "namespaces",
+                                        "node_name",        "shards",       "shard",           "api_server",
+                                        "kubeconfig_file",  "read_secrets", "refresh_interval"};
     enum { N = sizeof names / sizeof names[0] };
     const struct ss_ynode *v[N], *k[N];
     if (!present(n))
         return 0;
     size_t mark = path_field(ld, "monitor_discovery");
     m->enabled = m->service_monitors = m->pod_monitors = m->read_secrets = true;
+    m->refresh_interval_ms = 60 * 1000;
     m->line = n->line;
     bool set;
     int rc = take_fields(ld, n, names, N, v, k);
@@ -2217,6 +2218,9 @@ static int dec_monitors(struct loader *ld, const struct ss_ynode *n, struct cfg_
     rc = rc ?: opt_str(ld, v[7], "api_server", &m->api_server);
     rc = rc ?: opt_str(ld, v[8], "kubeconfig_file", &m->kubeconfig_file);
     rc = rc ?: opt_bool(ld, v[9], "read_secrets", &m->read_secrets);
+    rc = rc ?: opt_dur(ld, v[10], "refresh_interval", &m->refresh_interval_ms);
+    if (!rc && m->refresh_interval_ms < 1000)
+        rc = fail_at(ld, v[10], SS_ECONFIG, "refresh_interval must be at least 1s");
     for (size_t i = 0; !rc && i < m->nnamespaces; i++) {
         const char *s = m->namespaces[i];
         bool ok = *s && strlen(s) <= 63;

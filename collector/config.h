@@ -201,7 +201,8 @@ struct cfg_monitor_discovery {
     uint64_t shard;   /* this instance's shard, < shards */
     char *api_server; /* NULL: kubeconfig_file, else $KUBECONFIG / in-cluster */
     char *kubeconfig_file;
-    bool read_secrets; /* default true: basicAuth/authorization from Secrets */
+    bool read_secrets;           /* default true: basicAuth/authorization from Secrets */
+    int64_t refresh_interval_ms; /* default 1m: translate again, re-reading Secrets */
     int line;
 };
 

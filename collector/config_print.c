@@ -416,6 +416,7 @@ int cfg_print(const struct cfg *c, FILE *out)
         p_str(&p, 2, "api_server", m->api_server);
         p_str(&p, 2, "kubeconfig_file", m->kubeconfig_file);
         p_bool(&p, 2, "read_secrets", m->read_secrets);
+        p_dur(&p, 2, "refresh_interval", m->refresh_interval_ms);
     }
     if (fflush(out) != 0 || ferror(out))
         return SS_EIO;

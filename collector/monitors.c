@@ -1,19 +1,34 @@
 /* monitors.c: monitor_discovery for `run`: the watched ServiceMonitors and
  * PodMonitors become scrape jobs.
  *
- * promop_watch keeps the objects; on every change `run` calls
- * collector_monitors_rebuild, which translates each monitor on its own
- * (promop_translate), loads the result with the ordinary config loader (so a
- * generated job is checked exactly like a hand-written one) and builds its jobs. A
- * monitor that fails anywhere is logged with its name and counted, and only it is
- * left out. The generated jobs' kubernetes_sd_configs use the API server access of
+ * promop_watch keeps the objects. A builder thread of our own turns them into a
+ * generation of job sets: it translates each monitor on its own (promop_translate,
+ * which GETs the Secrets a monitor names), loads the result with the ordinary config
+ * loader (so a generated job is checked exactly like a hand-written one) and builds
+ * its jobs. None of that runs on the scrape thread: a slow or unreachable API server
+ * delays new monitors, never a scrape. When a generation differs from the running
+ * one the builder calls on_ready, and the scrape thread installs it
+ * (collector_monitors_rebuild: a swap and an array copy).
+ *
+ * The builder runs after a burst of watch events (coalesced for COALESCE_MS), and
+ * also on its own: every refresh_interval (default 1m), so that a rotated or newly created Secret takes
+ * effect without a change to the monitor (the operator watches Secrets; we re-read
+ * them), and every RETRY_MS while a monitor fails, so a monitor whose Secret did not
+ * exist yet, or whose Secret GET failed, is picked up when it can be.
+ *
+ * A monitor that fails anywhere is logged with its name (once per distinct error) and
+ * counted. If it had jobs before, they keep running on their last good config (as
+ * Prometheus keeps its config when a reload fails): a Secret GET that times out must
+ * not stop a working scrape. A monitor that never built is left out until it builds.
+ * The generated jobs' kubernetes_sd_configs use the API server access of
  * monitor_discovery.
  *
  * A monitor whose generated config (secrets included) is the same as in the
  * previous generation keeps its job set: config, jobs and their running kube_sd
  * discoverers. One changed monitor re-creates only its own jobs; re-creating all of
  * them re-listed every monitor's Endpoints, Services and Pods from the API server
- * on every change (3 LISTs and 3 WATCHes per monitor), on the scrape thread. */
+ * on every change (3 LISTs and 3 WATCHes per monitor). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +40,30 @@
 #include "kube.h"
 #include "promop.h"
 
+#define COALESCE_MS   300   /* a burst of watch events makes one generation */
+#define RETRY_MS      10000 /* while a monitor fails (at most refresh_interval) */
+#define BUILD_STOPPED 1     /* build_generation: asked to stop */
+
 struct monitor_job_set {
     char *name;               /* "ServiceMonitor ns/name" */
     unsigned char digest[32]; /* SHA-256 of the generated config: unchanged -> reused */
     struct cfg *cfg;
     struct collector_jobs jobs;
+    bool service_monitor;
+    uint64_t gen; /* the newest generation holding this set (under mu); 0: not yet published */
+};
+
+/* One generation: pointers, because an unchanged set is shared by consecutive ones. */
+struct generation {
+    struct monitor_job_set **v;
+    size_t n, bad;
+    uint64_t num;
+};
+
+/* A monitor's last failure, so that the same error is logged once, not every retry. */
+struct monitor_failure {
+    char *name;
+    unsigned char edigest[32];
 };
 
 struct collector_monitors {
@@ -38,25 +72,55 @@ struct collector_monitors {
     const struct cfg_monitor_discovery *mc; /* borrowed from the running config */
     char shard[24];
     int64_t interval_ms, timeout_ms;
-    struct monitor_job_set *sets;
-    size_t nsets;
+    void (*on_ready)(void *ud);
+    void *ud;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thr;
+    bool thr_started;
+    atomic_bool stop;
+    bool dirty;   /* a watch event since the builder last looked (mu) */
+    bool pending; /* `built` waits for collector_monitors_rebuild (mu) */
+    /* cur: the generation handed to the engine (or about to be); built: a newer one
+     * waiting to be installed; old: the previous one, until the engine lets go. The
+     * builder reads cur (never writes it) and builds only while nothing is pending;
+     * the scrape thread moves cur and built only when something is. */
+    struct generation cur, built, old;
+    uint64_t next_num;
     struct scrape_job *all; /* base jobs + generated, handed to the engine */
     size_t nall;
-    struct monitor_job_set *old_sets; /* the previous generation, until the engine lets go */
-    size_t nold_sets;
     struct scrape_job *old_all;
-    _Atomic uint64_t invalid_total, rebuilds;
+    struct monitor_failure *fails; /* the builder's own */
+    size_t nfails;
+    _Atomic uint64_t invalid_total, rebuilds, builds;
     atomic_size_t valid_sm, valid_pm, invalid_now, njobs;
 };
 
-static void sets_free(struct monitor_job_set *s, size_t n)
+static void set_free(struct monitor_job_set *s)
 {
-    for (size_t i = 0; i < n; i++) {
-        collector_jobs_free(&s[i].jobs);
-        cfg_free(s[i].cfg);
-        free(s[i].name);
-    }
+    if (!s)
+        return;
+    collector_jobs_free(&s->jobs);
+    cfg_free(s->cfg);
+    free(s->name);
     free(s);
+}
+
+/* Free the sets of g that no newer generation holds (`keep_newer`), and g itself. */
+static void generation_free(struct generation *g, bool keep_newer)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (!keep_newer || g->v[i]->gen == g->num)
+            set_free(g->v[i]);
+    free(g->v);
+    *g = (struct generation){0};
+}
+
+static void fails_free(struct monitor_failure *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(f[i].name);
+    free(f);
 }
 
 static int render(void *ud, struct ss_buf *out)
@@ -102,7 +166,19 @@ static int render(void *ud, struct ss_buf *out)
         (unsigned long long)st.forbidden, (unsigned long long)st.gone, (unsigned long long)st.events);
 }
 
-int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), void *ud,
+static void *builder_main(void *ud);
+
+/* From a watcher thread: a monitor was added, changed or deleted. */
+static void watch_changed(void *ud)
+{
+    struct collector_monitors *m = ud;
+    pthread_mutex_lock(&m->mu);
+    m->dirty = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), void *ud,
                              struct collector_monitors **out, char *err, size_t errlen)
 {
     const struct cfg_monitor_discovery *mc = &c->monitors;
@@ -112,8 +188,12 @@ int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), v
     if (rc)
         return rc;
     m->mc = mc;
+    m->on_ready = on_ready;
+    m->ud = ud;
     m->interval_ms = c->global.scrape_interval_ms;
     m->timeout_ms = c->global.scrape_timeout_ms;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
     snprintf(m->shard, sizeof m->shard, "%llu", (unsigned long long)mc->shard);
     if (mc->api_server) {
         struct httpc_config h = {.follow_redirects = true};
@@ -130,13 +210,22 @@ int collector_monitors_start(const struct cfg *c, void (*on_change)(void *ud), v
                                      .label_selector = mc->label_selector,
                                      .namespaces = (const char *const *)mc->namespaces,
                                      .nnamespaces = mc->nnamespaces};
-    if ((rc = promop_watch_start(&wc, on_change, ud, &m->watch, err, errlen)))
+    if ((rc = promop_watch_start(&wc, watch_changed, m, &m->watch, err, errlen)))
         goto fail;
+    if (pthread_create(&m->thr, NULL, builder_main, m) != 0) {
+        promop_watch_stop(m->watch);
+        snprintf(err, errlen, "cannot start the monitor builder thread");
+        rc = SS_ENOMEM;
+        goto fail;
+    }
+    m->thr_started = true;
     ss_metrics_register(render, m);
     *out = m;
     return 0;
 fail:
     kube_config_free(m->kube);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
     free(m);
     return rc;
 }
@@ -146,17 +235,30 @@ void collector_monitors_stop(struct collector_monitors *m)
     if (!m)
         return;
     ss_metrics_unregister(render, m);
+    if (m->thr_started) { /* first the builder: it reads the watch's objects */
+        pthread_mutex_lock(&m->mu);
+        atomic_store(&m->stop, true);
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->thr, NULL);
+    }
     promop_watch_stop(m->watch);
-    collector_monitors_release_old(m);
-    sets_free(m->sets, m->nsets);
+    /* the engine no longer holds any of them: each set once, in its newest generation */
+    generation_free(&m->old, true);
+    generation_free(&m->cur, true);
+    generation_free(&m->built, false);
     free(m->all);
+    free(m->old_all);
+    fails_free(m->fails, m->nfails);
     kube_config_free(m->kube);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
     free(m);
 }
 
-bool collector_monitors_synced(struct collector_monitors *m)
+bool collector_monitors_built(struct collector_monitors *m)
 {
-    return promop_watch_synced(m->watch);
+    return atomic_load(&m->builds) > 0;
 }
 
 /* Give every generated kubernetes_sd config our API server access. */
@@ -183,24 +285,33 @@ static void fmt_ms(char *buf, size_t cap, int64_t ms)
     snprintf(buf, cap, "%lldms", (long long)ms);
 }
 
-/* The set of the previous generation named `name` with this digest, or NULL. hint: its
- * likely index (the objects come sorted, so mostly the same position). */
-static struct monitor_job_set *find_reusable(struct collector_monitors *m, const char *name,
-                                             const unsigned char *digest, size_t hint)
+/* The set of the current generation named `name` (with this digest, if digest),
+ * or NULL. hint: its likely index (the objects come sorted, so mostly the same
+ * position). */
+static struct monitor_job_set *find_set(struct collector_monitors *m, const char *name,
+                                        const unsigned char *digest, size_t hint)
 {
-    for (size_t k = 0; k < m->nsets; k++) {
-        struct monitor_job_set *o = &m->sets[(hint + k) % m->nsets];
-        if (o->name && !strcmp(o->name, name))
-            return memcmp(o->digest, digest, sizeof o->digest) ? NULL : o;
+    for (size_t k = 0; k < m->cur.n; k++) {
+        struct monitor_job_set *o = m->cur.v[(hint + k) % m->cur.n];
+        if (!strcmp(o->name, name))
+            return digest && memcmp(o->digest, digest, sizeof o->digest) ? NULL : o;
     }
     return NULL;
 }
 
-/* One monitor -> its config and jobs. Errors (naming the monitor) in err. A set of
- * the previous generation with the same generated config is moved into *set. */
-static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_job_set *set, size_t hint,
-                     char *err, size_t errlen)
+/* One monitor -> its config and jobs in *out, a new set named `name`, or the current
+ * generation's set when its generated config is the same (*reused). Errors (naming
+ * the monitor) in err. */
+static int build_one(struct collector_monitors *m, json_t *obj, const char *name, size_t hint,
+                     struct monitor_job_set **out, bool *reused, char *err, size_t errlen)
 {
+    *out = NULL;
+    *reused = false;
+    struct monitor_job_set *set = calloc(1, sizeof *set);
+    if (!set || !(set->name = strdup(name))) {
+        free(set);
+        return SS_ENOMEM;
+    }
     const struct cfg_monitor_discovery *mc = m->mc;
     struct promop_opts o = {.shards = (uint32_t)mc->shards,
                             .shard = m->shard,
@@ -211,7 +322,7 @@ static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_j
     char *text = NULL, iv[32], to[32], e[768];
     int rc = promop_translate(obj, &o, &cfgs, err, errlen);
     if (rc)
-        return rc;
+        goto fail;
     fmt_ms(iv, sizeof iv, m->interval_ms);
     fmt_ms(to, sizeof to, m->timeout_ms);
     if ((rc = add_access(mc, cfgs)))
@@ -228,11 +339,11 @@ static int build_one(struct collector_monitors *m, json_t *obj, struct monitor_j
         rc = SS_ENOMEM;
         goto fail;
     }
-    struct monitor_job_set *old = find_reusable(m, set->name, set->digest, hint);
-    if (old) { /* unchanged: keep its jobs and running discoverers */
-        free(set->name);
-        *set = *old;
-        memset(old, 0, sizeof *old);
+    struct monitor_job_set *same = find_set(m, set->name, set->digest, hint);
+    if (same) { /* unchanged: keep its jobs and running discoverers */
+        set_free(set);
+        set = same;
+        *reused = true;
         goto fail; /* rc == 0: only the cleanup */
     }
     rc = cfg_load_string(text, strlen(text), set->name, &set->cfg, e, sizeof e);
@@ -251,91 +362,218 @@ fail:
     if (cfgs)
         promop_json_wipe(cfgs);
     json_decref(cfgs);
+    if (rc)
+        set_free(set);
+    else
+        *out = set;
     return rc;
 }
 
-int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
-                               const struct scrape_job **jobs, size_t *njobs)
+/* Log a monitor's failure unless it is the one logged last time (the builder
+ * retries every RETRY_MS). Records it in fails[*nf]. */
+static void note_failure(struct collector_monitors *m, const char *name, const char *msg, bool kept,
+                         struct monitor_failure *fails, size_t *nf)
 {
+    unsigned char d[32];
+    unsigned int dl = 0;
+    if (!EVP_Digest(msg, strlen(msg), d, &dl, EVP_sha256(), NULL))
+        memset(d, 0, sizeof d);
+    bool seen = false;
+    for (size_t i = 0; i < m->nfails && !seen; i++)
+        seen = !strcmp(m->fails[i].name, name) && !memcmp(m->fails[i].edigest, d, sizeof d);
+    if (!seen)
+        ss_error("promop", "%s %s: %s", name, kept ? "keeps its previous jobs" : "left out", msg);
+    if (fails && (fails[*nf].name = strdup(name))) {
+        memcpy(fails[*nf].edigest, d, sizeof d);
+        (*nf)++;
+    }
+}
+
+/* Build a generation from the objects the watch holds now (builder thread, mu not
+ * held). *changed: it differs from cur. Stops early (BUILD_STOPPED) when asked to. */
+static int build_generation(struct collector_monitors *m, struct generation *g, bool *changed)
+{
+    *g = (struct generation){0};
+    *changed = false;
     json_t *objs = promop_watch_objects(m->watch);
-    if (!objs)
-        return SS_ENOMEM;
-    size_t n = json_array_size(objs), ns = 0, nsm = 0, npm = 0, bad = 0, total = base->njobs;
-    struct monitor_job_set *sets = calloc(n ? n : 1, sizeof *sets);
-    if (!sets) {
+    size_t n = objs ? json_array_size(objs) : 0, nf = 0;
+    g->v = objs ? calloc(n ? n : 1, sizeof *g->v) : NULL;
+    struct monitor_failure *fails = calloc(n ? n : 1, sizeof *fails);
+    if (!g->v || !fails) {
+        free(g->v);
+        g->v = NULL;
+        free(fails);
         json_decref(objs);
         return SS_ENOMEM;
     }
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&m->stop)) {
+            rc = BUILD_STOPPED;
+            break;
+        }
         json_t *o = json_array_get(objs, i), *meta = json_object_get(o, "metadata");
         const char *kind = json_string_value(json_object_get(o, "kind"));
         char name[600], err[1024] = "";
         snprintf(name, sizeof name, "%s %s/%s", kind ? kind : "?",
                  json_string_value(json_object_get(meta, "namespace")) ?: "?",
                  json_string_value(json_object_get(meta, "name")) ?: "?");
-        struct monitor_job_set *s = &sets[ns];
-        s->name = strdup(name);
-        int rc = s->name ? build_one(m, o, s, i, err, sizeof err) : SS_ENOMEM;
-        if (rc) {
-            bad++;
+        struct monitor_job_set *s = NULL;
+        bool reused = false;
+        int brc = build_one(m, o, name, i, &s, &reused, err, sizeof err);
+        if (brc) {
+            g->bad++;
             atomic_fetch_add(&m->invalid_total, 1);
-            ss_error("promop", "%s left out: %s", name, err[0] ? err : ss_strerror(rc));
-            collector_jobs_free(&s->jobs);
-            cfg_free(s->cfg);
-            free(s->name);
-            memset(s, 0, sizeof *s);
-            continue;
+            /* it had jobs: they keep running on their last good config */
+            s = find_set(m, name, NULL, i);
+            note_failure(m, name, err[0] ? err : ss_strerror(brc), s != NULL, fails, &nf);
+            if (!s)
+                continue;
+            reused = true;
         }
-        if (kind && kind[0] == 'S')
-            nsm++;
-        else
-            npm++;
-        total += s->jobs.njobs;
-        ns++;
+        if (!reused)
+            *changed = true;
+        s->service_monitor = kind && kind[0] == 'S';
+        g->v[g->n++] = s;
     }
     json_decref(objs);
+    if (!rc && g->n != m->cur.n)
+        *changed = true; /* a monitor was deleted (each set is in a generation once) */
+    if (rc) {            /* only the sets built here are ours to free */
+        for (size_t i = 0; i < g->n; i++)
+            if (!g->v[i]->gen)
+                set_free(g->v[i]);
+        free(g->v);
+        *g = (struct generation){0};
+        fails_free(fails, nf);
+        return rc;
+    }
+    fails_free(m->fails, m->nfails);
+    m->fails = fails;
+    m->nfails = nf;
+    return 0;
+}
+
+static void *builder_main(void *ud)
+{
+    struct collector_monitors *m = ud;
+    int64_t started = ss_mono_ms(), next = 0; /* next == 0: the first generation is not built yet */
+    pthread_mutex_lock(&m->mu);
+    while (!atomic_load(&m->stop)) {
+        int64_t now = ss_mono_ms(), wait = 1000;
+        if (!m->pending) {
+            if (!next) /* the first, once every watcher has listed (or after 5 s) */
+                wait = promop_watch_synced(m->watch) || now - started >= 5000 ? 0 : 50;
+            else
+                wait = m->dirty ? 0 : next - now;
+        }
+        if (wait > 0 || m->pending) {
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait > 0 ? wait : 1000);
+            pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+            continue;
+        }
+        if (m->dirty && next) { /* coalesce a burst of watch events */
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, COALESCE_MS);
+            while (!atomic_load(&m->stop) && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0)
+                ;
+        }
+        m->dirty = false;
+        pthread_mutex_unlock(&m->mu);
+        struct generation g;
+        bool changed = false;
+        int rc = build_generation(m, &g, &changed);
+        pthread_mutex_lock(&m->mu);
+        if (rc == BUILD_STOPPED)
+            break;
+        int64_t every = m->mc->refresh_interval_ms;
+        next = ss_mono_ms() + ((rc || g.bad) && every > RETRY_MS ? RETRY_MS : every);
+        if (rc) {
+            ss_error("promop", "cannot build the monitors' jobs: %s; retrying", ss_strerror(rc));
+            continue;
+        }
+        atomic_store(&m->invalid_now, g.bad);
+        atomic_fetch_add(&m->builds, 1);
+        if (!changed) { /* the same sets in the same order: nothing to hand over */
+            free(g.v);
+            continue;
+        }
+        g.num = ++m->next_num;
+        for (size_t i = 0; i < g.n; i++)
+            g.v[i]->gen = g.num;
+        m->built = g;
+        m->pending = true;
+        pthread_mutex_unlock(&m->mu);
+        m->on_ready(m->ud);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* The previous generation and job array, once the engine holds the current (mu held). */
+static void release_old_locked(struct collector_monitors *m)
+{
+    generation_free(&m->old, true);
+    free(m->old_all);
+    m->old_all = NULL;
+}
+
+int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
+                               const struct scrape_job **jobs, size_t *njobs)
+{
+    pthread_mutex_lock(&m->mu);
+    release_old_locked(m); /* a generation the caller never released */
+    bool installed = m->pending;
+    if (installed) {
+        m->old = m->cur;
+        m->cur = m->built;
+        m->built = (struct generation){0};
+        m->pending = false;
+        pthread_cond_signal(&m->cv); /* the builder may build again */
+    }
+    size_t total = base->njobs, nsm = 0, npm = 0;
+    for (size_t i = 0; i < m->cur.n; i++)
+        total += m->cur.v[i]->jobs.njobs;
     struct scrape_job *all = calloc(total ? total : 1, sizeof *all);
     if (!all) {
-        sets_free(sets, ns);
+        pthread_mutex_unlock(&m->mu);
         return SS_ENOMEM;
     }
     size_t k = 0;
     for (size_t i = 0; i < base->njobs; i++)
         all[k++] = base->jobs[i];
-    for (size_t i = 0; i < ns; i++)
-        for (size_t j = 0; j < sets[i].jobs.njobs; j++)
-            all[k++] = sets[i].jobs.jobs[j];
-    /* The engine still holds the previous array and the previous sets' jobs until
-     * the caller's scrape_manager_set_jobs: they are freed by the next rebuild's
-     * swap below only after that call, so keep them in `old`. */
-    collector_monitors_release_old(m); /* a generation the caller never released */
-    struct monitor_job_set *old = m->sets;
-    size_t nold = m->nsets;
-    struct scrape_job *old_all = m->all;
-    m->sets = sets;
-    m->nsets = ns;
+    for (size_t i = 0; i < m->cur.n; i++) {
+        const struct monitor_job_set *s = m->cur.v[i];
+        for (size_t j = 0; j < s->jobs.njobs; j++)
+            all[k++] = s->jobs.jobs[j];
+        if (s->service_monitor)
+            nsm++;
+        else
+            npm++;
+    }
+    /* The engine still holds the previous array (and the previous generation's jobs)
+     * until the caller's scrape_manager_set_jobs: collector_monitors_release_old frees
+     * them after that call. */
+    m->old_all = m->all;
     m->all = all;
     m->nall = k;
+    size_t bad = atomic_load(&m->invalid_now);
+    pthread_mutex_unlock(&m->mu);
     atomic_store(&m->valid_sm, nsm);
     atomic_store(&m->valid_pm, npm);
-    atomic_store(&m->invalid_now, bad);
     atomic_store(&m->njobs, k - base->njobs);
     atomic_fetch_add(&m->rebuilds, 1);
-    m->old_sets = old;
-    m->nold_sets = nold;
-    m->old_all = old_all;
     *jobs = all;
     *njobs = k;
-    ss_info("promop", "%zu ServiceMonitors and %zu PodMonitors -> %zu jobs (%zu monitors left out)", nsm, npm,
-            k - base->njobs, bad);
+    if (installed)
+        ss_info("promop", "%zu ServiceMonitors and %zu PodMonitors -> %zu jobs (%zu monitors failing)", nsm,
+                npm, k - base->njobs, bad);
     return 0;
 }
 
 void collector_monitors_release_old(struct collector_monitors *m)
 {
-    sets_free(m->old_sets, m->nold_sets);
-    free(m->old_all);
-    m->old_sets = NULL;
-    m->nold_sets = 0;
-    m->old_all = NULL;
+    pthread_mutex_lock(&m->mu);
+    release_old_locked(m);
+    pthread_mutex_unlock(&m->mu);
 }

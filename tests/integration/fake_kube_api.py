@@ -160,6 +160,8 @@ class FakeKubeAPI:
         self.httpd = None
         self.port = None
         self.forbidden = set()  # resources answered 403, as without an RBAC rule
+        self.secret_delay = 0.0  # seconds before a Secret GET is answered (a slow API server)
+        self.secret_error = None  # HTTP status every Secret GET gets instead (e.g. 500)
 
     # -- state changes (bump the resource version, notify watches) --
 
@@ -342,6 +344,13 @@ class FakeKubeAPI:
         if "secrets" in self.forbidden:
             rec["status"] = 403
             return self._send_json(h, 403, self._status(403, "Forbidden", 'secrets "%s" is forbidden' % name))
+        if self.secret_delay:
+            time.sleep(self.secret_delay)
+        if self.secret_error:
+            rec["status"] = self.secret_error
+            return self._send_json(h, self.secret_error, self._status(self.secret_error, "InternalError",
+                                                                      "an error on the server has prevented the "
+                                                                      "request from succeeding"))
         with self.lock:
             obj = copy.deepcopy(self.objects["secrets"].get((namespace, name)))
         if obj is None:

@@ -11,7 +11,11 @@ real HTTP targets on 127.0.3.x, scraped by `scrapeship run --stdout --format jso
     seconds, also after a 410 Gone forces a relist;
   * node-local (DaemonSet): node_name keeps only the pods on that node;
   * missing RBAC: a 403 on the PodMonitor list gives one log line naming the rule and
-    a counter, while the ServiceMonitors keep being scraped.
+    a counter, while the ServiceMonitors keep being scraped;
+  * Secrets: a monitor whose Secret does not exist yet is picked up once it is created
+    (no change to the monitor), a rotated Secret takes effect at the next
+    refresh_interval, a monitor whose Secret GET fails keeps its previous jobs, and a
+    slow API server delays the new jobs but never a scrape.
 Every wait is bounded.
 """
 import base64
@@ -41,6 +45,7 @@ class Target:
 
         class H(BaseHTTPRequestHandler):
             def do_GET(self):
+                auth = self.server.auth
                 if auth and self.headers.get("Authorization") != auth:
                     self.send_response(401)
                     self.send_header("Content-Length", "0")
@@ -56,6 +61,7 @@ class Target:
                 pass
 
         self.srv = ThreadingHTTPServer((ip, port), H)
+        self.srv.auth = auth  # the Authorization wanted; change it to rotate the password
         self.srv.daemon_threads = True
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
@@ -234,6 +240,112 @@ def forbidden(chk, port):
     api.stop()
 
 
+def secrets(chk, port, targets):
+    """Secrets are read on monitor_discovery's own thread, again every refresh_interval
+    (and every 10 s while a monitor fails)."""
+    api = fk.FakeKubeAPI()
+    api.start()
+    d = h.tmpdir("ss-promop-secrets-")
+    setup_cluster(api, port)
+    api.apply("servicemonitors", smon("shop", spec=SM_SPEC))
+    api.apply("podmonitors", smon("pods", spec=pm_spec(port)))
+    late = copy.deepcopy(SM_SPEC)
+    for k in ("username", "password"):
+        late["endpoints"][0]["basicAuth"][k]["name"] = "late-auth"
+    late["endpoints"][0]["relabelings"][0]["replacement"] = "late"
+    api.apply("servicemonitors", smon("late", spec=late))  # its Secret does not exist yet
+    cfg = write_cfg(d, {"kubeconfig_file": tk.write_kubeconfig(d, api.url()), "refresh_interval": "3s"})
+    r = tk.Run(cfg, tag="promop-secrets")
+
+    def up_rules(run, since=0, value="1"):
+        return {(x["labels"].get("rule"), x["labels"]["instance"]) for x in run.records[since:]
+                if x["labels"].get("__name__") == "up" and not x["stale"] and x["value"] == value}
+
+    chk.ok(r.wait(lambda x: len({i for rule, i in up_rules(x) if rule == "one"}) == 2, timeout=20,
+                  what="ServiceMonitor shop up"), "ServiceMonitor shop not scraped")
+    log = r.log()
+    chk.ok(log.count("ServiceMonitor shop/late left out") == 1 and "not found" in log,
+           "the monitor with a missing Secret was not logged once by name:\n%s" %
+           "\n".join(x for x in log.splitlines() if "late" in x))
+    # 1. the Secret appears: picked up without any change to the monitor
+    t0 = time.time()
+    api.apply("secrets", fk.secret("late-auth", {"user": "scraper", "pass": "pa55-w0rd"}, namespace="shop"))
+    n0 = len(r.records)
+    ok = r.wait(lambda x: any(rule == "late" for rule, _ in up_rules(x, n0)), timeout=20,
+                what="the monitor whose Secret was created later")
+    chk.ok(ok, "a monitor whose Secret was created after it was never scraped")
+    print("secret created -> scraped in %.1fs" % (time.time() - t0))
+    # 2. rotation: the targets want a new password, the Secret gets it; the next
+    # refresh_interval re-reads it (the monitor itself does not change)
+    new_auth = "Basic " + base64.b64encode(b"scraper:n3w-pass").decode()
+    for t in targets:
+        t.srv.auth = new_auth
+    api.apply("secrets", fk.secret("shop-auth", {"user": "scraper", "pass": "n3w-pass"}, namespace="shop"))
+    api.apply("secrets", fk.secret("late-auth", {"user": "scraper", "pass": "n3w-pass"}, namespace="shop"))
+    t0 = time.time()
+    time.sleep(0.5)
+    r.read()
+    n0 = len(r.records)
+    ok = r.wait(lambda x: {rule for rule, _ in up_rules(x, n0)} >= {"one", "late", None}, timeout=15,
+                what="scrapes with the rotated password")
+    chk.ok(ok, "a rotated Secret did not take effect: %s" % sorted(up_rules(r, n0), key=str))
+    print("secret rotated -> scraped again in %.1fs" % (time.time() - t0))
+    # 3. the Secret GET fails (500) while the monitor changes: its jobs keep running on
+    # the last good config, and the change lands once the API answers again
+    api.secret_error = 500
+    spec = copy.deepcopy(SM_SPEC)
+    spec["endpoints"][0]["relabelings"][0]["replacement"] = "two"
+    api.apply("servicemonitors", smon("shop", spec=spec))
+    time.sleep(2)
+    r.read()
+    n0 = len(r.records)
+    time.sleep(3)
+    r.read()
+    kept = up_rules(r, n0)
+    chk.ok({rule for rule, _ in kept} >= {"one", "late"} and not any(rule == "two" for rule, _ in kept),
+           "while the Secret GET fails the monitors' previous jobs must keep running: %s" % sorted(kept, key=str))
+    log = r.log()
+    chk.ok("ServiceMonitor shop/shop keeps its previous jobs" in log,
+           "no log line for the monitor that keeps its jobs:\n%s" % log[-2000:])
+    m = metrics(r)
+    chk.ok(metric(m, "scrapeship_monitor_discovery_invalid_monitors") == 3,
+           "invalid_monitors while every Secret GET fails: %s" %
+           [x for x in m.splitlines() if "invalid" in x])
+    api.secret_error = None
+    n0 = len(r.records)
+    ok = r.wait(lambda x: any(rule == "two" for rule, _ in up_rules(x, n0)), timeout=20,
+                what="the change once Secrets can be read")
+    chk.ok(ok, "the monitor change did not land after the API recovered")
+    # 4. a slow API server (each Secret GET takes 1.5 s, 6 GETs a generation): the
+    # change lands late, and every target keeps its 1 s scrapes meanwhile
+    api.secret_delay = 1.5
+    spec["endpoints"][0]["relabelings"][0]["replacement"] = "three"
+    t0 = time.time()
+    r.read()
+    n0 = len(r.records)
+    api.apply("servicemonitors", smon("shop", spec=spec))
+    ok = r.wait(lambda x: any(rule == "three" for rule, _ in up_rules(x, n0)), timeout=30,
+                what="the change with a slow API server")
+    chk.ok(ok, "the monitor change did not land with a slow API server")
+    took = time.time() - t0
+    api.secret_delay = 0
+    stamps = {}
+    for x in r.records[n0:]:
+        lab = x["labels"]
+        if lab.get("__name__") == "up" and not x["stale"] and lab.get("job") == "shop/pods":
+            stamps.setdefault(lab["instance"], []).append(x["timestamp"] / 1000.0)
+    gaps = [b - a for v in stamps.values() for a, b in zip(sorted(v), sorted(v)[1:])]
+    chk.ok(took > 5 and gaps and max(gaps) < 2.5,
+           "scrapes stalled while Secrets were read slowly (the change took %.1fs): largest gap between "
+           "scrapes of a PodMonitor target %.1fs" % (took, max(gaps) if gaps else -1))
+    print("slow API server: change landed in %.1fs, largest scrape gap %.2fs" % (took, max(gaps) if gaps else -1))
+    chk.ok("n3w-pass" not in r.log(), "a secret value reached the log")
+    r.stop()
+    api.stop()
+    for t in targets:
+        t.srv.auth = AUTH
+
+
 def main():
     chk = h.Check("promop")
     port = h.free_port()
@@ -242,6 +354,7 @@ def main():
     cluster_view(chk, port)
     node_local(chk, port)
     forbidden(chk, port)
+    secrets(chk, port, targets)
     for t in targets:
         t.srv.shutdown()
     print("promop: %.1fs" % (time.time() - t0))

@@ -27,7 +27,10 @@
  * keep-alive) and shuts down the socket of one that has waited longer than the read
  * timeout in total; and when the connections reach the limit it sheds the ones that
  * have waited longest, so a new connection (a probe) finds a free slot. Connections
- * whose request is being served are never shed. */
+ * whose request is being served are not shed for the limit, but they too have the
+ * read timeout, from their request head to the end of their reply: a client that
+ * reads a reply a byte a second (or never) is not idle either, and would hold its
+ * slot for as long as it liked. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <dirent.h>
@@ -78,14 +81,15 @@ struct web_conn {
     struct web_gen *gen; /* the credentials its TLS session uses */
     int fd;
     int64_t waiting_since_ms; /* accepted, or its last request completed */
+    int64_t busy_since_ms;    /* its request head arrived */
     uint64_t seq;             /* order of acceptance: breaks ties of waiting_since_ms */
     bool busy;                /* a request head is in and its reply is not done */
     bool shed;                /* its socket was shut down by the watchdog */
     struct web_conn *prev, *next;
 };
 
-enum { SHED_SLOW, SHED_FULL, NSHED };
-static const char *const shed_names[NSHED] = {"request_timeout", "connection_limit"};
+enum { SHED_SLOW, SHED_FULL, SHED_REPLY, NSHED };
+static const char *const shed_names[NSHED] = {"request_timeout", "connection_limit", "reply_timeout"};
 
 struct collector_http {
     struct MHD_Daemon *d;
@@ -332,7 +336,7 @@ static int render_web_metrics(void *ud, struct ss_buf *b)
     if (!rc)
         rc = ss_buf_printf(b,
                            "# HELP scrapeship_web_connections_shed_total Connections the web endpoint closed "
-                           "while they waited for a request, by reason.\n"
+                           "while they waited for a request or for their reply to be read, by reason.\n"
                            "# TYPE scrapeship_web_connections_shed_total counter\n");
     for (int i = 0; i < NSHED && !rc; i++)
         rc = ss_buf_printf(b, "scrapeship_web_connections_shed_total{reason=\"%s\"} %lu\n", shed_names[i],
@@ -581,7 +585,9 @@ static void conn_set_busy(struct collector_http *h, struct MHD_Connection *c, bo
         return;
     pthread_mutex_lock(&h->conn_mu);
     wc->busy = busy;
-    if (!busy)
+    if (busy)
+        wc->busy_since_ms = ss_mono_ms();
+    else
         wc->waiting_since_ms = ss_mono_ms();
     pthread_mutex_unlock(&h->conn_mu);
 }
@@ -603,12 +609,12 @@ static int conn_cmp_waiting(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Shut down connections that have waited for a request longer than the read timeout,
- * and when the connections reach the limit, the longest waiting ones until `headroom`
- * slots are free again. It sleeps until the earliest deadline of an idle connection
- * (a busy one may go idle: at most read_timeout), every WATCHDOG_MS while the server is
- * full, and without a timeout while there is no connection (a first connection wakes
- * it): an idle sidecar's web server costs no wake-ups. */
+/* Shut down connections that have waited for a request, or for their reply to be
+ * read, longer than the read timeout, and when the connections reach the limit, the
+ * longest waiting ones until `headroom` slots are free again. It sleeps until the
+ * earliest deadline, every WATCHDOG_MS while the server is full, and without a
+ * timeout while there is no connection (a first connection wakes it): an idle
+ * sidecar's web server costs no wake-ups. */
 #define WATCHDOG_MS 100
 static void *watchdog_main(void *arg)
 {
@@ -622,7 +628,7 @@ static void *watchdog_main(void *arg)
         for (struct web_conn *wc = h->conns; wc; wc = wc->next) {
             if (wc->shed)
                 continue;
-            int64_t d = wc->busy ? limit_ms : wc->waiting_since_ms + limit_ms - now;
+            int64_t d = (wc->busy ? wc->busy_since_ms : wc->waiting_since_ms) + limit_ms - now;
             if (wait_ms < 0 || d < wait_ms)
                 wait_ms = d < 0 ? 0 : d;
         }
@@ -638,8 +644,8 @@ static void *watchdog_main(void *arg)
             break;
         now = ss_mono_ms();
         for (struct web_conn *wc = h->conns; wc; wc = wc->next)
-            if (!wc->shed && !wc->busy && now - wc->waiting_since_ms >= limit_ms)
-                conn_shed(h, wc, SHED_SLOW);
+            if (!wc->shed && now - (wc->busy ? wc->busy_since_ms : wc->waiting_since_ms) >= limit_ms)
+                conn_shed(h, wc, wc->busy ? SHED_REPLY : SHED_SLOW);
         if (h->nconns < cap)
             continue;
         /* the longest waiting first */

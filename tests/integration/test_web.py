@@ -208,6 +208,40 @@ def lifecycle_and_limits(chk, d):
            "connections cut off at the request deadline not counted")
     ok = wait_for(lambda: curl(base + "/healthz")[1] == 200, timeout=5)
     chk.ok(ok, "healthz does not answer once the held connections are gone")
+
+    # Slow readers: every slot held by a client that asks for /metrics over and over
+    # (pipelined) and reads nothing, with a small receive buffer: the replies fill the
+    # socket buffers and one of them cannot be sent in full. Its request is being
+    # served, so the limit does not shed it; the reply deadline (--web.read-timeout 2s
+    # from the request head) does.
+    _, _, one = curl(base + "/metrics")
+    reqs = max(8, (4 << 20) // max(len(one), 1))  # 4 MiB of replies: more than any socket buffer
+    readers = []
+    for _ in range(16):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.setblocking(False)
+        try:
+            s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * reqs)
+        except BlockingIOError:
+            pass
+        readers.append(s)
+    time.sleep(0.5)
+    codes = []
+    for _ in range(8):  # bounded: a probe a second for 8 s
+        codes.append(curl(base + "/healthz", "--max-time", "1")[1])
+        time.sleep(1)
+    print("healthz under 16 slow readers, one probe a second: %s" % codes)
+    chk.ok(codes[0] != 200, "the slow readers did not hold the slots (the reply fit in the socket buffers): %s"
+           % codes)
+    chk.ok(all(c == 200 for c in codes[4:]), "healthz under 16 slow readers after the reply deadline: %s" % codes)
+    for s in readers:
+        s.close()
+    _, _, out = curl(base + "/metrics")
+    chk.ok((metric(out, "scrapeship_web_connections_shed_total", '{reason="reply_timeout"}') or 0) >= 8,
+           "slow readers cut off at the reply deadline not counted: %s" %
+           [x for x in out.splitlines() if "shed_total" in x])
     h.stop(p)
 
     # with the flag: reload and quit work

@@ -435,16 +435,28 @@ void *rw_sender_main(void *arg)
         } else {
             atomic_store(&sd->send_n, taken);
             atomic_store(&sd->send_start_mono, ss_mono_ms());
-            if (!r->dq || !atomic_load(&r->spill) || atomic_load(&r->disk_broken))
+            if (!r->dq || !atomic_load(&r->spill))
                 res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu, &sd->cv,
                                          "batch", true);
             atomic_store(&sd->send_start_mono, 0);
-            if (r->dq && (res == SEND_SPILL || res == SEND_ABORTED)) {
-                if (rw_spill_batch(r, &comp, taken, max_ts) == 0)
+            while (r->dq && (res == SEND_SPILL || res == SEND_ABORTED)) {
+                if (!atomic_load(&r->disk_broken) && rw_spill_batch(r, &comp, taken, max_ts) == 0) {
                     res = SEND_SPILL;
-                else /* the disk failed: keep the batch in memory and keep trying to send it */
-                    res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu,
-                                             &sd->cv, "batch", false);
+                    break;
+                }
+                /* The disk failed. While it still holds a backlog (spill mode) the batch
+                 * waits here, in memory (its queues stay busy, so nothing of theirs moves
+                 * either), until the replayer has delivered the backlog or the disk takes
+                 * appends again: sent now, it would overtake older samples of its series
+                 * on disk, which the receiver would reject as out of order. Without a
+                 * backlog it is sent from memory. */
+                if (atomic_load(&r->spill) && !atomic_load(&r->hard_stop)) {
+                    rw_backoff_sleep(r, &r->qmu, &sd->cv, 200, false);
+                    continue;
+                }
+                res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu, &sd->cv,
+                                         "batch", false);
+                break;
             }
             if (res == SEND_OK) {
                 atomic_fetch_add(&r->samples_sent, taken);

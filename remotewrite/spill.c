@@ -8,7 +8,9 @@
  * and leaving spill mode happen under one lock, and a series queue has at most one
  * batch in flight, so every series keeps timestamp order at the receiver (a Prometheus
  * receiver rejects out-of-order samples): the backlog is always delivered before
- * fresher samples of the same series. In normal operation nothing is written to disk.
+ * fresher samples of the same series. If the disk stops taking appends while it holds
+ * a backlog, the senders hold their batches in memory until the replayer has delivered
+ * it (sender.c), for the same reason. In normal operation nothing is written to disk.
  * At shutdown, what cannot be delivered before the deadline is written to disk and
  * replayed at the next start. */
 #include <stdlib.h>

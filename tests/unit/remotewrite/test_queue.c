@@ -11,16 +11,19 @@
  * Covers issue #10: a commit far larger than a shard's capacity is delivered whole;
  * the memory bound drops exactly the oldest samples and counts each one; shards grow
  * from a cold start before any request has completed; shards never grow while the
- * receiver fails; per-series order holds throughout; series that differ only in a
- * short label arrive next to each other. */
+ * receiver fails; per-series order holds throughout, also when the disk queue fails
+ * while it holds a backlog; series that differ only in a short label arrive next to
+ * each other. */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -481,6 +484,72 @@ static void test_bound_spills_hanging_receiver(void **state)
     bound_spills_with_disk(4000, 75); /* 3 s of scrapes: 3x the spill abort delay */
 }
 
+/* The disk fails while it holds a backlog: appends are refused (RLIMIT_FSIZE: EFBIG,
+ * as a full filesystem refuses them with ENOSPC) but the backlog can still be read.
+ * The senders keep their fresh batches in memory until the replayer has delivered the
+ * backlog: sent at once they would overtake older samples of the same series on disk,
+ * which a Prometheus receiver rejects as out of order. Everything arrives, once, in
+ * order. */
+static void test_disk_failure_keeps_order(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ss-test-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct rw_queue_config q = defaults;
+    q.max_backoff_ms = 100;
+    q.max_samples_per_send = 500;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/w", rx.port);
+    struct rw_config c = {.name = "t",
+                          .url = url,
+                          .remote_timeout_ms = 10000,
+                          .queue = q,
+                          .storage_dir = dir,
+                          .fsync_interval_ms = 1000};
+    struct rw_remote *r = NULL;
+    assert_int_equal(rw_remote_new(&c, &r), 0);
+    const int nseries = 1000, nscrapes = 32;
+    rx_set(503, 0);
+    int ts = 0;
+    for (; ts < nscrapes / 2; ts++) { /* the receiver fails: the batches go to disk */
+        scrape(r, nseries, ts);
+        sleep_ms(100);
+    }
+    for (int t = 0; t < 5000 && metric(r, "scrapeship_remote_samples_spilled_total{") < nseries; t += 20)
+        sleep_ms(20);
+    assert_true(metric(r, "scrapeship_remote_samples_spilled_total{") >= nseries);
+    /* now the disk refuses every append */
+    struct rlimit old, tiny;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    tiny = old;
+    tiny.rlim_cur = 64; /* the checkpoint file still fits */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    for (; ts < nscrapes; ts++) {
+        scrape(r, nseries, ts);
+        sleep_ms(100);
+    }
+    for (int t = 0; t < 5000 && metric(r, "scrapeship_remote_disk_write_errors_total{") < 1; t += 20)
+        sleep_ms(20);
+    double errors = metric(r, "scrapeship_remote_disk_write_errors_total{");
+    rx_set(204, 50); /* the backlog takes several round trips: a fresh batch has time to overtake it */
+    bool all = wait_samples((uint64_t)nseries * nscrapes, 60000);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    print_message("disk write errors %.0f; received %llu of %d, out of order %llu; replayed %.0f\n", errors,
+                  (unsigned long long)rx_samples(), nseries * nscrapes, (unsigned long long)rx.out_of_order,
+                  metric(r, "scrapeship_remote_samples_replayed_total{"));
+    assert_true(errors >= 1);
+    assert_true(all);
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+    assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Series that differ only in short labels (a histogram's buckets: i, le) and share a
  * long one (pod) arrive one after another, as exposed, so that snappy finds their
  * shared bytes; chosen by each series' own hash, their queues scattered them. */
@@ -562,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_failing_receiver, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_hanging_receiver, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_disk_failure_keeps_order, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_siblings_stay_together, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };

@@ -143,6 +143,9 @@ void collector_otel_sink(struct collector_otel *x, struct scrape_sink *sink);
 void collector_otel_free(struct collector_otel *x);
 /* Series the rewrite could not ship (more labels than it takes); any thread. */
 uint64_t collector_otel_dropped(const struct collector_otel *x);
+/* TYPE/UNIT lines not remembered because the table was full (their families ship as
+ * gauges). */
+uint64_t collector_otel_metadata_dropped(const struct collector_otel *x);
 /* The exporter's metric name for a family (BuildCompliantName); the length written. */
 size_t collector_otel_name(const struct cfg_otel_series *o, const char *family, size_t flen,
                            enum scrape_metric_type type, const char *unit, char *out, size_t cap);

@@ -28,8 +28,9 @@
  *  7. the exporter's external_labels, when the series lacks the label;
  *  8. stale markers pass through (the receiver's NoRecordedValue flag becomes a
  *     StaleNaN again); target_info gets none.
- * Types and units come from the TYPE/UNIT lines of the job's scrapes, remembered
- * per job and family (a bounded table): a family a job never typed is a gauge. */
+ * Types and units come from the TYPE/UNIT lines of the scrapes, remembered per job
+ * label (the one the series carry, which relabeling may have set) and family, in a
+ * bounded table: a family never typed under its job is a gauge. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ struct collector_otel {
     struct scrape_sink down;
     struct meta_entry *meta; /* OTEL_META_CAP slots, lazily */
     size_t nmeta;
-    uint64_t meta_dropped;
+    _Atomic uint64_t meta_dropped;    /* TYPE/UNIT lines not remembered: the table was full */
     _Atomic uint64_t too_many_labels; /* series not shipped: more than OTEL_MAX_LABELS */
     struct resource res[OTEL_MAX_RESOURCES];
     size_t nres;
@@ -87,6 +88,11 @@ int collector_otel_new(const struct cfg_otel_series *o, const struct scrape_sink
 uint64_t collector_otel_dropped(const struct collector_otel *x)
 {
     return x ? atomic_load(&((struct collector_otel *)x)->too_many_labels) : 0;
+}
+
+uint64_t collector_otel_metadata_dropped(const struct collector_otel *x)
+{
+    return x ? atomic_load(&((struct collector_otel *)x)->meta_dropped) : 0;
 }
 
 void collector_otel_free(struct collector_otel *x)
@@ -124,7 +130,13 @@ static struct meta_entry *meta_find(struct collector_otel *x, const char *job, s
             if (!add)
                 return NULL;
             if (x->nmeta >= OTEL_META_CAP / 2) {
-                x->meta_dropped++;
+                if (atomic_fetch_add(&x->meta_dropped, 1) == 0)
+                    ss_warn(
+                        "otel",
+                        "the TYPE/UNIT table is full (%u job/family pairs): family %.*s of job %s and others "
+                        "typed from now on are shipped as untyped gauges (counted in "
+                        "scrapeship_otel_metadata_dropped_total; this is logged once)",
+                        OTEL_META_CAP / 2, (int)fam.len, fam.p, job);
                 return NULL;
             }
             if (!(e->key = malloc(kl + 1)))

@@ -478,11 +478,12 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
     struct rw_remote *rs[64];
     size_t n = 0;
     bool otel = false;
-    uint64_t otel_dropped = 0;
+    uint64_t otel_dropped = 0, otel_meta_dropped = 0;
     for (size_t i = 0; i < s->n && n < 64; i++) {
         rs[n++] = s->v[i].rw;
         otel |= s->v[i].otel != NULL;
         otel_dropped += collector_otel_dropped(s->v[i].otel);
+        otel_meta_dropped += collector_otel_metadata_dropped(s->v[i].otel);
     }
     int rc = rw_remotes_render_metrics(rs, n, out);
     if (!rc && otel)
@@ -490,8 +491,13 @@ int collector_shipper_render_metrics(void *ud, struct ss_buf *out)
                            "# HELP scrapeship_otel_series_dropped_total Series the OpenTelemetry collector "
                            "rewrite could not ship (more labels than it takes).\n"
                            "# TYPE scrapeship_otel_series_dropped_total counter\n"
-                           "scrapeship_otel_series_dropped_total %llu\n",
-                           (unsigned long long)otel_dropped);
+                           "scrapeship_otel_series_dropped_total %llu\n"
+                           "# HELP scrapeship_otel_metadata_dropped_total TYPE and UNIT lines the "
+                           "OpenTelemetry collector rewrite could not remember (its table was full; those "
+                           "families ship as gauges).\n"
+                           "# TYPE scrapeship_otel_metadata_dropped_total counter\n"
+                           "scrapeship_otel_metadata_dropped_total %llu\n",
+                           (unsigned long long)otel_dropped, (unsigned long long)otel_meta_dropped);
     return rc;
 }
 

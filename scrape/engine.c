@@ -100,7 +100,8 @@ struct target {
     struct job_state *job;
     struct scrape_target_spec spec;
     const char *instance;
-    bool present; /* seen in the latest set_jobs */
+    const char *job_label; /* the target's job label (its series'), for metadata */
+    bool present;          /* seen in the latest set_jobs */
 
     CURL *easy;
     struct curl_slist *headers; /* may hold Authorization: wiped on free */
@@ -537,7 +538,7 @@ static int on_meta(void *ud, const struct scrape_parsed_meta *m)
 {
     struct target *t = ud;
     if (t->m->sink.metadata)
-        t->m->sink.metadata(t->m->sink.ud, m, t->job->name);
+        t->m->sink.metadata(t->m->sink.ud, m, t->job_label);
     return 0;
 }
 
@@ -951,6 +952,8 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     scrape_target_spec_init(spec);
     const struct ss_str *inst = ss_labels_get(&t->spec.labels, SS_STR("instance"));
     t->instance = inst ? inst->p : "";
+    const struct ss_str *jl = ss_labels_get(&t->spec.labels, SS_STR("job"));
+    t->job_label = jl ? jl->p : js->name;
     ss_labels_init(&t->work);
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);

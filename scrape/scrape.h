@@ -216,7 +216,9 @@ struct scrape_sink {
     void (*begin)(void *ud, const struct scrape_report *r);
     void (*series)(void *ud, const struct scrape_series *s);
     void (*end)(void *ud, const struct scrape_report *r);
-    /* Optional: metadata (TYPE/HELP/UNIT) seen in a successful scrape. */
+    /* Optional: metadata (TYPE/HELP/UNIT) seen in a successful scrape. job: the
+     * target's job label, the value its series carry (relabeling may have made it
+     * differ from the scrape job's name). */
     void (*metadata)(void *ud, const struct scrape_parsed_meta *m, const char *job);
     void *ud;
 };

@@ -574,6 +574,29 @@ static void test_too_many_labels_counted(void **state)
     assert_int_equal(collector_otel_dropped(NULL), 0);
 }
 
+/* The TYPE/UNIT table is bounded (65 536 job/family pairs): what does not fit is
+ * counted (its families ship as gauges), never silently forgotten. */
+static void test_metadata_table_full_counted(void **state)
+{
+    (void)state;
+    struct capture cap = {.out = ""};
+    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
+    struct collector_otel *x = NULL;
+    struct cfg_otel_series o = {.enabled = true, .add_metric_suffixes = true};
+    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
+    collector_otel_sink(x, &in);
+    char fam[32];
+    for (unsigned i = 0; i < (1u << 16) + 3; i++) {
+        int n = snprintf(fam, sizeof fam, "f%u", i);
+        struct scrape_parsed_meta m = {
+            .kind = SCRAPE_META_TYPE, .family = {fam, (size_t)n}, .type = SCRAPE_TYPE_COUNTER};
+        in.metadata(in.ud, &m, "j");
+    }
+    assert_int_equal(collector_otel_metadata_dropped(x), 3);
+    collector_otel_free(x);
+    assert_int_equal(collector_otel_metadata_dropped(NULL), 0);
+}
+
 /* addKubernetesResource: a target found by kubernetes_sd_configs carries its pod's
  * k8s.* attributes (from the discovered labels, before relabeling) on target_info and,
  * with resource_to_telemetry_conversion, on every series. */
@@ -648,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_unit_names),
         cmocka_unit_test(test_k8s_resource),
         cmocka_unit_test(test_too_many_labels_counted),
+        cmocka_unit_test(test_metadata_table_full_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

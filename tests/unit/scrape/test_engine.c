@@ -558,6 +558,53 @@ static void test_metric_relabel_drop(void **state)
     relabel_rule_free(rule);
 }
 
+/* Metadata names the target's job label, the value its series carry, not the scrape
+ * job's name: the OTel rewrite looks types up by a series' job label, and with a
+ * relabeled job (every Kubernetes or monitor job that sets `job`) the two differ. */
+static char meta_job[64];
+static unsigned meta_types;
+static void on_meta_capture(void *ud, const struct scrape_parsed_meta *m, const char *job)
+{
+    (void)ud;
+    if (m->kind == SCRAPE_META_TYPE) {
+        snprintf(meta_job, sizeof meta_job, "%s", job);
+        meta_types++;
+    }
+}
+
+static void test_metadata_names_job_label(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "# TYPE reqs counter\nreqs_total 5\n");
+    char *src[] = {"team"};
+    struct relabel_config rc = {.source_labels = src,
+                                .nsource_labels = 1,
+                                .target_label = "job",
+                                .replacement = "svc-$1",
+                                .action = RELABEL_REPLACE};
+    struct relabel_rule *rule = NULL;
+    char err[256];
+    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+    struct scrape_job j = base_job();
+    j.relabel = &rule;
+    j.nrelabel = 1;
+    struct scrape_sink sink = {.begin = on_begin, .series = on_series, .metadata = on_meta_capture};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    meta_job[0] = '\0';
+    meta_types = 0;
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    char t[256];
+    snprintf(t, sizeof t, "reqs_total{instance=\"%s\",job=\"svc-a\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    assert_int_equal(meta_types, 1);
+    assert_string_equal(meta_job, "svc-a");
+    scrape_manager_free(m);
+    relabel_rule_free(rule);
+}
+
 static double synthetic(const char *name)
 {
     char t[256];
@@ -1084,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_stale_connection_refused),
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_metric_relabel_drop),
+        cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_series_added),
         cmocka_unit_test(test_easy_options_kept_and_reloaded),

@@ -10,11 +10,14 @@
  * one the builder calls on_ready, and the scrape thread installs it
  * (collector_monitors_rebuild: a swap and an array copy).
  *
- * The builder runs after a burst of watch events (coalesced for COALESCE_MS), and
- * also on its own: every refresh_interval (default 1m), so that a rotated or newly created Secret takes
- * effect without a change to the monitor (the operator watches Secrets; we re-read
- * them), and every RETRY_MS while a monitor fails, so a monitor whose Secret did not
- * exist yet, or whose Secret GET failed, is picked up when it can be.
+ * The builder runs after a burst of watch events (coalesced for COALESCE_MS): then
+ * only the new, changed and failing monitors are translated, the others keep their
+ * sets without a request to the API server. It also runs on its own: every
+ * refresh_interval (default 1m) it translates every monitor again, so that a rotated
+ * or newly created Secret takes effect without a change to the monitor (the operator
+ * watches Secrets; we re-read them), and every RETRY_MS while a monitor fails, so a
+ * monitor whose Secret did not exist yet, or whose Secret GET failed, is picked up
+ * when it can be.
  *
  * A monitor that fails anywhere is logged with its name (once per distinct error) and
  * counted. If it had jobs before, they keep running on their last good config (as
@@ -49,6 +52,7 @@ struct monitor_job_set {
     unsigned char digest[32]; /* SHA-256 of the generated config: unchanged -> reused */
     struct cfg *cfg;
     struct collector_jobs jobs;
+    unsigned char odigest[32]; /* SHA-256 of the monitor object it was built from */
     bool service_monitor;
     uint64_t gen; /* the newest generation holding this set (under mu); 0: not yet published */
 };
@@ -389,9 +393,29 @@ static void note_failure(struct collector_monitors *m, const char *name, const c
     }
 }
 
+static bool failed_last_time(const struct collector_monitors *m, const char *name)
+{
+    for (size_t i = 0; i < m->nfails; i++)
+        if (!strcmp(m->fails[i].name, name))
+            return true;
+    return false;
+}
+
+static int object_digest(json_t *o, unsigned char *d)
+{
+    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    unsigned int dl = 0;
+    int ok = text && EVP_Digest(text, strlen(text), d, &dl, EVP_sha256(), NULL) && dl == 32;
+    free(text);
+    return ok ? 0 : SS_ENOMEM;
+}
+
 /* Build a generation from the objects the watch holds now (builder thread, mu not
- * held). *changed: it differs from cur. Stops early (BUILD_STOPPED) when asked to. */
-static int build_generation(struct collector_monitors *m, struct generation *g, bool *changed)
+ * held). With `full`, every monitor is translated again (its Secrets read again);
+ * otherwise a monitor whose object is unchanged since it last built keeps its set
+ * without a request, and only new, changed and failing ones are translated. *changed:
+ * it differs from cur. Stops early (BUILD_STOPPED) when asked to. */
+static int build_generation(struct collector_monitors *m, bool full, struct generation *g, bool *changed)
 {
     *g = (struct generation){0};
     *changed = false;
@@ -420,7 +444,18 @@ static int build_generation(struct collector_monitors *m, struct generation *g, 
                  json_string_value(json_object_get(meta, "name")) ?: "?");
         struct monitor_job_set *s = NULL;
         bool reused = false;
-        int brc = build_one(m, o, name, i, &s, &reused, err, sizeof err);
+        unsigned char od[32];
+        int brc = object_digest(o, od);
+        if (!brc && !full && (s = find_set(m, name, NULL, i)) && !memcmp(s->odigest, od, sizeof od) &&
+            !failed_last_time(m, name)) {
+            g->v[g->n++] = s; /* unchanged since it built: no translation, no Secret GET */
+            continue;
+        }
+        s = NULL;
+        if (!brc)
+            brc = build_one(m, o, name, i, &s, &reused, err, sizeof err);
+        if (!brc && !reused)
+            memcpy(s->odigest, od, sizeof od);
         if (brc) {
             g->bad++;
             atomic_fetch_add(&m->invalid_total, 1);
@@ -457,36 +492,44 @@ static int build_generation(struct collector_monitors *m, struct generation *g, 
 static void *builder_main(void *ud)
 {
     struct collector_monitors *m = ud;
-    int64_t started = ss_mono_ms(), next = 0; /* next == 0: the first generation is not built yet */
+    /* next_full == 0: the first generation is not built yet; next_retry == 0: nothing failed */
+    int64_t started = ss_mono_ms(), next_full = 0, next_retry = 0;
     pthread_mutex_lock(&m->mu);
     while (!atomic_load(&m->stop)) {
         int64_t now = ss_mono_ms(), wait = 1000;
         if (!m->pending) {
-            if (!next) /* the first, once every watcher has listed (or after 5 s) */
+            if (!next_full) { /* the first, once every watcher has listed (or after 5 s) */
                 wait = promop_watch_synced(m->watch) || now - started >= 5000 ? 0 : 50;
-            else
-                wait = m->dirty ? 0 : next - now;
+            } else if (m->dirty) {
+                wait = 0;
+            } else {
+                int64_t due = next_retry && next_retry < next_full ? next_retry : next_full;
+                wait = due - now;
+            }
         }
         if (wait > 0 || m->pending) {
             struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait > 0 ? wait : 1000);
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
-        if (m->dirty && next) { /* coalesce a burst of watch events */
+        if (m->dirty && next_full) { /* coalesce a burst of watch events */
             struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, COALESCE_MS);
             while (!atomic_load(&m->stop) && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0)
                 ;
         }
         m->dirty = false;
+        bool full = !next_full || ss_mono_ms() >= next_full;
         pthread_mutex_unlock(&m->mu);
         struct generation g;
         bool changed = false;
-        int rc = build_generation(m, &g, &changed);
+        int rc = build_generation(m, full, &g, &changed);
         pthread_mutex_lock(&m->mu);
         if (rc == BUILD_STOPPED)
             break;
-        int64_t every = m->mc->refresh_interval_ms;
-        next = ss_mono_ms() + ((rc || g.bad) && every > RETRY_MS ? RETRY_MS : every);
+        int64_t every = m->mc->refresh_interval_ms, done = ss_mono_ms();
+        if (full || !next_full)
+            next_full = done + every;
+        next_retry = rc || g.bad ? done + (every > RETRY_MS ? RETRY_MS : every) : 0;
         if (rc) {
             ss_error("promop", "cannot build the monitors' jobs: %s; retrying", ss_strerror(rc));
             continue;

@@ -303,6 +303,15 @@ static struct monitor_job_set *find_set(struct collector_monitors *m, const char
     return NULL;
 }
 
+/* promop_kube_secret, given up when the builder is asked to stop (a slow API server
+ * must not hold up a shutdown or a reload). */
+static int get_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
+                      size_t errlen)
+{
+    struct collector_monitors *m = ud;
+    return promop_kube_secret_until(m->kube, &m->stop, ns, name, key, value, err, errlen);
+}
+
 /* One monitor -> its config and jobs in *out, a new set named `name`, or the current
  * generation's set when its generated config is the same (*reused). Errors (naming
  * the monitor) in err. */
@@ -320,8 +329,8 @@ static int build_one(struct collector_monitors *m, json_t *obj, const char *name
     struct promop_opts o = {.shards = (uint32_t)mc->shards,
                             .shard = m->shard,
                             .node_name = mc->node_name,
-                            .get_secret = mc->read_secrets ? promop_kube_secret : NULL,
-                            .secret_ud = m->kube};
+                            .get_secret = mc->read_secrets ? get_secret : NULL,
+                            .secret_ud = m};
     json_t *cfgs = NULL, *doc = NULL;
     char *text = NULL, iv[32], to[32], e[768];
     int rc = promop_translate(obj, &o, &cfgs, err, errlen);
@@ -456,6 +465,10 @@ static int build_generation(struct collector_monitors *m, bool full, struct gene
             brc = build_one(m, o, name, i, &s, &reused, err, sizeof err);
         if (!brc && !reused)
             memcpy(s->odigest, od, sizeof od);
+        if (brc && atomic_load(&m->stop)) {
+            rc = BUILD_STOPPED; /* a Secret GET given up: not the monitor's fault */
+            break;
+        }
         if (brc) {
             g->bad++;
             atomic_fetch_add(&m->invalid_total, 1);

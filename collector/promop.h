@@ -14,6 +14,7 @@
 #ifndef SS_PROMOP_H
 #define SS_PROMOP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,5 +97,9 @@ void promop_watch_stop(struct promop_watch *w); /* joins the threads; NULL is a 
  * `const struct kube_config *` in ud. A 403 names the RBAC rule to add. */
 int promop_kube_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
                        size_t errlen);
+struct kube_config; /* kube.h */
+/* The same, given up as soon as *stop is set (at most 10 s either way). */
+int promop_kube_secret_until(const struct kube_config *kc, const atomic_bool *stop, const char *ns,
+                             const char *name, const char *key, char **value, char *err, size_t errlen);
 
 #endif

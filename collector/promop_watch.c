@@ -474,10 +474,21 @@ void promop_watch_stop(struct promop_watch *w)
 
 /* ---- Secrets ------------------------------------------------------------- */
 
+static int stop_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    return atomic_load((const atomic_bool *)ud) ? 1 : 0;
+}
+
 int promop_kube_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
                        size_t errlen)
 {
-    const struct kube_config *kc = ud;
+    return promop_kube_secret_until(ud, NULL, ns, name, key, value, err, errlen);
+}
+
+int promop_kube_secret_until(const struct kube_config *kc, const atomic_bool *stop, const char *ns,
+                             const char *name, const char *key, char **value, char *err, size_t errlen)
+{
     struct ss_buf url, body;
     struct curl_slist *h = NULL;
     CURL *e = curl_easy_init();
@@ -498,6 +509,11 @@ int promop_kube_secret(void *ud, const char *ns, const char *name, const char *k
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
+    if (stop) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, stop_cb);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)stop);
+    }
     CURLcode res = curl_easy_perform(e);
     if (res != CURLE_OK) {
         snprintf(err, errlen, "%s", curl_easy_strerror(res));

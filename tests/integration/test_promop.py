@@ -345,7 +345,17 @@ def secrets(chk, port, targets):
            "scrapes of a PodMonitor target %.1fs" % (took, max(gaps) if gaps else -1))
     print("slow API server: change landed in %.1fs, largest scrape gap %.2fs" % (took, max(gaps) if gaps else -1))
     chk.ok("n3w-pass" not in r.log(), "a secret value reached the log")
-    r.stop()
+    # 5. a Secret GET that hangs does not hold up the shutdown
+    api.secret_delay = 9
+    spec["endpoints"][0]["relabelings"][0]["replacement"] = "four"
+    api.apply("servicemonitors", smon("shop", spec=spec))
+    time.sleep(1.5)  # the builder is now waiting for the API server
+    t0 = time.time()
+    rc = r.stop()
+    took = time.time() - t0
+    chk.ok(rc == 0 and took < 5, "shutdown during a hanging Secret GET: exit %s after %.1fs" % (rc, took))
+    print("shutdown during a hanging Secret GET: %.1fs" % took)
+    api.secret_delay = 0
     api.stop()
     for t in targets:
         t.srv.auth = AUTH

@@ -458,6 +458,7 @@ done:
         fclose(tee_file);
     ss_metrics_unregister(render_run_metrics, &st);
     ss_metrics_unregister((ss_metrics_render_fn)scrape_manager_render_metrics, st.m);
+    collector_monitors_halt(mon); /* its builder stops st.m when a job set is ready */
     scrape_manager_free(st.m);
     collector_otel_free(otel_out);
     collector_monitors_stop(mon);

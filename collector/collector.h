@@ -42,6 +42,9 @@ bool collector_monitors_built(struct collector_monitors *m); /* the first job se
 int collector_monitors_rebuild(struct collector_monitors *m, const struct collector_jobs *base,
                                const struct scrape_job **jobs, size_t *njobs);
 void collector_monitors_release_old(struct collector_monitors *m);
+/* Stop the builder thread (no more on_ready calls); the jobs stay valid. Before the
+ * scrape manager that on_ready stops is freed. NULL: no-op. */
+void collector_monitors_halt(struct collector_monitors *m);
 void collector_monitors_stop(struct collector_monitors *m); /* NULL: no-op */
 
 /* A config's http_config as the HTTP floor takes it (strings borrowed from c); the

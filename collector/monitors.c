@@ -234,18 +234,24 @@ fail:
     return rc;
 }
 
+void collector_monitors_halt(struct collector_monitors *m)
+{
+    if (!m || !m->thr_started)
+        return;
+    pthread_mutex_lock(&m->mu);
+    atomic_store(&m->stop, true);
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thr, NULL);
+    m->thr_started = false;
+}
+
 void collector_monitors_stop(struct collector_monitors *m)
 {
     if (!m)
         return;
     ss_metrics_unregister(render, m);
-    if (m->thr_started) { /* first the builder: it reads the watch's objects */
-        pthread_mutex_lock(&m->mu);
-        atomic_store(&m->stop, true);
-        pthread_cond_signal(&m->cv);
-        pthread_mutex_unlock(&m->mu);
-        pthread_join(m->thr, NULL);
-    }
+    collector_monitors_halt(m); /* first the builder: it reads the watch's objects */
     promop_watch_stop(m->watch);
     /* the engine no longer holds any of them: each set once, in its newest generation */
     generation_free(&m->old, true);
@@ -463,7 +469,7 @@ static int build_generation(struct collector_monitors *m, bool full, struct gene
         s = NULL;
         if (!brc)
             brc = build_one(m, o, name, i, &s, &reused, err, sizeof err);
-        if (!brc && !reused)
+        if (!brc) /* also on reuse: a change that translated the same (only builder reads it) */
             memcpy(s->odigest, od, sizeof od);
         if (brc && atomic_load(&m->stop)) {
             rc = BUILD_STOPPED; /* a Secret GET given up: not the monitor's fault */
@@ -479,9 +485,10 @@ static int build_generation(struct collector_monitors *m, bool full, struct gene
                 continue;
             reused = true;
         }
-        if (!reused)
+        if (!reused) { /* a new set: the scrape thread may read the sets it shares */
             *changed = true;
-        s->service_monitor = kind && kind[0] == 'S';
+            s->service_monitor = kind && kind[0] == 'S';
+        }
         g->v[g->n++] = s;
     }
     json_decref(objs);
@@ -520,8 +527,17 @@ static void *builder_main(void *ud)
                 wait = due - now;
             }
         }
-        if (wait > 0 || m->pending) {
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait > 0 ? wait : 1000);
+        if (m->pending) {
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, 1000);
+            if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0 && m->pending && !atomic_load(&m->stop)) {
+                pthread_mutex_unlock(&m->mu); /* not installed after a second: offer it again */
+                m->on_ready(m->ud);
+                pthread_mutex_lock(&m->mu);
+            }
+            continue;
+        }
+        if (wait > 0) {
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait);
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
@@ -580,20 +596,21 @@ int collector_monitors_rebuild(struct collector_monitors *m, const struct collec
     pthread_mutex_lock(&m->mu);
     release_old_locked(m); /* a generation the caller never released */
     bool installed = m->pending;
+    const struct generation *g = installed ? &m->built : &m->cur;
+    size_t total = base->njobs, nsm = 0, npm = 0;
+    for (size_t i = 0; i < g->n; i++)
+        total += g->v[i]->jobs.njobs;
+    struct scrape_job *all = calloc(total ? total : 1, sizeof *all);
+    if (!all) { /* nothing changed: the builder offers the generation again */
+        pthread_mutex_unlock(&m->mu);
+        return SS_ENOMEM;
+    }
     if (installed) {
         m->old = m->cur;
         m->cur = m->built;
         m->built = (struct generation){0};
         m->pending = false;
         pthread_cond_signal(&m->cv); /* the builder may build again */
-    }
-    size_t total = base->njobs, nsm = 0, npm = 0;
-    for (size_t i = 0; i < m->cur.n; i++)
-        total += m->cur.v[i]->jobs.njobs;
-    struct scrape_job *all = calloc(total ? total : 1, sizeof *all);
-    if (!all) {
-        pthread_mutex_unlock(&m->mu);
-        return SS_ENOMEM;
     }
     size_t k = 0;
     for (size_t i = 0; i < base->njobs; i++)

@@ -1539,8 +1539,15 @@ static int render_metrics(void *ud, struct ss_buf *out)
     return rc;
 }
 
+/* Discoverers come and go on more than one thread (the scrape thread, monitor
+ * discovery's builder): reg_switch keeps "the first registers, the last
+ * unregisters" in step with the list. It is not reg_lock, which render_metrics takes
+ * under the metrics registry's own lock. */
+static pthread_mutex_t reg_switch = PTHREAD_MUTEX_INITIALIZER;
+
 static void registry_add(struct kube_sd *k)
 {
+    pthread_mutex_lock(&reg_switch);
     pthread_mutex_lock(&reg_lock);
     bool first = !reg_head;
     k->reg_next = reg_head;
@@ -1548,10 +1555,12 @@ static void registry_add(struct kube_sd *k)
     pthread_mutex_unlock(&reg_lock);
     if (first)
         ss_metrics_register(render_metrics, NULL);
+    pthread_mutex_unlock(&reg_switch);
 }
 
 static void registry_del(struct kube_sd *k)
 {
+    pthread_mutex_lock(&reg_switch);
     pthread_mutex_lock(&reg_lock);
     for (struct kube_sd **pp = &reg_head; *pp; pp = &(*pp)->reg_next)
         if (*pp == k) {
@@ -1562,6 +1571,7 @@ static void registry_del(struct kube_sd *k)
     pthread_mutex_unlock(&reg_lock);
     if (last)
         ss_metrics_unregister(render_metrics, NULL);
+    pthread_mutex_unlock(&reg_switch);
 }
 
 /* ======================================================================== */

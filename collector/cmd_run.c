@@ -390,7 +390,18 @@ int collector_cmd_run(int argc, char **argv)
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};
             struct collector_monitors *nmon = NULL;
-            if (load_config(config, listen, storage, &nc, &nj) != 0 || monitors_start(&st, nc, &nmon) != 0) {
+            /* An unchanged monitor_discovery keeps running: its watches, its translated
+             * monitors and their discoverers carry over, and nothing waits for a first
+             * job set. */
+            bool keep_mon = false;
+            int lrc = load_config(config, listen, storage, &nc, &nj);
+            if (!lrc && mon && collector_monitors_same(mon, nc)) {
+                nmon = mon;
+                keep_mon = true;
+            } else if (!lrc) {
+                lrc = monitors_start(&st, nc, &nmon);
+            }
+            if (lrc != 0) {
                 collector_jobs_free(&nj);
                 cfg_free(nc);
                 atomic_fetch_add(&st.reloads_failed, 1);
@@ -406,7 +417,8 @@ int collector_cmd_run(int argc, char **argv)
                                              sizeof err) != 0) {
                     ss_metrics_register(collector_shipper_render_metrics, &shipper);
                     ss_error("config", "reload failed, keeping the running configuration: %s", err);
-                    collector_monitors_stop(nmon);
+                    if (!keep_mon)
+                        collector_monitors_stop(nmon);
                     collector_jobs_free(&nj);
                     cfg_free(nc);
                     atomic_fetch_add(&st.reloads_failed, 1);
@@ -422,7 +434,8 @@ int collector_cmd_run(int argc, char **argv)
             }
             set_all_jobs(&st, nmon, &nj);
             scrape_manager_set_external_labels(st.m, nj.external_labels, nj.nexternal_labels);
-            collector_monitors_stop(mon); /* the engine no longer holds its jobs */
+            if (!keep_mon)
+                collector_monitors_stop(mon); /* the engine no longer holds its jobs */
             mon = nmon;
             collector_jobs_free(&jobs);
             cfg_free(cfgp);

@@ -30,11 +30,14 @@ struct collector_monitors;
 /* Connect (api_server, kubeconfig_file or in cluster), start watching as c's
  * monitor_discovery says, and start the builder thread that turns the monitors into
  * jobs. on_ready is called from that thread when a new job set is built: only
- * signal, and call collector_monitors_rebuild on the scrape thread. c must outlive
- * the result. */
+ * signal, and call collector_monitors_rebuild on the scrape thread. The section is
+ * copied: c need not outlive the result. */
 int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), void *ud,
                              struct collector_monitors **out, char *err, size_t errlen);
 bool collector_monitors_built(struct collector_monitors *m); /* the first job set is built */
+/* c's monitor_discovery (and scrape interval and timeout) is the one m runs, and its
+ * kubeconfig file has not changed: a reload can keep m, its watches and its jobs. */
+bool collector_monitors_same(const struct collector_monitors *m, const struct cfg *c);
 /* Install the newest job set built (if any); *jobs = base's jobs followed by the
  * generated ones (valid until the next rebuild). Nothing slow: the monitors were
  * translated, and their Secrets read, on the builder thread. After

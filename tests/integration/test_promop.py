@@ -22,6 +22,7 @@ import base64
 import copy
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -218,6 +219,25 @@ def node_local(chk, port):
     pod_reqs = [q for q in api.requests if q["kind"] == "pods"]
     chk.ok(pod_reqs and all(q["query"].get("fieldSelector") == "spec.nodeName=node-b" for q in pod_reqs),
            "pods not listed with the node's field selector: %s" % [q["query"] for q in pod_reqs][:3])
+    # A reload that leaves monitor_discovery as it was keeps it running: no new LIST of
+    # monitors or of their targets, and the targets never go stale.
+    lists0 = api.count(watch=False)
+    n0 = len(r.records)
+    r.proc.send_signal(signal.SIGHUP)
+    ok = r.wait(lambda x: "configuration reloaded" in x.log(), timeout=10, what="the reload")
+    time.sleep(2)
+    r.read()
+    stale = [x["labels"].get("job") for x in r.records[n0:] if x["stale"]]
+    chk.ok(ok and api.count(watch=False) == lists0 and not stale,
+           "a reload with the same monitor_discovery: %d new LISTs, stale markers of %s" %
+           (api.count(watch=False) - lists0, sorted(set(stale))))
+    # a changed section starts again (and relists)
+    write_cfg(d, {"node_name": "node-b", "kubeconfig_file": tk.write_kubeconfig(d, api.url()),
+                  "refresh_interval": "2m"})
+    r.proc.send_signal(signal.SIGHUP)
+    ok = r.wait(lambda x: x.log().count("configuration reloaded") >= 2 and api.count(watch=False) > lists0,
+                timeout=15, what="the second reload")
+    chk.ok(ok, "a reload with a changed monitor_discovery did not list the monitors again")
     r.stop()
     api.stop()
 

@@ -3304,12 +3304,61 @@ void cfg_free(struct cfg *c)
     free(c->storage_path);
     free(c->health_check_endpoint);
     free_strv(c->otel_ignored, c->notel_ignored);
-    free(c->monitors.label_selector);
-    free_strv(c->monitors.namespaces, c->monitors.nnamespaces);
-    free(c->monitors.node_name);
-    free(c->monitors.api_server);
-    free(c->monitors.kubeconfig_file);
+    cfg_monitors_free(&c->monitors);
     free(c);
+}
+
+void cfg_monitors_free(struct cfg_monitor_discovery *d)
+{
+    free(d->label_selector);
+    free_strv(d->namespaces, d->nnamespaces);
+    free(d->node_name);
+    free(d->api_server);
+    free(d->kubeconfig_file);
+    memset(d, 0, sizeof *d);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? SS_ENOMEM : 0;
+}
+
+int cfg_monitors_copy(struct cfg_monitor_discovery *d, const struct cfg_monitor_discovery *s)
+{
+    *d = *s;
+    d->label_selector = d->node_name = d->api_server = d->kubeconfig_file = NULL;
+    d->namespaces = NULL;
+    d->nnamespaces = 0;
+    int rc = dup_opt(&d->label_selector, s->label_selector) ?: dup_opt(&d->node_name, s->node_name) ?:
+             dup_opt(&d->api_server, s->api_server) ?: dup_opt(&d->kubeconfig_file, s->kubeconfig_file);
+    if (!rc && s->nnamespaces && !(d->namespaces = calloc(s->nnamespaces, sizeof *d->namespaces)))
+        rc = SS_ENOMEM;
+    for (size_t i = 0; !rc && i < s->nnamespaces; i++, d->nnamespaces++)
+        rc = dup_opt(&d->namespaces[i], s->namespaces[i]);
+    if (rc)
+        cfg_monitors_free(d);
+    return rc;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+bool cfg_monitors_equal(const struct cfg_monitor_discovery *a, const struct cfg_monitor_discovery *b)
+{
+    if (a->enabled != b->enabled || a->service_monitors != b->service_monitors ||
+        a->pod_monitors != b->pod_monitors || a->shards != b->shards || a->shard != b->shard ||
+        a->read_secrets != b->read_secrets || a->refresh_interval_ms != b->refresh_interval_ms ||
+        a->nnamespaces != b->nnamespaces || !str_same(a->label_selector, b->label_selector) ||
+        !str_same(a->node_name, b->node_name) || !str_same(a->api_server, b->api_server) ||
+        !str_same(a->kubeconfig_file, b->kubeconfig_file))
+        return false;
+    for (size_t i = 0; i < a->nnamespaces; i++)
+        if (!str_same(a->namespaces[i], b->namespaces[i]))
+            return false;
+    return true;
 }
 
 int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out, char *err,

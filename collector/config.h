@@ -231,6 +231,11 @@ int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen);
 int cfg_load_string(const char *yaml, size_t len, const char *source_name, struct cfg **out, char *err,
                     size_t errlen);
 void cfg_free(struct cfg *c);
+/* A monitor_discovery section on its own: a deep copy (0 or SS_ENOMEM), its release,
+ * and whether two say the same. */
+int cfg_monitors_copy(struct cfg_monitor_discovery *dst, const struct cfg_monitor_discovery *src);
+void cfg_monitors_free(struct cfg_monitor_discovery *d);
+bool cfg_monitors_equal(const struct cfg_monitor_discovery *a, const struct cfg_monitor_discovery *b);
 
 /* Print the effective config (all defaults filled in) as YAML, secrets shown as
  * "<secret>". An OpenTelemetry collector config prints as the native config it maps

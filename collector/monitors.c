@@ -185,59 +185,12 @@ static void watch_changed(void *ud)
     pthread_mutex_unlock(&m->mu);
 }
 
-static void section_free(struct cfg_monitor_discovery *d)
-{
-    free(d->label_selector);
-    for (size_t i = 0; i < d->nnamespaces; i++)
-        free(d->namespaces[i]);
-    free(d->namespaces);
-    free(d->node_name);
-    free(d->api_server);
-    free(d->kubeconfig_file);
-    memset(d, 0, sizeof *d);
-}
-
-static int dup_opt(char **dst, const char *src)
-{
-    *dst = src ? strdup(src) : NULL;
-    return src && !*dst ? SS_ENOMEM : 0;
-}
-
-static int section_copy(struct cfg_monitor_discovery *d, const struct cfg_monitor_discovery *s)
-{
-    *d = *s;
-    d->label_selector = d->node_name = d->api_server = d->kubeconfig_file = NULL;
-    d->namespaces = NULL;
-    d->nnamespaces = 0;
-    int rc = dup_opt(&d->label_selector, s->label_selector) ?: dup_opt(&d->node_name, s->node_name) ?:
-             dup_opt(&d->api_server, s->api_server) ?: dup_opt(&d->kubeconfig_file, s->kubeconfig_file);
-    if (!rc && s->nnamespaces && !(d->namespaces = calloc(s->nnamespaces, sizeof *d->namespaces)))
-        rc = SS_ENOMEM;
-    for (size_t i = 0; !rc && i < s->nnamespaces; i++, d->nnamespaces++)
-        rc = dup_opt(&d->namespaces[i], s->namespaces[i]);
-    if (rc)
-        section_free(d);
-    return rc;
-}
-
-static bool str_same(const char *a, const char *b)
-{
-    return a == b || (a && b && !strcmp(a, b));
-}
-
 bool collector_monitors_same(const struct collector_monitors *m, const struct cfg *c)
 {
-    const struct cfg_monitor_discovery *a = &m->own, *b = &c->monitors;
-    if (!b->enabled || a->service_monitors != b->service_monitors || a->pod_monitors != b->pod_monitors ||
-        a->shards != b->shards || a->shard != b->shard || a->read_secrets != b->read_secrets ||
-        a->refresh_interval_ms != b->refresh_interval_ms || a->nnamespaces != b->nnamespaces ||
-        !str_same(a->label_selector, b->label_selector) || !str_same(a->node_name, b->node_name) ||
-        !str_same(a->api_server, b->api_server) || !str_same(a->kubeconfig_file, b->kubeconfig_file) ||
-        m->interval_ms != c->global.scrape_interval_ms || m->timeout_ms != c->global.scrape_timeout_ms)
+    const struct cfg_monitor_discovery *a = &m->own;
+    if (!cfg_monitors_equal(a, &c->monitors) || m->interval_ms != c->global.scrape_interval_ms ||
+        m->timeout_ms != c->global.scrape_timeout_ms)
         return false;
-    for (size_t i = 0; i < a->nnamespaces; i++)
-        if (!str_same(a->namespaces[i], b->namespaces[i]))
-            return false;
     struct stat st;
     if (a->kubeconfig_file && /* its credentials may have changed: connect again */
         (stat(a->kubeconfig_file, &st) != 0 || st.st_size != m->kubeconfig_st.st_size ||
@@ -255,7 +208,7 @@ int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), vo
     *out = NULL;
     if (rc)
         return rc;
-    if ((rc = section_copy(&m->own, &c->monitors))) {
+    if ((rc = cfg_monitors_copy(&m->own, &c->monitors))) {
         free(m);
         return rc;
     }
@@ -300,7 +253,7 @@ fail:
     kube_config_free(m->kube);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
-    section_free(&m->own);
+    cfg_monitors_free(&m->own);
     free(m);
     return rc;
 }
@@ -334,7 +287,7 @@ void collector_monitors_stop(struct collector_monitors *m)
     kube_config_free(m->kube);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
-    section_free(&m->own);
+    cfg_monitors_free(&m->own);
     free(m);
 }
 

@@ -158,7 +158,9 @@ static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *jo
 {
     struct collector_otel *x = ud;
     if (m->kind == SCRAPE_META_TYPE || m->kind == SCRAPE_META_UNIT) {
-        struct meta_entry *e = meta_find(x, job, m->family, true);
+        char jobz[256]; /* cut as the lookups of on_series cut it */
+        snprintf(jobz, sizeof jobz, "%s", job);
+        struct meta_entry *e = meta_find(x, jobz, m->family, true);
         if (e && m->kind == SCRAPE_META_TYPE)
             e->type = m->type;
         if (e && m->kind == SCRAPE_META_UNIT) {

@@ -400,9 +400,10 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
     uint64_t dropped = 0;
     pthread_mutex_lock(&r->qmu);
     if (r->dq && !atomic_load(&r->disk_broken) && atomic_load(&r->queue_bytes) + total > r->mem_bound) {
-        spill_oldest(r, total, r->mem_bound); /* the senders are behind: help them */
-        if (atomic_load(&r->queue_bytes) + total > r->mem_bound)
-            kick_busy(r); /* the rest waits behind batches in flight: spill those too */
+        /* the senders are behind: help them; the rest waits behind batches in flight:
+         * spill those too (unless the disk has just failed) */
+        if (spill_oldest(r, total, r->mem_bound) == 0 && atomic_load(&r->queue_bytes) + total > r->mem_bound)
+            kick_busy(r);
     }
     if (atomic_load(&r->queue_bytes) + total > limit)
         dropped += drop_oldest(r, total, limit);

@@ -306,12 +306,15 @@ enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf 
         *backing_off = true;
         if (!first_failure)
             first_failure = ss_mono_ms();
-        if (may_spill && r->dq && !atomic_load(&r->disk_broken) &&
-            (atomic_load(&r->spill) || ss_mono_ms() - first_failure >= SPILL_AFTER_MS)) {
-            if (status)
+        /* In spill mode the batch goes to the disk queue, or, when the disk failed,
+         * waits behind its backlog (the caller): either way not sent from here again. */
+        bool broken = atomic_load(&r->disk_broken);
+        if (may_spill && r->dq &&
+            (atomic_load(&r->spill) || (!broken && ss_mono_ms() - first_failure >= SPILL_AFTER_MS))) {
+            if (!broken && status) /* (a disk write error was logged by the disk queue) */
                 ss_warn("remotewrite", "remote=%s url=%s %s failing (HTTP %ld %s): spilling to disk", r->name,
                         r->cfg.url, what, status, body);
-            else
+            else if (!broken)
                 ss_warn("remotewrite", "remote=%s url=%s %s failing (network error: %s): spilling to disk",
                         r->name, r->cfg.url, what, neterr);
             return SEND_SPILL;
@@ -454,6 +457,8 @@ void *rw_sender_main(void *arg)
                     rw_backoff_sleep(r, &r->qmu, &sd->cv, 200, false);
                     continue;
                 }
+                /* a kick (spill this batch now) from before the disk failed is void */
+                atomic_store(&sd->kick, false);
                 res = rw_send_with_retry(r, e, &comp, &resp, taken, max_ts, &backing_off, &r->qmu, &sd->cv,
                                          "batch", false);
                 break;
@@ -468,8 +473,8 @@ void *rw_sender_main(void *arg)
                                ss_now_ms() - max_ts > r->cfg.queue.sample_age_limit_ms;
                 atomic_fetch_add(&r->dropped[too_old ? DROP_TOO_OLD : DROP_HTTP_4XX], taken);
             } else if (res == SEND_ABORTED) {
-                /* aborted at the shutdown deadline without a disk queue: still unsent,
-                 * and counted (as dropped for "shutdown") by rw_remote_shutdown */
+                /* aborted at the shutdown deadline and not on disk (none, or it failed):
+                 * still unsent, counted (as dropped for "shutdown") by rw_remote_shutdown */
                 atomic_fetch_add(&r->queue_samples, taken);
             }
         }

@@ -112,7 +112,9 @@ void *rw_replayer_main(void *arg)
             rw_diskq_sync(r->dq);
             last_sync = now;
         }
-        if (atomic_load(&r->disk_broken) && now - last_broken_check > 30000) {
+        if (!atomic_load(&r->disk_broken)) {
+            last_broken_check = now; /* 30 s from the failure, not from the last retry */
+        } else if (now - last_broken_check > 30000) {
             last_broken_check = now; /* try the disk again now and then */
             atomic_store(&r->disk_broken, false);
         }

@@ -953,7 +953,7 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     const struct ss_str *inst = ss_labels_get(&t->spec.labels, SS_STR("instance"));
     t->instance = inst ? inst->p : "";
     const struct ss_str *jl = ss_labels_get(&t->spec.labels, SS_STR("job"));
-    t->job_label = jl ? jl->p : js->name;
+    t->job_label = jl ? jl->p : ""; /* relabeled away: its series have no job either */
     ss_labels_init(&t->work);
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);

@@ -414,12 +414,14 @@ static void test_no_growth_while_failing(void **state)
  * share a few queues, which the senders' batches keep busy: spilling must not wait for
  * those batches (sender.c: a retrying sender spills at once when spill mode starts, and
  * a hanging request is aborted to spill). */
-static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
+/* A remote with a disk queue in a new directory `dir` (a mkdtemp template), short
+ * backoffs and batches of 500. */
+static struct rw_remote *new_disk_remote(char *dir, uint64_t max_memory_bytes)
 {
-    char dir[] = "/tmp/ss-test-queue-XXXXXX";
     assert_non_null(mkdtemp(dir));
     struct rw_queue_config q = defaults;
-    q.max_memory_bytes = 128u << 10;
+    if (max_memory_bytes)
+        q.max_memory_bytes = max_memory_bytes;
     q.max_backoff_ms = 100;
     q.max_samples_per_send = 500;
     char url[64];
@@ -432,6 +434,20 @@ static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
                           .fsync_interval_ms = 1000 /* the config's default */};
     struct rw_remote *r = NULL;
     assert_int_equal(rw_remote_new(&c, &r), 0);
+    return r;
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
+{
+    char dir[] = "/tmp/ss-test-queue-XXXXXX";
+    struct rw_remote *r = new_disk_remote(dir, 128u << 10);
     const int nseries = 1000, nscrapes = 40;
     rx_set(503, hang_ms);
     for (int ts = 0; ts < nscrapes; ts++) {
@@ -467,9 +483,7 @@ static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
     assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
     assert_int_equal(rx.duplicates, 0);
     assert_int_equal(rx.out_of_order, 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 static void test_bound_spills_failing_receiver(void **state)
@@ -494,20 +508,7 @@ static void test_disk_failure_keeps_order(void **state)
 {
     (void)state;
     char dir[] = "/tmp/ss-test-queue-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    struct rw_queue_config q = defaults;
-    q.max_backoff_ms = 100;
-    q.max_samples_per_send = 500;
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/w", rx.port);
-    struct rw_config c = {.name = "t",
-                          .url = url,
-                          .remote_timeout_ms = 10000,
-                          .queue = q,
-                          .storage_dir = dir,
-                          .fsync_interval_ms = 1000};
-    struct rw_remote *r = NULL;
-    assert_int_equal(rw_remote_new(&c, &r), 0);
+    struct rw_remote *r = new_disk_remote(dir, 0);
     const int nseries = 1000, nscrapes = 32;
     rx_set(503, 0);
     int ts = 0;
@@ -545,9 +546,7 @@ static void test_disk_failure_keeps_order(void **state)
     assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
     assert_int_equal(rx.duplicates, 0);
     assert_int_equal(rx.out_of_order, 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_dir(dir);
 }
 
 /* Series that differ only in short labels (a histogram's buckets: i, le) and share a

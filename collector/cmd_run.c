@@ -78,14 +78,19 @@ static int monitors_start(struct run_state *st, const struct cfg *c, struct coll
     return 0;
 }
 
-/* Hand the engine the config's jobs plus those generated from monitors. */
+/* Hand the engine the config's jobs plus those generated from monitors. When only the
+ * monitors changed (base_changed false) and their jobs cannot be put together (out of
+ * memory), the engine keeps what it runs; after a new config it gets the config's jobs
+ * alone rather than jobs of the old config. */
 static int set_all_jobs(struct run_state *st, struct collector_monitors *mon,
-                        const struct collector_jobs *jobs)
+                        const struct collector_jobs *jobs, bool base_changed)
 {
     const struct scrape_job *all = jobs->jobs;
     size_t n = jobs->njobs;
     atomic_store(&st->monitors_changed, false);
     if (mon && collector_monitors_rebuild(mon, jobs, &all, &n) != 0) {
+        if (!base_changed)
+            return SS_ENOMEM;
         all = jobs->jobs;
         n = jobs->njobs;
     }
@@ -370,7 +375,7 @@ int collector_cmd_run(int argc, char **argv)
     }
     if (monitors_start(&st, cfgp, &mon) != 0)
         goto done;
-    if (set_all_jobs(&st, mon, &jobs) != 0)
+    if (set_all_jobs(&st, mon, &jobs, true) != 0)
         goto done;
     ss_info("main", "scrapeship %s started: %zu jobs from %s", SS_VERSION, jobs.njobs,
             config ? config : "the embedded default");
@@ -382,10 +387,11 @@ int collector_cmd_run(int argc, char **argv)
     collector_http_set_ready(http, true);
 
     while (!atomic_load(&st.exit_requested)) {
+        /* a job set built (and coalesced) on monitor discovery's builder thread; also
+         * after a reload that failed while one was offered */
+        if (atomic_load(&st.monitors_changed) && !atomic_load(&st.reload_requested))
+            set_all_jobs(&st, mon, &jobs, false);
         scrape_manager_run(st.m);
-        if (atomic_load(&st.monitors_changed) && !atomic_load(&st.reload_requested) &&
-            !atomic_load(&st.exit_requested))
-            set_all_jobs(&st, mon, &jobs); /* built and coalesced on the builder thread */
         if (atomic_exchange(&st.reload_requested, false) && !atomic_load(&st.exit_requested)) {
             struct cfg *nc = NULL;
             struct collector_jobs nj = {0};
@@ -432,7 +438,7 @@ int collector_cmd_run(int argc, char **argv)
                     collector_tee_sink(&tee_pair, &sink, tee, &sink);
                 scrape_manager_set_sink(st.m, &sink);
             }
-            set_all_jobs(&st, nmon, &nj);
+            set_all_jobs(&st, nmon, &nj, true);
             scrape_manager_set_external_labels(st.m, nj.external_labels, nj.nexternal_labels);
             if (!keep_mon)
                 collector_monitors_stop(mon); /* the engine no longer holds its jobs */

@@ -538,7 +538,7 @@ static void *builder_main(void *ud)
 {
     struct collector_monitors *m = ud;
     /* next_full == 0: the first generation is not built yet; next_retry == 0: nothing failed */
-    int64_t started = ss_mono_ms(), next_full = 0, next_retry = 0;
+    int64_t started = ss_mono_ms(), next_full = 0, next_retry = 0, offered = 0;
     pthread_mutex_lock(&m->mu);
     while (!atomic_load(&m->stop)) {
         int64_t now = ss_mono_ms(), wait = 1000;
@@ -552,13 +552,16 @@ static void *builder_main(void *ud)
                 wait = due - now;
             }
         }
-        if (m->pending) {
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, 1000);
-            if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0 && m->pending && !atomic_load(&m->stop)) {
-                pthread_mutex_unlock(&m->mu); /* not installed after a second: offer it again */
+        if (m->pending) { /* not installed a second after it was offered: offer it again */
+            if (now - offered >= 1000) {
+                offered = now;
+                pthread_mutex_unlock(&m->mu);
                 m->on_ready(m->ud);
                 pthread_mutex_lock(&m->mu);
+                continue;
             }
+            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, offered + 1000 - now);
+            pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
         if (wait > 0) {
@@ -599,6 +602,7 @@ static void *builder_main(void *ud)
             g.v[i]->gen = g.num;
         m->built = g;
         m->pending = true;
+        offered = ss_mono_ms();
         pthread_mutex_unlock(&m->mu);
         m->on_ready(m->ud);
         pthread_mutex_lock(&m->mu);
@@ -626,7 +630,7 @@ int collector_monitors_rebuild(struct collector_monitors *m, const struct collec
     for (size_t i = 0; i < g->n; i++)
         total += g->v[i]->jobs.njobs;
     struct scrape_job *all = calloc(total ? total : 1, sizeof *all);
-    if (!all) { /* nothing changed: the builder offers the generation again */
+    if (!all) { /* nothing changed here: the builder offers the generation again */
         pthread_mutex_unlock(&m->mu);
         return SS_ENOMEM;
     }

@@ -215,7 +215,9 @@ def lifecycle_and_limits(chk, d):
     # served, so the limit does not shed it; the reply deadline (--web.read-timeout 2s
     # from the request head) does.
     _, _, one = curl(base + "/metrics")
-    reqs = max(8, (4 << 20) // max(len(one), 1))  # 4 MiB of replies: more than any socket buffer
+    # 16 MiB of replies: more than the socket buffers can take (tcp_wmem's maximum is
+    # 4 MiB by default), so every reader holds a request whose reply is not sent
+    reqs = max(8, (16 << 20) // max(len(one), 1))
     readers = []
     for _ in range(16):
         s = socket.socket()

@@ -95,11 +95,10 @@ struct collector_monitors {
     struct generation cur, built, old;
     uint64_t next_num;
     struct scrape_job *all; /* base jobs + generated, handed to the engine */
-    size_t nall;
     struct scrape_job *old_all;
     struct monitor_failure *fails; /* the builder's own */
     size_t nfails;
-    _Atomic uint64_t invalid_total, rebuilds, builds;
+    _Atomic uint64_t invalid_total, builds;
     atomic_size_t valid_sm, valid_pm, invalid_now, njobs;
 };
 
@@ -334,6 +333,13 @@ static struct monitor_job_set *find_set(struct collector_monitors *m, const char
     return NULL;
 }
 
+/* SHA-256 of a string: 0, or SS_ENOMEM. */
+static int digest_of(const char *text, unsigned char d[32])
+{
+    unsigned int dl = 0;
+    return text && EVP_Digest(text, strlen(text), d, &dl, EVP_sha256(), NULL) && dl == 32 ? 0 : SS_ENOMEM;
+}
+
 /* promop_kube_secret, given up when the builder is asked to stop (a slow API server
  * must not hold up a shutdown or a reload). */
 static int get_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
@@ -378,11 +384,8 @@ static int build_one(struct collector_monitors *m, json_t *obj, const char *name
         rc = SS_ENOMEM;
         goto fail;
     }
-    unsigned int dl = 0;
-    if (!EVP_Digest(text, strlen(text), set->digest, &dl, EVP_sha256(), NULL) || dl != sizeof set->digest) {
-        rc = SS_ENOMEM;
+    if ((rc = digest_of(text, set->digest)))
         goto fail;
-    }
     struct monitor_job_set *same = find_set(m, set->name, set->digest, hint);
     if (same) { /* unchanged: keep its jobs and running discoverers */
         set_free(set);
@@ -419,8 +422,7 @@ static void note_failure(struct collector_monitors *m, const char *name, const c
                          struct monitor_failure *fails, size_t *nf)
 {
     unsigned char d[32];
-    unsigned int dl = 0;
-    if (!EVP_Digest(msg, strlen(msg), d, &dl, EVP_sha256(), NULL))
+    if (digest_of(msg, d))
         memset(d, 0, sizeof d);
     bool seen = false;
     for (size_t i = 0; i < m->nfails && !seen; i++)
@@ -444,10 +446,9 @@ static bool failed_last_time(const struct collector_monitors *m, const char *nam
 static int object_digest(json_t *o, unsigned char *d)
 {
     char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
-    unsigned int dl = 0;
-    int ok = text && EVP_Digest(text, strlen(text), d, &dl, EVP_sha256(), NULL) && dl == 32;
+    int rc = digest_of(text, d);
     free(text);
-    return ok ? 0 : SS_ENOMEM;
+    return rc;
 }
 
 /* Build a generation from the objects the watch holds now (builder thread, mu not
@@ -658,13 +659,11 @@ int collector_monitors_rebuild(struct collector_monitors *m, const struct collec
      * them after that call. */
     m->old_all = m->all;
     m->all = all;
-    m->nall = k;
     size_t bad = atomic_load(&m->invalid_now);
     pthread_mutex_unlock(&m->mu);
     atomic_store(&m->valid_sm, nsm);
     atomic_store(&m->valid_pm, npm);
     atomic_store(&m->njobs, k - base->njobs);
-    atomic_fetch_add(&m->rebuilds, 1);
     *jobs = all;
     *njobs = k;
     if (installed)

@@ -119,13 +119,21 @@ def pm_spec(port):
                                                    "password": {"name": "shop-auth", "key": "pass"}}}]}
 
 
-def cluster_view(chk, port):
+def start_cluster(port, tag, forbidden=()):
+    """The fake API with setup_cluster's objects, ServiceMonitor shop and PodMonitor pods;
+    (api, a new temporary directory)."""
     api = fk.FakeKubeAPI()
+    api.forbidden = set(forbidden)
     api.start()
-    d = h.tmpdir("ss-promop-")
+    d = h.tmpdir("ss-promop-%s-" % tag)
     setup_cluster(api, port)
     api.apply("servicemonitors", smon("shop", spec=SM_SPEC))
     api.apply("podmonitors", smon("pods", spec=pm_spec(port)))
+    return api, d
+
+
+def cluster_view(chk, port):
+    api, d = start_cluster(port, "view")
     # not read: wrong label, wrong namespace
     api.apply("servicemonitors", smon("other", labels={"release": "dev"}, spec=SM_SPEC))
     api.apply("servicemonitors", smon("elsewhere", ns="default", spec=SM_SPEC))
@@ -201,12 +209,7 @@ def cluster_view(chk, port):
 
 
 def node_local(chk, port):
-    api = fk.FakeKubeAPI()
-    api.start()
-    d = h.tmpdir("ss-promop-node-")
-    setup_cluster(api, port)
-    api.apply("servicemonitors", smon("shop", spec=SM_SPEC))
-    api.apply("podmonitors", smon("pods", spec=pm_spec(port)))
+    api, d = start_cluster(port, "node")
     cfg = write_cfg(d, {"node_name": "node-b", "kubeconfig_file": tk.write_kubeconfig(d, api.url())})
     r = tk.Run(cfg, tag="promop-node")
     r.wait(lambda x: len(x.up_ok()) >= 1, timeout=15, what="node-local targets")
@@ -243,13 +246,7 @@ def node_local(chk, port):
 
 
 def forbidden(chk, port):
-    api = fk.FakeKubeAPI()
-    api.start()
-    api.forbidden = {"podmonitors"}
-    d = h.tmpdir("ss-promop-403-")
-    setup_cluster(api, port)
-    api.apply("servicemonitors", smon("shop", spec=SM_SPEC))
-    api.apply("podmonitors", smon("pods", spec=pm_spec(port)))
+    api, d = start_cluster(port, "403", forbidden={"podmonitors"})
     cfg = write_cfg(d, {"kubeconfig_file": tk.write_kubeconfig(d, api.url())})
     r = tk.Run(cfg, tag="promop-403")
     ok = r.wait(lambda x: len(x.up_ok()) >= 2, timeout=20, what="ServiceMonitor targets despite 403")
@@ -268,12 +265,7 @@ def forbidden(chk, port):
 def secrets(chk, port, targets):
     """Secrets are read on monitor_discovery's own thread, again every refresh_interval
     (and every 10 s while a monitor fails)."""
-    api = fk.FakeKubeAPI()
-    api.start()
-    d = h.tmpdir("ss-promop-secrets-")
-    setup_cluster(api, port)
-    api.apply("servicemonitors", smon("shop", spec=SM_SPEC))
-    api.apply("podmonitors", smon("pods", spec=pm_spec(port)))
+    api, d = start_cluster(port, "secrets")
     late = copy.deepcopy(SM_SPEC)
     for k in ("username", "password"):
         late["endpoints"][0]["basicAuth"][k]["name"] = "late-auth"

@@ -375,13 +375,22 @@ struct rule {
     const char *want;
 };
 
+/* A rewrite with options o whose output is captured in cap; *in is its input. */
+static struct collector_otel *rewrite_into(const struct cfg_otel_series *o, struct capture *cap,
+                                           struct scrape_sink *in)
+{
+    struct scrape_sink down = {NULL, cap_series, NULL, NULL, cap};
+    struct collector_otel *x = NULL;
+    assert_int_equal(collector_otel_new(o, &down, &x), 0);
+    collector_otel_sink(x, in);
+    return x;
+}
+
 static void run_rule(const struct rule *r)
 {
     struct capture cap = {.out = ""};
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
-    struct collector_otel *x = NULL;
-    assert_int_equal(collector_otel_new(&r->o, &down, &x), 0);
-    collector_otel_sink(x, &in);
+    struct scrape_sink in;
+    struct collector_otel *x = rewrite_into(&r->o, &cap, &in);
     struct scrape_report rep = {"j", r->instance, "http://x/metrics", true, NULL, 1000, 0, NULL, 0};
     struct feed f = {&in, "j", r->instance, 1000};
     struct scrape_parser *p = NULL;
@@ -517,11 +526,9 @@ static void test_stale(void **state)
 {
     (void)state;
     struct capture cap = {.out = ""};
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
-    struct collector_otel *x = NULL;
     struct cfg_otel_series o = {.enabled = true, .add_metric_suffixes = true, .target_info = true};
-    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
-    collector_otel_sink(x, &in);
+    struct scrape_sink in;
+    struct collector_otel *x = rewrite_into(&o, &cap, &in);
     struct scrape_parsed_meta m = {SCRAPE_META_TYPE, {"c", 1}, {"", 0}, SCRAPE_TYPE_COUNTER, 1};
     in.metadata(in.ud, &m, "j");
     struct ss_label l[] = {
@@ -544,11 +551,9 @@ static void test_too_many_labels_counted(void **state)
 {
     (void)state;
     struct capture cap = {.out = ""};
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
-    struct collector_otel *x = NULL;
     struct cfg_otel_series o = {.enabled = true, .add_metric_suffixes = true};
-    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
-    collector_otel_sink(x, &in);
+    struct scrape_sink in;
+    struct collector_otel *x = rewrite_into(&o, &cap, &in);
     enum { N = 300 };
     static struct ss_label l[N];
     static char names[N][8];
@@ -580,11 +585,9 @@ static void test_metadata_table_full_counted(void **state)
 {
     (void)state;
     struct capture cap = {.out = ""};
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
-    struct collector_otel *x = NULL;
     struct cfg_otel_series o = {.enabled = true, .add_metric_suffixes = true};
-    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
-    collector_otel_sink(x, &in);
+    struct scrape_sink in;
+    struct collector_otel *x = rewrite_into(&o, &cap, &in);
     char fam[32];
     for (unsigned i = 0; i < (1u << 16) + 3; i++) {
         int n = snprintf(fam, sizeof fam, "f%u", i);
@@ -624,12 +627,10 @@ static void test_k8s_resource(void **state)
     assert_int_equal(spec.resource.n, 6);
 
     struct capture cap = {.out = ""};
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, &cap}, in;
-    struct collector_otel *x = NULL;
     struct cfg_otel_series o = {
         .enabled = true, .add_metric_suffixes = true, .target_info = true, .resource_to_telemetry = true};
-    assert_int_equal(collector_otel_new(&o, &down, &x), 0);
-    collector_otel_sink(x, &in);
+    struct scrape_sink in;
+    struct collector_otel *x = rewrite_into(&o, &cap, &in);
     struct ss_label l[] = {
         {{"__name__", 8}, {"g", 1}}, {{"instance", 8}, {"10.0.0.7:8080", 13}}, {{"job", 3}, {"pods", 4}}};
     struct scrape_series s = {l, 3, 1, 2000, 1, NULL, 0, 0};

@@ -268,6 +268,16 @@ static void finish(struct rw_remote *r)
     rw_remote_free(r);
 }
 
+/* Shut r down (everything delivered) and check the receiver got exactly `want`
+ * samples, each once and in order. */
+static void finish_exactly(struct rw_remote *r, uint64_t want)
+{
+    finish(r);
+    assert_int_equal(rx.samples, want);
+    assert_int_equal(rx.duplicates, 0);
+    assert_int_equal(rx.out_of_order, 0);
+}
+
 /* ---- tests ------------------------------------------------------------------------- */
 
 /* 100k series in one scrape, ten times a shard's capacity: every sample arrives. */
@@ -279,10 +289,7 @@ static void test_large_commit_delivered(void **state)
         scrape(r, MAX_SERIES, ts);
     assert_true(wait_samples(3u * MAX_SERIES, 60000));
     assert_int_equal(dropped(r, "queue_full"), 0);
-    finish(r);
-    assert_int_equal(rx.samples, 3u * MAX_SERIES);
-    assert_int_equal(rx.duplicates, 0);
-    assert_int_equal(rx.out_of_order, 0);
+    finish_exactly(r, 3u * MAX_SERIES);
     assert_int_equal(rx.bad, 0);
 }
 
@@ -304,10 +311,7 @@ static void test_big_scrape_streams(void **state)
     rw_remote_commit(r);
     assert_true(wait_samples(MAX_SERIES, 60000));
     assert_int_equal(dropped(r, "queue_full"), 0);
-    finish(r);
-    assert_int_equal(rx.samples, MAX_SERIES);
-    assert_int_equal(rx.duplicates, 0);
-    assert_int_equal(rx.out_of_order, 0);
+    finish_exactly(r, MAX_SERIES);
     assert_int_equal(rx.bad, 0);
 }
 
@@ -381,10 +385,7 @@ static void test_cold_start_reshards(void **state)
     rx_set(204, 0);
     assert_true(wait_samples((uint64_t)ts * 10000, 60000));
     assert_int_equal(dropped(r, "queue_full"), 0);
-    finish(r);
-    assert_int_equal(rx.samples, (uint64_t)ts * 10000);
-    assert_int_equal(rx.out_of_order, 0);
-    assert_int_equal(rx.duplicates, 0);
+    finish_exactly(r, (uint64_t)ts * 10000);
 }
 
 /* A failing receiver never gets more shards. */
@@ -479,10 +480,7 @@ static void bound_spills_with_disk(unsigned hang_ms, int scrape_gap_ms)
                       metric(r, "scrapeship_remote_disk_samples{"), dropped(r, "queue_full"));
     assert_int_equal(dropped(r, "queue_full"), 0);
     assert_true(all);
-    finish(r);
-    assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
-    assert_int_equal(rx.duplicates, 0);
-    assert_int_equal(rx.out_of_order, 0);
+    finish_exactly(r, (uint64_t)nseries * nscrapes);
     remove_dir(dir);
 }
 
@@ -542,10 +540,7 @@ static void test_disk_failure_keeps_order(void **state)
     assert_true(errors >= 1);
     assert_true(all);
     assert_int_equal(dropped(r, "queue_full"), 0);
-    finish(r);
-    assert_int_equal(rx.samples, (uint64_t)nseries * nscrapes);
-    assert_int_equal(rx.duplicates, 0);
-    assert_int_equal(rx.out_of_order, 0);
+    finish_exactly(r, (uint64_t)nseries * nscrapes);
     remove_dir(dir);
 }
 

@@ -55,6 +55,9 @@ void web_auth_cache_stats(struct web_auth_cache *c, size_t *entries, unsigned lo
  * min/max_version, cipher_suites and curve_preferences. Immutable once built, so
  * sessions of several threads may use it at once; it must outlive them. */
 struct web_tls;
+/* Start GnuTLS (once; it is not started at load time, see webtls.c). Returns 0 or a
+ * GnuTLS error code. web_tls_new calls it. */
+int web_tls_lib_init(void);
 int web_tls_new(const struct cfg_web *w, struct web_tls **out, char *err, size_t errlen);
 void web_tls_free(struct web_tls *t);
 /* Set up a server session before its handshake: priorities, credentials, whether a

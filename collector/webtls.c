@@ -11,7 +11,10 @@
  * Client certificates are verified in the handshake, as Go's crypto/tls does: a
  * session verify function checks the chain against client_ca_file and the
  * clientAuth extended key usage, and a failure aborts the handshake. */
+/* RTLD_NEXT needs _GNU_SOURCE, which the build defines */
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,41 @@
 
 #include "ss.h"
 #include "web_int.h"
+
+/* ---- GnuTLS starts only when the web endpoint serves TLS ----------------------------
+ *
+ * GnuTLS initialises itself when it is loaded (its constructor), and libmicrohttpd's
+ * constructor calls gnutls_global_init() again, whether or not TLS is ever used: about
+ * 0.8 MB of RSS in every process (random generator, ASN.1 trees, system priority file,
+ * bench/sidecar_rss.py), though only a web config with tls_server_config needs it.
+ * GNUTLS_SKIP_GLOBAL_INIT is GnuTLS' documented way to skip the constructor's
+ * initialisation; the definition of gnutls_global_init below, which the dynamic
+ * linker finds in the executable before GnuTLS' own, turns libmicrohttpd's call into
+ * a no-op. web_tls_lib_init runs GnuTLS' real one (reference-counted, so
+ * libmicrohttpd's gnutls_global_deinit at exit stays balanced) before the first use. */
+GNUTLS_SKIP_GLOBAL_INIT
+
+int gnutls_global_init(void)
+{
+    return 0;
+}
+
+static int lib_init_rc;
+
+static void lib_init_once(void)
+{
+    int (*real)(void) = NULL;
+    void *sym = dlsym(RTLD_NEXT, "gnutls_global_init");
+    memcpy(&real, &sym, sizeof real);
+    lib_init_rc = real ? real() : GNUTLS_E_INTERNAL_ERROR;
+}
+
+int web_tls_lib_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lib_init_once);
+    return lib_init_rc;
+}
 
 struct web_tls {
     gnutls_certificate_credentials_t cred;
@@ -147,6 +185,11 @@ int web_tls_new(const struct cfg_web *w, struct web_tls **out, char *err, size_t
         goto fail;
     }
     t->client_auth = w->client_auth;
+    if ((g = web_tls_lib_init()) < 0) {
+        snprintf(err, errlen, "GnuTLS cannot start: %s", gnutls_strerror(g));
+        rc = SS_EIO;
+        goto fail;
+    }
     if (gnutls_certificate_allocate_credentials(&t->cred) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -114,6 +114,7 @@ static void test_load_full(void **state)
     assert_string_equal(prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-RSA:-CIPHER-ALL:+AES-128-GCM:"
                               "-MAC-ALL:+AEAD:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1");
     gnutls_priority_t p;
+    assert_int_equal(web_tls_lib_init(), 0);
     assert_true(gnutls_priority_init(&p, prio, NULL) >= 0);
     gnutls_priority_deinit(p);
     cfg_web_free(w);

@@ -180,7 +180,7 @@ void rw_remote_begin(struct rw_remote *r)
  * the same longest value). Per-series order needs only that a series always maps to
  * the same queue, which holds: the key is a function of the series' labels. */
 #define QUEUE_SPREAD 4
-static int queue_of(const struct rw_remote *r, uint64_t group, const struct ss_label *labels, size_t n)
+static uint32_t spread_of(const struct ss_label *labels, size_t n)
 {
     const struct ss_str *longest = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -193,7 +193,11 @@ static int queue_of(const struct rw_remote *r, uint64_t group, const struct ss_l
             continue;
         longest = &l->value;
     }
-    uint32_t spread = longest ? (uint32_t)(ss_hash_str(0, *longest) % QUEUE_SPREAD) : 0;
+    return longest ? (uint32_t)(ss_hash_str(0, *longest) % QUEUE_SPREAD) : 0;
+}
+
+static int queue_of(const struct rw_remote *r, uint64_t group, uint32_t spread)
+{
     /* The group's first queue by multiply-shift rather than a 64-bit division (the
      * hottest instruction of rw_remote_append), then one of the QUEUE_SPREAD after it. */
     uint32_t nq = (uint32_t)r->nqueues;
@@ -229,7 +233,17 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     }
     /* the group the scrape module passed is of these labels unless relabeling changed them */
     uint64_t group = s->group && labels == s->labels ? s->group : ss_labels_group_hash(labels, n);
-    int qi = queue_of(r, group, labels, n);
+    /* The spread is a function of the labels alone: the scrape module keeps it with
+     * the series (hint spread + 1), so a known series skips the scan and the hash. */
+    uint32_t spread;
+    if (labels == s->labels && s->hint >= 1 && s->hint <= QUEUE_SPREAD) {
+        spread = s->hint - 1u;
+    } else {
+        spread = spread_of(labels, n);
+        if (labels == s->labels && s->hint_out)
+            *s->hint_out = (uint8_t)(spread + 1);
+    }
+    int qi = queue_of(r, group, spread);
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
     int rc = s->wire_labels && labels == s->labels
                  ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,

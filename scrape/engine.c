@@ -202,7 +202,7 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0, 0};
+    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0, 0, 0, NULL};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
@@ -219,7 +219,22 @@ static uint64_t gmemo_set(struct target *t, const char *const gp[3], const size_
     return group;
 }
 
-static void emit_entry(struct target *t, const struct series_entry *e, double v, int64_t ts)
+/* The sinks' hint for the series, kept in its entry (keep; NULL: not kept, the entry
+ * is going away). */
+static void emit_entry_to(struct target *t, const struct series_entry *e, double v, int64_t ts,
+                          uint8_t *hint_out);
+
+static void emit_entry(struct target *t, const struct series_entry *e, double v, int64_t ts,
+                       struct series_entry *keep)
+{
+    uint8_t hint = keep ? series_hint(keep) : 0;
+    emit_entry_to(t, e, v, ts, keep ? &hint : NULL);
+    if (keep && hint != series_hint(keep) && hint <= SCRAPE_HINT_MAX)
+        series_set_hint(keep, hint);
+}
+
+static void emit_entry_to(struct target *t, const struct series_entry *e, double v, int64_t ts,
+                          uint8_t *hint_out)
 {
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
@@ -228,7 +243,7 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0};
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0, series_hint(e), hint_out};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -292,7 +307,7 @@ static void emit_stale(void *ud, const struct series_table *st, const struct ser
 {
     struct target *t = ud;
     (void)st;
-    emit_entry(t, e, scrape_stale_nan(), t->start_ms_stale);
+    emit_entry(t, e, scrape_stale_nan(), t->start_ms_stale, NULL);
 }
 
 static const char *const report_names[] = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
@@ -880,7 +895,7 @@ static void finish_scrape(struct target *t, CURLcode res)
         t->gmemo.valid = false;
         for (uint32_t k = 0; k < st->norder; k++) {
             const struct series_seen *o = &st->order[k];
-            emit_entry(t, &st->e[o->idx], o->value, o->ts);
+            emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
         }
         t->gmemo.on = false;
     }

@@ -58,6 +58,18 @@ struct scrape_series {
     /* Optional (0 when absent): ss_labels_group_hash(labels, nlabels), which the scrape
      * module often knows without hashing (the series before had the same values). */
     uint64_t group;
+    /* Optional: a small value (1..SCRAPE_HINT_MAX; 0 = none yet) that a sink derived
+     * from these labels alone and asked the scrape module to keep with the series
+     * (remote write: which of a family's queues the series takes), so it need not
+     * derive it from the labels again. A sink that wants one stored writes it to
+     * *hint_out (NULL: nothing is kept for this series, e.g. the synthetic series);
+     * the scrape module stores it after the call and hands it back with the series'
+     * next samples. Every sink that uses it must derive the same value from the same
+     * labels. */
+    uint8_t hint;
+    uint8_t *hint_out;
 };
+
+#define SCRAPE_HINT_MAX 31
 
 #endif

@@ -388,11 +388,19 @@ fail:
     return rc;
 }
 
+/* Bytes a label copy in labels_split may read and write past its end. */
+#define COPY_SLACK 16
+
 long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
                                struct ss_label *labels, uint32_t *ends, size_t cap)
 {
     ss_buf_reset(out);
-    int rc = ss_buf_reserve(out, e->len);
+    /* A label is a few dozen bytes: copied 16 at a time, overrunning into the room
+     * reserved past the end here and, on the source side, into the pair buffer's own
+     * capacity (checked per pair), instead of a libc call per label (1.8% of the
+     * 100x1k profile was memmove from here). */
+    bool slack = ss_buf_reserve(out, e->len + COPY_SLACK) == 0;
+    int rc = slack ? 0 : ss_buf_reserve(out, e->len);
     if (rc)
         return rc;
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
@@ -403,7 +411,19 @@ long series_table_labels_split(const struct series_table *t, const struct series
         q = get_id(q, &id);
         const struct series_pair *pr = &t->p[id];
         const char *b = t->bytes.data + pr->off;
-        memcpy(p, b, pr->len);
+        if (slack && (size_t)pr->off + pr->len + COPY_SLACK <= t->bytes.cap) {
+            char *d = p;
+            const char *s = b;
+            for (size_t left = pr->len;; left -= COPY_SLACK) {
+                memcpy(d, s, COPY_SLACK); /* one unaligned 16-byte load and store */
+                if (left <= COPY_SLACK)
+                    break;
+                d += COPY_SLACK;
+                s += COPY_SLACK;
+            }
+        } else {
+            memcpy(p, b, pr->len);
+        }
         p += pr->len;
         if (labels) {
             if (n == cap)
@@ -663,7 +683,8 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
         if (e->flags & SERIES_FREE)
             continue;
         if (ok && e->seen == (uint8_t)t->gen) {
-            e->flags = (e->flags & SERIES_TRACKED) ? (SERIES_TRACKED | SERIES_LIVE_TRACKED) : 0;
+            e->flags = (uint8_t)((e->flags & ~SERIES_FLAG_BITS) |
+                                 ((e->flags & SERIES_TRACKED) ? (SERIES_TRACKED | SERIES_LIVE_TRACKED) : 0));
             continue;
         }
         if ((e->flags & SERIES_LIVE_TRACKED) && stale) {

@@ -28,6 +28,9 @@
 #define SERIES_TRACKED      1u /* this scrape's sample has no explicit timestamp */
 #define SERIES_LIVE_TRACKED 2u /* committed without explicit timestamp: staleness applies */
 #define SERIES_FREE         4u /* slot on the free list */
+/* The upper bits of flags keep the sinks' hint (scrape_series.hint, 0..31). */
+#define SERIES_HINT_SHIFT 3
+#define SERIES_FLAG_BITS  7u
 
 /* 24 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
  * (varints) in the table's `ids`; each id is a label pair stored once per target. Nor
@@ -45,6 +48,16 @@ struct series_entry {
     uint8_t flags;
     uint8_t seen; /* low byte of the generation that last saw it (never 0 then) */
 };
+
+static inline uint8_t series_hint(const struct series_entry *e)
+{
+    return (uint8_t)(e->flags >> SERIES_HINT_SHIFT);
+}
+
+static inline void series_set_hint(struct series_entry *e, uint8_t hint)
+{
+    e->flags = (uint8_t)((e->flags & SERIES_FLAG_BITS) | (hint << SERIES_HINT_SHIFT));
+}
 
 /* The series identity hash as the table keeps it, and as every series the scrape
  * module emits carries it (scrape_series.hash), so one series always keeps one hash. */

@@ -178,7 +178,7 @@ static void scrape(struct rw_remote *r, int nseries, int ts)
     rw_remote_begin(r);
     for (int k = 0; k < nseries; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0};
+        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0, 0, NULL};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);
@@ -303,7 +303,7 @@ static void test_big_scrape_streams(void **state)
     rw_remote_begin(r);
     for (int k = 0; k < MAX_SERIES; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0};
+        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0, 0, NULL};
         rw_remote_append(r, &s);
     }
     assert_true(wait_samples(MAX_SERIES / 2, 60000)); /* before the commit */
@@ -552,6 +552,8 @@ static void test_siblings_stay_together(void **state)
     (void)state;
     enum { NHIST = 500, NB = 12 };
     struct rw_remote *r = new_remote(&defaults);
+    static uint8_t hints[NHIST * NB];
+    memset(hints, 0, sizeof hints);
     static const char *const les[NB] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                                         "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
     for (int ts = 0; ts < 2; ts++) {
@@ -570,11 +572,22 @@ static void test_siblings_stay_together(void **state)
                                           .value = 1.0,
                                           .timestamp_ms = ts,
                                           .hash = (uint64_t)(h * NB + b) * 0x9E3779B97F4A7C15ULL};
+                /* the first scrape asks for the queue's hint, the second passes it back
+                 * (as the scrape module does): both must take the same queues */
+                if (ts == 0)
+                    s.hint_out = &hints[h * NB + b];
+                else
+                    s.hint = hints[h * NB + b];
                 rw_remote_append(r, &s);
             }
         }
         rw_remote_commit(r);
     }
+    for (int h = 0; h < NHIST; h++) /* a spread + 1, the same for a histogram's buckets */
+        for (int b = 0; b < NB; b++) {
+            assert_in_range(hints[h * NB + b], 1, 4);
+            assert_int_equal(hints[h * NB + b], hints[h * NB]);
+        }
     assert_true(wait_samples(2u * NHIST * NB, 60000));
     finish(r);
     assert_int_equal(rx.samples, 2u * NHIST * NB);

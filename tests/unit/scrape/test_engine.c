@@ -140,7 +140,18 @@ static struct {
     char last_error[512];
     size_t with_wire;  /* series that came with wire bytes */
     size_t with_group; /* series that came with their group (ss_labels_group_hash) */
+    size_t with_hint;  /* series that came with the hint this sink asked to keep */
+    size_t hint_asked; /* series for which the sink could ask to keep one */
 } cap;
+
+/* The hint this sink keeps with a series: derived from its labels alone. */
+static uint8_t hint_of(const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = text; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return (uint8_t)(1 + h % SCRAPE_HINT_MAX);
+}
 
 static void on_begin(void *ud, const struct scrape_report *r)
 {
@@ -186,6 +197,14 @@ static void on_series(void *ud, const struct scrape_series *s)
         first = false;
     }
     snprintf(r->text + pos, sizeof r->text - pos, "}");
+    if (s->hint) { /* what this sink asked to keep with this very series */
+        assert_int_equal(s->hint, hint_of(r->text));
+        cap.with_hint++;
+    }
+    if (s->hint_out) {
+        *s->hint_out = hint_of(r->text);
+        cap.hint_asked++;
+    }
     r->value = s->value;
     r->ts = s->timestamp_ms;
     r->stale = scrape_is_stale_nan(s->value);
@@ -196,6 +215,8 @@ static void reset_capture(void)
     cap.n = 0;
     cap.with_wire = 0;
     cap.with_group = 0;
+    cap.with_hint = 0;
+    cap.hint_asked = 0;
 }
 
 static const struct rec *find(const char *text)
@@ -437,10 +458,16 @@ static void test_stale_series_disappears(void **state)
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(count_stale(), 0);
+    /* the sink may ask to keep a hint with each series of the table (not with the
+     * synthetic ones), and gets it back with the series' next samples */
+    assert_int_equal(cap.hint_asked, 3);
+    assert_int_equal(cap.with_hint, 0);
     serve(200, TEXT, "keep 1\n");
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(count_stale(), 1); /* "go"; never "explicit" (explicit timestamp) */
+    assert_int_equal(cap.with_hint, 2); /* keep, and go's stale marker */
+    assert_int_equal(cap.hint_asked, 1); /* keep again; not the marker of a series going away */
     snprintf(t, sizeof t, "go{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
     const struct rec *r = find(t);
     assert_non_null(r);

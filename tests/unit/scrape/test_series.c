@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "scrape_series.h"
 #include "series.h"
 
 /* One series "name{k=v}" in wire form, in buf. */
@@ -82,6 +83,46 @@ static void check_labels(const struct series_table *t, long i, const char *name,
     assert_int_equal(ss_labels_wire_read(labels_of(t, e), e->len, l, NULL, 4), 2);
     assert_true(ss_str_eq_cstr(l[0].value, name));
     assert_true(ss_str_eq_cstr(l[1].value, v));
+}
+
+/* The sinks' hint sits in the upper bits of an entry's flags: a sweep keeps it, and
+ * it does not disturb staleness (the flag bits under it). */
+static void test_hint_kept(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    struct staled st = {0};
+    bool added;
+    series_table_begin(&t);
+    long a = sample(&t, 11, 1, "a", "1", true, &added);
+    long b = sample(&t, 12, 2, "b", "1", true, &added);
+    assert_int_equal(series_hint(&t.e[a]), 0);
+    series_set_hint(&t.e[a], SCRAPE_HINT_MAX);
+    series_set_hint(&t.e[b], 3);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 0);
+    for (int round = 0; round < 3; round++) { /* kept over scrapes, tracked or not */
+        series_table_begin(&t);
+        assert_int_equal(sample(&t, 11, 1, "a", "1", round != 1, &added), a);
+        assert_int_equal(sample(&t, 12, 2, "b", "1", true, &added), b);
+        assert_false(added);
+        assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 0);
+        assert_int_equal(series_hint(&t.e[a]), SCRAPE_HINT_MAX);
+        assert_int_equal(series_hint(&t.e[b]), 3);
+    }
+    /* b goes away: its stale marker still comes (its entry had the hint) */
+    series_table_begin(&t);
+    sample(&t, 11, 1, "a", "1", true, &added);
+    assert_int_equal(series_table_sweep(&t, true, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "b/1");
+    assert_int_equal(series_hint(&t.e[a]), SCRAPE_HINT_MAX);
+    /* a new series in b's slot starts without one */
+    series_table_begin(&t);
+    sample(&t, 11, 1, "a", "1", true, &added);
+    long c = sample(&t, 13, 3, "c", "1", true, &added);
+    assert_true(added);
+    assert_int_equal(series_hint(&t.e[c]), 0);
+    series_table_free(&t);
 }
 
 static void test_staleness_and_added(void **state)
@@ -454,7 +495,7 @@ static void test_labels_split(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_forced_hash_collisions),
+        cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_hint_kept),     cmocka_unit_test(test_forced_hash_collisions),
         cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
         cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
         cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),

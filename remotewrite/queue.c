@@ -47,86 +47,143 @@ size_t rw_record_len(const char *p, size_t avail)
     return 0;
 }
 
-/* Staging buffers move to their queue when they reach this size (so with records of
- * a few hundred bytes they never grow past 16 KiB), and are not kept above
- * STAGE_KEEP_BYTES: with 50 queues a remote keeps about 1 MB of staging however big
- * the scrapes; a commit per ~60 records costs a lock and no wakeup (see
- * commit_stages). A queue's buffer that grew past QUEUE_KEEP_BYTES gives its memory
- * back when it empties. Kept buffers are high-water marks: with a series' queue chosen
- * by its family and target, which queue gets a big commit changes as targets come and
- * go, so under churn every buffer slowly grew to the largest commit it ever saw (RSS
- * crept up about 0.3 MB/min in the churn soak with a 1 MiB threshold, 0.18 with 64
- * KiB). Regrowing costs a few reallocs per commit, nothing next to encoding it. */
+/* Staging buffers move to their queue when they reach STAGE_FLUSH_BYTES (so with
+ * records of a few hundred bytes they never grow past 16 KiB), and a staging buffer
+ * is not kept above STAGE_KEEP_BYTES: with 50 queues a remote keeps about 1 MB of
+ * staging however big the scrapes; a commit per ~60 records costs a lock and no
+ * wakeup (see commit_stages). A commit hands its staging buffer to the queue as a
+ * segment, as it is, and the stage takes a spare 16 KiB buffer (one a sender has
+ * emptied, or a new one): no copy into a growing queue buffer, and no realloc of it
+ * (those were 3.5% of the 100x1k profile). A commit of at most SMALL_COMMIT_BYTES (the end
+ * of a scrape) is copied into a segment of its own size instead, so that it does not
+ * hold 16 KiB. Every commit stays a segment of its own, with its own time: the oldest
+ * commit across queues is dropped first when the bound is reached. A segment goes back as soon as it
+ * is taken, so queue memory follows what is queued: nothing is kept for a queue that
+ * empties (under churn, kept queue buffers had crept up to the largest commit each
+ * queue ever saw), and at most RW_SPARE_SEGMENTS spares are kept per remote. */
 #define STAGE_FLUSH_BYTES (12u << 10)
+#define STAGE_START_CAP   (16u << 10) /* ss_buf_reserve's size for STAGE_FLUSH_BYTES + a record */
 #define STAGE_KEEP_BYTES  (32u << 10)
-#define QUEUE_KEEP_BYTES  (16u << 10)
+#define SMALL_COMMIT_BYTES (4u << 10)
 
 static void commit_stages(struct rw_remote *r, int lo, int hi);
 
-void rw_queue_emptied(struct rwq *q)
+/* A taken segment's buffer: kept as a spare when it is a staging buffer's usual size,
+ * freed otherwise (qmu held). */
+static void spare_put(struct rw_remote *r, struct ss_buf *b)
 {
-    if (q->q.cap > QUEUE_KEEP_BYTES) { /* give the memory back */
-        size_t max = q->q.max;
-        ss_buf_free(&q->q);
-        ss_buf_init(&q->q, max);
+    if (r->nspare < RW_SPARE_SEGMENTS && b->cap == STAGE_START_CAP) {
+        ss_buf_reset(b);
+        r->spare[r->nspare++] = *b;
+        ss_buf_init(b, 0);
     } else {
-        ss_buf_reset(&q->q);
-    }
-    q->head = 0;
-    q->nmarks = q->marks_head = 0;
-    if (q->marks_cap > 64) { /* a backlog of many commits has been delivered */
-        free(q->marks);
-        q->marks = NULL;
-        q->marks_cap = 0;
+        ss_buf_free(b);
     }
 }
 
-/* Move the head past `bytes` bytes holding `n` records, keeping the marks and the
+/* A new staging buffer of the usual size (qmu held); empty if there is no memory (it
+ * then grows as it fills). */
+static void spare_get(struct rw_remote *r, struct ss_buf *b)
+{
+    if (r->nspare) {
+        *b = r->spare[--r->nspare];
+        return;
+    }
+    ss_buf_init(b, 0);
+    ss_buf_reserve(b, STAGE_START_CAP - 1);
+}
+
+void rw_spares_free(struct rw_remote *r)
+{
+    while (r->nspare)
+        ss_buf_free(&r->spare[--r->nspare]);
+}
+
+void rw_queue_clear(struct rwq *q)
+{
+    for (size_t i = q->marks_head; i < q->nmarks; i++)
+        ss_buf_free(&q->marks[i].b);
+    free(q->marks);
+    q->marks = NULL;
+    q->nmarks = q->marks_cap = q->marks_head = 0;
+    q->head = 0;
+}
+
+/* Move the head past `bytes` bytes holding `n` records, keeping the segments and the
  * remote's counters right (qmu held). */
 static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size_t n)
 {
-    q->head += bytes;
     q->samples -= n;
     q->cum_out += n;
     atomic_fetch_sub(&r->queue_samples, n);
     atomic_fetch_sub(&r->queue_bytes, bytes);
-    while (q->marks_head < q->nmarks && q->marks[q->marks_head].end <= q->head)
+    while (bytes && q->marks_head < q->nmarks) {
+        struct chunk_mark *m = &q->marks[q->marks_head];
+        size_t left = m->b.len - q->head;
+        if (bytes < left) {
+            q->head += bytes;
+            break;
+        }
+        bytes -= left;
+        spare_put(r, &m->b); /* taken: its memory goes back now */
         q->marks_head++;
-    if (q->head == q->q.len) {
-        rw_queue_emptied(q);
-    } else if (q->head > (1u << 20) && q->head > q->q.len / 2) { /* compact */
-        memmove(q->q.data, q->q.data + q->head, q->q.len - q->head);
-        for (size_t i = q->marks_head; i < q->nmarks; i++)
-            q->marks[i - q->marks_head].end = q->marks[i].end - q->head;
+        q->head = 0;
+    }
+    if (q->marks_head == q->nmarks) {
+        q->nmarks = q->marks_head = 0;
+        if (q->marks_cap > 64) { /* a backlog of many commits has been delivered */
+            free(q->marks);
+            q->marks = NULL;
+            q->marks_cap = 0;
+        }
+    } else if (q->marks_head >= 64 && q->marks_head > q->nmarks / 2) {
+        memmove(q->marks, q->marks + q->marks_head, (q->nmarks - q->marks_head) * sizeof *q->marks);
         q->nmarks -= q->marks_head;
         q->marks_head = 0;
-        q->q.len -= q->head;
-        q->head = 0;
     }
 }
 
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
 {
-    size_t off = q->head, n = 0;
-    for (size_t i = q->marks_head; i < q->nmarks && q->marks[i].cum - q->cum_out <= max_n; i++) {
-        off = q->marks[i].end; /* whole chunks: no need to walk their records */
-        n = (size_t)(q->marks[i].cum - q->cum_out);
-    }
-    while (n < max_n && off < q->q.len) {
-        size_t rl = rw_record_len(q->q.data + off, q->q.len - off);
-        if (!rl)
-            break;
-        off += rl;
-        n++;
-    }
-    if (!n || ss_buf_append(body, q->q.data + q->head, off - q->head))
-        return 0;
+    /* whole segments by their counts, then records of the next one; measured first,
+     * so that the body is grown once and nothing is taken when it cannot be */
+    size_t i = q->marks_head, off = q->head, n = 0, bytes = 0, part_end = 0;
     int64_t ts = 0;
-    for (size_t i = q->marks_head; i < q->nmarks && (i == q->marks_head || q->marks[i - 1].end < off); i++)
+    for (; i < q->nmarks && q->marks[i].cum - q->cum_out <= max_n; i++, off = 0) {
+        bytes += q->marks[i].b.len - off;
+        n = (size_t)(q->marks[i].cum - q->cum_out);
         if (q->marks[i].max_ts > ts)
             ts = q->marks[i].max_ts;
+    }
+    if (n < max_n && i < q->nmarks) {
+        const struct ss_buf *b = &q->marks[i].b;
+        part_end = off;
+        while (n < max_n && part_end < b->len) {
+            size_t rl = rw_record_len(b->data + part_end, b->len - part_end);
+            if (!rl)
+                break;
+            part_end += rl;
+            n++;
+        }
+        bytes += part_end - off;
+        if (part_end > off && q->marks[i].max_ts > ts)
+            ts = q->marks[i].max_ts;
+    }
+    if (!n || ss_buf_reserve(body, bytes))
+        return 0;
+    size_t end = i;
+    off = q->head;
+    for (i = q->marks_head; i < end; i++, off = 0) {
+        memcpy(body->data + body->len, q->marks[i].b.data + off, q->marks[i].b.len - off);
+        body->len += q->marks[i].b.len - off;
+    }
+    if (part_end > off) {
+        memcpy(body->data + body->len, q->marks[end].b.data + off, part_end - off);
+        body->len += part_end - off;
+    }
+    body->data[body->len] = '\0';
     *max_ts = ts;
-    queue_advance(r, q, off - q->head, n);
+    queue_advance(r, q, bytes, n);
     return n;
 }
 
@@ -284,9 +341,10 @@ static uint64_t drop_oldest(struct rw_remote *r, uint64_t need, uint64_t limit)
         if (!oldest)
             break; /* nothing queued: the caller trims the commit itself */
         uint64_t over = atomic_load(&r->queue_bytes) + need - limit;
-        size_t end = oldest->marks[oldest->marks_head].end, off = oldest->head, n = 0;
+        const struct ss_buf *b = &oldest->marks[oldest->marks_head].b;
+        size_t end = b->len, off = oldest->head, n = 0;
         while (off < end && off - oldest->head < over) {
-            size_t rl = rw_record_len(oldest->q.data + off, end - off);
+            size_t rl = rw_record_len(b->data + off, end - off);
             off += rl ? rl : end - off; /* records are whole: rl is never 0 */
             n++;
         }
@@ -440,36 +498,42 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
         if (!r->stage_samples[i])
             goto next;
         struct rwq *q = &r->queues[i];
-        int rc = 0;
+        struct ss_buf *st = &r->stage[i];
+        size_t bytes = st->len;
         if (q->nmarks == q->marks_cap) {
             size_t nc = q->marks_cap ? q->marks_cap * 2 : 16;
             struct chunk_mark *nm = realloc(q->marks, nc * sizeof *nm);
-            if (!nm)
-                rc = SS_ENOMEM;
-            else {
-                q->marks = nm;
-                q->marks_cap = nc;
+            if (!nm) { /* out of memory: as good as a full queue */
+                dropped += r->stage_samples[i];
+                why = "out of memory";
+                goto next;
             }
+            q->marks = nm;
+            q->marks_cap = nc;
         }
-        size_t bytes = r->stage[i].len;
-        if (!rc && !q->samples && q->head == q->q.len) {
-            /* an empty queue takes the staging buffer itself: no copy, and a big
-             * scrape is in memory once, not twice */
-            struct ss_buf t = q->q;
-            q->q = r->stage[i];
-            r->stage[i] = t;
-            q->head = 0;
-            q->nmarks = q->marks_head = 0;
-        } else if (!rc) {
-            rc = ss_buf_append(&q->q, r->stage[i].data, r->stage[i].len);
-        }
-        if (rc) { /* out of memory: as good as a full queue */
-            dropped += r->stage_samples[i];
-            why = "out of memory";
-            goto next;
+        /* Every commit is a segment of its own, so that each keeps its time and the
+         * oldest go first when the bound is reached. A big one is the staging buffer
+         * itself; a small one (the end of a scrape) is copied into a buffer of its
+         * size rather than hold 16 KiB. */
+        struct ss_buf seg;
+        if (bytes <= SMALL_COMMIT_BYTES) {
+            ss_buf_init(&seg, 0);
+            seg.data = malloc(bytes + 1);
+            if (!seg.data) {
+                dropped += r->stage_samples[i];
+                why = "out of memory";
+                goto next;
+            }
+            memcpy(seg.data, st->data, bytes);
+            seg.data[bytes] = '\0';
+            seg.len = bytes;
+            seg.cap = bytes + 1;
+        } else {
+            seg = *st;
+            spare_get(r, st);
         }
         q->cum_in += r->stage_samples[i];
-        q->marks[q->nmarks++] = (struct chunk_mark){q->q.len, q->cum_in, r->stage_max_ts[i], now};
+        q->marks[q->nmarks++] = (struct chunk_mark){seg, q->cum_in, r->stage_max_ts[i], now};
         q->samples += r->stage_samples[i];
         atomic_fetch_add(&r->queue_samples, r->stage_samples[i]);
         atomic_fetch_add(&r->queue_bytes, bytes);

@@ -418,7 +418,6 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
         goto fail;
     }
     for (int i = 0; i < r->nqueues; i++) {
-        ss_buf_init(&r->queues[i].q, 0);
         ss_buf_init(&r->stage[i], 0);
         r->senders[i].r = r;
         r->senders[i].idx = i;
@@ -571,12 +570,12 @@ void rw_remote_free(struct rw_remote *r)
     if (!atomic_load(&r->hard_stop))
         rw_remote_shutdown(r, ss_mono_ms(), NULL);
     for (int i = 0; i < r->nqueues; i++) {
-        ss_buf_free(&r->queues[i].q);
-        free(r->queues[i].marks);
+        rw_queue_clear(&r->queues[i]);
         ss_buf_free(&r->stage[i]);
         pthread_cond_destroy(&r->senders[i].cv);
         pthread_mutex_destroy(&r->senders[i].sock_mu);
     }
+    rw_spares_free(r);
     free(r->queues);
     free(r->senders);
     free(r->stage);

@@ -47,22 +47,27 @@ extern const char *const rw_drop_reason_names[DROP_NREASONS];
 #define RW_NBUCKETS 13
 extern const double rw_send_buckets[RW_NBUCKETS];
 
-struct chunk_mark { /* one commit's records in a queue */
-    size_t end;     /* offset in q just past the chunk */
-    uint64_t cum;   /* the queue's cum_in just past the chunk */
+#define RW_SPARE_SEGMENTS 16
+
+/* One segment of a queue: the records of one or more commits, oldest first, in a
+ * buffer of its own. A commit's staging buffer becomes a segment as it is (no copy);
+ * a small commit is appended to the last segment when that has the room. */
+struct chunk_mark {
+    struct ss_buf b;
+    uint64_t cum; /* the queue's cum_in just past the segment */
     int64_t max_ts;
-    int64_t enq_mono;
+    int64_t enq_mono; /* when its first commit was queued */
 };
 
-/* One series queue: encoded TimeSeries records, oldest first. Guarded by r->qmu. */
+/* One series queue: encoded TimeSeries records, oldest first, in segments. Guarded by
+ * r->qmu. */
 struct rwq {
-    struct ss_buf q;
-    size_t head; /* consumed prefix of q */
+    size_t head; /* consumed prefix of marks[marks_head].b */
     uint64_t samples;
     struct chunk_mark *marks;
     size_t nmarks, marks_cap, marks_head;
-    /* records ever committed and taken or dropped: a batch takes whole chunks by
-     * these counts and walks records only in its last chunk */
+    /* records ever committed and taken or dropped: a batch takes whole segments by
+     * these counts and walks records only in its last segment */
     uint64_t cum_in, cum_out;
     bool busy; /* a batch taken from this queue is in flight */
     int owner; /* while busy: the sender that has it */
@@ -116,6 +121,11 @@ struct rw_remote {
     /* scrape-thread staging, one buffer per queue, moved to its queue at the end of a
      * scrape or when it reaches STAGE_FLUSH_BYTES (queue.c) */
     struct ss_buf *stage;
+    /* segment buffers taken from the queues, kept for the next staging buffers (qmu):
+     * a malloc and a cross-thread free per segment cost more than the copy they
+     * replaced */
+    struct ss_buf spare[RW_SPARE_SEGMENTS];
+    int nspare;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
     struct ss_labels work;
@@ -167,8 +177,10 @@ void rw_atomic_max(_Atomic int64_t *a, int64_t v);
 /* Length of the TimeSeries record at p (tag, varint length, payload), or 0 when it
  * is not complete within avail. */
 size_t rw_record_len(const char *p, size_t avail);
-/* The queue is empty (qmu held): start again at offset 0, giving back a large buffer. */
-void rw_queue_emptied(struct rwq *q);
+/* Free every segment of q (qmu held, or the remote is being freed). */
+void rw_queue_clear(struct rwq *q);
+/* Free the spare segment buffers (the remote is being freed). */
+void rw_spares_free(struct rw_remote *r);
 /* Take up to max_n records from the head of q into body (qmu held). Returns the
  * records taken; *max_ts gets their newest timestamp (an estimate: per commit). */
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts);

@@ -533,6 +533,32 @@ static bool parse_float(struct scrape_parser *p, const char *s, size_t n, double
         }
         return false;
     }
+    /* The common case first, in a tight loop: [digits][.digits] with at most 19
+     * digits, a value below 2^53 and at most 22 decimals (Clinger's fast path below,
+     * with leading zeros simply adding nothing): 0.2 of the parser's instructions per
+     * sample were spent on the general loop's bookkeeping. */
+    {
+        const char *q = s + i, *e = s + n;
+        uint64_t m = 0;
+        int nd = 0, frac = 0;
+        while (q < e && is_digit(*q) && nd < 19) {
+            m = m * 10 + (uint64_t)(*q++ - '0');
+            nd++;
+        }
+        if (q < e && *q == '.') {
+            const char *f = ++q;
+            while (q < e && is_digit(*q) && nd < 19) {
+                m = m * 10 + (uint64_t)(*q++ - '0');
+                nd++;
+            }
+            frac = (int)(q - f);
+        }
+        if (q == e && nd > 0 && m < ((uint64_t)1 << 53) && frac <= 22) {
+            double v = frac ? (double)m / pow10_exact[frac] : (double)m;
+            *out = neg ? -v : v;
+            return true;
+        }
+    }
     uint64_t mant = 0;
     int ndig = 0, dexp = 0;
     bool sawdig = false, sawdot = false, exact = true;

@@ -410,6 +410,71 @@ static void test_values(void **state)
     }
 }
 
+/* Plain decimals ([digits][.digits], the values most expositions hold) take a fast
+ * path of their own: it must give strtod's double, bit for bit, on every length of
+ * integer and fraction part, with leading and trailing zeros, and around 2^53 and 19
+ * digits, where it hands over to the general path. */
+static int keep_value(void *ud, const struct scrape_parsed_sample *s)
+{
+    *(double *)ud = s->value;
+    return 0;
+}
+
+static void check_decimal(const char *num)
+{
+    char body[96];
+    snprintf(body, sizeof body, "a %s\n", num);
+    struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT};
+    struct scrape_parser *p;
+    assert_int_equal(scrape_parser_new(&opts, &p), 0);
+    double got = -12345.0;
+    struct scrape_parser_cb cb = {.sample = keep_value, .ud = &got};
+    int rc = scrape_parser_feed(p, body, strlen(body), &cb);
+    if (!rc)
+        rc = scrape_parser_finish(p, &cb);
+    scrape_parser_free(p);
+    char *end;
+    double want = strtod(num, &end);
+    if (rc || memcmp(&got, &want, sizeof got) != 0)
+        fail_msg("%s: rc %d, parsed %.17g, strtod %.17g", num, rc, got, want);
+}
+
+static void test_decimals_match_strtod(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "0", "-0", "+0", "00000", "0.0", "1.", ".5", "-.5", "+7", "9007199254740991", "9007199254740992",
+        "9007199254740993", "9007199254740991.5", "900719925474099.15", "1234567890123456789",
+        "12345678901234567890", "99999999999999999999", "0.1", "0.30000000000000004", "-123.456",
+        "0.0000000000000000000001", "0.00000000000000000000001", "1234567.1234567890123",
+        "12907031.849581", "0000000000000000000012.5", "18446744073709551615", "18446744073709551616"};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        check_decimal(fixed[i]);
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+#define RND(n) ((x = x * 6364136223846793005ULL + 1442695040888963407ULL), (size_t)((x >> 33) % (n)))
+    for (int iter = 0; iter < 20000; iter++) {
+        char num[64];
+        size_t n = 0;
+        if (RND(4) == 0)
+            num[n++] = RND(2) ? '-' : '+';
+        size_t zeros = RND(3) ? 0 : RND(4), ndig = RND(22), nfrac = RND(3) ? RND(23) : 0;
+        bool dot = nfrac || RND(8) == 0;
+        if (!ndig && !nfrac && !zeros)
+            ndig = 1;
+        for (size_t k = 0; k < zeros; k++)
+            num[n++] = '0';
+        for (size_t k = 0; k < ndig; k++)
+            num[n++] = (char)('0' + RND(10));
+        if (dot)
+            num[n++] = '.';
+        for (size_t k = 0; k < nfrac; k++)
+            num[n++] = (char)('0' + (RND(3) ? RND(10) : 0));
+        num[n] = '\0';
+        check_decimal(num);
+    }
+#undef RND
+}
+
 /* ---- content type --------------------------------------------------------------- */
 
 static void test_content_type(void **state)
@@ -850,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_decimals_match_strtod),
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_reset_and_reuse),
         cmocka_unit_test(test_families),

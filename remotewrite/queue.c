@@ -54,9 +54,9 @@ size_t rw_record_len(const char *p, size_t avail)
  * wakeup (see commit_stages). A commit hands its staging buffer to the queue as a
  * segment, as it is, and the stage takes a spare 16 KiB buffer (one a sender has
  * emptied, or a new one): no copy into a growing queue buffer, and no realloc of it
- * (those were 3.5% of the 100x1k profile). A commit of at most SMALL_COMMIT_BYTES (the end
- * of a scrape) is copied into a segment of its own size instead, so that it does not
- * hold 16 KiB. Every commit stays a segment of its own, with its own time: the oldest
+ * (those were 3.5% of the 100x1k profile). A commit of at most SMALL_COMMIT_BYTES, or
+ * that fills less than half of its buffer (the end of a scrape), is copied into a
+ * segment of its own size instead, so that it does not hold 16 KiB. Every commit stays a segment of its own, with its own time: the oldest
  * commit across queues is dropped first when the bound is reached. A segment goes back as soon as it
  * is taken, so queue memory follows what is queued: nothing is kept for a queue that
  * empties (under churn, kept queue buffers had crept up to the largest commit each
@@ -411,6 +411,8 @@ static uint64_t trim_stage(struct ss_buf *b, size_t keep)
     }
     memmove(b->data, b->data + off, b->len - off);
     b->len -= off;
+    if (b->data)
+        b->data[b->len] = '\0';
     return n;
 }
 
@@ -513,10 +515,11 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
         }
         /* Every commit is a segment of its own, so that each keeps its time and the
          * oldest go first when the bound is reached. A big one is the staging buffer
-         * itself; a small one (the end of a scrape) is copied into a buffer of its
-         * size rather than hold 16 KiB. */
+         * itself; one that fills less than half of it (the end of a scrape) is copied
+         * into a buffer of its size, so that a segment never holds more than twice
+         * its bytes (as a queue buffer growing by doubling did). */
         struct ss_buf seg;
-        if (bytes <= SMALL_COMMIT_BYTES) {
+        if (bytes <= SMALL_COMMIT_BYTES || bytes < st->cap / 2) {
             ss_buf_init(&seg, 0);
             seg.data = malloc(bytes + 1);
             if (!seg.data) {

@@ -49,14 +49,15 @@ extern const double rw_send_buckets[RW_NBUCKETS];
 
 #define RW_SPARE_SEGMENTS 16
 
-/* One segment of a queue: the records of one or more commits, oldest first, in a
- * buffer of its own. A commit's staging buffer becomes a segment as it is (no copy);
- * a small commit is appended to the last segment when that has the room. */
+/* One segment of a queue: the records of exactly one commit, in a buffer of its own.
+ * A big commit's staging buffer becomes the segment as it is (no copy); a small one is
+ * copied into a buffer of its size. Commits are never merged: each keeps its own
+ * enq_mono, which the memory bound needs to drop the oldest commit first. */
 struct chunk_mark {
     struct ss_buf b;
     uint64_t cum; /* the queue's cum_in just past the segment */
     int64_t max_ts;
-    int64_t enq_mono; /* when its first commit was queued */
+    int64_t enq_mono; /* when it was queued */
 };
 
 /* One series queue: encoded TimeSeries records, oldest first, in segments. Guarded by

@@ -479,6 +479,8 @@ void *rw_sender_main(void *arg)
             }
         }
         pthread_mutex_lock(&r->qmu);
+        if (!taken) /* records were there but none could be taken (no memory): no spin */
+            timed_wait(&sd->cv, &r->qmu, 100);
         n = atomic_load(&r->nsenders);
         for (int k = 0; k < ntq; k++) {
             r->queues[taken_q[k]].busy = false;

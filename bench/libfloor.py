@@ -7,7 +7,8 @@ program that does nothing but report its own memory (VmRSS, RssAnon, RssFile fro
 scrapeship uses, as Debian ships them. Every library a program links is mapped and
 relocated, and its constructors run, before main, whatever the program then uses.
 The last rows link exactly scrapeship's DT_NEEDED list (from `readelf -d BIN`), then
-also start libcurl and OpenSSL as collector/main.c does: that last row is the floor under any
+also start libcurl and OpenSSL as collector/main.c does, and skip GnuTLS' start as
+collector/webtls.c does: that last row is the floor under any
 scrapeship process on this system, before one series is scraped.
 
 usage: libfloor.py [BIN]   (BIN: the scrapeship binary; default $SCRAPESHIP_BIN, else build/scrapeship)
@@ -28,6 +29,11 @@ PROG = r"""
 #ifdef WITH_CURL_INIT
 #include <curl/curl.h>
 #include <openssl/ssl.h>
+#endif
+#ifdef LEAN
+/* as collector/webtls.c: GnuTLS not started at load, by itself or by libmicrohttpd */
+int _gnutls_global_init_skip(void) { return 1; }
+int gnutls_global_init(void) { return 0; }
 #endif
 int main(void)
 {
@@ -85,7 +91,7 @@ def main():
         rows.append(measure(work, "libcurl + curl_global_init", ["libcurl.so.4"], curl_init=True))
         rows.append(measure(work, "scrapeship's libraries (%d DT_NEEDED)" % len(libs), libs))
         rows.append(measure(work, "scrapeship's libraries + curl_global_init", libs, curl_init=True))
-        rows.append(measure(work, "scrapeship's libraries + its start (lean OpenSSL init, then curl_global_init)",
+        rows.append(measure(work, "scrapeship's libraries + its start (GnuTLS not started, lean OpenSSL init, then curl_global_init)",
                             libs, curl_init=True, lean=True))
     print("| linked | libraries loaded | VmRSS MB | RssAnon MB | RssFile MB |")
     print("| --- | --- | --- | --- | --- |")

@@ -1422,6 +1422,12 @@ int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss
 {
     if (n > 64)
         return SS_ELIMIT;
+    bool same = n == m->ext.n;
+    for (size_t i = 0; same && i < n; i++)
+        same = ss_str_eq_cstr(m->ext.v[i].name, ext[i].key) && ss_str_eq_cstr(m->ext.v[i].value, ext[i].value);
+    if (!same) /* the sinks' hints were derived from the labels with the old ones merged in */
+        for (struct target *t = m->targets; t; t = t->next)
+            series_table_clear_raw(&t->series);
     ss_labels_reset(&m->ext);
     for (size_t i = 0; i < n; i++) {
         int rc = ss_labels_setc(&m->ext, (struct ss_str){ext[i].key, strlen(ext[i].key)},

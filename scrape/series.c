@@ -555,8 +555,11 @@ void series_table_clear_raw(struct series_table *t)
 {
     if (t->mcap)
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
-    for (uint32_t i = 0; i < t->n; i++)
+    for (uint32_t i = 0; i < t->n; i++) {
         t->e[i].raw = 0;
+        if (!(t->e[i].flags & SERIES_FREE))
+            series_set_hint(&t->e[i], 0);
+    }
 }
 
 static void remove_entry(struct series_table *t, uint32_t i)

@@ -125,7 +125,8 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
 /* Point the scrape cache key `raw` at entry i, unless the entry already has a key or
  * the key is taken (then that series keeps taking the long way). */
 int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw);
-/* Empty the scrape cache (the job's relabeling or limits changed). */
+/* Empty the scrape cache and forget the sinks' hints (the job's relabeling or limits,
+ * or the labels added after them, changed: both were derived from labels). */
 void series_table_clear_raw(struct series_table *t);
 
 int series_table_grow_order(struct series_table *t);

@@ -811,6 +811,25 @@ static void test_external_labels_wire(void **state)
     snprintf(t, sizeof t, "n{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"ext\",zz=\"last\"}",
              addr);
     assert_non_null(find(t));
+    /* The sinks' hints were derived from the labels with the external ones merged in
+     * (the capturing sink's from the series text, and it checks every hint it gets
+     * back against the text): the same set keeps them, a changed set forgets them. */
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.with_hint, 2);
+    assert_int_equal(scrape_manager_set_external_labels(m, ext, 3), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.with_hint, 2);
+    struct ss_kv ext2[] = {{"a_first", "1"}, {"zone", "ext"}, {"zz", "a-much-longer-value-than-before"}};
+    assert_int_equal(scrape_manager_set_external_labels(m, ext2, 3), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.with_hint, 0);
+    assert_int_equal(cap.hint_asked, 2);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(cap.with_hint, 2);
     scrape_manager_free(m);
 }
 

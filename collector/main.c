@@ -7,6 +7,7 @@
 
 #include "awscred.h"
 #include "collector.h"
+#include "web_int.h"
 
 static void usage(FILE *f)
 {
@@ -52,6 +53,13 @@ int main(int argc, char **argv)
                      NULL);
     /* jansson parses credential JSON: make it wipe what it frees (before any thread) */
     awscred_harden_jansson();
+    /* GnuTLS is not started when it is loaded (collector/webtls.c); a libcurl built on
+     * GnuTLS instead of OpenSSL would need it started before its own init. */
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    if (cv && cv->ssl_version && strstr(cv->ssl_version, "GnuTLS") && web_tls_lib_init() < 0) {
+        fprintf(stderr, "scrapeship: cannot initialise GnuTLS for libcurl\n");
+        return 1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "scrapeship: cannot initialise libcurl\n");
         return 1;

@@ -75,7 +75,6 @@ struct collector_monitors {
     struct kube_config *kube;
     struct promop_watch *watch;
     struct cfg_monitor_discovery own;       /* a copy: the object may outlive its config */
-    const struct cfg_monitor_discovery *mc; /* &own */
     struct stat kubeconfig_st;              /* of own.kubeconfig_file at start */
     char shard[24];
     int64_t interval_ms, timeout_ms;
@@ -211,7 +210,7 @@ int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), vo
         free(m);
         return rc;
     }
-    const struct cfg_monitor_discovery *mc = m->mc = &m->own;
+    const struct cfg_monitor_discovery *mc = &m->own;
     if (mc->kubeconfig_file && stat(mc->kubeconfig_file, &m->kubeconfig_st) != 0)
         memset(&m->kubeconfig_st, 0, sizeof m->kubeconfig_st);
     m->on_ready = on_ready;
@@ -340,7 +339,7 @@ static int digest_of(const char *text, unsigned char d[32])
     return text && EVP_Digest(text, strlen(text), d, &dl, EVP_sha256(), NULL) && dl == 32 ? 0 : SS_ENOMEM;
 }
 
-/* promop_kube_secret, given up when the builder is asked to stop (a slow API server
+/* promop_kube_secret_until, given up when the builder is asked to stop (a slow API server
  * must not hold up a shutdown or a reload). */
 static int get_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
                       size_t errlen)
@@ -362,7 +361,7 @@ static int build_one(struct collector_monitors *m, json_t *obj, const char *name
         free(set);
         return SS_ENOMEM;
     }
-    const struct cfg_monitor_discovery *mc = m->mc;
+    const struct cfg_monitor_discovery *mc = &m->own;
     struct promop_opts o = {.shards = (uint32_t)mc->shards,
                             .shard = m->shard,
                             .node_name = mc->node_name,
@@ -584,7 +583,7 @@ static void *builder_main(void *ud)
         pthread_mutex_lock(&m->mu);
         if (rc == BUILD_STOPPED)
             break;
-        int64_t every = m->mc->refresh_interval_ms, done = ss_mono_ms();
+        int64_t every = m->own.refresh_interval_ms, done = ss_mono_ms();
         if (full || !next_full)
             next_full = done + every;
         next_retry = rc || g.bad ? done + (every > RETRY_MS ? RETRY_MS : every) : 0;

@@ -93,12 +93,9 @@ struct promop_watch_stats {
 void promop_watch_get_stats(struct promop_watch *w, struct promop_watch_stats *out);
 void promop_watch_stop(struct promop_watch *w); /* joins the threads; NULL is a no-op */
 
-/* A promop_secret_fn that GETs /api/v1/namespaces/NS/secrets/NAME with the
- * `const struct kube_config *` in ud. A 403 names the RBAC rule to add. */
-int promop_kube_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
-                       size_t errlen);
 struct kube_config; /* kube.h */
-/* The same, given up as soon as *stop is set (at most 10 s either way). */
+/* GET /api/v1/namespaces/NS/secrets/NAME and the value of its key KEY (a 403 names the
+ * RBAC rule to add), given up as soon as *stop is set (at most 10 s either way). */
 int promop_kube_secret_until(const struct kube_config *kc, const atomic_bool *stop, const char *ns,
                              const char *name, const char *key, char **value, char *err, size_t errlen);
 

@@ -9,7 +9,7 @@
  * wait for it. The collector reads a snapshot of the objects with
  * promop_watch_objects when on_change fired.
  *
- * The secret reader (promop_kube_secret) GETs one Secret for the translator. */
+ * The secret reader (promop_kube_secret_until) GETs one Secret for the translator. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -478,12 +478,6 @@ static int stop_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_
 {
     (void)a, (void)b, (void)c, (void)d;
     return atomic_load((const atomic_bool *)ud) ? 1 : 0;
-}
-
-int promop_kube_secret(void *ud, const char *ns, const char *name, const char *key, char **value, char *err,
-                       size_t errlen)
-{
-    return promop_kube_secret_until(ud, NULL, ns, name, key, value, err, errlen);
 }
 
 int promop_kube_secret_until(const struct kube_config *kc, const atomic_bool *stop, const char *ns,

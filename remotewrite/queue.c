@@ -54,17 +54,17 @@ size_t rw_record_len(const char *p, size_t avail)
  * wakeup (see commit_stages). A commit hands its staging buffer to the queue as a
  * segment, as it is, and the stage takes a spare 16 KiB buffer (one a sender has
  * emptied, or a new one): no copy into a growing queue buffer, and no realloc of it
- * (those were 3.5% of the 100x1k profile). A commit of at most SMALL_COMMIT_BYTES, or
- * that fills less than half of its buffer (the end of a scrape), is copied into a
- * segment of its own size instead, so that it does not hold 16 KiB. Every commit stays a segment of its own, with its own time: the oldest
- * commit across queues is dropped first when the bound is reached. A segment goes back as soon as it
- * is taken, so queue memory follows what is queued: nothing is kept for a queue that
- * empties (under churn, kept queue buffers had crept up to the largest commit each
- * queue ever saw), and at most RW_SPARE_SEGMENTS spares are kept per remote. */
+ * (those were 3.5% of the 100x1k profile). A commit that fills less than half of its
+ * buffer (the end of a scrape) is copied into a segment of its own size instead, so a
+ * segment never holds more than twice its bytes. Every commit stays a segment of its
+ * own, with its own time: the oldest commit across queues is dropped first when the
+ * bound is reached. A segment goes back as soon as it is taken, so queue memory
+ * follows what is queued: nothing is kept for a queue that empties (under churn, kept
+ * queue buffers had crept up to the largest commit each queue ever saw), and at most
+ * RW_SPARE_SEGMENTS spares are kept per remote. */
 #define STAGE_FLUSH_BYTES (12u << 10)
 #define STAGE_START_CAP   (16u << 10) /* ss_buf_reserve's size for STAGE_FLUSH_BYTES + a record */
 #define STAGE_KEEP_BYTES  (32u << 10)
-#define SMALL_COMMIT_BYTES (4u << 10)
 
 static void commit_stages(struct rw_remote *r, int lo, int hi);
 
@@ -519,7 +519,7 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
          * into a buffer of its size, so that a segment never holds more than twice
          * its bytes (as a queue buffer growing by doubling did). */
         struct ss_buf seg;
-        if (bytes <= SMALL_COMMIT_BYTES || bytes < st->cap / 2) {
+        if (bytes < st->cap / 2) {
             ss_buf_init(&seg, 0);
             seg.data = malloc(bytes + 1);
             if (!seg.data) {

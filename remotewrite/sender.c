@@ -425,13 +425,15 @@ void *rw_sender_main(void *arg)
             cursor = q + n;
         }
         atomic_store(&sd->kick, false); /* a kick is for the batch in flight when it came */
+        if (!taken) { /* records were there but none could be taken (no memory): no spin */
+            timed_wait(&sd->cv, &r->qmu, 100);
+            continue;
+        }
         pthread_mutex_unlock(&r->qmu);
 
         enum send_result res = SEND_SPILL;
         ss_buf_reset(&comp); /* rw_snappy_compress appends */
-        if (!taken) {
-            res = SEND_OK;
-        } else if (rw_snappy_compress(body.data, body.len, &comp)) {
+        if (rw_snappy_compress(body.data, body.len, &comp)) {
             atomic_fetch_add(&r->dropped[DROP_ENCODE], taken);
             res = SEND_OK;
             taken = 0;
@@ -479,8 +481,6 @@ void *rw_sender_main(void *arg)
             }
         }
         pthread_mutex_lock(&r->qmu);
-        if (!taken) /* records were there but none could be taken (no memory): no spin */
-            timed_wait(&sd->cv, &r->qmu, 100);
         n = atomic_load(&r->nsenders);
         for (int k = 0; k < ntq; k++) {
             r->queues[taken_q[k]].busy = false;

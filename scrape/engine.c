@@ -219,22 +219,10 @@ static uint64_t gmemo_set(struct target *t, const char *const gp[3], const size_
     return group;
 }
 
-/* The sinks' hint for the series, kept in its entry (keep; NULL: not kept, the entry
- * is going away). */
-static void emit_entry_to(struct target *t, const struct series_entry *e, double v, int64_t ts,
-                          uint8_t *hint_out);
-
+/* keep: the entry itself, which keeps the hint the sinks ask for (NULL: the entry is
+ * going away). */
 static void emit_entry(struct target *t, const struct series_entry *e, double v, int64_t ts,
                        struct series_entry *keep)
-{
-    uint8_t hint = keep ? series_hint(keep) : 0;
-    emit_entry_to(t, e, v, ts, keep ? &hint : NULL);
-    if (keep && hint != series_hint(keep) && hint <= SCRAPE_HINT_MAX)
-        series_set_hint(keep, hint);
-}
-
-static void emit_entry_to(struct target *t, const struct series_entry *e, double v, int64_t ts,
-                          uint8_t *hint_out)
 {
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
@@ -243,7 +231,8 @@ static void emit_entry_to(struct target *t, const struct series_entry *e, double
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0, series_hint(e), hint_out};
+    uint8_t hint = series_hint(e), hint_new = hint;
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0, hint, keep ? &hint_new : NULL};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -264,42 +253,40 @@ static void emit_entry_to(struct target *t, const struct series_entry *e, double
         if (memo_hit)
             s.group = t->gmemo.group;
     }
-    if (!m->ext.n) {
-        if (t->gmemo.on && !memo_hit)
-            s.group = gmemo_set(t, gp, gl, ss_labels_group_hash(labels, (size_t)n));
-        m->sink.series(m->sink.ud, &s);
-        return;
-    }
     struct ss_label merged[MAX_LABELS + 8 + 64];
-    const struct ss_label *x = m->ext.v;
-    size_t nx = m->ext.n, i = 0, j = 0, k = 0;
-    ss_buf_reset(&m->merged_wire);
-    bool with_wire = ss_buf_reserve(&m->merged_wire, e->len + m->ext_wire.len) == 0;
-    char *p = m->merged_wire.data;
-    while (i < (size_t)n || j < nx) {
-        int c = i == (size_t)n ? 1 : j == nx ? -1 : ss_str_cmp(labels[i].name, x[j].name);
-        size_t from, to;
-        const char *src;
-        if (c <= 0) {
-            src = wire, from = i ? ends[i - 1] : 0, to = ends[i];
-            merged[k++] = labels[i++];
-            j += c == 0;
-        } else {
-            src = m->ext_wire.data, from = j ? m->ext_ends[j - 1] : 0, to = m->ext_ends[j];
-            merged[k++] = x[j++];
+    if (m->ext.n) {
+        const struct ss_label *x = m->ext.v;
+        size_t nx = m->ext.n, i = 0, j = 0, k = 0;
+        ss_buf_reset(&m->merged_wire);
+        bool with_wire = ss_buf_reserve(&m->merged_wire, e->len + m->ext_wire.len) == 0;
+        char *p = m->merged_wire.data;
+        while (i < (size_t)n || j < nx) {
+            int c = i == (size_t)n ? 1 : j == nx ? -1 : ss_str_cmp(labels[i].name, x[j].name);
+            size_t from, to;
+            const char *src;
+            if (c <= 0) {
+                src = wire, from = i ? ends[i - 1] : 0, to = ends[i];
+                merged[k++] = labels[i++];
+                j += c == 0;
+            } else {
+                src = m->ext_wire.data, from = j ? m->ext_ends[j - 1] : 0, to = m->ext_ends[j];
+                merged[k++] = x[j++];
+            }
+            if (with_wire) {
+                memcpy(p, src + from, to - from);
+                p += to - from;
+            }
         }
-        if (with_wire) {
-            memcpy(p, src + from, to - from);
-            p += to - from;
-        }
+        s.labels = merged;
+        s.nlabels = k;
+        s.wire_labels = with_wire ? m->merged_wire.data : NULL;
+        s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
     }
-    s.labels = merged;
-    s.nlabels = k;
     if (t->gmemo.on && !memo_hit) /* the external labels are the same for every series */
-        s.group = gmemo_set(t, gp, gl, ss_labels_group_hash(merged, k));
-    s.wire_labels = with_wire ? m->merged_wire.data : NULL;
-    s.wire_labels_len = with_wire ? (size_t)(p - m->merged_wire.data) : 0;
+        s.group = gmemo_set(t, gp, gl, ss_labels_group_hash(s.labels, s.nlabels));
     m->sink.series(m->sink.ud, &s);
+    if (keep && hint_new != hint && hint_new <= SCRAPE_HINT_MAX)
+        series_set_hint(keep, hint_new);
 }
 
 /* series_table_sweep's callback: a stale marker for a series that went away. */

@@ -557,8 +557,7 @@ void series_table_clear_raw(struct series_table *t)
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
     for (uint32_t i = 0; i < t->n; i++) {
         t->e[i].raw = 0;
-        if (!(t->e[i].flags & SERIES_FREE))
-            series_set_hint(&t->e[i], 0);
+        series_set_hint(&t->e[i], 0); /* a free slot has none anyway */
     }
 }
 

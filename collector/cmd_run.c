@@ -385,6 +385,9 @@ int collector_cmd_run(int argc, char **argv)
         goto done;
     sig_started = true;
     collector_http_set_ready(http, true);
+    /* started: config parsing, job setup and the first connections are behind us */
+    size_t trimmed = ss_mem_trim();
+    ss_debug("main", "gave back %zu KiB of start-up pages", trimmed);
 
     while (!atomic_load(&st.exit_requested)) {
         /* a job set built (and coalesced) on monitor discovery's builder thread; also
@@ -450,6 +453,7 @@ int collector_cmd_run(int argc, char **argv)
             atomic_fetch_add(&st.reloads_ok, 1);
             atomic_store(&st.last_reload_ok, true);
             ss_info("main", "configuration reloaded: %zu jobs", jobs.njobs);
+            ss_mem_trim();
         }
     }
     ret = 0;

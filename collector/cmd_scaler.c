@@ -404,6 +404,7 @@ int collector_cmd_scaler(int argc, char **argv)
     if (pthread_create(&sigthr, NULL, signal_thread, &st) != 0)
         goto done;
     sig_started = true;
+    ss_mem_trim(); /* started: the config and client set-up pages can go */
     scaler_runner_run(st.runner);
     ret = 0;
 done:

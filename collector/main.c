@@ -33,6 +33,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    ss_mem_trim();
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("scrapeship %s (%s)\n", SS_VERSION, curl_version());
         return 0;
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc;
+    /* the libraries are loaded and started: their start-up pages can go (common/memtrim.c) */
+    ss_mem_trim();
     if (strcmp(cmd, "run") == 0)
         rc = collector_cmd_run(argc - 1, argv + 1);
     else if (strcmp(cmd, "scrape") == 0)

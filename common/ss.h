@@ -222,6 +222,18 @@ int ss_parse_size(const char *s, uint64_t *out);
  * libm (the scrape and remote-write paths need none of it). */
 bool ss_is_integral(double v);
 
+/* ---- memory ------------------------------------------------------------ */
+
+/* Give back to the kernel the pages that starting needed and running does not: free
+ * heap (malloc_trim), and the resident pages of read-only file mappings (the code and
+ * constants of the binary and of every shared library), which a later touch maps back
+ * from the page cache. Only private, non-writable file mappings that hold no page of
+ * their own (smaps "Anonymous: 0 kB") are dropped, so no byte the process wrote is
+ * ever lost. Call it when start-up or a reload is over; it costs a walk of
+ * /proc/self/smaps and, later, one minor fault per page that is used again. Returns
+ * the KiB dropped from file mappings (what smaps counted resident just before). */
+size_t ss_mem_trim(void);
+
 /* ---- time -------------------------------------------------------------- */
 
 int64_t ss_now_ms(void);      /* wall clock, ms since the epoch */

@@ -49,13 +49,12 @@
 #define GZ_WHOLE_MAX (64u * 1024 * 1024)
 /* ...but a body known to be bigger than this streams anyway (finish_gzip). */
 #define GZ_WHOLE_PREFER (8u * 1024 * 1024)
-/* Compressed-body buffers. A target keeps its own between scrapes up to
- * GZ_OWN_BYTES (a small target's body: no allocation per scrape). A bigger one goes
- * back to the manager's few spares when the scrape ends, up to GZ_KEEP_BYTES, and the
- * next big body takes a spare: those buffers follow the scrapes in flight, not the
- * number of targets (10 KiB per 1k series gzipped: 100 targets of 10k series would
- * otherwise hold 10 MB between scrapes). */
-#define GZ_OWN_BYTES  (16u * 1024)
+/* Compressed-body buffers. No target keeps one between scrapes: when a scrape ends
+ * its buffer goes back to the manager's few spares (up to GZ_KEEP_BYTES), and the next
+ * gzip body takes a spare. So they follow the scrapes in flight, not the number of
+ * targets (10 KiB per 1k series gzipped: 100 targets kept 1.6 MB of 16 KiB buffers
+ * between scrapes, 100 targets of 10k series would keep 10 MB), and a steady scrape
+ * allocates none. */
 #define GZ_KEEP_BYTES (1u * 1024 * 1024)
 #define GZ_SPARES     4
 
@@ -115,6 +114,7 @@ struct target {
     bool body_started;
     bool gzip;                   /* Content-Encoding: gzip, decoded by us */
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
+    uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
     struct scrape_gzstream *gzs; /* set once the body streams through zlib instead */
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
@@ -232,7 +232,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
     uint8_t hint = series_hint(e), hint_new = hint;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, wire, e->len, 0, hint, keep ? &hint_new : NULL};
+    struct scrape_series s = {labels, (size_t)n, v, ts,   e->hash,
+                              wire,   e->len,    0, hint, keep ? &hint_new : NULL};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -597,6 +598,29 @@ static int gz_start_stream(struct target *t)
     return rc;
 }
 
+/* A gzip body starts: take the smallest spare that holds `need` bytes (the target's
+ * last compressed body, or this first chunk), else the biggest spare. A body that
+ * outgrows it grows it (ss_buf_append). */
+static void gz_take_spare(struct target *t, size_t need)
+{
+    struct ss_buf *pick = NULL;
+    for (int i = 0; i < GZ_SPARES; i++) {
+        struct ss_buf *sp = &t->m->gz_spare[i];
+        if (!sp->cap)
+            continue;
+        bool fits = sp->cap >= need, pick_fits = pick && pick->cap >= need;
+        if (!pick || (fits && (!pick_fits || sp->cap < pick->cap)) ||
+            (!fits && !pick_fits && sp->cap > pick->cap))
+            pick = sp;
+    }
+    if (!pick)
+        return;
+    ss_buf_free(&t->gz);
+    t->gz = *pick;
+    ss_buf_reset(&t->gz);
+    ss_buf_init(pick, 0);
+}
+
 /* Compressed bytes: collected until the body is complete. A body whose compressed
  * size already passes body_size_limit (plus deflate's worst-case framing) fails as a
  * plain one would; past GZ_WHOLE_MAX without such a limit it streams instead. */
@@ -613,19 +637,8 @@ static int feed_gzip(struct target *t, const char *p, size_t n)
         int rc = gz_start_stream(t);
         return rc ? rc : gz_stream(t, p, n);
     }
-    if (t->gz.len + n > t->gz.cap && t->gz.cap <= GZ_OWN_BYTES) /* growing past its own: a spare */
-        for (int i = 0; i < GZ_SPARES; i++) {
-            struct ss_buf *sp = &t->m->gz_spare[i];
-            if (sp->cap > t->gz.cap) {
-                memcpy(sp->data, t->gz.data, t->gz.len);
-                sp->len = t->gz.len;
-                struct ss_buf own = t->gz;
-                t->gz = *sp;
-                ss_buf_free(&own);
-                ss_buf_init(sp, 0);
-                break;
-            }
-        }
+    if (!t->gz.cap)
+        gz_take_spare(t, n > t->gz_last ? n : t->gz_last);
     if (ss_buf_append(&t->gz, p, n))
         return target_fail(t, FAIL_OTHER, "out of memory");
     return 0;
@@ -803,14 +816,16 @@ static void log_failure(struct target *t)
             t->spec.url.data, fail_reason_names[t->fail], t->err);
 }
 
-/* The scrape is over: drop the zlib stream; keep a small compressed buffer, give a
- * bigger one to the spares (or back to malloc). */
+/* The scrape is over: drop the zlib stream; give the compressed buffer to the spares
+ * (or back to malloc). */
 static void gz_reset(struct target *t)
 {
     scrape_gzstream_free(t->gzs);
     t->gzs = NULL;
+    if (t->gz.len)
+        t->gz_last = t->gz.len < UINT32_MAX ? (uint32_t)t->gz.len : UINT32_MAX;
     ss_buf_reset(&t->gz);
-    if (t->gz.cap <= GZ_OWN_BYTES)
+    if (!t->gz.cap)
         return;
     struct ss_buf *spare = NULL;
     for (int i = 0; i < GZ_SPARES && t->gz.cap <= GZ_KEEP_BYTES; i++) {
@@ -1411,7 +1426,8 @@ int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss
         return SS_ELIMIT;
     bool same = n == m->ext.n;
     for (size_t i = 0; same && i < n; i++)
-        same = ss_str_eq_cstr(m->ext.v[i].name, ext[i].key) && ss_str_eq_cstr(m->ext.v[i].value, ext[i].value);
+        same =
+            ss_str_eq_cstr(m->ext.v[i].name, ext[i].key) && ss_str_eq_cstr(m->ext.v[i].value, ext[i].value);
     if (!same) /* the sinks' hints were derived from the labels with the old ones merged in */
         for (struct target *t = m->targets; t; t = t->next)
             series_table_clear_raw(&t->series);

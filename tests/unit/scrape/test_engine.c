@@ -465,8 +465,8 @@ static void test_stale_series_disappears(void **state)
     serve(200, TEXT, "keep 1\n");
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
-    assert_int_equal(count_stale(), 1); /* "go"; never "explicit" (explicit timestamp) */
-    assert_int_equal(cap.with_hint, 2); /* keep, and go's stale marker */
+    assert_int_equal(count_stale(), 1);  /* "go"; never "explicit" (explicit timestamp) */
+    assert_int_equal(cap.with_hint, 2);  /* keep, and go's stale marker */
     assert_int_equal(cap.hint_asked, 1); /* keep again; not the marker of a series going away */
     snprintf(t, sizeof t, "go{instance=\"%s\",job=\"test\",team=\"a\"}", addr);
     const struct rec *r = find(t);
@@ -956,6 +956,67 @@ static void test_gzip_same_as_plain(void **state)
     scrape_manager_free(m);
 }
 
+/* Live series of the capture, sorted, without the figures that differ between a fresh
+ * manager and one that scraped other bodies before (duration, series added). */
+static size_t snapshot_live(struct rec *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < cap.n; i++)
+        if (!cap.v[i].stale && !strstr(cap.v[i].text, "scrape_duration_seconds") &&
+            !strstr(cap.v[i].text, "scrape_series_added"))
+            out[k++] = cap.v[i];
+    qsort(out, k, sizeof out[0], cmp_rec);
+    return k;
+}
+
+static struct rec small_recs[2048], big_recs[2048];
+
+/* No target keeps a compressed-body buffer between scrapes: each body takes one of the
+ * manager's spares and gives it back. Bodies that grow and shrink from scrape to scrape
+ * (a spare too small, one too big, none yet) still arrive whole, and parse as plain. */
+static void test_gzip_spares_follow_bodies(void **state)
+{
+    (void)state;
+    static char small[8000], big[60000];
+    build_body(small, sizeof small, 60);
+    build_body(big, sizeof big, 900);
+    struct scrape_job j = base_job();
+    size_t nsmall, nbig;
+    struct scrape_manager *m = manager(&j);
+    serve(200, TEXT, small);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    nsmall = snapshot_live(small_recs);
+    scrape_manager_free(m);
+    m = manager(&j);
+    serve(200, TEXT, big);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    nbig = snapshot_live(big_recs);
+    scrape_manager_free(m);
+    assert_true(nsmall > 60 && nbig > 900);
+
+    m = manager(&j);
+    const char *order = "sbbssbsbbs"; /* s: small, b: big (level 1: about twice the bytes) */
+    for (const char *o = order; *o; o++) {
+        const char *body = *o == 's' ? small : big;
+        size_t n = 0;
+        unsigned char *gz = gzip_member(body, strlen(body), *o == 's' ? 9 : 1, &n);
+        serve_raw(gz, n, "gzip");
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        size_t got = snapshot_live(gz_recs);
+        const struct rec *want = *o == 's' ? small_recs : big_recs;
+        assert_int_equal(got, *o == 's' ? nsmall : nbig);
+        for (size_t i = 0; i < got; i++) {
+            assert_string_equal(gz_recs[i].text, want[i].text);
+            assert_true(gz_recs[i].value == want[i].value);
+        }
+    }
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
 /* RFC 1952 §2.2: a body may be several members back to back (`cat a.gz b.gz`, which
  * nginx's gzip_static serves as is); Go's gzip.Reader reads them all, so do we. */
 static void test_gzip_multi_member(void **state)
@@ -1186,6 +1247,7 @@ int main(void)
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_gzip_same_as_plain),
+        cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_gzip_multi_member),
         cmocka_unit_test(test_gzip_corrupt_and_truncated),
         cmocka_unit_test(test_gzip_bomb_body_size_limit),

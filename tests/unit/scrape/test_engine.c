@@ -138,10 +138,12 @@ static struct {
     int scrapes;
     bool last_up;
     char last_error[512];
-    size_t with_wire;  /* series that came with wire bytes */
-    size_t with_group; /* series that came with their group (ss_labels_group_hash) */
-    size_t with_hint;  /* series that came with the hint this sink asked to keep */
-    size_t hint_asked; /* series for which the sink could ask to keep one */
+    size_t with_wire;    /* series that came with wire bytes */
+    size_t with_group;   /* series that came with their group (ss_labels_group_hash) */
+    size_t with_hint;    /* series that came with the hint this sink asked to keep */
+    size_t hint_asked;   /* series for which the sink could ask to keep one */
+    int64_t starts[256]; /* start_ms of each scrape, in order */
+    size_t nstarts;
 } cap;
 
 /* The hint this sink keeps with a series: derived from its labels alone. */
@@ -157,6 +159,8 @@ static void on_begin(void *ud, const struct scrape_report *r)
 {
     (void)ud;
     cap.scrapes++;
+    if (cap.nstarts < sizeof cap.starts / sizeof cap.starts[0])
+        cap.starts[cap.nstarts++] = r->start_ms;
     cap.last_up = r->up;
     snprintf(cap.last_error, sizeof cap.last_error, "%s", r->error ? r->error : "");
 }
@@ -879,6 +883,55 @@ static void test_self_metrics_escape_job(void **state)
     scrape_manager_free(m);
 }
 
+/* ---- schedule ----------------------------------------------------------------------- */
+
+static void *run_manager(void *m)
+{
+    scrape_manager_run(m);
+    return NULL;
+}
+
+/* Scrapes start on slots (a tenth of the interval, at most 100 ms), so the targets of
+ * a slot start in one wakeup: 12 targets every second start on the wall clock's
+ * 100 ms boundaries (plus the loop's wakeup delay), not spread to the millisecond. */
+static void test_scrapes_start_on_slots(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    enum { N = 12 };
+    static const char *tl[1];
+    static struct ss_kv labels[N][1];
+    static char vals[N][8];
+    static struct scrape_target_group groups[N];
+    tl[0] = addr;
+    for (int i = 0; i < N; i++) {
+        snprintf(vals[i], sizeof vals[i], "%d", i);
+        labels[i][0] = (struct ss_kv){"n", vals[i]};
+        groups[i] = (struct scrape_target_group){tl, 1, labels[i], 1};
+    }
+    struct scrape_job j = base_job();
+    j.interval_ms = 1000;
+    j.timeout_ms = 900;
+    j.static_groups = groups;
+    j.nstatic_groups = N;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    cap.nstarts = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_manager, m), 0);
+    usleep(2600 * 1000);
+    scrape_manager_stop(m);
+    pthread_join(th, NULL);
+    assert_true(cap.nstarts >= 2 * N);
+    size_t on_slot = 0;
+    for (size_t i = 0; i < cap.nstarts; i++)
+        on_slot += cap.starts[i] % 100 < 50;
+    /* spread to the millisecond, half would be; a loaded machine may start a few late */
+    if (on_slot * 100 < cap.nstarts * 85)
+        fail_msg("%zu of %zu scrapes started within 50 ms of a 100 ms slot", on_slot, cap.nstarts);
+    scrape_manager_free(m);
+}
+
 /* ---- gzip --------------------------------------------------------------------------- */
 
 /* A body of n samples across several 16 KiB chunks, with HELP/TYPE lines. */
@@ -1246,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_reload_relabel_changes_labels),
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
+        cmocka_unit_test(test_scrapes_start_on_slots),
         cmocka_unit_test(test_gzip_same_as_plain),
         cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_gzip_multi_member),

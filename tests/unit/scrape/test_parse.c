@@ -439,15 +439,86 @@ static void check_decimal(const char *num)
         fail_msg("%s: rc %d, parsed %.17g, strtod %.17g", num, rc, got, want);
 }
 
+/* A token that is no number, as a sample's value: the line fails. */
+static void check_not_decimal(const char *num)
+{
+    char body[96];
+    snprintf(body, sizeof body, "a %s\n", num);
+    struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT};
+    struct scrape_parser *p;
+    assert_int_equal(scrape_parser_new(&opts, &p), 0);
+    double got = 0;
+    struct scrape_parser_cb cb = {.sample = keep_value, .ud = &got};
+    int rc = scrape_parser_feed(p, body, strlen(body), &cb);
+    if (!rc)
+        rc = scrape_parser_finish(p, &cb);
+    scrape_parser_free(p);
+    if (!rc)
+        fail_msg("%s: parsed as %.17g", num, got);
+}
+
 static void test_decimals_match_strtod(void **state)
 {
     (void)state;
-    static const char *const fixed[] = {
-        "0", "-0", "+0", "00000", "0.0", "1.", ".5", "-.5", "+7", "9007199254740991", "9007199254740992",
-        "9007199254740993", "9007199254740991.5", "900719925474099.15", "1234567890123456789",
-        "12345678901234567890", "99999999999999999999", "0.1", "0.30000000000000004", "-123.456",
-        "0.0000000000000000000001", "0.00000000000000000000001", "1234567.1234567890123",
-        "12907031.849581", "0000000000000000000012.5", "18446744073709551615", "18446744073709551616"};
+    /* runs of 8 digits are read a word at a time: the bytes next to '0' and '9'
+     * (0x2F, 0x3A), the same with the high bit set, at every place of a word */
+    static const char *const bad[] = {"1234567/",
+                                      "/2345678",
+                                      "1234:678",
+                                      "12345678:",
+                                      "123456789/12345678",
+                                      "12345678\xb0",
+                                      "\xb9"
+                                      "1234567",
+                                      "1234\xba"
+                                      "678",
+                                      "12345678123456781:3"};
+    char edge[32];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        check_not_decimal(bad[i]);
+    for (int at = 0; at < 8; at++)
+        for (int c = 0; c < 6; c++) {
+            static const unsigned char odd[] = {0x2F, 0x3A, 0xAF, 0xB0, 0xB9, 0xBA};
+            snprintf(edge, sizeof edge, "9876543210123456");
+            edge[at] = (char)odd[c];
+            check_not_decimal(edge);
+            edge[8 + at] = '0';
+            check_not_decimal(edge);
+        }
+    check_decimal("12345678");
+    check_decimal("99999999");
+    check_decimal("00000000");
+    check_decimal("1234567812345678");
+    check_decimal("12345678123456781");
+    check_decimal("123456781234567812");
+    check_decimal("1234567812345678.25");
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "+0",
+                                        "00000",
+                                        "0.0",
+                                        "1.",
+                                        ".5",
+                                        "-.5",
+                                        "+7",
+                                        "9007199254740991",
+                                        "9007199254740992",
+                                        "9007199254740993",
+                                        "9007199254740991.5",
+                                        "900719925474099.15",
+                                        "1234567890123456789",
+                                        "12345678901234567890",
+                                        "99999999999999999999",
+                                        "0.1",
+                                        "0.30000000000000004",
+                                        "-123.456",
+                                        "0.0000000000000000000001",
+                                        "0.00000000000000000000001",
+                                        "1234567.1234567890123",
+                                        "12907031.849581",
+                                        "0000000000000000000012.5",
+                                        "18446744073709551615",
+                                        "18446744073709551616"};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         check_decimal(fixed[i]);
     uint64_t x = 0x2545F4914F6CDD1DULL;

@@ -891,13 +891,11 @@ static void *run_manager(void *m)
     return NULL;
 }
 
-/* Scrapes start on slots (25 ms, a fortieth of shorter intervals), so the targets of
- * a slot start in one wakeup: 20 targets every second start on the wall clock's 25 ms
- * boundaries (plus the loop's wakeup delay), not spread to the millisecond. */
-static void test_scrapes_start_on_slots(void **state)
+/* 20 targets every second serving `body`, for 2.6 s: how many of their scrapes after
+ * the first round started on (within 12 ms of) the wall clock's 25 ms boundaries. */
+static size_t scrapes_on_slots(const char *body, size_t *n)
 {
-    (void)state;
-    serve(200, TEXT, "a 1\n");
+    serve(200, TEXT, body);
     enum { N = 20 };
     static const char *tl[1];
     static struct ss_kv labels[N][1];
@@ -922,18 +920,42 @@ static void test_scrapes_start_on_slots(void **state)
     usleep(2600 * 1000);
     scrape_manager_stop(m);
     pthread_join(th, NULL);
+    scrape_manager_free(m);
     assert_true(cap.nstarts >= 2 * N);
     size_t on_slot = 0;
-    for (size_t i = 0; i < cap.nstarts; i++) {
+    for (size_t i = N; i < cap.nstarts; i++) { /* the first round: each target's phase */
         /* the wall clock's and the monotonic clock's milliseconds may tick apart:
          * a start 1-2 ms before its slot is on it too */
         int64_t d = cap.starts[i] % 25;
         on_slot += d < 12 || d >= 23;
     }
-    /* spread to the millisecond, 60% would be; a loaded machine may start a few late */
-    if (on_slot * 100 < cap.nstarts * 85)
-        fail_msg("%zu of %zu scrapes started within 12 ms of a 25 ms slot", on_slot, cap.nstarts);
-    scrape_manager_free(m);
+    *n = cap.nstarts - N;
+    return on_slot;
+}
+
+/* A small target moves to its slot (25 ms, a fortieth of shorter intervals) after its
+ * first scrape, so the small targets of a slot start in one wakeup; spread to the
+ * millisecond, 60% of the starts would fall within 12 ms of a slot by chance. */
+static void test_small_targets_start_on_slots(void **state)
+{
+    (void)state;
+    size_t n, on = scrapes_on_slots("a 1\n", &n);
+    if (on * 100 < n * 85) /* a loaded machine may start a few late */
+        fail_msg("%zu of %zu scrapes started within 12 ms of a 25 ms slot", on, n);
+}
+
+/* A target of more than 2000 series keeps its phase to the millisecond: two of them
+ * finishing together would queue twice the samples at once. */
+static void test_big_targets_keep_their_phase(void **state)
+{
+    (void)state;
+    static char body[120000];
+    size_t pos = 0;
+    for (int i = 0; i < 2100; i++)
+        pos += (size_t)snprintf(body + pos, sizeof body - pos, "big{i=\"%d\"} %d\n", i, i);
+    size_t n, on = scrapes_on_slots(body, &n);
+    if (on * 100 >= n * 85)
+        fail_msg("%zu of %zu scrapes of big targets started on a 25 ms slot", on, n);
 }
 
 /* ---- gzip --------------------------------------------------------------------------- */
@@ -1303,7 +1325,8 @@ int main(void)
         cmocka_unit_test(test_reload_relabel_changes_labels),
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
-        cmocka_unit_test(test_scrapes_start_on_slots),
+        cmocka_unit_test(test_small_targets_start_on_slots),
+        cmocka_unit_test(test_big_targets_keep_their_phase),
         cmocka_unit_test(test_gzip_same_as_plain),
         cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_gzip_multi_member),

@@ -420,19 +420,26 @@ static int keep_value(void *ud, const struct scrape_parsed_sample *s)
     return 0;
 }
 
-static void check_decimal(const char *num)
+/* The line "a NUM": the parser's result code, and the value it parsed into *got. */
+static int parse_value(const char *num, double *got)
 {
     char body[96];
     snprintf(body, sizeof body, "a %s\n", num);
     struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT};
     struct scrape_parser *p;
     assert_int_equal(scrape_parser_new(&opts, &p), 0);
-    double got = -12345.0;
-    struct scrape_parser_cb cb = {.sample = keep_value, .ud = &got};
+    struct scrape_parser_cb cb = {.sample = keep_value, .ud = got};
     int rc = scrape_parser_feed(p, body, strlen(body), &cb);
     if (!rc)
         rc = scrape_parser_finish(p, &cb);
     scrape_parser_free(p);
+    return rc;
+}
+
+static void check_decimal(const char *num)
+{
+    double got = -12345.0;
+    int rc = parse_value(num, &got);
     char *end;
     double want = strtod(num, &end);
     if (rc || memcmp(&got, &want, sizeof got) != 0)
@@ -442,18 +449,8 @@ static void check_decimal(const char *num)
 /* A token that is no number, as a sample's value: the line fails. */
 static void check_not_decimal(const char *num)
 {
-    char body[96];
-    snprintf(body, sizeof body, "a %s\n", num);
-    struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT};
-    struct scrape_parser *p;
-    assert_int_equal(scrape_parser_new(&opts, &p), 0);
     double got = 0;
-    struct scrape_parser_cb cb = {.sample = keep_value, .ud = &got};
-    int rc = scrape_parser_feed(p, body, strlen(body), &cb);
-    if (!rc)
-        rc = scrape_parser_finish(p, &cb);
-    scrape_parser_free(p);
-    if (!rc)
+    if (!parse_value(num, &got))
         fail_msg("%s: parsed as %.17g", num, got);
 }
 

@@ -228,10 +228,13 @@ bool ss_is_integral(double v);
  * heap (malloc_trim), and the resident pages of read-only file mappings (the code and
  * constants of the binary and of every shared library), which a later touch maps back
  * from the page cache. Only private, non-writable file mappings that hold no page of
- * their own (smaps "Anonymous: 0 kB") are dropped, so no byte the process wrote is
- * ever lost. Call it when start-up or a reload is over; it costs a walk of
- * /proc/self/smaps and, later, one minor fault per page that is used again. Returns
- * the KiB dropped from file mappings (what smaps counted resident just before). */
+ * their own, in memory or in swap (smaps "Anonymous" and "Swap" 0 kB), are dropped, so
+ * no byte the process wrote is ever lost. While the process is single-threaded the
+ * pages are unmapped (MADV_DONTNEED); once other threads run, which could replace a
+ * mapping between the smaps walk and the call, they are paged out (MADV_PAGEOUT,
+ * which never discards data). Call it when start-up or a reload is over; it costs a
+ * walk of /proc/self/smaps and, later, one minor fault per page that is used again.
+ * Returns the KiB dropped from file mappings (what smaps counted resident just before). */
 size_t ss_mem_trim(void);
 
 /* ---- time -------------------------------------------------------------- */

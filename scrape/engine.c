@@ -67,10 +67,11 @@
  * samples queue together: 100 targets x 1k every 1 s took -9% CPU and +0.5 MB peak RSS
  * with 25 ms slots, -16% and +1 MB with 50 ms, -24% and +2 MB with 100 ms, and two
  * 10k-series targets that met in a slot +1.5 MB (README, Performance). So a target
- * moves to its slot after its first good scrape, and only when that had at most
- * SLOT_MAX_SERIES series; a bigger one keeps its phase to the millisecond. Either way
- * its scrapes stay one interval apart, and its phase (slot) is stable across restarts;
- * the one move shortens one interval by less than a slot. */
+ * moves to its slot after a good scrape of at most SLOT_MAX_SERIES series, and back to
+ * its phase to the millisecond after one of more than twice that (an exporter that grew
+ * after start-up; between the two it stays where it is). Its scrapes stay one interval
+ * apart, and its phase and slot are stable across restarts; a move shortens or
+ * lengthens one interval by less than a slot. */
 #define PHASE_SLOT_MS   25
 #define SLOT_MAX_SERIES 2000
 
@@ -122,7 +123,7 @@ struct target {
     struct curl_slist *headers; /* may hold Authorization: wiped on free */
     bool easy_ready;            /* easy holds the options of the current job config */
     char errbuf[CURL_ERROR_SIZE];
-    bool slotted; /* decided whether it starts on a slot (move_to_slot) */
+    bool on_slot; /* starts on its slot, not its phase (move_to_slot) */
     bool in_flight;
     int64_t next_ms; /* monotonic */
 
@@ -188,7 +189,7 @@ struct scrape_manager {
 };
 
 static void heap_push(struct scrape_manager *m, struct target *t);
-static void move_to_slot(struct target *t);
+static void move_to_slot(struct target *t, bool on);
 static void heap_rebuild(struct scrape_manager *m);
 
 double scrape_stale_nan(void)
@@ -919,11 +920,11 @@ static void finish_scrape(struct target *t, CURLcode res)
         }
         t->gmemo.on = false;
     }
-    if (!t->slotted && !t->failed) {
-        if (t->series.norder <= SLOT_MAX_SERIES)
-            move_to_slot(t); /* next_ms: not in the heap while its scrape finishes */
-        t->slotted = true;
-    }
+    /* next_ms may move: the target is not in the heap while its scrape finishes */
+    if (!t->failed && !t->on_slot && t->series.norder <= SLOT_MAX_SERIES)
+        move_to_slot(t, true);
+    else if (!t->failed && t->on_slot && t->series.norder > 2 * SLOT_MAX_SERIES)
+        move_to_slot(t, false);
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
      * missing now, or all of them when this scrape failed */
     t->start_ms_stale = t->start_ms;
@@ -980,14 +981,14 @@ static int64_t first_offset_ms(const struct target *t)
     return ((phase - now % iv) % iv + iv) % iv;
 }
 
-/* A target that is small enough starts on its slot from now on (PHASE_SLOT_MS). */
-static void move_to_slot(struct target *t)
+/* From the next scrape on, t starts on its slot (on) or on its phase (PHASE_SLOT_MS). */
+static void move_to_slot(struct target *t, bool on)
 {
-    t->slotted = true;
+    t->on_slot = on;
     int64_t iv = t->spec.interval_ms;
     int64_t slot = iv / 40 < PHASE_SLOT_MS ? iv / 40 : PHASE_SLOT_MS;
-    if (slot > 1)
-        t->next_ms -= (int64_t)(t->spec.identity % (uint64_t)iv) % slot;
+    int64_t past = slot > 1 ? (int64_t)(t->spec.identity % (uint64_t)iv) % slot : 0;
+    t->next_ms += on ? -past : past;
 }
 
 static struct target *target_new(struct scrape_manager *m, struct job_state *js,

@@ -520,6 +520,10 @@ static bool ci_eq(const char *s, const char *lower, size_t n)
  * combined a word at a time (pairs, then quads, then the eight), little-endian. */
 static inline bool eight_digits(const char *q, uint64_t *v)
 {
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    (void)q, (void)v;
+    return false; /* the byte loop reads them */
+#endif
     uint64_t x;
     memcpy(&x, q, 8);
     /* every byte 0x30..0x39: high nibble 3, and adding 6 does not carry out of it */

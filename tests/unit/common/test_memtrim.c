@@ -1,5 +1,6 @@
 /* test_memtrim.c: ss_mem_trim drops clean file pages and never a page the process wrote. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,22 +41,22 @@ static void smaps_of(const void *p, long *rss, long *anon)
 struct fixture {
     char path[64];
     int fd;
-    size_t len;
+    size_t len, pg;
     unsigned char *want;
 };
 
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
-    long pg = sysconf(_SC_PAGESIZE);
-    fx->len = (size_t)pg * PAGES;
+    fx->pg = (size_t)sysconf(_SC_PAGESIZE);
+    fx->len = fx->pg * PAGES;
     fx->want = malloc(fx->len);
     for (size_t i = 0; i < fx->len; i++)
         fx->want[i] = (unsigned char)(i * 7 + i / 4096);
     snprintf(fx->path, sizeof fx->path, "/tmp/ss-memtrim-XXXXXX");
     fx->fd = mkstemp(fx->path);
-    if (fx->fd < 0 || write(fx->fd, fx->want, fx->len) != (ssize_t)fx->len)
-        return -1;
+    if (fx->fd < 0 || write(fx->fd, fx->want, fx->len) != (ssize_t)fx->len || fsync(fx->fd))
+        return -1; /* written back: clean pages, which the kernel may page out */
     *state = fx;
     return 0;
 }
@@ -73,7 +74,7 @@ static int teardown(void **state)
 static unsigned touch(const unsigned char *p, size_t len)
 {
     unsigned sum = 0;
-    for (size_t i = 0; i < len; i += 4096)
+    for (size_t i = 0; i < len; i += 512)
         sum += ((const volatile unsigned char *)p)[i];
     return sum;
 }
@@ -98,33 +99,70 @@ static void test_clean_pages_dropped(void **state)
 
 /* A mapping the process wrote to and then made read-only (as RELRO after relocation):
  * its pages are the process' own and must survive; so must a writable one's. */
-static void test_written_pages_kept(void **state)
+static void check_written_pages_kept(const struct fixture *fx)
 {
-    struct fixture *fx = *state;
+    size_t pg = fx->pg;
     unsigned char *relro = mmap(NULL, fx->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fx->fd, 0);
     unsigned char *data = mmap(NULL, fx->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fx->fd, 0);
     assert_true(relro != MAP_FAILED && data != MAP_FAILED);
-    memset(relro + 4096, 0xA5, 4096); /* one page relocated */
+    memset(relro + pg, 0xA5, pg); /* one page relocated */
     assert_int_equal(mprotect(relro, fx->len, PROT_READ), 0);
     touch(relro, fx->len);
     touch(data, fx->len); /* clean but writable: left alone too */
     long rss0, anon0, drss0, danon0;
     smaps_of(relro, &rss0, &anon0);
     smaps_of(data, &drss0, &danon0);
-    assert_int_equal(anon0, 4);
+    assert_int_equal(anon0, (long)(pg / 1024));
     ss_mem_trim();
     long rss, anon, drss, danon;
     smaps_of(relro, &rss, &anon);
     smaps_of(data, &drss, &danon);
     assert_int_equal(rss, rss0);
-    assert_int_equal(anon, 4);
+    assert_int_equal(anon, (long)(pg / 1024));
     assert_int_equal(drss, drss0);
-    for (size_t i = 4096; i < 8192; i++)
+    for (size_t i = pg; i < 2 * pg; i++)
         assert_int_equal(relro[i], 0xA5);
-    assert_memory_equal(relro, fx->want, 4096);
-    assert_memory_equal(relro + 8192, fx->want + 8192, fx->len - 8192);
+    assert_memory_equal(relro, fx->want, pg);
+    assert_memory_equal(relro + 2 * pg, fx->want + 2 * pg, fx->len - 2 * pg);
     munmap(relro, fx->len);
     munmap(data, fx->len);
+}
+
+static void test_written_pages_kept(void **state)
+{
+    check_written_pages_kept(*state);
+}
+
+static int wake[2];
+
+static void *idle_thread(void *ud)
+{
+    (void)ud;
+    char c;
+    while (read(wake[0], &c, 1) < 0)
+        ;
+    return NULL;
+}
+
+/* With other threads running, pages are paged out, never discarded: a clean read-only
+ * mapping's bytes and a written one's are all still there afterwards. */
+static void test_threads_running(void **state)
+{
+    struct fixture *fx = *state;
+    pthread_t th;
+    assert_int_equal(pipe(wake), 0);
+    assert_int_equal(pthread_create(&th, NULL, idle_thread, NULL), 0);
+    unsigned char *p = mmap(NULL, fx->len, PROT_READ, MAP_PRIVATE, fx->fd, 0);
+    assert_true(p != MAP_FAILED);
+    touch(p, fx->len);
+    ss_mem_trim();
+    assert_memory_equal(p, fx->want, fx->len);
+    munmap(p, fx->len);
+    check_written_pages_kept(fx);
+    assert_int_equal(write(wake[1], "x", 1), 1);
+    pthread_join(th, NULL);
+    close(wake[0]);
+    close(wake[1]);
 }
 
 /* Free heap goes back too: a freed block in the middle of the heap stops counting. */
@@ -153,7 +191,7 @@ static void test_heap_trimmed(void **state)
     free(keep);
     /* most of the 4 MiB freed (ASan keeps freed memory in quarantine: no check there) */
 #if !defined(__SANITIZE_ADDRESS__)
-    assert_true(res0 - res1 >= (long)(N * SZ / 2 / 4096));
+    assert_true(res0 - res1 >= (long)(N * SZ / 2) / sysconf(_SC_PAGESIZE));
 #endif
 }
 
@@ -162,6 +200,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_clean_pages_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_written_pages_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_running, setup, teardown),
         cmocka_unit_test(test_heap_trimmed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -891,12 +891,14 @@ static void *run_manager(void *m)
     return NULL;
 }
 
-/* 20 targets every second serving `body`, for 2.6 s: how many of their scrapes after
- * the first round started on (within 12 ms of) the wall clock's 25 ms boundaries. */
-static size_t scrapes_on_slots(const char *body, size_t *n)
+/* 40 targets every second serve `first`, then from `switch_ms` on `then`, until
+ * `total_ms`: how many of the scrapes that started `count_from_ms` or later started on
+ * (within 12 ms of) the wall clock's 25 ms boundaries, out of *n. */
+static size_t scrapes_on_slots(const char *first, const char *then, int switch_ms, int total_ms,
+                               int count_from_ms, size_t *n)
 {
-    serve(200, TEXT, body);
-    enum { N = 20 };
+    serve(200, TEXT, first);
+    enum { N = 40 };
     static const char *tl[1];
     static struct ss_kv labels[N][1];
     static char vals[N][8];
@@ -916,21 +918,41 @@ static size_t scrapes_on_slots(const char *body, size_t *n)
     reset_capture();
     cap.nstarts = 0;
     pthread_t th;
+    int64_t t0 = ss_now_ms();
     assert_int_equal(pthread_create(&th, NULL, run_manager, m), 0);
-    usleep(2600 * 1000);
+    if (then) {
+        usleep((useconds_t)switch_ms * 1000);
+        serve(200, TEXT, then);
+        usleep((useconds_t)(total_ms - switch_ms) * 1000);
+    } else {
+        usleep((useconds_t)total_ms * 1000);
+    }
     scrape_manager_stop(m);
     pthread_join(th, NULL);
     scrape_manager_free(m);
-    assert_true(cap.nstarts >= 2 * N);
     size_t on_slot = 0;
-    for (size_t i = N; i < cap.nstarts; i++) { /* the first round: each target's phase */
+    *n = 0;
+    for (size_t i = 0; i < cap.nstarts; i++) {
+        if (cap.starts[i] < t0 + count_from_ms)
+            continue;
         /* the wall clock's and the monotonic clock's milliseconds may tick apart:
          * a start 1-2 ms before its slot is on it too */
         int64_t d = cap.starts[i] % 25;
         on_slot += d < 12 || d >= 23;
+        (*n)++;
     }
-    *n = cap.nstarts - N;
+    assert_true(*n >= N);
     return on_slot;
+}
+
+/* n lines "bI 1": a target of n series. */
+static const char *series_body(int n)
+{
+    static char body[60000];
+    size_t pos = 0;
+    for (int i = 0; i < n && pos < sizeof body; i++)
+        pos += (size_t)snprintf(body + pos, sizeof body - pos, "b%d 1\n", i);
+    return body;
 }
 
 /* A small target moves to its slot (25 ms, a fortieth of shorter intervals) after its
@@ -939,7 +961,7 @@ static size_t scrapes_on_slots(const char *body, size_t *n)
 static void test_small_targets_start_on_slots(void **state)
 {
     (void)state;
-    size_t n, on = scrapes_on_slots("a 1\n", &n);
+    size_t n, on = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, &n);
     if (on * 100 < n * 85) /* a loaded machine may start a few late */
         fail_msg("%zu of %zu scrapes started within 12 ms of a 25 ms slot", on, n);
 }
@@ -949,13 +971,20 @@ static void test_small_targets_start_on_slots(void **state)
 static void test_big_targets_keep_their_phase(void **state)
 {
     (void)state;
-    static char body[120000];
-    size_t pos = 0;
-    for (int i = 0; i < 2100; i++)
-        pos += (size_t)snprintf(body + pos, sizeof body - pos, "big{i=\"%d\"} %d\n", i, i);
-    size_t n, on = scrapes_on_slots(body, &n);
+    size_t n, on = scrapes_on_slots(series_body(2100), NULL, 0, 2600, 1000, &n);
     if (on * 100 >= n * 85)
         fail_msg("%zu of %zu scrapes of big targets started on a 25 ms slot", on, n);
+}
+
+/* ...and a small one that grows past 4000 series goes back to its phase. */
+static void test_grown_targets_leave_their_slot(void **state)
+{
+    (void)state;
+    static char small[8];
+    snprintf(small, sizeof small, "a 1\n");
+    size_t n, on = scrapes_on_slots(small, series_body(4100), 1300, 3700, 2400, &n);
+    if (on * 100 >= n * 85)
+        fail_msg("%zu of %zu scrapes of grown targets started on a 25 ms slot", on, n);
 }
 
 /* ---- gzip --------------------------------------------------------------------------- */
@@ -1327,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_small_targets_start_on_slots),
         cmocka_unit_test(test_big_targets_keep_their_phase),
+        cmocka_unit_test(test_grown_targets_leave_their_slot),
         cmocka_unit_test(test_gzip_same_as_plain),
         cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_gzip_multi_member),

@@ -476,7 +476,7 @@ static void test_decimals_match_strtod(void **state)
     for (int at = 0; at < 8; at++)
         for (int c = 0; c < 6; c++) {
             static const unsigned char odd[] = {0x2F, 0x3A, 0xAF, 0xB0, 0xB9, 0xBA};
-            snprintf(edge, sizeof edge, "9876543210123456");
+            snprintf(edge, sizeof edge, "1876543210123456"); /* < 2^53: the fast path */
             edge[at] = (char)odd[c];
             check_not_decimal(edge);
             edge[8 + at] = '0';
@@ -683,6 +683,17 @@ static void test_families(void **state)
            "S g_bucket{le=[+Inf]} 1 fam=g gaugehistogram L9\n"
            "S g_gcount{} 1 fam=g gaugehistogram L10\n"
            "S g_gsum{} 1 fam=g gaugehistogram L11\n");
+    /* The family of the last sample name is remembered; a TYPE line in between, even
+     * for the same family, makes it look again. */
+    expect(TEXT_LENIENT,
+           "# TYPE y histogram\ny_bucket{le=\"1\"} 1\ny_bucket{le=\"2\"} 2\n# TYPE y summary\n"
+           "y_bucket{le=\"3\"} 3\ny_sum 4\n",
+           "M TYPE y [] histogram L1\n"
+           "S y_bucket{le=[1]} 1 fam=y histogram L2\n"
+           "S y_bucket{le=[2]} 2 fam=y histogram L3\n"
+           "M TYPE y [] summary L4\n"
+           "S y_bucket{le=[3]} 3 fam=y_bucket unknown L5\n"
+           "S y_sum{} 4 fam=y summary L6\n");
     /* A metadata line for another name switches the family. */
     expect(OM_LENIENT, "# TYPE c counter\n# UNIT c_s s\nc_total 1\n# EOF\n",
            "M TYPE c [] counter L1\nM UNIT c_s [s] - L2\nS c_total{} 1 fam=c_total unknown L3\n");

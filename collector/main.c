@@ -33,10 +33,6 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    /* What the dynamic loader touched to load and relocate 41 libraries (symbol tables,
-     * relocations, constructors) is resident now and mostly never used again; drop it
-     * before start-up adds its own, so that the process' peak is not the sum of both. */
-    ss_mem_trim();
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("scrapeship %s (%s)\n", SS_VERSION, curl_version());
         return 0;
@@ -45,6 +41,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* What the dynamic loader touched to load and relocate 41 libraries (symbol tables,
+     * relocations, constructors) is resident now and mostly never used again; drop it
+     * before start-up adds its own, so that the process' peak is not the sum of both. */
+    ss_mem_trim();
     /* Initialise OpenSSL before libcurl does, without its error strings and config
      * file: that is most of the pages libcrypto touches at start (about 2 MB of RSS in
      * a sidecar that may never open a TLS connection). Nor does it fill the legacy

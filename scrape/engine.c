@@ -619,24 +619,21 @@ static int gz_start_stream(struct target *t)
 
 /* A gzip body starts: take the smallest spare that holds `need` bytes (the target's
  * last compressed body, or this first chunk), else the biggest spare. A body that
- * outgrows it grows it (ss_buf_append). */
+ * outgrows it grows it (ss_buf_append). Spares are empty (gz_reset). */
 static void gz_take_spare(struct target *t, size_t need)
 {
-    struct ss_buf *pick = NULL;
+    struct ss_buf *fit = NULL, *big = NULL;
     for (int i = 0; i < GZ_SPARES; i++) {
         struct ss_buf *sp = &t->m->gz_spare[i];
-        if (!sp->cap)
-            continue;
-        bool fits = sp->cap >= need, pick_fits = pick && pick->cap >= need;
-        if (!pick || (fits && (!pick_fits || sp->cap < pick->cap)) ||
-            (!fits && !pick_fits && sp->cap > pick->cap))
-            pick = sp;
+        if (sp->cap >= need && (!fit || sp->cap < fit->cap))
+            fit = sp;
+        if (sp->cap && (!big || sp->cap > big->cap))
+            big = sp;
     }
+    struct ss_buf *pick = fit ? fit : big;
     if (!pick)
         return;
-    ss_buf_free(&t->gz);
-    t->gz = *pick;
-    ss_buf_reset(&t->gz);
+    t->gz = *pick; /* t->gz had no buffer */
     ss_buf_init(pick, 0);
 }
 
@@ -921,10 +918,11 @@ static void finish_scrape(struct target *t, CURLcode res)
         t->gmemo.on = false;
     }
     /* next_ms may move: the target is not in the heap while its scrape finishes */
-    if (!t->failed && !t->on_slot && t->series.norder <= SLOT_MAX_SERIES)
-        move_to_slot(t, true);
-    else if (!t->failed && t->on_slot && t->series.norder > 2 * SLOT_MAX_SERIES)
-        move_to_slot(t, false);
+    if (!t->failed) {
+        uint32_t n = t->series.norder;
+        if (t->on_slot ? n > 2 * SLOT_MAX_SERIES : n <= SLOT_MAX_SERIES)
+            move_to_slot(t, !t->on_slot);
+    }
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
      * missing now, or all of them when this scrape failed */
     t->start_ms_stale = t->start_ms;
@@ -972,11 +970,17 @@ static void target_free(struct target *t)
     free(t);
 }
 
+/* The target's stable phase within its interval (from its identity hash). */
+static int64_t phase_of(const struct target *t)
+{
+    return (int64_t)(t->spec.identity % (uint64_t)t->spec.interval_ms);
+}
+
 static int64_t first_offset_ms(const struct target *t)
 {
     /* Stable phase within the interval, aligned to the wall clock. */
     int64_t iv = t->spec.interval_ms;
-    int64_t phase = (int64_t)(t->spec.identity % (uint64_t)iv);
+    int64_t phase = phase_of(t);
     int64_t now = ss_now_ms();
     return ((phase - now % iv) % iv + iv) % iv;
 }
@@ -987,7 +991,7 @@ static void move_to_slot(struct target *t, bool on)
     t->on_slot = on;
     int64_t iv = t->spec.interval_ms;
     int64_t slot = iv / 40 < PHASE_SLOT_MS ? iv / 40 : PHASE_SLOT_MS;
-    int64_t past = slot > 1 ? (int64_t)(t->spec.identity % (uint64_t)iv) % slot : 0;
+    int64_t past = slot > 1 ? phase_of(t) % slot : 0;
     t->next_ms += on ? -past : past;
 }
 

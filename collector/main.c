@@ -28,6 +28,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    ss_mem_tune();
     if (argc < 2) {
         usage(stderr);
         return 2;

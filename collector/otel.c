@@ -606,6 +606,12 @@ static void on_end(void *ud, const struct scrape_report *r)
         x->down.end(x->down.ud, r);
 }
 
+static bool on_wait_room(void *ud, int64_t deadline_mono_ms)
+{
+    struct collector_otel *x = ud;
+    return x->down.wait_room ? x->down.wait_room(x->down.ud, deadline_mono_ms) : true;
+}
+
 void collector_otel_sink(struct collector_otel *x, struct scrape_sink *sink)
 {
     memset(sink, 0, sizeof *sink);
@@ -613,5 +619,6 @@ void collector_otel_sink(struct collector_otel *x, struct scrape_sink *sink)
     sink->series = on_series;
     sink->end = on_end;
     sink->metadata = on_meta;
+    sink->wait_room = on_wait_room;
     sink->ud = x;
 }

@@ -135,6 +135,13 @@ static void tee_end(void *ud, const struct scrape_report *r)
         t->b.end(t->b.ud, r);
 }
 
+/* Pacing is the primary's (the stdout copy is written at once). */
+static bool tee_wait_room(void *ud, int64_t deadline_mono_ms)
+{
+    struct collector_tee *t = ud;
+    return t->a.wait_room ? t->a.wait_room(t->a.ud, deadline_mono_ms) : true;
+}
+
 static void tee_meta(void *ud, const struct scrape_parsed_meta *m, const char *job)
 {
     struct collector_tee *t = ud;
@@ -154,5 +161,6 @@ void collector_tee_sink(struct collector_tee *t, const struct scrape_sink *prima
     out->series = tee_series;
     out->end = tee_end;
     out->metadata = tee_meta;
+    out->wait_room = tee_wait_room;
     out->ud = t;
 }

@@ -251,7 +251,7 @@ static int remote_build(const struct cfg *c, const struct cfg_remote_write *rw, 
         goto fail;
     }
     if (rw->otel.enabled) {
-        struct scrape_sink direct = {remote_begin, remote_series, remote_end, remote_meta, out->rw};
+        struct scrape_sink direct = {remote_begin, remote_series, remote_end, remote_meta, out->rw, NULL};
         if (collector_otel_new(&rw->otel, &direct, &out->otel)) {
             snprintf(err, errlen, "out of memory");
             goto fail;
@@ -459,9 +459,20 @@ static void on_meta(void *ud, const struct scrape_parsed_meta *m, const char *jo
             rw_remote_metadata(s->v[i].rw, m);
 }
 
+/* Pacing: every remote in turn, within the one deadline. */
+static bool on_wait_room(void *ud, int64_t deadline_mono_ms)
+{
+    struct collector_shipper *s = ud;
+    bool room = true;
+    for (size_t i = 0; i < s->n; i++)
+        room &= rw_remote_wait_room(s->v[i].rw, deadline_mono_ms);
+    return room;
+}
+
 void collector_shipper_sink(struct collector_shipper *s, struct scrape_sink *sink)
 {
     memset(sink, 0, sizeof *sink);
+    sink->wait_room = on_wait_room;
     sink->begin = on_begin;
     sink->series = on_series;
     sink->end = on_end;

@@ -47,6 +47,14 @@ static bool single_threaded(void)
     return n == 1;
 }
 
+void ss_mem_tune(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+#endif
+}
+
 size_t ss_mem_trim(void)
 {
 #ifdef __GLIBC__

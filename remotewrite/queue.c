@@ -116,7 +116,8 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
     q->samples -= n;
     q->cum_out += n;
     atomic_fetch_sub(&r->queue_samples, n);
-    atomic_fetch_sub(&r->queue_bytes, bytes);
+    if (atomic_fetch_sub(&r->queue_bytes, bytes) - bytes <= r->pace_bytes && r->room_waiters)
+        pthread_cond_broadcast(&r->room_cv);
     while (bytes && q->marks_head < q->nmarks) {
         struct chunk_mark *m = &q->marks[q->marks_head];
         size_t left = m->b.len - q->head;
@@ -143,48 +144,139 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
     }
 }
 
-size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
+/* What a take of up to max_n records from q covers: whole segments marks_head..*end-1
+ * (the first from q->head), then records of segment *end up to *part_end, from *part_off;
+ * returns the records, *bytes their bytes. Whole segments by their counts, then records
+ * of the next one. */
+static size_t take_extent(const struct rwq *q, size_t max_n, size_t *end, size_t *part_off, size_t *part_end,
+                          size_t *bytes, int64_t *max_ts)
 {
-    /* whole segments by their counts, then records of the next one; measured first,
-     * so that the body is grown once and nothing is taken when it cannot be */
-    size_t i = q->marks_head, off = q->head, n = 0, bytes = 0, part_end = 0;
+    size_t i = q->marks_head, off = q->head, n = 0, b = 0, pe = 0;
     int64_t ts = 0;
     for (; i < q->nmarks && q->marks[i].cum - q->cum_out <= max_n; i++, off = 0) {
-        bytes += q->marks[i].b.len - off;
+        b += q->marks[i].b.len - off;
         n = (size_t)(q->marks[i].cum - q->cum_out);
         if (q->marks[i].max_ts > ts)
             ts = q->marks[i].max_ts;
     }
     if (n < max_n && i < q->nmarks) {
-        const struct ss_buf *b = &q->marks[i].b;
-        part_end = off;
-        while (n < max_n && part_end < b->len) {
-            size_t rl = rw_record_len(b->data + part_end, b->len - part_end);
+        const struct ss_buf *sb = &q->marks[i].b;
+        pe = off;
+        while (n < max_n && pe < sb->len) {
+            size_t rl = rw_record_len(sb->data + pe, sb->len - pe);
             if (!rl)
                 break;
-            part_end += rl;
+            pe += rl;
             n++;
         }
-        bytes += part_end - off;
-        if (part_end > off && q->marks[i].max_ts > ts)
+        b += pe - off;
+        if (pe > off && q->marks[i].max_ts > ts)
             ts = q->marks[i].max_ts;
     }
+    *end = i;
+    *part_off = off;
+    *part_end = pe;
+    *bytes = b;
+    *max_ts = ts;
+    return n;
+}
+
+size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts)
+{
+    /* measured first, so that the body is grown once and nothing is taken when it
+     * cannot be */
+    size_t end, part_off, part_end, bytes;
+    int64_t ts;
+    size_t n = take_extent(q, max_n, &end, &part_off, &part_end, &bytes, &ts);
     if (!n || ss_buf_reserve(body, bytes))
         return 0;
-    size_t end = i;
-    off = q->head;
-    for (i = q->marks_head; i < end; i++, off = 0) {
+    size_t off = q->head;
+    for (size_t i = q->marks_head; i < end; i++, off = 0) {
         memcpy(body->data + body->len, q->marks[i].b.data + off, q->marks[i].b.len - off);
         body->len += q->marks[i].b.len - off;
     }
-    if (part_end > off) {
-        memcpy(body->data + body->len, q->marks[end].b.data + off, part_end - off);
-        body->len += part_end - off;
+    if (part_end > part_off) {
+        memcpy(body->data + body->len, q->marks[end].b.data + part_off, part_end - part_off);
+        body->len += part_end - part_off;
     }
     body->data[body->len] = '\0';
     *max_ts = ts;
     queue_advance(r, q, bytes, n);
     return n;
+}
+
+static int batch_room(struct rw_batch *b, size_t more)
+{
+    if (b->nseg + more > b->segcap) {
+        size_t nc = b->segcap ? b->segcap * 2 : 32;
+        while (nc < b->nseg + more)
+            nc *= 2;
+        struct ss_buf *v = realloc(b->seg, nc * sizeof *v);
+        if (!v)
+            return SS_ENOMEM;
+        b->seg = v;
+        b->segcap = nc;
+    }
+    if (b->nparts + more > b->partcap) {
+        size_t nc = b->partcap ? b->partcap * 2 : 32;
+        while (nc < b->nparts + more)
+            nc *= 2;
+        struct ss_str *v = realloc(b->parts, nc * sizeof *v);
+        if (!v)
+            return SS_ENOMEM;
+        b->parts = v;
+        b->partcap = nc;
+    }
+    return 0;
+}
+
+size_t rw_queue_take_parts(struct rw_remote *r, struct rwq *q, size_t max_n, struct rw_batch *b,
+                           int64_t *max_ts)
+{
+    size_t end, part_off, part_end, bytes;
+    int64_t ts;
+    size_t n = take_extent(q, max_n, &end, &part_off, &part_end, &bytes, &ts);
+    if (!n || batch_room(b, end - q->marks_head + 1))
+        return 0;
+    struct ss_buf tail;
+    ss_buf_init(&tail, 0);
+    if (part_end > part_off && ss_buf_append(&tail, q->marks[end].b.data + part_off, part_end - part_off)) {
+        ss_buf_free(&tail);
+        return 0;
+    }
+    size_t off = q->head;
+    for (size_t i = q->marks_head; i < end; i++, off = 0) {
+        struct ss_buf *m = &q->marks[i].b;
+        b->parts[b->nparts++] = (struct ss_str){m->data + off, m->len - off};
+        b->seg[b->nseg++] = *m;
+        /* moved: only its length stays, for queue_advance to walk past (it frees nothing) */
+        m->data = NULL;
+        m->cap = 0;
+    }
+    if (tail.len) {
+        b->seg[b->nseg++] = tail;
+        b->parts[b->nparts++] = (struct ss_str){tail.data, tail.len};
+    }
+    b->bytes += bytes;
+    *max_ts = ts;
+    queue_advance(r, q, bytes, n);
+    return n;
+}
+
+void rw_batch_release(struct rw_remote *r, struct rw_batch *b)
+{
+    for (size_t i = 0; i < b->nseg; i++)
+        spare_put(r, &b->seg[i]);
+    b->nseg = b->nparts = b->bytes = 0;
+}
+
+void rw_batch_free(struct rw_batch *b)
+{
+    for (size_t i = 0; i < b->nseg; i++)
+        ss_buf_free(&b->seg[i]);
+    free(b->seg);
+    free(b->parts);
+    memset(b, 0, sizeof *b);
 }
 
 void rw_wake_owner(struct rw_remote *r, int qi)
@@ -434,6 +526,41 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
 void rw_remote_commit(struct rw_remote *r)
 {
     commit_stages(r, 0, r->nqueues);
+}
+
+/* Whether waiting for room can help: senders run and deliver. A remote that failed
+ * lately, spills to disk or shuts down is not waited for (its bound applies). */
+static bool pace_useful(struct rw_remote *r)
+{
+    return r->started && atomic_load(&r->nsenders) > 0 && !atomic_load(&r->stopping) &&
+           !atomic_load(&r->spill) && ss_mono_ms() - atomic_load(&r->last_failure_mono) >= FAILING_MS;
+}
+
+bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
+{
+    commit_stages(r, 0, r->nqueues); /* what is staged counts and can go now */
+    if (atomic_load(&r->queue_bytes) <= r->pace_bytes || !pace_useful(r))
+        return true;
+    int64_t t0 = ss_mono_ms();
+    bool room = false;
+    atomic_fetch_add(&r->pace_waits, 1);
+    pthread_mutex_lock(&r->qmu);
+    r->room_waiters++;
+    for (;;) {
+        room = atomic_load(&r->queue_bytes) <= r->pace_bytes;
+        int64_t left = deadline_mono_ms - ss_mono_ms();
+        if (room || left <= 0 || !pace_useful(r))
+            break;
+        /* a short slice: pace_useful can turn false without a signal */
+        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, left < 100 ? left : 100);
+        pthread_cond_timedwait(&r->room_cv, &r->qmu, &ts);
+    }
+    r->room_waiters--;
+    pthread_mutex_unlock(&r->qmu);
+    atomic_fetch_add(&r->pace_wait_us, (uint64_t)(ss_mono_ms() - t0) * 1000u);
+    if (!room && pace_useful(r))
+        atomic_fetch_add(&r->pace_timeouts, 1);
+    return room || !pace_useful(r);
 }
 
 /* Move the staging buffers lo..hi-1 into their queues (at the end of a scrape, or one

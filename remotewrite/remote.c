@@ -35,7 +35,6 @@
 #define DEFAULT_TPS     5e-6 /* seconds per sample before any request completed */
 #define CATCHUP_S       5.0  /* drain a backlog within about this many seconds */
 #define TARGET_BUSY     0.4  /* wanted share of a sender's time spent in requests */
-#define FAILING_MS      5000 /* no growth within this long after a failure */
 
 const char *const rw_drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",
                                                          "shutdown",   "encode",   "disk_error"};
@@ -380,6 +379,7 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
     pthread_mutex_init(&r->qmu, NULL);
     pthread_mutex_init(&r->mgr_mu, NULL);
     pthread_cond_init(&r->mgr_cv, NULL);
+    pthread_cond_init(&r->room_cv, NULL);
     pthread_mutex_init(&r->meta_mu, NULL);
     pthread_mutex_init(&r->spill_mu, NULL);
     ss_arena_init(&r->owned, 4096);
@@ -406,6 +406,12 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
         goto fail;
     ss_labels_init(&r->work);
     r->mem_bound = cfg->queue.max_memory_bytes ? cfg->queue.max_memory_bytes : DEFAULT_MEM_BOUND;
+    uint64_t batch = cfg->queue.max_samples_per_send > 0 ? (uint64_t)cfg->queue.max_samples_per_send : 2000;
+    r->pace_bytes = PACE_BATCHES * batch * PACE_RECORD_B;
+    if (r->pace_bytes < PACE_MIN_BYTES)
+        r->pace_bytes = PACE_MIN_BYTES;
+    if (r->pace_bytes > r->mem_bound / 2)
+        r->pace_bytes = r->mem_bound / 2;
     /* One series queue per possible sender, fixed for the remote's life. */
     r->nqueues = (int)r->cfg.queue.max_shards;
     r->queues = calloc((size_t)r->nqueues, sizeof *r->queues);
@@ -595,6 +601,7 @@ void rw_remote_free(struct rw_remote *r)
     pthread_mutex_destroy(&r->qmu);
     pthread_mutex_destroy(&r->mgr_mu);
     pthread_cond_destroy(&r->mgr_cv);
+    pthread_cond_destroy(&r->room_cv);
     pthread_mutex_destroy(&r->meta_mu);
     free(r);
 }

@@ -32,6 +32,13 @@
 #define NSTATUS           600
 #define SPILL_AFTER_MS    1000
 #define DEFAULT_MEM_BOUND (64ULL << 20)
+#define FAILING_MS        5000 /* a remote failed this recently: no growth, no pacing */
+/* Pacing (rw_remote_wait_room): a big scrape waits while more than this many bytes
+ * per queued batch of max_samples_per_send are queued (about 4 batches of 2000
+ * samples of ~250 bytes), within [PACE_MIN_BYTES, max_memory_bytes / 2]. */
+#define PACE_BATCHES   4
+#define PACE_RECORD_B  256
+#define PACE_MIN_BYTES (1ULL << 20)
 
 enum drop_reason {
     DROP_QUEUE_FULL,
@@ -160,6 +167,13 @@ struct rw_remote {
     _Atomic uint64_t queue_samples; /* queued in memory, not in flight */
     _Atomic uint64_t queue_bytes;   /* their encoded bytes: what max_memory_bytes bounds */
 
+    /* pacing: the scrape thread waits in rw_remote_wait_room until queue_bytes is at
+     * most pace_bytes; senders wake it (room_cv, qmu) as they take records */
+    uint64_t pace_bytes;
+    pthread_cond_t room_cv;
+    int room_waiters; /* qmu */
+    _Atomic uint64_t pace_waits, pace_wait_us, pace_timeouts;
+
     /* durable delivery */
     struct rw_diskq *dq;
     pthread_mutex_t spill_mu; /* orders spill-mode changes against disk appends */
@@ -185,6 +199,22 @@ void rw_spares_free(struct rw_remote *r);
 /* Take up to max_n records from the head of q into body (qmu held). Returns the
  * records taken; *max_ts gets their newest timestamp (an estimate: per commit). */
 size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss_buf *body, int64_t *max_ts);
+/* A sender's batch taken without copying (rw_queue_take_parts): the queue segments it
+ * took whole, moved out of their queues, and a copy of the part of a segment it took
+ * (which stays queued), all owned; parts say where its records are, in order. */
+struct rw_batch {
+    struct ss_buf *seg;
+    size_t nseg, segcap;
+    struct ss_str *parts;
+    size_t nparts, partcap;
+    size_t bytes;
+};
+/* As rw_queue_take, appending to b (qmu held). */
+size_t rw_queue_take_parts(struct rw_remote *r, struct rwq *q, size_t max_n, struct rw_batch *b,
+                           int64_t *max_ts);
+/* The batch's segments go back to the spares or are freed (qmu held); b is empty after. */
+void rw_batch_release(struct rw_remote *r, struct rw_batch *b);
+void rw_batch_free(struct rw_batch *b); /* after release */
 /* Wake the sender that serves queue qi now (qmu held). */
 void rw_wake_owner(struct rw_remote *r, int qi);
 /* n samples were queued to queue qi: wake its sender if that completes what it waits

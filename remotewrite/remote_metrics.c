@@ -47,6 +47,18 @@ static uint64_t g_mem_bound(struct rw_remote *r)
 {
     return r->mem_bound;
 }
+static uint64_t g_pace_bytes(struct rw_remote *r)
+{
+    return r->pace_bytes;
+}
+static uint64_t g_pace_waits(struct rw_remote *r)
+{
+    return atomic_load(&r->pace_waits);
+}
+static uint64_t g_pace_timeouts(struct rw_remote *r)
+{
+    return atomic_load(&r->pace_timeouts);
+}
 static uint64_t g_desired(struct rw_remote *r)
 {
     return (uint64_t)atomic_load(&r->desired_shards);
@@ -143,6 +155,12 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
         {"scrapeship_remote_queue_max_bytes", "gauge",
          "max_memory_bytes: the memory bound on queued data; past it the oldest is dropped or spilled.",
          g_mem_bound},
+        {"scrapeship_remote_queue_pace_bytes", "gauge",
+         "Queued bytes above which a big scrape waits for the shards before it queues more.", g_pace_bytes},
+        {"scrapeship_remote_pace_waits_total", "counter",
+         "Times a big scrape waited for the queue to drain to the pacing mark.", g_pace_waits},
+        {"scrapeship_remote_pace_timeouts_total", "counter",
+         "Waits that ran out of time: the rest of that scrape was queued at once.", g_pace_timeouts},
         {"scrapeship_remote_spilling", "gauge", "1 while new data goes to the disk queue behind a backlog.",
          g_spilling},
         {"scrapeship_remote_samples_spilled_total", "counter", "Samples written to the disk queue.",
@@ -188,6 +206,13 @@ int rw_remotes_render_metrics(struct rw_remote *const *rs, size_t n, struct ss_b
         rc = ss_buf_printf(b, "scrapeship_remote_disk_oldest_sample_age_seconds" L " %.3f\n", rs[i]->mname,
                            rs[i]->murl, age);
     }
+    if (!rc)
+        rc = ss_buf_printf(b, "# HELP scrapeship_remote_pace_wait_seconds_total Time the scrape thread "
+                              "waited for room in the queue (pacing).\n"
+                              "# TYPE scrapeship_remote_pace_wait_seconds_total counter\n");
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = ss_buf_printf(b, "scrapeship_remote_pace_wait_seconds_total" L " %.6f\n", rs[i]->mname,
+                           rs[i]->murl, (double)atomic_load(&rs[i]->pace_wait_us) / 1e6);
     if (!rc)
         rc = ss_buf_printf(
             b, "# HELP scrapeship_remote_highest_sent_timestamp_seconds Newest sample timestamp delivered.\n"

@@ -86,6 +86,10 @@ int rw_validate_labels(const struct ss_label *labels, size_t nlabels, unsigned f
 /* Snappy block format (not the framed format: remote-write 1.0 requires block).
  * Both append to out and leave it unchanged on error. */
 int rw_snappy_compress(const void *in, size_t n, struct ss_buf *out);
+/* The same block for the concatenation of parts[0..nparts), without building it: a
+ * 64 KiB block that spans parts is gathered into scratch (NULL: only when none does). */
+int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct ss_buf *scratch,
+                             struct ss_buf *out);
 /* Rejects, before allocating anything, a block whose declared length exceeds max_out
  * (SS_ELIMIT; max_out 0 = only out->max applies). Corrupt or truncated input, or a
  * block whose content disagrees with its declared length, is SS_EPARSE. */
@@ -225,6 +229,12 @@ int rw_remote_start(struct rw_remote *r);
 void rw_remote_begin(struct rw_remote *r);
 void rw_remote_append(struct rw_remote *r, const struct scrape_series *s);
 void rw_remote_commit(struct rw_remote *r);
+/* Pacing, from the scrape thread between parts of one big scrape: commits what is
+ * staged, then, while the remote delivers (no recent failure, no spill, not shutting
+ * down) and more than its pacing mark is queued (4 batches of max_samples_per_send,
+ * within [1 MiB, max_memory_bytes / 2]), waits for its senders to take records, until
+ * deadline (monotonic ms). Returns false only when the deadline passed first. */
+bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms);
 void rw_remote_metadata(struct rw_remote *r, const struct scrape_parsed_meta *m);
 /* Start flushing (stop accepting, send what is queued) without waiting: call it on
  * every remote first, so one dead remote does not eat the others' shutdown time. */

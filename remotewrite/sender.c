@@ -352,8 +352,13 @@ void *rw_sender_main(void *arg)
     const int64_t deadline =
         r->cfg.queue.batch_send_deadline_ms > 0 ? r->cfg.queue.batch_send_deadline_ms : 5000;
     CURL *e = rw_new_easy(r, sd);
-    struct ss_buf body, comp, resp;
-    ss_buf_init(&body, 0);
+    /* The batch is the queue segments themselves (rw_queue_take_parts), compressed in
+     * 64 KiB blocks, through `scratch` only where a block spans segments: a body copy
+     * of the whole batch held 0.5-2 MB per sender for good, and copying it under qmu
+     * held up the scrape thread. */
+    struct rw_batch batch = {0};
+    struct ss_buf scratch, comp, resp;
+    ss_buf_init(&scratch, 0);
     ss_buf_init(&comp, 0);
     ss_buf_init(&resp, MAX_ERROR_BODY + 1);
     int *taken_q = calloc((size_t)r->nqueues, sizeof *taken_q);
@@ -402,7 +407,6 @@ void *rw_sender_main(void *arg)
         }
         /* Take up to max_n records, from queue to queue, starting where the last batch
          * stopped so that every queue gets its turn. */
-        ss_buf_reset(&body);
         size_t taken = 0;
         int ntq = 0, nq = (r->nqueues - j + n - 1) / n; /* the queues j, j+n, j+2n, ... */
         int64_t max_ts = 0;
@@ -413,7 +417,7 @@ void *rw_sender_main(void *arg)
             if (Q->busy || !Q->samples)
                 continue;
             int64_t ts = 0;
-            size_t got = rw_queue_take(r, Q, max_n - taken, &body, &ts);
+            size_t got = rw_queue_take_parts(r, Q, max_n - taken, &batch, &ts);
             if (!got)
                 continue;
             taken += got;
@@ -432,8 +436,12 @@ void *rw_sender_main(void *arg)
         pthread_mutex_unlock(&r->qmu);
 
         enum send_result res = SEND_SPILL;
-        ss_buf_reset(&comp); /* rw_snappy_compress appends */
-        if (rw_snappy_compress(body.data, body.len, &comp)) {
+        ss_buf_reset(&comp); /* rw_snappy_compress_parts appends */
+        int crc = rw_snappy_compress_parts(batch.parts, batch.nparts, &scratch, &comp);
+        pthread_mutex_lock(&r->qmu);
+        rw_batch_release(r, &batch); /* compressed: the segments go back at once */
+        pthread_mutex_unlock(&r->qmu);
+        if (crc) {
             atomic_fetch_add(&r->dropped[DROP_ENCODE], taken);
             res = SEND_OK;
             taken = 0;
@@ -493,7 +501,8 @@ void *rw_sender_main(void *arg)
     if (e)
         curl_easy_cleanup(e);
     free(taken_q);
-    ss_buf_free(&body);
+    rw_batch_free(&batch);
+    ss_buf_free(&scratch);
     ss_buf_free(&comp);
     ss_buf_free(&resp);
     return NULL;

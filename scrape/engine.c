@@ -47,7 +47,9 @@
  * a bigger one, possible only without a limit or with a larger one, is inflated as it
  * streams, so no body makes the engine allocate more than this for it. */
 #define GZ_WHOLE_MAX (64u * 1024 * 1024)
-/* ...but a body known to be bigger than this streams anyway (finish_gzip). */
+/* ...but a body known to be bigger than this streams anyway (finish_gzip), and the
+ * next body of that target streams from its first byte: kube-state-metrics' 3 MB of
+ * compressed body is then never held whole either. */
 #define GZ_WHOLE_PREFER (8u * 1024 * 1024)
 /* Compressed-body buffers. No target keeps one between scrapes: when a scrape ends
  * its buffer goes back to the manager's few spares (up to GZ_KEEP_BYTES), and the next
@@ -74,6 +76,16 @@
  * lengthens one interval by less than a slot. */
 #define PHASE_SLOT_MS   25
 #define SLOT_MAX_SERIES 2000
+
+/* Pacing: a scrape hands its series to the sink in parts of PACE_STEP and lets the
+ * sink wait for room between parts (scrape_sink.wait_room), for at most PACE_MAX_MS or
+ * a quarter of its interval in all. One kube-state-metrics target (100k series) queued
+ * all its records at once: 25 MB more RSS for every scrape, where the remote write
+ * shards need only a few batches queued to stay busy. The wait stops the scrape loop
+ * (other targets' scrapes start late by at most that long); when the sink drains more
+ * slowly than that, the rest goes at once, as before. */
+#define PACE_STEP   2048
+#define PACE_MAX_MS 1000
 
 enum fail_reason {
     FAIL_CONNECT,
@@ -133,6 +145,7 @@ struct target {
     bool gzip;                   /* Content-Encoding: gzip, decoded by us */
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
     uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
+    bool gz_big;                 /* the last gzip body inflated past GZ_WHOLE_PREFER */
     struct scrape_gzstream *gzs; /* set once the body streams through zlib instead */
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
@@ -644,6 +657,10 @@ static int feed_gzip(struct target *t, const char *p, size_t n)
 {
     if (t->gzs)
         return gz_stream(t, p, n);
+    if (t->gz_big && !t->gz.len) { /* as big as last time: inflate as it arrives, keep none */
+        int rc = gz_start_stream(t);
+        return rc ? rc : gz_stream(t, p, n);
+    }
     uint64_t limit = t->job->cfg.body_size_limit, whole = gz_whole_max(t);
     uint64_t in_max = whole == limit ? limit + limit / 1024 + 4096 : GZ_WHOLE_MAX;
     if (t->gz.len + n > in_max) {
@@ -885,6 +902,8 @@ static void finish_scrape(struct target *t, CURLcode res)
             }
         }
     }
+    if (t->gzip) /* a big body streams from its first byte next time (feed_gzip) */
+        t->gz_big = t->body_bytes > GZ_WHOLE_PREFER;
     gz_reset(t);
     struct job_state *js = t->job;
     atomic_fetch_add(&js->scrapes, 1);
@@ -911,7 +930,13 @@ static void finish_scrape(struct target *t, CURLcode res)
         const struct series_table *st = &t->series;
         t->gmemo.on = true;
         t->gmemo.valid = false;
+        bool pace = sink->wait_room && st->norder > PACE_STEP;
+        int64_t budget = t->spec.interval_ms / 4 < PACE_MAX_MS ? t->spec.interval_ms / 4 : PACE_MAX_MS;
+        int64_t pace_deadline = ss_mono_ms() + budget;
         for (uint32_t k = 0; k < st->norder; k++) {
+            if (pace && k && k % PACE_STEP == 0) {
+                pace = sink->wait_room(sink->ud, pace_deadline);
+            }
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
         }

@@ -221,6 +221,11 @@ struct scrape_sink {
      * differ from the scrape job's name). */
     void (*metadata)(void *ud, const struct scrape_parsed_meta *m, const char *job);
     void *ud;
+    /* Optional pacing, called between parts of one big scrape's series (inside its
+     * begin/end): hand what is held on, then block while the sink holds more than it
+     * wants and is draining it, until deadline (monotonic ms). Returns false when the
+     * deadline passed first: the rest of that scrape then goes without waiting. */
+    bool (*wait_room)(void *ud, int64_t deadline_mono_ms);
 };
 
 struct scrape_manager_opts {

@@ -379,7 +379,7 @@ struct rule {
 static struct collector_otel *rewrite_into(const struct cfg_otel_series *o, struct capture *cap,
                                            struct scrape_sink *in)
 {
-    struct scrape_sink down = {NULL, cap_series, NULL, NULL, cap};
+    struct scrape_sink down = {NULL, cap_series, NULL, NULL, cap, NULL};
     struct collector_otel *x = NULL;
     assert_int_equal(collector_otel_new(o, &down, &x), 0);
     collector_otel_sink(x, in);

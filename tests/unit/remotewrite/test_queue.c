@@ -315,6 +315,76 @@ static void test_big_scrape_streams(void **state)
     assert_int_equal(rx.bad, 0);
 }
 
+/* Pacing. max_memory_bytes 1 MiB (pacing mark 512 KiB) and a receiver that takes
+ * 20 ms a request: 100k series (about 3 MB of records) in one scrape would pass the
+ * bound and drop the oldest. Asking for room every 2048 series, as the scrape engine
+ * does, the queue never holds more than the mark when the wait returns, and nothing
+ * is dropped. */
+static void test_pacing_keeps_big_scrape_under_bound(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_memory_bytes = 1u << 20;
+    rx_set(204, 20);
+    struct rw_remote *r = new_remote(&q);
+    double mark = metric(r, "scrapeship_remote_queue_pace_bytes{");
+    assert_true(mark == (double)(512u << 10));
+    rw_remote_begin(r);
+    for (int k = 0; k < MAX_SERIES; k++) {
+        if (k && k % 2048 == 0) {
+            assert_true(rw_remote_wait_room(r, ss_mono_ms() + 30000));
+            assert_true(metric(r, "scrapeship_remote_queue_bytes{") <= mark);
+        }
+        struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
+        struct scrape_series s = {l,    2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL,
+                                  NULL, 0, 0,         0, NULL};
+        rw_remote_append(r, &s);
+    }
+    rw_remote_commit(r);
+    assert_true(metric(r, "scrapeship_remote_pace_waits_total{") > 0);
+    assert_true(metric(r, "scrapeship_remote_pace_wait_seconds_total{") > 0);
+    assert_int_equal(metric(r, "scrapeship_remote_pace_timeouts_total{"), 0);
+    assert_true(wait_samples(MAX_SERIES, 60000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish_exactly(r, MAX_SERIES);
+    assert_int_equal(rx.bad, 0);
+}
+
+/* No waiting where it cannot help: a receiver that failed lately makes the wait return
+ * at once (the bound applies as before); a slow one makes it give up at the deadline,
+ * counted. */
+static void test_pacing_gives_up(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_memory_bytes = 1u << 20;
+    q.min_backoff_ms = q.max_backoff_ms = 50;
+    rx_set(500, 0);
+    struct rw_remote *r = new_remote(&q);
+    scrape(r, 20000, 0); /* about 0.7 MB queued, over the 512 KiB mark */
+    for (int t = 0; t < 5000 && metric(r, "scrapeship_remote_samples_retried_total{") <= 0; t += 10)
+        sleep_ms(10);
+    int64_t t0 = ss_mono_ms();
+    assert_true(rw_remote_wait_room(r, t0 + 5000));
+    assert_true(ss_mono_ms() - t0 < 1000);
+    assert_int_equal(metric(r, "scrapeship_remote_pace_waits_total{"), 0);
+    rx_set(204, 0);
+    assert_true(wait_samples(20000, 30000));
+    assert_int_equal(dropped(r, "queue_full"), 0);
+    finish(r);
+
+    rx_set(204, 2000); /* every request takes 2 s */
+    r = new_remote(&q);
+    scrape(r, 20000, 1);
+    t0 = ss_mono_ms();
+    assert_false(rw_remote_wait_room(r, t0 + 300));
+    int64_t took = ss_mono_ms() - t0;
+    assert_true(took >= 290 && took < 2000);
+    assert_int_equal(metric(r, "scrapeship_remote_pace_timeouts_total{"), 1);
+    rx_set(204, 0);
+    finish(r);
+}
+
 /* The receiver stalls behind a 64 KiB bound: the oldest queued samples are dropped,
  * each one counted; what was in flight and the newest data are delivered. */
 static void test_bound_drops_oldest_exactly(void **state)
@@ -633,6 +703,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_big_scrape_streams, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_pacing_keeps_big_scrape_under_bound, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_pacing_gives_up, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),

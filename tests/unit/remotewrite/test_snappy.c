@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <snappy-c.h>
+
 #include "remotewrite.h"
 
 #define N(a)       (sizeof(a) / sizeof((a)[0]))
@@ -294,6 +296,125 @@ static void test_random_roundtrip(void **state)
     free(data);
 }
 
+/* rw_snappy_compress works one 64 KiB block at a time: its output must be the
+ * library's own for the whole input, byte for byte, at every size around the block
+ * edges, for compressible and incompressible data, and after bytes already in out. */
+static void test_blocks_match_library(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0,      1,      65535,  65536,      65537,           131071,
+                                   131072, 131073, 200000, 3 * 65536u, 3 * 65536u + 17, (1u << 20) + 5};
+    size_t max = (1u << 20) + 5;
+    uint8_t *data = malloc(max);
+    char *want = malloc(snappy_max_compressed_length(max));
+    assert_non_null(data);
+    assert_non_null(want);
+    for (size_t i = 0; i < N(sizes); i++) {
+        for (int kind = 0; kind < 3; kind++) {
+            size_t n = sizes[i];
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = rnd();
+                /* 0: incompressible; 1: remote-write-like records; 2: small alphabet */
+                data[j] = kind == 0 ? (uint8_t)r
+                          : kind == 1
+                              ? (uint8_t)("__name__http_requests_total{job=\"api\",le=\"0.5\"}"[j % 45] ^
+                                          (j % 97 == 0 ? (uint8_t)r : 0))
+                              : (uint8_t)('a' + r % 4);
+            }
+            size_t wlen = snappy_max_compressed_length(n);
+            assert_int_equal(snappy_compress((const char *)data, n, want, &wlen), SNAPPY_OK);
+            for (int pre = 0; pre < 2; pre++) {
+                struct ss_buf c;
+                ss_buf_init(&c, 0);
+                if (pre)
+                    assert_int_equal(ss_buf_append(&c, "HD", 2), 0);
+                assert_int_equal(rw_snappy_compress(data, n, &c), 0);
+                assert_int_equal(c.len, wlen + (size_t)pre * 2);
+                assert_memory_equal(c.data + pre * 2, want, wlen);
+                if (pre)
+                    assert_memory_equal(c.data, "HD", 2);
+                /* room for the output and not for the worst case of one block */
+                ss_buf_free(&c);
+            }
+        }
+    }
+    /* A bound that the output passes part-way: refused, and out is as it was. */
+    struct ss_buf small;
+    ss_buf_init(&small, 70000);
+    assert_int_equal(ss_buf_append(&small, "x", 1), 0);
+    for (size_t j = 0; j < 200000; j++)
+        data[j] = (uint8_t)rnd();
+    assert_int_equal(rw_snappy_compress(data, 200000, &small), SS_ELIMIT);
+    assert_int_equal(small.len, 1);
+    assert_string_equal(small.data, "x");
+    ss_buf_free(&small);
+    free(data);
+    free(want);
+}
+
+/* rw_snappy_compress_parts: the block of the concatenation, byte for byte the
+ * library's, however the input is cut into parts (empty ones, one byte, parts
+ * crossing and ending on the 64 KiB block edges), with or without a scratch buffer
+ * where no block spans parts. */
+static void test_parts_match_library(void **state)
+{
+    (void)state;
+    size_t max = 5 * 65536u + 333;
+    uint8_t *data = malloc(max);
+    char *want = malloc(snappy_max_compressed_length(max));
+    assert_non_null(data);
+    assert_non_null(want);
+    for (size_t j = 0; j < max; j++)
+        data[j] =
+            (uint8_t)("job=\"api\",instance=\"10.0.0.1:9100\",le=\"0.25\"}"[j % 47] ^ (rnd() % 50 == 0));
+    static const size_t totals[] = {0, 1, 1000, 65536, 65537, 3 * 65536u, 5 * 65536u + 333};
+    struct ss_str parts[600];
+    struct ss_buf scratch, c;
+    ss_buf_init(&scratch, 0);
+    for (size_t t = 0; t < N(totals); t++) {
+        size_t n = totals[t];
+        size_t wlen = snappy_max_compressed_length(n);
+        assert_int_equal(snappy_compress((const char *)data, n, want, &wlen), SNAPPY_OK);
+        for (int cut = 0; cut < 6; cut++) {
+            size_t np = 0, off = 0;
+            while (off < n && np < N(parts) - 2) {
+                size_t len = cut == 0   ? n - off                               /* one part */
+                             : cut == 1 ? 65536                                 /* on the block edges */
+                             : cut == 2 ? 1 + rnd() % 200                       /* small */
+                             : cut == 3 ? 12288 + rnd() % 700                   /* queue segments */
+                             : cut == 4 ? (np % 3 == 0 ? 0 : 1 + rnd() % 40000) /* with empty ones */
+                                        : 65535 + rnd() % 3;                    /* next to the edges */
+                if (len > n - off)
+                    len = n - off;
+                parts[np++] = (struct ss_str){(const char *)data + off, len};
+                off += len;
+            }
+            if (off < n)
+                parts[np++] = (struct ss_str){(const char *)data + off, n - off};
+            parts[np++] = (struct ss_str){NULL, 0}; /* an empty part at the end */
+            ss_buf_init(&c, 0);
+            assert_int_equal(ss_buf_append(&c, "H", 1), 0);
+            assert_int_equal(rw_snappy_compress_parts(parts, np, &scratch, &c), 0);
+            assert_int_equal(c.len, wlen + 1);
+            assert_memory_equal(c.data + 1, want, wlen);
+            ss_buf_free(&c);
+        }
+    }
+    /* no scratch: fine while no block spans parts, refused (nothing appended) when one does */
+    struct ss_str two[2] = {{(const char *)data, 65536}, {(const char *)data + 65536, 65536}};
+    ss_buf_init(&c, 0);
+    assert_int_equal(rw_snappy_compress_parts(two, 2, NULL, &c), 0);
+    two[0].len = 100;
+    two[1].p = (const char *)data + 100;
+    size_t len0 = c.len;
+    assert_int_equal(rw_snappy_compress_parts(two, 2, NULL, &c), SS_EINVAL);
+    assert_int_equal(c.len, len0);
+    ss_buf_free(&c);
+    ss_buf_free(&scratch);
+    free(data);
+    free(want);
+}
+
 static void test_max_out_bound(void **state)
 {
     (void)state;
@@ -423,6 +544,8 @@ int main(void)
         cmocka_unit_test(test_golang_decode_vectors),
         cmocka_unit_test(test_golang_emit_vectors_decode),
         cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_blocks_match_library),
+        cmocka_unit_test(test_parts_match_library),
         cmocka_unit_test(test_max_out_bound),
         cmocka_unit_test(test_append_and_edges),
         cmocka_unit_test(test_byte_flips),

@@ -538,14 +538,20 @@ static bool pace_useful(struct rw_remote *r)
 
 bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
 {
-    commit_stages(r, 0, r->nqueues); /* what is staged counts and can go now */
     if (atomic_load(&r->queue_bytes) <= r->pace_bytes || !pace_useful(r))
         return true;
+    if (ss_mono_ms() >= deadline_mono_ms)
+        return false; /* another remote used the time up: no wait, nothing counted */
+    /* what is staged can go while this waits (not before: a commit of every queue's
+     * few KiB at every part of every big scrape cost more than it saved) */
+    commit_stages(r, 0, r->nqueues);
     int64_t t0 = ss_mono_ms();
     bool room = false;
     atomic_fetch_add(&r->pace_waits, 1);
     pthread_mutex_lock(&r->qmu);
     r->room_waiters++;
+    for (int i = 0; i < r->nqueues; i++) /* they take part batches while this waits */
+        pthread_cond_signal(&r->senders[i].cv);
     for (;;) {
         room = atomic_load(&r->queue_bytes) <= r->pace_bytes;
         int64_t left = deadline_mono_ms - ss_mono_ms();

@@ -372,7 +372,10 @@ void *rw_sender_main(void *arg)
         int n = atomic_load(&r->nsenders);
         if (j >= n)
             break; /* fewer senders wanted: this one goes */
-        bool flushing = atomic_load(&r->stopping) || (r->dq && atomic_load(&r->spill));
+        /* the scrape thread waiting for room (rw_remote_wait_room) takes what is there:
+         * a big scrape spread over more queues than the pacing mark holds batches left
+         * no sender a whole one, and nothing moved until its wait timed out */
+        bool flushing = atomic_load(&r->stopping) || (r->dq && atomic_load(&r->spill)) || r->room_waiters > 0;
         uint64_t avail = 0;
         int64_t oldest = INT64_MAX;
         bool busy_elsewhere = false;

@@ -78,12 +78,12 @@
 #define SLOT_MAX_SERIES 2000
 
 /* Pacing: a scrape hands its series to the sink in parts of PACE_STEP and lets the
- * sink wait for room between parts (scrape_sink.wait_room), for at most PACE_MAX_MS or
- * a quarter of its interval in all. One kube-state-metrics target (100k series) queued
- * all its records at once: 25 MB more RSS for every scrape, where the remote write
- * shards need only a few batches queued to stay busy. The wait stops the scrape loop
- * (other targets' scrapes start late by at most that long); when the sink drains more
- * slowly than that, the rest goes at once, as before. */
+ * sink wait for room between parts (scrape_sink.wait_room), within a window of at most
+ * PACE_MAX_MS or a quarter of its interval (pace_window). One kube-state-metrics target
+ * (100k series) queued all its records at once: 25 MB more RSS for every scrape, where
+ * the remote write shards need only a few batches queued to stay busy. The wait stops
+ * the scrape loop (other targets' scrapes start late by at most one window); when the
+ * sink drains more slowly than that, the rest goes at once, as before. */
 #define PACE_STEP   2048
 #define PACE_MAX_MS 1000
 
@@ -190,6 +190,7 @@ struct scrape_manager {
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
+    int64_t pace_until, pace_next; /* the pacing window (pace_window) */
     /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
      * socket event and starts one target at a time, and walking the whole list each
      * time (two cache misses per target) was the scheduler's main cost. A target
@@ -876,6 +877,23 @@ static void gz_reset(struct target *t)
     ss_buf_init(&t->gz, 0);
 }
 
+/* The deadline of t's pacing waits, or 0: none now. The scrape loop waits in windows:
+ * one opens when a big scrape finishes at least PACE_MAX_MS after the last one closed,
+ * and lasts PACE_MAX_MS or a quarter of that target's interval; every big scrape that
+ * finishes inside it shares its deadline. So big targets finishing together block the
+ * loop for one window, not one each, and at most half of any stretch of time. */
+static int64_t pace_window(struct target *t)
+{
+    struct scrape_manager *m = t->m;
+    int64_t now = ss_mono_ms();
+    if (now >= m->pace_next) {
+        int64_t budget = t->spec.interval_ms / 4 < PACE_MAX_MS ? t->spec.interval_ms / 4 : PACE_MAX_MS;
+        m->pace_until = now + budget;
+        m->pace_next = m->pace_until + PACE_MAX_MS;
+    }
+    return now < m->pace_until ? m->pace_until : 0;
+}
+
 static void finish_scrape(struct target *t, CURLcode res)
 {
     double duration = ss_mono_seconds() - t->start_mono;
@@ -930,13 +948,11 @@ static void finish_scrape(struct target *t, CURLcode res)
         const struct series_table *st = &t->series;
         t->gmemo.on = true;
         t->gmemo.valid = false;
-        bool pace = sink->wait_room && st->norder > PACE_STEP;
-        int64_t budget = t->spec.interval_ms / 4 < PACE_MAX_MS ? t->spec.interval_ms / 4 : PACE_MAX_MS;
-        int64_t pace_deadline = ss_mono_ms() + budget;
+        int64_t pace_deadline = sink->wait_room && st->norder > PACE_STEP ? pace_window(t) : 0;
+        bool pace = pace_deadline > 0;
         for (uint32_t k = 0; k < st->norder; k++) {
-            if (pace && k && k % PACE_STEP == 0) {
-                pace = sink->wait_room(sink->ud, pace_deadline);
-            }
+            if (pace && k && k % PACE_STEP == 0)
+                pace = !atomic_load(&t->m->stop) && sink->wait_room(sink->ud, pace_deadline);
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
         }

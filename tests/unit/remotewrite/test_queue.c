@@ -350,6 +350,44 @@ static void test_pacing_keeps_big_scrape_under_bound(void **state)
     assert_int_equal(rx.bad, 0);
 }
 
+/* Pacing with many senders: 8 shards share the pacing mark (4 batches), so a scrape
+ * of 500 families spread over all 50 queues leaves no sender a whole batch of its own.
+ * While the scrape thread waits for room the senders take what they have: every wait
+ * ends with room, none times out, and everything arrives. */
+static void test_pacing_many_senders(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.min_shards = 8;
+    struct rw_remote *r = new_remote(&q);
+    double mark = metric(r, "scrapeship_remote_queue_pace_bytes{");
+    char fam[16], pod[232];
+    memset(pod, 'p', sizeof pod - 1);
+    pod[sizeof pod - 1] = '\0';
+    enum { N = 60000 };
+    rw_remote_begin(r);
+    for (int k = 0; k < N; k++) {
+        if (k && k % 2048 == 0) {
+            assert_true(rw_remote_wait_room(r, ss_mono_ms() + 3000));
+            assert_true(metric(r, "scrapeship_remote_queue_bytes{") <= mark);
+        }
+        snprintf(fam, sizeof fam, "fam%03d", k % 500);
+        memcpy(pod, names[k], strlen(names[k]));
+        struct ss_label l[3] = {{{"__name__", 8}, {fam, strlen(fam)}},
+                                {{"i", 1}, {names[k], strlen(names[k])}},
+                                {{"pod", 3}, {pod, sizeof pod - 1}}};
+        struct scrape_series s = {l,    3, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL,
+                                  NULL, 0, 0,         0, NULL};
+        rw_remote_append(r, &s);
+    }
+    rw_remote_commit(r);
+    assert_true(metric(r, "scrapeship_remote_pace_waits_total{") > 0);
+    assert_int_equal(metric(r, "scrapeship_remote_pace_timeouts_total{"), 0);
+    assert_true(wait_samples(N, 60000));
+    finish_exactly(r, N);
+    assert_int_equal(rx.bad, 0);
+}
+
 /* No waiting where it cannot help: a receiver that failed lately makes the wait return
  * at once (the bound applies as before); a slow one makes it give up at the deadline,
  * counted. */
@@ -704,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_big_scrape_streams, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_keeps_big_scrape_under_bound, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_pacing_many_senders, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_gives_up, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),

@@ -78,14 +78,16 @@
 #define SLOT_MAX_SERIES 2000
 
 /* Pacing: a scrape hands its series to the sink in parts of PACE_STEP and lets the
- * sink wait for room between parts (scrape_sink.wait_room), within a window of at most
- * PACE_MAX_MS or a quarter of its interval (pace_window). One kube-state-metrics target
+ * sink wait for room between parts (scrape_sink.wait_room), within a window of a
+ * quarter of its interval, at most PACE_MAX_MS while other scrapes are due or in
+ * flight (pace_window). One kube-state-metrics target
  * (100k series) queued all its records at once: 25 MB more RSS for every scrape, where
  * the remote write shards need only a few batches queued to stay busy. The wait stops
  * the scrape loop (other targets' scrapes start late by at most one window); when the
  * sink drains more slowly than that, the rest goes at once, as before. */
-#define PACE_STEP   2048
-#define PACE_MAX_MS 1000
+#define PACE_STEP         2048
+#define PACE_MAX_MS       1000
+#define PACE_ALONE_MAX_MS 10000
 
 enum fail_reason {
     FAIL_CONNECT,
@@ -879,15 +881,26 @@ static void gz_reset(struct target *t)
 
 /* The deadline of t's pacing waits, or 0: none now. The scrape loop waits in windows:
  * one opens when a big scrape finishes at least PACE_MAX_MS after the last one closed,
- * and lasts PACE_MAX_MS or a quarter of that target's interval; every big scrape that
- * finishes inside it shares its deadline. So big targets finishing together block the
- * loop for one window, not one each, and at most half of any stretch of time. */
+ * and lasts a quarter of that target's interval, at most PACE_MAX_MS, or, while no
+ * other scrape is in flight (curl is not driven during a wait), until the next one is
+ * due, at most PACE_ALONE_MAX_MS: one kube-state-metrics target of 100k series behind
+ * a receiver 50 ms away needs about 2.5 s on one shard, and a scraper that has nothing
+ * else to do meanwhile loses nothing by waiting. Every big scrape that finishes inside
+ * a window shares its deadline, so big targets finishing together block the loop for
+ * one window, not one each. */
 static int64_t pace_window(struct target *t)
 {
     struct scrape_manager *m = t->m;
     int64_t now = ss_mono_ms();
     if (now >= m->pace_next) {
-        int64_t budget = t->spec.interval_ms / 4 < PACE_MAX_MS ? t->spec.interval_ms / 4 : PACE_MAX_MS;
+        int64_t quarter = t->spec.interval_ms / 4;
+        int64_t budget = quarter < PACE_MAX_MS ? quarter : PACE_MAX_MS;
+        if (!m->running_scrapes && m->heap_ok) { /* t itself is not in the heap now */
+            int64_t idle = m->nheap ? m->heap[0]->next_ms - now : INT64_MAX;
+            int64_t alone = quarter < PACE_ALONE_MAX_MS ? quarter : PACE_ALONE_MAX_MS;
+            if (idle > budget)
+                budget = idle < alone ? idle : alone;
+        }
         m->pace_until = now + budget;
         m->pace_next = m->pace_until + PACE_MAX_MS;
     }

@@ -116,7 +116,7 @@ static void queue_advance(struct rw_remote *r, struct rwq *q, size_t bytes, size
     q->samples -= n;
     q->cum_out += n;
     atomic_fetch_sub(&r->queue_samples, n);
-    if (atomic_fetch_sub(&r->queue_bytes, bytes) - bytes <= r->pace_bytes && r->room_waiters)
+    if (atomic_fetch_sub(&r->queue_bytes, bytes) - bytes <= atomic_load(&r->pace_bytes) && r->room_waiters)
         pthread_cond_broadcast(&r->room_cv);
     while (bytes && q->marks_head < q->nmarks) {
         struct chunk_mark *m = &q->marks[q->marks_head];
@@ -538,7 +538,9 @@ static bool pace_useful(struct rw_remote *r)
 
 bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
 {
-    if (atomic_load(&r->queue_bytes) <= r->pace_bytes || !pace_useful(r))
+    uint64_t mark = rw_pace_mark(r);
+    atomic_store(&r->pace_bytes, mark);
+    if (atomic_load(&r->queue_bytes) <= mark || !pace_useful(r))
         return true;
     if (ss_mono_ms() >= deadline_mono_ms)
         return false; /* another remote used the time up: no wait, nothing counted */
@@ -553,12 +555,12 @@ bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
     for (int i = 0; i < r->nqueues; i++) /* they take part batches while this waits */
         pthread_cond_signal(&r->senders[i].cv);
     for (;;) {
-        room = atomic_load(&r->queue_bytes) <= r->pace_bytes;
+        room = atomic_load(&r->queue_bytes) <= mark;
         int64_t left = deadline_mono_ms - ss_mono_ms();
         if (room || left <= 0 || !pace_useful(r))
             break;
         /* a short slice: pace_useful can turn false without a signal */
-        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, left < 100 ? left : 100);
+        struct timespec ts = ss_deadline_after_ms(CLOCK_MONOTONIC, left < 100 ? left : 100);
         pthread_cond_timedwait(&r->room_cv, &r->qmu, &ts);
     }
     r->room_waiters--;

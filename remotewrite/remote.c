@@ -369,6 +369,17 @@ static const char *escaped(struct ss_arena *a, const char *s)
     return out;
 }
 
+uint64_t rw_pace_mark(const struct rw_remote *r)
+{
+    uint64_t batch =
+        r->cfg.queue.max_samples_per_send > 0 ? (uint64_t)r->cfg.queue.max_samples_per_send : 2000;
+    uint64_t n = (uint64_t)atomic_load(&r->nsenders);
+    uint64_t mark = (n > PACE_BATCHES ? n : PACE_BATCHES) * batch * PACE_RECORD_B;
+    if (mark < PACE_MIN_BYTES)
+        mark = PACE_MIN_BYTES;
+    return mark > r->mem_bound / 2 ? r->mem_bound / 2 : mark;
+}
+
 int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
 {
     *out = NULL;
@@ -379,7 +390,11 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
     pthread_mutex_init(&r->qmu, NULL);
     pthread_mutex_init(&r->mgr_mu, NULL);
     pthread_cond_init(&r->mgr_cv, NULL);
-    pthread_cond_init(&r->room_cv, NULL);
+    pthread_condattr_t mono;
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC); /* a wall clock step cannot stretch a wait */
+    pthread_cond_init(&r->room_cv, &mono);
+    pthread_condattr_destroy(&mono);
     pthread_mutex_init(&r->meta_mu, NULL);
     pthread_mutex_init(&r->spill_mu, NULL);
     ss_arena_init(&r->owned, 4096);
@@ -406,12 +421,7 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
         goto fail;
     ss_labels_init(&r->work);
     r->mem_bound = cfg->queue.max_memory_bytes ? cfg->queue.max_memory_bytes : DEFAULT_MEM_BOUND;
-    uint64_t batch = cfg->queue.max_samples_per_send > 0 ? (uint64_t)cfg->queue.max_samples_per_send : 2000;
-    r->pace_bytes = PACE_BATCHES * batch * PACE_RECORD_B;
-    if (r->pace_bytes < PACE_MIN_BYTES)
-        r->pace_bytes = PACE_MIN_BYTES;
-    if (r->pace_bytes > r->mem_bound / 2)
-        r->pace_bytes = r->mem_bound / 2;
+    atomic_store(&r->pace_bytes, rw_pace_mark(r));
     /* One series queue per possible sender, fixed for the remote's life. */
     r->nqueues = (int)r->cfg.queue.max_shards;
     r->queues = calloc((size_t)r->nqueues, sizeof *r->queues);

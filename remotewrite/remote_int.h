@@ -33,9 +33,11 @@
 #define SPILL_AFTER_MS    1000
 #define DEFAULT_MEM_BOUND (64ULL << 20)
 #define FAILING_MS        5000 /* a remote failed this recently: no growth, no pacing */
-/* Pacing (rw_remote_wait_room): a big scrape waits while more than this many bytes
- * per queued batch of max_samples_per_send are queued (about 4 batches of 2000
- * samples of ~250 bytes), within [PACE_MIN_BYTES, max_memory_bytes / 2]. */
+/* Pacing (rw_remote_wait_room): a big scrape waits while more than PACE_RECORD_B bytes
+ * per sample of max(PACE_BATCHES, senders) batches of max_samples_per_send are queued
+ * (4 batches of 2000 samples of ~250 bytes with up to 4 senders; a batch for each of
+ * more senders, so that each still sends whole ones), within [PACE_MIN_BYTES,
+ * max_memory_bytes / 2] (rw_pace_mark). */
 #define PACE_BATCHES   4
 #define PACE_RECORD_B  256
 #define PACE_MIN_BYTES (1ULL << 20)
@@ -169,8 +171,8 @@ struct rw_remote {
 
     /* pacing: the scrape thread waits in rw_remote_wait_room until queue_bytes is at
      * most pace_bytes; senders wake it (room_cv, qmu) as they take records */
-    uint64_t pace_bytes;
-    pthread_cond_t room_cv;
+    _Atomic uint64_t pace_bytes; /* rw_pace_mark, as of the last wait */
+    pthread_cond_t room_cv;      /* on CLOCK_MONOTONIC */
     int room_waiters; /* qmu */
     _Atomic uint64_t pace_waits, pace_wait_us, pace_timeouts;
 
@@ -187,6 +189,7 @@ struct rw_remote {
 /* ---- shared helpers ------------------------------------------------------------- */
 
 void rw_atomic_max(_Atomic int64_t *a, int64_t v);
+uint64_t rw_pace_mark(const struct rw_remote *r);
 
 /* queue.c */
 /* Length of the TimeSeries record at p (tag, varint length, payload), or 0 when it

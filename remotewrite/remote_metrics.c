@@ -49,7 +49,7 @@ static uint64_t g_mem_bound(struct rw_remote *r)
 }
 static uint64_t g_pace_bytes(struct rw_remote *r)
 {
-    return r->pace_bytes;
+    return atomic_load(&r->pace_bytes);
 }
 static uint64_t g_pace_waits(struct rw_remote *r)
 {

@@ -402,7 +402,10 @@ void *rw_sender_main(void *arg)
              * only for a whole batch too, or at the latest after this wait: a wakeup
              * at the first record wrote tiny disk records, and the replayer, which
              * merges up to 8 per request, fell behind the fresh data. */
-            sd->need = atomic_load(&r->stopping) ? 1 : flushing ? max_n : avail ? max_n - avail : 1;
+            sd->need = atomic_load(&r->stopping)         ? 1
+                       : r->dq && atomic_load(&r->spill) ? max_n
+                       : avail                           ? max_n - avail
+                                                         : 1; /* not a room wait's flushing */
             sd->pending = 0;
             timed_wait(&sd->cv, &r->qmu, wait < 1 ? 1 : wait > 1000 ? 1000 : wait);
             sd->need = 0;

@@ -80,11 +80,12 @@
 /* Pacing: a scrape hands its series to the sink in parts of PACE_STEP and lets the
  * sink wait for room between parts (scrape_sink.wait_room), within a window of a
  * quarter of its interval, at most PACE_MAX_MS while other scrapes are due or in
- * flight (pace_window). One kube-state-metrics target
+ * flight, and never past their scrape timeouts (pace_window). One kube-state-metrics target
  * (100k series) queued all its records at once: 25 MB more RSS for every scrape, where
  * the remote write shards need only a few batches queued to stay busy. The wait stops
- * the scrape loop (other targets' scrapes start late by at most one window); when the
- * sink drains more slowly than that, the rest goes at once, as before. */
+ * the scrape loop (other targets' scrapes start late by at most one window and the time
+ * to hand over the rest); when the sink drains more slowly than that, the rest goes at
+ * once, as before. */
 #define PACE_STEP         2048
 #define PACE_MAX_MS       1000
 #define PACE_ALONE_MAX_MS 10000
@@ -192,7 +193,7 @@ struct scrape_manager {
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
-    int64_t pace_until, pace_next; /* the pacing window (pace_window) */
+    int64_t pace_until, pace_used; /* the pacing window and the ms waited in it (pace_window) */
     /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
      * socket event and starts one target at a time, and walking the whole list each
      * time (two cache misses per target) was the scheduler's main cost. A target
@@ -879,32 +880,50 @@ static void gz_reset(struct target *t)
     ss_buf_init(&t->gz, 0);
 }
 
-/* The deadline of t's pacing waits, or 0: none now. The scrape loop waits in windows:
- * one opens when a big scrape finishes at least PACE_MAX_MS after the last one closed,
- * and lasts a quarter of that target's interval, at most PACE_MAX_MS, or, while no
+/* How long t may pace: a quarter of its interval, at most PACE_MAX_MS, or, while no
  * other scrape is in flight (curl is not driven during a wait), until the next one is
- * due, at most PACE_ALONE_MAX_MS: one kube-state-metrics target of 100k series behind
- * a receiver 50 ms away needs about 2.5 s on one shard, and a scraper that has nothing
- * else to do meanwhile loses nothing by waiting. Every big scrape that finishes inside
- * a window shares its deadline, so big targets finishing together block the loop for
- * one window, not one each. */
+ * due, at most PACE_ALONE_MAX_MS: one kube-state-metrics target of 100k series behind a
+ * receiver 50 ms away needs about 2.5 s on one shard, and a scraper that has nothing
+ * else to do meanwhile loses nothing by waiting. */
+static int64_t pace_budget(const struct target *t, int64_t now)
+{
+    const struct scrape_manager *m = t->m;
+    int64_t quarter = t->spec.interval_ms / 4;
+    int64_t budget = quarter < PACE_MAX_MS ? quarter : PACE_MAX_MS;
+    if (!m->running_scrapes && m->heap_ok) { /* t itself is not in the heap now */
+        int64_t idle = m->nheap ? m->heap[0]->next_ms - now : INT64_MAX;
+        int64_t alone = quarter < PACE_ALONE_MAX_MS ? quarter : PACE_ALONE_MAX_MS;
+        if (idle > budget)
+            budget = idle < alone ? idle : alone;
+    }
+    return budget;
+}
+
+/* The deadline of t's pacing waits, or 0: none now. The scrape loop waits in windows:
+ * a big scrape opens one unless a window in which the loop waited is open, or closed
+ * less than the time waited in it (at most PACE_MAX_MS) ago; so the loop waits at most
+ * about half of any stretch of time, big targets finishing together wait out one
+ * window, not one each, and a window nobody waited in costs nothing. Within it, t
+ * waits no longer than its own budget, nor past the scrape timeout of any scrape in
+ * flight (less 100 ms: their transfers stand still meanwhile). */
 static int64_t pace_window(struct target *t)
 {
     struct scrape_manager *m = t->m;
     int64_t now = ss_mono_ms();
-    if (now >= m->pace_next) {
-        int64_t quarter = t->spec.interval_ms / 4;
-        int64_t budget = quarter < PACE_MAX_MS ? quarter : PACE_MAX_MS;
-        if (!m->running_scrapes && m->heap_ok) { /* t itself is not in the heap now */
-            int64_t idle = m->nheap ? m->heap[0]->next_ms - now : INT64_MAX;
-            int64_t alone = quarter < PACE_ALONE_MAX_MS ? quarter : PACE_ALONE_MAX_MS;
-            if (idle > budget)
-                budget = idle < alone ? idle : alone;
-        }
+    int64_t budget = pace_budget(t, now);
+    int64_t cool = m->pace_used < PACE_MAX_MS ? m->pace_used : PACE_MAX_MS;
+    if (!m->pace_used || now >= m->pace_until + cool) {
         m->pace_until = now + budget;
-        m->pace_next = m->pace_until + PACE_MAX_MS;
+        m->pace_used = 0;
     }
-    return now < m->pace_until ? m->pace_until : 0;
+    int64_t deadline = m->pace_until < now + budget ? m->pace_until : now + budget;
+    for (const struct target *o = m->targets; o && m->running_scrapes; o = o->next)
+        if (o->in_flight) {
+            int64_t ends = (int64_t)(o->start_mono * 1000.0) + o->spec.timeout_ms - 100;
+            if (ends < deadline)
+                deadline = ends;
+        }
+    return now < deadline ? deadline : 0;
 }
 
 static void finish_scrape(struct target *t, CURLcode res)
@@ -964,8 +983,11 @@ static void finish_scrape(struct target *t, CURLcode res)
         int64_t pace_deadline = sink->wait_room && st->norder > PACE_STEP ? pace_window(t) : 0;
         bool pace = pace_deadline > 0;
         for (uint32_t k = 0; k < st->norder; k++) {
-            if (pace && k && k % PACE_STEP == 0)
+            if (pace && k && k % PACE_STEP == 0) {
+                int64_t w0 = ss_mono_ms();
                 pace = !atomic_load(&t->m->stop) && sink->wait_room(sink->ud, pace_deadline);
+                t->m->pace_used += ss_mono_ms() - w0;
+            }
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
         }

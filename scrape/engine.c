@@ -149,6 +149,11 @@ struct target {
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
     uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
     bool gz_big;                 /* the last gzip body inflated past GZ_WHOLE_PREFER */
+    struct {
+        int64_t deadline; /* of this hand-over's waits (pace_window), 0 until the first */
+        uint32_t n;       /* series handed over so far */
+        bool off;         /* no (more) waiting in this hand-over */
+    } pace;
     struct scrape_gzstream *gzs; /* set once the body streams through zlib instead */
     uint64_t body_bytes;         /* plain bytes, the body_size_limit measure */
     enum fail_reason fail;
@@ -327,10 +332,13 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
 }
 
 /* series_table_sweep's callback: a stale marker for a series that went away. */
+static void pace_step(struct target *t);
+
 static void emit_stale(void *ud, const struct series_table *st, const struct series_entry *e)
 {
     struct target *t = ud;
     (void)st;
+    pace_step(t); /* a failed or removed big target's markers are paced as its samples */
     emit_entry(t, e, scrape_stale_nan(), t->start_ms_stale, NULL);
 }
 
@@ -926,6 +934,22 @@ static int64_t pace_window(struct target *t)
     return now < deadline ? deadline : 0;
 }
 
+/* Before each series (or stale marker) t hands over: every PACE_STEP of them, let the
+ * sink wait for room, within t's window (opened at the first such step). */
+static void pace_step(struct target *t)
+{
+    const struct scrape_sink *sink = &t->m->sink;
+    if (!sink->wait_room || t->pace.off || t->pace.n++ == 0 || t->pace.n % PACE_STEP != 1)
+        return;
+    if (!t->pace.deadline && !(t->pace.deadline = pace_window(t))) {
+        t->pace.off = true;
+        return;
+    }
+    int64_t w0 = ss_mono_ms();
+    t->pace.off = atomic_load(&t->m->stop) || !sink->wait_room(sink->ud, t->pace.deadline);
+    t->m->pace_used += ss_mono_ms() - w0;
+}
+
 static void finish_scrape(struct target *t, CURLcode res)
 {
     double duration = ss_mono_seconds() - t->start_mono;
@@ -963,6 +987,7 @@ static void finish_scrape(struct target *t, CURLcode res)
         js->name,    t->instance, t->spec.url.data,   !t->failed,        t->failed ? t->err : NULL,
         t->start_ms, duration,    t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
+    memset(&t->pace, 0, sizeof t->pace);
     if (sink->begin)
         sink->begin(sink->ud, &rep);
     if (t->failed) {
@@ -980,14 +1005,8 @@ static void finish_scrape(struct target *t, CURLcode res)
         const struct series_table *st = &t->series;
         t->gmemo.on = true;
         t->gmemo.valid = false;
-        int64_t pace_deadline = sink->wait_room && st->norder > PACE_STEP ? pace_window(t) : 0;
-        bool pace = pace_deadline > 0;
         for (uint32_t k = 0; k < st->norder; k++) {
-            if (pace && k && k % PACE_STEP == 0) {
-                int64_t w0 = ss_mono_ms();
-                pace = !atomic_load(&t->m->stop) && sink->wait_room(sink->ud, pace_deadline);
-                t->m->pace_used += ss_mono_ms() - w0;
-            }
+            pace_step(t);
             const struct series_seen *o = &st->order[k];
             emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
         }
@@ -1020,6 +1039,7 @@ static void target_mark_stale(struct target *t)
     if (sink->begin)
         sink->begin(sink->ud, &rep);
     t->start_ms_stale = now;
+    memset(&t->pace, 0, sizeof t->pace);
     series_table_begin(&t->series); /* nothing is seen in this generation */
     series_table_sweep(&t->series, false, emit_stale, t);
     if (t->start_ms) /* only if it was ever scraped */

@@ -1132,7 +1132,7 @@ static void test_gzip_spares_follow_bodies(void **state)
  * arrives, once and in exposition order. A scrape of 2048 series or fewer never asks.
  * Once the sink says the deadline passed, the rest of that scrape goes without asking. */
 static struct {
-    size_t n, bad_order, calls, at[16];
+    size_t n, stale, bad_order, calls, at[16];
     int64_t deadline[16], asked_ms[16];
     bool refuse; /* answer false (deadline passed) from the second call on */
 } pace;
@@ -1143,6 +1143,10 @@ static void pace_series(void *ud, const struct scrape_series *s)
     for (size_t i = 0; i < s->nlabels; i++)
         if (ss_str_eq_cstr(s->labels[i].name, "__name__") &&
             ss_str_eq_cstr(s->labels[i].value, "req_total")) {
+            if (scrape_is_stale_nan(s->value)) {
+                pace.stale++;
+                continue;
+            }
             pace.bad_order += s->value != (double)pace.n + 0.5; /* build_body: series i has value i.5 */
             pace.n++;
         }
@@ -1152,7 +1156,7 @@ static bool pace_wait(void *ud, int64_t deadline_mono_ms)
 {
     (void)ud;
     if (pace.calls < 16) {
-        pace.at[pace.calls] = pace.n;
+        pace.at[pace.calls] = pace.n + pace.stale;
         pace.deadline[pace.calls] = deadline_mono_ms;
         pace.asked_ms[pace.calls] = ss_mono_ms();
     }
@@ -1209,6 +1213,55 @@ static void test_big_scrape_paced(void **state)
     assert_int_equal(pace.calls, 3);
     pace_scrape(7000, 60000, true); /* told "too late" at the second part: no third call */
     assert_int_equal(pace.calls, 2);
+}
+
+/* Stale markers are paced as samples are: after a good scrape of 7000 series, a failed
+ * scrape and then the removal of the target each hand over markers in parts of 2048. */
+static void test_stale_markers_paced(void **state)
+{
+    (void)state;
+    size_t size = 7000 * 64 + 256;
+    char *body = malloc(size);
+    assert_non_null(body);
+    build_body(body, size, 7000);
+    size_t n = 0;
+    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
+    free(body);
+    serve_raw(gz, n, "gzip");
+    struct scrape_job j = base_job();
+    struct scrape_sink sink = {.series = pace_series, .wait_room = pace_wait};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    memset(&pace, 0, sizeof pace);
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(pace.n, 7000);
+    assert_int_equal(pace.calls, 3);
+    serve_raw(NULL, 0, NULL);
+    serve(500, TEXT, "");
+    memset(&pace, 0, sizeof pace);
+    assert_int_equal(scrape_manager_scrape_once(m), 1); /* failed: every series goes stale */
+    assert_int_equal(pace.stale, 7000);
+    assert_int_equal(pace.calls, 3);
+    assert_int_equal(pace.at[0], 2048);
+    assert_int_equal(pace.at[2], 6144);
+
+    /* scraped again, then the target is removed: its markers are paced too */
+    body = malloc(size);
+    assert_non_null(body);
+    build_body(body, size, 7000);
+    gz = gzip_member(body, strlen(body), 6, &n);
+    free(body);
+    serve(200, TEXT, "");
+    serve_raw(gz, n, "gzip");
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    memset(&pace, 0, sizeof pace);
+    assert_int_equal(scrape_manager_set_jobs(m, NULL, 0), 0);
+    assert_int_equal(pace.stale, 7000);
+    assert_int_equal(pace.calls, 3);
+    serve_raw(NULL, 0, NULL);
+    serve(200, TEXT, "");
+    scrape_manager_free(m);
 }
 
 /* Two big targets that finish together share one pacing window: against a sink that
@@ -1520,6 +1573,7 @@ int main(void)
         cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_big_scrape_paced),
         cmocka_unit_test(test_pacing_window_shared),
+        cmocka_unit_test(test_stale_markers_paced),
         cmocka_unit_test(test_gzip_multi_member),
         cmocka_unit_test(test_gzip_corrupt_and_truncated),
         cmocka_unit_test(test_gzip_bomb_body_size_limit),

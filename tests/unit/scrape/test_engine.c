@@ -1131,6 +1131,18 @@ static void test_gzip_spares_follow_bodies(void **state)
  * whole scrape: a quarter of the interval, for a target alone at most 10 s. Every series still
  * arrives, once and in exposition order. A scrape of 2048 series or fewer never asks.
  * Once the sink says the deadline passed, the rest of that scrape goes without asking. */
+/* Serve a gzip body of n series (build_body). */
+static void serve_gzip_series(int nseries)
+{
+    size_t size = (size_t)nseries * 64 + 256, n = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    build_body(body, size, nseries);
+    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
+    free(body);
+    serve_raw(gz, n, "gzip");
+}
+
 static struct {
     size_t n, stale, bad_order, calls, at[16];
     int64_t deadline[16], asked_ms[16];
@@ -1166,14 +1178,7 @@ static bool pace_wait(void *ud, int64_t deadline_mono_ms)
 
 static void pace_scrape(int nseries, int64_t interval_ms, bool refuse)
 {
-    size_t size = (size_t)nseries * 64 + 256;
-    char *body = malloc(size);
-    assert_non_null(body);
-    build_body(body, size, nseries);
-    size_t n = 0;
-    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
-    free(body);
-    serve_raw(gz, n, "gzip");
+    serve_gzip_series(nseries);
     struct scrape_job j = base_job();
     j.interval_ms = interval_ms;
     j.timeout_ms = interval_ms < j.timeout_ms ? interval_ms : j.timeout_ms;
@@ -1220,14 +1225,7 @@ static void test_big_scrape_paced(void **state)
 static void test_stale_markers_paced(void **state)
 {
     (void)state;
-    size_t size = 7000 * 64 + 256;
-    char *body = malloc(size);
-    assert_non_null(body);
-    build_body(body, size, 7000);
-    size_t n = 0;
-    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
-    free(body);
-    serve_raw(gz, n, "gzip");
+    serve_gzip_series(7000);
     struct scrape_job j = base_job();
     struct scrape_sink sink = {.series = pace_series, .wait_room = pace_wait};
     struct scrape_manager *m = NULL;
@@ -1247,13 +1245,8 @@ static void test_stale_markers_paced(void **state)
     assert_int_equal(pace.at[2], 6144);
 
     /* scraped again, then the target is removed: its markers are paced too */
-    body = malloc(size);
-    assert_non_null(body);
-    build_body(body, size, 7000);
-    gz = gzip_member(body, strlen(body), 6, &n);
-    free(body);
     serve(200, TEXT, "");
-    serve_raw(gz, n, "gzip");
+    serve_gzip_series(7000);
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     memset(&pace, 0, sizeof pace);
     assert_int_equal(scrape_manager_set_jobs(m, NULL, 0), 0);
@@ -1292,14 +1285,7 @@ static bool window_wait(void *ud, int64_t deadline_mono_ms)
 static void test_pacing_window_shared(void **state)
 {
     (void)state;
-    size_t size = 5000 * 64 + 256;
-    char *body = malloc(size);
-    assert_non_null(body);
-    build_body(body, size, 5000);
-    size_t n = 0;
-    unsigned char *gz = gzip_member(body, strlen(body), 6, &n);
-    free(body);
-    serve_raw(gz, n, "gzip");
+    serve_gzip_series(5000);
     char other[64];
     snprintf(other, sizeof other, "localhost:%d", srv.port);
     const char *two[2] = {addr, other};

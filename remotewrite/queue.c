@@ -207,26 +207,14 @@ size_t rw_queue_take(struct rw_remote *r, struct rwq *q, size_t max_n, struct ss
 
 static int batch_room(struct rw_batch *b, size_t more)
 {
-    if (b->nseg + more > b->segcap) {
-        size_t nc = b->segcap ? b->segcap * 2 : 32;
-        while (nc < b->nseg + more)
-            nc *= 2;
-        struct ss_buf *v = realloc(b->seg, nc * sizeof *v);
-        if (!v)
-            return SS_ENOMEM;
-        b->seg = v;
-        b->segcap = nc;
-    }
-    if (b->nparts + more > b->partcap) {
-        size_t nc = b->partcap ? b->partcap * 2 : 32;
-        while (nc < b->nparts + more)
-            nc *= 2;
-        struct ss_str *v = realloc(b->parts, nc * sizeof *v);
-        if (!v)
-            return SS_ENOMEM;
-        b->parts = v;
-        b->partcap = nc;
-    }
+    struct ss_buf *seg = ss_array_grow(b->seg, &b->segcap, b->nseg + more, sizeof *seg, 32);
+    if (!seg)
+        return SS_ENOMEM;
+    b->seg = seg;
+    struct ss_str *parts = ss_array_grow(b->parts, &b->partcap, b->nparts + more, sizeof *parts, 32);
+    if (!parts)
+        return SS_ENOMEM;
+    b->parts = parts;
     return 0;
 }
 

@@ -78,6 +78,8 @@ int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct s
     /* The format stores the uncompressed length as a 32-bit varint. */
     if (n > UINT32_MAX)
         return SS_ELIMIT;
+    if (n == 0)
+        return compress_block("", 0, false, out);
     size_t len0 = out->len, i = 0, at = 0; /* the next byte: parts[i].p[at] */
     int rc = 0;
     if (n > SNAPPY_BLOCK) {
@@ -88,13 +90,13 @@ int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct s
         v[k] = (uint8_t)(n >> (7 * k));
         rc = ss_buf_append(out, v, k + 1);
     }
-    for (size_t off = 0; !rc && (off < n || (n == 0 && off == 0)); off += SNAPPY_BLOCK) {
+    for (size_t off = 0; !rc && off < n; off += SNAPPY_BLOCK) {
         size_t len = n - off < SNAPPY_BLOCK ? n - off : SNAPPY_BLOCK;
         while (i < nparts && at == parts[i].len) /* skip what is used up (and empty parts) */
             i++, at = 0;
         const char *block;
-        if (!len || parts[i].len - at >= len) { /* within one part: compressed in place */
-            block = len ? parts[i].p + at : "";
+        if (parts[i].len - at >= len) { /* within one part: compressed in place */
+            block = parts[i].p + at;
             at += len;
         } else { /* across parts: gathered into scratch first */
             if (!scratch) {
@@ -115,8 +117,6 @@ int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct s
             block = scratch->data;
         }
         rc = compress_block(block, len, n > SNAPPY_BLOCK, out);
-        if (n == 0)
-            break;
     }
     if (rc && out->data) { /* nothing appended after all */
         out->len = len0;

@@ -4,10 +4,11 @@
  * pair ids in one byte buffer, the label pairs in a second array with their wire
  * bytes in a third buffer. The three indexes (final label hash, scrape cache key,
  * label pair) are open-addressing tables of indexes with linear probing, so a slot
- * costs 4 bytes and the key is read from the entry. Removal shifts the following
- * slots back (no tombstones), so a table under churn does not fill up with dead
- * slots. Arrays grow by half, not by doubling, and the maps stay at most 3/4 full:
- * at 100k series the headroom is what costs, not the data. When removed entries
+ * costs 4 bytes (an index and 8 bits of the key's hash) and the key is read from the
+ * entry. Removal shifts the following slots back (no tombstones), so a table under
+ * churn does not fill up with dead slots. Arrays grow by half, not by doubling, and
+ * the maps, of any size, settle at 2/3 full (slots_fit): at 100k series the headroom
+ * is what costs, not the data. When removed entries
  * have left more garbage in a buffer than there are live bytes, or most of the array
  * is free, the table is compacted in place of growing: memory follows the live
  * series, not the peak.
@@ -31,10 +32,32 @@ _Static_assert(sizeof(struct series_entry) == 24, "a series entry is 24 bytes");
 #define MIN_SLOTS 256u
 #define MAX_IDS   1024 /* labels of one series; the engine allows far fewer */
 
-static inline size_t slot_home(uint64_t key, size_t mcap)
+/* A map slot holds the index + 1 of what it points to in its low SLOT_IDX_BITS bits
+ * (0: empty) and 8 bits of its key's hash above them, so a probe that meets another
+ * key rejects it without reading the entry (a cache miss each, at 100k series). So
+ * a target holds at most SLOT_IDX_MAX series and as many label pairs. */
+#define SLOT_IDX_BITS 24
+#define SLOT_IDX_MASK ((1u << SLOT_IDX_BITS) - 1)
+#define SLOT_IDX_MAX  (SLOT_IDX_MASK - 1) /* index + 1 must fit */
+
+static inline uint32_t slot_idx(uint32_t s)
 {
-    /* Fibonacci hashing: spreads keys whose low bits repeat */
-    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 29) & (mcap - 1);
+    return (s & SLOT_IDX_MASK) - 1;
+}
+
+/* Where a key's probe starts in a map of mcap slots (any size: the product's high
+ * half scaled into range, not a mask), and its tag. Fibonacci hashing first spreads
+ * keys whose low bits repeat. */
+static inline size_t slot_home(uint64_t key, size_t mcap, uint32_t *tag)
+{
+    uint64_t h = key * 0x9E3779B97F4A7C15ULL;
+    *tag = (uint32_t)(h >> 24) & ~SLOT_IDX_MASK;
+    return (size_t)(((h >> 32) * (uint64_t)mcap) >> 32);
+}
+
+static inline size_t slot_next(size_t j, size_t mcap)
+{
+    return ++j == mcap ? 0 : j;
 }
 
 enum map_kind { MAP_HASH, MAP_RAW, MAP_PAIR };
@@ -42,17 +65,18 @@ enum map_kind { MAP_HASH, MAP_RAW, MAP_PAIR };
 static inline uint64_t key_of(const struct series_table *t, uint32_t slot, enum map_kind kind)
 {
     if (kind == MAP_PAIR)
-        return t->p[slot - 1].hash;
-    const struct series_entry *e = &t->e[slot - 1];
+        return t->p[slot_idx(slot)].hash;
+    const struct series_entry *e = &t->e[slot_idx(slot)];
     return kind == MAP_RAW ? e->raw : e->hash;
 }
 
 static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
 {
-    size_t j = slot_home(key, mcap);
+    uint32_t tag;
+    size_t j = slot_home(key, mcap, &tag);
     while (slots[j])
-        j = (j + 1) & (mcap - 1);
-    slots[j] = idx + 1;
+        j = slot_next(j, mcap);
+    slots[j] = tag | (idx + 1);
 }
 
 /* Remove index idx (whose key is `key`) from the map: shift back every following
@@ -60,20 +84,21 @@ static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
 static void map_delete(const struct series_table *t, uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx,
                        enum map_kind kind)
 {
-    size_t mask = mcap - 1, i = slot_home(key, mcap);
-    while (slots[i] != idx + 1) {
+    uint32_t tag;
+    size_t i = slot_home(key, mcap, &tag);
+    while (slots[i] != (tag | (idx + 1))) {
         if (!slots[i])
             return; /* not indexed */
-        i = (i + 1) & mask;
+        i = slot_next(i, mcap);
     }
     for (;;) {
         slots[i] = 0;
         size_t k = i;
         for (;;) {
-            k = (k + 1) & mask;
+            k = slot_next(k, mcap);
             if (!slots[k])
                 return;
-            size_t home = slot_home(key_of(t, slots[k], kind), mcap);
+            size_t home = slot_home(key_of(t, slots[k], kind), mcap, &tag);
             /* the slot at k stays when its home lies cyclically in (i, k] */
             bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
             if (!stays)
@@ -84,13 +109,29 @@ static void map_delete(const struct series_table *t, uint32_t *slots, size_t mca
     }
 }
 
-/* Smallest map (power of two) that holds `live` keys at most 3/4 full. */
-static size_t slots_for(size_t live)
+/* Map sizes: a map is rebuilt at twice its keys when an add would fill it past 3/4,
+ * and after a scrape (map_fits) at half as much again as its keys when it is less
+ * than 8/15 full: 4-byte slots at 2/3 full cost 6 bytes a series per map (a power of
+ * two at most 3/4 full cost 5-11). */
+static size_t slots_grow(size_t live)
 {
-    size_t m = MIN_SLOTS;
-    while (m * 3 < live * 4)
-        m *= 2;
-    return m;
+    return live < MIN_SLOTS / 2 ? MIN_SLOTS : 2 * live;
+}
+
+static size_t slots_fit(size_t live)
+{
+    size_t m = live + live / 2 + 1;
+    return m < MIN_SLOTS ? MIN_SLOTS : m;
+}
+
+static bool map_full(size_t live, size_t mcap)
+{
+    return live * 4 > mcap * 3;
+}
+
+static bool map_loose(size_t live, size_t mcap)
+{
+    return mcap > MIN_SLOTS && mcap * 8 > slots_fit(live) * 10;
 }
 
 /* An array of `cap` elements that must hold `need`: half as much again. */
@@ -204,13 +245,13 @@ long series_table_find_raw(const struct series_table *t, uint64_t raw)
 {
     if (!t->mcap)
         return -1;
-    size_t mask = t->mcap - 1;
-    for (size_t j = slot_home(raw, t->mcap);; j = (j + 1) & mask) {
+    uint32_t tag;
+    for (size_t j = slot_home(raw, t->mcap, &tag);; j = slot_next(j, t->mcap)) {
         uint32_t s = t->by_raw[j];
         if (!s)
             return -1;
-        if (t->e[s - 1].raw == raw)
-            return (long)s - 1;
+        if ((s & ~SLOT_IDX_MASK) == tag && t->e[slot_idx(s)].raw == raw)
+            return (long)slot_idx(s);
     }
 }
 
@@ -226,14 +267,16 @@ static long pair_find(const struct series_table *t, uint32_t h, const void *p, s
 {
     if (!t->pmcap)
         return -1;
-    size_t mask = t->pmcap - 1;
-    for (size_t j = slot_home(h, t->pmcap);; j = (j + 1) & mask) {
+    uint32_t tag;
+    for (size_t j = slot_home(h, t->pmcap, &tag);; j = slot_next(j, t->pmcap)) {
         uint32_t s = t->by_pair[j];
         if (!s)
             return -1;
-        const struct series_pair *q = &t->p[s - 1];
+        if ((s & ~SLOT_IDX_MASK) != tag)
+            continue;
+        const struct series_pair *q = &t->p[slot_idx(s)];
         if (q->hash == h && q->len == len && !memcmp(t->bytes.data + q->off, p, len))
-            return (long)s - 1;
+            return (long)slot_idx(s);
     }
 }
 
@@ -248,11 +291,13 @@ static long pair_ref(struct series_table *t, uint32_t h, const void *p, size_t l
     }
     if (len > UINT32_MAX)
         return SS_ELIMIT;
-    if ((size_t)(t->plive + 1) * 4 > t->pmcap * 3) {
-        int rc = rebuild_pair_map(t, slots_for(t->plive + 1));
+    if (map_full(t->plive + 1, t->pmcap)) {
+        int rc = rebuild_pair_map(t, slots_grow(t->plive + 1));
         if (rc)
             return rc;
     }
+    if (!t->pfree_head && t->pn > SLOT_IDX_MAX - 1)
+        return SS_ELIMIT;
     if (!t->pfree_head && t->pn == t->pcap) {
         if (t->pcap >= UINT32_MAX / 2)
             return SS_ELIMIT;
@@ -451,15 +496,16 @@ static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t 
 {
     if (!t->mcap)
         return -1;
-    size_t mask = t->mcap - 1;
-    uint32_t h32 = series_hash32(hash);
-    for (size_t j = slot_home(h32, t->mcap);; j = (j + 1) & mask) {
+    uint32_t h32 = series_hash32(hash), tag;
+    for (size_t j = slot_home(h32, t->mcap, &tag);; j = slot_next(j, t->mcap)) {
         uint32_t s = t->by_hash[j];
         if (!s)
             return -1;
-        const struct series_entry *e = &t->e[s - 1];
+        if ((s & ~SLOT_IDX_MASK) != tag)
+            continue;
+        const struct series_entry *e = &t->e[slot_idx(s)];
         if (e->hash == h32 && e->idlen == idlen && !memcmp(t->ids.data + e->off, ids, idlen))
-            return (long)s - 1;
+            return (long)slot_idx(s);
     }
 }
 
@@ -475,12 +521,16 @@ long series_table_find(const struct series_table *t, uint64_t hash, const void *
 /* Room for one more entry: a free slot, or a bigger array. */
 static int reserve_entry(struct series_table *t)
 {
-    if ((size_t)(t->live + 1) * 4 > t->mcap * 3) {
-        int rc = rebuild_maps(t, slots_for(t->live + 1));
+    if (map_full(t->live + 1, t->mcap)) {
+        int rc = rebuild_maps(t, slots_grow(t->live + 1));
         if (rc)
             return rc;
     }
-    if (t->free_head || t->n < t->cap)
+    if (t->free_head)
+        return 0;
+    if (t->n > SLOT_IDX_MAX - 1)
+        return SS_ELIMIT;
+    if (t->n < t->cap)
         return 0;
     if (t->cap >= UINT32_MAX / 2)
         return SS_ELIMIT;
@@ -617,7 +667,7 @@ static void compact_entries(struct series_table *t)
     t->cap = ncap;
     t->free_head = 0;
     t->ids_garbage = 0;
-    if (rebuild_maps(t, slots_for(t->live))) { /* keep the old maps' size: rebuild in place */
+    if (rebuild_maps(t, slots_fit(t->live))) { /* keep the old maps' size: rebuild in place */
         memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
         for (uint32_t i = 0; i < t->n; i++) {
@@ -654,11 +704,16 @@ static void compact_pairs(struct series_table *t)
 }
 
 /* After a scrape: the growth headroom of the entries and ids (up to half of them)
- * goes back when the table has no holes, keeping 1/16 for series still to come; a
- * target's table is then about its live size, not its size rounded up. realloc may
- * fail to shrink: then nothing changes. */
+ * goes back when the table has no holes, keeping 1/16 for series still to come, and
+ * maps grown for the first scrape are rebuilt at their steady size; a target's table
+ * is then about its live size, not its size rounded up. realloc may fail to shrink,
+ * a map may not be rebuilt: then nothing changes. */
 static void shrink_to_fit(struct series_table *t)
 {
+    if (map_loose(t->live, t->mcap))
+        (void)rebuild_maps(t, slots_fit(t->live));
+    if (map_loose(t->plive, t->pmcap))
+        (void)rebuild_pair_map(t, slots_fit(t->plive));
     uint32_t want = t->n + t->n / 16 + 64;
     if (!t->free_head && t->cap > want) {
         struct series_entry *ne = realloc(t->e, want * sizeof *ne);

@@ -5,7 +5,8 @@
  * gets one marker, explicit-timestamp series none, a failed scrape marks everything
  * committed), what counts as added, equal label hashes for different label sets
  * (many in one probe run, removed from its middle), the scrape cache after a reload
- * (the same raw text now meaning other labels), and compaction under churn. */
+ * (the same raw text now meaning other labels), compaction under churn, and maps
+ * that settle at their keys' size with keys that share a start and tag. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -341,6 +342,79 @@ static void test_churn_compacts(void **state)
     series_table_free(&t);
 }
 
+/* The inverse of the maps' Fibonacci multiplier modulo 2^64 (Newton's iteration), so
+ * the test can make keys whose mixed hashes it chooses. */
+static uint64_t mix_inverse(void)
+{
+    const uint64_t phi = 0x9E3779B97F4A7C15ULL;
+    uint64_t inv = phi;
+    for (int i = 0; i < 6; i++)
+        inv *= 2 - phi * inv;
+    assert_true(phi * inv == 1);
+    return inv;
+}
+
+/* The maps are sized by their keys, not to a power of two: grown at twice the keys
+ * while a scrape adds, they settle between 8/15 and 3/4 full after it, also after
+ * most series went away. Raw keys that share a map's start and tag (only the low 24
+ * bits of their mixed hash differ), with the start at the map's end so their run
+ * wraps to slot 0, are still told apart, and removing from the middle of the run
+ * keeps the rest findable. */
+static void test_maps_settle(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    const uint64_t inv = mix_inverse();
+    bool added;
+    char v[16];
+    /* n is just past a growth of the maps (to twice the keys): the first sweep must
+     * shrink them */
+    const int n = 25300, keep = 10000, twins = 300;
+    /* series i: raw key i + 1 mixed, except the first `twins`, whose mixed keys all
+     * have the high 40 bits set: the same tag, and their start is the last slot */
+    uint64_t raw[25300];
+    for (int i = 0; i < n; i++)
+        raw[i] = i < twins ? (~0ULL << 24 | (uint64_t)i) * inv : (uint64_t)(i + 1) * 0x2545F4914F6CDD1DULL;
+    series_table_begin(&t);
+    for (int i = 0; i < n; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        sample(&t, raw[i], (uint64_t)(i / 4), "m", v, true, &added); /* 4 series per label hash */
+        assert_true(added);
+    }
+    series_table_sweep(&t, true, NULL, NULL);
+    assert_int_equal(t.live, n);
+    assert_true(t.live * 4 <= t.mcap * 3 && t.live * 15 > t.mcap * 8);
+    assert_true(t.plive * 4 <= t.pmcap * 3 && t.plive * 15 > t.pmcap * 8);
+    for (int i = 0; i < n; i++) {
+        long k = series_table_find_raw(&t, raw[i]);
+        assert_true(k >= 0);
+        snprintf(v, sizeof v, "%d", i);
+        check_labels(&t, k, "m", v);
+    }
+    /* most go away, among them every other twin (the middle of their run) */
+    series_table_begin(&t);
+    for (int i = 0; i < keep; i++)
+        if (i >= twins || i % 2)
+            sample(&t, raw[i], (uint64_t)(i / 4), "m", "", true, &added);
+    series_table_sweep(&t, true, NULL, NULL);
+    assert_int_equal(t.live, keep - twins / 2);
+    assert_true(t.live * 4 <= t.mcap * 3 && t.live * 15 > t.mcap * 8);
+    for (int i = 0; i < n; i++) {
+        long k = series_table_find_raw(&t, raw[i]);
+        bool kept = i < keep && (i >= twins || i % 2);
+        assert_int_equal(k >= 0, kept);
+        if (!kept)
+            continue;
+        snprintf(v, sizeof v, "%d", i);
+        check_labels(&t, k, "m", v);
+        char w[128];
+        size_t len = wire_of(w, sizeof w, "m", v);
+        assert_int_equal(series_table_find(&t, (uint64_t)(i / 4), w, len), k);
+    }
+    series_table_free(&t);
+}
+
 static void test_wire_round_trip(void **state)
 {
     (void)state;
@@ -499,7 +573,7 @@ int main(void)
         cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
         cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
         cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
-        cmocka_unit_test(test_generation_byte_wraps),
+        cmocka_unit_test(test_generation_byte_wraps),   cmocka_unit_test(test_maps_settle),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

@@ -1005,10 +1005,13 @@ static void finish_scrape(struct target *t, CURLcode res)
         const struct series_table *st = &t->series;
         t->gmemo.on = true;
         t->gmemo.valid = false;
+        uint32_t tsk = 0;
         for (uint32_t k = 0; k < st->norder; k++) {
             pace_step(t);
-            const struct series_seen *o = &st->order[k];
-            emit_entry(t, &st->e[o->idx], o->value, o->ts, &st->e[o->idx]);
+            double v;
+            int64_t ts;
+            uint32_t i = series_table_sample(st, k, &tsk, &v, &ts);
+            emit_entry(t, &st->e[i], v, ts, &st->e[i]);
         }
         t->gmemo.on = false;
     }

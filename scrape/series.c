@@ -209,6 +209,17 @@ void series_table_init(struct series_table *t, size_t max_bytes)
     ss_buf_init(&t->ids, max_bytes);
 }
 
+static void free_order(struct series_table *t)
+{
+    free(t->order_v);
+    free(t->order_i);
+    free(t->order_ts);
+    t->order_v = NULL;
+    t->order_i = NULL;
+    t->order_ts = NULL;
+    t->norder = t->ocap = t->nts = t->tscap = 0;
+}
+
 void series_table_free(struct series_table *t)
 {
     free(t->e);
@@ -216,7 +227,7 @@ void series_table_free(struct series_table *t)
     free(t->by_hash);
     free(t->by_raw);
     free(t->by_pair);
-    free(t->order);
+    free_order(t);
     ss_buf_free(&t->bytes);
     ss_buf_free(&t->ids);
     memset(t, 0, sizeof *t);
@@ -546,13 +557,29 @@ static int reserve_entry(struct series_table *t)
 int series_table_grow_order(struct series_table *t)
 {
     uint32_t ncap = t->ocap ? grown(t->ocap, t->ocap + 1) : t->last_norder + t->last_norder / 16 + 64;
-    struct series_seen *no = realloc(t->order, ncap * sizeof *no);
-    if (!no)
+    double *nv = realloc(t->order_v, ncap * sizeof *nv);
+    if (!nv)
         return SS_ENOMEM;
-    t->order = no;
+    t->order_v = nv;
+    uint32_t *ni = realloc(t->order_i, ncap * sizeof *ni);
+    if (!ni)
+        return SS_ENOMEM; /* order_v is bigger than ocap says: harmless */
+    t->order_i = ni;
     t->ocap = ncap;
     return 0;
 }
+
+int series_table_grow_ts(struct series_table *t)
+{
+    uint32_t ncap = grown(t->tscap, t->tscap + 1);
+    int64_t *nt = realloc(t->order_ts, ncap * sizeof *nt);
+    if (!nt)
+        return SS_ENOMEM;
+    t->order_ts = nt;
+    t->tscap = ncap;
+    return 0;
+}
+
 
 long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels)
 {
@@ -758,9 +785,7 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
     /* the samples are emitted: the next scrape allocates the list again, at once at
      * this scrape's size */
     t->last_norder = t->norder;
-    free(t->order);
-    t->order = NULL;
-    t->norder = t->ocap = 0;
+    free_order(t);
     bool ids_garbage = t->ids_garbage > 4096 && t->ids_garbage > (t->ids.len - t->ids_garbage);
     bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;
     if (ids_garbage || mostly_free)

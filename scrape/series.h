@@ -66,12 +66,12 @@ static inline uint32_t series_hash32(uint64_t h)
     return (uint32_t)(h ^ (h >> 32));
 }
 
-/* A sample of this scrape, for entry idx, in exposition order. */
-struct series_seen {
-    double value;
-    int64_t ts;
-    uint32_t idx;
-};
+/* The samples of a scrape are kept in exposition order as two arrays, 12 bytes a
+ * sample: the values, and the entry indexes (below 2^24, series.c) with
+ * SERIES_OWN_TS set when the sample's timestamp is not the scrape's first one
+ * (`ts0`: the scrape's time unless the first sample had its own); those timestamps
+ * are in a third array, in the same order (series_table_sample reads them back). */
+#define SERIES_OWN_TS 0x80000000u
 
 /* One label (name and value) in wire form: one TimeSeries.labels field, as
  * ss_labels_wire_write writes it, shared by every series of the target that has it. */
@@ -93,15 +93,18 @@ struct series_table {
     uint32_t pn, pcap, plive, pfree_head; /* as n, cap, live, free_head for pairs */
     struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
     size_t garbage;                       /* bytes of removed pairs still in `bytes` */
-    /* open addressing, linear probing; slots hold index + 1, 0 = empty */
+    /* open addressing, linear probing; slots hold index + 1 (0 = empty) and a tag */
     uint32_t *by_hash, *by_raw;
-    size_t mcap; /* slots in each map (power of two, at most 3/4 full) */
+    size_t mcap; /* slots in each map (about 2/3 full) */
     uint32_t *by_pair;
     size_t pmcap;
-    /* this generation's samples, in exposition order; freed by the sweep, so only
-     * scrapes in progress hold one (sized from the last scrape's count) */
-    struct series_seen *order;
-    uint32_t norder, ocap, last_norder;
+    /* this generation's samples, in exposition order (see SERIES_OWN_TS); freed by
+     * the sweep, so only scrapes in progress hold them (sized from the last scrape's
+     * count) */
+    double *order_v;
+    uint32_t *order_i;
+    int64_t *order_ts, ts0;
+    uint32_t norder, ocap, last_norder, nts, tscap;
     uint32_t gen;
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
 };
@@ -130,6 +133,7 @@ int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw);
 void series_table_clear_raw(struct series_table *t);
 
 int series_table_grow_order(struct series_table *t);
+int series_table_grow_ts(struct series_table *t);
 
 /* Entry i was seen in this scrape already. */
 static inline bool series_table_seen(const struct series_table *t, size_t i)
@@ -143,11 +147,33 @@ static inline int series_table_see(struct series_table *t, size_t i, double valu
 {
     if (t->norder == t->ocap && series_table_grow_order(t))
         return SS_ENOMEM;
+    uint32_t own = 0;
+    if (!t->norder) {
+        t->ts0 = ts;
+        t->nts = 0;
+    } else if (ts != t->ts0) {
+        if (t->nts == t->tscap && series_table_grow_ts(t))
+            return SS_ENOMEM;
+        t->order_ts[t->nts++] = ts;
+        own = SERIES_OWN_TS;
+    }
     struct series_entry *e = &t->e[i];
     e->seen = (uint8_t)t->gen;
     e->flags = (uint8_t)((e->flags & ~SERIES_TRACKED) | (tracked ? SERIES_TRACKED : 0));
-    t->order[t->norder++] = (struct series_seen){value, ts, (uint32_t)i};
+    t->order_v[t->norder] = value;
+    t->order_i[t->norder++] = (uint32_t)i | own;
     return 0;
+}
+
+/* Sample k of this scrape (k = 0, 1, ... in turn; *tsk starts at 0): its entry's
+ * index, with its value and timestamp. */
+static inline uint32_t series_table_sample(const struct series_table *t, uint32_t k, uint32_t *tsk, double *value,
+                                           int64_t *ts)
+{
+    uint32_t w = t->order_i[k];
+    *value = t->order_v[k];
+    *ts = (w & SERIES_OWN_TS) ? t->order_ts[(*tsk)++] : t->ts0;
+    return w & ~SERIES_OWN_TS;
 }
 
 /* The entry's labels in wire form (e->len bytes, as series_table_add was given them)

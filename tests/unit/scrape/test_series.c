@@ -415,6 +415,45 @@ static void test_maps_settle(void **state)
     series_table_free(&t);
 }
 
+/* A scrape's samples come back in exposition order with their values and
+ * timestamps: the scrape's own time is kept once, other timestamps one each, also
+ * when the first sample has its own. */
+static void test_samples_read_back(void **state)
+{
+    (void)state;
+    struct series_table t;
+    series_table_init(&t, 0);
+    char w[128], v[16];
+    const int64_t first_ts[2] = {1000, 777};
+    for (int round = 0; round < 2; round++) {
+        series_table_begin(&t);
+        for (int i = 0; i < 5000; i++) {
+            snprintf(v, sizeof v, "%d", i);
+            size_t len = wire_of(w, sizeof w, "ts", v);
+            long k = series_table_find(&t, (uint64_t)i, w, len);
+            if (k < 0)
+                k = series_table_add(&t, (uint64_t)i, w, len, 2);
+            assert_true(k >= 0);
+            int64_t ts = i == 0 ? first_ts[round] : i % 7 == 3 ? 5000 + i : 1000;
+            assert_int_equal(series_table_see(&t, (size_t)k, i + 0.25, ts, ts == 1000), 0);
+        }
+        assert_int_equal(t.norder, 5000);
+        uint32_t tsk = 0;
+        for (uint32_t k = 0; k < t.norder; k++) {
+            double val;
+            int64_t ts;
+            uint32_t e = series_table_sample(&t, k, &tsk, &val, &ts);
+            assert_true(val == k + 0.25);
+            assert_int_equal(ts, k == 0 ? first_ts[round] : k % 7 == 3 ? 5000 + (int64_t)k : 1000);
+            snprintf(v, sizeof v, "%u", k);
+            check_labels(&t, (long)e, "ts", v);
+        }
+        assert_int_equal(tsk, t.nts);
+        series_table_sweep(&t, true, NULL, NULL);
+    }
+    series_table_free(&t);
+}
+
 static void test_wire_round_trip(void **state)
 {
     (void)state;
@@ -574,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
         cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
         cmocka_unit_test(test_generation_byte_wraps),   cmocka_unit_test(test_maps_settle),
+        cmocka_unit_test(test_samples_read_back),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

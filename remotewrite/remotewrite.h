@@ -231,7 +231,7 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s);
 void rw_remote_commit(struct rw_remote *r);
 /* Pacing, from the scrape thread between parts of one big scrape: while the remote
  * delivers (no recent failure, no spill, not shutting down) and more than its pacing
- * mark is queued (4 batches of max_samples_per_send, within [1 MiB, max_memory_bytes
+ * mark is queued (2 batches of max_samples_per_send, within [1 MiB, max_memory_bytes
  * / 2]), commits what is staged and waits for its senders to take records, until
  * deadline (monotonic ms). Returns false only when the deadline passed first. */
 bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms);

@@ -28,6 +28,7 @@
 #include "series.h"
 
 _Static_assert(sizeof(struct series_entry) == 24, "a series entry is 24 bytes");
+_Static_assert(sizeof(struct series_pair) == 16, "a label pair is 16 bytes");
 
 #define MIN_SLOTS 256u
 #define MAX_IDS   1024 /* labels of one series; the engine allows far fewer */
@@ -333,18 +334,7 @@ static long pair_ref(struct series_table *t, uint32_t h, const void *p, size_t l
     } else {
         i = t->pn++;
     }
-    struct ss_label l;
-    if (ss_labels_wire_read(p, len, &l, NULL, 1) != 1) /* the caller split it from wire labels */
-        l = (struct ss_label){{"", 0}, {"", 0}};
-    const char *src = p;
-    t->p[i] = (struct series_pair){.off = off,
-                                   .len = (uint32_t)len,
-                                   .refs = 1,
-                                   .hash = h,
-                                   .name_at = l.name.len ? (uint32_t)(l.name.p - src) : 0,
-                                   .name_len = (uint32_t)l.name.len,
-                                   .value_at = l.value.len ? (uint32_t)(l.value.p - src) : 0,
-                                   .value_len = (uint32_t)l.value.len};
+    t->p[i] = (struct series_pair){.off = off, .len = (uint32_t)len, .refs = 1, .hash = h};
     t->plive++;
     map_insert(t->by_pair, t->pmcap, h, i);
     return i;
@@ -447,6 +437,23 @@ fail:
 /* Bytes a label copy in labels_split may read and write past its end. */
 #define COPY_SLACK 16
 
+/* The name and value inside a pair's wire bytes (0x0a L 0x0a NL name 0x12 VL value).
+ * Pairs do not keep where they are (16 bytes a pair instead of 32): read here, at
+ * once when every length is below 128. */
+static inline struct ss_label pair_label(const char *b, uint32_t len)
+{
+    const uint8_t *u = (const uint8_t *)b;
+    if (len >= 6 && !((u[1] | u[3]) & 0x80)) {
+        uint32_t nl = u[3];
+        if (nl + 6 <= len && u[4 + nl] == 0x12 && nl + 6 + u[5 + nl] == len)
+            return (struct ss_label){{b + 4, nl}, {b + 6 + nl, u[5 + nl]}};
+    }
+    struct ss_label l;
+    if (ss_labels_wire_read(b, len, &l, NULL, 1) != 1) /* not possible: the table wrote it */
+        l = (struct ss_label){{"", 0}, {"", 0}};
+    return l;
+}
+
 long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
                                struct ss_label *labels, uint32_t *ends, size_t cap)
 {
@@ -484,7 +491,7 @@ long series_table_labels_split(const struct series_table *t, const struct series
         if (labels) {
             if (n == cap)
                 return SS_ELIMIT;
-            labels[n] = (struct ss_label){{b + pr->name_at, pr->name_len}, {b + pr->value_at, pr->value_len}};
+            labels[n] = pair_label(b, pr->len);
             if (ends)
                 ends[n] = (uint32_t)(p - out->data);
         }

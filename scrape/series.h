@@ -79,7 +79,6 @@ struct series_pair {
     uint32_t off, len; /* its bytes in the table's `bytes`; free slot: off = next free + 1 */
     uint32_t refs;     /* series holding it; 0 = free */
     uint32_t hash;
-    uint32_t name_at, name_len, value_at, value_len; /* name and value inside the bytes */
 };
 
 struct series_table {

@@ -571,35 +571,40 @@ static void test_pair_hash_collisions(void **state)
 static void test_labels_split(void **state)
 {
     (void)state;
-    char big[300];
+    char big[300], zname[200];
     memset(big, 'v', sizeof big);
-    struct ss_label l[3] = {
-        {SS_STR("__name__"), SS_STR("m")}, {SS_STR("empty"), {"", 0}}, {SS_STR("long"), {big, sizeof big}}};
-    uint8_t w[512];
-    size_t n = ss_labels_wire_size(l, 3);
-    ss_labels_wire_write(w, l, 3);
+    memset(zname, 'z', sizeof zname);
+    /* lengths on both sides of 128, where a pair's lengths take two varint bytes: a
+     * field of 126 bytes ("mid"), one of 130 with a value below 128 ("edge"), a long
+     * value, a long name */
+    struct ss_label l[6] = {{SS_STR("__name__"), SS_STR("m")}, {SS_STR("edge"), {big, 122}},
+                            {SS_STR("empty"), {"", 0}},      {SS_STR("long"), {big, sizeof big}},
+                            {SS_STR("mid"), {big, 119}},     {{zname, sizeof zname}, SS_STR("x")}};
+    uint8_t w[1024];
+    size_t n = ss_labels_wire_size(l, 6);
+    ss_labels_wire_write(w, l, 6);
     struct series_table t;
     series_table_init(&t, 0);
     series_table_begin(&t);
-    long a = series_table_add(&t, 1, w, n, 3);
-    long b = series_table_add(&t, 2, w, n - ss_labels_wire_size(l + 2, 1), 2); /* shares two pairs */
+    long a = series_table_add(&t, 1, w, n, 6);
+    long b = series_table_add(&t, 2, w, ss_labels_wire_size(l, 2), 2); /* shares two pairs */
     assert_true(a >= 0 && b >= 0);
-    assert_int_equal(t.plive, 3);
+    assert_int_equal(t.plive, 6);
     struct ss_buf out;
     ss_buf_init(&out, 0);
-    struct ss_label got[4], want[4];
-    uint32_t gends[4], wends[4];
-    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 4), 3);
+    struct ss_label got[8], want[8];
+    uint32_t gends[8], wends[8];
+    assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 8), 6);
     assert_int_equal(out.len, n);
     assert_memory_equal(out.data, w, n);
-    assert_int_equal(ss_labels_wire_read(w, n, want, wends, 4), 3);
-    for (int i = 0; i < 3; i++) {
+    assert_int_equal(ss_labels_wire_read(w, n, want, wends, 8), 6);
+    for (int i = 0; i < 6; i++) {
         assert_true(ss_str_eq(got[i].name, want[i].name));
         assert_true(ss_str_eq(got[i].value, want[i].value));
         assert_int_equal(gends[i], wends[i]);
     }
     assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 2), SS_ELIMIT);
-    assert_int_equal(series_table_labels_split(&t, &t.e[b], &out, got, gends, 4), 2);
+    assert_int_equal(series_table_labels_split(&t, &t.e[b], &out, got, gends, 8), 2);
     assert_true(ss_str_eq_cstr(got[0].value, "m"));
     ss_buf_free(&out);
     series_table_free(&t);

@@ -53,10 +53,12 @@ size_t rw_record_len(const char *p, size_t avail)
  * staging however big the scrapes; a commit per ~60 records costs a lock and no
  * wakeup (see commit_stages). A commit hands its staging buffer to the queue as a
  * segment, as it is, and the stage takes a spare 16 KiB buffer (one a sender has
- * emptied, or a new one): no copy into a growing queue buffer, and no realloc of it
- * (those were 3.5% of the 100x1k profile). A commit that fills less than half of its
- * buffer (the end of a scrape) is copied into a segment of its own size instead, so a
- * segment never holds more than twice its bytes. Every commit stays a segment of its
+ * emptied, or a new one) when its next record comes: no copy into a growing queue
+ * buffer, and no realloc of it (those were 3.5% of the 100x1k profile). A commit that
+ * fills less than half of its buffer (the end of a scrape) is copied into a segment of
+ * its own size instead, so a segment never holds more than twice its bytes, and the
+ * buffer goes back to the spares: between scrapes no stage holds one (50 queues had
+ * kept 800 KB). Every commit stays a segment of its
  * own, with its own time: the oldest commit across queues is dropped first when the
  * bound is reached. A segment goes back as soon as it is taken, so queue memory
  * follows what is queued: nothing is kept for a queue that empties (under churn, kept
@@ -381,6 +383,11 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
             *s->hint_out = (uint8_t)(spread + 1);
     }
     int qi = queue_of(r, group, spread);
+    if (!r->stage[qi].cap) { /* a stage holds a buffer only while it has records */
+        pthread_mutex_lock(&r->qmu);
+        spare_get(r, &r->stage[qi]);
+        pthread_mutex_unlock(&r->qmu);
+    }
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
     int rc = s->wire_labels && labels == s->labels
                  ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,
@@ -654,9 +661,10 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
             seg.data[bytes] = '\0';
             seg.len = bytes;
             seg.cap = bytes + 1;
+            spare_put(r, st);
         } else {
             seg = *st;
-            spare_get(r, st);
+            ss_buf_init(st, 0);
         }
         q->cum_in += r->stage_samples[i];
         q->marks[q->nmarks++] = (struct chunk_mark){seg, q->cum_in, r->stage_max_ts[i], now};

@@ -273,8 +273,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
         return; /* out of memory: the series is lost for this scrape */
     const char *wire = t->wire.data;
     uint8_t hint = series_hint(e), hint_new = hint;
-    struct scrape_series s = {labels, (size_t)n, v, ts,   e->hash,
-                              wire,   e->len,    0, hint, keep ? &hint_new : NULL};
+    struct scrape_series s = {labels, (size_t)n,   v, ts,   e->hash,
+                              wire,   t->wire.len, 0, hint, keep ? &hint_new : NULL};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -300,7 +300,7 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
         const struct ss_label *x = m->ext.v;
         size_t nx = m->ext.n, i = 0, j = 0, k = 0;
         ss_buf_reset(&m->merged_wire);
-        bool with_wire = ss_buf_reserve(&m->merged_wire, e->len + m->ext_wire.len) == 0;
+        bool with_wire = ss_buf_reserve(&m->merged_wire, t->wire.len + m->ext_wire.len) == 0;
         char *p = m->merged_wire.data;
         while (i < (size_t)n || j < nx) {
             int c = i == (size_t)n ? 1 : j == nx ? -1 : ss_str_cmp(labels[i].name, x[j].name);

@@ -27,7 +27,7 @@
 
 #include "series.h"
 
-_Static_assert(sizeof(struct series_entry) == 24, "a series entry is 24 bytes");
+_Static_assert(sizeof(struct series_entry) == 20, "a series entry is 20 bytes");
 _Static_assert(sizeof(struct series_pair) == 16, "a label pair is 16 bytes");
 
 #define MIN_SLOTS 256u
@@ -68,7 +68,7 @@ static inline uint64_t key_of(const struct series_table *t, uint32_t slot, enum 
     if (kind == MAP_PAIR)
         return t->p[slot_idx(slot)].hash;
     const struct series_entry *e = &t->e[slot_idx(slot)];
-    return kind == MAP_RAW ? e->raw : e->hash;
+    return kind == MAP_RAW ? series_raw(e) : e->hash;
 }
 
 static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
@@ -178,8 +178,8 @@ static int rebuild_maps(struct series_table *t, size_t mcap)
         if (e->flags & SERIES_FREE)
             continue;
         map_insert(h, mcap, e->hash, i);
-        if (e->raw)
-            map_insert(r, mcap, e->raw, i);
+        if (series_raw(e))
+            map_insert(r, mcap, series_raw(e), i);
     }
     free(t->by_hash);
     free(t->by_raw);
@@ -262,7 +262,7 @@ long series_table_find_raw(const struct series_table *t, uint64_t raw)
         uint32_t s = t->by_raw[j];
         if (!s)
             return -1;
-        if ((s & ~SLOT_IDX_MASK) == tag && t->e[slot_idx(s)].raw == raw)
+        if ((s & ~SLOT_IDX_MASK) == tag && series_raw(&t->e[slot_idx(s)]) == raw)
             return (long)slot_idx(s);
     }
 }
@@ -462,8 +462,8 @@ long series_table_labels_split(const struct series_table *t, const struct series
      * reserved past the end here and, on the source side, into the pair buffer's own
      * capacity (checked per pair), instead of a libc call per label (1.8% of the
      * 100x1k profile was memmove from here). */
-    bool slack = ss_buf_reserve(out, e->len + COPY_SLACK) == 0;
-    int rc = slack ? 0 : ss_buf_reserve(out, e->len);
+    bool slack = ss_buf_reserve(out, (size_t)t->max_len + COPY_SLACK) == 0;
+    int rc = slack ? 0 : ss_buf_reserve(out, t->max_len);
     if (rc)
         return rc;
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
@@ -619,8 +619,9 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
     } else {
         i = t->n++;
     }
-    t->e[i] = (struct series_entry){
-        .hash = series_hash32(hash), .off = off, .len = (uint32_t)len, .idlen = (uint16_t)idlen};
+    t->e[i] = (struct series_entry){.hash = series_hash32(hash), .off = off, .idlen = (uint16_t)idlen};
+    if (len > t->max_len)
+        t->max_len = (uint32_t)len;
     t->live++;
     map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
     return i;
@@ -628,9 +629,9 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
 
 int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw)
 {
-    if (!raw || t->e[i].raw || series_table_find_raw(t, raw) >= 0)
+    if (!raw || series_raw(&t->e[i]) || series_table_find_raw(t, raw) >= 0)
         return 0;
-    t->e[i].raw = raw;
+    series_set_raw(&t->e[i], raw);
     map_insert(t->by_raw, t->mcap, raw, (uint32_t)i);
     return 0;
 }
@@ -640,7 +641,7 @@ void series_table_clear_raw(struct series_table *t)
     if (t->mcap)
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
     for (uint32_t i = 0; i < t->n; i++) {
-        t->e[i].raw = 0;
+        series_set_raw(&t->e[i], 0);
         series_set_hint(&t->e[i], 0); /* a free slot has none anyway */
     }
 }
@@ -649,8 +650,8 @@ static void remove_entry(struct series_table *t, uint32_t i)
 {
     struct series_entry *e = &t->e[i];
     map_delete(t, t->by_hash, t->mcap, e->hash, i, MAP_HASH);
-    if (e->raw)
-        map_delete(t, t->by_raw, t->mcap, e->raw, i, MAP_RAW);
+    if (series_raw(e))
+        map_delete(t, t->by_raw, t->mcap, series_raw(e), i, MAP_RAW);
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
     while (q < end) {
         uint32_t id;
@@ -659,7 +660,7 @@ static void remove_entry(struct series_table *t, uint32_t i)
     }
     t->ids_garbage += e->idlen;
     e->flags = SERIES_FREE;
-    e->raw = 0;
+    series_set_raw(e, 0);
     e->seen = 0;
     e->idlen = 0;
     e->off = t->free_head;
@@ -706,8 +707,8 @@ static void compact_entries(struct series_table *t)
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
         for (uint32_t i = 0; i < t->n; i++) {
             map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
-            if (t->e[i].raw)
-                map_insert(t->by_raw, t->mcap, t->e[i].raw, i);
+            if (series_raw(&t->e[i]))
+                map_insert(t->by_raw, t->mcap, series_raw(&t->e[i]), i);
         }
     }
 }

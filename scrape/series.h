@@ -32,22 +32,34 @@
 #define SERIES_HINT_SHIFT 3
 #define SERIES_FLAG_BITS  7u
 
-/* 24 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
- * (varints) in the table's `ids`; each id is a label pair stored once per target. Nor
- * is the sample: a scrape's samples are in `order` until they are emitted.
+/* 20 bytes. The labels are not here: `off`/`idlen` name the series' pair ids
+ * (varints) in the table's `ids`; each id is a label pair stored once per target, and
+ * their lengths add up to the labels' wire length. Nor is the sample: a scrape's
+ * samples are in the order arrays until they are emitted.
  * The identity hash is kept folded to 32 bits (series_hash32): it only filters the
- * label comparison and picks the remote's queue, so 32 bits do. `seen` holds the low
- * byte of the generation: every sweep visits every entry, so an entry's `seen` is at
- * most one generation old and the byte cannot be mistaken. */
+ * label comparison and picks the remote's queue, so 32 bits do. The scrape-cache key
+ * is two halves (series_raw), so that the entry needs no 8-byte alignment. `seen`
+ * holds the low byte of the generation: every sweep visits every entry, so an entry's
+ * `seen` is at most one generation old and the byte cannot be mistaken. */
 struct series_entry {
-    uint64_t raw;   /* the scrape-cache key that points here; 0 = none */
-    uint32_t hash;  /* final labels (series_hash32 of ss_labels_hash), before external labels */
-    uint32_t off;   /* pair ids in the table's `ids`; free slot: next free + 1 */
-    uint32_t len;   /* bytes of the labels in wire form */
-    uint16_t idlen; /* bytes of the pair ids */
+    uint32_t raw_lo, raw_hi; /* the scrape-cache key that points here; 0 = none */
+    uint32_t hash;           /* final labels (series_hash32 of ss_labels_hash), before external labels */
+    uint32_t off;            /* pair ids in the table's `ids`; free slot: next free + 1 */
+    uint16_t idlen;          /* bytes of the pair ids */
     uint8_t flags;
     uint8_t seen; /* low byte of the generation that last saw it (never 0 then) */
 };
+
+static inline uint64_t series_raw(const struct series_entry *e)
+{
+    return (uint64_t)e->raw_hi << 32 | e->raw_lo;
+}
+
+static inline void series_set_raw(struct series_entry *e, uint64_t raw)
+{
+    e->raw_lo = (uint32_t)raw;
+    e->raw_hi = (uint32_t)(raw >> 32);
+}
 
 static inline uint8_t series_hint(const struct series_entry *e)
 {
@@ -105,6 +117,7 @@ struct series_table {
     int64_t *order_ts, ts0;
     uint32_t norder, ocap, last_norder, nts, tscap;
     uint32_t gen;
+    uint32_t max_len; /* the longest labels in wire form ever added (out's room in labels_split) */
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
 };
 
@@ -175,8 +188,8 @@ static inline uint32_t series_table_sample(const struct series_table *t, uint32_
     return w & ~SERIES_OWN_TS;
 }
 
-/* The entry's labels in wire form (e->len bytes, as series_table_add was given them)
- * into out, replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
+/* The entry's labels in wire form (as series_table_add was given them) into out,
+ * replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
 int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
 /* The same, and the labels themselves into labels[0..cap) (pointing into the table:
  * valid until the next add or sweep) with the end of each one's bytes in out into

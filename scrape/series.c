@@ -587,7 +587,6 @@ int series_table_grow_ts(struct series_table *t)
     return 0;
 }
 
-
 long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels)
 {
     uint8_t ids[MAX_IDS * 5];

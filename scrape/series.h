@@ -179,8 +179,8 @@ static inline int series_table_see(struct series_table *t, size_t i, double valu
 
 /* Sample k of this scrape (k = 0, 1, ... in turn; *tsk starts at 0): its entry's
  * index, with its value and timestamp. */
-static inline uint32_t series_table_sample(const struct series_table *t, uint32_t k, uint32_t *tsk, double *value,
-                                           int64_t *ts)
+static inline uint32_t series_table_sample(const struct series_table *t, uint32_t k, uint32_t *tsk,
+                                           double *value, int64_t *ts)
 {
     uint32_t w = t->order_i[k];
     *value = t->order_v[k];

@@ -579,8 +579,8 @@ static void test_labels_split(void **state)
      * field of 126 bytes ("mid"), one of 130 with a value below 128 ("edge"), a long
      * value, a long name */
     struct ss_label l[6] = {{SS_STR("__name__"), SS_STR("m")}, {SS_STR("edge"), {big, 122}},
-                            {SS_STR("empty"), {"", 0}},      {SS_STR("long"), {big, sizeof big}},
-                            {SS_STR("mid"), {big, 119}},     {{zname, sizeof zname}, SS_STR("x")}};
+                            {SS_STR("empty"), {"", 0}},        {SS_STR("long"), {big, sizeof big}},
+                            {SS_STR("mid"), {big, 119}},       {{zname, sizeof zname}, SS_STR("x")}};
     uint8_t w[1024];
     size_t n = ss_labels_wire_size(l, 6);
     ss_labels_wire_write(w, l, 6);
@@ -614,11 +614,17 @@ static void test_labels_split(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_staleness_and_added),     cmocka_unit_test(test_hint_kept),     cmocka_unit_test(test_forced_hash_collisions),
-        cmocka_unit_test(test_relabel_reload_same_raw), cmocka_unit_test(test_churn_compacts),
-        cmocka_unit_test(test_wire_round_trip),         cmocka_unit_test(test_pairs_shared_and_counted),
-        cmocka_unit_test(test_pair_hash_collisions),    cmocka_unit_test(test_labels_split),
-        cmocka_unit_test(test_generation_byte_wraps),   cmocka_unit_test(test_maps_settle),
+        cmocka_unit_test(test_staleness_and_added),
+        cmocka_unit_test(test_hint_kept),
+        cmocka_unit_test(test_forced_hash_collisions),
+        cmocka_unit_test(test_relabel_reload_same_raw),
+        cmocka_unit_test(test_churn_compacts),
+        cmocka_unit_test(test_wire_round_trip),
+        cmocka_unit_test(test_pairs_shared_and_counted),
+        cmocka_unit_test(test_pair_hash_collisions),
+        cmocka_unit_test(test_labels_split),
+        cmocka_unit_test(test_generation_byte_wraps),
+        cmocka_unit_test(test_maps_settle),
         cmocka_unit_test(test_samples_read_back),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -627,8 +627,10 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
         }
     }
     for (int i = lo; i < hi; i++) {
-        if (!r->stage_samples[i])
+        if (!r->stage_samples[i]) { /* nothing, or all trimmed: no buffer kept */
+            spare_put(r, &r->stage[i]);
             goto next;
+        }
         struct rwq *q = &r->queues[i];
         struct ss_buf *st = &r->stage[i];
         size_t bytes = st->len;

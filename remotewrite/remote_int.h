@@ -35,9 +35,10 @@
 #define FAILING_MS        5000 /* a remote failed this recently: no growth, no pacing */
 /* Pacing (rw_remote_wait_room): a big scrape waits while more than PACE_RECORD_B bytes
  * per sample of max(PACE_BATCHES, senders) batches of max_samples_per_send are queued
- * (2 batches of 2000 samples of ~250 bytes with up to 2 senders; a batch for each of
- * more senders, so that each still sends whole ones), within [PACE_MIN_BYTES,
- * max_memory_bytes / 2] (rw_pace_mark). */
+ * (2 batches of 2000 samples of ~250 bytes, 1 000 000 bytes, with up to 2 senders,
+ * so PACE_MIN_BYTES decides at the defaults; a batch for each of more senders, so
+ * that each still sends whole ones), within [PACE_MIN_BYTES, max_memory_bytes / 2]
+ * (rw_pace_mark). */
 #define PACE_BATCHES   2
 #define PACE_RECORD_B  256
 #define PACE_MIN_BYTES (1ULL << 20)

@@ -52,7 +52,7 @@ static inline uint32_t slot_idx(uint32_t s)
 static inline size_t slot_home(uint64_t key, size_t mcap, uint32_t *tag)
 {
     uint64_t h = key * 0x9E3779B97F4A7C15ULL;
-    *tag = (uint32_t)(h >> 24) & ~SLOT_IDX_MASK;
+    *tag = (uint32_t)h & ~SLOT_IDX_MASK; /* bits 24-31: not the ones that pick the start */
     return (size_t)(((h >> 32) * (uint64_t)mcap) >> 32);
 }
 

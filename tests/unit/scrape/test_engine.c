@@ -11,7 +11,9 @@
  * body_size_limit, bodies past the whole-buffer maximum), scrape_series_added, a reload
  * whose relabeling changes the labels behind the same exposed text, and the wire
  * bytes handed to the sink (checked against the labels for every series). */
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <cmocka.h>
 
@@ -1318,6 +1322,46 @@ static void test_pacing_window_shared(void **state)
     scrape_manager_free(m);
 }
 
+/* A big scrape's pacing never holds a scrape in flight past its timeout: the curl
+ * transfers stand still while the scrape loop waits. A silent target (a listening
+ * socket that never answers) is in flight with an 800 ms timeout while a big one
+ * finishes: the window would be 1 s (another scrape in flight), but the wait ends
+ * 100 ms before the silent scrape's timeout, about 700 ms after both started. */
+static void test_pacing_capped_by_scrape_in_flight(void **state)
+{
+    (void)state;
+    serve_gzip_series(5000);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    char silent[64];
+    snprintf(silent, sizeof silent, "127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *two[2] = {addr, silent};
+    struct scrape_target_group g = {two, 2, group_labels, 1};
+    struct scrape_job j = base_job();
+    j.static_groups = &g;
+    j.interval_ms = 8000; /* a quarter is 2 s: the 1 s limit and the cap decide */
+    j.timeout_ms = 800;
+    struct scrape_sink sink = {.series = window_series_cb, .wait_room = window_wait};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    window_series = 0;
+    window_waited_ms = 0;
+    int64_t t0 = ss_mono_ms();
+    assert_int_equal(scrape_manager_scrape_once(m), 1); /* the silent one timed out */
+    assert_true(window_series >= 5000);
+    assert_true(window_waited_ms > 0 && window_waited_ms <= 700);
+    assert_true(ss_mono_ms() - t0 < 2000);
+    scrape_manager_free(m);
+    close(ls);
+    serve_raw(NULL, 0, NULL);
+}
+
 /* RFC 1952 §2.2: a body may be several members back to back (`cat a.gz b.gz`, which
  * nginx's gzip_static serves as is); Go's gzip.Reader reads them all, so do we. */
 static void test_gzip_multi_member(void **state)
@@ -1559,6 +1603,7 @@ int main(void)
         cmocka_unit_test(test_gzip_spares_follow_bodies),
         cmocka_unit_test(test_big_scrape_paced),
         cmocka_unit_test(test_pacing_window_shared),
+        cmocka_unit_test(test_pacing_capped_by_scrape_in_flight),
         cmocka_unit_test(test_stale_markers_paced),
         cmocka_unit_test(test_gzip_multi_member),
         cmocka_unit_test(test_gzip_corrupt_and_truncated),

@@ -1286,6 +1286,19 @@ static bool window_wait(void *ud, int64_t deadline_mono_ms)
     return false;
 }
 
+/* A manager of job j over group g with the window sink, its counters reset. */
+static struct scrape_manager *window_manager(struct scrape_job *j, struct scrape_target_group *g)
+{
+    static const struct scrape_sink sink = {.series = window_series_cb, .wait_room = window_wait};
+    j->static_groups = g;
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, j, 1), 0);
+    window_series = 0;
+    window_waited_ms = 0;
+    return m;
+}
+
 static void test_pacing_window_shared(void **state)
 {
     (void)state;
@@ -1295,15 +1308,9 @@ static void test_pacing_window_shared(void **state)
     const char *two[2] = {addr, other};
     struct scrape_target_group g = {two, 2, group_labels, 1};
     struct scrape_job j = base_job();
-    j.static_groups = &g;
     j.interval_ms = 2000;
     j.timeout_ms = 2000;
-    struct scrape_sink sink = {.series = window_series_cb, .wait_room = window_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
-    window_series = 0;
-    window_waited_ms = 0;
+    struct scrape_manager *m = window_manager(&j, &g);
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(window_series >= 2 * 5000);
     assert_true(window_waited_ms > 0 && window_waited_ms <= 500);
@@ -1313,9 +1320,7 @@ static void test_pacing_window_shared(void **state)
      * quarter of its interval (2 s), not 1 s. */
     g.ntargets = 1;
     j.interval_ms = 8000;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
-    window_waited_ms = 0;
+    m = window_manager(&j, &g);
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(window_waited_ms > 1500 && window_waited_ms <= 2000);
     serve_raw(NULL, 0, NULL);
@@ -1343,15 +1348,9 @@ static void test_pacing_capped_by_scrape_in_flight(void **state)
     const char *two[2] = {addr, silent};
     struct scrape_target_group g = {two, 2, group_labels, 1};
     struct scrape_job j = base_job();
-    j.static_groups = &g;
     j.interval_ms = 8000; /* a quarter is 2 s: the 1 s limit and the cap decide */
     j.timeout_ms = 800;
-    struct scrape_sink sink = {.series = window_series_cb, .wait_room = window_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
-    window_series = 0;
-    window_waited_ms = 0;
+    struct scrape_manager *m = window_manager(&j, &g);
     int64_t t0 = ss_mono_ms();
     assert_int_equal(scrape_manager_scrape_once(m), 1); /* the silent one timed out */
     assert_true(window_series >= 5000);

@@ -111,7 +111,7 @@ static void map_delete(const struct series_table *t, uint32_t *slots, size_t mca
 }
 
 /* Map sizes: a map is rebuilt at twice its keys when an add would fill it past 3/4,
- * and after a scrape (map_fits) at half as much again as its keys when it is less
+ * and after a scrape (map_loose, slots_fit) at half as much again as its keys when it is less
  * than 8/15 full: 4-byte slots at 2/3 full cost 6 bytes a series per map (a power of
  * two at most 3/4 full cost 5-11). */
 static size_t slots_grow(size_t live)
@@ -578,12 +578,10 @@ int series_table_grow_order(struct series_table *t)
 
 int series_table_grow_ts(struct series_table *t)
 {
-    uint32_t ncap = grown(t->tscap, t->tscap + 1);
-    int64_t *nt = realloc(t->order_ts, ncap * sizeof *nt);
+    int64_t *nt = ss_array_grow(t->order_ts, &t->tscap, (size_t)t->nts + 1, sizeof *nt, 64);
     if (!nt)
         return SS_ENOMEM;
     t->order_ts = nt;
-    t->tscap = ncap;
     return 0;
 }
 

@@ -115,7 +115,8 @@ struct series_table {
     double *order_v;
     uint32_t *order_i;
     int64_t *order_ts, ts0;
-    uint32_t norder, ocap, last_norder, nts, tscap;
+    uint32_t norder, ocap, last_norder, nts;
+    size_t tscap;
     uint32_t gen;
     uint32_t max_len; /* the longest labels in wire form ever added (out's room in labels_split) */
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */

@@ -15,8 +15,9 @@
  * Bodies: plain bodies are parsed as they arrive. A gzip body (Content-Encoding:
  * gzip; libcurl's decoding is off) is collected compressed and inflated once it is
  * complete, with libdeflate into the manager's one output buffer (gunzip.c), which
- * is ~3x cheaper than libcurl's streaming zlib; bodies beyond GZ_WHOLE_MAX fall back
- * to streaming zlib. body_size_limit bounds the plain size either way. */
+ * is ~3x cheaper than libcurl's streaming zlib; big bodies (GZ_STREAM_AT compressed,
+ * GZ_WHOLE_PREFER plain) are inflated as they stream, with zlib. body_size_limit
+ * bounds the plain size either way. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,9 +49,16 @@
  * streams, so no body makes the engine allocate more than this for it. */
 #define GZ_WHOLE_MAX (64u * 1024 * 1024)
 /* ...but a body known to be bigger than this streams anyway (finish_gzip), and the
- * next body of that target streams from its first byte: kube-state-metrics' 3 MB of
- * compressed body is then never held whole either. */
-#define GZ_WHOLE_PREFER (8u * 1024 * 1024)
+ * next body of that target streams from its first byte. A body whose compressed bytes
+ * pass GZ_STREAM_AT streams from there on, before its size is known: exposition text
+ * compresses 5-10x, so it would pass GZ_WHOLE_PREFER anyway, and the first scrape of
+ * kube-state-metrics' 3 MB of compressed body is not held whole either (it was 4 MB
+ * on top of the series table being built). libdeflate saves ~40 ns a sample over
+ * zlib; a 2 MB plain body is ~20k series, and holding a 50k-series target's 4.6 MB of
+ * plain text (the manager's inflate buffer is kept, gunzip.c) cost more than the
+ * 2 ms a scrape it saves. */
+#define GZ_WHOLE_PREFER (2u * 1024 * 1024)
+#define GZ_STREAM_AT    (GZ_WHOLE_PREFER / 4)
 /* Compressed-body buffers. No target keeps one between scrapes: when a scrape ends
  * its buffer goes back to the manager's few spares (up to GZ_KEEP_BYTES), and the next
  * gzip body takes a spare. So they follow the scrapes in flight, not the number of
@@ -58,6 +66,10 @@
  * between scrapes, 100 targets of 10k series would keep 10 MB), and a steady scrape
  * allocates none. */
 #define GZ_KEEP_BYTES (1u * 1024 * 1024)
+/* After a scrape of this many series (samples and stale markers), the heap is trimmed
+ * (malloc_trim) at the loop's next turn, at most once per TRIM_MIN_GAP_MS. */
+#define TRIM_AFTER_SERIES 50000u
+#define TRIM_MIN_GAP_MS   1000
 #define GZ_SPARES     4
 
 /* Small targets start on slots of 25 ms (a fortieth of shorter intervals): the small
@@ -198,6 +210,7 @@ struct scrape_manager {
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
+    bool trim_due;                 /* a big scrape ended (TRIM_AFTER_SERIES) */
     int64_t pace_until, pace_used; /* the pacing window and the ms waited in it (pace_window) */
     /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
      * socket event and starts one target at a time, and walking the whole list each
@@ -664,7 +677,7 @@ static void gz_take_spare(struct target *t, size_t need)
 
 /* Compressed bytes: collected until the body is complete. A body whose compressed
  * size already passes body_size_limit (plus deflate's worst-case framing) fails as a
- * plain one would; past GZ_WHOLE_MAX without such a limit it streams instead. */
+ * plain one would; past GZ_STREAM_AT it streams instead. */
 static int feed_gzip(struct target *t, const char *p, size_t n)
 {
     if (t->gzs)
@@ -673,12 +686,11 @@ static int feed_gzip(struct target *t, const char *p, size_t n)
         int rc = gz_start_stream(t);
         return rc ? rc : gz_stream(t, p, n);
     }
-    uint64_t limit = t->job->cfg.body_size_limit, whole = gz_whole_max(t);
-    uint64_t in_max = whole == limit ? limit + limit / 1024 + 4096 : GZ_WHOLE_MAX;
-    if (t->gz.len + n > in_max) {
-        if (whole == limit)
-            return target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
-                               (unsigned long long)limit);
+    uint64_t limit = t->job->cfg.body_size_limit;
+    if (gz_whole_max(t) == limit && t->gz.len + n > limit + limit / 1024 + 4096)
+        return target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
+                           (unsigned long long)limit);
+    if (t->gz.len + n > GZ_STREAM_AT) {
         int rc = gz_start_stream(t);
         return rc ? rc : gz_stream(t, p, n);
     }
@@ -1024,8 +1036,11 @@ static void finish_scrape(struct target *t, CURLcode res)
     /* stale markers: series of the last committed scrape (staleness-tracked ones)
      * missing now, or all of them when this scrape failed */
     t->start_ms_stale = t->start_ms;
+    size_t handled = t->series.norder;
     size_t stale = series_table_sweep(&t->series, !t->failed, emit_stale, t);
     atomic_fetch_add(&js->stale_markers, stale);
+    if (handled + stale >= TRIM_AFTER_SERIES)
+        t->m->trim_due = true;
     emit_report(t, !t->failed, duration, t->start_ms, false);
     if (sink->end)
         sink->end(sink->ud, &rep);
@@ -1469,10 +1484,14 @@ int scrape_manager_run(struct scrape_manager *m)
         /* Give freed pages inside the heap back to the kernel: targets that come and go
          * free their series state in the middle of the main arena, which glibc only
          * returns from the top on its own, so RSS crept up under churn while the live
-         * heap stayed flat. */
-        if (changed || now - m->last_trim_ms >= 60000) {
+         * heap stayed flat. The same after a big scrape: its sample arrays and queue
+         * segments are freed in the middle of the heap, and kube-state-metrics' 100k
+         * series kept 3 MB of them resident until the next minute's trim. */
+        if (changed || now - m->last_trim_ms >= 60000 ||
+            (m->trim_due && now - m->last_trim_ms >= TRIM_MIN_GAP_MS)) {
             malloc_trim(0);
             m->last_trim_ms = now;
+            m->trim_due = false;
         }
 #endif
         int64_t next = start_due(m, now, false);

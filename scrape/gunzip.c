@@ -8,9 +8,9 @@
  * doubles up to the caller's maximum, so a gzip bomb costs at most `max_out` bytes and
  * log2(max_out / hint) extra passes, then fails with SS_ELIMIT.
  *
- * Streaming (zlib): bodies beyond the whole-buffer maximum (no body_size_limit, or
- * one above it) are inflated in 64 KiB pieces as before, so memory stays bounded
- * whatever the body size.
+ * Streaming (zlib): big bodies (the engine decides: GZ_STREAM_AT, GZ_WHOLE_PREFER)
+ * are inflated in 64 KiB pieces as they arrive, so memory stays bounded whatever the
+ * body size.
  *
  * Both decode every member of a multi-member body (RFC 1952 §2.2: "a gzip file
  * consists of a series of members"), as Go's gzip.Reader does for Prometheus;
@@ -24,8 +24,10 @@
 
 #include "scrape_int.h"
 
-/* A bigger output buffer is given back after use instead of kept for the next body. */
-#define GUNZIP_KEEP_BYTES (16u << 20)
+/* A bigger output buffer is given back after use instead of kept for the next body
+ * (the engine inflates whole only bodies of up to 2 MB plain, engine.c
+ * GZ_WHOLE_PREFER; a larger one got here when its gzip trailer understated it). */
+#define GUNZIP_KEEP_BYTES (2u << 20)
 #define GUNZIP_MIN_BYTES  (64u << 10)
 #define GZSTREAM_CHUNK    (64u << 10)
 

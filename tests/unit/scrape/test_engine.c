@@ -1528,20 +1528,21 @@ static void test_gzip_beyond_whole_buffer(void **state)
     scrape_manager_free(m);
 }
 
-/* A body over GZ_WHOLE_PREFER (8 MiB plain, from the gzip trailer) streams instead of
- * being inflated into one buffer, and the target's next body streams as it arrives:
- * every series arrives, both times, as from the plain body. */
-static void test_gzip_big_body_streams(void **state)
+/* Big gzip bodies stream instead of being inflated into one buffer: one whose
+ * compressed bytes pass GZ_STREAM_AT (512 KiB) switches while it arrives, one that
+ * compresses better but whose gzip trailer says more than GZ_WHOLE_PREFER (2 MiB plain)
+ * streams from the trailer's word, and the target's next body streams from its first
+ * byte. Every series arrives, every time, as from the plain body. */
+static void check_big_body(size_t lines, const char *pad, bool big_compressed)
 {
-    (void)state;
-    size_t lines = 140000, size = lines * 80 + 64, pos = 0;
+    size_t size = lines * (80 + strlen(pad)) + 64, pos = 0;
     char *body = malloc(size);
     assert_non_null(body);
     for (size_t i = 0; i < lines; i++)
         pos += (size_t)snprintf(body + pos, size - pos,
-                                "req_total{path=\"/api/v1/item/%07zu\",code=\"%zu\",pad=\"abcdefgh\"} %zu\n",
-                                i, 200 + i % 5, i);
-    assert_true(pos > (8u << 20));
+                                "req_total{path=\"/api/v1/item/%07zu\",code=\"%zu\",pad=\"%s\"} %zu\n", i,
+                                200 + i % 5, pad, i);
+    assert_true(pos > (2u << 20));
     struct scrape_job j = base_job();
     size_t counts[2];
     for (int gz = 0; gz < 2; gz++) {
@@ -1550,6 +1551,10 @@ static void test_gzip_big_body_streams(void **state)
         assert_non_null(raw);
         if (!gz)
             memcpy(raw, body, n = pos);
+        else if (big_compressed)
+            assert_true(n > (512u << 10));
+        else
+            assert_true(n < (512u << 10));
         serve_raw(raw, n, gz ? "gzip" : NULL); /* the server owns it */
         struct scrape_manager *m = manager(&j);
         for (int again = 0; again < 2; again++) { /* the second streams from its first byte */
@@ -1567,6 +1572,16 @@ static void test_gzip_big_body_streams(void **state)
     assert_int_equal(counts[1], lines);
     serve_raw(NULL, 0, NULL);
     free(body);
+}
+
+static void test_gzip_big_body_streams(void **state)
+{
+    (void)state;
+    check_big_body(140000, "abcdefgh", true);
+    check_big_body(12000,
+                   "a label value repeated on every line, so that the body compresses"
+                   " very well: the gzip trailer decides alone, long before 512 KiB",
+                   false);
 }
 
 int main(void)

@@ -30,7 +30,9 @@
 _Static_assert(sizeof(struct series_entry) == 20, "a series entry is 20 bytes");
 _Static_assert(sizeof(struct series_pair) == 16, "a label pair is 16 bytes");
 
-#define MIN_SLOTS 256u
+/* The smallest map: a target of 100 series (1000 such targets are 100k series) kept
+ * 3 KB of 256-slot maps, more than its entries. */
+#define MIN_SLOTS 32u
 #define MAX_IDS   1024 /* labels of one series; the engine allows far fewer */
 
 /* A map slot holds the index + 1 of what it points to in its low SLOT_IDX_BITS bits
@@ -746,7 +748,7 @@ static void shrink_to_fit(struct series_table *t)
         (void)rebuild_maps(t, slots_fit(t->live));
     if (map_loose(t->plive, t->pmcap))
         (void)rebuild_pair_map(t, slots_fit(t->plive));
-    uint32_t want = t->n + t->n / 16 + 64;
+    uint32_t want = t->n + t->n / 16 + 8;
     if (!t->free_head && t->cap > want) {
         struct series_entry *ne = realloc(t->e, want * sizeof *ne);
         if (ne) {

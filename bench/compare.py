@@ -52,7 +52,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import benchlib as B  # noqa: E402
 
 PROG = "compare"
-DEFAULT_PROFILES = "ksm-1x100k,10x10k,30x10k,100x1k,sidecar-1x1k,100x1k-plain,10x10k-plain"
+DEFAULT_PROFILES = "ksm-1x100k,10x10k,30x10k,100x1k,1000x100,sidecar-1x1k,100x1k-plain,10x10k-plain"
 
 
 def log(msg):

@@ -73,6 +73,7 @@
 /* How often a transfer to an IP address lets libcurl prune its DNS cache (start_scrape):
  * also the age at which entries go. */
 #define DNS_PRUNE_MS      60000L
+#define PARSER_SPARES     8
 #define TRIM_MIN_GAP_MS   1000
 #define GZ_SPARES     4
 
@@ -182,10 +183,8 @@ struct target {
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
     double start_mono;
     uint64_t samples_scraped, samples_post, series_added;
-    struct ss_labels work;
 
     struct series_table series; /* every series once; see series.h */
-    struct ss_buf wire;         /* a new series' labels in wire form, before it is added */
     /* The group (ss_labels_group_hash) of the series emitted last, by the addresses of
      * its __name__, instance and job values in the series table: label pairs are stored
      * once, so the same addresses are the same values. Used only while a scrape's
@@ -212,6 +211,14 @@ struct scrape_manager {
     struct ss_buf ext_wire;            /* the same in wire form */
     uint32_t ext_ends[64];             /* end of each one's bytes in ext_wire */
     struct ss_buf merged_wire;         /* a series' wire labels with the external ones merged in */
+    /* One target's work at a time, on the scrape thread (a sample's labels while it is
+     * labelled, a series' wire labels while it is added or emitted; no emit runs inside
+     * parsing): the manager's, not each target's (1000 targets kept 1 MB of them). */
+    struct ss_labels work;
+    struct ss_buf wire;
+    struct scrape_parser *parser_spare[PARSER_SPARES]; /* parser_take */
+    bool parser_spare_strict[PARSER_SPARES];
+    int nparser_spare;
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
@@ -287,13 +294,13 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
     uint32_t ends[MAX_LABELS + 8];
-    long n = series_table_labels_split(&t->series, e, &t->wire, labels, ends, MAX_LABELS + 8);
+    long n = series_table_labels_split(&t->series, e, &t->m->wire, labels, ends, MAX_LABELS + 8);
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
-    const char *wire = t->wire.data;
+    const char *wire = t->m->wire.data;
     uint8_t hint = series_hint(e), hint_new = hint;
-    struct scrape_series s = {labels, (size_t)n,   v, ts,   e->hash,
-                              wire,   t->wire.len, 0, hint, keep ? &hint_new : NULL};
+    struct scrape_series s = {labels, (size_t)n,      v, ts,   e->hash,
+                              wire,   t->m->wire.len, 0, hint, keep ? &hint_new : NULL};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -319,7 +326,7 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
         const struct ss_label *x = m->ext.v;
         size_t nx = m->ext.n, i = 0, j = 0, k = 0;
         ss_buf_reset(&m->merged_wire);
-        bool with_wire = ss_buf_reserve(&m->merged_wire, t->wire.len + m->ext_wire.len) == 0;
+        bool with_wire = ss_buf_reserve(&m->merged_wire, m->wire.len + m->ext_wire.len) == 0;
         char *p = m->merged_wire.data;
         while (i < (size_t)n || j < nx) {
             int c = i == (size_t)n ? 1 : j == nx ? -1 : ss_str_cmp(labels[i].name, x[j].name);
@@ -370,7 +377,7 @@ static void emit_report(struct target *t, bool up, double duration, int64_t ts, 
 {
     double values[5] = {up ? 1 : 0, duration, (double)t->samples_scraped, (double)t->samples_post,
                         (double)t->series_added};
-    struct ss_labels *w = &t->work;
+    struct ss_labels *w = &t->m->work;
     for (int i = 0; i < 5; i++) {
         ss_labels_reset(w);
         ss_labels_push(w, SS_STR("__name__"), (struct ss_str){report_names[i], strlen(report_names[i])});
@@ -415,7 +422,7 @@ static bool exposed_has(const struct scrape_parsed_sample *s, struct ss_str name
  * resolveConflictingExposedLabels. */
 static int merge_target_labels(struct target *t, const struct scrape_parsed_sample *s)
 {
-    struct ss_labels *w = &t->work;
+    struct ss_labels *w = &t->m->work;
     const struct ss_labels *tl = &t->spec.labels;
     if (t->job->cfg.honor_labels) {
         for (size_t i = 0; i < tl->n; i++)
@@ -518,7 +525,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
 {
     struct target *t = ud;
     const struct scrape_job *job = &t->job->cfg;
-    struct ss_labels *w = &t->work;
+    struct ss_labels *w = &t->m->work;
     int rc;
 
     /* Scrape-cache hit: this exact series was seen before and its final labels are in
@@ -579,7 +586,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     }
     ss_labels_sort(w);
     uint64_t h = ss_labels_hash(w);
-    struct ss_buf *wire = &t->wire;
+    struct ss_buf *wire = &t->m->wire;
     ss_buf_reset(wire);
     size_t wlen = ss_labels_wire_size(w->v, w->n);
     if (ss_buf_reserve(wire, wlen))
@@ -861,20 +868,49 @@ static int setup_easy(struct target *t)
 
 /* ---- scrape lifecycle --------------------------------------------------- */
 
+/* A parser is needed only while a body is parsed: a scrape takes one of the manager's
+ * spares made with its job's strictness (or a new one) and gives it back when the body
+ * is parsed, so parsers follow the scrapes in flight, not the targets (2.4 KB each with
+ * their buffers: 1000 targets kept 2.4 MB). */
+static int parser_take(struct target *t)
+{
+    struct scrape_manager *m = t->m;
+    bool strict = t->job->cfg.strict_parsing;
+    for (int i = m->nparser_spare - 1; i >= 0; i--) {
+        if (m->parser_spare_strict[i] != strict)
+            continue;
+        t->parser = m->parser_spare[i];
+        t->parser_strict = strict;
+        m->nparser_spare--;
+        m->parser_spare[i] = m->parser_spare[m->nparser_spare];
+        m->parser_spare_strict[i] = m->parser_spare_strict[m->nparser_spare];
+        return 0;
+    }
+    struct scrape_parser_opts po = {.format = SCRAPE_FORMAT_TEXT, .strict = strict, .lazy_labels = true};
+    int rc = scrape_parser_new(&po, &t->parser);
+    if (rc == 0)
+        t->parser_strict = strict;
+    return rc;
+}
+
+static void parser_give(struct target *t)
+{
+    struct scrape_manager *m = t->m;
+    if (!t->parser)
+        return;
+    if (m->nparser_spare < PARSER_SPARES) {
+        m->parser_spare[m->nparser_spare] = t->parser;
+        m->parser_spare_strict[m->nparser_spare++] = t->parser_strict;
+    } else {
+        scrape_parser_free(t->parser);
+    }
+    t->parser = NULL;
+}
+
 static void start_scrape(struct target *t)
 {
     t->failed = false;
     t->parse_error = false;
-    if (t->parser_strict != t->job->cfg.strict_parsing) { /* reloaded with the other setting */
-        struct scrape_parser *np = NULL;
-        struct scrape_parser_opts po = {
-            .format = SCRAPE_FORMAT_TEXT, .strict = t->job->cfg.strict_parsing, .lazy_labels = true};
-        if (scrape_parser_new(&po, &np) == 0) {
-            scrape_parser_free(t->parser);
-            t->parser = np;
-            t->parser_strict = po.strict;
-        }
-    }
     t->err[0] = '\0';
     t->errbuf[0] = '\0';
     t->body_started = false;
@@ -884,7 +920,9 @@ static void start_scrape(struct target *t)
     series_table_begin(&t->series);
     t->start_ms = ss_now_ms();
     t->start_mono = ss_mono_seconds();
-    if (setup_easy(t) == 0 && !t->failed) {
+    if (!t->parser && parser_take(t))
+        target_fail(t, FAIL_OTHER, "out of memory");
+    if (!t->failed && setup_easy(t) == 0 && !t->failed) {
         /* libcurl walks its whole DNS cache (an entry per host:port the multi handle
          * has seen) at the end of every transfer, to prune names older than the
          * transfer's DNS_CACHE_TIMEOUT (multi_done): with 1000 targets that walk was
@@ -1031,6 +1069,7 @@ static void finish_scrape(struct target *t, CURLcode res)
             }
         }
     }
+    parser_give(t);
     if (t->gzip) /* a big body streams from its first byte next time (feed_gzip) */
         t->gz_big = t->body_bytes > GZ_WHOLE_PREFER;
     gz_reset(t);
@@ -1121,9 +1160,7 @@ static void target_free(struct target *t)
     scrape_gzstream_free(t->gzs);
     ss_buf_free(&t->gz);
     scrape_target_spec_free(&t->spec);
-    ss_labels_free(&t->work);
     series_table_free(&t->series);
-    ss_buf_free(&t->wire);
     free(t);
 }
 
@@ -1166,15 +1203,10 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     t->instance = inst ? inst->p : "";
     const struct ss_str *jl = ss_labels_get(&t->spec.labels, SS_STR("job"));
     t->job_label = jl ? jl->p : ""; /* relabeled away: its series have no job either */
-    ss_labels_init(&t->work);
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
-    ss_buf_init(&t->wire, 0);
-    struct scrape_parser_opts po = {
-        .format = SCRAPE_FORMAT_TEXT, .strict = js->cfg.strict_parsing, .lazy_labels = true};
-    t->easy = curl_easy_init();
-    t->parser_strict = po.strict;
-    if (!t->easy || scrape_parser_new(&po, &t->parser)) {
+    t->easy = curl_easy_init(); /* the parser comes with each scrape (parser_take) */
+    if (!t->easy) {
         target_free(t);
         return NULL;
     }
@@ -1604,6 +1636,8 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
     ss_labels_init(&m->ext);
     ss_buf_init(&m->ext_wire, 0);
     ss_buf_init(&m->merged_wire, 0);
+    ss_labels_init(&m->work);
+    ss_buf_init(&m->wire, 0);
     if (opts && scrape_manager_set_external_labels(m, opts->external_labels, opts->nexternal_labels)) {
         scrape_manager_free(m);
         return SS_ENOMEM;
@@ -1659,6 +1693,10 @@ void scrape_manager_free(struct scrape_manager *m)
     ss_labels_free(&m->ext);
     ss_buf_free(&m->ext_wire);
     ss_buf_free(&m->merged_wire);
+    ss_labels_free(&m->work);
+    ss_buf_free(&m->wire);
+    while (m->nparser_spare)
+        scrape_parser_free(m->parser_spare[--m->nparser_spare]);
     free(m->heap);
     struct target *t = m->targets;
     while (t) {

@@ -756,12 +756,24 @@ static void shrink_to_fit(struct series_table *t)
             t->cap = want;
         }
     }
-    size_t wb = t->ids.len + t->ids.len / 16 + 256;
-    if (t->ids.cap > wb + 1) {
-        char *nb = realloc(t->ids.data, wb + 1);
-        if (nb) {
-            t->ids.data = nb;
-            t->ids.cap = wb + 1;
+    struct ss_buf *bufs[2] = {&t->ids, &t->bytes};
+    for (int k = 0; k < 2; k++) {
+        struct ss_buf *b = bufs[k];
+        size_t wb = b->len + b->len / 16 + 64;
+        if (b->cap > wb + 1) {
+            char *nb = realloc(b->data, wb + 1);
+            if (nb) {
+                b->data = nb;
+                b->cap = wb + 1;
+            }
+        }
+    }
+    uint32_t pwant = t->pn + t->pn / 16 + 8;
+    if (!t->pfree_head && t->pcap > pwant) {
+        struct series_pair *np = realloc(t->p, pwant * sizeof *np);
+        if (np) {
+            t->p = np;
+            t->pcap = pwant;
         }
     }
 }

@@ -1033,6 +1033,31 @@ static uint64_t failures(struct scrape_manager *m, const char *reason)
     return v;
 }
 
+/* Parsers come from the manager's spares with each scrape (parser_take): a reload that
+ * turns strict_parsing on or off takes effect at the next scrape, both ways, and a
+ * spare made for the other setting is not used. */
+static void test_strict_parsing_follows_reload(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "# HELP a first\n# HELP a second\na 1\n"); /* two HELP lines: expfmt refuses */
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    for (int round = 0; round < 2; round++) {
+        j.strict_parsing = false;
+        assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_true(cap.last_up);
+        j.strict_parsing = true;
+        assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 1);
+        assert_false(cap.last_up);
+        assert_int_equal(failures(m, "parse"), (uint64_t)round + 1);
+    }
+    scrape_manager_free(m);
+}
+
 static struct rec plain_recs[2048], gz_recs[2048];
 
 static void test_gzip_same_as_plain(void **state)
@@ -1622,6 +1647,7 @@ int main(void)
         cmocka_unit_test(test_gzip_multi_member),
         cmocka_unit_test(test_gzip_corrupt_and_truncated),
         cmocka_unit_test(test_gzip_bomb_body_size_limit),
+        cmocka_unit_test(test_strict_parsing_follows_reload),
         cmocka_unit_test(test_gzip_beyond_whole_buffer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

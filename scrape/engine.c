@@ -166,7 +166,8 @@ struct target {
     bool gzip;                   /* Content-Encoding: gzip, decoded by us */
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
     uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
-    bool gz_big;                 /* the last gzip body inflated past GZ_WHOLE_PREFER */
+    bool gz_big;                 /* the last gzip body passed GZ_WHOLE_PREFER or GZ_STREAM_AT */
+    uint64_t gz_in;              /* this body's compressed bytes so far */
     struct {
         int64_t deadline; /* of this hand-over's waits (pace_window), 0 until the first */
         uint32_t n;       /* series handed over so far */
@@ -658,13 +659,14 @@ static int gz_stream(struct target *t, const char *p, size_t n)
 }
 
 /* Switch this body to streaming zlib: what was collected is inflated first. */
+static void gz_buf_release(struct target *t);
+
 static int gz_start_stream(struct target *t)
 {
     if (scrape_gzstream_new(&t->gzs))
         return target_fail(t, FAIL_OTHER, "out of memory");
     int rc = t->gz.len ? gz_stream(t, t->gz.data, t->gz.len) : 0;
-    ss_buf_free(&t->gz);
-    ss_buf_init(&t->gz, 0);
+    gz_buf_release(t);
     return rc;
 }
 
@@ -693,6 +695,7 @@ static void gz_take_spare(struct target *t, size_t need)
  * plain one would; past GZ_STREAM_AT it streams instead. */
 static int feed_gzip(struct target *t, const char *p, size_t n)
 {
+    t->gz_in += n;
     if (t->gzs)
         return gz_stream(t, p, n);
     if (t->gz_big && !t->gz.len) { /* as big as last time: inflate as it arrives, keep none */
@@ -898,11 +901,21 @@ static void parser_give(struct target *t)
     struct scrape_manager *m = t->m;
     if (!t->parser)
         return;
+    int k = -1;
     if (m->nparser_spare < PARSER_SPARES) {
-        m->parser_spare[m->nparser_spare] = t->parser;
-        m->parser_spare_strict[m->nparser_spare++] = t->parser_strict;
-    } else {
+        k = m->nparser_spare++;
+    } else { /* full: replace one of the other strictness (left by a reload), if any */
+        for (int i = 0; k < 0 && i < PARSER_SPARES; i++)
+            if (m->parser_spare_strict[i] != t->parser_strict)
+                k = i;
+        if (k >= 0)
+            scrape_parser_free(m->parser_spare[k]);
+    }
+    if (k < 0) {
         scrape_parser_free(t->parser);
+    } else {
+        m->parser_spare[k] = t->parser;
+        m->parser_spare_strict[k] = t->parser_strict;
     }
     t->parser = NULL;
 }
@@ -916,6 +929,7 @@ static void start_scrape(struct target *t)
     t->body_started = false;
     t->gzip = false;
     t->body_bytes = 0;
+    t->gz_in = 0;
     t->samples_scraped = t->samples_post = t->series_added = 0;
     series_table_begin(&t->series);
     t->start_ms = ss_now_ms();
@@ -960,6 +974,13 @@ static void gz_reset(struct target *t)
 {
     scrape_gzstream_free(t->gzs);
     t->gzs = NULL;
+    gz_buf_release(t);
+}
+
+/* The compressed-body buffer goes back to the spares (or to malloc): at the end of
+ * the scrape, or when the body switched to streaming (gz_start_stream). */
+static void gz_buf_release(struct target *t)
+{
     if (t->gz.len)
         t->gz_last = t->gz.len < UINT32_MAX ? (uint32_t)t->gz.len : UINT32_MAX;
     ss_buf_reset(&t->gz);
@@ -1071,7 +1092,7 @@ static void finish_scrape(struct target *t, CURLcode res)
     }
     parser_give(t);
     if (t->gzip) /* a big body streams from its first byte next time (feed_gzip) */
-        t->gz_big = t->body_bytes > GZ_WHOLE_PREFER;
+        t->gz_big = t->body_bytes > GZ_WHOLE_PREFER || t->gz_in > GZ_STREAM_AT;
     gz_reset(t);
     struct job_state *js = t->job;
     atomic_fetch_add(&js->scrapes, 1);

@@ -1609,6 +1609,47 @@ static void test_gzip_big_body_streams(void **state)
                    false);
 }
 
+/* A body that compresses only ~2x (random ids) passes GZ_STREAM_AT compressed while its
+ * plain size is under GZ_WHOLE_PREFER: it switches to streaming while it arrives, and
+ * the next scrape streams from its first byte. body_size_limit holds on both, with its
+ * own reason, and at exactly the limit every series arrives, both times. */
+static void test_gzip_switch_keeps_limit(void **state)
+{
+    (void)state;
+    size_t lines = 60000, size = lines * 64 + 64, pos = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    uint64_t x = 12345;
+    for (size_t i = 0; i < lines; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        pos += (size_t)snprintf(body + pos, size - pos, "m{id=\"%016llx\"} %zu\n", (unsigned long long)x, i);
+    }
+    size_t n = 0;
+    unsigned char *gz = gzip_member(body, pos, 1, &n);
+    assert_true(n > (512u << 10) && pos <= (2u << 20));
+    struct scrape_job j = base_job();
+    j.body_size_limit = pos - 1; /* compressed is under the early check, plain is over */
+    serve_raw(gz, n, "gzip");
+    struct scrape_manager *m = manager(&j);
+    for (int again = 0; again < 2; again++) {
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 1);
+        assert_non_null(strstr(cap.last_error, "body size limit exceeded"));
+    }
+    j.body_size_limit = pos;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    for (int again = 0; again < 2; again++) {
+        reset_capture();
+        cap.with_wire = 0;
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_true(cap.last_up);
+        assert_int_equal(cap.with_wire, lines);
+    }
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1649,6 +1690,7 @@ int main(void)
         cmocka_unit_test(test_gzip_bomb_body_size_limit),
         cmocka_unit_test(test_strict_parsing_follows_reload),
         cmocka_unit_test(test_gzip_beyond_whole_buffer),
+        cmocka_unit_test(test_gzip_switch_keeps_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -611,6 +611,141 @@ static void test_labels_split(void **state)
     series_table_free(&t);
 }
 
+/* Randomized (from a review of the eighth pass): a universe of series over shared and
+ * unique label values (some over 128 bytes), a random subset each scrape (one in ten
+ * fails), so that tables grow and shrink around the smallest map and the buffers are
+ * trimmed after sweeps. After every sweep each live series is found by raw key and by
+ * labels and reads back byte for byte, stale markers read back the series that went
+ * away, and the maps stay at most 3/4 full. Run twice: with the default pair hash and
+ * with one that makes nearly every pair collide. */
+#define U 400
+static uint64_t rs = 88172645463325252ULL;
+static uint32_t rnd(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (uint32_t)rs;
+}
+static bool st_present[U];
+static int st_nstale;
+static void name_val(int i, char *name, char *v)
+{
+    snprintf(name, 32, "metric_%d", i % 7);
+    if (i % 3 == 0)
+        snprintf(v, 64, "shared_value_%d", i % 5);
+    else
+        snprintf(v, 300, "unique_value_with_some_length_%d_%0*d", i,
+                 (int)(i % 11 == 0 ? 150 + i % 100 : i % 40), 0);
+}
+static void on_stale_check(void *ud, const struct series_table *t, const struct series_entry *e)
+{
+    (void)ud;
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    struct ss_label l[4];
+    uint32_t ends[4];
+    long n = series_table_labels_split(t, e, &out, l, ends, 4);
+    assert_int_equal(n, 3);
+    char idv[16];
+    snprintf(idv, sizeof idv, "%.*s", (int)l[0].value.len, l[0].value.p); /* id label */
+    int i = atoi(idv);
+    char name[32], v[300];
+    name_val(i, name, v);
+    assert_true(ss_str_eq_cstr(l[1].value, name));
+    assert_true(ss_str_eq_cstr(l[2].value, v));
+    st_nstale++;
+    ss_buf_free(&out);
+}
+static size_t wire3(char *buf, int i)
+{
+    char name[32], v[300], id[16];
+    name_val(i, name, v);
+    snprintf(id, sizeof id, "%d", i);
+    struct ss_label l[3] = {{SS_STR("__id"), {id, strlen(id)}},
+                            {SS_STR("__name__"), {name, strlen(name)}},
+                            {SS_STR("k"), {v, strlen(v)}}};
+    ss_labels_wire_write((uint8_t *)buf, l, 3);
+    return ss_labels_wire_size(l, 3);
+}
+static uint32_t weak_hash(const void *p, size_t len)
+{
+    (void)p;
+    return (uint32_t)(len % 3);
+}
+static void test_random_sweeps(void **state)
+{
+    (void)state;
+    for (int collide = 0; collide < 2; collide++) {
+        memset(st_present, 0, sizeof st_present);
+        struct series_table t;
+        series_table_init(&t, 0);
+        char w[512];
+        if (collide)
+            t.pair_hash = weak_hash;
+        for (int round = 0; round < 3000; round++) {
+            series_table_begin(&t);
+            int mode = rnd() % 4;
+            int span = mode == 0 ? 5 : mode == 1 ? 40 : mode == 2 ? 120 : U;
+            int base = rnd() % U;
+            bool now[U] = {0};
+            for (int j = 0; j < span; j++) {
+                if (rnd() % 3 == 0)
+                    continue;
+                int i = (base + j) % U;
+                if (now[i])
+                    continue;
+                now[i] = true;
+                uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+                long k = series_table_find_raw(&t, raw);
+                if (k < 0) {
+                    size_t len = wire3(w, i);
+                    k = series_table_find(&t, (uint64_t)i * 31, w, len);
+                    if (k < 0)
+                        k = series_table_add(&t, (uint64_t)i * 31, w, len, 3);
+                    assert_true(k >= 0);
+                    series_table_link_raw(&t, (size_t)k, raw);
+                }
+                assert_int_equal(series_table_see(&t, (size_t)k, 1.0, 1000, true), 0);
+            }
+            bool ok = rnd() % 10 != 0;
+            int expect_stale = 0;
+            for (int i = 0; i < U; i++)
+                if (st_present[i] && (!ok || !now[i]))
+                    expect_stale++;
+            st_nstale = 0;
+            size_t ns = series_table_sweep(&t, ok, on_stale_check, NULL);
+            assert_int_equal(ns, expect_stale);
+            assert_int_equal(st_nstale, expect_stale);
+            int live = 0;
+            for (int i = 0; i < U; i++) {
+                st_present[i] = ok && now[i];
+                live += st_present[i];
+            }
+            assert_int_equal(t.live, live);
+            for (int i = 0; i < U; i++) {
+                uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+                long k = series_table_find_raw(&t, raw);
+                size_t len = wire3(w, i);
+                long k2 = series_table_find(&t, (uint64_t)i * 31, w, len);
+                assert_int_equal(k >= 0, st_present[i]);
+                assert_int_equal(k2, k);
+                if (k < 0)
+                    continue;
+                struct ss_buf out;
+                ss_buf_init(&out, 0);
+                struct ss_label l[4];
+                assert_int_equal(series_table_labels_split(&t, &t.e[k], &out, l, NULL, 4), 3);
+                assert_int_equal(out.len, len);
+                assert_memory_equal(out.data, w, len);
+                ss_buf_free(&out);
+            }
+            assert_true(t.live * 4 <= t.mcap * 3 || t.mcap == 0);
+        }
+        series_table_free(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_generation_byte_wraps),
         cmocka_unit_test(test_maps_settle),
         cmocka_unit_test(test_samples_read_back),
+        cmocka_unit_test(test_random_sweeps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

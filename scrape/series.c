@@ -737,7 +737,31 @@ static void compact_pairs(struct series_table *t)
     t->garbage = 0;
 }
 
-/* After a scrape: the growth headroom of the entries and ids (up to half of them)
+/* v (cap elements of elem bytes) realloc'd down to want elements when it holds more;
+ * unchanged when realloc fails. */
+static void *shrink_array(void *v, uint32_t *cap, uint32_t want, size_t elem)
+{
+    if (*cap <= want)
+        return v;
+    void *n = realloc(v, (size_t)want * elem);
+    if (!n)
+        return v;
+    *cap = want;
+    return n;
+}
+
+static char *shrink_bytes(char *v, size_t *cap, size_t want)
+{
+    if (*cap <= want)
+        return v;
+    char *n = realloc(v, want);
+    if (!n)
+        return v;
+    *cap = want;
+    return n;
+}
+
+/* After a scrape: the growth headroom of the entries, pairs, pair ids and pair bytes
  * goes back when the table has no holes, keeping 1/16 for series still to come, and
  * maps grown for the first scrape are rebuilt at their steady size; a target's table
  * is then about its live size, not its size rounded up. realloc may fail to shrink,
@@ -748,33 +772,17 @@ static void shrink_to_fit(struct series_table *t)
         (void)rebuild_maps(t, slots_fit(t->live));
     if (map_loose(t->plive, t->pmcap))
         (void)rebuild_pair_map(t, slots_fit(t->plive));
-    uint32_t want = t->n + t->n / 16 + 8;
-    if (!t->free_head && t->cap > want) {
-        struct series_entry *ne = realloc(t->e, want * sizeof *ne);
-        if (ne) {
-            t->e = ne;
-            t->cap = want;
-        }
-    }
+    /* arrays with no free slot inside, and the byte buffers: 1/16 over their use */
+    if (!t->free_head)
+        t->e = shrink_array(t->e, &t->cap, t->n + t->n / 16 + 8, sizeof *t->e);
+    if (!t->pfree_head)
+        t->p = shrink_array(t->p, &t->pcap, t->pn + t->pn / 16 + 8, sizeof *t->p);
     struct ss_buf *bufs[2] = {&t->ids, &t->bytes};
     for (int k = 0; k < 2; k++) {
         struct ss_buf *b = bufs[k];
-        size_t wb = b->len + b->len / 16 + 64;
-        if (b->cap > wb + 1) {
-            char *nb = realloc(b->data, wb + 1);
-            if (nb) {
-                b->data = nb;
-                b->cap = wb + 1;
-            }
-        }
-    }
-    uint32_t pwant = t->pn + t->pn / 16 + 8;
-    if (!t->pfree_head && t->pcap > pwant) {
-        struct series_pair *np = realloc(t->p, pwant * sizeof *np);
-        if (np) {
-            t->p = np;
-            t->pcap = pwant;
-        }
+        size_t cap = b->cap;
+        b->data = shrink_bytes(b->data, &cap, b->len + b->len / 16 + 64 + 1);
+        b->cap = cap;
     }
 }
 

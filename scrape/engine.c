@@ -67,15 +67,16 @@
  * between scrapes, 100 targets of 10k series would keep 10 MB), and a steady scrape
  * allocates none. */
 #define GZ_KEEP_BYTES (1u * 1024 * 1024)
+#define GZ_SPARES     4
 /* After a scrape of this many series (samples and stale markers), the heap is trimmed
  * (malloc_trim) at the loop's next turn, at most once per TRIM_MIN_GAP_MS. */
 #define TRIM_AFTER_SERIES 50000u
+#define TRIM_MIN_GAP_MS   1000
 /* How often a transfer to an IP address lets libcurl prune its DNS cache (start_scrape):
  * also the age at which entries go. */
-#define DNS_PRUNE_MS      60000L
-#define PARSER_SPARES     8
-#define TRIM_MIN_GAP_MS   1000
-#define GZ_SPARES     4
+#define DNS_PRUNE_MS 60000L
+/* Parsers kept between scrapes (parser_take): about the scrapes in flight at once. */
+#define PARSER_SPARES 8
 
 /* Small targets start on slots of 25 ms (a fortieth of shorter intervals): the small
  * targets of one slot start in one wakeup of the scrape loop. Spread to the
@@ -658,9 +659,9 @@ static int gz_stream(struct target *t, const char *p, size_t n)
     return rc;
 }
 
-/* Switch this body to streaming zlib: what was collected is inflated first. */
 static void gz_buf_release(struct target *t);
 
+/* Switch this body to streaming zlib: what was collected is inflated first. */
 static int gz_start_stream(struct target *t)
 {
     if (scrape_gzstream_new(&t->gzs))
@@ -936,7 +937,7 @@ static void start_scrape(struct target *t)
     t->start_mono = ss_mono_seconds();
     if (!t->parser && parser_take(t))
         target_fail(t, FAIL_OTHER, "out of memory");
-    if (!t->failed && setup_easy(t) == 0 && !t->failed) {
+    if (!t->failed && setup_easy(t) == 0) {
         /* libcurl walks its whole DNS cache (an entry per host:port the multi handle
          * has seen) at the end of every transfer, to prune names older than the
          * transfer's DNS_CACHE_TIMEOUT (multi_done): with 1000 targets that walk was

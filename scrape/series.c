@@ -737,24 +737,13 @@ static void compact_pairs(struct series_table *t)
     t->garbage = 0;
 }
 
-/* v (cap elements of elem bytes) realloc'd down to want elements when it holds more;
+/* v (*cap elements of elem bytes) realloc'd down to want elements when it holds more;
  * unchanged when realloc fails. */
-static void *shrink_array(void *v, uint32_t *cap, uint32_t want, size_t elem)
+static void *shrink_array(void *v, size_t *cap, size_t want, size_t elem)
 {
     if (*cap <= want)
         return v;
-    void *n = realloc(v, (size_t)want * elem);
-    if (!n)
-        return v;
-    *cap = want;
-    return n;
-}
-
-static char *shrink_bytes(char *v, size_t *cap, size_t want)
-{
-    if (*cap <= want)
-        return v;
-    char *n = realloc(v, want);
+    void *n = realloc(v, want * elem);
     if (!n)
         return v;
     *cap = want;
@@ -773,16 +762,20 @@ static void shrink_to_fit(struct series_table *t)
     if (map_loose(t->plive, t->pmcap))
         (void)rebuild_pair_map(t, slots_fit(t->plive));
     /* arrays with no free slot inside, and the byte buffers: 1/16 over their use */
-    if (!t->free_head)
-        t->e = shrink_array(t->e, &t->cap, t->n + t->n / 16 + 8, sizeof *t->e);
-    if (!t->pfree_head)
-        t->p = shrink_array(t->p, &t->pcap, t->pn + t->pn / 16 + 8, sizeof *t->p);
+    size_t cap = t->cap;
+    if (!t->free_head) {
+        t->e = shrink_array(t->e, &cap, t->n + t->n / 16 + 8, sizeof *t->e);
+        t->cap = (uint32_t)cap;
+    }
+    cap = t->pcap;
+    if (!t->pfree_head) {
+        t->p = shrink_array(t->p, &cap, t->pn + t->pn / 16 + 8, sizeof *t->p);
+        t->pcap = (uint32_t)cap;
+    }
     struct ss_buf *bufs[2] = {&t->ids, &t->bytes};
     for (int k = 0; k < 2; k++) {
         struct ss_buf *b = bufs[k];
-        size_t cap = b->cap;
-        b->data = shrink_bytes(b->data, &cap, b->len + b->len / 16 + 64 + 1);
-        b->cap = cap;
+        b->data = shrink_array(b->data, &b->cap, b->len + b->len / 16 + 65, 1);
     }
 }
 

@@ -47,6 +47,7 @@ static struct {
     unsigned char *raw; /* served as is, with Content-Encoding raw_encoding, when set */
     size_t raw_len;
     char raw_encoding[32];
+    bool echo; /* serve echo{p="<query p>",x="<X-Test>"} 1: which target asked, and how */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -62,7 +63,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
     struct MHD_Response *r;
     bool gz = srv.gzip && ae && strstr(ae, "gzip");
-    if (srv.raw) {
+    if (srv.echo) {
+        const char *p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "p");
+        char *b = malloc(256);
+        int n = b ? snprintf(b, 256, "echo{p=\"%s\",x=\"%s\"} 1\n", p ? p : "", srv.last_x_test) : 0;
+        r = MHD_create_response_from_buffer(n > 0 ? (size_t)n : 0, b, MHD_RESPMEM_MUST_FREE);
+    } else if (srv.raw) {
         r = MHD_create_response_from_buffer(srv.raw_len, srv.raw, MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(r, "Content-Encoding", srv.raw_encoding);
     } else if (gz) {
@@ -862,6 +868,80 @@ static void test_duplicate_targets_scraped_once(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(cap.scrapes, 1);
     scrape_manager_free(m);
+}
+
+/* More targets than keep a libcurl handle each (EASY_OWN_TARGETS, 256): the handles
+ * pass from target to target between scrapes, and each scrape still goes out with its
+ * own target's URL and job options and lands in its own target (the server echoes the
+ * query parameter and the X-Test header back as labels). */
+static void test_many_targets_share_handles(void **state)
+{
+    (void)state;
+    enum { PER_JOB = 150, JOBS = 2 };
+    static struct scrape_target_group groups[JOBS][PER_JOB];
+    static struct ss_kv labels[JOBS][PER_JOB][2];
+    static char shard[JOBS][PER_JOB][16];
+    struct scrape_job jobs[JOBS];
+    struct httpc_header h = {"X-Test", "a"};
+    for (int k = 0; k < JOBS; k++) {
+        for (int i = 0; i < PER_JOB; i++) {
+            snprintf(shard[k][i], sizeof shard[k][i], "%d", k * PER_JOB + i);
+            labels[k][i][0] = (struct ss_kv){"__param_p", shard[k][i]};
+            labels[k][i][1] = (struct ss_kv){"shard", shard[k][i]};
+            groups[k][i] = (struct scrape_target_group){targets, 1, labels[k][i], 2};
+        }
+        jobs[k] = base_job();
+        jobs[k].name = k ? "plain" : "headed";
+        jobs[k].static_groups = groups[k];
+        jobs[k].nstatic_groups = PER_JOB;
+    }
+    jobs[0].http.headers = &h;
+    jobs[0].http.nheaders = 1;
+    pthread_mutex_lock(&srv.mu);
+    srv.echo = true;
+    srv.status = 200;
+    snprintf(srv.content_type, sizeof srv.content_type, "%s", TEXT);
+    pthread_mutex_unlock(&srv.mu);
+    struct scrape_sink sink = {.begin = on_begin, .series = on_series};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, jobs, JOBS), 0);
+    for (int round = 0; round < 3; round++) {
+        reset_capture();
+        cap.scrapes = 0;
+        unsigned before = srv.requests;
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_int_equal(cap.scrapes, JOBS * PER_JOB);
+        assert_int_equal(srv.requests - before, JOBS * PER_JOB);
+        size_t echoes = 0, up = 0;
+        for (size_t r = 0; r < cap.n; r++) {
+            up += strncmp(cap.v[r].text, "up{", 3) == 0 && cap.v[r].value == 1;
+            if (strncmp(cap.v[r].text, "echo{", 5) != 0)
+                continue;
+            echoes++;
+            int p = -1, s = -2;
+            char x[8] = "";
+            const char *t = cap.v[r].text;
+            const char *pp = strstr(t, "p=\""), *sp = strstr(t, "shard=\""), *xp = strstr(t, "x=\"");
+            assert_non_null(pp);
+            assert_non_null(sp);
+            p = atoi(pp + 3);
+            s = atoi(sp + 7);
+            if (xp)
+                snprintf(x, sizeof x, "%.1s", xp + 3);
+            if (p != s || strcmp(x, s < PER_JOB ? "a" : "") != 0) {
+                dump();
+                fail_msg("round %d: %s landed in the wrong target or went out with the wrong options", round,
+                         t);
+            }
+        }
+        assert_int_equal(echoes, JOBS * PER_JOB);
+        assert_int_equal(up, JOBS * PER_JOB);
+    }
+    scrape_manager_free(m);
+    pthread_mutex_lock(&srv.mu);
+    srv.echo = false;
+    pthread_mutex_unlock(&srv.mu);
 }
 
 /* job_name may hold any character: the self-metrics escape it as a label value, so a
@@ -1670,6 +1750,7 @@ int main(void)
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
+        cmocka_unit_test(test_many_targets_share_handles),
         cmocka_unit_test(test_series_added),
         cmocka_unit_test(test_easy_options_kept_and_reloaded),
         cmocka_unit_test(test_failed_scrape_counts),

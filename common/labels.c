@@ -25,6 +25,35 @@ void ss_labels_free(struct ss_labels *ls)
     ss_arena_free(&ls->arena);
 }
 
+int ss_labels_compact(struct ss_labels *ls)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < ls->n; i++)
+        bytes += ((ls->v[i].name.len + 8) & ~(size_t)7) + ((ls->v[i].value.len + 8) & ~(size_t)7);
+    struct ss_arena a;
+    ss_arena_init(&a, bytes ? bytes : 8);
+    struct ss_label *v = ls->n ? malloc(ls->n * sizeof *v) : NULL;
+    if (ls->n && !v)
+        return SS_ENOMEM;
+    for (size_t i = 0; i < ls->n; i++) {
+        const char *name = ss_arena_strndup(&a, ls->v[i].name.p, ls->v[i].name.len);
+        const char *value = ss_arena_strndup(&a, ls->v[i].value.p, ls->v[i].value.len);
+        if (!name || !value) {
+            ss_arena_free(&a);
+            free(v);
+            return SS_ENOMEM;
+        }
+        v[i] = (struct ss_label){{name, ls->v[i].name.len}, {value, ls->v[i].value.len}};
+    }
+    free(ls->v);
+    ss_arena_free(&ls->arena);
+    ls->v = v;
+    ls->cap = ls->n;
+    ls->arena = a;
+    ls->arena.chunk_size = 1024; /* later additions take chunks of the usual size */
+    return 0;
+}
+
 int ss_labels_push(struct ss_labels *ls, struct ss_str name, struct ss_str value)
 {
     if (ls->n == ls->cap) {

@@ -159,6 +159,11 @@ struct ss_labels {
 void ss_labels_init(struct ss_labels *ls);
 void ss_labels_reset(struct ss_labels *ls); /* empties, keeps memory */
 void ss_labels_free(struct ss_labels *ls);
+/* Copy the strings into one block of their size and trim the array to the labels it
+ * holds: for a set kept long (a target's labels), not the chunk and the array that
+ * building it left. Slices into the old memory become invalid. Returns 0, or
+ * SS_ENOMEM with the set unchanged. */
+int ss_labels_compact(struct ss_labels *ls);
 /* Append without checking for duplicates (the caller knows). Strings are borrowed. */
 int ss_labels_push(struct ss_labels *ls, struct ss_str name, struct ss_str value);
 /* Set name=value, replacing an existing value. An empty value deletes the label,

@@ -84,6 +84,8 @@
  * idle (a scrape of a small target takes a few ms of its interval). The connection
  * stays in the multi handle's cache either way. */
 #define EASY_OWN_TARGETS 256
+/* A failed scrape's message (target_fail). */
+#define TARGET_ERR_LEN   512
 #define EASY_SPARES      32
 
 /* Small targets start on slots of 25 ms (a fortieth of shorter intervals): the small
@@ -189,7 +191,7 @@ struct target {
     bool failed;
     bool parse_error;   /* failed inside the body: the counts parsed so far are reported */
     bool parser_strict; /* the parser was made for strict_parsing (a reload may change it) */
-    char err[512];
+    char *err;          /* the failure's message (TARGET_ERR_LEN), allocated at the first failure */
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
     double start_mono;
@@ -407,16 +409,26 @@ static void emit_report(struct target *t, bool up, double duration, int64_t ts, 
 static int target_fail(struct target *t, enum fail_reason why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The message of t's failure. */
+static const char *target_err(const struct target *t)
+{
+    return t->err ? t->err : "out of memory";
+}
+
 static int target_fail(struct target *t, enum fail_reason why, const char *fmt, ...)
 {
     if (t->failed)
         return SS_EINVAL;
     t->failed = true;
     t->fail = why;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(t->err, sizeof t->err, fmt, ap);
-    va_end(ap);
+    if (!t->err)
+        t->err = malloc(TARGET_ERR_LEN);
+    if (t->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->err, TARGET_ERR_LEN, fmt, ap);
+        va_end(ap);
+    }
     return why == FAIL_SAMPLE_LIMIT || why == FAIL_LABEL_LIMIT || why == FAIL_BODY_SIZE ? SS_ELIMIT
                                                                                         : SS_EINVAL;
 }
@@ -967,7 +979,8 @@ static void start_scrape(struct target *t)
 {
     t->failed = false;
     t->parse_error = false;
-    t->err[0] = '\0';
+    if (t->err)
+        t->err[0] = '\0';
     t->errbuf[0] = '\0';
     t->body_started = false;
     t->gzip = false;
@@ -1008,7 +1021,7 @@ static void start_scrape(struct target *t)
 static void log_failure(struct target *t)
 {
     ss_warn("scrape", "scrape failed job=%s instance=%s url=%s reason=%s: %s", t->job->name, t->instance,
-            t->spec.url.data, fail_reason_names[t->fail], t->err);
+            t->spec.url.data, fail_reason_names[t->fail], target_err(t));
 }
 
 /* The scrape is over: drop the zlib stream; give the compressed buffer to the spares
@@ -1143,7 +1156,7 @@ static void finish_scrape(struct target *t, CURLcode res)
     atomic_fetch_add(&js->duration_us_sum, (uint64_t)(duration * 1e6));
 
     struct scrape_report rep = {
-        js->name,    t->instance, t->spec.url.data,   !t->failed,        t->failed ? t->err : NULL,
+        js->name,    t->instance, t->spec.url.data,   !t->failed,        t->failed ? target_err(t) : NULL,
         t->start_ms, duration,    t->spec.resource.v, t->spec.resource.n};
     const struct scrape_sink *sink = &t->m->sink;
     memset(&t->pace, 0, sizeof t->pace);
@@ -1227,6 +1240,7 @@ static void target_free(struct target *t)
     ss_buf_free(&t->gz);
     scrape_target_spec_free(&t->spec);
     series_table_free(&t->series);
+    free(t->err);
     free(t);
 }
 
@@ -1265,6 +1279,9 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     t->job = js;
     t->spec = *spec; /* takes the spec's memory */
     scrape_target_spec_init(spec);
+    /* kept for the target's life: without the slack of building them (1 KB a target) */
+    (void)ss_labels_compact(&t->spec.labels);
+    (void)ss_labels_compact(&t->spec.resource);
     const struct ss_str *inst = ss_labels_get(&t->spec.labels, SS_STR("instance"));
     t->instance = inst ? inst->p : "";
     const struct ss_str *jl = ss_labels_get(&t->spec.labels, SS_STR("job"));

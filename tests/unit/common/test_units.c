@@ -147,6 +147,36 @@ static void test_format_double(void **state)
     }
 }
 
+/* ss_labels_compact keeps the labels (copied: a borrowed string may go away after it),
+ * one block holding just their strings, and the set still takes more. */
+static void test_labels_compact(void **state)
+{
+    (void)state;
+    struct ss_labels ls;
+    ss_labels_init(&ls);
+    char borrowed[16] = "pod-7";
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("job"), SS_STR("node")), 0);
+    assert_int_equal(ss_labels_push(&ls, SS_STR("pod"), (struct ss_str){borrowed, strlen(borrowed)}), 0);
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("zone"), SS_STR("")), 0); /* deleted: not there */
+    uint64_t h = ss_labels_hash(&ls);
+    assert_int_equal(ss_labels_compact(&ls), 0);
+    memset(borrowed, 'x', sizeof borrowed - 1);
+    assert_int_equal(ls.n, 2);
+    assert_int_equal(ls.cap, 2);
+    assert_int_equal(ss_labels_hash(&ls), h);
+    assert_true(ss_str_eq_cstr(*ss_labels_get(&ls, SS_STR("pod")), "pod-7"));
+    assert_int_equal(ls.arena.used_total, 8 + 8 + 8 + 8); /* "job" "node" "pod" "pod-7", 8-aligned */
+    assert_int_equal(ss_labels_setc(&ls, SS_STR("instance"), SS_STR("a:1")), 0);
+    assert_int_equal(ls.n, 3);
+    assert_true(ss_str_eq_cstr(*ss_labels_get(&ls, SS_STR("job")), "node"));
+    ss_labels_free(&ls);
+    ss_labels_init(&ls); /* an empty set holds nothing after */
+    assert_int_equal(ss_labels_compact(&ls), 0);
+    assert_null(ls.v);
+    assert_int_equal(ls.cap, 0);
+    ss_labels_free(&ls);
+}
+
 static void test_labels(void **state)
 {
     (void)state;
@@ -276,10 +306,15 @@ static void test_arena(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),     cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_is_integral),   cmocka_unit_test(test_format_double),
-        cmocka_unit_test(test_labels),        cmocka_unit_test(test_labels_hash_boundaries),
-        cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_is_integral),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_labels_compact),
+        cmocka_unit_test(test_labels_hash_boundaries),
+        cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_arena),
         cmocka_unit_test(test_hash_str_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

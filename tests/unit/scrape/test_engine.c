@@ -65,8 +65,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     bool gz = srv.gzip && ae && strstr(ae, "gzip");
     if (srv.echo) {
         const char *p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "p");
-        char *b = malloc(256);
-        int n = b ? snprintf(b, 256, "echo{p=\"%s\",x=\"%s\"} 1\n", p ? p : "", srv.last_x_test) : 0;
+        const char *au = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        char *b = malloc(512);
+        int n = b ? snprintf(b, 512, "echo{p=\"%s\",x=\"%s\",a=\"%s\"} 1\n", p ? p : "", srv.last_x_test,
+                             au ? au : "")
+                  : 0;
         r = MHD_create_response_from_buffer(n > 0 ? (size_t)n : 0, b, MHD_RESPMEM_MUST_FREE);
     } else if (srv.raw) {
         r = MHD_create_response_from_buffer(srv.raw_len, srv.raw, MHD_RESPMEM_MUST_COPY);
@@ -976,11 +979,20 @@ static void *run_manager(void *m)
     return NULL;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* 40 targets every second serve `first`, then from `switch_ms` on `then`, until
- * `total_ms`: how many of the scrapes that started `count_from_ms` or later started on
- * (within 12 ms of) the wall clock's 25 ms boundaries, out of *n. */
-static size_t scrapes_on_slots(const char *first, const char *then, int switch_ms, int total_ms,
-                               int count_from_ms, size_t *n)
+ * `total_ms`: the median of how late after the wall clock's 25 ms boundaries the
+ * scrapes that started `count_from_ms` or later started (0-24 ms; *n of them). On
+ * slots most start within a ms or two of a boundary, and a late start (a busy machine
+ * starting 40 transfers in one wakeup) moves the median little; spread to the
+ * millisecond, the median is about 12. */
+static int64_t scrapes_on_slots(const char *first, const char *then, int switch_ms, int total_ms,
+                                int count_from_ms, size_t *n)
 {
     serve(200, TEXT, first);
     enum { N = 40 };
@@ -1015,19 +1027,18 @@ static size_t scrapes_on_slots(const char *first, const char *then, int switch_m
     scrape_manager_stop(m);
     pthread_join(th, NULL);
     scrape_manager_free(m);
-    size_t on_slot = 0;
+    static int64_t late[sizeof cap.starts / sizeof cap.starts[0]];
     *n = 0;
     for (size_t i = 0; i < cap.nstarts; i++) {
         if (cap.starts[i] < t0 + count_from_ms)
             continue;
         /* the wall clock's and the monotonic clock's milliseconds may tick apart:
          * a start 1-2 ms before its slot is on it too */
-        int64_t d = cap.starts[i] % 25;
-        on_slot += d < 12 || d >= 23;
-        (*n)++;
+        late[(*n)++] = (cap.starts[i] + 2) % 25;
     }
     assert_true(*n >= N);
-    return on_slot;
+    qsort(late, *n, sizeof late[0], cmp_i64);
+    return late[*n / 2];
 }
 
 /* n lines "bI 1": a target of n series. */
@@ -1046,9 +1057,10 @@ static const char *series_body(int n)
 static void test_small_targets_start_on_slots(void **state)
 {
     (void)state;
-    size_t n, on = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, &n);
-    if (on * 100 < n * 85) /* a loaded machine may start a few late */
-        fail_msg("%zu of %zu scrapes started within 12 ms of a 25 ms slot", on, n);
+    size_t n;
+    int64_t late = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, &n);
+    if (late > 6) /* a loaded machine may start some late */
+        fail_msg("%zu scrapes started a median %lld ms after a 25 ms slot", n, (long long)late);
 }
 
 /* A target of more than 2000 series keeps its phase to the millisecond: two of them
@@ -1056,9 +1068,11 @@ static void test_small_targets_start_on_slots(void **state)
 static void test_big_targets_keep_their_phase(void **state)
 {
     (void)state;
-    size_t n, on = scrapes_on_slots(series_body(2100), NULL, 0, 2600, 1000, &n);
-    if (on * 100 >= n * 85)
-        fail_msg("%zu of %zu scrapes of big targets started on a 25 ms slot", on, n);
+    size_t n;
+    int64_t late = scrapes_on_slots(series_body(2100), NULL, 0, 2600, 1000, &n);
+    if (late <= 6)
+        fail_msg("%zu scrapes of big targets started a median %lld ms after a 25 ms slot", n,
+                 (long long)late);
 }
 
 /* ...and a small one that grows past 4000 series goes back to its phase. */
@@ -1067,9 +1081,11 @@ static void test_grown_targets_leave_their_slot(void **state)
     (void)state;
     static char small[8];
     snprintf(small, sizeof small, "a 1\n");
-    size_t n, on = scrapes_on_slots(small, series_body(4100), 1300, 3700, 2400, &n);
-    if (on * 100 >= n * 85)
-        fail_msg("%zu of %zu scrapes of grown targets started on a 25 ms slot", on, n);
+    size_t n;
+    int64_t late = scrapes_on_slots(small, series_body(4100), 1300, 3700, 2400, &n);
+    if (late <= 6)
+        fail_msg("%zu scrapes of grown targets started a median %lld ms after a 25 ms slot", n,
+                 (long long)late);
 }
 
 /* ---- gzip --------------------------------------------------------------------------- */
@@ -1730,6 +1746,228 @@ static void test_gzip_switch_keeps_limit(void **state)
     free(body);
 }
 
+/* ---- libcurl handles passing between targets (easy_take, easy_give) ------------ */
+
+#define RV_MAX 1024
+static struct {
+    pthread_mutex_t mu;
+    unsigned bad;
+    char first_bad[1024];
+    unsigned reports, echoes;
+    char err[RV_MAX][256]; /* last error per shard */
+    int up[RV_MAX];
+    char want_x[RV_MAX][8], want_a[RV_MAX][64];
+} rv = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int rv_shard_of_url(const char *url)
+{
+    const char *q = url ? strstr(url, "p=") : NULL;
+    return q ? atoi(q + 2) : -1;
+}
+
+static void rv_bad(const char *fmt, const char *a, int b)
+{
+    if (!rv.bad++)
+        snprintf(rv.first_bad, sizeof rv.first_bad, fmt, a, b);
+}
+
+static void rv_begin(void *ud, const struct scrape_report *r)
+{
+    (void)ud;
+    pthread_mutex_lock(&rv.mu);
+    rv.reports++;
+    int s = rv_shard_of_url(r->url);
+    if (s < 0 || s >= RV_MAX)
+        rv_bad("report url %s (%d)", r->url, s);
+    else {
+        snprintf(rv.err[s], sizeof rv.err[s], "%s", r->error ? r->error : "");
+        rv.up[s] = r->up;
+        if (!r->up && !r->error)
+            rv_bad("down without error %s %d", r->url, s);
+    }
+    pthread_mutex_unlock(&rv.mu);
+}
+
+static void rv_series(void *ud, const struct scrape_series *s)
+{
+    (void)ud;
+    char name[64] = "", p[32] = "", shard[32] = "", x[64] = "", a[128] = "";
+    for (size_t i = 0; i < s->nlabels; i++) {
+        struct ss_str n = s->labels[i].name, v = s->labels[i].value;
+        char *dst = ss_str_eq_cstr(n, "__name__") ? name
+                    : ss_str_eq_cstr(n, "p")      ? p
+                    : ss_str_eq_cstr(n, "shard")  ? shard
+                    : ss_str_eq_cstr(n, "x")      ? x
+                    : ss_str_eq_cstr(n, "a")      ? a
+                                                  : NULL;
+        if (dst)
+            snprintf(dst, dst == a ? sizeof a : dst == name ? sizeof name : 32, "%.*s", (int)v.len, v.p);
+    }
+    if (strcmp(name, "echo") != 0 || scrape_is_stale_nan(s->value))
+        return;
+    pthread_mutex_lock(&rv.mu);
+    rv.echoes++;
+    int ps = atoi(p), ss = atoi(shard);
+    if (ps != ss || ps < 0 || ps >= RV_MAX)
+        rv_bad("echo of p=%s in shard %d", p, ss);
+    else if (strcmp(x, rv.want_x[ss]) || strcmp(a, rv.want_a[ss])) {
+        char t[400];
+        snprintf(t, sizeof t, "x=%s a=%s want x=%s a=%s", x, a, rv.want_x[ss], rv.want_a[ss]);
+        rv_bad("%s shard %d", t, ss);
+    }
+    pthread_mutex_unlock(&rv.mu);
+}
+
+enum { RV_HEADED, RV_AUTH, RV_REFUSED, RV_AUTHBAD, RV_NJOBS };
+static struct scrape_target_group rv_groups[RV_NJOBS][RV_MAX];
+static struct ss_kv rv_labels[RV_MAX][2];
+static char rv_vals[RV_MAX][16];
+static const char *rv_refused[1] = {"127.0.0.1:1"};
+static char rv_pwfile[64];
+
+/* jobs with counts[k] targets each, shards numbered globally from base[k] */
+static void rv_jobs(struct scrape_job *jobs, const int *counts, const int *base, const char *xval,
+                    struct httpc_header *h)
+{
+    static const char *names[] = {"headed", "auth", "refused", "authbad"};
+    static const char *tl[1];
+    tl[0] = addr;
+    for (int k = 0; k < RV_NJOBS; k++) {
+        for (int i = 0; i < counts[k]; i++) {
+            int s = base[k] + i;
+            snprintf(rv_vals[s], sizeof rv_vals[s], "%d", s);
+            rv_labels[s][0] = (struct ss_kv){"__param_p", rv_vals[s]};
+            rv_labels[s][1] = (struct ss_kv){"shard", rv_vals[s]};
+            rv_groups[k][i] =
+                (struct scrape_target_group){k == RV_REFUSED ? rv_refused : tl, 1, rv_labels[s], 2};
+            snprintf(rv.want_x[s], sizeof rv.want_x[s], "%s", k == RV_HEADED ? xval : "");
+            snprintf(rv.want_a[s], sizeof rv.want_a[s], "%s", k == RV_AUTH ? "Basic dTpzZWNyZXQ=" : "");
+        }
+        jobs[k] = base_job();
+        jobs[k].name = names[k];
+        jobs[k].interval_ms = 1000;
+        jobs[k].timeout_ms = 900;
+        jobs[k].static_groups = rv_groups[k];
+        jobs[k].nstatic_groups = (size_t)counts[k];
+    }
+    h->name = "X-Test";
+    h->value = xval;
+    jobs[RV_HEADED].http.headers = h;
+    jobs[RV_HEADED].http.nheaders = 1;
+    jobs[RV_AUTH].http.basic_auth_username = "u";
+    jobs[RV_AUTH].http.basic_auth_password_file = rv_pwfile;
+    jobs[RV_AUTHBAD].http.basic_auth_username = "u";
+    jobs[RV_AUTHBAD].http.basic_auth_password_file = "/nonexistent/pw";
+}
+
+static void rv_check_errors(const int *counts, const int *base)
+{
+    for (int i = 0; i < counts[RV_REFUSED]; i++) {
+        int s = base[RV_REFUSED] + i;
+        if (rv.up[s] || !strstr(rv.err[s], "onnect"))
+            rv_bad("refused error \"%s\" shard %d", rv.err[s], s);
+    }
+    for (int i = 0; i < counts[RV_AUTHBAD]; i++) {
+        int s = base[RV_AUTHBAD] + i;
+        if (rv.up[s] || !strstr(rv.err[s], "unable to read basic auth password file"))
+            rv_bad("authbad error \"%s\" shard %d", rv.err[s], s);
+    }
+    for (int k = 0; k < RV_NJOBS; k += (k == RV_AUTH ? 3 : 1))
+        for (int i = 0; k == RV_HEADED || k == RV_AUTH ? i < counts[k] : 0; i++) {
+            int s = base[k] + i;
+            if (!rv.up[s] || rv.err[s][0])
+                rv_bad("up target failed: \"%s\" shard %d", rv.err[s], s);
+        }
+}
+
+static void rv_setup_pw(void)
+{
+    snprintf(rv_pwfile, sizeof rv_pwfile, "/tmp/rv_pw_%d", (int)getpid());
+    FILE *f = fopen(rv_pwfile, "w");
+    assert_non_null(f);
+    fputs("secret\n", f);
+    fclose(f);
+    pthread_mutex_lock(&srv.mu);
+    srv.echo = true;
+    srv.status = 200;
+    snprintf(srv.content_type, sizeof srv.content_type, "%s", TEXT);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+/* scrape_once rounds with reloads crossing EASY_OWN_TARGETS both ways */
+static void test_pool_across_reloads(void **state)
+{
+    (void)state;
+    rv_setup_pw();
+    struct scrape_sink sink = {.begin = rv_begin, .series = rv_series};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    struct scrape_job jobs[RV_NJOBS];
+    struct httpc_header h;
+    const int base[RV_NJOBS] = {0, 300, 600, 800};
+    const int plans[][RV_NJOBS] = {
+        {150, 100, 30, 10}, /* 290 */
+        {100, 100, 30, 30}, /* 260: 50 headed removed, 20 authbad added */
+        {60, 80, 20, 10},   /* 170: below, handles from the pool kept */
+        {200, 150, 40, 10}, /* 400 */
+        {10, 5, 2, 1},      {200, 130, 60, 20},
+    };
+    const char *xs[] = {"a", "a", "b", "c", "d", "e"};
+    for (size_t r = 0; r < sizeof plans / sizeof plans[0]; r++) {
+        rv_jobs(jobs, plans[r], base, xs[r], &h);
+        assert_int_equal(scrape_manager_set_jobs(m, jobs, RV_NJOBS), 0);
+        for (int round = 0; round < 2; round++) {
+            memset(rv.up, 0, sizeof rv.up);
+            memset(rv.err, 0, sizeof rv.err);
+            rv.echoes = 0;
+            scrape_manager_scrape_once(m);
+            rv_check_errors(plans[r], base);
+            if (rv.echoes != (unsigned)(plans[r][0] + plans[r][1]))
+                rv_bad("echoes %s %d", "", (int)rv.echoes);
+            if (rv.bad)
+                fail_msg("plan %zu round %d: %u bad, first: %s", r, round, rv.bad, rv.first_bad);
+        }
+    }
+    scrape_manager_free(m);
+    unlink(rv_pwfile);
+}
+
+/* the scrape loop itself (scrapes spread, handles passing while others are in flight),
+ * stopped, reloaded, run again */
+static void test_pool_in_the_loop(void **state)
+{
+    (void)state;
+    rv_setup_pw();
+    rv.bad = 0;
+    struct scrape_sink sink = {.begin = rv_begin, .series = rv_series};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    struct scrape_job jobs[RV_NJOBS];
+    struct httpc_header h;
+    const int base[RV_NJOBS] = {0, 300, 600, 800};
+    const int plans[][RV_NJOBS] = {{150, 100, 30, 10}, {100, 60, 30, 30}, {200, 130, 60, 20}};
+    const char *xs[] = {"a", "b", "c"};
+    for (size_t r = 0; r < sizeof plans / sizeof plans[0]; r++) {
+        rv_jobs(jobs, plans[r], base, xs[r], &h);
+        assert_int_equal(scrape_manager_set_jobs(m, jobs, RV_NJOBS), 0);
+        pthread_t th;
+        rv.reports = rv.echoes = 0;
+        assert_int_equal(pthread_create(&th, NULL, run_manager, m), 0);
+        usleep(2600 * 1000);
+        scrape_manager_stop(m);
+        pthread_join(th, NULL);
+        fprintf(stderr, "run plan %zu: %u reports, %u echoes\n", r, rv.reports, rv.echoes);
+        if (rv.bad)
+            fail_msg("run plan %zu: %u bad, first: %s", r, rv.bad, rv.first_bad);
+    }
+    scrape_manager_mark_all_stale(m);
+    scrape_manager_free(m);
+    unlink(rv_pwfile);
+    pthread_mutex_lock(&srv.mu);
+    srv.echo = false;
+    pthread_mutex_unlock(&srv.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1772,6 +2010,8 @@ int main(void)
         cmocka_unit_test(test_strict_parsing_follows_reload),
         cmocka_unit_test(test_gzip_beyond_whole_buffer),
         cmocka_unit_test(test_gzip_switch_keeps_limit),
+        cmocka_unit_test(test_pool_across_reloads),
+        cmocka_unit_test(test_pool_in_the_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -880,6 +880,8 @@ static void easy_give(struct target *t)
         curl_easy_cleanup(t->easy);
     t->easy = NULL;
     t->easy_ready = false;
+    httpc_headers_free(t->headers); /* setup_easy builds them again with the next handle */
+    t->headers = NULL;
 }
 
 /* The engine's own lines (Accept, the timeout), then the job's http_config: its
@@ -1282,6 +1284,13 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     /* kept for the target's life: without the slack of building them (1 KB a target) */
     (void)ss_labels_compact(&t->spec.labels);
     (void)ss_labels_compact(&t->spec.resource);
+    if (t->spec.url.cap > t->spec.url.len + 1) { /* built in a 256-byte buffer */
+        char *u = realloc(t->spec.url.data, t->spec.url.len + 1);
+        if (u) {
+            t->spec.url.data = u;
+            t->spec.url.cap = t->spec.url.len + 1;
+        }
+    }
     const struct ss_str *inst = ss_labels_get(&t->spec.labels, SS_STR("instance"));
     t->instance = inst ? inst->p : "";
     const struct ss_str *jl = ss_labels_get(&t->spec.labels, SS_STR("job"));

@@ -1894,17 +1894,28 @@ static void rv_setup_pw(void)
     pthread_mutex_unlock(&srv.mu);
 }
 
+/* first shard of each job */
+static const int rv_base[RV_NJOBS] = {0, 300, 600, 800};
+
+/* A manager whose sink checks every echo and report (rv_begin, rv_series). */
+static struct scrape_manager *rv_manager(void)
+{
+    rv_setup_pw();
+    rv.bad = 0;
+    struct scrape_sink sink = {.begin = rv_begin, .series = rv_series};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    return m;
+}
+
 /* scrape_once rounds with reloads crossing EASY_OWN_TARGETS both ways */
 static void test_pool_across_reloads(void **state)
 {
     (void)state;
-    rv_setup_pw();
-    struct scrape_sink sink = {.begin = rv_begin, .series = rv_series};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    struct scrape_manager *m = rv_manager();
     struct scrape_job jobs[RV_NJOBS];
     struct httpc_header h;
-    const int base[RV_NJOBS] = {0, 300, 600, 800};
+    const int *base = rv_base;
     const int plans[][RV_NJOBS] = {
         {150, 100, 30, 10}, /* 290 */
         {100, 100, 30, 30}, /* 260: 50 headed removed, 20 authbad added */
@@ -1937,14 +1948,10 @@ static void test_pool_across_reloads(void **state)
 static void test_pool_in_the_loop(void **state)
 {
     (void)state;
-    rv_setup_pw();
-    rv.bad = 0;
-    struct scrape_sink sink = {.begin = rv_begin, .series = rv_series};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    struct scrape_manager *m = rv_manager();
     struct scrape_job jobs[RV_NJOBS];
     struct httpc_header h;
-    const int base[RV_NJOBS] = {0, 300, 600, 800};
+    const int *base = rv_base;
     const int plans[][RV_NJOBS] = {{150, 100, 30, 10}, {100, 60, 30, 30}, {200, 130, 60, 20}};
     const char *xs[] = {"a", "b", "c"};
     for (size_t r = 0; r < sizeof plans / sizeof plans[0]; r++) {

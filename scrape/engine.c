@@ -690,7 +690,12 @@ static int gz_start_stream(struct target *t)
     if (scrape_gzstream_new(&t->gzs))
         return target_fail(t, FAIL_OTHER, "out of memory");
     int rc = t->gz.len ? gz_stream(t, t->gz.data, t->gz.len) : 0;
-    gz_buf_release(t);
+    /* freed, not kept as a spare: this target streams from its first byte from now on
+     * (gz_big), and a spare of this size sat idle beside one huge target (1 MiB) */
+    if (t->gz.len)
+        t->gz_last = t->gz.len < UINT32_MAX ? (uint32_t)t->gz.len : UINT32_MAX;
+    ss_buf_free(&t->gz);
+    ss_buf_init(&t->gz, 0);
     return rc;
 }
 
@@ -736,6 +741,7 @@ static int feed_gzip(struct target *t, const char *p, size_t n)
     }
     if (!t->gz.cap)
         gz_take_spare(t, n > t->gz_last ? n : t->gz_last);
+    t->gz.max = GZ_STREAM_AT; /* checked above: its growth stops there, not at the next power of two */
     if (ss_buf_append(&t->gz, p, n))
         return target_fail(t, FAIL_OTHER, "out of memory");
     return 0;
@@ -1054,6 +1060,14 @@ static void gz_buf_release(struct target *t)
         ss_buf_free(&t->gz);
     }
     ss_buf_init(&t->gz, 0);
+}
+
+size_t scrape_manager_gz_spare_bytes(const struct scrape_manager *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < GZ_SPARES; i++)
+        n += m->gz_spare[i].cap;
+    return n;
 }
 
 /* How long t may pace: a quarter of its interval, at most PACE_MAX_MS, or, while no

@@ -53,4 +53,8 @@ int scrape_gzstream_feed(struct scrape_gzstream *s, const void *in, size_t len, 
 /* SS_EINVAL when the body ended inside a member. */
 int scrape_gzstream_finish(struct scrape_gzstream *s, const char **why);
 
+/* engine.c, for tests: the bytes of the compressed-body buffers the manager keeps
+ * between scrapes (its spares). */
+size_t scrape_manager_gz_spare_bytes(const struct scrape_manager *m);
+
 #endif

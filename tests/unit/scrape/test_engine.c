@@ -30,6 +30,7 @@
 
 #include "relabel.h"
 #include "scrape.h"
+#include "scrape_int.h"
 
 /* ---- the test server ---------------------------------------------------------- */
 
@@ -1251,6 +1252,64 @@ static void test_gzip_spares_follow_bodies(void **state)
     scrape_manager_free(m);
 }
 
+static size_t big_seen;
+
+static void count_big(void *ud, const struct scrape_series *s)
+{
+    (void)ud;
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ss_str_eq_cstr(s->labels[i].name, "__name__") && ss_str_eq_cstr(s->labels[i].value, "big") &&
+            !scrape_is_stale_nan(s->value))
+            big_seen++;
+}
+
+/* A gzip body whose compressed bytes pass 512 KiB streams from there on (and from its
+ * first byte next time): the buffer that collected its start is freed, not kept as a
+ * spare that nothing of that size will use (one huge target kept an idle 1 MiB), and
+ * collecting a body never grows a buffer past that point. A small body afterwards
+ * keeps a spare of its own size. */
+static void test_gzip_stream_keeps_no_spare(void **state)
+{
+    (void)state;
+    /* random hex label values: about 2 plain bytes to 1 compressed */
+    const size_t nseries = 40000;
+    size_t size = nseries * 64 + 256, pos = 0, n = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < nseries; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        pos += (size_t)snprintf(body + pos, size - pos, "big{id=\"%016llx%016llx\"} %zu\n",
+                                (unsigned long long)x, (unsigned long long)(x * 31), i);
+    }
+    unsigned char *gz = gzip_member(body, pos, 6, &n);
+    free(body);
+    assert_true(n > 600 * 1024);
+    serve_raw(gz, n, "gzip");
+    struct scrape_job j = base_job();
+    struct scrape_sink sink = {.series = count_big};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    for (int round = 0; round < 2; round++) { /* collected then streamed; streamed at once */
+        big_seen = 0;
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_int_equal(big_seen, nseries);
+        assert_int_equal(scrape_manager_gz_spare_bytes(m), 0);
+    }
+    static char small[8000];
+    build_body(small, sizeof small, 60);
+    gz = gzip_member(small, strlen(small), 6, &n);
+    serve_raw(gz, n, "gzip");
+    assert_int_equal(scrape_manager_scrape_once(m), 0); /* streamed: it was big last time */
+    assert_int_equal(scrape_manager_gz_spare_bytes(m), 0);
+    assert_int_equal(scrape_manager_scrape_once(m), 0); /* collected whole, its buffer kept */
+    size_t kept = scrape_manager_gz_spare_bytes(m);
+    assert_true(kept > n && kept <= 4 * n);
+    serve_raw(NULL, 0, NULL);
+    scrape_manager_free(m);
+}
+
 /* Pacing: a scrape of more than 2048 series hands them to the sink in parts and asks
  * the sink for room between parts (scrape_sink.wait_room), with one deadline for the
  * whole scrape: a quarter of the interval, for a target alone at most 10 s. Every series still
@@ -2014,6 +2073,7 @@ int main(void)
         cmocka_unit_test(test_grown_targets_leave_their_slot),
         cmocka_unit_test(test_gzip_same_as_plain),
         cmocka_unit_test(test_gzip_spares_follow_bodies),
+        cmocka_unit_test(test_gzip_stream_keeps_no_spare),
         cmocka_unit_test(test_big_scrape_paced),
         cmocka_unit_test(test_pacing_window_shared),
         cmocka_unit_test(test_pacing_capped_by_scrape_in_flight),

@@ -1186,15 +1186,16 @@ static void finish_scrape(struct target *t, CURLcode res)
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);
+        series_table_settle(&t->series);
         const struct series_table *st = &t->series;
         t->gmemo.on = true;
         t->gmemo.valid = false;
-        uint32_t tsk = 0;
+        struct series_cursor c = {0};
         for (uint32_t k = 0; k < st->norder; k++) {
             pace_step(t);
             double v;
             int64_t ts;
-            uint32_t i = series_table_sample(st, k, &tsk, &v, &ts);
+            uint32_t i = series_table_sample(st, &c, &v, &ts);
             emit_entry(t, &st->e[i], v, ts, &st->e[i]);
         }
         t->gmemo.on = false;

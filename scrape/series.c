@@ -8,7 +8,9 @@
  * entry. Removal shifts the following slots back (no tombstones), so a table under
  * churn does not fill up with dead slots. Arrays grow by half, not by doubling, and
  * the maps, of any size, settle at 2/3 full (slots_fit): at 100k series the headroom
- * is what costs, not the data. When removed entries
+ * is what costs, not the data. The identity map is needed only for series the scrape
+ * cache misses: a big table frees it before its samples are emitted and builds it
+ * again at the next miss (series_table_settle). When removed entries
  * have left more garbage in a buffer than there are live bytes, or most of the array
  * is free, the table is compacted in place of growing: memory follows the live
  * series, not the peak.
@@ -166,11 +168,12 @@ static int buf_reserve(struct ss_buf *b, size_t extra)
     return 0;
 }
 
-/* Both series maps at mcap slots, from the live entries. */
+/* Both series maps at mcap slots, from the live entries (the raw map alone while the
+ * identity map is off). */
 static int rebuild_maps(struct series_table *t, size_t mcap)
 {
-    uint32_t *h = calloc(mcap, sizeof *h), *r = calloc(mcap, sizeof *r);
-    if (!h || !r) {
+    uint32_t *h = t->hash_off ? NULL : calloc(mcap, sizeof *h), *r = calloc(mcap, sizeof *r);
+    if ((!h && !t->hash_off) || !r) {
         free(h);
         free(r);
         return SS_ENOMEM;
@@ -179,7 +182,8 @@ static int rebuild_maps(struct series_table *t, size_t mcap)
         const struct series_entry *e = &t->e[i];
         if (e->flags & SERIES_FREE)
             continue;
-        map_insert(h, mcap, e->hash, i);
+        if (h)
+            map_insert(h, mcap, e->hash, i);
         if (series_raw(e))
             map_insert(r, mcap, series_raw(e), i);
     }
@@ -214,13 +218,12 @@ void series_table_init(struct series_table *t, size_t max_bytes)
 
 static void free_order(struct series_table *t)
 {
-    free(t->order_v);
-    free(t->order_i);
+    free(t->order);
     free(t->order_ts);
-    t->order_v = NULL;
-    t->order_i = NULL;
+    t->order = NULL;
     t->order_ts = NULL;
-    t->norder = t->ocap = t->nts = t->tscap = 0;
+    t->olen = t->ocap = t->tscap = 0;
+    t->norder = t->nts = 0;
 }
 
 void series_table_free(struct series_table *t)
@@ -241,10 +244,12 @@ void series_table_reset(struct series_table *t)
     size_t max = t->bytes.max;
     uint32_t gen = t->gen;
     uint32_t (*ph)(const void *, size_t) = t->pair_hash;
+    uint32_t hdm = t->hash_drop_min;
     series_table_free(t);
     series_table_init(t, max);
     t->gen = gen;
     t->pair_hash = ph;
+    t->hash_drop_min = hdm;
 }
 
 void series_table_begin(struct series_table *t)
@@ -253,6 +258,8 @@ void series_table_begin(struct series_table *t)
     if (!(uint8_t)t->gen) /* an entry's `seen` byte 0 means "never seen" */
         t->gen++;
     t->norder = 0;
+    t->olen = 0;
+    t->oprev = UINT32_MAX; /* the first sample of entry 0 is "the next" */
 }
 
 long series_table_find_raw(const struct series_table *t, uint64_t raw)
@@ -512,6 +519,22 @@ int series_table_labels(const struct series_table *t, const struct series_entry 
 
 /* ---- series ------------------------------------------------------------------------ */
 
+/* The identity map is back (built from the entries when it was off). */
+static int need_hash_map(struct series_table *t)
+{
+    if (!t->hash_off)
+        return 0;
+    uint32_t *h = calloc(t->mcap, sizeof *h);
+    if (!h)
+        return SS_ENOMEM;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (!(t->e[i].flags & SERIES_FREE))
+            map_insert(h, t->mcap, t->e[i].hash, i);
+    t->by_hash = h;
+    t->hash_off = false;
+    return 0;
+}
+
 static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t *ids, size_t idlen)
 {
     if (!t->mcap)
@@ -529,8 +552,10 @@ static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t 
     }
 }
 
-long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len)
+long series_table_find(struct series_table *t, uint64_t hash, const void *wire, size_t len)
 {
+    if (need_hash_map(t))
+        return -1; /* series_table_add fails the same way */
     uint8_t ids[MAX_IDS * 5];
     long n = wire_to_ids(t, NULL, wire, len, ids, sizeof ids);
     if (n <= 0 && len)
@@ -565,15 +590,13 @@ static int reserve_entry(struct series_table *t)
 
 int series_table_grow_order(struct series_table *t)
 {
-    uint32_t ncap = t->ocap ? grown(t->ocap, t->ocap + 1) : t->last_norder + t->last_norder / 16 + 64;
-    double *nv = realloc(t->order_v, ncap * sizeof *nv);
-    if (!nv)
+    size_t ncap = t->ocap ? t->ocap + t->ocap / 2 : t->last_olen + t->last_olen / 16 + 64 * SAMPLE_MAX_SIZE;
+    if (ncap < t->olen + SAMPLE_MAX_SIZE)
+        ncap = t->olen + SAMPLE_MAX_SIZE;
+    uint8_t *no = realloc(t->order, ncap);
+    if (!no)
         return SS_ENOMEM;
-    t->order_v = nv;
-    uint32_t *ni = realloc(t->order_i, ncap * sizeof *ni);
-    if (!ni)
-        return SS_ENOMEM; /* order_v is bigger than ocap says: harmless */
-    t->order_i = ni;
+    t->order = no;
     t->ocap = ncap;
     return 0;
 }
@@ -592,7 +615,10 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
     uint8_t ids[MAX_IDS * 5];
     if (nlabels > MAX_IDS || len > UINT32_MAX)
         return SS_ELIMIT;
-    int rc = reserve_entry(t);
+    int rc = need_hash_map(t);
+    if (rc)
+        return rc;
+    rc = reserve_entry(t);
     if (rc)
         return rc;
     long idlen = wire_to_ids(NULL, t, wire, len, ids, sizeof ids);
@@ -648,7 +674,8 @@ void series_table_clear_raw(struct series_table *t)
 static void remove_entry(struct series_table *t, uint32_t i)
 {
     struct series_entry *e = &t->e[i];
-    map_delete(t, t->by_hash, t->mcap, e->hash, i, MAP_HASH);
+    if (t->by_hash)
+        map_delete(t, t->by_hash, t->mcap, e->hash, i, MAP_HASH);
     if (series_raw(e))
         map_delete(t, t->by_raw, t->mcap, series_raw(e), i, MAP_RAW);
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
@@ -702,10 +729,12 @@ static void compact_entries(struct series_table *t)
     t->free_head = 0;
     t->ids_garbage = 0;
     if (rebuild_maps(t, slots_fit(t->live))) { /* keep the old maps' size: rebuild in place */
-        memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
+        if (t->by_hash)
+            memset(t->by_hash, 0, t->mcap * sizeof t->by_hash[0]);
         memset(t->by_raw, 0, t->mcap * sizeof t->by_raw[0]);
         for (uint32_t i = 0; i < t->n; i++) {
-            map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
+            if (t->by_hash)
+                map_insert(t->by_hash, t->mcap, t->e[i].hash, i);
             if (series_raw(&t->e[i]))
                 map_insert(t->by_raw, t->mcap, series_raw(&t->e[i]), i);
         }
@@ -779,6 +808,16 @@ static void shrink_to_fit(struct series_table *t)
     }
 }
 
+void series_table_settle(struct series_table *t)
+{
+    if (t->live >= (t->hash_drop_min ? t->hash_drop_min : SERIES_HASH_DROP_MIN) && t->by_hash) {
+        free(t->by_hash);
+        t->by_hash = NULL;
+        t->hash_off = true;
+    }
+    shrink_to_fit(t);
+}
+
 size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale, void *ud)
 {
     size_t nstale = 0;
@@ -804,7 +843,7 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
     }
     /* the samples are emitted: the next scrape allocates the list again, at once at
      * this scrape's size */
-    t->last_norder = t->norder;
+    t->last_olen = t->olen;
     free_order(t);
     bool ids_garbage = t->ids_garbage > 4096 && t->ids_garbage > (t->ids.len - t->ids_garbage);
     bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;

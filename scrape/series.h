@@ -23,6 +23,9 @@
 #ifndef SCRAPE_SERIES_STATE_H
 #define SCRAPE_SERIES_STATE_H
 
+#include <math.h>
+#include <string.h>
+
 #include "ss.h"
 
 #define SERIES_TRACKED      1u /* this scrape's sample has no explicit timestamp */
@@ -78,12 +81,26 @@ static inline uint32_t series_hash32(uint64_t h)
     return (uint32_t)(h ^ (h >> 32));
 }
 
-/* The samples of a scrape are kept in exposition order as two arrays, 12 bytes a
- * sample: the values, and the entry indexes (below 2^24, series.c) with
- * SERIES_OWN_TS set when the sample's timestamp is not the scrape's first one
- * (`ts0`: the scrape's time unless the first sample had its own); those timestamps
- * are in a third array, in the same order (series_table_sample reads them back). */
-#define SERIES_OWN_TS 0x80000000u
+/* The samples of a scrape are kept in exposition order as one byte string, read back
+ * in turn (series_table_sample). A sample is a tag byte; then its entry's index as a
+ * varint, unless it is the previous sample's index + 1 (a target exposes its series
+ * in the same order every scrape, so this is the rule); then its value: a zigzag
+ * varint when it is an integer of magnitude at most 2^53 (not -0), which is exact,
+ * else its 8 bytes as they are (NaN payloads, stale markers included). A timestamp is
+ * kept only when it is not the scrape's first one (`ts0`: the scrape's time unless the
+ * first sample had its own), in an array of its own. A kube-state-metrics sample (a
+ * 0 or 1, the next series) takes 2 bytes; it took 12 as two arrays, 1.2 MB in flight
+ * for 100k series. */
+#define SAMPLE_NEXT     1u /* index = previous + 1 */
+#define SAMPLE_OWN_TS   2u
+#define SAMPLE_INT      4u  /* value: zigzag varint */
+#define SAMPLE_MAX_SIZE 16u /* tag, index (<= 4 bytes below 2^24), value (<= 8) */
+
+/* Where series_table_sample is in a scrape's samples (the first: {0}). */
+struct series_cursor {
+    size_t pos;
+    uint32_t tsk, prev;
+};
 
 /* One label (name and value) in wire form: one TimeSeries.labels field, as
  * ss_labels_wire_write writes it, shared by every series of the target that has it. */
@@ -104,22 +121,26 @@ struct series_table {
     uint32_t pn, pcap, plive, pfree_head; /* as n, cap, live, free_head for pairs */
     struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
     size_t garbage;                       /* bytes of removed pairs still in `bytes` */
-    /* open addressing, linear probing; slots hold index + 1 (0 = empty) and a tag */
+    /* open addressing, linear probing; slots hold index + 1 (0 = empty) and a tag.
+     * by_hash is needed only for series the scrape cache does not know, so a big
+     * table frees it before its samples are emitted (series_table_settle, hash_off),
+     * and the next series_table_find or series_table_add builds it again. */
     uint32_t *by_hash, *by_raw;
-    size_t mcap; /* slots in each map (about 2/3 full) */
+    size_t mcap;   /* slots in each map (about 2/3 full) */
+    bool hash_off; /* by_hash freed on purpose (not indexed) */
     uint32_t *by_pair;
     size_t pmcap;
-    /* this generation's samples, in exposition order (see SERIES_OWN_TS); freed by
-     * the sweep, so only scrapes in progress hold them (sized from the last scrape's
-     * count) */
-    double *order_v;
-    uint32_t *order_i;
+    /* this generation's samples, in exposition order (see SAMPLE_NEXT); freed by the
+     * sweep, so only scrapes in progress hold them (sized from the last scrape's) */
+    uint8_t *order;
+    size_t olen, ocap, last_olen;
     int64_t *order_ts, ts0;
-    uint32_t norder, ocap, last_norder, nts;
+    uint32_t norder, oprev, nts;
     size_t tscap;
     uint32_t gen;
     uint32_t max_len; /* the longest labels in wire form ever added (out's room in labels_split) */
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
+    uint32_t hash_drop_min;                           /* 0: SERIES_HASH_DROP_MIN; tests lower it */
 };
 
 void series_table_init(struct series_table *t, size_t max_bytes);
@@ -132,9 +153,10 @@ void series_table_begin(struct series_table *t);
 /* The entry the scrape cache maps `raw` to, or -1. */
 long series_table_find_raw(const struct series_table *t, uint64_t raw);
 /* The entry with these final labels (wire form, as ss_labels_wire_write) and hash,
- * or -1. Equal hashes with different labels are different series: the labels are
- * compared (as pair ids). */
-long series_table_find(const struct series_table *t, uint64_t hash, const void *wire, size_t len);
+ * or -1 (also when the identity index cannot be built again: no memory). Equal hashes
+ * with different labels are different series: the labels are compared (as pair
+ * ids). */
+long series_table_find(struct series_table *t, uint64_t hash, const void *wire, size_t len);
 /* Add a series not in the table (not seen yet: call series_table_see). Returns its
  * index, SS_ELIMIT when the label bytes would pass max_bytes, or SS_ENOMEM. */
 long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels);
@@ -145,6 +167,14 @@ int series_table_link_raw(struct series_table *t, size_t i, uint64_t raw);
  * or the labels added after them, changed: both were derived from labels). */
 void series_table_clear_raw(struct series_table *t);
 
+/* The scrape's series are all in (before its samples are emitted): a table of
+ * SERIES_HASH_DROP_MIN series or more frees its identity map (rebuilt, O(series),
+ * by the first series the scrape cache misses), and one that grew in this scrape
+ * gives its growth room back, so that the emission (queues filling) does not come
+ * on top of them. */
+#define SERIES_HASH_DROP_MIN 4096
+void series_table_settle(struct series_table *t);
+
 int series_table_grow_order(struct series_table *t);
 int series_table_grow_ts(struct series_table *t);
 
@@ -154,13 +184,33 @@ static inline bool series_table_seen(const struct series_table *t, size_t i)
     return t->e[i].seen == (uint8_t)t->gen;
 }
 
+static inline uint8_t *series_put_varint(uint8_t *q, uint64_t v)
+{
+    while (v >= 0x80) {
+        *q++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    return q;
+}
+
+static inline uint64_t series_get_varint(const uint8_t **p)
+{
+    const uint8_t *q = *p;
+    uint64_t v = *q & 0x7f;
+    for (int shift = 7; *q++ & 0x80; shift += 7)
+        v |= (uint64_t)(*q & 0x7f) << shift;
+    *p = q;
+    return v;
+}
+
 /* Entry i was seen in this scrape with this sample. The caller checks first that
  * it was not seen already (series_table_seen: a duplicate). Returns 0 or SS_ENOMEM. */
 static inline int series_table_see(struct series_table *t, size_t i, double value, int64_t ts, bool tracked)
 {
-    if (t->norder == t->ocap && series_table_grow_order(t))
+    if (t->ocap - t->olen < SAMPLE_MAX_SIZE && series_table_grow_order(t))
         return SS_ENOMEM;
-    uint32_t own = 0;
+    uint8_t *p = t->order + t->olen, *q = p + 1, tag = 0;
     if (!t->norder) {
         t->ts0 = ts;
         t->nts = 0;
@@ -168,25 +218,50 @@ static inline int series_table_see(struct series_table *t, size_t i, double valu
         if (t->nts == t->tscap && series_table_grow_ts(t))
             return SS_ENOMEM;
         t->order_ts[t->nts++] = ts;
-        own = SERIES_OWN_TS;
+        tag |= SAMPLE_OWN_TS;
     }
+    if ((uint32_t)i == t->oprev + 1u)
+        tag |= SAMPLE_NEXT;
+    else
+        q = series_put_varint(q, i);
+    t->oprev = (uint32_t)i;
+    /* NaN fails the range check, and the cast is defined only within it */
+    int64_t iv = value >= -0x1p53 && value <= 0x1p53 ? (int64_t)value : 0;
+    if ((double)iv == value && (iv || !signbit(value))) {
+        tag |= SAMPLE_INT;
+        q = series_put_varint(q, (uint64_t)iv << 1 ^ (uint64_t)(iv >> 63));
+    } else {
+        memcpy(q, &value, sizeof value);
+        q += sizeof value;
+    }
+    *p = tag;
+    t->olen = (size_t)(q - t->order);
+    t->norder++;
     struct series_entry *e = &t->e[i];
     e->seen = (uint8_t)t->gen;
     e->flags = (uint8_t)((e->flags & ~SERIES_TRACKED) | (tracked ? SERIES_TRACKED : 0));
-    t->order_v[t->norder] = value;
-    t->order_i[t->norder++] = (uint32_t)i | own;
     return 0;
 }
 
-/* Sample k of this scrape (k = 0, 1, ... in turn; *tsk starts at 0): its entry's
- * index, with its value and timestamp. */
-static inline uint32_t series_table_sample(const struct series_table *t, uint32_t k, uint32_t *tsk,
+/* The next sample of this scrape (c: {0} for the first; call once per sample, norder
+ * times): its entry's index, with its value and timestamp. */
+static inline uint32_t series_table_sample(const struct series_table *t, struct series_cursor *c,
                                            double *value, int64_t *ts)
 {
-    uint32_t w = t->order_i[k];
-    *value = t->order_v[k];
-    *ts = (w & SERIES_OWN_TS) ? t->order_ts[(*tsk)++] : t->ts0;
-    return w & ~SERIES_OWN_TS;
+    const uint8_t *p = t->order + c->pos;
+    uint8_t tag = *p++;
+    uint32_t i = tag & SAMPLE_NEXT ? (c->pos ? c->prev + 1u : 0u) : (uint32_t)series_get_varint(&p);
+    c->prev = i;
+    if (tag & SAMPLE_INT) {
+        uint64_t z = series_get_varint(&p);
+        *value = (double)(int64_t)(z >> 1 ^ (0 - (z & 1)));
+    } else {
+        memcpy(value, p, sizeof *value);
+        p += sizeof *value;
+    }
+    *ts = tag & SAMPLE_OWN_TS ? t->order_ts[c->tsk++] : t->ts0;
+    c->pos = (size_t)(p - t->order);
+    return i;
 }
 
 /* The entry's labels in wire form (as series_table_add was given them) into out,

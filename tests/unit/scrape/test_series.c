@@ -439,19 +439,133 @@ static void test_samples_read_back(void **state)
             assert_int_equal(series_table_see(&t, (size_t)k, i + 0.25, ts, ts == 1000), 0);
         }
         assert_int_equal(t.norder, 5000);
-        uint32_t tsk = 0;
+        struct series_cursor c = {0};
         for (uint32_t k = 0; k < t.norder; k++) {
             double val;
             int64_t ts;
-            uint32_t e = series_table_sample(&t, k, &tsk, &val, &ts);
+            uint32_t e = series_table_sample(&t, &c, &val, &ts);
             assert_true(val == k + 0.25);
             assert_int_equal(ts, k == 0 ? first_ts[round] : k % 7 == 3 ? 5000 + (int64_t)k : 1000);
             snprintf(v, sizeof v, "%u", k);
             check_labels(&t, (long)e, "ts", v);
         }
-        assert_int_equal(tsk, t.nts);
+        assert_int_equal(c.tsk, t.nts);
+        assert_int_equal(c.pos, t.olen);
         series_table_sweep(&t, true, NULL, NULL);
     }
+    series_table_free(&t);
+}
+
+/* Every value comes back bit for bit, whichever form it was kept in (integers as
+ * varints, the rest as 8 bytes): zero and minus zero, the integer limits around 2^53,
+ * NaN payloads (the stale marker among them), infinities, subnormals; and every
+ * index, in order, backwards, jumping, repeated across a generation. */
+static void test_samples_values_exact(void **state)
+{
+    (void)state;
+    uint64_t stale_bits = 0x7ff0000000000002ULL, qnan_bits = 0x7ff8000000000001ULL;
+    double stale, qnan;
+    memcpy(&stale, &stale_bits, sizeof stale);
+    memcpy(&qnan, &qnan_bits, sizeof qnan);
+    const double vals[] = {0.0,       -0.0,       1.0,         -1.0,         63.0,
+                           64.0,      -64.0,      -65.0,       1733500000.0, 0x1p53,
+                           -0x1p53,   0x1p53 + 2, -0x1p53 - 2, 0x1p62,       -0x1p63,
+                           0x1p64,    1e300,      0.5,         -2.75,        4.9e-324,
+                           -4.9e-324, INFINITY,   -INFINITY,   stale,        qnan,
+                           -qnan,     0.1,        123456789.0, -987654321.0, 9007199254740991.0};
+    const size_t nv = sizeof vals / sizeof vals[0];
+    struct series_table t;
+    series_table_init(&t, 0);
+    char w[128], v[16];
+    long idx[64];
+    for (size_t i = 0; i < 64; i++) {
+        snprintf(v, sizeof v, "%zu", i);
+        size_t len = wire_of(w, sizeof w, "k", v);
+        idx[i] = series_table_add(&t, (uint64_t)i, w, len, 2);
+        assert_true(idx[i] >= 0);
+    }
+    /* orders: ascending, descending, a stride, and ascending with gaps */
+    for (int round = 0; round < 4; round++) {
+        series_table_begin(&t);
+        long order[64];
+        size_t n = 0;
+        for (size_t i = 0; i < 64; i++) {
+            size_t k = round == 0 ? i : round == 1 ? 63 - i : round == 2 ? (i * 7) % 64 : i;
+            if (round == 3 && i % 5 == 2)
+                continue;
+            order[n++] = idx[k];
+        }
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(series_table_see(&t, (size_t)order[i], vals[(i + round) % nv], 1000, true), 0);
+        struct series_cursor c = {0};
+        for (size_t i = 0; i < n; i++) {
+            double val;
+            int64_t ts;
+            uint32_t e = series_table_sample(&t, &c, &val, &ts);
+            assert_int_equal(e, order[i]);
+            assert_memory_equal(&val, &vals[(i + round) % nv], sizeof val);
+            assert_int_equal(ts, 1000);
+        }
+        assert_int_equal(c.pos, t.olen);
+        series_table_sweep(&t, true, NULL, NULL);
+    }
+    series_table_free(&t);
+}
+
+/* A table of SERIES_HASH_DROP_MIN series or more frees its identity map before its
+ * samples are emitted (series_table_settle); entries are removed and compacted
+ * without it, and the next lookup by labels builds it again and finds exactly the
+ * live series. */
+static void test_identity_map_comes_back(void **state)
+{
+    (void)state;
+    const int n = SERIES_HASH_DROP_MIN + 904, keep = 1000;
+    struct series_table t;
+    series_table_init(&t, 0);
+    char w[128], v[16];
+    long *idx = calloc((size_t)n, sizeof *idx);
+    assert_non_null(idx);
+    for (int round = 0; round < 3; round++) {
+        series_table_begin(&t);
+        int upto = round == 1 ? keep : n; /* round 1: the rest go */
+        for (int i = 0; i < upto; i++) {
+            uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+            long k = series_table_find_raw(&t, raw);
+            if (k < 0) {
+                snprintf(v, sizeof v, "%d", i);
+                size_t len = wire_of(w, sizeof w, "id", v);
+                k = series_table_find(&t, (uint64_t)i * 977, w, len);
+                assert_int_equal(k, -1); /* new, or gone in round 1 */
+                k = series_table_add(&t, (uint64_t)i * 977, w, len, 2);
+                assert_true(k >= 0);
+                series_table_link_raw(&t, (size_t)k, raw);
+            }
+            idx[i] = k;
+            assert_int_equal(series_table_see(&t, (size_t)k, i, 1000, true), 0);
+        }
+        series_table_settle(&t);
+        if (t.live >= SERIES_HASH_DROP_MIN)
+            assert_true(!t.by_hash && t.hash_off);
+        series_table_sweep(&t, true, NULL, NULL);
+        assert_int_equal(t.live, upto);
+        /* by labels: the live ones at their index, the others not at all */
+        for (int i = 0; i < n; i++) {
+            snprintf(v, sizeof v, "%d", i);
+            size_t len = wire_of(w, sizeof w, "id", v);
+            long k = series_table_find(&t, (uint64_t)i * 977, w, len);
+            uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+            assert_int_equal(k, series_table_find_raw(&t, raw));
+            if (i < upto) {
+                assert_true(k >= 0);
+                check_labels(&t, k, "id", v);
+            } else {
+                assert_int_equal(k, -1);
+            }
+        }
+        assert_false(t.hash_off);
+        assert_non_null(t.by_hash);
+    }
+    free(idx);
     series_table_free(&t);
 }
 
@@ -683,6 +797,7 @@ static void test_random_sweeps(void **state)
         char w[512];
         if (collide)
             t.pair_hash = weak_hash;
+        t.hash_drop_min = 8; /* the identity map comes and goes (series_table_settle) */
         for (int round = 0; round < 3000; round++) {
             series_table_begin(&t);
             int mode = rnd() % 4;
@@ -709,6 +824,10 @@ static void test_random_sweeps(void **state)
                 assert_int_equal(series_table_see(&t, (size_t)k, 1.0, 1000, true), 0);
             }
             bool ok = rnd() % 10 != 0;
+            if (ok && rnd() % 2) { /* as the engine does before emitting */
+                series_table_settle(&t);
+                assert_true(t.live < 8 || (!t.by_hash && t.hash_off));
+            }
             int expect_stale = 0;
             for (int i = 0; i < U; i++)
                 if (st_present[i] && (!ok || !now[i]))
@@ -761,6 +880,8 @@ int main(void)
         cmocka_unit_test(test_generation_byte_wraps),
         cmocka_unit_test(test_maps_settle),
         cmocka_unit_test(test_samples_read_back),
+        cmocka_unit_test(test_samples_values_exact),
+        cmocka_unit_test(test_identity_map_comes_back),
         cmocka_unit_test(test_random_sweeps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

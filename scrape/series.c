@@ -615,10 +615,12 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
     uint8_t ids[MAX_IDS * 5];
     if (nlabels > MAX_IDS || len > UINT32_MAX)
         return SS_ELIMIT;
-    int rc = need_hash_map(t);
-    if (rc)
-        return rc;
-    rc = reserve_entry(t);
+    /* the identity map is built by series_table_find, which the caller asked first: it
+     * is still off only when that find could not build it (no memory), and then its
+     * -1 did not mean "not in the table" */
+    if (t->hash_off)
+        return SS_ENOMEM;
+    int rc = reserve_entry(t);
     if (rc)
         return rc;
     long idlen = wire_to_ids(NULL, t, wire, len, ids, sizeof ids);

@@ -157,8 +157,10 @@ long series_table_find_raw(const struct series_table *t, uint64_t raw);
  * with different labels are different series: the labels are compared (as pair
  * ids). */
 long series_table_find(struct series_table *t, uint64_t hash, const void *wire, size_t len);
-/* Add a series not in the table (not seen yet: call series_table_see). Returns its
- * index, SS_ELIMIT when the label bytes would pass max_bytes, or SS_ENOMEM. */
+/* Add a series not in the table (series_table_find said -1 just before; not seen
+ * yet: call series_table_see). Returns its index, SS_ELIMIT when the label bytes would
+ * pass max_bytes, or SS_ENOMEM (also when that find could not build the identity map
+ * again, so its -1 proved nothing). */
 long series_table_add(struct series_table *t, uint64_t hash, const void *wire, size_t len, size_t nlabels);
 /* Point the scrape cache key `raw` at entry i, unless the entry already has a key or
  * the key is taken (then that series keeps taking the long way). */
@@ -214,6 +216,7 @@ static inline int series_table_see(struct series_table *t, size_t i, double valu
     if (!t->norder) {
         t->ts0 = ts;
         t->nts = 0;
+        t->oprev = UINT32_MAX; /* the cursor's rule for the first sample, whoever reset norder */
     } else if (ts != t->ts0) {
         if (t->nts == t->tscap && series_table_grow_ts(t))
             return SS_ENOMEM;

@@ -865,6 +865,228 @@ static void test_random_sweeps(void **state)
     }
 }
 
+/* ---- review: randomized round trips ------------------------------------------- */
+
+static uint64_t rv_state = 0x0123456789ABCDEFULL;
+static uint64_t rv64(void)
+{
+    rv_state ^= rv_state << 13;
+    rv_state ^= rv_state >> 7;
+    rv_state ^= rv_state << 17;
+    return rv_state;
+}
+
+static double bits_to_d(uint64_t b)
+{
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+/* A value of one of the shapes that matter to the encoding. */
+static double random_value(void)
+{
+    static const uint64_t edges[] = {
+        0x0000000000000000ULL, 0x8000000000000000ULL, /* +0, -0 */
+        0x7ff0000000000002ULL, 0xfff0000000000002ULL, /* stale marker, negated */
+        0x7ff8000000000000ULL, 0xfff8000000000000ULL, 0x7ff0000000000001ULL, 0x7fffffffffffffffULL,
+        0xffffffffffffffffULL, 0x7ff0000000000000ULL, 0xfff0000000000000ULL, /* NaNs, inf */
+        0x0000000000000001ULL, 0x8000000000000001ULL, 0x000fffffffffffffULL, 0x0010000000000000ULL,
+        0x4340000000000000ULL, 0xc340000000000000ULL, /* +-2^53 */
+        0x433fffffffffffffULL, 0xc33fffffffffffffULL, /* +-(2^53-1) */
+        0x4340000000000001ULL, 0xc340000000000001ULL, /* +-(2^53+2) */
+        0x43e0000000000000ULL, 0xc3e0000000000000ULL, /* +-2^63 */
+        0x43dfffffffffffffULL, 0xc3dfffffffffffffULL, /* just under 2^63 */
+        0x43f0000000000000ULL,                        /* 2^64 */
+    };
+    switch (rv64() % 6) {
+    case 0: return bits_to_d(rv64()); /* any pattern */
+    case 1: return bits_to_d(edges[rv64() % (sizeof edges / sizeof edges[0])]);
+    case 2: { /* an integer of any magnitude up to 2^54 */
+        int bitsn = (int)(rv64() % 55);
+        int64_t m = bitsn ? (int64_t)(rv64() >> (64 - bitsn)) : 0;
+        return rv64() & 1 ? -(double)m : (double)m;
+    }
+    case 3: return (double)(int64_t)(rv64() % 200) - 100; /* small ints */
+    case 4: {                                             /* NaN with a random payload, either sign */
+        uint64_t b =
+            0x7ff0000000000000ULL | (rv64() & 0x000fffffffffffffULL) | (rv64() & 0x8000000000000000ULL);
+        if (!(b & 0x000fffffffffffffULL))
+            b |= 1;
+        return bits_to_d(b);
+    }
+    default: /* near an integer */ return (double)(int64_t)(rv64() % 100000) + (rv64() & 1 ? 0.5 : 1e-9);
+    }
+}
+
+/* Random 64-bit patterns and shapes, random index sequences (runs of the next, jumps
+ * both ways, index 0 first or anywhere, indexes needing 1-4 varint bytes) and random
+ * own timestamps: every sample comes back exactly, each in at most 13 bytes. The
+ * entries are bare (only `seen` and flags are touched by see/sample). */
+static void test_review_random_round_trip(void **state)
+{
+    (void)state;
+    const uint32_t N = (1u << 21) + 4096; /* indexes up to 4 varint bytes */
+    struct series_table t;
+    series_table_init(&t, 0);
+    t.e = calloc(N, sizeof *t.e);
+    assert_non_null(t.e);
+    t.n = t.cap = N;
+    uint8_t *used = calloc(N, 1);
+    const uint32_t MAXS = 20000;
+    uint32_t *idx = malloc(MAXS * sizeof *idx);
+    uint64_t *vb = malloc(MAXS * sizeof *vb);
+    int64_t *tss = malloc(MAXS * sizeof *tss);
+    assert_true(used && idx && vb && tss);
+    for (int round = 0; round < 300; round++) {
+        series_table_begin(&t);
+        memset(used, 0, N);
+        uint32_t ns = (uint32_t)(rv64() % (round < 20 ? 5 : MAXS)) + 1;
+        uint32_t cur = rv64() % 3 == 0 ? 0 : (uint32_t)(rv64() % N);
+        int64_t ts0 = 1000 + (int64_t)(rv64() % 3);
+        uint32_t k = 0;
+        while (k < ns) {
+            uint32_t r = (uint32_t)(rv64() % 16);
+            if (r < 10 && cur + 1 < N)
+                cur = cur + 1; /* the next */
+            else if (r == 10)
+                cur = 0;
+            else if (r == 11)
+                cur = cur > 5 ? cur - (uint32_t)(rv64() % 5) - 1 : cur + 2; /* back a little */
+            else if (r == 12)
+                cur = (uint32_t)(rv64() % 128);
+            else if (r == 13)
+                cur = N - 1 - (uint32_t)(rv64() % 64);
+            else
+                cur = (uint32_t)(rv64() % N);
+            if (k == 0 && rv64() % 4 == 0)
+                cur = rv64() & 1 ? 0 : 1;
+            if (cur >= N || used[cur])
+                continue;
+            used[cur] = 1;
+            double v = random_value();
+            int64_t ts = rv64() % 5 == 0 ? (int64_t)rv64() : ts0;
+            idx[k] = cur;
+            memcpy(&vb[k], &v, sizeof v);
+            tss[k] = ts;
+            assert_int_equal(series_table_see(&t, cur, v, ts, true), 0);
+            assert_true(t.olen <= t.ocap);
+            k++;
+        }
+        assert_int_equal(t.norder, ns);
+        struct series_cursor c = {0};
+        for (uint32_t j = 0; j < ns; j++) {
+            double v;
+            int64_t ts;
+            size_t before = c.pos;
+            uint32_t e = series_table_sample(&t, &c, &v, &ts);
+            uint64_t b;
+            memcpy(&b, &v, sizeof b);
+            if (e != idx[j] || b != vb[j] || ts != tss[j])
+                fail_msg("round %d sample %u: index %u/%u value %016llx/%016llx ts %lld/%lld", round, j, e,
+                         idx[j], (unsigned long long)b, (unsigned long long)vb[j], (long long)ts,
+                         (long long)tss[j]);
+            assert_true(c.pos - before <= 13);
+        }
+        assert_int_equal(c.pos, t.olen);
+        assert_int_equal(c.tsk, t.nts);
+    }
+    free(used);
+    free(idx);
+    free(vb);
+    free(tss);
+    series_table_free(&t);
+}
+
+/* The engine's order of calls over many scrapes of a churning table whose identity
+ * map comes and goes, without lookups by labels in between that would bring the map
+ * back (the next scrape starts with it off): scrape-cache hits, misses, adds, reload
+ * (clear_raw), settle, then the samples read back with their entries' labels (after
+ * settle's shrink), then the sweep; now and then everything is checked by labels. */
+static void test_review_settle_churn(void **state)
+{
+    (void)state;
+    enum { UU = 3000 };
+    static bool present[UU];
+    static long where[UU];
+    static uint32_t sidx[UU];
+    static uint64_t sval[UU];
+    static int sser[UU];
+    memset(present, 0, sizeof present);
+    struct series_table t;
+    series_table_init(&t, 0);
+    t.hash_drop_min = 16;
+    char w[512], v[16];
+    for (int round = 0; round < 400; round++) {
+        series_table_begin(&t);
+        if (rv64() % 25 == 0)
+            series_table_clear_raw(&t);
+        int mode = (int)(rv64() % 4);
+        int span = mode == 0 ? 10 : mode == 1 ? 300 : mode == 2 ? 1500 : UU;
+        int base = (int)(rv64() % UU);
+        bool now[UU] = {0};
+        uint32_t ns = 0;
+        for (int j = 0; j < span; j++) {
+            if (rv64() % 7 == 0)
+                continue;
+            int i = (base + j) % UU;
+            if (now[i])
+                continue;
+            now[i] = true;
+            uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+            long k = series_table_find_raw(&t, raw);
+            if (k < 0) {
+                snprintf(v, sizeof v, "%d", i);
+                size_t len = wire_of(w, sizeof w, "c", v);
+                k = series_table_find(&t, (uint64_t)i * 31, w, len);
+                assert_int_equal(k >= 0, present[i]);
+                if (k < 0)
+                    k = series_table_add(&t, (uint64_t)i * 31, w, len, 2);
+                assert_true(k >= 0);
+                series_table_link_raw(&t, (size_t)k, raw);
+            } else {
+                assert_true(present[i]);
+            }
+            double val = random_value();
+            assert_int_equal(series_table_see(&t, (size_t)k, val, 1000, true), 0);
+            sidx[ns] = (uint32_t)k;
+            memcpy(&sval[ns], &val, sizeof val);
+            sser[ns++] = i;
+        }
+        bool ok = rv64() % 10 != 0;
+        if (ok) {
+            series_table_settle(&t);
+            if (t.live >= 16)
+                assert_true(t.hash_off && !t.by_hash);
+            struct series_cursor c = {0};
+            for (uint32_t j = 0; j < t.norder; j++) {
+                double val;
+                int64_t ts;
+                uint32_t e = series_table_sample(&t, &c, &val, &ts);
+                assert_int_equal(e, sidx[j]);
+                assert_memory_equal(&val, &sval[j], sizeof val);
+                snprintf(v, sizeof v, "%d", sser[j]);
+                check_labels(&t, (long)e, "c", v);
+            }
+            assert_int_equal(c.pos, t.olen);
+        }
+        series_table_sweep(&t, ok, NULL, NULL);
+        for (int i = 0; i < UU; i++)
+            present[i] = ok && now[i];
+        if (round % 37 == 36) { /* by labels (brings the map back) */
+            for (int i = 0; i < UU; i++) {
+                snprintf(v, sizeof v, "%d", i);
+                size_t len = wire_of(w, sizeof w, "c", v);
+                where[i] = series_table_find(&t, (uint64_t)i * 31, w, len);
+                assert_int_equal(where[i] >= 0, present[i]);
+                if (where[i] >= 0)
+                    check_labels(&t, where[i], "c", v);
+            }
+        }
+    }
+    series_table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -883,6 +1105,8 @@ int main(void)
         cmocka_unit_test(test_samples_values_exact),
         cmocka_unit_test(test_identity_map_comes_back),
         cmocka_unit_test(test_random_sweeps),
+        cmocka_unit_test(test_review_random_round_trip),
+        cmocka_unit_test(test_review_settle_churn),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

@@ -61,12 +61,12 @@
 #define GZ_WHOLE_PREFER (2u * 1024 * 1024)
 #define GZ_STREAM_AT    (GZ_WHOLE_PREFER / 4)
 /* Compressed-body buffers. No target keeps one between scrapes: when a scrape ends
- * its buffer goes back to the manager's few spares (up to GZ_KEEP_BYTES), and the next
+ * its buffer goes back to the manager's few spares (at most GZ_STREAM_AT + 1 bytes:
+ * collecting stops there, feed_gzip), and the next
  * gzip body takes a spare. So they follow the scrapes in flight, not the number of
  * targets (10 KiB per 1k series gzipped: 100 targets kept 1.6 MB of 16 KiB buffers
  * between scrapes, 100 targets of 10k series would keep 10 MB), and a steady scrape
  * allocates none. */
-#define GZ_KEEP_BYTES (1u * 1024 * 1024)
 #define GZ_SPARES     4
 /* After a scrape of this many series (samples and stale markers), the heap is trimmed
  * (malloc_trim) at the loop's next turn, at most once per TRIM_MIN_GAP_MS. */
@@ -682,7 +682,7 @@ static int gz_stream(struct target *t, const char *p, size_t n)
     return rc;
 }
 
-static void gz_buf_release(struct target *t);
+static void gz_buf_release(struct target *t, bool spare_it);
 
 /* Switch this body to streaming zlib: what was collected is inflated first. */
 static int gz_start_stream(struct target *t)
@@ -690,12 +690,9 @@ static int gz_start_stream(struct target *t)
     if (scrape_gzstream_new(&t->gzs))
         return target_fail(t, FAIL_OTHER, "out of memory");
     int rc = t->gz.len ? gz_stream(t, t->gz.data, t->gz.len) : 0;
-    /* freed, not kept as a spare: this target streams from its first byte from now on
+    /* not kept as a spare: this target streams from its first byte from now on
      * (gz_big), and a spare of this size sat idle beside one huge target (1 MiB) */
-    if (t->gz.len)
-        t->gz_last = t->gz.len < UINT32_MAX ? (uint32_t)t->gz.len : UINT32_MAX;
-    ss_buf_free(&t->gz);
-    ss_buf_init(&t->gz, 0);
+    gz_buf_release(t, false);
     return rc;
 }
 
@@ -1034,12 +1031,12 @@ static void gz_reset(struct target *t)
 {
     scrape_gzstream_free(t->gzs);
     t->gzs = NULL;
-    gz_buf_release(t);
+    gz_buf_release(t, true);
 }
 
-/* The compressed-body buffer goes back to the spares (or to malloc): at the end of
- * the scrape, or when the body switched to streaming (gz_start_stream). */
-static void gz_buf_release(struct target *t)
+/* The compressed-body buffer goes back: at the end of the scrape to the spares
+ * (spare_it), when the body switched to streaming (gz_start_stream) to malloc. */
+static void gz_buf_release(struct target *t, bool spare_it)
 {
     if (t->gz.len)
         t->gz_last = t->gz.len < UINT32_MAX ? (uint32_t)t->gz.len : UINT32_MAX;
@@ -1047,7 +1044,7 @@ static void gz_buf_release(struct target *t)
     if (!t->gz.cap)
         return;
     struct ss_buf *spare = NULL;
-    for (int i = 0; i < GZ_SPARES && t->gz.cap <= GZ_KEEP_BYTES; i++) {
+    for (int i = 0; spare_it && i < GZ_SPARES; i++) {
         struct ss_buf *sp = &t->m->gz_spare[i];
         if (!spare || sp->cap < spare->cap)
             spare = sp; /* the smallest (an empty slot first) */

@@ -362,6 +362,9 @@ static void pair_unref(struct series_table *t, uint32_t id)
     t->plive--;
 }
 
+/* Pair ids: 32-bit varints. series_get_varint (series.h, 64-bit) decodes the same
+ * bytes, but in labels_split, once per label emitted, it measured 4-15% more CPU per
+ * sample at 100 x 1k: these stay. */
 static inline uint8_t *put_id(uint8_t *p, uint32_t v)
 {
     while (v >= 0x80) {

@@ -186,6 +186,7 @@ static inline bool series_table_seen(const struct series_table *t, size_t i)
     return t->e[i].seen == (uint8_t)t->gen;
 }
 
+/* Varints (7 bits a byte, low first) of a scrape's samples (pair ids: series.c). */
 static inline uint8_t *series_put_varint(uint8_t *q, uint64_t v)
 {
     while (v >= 0x80) {
@@ -199,9 +200,13 @@ static inline uint8_t *series_put_varint(uint8_t *q, uint64_t v)
 static inline uint64_t series_get_varint(const uint8_t **p)
 {
     const uint8_t *q = *p;
-    uint64_t v = *q & 0x7f;
-    for (int shift = 7; *q++ & 0x80; shift += 7)
-        v |= (uint64_t)(*q & 0x7f) << shift;
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b = *q++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
     *p = q;
     return v;
 }

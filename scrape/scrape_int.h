@@ -56,5 +56,8 @@ int scrape_gzstream_finish(struct scrape_gzstream *s, const char **why);
 /* engine.c, for tests: the bytes of the compressed-body buffers the manager keeps
  * between scrapes (its spares). */
 size_t scrape_manager_gz_spare_bytes(const struct scrape_manager *m);
+/* The width of the slots small targets start on, for an interval and the number of
+ * targets on slots (engine.c, move_to_slot). */
+int64_t scrape_slot_width(int64_t interval_ms, size_t nslotted);
 
 #endif

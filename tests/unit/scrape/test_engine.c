@@ -987,13 +987,13 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* 40 targets every second serve `first`, then from `switch_ms` on `then`, until
- * `total_ms`: the median of how late after the wall clock's 25 ms boundaries the
- * scrapes that started `count_from_ms` or later started (0-24 ms; *n of them). On
- * slots most start within a ms or two of a boundary, and a late start (a busy machine
- * starting 40 transfers in one wakeup) moves the median little; spread to the
- * millisecond, the median is about 12. */
+ * `total_ms`: the median of how late after the wall clock's `slot` ms boundaries the
+ * scrapes that started `count_from_ms` or later started (0 to slot-1 ms; *n of them).
+ * On slots most start within a ms or two of a boundary, and a late start (a busy
+ * machine starting 40 transfers in one wakeup) moves the median little; spread to the
+ * millisecond, the median is about slot/2. */
 static int64_t scrapes_on_slots(const char *first, const char *then, int switch_ms, int total_ms,
-                                int count_from_ms, size_t *n)
+                                int count_from_ms, int64_t slot, size_t *n)
 {
     serve(200, TEXT, first);
     enum { N = 40 };
@@ -1035,7 +1035,7 @@ static int64_t scrapes_on_slots(const char *first, const char *then, int switch_
             continue;
         /* the wall clock's and the monotonic clock's milliseconds may tick apart:
          * a start 1-2 ms before its slot is on it too */
-        late[(*n)++] = (cap.starts[i] + 2) % 25;
+        late[(*n)++] = (cap.starts[i] + 2) % slot;
     }
     assert_true(*n >= N);
     qsort(late, *n, sizeof late[0], cmp_i64);
@@ -1059,9 +1059,112 @@ static void test_small_targets_start_on_slots(void **state)
 {
     (void)state;
     size_t n;
-    int64_t late = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, &n);
+    /* 40 targets every second: slots of 100 ms, about ten targets each (slot_width) */
+    int64_t late = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, 100, &n);
     if (late > 6) /* a loaded machine may start some late */
-        fail_msg("%zu scrapes started a median %lld ms after a 25 ms slot", n, (long long)late);
+        fail_msg("%zu scrapes started a median %lld ms after a 100 ms slot", n, (long long)late);
+}
+
+/* The slot width: about ten targets a slot (SLOT_TARGETS), 25, 50 or 100 ms, never
+ * more than a tenth of the interval; intervals under 1 s keep a fortieth. */
+static void test_slot_width(void **state)
+{
+    (void)state;
+    assert_int_equal(scrape_slot_width(1000, 0), 100);
+    assert_int_equal(scrape_slot_width(1000, 1), 100);
+    assert_int_equal(scrape_slot_width(1000, 100), 100); /* 10 a slot */
+    assert_int_equal(scrape_slot_width(1000, 101), 50);
+    assert_int_equal(scrape_slot_width(1000, 200), 50);
+    assert_int_equal(scrape_slot_width(1000, 201), 25);
+    assert_int_equal(scrape_slot_width(1000, 1000), 25); /* no narrower than 25 ms */
+    assert_int_equal(scrape_slot_width(15000, 1000), 100);
+    assert_int_equal(scrape_slot_width(15000, 3000), 50);
+    assert_int_equal(scrape_slot_width(500, 1), 500 / 40);
+    assert_int_equal(scrape_slot_width(100, 1), 2);
+    assert_int_equal(scrape_slot_width(10, 1), 0);
+    assert_int_equal(scrape_slot_width(400, 0), 400 / 40);
+}
+
+/* Small scrapes that finish in one pass of the loop are paced between them: before
+ * a scrape's series go, once 2048 or more went since the last check, the sink is
+ * asked for room, first with no time to wait (a check), and only when it has none,
+ * again with a pacing window. 30 targets of 100 series finishing together: 3000 series
+ * in all, so one check after about 2048 and none before; with no room, a wait with a
+ * deadline in the future. Every series arrives either way. */
+static struct {
+    size_t series, calls;
+    size_t at[8];
+    int64_t deadline[8], asked[8];
+    bool room;
+} between;
+
+static void between_series(void *ud, const struct scrape_series *s)
+{
+    (void)ud;
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ss_str_eq_cstr(s->labels[i].name, "__name__") && s->labels[i].value.len > 1 &&
+            s->labels[i].value.p[0] == 'b' && s->labels[i].value.p[1] >= '0' &&
+            s->labels[i].value.p[1] <= '9')
+            between.series++;
+}
+
+static bool between_wait(void *ud, int64_t deadline_mono_ms)
+{
+    (void)ud;
+    if (between.calls < 8) {
+        between.at[between.calls] = between.series;
+        between.deadline[between.calls] = deadline_mono_ms;
+        between.asked[between.calls] = ss_mono_ms();
+    }
+    between.calls++;
+    return between.room;
+}
+
+static const char *series_body(int n);
+
+static void between_scrape(bool room)
+{
+    serve(200, TEXT, series_body(100));
+    enum { N = 30 };
+    static const char *tl[1];
+    static struct ss_kv labels[N][1];
+    static char vals[N][8];
+    static struct scrape_target_group groups[N];
+    tl[0] = addr;
+    for (int i = 0; i < N; i++) {
+        snprintf(vals[i], sizeof vals[i], "%d", i);
+        labels[i][0] = (struct ss_kv){"n", vals[i]};
+        groups[i] = (struct scrape_target_group){tl, 1, labels[i], 1};
+    }
+    struct scrape_job j = base_job();
+    j.static_groups = groups;
+    j.nstatic_groups = N;
+    struct scrape_sink sink = {.series = between_series, .wait_room = between_wait};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    memset(&between, 0, sizeof between);
+    between.room = room;
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(between.series, N * 100);
+    scrape_manager_free(m);
+    serve(200, TEXT, "");
+}
+
+static void test_small_scrapes_paced_between(void **state)
+{
+    (void)state;
+    between_scrape(true);
+    assert_int_equal(between.calls, 1); /* one check, at 2048 or more, room: no wait */
+    assert_true(between.at[0] >= 2048 && between.at[0] < 2048 + 100);
+    assert_true(between.deadline[0] <= between.asked[0]); /* a check: no time to wait */
+
+    between_scrape(false);
+    assert_int_equal(between.calls, 2); /* the check, then the wait */
+    assert_true(between.at[0] >= 2048 && between.at[0] < 2048 + 100);
+    assert_int_equal(between.at[1], between.at[0]);
+    assert_true(between.deadline[0] <= between.asked[0]);
+    assert_true(between.deadline[1] > between.asked[1]); /* a window */
 }
 
 /* A target of more than 2000 series keeps its phase to the millisecond: two of them
@@ -1070,7 +1173,7 @@ static void test_big_targets_keep_their_phase(void **state)
 {
     (void)state;
     size_t n;
-    int64_t late = scrapes_on_slots(series_body(2100), NULL, 0, 2600, 1000, &n);
+    int64_t late = scrapes_on_slots(series_body(2100), NULL, 0, 2600, 1000, 25, &n);
     if (late <= 6)
         fail_msg("%zu scrapes of big targets started a median %lld ms after a 25 ms slot", n,
                  (long long)late);
@@ -1083,7 +1186,7 @@ static void test_grown_targets_leave_their_slot(void **state)
     static char small[8];
     snprintf(small, sizeof small, "a 1\n");
     size_t n;
-    int64_t late = scrapes_on_slots(small, series_body(4100), 1300, 3700, 2400, &n);
+    int64_t late = scrapes_on_slots(small, series_body(4100), 1300, 3700, 2400, 25, &n);
     if (late <= 6)
         fail_msg("%zu scrapes of grown targets started a median %lld ms after a 25 ms slot", n,
                  (long long)late);
@@ -2069,6 +2172,8 @@ int main(void)
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_small_targets_start_on_slots),
+        cmocka_unit_test(test_slot_width),
+        cmocka_unit_test(test_small_scrapes_paced_between),
         cmocka_unit_test(test_big_targets_keep_their_phase),
         cmocka_unit_test(test_grown_targets_leave_their_slot),
         cmocka_unit_test(test_gzip_same_as_plain),

@@ -68,7 +68,7 @@ size_t rw_record_len(const char *p, size_t avail)
 #define STAGE_START_CAP   (16u << 10) /* ss_buf_reserve's size for STAGE_FLUSH_BYTES + a record */
 #define STAGE_KEEP_BYTES  (32u << 10)
 
-static void commit_stages(struct rw_remote *r, int lo, int hi);
+static void commit_stages(struct rw_remote *r, const int *qs, int nq);
 
 /* A taken segment's buffer: kept as a spare when it is a staging buffer's usual size,
  * freed otherwise (qmu held). */
@@ -383,6 +383,10 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
             *s->hint_out = (uint8_t)(spread + 1);
     }
     int qi = queue_of(r, group, spread);
+    if (!r->staged_in[qi]) {
+        r->staged_in[qi] = 1;
+        r->staged[r->nstaged++] = qi;
+    }
     if (!r->stage[qi].cap) { /* a stage holds a buffer only while it has records */
         pthread_mutex_lock(&r->qmu);
         spare_get(r, &r->stage[qi]);
@@ -401,7 +405,7 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
     if (s->timestamp_ms > r->stage_max_ts[qi])
         r->stage_max_ts[qi] = s->timestamp_ms;
     if (r->stage[qi].len >= STAGE_FLUSH_BYTES)
-        commit_stages(r, qi, qi + 1);
+        commit_stages(r, &qi, 1); /* stays in `staged`: the end commit finds it empty */
 }
 
 /* The queue whose head commit is the oldest, or NULL when nothing is queued;
@@ -518,9 +522,18 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     r->drops_unlogged = 0;
 }
 
+/* Every stage into its queue (those that took a buffer since the last time). */
+static void commit_all(struct rw_remote *r)
+{
+    commit_stages(r, r->staged, r->nstaged);
+    for (int k = 0; k < r->nstaged; k++)
+        r->staged_in[r->staged[k]] = 0;
+    r->nstaged = 0;
+}
+
 void rw_remote_commit(struct rw_remote *r)
 {
-    commit_stages(r, 0, r->nqueues);
+    commit_all(r);
 }
 
 /* Whether waiting for room can help: senders run and deliver. A remote that failed
@@ -541,7 +554,7 @@ bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
         return false; /* another remote used the time up: no wait, nothing counted */
     /* what is staged can go while this waits (not before: a commit of every queue's
      * few KiB at every part of every big scrape cost more than it saved) */
-    commit_stages(r, 0, r->nqueues);
+    commit_all(r);
     int64_t t0 = ss_mono_ms();
     bool room = false;
     atomic_fetch_add(&r->pace_waits, 1);
@@ -566,15 +579,15 @@ bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
     return room || !pace_useful(r);
 }
 
-/* Move the staging buffers lo..hi-1 into their queues (at the end of a scrape, or one
- * buffer that got full); a sender is woken when its queues hold what it waits for
- * (rw_queued). */
-static void commit_stages(struct rw_remote *r, int lo, int hi)
+/* Move the staging buffers of the nq queues qs into their queues (at the end of a
+ * scrape, or one buffer that got full); a sender is woken when its queues hold what it
+ * waits for (rw_queued). */
+static void commit_stages(struct rw_remote *r, const int *qs, int nq)
 {
     uint64_t total = 0, nsamples = 0;
-    for (int i = lo; i < hi; i++) {
-        total += r->stage[i].len;
-        nsamples += r->stage_samples[i];
+    for (int k = 0; k < nq; k++) {
+        total += r->stage[qs[k]].len;
+        nsamples += r->stage_samples[qs[k]];
     }
     /* counted here, per commit, not per sample: an atomic add per sample was a tenth
      * of rw_remote_append */
@@ -614,7 +627,8 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
     uint64_t qb = atomic_load(&r->queue_bytes);
     if (qb + total > limit) { /* this commit alone passes the bound: keep its newest part */
         uint64_t room = limit > qb ? limit - qb : 0;
-        for (int i = lo; i < hi && total > room; i++) {
+        for (int k = 0; k < nq && total > room; k++) {
+            int i = qs[k];
             uint64_t other = total - r->stage[i].len;
             size_t keep = room > other ? (size_t)(room - other) : 0;
             if (r->stage[i].len > keep) {
@@ -626,7 +640,8 @@ static void commit_stages(struct rw_remote *r, int lo, int hi)
             }
         }
     }
-    for (int i = lo; i < hi; i++) {
+    for (int k = 0; k < nq; k++) {
+        int i = qs[k];
         if (!r->stage_samples[i]) { /* nothing, or all trimmed: no buffer kept */
             spare_put(r, &r->stage[i]);
             goto next;

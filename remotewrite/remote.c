@@ -429,7 +429,10 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
     r->stage = calloc((size_t)r->nqueues, sizeof *r->stage);
     r->stage_samples = calloc((size_t)r->nqueues, sizeof *r->stage_samples);
     r->stage_max_ts = calloc((size_t)r->nqueues, sizeof *r->stage_max_ts);
-    if (!r->queues || !r->senders || !r->stage || !r->stage_samples || !r->stage_max_ts) {
+    r->staged = calloc((size_t)r->nqueues, sizeof *r->staged);
+    r->staged_in = calloc((size_t)r->nqueues, sizeof *r->staged_in);
+    if (!r->queues || !r->senders || !r->stage || !r->stage_samples || !r->stage_max_ts || !r->staged ||
+        !r->staged_in) {
         r->nqueues = 0;
         goto fail;
     }
@@ -597,6 +600,8 @@ void rw_remote_free(struct rw_remote *r)
     free(r->stage);
     free(r->stage_samples);
     free(r->stage_max_ts);
+    free(r->staged);
+    free(r->staged_in);
     for (size_t i = 0; i < r->nmeta; i++) {
         free(r->meta[i].family);
         free(r->meta[i].help);

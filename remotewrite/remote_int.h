@@ -139,6 +139,12 @@ struct rw_remote {
     int nspare;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
+    /* the queues whose stage took a buffer since the last commit of all (their
+     * order of first record), so that the commit at the end of a scrape visits those,
+     * not every queue; staged_in marks them */
+    int *staged;
+    int nstaged;
+    unsigned char *staged_in;
     struct ss_labels work;
     int64_t last_drop_log; /* rate limit of the queue_full log */
     uint64_t drops_unlogged;

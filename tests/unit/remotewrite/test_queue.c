@@ -293,6 +293,40 @@ static void test_large_commit_delivered(void **state)
     assert_int_equal(rx.bad, 0);
 }
 
+/* The end of a scrape commits every stage that took records since the last commit
+ * (and only those): stages flushed full in the middle of a scrape that took more
+ * after, and the stages of 40 metric names (many queues) that took a few records
+ * each. samples_in counts what commits moved, so after each commit it equals all
+ * appended; and every sample arrives once, in order. */
+static void test_commit_reaches_every_stage(void **state)
+{
+    (void)state;
+    struct rw_remote *r = new_remote(&defaults);
+    static char mnames[40][8];
+    uint64_t total = 0;
+    for (int round = 0; round < 3; round++) {
+        rw_remote_begin(r);
+        int n = round == 1 ? 3 : 6000; /* 6000 records of one name: 4 queues, each flushed */
+        for (int k = 0; k < n; k++) {
+            struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
+            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL};
+            rw_remote_append(r, &s);
+        }
+        for (int k = 0; k < 40 * (round + 1); k++) { /* one to three records of 40 names */
+            snprintf(mnames[k % 40], sizeof mnames[0], "n%d", k % 40);
+            struct ss_label l[2] = {{{"__name__", 8}, {mnames[k % 40], strlen(mnames[k % 40])}},
+                                    {{"i", 1}, {names[10000 + k], strlen(names[10000 + k])}}};
+            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL};
+            rw_remote_append(r, &s);
+        }
+        rw_remote_commit(r);
+        total += (uint64_t)n + 40u * (uint64_t)(round + 1);
+        assert_int_equal((uint64_t)metric(r, "scrapeship_remote_samples_in_total{"), total);
+    }
+    assert_true(wait_samples(total, 30000));
+    finish_exactly(r, total);
+}
+
 /* A scrape of 100k series streams: its records reach the receiver in full batches
  * while it is still being appended (staging holds a few KiB per queue, not the
  * scrape), and the end of the scrape sends the rest. */
@@ -744,6 +778,7 @@ int main(void)
     for (int k = 0; k < MAX_SERIES; k++)
         snprintf(names[k], sizeof names[k], "%d", k);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_commit_reaches_every_stage, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_big_scrape_streams, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_keeps_big_scrape_under_bound, rx_start, rx_stop),

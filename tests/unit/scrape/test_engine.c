@@ -986,6 +986,27 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A job of n targets (at most 40), all the test server, told apart by a label n=<i>. */
+static struct scrape_job many_targets_job(int n)
+{
+    enum { MAX = 40 };
+    static const char *tl[1];
+    static struct ss_kv labels[MAX][1];
+    static char vals[MAX][8];
+    static struct scrape_target_group groups[MAX];
+    assert_true(n <= MAX);
+    tl[0] = addr;
+    for (int i = 0; i < n; i++) {
+        snprintf(vals[i], sizeof vals[i], "%d", i);
+        labels[i][0] = (struct ss_kv){"n", vals[i]};
+        groups[i] = (struct scrape_target_group){tl, 1, labels[i], 1};
+    }
+    struct scrape_job j = base_job();
+    j.static_groups = groups;
+    j.nstatic_groups = (size_t)n;
+    return j;
+}
+
 /* 40 targets every second serve `first`, then from `switch_ms` on `then`, until
  * `total_ms`: the median of how late after the wall clock's `slot` ms boundaries the
  * scrapes that started `count_from_ms` or later started (0 to slot-1 ms; *n of them).
@@ -997,21 +1018,9 @@ static int64_t scrapes_on_slots(const char *first, const char *then, int switch_
 {
     serve(200, TEXT, first);
     enum { N = 40 };
-    static const char *tl[1];
-    static struct ss_kv labels[N][1];
-    static char vals[N][8];
-    static struct scrape_target_group groups[N];
-    tl[0] = addr;
-    for (int i = 0; i < N; i++) {
-        snprintf(vals[i], sizeof vals[i], "%d", i);
-        labels[i][0] = (struct ss_kv){"n", vals[i]};
-        groups[i] = (struct scrape_target_group){tl, 1, labels[i], 1};
-    }
-    struct scrape_job j = base_job();
+    struct scrape_job j = many_targets_job(N);
     j.interval_ms = 1000;
     j.timeout_ms = 900;
-    j.static_groups = groups;
-    j.nstatic_groups = N;
     struct scrape_manager *m = manager(&j);
     reset_capture();
     cap.nstarts = 0;
@@ -1126,19 +1135,7 @@ static void between_scrape(bool room)
 {
     serve(200, TEXT, series_body(100));
     enum { N = 30 };
-    static const char *tl[1];
-    static struct ss_kv labels[N][1];
-    static char vals[N][8];
-    static struct scrape_target_group groups[N];
-    tl[0] = addr;
-    for (int i = 0; i < N; i++) {
-        snprintf(vals[i], sizeof vals[i], "%d", i);
-        labels[i][0] = (struct ss_kv){"n", vals[i]};
-        groups[i] = (struct scrape_target_group){tl, 1, labels[i], 1};
-    }
-    struct scrape_job j = base_job();
-    j.static_groups = groups;
-    j.nstatic_groups = N;
+    struct scrape_job j = many_targets_job(N);
     struct scrape_sink sink = {.series = between_series, .wait_room = between_wait};
     struct scrape_manager *m = NULL;
     assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);

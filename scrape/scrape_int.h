@@ -59,5 +59,8 @@ size_t scrape_manager_gz_spare_bytes(const struct scrape_manager *m);
 /* The width of the slots small targets start on, for an interval and the number of
  * targets on slots (engine.c, move_to_slot). */
 int64_t scrape_slot_width(int64_t interval_ms, size_t nslotted);
+/* Whether n targets use the libcurl connection caches (share objects) rather than the
+ * multi handle's one cache, given whether they do now (engine.c, conn_share_of). */
+bool scrape_conn_shares_on(bool on, size_t ntargets);
 
 #endif

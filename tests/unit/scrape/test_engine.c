@@ -917,6 +917,7 @@ static void test_many_targets_share_handles(void **state)
         assert_int_equal(scrape_manager_scrape_once(m), 0);
         assert_int_equal(cap.scrapes, JOBS * PER_JOB);
         assert_int_equal(srv.requests - before, JOBS * PER_JOB);
+
         size_t echoes = 0, up = 0;
         for (size_t r = 0; r < cap.n; r++) {
             up += strncmp(cap.v[r].text, "up{", 3) == 0 && cap.v[r].value == 1;
@@ -992,7 +993,7 @@ static struct scrape_job many_targets_job(int n)
     enum { MAX = 40 };
     static const char *tl[1];
     static struct ss_kv labels[MAX][1];
-    static char vals[MAX][8];
+    static char vals[MAX][12];
     static struct scrape_target_group groups[MAX];
     assert_true(n <= MAX);
     tl[0] = addr;
@@ -1072,6 +1073,20 @@ static void test_small_targets_start_on_slots(void **state)
     int64_t late = scrapes_on_slots("a 1\n", NULL, 0, 2600, 1000, 100, &n);
     if (late > 6) /* a loaded machine may start some late */
         fail_msg("%zu scrapes started a median %lld ms after a 100 ms slot", n, (long long)late);
+}
+
+/* Past 256 targets, connections go to 16 libcurl caches instead of one (libcurl 7.88
+ * walks the whole cache at every curl_multi_remove_handle); back to one below 192. */
+static void test_conn_shares_on(void **state)
+{
+    (void)state;
+    assert_false(scrape_conn_shares_on(false, 0));
+    assert_false(scrape_conn_shares_on(false, 256));
+    assert_true(scrape_conn_shares_on(false, 257));
+    assert_true(scrape_conn_shares_on(true, 257));
+    assert_true(scrape_conn_shares_on(true, 192));
+    assert_false(scrape_conn_shares_on(true, 191));
+    assert_false(scrape_conn_shares_on(false, 200));
 }
 
 /* The slot width: about ten targets a slot (SLOT_TARGETS), 25, 50 or 100 ms, never
@@ -1162,6 +1177,54 @@ static void test_small_scrapes_paced_between(void **state)
     assert_int_equal(between.at[1], between.at[0]);
     assert_true(between.deadline[0] <= between.asked[0]);
     assert_true(between.deadline[1] > between.asked[1]); /* a window */
+}
+
+/* A small scrape's duration is its transfer's, not the time the loop then waited for
+ * the sink's room before handing its series over (pace_between): 30 targets of 100
+ * series served at once, a sink that has no room and waits 400 ms for it. Every
+ * scrape_duration_seconds stays well under the wait. */
+static struct {
+    int waits;
+    double max_duration;
+} slowsink;
+
+static bool slowsink_wait(void *ud, int64_t deadline_mono_ms)
+{
+    (void)ud;
+    if (deadline_mono_ms <= ss_mono_ms())
+        return false; /* the check: no room */
+    slowsink.waits++;
+    struct timespec ts = {0, 400 * 1000000L};
+    nanosleep(&ts, NULL);
+    return true;
+}
+
+static void slowsink_series(void *ud, const struct scrape_series *s)
+{
+    (void)ud;
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ss_str_eq_cstr(s->labels[i].name, "__name__") &&
+            ss_str_eq_cstr(s->labels[i].value, "scrape_duration_seconds") && s->value > slowsink.max_duration)
+            slowsink.max_duration = s->value;
+}
+
+static void test_paced_between_duration(void **state)
+{
+    (void)state;
+    serve(200, TEXT, series_body(100));
+    struct scrape_job j = many_targets_job(30);
+    struct scrape_sink sink = {.series = slowsink_series, .wait_room = slowsink_wait};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    memset(&slowsink, 0, sizeof slowsink);
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    scrape_manager_free(m);
+    serve(200, TEXT, "");
+    assert_true(slowsink.waits >= 1);
+    if (slowsink.max_duration >= 0.3)
+        fail_msg("a scrape_duration_seconds of %.3f s includes the 400 ms pacing wait",
+                 slowsink.max_duration);
 }
 
 /* A target of more than 2000 series keeps its phase to the millisecond: two of them
@@ -2170,7 +2233,9 @@ int main(void)
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_small_targets_start_on_slots),
         cmocka_unit_test(test_slot_width),
+        cmocka_unit_test(test_conn_shares_on),
         cmocka_unit_test(test_small_scrapes_paced_between),
+        cmocka_unit_test(test_paced_between_duration),
         cmocka_unit_test(test_big_targets_keep_their_phase),
         cmocka_unit_test(test_grown_targets_leave_their_slot),
         cmocka_unit_test(test_gzip_same_as_plain),

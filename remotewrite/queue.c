@@ -522,18 +522,13 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     r->drops_unlogged = 0;
 }
 
-/* Every stage into its queue (those that took a buffer since the last time). */
-static void commit_all(struct rw_remote *r)
+/* Every stage into its queue: those that took a record since the last time. */
+void rw_remote_commit(struct rw_remote *r)
 {
     commit_stages(r, r->staged, r->nstaged);
     for (int k = 0; k < r->nstaged; k++)
         r->staged_in[r->staged[k]] = 0;
     r->nstaged = 0;
-}
-
-void rw_remote_commit(struct rw_remote *r)
-{
-    commit_all(r);
 }
 
 /* Whether waiting for room can help: senders run and deliver. A remote that failed
@@ -554,7 +549,7 @@ bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
         return false; /* another remote used the time up: no wait, nothing counted */
     /* what is staged can go while this waits (not before: a commit of every queue's
      * few KiB at every part of every big scrape cost more than it saved) */
-    commit_all(r);
+    rw_remote_commit(r);
     int64_t t0 = ss_mono_ms();
     bool room = false;
     atomic_fetch_add(&r->pace_waits, 1);

@@ -139,9 +139,9 @@ struct rw_remote {
     int nspare;
     uint64_t *stage_samples;
     int64_t *stage_max_ts;
-    /* the queues whose stage took a buffer since the last commit of all (their
-     * order of first record), so that the commit at the end of a scrape visits those,
-     * not every queue; staged_in marks them */
+    /* the queues whose stage took a record since the last commit of all (in the
+     * order of their first record), so that the commit at the end of a scrape visits
+     * those, not every queue; staged_in marks them */
     int *staged;
     int nstaged;
     unsigned char *staged_in;

@@ -1180,8 +1180,9 @@ static void pace_step(struct target *t)
  * PACE_STEP series that small scrapes handed over (across passes of the loop), let the
  * sink wait for room before t's go, as a big scrape does between its parts
  * (pace_step), in the same windows, and not once the loop is told to stop. t's
- * duration was taken before (drain_completed): the wait is not part of its scrape. A slot of ten 1k-series
- * targets queued 1.6 MB at once, 0.8 MB with 25 ms slots; paced, 1.4 MB. */
+ * duration was taken before (drain_completed): the wait is not part of its scrape. A
+ * slot of ten 1k-series targets queued 1.6 MB at once, 0.8 MB with 25 ms slots;
+ * paced, 1.4 MB. */
 static void pace_between(struct target *t)
 {
     struct scrape_manager *m = t->m;
@@ -1523,10 +1524,9 @@ static void sync_targets(struct scrape_manager *m)
     heap_rebuild(m);
     for (struct job_state *js = m->jobs; js; js = js->next)
         atomic_store(&js->ntargets, 0);
-    size_t n = 0;
-    for (struct target *t = m->targets; t; t = t->next, n++)
+    for (struct target *t = m->targets; t; t = t->next)
         atomic_fetch_add(&t->job->ntargets, 1);
-    set_conn_shares(m, n);
+    set_conn_shares(m, m->ntargets); /* counted by heap_rebuild */
 }
 
 /* Poll the job's dynamic discoverers; true when any changed. */

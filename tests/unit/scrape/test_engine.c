@@ -283,13 +283,19 @@ static struct scrape_job base_job(void)
     return j;
 }
 
+/* A manager of one job that hands its series to `sink`. */
+static struct scrape_manager *manager_with(const struct scrape_job *job, const struct scrape_sink *sink)
+{
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, job, 1), 0);
+    return m;
+}
+
 static struct scrape_manager *manager(const struct scrape_job *job)
 {
     struct scrape_sink sink = {.begin = on_begin, .series = on_series, .ud = NULL};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, job, 1), 0);
-    return m;
+    return manager_with(job, &sink);
 }
 
 static int setup(void **state)
@@ -635,9 +641,7 @@ static void test_metadata_names_job_label(void **state)
     j.relabel = &rule;
     j.nrelabel = 1;
     struct scrape_sink sink = {.begin = on_begin, .series = on_series, .metadata = on_meta_capture};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     reset_capture();
     meta_job[0] = '\0';
     meta_types = 0;
@@ -1152,9 +1156,7 @@ static void between_scrape(bool room)
     enum { N = 30 };
     struct scrape_job j = many_targets_job(N);
     struct scrape_sink sink = {.series = between_series, .wait_room = between_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     memset(&between, 0, sizeof between);
     between.room = room;
     assert_int_equal(scrape_manager_scrape_once(m), 0);
@@ -1214,9 +1216,7 @@ static void test_paced_between_duration(void **state)
     serve(200, TEXT, series_body(100));
     struct scrape_job j = many_targets_job(30);
     struct scrape_sink sink = {.series = slowsink_series, .wait_room = slowsink_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     memset(&slowsink, 0, sizeof slowsink);
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     scrape_manager_free(m);
@@ -1451,9 +1451,7 @@ static void test_gzip_stream_keeps_no_spare(void **state)
     serve_raw(gz, n, "gzip");
     struct scrape_job j = base_job();
     struct scrape_sink sink = {.series = count_big};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     for (int round = 0; round < 2; round++) { /* collected then streamed; streamed at once */
         big_seen = 0;
         assert_int_equal(scrape_manager_scrape_once(m), 0);
@@ -1530,9 +1528,7 @@ static void pace_scrape(int nseries, int64_t interval_ms, bool refuse)
     j.interval_ms = interval_ms;
     j.timeout_ms = interval_ms < j.timeout_ms ? interval_ms : j.timeout_ms;
     struct scrape_sink sink = {.series = pace_series, .wait_room = pace_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     memset(&pace, 0, sizeof pace);
     pace.refuse = refuse;
     int64_t t0 = ss_mono_ms();
@@ -1575,9 +1571,7 @@ static void test_stale_markers_paced(void **state)
     serve_gzip_series(7000);
     struct scrape_job j = base_job();
     struct scrape_sink sink = {.series = pace_series, .wait_room = pace_wait};
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct scrape_manager *m = manager_with(&j, &sink);
     memset(&pace, 0, sizeof pace);
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(pace.n, 7000);
@@ -1634,9 +1628,7 @@ static struct scrape_manager *window_manager(struct scrape_job *j, struct scrape
 {
     static const struct scrape_sink sink = {.series = window_series_cb, .wait_room = window_wait};
     j->static_groups = g;
-    struct scrape_manager *m = NULL;
-    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
-    assert_int_equal(scrape_manager_set_jobs(m, j, 1), 0);
+    struct scrape_manager *m = manager_with(j, &sink);
     window_series = 0;
     window_waited_ms = 0;
     return m;

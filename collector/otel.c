@@ -473,7 +473,7 @@ static void push_external(struct collector_otel *x, struct ss_labels *ls)
 static void emit_series(struct collector_otel *x, double v, int64_t ts)
 {
     ss_labels_sort(&x->ls);
-    struct scrape_series s = {x->ls.v, x->ls.n, v, ts, ss_labels_hash(&x->ls), NULL, 0, 0, 0, NULL};
+    struct scrape_series s = {x->ls.v, x->ls.n, v, ts, ss_labels_hash(&x->ls), NULL, 0, 0, 0, NULL, NULL, 0};
     x->down.series(x->down.ud, &s);
 }
 

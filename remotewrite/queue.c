@@ -393,10 +393,12 @@ void rw_remote_append(struct rw_remote *r, const struct scrape_series *s)
         pthread_mutex_unlock(&r->qmu);
     }
     /* the scrape's wire bytes are these labels unless write relabeling changed them */
-    int rc = s->wire_labels && labels == s->labels
-                 ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len, s->value,
-                                         s->timestamp_ms)
-                 : rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms);
+    int rc = labels != s->labels ? rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms)
+             : s->wire_labels    ? rw_encode_series_wire(&r->stage[qi], s->wire_labels, s->wire_labels_len,
+                                                         s->value, s->timestamp_ms)
+             : s->wire_parts     ? rw_encode_series_wire_parts(&r->stage[qi], s->wire_parts, s->nwire_parts,
+                                                               s->wire_labels_len, s->value, s->timestamp_ms)
+                                 : rw_encode_series(&r->stage[qi], labels, n, s->value, s->timestamp_ms);
     if (rc) {
         atomic_fetch_add(&r->dropped[DROP_ENCODE], 1);
         return;

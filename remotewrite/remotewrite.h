@@ -60,6 +60,10 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
  * wire_labels: ss_labels_wire_write's bytes), which are copied as they are. */
 int rw_encode_series_wire(struct ss_buf *out, const void *wire_labels, size_t wire_len, double value,
                           int64_t timestamp_ms);
+/* The same with those bytes in pieces (struct scrape_series' wire_parts), wire_len in
+ * all; SS_EINVAL, with nothing appended, when the pieces do not add up to wire_len. */
+int rw_encode_series_wire_parts(struct ss_buf *out, const struct ss_str *parts, size_t nparts,
+                                size_t wire_len, double value, int64_t timestamp_ms);
 
 /* Exact number of bytes rw_encode_series_multi would append for these arguments,
  * for batching against a request-size budget. Returns 0 when the record would exceed

@@ -309,7 +309,7 @@ static void emit(struct target *t, const struct ss_label *labels, size_t n, doub
             n = (size_t)k;
         }
     }
-    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0, 0, 0, NULL};
+    struct scrape_series s = {labels, n, v, ts, series_hash32(hash), NULL, 0, 0, 0, NULL, NULL, 0};
     t->m->sink.series(t->m->sink.ud, &s);
 }
 
@@ -334,13 +334,19 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     struct scrape_manager *m = t->m;
     struct ss_label labels[MAX_LABELS + 8];
     uint32_t ends[MAX_LABELS + 8];
-    long n = series_table_labels_split(&t->series, e, &t->m->wire, labels, ends, MAX_LABELS + 8);
+    struct ss_str parts[MAX_LABELS + 8];
+    /* Without external labels the sink gets the table's pieces of wire bytes, which it
+     * copies anyway: putting them together here first was a second copy of every
+     * series' labels. With them, the merge below needs the bytes in one place. */
+    size_t wlen = 0;
+    long n = m->ext.n ? series_table_labels_split(&t->series, e, &m->wire, labels, ends, MAX_LABELS + 8)
+                      : series_table_labels_parts(&t->series, e, labels, parts, MAX_LABELS + 8, &wlen);
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
-    const char *wire = t->m->wire.data;
+    const char *wire = m->wire.data;
     uint8_t hint = series_hint(e), hint_new = hint;
-    struct scrape_series s = {labels, (size_t)n,      v, ts,   e->hash,
-                              wire,   t->m->wire.len, 0, hint, keep ? &hint_new : NULL};
+    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, NULL, wlen, 0, hint, keep ? &hint_new : NULL,
+                              parts,  (size_t)n};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -363,6 +369,8 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     }
     struct ss_label merged[MAX_LABELS + 8 + 64];
     if (m->ext.n) {
+        s.wire_parts = NULL;
+        s.nwire_parts = 0;
         const struct ss_label *x = m->ext.v;
         size_t nx = m->ext.n, i = 0, j = 0, k = 0;
         ss_buf_reset(&m->merged_wire);

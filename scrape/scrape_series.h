@@ -68,6 +68,12 @@ struct scrape_series {
      * labels. */
     uint8_t hint;
     uint8_t *hint_out;
+    /* Optional, in place of wire_labels (then NULL): the same bytes in pieces,
+     * wire_parts[0..nwire_parts), one per label in order, wire_labels_len bytes in all,
+     * where the series table keeps them; a sink copies them into its own buffer without
+     * the scrape module putting them together first. Valid only during the call. */
+    const struct ss_str *wire_parts;
+    size_t nwire_parts;
 };
 
 #define SCRAPE_HINT_MAX 31

@@ -514,6 +514,27 @@ long series_table_labels_split(const struct series_table *t, const struct series
     return (long)n;
 }
 
+long series_table_labels_parts(const struct series_table *t, const struct series_entry *e,
+                               struct ss_label *labels, struct ss_str *parts, size_t cap, size_t *len)
+{
+    const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
+    size_t n = 0, total = 0;
+    while (q < end) {
+        uint32_t id;
+        q = get_id(q, &id);
+        if (n == cap)
+            return SS_ELIMIT;
+        const struct series_pair *pr = &t->p[id];
+        const char *b = t->bytes.data + pr->off;
+        parts[n] = (struct ss_str){b, pr->len};
+        labels[n] = pair_label(b, pr->len);
+        total += pr->len;
+        n++;
+    }
+    *len = total;
+    return (long)n;
+}
+
 int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out)
 {
     long n = series_table_labels_split(t, e, out, NULL, NULL, 0);

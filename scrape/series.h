@@ -281,6 +281,12 @@ int series_table_labels(const struct series_table *t, const struct series_entry 
  * SS_ELIMIT (more than cap) or SS_ENOMEM. */
 long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
                                struct ss_label *labels, uint32_t *ends, size_t cap);
+/* The same labels, and their wire bytes as they lie in the table, one piece per label
+ * in parts[0..cap) (nothing copied: what labels_split puts together, for a sink that
+ * copies the pieces where it keeps them anyway), *len the bytes of all. Valid as
+ * labels are. Returns the number of labels, or SS_ELIMIT (more than cap). */
+long series_table_labels_parts(const struct series_table *t, const struct series_entry *e,
+                               struct ss_label *labels, struct ss_str *parts, size_t cap, size_t *len);
 
 /* End of a scrape. ok: keep what this generation saw, and remove the rest; not ok:
  * remove everything. Each removed entry that took part in staleness is passed to

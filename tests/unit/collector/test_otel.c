@@ -360,7 +360,7 @@ static int feed_sample(void *ud, const struct scrape_parsed_sample *p)
     ss_labels_set(&ls, (struct ss_str){"instance", 8}, (struct ss_str){f->instance, strlen(f->instance)});
     ss_labels_sort(&ls);
     double v = p->value;
-    struct scrape_series s = {ls.v, ls.n, v, f->ts, ss_labels_hash(&ls), NULL, 0, 0, 0, NULL};
+    struct scrape_series s = {ls.v, ls.n, v, f->ts, ss_labels_hash(&ls), NULL, 0, 0, 0, NULL, NULL, 0};
     f->in->series(f->in->ud, &s);
     ss_labels_free(&ls);
     return 0;
@@ -533,7 +533,7 @@ static void test_stale(void **state)
     in.metadata(in.ud, &m, "j");
     struct ss_label l[] = {
         {{"__name__", 8}, {"c", 1}}, {{"instance", 8}, {"h:1", 3}}, {{"job", 3}, {"j", 1}}};
-    struct scrape_series s = {l, 3, scrape_stale_nan(), 2000, 1, NULL, 0, 0, 0, NULL};
+    struct scrape_series s = {l, 3, scrape_stale_nan(), 2000, 1, NULL, 0, 0, 0, NULL, NULL, 0};
     struct scrape_report rep = {"j", "h:1", "https://h:1/metrics", false, "x", 2000, 0, NULL, 0};
     in.begin(in.ud, &rep);
     in.series(in.ud, &s);
@@ -633,7 +633,7 @@ static void test_k8s_resource(void **state)
     struct collector_otel *x = rewrite_into(&o, &cap, &in);
     struct ss_label l[] = {
         {{"__name__", 8}, {"g", 1}}, {{"instance", 8}, {"10.0.0.7:8080", 13}}, {{"job", 3}, {"pods", 4}}};
-    struct scrape_series s = {l, 3, 1, 2000, 1, NULL, 0, 0, 0, NULL};
+    struct scrape_series s = {l, 3, 1, 2000, 1, NULL, 0, 0, 0, NULL, NULL, 0};
     struct scrape_report rep = {.job = "pods",
                                 .instance = "10.0.0.7:8080",
                                 .url = "http://10.0.0.7:8080/metrics",

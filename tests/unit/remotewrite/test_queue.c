@@ -178,7 +178,8 @@ static void scrape(struct rw_remote *r, int nseries, int ts)
     rw_remote_begin(r);
     for (int k = 0; k < nseries; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0, 0, NULL};
+        struct scrape_series s = {l, 2,    (double)k, ts, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0,
+                                  0, NULL, NULL,      0};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);
@@ -309,14 +310,14 @@ static void test_commit_reaches_every_stage(void **state)
         int n = round == 1 ? 3 : 6000; /* 6000 records of one name: 4 queues, each flushed */
         for (int k = 0; k < n; k++) {
             struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL};
+            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL, NULL, 0};
             rw_remote_append(r, &s);
         }
         for (int k = 0; k < 40 * (round + 1); k++) { /* one to three records of 40 names */
             snprintf(mnames[k % 40], sizeof mnames[0], "n%d", k % 40);
             struct ss_label l[2] = {{{"__name__", 8}, {mnames[k % 40], strlen(mnames[k % 40])}},
                                     {{"i", 1}, {names[10000 + k], strlen(names[10000 + k])}}};
-            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL};
+            struct scrape_series s = {l, 2, (double)k, round, (uint64_t)k, NULL, 0, 0, 0, NULL, NULL, 0};
             rw_remote_append(r, &s);
         }
         rw_remote_commit(r);
@@ -337,7 +338,8 @@ static void test_big_scrape_streams(void **state)
     rw_remote_begin(r);
     for (int k = 0; k < MAX_SERIES; k++) {
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0, 0, NULL};
+        struct scrape_series s = {l, 2,    (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0,
+                                  0, NULL, NULL,      0};
         rw_remote_append(r, &s);
     }
     assert_true(wait_samples(MAX_SERIES / 2, 60000)); /* before the commit */
@@ -370,8 +372,8 @@ static void test_pacing_keeps_big_scrape_under_bound(void **state)
             assert_true(metric(r, "scrapeship_remote_queue_bytes{") <= mark);
         }
         struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
-        struct scrape_series s = {l,    2, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL,
-                                  NULL, 0, 0,         0, NULL};
+        struct scrape_series s = {l, 2,    (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0,
+                                  0, NULL, NULL,      0};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);
@@ -413,8 +415,8 @@ static void test_pacing_many_senders(void **state)
         struct ss_label l[3] = {{{"__name__", 8}, {fam, strlen(fam)}},
                                 {{"i", 1}, {names[k], strlen(names[k])}},
                                 {{"pod", 3}, {pod, sizeof pod - 1}}};
-        struct scrape_series s = {l,    3, (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL,
-                                  NULL, 0, 0,         0, NULL};
+        struct scrape_series s = {l, 3,    (double)k, 0, (uint64_t)k * 0x9E3779B97F4A7C15ULL, NULL, 0, 0,
+                                  0, NULL, NULL,      0};
         rw_remote_append(r, &s);
     }
     rw_remote_commit(r);

@@ -152,6 +152,51 @@ static void check_series(const struct tseries *s, size_t ns)
         assert_int_equal(buf.data[buf.len], '\0');
     }
 
+    /* the same records from the labels' wire bytes in pieces, one per label, as the
+     * scrape module hands them over (rw_encode_series_wire_parts) */
+    struct ss_buf again, lw;
+    ss_buf_init(&again, 0);
+    ss_buf_init(&lw, 0);
+    for (size_t i = 0; i < ns; i++) {
+        if (s[i].nsamples != 1) {
+            assert_int_equal(rw_encode_series_multi(&again, s[i].labels, s[i].nlabels, s[i].values, s[i].ts,
+                                                    s[i].nsamples),
+                             0);
+            continue;
+        }
+        struct ss_str *parts = calloc(s[i].nlabels + 1, sizeof *parts);
+        size_t *ends = calloc(s[i].nlabels + 1, sizeof *ends);
+        assert_non_null(parts);
+        assert_non_null(ends);
+        ss_buf_reset(&lw);
+        assert_int_equal(ss_buf_reserve(&lw, ss_labels_wire_size(s[i].labels, s[i].nlabels)), 0);
+        for (size_t k = 0; k < s[i].nlabels; k++) {
+            uint8_t *end = ss_labels_wire_write((uint8_t *)lw.data + lw.len, &s[i].labels[k], 1);
+            lw.len = (size_t)(end - (uint8_t *)lw.data);
+            ends[k] = lw.len;
+        }
+        for (size_t k = 0; k < s[i].nlabels; k++)
+            parts[k] = (struct ss_str){lw.data + (k ? ends[k - 1] : 0), ends[k] - (k ? ends[k - 1] : 0)};
+        size_t before = again.len;
+        if (lw.len) { /* pieces that do not add up: refused, nothing appended */
+            assert_int_equal(rw_encode_series_wire_parts(&again, parts, s[i].nlabels, lw.len - 1,
+                                                         s[i].values[0], s[i].ts[0]),
+                             SS_EINVAL);
+            assert_int_equal(rw_encode_series_wire_parts(&again, parts, s[i].nlabels, lw.len + 1,
+                                                         s[i].values[0], s[i].ts[0]),
+                             SS_EINVAL);
+            assert_int_equal(again.len, before);
+            assert_int_equal(again.data ? again.data[again.len] : 0, 0);
+        }
+        assert_int_equal(
+            rw_encode_series_wire_parts(&again, parts, s[i].nlabels, lw.len, s[i].values[0], s[i].ts[0]), 0);
+        free(parts);
+        free(ends);
+    }
+    assert_same_bytes(again.data, again.len, buf.data, buf.len);
+    ss_buf_free(&again);
+    ss_buf_free(&lw);
+
     size_t pblen;
     uint8_t *pb = pb_pack_series(s, ns, &pblen);
     assert_same_bytes(buf.data, buf.len, pb, pblen);

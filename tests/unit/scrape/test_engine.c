@@ -183,9 +183,24 @@ static void on_begin(void *ud, const struct scrape_report *r)
 static void on_series(void *ud, const struct scrape_series *s)
 {
     (void)ud;
-    if (s->wire_labels) { /* the wire bytes, when given, are exactly these labels */
+    /* the wire bytes, when given (whole or in pieces), are exactly these labels */
+    assert_false(s->wire_labels && s->wire_parts);
+    char joined[8192];
+    const char *wire = s->wire_labels;
+    if (s->wire_parts) {
+        size_t at = 0;
+        assert_int_equal(s->nwire_parts, s->nlabels); /* one piece per label */
+        for (size_t i = 0; i < s->nwire_parts; i++) {
+            assert_true(at + s->wire_parts[i].len <= sizeof joined);
+            memcpy(joined + at, s->wire_parts[i].p, s->wire_parts[i].len);
+            at += s->wire_parts[i].len;
+        }
+        assert_int_equal(at, s->wire_labels_len);
+        wire = joined;
+    }
+    if (wire) {
         struct ss_label w[64];
-        long n = ss_labels_wire_read(s->wire_labels, s->wire_labels_len, w, NULL, 64);
+        long n = ss_labels_wire_read(wire, s->wire_labels_len, w, NULL, 64);
         assert_int_equal(n, s->nlabels);
         for (size_t i = 0; i < s->nlabels; i++) {
             assert_true(ss_str_eq(w[i].name, s->labels[i].name));

@@ -682,7 +682,8 @@ static void test_pair_hash_collisions(void **state)
 }
 
 /* series_table_labels_split gives what decoding the wire bytes gives: long values
- * (two-byte lengths), empty values, labels shared between series. */
+ * (two-byte lengths), empty values, labels shared between series; labels_parts the
+ * same labels and the same bytes in pieces. */
 static void test_labels_split(void **state)
 {
     (void)state;
@@ -721,6 +722,24 @@ static void test_labels_split(void **state)
     assert_int_equal(series_table_labels_split(&t, &t.e[a], &out, got, gends, 2), SS_ELIMIT);
     assert_int_equal(series_table_labels_split(&t, &t.e[b], &out, got, gends, 8), 2);
     assert_true(ss_str_eq_cstr(got[0].value, "m"));
+    /* labels_parts: the same labels, and pieces that are the same bytes, one a label */
+    struct ss_str parts[8];
+    struct ss_label pgot[8];
+    size_t plen = 0;
+    assert_int_equal(series_table_labels_parts(&t, &t.e[a], pgot, parts, 8, &plen), 6);
+    assert_int_equal(plen, n);
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) {
+        assert_true(ss_str_eq(pgot[i].name, want[i].name));
+        assert_true(ss_str_eq(pgot[i].value, want[i].value));
+        assert_int_equal(at + parts[i].len, wends[i]);
+        assert_memory_equal(parts[i].p, w + at, parts[i].len);
+        at += parts[i].len;
+    }
+    assert_int_equal(series_table_labels_parts(&t, &t.e[a], pgot, parts, 5, &plen), SS_ELIMIT);
+    assert_int_equal(series_table_labels_parts(&t, &t.e[b], pgot, parts, 8, &plen), 2);
+    assert_int_equal(plen, ss_labels_wire_size(l, 2));
+    assert_true(parts[0].p == (const char *)pgot[0].name.p - 4); /* in the table, not a copy */
     ss_buf_free(&out);
     series_table_free(&t);
 }

@@ -61,7 +61,9 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
 int rw_encode_series_wire(struct ss_buf *out, const void *wire_labels, size_t wire_len, double value,
                           int64_t timestamp_ms);
 /* The same with those bytes in pieces (struct scrape_series' wire_parts), wire_len in
- * all; SS_EINVAL, with nothing appended, when the pieces do not add up to wire_len. */
+ * all; SS_EINVAL, with nothing appended, when the pieces do not add up to wire_len
+ * (found while copying: a wire_len over the record limit is SS_ELIMIT first, and the
+ * buffer may have grown). */
 int rw_encode_series_wire_parts(struct ss_buf *out, const struct ss_str *parts, size_t nparts,
                                 size_t wire_len, double value, int64_t timestamp_ms);
 

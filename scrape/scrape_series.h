@@ -50,9 +50,10 @@ struct scrape_series {
                     * external labels (which every series shares), folded to 32 bits by
                     * the series table; the same for every sample of a series */
     /* Optional (NULL when absent): labels[0..nlabels) already in the remote-write wire
-     * form (ss_labels_wire_write: one TimeSeries.labels field per label, in order), held
-     * by the scrape module's series table. A sink may copy these bytes instead of
-     * encoding the labels again. Valid only during the call, like labels. */
+     * form (ss_labels_wire_write: one TimeSeries.labels field per label, in order), in
+     * one piece (with external labels merged in). A sink may copy these bytes instead
+     * of encoding the labels again. Valid only during the call, like labels.
+     * wire_labels_len is their length, or that of wire_parts' pieces together. */
     const void *wire_labels;
     size_t wire_labels_len;
     /* Optional (0 when absent): ss_labels_group_hash(labels, nlabels), which the scrape

@@ -238,6 +238,56 @@ repeat(char c, size_t len)
     return s;
 }
 
+/* rw_encode_series_wire_parts' copy, piece by piece: every length from 0 to 48 (the
+ * fixed-size moves change at 4, 8 and 16), each piece in a buffer of exactly its size
+ * so that the sanitizers catch a read past it; the record equals the one from the
+ * bytes in one piece. Pieces that are not what they claim are refused with nothing
+ * appended. */
+static void test_wire_parts_lengths(void **state)
+{
+    (void)state;
+    struct ss_buf a, b;
+    ss_buf_init(&a, 0);
+    ss_buf_init(&b, 0);
+    char whole[3 * 48];
+    for (size_t n = 0; n <= 48; n++) {
+        struct ss_str parts[3];
+        char *own[3];
+        size_t len = 0;
+        for (int p = 0; p < 3; p++) { /* n, n / 2 + 1 and 1 bytes: ends of every kind */
+            size_t k = p == 0 ? n : p == 1 ? n / 2 + 1 : 1;
+            own[p] = malloc(k ? k : 1);
+            assert_non_null(own[p]);
+            for (size_t x = 0; x < k; x++)
+                own[p][x] = whole[len + x] = (char)('a' + (len + x) % 26);
+            parts[p] = (struct ss_str){own[p], k};
+            len += k;
+        }
+        ss_buf_reset(&a);
+        ss_buf_reset(&b);
+        assert_int_equal(rw_encode_series_wire_parts(&a, parts, 3, len, 1.5, 1000), 0);
+        assert_int_equal(rw_encode_series_wire(&b, whole, len, 1.5, 1000), 0);
+        assert_same_bytes(a.data, a.len, b.data, b.len);
+        for (int p = 0; p < 3; p++)
+            free(own[p]);
+    }
+    /* claims that do not hold: nothing appended, still NUL-terminated */
+    size_t before = a.len;
+    struct ss_str bad = {NULL, 3};
+    assert_int_equal(rw_encode_series_wire_parts(&a, &bad, 1, 3, 1, 1), SS_EINVAL);
+    assert_int_equal(rw_encode_series_wire_parts(&a, NULL, 0, 5, 1, 1), SS_EINVAL);
+    assert_int_equal(rw_encode_series_wire(&a, NULL, 4, 1, 1), SS_EINVAL);
+    assert_int_equal(a.len, before);
+    assert_int_equal(a.data[a.len], '\0');
+    /* no labels at all is a record (as rw_encode_series with none) */
+    ss_buf_reset(&b);
+    assert_int_equal(rw_encode_series_wire_parts(&a, NULL, 0, 0, 1, 1), 0);
+    assert_int_equal(rw_encode_series(&b, NULL, 0, 1, 1), 0);
+    assert_same_bytes(a.data + before, a.len - before, b.data, b.len);
+    ss_buf_free(&a);
+    ss_buf_free(&b);
+}
+
 /* ---- byte identity ------------------------------------------------------- */
 
 static const uint64_t value_bits[] = {
@@ -792,12 +842,19 @@ static void test_validate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values_and_timestamps), cmocka_unit_test(test_stale_marker_bits),
-        cmocka_unit_test(test_label_shapes),          cmocka_unit_test(test_multi_sample),
-        cmocka_unit_test(test_random_sweep),          cmocka_unit_test(test_metadata),
-        cmocka_unit_test(test_mixed_records),         cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_decode_errors),         cmocka_unit_test(test_decode_unknown_fields),
-        cmocka_unit_test(test_decode_exemplars),      cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_values_and_timestamps),
+        cmocka_unit_test(test_stale_marker_bits),
+        cmocka_unit_test(test_label_shapes),
+        cmocka_unit_test(test_wire_parts_lengths),
+        cmocka_unit_test(test_multi_sample),
+        cmocka_unit_test(test_random_sweep),
+        cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_mixed_records),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_decode_unknown_fields),
+        cmocka_unit_test(test_decode_exemplars),
+        cmocka_unit_test(test_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,6 +154,7 @@ static struct {
     bool last_up;
     char last_error[512];
     size_t with_wire;    /* series that came with wire bytes */
+    size_t with_parts;   /* ... of them in the table's pieces (wire_parts) */
     size_t with_group;   /* series that came with their group (ss_labels_group_hash) */
     size_t with_hint;    /* series that came with the hint this sink asked to keep */
     size_t hint_asked;   /* series for which the sink could ask to keep one */
@@ -197,6 +198,7 @@ static void on_series(void *ud, const struct scrape_series *s)
         }
         assert_int_equal(at, s->wire_labels_len);
         wire = joined;
+        cap.with_parts++;
     }
     if (wire) {
         struct ss_label w[64];
@@ -248,6 +250,7 @@ static void reset_capture(void)
 {
     cap.n = 0;
     cap.with_wire = 0;
+    cap.with_parts = 0;
     cap.with_group = 0;
     cap.with_hint = 0;
     cap.hint_asked = 0;
@@ -724,6 +727,7 @@ static void test_series_added(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_true(synthetic("scrape_series_added") == 0);
     assert_int_equal(cap.with_wire, 3); /* the scraped series; not the synthetic ones */
+    assert_int_equal(cap.with_parts, 3); /* no external labels: the table's pieces */
     assert_int_equal(cap.with_group, 3);
     serve(200, TEXT, "a 1\nb{x=\"2\"} 3\nc 4\na 5\n"); /* one new, one gone, one duplicate */
     reset_capture();
@@ -839,9 +843,10 @@ static void test_external_labels_wire(void **state)
     assert_int_equal(scrape_manager_new(&o, &sink, &m), 0);
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
     reset_capture();
-    cap.with_wire = 0;
+    cap.with_wire = cap.with_parts = 0;
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_int_equal(cap.with_wire, 2);
+    assert_int_equal(cap.with_parts, 0); /* merged with the external labels: one piece */
     assert_int_equal(cap.with_group, 2);
     snprintf(t, sizeof t, "m{a_first=\"1\",instance=\"%s\",job=\"test\",team=\"a\",zone=\"own\",zz=\"last\"}",
              addr);

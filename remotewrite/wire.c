@@ -258,16 +258,16 @@ int rw_encode_series_wire_parts(struct ss_buf *out, const struct ss_str *parts, 
     *p++ = TAG_WRITEREQ_TIMESERIES;
     p = put_varint(p, body);
     size_t left = wire_len;
-    for (size_t i = 0; i < nparts; i++) {
-        if (parts[i].len > left || (parts[i].len && !parts[i].p)) {
-            left = SIZE_MAX;
-            break;
+    bool bad = false;
+    for (size_t i = 0; i < nparts && !bad; i++) {
+        bad = parts[i].len > left || (parts[i].len && !parts[i].p);
+        if (!bad) {
+            copy_piece(p, parts[i].p, parts[i].len);
+            p += parts[i].len;
+            left -= parts[i].len;
         }
-        copy_piece(p, parts[i].p, parts[i].len);
-        p += parts[i].len;
-        left -= parts[i].len;
     }
-    if (left) { /* not what wire_len says: nothing appended (not committed) */
+    if (bad || left) { /* not what wire_len says: nothing appended (not committed) */
         out->data[out->len] = '\0';
         return SS_EINVAL;
     }

@@ -343,10 +343,20 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
                       : series_table_labels_parts(&t->series, e, labels, parts, MAX_LABELS + 8, &wlen);
     if (n < 0)
         return; /* out of memory: the series is lost for this scrape */
-    const char *wire = m->wire.data;
     uint8_t hint = series_hint(e), hint_new = hint;
-    struct scrape_series s = {labels, (size_t)n, v, ts, e->hash, NULL, wlen, 0, hint, keep ? &hint_new : NULL,
-                              parts,  (size_t)n};
+    bool in_parts = !m->ext.n;
+    struct scrape_series s = {labels,
+                              (size_t)n,
+                              v,
+                              ts,
+                              e->hash,
+                              NULL,
+                              wlen,
+                              0,
+                              hint,
+                              keep ? &hint_new : NULL,
+                              in_parts ? parts : NULL,
+                              in_parts ? (size_t)n : 0};
     bool memo_hit = false;
     const char *gp[3] = {NULL, NULL, NULL};
     size_t gl[3] = {0, 0, 0};
@@ -369,8 +379,7 @@ static void emit_entry(struct target *t, const struct series_entry *e, double v,
     }
     struct ss_label merged[MAX_LABELS + 8 + 64];
     if (m->ext.n) {
-        s.wire_parts = NULL;
-        s.nwire_parts = 0;
+        const char *wire = m->wire.data; /* labels_split's */
         const struct ss_label *x = m->ext.v;
         size_t nx = m->ext.n, i = 0, j = 0, k = 0;
         ss_buf_reset(&m->merged_wire);

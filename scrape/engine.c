@@ -248,6 +248,10 @@ struct scrape_manager {
      * parsing): the manager's, not each target's (1000 targets kept 1 MB of them). */
     struct ss_labels work;
     struct ss_buf wire;
+    /* Every target's label pairs, once (series_table_share): targets of a job, and of
+     * many jobs, expose the same names and values, and 1000 targets of 100 series
+     * each kept ~95 of their own (4 MB between them) where 1 100 distinct ones do. */
+    struct series_dict dict;
     struct scrape_parser *parser_spare[PARSER_SPARES]; /* parser_take */
     bool parser_spare_strict[PARSER_SPARES];
     int nparser_spare;
@@ -1425,6 +1429,7 @@ static struct target *target_new(struct scrape_manager *m, struct job_state *js,
     t->job_label = jl ? jl->p : ""; /* relabeled away: its series have no job either */
     ss_buf_init(&t->gz, 0); /* bounded by feed_gzip, which knows the job's limit */
     series_table_init(&t->series, SERIES_MAX_BYTES);
+    series_table_share(&t->series, &t->m->dict);
     /* the parser and the libcurl handle come with the first scrape (parser_take,
      * easy_take) */
     t->next_ms = ss_mono_ms() + first_offset_ms(t);
@@ -1879,6 +1884,7 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
     ss_buf_init(&m->merged_wire, 0);
     ss_labels_init(&m->work);
     ss_buf_init(&m->wire, 0);
+    series_dict_init(&m->dict, SERIES_MAX_BYTES);
     if (opts && scrape_manager_set_external_labels(m, opts->external_labels, opts->nexternal_labels)) {
         scrape_manager_free(m);
         return SS_ENOMEM;
@@ -1965,6 +1971,7 @@ void scrape_manager_free(struct scrape_manager *m)
     scrape_gunzip_free(m->gunzip);
     for (int i = 0; i < GZ_SPARES; i++)
         ss_buf_free(&m->gz_spare[i]);
+    series_dict_free(&m->dict); /* after the targets' tables */
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

@@ -67,11 +67,12 @@ static inline size_t slot_next(size_t j, size_t mcap)
 
 enum map_kind { MAP_HASH, MAP_RAW, MAP_PAIR };
 
-static inline uint64_t key_of(const struct series_table *t, uint32_t slot, enum map_kind kind)
+/* o: the table, or the dictionary for MAP_PAIR */
+static inline uint64_t key_of(const void *o, uint32_t slot, enum map_kind kind)
 {
     if (kind == MAP_PAIR)
-        return t->p[slot_idx(slot)].hash;
-    const struct series_entry *e = &t->e[slot_idx(slot)];
+        return ((const struct series_dict *)o)->p[slot_idx(slot)].hash;
+    const struct series_entry *e = &((const struct series_table *)o)->e[slot_idx(slot)];
     return kind == MAP_RAW ? series_raw(e) : e->hash;
 }
 
@@ -86,7 +87,7 @@ static void map_insert(uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx)
 
 /* Remove index idx (whose key is `key`) from the map: shift back every following
  * slot of the run that may move into the hole. */
-static void map_delete(const struct series_table *t, uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx,
+static void map_delete(const void *o, uint32_t *slots, size_t mcap, uint64_t key, uint32_t idx,
                        enum map_kind kind)
 {
     uint32_t tag;
@@ -103,7 +104,7 @@ static void map_delete(const struct series_table *t, uint32_t *slots, size_t mca
             k = slot_next(k, mcap);
             if (!slots[k])
                 return;
-            size_t home = slot_home(key_of(t, slots[k], kind), mcap, &tag);
+            size_t home = slot_home(key_of(o, slots[k], kind), mcap, &tag);
             /* the slot at k stays when its home lies cyclically in (i, k] */
             bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
             if (!stays)
@@ -195,25 +196,45 @@ static int rebuild_maps(struct series_table *t, size_t mcap)
     return 0;
 }
 
-static int rebuild_pair_map(struct series_table *t, size_t pmcap)
+static int rebuild_pair_map(struct series_dict *d, size_t pmcap)
 {
     uint32_t *m = calloc(pmcap, sizeof *m);
     if (!m)
         return SS_ENOMEM;
-    for (uint32_t i = 0; i < t->pn; i++)
-        if (t->p[i].refs)
-            map_insert(m, pmcap, t->p[i].hash, i);
-    free(t->by_pair);
-    t->by_pair = m;
-    t->pmcap = pmcap;
+    for (uint32_t i = 0; i < d->pn; i++)
+        if (d->p[i].refs)
+            map_insert(m, pmcap, d->p[i].hash, i);
+    free(d->by_pair);
+    d->by_pair = m;
+    d->pmcap = pmcap;
     return 0;
+}
+
+void series_dict_init(struct series_dict *d, size_t max_bytes)
+{
+    memset(d, 0, sizeof *d);
+    ss_buf_init(&d->bytes, max_bytes);
+}
+
+void series_dict_free(struct series_dict *d)
+{
+    free(d->p);
+    free(d->by_pair);
+    ss_buf_free(&d->bytes);
+    memset(d, 0, sizeof *d);
 }
 
 void series_table_init(struct series_table *t, size_t max_bytes)
 {
     memset(t, 0, sizeof *t);
-    ss_buf_init(&t->bytes, max_bytes);
+    series_dict_init(&t->own, max_bytes);
+    t->d = &t->own;
     ss_buf_init(&t->ids, max_bytes);
+}
+
+void series_table_share(struct series_table *t, struct series_dict *d)
+{
+    t->d = d;
 }
 
 static void free_order(struct series_table *t)
@@ -226,29 +247,40 @@ static void free_order(struct series_table *t)
     t->norder = t->nts = 0;
 }
 
+static void pair_unref(struct series_dict *d, uint32_t id);
+
+static void unref_ids(struct series_dict *d, const uint8_t *q, size_t len);
+
 void series_table_free(struct series_table *t)
 {
+    if (t->d == &t->own) {
+        series_dict_free(&t->own);
+    } else if (t->d) { /* a shared dictionary keeps the other tables' pairs */
+        for (uint32_t i = 0; i < t->n; i++)
+            if (!(t->e[i].flags & SERIES_FREE))
+                unref_ids(t->d, (const uint8_t *)t->ids.data + t->e[i].off, t->e[i].idlen);
+    }
     free(t->e);
-    free(t->p);
     free(t->by_hash);
     free(t->by_raw);
-    free(t->by_pair);
     free_order(t);
-    ss_buf_free(&t->bytes);
     ss_buf_free(&t->ids);
     memset(t, 0, sizeof *t);
 }
 
 void series_table_reset(struct series_table *t)
 {
-    size_t max = t->bytes.max;
+    size_t max = t->ids.max;
     uint32_t gen = t->gen;
-    uint32_t (*ph)(const void *, size_t) = t->pair_hash;
+    uint32_t (*ph)(const void *, size_t) = t->own.pair_hash;
     uint32_t hdm = t->hash_drop_min;
+    struct series_dict *shared = t->d == &t->own ? NULL : t->d;
     series_table_free(t);
     series_table_init(t, max);
+    if (shared)
+        t->d = shared;
     t->gen = gen;
-    t->pair_hash = ph;
+    t->own.pair_hash = ph;
     t->hash_drop_min = hdm;
 }
 
@@ -284,82 +316,82 @@ static uint32_t pair_hash(const void *p, size_t len)
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static long pair_find(const struct series_table *t, uint32_t h, const void *p, size_t len)
+static long pair_find(const struct series_dict *d, uint32_t h, const void *p, size_t len)
 {
-    if (!t->pmcap)
+    if (!d->pmcap)
         return -1;
     uint32_t tag;
-    for (size_t j = slot_home(h, t->pmcap, &tag);; j = slot_next(j, t->pmcap)) {
-        uint32_t s = t->by_pair[j];
+    for (size_t j = slot_home(h, d->pmcap, &tag);; j = slot_next(j, d->pmcap)) {
+        uint32_t s = d->by_pair[j];
         if (!s)
             return -1;
         if ((s & ~SLOT_IDX_MASK) != tag)
             continue;
-        const struct series_pair *q = &t->p[slot_idx(s)];
-        if (q->hash == h && q->len == len && !memcmp(t->bytes.data + q->off, p, len))
+        const struct series_pair *q = &d->p[slot_idx(s)];
+        if (q->hash == h && q->len == len && !memcmp(d->bytes.data + q->off, p, len))
             return (long)slot_idx(s);
     }
 }
 
 /* One more reference to the pair with these bytes, added if new. Returns its id or a
  * negative ss_err. */
-static long pair_ref(struct series_table *t, uint32_t h, const void *p, size_t len)
+static long pair_ref(struct series_dict *d, uint32_t h, const void *p, size_t len)
 {
-    long id = pair_find(t, h, p, len);
+    long id = pair_find(d, h, p, len);
     if (id >= 0) {
-        t->p[id].refs++;
+        d->p[id].refs++;
         return id;
     }
     if (len > UINT32_MAX)
         return SS_ELIMIT;
-    if (map_full(t->plive + 1, t->pmcap)) {
-        int rc = rebuild_pair_map(t, slots_grow(t->plive + 1));
+    if (map_full(d->plive + 1, d->pmcap)) {
+        int rc = rebuild_pair_map(d, slots_grow(d->plive + 1));
         if (rc)
             return rc;
     }
-    if (!t->pfree_head && t->pn > SLOT_IDX_MAX - 1)
+    if (!d->pfree_head && d->pn > SLOT_IDX_MAX - 1)
         return SS_ELIMIT;
-    if (!t->pfree_head && t->pn == t->pcap) {
-        if (t->pcap >= UINT32_MAX / 2)
+    if (!d->pfree_head && d->pn == d->pcap) {
+        if (d->pcap >= UINT32_MAX / 2)
             return SS_ELIMIT;
-        uint32_t ncap = grown(t->pcap, t->pcap + 1);
-        struct series_pair *np = realloc(t->p, ncap * sizeof *np);
+        uint32_t ncap = grown(d->pcap, d->pcap + 1);
+        struct series_pair *np = realloc(d->p, ncap * sizeof *np);
         if (!np)
             return SS_ENOMEM;
-        t->p = np;
-        t->pcap = ncap;
+        d->p = np;
+        d->pcap = ncap;
     }
-    int rc = buf_reserve(&t->bytes, len);
+    int rc = buf_reserve(&d->bytes, len);
     if (rc)
         return rc;
-    memcpy(t->bytes.data + t->bytes.len, p, len);
-    uint32_t off = (uint32_t)t->bytes.len;
-    t->bytes.len += len;
-    t->bytes.data[t->bytes.len] = '\0';
+    memcpy(d->bytes.data + d->bytes.len, p, len);
+    uint32_t off = (uint32_t)d->bytes.len;
+    d->bytes.len += len;
+    d->bytes.data[d->bytes.len] = '\0';
     uint32_t i;
-    if (t->pfree_head) {
-        i = t->pfree_head - 1;
-        t->pfree_head = t->p[i].off;
+    if (d->pfree_head) {
+        i = d->pfree_head - 1;
+        d->pfree_head = d->p[i].off;
     } else {
-        i = t->pn++;
+        i = d->pn++;
     }
-    t->p[i] = (struct series_pair){.off = off, .len = (uint32_t)len, .refs = 1, .hash = h};
-    t->plive++;
-    map_insert(t->by_pair, t->pmcap, h, i);
+    d->p[i] = (struct series_pair){.off = off, .len = (uint32_t)len, .refs = 1, .hash = h};
+    d->plive++;
+    map_insert(d->by_pair, d->pmcap, h, i);
     return i;
 }
 
-static void pair_unref(struct series_table *t, uint32_t id)
+static void pair_unref(struct series_dict *d, uint32_t id)
 {
-    struct series_pair *q = &t->p[id];
+    struct series_pair *q = &d->p[id];
     if (--q->refs)
         return;
-    map_delete(t, t->by_pair, t->pmcap, q->hash, id, MAP_PAIR);
-    t->garbage += q->len;
-    q->off = t->pfree_head;
+    map_delete(d, d->by_pair, d->pmcap, q->hash, id, MAP_PAIR);
+    d->garbage += q->len;
+    q->off = d->pfree_head;
     q->len = 0;
-    t->pfree_head = id + 1;
-    t->plive--;
+    d->pfree_head = id + 1;
+    d->plive--;
 }
 
 /* Pair ids: 32-bit varints. series_get_varint (series.h, 64-bit) decodes the same
@@ -388,6 +420,17 @@ static inline const uint8_t *get_id(const uint8_t *p, uint32_t *v)
     return p;
 }
 
+/* One reference fewer to each pair of these ids. */
+static void unref_ids(struct series_dict *d, const uint8_t *q, size_t len)
+{
+    const uint8_t *end = q + len;
+    while (q < end) {
+        uint32_t id;
+        q = get_id(q, &id);
+        pair_unref(d, id);
+    }
+}
+
 /* The length of the TimeSeries.labels field at p (tag, varint length, body), or 0
  * when it is malformed. */
 static size_t field_len(const uint8_t *p, size_t avail)
@@ -412,7 +455,7 @@ static size_t field_len(const uint8_t *p, size_t avail)
 static long wire_to_ids(const struct series_table *t_find, struct series_table *t_ref, const void *wire,
                         size_t len, uint8_t *ids, size_t idcap)
 {
-    const struct series_table *t = t_ref ? t_ref : t_find;
+    struct series_dict *d = (t_ref ? t_ref : t_find)->d;
     const uint8_t *w = wire;
     uint8_t *p = ids;
     size_t off = 0, n = 0;
@@ -423,8 +466,8 @@ static long wire_to_ids(const struct series_table *t_find, struct series_table *
             rc = fl ? SS_ELIMIT : SS_EINVAL;
             goto fail;
         }
-        uint32_t h = t->pair_hash ? t->pair_hash(w + off, fl) : pair_hash(w + off, fl);
-        long id = t_ref ? pair_ref(t_ref, h, w + off, fl) : pair_find(t, h, w + off, fl);
+        uint32_t h = d->pair_hash ? d->pair_hash(w + off, fl) : pair_hash(w + off, fl);
+        long id = t_ref ? pair_ref(d, h, w + off, fl) : pair_find(d, h, w + off, fl);
         if (id < 0) {
             rc = t_ref ? id : 0;
             goto fail;
@@ -435,14 +478,8 @@ static long wire_to_ids(const struct series_table *t_find, struct series_table *
     }
     return p - ids;
 fail:
-    if (t_ref) { /* give back what this series took */
-        const uint8_t *q = ids;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t id;
-            q = get_id(q, &id);
-            pair_unref(t_ref, id);
-        }
-    }
+    if (t_ref) /* give back what this series took */
+        unref_ids(d, ids, (size_t)(p - ids));
     return rc;
 }
 
@@ -478,22 +515,23 @@ long series_table_labels_split(const struct series_table *t, const struct series
     int rc = slack ? 0 : ss_buf_reserve(out, t->max_len);
     if (rc)
         return rc;
+    const struct series_dict *d = t->d;
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
     char *p = out->data;
     size_t n = 0;
     while (q < end) {
         uint32_t id;
         q = get_id(q, &id);
-        const struct series_pair *pr = &t->p[id];
-        const char *b = t->bytes.data + pr->off;
-        if (slack && (size_t)pr->off + pr->len + COPY_SLACK <= t->bytes.cap) {
-            char *d = p;
+        const struct series_pair *pr = &d->p[id];
+        const char *b = d->bytes.data + pr->off;
+        if (slack && (size_t)pr->off + pr->len + COPY_SLACK <= d->bytes.cap) {
+            char *to = p;
             const char *s = b;
             for (size_t left = pr->len;; left -= COPY_SLACK) {
-                memcpy(d, s, COPY_SLACK); /* one unaligned 16-byte load and store */
+                memcpy(to, s, COPY_SLACK); /* one unaligned 16-byte load and store */
                 if (left <= COPY_SLACK)
                     break;
-                d += COPY_SLACK;
+                to += COPY_SLACK;
                 s += COPY_SLACK;
             }
         } else {
@@ -517,6 +555,7 @@ long series_table_labels_split(const struct series_table *t, const struct series
 long series_table_labels_parts(const struct series_table *t, const struct series_entry *e,
                                struct ss_label *labels, struct ss_str *parts, size_t cap, size_t *len)
 {
+    const struct series_dict *d = t->d;
     const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
     size_t n = 0, total = 0;
     while (q < end) {
@@ -524,8 +563,8 @@ long series_table_labels_parts(const struct series_table *t, const struct series
         q = get_id(q, &id);
         if (n == cap)
             return SS_ELIMIT;
-        const struct series_pair *pr = &t->p[id];
-        const char *b = t->bytes.data + pr->off;
+        const struct series_pair *pr = &d->p[id];
+        const char *b = d->bytes.data + pr->off;
         parts[n] = (struct ss_str){b, pr->len};
         labels[n] = pair_label(b, pr->len);
         total += pr->len;
@@ -652,12 +691,7 @@ long series_table_add(struct series_table *t, uint64_t hash, const void *wire, s
         return idlen;
     rc = buf_reserve(&t->ids, (size_t)idlen);
     if (rc) {
-        const uint8_t *q = ids;
-        while (q < ids + idlen) {
-            uint32_t id;
-            q = get_id(q, &id);
-            pair_unref(t, id);
-        }
+        unref_ids(t->d, ids, (size_t)idlen);
         return rc;
     }
     memcpy(t->ids.data + t->ids.len, ids, (size_t)idlen);
@@ -704,12 +738,7 @@ static void remove_entry(struct series_table *t, uint32_t i)
         map_delete(t, t->by_hash, t->mcap, e->hash, i, MAP_HASH);
     if (series_raw(e))
         map_delete(t, t->by_raw, t->mcap, series_raw(e), i, MAP_RAW);
-    const uint8_t *q = (const uint8_t *)t->ids.data + e->off, *end = q + e->idlen;
-    while (q < end) {
-        uint32_t id;
-        q = get_id(q, &id);
-        pair_unref(t, id);
-    }
+    unref_ids(t->d, (const uint8_t *)t->ids.data + e->off, e->idlen);
     t->ids_garbage += e->idlen;
     e->flags = SERIES_FREE;
     series_set_raw(e, 0);
@@ -768,28 +797,28 @@ static void compact_entries(struct series_table *t)
 }
 
 /* The live pairs' bytes into a fresh buffer (their ids stay: series hold them). */
-static void compact_pairs(struct series_table *t)
+static void compact_pairs(struct series_dict *d)
 {
     struct ss_buf nb;
-    ss_buf_init(&nb, t->bytes.max);
-    size_t need = t->bytes.len - t->garbage;
+    ss_buf_init(&nb, d->bytes.max);
+    size_t need = d->bytes.len - d->garbage;
     if (need && buf_reserve(&nb, need)) {
         ss_buf_free(&nb);
         return;
     }
-    for (uint32_t i = 0; i < t->pn; i++) {
-        struct series_pair *q = &t->p[i];
+    for (uint32_t i = 0; i < d->pn; i++) {
+        struct series_pair *q = &d->p[i];
         if (!q->refs)
             continue;
-        memcpy(nb.data + nb.len, t->bytes.data + q->off, q->len);
+        memcpy(nb.data + nb.len, d->bytes.data + q->off, q->len);
         q->off = (uint32_t)nb.len;
         nb.len += q->len;
     }
     if (nb.data)
         nb.data[nb.len] = '\0';
-    ss_buf_free(&t->bytes);
-    t->bytes = nb;
-    t->garbage = 0;
+    ss_buf_free(&d->bytes);
+    d->bytes = nb;
+    d->garbage = 0;
 }
 
 /* v (*cap elements of elem bytes) realloc'd down to want elements when it holds more;
@@ -814,20 +843,21 @@ static void shrink_to_fit(struct series_table *t)
 {
     if (map_loose(t->live, t->mcap))
         (void)rebuild_maps(t, slots_fit(t->live));
-    if (map_loose(t->plive, t->pmcap))
-        (void)rebuild_pair_map(t, slots_fit(t->plive));
+    struct series_dict *d = t->d;
+    if (map_loose(d->plive, d->pmcap))
+        (void)rebuild_pair_map(d, slots_fit(d->plive));
     /* arrays with no free slot inside, and the byte buffers: 1/16 over their use */
     size_t cap = t->cap;
     if (!t->free_head) {
         t->e = shrink_array(t->e, &cap, t->n + t->n / 16 + 8, sizeof *t->e);
         t->cap = (uint32_t)cap;
     }
-    cap = t->pcap;
-    if (!t->pfree_head) {
-        t->p = shrink_array(t->p, &cap, t->pn + t->pn / 16 + 8, sizeof *t->p);
-        t->pcap = (uint32_t)cap;
+    cap = d->pcap;
+    if (!d->pfree_head) {
+        d->p = shrink_array(d->p, &cap, d->pn + d->pn / 16 + 8, sizeof *d->p);
+        d->pcap = (uint32_t)cap;
     }
-    struct ss_buf *bufs[2] = {&t->ids, &t->bytes};
+    struct ss_buf *bufs[2] = {&t->ids, &d->bytes};
     for (int k = 0; k < 2; k++) {
         struct ss_buf *b = bufs[k];
         b->data = shrink_array(b->data, &b->cap, b->len + b->len / 16 + 65, 1);
@@ -875,8 +905,8 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
     bool mostly_free = t->cap > 1024 && t->live < t->cap / 4;
     if (ids_garbage || mostly_free)
         compact_entries(t);
-    if (t->garbage > 4096 && t->garbage > (t->bytes.len - t->garbage))
-        compact_pairs(t);
+    if (t->d->garbage > 4096 && t->d->garbage > (t->d->bytes.len - t->d->garbage))
+        compact_pairs(t->d);
     shrink_to_fit(t);
     return nstale;
 }

@@ -103,24 +103,43 @@ struct series_cursor {
 };
 
 /* One label (name and value) in wire form: one TimeSeries.labels field, as
- * ss_labels_wire_write writes it, shared by every series of the target that has it. */
+ * ss_labels_wire_write writes it, shared by every series that has it. */
 struct series_pair {
-    uint32_t off, len; /* its bytes in the table's `bytes`; free slot: off = next free + 1 */
+    uint32_t off, len; /* its bytes in the dictionary's `bytes`; free slot: off = next free + 1 */
     uint32_t refs;     /* series holding it; 0 = free */
     uint32_t hash;
 };
+
+/* The label pairs of one table, or of many: a manager's targets share one
+ * (series_table_share), since the targets of a job, and of many jobs, expose the same
+ * metric names and label values (1000 pods of 100 series hold about 1 100 distinct
+ * pairs between them, and each of their tables kept its own ~95 of them: 4 KB a
+ * target). A shared dictionary is used on one thread (the scrape thread's), and a
+ * pointer into its bytes stays valid until the next add, sweep, reset or free of any
+ * table on it. Its pair ids are what the tables' `ids` hold. */
+struct series_dict {
+    struct series_pair *p;
+    uint32_t pn, pcap, plive, pfree_head; /* as a table's n, cap, live, free_head */
+    struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
+    size_t garbage;                       /* bytes of removed pairs still in `bytes` */
+    uint32_t *by_pair;                    /* pair hash -> index (see the table's maps) */
+    size_t pmcap;
+    uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
+};
+
+/* A dictionary for series_table_share (free it after every table on it). */
+void series_dict_init(struct series_dict *d, size_t max_bytes);
+void series_dict_free(struct series_dict *d);
 
 struct series_table {
     struct series_entry *e;
     uint32_t n, cap;    /* slots used (free ones included), allocated */
     uint32_t live;      /* entries not free */
     uint32_t free_head; /* index + 1 of the first free slot; 0 = none */
-    struct ss_buf ids;  /* every entry's pair ids; bounded by its max */
+    struct ss_buf ids;  /* every entry's pair ids (in *d); bounded by its max */
     size_t ids_garbage; /* bytes of removed entries still in `ids` */
-    struct series_pair *p;
-    uint32_t pn, pcap, plive, pfree_head; /* as n, cap, live, free_head for pairs */
-    struct ss_buf bytes;                  /* label pair bytes; bounded by its max */
-    size_t garbage;                       /* bytes of removed pairs still in `bytes` */
+    struct series_dict *d; /* its pairs: &own, or a shared dictionary */
+    struct series_dict own;
     /* open addressing, linear probing; slots hold index + 1 (0 = empty) and a tag.
      * by_hash is needed only for series the scrape cache does not know, so a big
      * table frees it before its samples are emitted (series_table_settle, hash_off),
@@ -128,8 +147,6 @@ struct series_table {
     uint32_t *by_hash, *by_raw;
     size_t mcap;   /* slots in each map (about 2/3 full) */
     bool hash_off; /* by_hash freed on purpose (not indexed) */
-    uint32_t *by_pair;
-    size_t pmcap;
     /* this generation's samples, in exposition order (see SAMPLE_NEXT); freed by the
      * sweep, so only scrapes in progress hold them (sized from the last scrape's) */
     uint8_t *order;
@@ -138,12 +155,16 @@ struct series_table {
     uint32_t norder, oprev, nts;
     size_t tscap;
     uint32_t gen;
-    uint32_t max_len; /* the longest labels in wire form ever added (out's room in labels_split) */
-    uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
-    uint32_t hash_drop_min;                           /* 0: SERIES_HASH_DROP_MIN; tests lower it */
+    uint32_t max_len;      /* the longest labels in wire form ever added (out's room in labels_split) */
+    uint32_t hash_drop_min; /* 0: SERIES_HASH_DROP_MIN; tests lower it */
 };
 
+/* A table with a dictionary of its own (label bytes bounded by max_bytes, and its
+ * pair ids too). */
 void series_table_init(struct series_table *t, size_t max_bytes);
+/* The table keeps its pairs in d from now on (before its first add; d outlives it). */
+void series_table_share(struct series_table *t, struct series_dict *d);
+/* Give back every series and the table's memory (and its pairs' references). */
 void series_table_free(struct series_table *t);
 /* Forget every series (keeps nothing: memory follows the next scrape). */
 void series_table_reset(struct series_table *t);
@@ -171,10 +192,12 @@ void series_table_clear_raw(struct series_table *t);
 
 /* The scrape's series are all in (before its samples are emitted): a table of
  * SERIES_HASH_DROP_MIN series or more frees its identity map (rebuilt, O(series),
- * by the first series the scrape cache misses), and one that grew in this scrape
- * gives its growth room back, so that the emission (queues filling) does not come
- * on top of them. */
-#define SERIES_HASH_DROP_MIN 4096
+ * by the first series the scrape cache misses: about 10 ns a series), and one that
+ * grew in this scrape gives its growth room back, so that the emission (queues
+ * filling) does not come on top of them. Below that the map is the smallest one
+ * (MIN_SLOTS). 1000 targets of 100 series kept 0.7 MB of identity maps that only a
+ * new series reads. */
+#define SERIES_HASH_DROP_MIN 32
 void series_table_settle(struct series_table *t);
 
 int series_table_grow_order(struct series_table *t);

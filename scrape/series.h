@@ -155,7 +155,7 @@ struct series_table {
     uint32_t norder, oprev, nts;
     size_t tscap;
     uint32_t gen;
-    uint32_t max_len;      /* the longest labels in wire form ever added (out's room in labels_split) */
+    uint32_t max_len;       /* the longest labels in wire form ever added (out's room in labels_split) */
     uint32_t hash_drop_min; /* 0: SERIES_HASH_DROP_MIN; tests lower it */
 };
 

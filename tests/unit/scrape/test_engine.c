@@ -898,6 +898,63 @@ static void test_duplicate_targets_scraped_once(void **state)
     scrape_manager_free(m);
 }
 
+/* Targets keep their label pairs in the manager's one dictionary: three targets of
+ * the same body share most pairs; a target that leaves gives back only its own
+ * references (its stale markers carry its own labels), and the others' series, and
+ * the target coming back, read back with their own labels. */
+static void test_targets_share_pairs(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a{x=\"1\"} 1\nb{x=\"2\"} 2\n");
+    static struct ss_kv labels[3][1] = {{{"shard", "0"}}, {{"shard", "1"}}, {{"shard", "2"}}};
+    static struct scrape_target_group groups[3], two[2];
+    for (int k = 0; k < 3; k++)
+        groups[k] = (struct scrape_target_group){targets, 1, labels[k], 1};
+    two[0] = groups[0];
+    two[1] = groups[2];
+    struct scrape_job j = base_job();
+    j.static_groups = groups;
+    j.nstatic_groups = 3;
+    struct scrape_manager *m = manager(&j);
+    char t[256];
+    for (int step = 0; step < 3; step++) {
+        /* step 1: shard 1 left before this scrape; step 2: it is back */
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        for (int k = 0; k < 3; k++) {
+            snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\",shard=\"%d\",x=\"1\"}", addr, k);
+            const struct rec *a = find(t);
+            snprintf(t, sizeof t, "b{instance=\"%s\",job=\"test\",shard=\"%d\",x=\"2\"}", addr, k);
+            const struct rec *b = find(t);
+            if (step == 1 && k == 1) {
+                assert_null(a);
+                assert_null(b);
+                continue;
+            }
+            if (!a || !b || a->value != 1 || b->value != 2 || a->stale || b->stale) {
+                dump();
+                fail_msg("step %d: shard %d's series are not as exposed", step, k);
+            }
+        }
+        assert_int_equal(count_stale(), 0);
+        if (step == 0) { /* shard 1 leaves: stale markers with its labels */
+            j.static_groups = two;
+            j.nstatic_groups = 2;
+            reset_capture();
+            assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+            assert_int_equal(count_stale(), 2 + 5); /* and its five synthetic series */
+            snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\",shard=\"1\",x=\"1\"}", addr);
+            assert_non_null(find(t));
+            assert_true(find(t)->stale);
+        } else if (step == 1) {
+            j.static_groups = groups;
+            j.nstatic_groups = 3;
+            assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+        }
+    }
+    scrape_manager_free(m);
+}
+
 /* More targets than keep a libcurl handle each (EASY_OWN_TARGETS, 256): the handles
  * pass from target to target between scrapes, and each scrape still goes out with its
  * own target's URL and job options and lands in its own target (the server echoes the
@@ -2236,6 +2293,7 @@ int main(void)
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
+        cmocka_unit_test(test_targets_share_pairs),
         cmocka_unit_test(test_many_targets_share_handles),
         cmocka_unit_test(test_series_added),
         cmocka_unit_test(test_easy_options_kept_and_reloaded),

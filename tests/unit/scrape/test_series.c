@@ -741,7 +741,8 @@ static void test_labels_split(void **state)
     assert_int_equal(series_table_labels_parts(&t, &t.e[b], pgot, parts, 8, &plen), 2);
     assert_int_equal(plen, ss_labels_wire_size(l, 2));
     for (int i = 0; i < 2; i++) /* in the table's bytes, not a copy */
-        assert_true(parts[i].p >= t.d->bytes.data && parts[i].p + parts[i].len <= t.d->bytes.data + t.d->bytes.len);
+        assert_true(parts[i].p >= t.d->bytes.data &&
+                    parts[i].p + parts[i].len <= t.d->bytes.data + t.d->bytes.len);
     ss_buf_free(&out);
     series_table_free(&t);
 }
@@ -887,6 +888,180 @@ static void test_random_sweeps(void **state)
 }
 
 /* ---- review: randomized round trips ------------------------------------------- */
+
+/* Tables on one dictionary (series_table_share), as a manager's targets are: the
+ * same series in two tables hold their pairs once; a table freed, reset by a failed
+ * scrape or swept gives back only its own references; pair bytes compacted in one
+ * table's sweep read back right in every table. Random rounds over four tables (a
+ * table is freed and made again now and then, as a target leaves and comes back),
+ * with and without colliding pair hashes, against a model of what each holds. */
+#define NTAB 4
+static bool sh_present[NTAB][U];
+
+static void check_table(struct series_table *t, const bool *present)
+{
+    char w[512];
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    int live = 0;
+    for (int i = 0; i < U; i++) {
+        uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+        long k = series_table_find_raw(t, raw);
+        size_t len = wire3(w, i);
+        assert_int_equal(series_table_find(t, (uint64_t)i * 31, w, len), k);
+        assert_int_equal(k >= 0, present[i]);
+        if (k < 0)
+            continue;
+        live++;
+        struct ss_label l[4];
+        assert_int_equal(series_table_labels_split(t, &t->e[k], &out, l, NULL, 4), 3);
+        assert_int_equal(out.len, len);
+        assert_memory_equal(out.data, w, len);
+        struct ss_str parts[4];
+        size_t plen = 0, at = 0;
+        assert_int_equal(series_table_labels_parts(t, &t->e[k], l, parts, 4, &plen), 3);
+        assert_int_equal(plen, len);
+        for (int j = 0; j < 3; j++) {
+            assert_memory_equal(parts[j].p, w + at, parts[j].len);
+            at += parts[j].len;
+        }
+    }
+    assert_int_equal(t->live, live);
+    ss_buf_free(&out);
+}
+
+static void test_shared_dict(void **state)
+{
+    (void)state;
+    struct series_dict d;
+    series_dict_init(&d, 0);
+    struct series_table a, b;
+    series_table_init(&a, 0);
+    series_table_init(&b, 0);
+    series_table_share(&a, &d);
+    series_table_share(&b, &d);
+    bool added;
+    series_table_begin(&a);
+    series_table_begin(&b);
+    sample(&a, 1, 1, "m", "1", true, &added);
+    sample(&a, 2, 2, "m", "2", true, &added);
+    sample(&b, 1, 1, "m", "1", true, &added); /* the same series in another table */
+    sample(&b, 3, 3, "n", "1", true, &added);
+    series_table_sweep(&a, true, NULL, NULL);
+    series_table_sweep(&b, true, NULL, NULL);
+    assert_int_equal(d.plive, 4); /* __name__=m, k=1, k=2, __name__=n */
+    assert_int_equal(a.own.plive, 0);
+    /* a's m{k=2} goes: k=2 was only a's */
+    series_table_begin(&a);
+    sample(&a, 1, 1, "m", "1", true, &added);
+    struct staled st = {0};
+    assert_int_equal(series_table_sweep(&a, true, on_stale, &st), 1);
+    assert_string_equal(st.names[0], "m/2");
+    assert_int_equal(d.plive, 3);
+    /* a failed scrape empties a, and b keeps everything */
+    series_table_begin(&a);
+    assert_int_equal(series_table_sweep(&a, false, on_stale, &st), 1);
+    assert_int_equal(a.live, 0);
+    assert_ptr_equal(a.d, &d);
+    assert_int_equal(d.plive, 3);
+    check_labels(&b, series_table_find_raw(&b, 1), "m", "1");
+    check_labels(&b, series_table_find_raw(&b, 3), "n", "1");
+    /* a back, then b leaves: a's pairs stay */
+    series_table_begin(&a);
+    long k = sample(&a, 2, 2, "m", "2", true, &added);
+    assert_true(added);
+    series_table_sweep(&a, true, NULL, NULL);
+    series_table_free(&b);
+    assert_int_equal(d.plive, 2); /* __name__=m, k=2 */
+    check_labels(&a, k, "m", "2");
+    series_table_free(&a);
+    assert_int_equal(d.plive, 0);
+    series_dict_free(&d);
+}
+
+static void test_shared_dict_random(void **state)
+{
+    (void)state;
+    for (int collide = 0; collide < 2; collide++) {
+        memset(sh_present, 0, sizeof sh_present);
+        struct series_dict d;
+        series_dict_init(&d, 0);
+        if (collide)
+            d.pair_hash = weak_hash;
+        struct series_table t[NTAB];
+        for (int x = 0; x < NTAB; x++) {
+            series_table_init(&t[x], 0);
+            series_table_share(&t[x], &d);
+            t[x].hash_drop_min = 8;
+        }
+        char w[512];
+        for (int round = 0; round < 2000; round++) {
+            int x = (int)(rnd() % NTAB);
+            if (rnd() % 50 == 0) { /* the target leaves and comes back */
+                series_table_free(&t[x]);
+                series_table_init(&t[x], 0);
+                series_table_share(&t[x], &d);
+                t[x].hash_drop_min = 8;
+                memset(sh_present[x], 0, sizeof sh_present[x]);
+            }
+            series_table_begin(&t[x]);
+            int span = rnd() % 2 ? 30 : U, base = (int)(rnd() % U);
+            bool now[U] = {0};
+            for (int j = 0; j < span; j++) {
+                int i = (base + j) % U;
+                if (rnd() % 3 == 0 || now[i])
+                    continue;
+                now[i] = true;
+                uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+                long k = series_table_find_raw(&t[x], raw);
+                if (k < 0) {
+                    size_t len = wire3(w, i);
+                    k = series_table_find(&t[x], (uint64_t)i * 31, w, len);
+                    if (k < 0)
+                        k = series_table_add(&t[x], (uint64_t)i * 31, w, len, 3);
+                    assert_true(k >= 0);
+                    series_table_link_raw(&t[x], (size_t)k, raw);
+                }
+                assert_int_equal(series_table_see(&t[x], (size_t)k, 1.0, 1000, true), 0);
+            }
+            bool ok = rnd() % 8 != 0;
+            if (ok)
+                series_table_settle(&t[x]);
+            int expect_stale = 0;
+            for (int i = 0; i < U; i++)
+                expect_stale += sh_present[x][i] && (!ok || !now[i]);
+            st_nstale = 0;
+            assert_int_equal(series_table_sweep(&t[x], ok, on_stale_check, NULL), expect_stale);
+            assert_int_equal(st_nstale, expect_stale);
+            for (int i = 0; i < U; i++)
+                sh_present[x][i] = ok && now[i];
+            if (round % 50 == 0 || round > 1990)
+                for (int y = 0; y < NTAB; y++)
+                    check_table(&t[y], sh_present[y]);
+            else
+                check_table(&t[x], sh_present[x]);
+            /* the dictionary holds the pairs of the series some table holds, no more */
+            bool any[U] = {0};
+            for (int y = 0; y < NTAB; y++)
+                for (int i = 0; i < U; i++)
+                    any[i] |= sh_present[y][i];
+            uint32_t refs = 0;
+            for (uint32_t p = 0; p < d.pn; p++)
+                refs += d.p[p].refs;
+            uint32_t want = 0;
+            for (int y = 0; y < NTAB; y++)
+                want += 3 * t[y].live;
+            assert_int_equal(refs, want);
+            if (d.plive == 0)
+                for (int i = 0; i < U; i++)
+                    assert_false(any[i]);
+        }
+        for (int x = 0; x < NTAB; x++)
+            series_table_free(&t[x]);
+        assert_int_equal(d.plive, 0);
+        series_dict_free(&d);
+    }
+}
 
 static uint64_t rv_state = 0x0123456789ABCDEFULL;
 static uint64_t rv64(void)
@@ -1119,6 +1294,8 @@ int main(void)
         cmocka_unit_test(test_wire_round_trip),
         cmocka_unit_test(test_pairs_shared_and_counted),
         cmocka_unit_test(test_pair_hash_collisions),
+        cmocka_unit_test(test_shared_dict),
+        cmocka_unit_test(test_shared_dict_random),
         cmocka_unit_test(test_labels_split),
         cmocka_unit_test(test_generation_byte_wraps),
         cmocka_unit_test(test_maps_settle),

@@ -185,7 +185,7 @@ struct target {
     struct curl_slist *headers; /* may hold Authorization: wiped on free */
     bool easy_ready;            /* easy holds the options of the current job config */
     bool host_numeric;          /* the URL's host is an IP address (worked out once, in target_new) */
-    char errbuf[CURL_ERROR_SIZE];
+    char *errbuf;               /* CURL_ERROR_SIZE bytes, with the handle (easy_take) */
     bool on_slot;      /* starts on its slot, not its phase (move_to_slot) */
     int64_t slot_past; /* on a slot: how far before its phase it starts (place_on_slot) */
     bool in_flight;
@@ -256,6 +256,7 @@ struct scrape_manager {
     bool parser_spare_strict[PARSER_SPARES];
     int nparser_spare;
     CURL *easy_spare[EASY_SPARES]; /* easy_take */
+    char *errbuf_spare[EASY_SPARES];
     CURLSH *conn_share[CONN_SHARES]; /* conn_share_of; made at first use */
     bool shares_on;                  /* targets use them (conn_shares_on) */
     int neasy_spare;
@@ -910,9 +911,24 @@ static int easy_take(struct target *t)
     struct scrape_manager *m = t->m;
     if (t->easy)
         return 0;
-    t->easy = m->neasy_spare ? m->easy_spare[--m->neasy_spare] : curl_easy_init();
     t->easy_ready = false;
-    return t->easy ? 0 : SS_ENOMEM;
+    if (m->neasy_spare) {
+        m->neasy_spare--;
+        t->easy = m->easy_spare[m->neasy_spare];
+        t->errbuf = m->errbuf_spare[m->neasy_spare];
+        return 0;
+    }
+    /* its error buffer goes with it: 1000 targets kept 256 KB of them */
+    t->easy = curl_easy_init();
+    t->errbuf = malloc(CURL_ERROR_SIZE);
+    if (t->easy && t->errbuf)
+        return 0;
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    free(t->errbuf);
+    t->easy = NULL;
+    t->errbuf = NULL;
+    return SS_ENOMEM;
 }
 
 /* After t's scrape: with more than EASY_OWN_TARGETS targets, its handle goes back to
@@ -922,11 +938,15 @@ static void easy_give(struct target *t)
     struct scrape_manager *m = t->m;
     if (!t->easy || t->in_flight || m->ntargets <= EASY_OWN_TARGETS)
         return;
-    if (m->neasy_spare < EASY_SPARES)
-        m->easy_spare[m->neasy_spare++] = t->easy;
-    else
+    if (m->neasy_spare < EASY_SPARES) {
+        m->easy_spare[m->neasy_spare] = t->easy;
+        m->errbuf_spare[m->neasy_spare++] = t->errbuf;
+    } else {
         curl_easy_cleanup(t->easy);
+        free(t->errbuf);
+    }
     t->easy = NULL;
+    t->errbuf = NULL;
     t->easy_ready = false;
     httpc_headers_free(t->headers); /* setup_easy builds them again with the next handle */
     t->headers = NULL;
@@ -1050,7 +1070,6 @@ static void start_scrape(struct target *t)
     t->parse_error = false;
     if (t->err)
         t->err[0] = '\0';
-    t->errbuf[0] = '\0';
     t->body_started = false;
     t->gzip = false;
     t->body_bytes = 0;
@@ -1061,6 +1080,8 @@ static void start_scrape(struct target *t)
     t->start_mono = ss_mono_seconds();
     if ((!t->parser && parser_take(t)) || easy_take(t))
         target_fail(t, FAIL_OTHER, "out of memory");
+    else
+        t->errbuf[0] = '\0';
     if (!t->failed && setup_easy(t) == 0) {
         /* libcurl walks its whole DNS cache (an entry per host:port the multi handle
          * has seen) at the end of every transfer, to prune names older than the
@@ -1340,6 +1361,7 @@ static void target_free(struct target *t)
         curl_multi_remove_handle(t->m->multi, t->easy);
     if (t->easy)
         curl_easy_cleanup(t->easy);
+    free(t->errbuf);
     httpc_headers_free(t->headers);
     scrape_parser_free(t->parser);
     scrape_gzstream_free(t->gzs);
@@ -1944,8 +1966,10 @@ void scrape_manager_free(struct scrape_manager *m)
     ss_buf_free(&m->wire);
     while (m->nparser_spare)
         scrape_parser_free(m->parser_spare[--m->nparser_spare]);
-    while (m->neasy_spare)
+    while (m->neasy_spare) {
         curl_easy_cleanup(m->easy_spare[--m->neasy_spare]);
+        free(m->errbuf_spare[m->neasy_spare]);
+    }
     free(m->heap);
     struct target *t = m->targets;
     while (t) {

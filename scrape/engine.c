@@ -218,10 +218,11 @@ struct target {
 
     struct series_table series; /* every series once; see series.h */
     /* The group (ss_labels_group_hash) of the series emitted last, by the addresses of
-     * its __name__, instance and job values in the series table: label pairs are stored
-     * once, so the same addresses are the same values. Used only while a scrape's
-     * samples are emitted (on), when the table neither adds nor moves pairs; series
-     * come family by family, so most reuse it instead of hashing three values. */
+     * its __name__, instance and job values in the series table's dictionary: label
+     * pairs are stored once, so the same addresses are the same values. Used only while
+     * a scrape's samples are emitted (on), when no table on the manager's dictionary
+     * adds or moves pairs (one target is emitted at a time, on the scrape thread);
+     * series come family by family, so most reuse it instead of hashing three values. */
     struct {
         bool on, valid;
         const char *p[3];
@@ -669,10 +670,20 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         if (job->sample_limit && t->samples_post >= job->sample_limit)
             return target_fail(t, FAIL_SAMPLE_LIMIT, "sample limit exceeded (limit: %llu)",
                                (unsigned long long)job->sample_limit);
+        const struct series_dict *d = t->series.d;
+        uint64_t refused = d->refused;
         i = series_table_add(&t->series, h, wire->data, wlen, w->n);
+        if (i == SS_ELIMIT && d->refused != refused) /* the limit shared by every target */
+            return target_fail(t, FAIL_OTHER,
+                               "label pairs of all targets at their limit (%u pairs, %zu bytes) after %llu "
+                               "series of this target",
+                               d->plive, d->bytes.len - d->garbage, (unsigned long long)t->samples_post);
+        if (i == SS_ELIMIT)
+            return target_fail(t, FAIL_BODY_SIZE, "series table full after %llu series",
+                               (unsigned long long)t->samples_post);
         if (i < 0)
-            return target_fail(t, i == SS_ELIMIT ? FAIL_BODY_SIZE : FAIL_OTHER,
-                               "series table full after %llu series", (unsigned long long)t->samples_post);
+            return target_fail(t, FAIL_OTHER, "out of memory after %llu series",
+                               (unsigned long long)t->samples_post);
         t->series_added++;
     }
     series_table_link_raw(&t->series, (size_t)i, rk);

@@ -292,6 +292,7 @@ void series_table_begin(struct series_table *t)
     t->norder = 0;
     t->olen = 0;
     t->oprev = UINT32_MAX; /* the first sample of entry 0 is "the next" */
+    t->hash_missed = false;
 }
 
 long series_table_find_raw(const struct series_table *t, uint64_t raw)
@@ -315,6 +316,8 @@ static uint32_t pair_hash(const void *p, size_t len)
     uint64_t h = ss_hash_str(0x243F6A8885A308D3ULL, (struct ss_str){p, len});
     return (uint32_t)(h ^ (h >> 32));
 }
+
+static void compact_pairs(struct series_dict *d);
 
 static long pair_find(const struct series_dict *d, uint32_t h, const void *p, size_t len)
 {
@@ -349,8 +352,10 @@ static long pair_ref(struct series_dict *d, uint32_t h, const void *p, size_t le
         if (rc)
             return rc;
     }
-    if (!d->pfree_head && d->pn > SLOT_IDX_MAX - 1)
+    if (!d->pfree_head && d->pn > SLOT_IDX_MAX - 1) {
+        d->refused++;
         return SS_ELIMIT;
+    }
     if (!d->pfree_head && d->pn == d->pcap) {
         if (d->pcap >= UINT32_MAX / 2)
             return SS_ELIMIT;
@@ -362,6 +367,15 @@ static long pair_ref(struct series_dict *d, uint32_t h, const void *p, size_t le
         d->pcap = ncap;
     }
     int rc = buf_reserve(&d->bytes, len);
+    if (rc == SS_ELIMIT && d->garbage) {
+        /* at the bound with removed pairs' bytes in it: compact now rather than refuse
+         * (the sweeps compact only when the garbage outweighs the live bytes, and a
+         * shared dictionary's garbage may come from other targets) */
+        compact_pairs(d);
+        rc = buf_reserve(&d->bytes, len);
+    }
+    if (rc == SS_ELIMIT)
+        d->refused++;
     if (rc)
         return rc;
     memcpy(d->bytes.data + d->bytes.len, p, len);
@@ -617,6 +631,7 @@ static long find_ids(const struct series_table *t, uint64_t hash, const uint8_t 
 
 long series_table_find(struct series_table *t, uint64_t hash, const void *wire, size_t len)
 {
+    t->hash_missed = true;
     if (need_hash_map(t))
         return -1; /* series_table_add fails the same way */
     uint8_t ids[MAX_IDS * 5];
@@ -866,7 +881,9 @@ static void shrink_to_fit(struct series_table *t)
 
 void series_table_settle(struct series_table *t)
 {
-    if (t->live >= (t->hash_drop_min ? t->hash_drop_min : SERIES_HASH_DROP_MIN) && t->by_hash) {
+    bool drop = t->live >= (t->hash_drop_min ? t->hash_drop_min : SERIES_HASH_DROP_MIN) ||
+                (t->live >= SERIES_HASH_IDLE_MIN && !t->hash_missed);
+    if (drop && t->by_hash) {
         free(t->by_hash);
         t->by_hash = NULL;
         t->hash_off = true;

@@ -125,6 +125,7 @@ struct series_dict {
     uint32_t *by_pair;                    /* pair hash -> index (see the table's maps) */
     size_t pmcap;
     uint32_t (*pair_hash)(const void *p, size_t len); /* NULL: the default; tests force collisions */
+    uint64_t refused; /* pairs refused for its limits (max bytes, SLOT_IDX_MAX pairs) */
 };
 
 /* A dictionary for series_table_share (free it after every table on it). */
@@ -147,6 +148,7 @@ struct series_table {
     uint32_t *by_hash, *by_raw;
     size_t mcap;   /* slots in each map (about 2/3 full) */
     bool hash_off; /* by_hash freed on purpose (not indexed) */
+    bool hash_missed; /* a series missed the scrape cache in this scrape (series_table_find) */
     /* this generation's samples, in exposition order (see SAMPLE_NEXT); freed by the
      * sweep, so only scrapes in progress hold them (sized from the last scrape's) */
     uint8_t *order;
@@ -192,12 +194,16 @@ void series_table_clear_raw(struct series_table *t);
 
 /* The scrape's series are all in (before its samples are emitted): a table of
  * SERIES_HASH_DROP_MIN series or more frees its identity map (rebuilt, O(series),
- * by the first series the scrape cache misses: about 10 ns a series), and one that
- * grew in this scrape gives its growth room back, so that the emission (queues
- * filling) does not come on top of them. Below that the map is the smallest one
- * (MIN_SLOTS). 1000 targets of 100 series kept 0.7 MB of identity maps that only a
- * new series reads. */
-#define SERIES_HASH_DROP_MIN 32
+ * by the first series the scrape cache misses: about 10 ns a series), and so does one
+ * of SERIES_HASH_IDLE_MIN or more when no series missed the scrape cache in this
+ * scrape (one that keeps missing, a churning label or a series exposed in two forms,
+ * keeps its map instead of building it every scrape); one that grew in this scrape
+ * gives its growth room back, so that the emission (queues filling) does not come on
+ * top of them. Below SERIES_HASH_IDLE_MIN the map is the smallest one (MIN_SLOTS)
+ * anyway. 1000 targets of 100 series kept 0.7 MB of identity maps that only a new
+ * series reads. */
+#define SERIES_HASH_DROP_MIN 4096
+#define SERIES_HASH_IDLE_MIN 32
 void series_table_settle(struct series_table *t);
 
 int series_table_grow_order(struct series_table *t);
@@ -298,10 +304,10 @@ static inline uint32_t series_table_sample(const struct series_table *t, struct 
 /* The entry's labels in wire form (as series_table_add was given them) into out,
  * replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
 int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
-/* The same, and the labels themselves into labels[0..cap) (pointing into the table:
- * valid until the next add or sweep) with the end of each one's bytes in out into
- * ends[] (as ss_labels_wire_read gives them). Returns the number of labels, or
- * SS_ELIMIT (more than cap) or SS_ENOMEM. */
+/* The same, and the labels themselves into labels[0..cap) (pointing into the table's
+ * dictionary: valid until the next add, sweep, reset or free of any table on it) with the end of each one's
+ * bytes in out into ends[] (as ss_labels_wire_read gives them). Returns the number of labels, or SS_ELIMIT
+ * (more than cap) or SS_ENOMEM. */
 long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
                                struct ss_label *labels, uint32_t *ends, size_t cap);
 /* The same labels, and their wire bytes as they lie in the table, one piece per label

@@ -293,6 +293,7 @@ void series_table_begin(struct series_table *t)
     t->olen = 0;
     t->oprev = UINT32_MAX; /* the first sample of entry 0 is "the next" */
     t->hash_missed = false;
+    t->began_empty = t->live == 0;
 }
 
 long series_table_find_raw(const struct series_table *t, uint64_t raw)
@@ -882,7 +883,7 @@ static void shrink_to_fit(struct series_table *t)
 void series_table_settle(struct series_table *t)
 {
     bool drop = t->live >= (t->hash_drop_min ? t->hash_drop_min : SERIES_HASH_DROP_MIN) ||
-                (t->live >= SERIES_HASH_IDLE_MIN && !t->hash_missed);
+                (t->live >= SERIES_HASH_IDLE_MIN && (!t->hash_missed || t->began_empty));
     if (drop && t->by_hash) {
         free(t->by_hash);
         t->by_hash = NULL;

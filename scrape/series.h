@@ -148,7 +148,8 @@ struct series_table {
     uint32_t *by_hash, *by_raw;
     size_t mcap;   /* slots in each map (about 2/3 full) */
     bool hash_off; /* by_hash freed on purpose (not indexed) */
-    bool hash_missed; /* a series missed the scrape cache in this scrape (series_table_find) */
+    bool hash_missed; /* a series missed the scrape cache in this scrape (series_table_find)... */
+    bool began_empty; /* ...which began with an empty table (a first scrape's misses do not count) */
     /* this generation's samples, in exposition order (see SAMPLE_NEXT); freed by the
      * sweep, so only scrapes in progress hold them (sized from the last scrape's) */
     uint8_t *order;
@@ -196,8 +197,10 @@ void series_table_clear_raw(struct series_table *t);
  * SERIES_HASH_DROP_MIN series or more frees its identity map (rebuilt, O(series),
  * by the first series the scrape cache misses: about 10 ns a series), and so does one
  * of SERIES_HASH_IDLE_MIN or more when no series missed the scrape cache in this
- * scrape (one that keeps missing, a churning label or a series exposed in two forms,
- * keeps its map instead of building it every scrape); one that grew in this scrape
+ * scrape, or the scrape began with the table empty (one that keeps missing, a
+ * churning label or a series exposed in two forms, keeps its map instead of building
+ * it every scrape; a first scrape's misses say nothing, and 1000 targets holding their
+ * maps through their second scrape set the process' peak); one that grew in this scrape
  * gives its growth room back, so that the emission (queues filling) does not come on
  * top of them. Below SERIES_HASH_IDLE_MIN the map is the smallest one (MIN_SLOTS)
  * anyway. 1000 targets of 100 series kept 0.7 MB of identity maps that only a new

@@ -607,7 +607,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
      * parsed the labels. The cache is emptied when the job's settings change (reload).
      * A miss on a sample without labels asks for them: the parser passes it again. */
     uint64_t rk = raw_key(s);
-    long ci = series_table_find_raw(&t->series, rk);
+    long ci = series_table_find_raw_next(&t->series, rk);
     if (ci < 0 && s->labels_skipped)
         return SCRAPE_WANT_LABELS;
     t->samples_scraped++;

@@ -218,6 +218,19 @@ static inline bool series_table_seen(const struct series_table *t, size_t i)
     return t->e[i].seen == (uint8_t)t->gen;
 }
 
+/* series_table_find_raw, but the entry after the last one seen in this scrape is
+ * tried first: a target exposes its series in the same order every scrape, so that
+ * one is mostly the answer, and it is read in order where the map's slot is a cache
+ * miss. An entry holds a key only while the map points the key at it (keys are unique
+ * and never 0), so the answer is the map's. */
+static inline long series_table_find_raw_next(const struct series_table *t, uint64_t raw)
+{
+    uint32_t next = t->oprev + 1u;
+    if (raw && next < t->n && series_raw(&t->e[next]) == raw)
+        return (long)next;
+    return series_table_find_raw(t, raw);
+}
+
 /* Varints (7 bits a byte, low first) of a scrape's samples (pair ids: series.c). */
 static inline uint8_t *series_put_varint(uint8_t *q, uint64_t v)
 {

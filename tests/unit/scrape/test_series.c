@@ -62,6 +62,7 @@ static long sample(struct series_table *t, uint64_t raw, uint64_t hash, const ch
     char w[128];
     *added = false;
     long i = raw ? series_table_find_raw(t, raw) : -1;
+    assert_int_equal(series_table_find_raw_next(t, raw), i); /* the shortcut agrees */
     if (i < 0) {
         size_t len = wire_of(w, sizeof w, name, v);
         i = series_table_find(t, hash, w, len);
@@ -834,6 +835,7 @@ static void test_random_sweeps(void **state)
                 now[i] = true;
                 uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
                 long k = series_table_find_raw(&t, raw);
+                assert_int_equal(series_table_find_raw_next(&t, raw), k);
                 if (k < 0) {
                     size_t len = wire3(w, i);
                     k = series_table_find(&t, (uint64_t)i * 31, w, len);
@@ -1116,6 +1118,7 @@ static void test_shared_dict_random(void **state)
                 now[i] = true;
                 uint64_t raw = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
                 long k = series_table_find_raw(&t[x], raw);
+                assert_int_equal(series_table_find_raw_next(&t[x], raw), k);
                 if (k < 0) {
                     size_t len = wire3(w, i);
                     k = series_table_find(&t[x], (uint64_t)i * 31, w, len);

@@ -851,9 +851,10 @@ static void *shrink_array(void *v, size_t *cap, size_t want, size_t elem)
 }
 
 /* After a scrape: the growth headroom of the entries, pairs, pair ids and pair bytes
- * goes back when the table has no holes, keeping 1/16 for series still to come, and
- * maps grown for the first scrape are rebuilt at their steady size; a target's table
- * is then about its live size, not its size rounded up. realloc may fail to shrink,
+ * goes back when the table has no holes, keeping 1/64 for series still to come (1/16
+ * kept 0.4 MB at one 100k-series target), and maps grown for the first scrape are
+ * rebuilt at their steady size; a target's table is then about its live size, not
+ * its size rounded up. realloc may fail to shrink,
  * a map may not be rebuilt: then nothing changes. */
 static void shrink_to_fit(struct series_table *t)
 {
@@ -862,21 +863,21 @@ static void shrink_to_fit(struct series_table *t)
     struct series_dict *d = t->d;
     if (map_loose(d->plive, d->pmcap))
         (void)rebuild_pair_map(d, slots_fit(d->plive));
-    /* arrays with no free slot inside, and the byte buffers: 1/16 over their use */
+    /* arrays with no free slot inside, and the byte buffers: 1/64 over their use */
     size_t cap = t->cap;
     if (!t->free_head) {
-        t->e = shrink_array(t->e, &cap, t->n + t->n / 16 + 8, sizeof *t->e);
+        t->e = shrink_array(t->e, &cap, t->n + t->n / 64 + 8, sizeof *t->e);
         t->cap = (uint32_t)cap;
     }
     cap = d->pcap;
     if (!d->pfree_head) {
-        d->p = shrink_array(d->p, &cap, d->pn + d->pn / 16 + 8, sizeof *d->p);
+        d->p = shrink_array(d->p, &cap, d->pn + d->pn / 64 + 8, sizeof *d->p);
         d->pcap = (uint32_t)cap;
     }
     struct ss_buf *bufs[2] = {&t->ids, &d->bytes};
     for (int k = 0; k < 2; k++) {
         struct ss_buf *b = bufs[k];
-        b->data = shrink_array(b->data, &b->cap, b->len + b->len / 16 + 65, 1);
+        b->data = shrink_array(b->data, &b->cap, b->len + b->len / 64 + 65, 1);
     }
 }
 

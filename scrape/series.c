@@ -1,24 +1,27 @@
 /* series.c: the series table of one target (see series.h for the model).
  *
  * Entries live in one array (removed ones go on a free list and are reused), their
- * pair ids in one byte buffer, the label pairs in a second array with their wire
- * bytes in a third buffer. The three indexes (final label hash, scrape cache key,
+ * pair ids in one byte buffer, the label pairs in the dictionary's array with their
+ * wire bytes in its buffer (one dictionary for many tables: series_dict). The three
+ * indexes (final label hash, scrape cache key,
  * label pair) are open-addressing tables of indexes with linear probing, so a slot
  * costs 4 bytes (an index and 8 bits of the key's hash) and the key is read from the
  * entry. Removal shifts the following slots back (no tombstones), so a table under
  * churn does not fill up with dead slots. Arrays grow by half, not by doubling, and
  * the maps, of any size, settle at 2/3 full (slots_fit): at 100k series the headroom
  * is what costs, not the data. The identity map is needed only for series the scrape
- * cache misses: a big table frees it before its samples are emitted and builds it
- * again at the next miss (series_table_settle). When removed entries
+ * cache misses: a table frees it before its samples are emitted (a big one always, a
+ * smaller one after a scrape without misses) and builds it again at the next miss
+ * (series_table_settle). When removed entries
  * have left more garbage in a buffer than there are live bytes, or most of the array
  * is free, the table is compacted in place of growing: memory follows the live
  * series, not the peak.
  *
  * Why pairs: a target's series share most of their labels (job, instance, the metric
- * name, a handful of values per dimension), so storing each pair once and each series
- * as ids of 1-2 bytes a label takes a tenth of the full label bytes. A pair lives as
- * long as a series holds it (reference count), so churning label values free theirs.
+ * name, a handful of values per dimension), and the targets of one application share
+ * most of theirs, so storing each pair once and each series as ids of 1-3 bytes a
+ * label takes a tenth of the full label bytes. A pair lives as long as a series of
+ * any table holds it (reference count), so churning label values free theirs.
  *
  * The scrape cache key is a 64-bit hash of the exposed text; two different lines of
  * one target that hash alike would be taken for the same series (about 1 in 10^9 for

@@ -4,13 +4,15 @@
  * labels and metric relabeling, sorted, before external labels), their hash, and the
  * generation (scrape) that last saw it; the samples of the scrape in progress are in a
  * list of their own.
- * The labels are interned: each distinct label pair of the target is stored once in
- * the remote-write wire form (one field of ss_labels_wire_write's output) and counted
- * by the series holding it, and a series is the list of its pair ids (varints, a few
- * bytes each), so series_table_labels rebuilds its wire bytes with one copy per
- * label. Two indexes point at entries: the final label hash (identity) and the scrape
- * cache, the hash of the series as exposed (raw text: name and labels in exposition
- * order), so an unchanged series is found with one lookup and no labelling at all.
+ * The labels are interned: each distinct label pair is stored once in a dictionary
+ * (series_dict: the table's own, or one that every target of a scrape manager
+ * shares) in the remote-write wire form (one field of ss_labels_wire_write's output)
+ * and counted by the series holding it, and a series is the list of its pair ids
+ * (varints, a few bytes each), so series_table_labels rebuilds its wire bytes with
+ * one copy per label. Two indexes point at entries: the final label hash (identity)
+ * and the scrape cache, the hash of the series as exposed (raw text: name and labels
+ * in exposition order), so an unchanged series is found with one lookup (mostly not
+ * even that: series_table_find_raw_next) and no labelling at all.
  *
  * A scrape: series_table_begin opens a generation; every sample finds or adds its
  * entry and marks it seen (series_table_see, which also lists it with its sample in
@@ -148,8 +150,8 @@ struct series_table {
     uint32_t *by_hash, *by_raw;
     size_t mcap;   /* slots in each map (about 2/3 full) */
     bool hash_off; /* by_hash freed on purpose (not indexed) */
-    bool hash_missed; /* a series missed the scrape cache in this scrape (series_table_find)... */
-    bool began_empty; /* ...which began with an empty table (a first scrape's misses do not count) */
+    bool hash_missed; /* a series missed the scrape cache in this scrape (series_table_find) */
+    bool began_empty; /* this scrape began with the table empty (its misses do not count) */
     /* this generation's samples, in exposition order (see SAMPLE_NEXT); freed by the
      * sweep, so only scrapes in progress hold them (sized from the last scrape's) */
     uint8_t *order;
@@ -195,7 +197,7 @@ void series_table_clear_raw(struct series_table *t);
 
 /* The scrape's series are all in (before its samples are emitted): a table of
  * SERIES_HASH_DROP_MIN series or more frees its identity map (rebuilt, O(series),
- * by the first series the scrape cache misses: about 10 ns a series), and so does one
+ * by the first series the scrape cache misses), and so does one
  * of SERIES_HASH_IDLE_MIN or more when no series missed the scrape cache in this
  * scrape, or the scrape began with the table empty (one that keeps missing, a
  * churning label or a series exposed in two forms, keeps its map instead of building
@@ -321,9 +323,9 @@ static inline uint32_t series_table_sample(const struct series_table *t, struct 
  * replacing what it held. Returns 0 or SS_ENOMEM/SS_ELIMIT. */
 int series_table_labels(const struct series_table *t, const struct series_entry *e, struct ss_buf *out);
 /* The same, and the labels themselves into labels[0..cap) (pointing into the table's
- * dictionary: valid until the next add, sweep, reset or free of any table on it) with the end of each one's
- * bytes in out into ends[] (as ss_labels_wire_read gives them). Returns the number of labels, or SS_ELIMIT
- * (more than cap) or SS_ENOMEM. */
+ * dictionary: valid until the next add, sweep, reset or free of any table on it),
+ * with the end of each one's bytes in out into ends[] (as ss_labels_wire_read gives
+ * them). Returns the number of labels, or SS_ELIMIT (more than cap) or SS_ENOMEM. */
 long series_table_labels_split(const struct series_table *t, const struct series_entry *e, struct ss_buf *out,
                                struct ss_label *labels, uint32_t *ends, size_t cap);
 /* The same labels, and their wire bytes as they lie in the table, one piece per label

@@ -250,8 +250,6 @@ static void free_order(struct series_table *t)
     t->norder = t->nts = 0;
 }
 
-static void pair_unref(struct series_dict *d, uint32_t id);
-
 static void unref_ids(struct series_dict *d, const uint8_t *q, size_t len);
 
 void series_table_free(struct series_table *t)

@@ -5,7 +5,8 @@
  * decodes is walked and then re-encoded with the hand encoder; decoding that again
  * must give the same labels, sample bits and metadata. This turns the fuzzer into a
  * differential test of encoder against protobuf-c, not just a crash hunt. The input
- * is also compressed and decompressed, which must give it back.
+ * is also compressed with our own compressor and decompressed by the library, which
+ * must give it back, within the format's worst-case size.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -137,6 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ss_buf_reset(&out);
     CHECK(rw_snappy_compress(size ? (const void *)data : "", size, &comp) == 0);
+    CHECK(comp.len <= 32 + size + size / 6); /* the format's worst case, which out reserves */
     CHECK(rw_snappy_decompress(comp.data, comp.len, size, &out) == 0);
     CHECK(out.len == size && (size == 0 || memcmp(out.data, data, size) == 0));
 

@@ -2,11 +2,12 @@
  *
  * Remote-write 1.0 requires the snappy *block* format ("The block format MUST be
  * used - the framed format MUST NOT be used"): a varint of the uncompressed length,
- * then literal/copy elements. This file wraps the reference library's C API
- * (snappy-c.h) so that both directions append to a bounded ss_buf, and so that a
- * hostile block cannot make us allocate more than the caller allows: the declared
- * length is read and checked before any memory is reserved.
+ * then literal/copy elements. Both directions append to a bounded ss_buf. Compression
+ * is our own (below); decompression wraps the reference library's C API (snappy-c.h)
+ * so that a hostile block cannot make us allocate more than the caller allows: the
+ * declared length is read and checked before any memory is reserved.
  */
+#include <assert.h>
 #include <snappy-c.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +32,17 @@
  * corpus and on random and remote-write-shaped data, and it is at most 1% larger
  * (tests/unit/remotewrite/test_snappy.c, and fuzz_wire_decode round trips). */
 #define SNAPPY_BLOCK 65536u
+
+/* The block's length preamble: n as a little-endian base-128 varint (at most 5 bytes
+ * for the 32-bit lengths the format allows); returns its length. */
+static size_t put_varint(uint8_t v[5], size_t n)
+{
+    size_t k = 0;
+    for (; n >= 0x80; n >>= 7)
+        v[k++] = (uint8_t)(n | 0x80);
+    v[k++] = (uint8_t)n;
+    return k;
+}
 
 static inline uint32_t load32(const uint8_t *p)
 {
@@ -78,6 +90,7 @@ static inline size_t common_len(const uint8_t *a, const uint8_t *b, const uint8_
  * be read at lit and written at out, so a short literal is one fixed-size copy. */
 static inline uint8_t *emit_literal(uint8_t *out, const uint8_t *lit, size_t len, bool spare16)
 {
+    assert(len >= 1);
     size_t n = len - 1;
     if (n < 60) {
         *out++ = (uint8_t)(n << 2);
@@ -101,6 +114,7 @@ static inline uint8_t *emit_literal(uint8_t *out, const uint8_t *lit, size_t len
  * 1-byte-offset form. */
 static inline uint8_t *emit_copy(uint8_t *out, size_t off, size_t len)
 {
+    assert(off >= 1 && off <= 65535 && len >= 4);
     while (len >= 68) {
         out[0] = (uint8_t)(2 | (63 << 2));
         out[1] = (uint8_t)off;
@@ -195,14 +209,8 @@ tail:
 static int compress_block(const char *in, size_t n, bool skip_varint, struct ss_buf *out)
 {
     size_t bound = snappy_max_compressed_length(n);
-    uint8_t v[8];
-    size_t vl = 0;
-    if (!skip_varint) {
-        size_t x = n;
-        for (; x >= 0x80; x >>= 7)
-            v[vl++] = (uint8_t)(x | 0x80);
-        v[vl++] = (uint8_t)x;
-    }
+    uint8_t v[5];
+    size_t vl = skip_varint ? 0 : put_varint(v, n);
     int rc = ss_buf_reserve(out, vl + bound);
     if (rc == 0) {
         uint8_t *at = (uint8_t *)out->data + out->len;
@@ -244,12 +252,8 @@ int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct s
     size_t len0 = out->len, i = 0, at = 0; /* the next byte: parts[i].p[at] */
     int rc = 0;
     if (n > SNAPPY_BLOCK) {
-        uint8_t v[8];
-        size_t k = 0;
-        for (size_t x = n; x >= 0x80; x >>= 7)
-            v[k++] = (uint8_t)(x | 0x80);
-        v[k] = (uint8_t)(n >> (7 * k));
-        rc = ss_buf_append(out, v, k + 1);
+        uint8_t v[5];
+        rc = ss_buf_append(out, v, put_varint(v, n));
     }
     for (size_t off = 0; !rc && off < n; off += SNAPPY_BLOCK) {
         size_t len = n - off < SNAPPY_BLOCK ? n - off : SNAPPY_BLOCK;

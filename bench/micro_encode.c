@@ -17,10 +17,12 @@
  * (--toggle-collect=encode_batch / --toggle-collect=compress_batch).
  *
  * --idle-ms I sleeps I ms before each batch (not timed), as a sender does between the
- * batches of a light load. On this VM that alone made snappy about 1.6-1.8x slower
- * per byte (50 ms idle: 0.97 ns/byte against 0.55 back to back, the same batches),
- * which is the cost per byte a sender thread measured in the 100x1k profile (1.06):
- * a busy loop is not the sender's situation (README, Performance, twelfth pass).
+ * batches of a light load. With libsnappy.so, which this program linked until the
+ * fourteenth pass of #12, 50 ms made it 1.6-1.8x slower per byte; with our compressor
+ * (remotewrite/snappy.c, what rw_snappy_compress is now) the medians are 1.1x at 20 ms
+ * and 1.4x at 50 ms. The sender's 1.06 ns/byte in the 100x1k profile was mostly the
+ * binary's libsnappy.a, 1.5-1.7x slower than the shared library on the same bytes
+ * (README, Performance, fourteenth pass).
  */
 #include <errno.h>
 #include <stdio.h>

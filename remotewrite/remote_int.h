@@ -28,6 +28,18 @@
 
 #include "remotewrite.h"
 
+/* v as a protobuf / snappy varint (little-endian base 128) at p; returns the byte
+ * after it. Shared by the encoder (wire.c) and the snappy block preamble (snappy.c). */
+static inline uint8_t *rw_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 #define MAX_ERROR_BODY    1024
 #define NSTATUS           600
 #define SPILL_AFTER_MS    1000

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote_int.h"
 #include "remotewrite.h"
 
 /* Compression is done here, one block of at most 64 KiB at a time, each with its own
@@ -32,17 +33,6 @@
  * corpus and on random and remote-write-shaped data, and it is at most 1% larger
  * (tests/unit/remotewrite/test_snappy.c, and fuzz_wire_decode round trips). */
 #define SNAPPY_BLOCK 65536u
-
-/* The block's length preamble: n as a little-endian base-128 varint (at most 5 bytes
- * for the 32-bit lengths the format allows); returns its length. */
-static size_t put_varint(uint8_t v[5], size_t n)
-{
-    size_t k = 0;
-    for (; n >= 0x80; n >>= 7)
-        v[k++] = (uint8_t)(n | 0x80);
-    v[k++] = (uint8_t)n;
-    return k;
-}
 
 static inline uint32_t load32(const uint8_t *p)
 {
@@ -112,21 +102,21 @@ static inline uint8_t *emit_literal(uint8_t *out, const uint8_t *lit, size_t len
  * elements carry up to 64 bytes, so a long match takes several; what is left for the
  * last one is 4..64 bytes, and under 12 bytes with an offset under 2048 it fits the
  * 1-byte-offset form. */
+static inline uint8_t *emit_copy2(uint8_t *out, size_t off, size_t len) /* len 1..64 */
+{
+    out[0] = (uint8_t)(2 | ((len - 1) << 2));
+    out[1] = (uint8_t)off;
+    out[2] = (uint8_t)(off >> 8);
+    return out + 3;
+}
+
 static inline uint8_t *emit_copy(uint8_t *out, size_t off, size_t len)
 {
     assert(off >= 1 && off <= 65535 && len >= 4);
-    while (len >= 68) {
-        out[0] = (uint8_t)(2 | (63 << 2));
-        out[1] = (uint8_t)off;
-        out[2] = (uint8_t)(off >> 8);
-        out += 3;
-        len -= 64;
-    }
+    for (; len >= 68; len -= 64)
+        out = emit_copy2(out, off, 64);
     if (len > 64) { /* 65..67: 60 now leaves 5..7, which a 1- or 2-byte form takes */
-        out[0] = (uint8_t)(2 | (59 << 2));
-        out[1] = (uint8_t)off;
-        out[2] = (uint8_t)(off >> 8);
-        out += 3;
+        out = emit_copy2(out, off, 60);
         len -= 60;
     }
     if (len < 12 && off < 2048) {
@@ -134,10 +124,7 @@ static inline uint8_t *emit_copy(uint8_t *out, size_t off, size_t len)
         out[1] = (uint8_t)off;
         return out + 2;
     }
-    out[0] = (uint8_t)(2 | ((len - 1) << 2));
-    out[1] = (uint8_t)off;
-    out[2] = (uint8_t)(off >> 8);
-    return out + 3;
+    return emit_copy2(out, off, len);
 }
 
 /* The last 15 bytes of a block are never searched: every 4- and 8-byte load below
@@ -210,7 +197,7 @@ static int compress_block(const char *in, size_t n, bool skip_varint, struct ss_
 {
     size_t bound = snappy_max_compressed_length(n);
     uint8_t v[5];
-    size_t vl = skip_varint ? 0 : put_varint(v, n);
+    size_t vl = skip_varint ? 0 : (size_t)(rw_put_varint(v, n) - v);
     int rc = ss_buf_reserve(out, vl + bound);
     if (rc == 0) {
         uint8_t *at = (uint8_t *)out->data + out->len;
@@ -253,7 +240,7 @@ int rw_snappy_compress_parts(const struct ss_str *parts, size_t nparts, struct s
     int rc = 0;
     if (n > SNAPPY_BLOCK) {
         uint8_t v[5];
-        rc = ss_buf_append(out, v, put_varint(v, n));
+        rc = ss_buf_append(out, v, (size_t)(rw_put_varint(v, n) - v));
     }
     for (size_t off = 0; !rc && off < n; off += SNAPPY_BLOCK) {
         size_t len = n - off < SNAPPY_BLOCK ? n - off : SNAPPY_BLOCK;

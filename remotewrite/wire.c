@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "remote.pb-c.h"
+#include "remote_int.h"
 #include "remotewrite.h"
 #include "sstext.h"
 
@@ -118,22 +119,12 @@ static uint64_t series_body_size(const struct ss_label *labels, size_t nlabels, 
 
 /* ---- writing ------------------------------------------------------------- */
 
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 static inline uint8_t *put_string_field(uint8_t *p, uint8_t tag, const char *s, size_t len)
 {
     if (!len)
         return p;
     *p++ = tag;
-    p = put_varint(p, len);
+    p = rw_put_varint(p, len);
     memcpy(p, s, len);
     return p + len;
 }
@@ -175,14 +166,14 @@ static uint8_t *put_samples(uint8_t *p, const double *values, const int64_t *tim
 {
     for (size_t i = 0; i < nsamples; i++) {
         *p++ = TAG_SERIES_SAMPLE;
-        p = put_varint(p, sample_body_size(values[i], timestamps_ms[i]));
+        p = rw_put_varint(p, sample_body_size(values[i], timestamps_ms[i]));
         if (!double_is_default(values[i])) {
             *p++ = TAG_SAMPLE_VALUE;
             p = put_fixed64(p, values[i]);
         }
         if (timestamps_ms[i] != 0) {
             *p++ = TAG_SAMPLE_TIMESTAMP;
-            p = put_varint(p, (uint64_t)timestamps_ms[i]);
+            p = rw_put_varint(p, (uint64_t)timestamps_ms[i]);
         }
     }
     return p;
@@ -212,7 +203,7 @@ int rw_encode_series_multi(struct ss_buf *out, const struct ss_label *labels, si
         return rc;
 
     *p++ = TAG_WRITEREQ_TIMESERIES;
-    p = put_varint(p, body);
+    p = rw_put_varint(p, body);
     p = ss_labels_wire_write(p, labels, nlabels); /* TAG_SERIES_LABEL fields */
     put_samples(p, values, timestamps_ms, nsamples);
     commit_record(out, total);
@@ -256,7 +247,7 @@ int rw_encode_series_wire_parts(struct ss_buf *out, const struct ss_str *parts, 
     if (rc)
         return rc;
     *p++ = TAG_WRITEREQ_TIMESERIES;
-    p = put_varint(p, body);
+    p = rw_put_varint(p, body);
     size_t left = wire_len;
     bool bad = false;
     for (size_t i = 0; i < nparts && !bad; i++) {
@@ -341,10 +332,10 @@ int rw_encode_metadata(struct ss_buf *out, enum scrape_metric_type type, struct 
         return rc;
 
     *p++ = TAG_WRITEREQ_METADATA;
-    p = put_varint(p, body);
+    p = rw_put_varint(p, body);
     if (wire_type) {
         *p++ = TAG_META_TYPE;
-        p = put_varint(p, wire_type);
+        p = rw_put_varint(p, wire_type);
     }
     p = put_string_field(p, TAG_META_FAMILY, family.p, family.len);
     p = put_string_field(p, TAG_META_HELP, help.p, help.len);

@@ -697,6 +697,7 @@ static void commit_stages(struct rw_remote *r, const int *qs, int nq)
         r->stage_max_ts[i] = 0;
     }
     pthread_mutex_unlock(&r->qmu);
+    rw_wake_light_manager(r);
     if (dropped) {
         atomic_fetch_add(&r->dropped[DROP_QUEUE_FULL], dropped);
         log_drops(r, dropped, why);

@@ -31,10 +31,18 @@
 
 #define RESHARD_UP_MS   2000
 #define RESHARD_DOWN_MS 30000
-#define RATE_WINDOW     10   /* ticks (seconds) of history for rates */
+#define RATE_WINDOW     10   /* ticks of history for rates */
 #define DEFAULT_TPS     5e-6 /* seconds per sample before any request completed */
 #define CATCHUP_S       5.0  /* drain a backlog within about this many seconds */
 #define TARGET_BUSY     0.4  /* wanted share of a sender's time spent in requests */
+/* The manager decides every TICK_MS; under a light load (less than LIGHT_SHARDS of a
+ * sender wanted, the history full, nothing over capacity) every LIGHT_TICK_MS, as
+ * Prometheus' shard updates, and a burst past the queue capacity wakes it at once
+ * (rw_wake_light_manager). Rates are per elapsed millisecond, so a long tick only
+ * averages over more time. A 1 s tick was a third of an idle sidecar's wakeups. */
+#define TICK_MS       1000
+#define LIGHT_TICK_MS 10000
+#define LIGHT_SHARDS  0.1
 
 const char *const rw_drop_reason_names[DROP_NREASONS] = {"queue_full", "http_4xx", "too_old",
                                                          "shutdown",   "encode",   "disk_error"};
@@ -116,8 +124,13 @@ static double inflight_tps(struct rw_remote *r, int64_t now)
     return best;
 }
 
-/* One resharding decision (every tick). */
-static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t now)
+static uint64_t queue_capacity(const struct rw_remote *r)
+{
+    return r->cfg.queue.capacity > 0 ? (uint64_t)r->cfg.queue.capacity : 10000;
+}
+
+/* One resharding decision (every tick); true when the load is light (LIGHT_SHARDS). */
+static bool reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t now)
 {
     uint64_t in = atomic_load(&r->samples_in);
     uint64_t out = atomic_load(&r->samples_sent) + atomic_load(&r->samples_failed);
@@ -134,7 +147,7 @@ static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t 
     for (int i = 0; i < RATE_WINDOW && i < st->ticks; i++)
         s_in += st->d_in[i], s_out += st->d_out[i], s_busy += st->d_busy[i], s_ms += st->d_ms[i];
     if (s_ms <= 0)
-        return;
+        return false;
     double in_rate = (double)s_in * 1000.0 / (double)s_ms;
     uint64_t o3 = 0;
     int64_t ms3 = 0;
@@ -155,7 +168,7 @@ static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t 
     int want = (int)ceil(desired);
     /* capacity: senders that keep more than `capacity` samples each queued for two
      * ticks are not keeping up, whatever the estimate says */
-    uint64_t cap = r->cfg.queue.capacity > 0 ? (uint64_t)r->cfg.queue.capacity : 10000;
+    uint64_t cap = queue_capacity(r);
     if (pending > (double)cap * (cur > 0 ? cur : 1))
         st->over_capacity_ticks++;
     else
@@ -179,8 +192,9 @@ static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t 
     } else {
         st->low_since = 0;
     }
+    bool light = st->ticks >= RATE_WINDOW && desired < LIGHT_SHARDS && !st->over_capacity_ticks;
     if (failing || want == cur)
-        return;
+        return light;
     /* Growth must pay: the time per sample is wall time, so when the receiver itself
      * is the bottleneck it grows with the shard count and the estimate would climb to
      * max_shards without delivering more. After a growth, grow again only once
@@ -203,6 +217,17 @@ static void reshard_tick(struct rw_remote *r, struct reshard_state *st, int64_t 
         st->low_since = 0;
         st->out_at_change = 0;
     }
+    return false; /* a change: watch it closely */
+}
+
+void rw_wake_light_manager(struct rw_remote *r)
+{
+    if (!atomic_load(&r->mgr_light) || atomic_load(&r->queue_samples) <= queue_capacity(r))
+        return;
+    pthread_mutex_lock(&r->mgr_mu);
+    if (atomic_exchange(&r->mgr_light, false))
+        pthread_cond_broadcast(&r->mgr_cv);
+    pthread_mutex_unlock(&r->mgr_mu);
 }
 
 /* ---- metadata ------------------------------------------------------------------ */
@@ -296,19 +321,26 @@ static void *manager_main(void *arg)
     struct reshard_state st = {0};
     st.last_tick = ss_mono_ms();
     st.last_change = st.last_tick;
+    bool light = false;
     while (!atomic_load(&r->stopping)) {
+        int64_t wait = light ? LIGHT_TICK_MS : TICK_MS;
+        if (r->cfg.metadata.send && next_meta - ss_mono_ms() < wait)
+            wait = next_meta - ss_mono_ms();
         pthread_mutex_lock(&r->mgr_mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        /* set under mgr_mu, which the wait releases: a waker that saw it finds us waiting */
+        atomic_store(&r->mgr_light, light);
+        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait < 1 ? 1 : wait);
         pthread_cond_timedwait(&r->mgr_cv, &r->mgr_mu, &ts);
+        if (light && !atomic_exchange(&r->mgr_light, false))
+            light = false; /* a burst woke us (rw_wake_light_manager): back to TICK_MS */
+        atomic_store(&r->mgr_light, false);
         pthread_mutex_unlock(&r->mgr_mu);
         if (atomic_load(&r->stopping))
             break;
         int64_t now = ss_mono_ms();
 
-        if (now - st.last_tick >= 900)
-            reshard_tick(r, &st, now);
+        if (now - st.last_tick >= TICK_MS * 9 / 10)
+            light = reshard_tick(r, &st, now);
         if (r->cfg.metadata.send && now >= next_meta) {
             next_meta = now + meta_every;
             if (!e)

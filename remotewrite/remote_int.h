@@ -170,6 +170,9 @@ struct rw_remote {
     bool mgr_started;
     pthread_mutex_t mgr_mu;
     pthread_cond_t mgr_cv;
+    /* the manager sleeps LIGHT_TICK_MS (the load is a small share of one sender): a
+     * commit that leaves more than the queue capacity queued wakes it (mgr_mu, mgr_cv) */
+    atomic_bool mgr_light;
 
     pthread_mutex_t meta_mu;
     struct meta_entry *meta;
@@ -242,6 +245,9 @@ void rw_wake_owner(struct rw_remote *r, int qi);
 /* n samples were queued to queue qi: wake its sender if that completes what it waits
  * for (qmu held). */
 void rw_queued(struct rw_remote *r, int qi, uint64_t n);
+/* After a commit: wake a manager on a light tick when more than the queue capacity is
+ * queued (remote.c, LIGHT_TICK_MS). Takes mgr_mu; call without qmu. */
+void rw_wake_light_manager(struct rw_remote *r);
 /* Wake every sender (takes qmu). */
 void rw_wake_senders(struct rw_remote *r);
 

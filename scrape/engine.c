@@ -72,6 +72,15 @@
  * (malloc_trim) at the loop's next turn, at most once per TRIM_MIN_GAP_MS. */
 #define TRIM_AFTER_SERIES 50000u
 #define TRIM_MIN_GAP_MS   1000
+#define TRIM_EVERY_MS     60000
+/* The loop sleeps until its next deadline: a scrape slot, libcurl's timer, a trim, a
+ * file SD check; a socket event or scrape_manager_stop (a stop, a reload) wakes it
+ * earlier. It polled every second before, and on a sidecar those idle wakeups were
+ * half of its CPU (README, Performance). Discoverers are polled, so with one the loop
+ * still looks every DISCOVERY_POLL_MS; IDLE_WAIT_MS only bounds a sleep nothing else
+ * bounds. */
+#define DISCOVERY_POLL_MS 1000
+#define IDLE_WAIT_MS      60000
 /* How often a transfer to an IP address lets libcurl prune its DNS cache (start_scrape):
  * also the age at which entries go. */
 #define DNS_PRUNE_MS 60000L
@@ -265,6 +274,7 @@ struct scrape_manager {
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
     struct ss_buf gz_spare[GZ_SPARES]; /* compressed-body buffers between scrapes */
     int64_t last_trim_ms;
+    _Atomic uint64_t loop_turns;   /* scrapeship_scrape_loop_wakeups_total */
     int64_t dns_pruned_ms;         /* the last transfer that let libcurl prune its DNS cache */
     bool trim_due;                 /* a big scrape ended (TRIM_AFTER_SERIES) */
     int64_t pace_until, pace_used; /* the pacing window and the ms waited in it (pace_window) */
@@ -1823,9 +1833,47 @@ static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
     return next;
 }
 
+/* The earliest slot of a target not in flight (INT64_MAX: none). */
+static int64_t next_slot(const struct scrape_manager *m)
+{
+    if (m->heap_ok)
+        return m->nheap ? m->heap[0]->next_ms : INT64_MAX;
+    int64_t next = INT64_MAX;
+    for (const struct target *t = m->targets; t; t = t->next)
+        if (!t->in_flight && t->next_ms < next)
+            next = t->next_ms;
+    return next;
+}
+
+/* How long the loop may sleep (see IDLE_WAIT_MS): taken after drain_completed, whose
+ * targets are back in the schedule with their next slots. */
+static int loop_wait_ms(const struct scrape_manager *m)
+{
+    int64_t now = ss_mono_ms();
+    int64_t until = next_slot(m);
+    int64_t trim = m->last_trim_ms + (m->trim_due ? TRIM_MIN_GAP_MS : TRIM_EVERY_MS);
+    if (trim < until)
+        until = trim;
+    for (const struct job_state *js = m->jobs; js; js = js->next) {
+        if (!js->present)
+            continue;
+        if (js->cfg.ndiscoverers && now + DISCOVERY_POLL_MS < until)
+            until = now + DISCOVERY_POLL_MS;
+        if (js->cfg.nfile_sd_files && js->sd_next_check_ms < until)
+            until = js->sd_next_check_ms;
+    }
+    long curl_to = -1;
+    curl_multi_timeout(m->multi, &curl_to);
+    int64_t wait = until == INT64_MAX ? IDLE_WAIT_MS : until - now;
+    if (curl_to >= 0 && curl_to < wait)
+        wait = curl_to;
+    return wait < 0 ? 0 : wait > IDLE_WAIT_MS ? IDLE_WAIT_MS : (int)wait;
+}
+
 int scrape_manager_run(struct scrape_manager *m)
 {
     while (!atomic_load(&m->stop)) {
+        atomic_fetch_add_explicit(&m->loop_turns, 1, memory_order_relaxed);
         int64_t now = ss_mono_ms();
         bool changed = false;
         for (struct job_state *js = m->jobs; js; js = js->next) {
@@ -1841,27 +1889,18 @@ int scrape_manager_run(struct scrape_manager *m)
          * heap stayed flat. The same after a big scrape: its sample arrays and queue
          * segments are freed in the middle of the heap, and kube-state-metrics' 100k
          * series kept 3 MB of them resident until the next minute's trim. */
-        if (changed || now - m->last_trim_ms >= 60000 ||
+        if (changed || now - m->last_trim_ms >= TRIM_EVERY_MS ||
             (m->trim_due && now - m->last_trim_ms >= TRIM_MIN_GAP_MS)) {
             malloc_trim(0);
             m->last_trim_ms = now;
             m->trim_due = false;
         }
 #endif
-        int64_t next = start_due(m, now, false);
+        start_due(m, now, false);
         int running = 0;
         curl_multi_perform(m->multi, &running);
         drain_completed(m);
-        long curl_to = -1;
-        curl_multi_timeout(m->multi, &curl_to);
-        int64_t wait = next == INT64_MAX ? 1000 : next - ss_mono_ms();
-        if (curl_to >= 0 && curl_to < wait)
-            wait = curl_to;
-        if (wait > 1000)
-            wait = 1000;
-        if (wait < 0)
-            wait = 0;
-        curl_multi_poll(m->multi, NULL, 0, (int)wait, NULL);
+        curl_multi_poll(m->multi, NULL, 0, loop_wait_ms(m), NULL);
     }
     atomic_store(&m->stop, false); /* a later run() (after a reload) starts fresh */
     return 0;
@@ -2079,6 +2118,13 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
                                 jl, (double)atomic_load(&j->duration_us_sum) / 1e6, jl,
                                 (unsigned long long)atomic_load(&j->scrapes));
     }
+    if (!rc)
+        rc = ss_buf_printf(out,
+                           "# HELP scrapeship_scrape_loop_wakeups_total Turns of the scrape loop: socket "
+                           "events, timers, scrape starts.\n"
+                           "# TYPE scrapeship_scrape_loop_wakeups_total counter\n"
+                           "scrapeship_scrape_loop_wakeups_total %llu\n",
+                           (unsigned long long)atomic_load(&m->loop_turns));
     pthread_mutex_unlock(&m->lock);
     ss_buf_free(&job);
     return rc;

@@ -590,6 +590,33 @@ static void test_cold_start_reshards(void **state)
     finish_exactly(r, (uint64_t)ts * 10000);
 }
 
+/* After a quiet spell the manager decides only every 10 s (remote.c, LIGHT_TICK_MS);
+ * a burst past the queue capacity wakes it: shards grow as soon as after a cold start. */
+static void test_burst_after_quiet_reshards(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_samples_per_send = 500;
+    rx_set(204, 30);
+    struct rw_remote *r = new_remote(&q);
+    scrape(r, 100, 0); /* a trickle, then quiet: the rate history fills (10 ticks) */
+    sleep_ms(11500);
+    assert_int_equal(shards(r), 1);
+    int64_t t0 = ss_mono_ms();
+    int ts = 1, grew_at = -1;
+    while (ts < 60 && ss_mono_ms() - t0 < 8000) {
+        scrape(r, 10000, ts++);
+        if (grew_at < 0 && shards(r) > 1)
+            grew_at = (int)(ss_mono_ms() - t0);
+        sleep_ms(100);
+    }
+    print_message("shards > 1 %d ms after the burst began; %.0f shards at the end\n", grew_at, shards(r));
+    assert_true(grew_at >= 0 && grew_at <= 5000);
+    rx_set(204, 0);
+    assert_true(wait_samples(100 + (uint64_t)(ts - 1) * 10000, 60000));
+    finish(r);
+}
+
 /* A failing receiver never gets more shards. */
 static void test_no_growth_while_failing(void **state)
 {
@@ -842,6 +869,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pacing_gives_up, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_burst_after_quiet_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_failing_receiver, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_spills_hanging_receiver, rx_start, rx_stop),

@@ -1068,6 +1068,50 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static uint64_t loop_wakeups(struct scrape_manager *m)
+{
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    const char *p = strstr(out.data, "\nscrapeship_scrape_loop_wakeups_total ");
+    assert_non_null(p);
+    uint64_t n = strtoull(p + strlen("\nscrapeship_scrape_loop_wakeups_total "), NULL, 10);
+    ss_buf_free(&out);
+    return n;
+}
+
+/* Between scrapes the loop sleeps until the next slot: no wakeup a second (on a
+ * sidecar those were half of its CPU), and a stop still ends it at once. */
+static void test_idle_loop_sleeps(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    struct scrape_job j = base_job(); /* every 60 s: the window below rarely holds a scrape */
+    struct scrape_manager *m = manager(&j);
+    cap.nstarts = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_manager, m), 0);
+    usleep(300 * 1000);
+    uint64_t turns = 0;
+    bool quiet = false;
+    for (int attempt = 0; attempt < 3 && !quiet; attempt++) {
+        size_t starts = cap.nstarts;
+        uint64_t before = loop_wakeups(m);
+        usleep(3200 * 1000);
+        turns = loop_wakeups(m) - before;
+        quiet = cap.nstarts == starts; /* else a scrape fell in the window: again */
+    }
+    assert_true(quiet);
+    int64_t t0 = ss_mono_ms();
+    scrape_manager_stop(m);
+    pthread_join(th, NULL);
+    int64_t stop_ms = ss_mono_ms() - t0;
+    scrape_manager_free(m);
+    if (turns > 0 || stop_ms > 500)
+        fail_msg("%llu loop wakeups in 3.2 s without a scrape; stop took %lld ms", (unsigned long long)turns,
+                 (long long)stop_ms);
+}
+
 /* A job of n targets (at most 40), all the test server, told apart by a label n=<i>. */
 static struct scrape_job many_targets_job(int n)
 {
@@ -2277,6 +2321,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_and_synthetic),
+        cmocka_unit_test(test_idle_loop_sleeps),
         cmocka_unit_test(test_gzip_big_body_streams),
         cmocka_unit_test(test_honor_labels),
         cmocka_unit_test(test_sample_limit),

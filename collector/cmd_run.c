@@ -113,16 +113,21 @@ static void *signal_thread(void *ud)
 {
     struct run_state *st = ud;
     while (!atomic_load(&st->exit_requested)) {
-        /* Wake for a signal, for --run-for's deadline, or every 5 s. Only this thread
-         * sets exit_requested while it runs, so a short poll would buy nothing: a
-         * sidecar's idle wakeups are a measurable part of its CPU (README, Performance). */
-        int64_t wait_ms = 5000;
+        /* Wake for a signal or for --run-for's deadline only: the shutdown wakes this
+         * thread with a signal of its own (pthread_kill below), and a periodic wakeup
+         * was a measurable part of an idle sidecar's CPU (README, Performance). */
+        int sig;
         if (st->deadline_ms) {
             int64_t left = st->deadline_ms - ss_mono_ms();
-            wait_ms = left < 0 ? 0 : left < wait_ms ? left : wait_ms;
+            if (left < 0)
+                left = 0;
+            struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
+            sig = sigtimedwait(&st->sigs, NULL, &ts);
+        } else {
+            sig = sigwaitinfo(&st->sigs, NULL);
         }
-        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000};
-        int sig = sigtimedwait(&st->sigs, NULL, &ts);
+        if (atomic_load(&st->exit_requested))
+            break; /* the shutdown's own wakeup, or a signal after it began */
         if (sig == SIGTERM || sig == SIGINT) {
             ss_info("main", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             atomic_store(&st->exit_requested, true);
@@ -459,8 +464,10 @@ int collector_cmd_run(int argc, char **argv)
     ret = 0;
 done:
     atomic_store(&st.exit_requested, true);
-    if (sig_started)
+    if (sig_started) {
+        pthread_kill(sigthr, SIGTERM); /* blocked everywhere: it waits for it (signal_thread) */
         pthread_join(sigthr, NULL);
+    }
     collector_http_set_ready(http, false);
     if (shipper) {
         /* Scraping has stopped: deliver what is queued, within --shutdown-timeout. */

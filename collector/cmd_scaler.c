@@ -69,8 +69,10 @@ static void *signal_thread(void *ud)
 {
     struct scaler_cmd *st = ud;
     while (!atomic_load(&st->done)) {
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        int sig = sigtimedwait(&st->sigs, NULL, &ts);
+        /* no periodic wakeup: the end wakes this thread with a signal (pthread_kill) */
+        int sig = sigwaitinfo(&st->sigs, NULL);
+        if (atomic_load(&st->done))
+            break;
         if (sig == SIGTERM || sig == SIGINT) {
             ss_info("main", "received %s, stopping after the poll in progress",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -409,8 +411,10 @@ int collector_cmd_scaler(int argc, char **argv)
     ret = 0;
 done:
     atomic_store(&st.done, true);
-    if (sig_started)
+    if (sig_started) {
+        pthread_kill(sigthr, SIGTERM); /* blocked everywhere: it waits for it (signal_thread) */
         pthread_join(sigthr, NULL);
+    }
     collector_http_set_ready(http, false);
     collector_http_stop(http);
     if (metrics_registered)

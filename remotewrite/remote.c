@@ -327,8 +327,15 @@ static void *manager_main(void *arg)
         if (r->cfg.metadata.send && next_meta - ss_mono_ms() < wait)
             wait = next_meta - ss_mono_ms();
         pthread_mutex_lock(&r->mgr_mu);
-        /* set under mgr_mu, which the wait releases: a waker that saw it finds us waiting */
+        /* set under mgr_mu, which the wait releases: a waker that saw it finds us waiting;
+         * one that looked before saw false, and its commit is seen here (both seq_cst) */
         atomic_store(&r->mgr_light, light);
+        if (light && atomic_load(&r->queue_samples) > queue_capacity(r)) {
+            light = false;
+            atomic_store(&r->mgr_light, false);
+            if (wait > TICK_MS)
+                wait = TICK_MS;
+        }
         struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait < 1 ? 1 : wait);
         pthread_cond_timedwait(&r->mgr_cv, &r->mgr_mu, &ts);
         if (light && !atomic_exchange(&r->mgr_light, false))

@@ -473,8 +473,13 @@ void *rw_sender_main(void *arg)
                                          "batch", true);
             atomic_store(&sd->send_start_mono, 0);
             while (r->dq && (res == SEND_SPILL || res == SEND_ABORTED)) {
+                bool was_spilling = atomic_load(&r->spill);
                 if (!atomic_load(&r->disk_broken) && rw_spill_batch(r, &comp, taken, max_ts) == 0) {
                     res = SEND_SPILL;
+                    /* the other senders flush to disk now, not at their batch deadline:
+                     * what kill -9 may lose is bounded by SPILL_DELAY_MS */
+                    if (!was_spilling && atomic_load(&r->spill))
+                        rw_wake_senders(r);
                     break;
                 }
                 /* The disk failed. While it still holds a backlog (spill mode) the batch

@@ -1851,9 +1851,11 @@ static int loop_wait_ms(const struct scrape_manager *m)
 {
     int64_t now = ss_mono_ms();
     int64_t until = next_slot(m);
+#ifdef __GLIBC__ /* the loop trims only there */
     int64_t trim = m->last_trim_ms + (m->trim_due ? TRIM_MIN_GAP_MS : TRIM_EVERY_MS);
     if (trim < until)
         until = trim;
+#endif
     for (const struct job_state *js = m->jobs; js; js = js->next) {
         if (!js->present)
             continue;

@@ -565,6 +565,22 @@ static void test_bound_drops_oldest_exactly(void **state)
     assert_true(kept_newest >= (q.max_memory_bytes / 64));
 }
 
+/* Scrapes of 10 000 series every 100 ms (100k samples/s) from timestamp *ts on, for
+ * up to `ms` (60 timestamps at most): how many ms after the first the shards grew past
+ * one (-1: not within `ms`). */
+static int offer_burst(struct rw_remote *r, int *ts, int64_t ms)
+{
+    int64_t t0 = ss_mono_ms();
+    int grew_at = -1;
+    while (*ts < 60 && ss_mono_ms() - t0 < ms) {
+        scrape(r, 10000, (*ts)++);
+        if (grew_at < 0 && shards(r) > 1)
+            grew_at = (int)(ss_mono_ms() - t0);
+        sleep_ms(100);
+    }
+    return grew_at;
+}
+
 /* A slow receiver (30 ms a request) and 100k samples/s offered from the first second:
  * one shard can carry at most ~17k/s, so shards must grow before much is measured. */
 static void test_cold_start_reshards(void **state)
@@ -574,14 +590,8 @@ static void test_cold_start_reshards(void **state)
     q.max_samples_per_send = 500;
     rx_set(204, 30);
     struct rw_remote *r = new_remote(&q);
-    int64_t t0 = ss_mono_ms();
-    int ts = 0, grew_at = -1;
-    while (ts < 60 && ss_mono_ms() - t0 < 12000) {
-        scrape(r, 10000, ts++);
-        if (grew_at < 0 && shards(r) > 1)
-            grew_at = (int)(ss_mono_ms() - t0);
-        sleep_ms(100);
-    }
+    int ts = 0;
+    int grew_at = offer_burst(r, &ts, 12000);
     print_message("shards > 1 after %d ms; %.0f shards at the end\n", grew_at, shards(r));
     assert_true(grew_at >= 0 && grew_at <= 8000);
     rx_set(204, 0);
@@ -602,14 +612,8 @@ static void test_burst_after_quiet_reshards(void **state)
     scrape(r, 100, 0); /* a trickle, then quiet: the rate history fills (10 ticks) */
     sleep_ms(11500);
     assert_int_equal(shards(r), 1);
-    int64_t t0 = ss_mono_ms();
-    int ts = 1, grew_at = -1;
-    while (ts < 60 && ss_mono_ms() - t0 < 8000) {
-        scrape(r, 10000, ts++);
-        if (grew_at < 0 && shards(r) > 1)
-            grew_at = (int)(ss_mono_ms() - t0);
-        sleep_ms(100);
-    }
+    int ts = 1;
+    int grew_at = offer_burst(r, &ts, 8000);
     print_message("shards > 1 %d ms after the burst began; %.0f shards at the end\n", grew_at, shards(r));
     assert_true(grew_at >= 0 && grew_at <= 5000);
     rx_set(204, 0);

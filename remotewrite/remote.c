@@ -338,9 +338,9 @@ static void *manager_main(void *arg)
         }
         struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait < 1 ? 1 : wait);
         pthread_cond_timedwait(&r->mgr_cv, &r->mgr_mu, &ts);
+        /* cleared either way; already cleared: a burst woke us (rw_wake_light_manager) */
         if (light && !atomic_exchange(&r->mgr_light, false))
-            light = false; /* a burst woke us (rw_wake_light_manager): back to TICK_MS */
-        atomic_store(&r->mgr_light, false);
+            light = false;
         pthread_mutex_unlock(&r->mgr_mu);
         if (atomic_load(&r->stopping))
             break;

@@ -1804,8 +1804,8 @@ static void start_one(struct target *t, int64_t now)
         t->next_ms += t->spec.interval_ms;
 }
 
-/* Start what is due (all: every target not in flight); returns the next slot. */
-static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
+/* Start what is due (all: every target not in flight); next_slot tells what is next. */
+static void start_due(struct scrape_manager *m, int64_t now, bool all)
 {
     if (m->heap_ok && !all) {
         while (m->nheap && m->heap[0]->next_ms <= now) {
@@ -1817,20 +1817,13 @@ static int64_t start_due(struct scrape_manager *m, int64_t now, bool all)
             if (!t->in_flight)
                 heap_push(m, t);
         }
-        return m->nheap ? m->heap[0]->next_ms : INT64_MAX;
+        return;
     }
-    int64_t next = INT64_MAX;
-    for (struct target *t = m->targets; t; t = t->next) {
-        if (t->in_flight)
-            continue;
-        if (all || t->next_ms <= now)
+    for (struct target *t = m->targets; t; t = t->next)
+        if (!t->in_flight && (all || t->next_ms <= now))
             start_one(t, now);
-        if (t->next_ms < next)
-            next = t->next_ms;
-    }
     if (all)
         heap_rebuild(m);
-    return next;
 }
 
 /* The earliest slot of a target not in flight (INT64_MAX: none). */

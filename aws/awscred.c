@@ -130,7 +130,7 @@ static void format_time(int64_t ms, char *buf, size_t cap)
 
 static struct timespec mono_deadline(int64_t delay_ms)
 {
-    return ss_deadline_after_ms(CLOCK_MONOTONIC, delay_ms);
+    return ss_mono_deadline_ms(delay_ms);
 }
 
 static void cfg_free(struct awscred_cfg *cfg)
@@ -302,11 +302,7 @@ int awscred_chain_new(const struct awscred_options *o, struct awscred_chain **ou
         free(c);
         return rc;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    ss_cond_init_mono(&c->cond);
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->resolve_lock, NULL);
     if (o->register_metrics && (rc = metrics_add(c))) {

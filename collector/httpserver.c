@@ -637,7 +637,7 @@ static void *watchdog_main(void *arg)
         if (wait_ms < 0) {
             pthread_cond_wait(&h->conn_cv, &h->conn_mu);
         } else if (wait_ms > 0) {
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait_ms);
+            struct timespec ts = ss_mono_deadline_ms(wait_ms);
             pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
         }
         if (h->stopping)
@@ -798,7 +798,7 @@ int collector_http_start(const struct collector_http_opts *o, struct collector_h
     int rc = SS_ENOMEM;
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->conn_mu, NULL);
-    pthread_cond_init(&h->conn_cv, NULL);
+    ss_cond_init_mono(&h->conn_cv);
     h->o = *o;
     atomic_store(&h->last_reload_ok, true);
     if (!h->o.max_connections)

@@ -218,7 +218,7 @@ int collector_monitors_start(const struct cfg *c, void (*on_ready)(void *ud), vo
     m->interval_ms = c->global.scrape_interval_ms;
     m->timeout_ms = c->global.scrape_timeout_ms;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
+    ss_cond_init_mono(&m->cv);
     snprintf(m->shard, sizeof m->shard, "%llu", (unsigned long long)mc->shard);
     if (mc->api_server) {
         struct httpc_config h = {.follow_redirects = true};
@@ -560,17 +560,17 @@ static void *builder_main(void *ud)
                 pthread_mutex_lock(&m->mu);
                 continue;
             }
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, offered + 1000 - now);
+            struct timespec ts = ss_mono_deadline_ms(offered + 1000 - now);
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
         if (wait > 0) {
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait);
+            struct timespec ts = ss_mono_deadline_ms(wait);
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
         if (m->dirty && next_full) { /* coalesce a burst of watch events */
-            struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, COALESCE_MS);
+            struct timespec ts = ss_mono_deadline_ms(COALESCE_MS);
             while (!atomic_load(&m->stop) && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0)
                 ;
         }

@@ -68,7 +68,7 @@ static void key_of(const struct pw_watcher *pw, json_t *obj, char *key, size_t c
 /* Sleep up to ms, or until stopped. */
 static void nap(struct promop_watch *w, int64_t ms)
 {
-    struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, ms);
+    struct timespec ts = ss_mono_deadline_ms(ms);
     pthread_mutex_lock(&w->lock);
     if (!atomic_load(&w->stop))
         pthread_cond_timedwait(&w->wake, &w->lock, &ts);
@@ -377,7 +377,7 @@ int promop_watch_start(const struct promop_watch_config *cfg, void (*on_change)(
     w->on_change = on_change;
     w->ud = ud;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    ss_cond_init_mono(&w->wake);
     w->objects = json_object();
     w->label_selector = cfg->label_selector ? strdup(cfg->label_selector) : NULL;
     w->ws = calloc(2 * nns, sizeof *w->ws);

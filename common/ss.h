@@ -8,6 +8,7 @@
 #ifndef SS_H
 #define SS_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -255,8 +256,12 @@ void ss_mem_tune(void);
 int64_t ss_now_ms(void);      /* wall clock, ms since the epoch */
 int64_t ss_mono_ms(void);     /* monotonic clock, ms */
 double ss_mono_seconds(void); /* monotonic clock, seconds with sub-ms precision */
-/* `clock` (CLOCK_REALTIME or CLOCK_MONOTONIC, as the condition variable waits on) now
- * plus ms (negative: now): the deadline for pthread_cond_timedwait. */
-struct timespec ss_deadline_after_ms(clockid_t clock, int64_t ms);
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines
+ * (ss_mono_deadline_ms), so that a step of the wall clock neither stretches nor cuts
+ * a wait: every condition variable with a timed wait is made with it. */
+int ss_cond_init_mono(pthread_cond_t *cv);
+/* now + ms (negative: now) on CLOCK_MONOTONIC: the deadline for pthread_cond_timedwait
+ * on an ss_cond_init_mono condition variable */
+struct timespec ss_mono_deadline_ms(int64_t ms);
 
 #endif

@@ -139,10 +139,10 @@ int64_t ss_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct timespec ss_deadline_after_ms(clockid_t clock, int64_t ms)
+struct timespec ss_mono_deadline_ms(int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(clock, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     if (ms < 0)
         ms = 0;
     ts.tv_sec += (time_t)(ms / 1000);
@@ -152,6 +152,19 @@ struct timespec ss_deadline_after_ms(clockid_t clock, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     return ts;
+}
+
+int ss_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc == 0) {
+        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (rc == 0)
+            rc = pthread_cond_init(cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    return rc ? SS_ENOMEM : SS_OK;
 }
 
 int64_t ss_mono_ms(void)

@@ -565,7 +565,7 @@ bool rw_remote_wait_room(struct rw_remote *r, int64_t deadline_mono_ms)
         if (room || left <= 0 || !pace_useful(r))
             break;
         /* a short slice: pace_useful can turn false without a signal */
-        struct timespec ts = ss_deadline_after_ms(CLOCK_MONOTONIC, left < 100 ? left : 100);
+        struct timespec ts = ss_mono_deadline_ms(left < 100 ? left : 100);
         pthread_cond_timedwait(&r->room_cv, &r->qmu, &ts);
     }
     r->room_waiters--;

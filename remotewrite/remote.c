@@ -336,7 +336,7 @@ static void *manager_main(void *arg)
             if (wait > TICK_MS)
                 wait = TICK_MS;
         }
-        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, wait < 1 ? 1 : wait);
+        struct timespec ts = ss_mono_deadline_ms(wait < 1 ? 1 : wait);
         pthread_cond_timedwait(&r->mgr_cv, &r->mgr_mu, &ts);
         /* cleared either way; already cleared: a burst woke us (rw_wake_light_manager) */
         if (light && !atomic_exchange(&r->mgr_light, false))
@@ -428,12 +428,8 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
     r->cfg = *cfg;
     pthread_mutex_init(&r->qmu, NULL);
     pthread_mutex_init(&r->mgr_mu, NULL);
-    pthread_cond_init(&r->mgr_cv, NULL);
-    pthread_condattr_t mono;
-    pthread_condattr_init(&mono);
-    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC); /* a wall clock step cannot stretch a wait */
-    pthread_cond_init(&r->room_cv, &mono);
-    pthread_condattr_destroy(&mono);
+    ss_cond_init_mono(&r->mgr_cv);
+    ss_cond_init_mono(&r->room_cv);
     pthread_mutex_init(&r->meta_mu, NULL);
     pthread_mutex_init(&r->spill_mu, NULL);
     ss_arena_init(&r->owned, 4096);
@@ -479,7 +475,7 @@ int rw_remote_create(const struct rw_config *cfg, struct rw_remote **out)
         ss_buf_init(&r->stage[i], 0);
         r->senders[i].r = r;
         r->senders[i].idx = i;
-        pthread_cond_init(&r->senders[i].cv, NULL);
+        ss_cond_init_mono(&r->senders[i].cv);
         pthread_mutex_init(&r->senders[i].sock_mu, NULL);
         r->senders[i].sock = CURL_SOCKET_BAD;
     }

@@ -265,7 +265,7 @@ void rw_backoff_sleep(struct rw_remote *r, pthread_mutex_t *mu, pthread_cond_t *
         int64_t left = until - ss_mono_ms();
         if (left <= 0)
             break;
-        struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, left < 200 ? left : 200);
+        struct timespec ts = ss_mono_deadline_ms(left < 200 ? left : 200);
         pthread_cond_timedwait(cv, mu, &ts);
     }
     pthread_mutex_unlock(mu);
@@ -350,7 +350,7 @@ enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf 
 
 static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
-    struct timespec ts = ss_deadline_after_ms(CLOCK_REALTIME, ms);
+    struct timespec ts = ss_mono_deadline_ms(ms);
     pthread_cond_timedwait(cv, mu, &ts);
 }
 

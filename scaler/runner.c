@@ -105,11 +105,7 @@ int scaler_runner_new(const struct scaler_config *cfg, struct kube_client *kube,
     if (!r)
         return SS_ENOMEM;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits must not follow wall-clock jumps */
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ss_cond_init_mono(&r->cv);
     ss_buf_init(&r->body, SCALER_MAX_RESULT_BYTES);
     r->cfg = cfg;
     r->kube = kube;
@@ -497,7 +493,7 @@ int scaler_runner_run(struct scaler_runner *r)
         int64_t now = ss_mono_ms();
         if (due > now) {
             int64_t wait = due - now < MAX_WAIT_MS ? due - now : MAX_WAIT_MS;
-            struct timespec ts = ss_deadline_after_ms(CLOCK_MONOTONIC, wait);
+            struct timespec ts = ss_mono_deadline_ms(wait);
             pthread_cond_timedwait(&r->cv, &r->mu, &ts);
             continue;
         }

@@ -1604,7 +1604,7 @@ int kube_sd_new(const struct kube_sd_config *cfg, struct kube_sd **out, char *er
     k->published_gen = UINT64_MAX;
     k->rand_state = (unsigned)(ss_now_ms() ^ (uintptr_t)k);
     pthread_mutex_init(&k->lock, NULL);
-    pthread_cond_init(&k->cond, NULL);
+    ss_cond_init_mono(&k->cond);
     registry_add(k);
     *out = k;
     return 0;
@@ -1625,7 +1625,7 @@ static void start(struct kube_sd *k)
     /* Wait a little for the first LISTs, so the first scrapes (and `scrape --config`)
      * already see the targets; the watch goes on regardless. */
     int64_t wait = k->cfg.initial_wait_ms > 0 ? k->cfg.initial_wait_ms : 2000;
-    struct timespec dl = ss_deadline_after_ms(CLOCK_REALTIME, wait);
+    struct timespec dl = ss_mono_deadline_ms(wait);
     pthread_mutex_lock(&k->lock);
     for (;;) {
         bool done = k->init_done;

@@ -1,4 +1,5 @@
 /* test_units.c: durations, sizes, float formatting, labels and arenas. */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -303,6 +304,35 @@ static void test_arena(void **state)
     ss_arena_free(&a);
 }
 
+/* A timed wait on an ss_cond_init_mono condition variable ends at the deadline
+ * ss_mono_deadline_ms gives: were the clocks of the two different (a CLOCK_REALTIME
+ * condition variable and a monotonic deadline, decades in its past), it would end at
+ * once, and the other way round it would never end. */
+static void test_cond_mono(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    assert_int_equal(ss_cond_init_mono(&cv), SS_OK);
+    pthread_mutex_lock(&mu);
+    int64_t t0 = ss_mono_ms();
+    struct timespec ts = ss_mono_deadline_ms(60);
+    int rc;
+    do
+        rc = pthread_cond_timedwait(&cv, &mu, &ts);
+    while (rc == 0); /* a spurious wakeup */
+    int64_t took = ss_mono_ms() - t0;
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(took >= 59);
+    assert_true(took < 5000);
+    ts = ss_mono_deadline_ms(-5); /* negative: now */
+    pthread_mutex_lock(&mu);
+    assert_int_equal(pthread_cond_timedwait(&cv, &mu, &ts), ETIMEDOUT);
+    pthread_mutex_unlock(&mu);
+    pthread_cond_destroy(&cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_buf_limit),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_hash_str_tail),
+        cmocka_unit_test(test_cond_mono),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,8 +76,9 @@
 /* The loop sleeps until its next deadline: a scrape slot, libcurl's timer, a trim, a
  * file SD check; a socket event or scrape_manager_stop (a stop, a reload) wakes it
  * earlier. It polled every second before, and on a sidecar those idle wakeups were
- * half of its CPU (README, Performance). Discoverers are polled, so with one the loop
- * still looks every DISCOVERY_POLL_MS; IDLE_WAIT_MS only bounds a sleep nothing else
+ * half of its CPU (README, Performance). A discoverer that can say when it has news
+ * (scrape_discoverer.watch: Kubernetes SD) wakes the loop itself; one that cannot is
+ * polled every DISCOVERY_POLL_MS. IDLE_WAIT_MS only bounds a sleep nothing else
  * bounds. */
 #define DISCOVERY_POLL_MS 1000
 #define IDLE_WAIT_MS      60000
@@ -1594,6 +1595,23 @@ static void sync_targets(struct scrape_manager *m)
     set_conn_shares(m, m->ntargets); /* counted by heap_rebuild */
 }
 
+static void sd_wake(void *arg)
+{
+    struct scrape_manager *m = arg;
+    curl_multi_wakeup(m->multi);
+}
+
+/* Start (on) or stop watching the discoverers of the job's config (see
+ * scrape_discoverer.watch); they are valid until the caller's next job set. */
+static void watch_discoverers(struct scrape_manager *m, const struct job_state *js, bool on)
+{
+    for (size_t d = 0; d < js->cfg.ndiscoverers; d++) {
+        const struct scrape_discoverer *ds = &js->cfg.discoverers[d];
+        if (ds->watch)
+            ds->watch(ds->ud, on ? sd_wake : NULL, on ? m : NULL);
+    }
+}
+
 /* Poll the job's dynamic discoverers; true when any changed. */
 static bool poll_discoverers(struct job_state *js)
 {
@@ -1676,17 +1694,23 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
          * previous generation is freed only after this call. */
         bool same_sd = js->present_before && js->cfg.discoverers == jobs[i].discoverers &&
                        js->cfg.ndiscoverers == jobs[i].ndiscoverers;
+        if (js->present_before && !same_sd)
+            watch_discoverers(m, js, false);
         js->cfg = jobs[i];
         js->cfg.name = js->name;
         js->present = true;
         js->sd_fingerprint = 0;
         refresh_file_sd(m, js, true);
-        if (!same_sd)
+        if (!same_sd) {
             js->ndyn = 0; /* new discoverers: forget the old ones' groups */
+            watch_discoverers(m, js, true);
+        }
         poll_discoverers(js);
     }
     for (struct job_state *js = m->jobs; js; js = js->next)
         if (!js->present) {
+            if (js->present_before)
+                watch_discoverers(m, js, false);
             scrape_sd_groups_free(js->sd);
             js->sd = NULL;
             js->ndyn = 0;
@@ -1852,8 +1876,12 @@ static int loop_wait_ms(const struct scrape_manager *m)
     for (const struct job_state *js = m->jobs; js; js = js->next) {
         if (!js->present)
             continue;
-        if (js->cfg.ndiscoverers && now + DISCOVERY_POLL_MS < until)
-            until = now + DISCOVERY_POLL_MS;
+        for (size_t d = 0; d < js->cfg.ndiscoverers; d++) {
+            const struct scrape_discoverer *ds = &js->cfg.discoverers[d];
+            int64_t at = ds->watch && ds->next_poll_ms ? ds->next_poll_ms(ds->ud) : now + DISCOVERY_POLL_MS;
+            if (at < until)
+                until = at;
+        }
         if (js->cfg.nfile_sd_files && js->sd_next_check_ms < until)
             until = js->sd_next_check_ms;
     }
@@ -2025,6 +2053,8 @@ void scrape_manager_free(struct scrape_manager *m)
     struct job_state *j = m->jobs;
     while (j) {
         struct job_state *n = j->next;
+        if (j->present)
+            watch_discoverers(m, j, false);
         scrape_sd_groups_free(j->sd);
         free(j->dyn_groups);
         free(j->dyn_ngroups);

@@ -111,7 +111,11 @@ struct kube_sd {
     bool init_done; /* watchers made (or setup failed once): poll stops waiting */
     uint64_t gen;   /* bumped on every store change; under lock */
     uint64_t published_gen;
-    int64_t last_build_ms;
+    int64_t next_build_ms; /* a poll builds targets again no sooner (min_update_interval) */
+    /* the scrape loop's wakeup (scrape_discoverer.watch): called under lock when gen
+     * moves, so that the loop need not poll on a timer */
+    void (*wake)(void *);
+    void *wake_arg;
     struct kube_snapshot *snap;
     unsigned rand_state;
     _Atomic uint64_t n_lists, n_watches, n_failures, n_gone, n_added, n_modified, n_deleted;
@@ -864,9 +868,12 @@ static struct kube_snapshot *snapshot_build(struct kube_sd *k)
 /* The watch thread                                                         */
 /* ======================================================================== */
 
+/* The store changed (under lock): the next poll has news, so wake the loop. */
 static void bump(struct kube_sd *k)
 {
     k->gen++;
+    if (k->wake)
+        k->wake(k->wake_arg);
 }
 
 static void count_objects(struct kube_sd *k)
@@ -1645,15 +1652,14 @@ static bool kube_poll(void *ud, const struct scrape_target_group **groups, size_
     int64_t now = ss_mono_ms();
     int64_t every = k->cfg.min_update_interval_ms > 0 ? k->cfg.min_update_interval_ms : 1000;
     pthread_mutex_lock(&k->lock);
-    if (k->gen == k->published_gen || (k->snap && now - k->last_build_ms < every)) {
+    if (k->gen == k->published_gen || now < k->next_build_ms) {
         pthread_mutex_unlock(&k->lock);
         return false;
     }
     struct kube_snapshot *s = snapshot_build(k);
-    if (s) {
+    if (s)
         k->published_gen = k->gen;
-        k->last_build_ms = now;
-    }
+    k->next_build_ms = now + every; /* after a failed build too: no retry in a tight loop */
     pthread_mutex_unlock(&k->lock);
     if (!s) {
         ss_error("discovery", "kubernetes job=%s: out of memory building targets", k->job);
@@ -1666,10 +1672,34 @@ static bool kube_poll(void *ud, const struct scrape_target_group **groups, size_
     return true;
 }
 
+static void kube_watch(void *ud, void (*wake)(void *), void *arg)
+{
+    struct kube_sd *k = ud;
+    pthread_mutex_lock(&k->lock); /* so that no call to the previous wake is under way after */
+    k->wake = wake;
+    k->wake_arg = arg;
+    pthread_mutex_unlock(&k->lock);
+}
+
+/* Not started: now (the first poll starts the watch). Nothing new: never, until bump
+ * wakes the loop. Else when min_update_interval lets a poll build targets again. */
+static int64_t kube_next_poll(void *ud)
+{
+    struct kube_sd *k = ud;
+    if (!k->started)
+        return 0;
+    pthread_mutex_lock(&k->lock);
+    int64_t at = k->gen == k->published_gen ? INT64_MAX : k->next_build_ms;
+    pthread_mutex_unlock(&k->lock);
+    return at;
+}
+
 void kube_sd_discoverer(struct kube_sd *k, struct scrape_discoverer *out)
 {
     out->poll = kube_poll;
     out->ud = k;
+    out->watch = kube_watch;
+    out->next_poll_ms = kube_next_poll;
 }
 
 void kube_sd_get_stats(struct kube_sd *k, struct kube_sd_stats *out)

@@ -153,6 +153,15 @@ struct scrape_target_group {
 struct scrape_discoverer {
     bool (*poll)(void *ud, const struct scrape_target_group **groups, size_t *ngroups);
     void *ud;
+    /* Optional, both or neither: a discoverer that tells when it has news, so that the
+     * scrape loop sleeps instead of polling it every second.
+     * watch(ud, wake, arg): call wake(arg), from any thread, whenever a poll may
+     * report a change; watch(ud, NULL, NULL) stops that, and no call is under way
+     * once it returns. The loop watches while a job holds the discoverer.
+     * next_poll_ms(ud): the monotonic ms from which a poll is worth making (0: now;
+     * INT64_MAX: not before a wake). */
+    void (*watch)(void *ud, void (*wake)(void *), void *arg);
+    int64_t (*next_poll_ms)(void *ud);
 };
 
 struct scrape_job {

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1110,6 +1111,131 @@ static void test_idle_loop_sleeps(void **state)
     if (turns > 0 || stop_ms > 500)
         fail_msg("%llu loop wakeups in 3.2 s without a scrape; stop took %lld ms", (unsigned long long)turns,
                  (long long)stop_ms);
+}
+
+/* A discoverer that says when it has news (scrape_discoverer.watch), as Kubernetes
+ * SD does; or, with watch NULL, one that can only be polled. */
+struct news_sd {
+    pthread_mutex_t mu;
+    void (*wake)(void *);
+    void *arg;
+    int watches, unwatches;
+    bool news;
+    _Atomic int polls;
+    struct scrape_target_group group;
+};
+
+static bool news_poll(void *ud, const struct scrape_target_group **g, size_t *n)
+{
+    struct news_sd *f = ud;
+    atomic_fetch_add(&f->polls, 1);
+    pthread_mutex_lock(&f->mu);
+    bool r = f->news;
+    if (r) {
+        *g = &f->group;
+        *n = 1;
+        f->news = false;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
+static void news_watch(void *ud, void (*wake)(void *), void *arg)
+{
+    struct news_sd *f = ud;
+    pthread_mutex_lock(&f->mu);
+    f->wake = wake;
+    f->arg = arg;
+    if (wake)
+        f->watches++;
+    else
+        f->unwatches++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int64_t news_next(void *ud)
+{
+    struct news_sd *f = ud;
+    pthread_mutex_lock(&f->mu);
+    int64_t at = f->news ? 0 : INT64_MAX;
+    pthread_mutex_unlock(&f->mu);
+    return at;
+}
+
+/* Another thread's discovery finds the test server. */
+static void news_publish(struct news_sd *f)
+{
+    static const char *tl[1];
+    tl[0] = addr;
+    pthread_mutex_lock(&f->mu);
+    f->group = (struct scrape_target_group){tl, 1, NULL, 0};
+    f->news = true;
+    if (f->wake)
+        f->wake(f->arg);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static uint64_t metric_value(struct scrape_manager *m, const char *prefix)
+{
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    const char *p = strstr(out.data, prefix);
+    uint64_t n = p ? strtoull(p + strlen(prefix), NULL, 10) : 0;
+    ss_buf_free(&out);
+    return n;
+}
+
+/* A job fed by a discoverer that watches: the loop sleeps (no turn in 3.2 s, no poll
+ * on a timer) and wakes at once when the discoverer has news (the target is in the
+ * job within 500 ms); it stops watching when the manager goes. A discoverer that
+ * cannot watch is polled every second. */
+static void test_discovery_wakes_loop(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    for (int watching = 1; watching >= 0; watching--) {
+        struct news_sd f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        struct scrape_discoverer d = {.poll = news_poll, .ud = &f};
+        if (watching) {
+            d.watch = news_watch;
+            d.next_poll_ms = news_next;
+        }
+        struct scrape_job j = base_job();
+        j.static_groups = NULL;
+        j.nstatic_groups = 0;
+        j.discoverers = &d;
+        j.ndiscoverers = 1;
+        struct scrape_manager *m = manager(&j);
+        assert_int_equal(f.watches, watching);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, run_manager, m), 0);
+        usleep(300 * 1000);
+        uint64_t before = loop_wakeups(m);
+        int polls = atomic_load(&f.polls);
+        usleep(3200 * 1000);
+        uint64_t turns = loop_wakeups(m) - before;
+        polls = atomic_load(&f.polls) - polls;
+        if (watching && (turns > 0 || polls > 0))
+            fail_msg("%llu loop wakeups, %d polls in 3.2 s with a watching discoverer",
+                     (unsigned long long)turns, polls);
+        if (!watching && polls < 2)
+            fail_msg("%d polls in 3.2 s of a discoverer that cannot watch", polls);
+        assert_int_equal(metric_value(m, "scrapeship_targets{scrape_job=\"test\"} "), 0);
+        int64_t t0 = ss_mono_ms();
+        news_publish(&f);
+        while (metric_value(m, "scrapeship_targets{scrape_job=\"test\"} ") == 0 && ss_mono_ms() - t0 < 3000)
+            usleep(5 * 1000);
+        int64_t took = ss_mono_ms() - t0;
+        scrape_manager_stop(m);
+        pthread_join(th, NULL);
+        scrape_manager_free(m);
+        assert_true(took < 3000);
+        if (watching && took > 500)
+            fail_msg("the target joined %lld ms after the discoverer's news", (long long)took);
+        assert_int_equal(f.unwatches, watching);
+        assert_null(f.wake);
+    }
 }
 
 /* A job of n targets (at most 40), all the test server, told apart by a label n=<i>. */
@@ -2322,6 +2448,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_and_synthetic),
         cmocka_unit_test(test_idle_loop_sleeps),
+        cmocka_unit_test(test_discovery_wakes_loop),
         cmocka_unit_test(test_gzip_big_body_streams),
         cmocka_unit_test(test_honor_labels),
         cmocka_unit_test(test_sample_limit),
@@ -2369,5 +2496,7 @@ int main(void)
         cmocka_unit_test(test_pool_across_reloads),
         cmocka_unit_test(test_pool_in_the_loop),
     };
+    if (getenv("TEST_FILTER")) /* one test by name (a glob), when working on it */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -855,6 +856,76 @@ static void test_watch_events(void **state)
     run_free(&r);
 }
 
+static void count_wake(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+/* Waits (without polling) until the discoverer has woken more than `seen` times. */
+static bool woken_after(_Atomic int *wakes, int seen)
+{
+    for (int i = 0; i < 300 && atomic_load(wakes) <= seen; i++)
+        usleep(10000);
+    return atomic_load(wakes) > seen;
+}
+
+/* The scrape loop sleeps while the discoverer has nothing new (scrape_discoverer.watch):
+ * an event wakes it, next_poll_ms says when a poll is worth it (min_update_interval
+ * after the last build), and after watch(NULL) nothing wakes it. */
+static void test_watch_wakes_loop(void **state)
+{
+    (void)state;
+    struct run r;
+    run_init(&r);
+    fake_apply(r.f, R_PODS, mkpod("default", "a", "10.0.0.1", 8080));
+    struct kube_sd_config c;
+    base_config(&r, &c);
+    c.min_update_interval_ms = 1500;
+    run_start(&r, &c);
+    assert_non_null(r.d.watch);
+    assert_non_null(r.d.next_poll_ms);
+    assert_int_equal(r.d.next_poll_ms(r.d.ud), 0); /* not started: poll now */
+    _Atomic int wakes = 0;
+    r.d.watch(r.d.ud, count_wake, &wakes);
+    poll_once(&r);
+    assert_int_equal(r.ng, 1);
+    assert_true(wait_for(&r, pred_synced, NULL));
+    for (int i = 0; i < 200 && fake_count(r.f, "watch=true", NULL) < 1; i++)
+        usleep(10000);
+    /* nothing new: not before a wake */
+    int64_t t = ss_mono_ms() + 1600;
+    while (r.d.next_poll_ms(r.d.ud) != INT64_MAX && ss_mono_ms() < t) {
+        poll_once(&r);
+        usleep(10000);
+    }
+    assert_true(r.d.next_poll_ms(r.d.ud) == INT64_MAX);
+    int seen = atomic_load(&wakes);
+
+    fake_apply(r.f, R_PODS, mkpod("default", "b", "10.0.0.2", 8080));
+    assert_true(woken_after(&wakes, seen));
+    int64_t at = r.d.next_poll_ms(r.d.ud);
+    assert_true(at != INT64_MAX);
+    while (ss_mono_ms() < at) /* a poll before then builds nothing */
+        usleep(10000);
+    poll_once(&r);
+    assert_true(has_pod(&r, "b"));
+    assert_true(r.d.next_poll_ms(r.d.ud) == INT64_MAX);
+    /* the next change waits min_update_interval after that build */
+    seen = atomic_load(&wakes);
+    fake_apply(r.f, R_PODS, mkpod("default", "c", "10.0.0.3", 8080));
+    assert_true(woken_after(&wakes, seen));
+    at = r.d.next_poll_ms(r.d.ud);
+    assert_true(at > ss_mono_ms() + 200 && at <= ss_mono_ms() + 1500);
+
+    r.d.watch(r.d.ud, NULL, NULL);
+    seen = atomic_load(&wakes);
+    fake_apply(r.f, R_PODS, mkpod("default", "d", "10.0.0.4", 8080));
+    usleep(300 * 1000);
+    assert_true(wait_for(&r, pred_has, "d")); /* the change is there for a poll */
+    assert_int_equal(atomic_load(&wakes), seen);
+    run_free(&r);
+}
+
 /* 410 Gone forces a relist; what changed while the history was lost is caught up. */
 static void gone_case(bool http)
 {
@@ -1429,6 +1500,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pod_labels),
         cmocka_unit_test(test_watch_events),
+        cmocka_unit_test(test_watch_wakes_loop),
         cmocka_unit_test(test_gone_event_relists),
         cmocka_unit_test(test_gone_http_relists),
         cmocka_unit_test(test_dropped_connection_rewatches),
@@ -1444,5 +1516,7 @@ int main(void)
         cmocka_unit_test(test_api_server_http_config),
         cmocka_unit_test(test_metrics),
     };
+    if (getenv("TEST_FILTER")) /* one test by name (a glob), when working on it */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,8 +147,15 @@ def lifecycle_and_limits(chk, d):
            "refused lifecycle calls not counted")
 
     # request size: a body over 64 KiB, a head over 32 KiB
-    rc, code, _ = curl(base + "/-/reload", "-X", "POST", data=b"x" * (1 << 20))
-    chk.ok(code == 413, "1 MiB body: %s" % code)
+    # A client that asks first (Expect: 100-continue; curl does for bodies over 1 MiB)
+    # gets the 413 before it sends a byte of the body.
+    rc, code, _ = curl(base + "/-/reload", "-X", "POST", "-H", "Expect: 100-continue", data=b"x" * (1 << 20))
+    chk.ok(code == 413, "1 MiB body, Expect: 100-continue: %s" % code)
+    # One that sends the whole body at once gets the 413 or, when the server closed the
+    # connection on the unread rest before the client read its reply, a reset: never a
+    # hang, and the server goes on (healthz below).
+    rc, code, _ = curl(base + "/-/reload", "-X", "POST", "-H", "Expect:", data=b"x" * (1 << 20))
+    chk.ok(code == 413 or (code == 0 and rc != 0 and rc != 28), "1 MiB body sent at once: rc=%s code=%s" % (rc, code))
     rc, code, _ = curl(base + "/healthz", "-H", "X-Big: " + "y" * 40000)
     chk.ok(code in (413, 414, 431) or rc != 0, "40 KB header accepted: rc=%s code=%s" % (rc, code))
     rc, code, _ = curl(base + "/healthz")

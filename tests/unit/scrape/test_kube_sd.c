@@ -798,17 +798,26 @@ static void test_pod_labels(void **state)
     run_free(&r);
 }
 
+/* A discoverer of the pods role on a server that holds pod a (10.0.0.1:8080);
+ * min_update_ms 0: base_config's. */
+static void run_one_pod(struct run *r, int64_t min_update_ms)
+{
+    run_init(r);
+    fake_apply(r->f, R_PODS, mkpod("default", "a", "10.0.0.1", 8080));
+    struct kube_sd_config c;
+    base_config(r, &c);
+    if (min_update_ms)
+        c.min_update_interval_ms = min_update_ms;
+    run_start(r, &c);
+}
+
 /* LIST, then WATCH from the list's RV; ADDED / MODIFIED / DELETED follow; a pod that
  * gets its IP later appears then. */
 static void test_watch_events(void **state)
 {
     (void)state;
     struct run r;
-    run_init(&r);
-    fake_apply(r.f, R_PODS, mkpod("default", "a", "10.0.0.1", 8080));
-    struct kube_sd_config c;
-    base_config(&r, &c);
-    run_start(&r, &c);
+    run_one_pod(&r, 0);
     poll_once(&r);
     assert_int_equal(r.ng, 1);
     assert_true(wait_for(&r, pred_synced, NULL));
@@ -876,12 +885,7 @@ static void test_watch_wakes_loop(void **state)
 {
     (void)state;
     struct run r;
-    run_init(&r);
-    fake_apply(r.f, R_PODS, mkpod("default", "a", "10.0.0.1", 8080));
-    struct kube_sd_config c;
-    base_config(&r, &c);
-    c.min_update_interval_ms = 1500;
-    run_start(&r, &c);
+    run_one_pod(&r, 1500);
     assert_non_null(r.d.watch);
     assert_non_null(r.d.next_poll_ms);
     assert_int_equal(r.d.next_poll_ms(r.d.ud), 0); /* not started: poll now */

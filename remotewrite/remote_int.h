@@ -159,6 +159,7 @@ struct rw_remote {
      * those, not every queue; staged_in marks them */
     int *staged;
     int nstaged;
+    uint64_t staged_bytes; /* in the stages, since the last commit of every stage */
     unsigned char *staged_in;
     struct ss_labels work;
     int64_t last_drop_log; /* rate limit of the queue_full log */

@@ -351,6 +351,36 @@ static void test_big_scrape_streams(void **state)
     assert_int_equal(rx.bad, 0);
 }
 
+/* The stages of many queues are committed once they hold STAGE_TOTAL_BYTES (64 KiB)
+ * between them, before the scrape ends, though none of them is full: 400 metric
+ * names (every queue) of 25 records each leave a few KiB in each stage, about 300 KB
+ * in all. Most of the scrape is counted in (committed) before its end, and every
+ * sample arrives once and in order. */
+static void test_stage_tails_committed(void **state)
+{
+    (void)state;
+    struct rw_remote *r = new_remote(&defaults);
+    static char mnames[400][8];
+    rw_remote_begin(r);
+    int k = 0;
+    for (int m = 0; m < 400; m++) {
+        snprintf(mnames[m], sizeof mnames[m], "n%d", m);
+        for (int j = 0; j < 25; j++, k++) {
+            struct ss_label l[2] = {{{"__name__", 8}, {mnames[m], strlen(mnames[m])}},
+                                    {{"i", 1}, {names[k], strlen(names[k])}}};
+            struct scrape_series s = {l, 2, (double)k, 0, (uint64_t)m, NULL, 0, 0, 0, NULL, NULL, 0};
+            rw_remote_append(r, &s);
+        }
+    }
+    double in = metric(r, "scrapeship_remote_samples_in_total{");
+    assert_true(in >= k * 0.75); /* at most 64 KiB of records (over 1000) still staged */
+    assert_true(in < k);
+    rw_remote_commit(r);
+    assert_int_equal((uint64_t)metric(r, "scrapeship_remote_samples_in_total{"), (uint64_t)k);
+    assert_true(wait_samples((uint64_t)k, 30000));
+    finish_exactly(r, (uint64_t)k);
+}
+
 /* The three forms a series can come in (labels only, wire_labels in one piece, and
  * wire_parts: a piece per label, as the scrape module hands over its table's bytes)
  * encode alike: three scrapes of the same series, one in each form, all arrive, decode,
@@ -867,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_reaches_every_stage, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_large_commit_delivered, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_big_scrape_streams, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_stage_tails_committed, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_wire_forms_deliver_alike, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_keeps_big_scrape_under_bound, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_many_senders, rx_start, rx_stop),

@@ -1671,6 +1671,7 @@ static bool refresh_file_sd(struct scrape_manager *m, struct job_state *js, bool
 
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs)
 {
+    int rc = 0;
     for (struct job_state *js = m->jobs; js; js = js->next) {
         js->present_before = js->present;
         js->present = false;
@@ -1680,8 +1681,13 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         if (!js) {
             js = calloc(1, sizeof *js);
             if (!js || !(js->name = strdup(jobs[i].name))) {
+                /* Left out, not a return: every other job must still move to this set,
+                 * since the caller frees the previous one after this call. */
                 free(js);
-                return SS_ENOMEM;
+                ss_error("scrape", "job %s: out of memory, not scraped until the next configuration change",
+                         jobs[i].name);
+                rc = SS_ENOMEM;
+                continue;
             }
             pthread_mutex_lock(&m->lock);
             js->next = m->jobs;
@@ -1723,7 +1729,7 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
         series_table_clear_raw(&t->series);
         t->easy_ready = false; /* its job's http_config may have changed too */
     }
-    return 0;
+    return rc;
 }
 
 /* ---- the loop ----------------------------------------------------------- */

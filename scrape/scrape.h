@@ -251,7 +251,9 @@ int scrape_manager_new(const struct scrape_manager_opts *opts, const struct scra
                        struct scrape_manager **out);
 /* Replace the job set (initial load and reload). Targets that keep the same job and
  * labels keep their series state; removed targets get stale markers for all their
- * series. Call only from the thread that runs the manager, or before it runs. */
+ * series. Call only from the thread that runs the manager, or before it runs. Once it
+ * returns, the engine holds nothing of the previous job set, whatever it returns: a
+ * new job it has no memory for is left out (logged; SS_ENOMEM) until the next set. */
 int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *jobs, size_t njobs);
 /* Replace the external labels (reload; from the thread that runs the manager). */
 int scrape_manager_set_external_labels(struct scrape_manager *m, const struct ss_kv *ext, size_t n);

@@ -714,6 +714,101 @@ static void test_easy_options_kept_and_reloaded(void **state)
     scrape_manager_free(m);
 }
 
+/* calloc, failing once on demand: linked with -Wl,--wrap=calloc (tests/CMakeLists.txt),
+ * so that the engine's own calls come here; libraries keep the real one. */
+static int calloc_fail_at, calloc_calls;
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (calloc_fail_at && ++calloc_calls == calloc_fail_at)
+        return NULL;
+    return __real_calloc(n, size);
+}
+
+/* A job whose strings and target group are on the heap, freed (and overwritten
+ * first) by job_owned_free, so that what the engine still reads of it shows. */
+static struct scrape_job job_owned(const char *name)
+{
+    struct scrape_job j = base_job();
+    j.name = strdup(name);
+    j.metrics_path = strdup("/metrics");
+    struct scrape_target_group *g = malloc(sizeof *g);
+    assert_non_null(j.name);
+    assert_non_null(j.metrics_path);
+    assert_non_null(g);
+    *g = group;
+    j.static_groups = g;
+    return j;
+}
+
+static void job_owned_free(struct scrape_job *j)
+{
+    memset((char *)j->name, 'x', strlen(j->name));
+    memset((char *)j->metrics_path, 'x', strlen(j->metrics_path));
+    memset((void *)j->static_groups, 0xa5, sizeof *j->static_groups);
+    free((char *)j->name);
+    free((char *)j->metrics_path);
+    free((void *)j->static_groups);
+}
+
+static bool scraped_job(const char *job)
+{
+    char want[64];
+    snprintf(want, sizeof want, "job=\"%s\"", job);
+    for (size_t i = 0; i < cap.n; i++)
+        if (!strncmp(cap.v[i].text, "a{", 2) && strstr(cap.v[i].text, want))
+            return true;
+    return false;
+}
+
+/* A job set that runs out of memory partway (each calloc of set_jobs fails in turn)
+ * still leaves the engine holding nothing of the previous set, which the caller frees
+ * next: the job that left is gone, the job that stays is scraped with the new set's
+ * config, and a new job with no memory is left out and reported (SS_ENOMEM). Before,
+ * set_jobs returned at the first failure with the rest of the jobs on the old set. */
+static void test_set_jobs_out_of_memory(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    bool failed_some = false;
+    int k;
+    for (k = 1; k <= 200; k++) {
+        struct scrape_job old[2] = {job_owned("keep"), job_owned("gone")};
+        struct scrape_job next[3] = {job_owned("keep"), job_owned("new1"), job_owned("new2")};
+        struct scrape_manager *m = NULL;
+        struct scrape_sink sink = {.begin = on_begin, .series = on_series, .ud = NULL};
+        assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+        assert_int_equal(scrape_manager_set_jobs(m, old, 2), 0);
+        calloc_calls = 0;
+        calloc_fail_at = k;
+        int rc = scrape_manager_set_jobs(m, next, 3);
+        bool hit = calloc_calls >= k;
+        calloc_fail_at = 0;
+        job_owned_free(&old[0]);
+        job_owned_free(&old[1]);
+        failed_some |= rc == SS_ENOMEM;
+        assert_true(rc == 0 || rc == SS_ENOMEM);
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_false(scraped_job("gone"));
+        assert_true(scraped_job("keep"));
+        if (!rc && !hit) {
+            assert_true(scraped_job("new1"));
+            assert_true(scraped_job("new2"));
+        }
+        if (rc) /* one new job is left out */
+            assert_true(scraped_job("new1") != scraped_job("new2"));
+        scrape_manager_free(m);
+        for (int i = 0; i < 3; i++)
+            job_owned_free(&next[i]);
+        if (!hit)
+            break; /* every calloc of the job set has failed once */
+    }
+    assert_true(k < 200);
+    assert_true(failed_some);
+}
+
 /* scrape_series_added counts series the previous scrape did not have. */
 static void test_series_added(void **state)
 {
@@ -2448,6 +2543,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_and_synthetic),
         cmocka_unit_test(test_idle_loop_sleeps),
+        cmocka_unit_test(test_set_jobs_out_of_memory),
         cmocka_unit_test(test_discovery_wakes_loop),
         cmocka_unit_test(test_gzip_big_body_streams),
         cmocka_unit_test(test_honor_labels),

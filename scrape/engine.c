@@ -1607,7 +1607,7 @@ static void watch_discoverers(struct scrape_manager *m, const struct job_state *
 {
     for (size_t d = 0; d < js->cfg.ndiscoverers; d++) {
         const struct scrape_discoverer *ds = &js->cfg.discoverers[d];
-        if (ds->watch)
+        if (ds->watch && ds->next_poll_ms) /* one alone is ignored (scrape.h) */
             ds->watch(ds->ud, on ? sd_wake : NULL, on ? m : NULL);
     }
 }

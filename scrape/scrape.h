@@ -153,8 +153,9 @@ struct scrape_target_group {
 struct scrape_discoverer {
     bool (*poll)(void *ud, const struct scrape_target_group **groups, size_t *ngroups);
     void *ud;
-    /* Optional, both or neither: a discoverer that tells when it has news, so that the
-     * scrape loop sleeps instead of polling it every second.
+    /* Optional, both or neither (the engine ignores one alone): a discoverer that
+     * tells when it has news, so that the scrape loop sleeps instead of polling it
+     * every second.
      * watch(ud, wake, arg): call wake(arg), from any thread, whenever a poll may
      * report a change; watch(ud, NULL, NULL) stops that, and no call is under way
      * once it returns. The loop watches while a job holds the discoverer.

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """memory.py: scrapeship's memory per active series (issue #12).
 
-One nginx serves MEM_MAX_TARGETS targets of MEM_M series (service shape, gzip) and is
+One nginx serves MEM_MAX_TARGETS targets of MEM_M series (MEM_SHAPE: service, the
+default, or ksm for kube-state-metrics' pods; gzip) and is
 the remote-write null sink. For each step of MEM_STEPS (active series; default 0,
 100000, 300000) a fresh scrapeship scrapes steps/MEM_M of those targets every
 MEM_INTERVAL s (default 1, as the 10x10k profile) for MEM_WARMUP s after its first
@@ -32,6 +33,9 @@ INTERVAL = B.env_int("MEM_INTERVAL", 1, 1, 3600, PROG)
 WARMUP = B.env_int("MEM_WARMUP", 15, 0, 3600, PROG)
 READS = B.env_int("MEM_READS", 5, 1, 1000, PROG)
 STEPS = [int(x) for x in B.env_list("MEM_STEPS", "0,100000,300000")]
+SHAPE = os.environ.get("MEM_SHAPE", "service").strip()
+if SHAPE not in ("service", "ksm"):
+    raise SystemExit("memory: MEM_SHAPE must be service or ksm")
 
 
 def log(msg):
@@ -83,7 +87,7 @@ def main():
 def run(out, work):
     maxt = max(1, (max(STEPS) + M - 1) // M)
     log("generating %d targets x %d series" % (maxt, M))
-    B.gen_targets(os.path.join(work, "targets"), maxt, M, 1)
+    B.gen_targets(os.path.join(work, "targets"), maxt, M, 1, shape=SHAPE)
     dirs = [os.path.join(work, "targets", str(i)) for i in range(maxt)]
     ports = B.free_ports(maxt + 1)
     sink_port, tports = ports[0], ports[1:]
@@ -102,8 +106,8 @@ def run(out, work):
         lines.append("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %s |"
                      % (r["series"], r["targets"], r["VmRSS"] / 1024, r["RssAnon"] / 1024, r["RssFile"] / 1024,
                         r["VmHWM"] / 1024, r["queue_bytes"] / 2**20, per))
-    head = ("memory: scrapeship %s, %d-series targets (service shape, gzip) every %ds, %ds after the first "
-            "delivery, median of %d reads\n\n" % (B.git_commit(), M, INTERVAL, WARMUP, READS))
+    head = ("memory: scrapeship %s, %d-series targets (%s shape, gzip) every %ds, %ds after the first "
+            "delivery, median of %d reads\n\n" % (B.git_commit(), M, SHAPE, INTERVAL, WARMUP, READS))
     with open(os.path.join(out, "memory.md"), "w") as f:
         f.write(head + "\n".join(lines) + "\n")
     with open(os.path.join(out, "memory.json"), "w") as f:

@@ -25,16 +25,12 @@ static void write_file(const char *name, const uint8_t *p, size_t n)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Empty the scratch directory: segments and checkpoint of the last run. */
+static bool empty_dir(void)
 {
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/ss-fuzz-diskq-%d", (int)getpid());
-        ss_log_set_level(SS_LOG_ERROR);
-    }
-    mkdir(dir, 0700);
-    DIR *d = opendir(dir); /* empty it: segments and checkpoint of the last run */
+    DIR *d = opendir(dir);
     if (!d)
-        return 0;
+        return false;
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[400];
@@ -44,6 +40,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unlink(path);
     }
     closedir(d);
+    return true;
+}
+
+/* libFuzzer ends with exit(): the scratch directory goes with the process */
+static void remove_dir(void)
+{
+    if (empty_dir())
+        rmdir(dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/ss-fuzz-diskq-%d", (int)getpid());
+        ss_log_set_level(SS_LOG_ERROR);
+        atexit(remove_dir);
+    }
+    mkdir(dir, 0700);
+    if (!empty_dir())
+        return 0;
     if (size > 1 && data[0] & 1) { /* a checkpoint "1 <offset>" from the second byte */
         char cp[64];
         int n = snprintf(cp, sizeof cp, "1 %u\n", (unsigned)data[1] * 7);

@@ -42,10 +42,18 @@ static void write_file(const char *path, const void *p, size_t n)
     }
 }
 
+/* libFuzzer ends with exit(): the scratch files go with the process */
+static void remove_files(void)
+{
+    unlink(kc_path);
+    unlink(good_path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!kc_path[0]) {
         ss_log_set_level(SS_LOG_ERROR);
+        atexit(remove_files);
         snprintf(kc_path, sizeof kc_path, "/tmp/ss-fuzz-kc-%d.yaml", (int)getpid());
         snprintf(good_path, sizeof good_path, "/tmp/ss-fuzz-kcgood-%d.yaml", (int)getpid());
         const char *good = "apiVersion: v1\nkind: Config\ncurrent-context: c\n"

@@ -49,7 +49,7 @@ static struct {
     unsigned char *raw; /* served as is, with Content-Encoding raw_encoding, when set */
     size_t raw_len;
     char raw_encoding[32];
-    bool echo; /* serve echo{p="<query p>",x="<X-Test>"} 1: which target asked, and how */
+    bool echo; /* serve echo{p="<query p>",x="<X-Test>",a=,to=} 1: which target asked, and how */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -68,9 +68,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (srv.echo) {
         const char *p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "p");
         const char *au = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        const char *to =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
         char *b = malloc(512);
-        int n = b ? snprintf(b, 512, "echo{p=\"%s\",x=\"%s\",a=\"%s\"} 1\n", p ? p : "", srv.last_x_test,
-                             au ? au : "")
+        int n = b ? snprintf(b, 512, "echo{p=\"%s\",x=\"%s\",a=\"%s\",to=\"%s\"} 1\n", p ? p : "",
+                             srv.last_x_test, au ? au : "", to ? to : "")
                   : 0;
         r = MHD_create_response_from_buffer(n > 0 ? (size_t)n : 0, b, MHD_RESPMEM_MUST_FREE);
     } else if (srv.raw) {
@@ -1053,14 +1055,16 @@ static void test_targets_share_pairs(void **state)
 
 /* More targets than keep a libcurl handle each (EASY_OWN_TARGETS, 256): the handles
  * pass from target to target between scrapes, and each scrape still goes out with its
- * own target's URL and job options and lands in its own target (the server echoes the
- * query parameter and the X-Test header back as labels). */
+ * own target's URL, timeout and job options and lands in its own target (the server
+ * echoes the query parameter, the X-Test header and the timeout header back as
+ * labels). A handle given back keeps its options for the next target of its job and
+ * timeout (easy_take), so a reload that changes a job's header must reach every one. */
 static void test_many_targets_share_handles(void **state)
 {
     (void)state;
     enum { PER_JOB = 150, JOBS = 2 };
     static struct scrape_target_group groups[JOBS][PER_JOB];
-    static struct ss_kv labels[JOBS][PER_JOB][2];
+    static struct ss_kv labels[JOBS][PER_JOB][3];
     static char shard[JOBS][PER_JOB][16];
     struct scrape_job jobs[JOBS];
     struct httpc_header h = {"X-Test", "a"};
@@ -1069,7 +1073,8 @@ static void test_many_targets_share_handles(void **state)
             snprintf(shard[k][i], sizeof shard[k][i], "%d", k * PER_JOB + i);
             labels[k][i][0] = (struct ss_kv){"__param_p", shard[k][i]};
             labels[k][i][1] = (struct ss_kv){"shard", shard[k][i]};
-            groups[k][i] = (struct scrape_target_group){targets, 1, labels[k][i], 2};
+            labels[k][i][2] = (struct ss_kv){"__scrape_timeout__", i % 3 ? "2s" : "3s"};
+            groups[k][i] = (struct scrape_target_group){targets, 1, labels[k][i], 3};
         }
         jobs[k] = base_job();
         jobs[k].name = k ? "plain" : "headed";
@@ -1087,7 +1092,11 @@ static void test_many_targets_share_handles(void **state)
     struct scrape_manager *m = NULL;
     assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
     assert_int_equal(scrape_manager_set_jobs(m, jobs, JOBS), 0);
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < 5; round++) {
+        if (round == 3) { /* the header changes: every handle of the job must send the new one */
+            h.value = "b";
+            assert_int_equal(scrape_manager_set_jobs(m, jobs, JOBS), 0);
+        }
         reset_capture();
         cap.scrapes = 0;
         unsigned before = srv.requests;
@@ -1098,20 +1107,25 @@ static void test_many_targets_share_handles(void **state)
         size_t echoes = 0, up = 0;
         for (size_t r = 0; r < cap.n; r++) {
             up += strncmp(cap.v[r].text, "up{", 3) == 0 && cap.v[r].value == 1;
-            if (strncmp(cap.v[r].text, "echo{", 5) != 0)
+            /* the reload's round also marks the series of the old header stale */
+            if (strncmp(cap.v[r].text, "echo{", 5) != 0 || scrape_is_stale_nan(cap.v[r].value))
                 continue;
             echoes++;
             int p = -1, s = -2;
-            char x[8] = "";
+            char x[8] = "", to[8] = "";
             const char *t = cap.v[r].text;
-            const char *pp = strstr(t, "p=\""), *sp = strstr(t, "shard=\""), *xp = strstr(t, "x=\"");
+            const char *pp = strstr(t, "p=\""), *sp = strstr(t, "shard=\""), *xp = strstr(t, "x=\""),
+                       *tp = strstr(t, "to=\"");
             assert_non_null(pp);
             assert_non_null(sp);
+            assert_non_null(tp);
             p = atoi(pp + 3);
             s = atoi(sp + 7);
             if (xp)
                 snprintf(x, sizeof x, "%.1s", xp + 3);
-            if (p != s || strcmp(x, s < PER_JOB ? "a" : "") != 0) {
+            snprintf(to, sizeof to, "%.1s", tp + 4);
+            const char *want_x = s >= PER_JOB ? "" : round < 3 ? "a" : "b";
+            if (p != s || strcmp(x, want_x) != 0 || strcmp(to, (s % PER_JOB) % 3 ? "2" : "3") != 0) {
                 dump();
                 fail_msg("round %d: %s landed in the wrong target or went out with the wrong options", round,
                          t);
@@ -2315,7 +2329,7 @@ static struct {
     int64_t reload_ms;
     char err[RV_MAX][256]; /* last error per shard */
     int up[RV_MAX];
-    char want_x[RV_MAX][8], want_a[RV_MAX][64];
+    char want_x[RV_MAX][8], want_a[RV_MAX][64], want_to[RV_MAX][8];
 } rv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int rv_shard_of_url(const char *url)
@@ -2350,7 +2364,7 @@ static void rv_begin(void *ud, const struct scrape_report *r)
 static void rv_series(void *ud, const struct scrape_series *s)
 {
     (void)ud;
-    char name[64] = "", p[32] = "", shard[32] = "", x[64] = "", a[128] = "";
+    char name[64] = "", p[32] = "", shard[32] = "", x[64] = "", a[128] = "", to[32] = "";
     for (size_t i = 0; i < s->nlabels; i++) {
         struct ss_str n = s->labels[i].name, v = s->labels[i].value;
         char *dst = ss_str_eq_cstr(n, "__name__") ? name
@@ -2358,6 +2372,7 @@ static void rv_series(void *ud, const struct scrape_series *s)
                     : ss_str_eq_cstr(n, "shard")  ? shard
                     : ss_str_eq_cstr(n, "x")      ? x
                     : ss_str_eq_cstr(n, "a")      ? a
+                    : ss_str_eq_cstr(n, "to")     ? to
                                                   : NULL;
         if (dst)
             snprintf(dst, dst == a ? sizeof a : dst == name ? sizeof name : 32, "%.*s", (int)v.len, v.p);
@@ -2369,9 +2384,11 @@ static void rv_series(void *ud, const struct scrape_series *s)
     int ps = atoi(p), ss = atoi(shard);
     if (ps != ss || ps < 0 || ps >= RV_MAX)
         rv_bad("echo of p=%s in shard %d", p, ss);
-    else if (s->timestamp_ms > rv.reload_ms && (strcmp(x, rv.want_x[ss]) || strcmp(a, rv.want_a[ss]))) {
+    else if (s->timestamp_ms > rv.reload_ms &&
+             (strcmp(x, rv.want_x[ss]) || strcmp(a, rv.want_a[ss]) || strcmp(to, rv.want_to[ss]))) {
         char t[400];
-        snprintf(t, sizeof t, "x=%s a=%s want x=%s a=%s", x, a, rv.want_x[ss], rv.want_a[ss]);
+        snprintf(t, sizeof t, "x=%s a=%s to=%s want x=%s a=%s to=%s", x, a, to, rv.want_x[ss], rv.want_a[ss],
+                 rv.want_to[ss]);
         rv_bad("%s shard %d", t, ss);
     }
     pthread_mutex_unlock(&rv.mu);
@@ -2379,7 +2396,7 @@ static void rv_series(void *ud, const struct scrape_series *s)
 
 enum { RV_HEADED, RV_AUTH, RV_REFUSED, RV_AUTHBAD, RV_NJOBS };
 static struct scrape_target_group rv_groups[RV_NJOBS][RV_MAX];
-static struct ss_kv rv_labels[RV_MAX][2];
+static struct ss_kv rv_labels[RV_MAX][3];
 static char rv_vals[RV_MAX][16];
 static const char *rv_refused[1] = {"127.0.0.1:1"};
 static char rv_pwfile[64];
@@ -2397,8 +2414,11 @@ static void rv_jobs(struct scrape_job *jobs, const int *counts, const int *base,
             snprintf(rv_vals[s], sizeof rv_vals[s], "%d", s);
             rv_labels[s][0] = (struct ss_kv){"__param_p", rv_vals[s]};
             rv_labels[s][1] = (struct ss_kv){"shard", rv_vals[s]};
+            /* two timeouts in each job: a handle passes only between targets of one */
+            rv_labels[s][2] = (struct ss_kv){"__scrape_timeout__", s % 3 ? "900ms" : "800ms"};
             rv_groups[k][i] =
-                (struct scrape_target_group){k == RV_REFUSED ? rv_refused : tl, 1, rv_labels[s], 2};
+                (struct scrape_target_group){k == RV_REFUSED ? rv_refused : tl, 1, rv_labels[s], 3};
+            snprintf(rv.want_to[s], sizeof rv.want_to[s], "%s", s % 3 ? "0.9" : "0.8");
             snprintf(rv.want_x[s], sizeof rv.want_x[s], "%s", k == RV_HEADED ? xval : "");
             snprintf(rv.want_a[s], sizeof rv.want_a[s], "%s", k == RV_AUTH ? "Basic dTpzZWNyZXQ=" : "");
         }

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "awscred.h"
 #include "collector.h"
@@ -26,9 +27,24 @@ static void usage(FILE *f)
             SS_VERSION);
 }
 
+/* The open-file soft limit up to the hard one, as every Go program does at start
+ * (Prometheus and vmagent among them): each target keeps its connection open between
+ * scrapes, and with systemd's default soft limit of 1024 an agent of 1000 targets
+ * failed to connect to some and refused /metrics ("Too many open files"). Nothing here
+ * uses select(), so descriptors above 1024 are fine. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     ss_mem_tune();
+    raise_fd_limit();
     if (argc < 2) {
         usage(stderr);
         return 2;

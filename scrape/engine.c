@@ -19,6 +19,7 @@
  * GZ_WHOLE_PREFER plain) are inflated as they stream, with zlib. body_size_limit
  * bounds the plain size either way. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +30,8 @@
 #include <malloc.h>
 #endif
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -200,6 +203,7 @@ struct target {
     bool easy_ready;            /* easy holds the options of the current job config */
     bool easy_light;            /* easy is a spare set up for a target like this one (easy_take) */
     bool host_numeric;          /* the URL's host is an IP address (worked out once, in target_new) */
+    int sock_errno;             /* this scrape's socket() failure (open_socket), 0 if none */
     char *errbuf;               /* CURL_ERROR_SIZE bytes, with the handle (easy_take) */
     bool on_slot;      /* starts on its slot, not its phase (move_to_slot) */
     int64_t slot_past; /* on a slot: how far before its phase it starts (place_on_slot) */
@@ -289,6 +293,7 @@ struct scrape_manager {
     uint64_t easy_epoch;                       /* bumped when spares' options go stale (easy_spare.epoch) */
     CURLSH *conn_share[CONN_SHARES]; /* conn_share_of; made at first use */
     bool shares_on;                  /* targets use them (conn_shares_on) */
+    bool fd_warned;                  /* check_fd_room */
     int neasy_spare;
     size_t ntargets;                   /* in the list (heap_rebuild) */
     struct scrape_gunzip *gunzip;      /* one output buffer for every target's gzip body */
@@ -1041,6 +1046,17 @@ static CURLSH *conn_share_of(const struct target *t)
     return m->conn_share[k];
 }
 
+/* libcurl's socket(), keeping its error for the target's message (fail_transfer). */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct target *t = clientp;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        t->sock_errno = errno;
+    return s;
+}
+
 /* The engine's own lines (Accept, the timeout), then the job's http_config: its
  * options and header lines, with password and credentials files read now. */
 static int setup_easy(struct target *t)
@@ -1060,6 +1076,7 @@ static int setup_easy(struct target *t)
         curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
         curl_easy_setopt(e, CURLOPT_PRIVATE, t);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
         CURLSH *sh = conn_share_of(t);
         if (sh)
             curl_easy_setopt(e, CURLOPT_SHARE, sh);
@@ -1084,6 +1101,8 @@ static int setup_easy(struct target *t)
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->spec.timeout_ms);
     /* Ask for gzip but decode it ourselves (feed_gzip): whole-buffer libdeflate. */
@@ -1155,6 +1174,7 @@ static void start_scrape(struct target *t)
     if (t->err)
         t->err[0] = '\0';
     t->body_started = false;
+    t->sock_errno = 0;
     t->gzip = false;
     t->body_bytes = 0;
     t->gz_in = 0;
@@ -1325,6 +1345,18 @@ static void pace_between(struct target *t)
     m->pace_used += ss_mono_ms() - w0;
 }
 
+/* A transfer that failed before an answer: libcurl's message, and the system's error
+ * when the socket could not be made, which libcurl's words hide (a socket() refused for
+ * the open-file limit reads "Couldn't connect to server"). */
+static void fail_transfer(struct target *t, CURLcode res)
+{
+    const char *msg = t->errbuf[0] ? t->errbuf : curl_easy_strerror(res);
+    if (t->sock_errno)
+        target_fail(t, FAIL_CONNECT, "%s (socket: %s)", msg, strerror(t->sock_errno));
+    else
+        target_fail(t, FAIL_CONNECT, "%s", msg);
+}
+
 /* done: when the transfer was seen to end (ss_mono_seconds), before any pacing wait */
 static void finish_scrape(struct target *t, CURLcode res, double done)
 {
@@ -1336,7 +1368,7 @@ static void finish_scrape(struct target *t, CURLcode res, double done)
             target_fail(t, FAIL_TIMEOUT, "context deadline exceeded (scrape_timeout %lldms)",
                         (long long)t->spec.timeout_ms);
         else if (res != CURLE_OK)
-            target_fail(t, FAIL_CONNECT, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+            fail_transfer(t, res);
         else if (status != 200)
             target_fail(t, FAIL_HTTP_STATUS, "server returned HTTP status %ld", status);
         else {
@@ -1611,6 +1643,27 @@ static void set_conn_shares(struct scrape_manager *m, size_t n)
         t->easy_ready = false;
 }
 
+/* Every target keeps a connection open between scrapes, and the senders, the web
+ * server and files need a few descriptors more: warn once when the targets come near
+ * the open-file limit (collector main raises it to the hard limit at start), as their
+ * scrapes will fail to connect, and again after they were back under it. */
+#define FD_RESERVE 64
+static void check_fd_room(struct scrape_manager *m)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    bool short_of = m->ntargets + FD_RESERVE > rl.rlim_cur;
+    if (short_of && !m->fd_warned)
+        ss_warn("scrape",
+                "%zu targets keep a connection open each, and the open-file limit is %llu: some scrapes will "
+                "fail "
+                "to connect (Too many open files); raise the limit (ulimit -n, systemd's LimitNOFILE, the "
+                "container runtime's nofile)",
+                m->ntargets, (unsigned long long)rl.rlim_cur);
+    m->fd_warned = short_of;
+}
+
 /* Recompute every target from the jobs' groups; keep the ones that did not change. */
 static void sync_targets(struct scrape_manager *m)
 {
@@ -1656,6 +1709,7 @@ static void sync_targets(struct scrape_manager *m)
     for (struct target *t = m->targets; t; t = t->next)
         atomic_fetch_add(&t->job->ntargets, 1);
     set_conn_shares(m, m->ntargets); /* counted by heap_rebuild */
+    check_fd_room(m);
 }
 
 static void sd_wake(void *arg)

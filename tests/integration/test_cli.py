@@ -10,10 +10,15 @@
   (no final newline) that lint calls an error; without them it succeeds.
 * `make run` (run --stdout on the embedded default, which scrapes itself): the
   per-job self-metrics are labelled scrape_job, so no line carries an exported_ label.
+* The open-file limit: started with a soft limit of 256, `run` raises it to the hard
+  limit (process_max_fds), as Go programs do; with a hard limit of 128, more targets
+  than fit are named in a warning.
 """
 import glob
 import json
 import os
+import resource
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -108,7 +113,37 @@ remote_write:
            in out, "self-scrape: no per-job scrapeship_scrapes_total line:\n" + out[:1500])
     bad = [l for l in out.splitlines() if "exported_" in l]
     chk.ok(not bad, "run --stdout prints exported_ labels: %s" % bad[:3])
+    fd_limits(chk, work)
     chk.finish()
+
+
+def run_limited(args, soft, hard, timeout=60):
+    """scrapeship with RLIMIT_NOFILE (soft, hard) set before it starts."""
+    def lim():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    p = subprocess.run([h.BIN] + args, capture_output=True, timeout=timeout, preexec_fn=lim)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def fd_limits(chk, work):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        print("fd limits: hard limit %s, nothing to raise; skipped" % hard)
+        return
+    lp = h.free_port()
+    rc, out, err = run_limited(["run", "--stdout", "--web.listen-address", "127.0.0.1:%d" % lp,
+                                "--run-for", "7s"], 256, hard)
+    got = [l.split()[1] for l in out.splitlines() if l.startswith("process_max_fds{")]
+    chk.ok(rc == 0 and got and float(got[0]) == hard,
+           "soft limit 256 not raised to the hard limit %d: process_max_fds %s (exit %d)" % (hard, got, rc))
+    many = os.path.join(work, "many.yml")
+    with open(many, "w") as f:
+        f.write("scrape_configs:\n  - job_name: many\n    scrape_timeout: 2s\n    static_configs:\n"
+                "      - targets: [%s]\n" % ", ".join("'127.0.0.1:%d'" % (i + 1) for i in range(100)))
+    # the senders, the web server and files need descriptors too: 100 targets do not fit in 128
+    rc, out, err = run_limited(["scrape", "--config", many], 128, 128)
+    chk.ok(rc == 1 and "100 targets keep a connection open each, and the open-file limit is 128" in err,
+           "100 targets under a hard limit of 128: no warning (exit %d): %s" % (rc, err[:600]))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1138,6 +1140,68 @@ static void test_many_targets_share_handles(void **state)
     pthread_mutex_lock(&srv.mu);
     srv.echo = false;
     pthread_mutex_unlock(&srv.mu);
+}
+
+/* Out of descriptors: a scrape whose socket() fails says why (libcurl alone says
+ * "Couldn't connect to server"), the others go on, and all are up again once there is
+ * room. */
+static unsigned emfile_reports, emfile_down;
+static void on_begin_emfile(void *ud, const struct scrape_report *r)
+{
+    (void)ud;
+    if (!r->up)
+        emfile_down++;
+    if (r->error && strstr(r->error, "Couldn't connect to server (socket: Too many open files)"))
+        emfile_reports++;
+}
+
+static unsigned open_fds(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own */
+}
+
+static void test_socket_error_named(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    static struct scrape_target_group groups[N];
+    static struct ss_kv labels[N][1];
+    static char ps[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(ps[i], sizeof ps[i], "%d", i);
+        labels[i][0] = (struct ss_kv){"__param_p", ps[i]};
+        groups[i] = (struct scrape_target_group){targets, 1, labels[i], 1};
+    }
+    struct scrape_job j = base_job();
+    j.timeout_ms = 1000;
+    j.static_groups = groups;
+    j.nstatic_groups = N;
+    serve(200, TEXT, "a 1\n");
+    struct scrape_sink sink = {.begin = on_begin_emfile, .series = on_series};
+    struct scrape_manager *m = NULL;
+    assert_int_equal(scrape_manager_new(NULL, &sink, &m), 0);
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = open_fds() + 8; /* room for a few of the N connections */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    emfile_reports = emfile_down = 0;
+    scrape_manager_scrape_once(m);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_true(emfile_reports > 0);
+    assert_true(emfile_down < N); /* the scrapes that had a socket went on */
+    emfile_reports = emfile_down = 0;
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_int_equal(emfile_down, 0);
+    assert_int_equal(emfile_reports, 0);
+    scrape_manager_free(m);
 }
 
 /* job_name may hold any character: the self-metrics escape it as a label value, so a
@@ -2583,6 +2647,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_targets_share_pairs),
         cmocka_unit_test(test_many_targets_share_handles),
+        cmocka_unit_test(test_socket_error_named),
         cmocka_unit_test(test_series_added),
         cmocka_unit_test(test_easy_options_kept_and_reloaded),
         cmocka_unit_test(test_failed_scrape_counts),

@@ -362,12 +362,14 @@ def gen_targets(outdir, n, m, seed=1, shape=None):
 
 # ---- tools ------------------------------------------------------------------------------
 
-def scrape_yaml(tool, interval, sink_port, targets=None, sd_file=None):
+def scrape_yaml(tool, interval, sink_port, targets=None, sd_file=None, honor_timestamps=True):
     """The config each tool reads. Prometheus and scrapeship get the same YAML; vmagent
     gets it without remote_write (its strict parser rejects the section; the URL is a
     flag) and without file_sd refresh_interval (not a vmagent field; a flag instead)."""
     lines = ["global:", "  scrape_interval: %ds" % interval, "  scrape_timeout: %ds" % interval,
              "scrape_configs:", "  - job_name: bench"]
+    if not honor_timestamps:
+        lines += ["    honor_timestamps: false"]
     if sd_file:
         lines += ["    file_sd_configs:", "      - files: ['%s']" % sd_file]
         if tool != "vmagent":

@@ -27,7 +27,8 @@ same way (benchlib.measure):
 
 PROFILES names: ksm-1x100k (1 target x 100k series every 15 s, the
 kube-state-metrics shape), 10x10k, 30x10k, 100x1k (every 1 s), sidecar-1x1k (1 x 1000
-every 15 s); any NxM[k][@Is] works too (e.g. 20x5k@5s). A -plain or -gzip suffix picks
+every 15 s); any NxM[k][@Is] works too (e.g. 20x5k@5s), and cadvisor-NxM the kubelet's
+cAdvisor shape (every 15 s, honor_timestamps: false). A -plain or -gzip suffix picks
 the body encoding; without one, GZIP decides (1, 0, or `both` to run each twice).
 `ceiling` in PROFILES (or CEILING=1) adds the ceiling run: per tool, targets of 10k
 series every 1 s are added step by step (file_sd, no restart) until a step loses
@@ -52,7 +53,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import benchlib as B  # noqa: E402
 
 PROG = "compare"
-DEFAULT_PROFILES = "ksm-1x100k,10x10k,30x10k,100x1k,1000x100,sidecar-1x1k,100x1k-plain,10x10k-plain"
+DEFAULT_PROFILES = ("ksm-1x100k,cadvisor-10x20k,10x10k,30x10k,100x1k,1000x100,sidecar-1x1k,100x1k-plain,"
+                    "10x10k-plain")
 
 
 def log(msg):
@@ -88,18 +90,18 @@ PERF_PROFILES = B.env_list("PERF_PROFILES", "100x1k")
 
 # ---- profiles ------------------------------------------------------------------------------
 
-PROFILE_RE = re.compile(r"^(?:(ksm|sidecar)-)?(\d+)x(\d+)(k?)(?:@(\d+)s)?(?:-(plain|gzip))?$")
+PROFILE_RE = re.compile(r"^(?:(ksm|cadvisor|sidecar)-)?(\d+)x(\d+)(k?)(?:@(\d+)s)?(?:-(plain|gzip))?$")
 
 
 def parse_profile(name):
     """'ksm-1x100k', '10x10k-plain', '20x5k@5s' -> dict, or SystemExit."""
     m = PROFILE_RE.match(name)
     if not m:
-        raise SystemExit("compare: bad profile %r (want [ksm-|sidecar-]NxM[k][@Is][-plain|-gzip] or "
+        raise SystemExit("compare: bad profile %r (want [ksm-|cadvisor-|sidecar-]NxM[k][@Is][-plain|-gzip] or "
                          "ceiling)" % name)
     kind, n, mm, k, iv, enc = m.groups()
     series = int(mm) * (1000 if k else 1)
-    interval = int(iv) if iv else (15 if kind in ("ksm", "sidecar") else 1)
+    interval = int(iv) if iv else (15 if kind in ("ksm", "cadvisor", "sidecar") else 1)
     targets = int(n)
     if not (1 <= targets <= 2000 and 1 <= series <= 2_000_000 and 1 <= interval <= 300):
         raise SystemExit("compare: profile %r out of range" % name)
@@ -112,7 +114,7 @@ def parse_profile(name):
     for g in gz:
         label = name if enc or (g and len(gz) == 1) else "%s-%s" % (name, "gzip" if g else "plain")
         out.append({"name": label, "targets": targets, "series": series, "interval": interval, "gzip": g,
-                    "shape": "ksm" if kind == "ksm" else "service",
+                    "shape": kind if kind in ("ksm", "cadvisor") else "service",
                     "seed": 7 if kind == "sidecar" else 1})
     return out
 
@@ -158,7 +160,9 @@ def run_case(prof, tool_name, workdir, ports, sink_port, sink_log, nginx, perf=F
         % (prof["name"], tool_name, len(ports), prof["series"], interval, "gzip" if prof["gzip"] else "plain",
            warmup, duration))
     res = {"profile": prof["name"], "tool": tool_name, "warmup_s": warmup, "window_s": duration}
-    p = tool.start(B.scrape_yaml(tool_name, interval, sink_port, targets=ports))
+    # cAdvisor's static timestamps would repeat scrape after scrape (gen_targets.py)
+    p = tool.start(B.scrape_yaml(tool_name, interval, sink_port, targets=ports,
+                                 honor_timestamps=prof["shape"] != "cadvisor"))
     try:
         B.wait_ready(tool, interval)
         res["version"] = tool.version()

@@ -11,7 +11,7 @@ code, service, ...). Values differ per series and per target but not over time: 
 tools' cost does not depend on whether a value changed, and remote write carries
 every sample anyway.
 
-usage: gen_targets.py OUTDIR N M [SEED] [--shape=service|ksm]
+usage: gen_targets.py OUTDIR N M [SEED] [--shape=service|ksm|cadvisor]
 writes OUTDIR/0 .. OUTDIR/N-1, M series each; the exact series count of each file is M
 (the last family is cut to fit).
 
@@ -19,6 +19,14 @@ writes OUTDIR/0 .. OUTDIR/N-1, M series each; the exact series count of each fil
 histograms, gauges with 0/1 and Unix-time values, grouped by family (all pods'
 kube_pod_info, then all pods' kube_pod_status_phase, ...), with the long label values
 KSM has (pod UIDs, images, image digests, container IDs), about 32 series per pod.
+
+--shape=cadvisor writes what the kubelet's /metrics/cadvisor exposes for one node's
+pods: family by family, for every cgroup (the pod's, its pause container's, its
+containers'), with the long `id` (the cgroup path, pod UID and container ID in it),
+`image`, `name` (the container ID) labels, per-device, per-interface and per-state
+series, and a timestamp in milliseconds on every sample, about 50 series per cgroup.
+The timestamps do not move between scrapes (the file is static), so the bench scrapes
+it with honor_timestamps: false, as kube-prometheus scrapes the kubelet's cAdvisor.
 """
 import gzip
 import os
@@ -253,6 +261,155 @@ def render_ksm(m, rng):
     return "\n".join(out) + "\n"
 
 
+# ---- the kubelet's cAdvisor shape -------------------------------------------------------
+
+TASK_STATES = ["iowait", "running", "sleeping", "stopped", "uninterruptible"]
+# (name, type, help, extra label sets (None: one series), pod cgroup only, value kind)
+CADVISOR_FAMILIES = [
+    ("container_cpu_cfs_periods_total", "counter", "Number of elapsed enforcement period intervals.", None,
+     False, "count"),
+    ("container_cpu_cfs_throttled_periods_total", "counter", "Number of throttled period intervals.", None,
+     False, "count"),
+    ("container_cpu_cfs_throttled_seconds_total", "counter", "Total time duration the container has been "
+     "throttled.", None, False, "seconds"),
+    ("container_cpu_system_seconds_total", "counter", "Cumulative system cpu time consumed in seconds.", None,
+     False, "seconds"),
+    ("container_cpu_usage_seconds_total", "counter", "Cumulative cpu time consumed in seconds.",
+     [[("cpu", "total")]], False, "seconds"),
+    ("container_cpu_user_seconds_total", "counter", "Cumulative user cpu time consumed in seconds.", None,
+     False, "seconds"),
+    ("container_file_descriptors", "gauge", "Number of open file descriptors for the container.", None, False,
+     "small"),
+    ("container_fs_reads_bytes_total", "counter", "Cumulative count of bytes read", [[("device", "/dev/nvme0n1")]],
+     False, "bytes"),
+    ("container_fs_reads_total", "counter", "Cumulative count of reads completed",
+     [[("device", "/dev/nvme0n1")]], False, "count"),
+    ("container_fs_writes_bytes_total", "counter", "Cumulative count of bytes written",
+     [[("device", "/dev/nvme0n1")]], False, "bytes"),
+    ("container_fs_writes_total", "counter", "Cumulative count of writes completed",
+     [[("device", "/dev/nvme0n1")]], False, "count"),
+    ("container_last_seen", "gauge", "Last time a container was seen by the exporter", None, False, "now"),
+    ("container_memory_cache", "gauge", "Number of bytes of page cache memory.", None, False, "bytes"),
+    ("container_memory_failcnt", "counter", "Number of memory usage hits limits", None, False, "zero"),
+    ("container_memory_failures_total", "counter", "Cumulative count of memory allocation failures.",
+     [[("failure_type", f), ("scope", sc)] for f in ("pgfault", "pgmajfault") for sc in ("container", "hierarchy")],
+     False, "count"),
+    ("container_memory_mapped_file", "gauge", "Size of memory mapped files in bytes.", None, False, "bytes"),
+    ("container_memory_max_usage_bytes", "gauge", "Maximum memory usage recorded in bytes", None, False, "bytes"),
+    ("container_memory_rss", "gauge", "Size of RSS in bytes.", None, False, "bytes"),
+    ("container_memory_swap", "gauge", "Container swap usage in bytes.", None, False, "zero"),
+    ("container_memory_usage_bytes", "gauge", "Current memory usage in bytes, including all memory regardless "
+     "of when it was accessed", None, False, "bytes"),
+    ("container_memory_working_set_bytes", "gauge", "Current working set in bytes.", None, False, "bytes"),
+    ("container_network_receive_bytes_total", "counter", "Cumulative count of bytes received",
+     [[("interface", "eth0")]], True, "bytes"),
+    ("container_network_receive_errors_total", "counter", "Cumulative count of errors encountered while "
+     "receiving", [[("interface", "eth0")]], True, "zero"),
+    ("container_network_receive_packets_dropped_total", "counter", "Cumulative count of packets dropped while "
+     "receiving", [[("interface", "eth0")]], True, "zero"),
+    ("container_network_receive_packets_total", "counter", "Cumulative count of packets received",
+     [[("interface", "eth0")]], True, "count"),
+    ("container_network_transmit_bytes_total", "counter", "Cumulative count of bytes transmitted",
+     [[("interface", "eth0")]], True, "bytes"),
+    ("container_network_transmit_errors_total", "counter", "Cumulative count of errors encountered while "
+     "transmitting", [[("interface", "eth0")]], True, "zero"),
+    ("container_network_transmit_packets_dropped_total", "counter", "Cumulative count of packets dropped "
+     "while transmitting", [[("interface", "eth0")]], True, "zero"),
+    ("container_network_transmit_packets_total", "counter", "Cumulative count of packets transmitted",
+     [[("interface", "eth0")]], True, "count"),
+    ("container_oom_events_total", "counter", "Count of out of memory events observed for the container",
+     None, False, "zero"),
+    ("container_processes", "gauge", "Number of processes running inside the container.", None, False, "small"),
+    ("container_sockets", "gauge", "Number of open sockets for the container.", None, False, "small"),
+    ("container_spec_cpu_period", "gauge", "CPU period of the container.", None, False, "period"),
+    ("container_spec_cpu_shares", "gauge", "CPU share of the container.", None, False, "shares"),
+    ("container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.", None, False, "bytes"),
+    ("container_spec_memory_reservation_limit_bytes", "gauge", "Memory reservation limit for the container.",
+     None, False, "zero"),
+    ("container_spec_memory_swap_limit_bytes", "gauge", "Memory swap limit for the container.", None, False,
+     "bytes"),
+    ("container_start_time_seconds", "gauge", "Start time of the container since unix epoch in seconds.", None,
+     False, "start"),
+    ("container_tasks_state", "gauge", "Number of tasks in given state", [[("state", st)] for st in TASK_STATES],
+     False, "small"),
+    ("container_threads", "gauge", "Number of threads running inside the container", None, False, "small"),
+    ("container_threads_max", "gauge", "Maximum number of threads allowed inside the container, infinity if "
+     "value is zero", None, False, "small"),
+    ("container_ulimits_soft", "gauge", "Soft ulimit values for the container root process. Unlimited if -1, "
+     "except priority and nice", [[("ulimit", "max_open_files")]], False, "files"),
+]
+CADVISOR_NOW_MS = 1_765_000_000_000
+
+
+def cadvisor_cgroups(npods, rng):
+    """Each pod's cgroups: the pod's own (container, image and name empty), its pause
+    container's and one or two containers'."""
+    out = []
+    for p in ksm_pods(npods, rng):
+        uid = p["uid"].replace("-", "_")
+        qos = p["qos"].lower()
+        pod_path = "/kubepods.slice/kubepods-%s.slice/kubepods-%s-pod%s.slice" % (qos, qos, uid)
+        common = {"namespace": p["namespace"], "pod": p["pod"]}
+        out.append(dict(common, container="", id=pod_path, image="", name="", pod_cgroup=True))
+        for cname, image in [("POD", "registry.k8s.io/pause:3.9"), (p["container"], p["image"])] + (
+                [("istio-proxy", "docker.io/istio/proxyv2:1.20.%d" % rng.randint(0, 9))] if rng.random() < 0.3
+                else []):
+            cid = "%064x" % rng.getrandbits(256)
+            out.append(dict(common, container=cname if cname != "POD" else "", id="%s/cri-containerd-%s.scope"
+                            % (pod_path, cid), image=image, name=cid, pod_cgroup=False))
+    return out
+
+
+def cadvisor_value(kind, rng):
+    if kind == "seconds":
+        return "%.6f" % rng.uniform(0, 500_000)
+    if kind == "bytes":
+        return "%d" % (rng.randint(1, 4096) << 20)
+    if kind == "count":
+        return "%d" % rng.randint(0, 10**9)
+    if kind == "small":
+        return "%d" % rng.randint(0, 200)
+    if kind == "zero":
+        return "0"
+    if kind == "now":
+        return "%d" % (CADVISOR_NOW_MS // 1000)
+    if kind == "start":
+        return "%d" % (CADVISOR_NOW_MS // 1000 - rng.randint(60, 3_000_000))
+    if kind == "period":
+        return "100000"
+    if kind == "shares":
+        return "%d" % rng.choice([2, 102, 256, 512, 1024])
+    return "1.048576e+06"  # files
+
+
+def render_cadvisor(m, rng):
+    """Exactly m series: enough pods for m, then family by family until m are out."""
+    per_pod = 0
+    probe = [{"pod_cgroup": True}, {"pod_cgroup": False}, {"pod_cgroup": False}]
+    for _, _, _, extra, pod_only, _ in CADVISOR_FAMILIES:
+        per_pod += sum(len(extra or [[]]) for c in probe if c["pod_cgroup"] or not pod_only)
+    cgroups = cadvisor_cgroups(max(1, -(-m // per_pod) + 1), rng)
+    out, n = [], 0
+    for name, mtype, help_text, extra, pod_only, kind in CADVISOR_FAMILIES:
+        if n >= m:
+            break
+        out.append("# HELP %s %s" % (name, help_text))
+        out.append("# TYPE %s %s" % (name, mtype))
+        for c in cgroups:
+            if pod_only and not c["pod_cgroup"]:
+                continue
+            for ex in extra or [[]]:
+                if n >= m:
+                    break
+                pairs = sorted([(k, c[k]) for k in ("container", "id", "image", "name", "namespace", "pod")] + ex)
+                ts = CADVISOR_NOW_MS - rng.randint(0, 15_000)
+                out.append("%s{%s} %s %d" % (name, ",".join('%s="%s"' % kv for kv in pairs),
+                                             cadvisor_value(kind, rng), ts))
+                n += 1
+    assert n == m, (n, m)
+    return "\n".join(out) + "\n"
+
+
 def main():
     shape = "service"
     argv = []
@@ -261,7 +418,7 @@ def main():
             shape = a.split("=", 1)[1]
         else:
             argv.append(a)
-    if len(argv) not in (3, 4) or shape not in ("service", "ksm"):
+    if len(argv) not in (3, 4) or shape not in ("service", "ksm", "cadvisor"):
         raise SystemExit(__doc__)
     outdir, n, m = argv[0], int(argv[1]), int(argv[2])
     seed = int(argv[3]) if len(argv) == 4 else 1
@@ -272,7 +429,7 @@ def main():
         d = os.path.join(outdir, str(i))
         os.makedirs(d, exist_ok=True)
         rng = random.Random(seed * 1_000_003 + i)
-        body = (render_ksm(m, rng) if shape == "ksm" else render(m, rng)).encode()
+        body = {"ksm": render_ksm, "cadvisor": render_cadvisor}.get(shape, render)(m, rng).encode()
         with open(os.path.join(d, "metrics"), "wb") as f:
             f.write(body)
         with open(os.path.join(d, "metrics.gz"), "wb") as f:

@@ -2,7 +2,8 @@
 """memory.py: scrapeship's memory per active series (issue #12).
 
 One nginx serves MEM_MAX_TARGETS targets of MEM_M series (MEM_SHAPE: service, the
-default, or ksm for kube-state-metrics' pods; gzip) and is
+default, ksm for kube-state-metrics' pods, or cadvisor for the kubelets' cAdvisor,
+scraped with honor_timestamps: false; gzip) and is
 the remote-write null sink. For each step of MEM_STEPS (active series; default 0,
 100000, 300000) a fresh scrapeship scrapes steps/MEM_M of those targets every
 MEM_INTERVAL s (default 1, as the 10x10k profile) for MEM_WARMUP s after its first
@@ -34,8 +35,8 @@ WARMUP = B.env_int("MEM_WARMUP", 15, 0, 3600, PROG)
 READS = B.env_int("MEM_READS", 5, 1, 1000, PROG)
 STEPS = [int(x) for x in B.env_list("MEM_STEPS", "0,100000,300000")]
 SHAPE = os.environ.get("MEM_SHAPE", "service").strip()
-if SHAPE not in ("service", "ksm"):
-    raise SystemExit("memory: MEM_SHAPE must be service or ksm")
+if SHAPE not in ("service", "ksm", "cadvisor"):
+    raise SystemExit("memory: MEM_SHAPE must be service, ksm or cadvisor")
 
 
 def log(msg):
@@ -49,7 +50,8 @@ def status(pid):
 def one_step(work, ports, sink_port, nseries):
     ntargets = (nseries + M - 1) // M
     tool = B.Tool("scrapeship", os.path.join(work, "step-%d" % nseries), sink_port)
-    tool.start(B.scrape_yaml("scrapeship", INTERVAL, sink_port, targets=ports[:ntargets]))
+    tool.start(B.scrape_yaml("scrapeship", INTERVAL, sink_port, targets=ports[:ntargets],
+                             honor_timestamps=SHAPE != "cadvisor"))
     try:
         if ntargets:
             B.wait_ready(tool, INTERVAL)

@@ -6,8 +6,9 @@
 #     sample, on the Prometheus textparse corpus and on one generated bench target
 #     (and gzip inflate, zlib vs libdeflate, on that target's metrics.gz);
 #     with valgrind, also instructions per sample and the top functions (callgrind);
-#  2. runs bench/compare.py: for each profile of PROFILES (default ksm-1x100k, 10x10k,
-#     30x10k, 100x1k, sidecar-1x1k gzipped, and 100x1k, 10x10k plain), scrapeship, the
+#  2. runs bench/compare.py: for each profile of PROFILES (default ksm-1x100k,
+#     cadvisor-10x20k, 10x10k, 30x10k, 100x1k, 1000x100, sidecar-1x1k gzipped, and
+#     100x1k, 10x10k plain), scrapeship, the
 #     Prometheus agent and vmagent one after another on the same nginx-served targets,
 #     shipping to an nginx null sink; then (CEILING=1) the ceiling run: the highest
 #     samples/s each tool sustains without loss;
@@ -16,7 +17,7 @@
 #  4. (MEMORY=1) runs bench/memory.py: scrapeship's RSS at 0, 100k and 300k active
 #     series and the bytes per added series (about 2.5 minutes), then bench/libfloor.py:
 #     the RSS of scrapeship's shared libraries before it runs (seconds).
-# Defaults take about 48 minutes (micro ~2, profiles ~32, ceiling <= ~8, churn ~6).
+# Defaults take about 56 minutes (micro ~2, profiles ~40, ceiling <= ~8, churn ~6).
 # Results go to $OUT (default: a new /tmp directory): micro.txt, results.md,
 # results.json, churn.md, churn.json, memory.md, memory.json, libfloor.md. Knobs (see bench/README.md): PROFILES TOOLS
 # DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* MEMORY MEM_* PROFILE MICRO CALLGRIND

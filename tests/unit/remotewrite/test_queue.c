@@ -811,6 +811,58 @@ static void test_disk_failure_keeps_order(void **state)
     remove_dir(dir);
 }
 
+/* The kubelet's cAdvisor: a pod's cgroups (its own, its pause container's, its
+ * containers') stand next to each other in each family, and differ in their longest
+ * values (`id`, the cgroup path, and `name`, the container ID): the pod label keeps
+ * them in one queue, and the pods still spread over the family's queues. */
+static void test_pod_siblings_stay_together(void **state)
+{
+    (void)state;
+    enum { NPODS = 100, NCG = 3 };
+    struct rw_remote *r = new_remote(&defaults);
+    uint8_t hints[NPODS][NCG] = {{0}};
+    bool seen[5] = {false};
+    rw_remote_begin(r);
+    for (int p = 0; p < NPODS; p++)
+        for (int c = 0; c < NCG; c++) {
+            char pod[64], id[256], name[80];
+            int pl = snprintf(pod, sizeof pod, "web-frontend-5d8f7c9b6-%05d", p);
+            int il =
+                snprintf(id, sizeof id,
+                         "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%08x_1a2b_3c4d_5e6f_"
+                         "%012x.slice%s%060x%04x%s",
+                         p * 7919, p, c ? "/cri-containerd-" : "", p, c, c ? ".scope" : "");
+            int nl = c ? snprintf(name, sizeof name, "%060x%04x", p, c) : 0;
+            const char *k = names[p * NCG + c]; /* the receiver's series number */
+            struct ss_label l[6] = {{{"__name__", 8}, {"container_cpu_usage_seconds_total", 33}},
+                                    {{"i", 1}, {k, strlen(k)}},
+                                    {{"id", 2}, {id, (size_t)il}},
+                                    {{"name", 4}, {name, (size_t)nl}},
+                                    {{"namespace", 9}, {"web", 3}},
+                                    {{"pod", 3}, {pod, (size_t)pl}}};
+            struct scrape_series s = {.labels = l,
+                                      .nlabels = nl ? 6 : 5,
+                                      .value = 1.0,
+                                      .timestamp_ms = 1,
+                                      .hash = (uint64_t)(p * NCG + c) * 0x9E3779B97F4A7C15ULL,
+                                      .hint_out = &hints[p][c]};
+            if (!nl) /* the pod's own cgroup has no name */
+                l[3] = l[4], l[4] = l[5];
+            rw_remote_append(r, &s);
+        }
+    rw_remote_commit(r);
+    for (int p = 0; p < NPODS; p++) {
+        assert_in_range(hints[p][0], 1, 4);
+        seen[hints[p][0]] = true;
+        for (int c = 1; c < NCG; c++)
+            assert_int_equal(hints[p][c], hints[p][0]);
+    }
+    assert_true(seen[1] + seen[2] + seen[3] + seen[4] >= 3);
+    assert_true(wait_samples((uint64_t)NPODS * NCG, 60000));
+    finish(r);
+    assert_int_equal(rx.samples, (uint64_t)NPODS * NCG);
+}
+
 /* Series that differ only in short labels (a histogram's buckets: i, le) and share a
  * long one (pod) arrive one after another, as exposed, so that snappy finds their
  * shared bytes; chosen by each series' own hash, their queues scattered them. */
@@ -914,7 +966,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound_spills_hanging_receiver, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_disk_failure_keeps_order, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_siblings_stay_together, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_pod_siblings_stay_together, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_metrics_escape_labels, rx_start, rx_stop),
     };
+    if (getenv("TEST_FILTER")) /* one test by name (a glob), when working on it */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -969,17 +969,16 @@ static int easy_take(struct target *t)
     t->easy_light = false;
     if (m->neasy_spare) {
         int k = m->neasy_spare - 1;
-        for (int i = k; i >= 0; i--)
+        for (int i = k; i >= 0 && !t->easy_light; i--)
             if (spare_fits(m, &m->easy_spare[i], t)) {
                 k = i;
-                break;
+                t->easy_light = true;
             }
         struct easy_spare s = m->easy_spare[k];
         m->easy_spare[k] = m->easy_spare[--m->neasy_spare];
         t->easy = s.easy;
         t->errbuf = s.errbuf;
         t->headers = s.headers;
-        t->easy_light = spare_fits(m, &s, t);
         return 0;
     }
     /* its error buffer goes with it: 1000 targets kept 256 KB of them */
@@ -1057,6 +1056,20 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return s;
 }
 
+/* What is t's own on a handle set up for its job and timeout: its URL, its pointers
+ * and its connection cache. */
+static void set_own_options(struct target *t)
+{
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    CURLSH *sh = conn_share_of(t);
+    if (sh)
+        curl_easy_setopt(e, CURLOPT_SHARE, sh);
+}
+
 /* The engine's own lines (Accept, the timeout), then the job's http_config: its
  * options and header lines, with password and credentials files read now. */
 static int setup_easy(struct target *t)
@@ -1071,15 +1084,8 @@ static int setup_easy(struct target *t)
         return 0;
     bool light = t->easy_light && !files;
     t->easy_light = false;
-    if (light) {
-        /* a spare set up for a target like t (easy_take): only what is t's own */
-        curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
-        CURLSH *sh = conn_share_of(t);
-        if (sh)
-            curl_easy_setopt(e, CURLOPT_SHARE, sh);
+    if (light) { /* a spare set up for a target like t (easy_take): only what is t's own */
+        set_own_options(t);
         t->easy_ready = true;
         return 0;
     }
@@ -1097,21 +1103,15 @@ static int setup_easy(struct target *t)
     if (rc)
         return target_fail(t, FAIL_OTHER, "%s", err[0] ? err : ss_strerror(rc));
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_URL, t->spec.url.data);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->spec.timeout_ms);
     /* Ask for gzip but decode it ourselves (feed_gzip): whole-buffer libdeflate. */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->m->user_agent);
-    CURLSH *sh = conn_share_of(t);
-    if (sh)
-        curl_easy_setopt(e, CURLOPT_SHARE, sh);
+    set_own_options(t);
     t->easy_ready = true;
     return 0;
 }

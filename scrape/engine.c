@@ -214,6 +214,7 @@ struct target {
     struct scrape_parser *parser;
     bool body_started;
     bool gzip;                   /* Content-Encoding: gzip, decoded by us */
+    enum scrape_format format;   /* of the last body: the scrape cache's texts are of it */
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
     uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
     bool gz_big;                 /* the last gzip body passed GZ_WHOLE_PREFER or GZ_STREAM_AT */
@@ -920,7 +921,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
         t->gzip = ce == 1;
         char *ct = NULL;
         curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
-        scrape_parser_reset(t->parser, scrape_format_from_content_type(ct));
+        enum scrape_format fmt = scrape_format_from_content_type(ct);
+        if (fmt != t->format) { /* the scrape cache knows texts parsed in the other format */
+            series_table_clear_raw(&t->series);
+            t->format = fmt;
+        }
+        scrape_parser_reset(t->parser, fmt);
         t->body_started = true;
     }
     int rc = t->gzip ? feed_gzip(t, p, n) : feed_plain(t, p, n);

@@ -1597,6 +1597,9 @@ static int om_sample_line(struct scrape_parser *p, const char *s, const char *e,
     return emit_sample(p, cb, &sc, family, type);
 }
 
+static int om_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
+                          const struct scrape_parser_cb *cb);
+
 static int om_line(struct scrape_parser *p, const char *s, size_t n, const struct scrape_parser_cb *cb)
 {
     if (p->eof) {
@@ -1608,6 +1611,11 @@ static int om_line(struct scrape_parser *p, const char *s, size_t n, const struc
         return perr(p, "blank line (OpenMetrics has none)");
     if (s[0] == '#')
         return om_meta_line(p, s, s + n, cb);
+    if (p->opts.lazy_labels && !p->opts.strict) {
+        int lrc = om_sample_lazy(p, s, s + n, cb);
+        if (lrc != SCRAPE_WANT_LABELS)
+            return lrc;
+    }
     return om_sample_line(p, s, s + n, cb);
 }
 
@@ -1904,6 +1912,30 @@ static const char *scan_label_set(const char *c, const char *e)
     return NULL;
 }
 
+/* A sample whose labels were skipped (text_sample_lazy, om_sample_lazy), handed to the
+ * sink, which takes it if it knows the series text, or asks for the labels. */
+static int lazy_pass(struct scrape_parser *p, const struct scrape_parser_cb *cb, const struct sample_ctx *sc)
+{
+    if (!cb || !cb->sample)
+        return SCRAPE_WANT_LABELS; /* nobody to ask: validate in full */
+    struct ss_str family;
+    enum scrape_metric_type type;
+    lenient_family(p, sc->name, &family, &type);
+    struct scrape_parsed_sample ps = {
+        .name = sc->name,
+        .series = sc->series,
+        .value = sc->value,
+        .has_timestamp = sc->has_ts,
+        .timestamp_ms = sc->ts_ms,
+        .type = type,
+        .family = family,
+        .line = p->line,
+        .labels_skipped = true,
+    };
+    int rc = cb->sample(cb->ud, &ps);
+    return rc == SCRAPE_WANT_LABELS ? rc : cb_result(p, rc);
+}
+
 /* lazy_labels: the sample of a line name{...} value [timestamp] with its labels
  * skipped, as text_sample_line would pass it. Returns 0 when the sink took it,
  * SCRAPE_WANT_LABELS when the line must be parsed in full (also when it does not have
@@ -1938,24 +1970,45 @@ static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *
             return SCRAPE_WANT_LABELS;
         sc.has_ts = true;
     }
-    if (!cb || !cb->sample)
-        return SCRAPE_WANT_LABELS; /* nobody to ask: validate in full */
-    struct ss_str family;
-    enum scrape_metric_type type;
-    lenient_family(p, sc.name, &family, &type);
-    struct scrape_parsed_sample ps = {
-        .name = sc.name,
-        .series = sc.series,
-        .value = sc.value,
-        .has_timestamp = sc.has_ts,
-        .timestamp_ms = sc.ts_ms,
-        .type = type,
-        .family = family,
-        .line = p->line,
-        .labels_skipped = true,
-    };
-    int rc = cb->sample(cb->ud, &ps);
-    return rc == SCRAPE_WANT_LABELS ? rc : cb_result(p, rc);
+    return lazy_pass(p, cb, &sc);
+}
+
+/* The OpenMetrics form of text_sample_lazy: name{...} value [timestamp], single
+ * spaces, the timestamp in seconds. A line with an exemplar is parsed in full, as is
+ * anything of another shape: om_sample_line says what is wrong with it. */
+static int om_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
+                          const struct scrape_parser_cb *cb)
+{
+    const char *c = s;
+    if (!is_mname_start(*c))
+        return SCRAPE_WANT_LABELS;
+    c = skip_mname_chars(c, e);
+    struct sample_ctx sc = {0};
+    sc.name = (struct ss_str){s, (size_t)(c - s)};
+    if (c == e || *c != '{' || !(c = scan_label_set(c + 1, e)))
+        return SCRAPE_WANT_LABELS;
+    c++;
+    if (e - c < 2 || c[0] != ' ' || c[1] == ' ')
+        return SCRAPE_WANT_LABELS;
+    const char *v0 = ++c;
+    sc.series = (struct ss_str){s, (size_t)(v0 - s)};
+    while (c < e && *c != ' ')
+        c++;
+    if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
+        return SCRAPE_WANT_LABELS;
+    if (c < e) {
+        if (om_exemplar_start(c, e) || e - c < 2 || c[1] == ' ')
+            return SCRAPE_WANT_LABELS;
+        const char *t0 = ++c;
+        while (c < e && *c != ' ')
+            c++;
+        if (c < e || !parse_float(p, t0, (size_t)(c - t0), &sc.ts_sec) || isnan(sc.ts_sec) ||
+            isinf(sc.ts_sec))
+            return SCRAPE_WANT_LABELS; /* an exemplar after it, or a bad one */
+        sc.has_ts = true;
+        sc.ts_ms = om_seconds_to_ms(sc.ts_sec);
+    }
+    return lazy_pass(p, cb, &sc);
 }
 
 static int text_sample_line(struct scrape_parser *p, const char *s, const char *e,

@@ -84,9 +84,11 @@ struct scrape_parser_opts {
     bool strict;         /* false: accept what Prometheus 2.42 scrapes; true: full
                           * validation (prometheus/common for text, the OpenMetrics
                           * conformance suite for OpenMetrics) */
-    bool lazy_labels;    /* text format, not strict: pass a sample with labels_skipped
-                          * first, so a sink that knows the series text (a scrape
-                          * cache) does not pay for parsing its labels */
+    bool lazy_labels;    /* not strict: pass a sample with labels_skipped first, so a
+                          * sink that knows the series text (a scrape cache) does not
+                          * pay for parsing its labels; a sink must forget the texts
+                          * it knows when the format changes (the formats' rules
+                          * differ, and a text is only known once parsed in full) */
 };
 
 struct scrape_parser;

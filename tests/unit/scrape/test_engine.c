@@ -605,6 +605,31 @@ static void test_openmetrics_and_gzip(void **state)
     scrape_manager_free(m);
 }
 
+/* The scrape cache knows a series text only as parsed in full, in one format: when a
+ * target's format changes, what it knew is forgotten. `a{ x="1"}` is a text series
+ * and not an OpenMetrics one; known from the text body, the OpenMetrics body's lazy
+ * scan would have taken it. */
+static void test_format_change_forgets_texts(void **state)
+{
+    (void)state;
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    for (int round = 0; round < 2; round++) {
+        serve(200, TEXT, "a{ x=\"1\"} 1\n");
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        serve(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", "a{ x=\"1\"} 1\n# EOF\n");
+        assert_int_equal(scrape_manager_scrape_once(m), 1);
+    }
+    serve(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", "a{x=\"1\"} 2\n# EOF\n");
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    char t[256];
+    snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\",team=\"a\",x=\"1\"}", addr);
+    assert_non_null(find(t));
+    assert_true(find(t)->value == 2);
+    scrape_manager_free(m);
+}
+
 static void test_metric_relabel_drop(void **state)
 {
     (void)state;
@@ -2642,6 +2667,7 @@ int main(void)
         cmocka_unit_test(test_stale_target_down),
         cmocka_unit_test(test_stale_connection_refused),
         cmocka_unit_test(test_openmetrics_and_gzip),
+        cmocka_unit_test(test_format_change_forgets_texts),
         cmocka_unit_test(test_metric_relabel_drop),
         cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),

@@ -797,9 +797,9 @@ static int lazy_sample(void *ud, const struct scrape_parsed_sample *s)
     return 0;
 }
 
-static int lazy_run(const char *body, bool lazy, struct lazy_sink *k)
+static int lazy_run_fmt(enum scrape_format fmt, const char *body, bool lazy, struct lazy_sink *k)
 {
-    struct scrape_parser_opts opts = {.format = SCRAPE_FORMAT_TEXT, .lazy_labels = lazy};
+    struct scrape_parser_opts opts = {.format = fmt, .lazy_labels = lazy};
     struct scrape_parser *p;
     assert_int_equal(scrape_parser_new(&opts, &p), 0);
     struct scrape_parser_cb cb = {.sample = lazy_sample, .ud = k};
@@ -810,6 +810,11 @@ static int lazy_run(const char *body, bool lazy, struct lazy_sink *k)
         out_printf(&k->o, "ERR %d %s\n", rc, scrape_parser_error(p));
     scrape_parser_free(p);
     return rc;
+}
+
+static int lazy_run(const char *body, bool lazy, struct lazy_sink *k)
+{
+    return lazy_run_fmt(SCRAPE_FORMAT_TEXT, body, lazy, k);
 }
 
 /* lazy_labels: a known series text is passed without its labels, an unknown one is
@@ -855,6 +860,65 @@ static void test_lazy_labels(void **state)
         assert_int_equal(lazy_run(bad[i], false, &a), SS_EPARSE);
         assert_int_equal(lazy_run(bad[i], true, &b), SS_EPARSE);
         assert_string_equal(a.o.s, b.o.s);
+        out_free(&a.o);
+        out_free(&b.o);
+    }
+}
+
+/* lazy_labels in OpenMetrics: the same as in text, with the format's own rules: one
+ * blank between the parts, timestamps in seconds, and a line with an exemplar always
+ * parsed in full (the exemplar is checked). A line a full parse refuses fails the
+ * same way even when its series text is known. */
+static void test_lazy_labels_openmetrics(void **state)
+{
+    (void)state;
+    const enum scrape_format om = SCRAPE_FORMAT_OPENMETRICS;
+    const char *body = "# TYPE h histogram\n"
+                       "h_bucket{le=\"0.5\",x=\"a}b\"} 1\n"
+                       "h_bucket{le=\"+Inf\",x=\"q\\\"}\"} 2 1.5\n"
+                       "h_count 2\n"
+                       "# TYPE c counter\n"
+                       "c_total{a=\"1\"} 3 # {trace_id=\"x\"} 1 1.25\n"
+                       "c_total{a=\"2\"} 4 2.5 # {trace_id=\"y\"} 1\n"
+                       "p{x=\"1\\\\\"} 6 1e3\n"
+                       "# EOF\n";
+    struct lazy_sink full = {.learn = true};
+    assert_int_equal(lazy_run_fmt(om, body, false, &full), 0);
+    assert_int_equal(full.nknown, 6);
+    assert_non_null(strstr(full.o.s, "] 2 @1500 ")); /* seconds to ms */
+    assert_non_null(strstr(full.o.s, "] 6 @1000000 "));
+    struct lazy_sink cold = {.learn = true};
+    assert_int_equal(lazy_run_fmt(om, body, true, &cold), 0);
+    assert_string_equal(cold.o.s, full.o.s);
+    assert_int_equal(cold.skipped, 0);
+    struct lazy_sink warm = {.learn = false, .nknown = full.nknown};
+    memcpy(warm.known, full.known, sizeof full.known);
+    assert_int_equal(lazy_run_fmt(om, body, true, &warm), 0);
+    assert_string_equal(warm.o.s, full.o.s);
+    assert_int_equal(warm.skipped, 3); /* not h_count (no labels) nor the exemplar lines */
+    assert_int_equal(warm.asked, 0);
+    out_free(&full.o);
+    out_free(&cold.o);
+    out_free(&warm.o);
+
+    /* errors stay errors, with the series text known: the good line teaches it */
+    const char *bad[] = {"a{x=\"1\"}  1\n# EOF\n",
+                         "a{x=\"1\"} 1 \n# EOF\n",
+                         "a{x=\"1\"} 1 2 3\n# EOF\n",
+                         "a{x=\"1\"} 1 NaN\n# EOF\n",
+                         "a{x=\"1\"} 1 # {t=\"1\"} x\n# EOF\n",
+                         "a{x=\"1\"} x\n# EOF\n",
+                         "a{x=\"1\"} 1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct lazy_sink a = {.learn = true}, b = {.learn = false};
+        assert_int_equal(lazy_run_fmt(om, "a{x=\"1\"} 1\n# EOF\n", false, &a), 0);
+        b.nknown = a.nknown;
+        memcpy(b.known, a.known, sizeof a.known);
+        out_free(&a.o);
+        a = (struct lazy_sink){.learn = true};
+        int ra = lazy_run_fmt(om, bad[i], false, &a), rb = lazy_run_fmt(om, bad[i], true, &b);
+        if (ra != SS_EPARSE || rb != SS_EPARSE || strcmp(a.o.s, b.o.s) != 0)
+            fail_msg("%s: full %d lazy %d\nfull: %s\nlazy: %s", bad[i], ra, rb, a.o.s, b.o.s);
         out_free(&a.o);
         out_free(&b.o);
     }
@@ -1000,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_families),
         cmocka_unit_test(test_prometheus_lexer_corners),
         cmocka_unit_test(test_lazy_labels),
+        cmocka_unit_test(test_lazy_labels_openmetrics),
         cmocka_unit_test(test_lazy_scan_random),
         cmocka_unit_test(test_throughput),
     };

@@ -272,10 +272,15 @@ def label_value(series_key, label):
 
 # ---- nginx: targets and sink ---------------------------------------------------------------
 
-def start_nginx(workdir, target_dirs, sink_port, gzip=True, tag="nginx"):
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def start_nginx(workdir, target_dirs, sink_port, gzip=True, tag="nginx", content_type=TEXT_TYPE):
     """target_dirs: {port: directory holding `metrics` and `metrics.gz`}. Returns (proc,
     sink log path). gzip=True serves metrics.gz to clients that accept gzip
-    (gzip_static, as Go exporters gzip), gzip=False always the plain body."""
+    (gzip_static, as Go exporters gzip), gzip=False always the plain body; every body
+    as content_type."""
     d = os.path.join(workdir, tag)
     os.makedirs(d, exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""
@@ -306,7 +311,7 @@ http {
   server {
 %(listen)s
     root $target_root;
-    default_type "text/plain; version=0.0.4; charset=utf-8";
+    default_type "%(ctype)s";
     gzip_static %(gzip)s;
     location / { }
   }
@@ -320,7 +325,7 @@ http {
     location / { return 204; }
   }
 }
-""" % {"user": user, "d": d, "mapping": mapping, "listen": listen, "gzip": "on" if gzip else "off",
+""" % {"user": user, "d": d, "mapping": mapping, "listen": listen, "gzip": "on" if gzip else "off", "ctype": content_type,
        "sink": sink_port}
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)

@@ -28,7 +28,8 @@ same way (benchlib.measure):
 PROFILES names: ksm-1x100k (1 target x 100k series every 15 s, the
 kube-state-metrics shape), 10x10k, 30x10k, 100x1k (every 1 s), sidecar-1x1k (1 x 1000
 every 15 s); any NxM[k][@Is] works too (e.g. 20x5k@5s), and cadvisor-NxM the kubelet's
-cAdvisor shape (every 15 s, honor_timestamps: false). A -plain or -gzip suffix picks
+cAdvisor shape (every 15 s, honor_timestamps: false), om-NxM the service shape served
+as OpenMetrics (every 1 s, as Java and Python clients answer). A -plain or -gzip suffix picks
 the body encoding; without one, GZIP decides (1, 0, or `both` to run each twice).
 `ceiling` in PROFILES (or CEILING=1) adds the ceiling run: per tool, targets of 10k
 series every 1 s are added step by step (file_sd, no restart) until a step loses
@@ -54,7 +55,7 @@ import benchlib as B  # noqa: E402
 
 PROG = "compare"
 DEFAULT_PROFILES = ("ksm-1x100k,cadvisor-10x20k,10x10k,30x10k,100x1k,1000x100,sidecar-1x1k,100x1k-plain,"
-                    "10x10k-plain")
+                    "10x10k-plain,om-100x1k")
 
 
 def log(msg):
@@ -90,14 +91,14 @@ PERF_PROFILES = B.env_list("PERF_PROFILES", "100x1k")
 
 # ---- profiles ------------------------------------------------------------------------------
 
-PROFILE_RE = re.compile(r"^(?:(ksm|cadvisor|sidecar)-)?(\d+)x(\d+)(k?)(?:@(\d+)s)?(?:-(plain|gzip))?$")
+PROFILE_RE = re.compile(r"^(?:(ksm|cadvisor|sidecar|om)-)?(\d+)x(\d+)(k?)(?:@(\d+)s)?(?:-(plain|gzip))?$")
 
 
 def parse_profile(name):
     """'ksm-1x100k', '10x10k-plain', '20x5k@5s' -> dict, or SystemExit."""
     m = PROFILE_RE.match(name)
     if not m:
-        raise SystemExit("compare: bad profile %r (want [ksm-|cadvisor-|sidecar-]NxM[k][@Is][-plain|-gzip] or "
+        raise SystemExit("compare: bad profile %r (want [ksm-|cadvisor-|sidecar-|om-]NxM[k][@Is][-plain|-gzip] or "
                          "ceiling)" % name)
     kind, n, mm, k, iv, enc = m.groups()
     series = int(mm) * (1000 if k else 1)
@@ -114,7 +115,7 @@ def parse_profile(name):
     for g in gz:
         label = name if enc or (g and len(gz) == 1) else "%s-%s" % (name, "gzip" if g else "plain")
         out.append({"name": label, "targets": targets, "series": series, "interval": interval, "gzip": g,
-                    "shape": kind if kind in ("ksm", "cadvisor") else "service",
+                    "shape": kind if kind in ("ksm", "cadvisor") else "openmetrics" if kind == "om" else "service",
                     "seed": 7 if kind == "sidecar" else 1})
     return out
 
@@ -447,7 +448,9 @@ def main():
         ports = B.free_ports(prof["targets"] + 1)
         sink_port, tports = ports[0], ports[1:]
         nginx, sink_log = B.start_nginx(work, dict(zip(tports, dirs)), sink_port, gzip=prof["gzip"],
-                                        tag="nginx-" + prof["name"])
+                                        tag="nginx-" + prof["name"],
+                                        content_type=B.OPENMETRICS_TYPE if prof["shape"] == "openmetrics"
+                                        else B.TEXT_TYPE)
         try:
             for t in TOOLS:
                 r = run_case(prof, t, work, tports, sink_port, sink_log, nginx,

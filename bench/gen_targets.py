@@ -11,7 +11,7 @@ code, service, ...). Values differ per series and per target but not over time: 
 tools' cost does not depend on whether a value changed, and remote write carries
 every sample anyway.
 
-usage: gen_targets.py OUTDIR N M [SEED] [--shape=service|ksm|cadvisor]
+usage: gen_targets.py OUTDIR N M [SEED] [--shape=service|openmetrics|ksm|cadvisor]
 writes OUTDIR/0 .. OUTDIR/N-1, M series each; the exact series count of each file is M
 (the last family is cut to fit).
 
@@ -27,10 +27,16 @@ containers'), with the long `id` (the cgroup path, pod UID and container ID in i
 series, and a timestamp in milliseconds on every sample, about 50 series per cgroup.
 The timestamps do not move between scrapes (the file is static), so the bench scrapes
 it with honor_timestamps: false, as kube-prometheus scrapes the kubelet's cAdvisor.
+
+--shape=openmetrics writes the service shape as OpenMetrics 1.0.0, as the Java and
+Python clients answer a scraper that asks for it (Prometheus does): counter families
+named without `_total` in HELP and TYPE, and `# EOF` at the end. The bench's nginx
+serves it as application/openmetrics-text.
 """
 import gzip
 import os
 import random
+import re
 import sys
 
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
@@ -410,6 +416,20 @@ def render_cadvisor(m, rng):
     return "\n".join(out) + "\n"
 
 
+def to_openmetrics(text):
+    """A service-shape body in OpenMetrics: a counter's family drops `_total`."""
+    out = []
+    counters = set(re.findall(r"^# TYPE (\S+)_total counter$", text, re.M))
+    for line in text.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE") and \
+                parts[2].endswith("_total") and parts[2][:-6] in counters:
+            parts[2] = parts[2][:-6]
+            line = " ".join(parts)
+        out.append(line)
+    return "\n".join(out) + "\n# EOF\n"
+
+
 def main():
     shape = "service"
     argv = []
@@ -418,7 +438,7 @@ def main():
             shape = a.split("=", 1)[1]
         else:
             argv.append(a)
-    if len(argv) not in (3, 4) or shape not in ("service", "ksm", "cadvisor"):
+    if len(argv) not in (3, 4) or shape not in ("service", "openmetrics", "ksm", "cadvisor"):
         raise SystemExit(__doc__)
     outdir, n, m = argv[0], int(argv[1]), int(argv[2])
     seed = int(argv[3]) if len(argv) == 4 else 1
@@ -429,7 +449,8 @@ def main():
         d = os.path.join(outdir, str(i))
         os.makedirs(d, exist_ok=True)
         rng = random.Random(seed * 1_000_003 + i)
-        body = {"ksm": render_ksm, "cadvisor": render_cadvisor}.get(shape, render)(m, rng).encode()
+        body = {"ksm": render_ksm, "cadvisor": render_cadvisor}.get(shape, render)(m, rng)
+        body = (to_openmetrics(body) if shape == "openmetrics" else body).encode()
         with open(os.path.join(d, "metrics"), "wb") as f:
             f.write(body)
         with open(os.path.join(d, "metrics.gz"), "wb") as f:

@@ -17,7 +17,7 @@
 #  4. (MEMORY=1) runs bench/memory.py: scrapeship's RSS at 0, 100k and 300k active
 #     series and the bytes per added series (about 2.5 minutes), then bench/libfloor.py:
 #     the RSS of scrapeship's shared libraries before it runs (seconds).
-# Defaults take about 56 minutes (micro ~2, profiles ~40, ceiling <= ~8, churn ~6).
+# Defaults take about 59 minutes (micro ~2, profiles ~43, ceiling <= ~8, churn ~6).
 # Results go to $OUT (default: a new /tmp directory): micro.txt, results.md,
 # results.json, churn.md, churn.json, memory.md, memory.json, libfloor.md. Knobs (see bench/README.md): PROFILES TOOLS
 # DURATION WARMUP GZIP BATCH CEILING CEILING_* CHURN CHURN_* MEMORY MEM_* PROFILE MICRO CALLGRIND

@@ -215,6 +215,7 @@ struct target {
     bool body_started;
     bool gzip;                   /* Content-Encoding: gzip, decoded by us */
     enum scrape_format format;   /* of the last body: the scrape cache's texts are of it */
+    struct drop_set dropped;     /* texts of the series metric relabeling dropped */
     struct ss_buf gz;            /* the compressed body so far (whole-buffer path) */
     uint32_t gz_last;            /* the last gzip body's compressed bytes: which spare to take */
     bool gz_big;                 /* the last gzip body passed GZ_WHOLE_PREFER or GZ_STREAM_AT */
@@ -644,6 +645,10 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
      * A miss on a sample without labels asks for them: the parser passes it again. */
     uint64_t rk = raw_key(s);
     long ci = series_table_find_raw_next(&t->series, rk);
+    if (ci < 0 && drop_set_has(&t->dropped, rk)) { /* dropped by metric relabeling before */
+        t->samples_scraped++;
+        return 0;
+    }
     if (ci < 0 && s->labels_skipped)
         return SCRAPE_WANT_LABELS;
     t->samples_scraped++;
@@ -657,8 +662,12 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         rc = merge_target_labels(t, s);
     if (rc)
         return target_fail(t, FAIL_OTHER, "out of memory");
-    if (job->nmetric_relabel && !relabel_process(job->metric_relabel, job->nmetric_relabel, w))
+    /* Dropped (by a rule, or left without a name): the same text is dropped again
+     * next time without relabeling (a set that cannot grow only costs that). */
+    if (job->nmetric_relabel && !relabel_process(job->metric_relabel, job->nmetric_relabel, w)) {
+        (void)drop_set_add(&t->dropped, rk);
         return 0;
+    }
 
     /* Empty label values never reach storage (Prometheus drops them at append). */
     size_t k = 0;
@@ -666,8 +675,10 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         if (w->v[i].value.len)
             w->v[k++] = w->v[i];
     w->n = k;
-    if (!ss_labels_get(w, SS_STR("__name__")))
+    if (!ss_labels_get(w, SS_STR("__name__"))) {
+        (void)drop_set_add(&t->dropped, rk);
         return 0;
+    }
 
     /* Slices are not NUL-terminated: always print them with a length. */
     const struct ss_str *mname = ss_labels_get(w, SS_STR("__name__"));
@@ -924,6 +935,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
         enum scrape_format fmt = scrape_format_from_content_type(ct);
         if (fmt != t->format) { /* the scrape cache knows texts parsed in the other format */
             series_table_clear_raw(&t->series);
+            drop_set_clear(&t->dropped);
             t->format = fmt;
         }
         scrape_parser_reset(t->parser, fmt);
@@ -1445,6 +1457,8 @@ static void finish_scrape(struct target *t, CURLcode res, double done)
     t->start_ms_stale = t->start_ms;
     size_t handled = t->series.norder;
     size_t stale = series_table_sweep(&t->series, !t->failed, emit_stale, t);
+    if (!t->failed)
+        drop_set_sweep(&t->dropped);
     atomic_fetch_add(&js->stale_markers, stale);
     if (handled + stale >= TRIM_AFTER_SERIES)
         t->m->trim_due = true;
@@ -1490,6 +1504,7 @@ static void target_free(struct target *t)
     ss_buf_free(&t->gz);
     scrape_target_spec_free(&t->spec);
     series_table_free(&t->series);
+    drop_set_clear(&t->dropped);
     free(t->err);
     free(t);
 }
@@ -1851,6 +1866,7 @@ int scrape_manager_set_jobs(struct scrape_manager *m, const struct scrape_job *j
     /* the job's rules or limits may have changed: cached label results are void */
     for (struct target *t = m->targets; t; t = t->next) {
         series_table_clear_raw(&t->series);
+        drop_set_clear(&t->dropped);
         t->easy_ready = false; /* its job's http_config may have changed too */
     }
     return rc;

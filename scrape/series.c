@@ -930,3 +930,106 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
     shrink_to_fit(t);
     return nstale;
 }
+
+/* ---- dropped series ----------------------------------------------------------- */
+
+static uint8_t next_gen(uint8_t gen) /* 1..255, never 0 */
+{
+    return gen >= 255 ? 1 : (uint8_t)(gen + 1);
+}
+
+static int drop_set_resize(struct drop_set *s, uint32_t cap)
+{
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    uint8_t *seen = malloc(cap);
+    if (!keys || !seen) {
+        free(keys);
+        free(seen);
+        return SS_ENOMEM;
+    }
+    for (uint32_t i = 0; i < s->cap; i++) {
+        if (!s->keys[i])
+            continue;
+        uint32_t j = (uint32_t)(s->keys[i] ^ s->keys[i] >> 32) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
+        keys[j] = s->keys[i];
+        seen[j] = s->seen[i];
+    }
+    free(s->keys);
+    free(s->seen);
+    s->keys = keys;
+    s->seen = seen;
+    s->cap = cap;
+    return 0;
+}
+
+int drop_set_add(struct drop_set *s, uint64_t raw)
+{
+    if (!raw)
+        return 0;
+    if (!s->gen)
+        s->gen = 1;
+    if ((uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3) {
+        if (s->cap >= (1u << 30))
+            return SS_ENOMEM;
+        int rc = drop_set_resize(s, s->cap ? s->cap * 2 : 64);
+        if (rc)
+            return rc;
+    }
+    uint32_t i = (uint32_t)(raw ^ raw >> 32) & (s->cap - 1);
+    while (s->keys[i] && s->keys[i] != raw)
+        i = (i + 1) & (s->cap - 1);
+    if (!s->keys[i])
+        s->n++;
+    s->keys[i] = raw;
+    s->seen[i] = s->gen;
+    return 0;
+}
+
+void drop_set_sweep(struct drop_set *s)
+{
+    if (!s->n)
+        return;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->cap; i++)
+        kept += s->keys[i] && s->seen[i] == s->gen;
+    if (kept < s->n) { /* some went: build the table again without them */
+        uint32_t cap = 64;
+        while ((uint64_t)kept * 2 > cap) /* half full at most: room to grow by half */
+            cap *= 2;
+        struct drop_set old = *s;
+        s->keys = NULL;
+        s->seen = NULL;
+        s->cap = s->n = 0;
+        if (!kept || drop_set_resize(s, cap)) {
+            /* nothing kept, or no memory for the new table: start empty */
+            free(old.keys);
+            free(old.seen);
+            s->gen = next_gen(old.gen);
+            return;
+        }
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.keys[i] && old.seen[i] == old.gen) {
+                uint32_t j = (uint32_t)(old.keys[i] ^ old.keys[i] >> 32) & (cap - 1);
+                while (s->keys[j])
+                    j = (j + 1) & (cap - 1);
+                s->keys[j] = old.keys[i];
+                s->seen[j] = old.gen;
+                s->n++;
+            }
+        free(old.keys);
+        free(old.seen);
+        s->gen = old.gen;
+    }
+    s->gen = next_gen(s->gen);
+}
+
+void drop_set_clear(struct drop_set *s)
+{
+    free(s->keys);
+    free(s->seen);
+    s->keys = NULL;
+    s->seen = NULL;
+    s->cap = s->n = 0;
+}

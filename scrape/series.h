@@ -341,4 +341,40 @@ long series_table_labels_parts(const struct series_table *t, const struct series
 typedef void (*series_stale_fn)(void *ud, const struct series_table *t, const struct series_entry *e);
 size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale, void *ud);
 
+/* The scrape cache's other half: the series texts (raw keys) whose series metric
+ * relabeling dropped, so that an unchanged dropped series costs one lookup and no
+ * labelling or relabeling next time, as Prometheus' scrape cache keeps its dropped
+ * series. A key not seen in a successful scrape goes at that scrape's end
+ * (drop_set_sweep), so the set follows what the target exposes. 12 bytes a slot, at
+ * most 3/4 full. */
+struct drop_set {
+    uint64_t *keys; /* 0: empty slot */
+    uint8_t *seen;  /* low byte of the generation that last saw the key */
+    uint32_t cap, n;
+    uint8_t gen; /* never 0 */
+};
+
+/* Whether raw is in the set; marks it seen in this generation. */
+static inline bool drop_set_has(struct drop_set *s, uint64_t raw)
+{
+    if (!s->n)
+        return false;
+    for (uint32_t i = (uint32_t)(raw ^ raw >> 32) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (s->keys[i] == raw) {
+            s->seen[i] = s->gen;
+            return true;
+        }
+        if (!s->keys[i])
+            return false;
+    }
+}
+
+/* Add raw (not 0, not in the set), seen now. SS_ENOMEM leaves the set as it was: the
+ * series is only relabeled again next time. */
+int drop_set_add(struct drop_set *s, uint64_t raw);
+/* End of a successful scrape: keys it did not see go. */
+void drop_set_sweep(struct drop_set *s);
+/* Forget every key (the rules changed); keeps nothing allocated. */
+void drop_set_clear(struct drop_set *s);
+
 #endif

@@ -24,8 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -658,6 +661,80 @@ static void test_metric_relabel_drop(void **state)
     relabel_rule_free(rule);
 }
 
+/* Series metric relabeling dropped are remembered by their text (as Prometheus'
+ * scrape cache does) and dropped again without relabeling: they stay dropped scrape
+ * after scrape, still count as scraped, and come back as soon as a reload changes the
+ * rules; one that leaves the exposition and comes back is dropped again. A target
+ * whose format changes forgets them: known from a text body, `a{ x="1"}` would have
+ * let the OpenMetrics body through. */
+static double report_value(const char *name)
+{
+    char t[256];
+    snprintf(t, sizeof t, "%s{instance=\"%s\",job=\"test\",team=\"a\"}", name, addr);
+    const struct rec *c = find(t);
+    assert_non_null(c);
+    return c->value;
+}
+
+static void test_dropped_series_remembered(void **state)
+{
+    (void)state;
+    char t[256], u[256];
+    char *src[] = {"__name__"};
+    struct relabel_config rc = {
+        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = RELABEL_DROP};
+    struct relabel_rule *rule = NULL;
+    char err[256];
+    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+    struct scrape_job j = base_job();
+    j.metric_relabel = &rule;
+    j.nmetric_relabel = 1;
+    struct scrape_manager *m = manager(&j);
+    snprintf(t, sizeof t, "drop_me{instance=\"%s\",job=\"test\",team=\"a\",x=\"1\"}", addr);
+    snprintf(u, sizeof u, "keep_me{instance=\"%s\",job=\"test\",team=\"a\",x=\"1\"}", addr);
+    const char *bodies[] = {"keep_me{x=\"1\"} 1\ndrop_me{x=\"1\"} 2\ndrop_me{x=\"2\"} 3\n",
+                            "keep_me{x=\"1\"} 1\ndrop_me{x=\"2\"} 3\n",
+                            "keep_me{x=\"1\"} 1\ndrop_me{x=\"1\"} 2\ndrop_me{x=\"2\"} 3\n"};
+    const double scraped[] = {3, 2, 3};
+    for (int round = 0; round < 6; round++) {
+        serve(200, TEXT, bodies[round % 3]);
+        reset_capture();
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        assert_non_null(find(u));
+        assert_null(find(t));
+        assert_true(report_value("scrape_samples_scraped") == scraped[round % 3]);
+        assert_true(report_value("scrape_samples_post_metric_relabeling") == 1);
+    }
+    /* a reload without the rule: the dropped series are shipped at once */
+    j.nmetric_relabel = 0;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_non_null(find(t));
+    assert_true(report_value("scrape_samples_post_metric_relabeling") == 3);
+    /* and with it again, dropped again: only its stale marker goes out */
+    j.nmetric_relabel = 1;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(scrape_is_stale_nan(find(t)->value));
+    assert_non_null(find(u));
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_null(find(t));
+
+    /* a format change forgets the dropped texts */
+    for (int round = 0; round < 2; round++) {
+        serve(200, TEXT, "drop_a{ x=\"1\"} 1\nkeep_me 2\n");
+        assert_int_equal(scrape_manager_scrape_once(m), 0);
+        serve(200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+              "drop_a{ x=\"1\"} 1\n# EOF\n");
+        assert_int_equal(scrape_manager_scrape_once(m), 1);
+    }
+    scrape_manager_free(m);
+    relabel_rule_free(rule);
+}
+
 /* Metadata names the target's job label, the value its series carry, not the scrape
  * job's name: the OTel rewrite looks types up by a series' job label, and with a
  * relabeled job (every Kubernetes or monitor job that sets `job`) the two differ. */
@@ -1180,15 +1257,78 @@ static void on_begin_emfile(void *ud, const struct scrape_report *r)
         emfile_reports++;
 }
 
-static unsigned open_fds(void)
+/* The lowest limit under which exactly `room` descriptors are free: the limit bounds
+ * descriptor numbers, not their count, and the open ones need not be the lowest. */
+static rlim_t limit_with_room(unsigned room)
 {
-    unsigned n = 0;
+    static char open_below[4096];
+    memset(open_below, 0, sizeof open_below);
     DIR *d = opendir("/proc/self/fd");
     assert_non_null(d);
-    while (readdir(d))
-        n++;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && atoi(e->d_name) != self && atoi(e->d_name) < (int)sizeof open_below)
+            open_below[atoi(e->d_name)] = 1;
     closedir(d);
-    return n - 3; /* ".", ".." and the directory's own */
+    unsigned free_n = 0;
+    rlim_t lim = 0;
+    while (free_n < room && lim < sizeof open_below)
+        free_n += !open_below[lim++];
+    return lim;
+}
+
+/* The test's server in a child process, whose descriptors the test's tight limit does
+ * not touch (an in-process server would need a descriptor per accepted connection out
+ * of the same few): every request on a connection is answered with "a 1". Stops when
+ * killed, or after 60 s. Only system calls in the child. */
+static pid_t fork_server(int *port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 128), 0);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                                   "Content-Length: 4\r\n\r\na 1\n";
+        static struct pollfd fds[256];
+        static char buf[8192];
+        nfds_t n = 1;
+        fds[0] = (struct pollfd){.fd = ls, .events = POLLIN};
+        alarm(60);
+        for (;;) {
+            if (poll(fds, n, 1000) < 0)
+                continue;
+            if (fds[0].revents & POLLIN) {
+                int c = accept(ls, NULL, NULL);
+                if (c >= 0 && n < 256)
+                    fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+                else if (c >= 0)
+                    close(c);
+            }
+            for (nfds_t i = 1; i < n; i++) {
+                if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                    continue;
+                ssize_t r = read(fds[i].fd, buf, sizeof buf);
+                if (r <= 0) {
+                    close(fds[i].fd);
+                    fds[i--] = fds[--n];
+                    continue;
+                }
+                for (ssize_t k = 3; k < r; k++) /* one answer per request head */
+                    if (buf[k - 3] == '\r' && buf[k - 2] == '\n' && buf[k - 1] == '\r' && buf[k] == '\n')
+                        (void)!write(fds[i].fd, resp, sizeof resp - 1);
+            }
+        }
+    }
+    close(ls);
+    return pid;
 }
 
 static void test_socket_error_named(void **state)
@@ -1197,11 +1337,15 @@ static void test_socket_error_named(void **state)
     enum { N = 40 };
     static struct scrape_target_group groups[N];
     static struct ss_kv labels[N][1];
-    static char ps[N][16];
+    static char ps[N][16], child_addr[32];
+    static const char *child_targets[1] = {child_addr};
+    int port;
+    pid_t child = fork_server(&port);
+    snprintf(child_addr, sizeof child_addr, "127.0.0.1:%d", port);
     for (int i = 0; i < N; i++) {
         snprintf(ps[i], sizeof ps[i], "%d", i);
         labels[i][0] = (struct ss_kv){"__param_p", ps[i]};
-        groups[i] = (struct scrape_target_group){targets, 1, labels[i], 1};
+        groups[i] = (struct scrape_target_group){child_targets, 1, labels[i], 1};
     }
     struct scrape_job j = base_job();
     j.timeout_ms = 1000;
@@ -1215,7 +1359,7 @@ static void test_socket_error_named(void **state)
     struct rlimit old, tight;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
     tight = old;
-    tight.rlim_cur = open_fds() + 8; /* room for a few of the N connections */
+    tight.rlim_cur = limit_with_room(8); /* room for a few of the N connections */
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
     emfile_reports = emfile_down = 0;
     scrape_manager_scrape_once(m);
@@ -1227,6 +1371,8 @@ static void test_socket_error_named(void **state)
     assert_int_equal(emfile_down, 0);
     assert_int_equal(emfile_reports, 0);
     scrape_manager_free(m);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
 }
 
 /* job_name may hold any character: the self-metrics escape it as a label value, so a
@@ -2669,6 +2815,7 @@ int main(void)
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_format_change_forgets_texts),
         cmocka_unit_test(test_metric_relabel_drop),
+        cmocka_unit_test(test_dropped_series_remembered),
         cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),
         cmocka_unit_test(test_targets_share_pairs),

@@ -1388,6 +1388,66 @@ static void test_review_settle_churn(void **state)
     series_table_free(&t);
 }
 
+/* The dropped-series set: what was added is found, keys a successful scrape did not
+ * see go at its end and the others stay (over hundreds of generations, past the
+ * generation byte's wrap), it grows and shrinks with what it holds, and clear empties
+ * it. Checked against a plain array of what should be in it. */
+static void test_drop_set(void **state)
+{
+    (void)state;
+    struct drop_set ds = {0};
+    assert_false(drop_set_has(&ds, 42));
+    enum { K = 5000 };
+    static uint64_t keys[K];
+    static bool in[K];
+    uint64_t x = 0x243F6A8885A308D3ULL;
+    bool marked_all = false;
+    for (int i = 0; i < K; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        keys[i] = x | 1; /* never 0 */
+    }
+    for (int round = 0; round < 600; round++) {
+        /* a scrape: every key in the set is seen with probability 7/8 (all of them in
+         * the first rounds), and some new ones are added */
+        int lo = round < 300 ? 0 : K / 2, n_add = round < 20 ? 250 : 7;
+        for (int i = 0; i < K; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            bool look = in[i] && (round < 5 || (x >> 40) % 8 != 0);
+            if (look)
+                assert_true(drop_set_has(&ds, keys[i]));
+            else if (in[i] && !marked_all)
+                in[i] = false; /* not seen: goes at the sweep */
+        }
+        for (int a = 0; a < n_add; a++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            int i = lo + (int)((x >> 33) % (uint64_t)(K - lo));
+            if (!in[i] && !drop_set_has(&ds, keys[i])) {
+                assert_int_equal(drop_set_add(&ds, keys[i]), 0);
+                in[i] = true;
+            } else if (!in[i]) { /* still there from before, seen now */
+                in[i] = true;
+            }
+        }
+        drop_set_sweep(&ds);
+        uint32_t want = 0;
+        for (int i = 0; i < K; i++)
+            want += in[i];
+        assert_int_equal(ds.n, want);
+        assert_true(ds.n == 0 || (uint64_t)ds.n * 4 <= (uint64_t)ds.cap * 3);
+        marked_all = round % 50 == 49;
+        if (marked_all) /* a look at every key marks those in the set seen in the next scrape */
+            for (int i = 0; i < K; i++)
+                assert_int_equal(drop_set_has(&ds, keys[i]), in[i]);
+    }
+    assert_true(ds.cap <= 1024); /* it shrank with what it holds (a few hundred at the end) */
+    drop_set_clear(&ds);
+    assert_int_equal(ds.n, 0);
+    assert_false(drop_set_has(&ds, keys[0]));
+    assert_int_equal(drop_set_add(&ds, keys[0]), 0);
+    assert_true(drop_set_has(&ds, keys[0]));
+    drop_set_clear(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1412,6 +1472,7 @@ int main(void)
         cmocka_unit_test(test_random_sweeps),
         cmocka_unit_test(test_review_random_round_trip),
         cmocka_unit_test(test_review_settle_churn),
+        cmocka_unit_test(test_drop_set),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ss_buf_free(&labels_buf);

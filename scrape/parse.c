@@ -1936,6 +1936,22 @@ static int lazy_pass(struct scrape_parser *p, const struct scrape_parser_cb *cb,
     return rc == SCRAPE_WANT_LABELS ? rc : cb_result(p, rc);
 }
 
+/* What both lazy scans start with: a name and its label set, the labels not parsed;
+ * returns just past the '}', or NULL (the line is parsed in full). blanks: text allows
+ * them between the name and the '{'. */
+static const char *lazy_series(const char *s, const char *e, bool blanks, struct sample_ctx *sc)
+{
+    if (!is_mname_start(*s))
+        return NULL;
+    const char *c = skip_mname_chars(s, e);
+    sc->name = (struct ss_str){s, (size_t)(c - s)};
+    if (blanks)
+        c = skip_ws(c, e);
+    if (c == e || *c != '{' || !(c = scan_label_set(c + 1, e)))
+        return NULL;
+    return c + 1;
+}
+
 /* lazy_labels: the sample of a line name{...} value [timestamp] with its labels
  * skipped, as text_sample_line would pass it. Returns 0 when the sink took it,
  * SCRAPE_WANT_LABELS when the line must be parsed in full (also when it does not have
@@ -1945,16 +1961,11 @@ static int lazy_pass(struct scrape_parser *p, const struct scrape_parser_cb *cb,
 static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
                             const struct scrape_parser_cb *cb)
 {
-    const char *c = s;
-    if (!is_mname_start(*c))
-        return SCRAPE_WANT_LABELS;
-    c = skip_mname_chars(c, e);
     struct sample_ctx sc = {0};
-    sc.name = (struct ss_str){s, (size_t)(c - s)};
-    c = skip_ws(c, e);
-    if (c == e || *c != '{' || !(c = scan_label_set(c + 1, e)))
+    const char *c = lazy_series(s, e, true, &sc);
+    if (!c)
         return SCRAPE_WANT_LABELS;
-    c = skip_ws(c + 1, e);
+    c = skip_ws(c, e);
     const char *v0 = c;
     sc.series = (struct ss_str){s, (size_t)(v0 - s)};
     while (c < e && !is_ws(*c) && *c != '{')
@@ -1979,16 +1990,9 @@ static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *
 static int om_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
                           const struct scrape_parser_cb *cb)
 {
-    const char *c = s;
-    if (!is_mname_start(*c))
-        return SCRAPE_WANT_LABELS;
-    c = skip_mname_chars(c, e);
     struct sample_ctx sc = {0};
-    sc.name = (struct ss_str){s, (size_t)(c - s)};
-    if (c == e || *c != '{' || !(c = scan_label_set(c + 1, e)))
-        return SCRAPE_WANT_LABELS;
-    c++;
-    if (e - c < 2 || c[0] != ' ' || c[1] == ' ')
+    const char *c = lazy_series(s, e, false, &sc);
+    if (!c || e - c < 2 || c[0] != ' ' || c[1] == ' ')
         return SCRAPE_WANT_LABELS;
     const char *v0 = ++c;
     sc.series = (struct ss_str){s, (size_t)(v0 - s)};

@@ -938,7 +938,9 @@ static uint8_t next_gen(uint8_t gen) /* 1..255, never 0 */
     return gen >= 255 ? 1 : (uint8_t)(gen + 1);
 }
 
-static int drop_set_resize(struct drop_set *s, uint32_t cap)
+/* A new table of cap slots holding the keys of s's table that `keep` says (all when
+ * keep is 0: then the seen bytes that are in s's). */
+static int drop_set_rebuild(struct drop_set *s, uint32_t cap, uint8_t keep)
 {
     uint64_t *keys = calloc(cap, sizeof *keys);
     uint8_t *seen = malloc(cap);
@@ -947,20 +949,23 @@ static int drop_set_resize(struct drop_set *s, uint32_t cap)
         free(seen);
         return SS_ENOMEM;
     }
+    uint32_t n = 0;
     for (uint32_t i = 0; i < s->cap; i++) {
-        if (!s->keys[i])
+        if (!s->keys[i] || (keep && s->seen[i] != keep))
             continue;
         uint32_t j = (uint32_t)(s->keys[i] ^ s->keys[i] >> 32) & (cap - 1);
         while (keys[j])
             j = (j + 1) & (cap - 1);
         keys[j] = s->keys[i];
         seen[j] = s->seen[i];
+        n++;
     }
     free(s->keys);
     free(s->seen);
     s->keys = keys;
     s->seen = seen;
     s->cap = cap;
+    s->n = n;
     return 0;
 }
 
@@ -973,7 +978,7 @@ int drop_set_add(struct drop_set *s, uint64_t raw)
     if ((uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3) {
         if (s->cap >= (1u << 30))
             return SS_ENOMEM;
-        int rc = drop_set_resize(s, s->cap ? s->cap * 2 : 64);
+        int rc = drop_set_rebuild(s, s->cap ? s->cap * 2 : 64, 0);
         if (rc)
             return rc;
     }
@@ -994,33 +999,14 @@ void drop_set_sweep(struct drop_set *s)
     uint32_t kept = 0;
     for (uint32_t i = 0; i < s->cap; i++)
         kept += s->keys[i] && s->seen[i] == s->gen;
-    if (kept < s->n) { /* some went: build the table again without them */
+    if (!kept) {
+        drop_set_clear(s);
+    } else if (kept < s->n) { /* some went: the table again without them, at most half full */
         uint32_t cap = 64;
-        while ((uint64_t)kept * 2 > cap) /* half full at most: room to grow by half */
+        while ((uint64_t)kept * 2 > cap)
             cap *= 2;
-        struct drop_set old = *s;
-        s->keys = NULL;
-        s->seen = NULL;
-        s->cap = s->n = 0;
-        if (!kept || drop_set_resize(s, cap)) {
-            /* nothing kept, or no memory for the new table: start empty */
-            free(old.keys);
-            free(old.seen);
-            s->gen = next_gen(old.gen);
-            return;
-        }
-        for (uint32_t i = 0; i < old.cap; i++)
-            if (old.keys[i] && old.seen[i] == old.gen) {
-                uint32_t j = (uint32_t)(old.keys[i] ^ old.keys[i] >> 32) & (cap - 1);
-                while (s->keys[j])
-                    j = (j + 1) & (cap - 1);
-                s->keys[j] = old.keys[i];
-                s->seen[j] = old.gen;
-                s->n++;
-            }
-        free(old.keys);
-        free(old.seen);
-        s->gen = old.gen;
+        if (drop_set_rebuild(s, cap, s->gen))
+            drop_set_clear(s); /* no memory for it: start empty (they are relabeled again) */
     }
     s->gen = next_gen(s->gen);
 }

@@ -667,14 +667,7 @@ static void test_metric_relabel_drop(void **state)
  * rules; one that leaves the exposition and comes back is dropped again. A target
  * whose format changes forgets them: known from a text body, `a{ x="1"}` would have
  * let the OpenMetrics body through. */
-static double report_value(const char *name)
-{
-    char t[256];
-    snprintf(t, sizeof t, "%s{instance=\"%s\",job=\"test\",team=\"a\"}", name, addr);
-    const struct rec *c = find(t);
-    assert_non_null(c);
-    return c->value;
-}
+static double synthetic(const char *name);
 
 static void test_dropped_series_remembered(void **state)
 {
@@ -702,8 +695,8 @@ static void test_dropped_series_remembered(void **state)
         assert_int_equal(scrape_manager_scrape_once(m), 0);
         assert_non_null(find(u));
         assert_null(find(t));
-        assert_true(report_value("scrape_samples_scraped") == scraped[round % 3]);
-        assert_true(report_value("scrape_samples_post_metric_relabeling") == 1);
+        assert_true(synthetic("scrape_samples_scraped") == scraped[round % 3]);
+        assert_true(synthetic("scrape_samples_post_metric_relabeling") == 1);
     }
     /* a reload without the rule: the dropped series are shipped at once */
     j.nmetric_relabel = 0;
@@ -711,7 +704,7 @@ static void test_dropped_series_remembered(void **state)
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_non_null(find(t));
-    assert_true(report_value("scrape_samples_post_metric_relabeling") == 3);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 3);
     /* and with it again, dropped again: only its stale marker goes out */
     j.nmetric_relabel = 1;
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);

@@ -1457,7 +1457,10 @@ static void finish_scrape(struct target *t, CURLcode res, double done)
     t->start_ms_stale = t->start_ms;
     size_t handled = t->series.norder;
     size_t stale = series_table_sweep(&t->series, !t->failed, emit_stale, t);
-    if (!t->failed)
+    /* also after a failure inside the body (sample_limit, a parse error): what it did
+     * not reach is only relabeled again, and a target that fails every scrape keeps
+     * no more dropped texts than one body holds */
+    if (t->body_started)
         drop_set_sweep(&t->dropped);
     atomic_fetch_add(&js->stale_markers, stale);
     if (handled + stale >= TRIM_AFTER_SERIES)
@@ -2101,6 +2104,14 @@ void scrape_manager_stop(struct scrape_manager *m)
 {
     atomic_store(&m->stop, true);
     curl_multi_wakeup(m->multi);
+}
+
+size_t scrape_manager_dropped_cached(const struct scrape_manager *m)
+{
+    size_t n = 0;
+    for (const struct target *t = m->targets; t; t = t->next)
+        n += t->dropped.n;
+    return n;
 }
 
 void scrape_manager_mark_all_stale(struct scrape_manager *m)

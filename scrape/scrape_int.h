@@ -63,4 +63,6 @@ int64_t scrape_slot_width(int64_t interval_ms, size_t nslotted);
  * multi handle's one cache, given whether they do now (engine.c, conn_share_of). */
 bool scrape_conn_shares_on(bool on, size_t ntargets);
 
+/* Tests: how many dropped-series texts the targets' scrape caches hold. */
+size_t scrape_manager_dropped_cached(const struct scrape_manager *m);
 #endif

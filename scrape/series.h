@@ -344,7 +344,7 @@ size_t series_table_sweep(struct series_table *t, bool ok, series_stale_fn stale
 /* The scrape cache's other half: the series texts (raw keys) whose series metric
  * relabeling dropped, so that an unchanged dropped series costs one lookup and no
  * labelling or relabeling next time, as Prometheus' scrape cache keeps its dropped
- * series. A key not seen in a successful scrape goes at that scrape's end
+ * series. A key not seen in a scrape that read a body goes at that scrape's end
  * (drop_set_sweep), so the set follows what the target exposes. 12 bytes a slot, at
  * most 3/4 full. */
 struct drop_set {
@@ -372,7 +372,7 @@ static inline bool drop_set_has(struct drop_set *s, uint64_t raw)
 /* Add raw (not 0, not in the set), seen now. SS_ENOMEM leaves the set as it was: the
  * series is only relabeled again next time. */
 int drop_set_add(struct drop_set *s, uint64_t raw);
-/* End of a successful scrape: keys it did not see go. */
+/* End of a scrape that read a body: keys it did not see go. */
 void drop_set_sweep(struct drop_set *s);
 /* Forget every key (the rules changed); keeps nothing allocated. */
 void drop_set_clear(struct drop_set *s);

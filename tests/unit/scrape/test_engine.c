@@ -716,6 +716,24 @@ static void test_dropped_series_remembered(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     assert_null(find(t));
 
+    /* a target that fails every scrape (sample_limit) while its dropped series change
+     * keeps no more dropped texts than one body has */
+    j.sample_limit = 1;
+    static char body[4096];
+    for (int round = 0; round < 10; round++) {
+        size_t n = 0;
+        for (int k = 0; k < 20; k++)
+            n += (size_t)snprintf(body + n, sizeof body - n, "drop_r{round=\"%d\",k=\"%d\"} 1\n", round, k);
+        n += (size_t)snprintf(body + n, sizeof body - n, "keep_me{x=\"1\"} 1\nkeep_me{x=\"2\"} 1\n");
+        serve(200, TEXT, body);
+        if (round == 0)
+            assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+        assert_int_equal(scrape_manager_scrape_once(m), 1);
+        assert_true(scrape_manager_dropped_cached(m) > 0 && scrape_manager_dropped_cached(m) <= 20);
+    }
+    j.sample_limit = 0;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+
     /* a format change forgets the dropped texts */
     for (int round = 0; round < 2; round++) {
         serve(200, TEXT, "drop_a{ x=\"1\"} 1\nkeep_me 2\n");

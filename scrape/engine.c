@@ -187,6 +187,7 @@ struct job_state {
     _Atomic uint64_t failures[FAIL_NREASONS];
     _Atomic uint64_t duration_us_sum;
     _Atomic uint64_t ntargets, sd_errors;
+    _Atomic uint64_t sync_failed; /* discovered targets that could not be made (sync_group) */
 };
 
 struct target {
@@ -1625,6 +1626,7 @@ static void sync_group(struct scrape_manager *m, struct job_state *js, const str
         char err[256] = "";
         int rc = scrape_target_populate(&js->cfg, g, g->targets[k], spec, err, sizeof err);
         if (rc < 0) {
+            atomic_fetch_add(&js->sync_failed, 1);
             ss_error("scrape", "dropping target job=%s address=%s: %s", js->name, g->targets[k],
                      err[0] ? err : ss_strerror(rc));
             continue;
@@ -1638,6 +1640,7 @@ static void sync_group(struct scrape_manager *m, struct job_state *js, const str
         }
         t = target_new(m, js, spec);
         if (!t) {
+            atomic_fetch_add(&js->sync_failed, 1);
             ss_error("scrape", "out of memory adding target job=%s address=%s", js->name, g->targets[k]);
             continue;
         }
@@ -2259,6 +2262,10 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         {"scrapeship_targets", "gauge", "Active scrape targets.", offsetof(struct job_state, ntargets)},
         {"scrapeship_sd_file_read_errors_total", "counter", "file_sd files that failed to load.",
          offsetof(struct job_state, sd_errors)},
+        {"scrapeship_target_sync_failed_total", "counter",
+         "Discovered targets that could not be scraped (a bad address, scheme, interval or timeout after "
+         "relabeling, or no memory), at each sync; the log names each.",
+         offsetof(struct job_state, sync_failed)},
     };
     int rc = 0;
     struct ss_buf job;

@@ -1386,6 +1386,33 @@ static void test_socket_error_named(void **state)
     waitpid(child, NULL, 0);
 }
 
+/* A discovered target that cannot be scraped (here its timeout is longer than its
+ * interval) is logged and counted, and the job's other targets are scraped. */
+static void test_target_sync_failed_counted(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "a 1\n");
+    static const char *bad_targets[1] = {"127.0.0.1:1"};
+    static struct ss_kv bad_labels[1] = {{"__scrape_timeout__", "5m"}};
+    struct scrape_target_group groups[2] = {{targets, 1, NULL, 0}, {bad_targets, 1, bad_labels, 1}};
+    struct scrape_job j = base_job();
+    j.static_groups = groups;
+    j.nstatic_groups = 2;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    char t[256];
+    snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\"}", addr);
+    assert_non_null(find(t));
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    assert_non_null(strstr(out.data, "scrapeship_target_sync_failed_total{scrape_job=\"test\"} 1\n"));
+    assert_non_null(strstr(out.data, "scrapeship_targets{scrape_job=\"test\"} 1\n"));
+    ss_buf_free(&out);
+    scrape_manager_free(m);
+}
+
 /* job_name may hold any character: the self-metrics escape it as a label value, so a
  * quote in a job name cannot break the /metrics exposition. */
 static void test_self_metrics_escape_job(void **state)
@@ -2838,6 +2865,7 @@ int main(void)
         cmocka_unit_test(test_reload_relabel_changes_labels),
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
+        cmocka_unit_test(test_target_sync_failed_counted),
         cmocka_unit_test(test_small_targets_start_on_slots),
         cmocka_unit_test(test_slot_width),
         cmocka_unit_test(test_conn_shares_on),

@@ -1615,6 +1615,8 @@ static int om_line(struct scrape_parser *p, const char *s, size_t n, const struc
         int lrc = om_sample_lazy(p, s, s + n, cb);
         if (lrc != SCRAPE_WANT_LABELS)
             return lrc;
+        p->scratch_used = 0; /* an exemplar's strings: the full parse makes them again */
+        p->elabels.n = 0;
     }
     return om_sample_line(p, s, s + n, cb);
 }
@@ -1984,9 +1986,9 @@ static int text_sample_lazy(struct scrape_parser *p, const char *s, const char *
     return lazy_pass(p, cb, &sc);
 }
 
-/* The OpenMetrics form of text_sample_lazy: name{...} value [timestamp], single
- * spaces, the timestamp in seconds. A line with an exemplar is parsed in full, as is
- * anything of another shape: om_sample_line says what is wrong with it. */
+/* The OpenMetrics form of text_sample_lazy: name{...} value [timestamp] [exemplar],
+ * single spaces, the timestamp in seconds. A line of another shape is parsed in full:
+ * om_sample_line says what is wrong with it. */
 static int om_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
                           const struct scrape_parser_cb *cb)
 {
@@ -2000,17 +2002,27 @@ static int om_sample_lazy(struct scrape_parser *p, const char *s, const char *e,
         c++;
     if (!parse_float(p, v0, (size_t)(c - v0), &sc.value))
         return SCRAPE_WANT_LABELS;
-    if (c < e) {
-        if (om_exemplar_start(c, e) || e - c < 2 || c[1] == ' ')
+    if (c < e && !om_exemplar_start(c, e)) {
+        if (e - c < 2 || c[1] == ' ')
             return SCRAPE_WANT_LABELS;
         const char *t0 = ++c;
         while (c < e && *c != ' ')
             c++;
-        if (c < e || !parse_float(p, t0, (size_t)(c - t0), &sc.ts_sec) || isnan(sc.ts_sec) ||
-            isinf(sc.ts_sec))
-            return SCRAPE_WANT_LABELS; /* an exemplar after it, or a bad one */
+        if ((c < e && !om_exemplar_start(c, e)) || !parse_float(p, t0, (size_t)(c - t0), &sc.ts_sec) ||
+            isnan(sc.ts_sec) || isinf(sc.ts_sec))
+            return SCRAPE_WANT_LABELS;
         sc.has_ts = true;
         sc.ts_ms = om_seconds_to_ms(sc.ts_sec);
+    }
+    /* An exemplar is checked in full (its labels, value and timestamp), as the full
+     * parse checks it; a bad one sends the line the long way, which reports it (or the
+     * series' own error, when the text is unknown and has one), with nothing of this
+     * attempt left behind. */
+    if (c < e && om_exemplar(p, c + 4, e)) {
+        p->failed = 0;
+        p->errmsg[0] = '\0';
+        p->errpos = NULL;
+        return SCRAPE_WANT_LABELS;
     }
     return lazy_pass(p, cb, &sc);
 }

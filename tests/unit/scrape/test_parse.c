@@ -895,7 +895,7 @@ static void test_lazy_labels_openmetrics(void **state)
     memcpy(warm.known, full.known, sizeof full.known);
     assert_int_equal(lazy_run_fmt(om, body, true, &warm), 0);
     assert_string_equal(warm.o.s, full.o.s);
-    assert_int_equal(warm.skipped, 3); /* not h_count (no labels) nor the exemplar lines */
+    assert_int_equal(warm.skipped, 5); /* all but h_count (no labels) */
     assert_int_equal(warm.asked, 0);
     out_free(&full.o);
     out_free(&cold.o);
@@ -908,7 +908,12 @@ static void test_lazy_labels_openmetrics(void **state)
                          "a{x=\"1\"} 1 NaN\n# EOF\n",
                          "a{x=\"1\"} 1 # {t=\"1\"} x\n# EOF\n",
                          "a{x=\"1\"} x\n# EOF\n",
-                         "a{x=\"1\"} 1\n"};
+                         "a{x=\"1\"} 1\n",
+                         "a{x=\"1\"} 1 # {t=\"1\"} 1 2 3\n# EOF\n",
+                         "a{x=\"1\"} 1 1.5 # {t=\"1\" 1\n# EOF\n",
+                         "a{x=\"1\"} 1 1.5 # {t=\"1\"}\n# EOF\n",
+                         "a{x=\"1\",x=\"2\"} 1 # {t=\"1\"} x\n# EOF\n",
+                         "a{x=\"1\"} 1 # {t=\"1\"} 1\na{x=\"1\"} 2 1 # {t=\"1\"} 1 nan\n# EOF\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct lazy_sink a = {.learn = true}, b = {.learn = false};
         assert_int_equal(lazy_run_fmt(om, "a{x=\"1\"} 1\n# EOF\n", false, &a), 0);

@@ -236,6 +236,7 @@ struct target {
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
     int64_t start_ms_stale; /* timestamp of the stale markers being emitted */
     double start_mono;
+    double paced_at_start; /* m->paced_s when the scrape started */
     uint64_t samples_scraped, samples_post, series_added;
 
     struct series_table series; /* every series once; see series.h */
@@ -306,6 +307,7 @@ struct scrape_manager {
     int64_t dns_pruned_ms;         /* the last transfer that let libcurl prune its DNS cache */
     bool trim_due;                 /* a big scrape ended (TRIM_AFTER_SERIES) */
     int64_t pace_until, pace_used; /* the pacing window and the ms waited in it (pace_window) */
+    double paced_s;                /* every pacing wait so far, in seconds (scrape durations) */
     uint64_t handed;               /* series handed over since the last pace_between */
     size_t nslotted;               /* targets on slots (slot_width) */
     /* The targets not in flight, a binary min-heap by next_ms: the loop wakes for every
@@ -1201,6 +1203,7 @@ static void start_scrape(struct target *t)
     series_table_begin(&t->series);
     t->start_ms = ss_now_ms();
     t->start_mono = ss_mono_seconds();
+    t->paced_at_start = t->m->paced_s;
     if ((!t->parser && parser_take(t)) || easy_take(t))
         target_fail(t, FAIL_OTHER, "out of memory");
     else
@@ -1338,7 +1341,9 @@ static void pace_step(struct target *t)
     }
     int64_t w0 = ss_mono_ms();
     t->pace.off = atomic_load(&t->m->stop) || !sink->wait_room(sink->ud, t->pace.deadline);
-    t->m->pace_used += ss_mono_ms() - w0;
+    int64_t waited = ss_mono_ms() - w0;
+    t->m->pace_used += waited;
+    t->m->paced_s += waited / 1000.0;
 }
 
 /* Between the scrapes that finish together (the small targets of a slot): every
@@ -1361,7 +1366,9 @@ static void pace_between(struct target *t)
     if (!deadline)
         return;
     (void)m->sink.wait_room(m->sink.ud, deadline);
-    m->pace_used += ss_mono_ms() - w0;
+    int64_t waited = ss_mono_ms() - w0;
+    m->pace_used += waited;
+    m->paced_s += waited / 1000.0;
 }
 
 /* A transfer that failed before an answer: libcurl's message, and the system's error
@@ -1376,10 +1383,16 @@ static void fail_transfer(struct target *t, CURLcode res)
         target_fail(t, FAIL_CONNECT, "%s", msg);
 }
 
-/* done: when the transfer was seen to end (ss_mono_seconds), before any pacing wait */
-static void finish_scrape(struct target *t, CURLcode res, double done)
+/* done: when the transfer was seen to end (ss_mono_seconds), before any pacing wait;
+ * paced: m->paced_s then */
+static void finish_scrape(struct target *t, CURLcode res, double done, double paced)
 {
-    double duration = done - t->start_mono;
+    /* Not the loop's own pacing waits while the transfer was in flight (libcurl is not
+     * driven in them, so its end is only seen after them): the target's time is what
+     * the duration says. `done` was read before this pass' waits, `paced` with it. */
+    double duration = done - t->start_mono - (paced - t->paced_at_start);
+    if (duration < 0)
+        duration = 0;
     if (!t->failed) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -1885,7 +1898,7 @@ static void drain_completed(struct scrape_manager *m)
     CURLMsg *msg;
     int left;
     /* every transfer read here ended before this pass (curl is not driven in it) */
-    double done = ss_mono_seconds();
+    double done = ss_mono_seconds(), paced = m->paced_s;
     while ((msg = curl_multi_info_read(m->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -1898,7 +1911,7 @@ static void drain_completed(struct scrape_manager *m)
         t->in_flight = false;
         m->running_scrapes--;
         pace_between(t);
-        finish_scrape(t, res, done);
+        finish_scrape(t, res, done, paced);
         if (t->samples_post <= PACE_STEP) /* a bigger one paces itself (pace_step) */
             m->handed += t->samples_post;
         heap_push(m, t);
@@ -1975,7 +1988,7 @@ static void start_one(struct target *t, int64_t now)
 {
     start_scrape(t);
     if (!t->in_flight)
-        finish_scrape(t, CURLE_FAILED_INIT, ss_mono_seconds());
+        finish_scrape(t, CURLE_FAILED_INIT, ss_mono_seconds(), t->m->paced_s);
     while (t->next_ms <= now)
         t->next_ms += t->spec.interval_ms;
 }

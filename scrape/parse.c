@@ -1039,16 +1039,13 @@ struct sample_ctx {
     bool has_exemplar;
 };
 
-static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *cb,
-                       const struct sample_ctx *sc, struct ss_str family, enum scrape_metric_type type)
+/* What a callback gets for a sample, without its labels (emit_sample adds them). */
+static struct scrape_parsed_sample parsed_sample(const struct scrape_parser *p, const struct sample_ctx *sc,
+                                                 struct ss_str family, enum scrape_metric_type type)
 {
-    if (!cb || !cb->sample)
-        return 0;
-    struct scrape_parsed_sample s = {
+    return (struct scrape_parsed_sample){
         .name = sc->name,
         .series = sc->series,
-        .labels = p->labels.v,
-        .nlabels = p->labels.n,
         .value = sc->value,
         .has_timestamp = sc->has_ts,
         .timestamp_ms = sc->ts_ms,
@@ -1056,6 +1053,16 @@ static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *c
         .family = family,
         .line = p->line,
     };
+}
+
+static int emit_sample(struct scrape_parser *p, const struct scrape_parser_cb *cb,
+                       const struct sample_ctx *sc, struct ss_str family, enum scrape_metric_type type)
+{
+    if (!cb || !cb->sample)
+        return 0;
+    struct scrape_parsed_sample s = parsed_sample(p, sc, family, type);
+    s.labels = p->labels.v;
+    s.nlabels = p->labels.n;
     return cb_result(p, cb->sample(cb->ud, &s));
 }
 
@@ -1923,17 +1930,8 @@ static int lazy_pass(struct scrape_parser *p, const struct scrape_parser_cb *cb,
     struct ss_str family;
     enum scrape_metric_type type;
     lenient_family(p, sc->name, &family, &type);
-    struct scrape_parsed_sample ps = {
-        .name = sc->name,
-        .series = sc->series,
-        .value = sc->value,
-        .has_timestamp = sc->has_ts,
-        .timestamp_ms = sc->ts_ms,
-        .type = type,
-        .family = family,
-        .line = p->line,
-        .labels_skipped = true,
-    };
+    struct scrape_parsed_sample ps = parsed_sample(p, sc, family, type);
+    ps.labels_skipped = true;
     int rc = cb->sample(cb->ud, &ps);
     return rc == SCRAPE_WANT_LABELS ? rc : cb_result(p, rc);
 }

@@ -938,8 +938,8 @@ static uint8_t next_gen(uint8_t gen) /* 1..255, never 0 */
     return gen >= 255 ? 1 : (uint8_t)(gen + 1);
 }
 
-/* A new table of cap slots holding the keys of s's table that `keep` says (all when
- * keep is 0: then the seen bytes that are in s's). */
+/* s's table again at cap slots: its keys last seen in generation `keep`, or all of
+ * them when keep is 0 (each with its seen byte). */
 static int drop_set_rebuild(struct drop_set *s, uint32_t cap, uint8_t keep)
 {
     uint64_t *keys = calloc(cap, sizeof *keys);
@@ -953,7 +953,7 @@ static int drop_set_rebuild(struct drop_set *s, uint32_t cap, uint8_t keep)
     for (uint32_t i = 0; i < s->cap; i++) {
         if (!s->keys[i] || (keep && s->seen[i] != keep))
             continue;
-        uint32_t j = (uint32_t)(s->keys[i] ^ s->keys[i] >> 32) & (cap - 1);
+        uint32_t j = drop_slot(s->keys[i], cap);
         while (keys[j])
             j = (j + 1) & (cap - 1);
         keys[j] = s->keys[i];
@@ -982,7 +982,7 @@ int drop_set_add(struct drop_set *s, uint64_t raw)
         if (rc)
             return rc;
     }
-    uint32_t i = (uint32_t)(raw ^ raw >> 32) & (s->cap - 1);
+    uint32_t i = drop_slot(raw, s->cap);
     while (s->keys[i] && s->keys[i] != raw)
         i = (i + 1) & (s->cap - 1);
     if (!s->keys[i])

@@ -354,12 +354,18 @@ struct drop_set {
     uint8_t gen; /* never 0 */
 };
 
+/* A key's first slot in a table of cap slots (a power of two); linear probing after it. */
+static inline uint32_t drop_slot(uint64_t raw, uint32_t cap)
+{
+    return (uint32_t)(raw ^ raw >> 32) & (cap - 1);
+}
+
 /* Whether raw is in the set; marks it seen in this generation. */
 static inline bool drop_set_has(struct drop_set *s, uint64_t raw)
 {
     if (!s->n)
         return false;
-    for (uint32_t i = (uint32_t)(raw ^ raw >> 32) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+    for (uint32_t i = drop_slot(raw, s->cap);; i = (i + 1) & (s->cap - 1)) {
         if (s->keys[i] == raw) {
             s->seen[i] = s->gen;
             return true;

@@ -43,6 +43,20 @@ static void mix_str(struct digest *d, struct ss_str s)
     mix(d, s.p, s.len);
 }
 
+/* A sample's value (any NaN as one), timestamp, type and line. */
+static void mix_tail(struct digest *d, const struct scrape_parsed_sample *s)
+{
+    uint64_t v;
+    memcpy(&v, &s->value, sizeof v);
+    if (s->value != s->value)
+        v = 1; /* any NaN */
+    mix(d, &v, sizeof v);
+    mix(d, &s->has_timestamp, sizeof s->has_timestamp);
+    mix(d, &s->timestamp_ms, sizeof s->timestamp_ms);
+    mix(d, &s->type, sizeof s->type);
+    mix(d, &s->line, sizeof s->line);
+}
+
 static int on_sample(void *ud, const struct scrape_parsed_sample *s)
 {
     struct digest *d = ud;
@@ -54,15 +68,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         mix_str(d, s->labels[i].name);
         mix_str(d, s->labels[i].value);
     }
-    uint64_t v;
-    memcpy(&v, &s->value, sizeof v);
-    if (s->value != s->value)
-        v = 1; /* any NaN */
-    mix(d, &v, sizeof v);
-    mix(d, &s->has_timestamp, sizeof s->has_timestamp);
-    mix(d, &s->timestamp_ms, sizeof s->timestamp_ms);
-    mix(d, &s->type, sizeof s->type);
-    mix(d, &s->line, sizeof s->line);
+    mix_tail(d, s);
     return 0;
 }
 
@@ -132,15 +138,7 @@ static int on_sample_lazy(void *ud, const struct scrape_parsed_sample *s)
     mix_str(d, s->series);
     mix_str(d, s->name);
     mix_str(d, s->family);
-    uint64_t v;
-    memcpy(&v, &s->value, sizeof v);
-    if (s->value != s->value)
-        v = 1;
-    mix(d, &v, sizeof v);
-    mix(d, &s->has_timestamp, sizeof s->has_timestamp);
-    mix(d, &s->timestamp_ms, sizeof s->timestamp_ms);
-    mix(d, &s->type, sizeof s->type);
-    mix(d, &s->line, sizeof s->line);
+    mix_tail(d, s);
     return 0;
 }
 

@@ -633,17 +633,24 @@ static void test_format_change_forgets_texts(void **state)
     scrape_manager_free(m);
 }
 
-static void test_metric_relabel_drop(void **state)
+/* metric_relabel_configs: drop every series named drop_*. */
+static struct relabel_rule *drop_rule(void)
 {
-    (void)state;
-    char t[256];
-    serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
     char *src[] = {"__name__"};
     struct relabel_config rc = {
         .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = RELABEL_DROP};
     struct relabel_rule *rule = NULL;
     char err[256];
     assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+    return rule;
+}
+
+static void test_metric_relabel_drop(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "keep_me 1\ndrop_me 2\n");
+    struct relabel_rule *rule = drop_rule();
     struct scrape_job j = base_job();
     j.metric_relabel = &rule;
     j.nmetric_relabel = 1;
@@ -673,12 +680,7 @@ static void test_dropped_series_remembered(void **state)
 {
     (void)state;
     char t[256], u[256];
-    char *src[] = {"__name__"};
-    struct relabel_config rc = {
-        .source_labels = src, .nsource_labels = 1, .regex = "drop_.*", .action = RELABEL_DROP};
-    struct relabel_rule *rule = NULL;
-    char err[256];
-    assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+    struct relabel_rule *rule = drop_rule();
     struct scrape_job j = base_job();
     j.metric_relabel = &rule;
     j.nmetric_relabel = 1;

@@ -218,6 +218,38 @@ uint64_t ss_hash_str(uint64_t h, struct ss_str s)
     return hash_str(h, s);
 }
 
+/* hash_str's mixing in two lanes, 16 bytes a step, joined before the last words: the
+ * two multiplications of a step do not wait for each other, so a line's series text
+ * (80-100 bytes in a service's exposition) hashes in two thirds of the time (the one-
+ * lane chain was 4% of the 100x1k profile). A different function from hash_str: only
+ * keys of its own kind are compared with it. */
+uint64_t ss_hash_text(uint64_t h, struct ss_str s)
+{
+    const char *p = s.p;
+    size_t n = s.len;
+    if (n >= 16) {
+        uint64_t a = h, b = h ^ 0x243F6A8885A308D3ULL;
+        do {
+            uint64_t v, w;
+            memcpy(&v, p, 8);
+            memcpy(&w, p + 8, 8);
+            a = mix64(a, v);
+            b = mix64(b, w);
+            p += 16;
+            n -= 16;
+        } while (n >= 16);
+        h = mix64(a, b);
+    }
+    if (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = mix64(h, v);
+        p += 8;
+        n -= 8;
+    }
+    return mix64(h, tail_word(p, n, s.len) ^ ((uint64_t)s.len << 56) ^ 0xA5A5A5A5ULL);
+}
+
 uint64_t ss_labels_hash(const struct ss_labels *ls)
 {
     uint64_t h = 0x243F6A8885A308D3ULL;

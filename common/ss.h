@@ -183,6 +183,9 @@ uint64_t ss_labels_hash(const struct ss_labels *ls);
 uint64_t ss_labels_group_hash(const struct ss_label *v, size_t n);
 /* The same mixing for building other keys: h = ss_hash_str(h, s) for each part. */
 uint64_t ss_hash_str(uint64_t h, struct ss_str s);
+/* A hash of one long text (a series as exposed), faster than ss_hash_str on it and
+ * not equal to it. */
+uint64_t ss_hash_text(uint64_t h, struct ss_str s);
 
 /* Labels as remote write puts them on the wire: each one a prometheus.Label message
  * in field 1 of a TimeSeries (tag 0x0a, length, then the name as field 1 and the value

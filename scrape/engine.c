@@ -604,7 +604,7 @@ static int merge_target_labels(struct target *t, const struct scrape_parsed_samp
 static uint64_t raw_key(const struct scrape_parsed_sample *s)
 {
     if (s->series.len) {
-        uint64_t h = ss_hash_str(0xB7E151628AED2A6BULL, s->series);
+        uint64_t h = ss_hash_text(0xB7E151628AED2A6BULL, s->series);
         return h ? h : 1;
     }
     uint64_t h = ss_hash_str(0x6A09E667F3BCC908ULL, s->name);

@@ -238,7 +238,7 @@ uint64_t ss_hash_text(uint64_t h, struct ss_str s)
             p += 16;
             n -= 16;
         } while (n >= 16);
-        h = mix64(a, b);
+        h = mix64(mix64(0x452821E638D01377ULL, a), b); /* not mix64(a, b): a == b is no special case */
     }
     if (n >= 8) {
         uint64_t v;

@@ -1112,11 +1112,8 @@ static int dec_relabel(struct loader *ld, const struct ss_ynode *n, struct relab
         return rc;
     if (!action)
         rc_out->action = RELABEL_REPLACE;
-    /* Fill in Prometheus' DefaultRelabelConfig so the printed config is explicit. */
-    if ((!rc_out->separator && !(rc_out->separator = strdup(";"))) ||
-        (!rc_out->regex && !(rc_out->regex = strdup("(.*)"))) ||
-        (!rc_out->replacement && !(rc_out->replacement = strdup("$1"))))
-        return fail_oom(ld);
+    /* Checked as written: keepequal and dropequal refuse a regex that is there, even
+     * the default one, and take one that is not. */
     char msg[256] = "";
     struct relabel_rule *rule = NULL;
     int crc = relabel_compile(rc_out, &rule, msg, sizeof msg);
@@ -1127,6 +1124,13 @@ static int dec_relabel(struct loader *ld, const struct ss_ynode *n, struct relab
         return fail_at(ld, n, SS_ECONFIG, "%s", msg[0] ? msg : "invalid relabel config");
     }
     relabel_rule_free(rule);
+    /* Then Prometheus' DefaultRelabelConfig is filled in, so the printed config is
+     * explicit, except the regex of keepequal and dropequal (compiled again later). */
+    bool is_equal = rc_out->action == RELABEL_KEEPEQUAL || rc_out->action == RELABEL_DROPEQUAL;
+    if ((!rc_out->separator && !(rc_out->separator = strdup(";"))) ||
+        (!is_equal && !rc_out->regex && !(rc_out->regex = strdup("(.*)"))) ||
+        (!rc_out->replacement && !(rc_out->replacement = strdup("$1"))))
+        return fail_oom(ld);
     return 0;
 }
 
@@ -1149,6 +1153,12 @@ static int dec_relabel_list(struct loader *ld, const struct ss_ynode *n, const c
         goto out;
     }
     *nout = n->nkids;
+    /* A rule's `$` belongs to it: `${name}` and `$$` in a replacement are the regex's
+     * (named group, literal `$`), as in Prometheus, which expands nothing here. An
+     * OpenTelemetry collector config is expanded whole, as the collector does (there a
+     * rule writes `$$1`). */
+    bool raw = ld->raw;
+    ld->raw = raw || !ld->otel;
     for (size_t i = 0; i < n->nkids && !rc; i++) {
         size_t m = path_index(ld, i);
         if (!present(n->kids[i]))
@@ -1157,6 +1167,7 @@ static int dec_relabel_list(struct loader *ld, const struct ss_ynode *n, const c
             rc = dec_relabel(ld, n->kids[i], &(*out)[i]);
         path_pop(ld, m);
     }
+    ld->raw = raw;
 out:
     path_pop(ld, mark);
     return rc;

@@ -81,14 +81,19 @@ static void p_quoted(FILE *f, const char *s, bool dollar)
     fputc('"', f);
 }
 
-static void p_str(struct printer *p, int ind, const char *key, const char *v)
+static void p_str_as(struct printer *p, int ind, const char *key, const char *v, bool expanded)
 {
     if (!v)
         return;
     p_indent(p, ind);
     fprintf(p->f, "%s: ", key);
-    p_quoted(p->f, v, true);
+    p_quoted(p->f, v, expanded);
     fputc('\n', p->f);
+}
+
+static void p_str(struct printer *p, int ind, const char *key, const char *v)
+{
+    p_str_as(p, ind, key, v, true);
 }
 
 static void p_secret(struct printer *p, int ind, const char *key, const char *v)
@@ -224,12 +229,13 @@ static void p_relabel(struct printer *p, int ind, const char *key, const struct 
     for (size_t i = 0; i < n; i++) {
         p->dash = true;
         p_strv(p, ind + 2, "source_labels", r[i].source_labels, r[i].nsource_labels);
-        p_str(p, ind + 2, "separator", r[i].separator);
-        p_str(p, ind + 2, "target_label", r[i].target_label);
-        p_str(p, ind + 2, "regex", r[i].regex);
+        /* a rule is read as written, without ${VAR} expansion (config.c) */
+        p_str_as(p, ind + 2, "separator", r[i].separator, false);
+        p_str_as(p, ind + 2, "target_label", r[i].target_label, false);
+        p_str_as(p, ind + 2, "regex", r[i].regex, false);
         if (r[i].has_modulus)
             p_u64(p, ind + 2, "modulus", r[i].modulus);
-        p_str(p, ind + 2, "replacement", r[i].replacement);
+        p_str_as(p, ind + 2, "replacement", r[i].replacement, false);
         p_str(p, ind + 2, "action", relabel_action_name(r[i].action));
         p_item_end(p, ind + 2);
     }

@@ -684,6 +684,33 @@ static void test_env_expansion(void **state)
     free(out);
     cfg_free(c);
 
+    /* Relabel rules are not expanded: `${name}` is a named group and `$$` a literal
+     * `$` of the replacement, as in Prometheus (SS_TEST_HOST is set, host is not). */
+    c = load_str("scrape_configs:\n"
+                 "- job_name: j\n"
+                 "  relabel_configs:\n"
+                 "  - {source_labels: [__address__], regex: '(?P<host>[^:]+):.*', target_label: h,\n"
+                 "     replacement: '${host}'}\n"
+                 "  - {target_label: e, replacement: '$$1 ${SS_TEST_HOST}'}\n"
+                 "  metric_relabel_configs:\n"
+                 "  - {action: keepequal, source_labels: [a], target_label: b}\n"
+                 "  - {action: dropequal, source_labels: [a], target_label: c}\n"
+                 "  static_configs:\n"
+                 "  - targets: [\"${SS_TEST_HOST}:9100\"]\n",
+                 err, sizeof err, &rc);
+    if (rc)
+        fail_msg("%s", err);
+    assert_string_equal(c->scrape_configs[0].relabel_configs[0].replacement, "${host}");
+    assert_string_equal(c->scrape_configs[0].relabel_configs[1].replacement, "$$1 ${SS_TEST_HOST}");
+    assert_string_equal(c->scrape_configs[0].static_configs[0].targets[0], "127.0.0.1:9100");
+    assert_int_equal(c->scrape_configs[0].metric_relabel_configs[0].action, RELABEL_KEEPEQUAL);
+    assert_int_equal(c->scrape_configs[0].metric_relabel_configs[1].action, RELABEL_DROPEQUAL);
+    cfg_free(c);
+    /* keepequal and dropequal still refuse any regex written out, as Prometheus */
+    expect_error("scrape_configs:\n- job_name: x\n  relabel_configs:\n"
+                 "  - {action: keepequal, source_labels: [a], target_label: b, regex: '(.*)'}\n",
+                 "keepequal action requires only 'source_labels' and `target_label`, and no other fields");
+
     /* Keys are not expanded; values that expand to bad types are reported. */
     expect_error("global:\n  scrape_interval: ${SS_TEST_HOST}\n",
                  "t.yml:2:20: expected a duration like \"15s\", got \"127.0.0.1\" in "
@@ -751,7 +778,7 @@ static void test_print_roundtrip(void **state)
     assert_non_null(strstr(out, "    secret_key: \"<secret>\"\n"));
     assert_non_null(strstr(out, "      sample_age_limit: 1h\n"));
     assert_non_null(strstr(out, "      retry_on_http_429: false\n"));
-    assert_non_null(strstr(out, "    replacement: \"$${1}\"\n"));
+    assert_non_null(strstr(out, "    replacement: \"${1}\"\n")); /* a rule is not expanded */
     assert_non_null(strstr(out, "    replacement: \"$1\"\n"));
     assert_non_null(strstr(out, "\"team\": \"infra $1 $ cost\""));
     free(out);

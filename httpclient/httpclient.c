@@ -14,7 +14,9 @@
 
 #include "httpclient.h"
 
-#define MAX_REDIRECTS 10 /* Go's http.Client default, which Prometheus keeps */
+/* Go's http.Client default, which Prometheus keeps: it stops before the 10th redirect
+ * ("stopped after 10 redirects": ten requests made), so 9 are followed */
+#define MAX_REDIRECTS 9
 
 /* ---- options ---------------------------------------------------------------- */
 

@@ -757,7 +757,7 @@ static int feed_plain(void *ud, const char *p, size_t n)
     struct target *t = ud;
     t->body_bytes += n;
     uint64_t limit = t->job->cfg.body_size_limit;
-    if (limit && t->body_bytes > limit)
+    if (limit && t->body_bytes >= limit) /* Prometheus fails a body of exactly the limit too */
         return target_fail(t, FAIL_BODY_SIZE, "body size limit exceeded (limit: %llu bytes)",
                            (unsigned long long)limit);
     struct scrape_parser_cb cb = {on_sample, on_meta, t, NULL};
@@ -901,9 +901,10 @@ static int content_encoding(struct target *t, char *val, size_t vlen)
         return 0;
     const char *v = h->value;
     size_t len = strlen(v);
-    while (len && (*v == ' ' || *v == '\t'))
+    /* libcurl 7.88 leaves the line's CR in an empty header's value */
+    while (len && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
         v++, len--;
-    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t' || v[len - 1] == '\r' || v[len - 1] == '\n'))
         len--;
     snprintf(val, vlen, "%.*s", (int)len, v);
     if (!len || (len == 8 && strncasecmp(v, "identity", 8) == 0))

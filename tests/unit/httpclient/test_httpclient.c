@@ -71,8 +71,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     unsigned status = MHD_HTTP_OK;
+    char next[32];
+    int hops;
     if (strstr(url, "/redirect")) {
         MHD_add_response_header(r, "Location", "/target");
+        status = MHD_HTTP_FOUND;
+    } else if (sscanf(url, "/chain%d", &hops) == 1 && hops > 0) { /* /chainN: N redirects to go */
+        snprintf(next, sizeof next, "/chain%d", hops - 1);
+        MHD_add_response_header(r, "Location", next);
         status = MHD_HTTP_FOUND;
     }
     enum MHD_Result ret = MHD_queue_response(c, status, r);
@@ -312,6 +318,15 @@ static void test_redirects(void **state)
     assert_int_equal(status, 302);
     assert_string_equal(body, "moved");
     assert_string_equal(seen.url, "/redirect");
+
+    /* Go's client, which Prometheus keeps, makes at most 10 requests: 9 redirects are
+     * followed, the 10th is an error */
+    cfg.follow_redirects = true;
+    get_ok(&cfg, "/chain9", "ok");
+    assert_string_equal(seen.url, "/chain0");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/chain10", plain_port);
+    assert_int_equal(get(&cfg, url, &res, &status, body, sizeof body), 0);
+    assert_int_equal(res, CURLE_TOO_MANY_REDIRECTS);
 }
 
 /* With proxy_url the request goes to the proxy in absolute form; without it the

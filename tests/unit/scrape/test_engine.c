@@ -475,6 +475,17 @@ static void test_body_size_limit(void **state)
     j.body_size_limit = 64;
     expect_limit_failure(&j, "big 1\nbig_padding_padding_padding_padding_padding_padding_padding 2\n",
                          "body size limit exceeded");
+    /* a body of exactly the limit fails too (Prometheus: n >= limit); a byte less passes */
+    const char *body = "big 1\nbig_padding 2\n";
+    j.body_size_limit = strlen(body);
+    expect_limit_failure(&j, body, "body size limit exceeded");
+    serve(200, TEXT, body);
+    j.body_size_limit = strlen(body) + 1;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_true(cap.last_up);
+    scrape_manager_free(m);
 }
 
 static void test_parse_error_fails_scrape(void **state)
@@ -1296,7 +1307,7 @@ static rlim_t limit_with_room(unsigned room)
  * the same few), and whose delays do not hold up the test's own server: every request
  * on a connection is answered with "a 1", delay_ms after it came. Stops when killed,
  * or after 60 s. Only system calls in the child. */
-static pid_t fork_server(int *port, int delay_ms)
+static pid_t fork_server_with(int *port, int delay_ms, const char *answer)
 {
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(ls >= 0);
@@ -1309,8 +1320,7 @@ static pid_t fork_server(int *port, int delay_ms)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                                   "Content-Length: 4\r\n\r\na 1\n";
+        const char *resp = answer;
         static struct pollfd fds[256];
         static char buf[8192];
         nfds_t n = 1;
@@ -1339,13 +1349,51 @@ static pid_t fork_server(int *port, int delay_ms)
                     if (buf[k - 3] == '\r' && buf[k - 2] == '\n' && buf[k - 1] == '\r' && buf[k] == '\n') {
                         struct timespec d = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
                         nanosleep(&d, NULL);
-                        (void)!write(fds[i].fd, resp, sizeof resp - 1);
+                        (void)!write(fds[i].fd, resp, strlen(resp));
                     }
             }
         }
     }
     close(ls);
     return pid;
+}
+
+/* A forked server (system calls only) answering every request with `a 1`. */
+static pid_t fork_server(int *port, int delay_ms)
+{
+    return fork_server_with(port, delay_ms,
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                            "Content-Length: 4\r\n\r\na 1\n");
+}
+
+/* An empty Content-Encoding header is no encoding (libcurl 7.88 hands its value over
+ * as a lone CR): the body is parsed, as Prometheus does. */
+static void test_empty_content_encoding(void **state)
+{
+    (void)state;
+    int port = 0;
+    pid_t child = fork_server_with(&port, 0,
+                                   "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                                   "Content-Encoding:\r\nContent-Length: 4\r\n\r\na 1\n");
+    static char child_addr[64];
+    static const char *child_targets[1] = {child_addr};
+    snprintf(child_addr, sizeof child_addr, "127.0.0.1:%d", port);
+    struct scrape_target_group g = {child_targets, 1, NULL, 0};
+    struct scrape_job j = base_job();
+    j.static_groups = &g;
+    j.nstatic_groups = 1;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    int rc = scrape_manager_scrape_once(m);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    if (rc != 0)
+        fail_msg("%s", cap.last_error);
+    assert_true(cap.last_up);
+    char t[256];
+    snprintf(t, sizeof t, "a{instance=\"%s\",job=\"test\"}", child_addr);
+    assert_non_null(find(t));
+    scrape_manager_free(m);
 }
 
 static void test_socket_error_named(void **state)
@@ -2399,6 +2447,8 @@ static void expect_gzip_failure(unsigned char *raw, size_t n, const char *encodi
     scrape_manager_free(m);
 }
 
+/* An empty Content-Encoding header is no encoding (libcurl 7.88 hands its value over
+ * as a lone CR): the body is parsed, as Prometheus does. */
 static void test_gzip_corrupt_and_truncated(void **state)
 {
     (void)state;
@@ -2460,16 +2510,16 @@ static void test_gzip_bomb_body_size_limit(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 1);
     assert_non_null(strstr(cap.last_error, "body size limit exceeded (limit: 64 bytes)"));
     assert_int_equal(failures(m, "body_size_limit"), 2);
-    /* exactly at the limit passes */
+    /* a byte under the limit passes */
     gz = gzip_member(body, strlen(body), 6, &n);
     serve_raw(gz, n, "gzip");
-    j.body_size_limit = strlen(body);
+    j.body_size_limit = strlen(body) + 1;
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 0);
     gz = gzip_member(body, strlen(body), 6, &n);
     serve_raw(gz, n, "gzip");
-    j.body_size_limit = strlen(body) - 1;
+    j.body_size_limit = strlen(body); /* exactly at the limit fails, as in Prometheus (n >= limit) */
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
     reset_capture();
     assert_int_equal(scrape_manager_scrape_once(m), 1);
@@ -2587,7 +2637,7 @@ static void test_gzip_switch_keeps_limit(void **state)
     unsigned char *gz = gzip_member(body, pos, 1, &n);
     assert_true(n > (512u << 10) && pos <= (2u << 20));
     struct scrape_job j = base_job();
-    j.body_size_limit = pos - 1; /* compressed is under the early check, plain is over */
+    j.body_size_limit = pos; /* compressed is under the early check, plain is at it: over */
     serve_raw(gz, n, "gzip");
     struct scrape_manager *m = manager(&j);
     for (int again = 0; again < 2; again++) {
@@ -2595,7 +2645,7 @@ static void test_gzip_switch_keeps_limit(void **state)
         assert_int_equal(scrape_manager_scrape_once(m), 1);
         assert_non_null(strstr(cap.last_error, "body size limit exceeded"));
     }
-    j.body_size_limit = pos;
+    j.body_size_limit = pos + 1;
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
     for (int again = 0; again < 2; again++) {
         reset_capture();
@@ -2865,6 +2915,7 @@ int main(void)
         cmocka_unit_test(test_label_name_length_limit),
         cmocka_unit_test(test_label_value_length_limit),
         cmocka_unit_test(test_body_size_limit),
+        cmocka_unit_test(test_empty_content_encoding),
         cmocka_unit_test(test_parse_error_fails_scrape),
         cmocka_unit_test(test_limits_not_hit),
         cmocka_unit_test(test_stale_series_disappears),

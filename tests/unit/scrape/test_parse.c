@@ -741,6 +741,28 @@ static void test_prometheus_lexer_corners(void **state)
     /* Prometheus 2.42 fails the scrape on a repeated label name (at append time). */
     expect_err(TEXT_LENIENT, "a{x=\"1\",y=\"2\",x=\"3\"} 1\n", SS_EPARSE, "not unique");
     expect_err(OM_LENIENT, "a{x=\"1\",x=\"1\"} 1\n# EOF\n", SS_EPARSE, "not unique");
+    /* Big label sets are checked once sorted: a repeat anywhere among 3000 labels is
+     * found (first and last, both in the middle), and none is found where there is none. */
+    enum { BIG = 3000 };
+    char *big = malloc(BIG * 16 + 64);
+    assert_non_null(big);
+    for (int dup = 0; dup < 3; dup++) {
+        size_t n = (size_t)sprintf(big, "a{");
+        for (int i = 0; i < BIG; i++) {
+            int name = dup == 0 && i == BIG - 1 ? 0 : dup == 1 && i == 2000 ? 1000 : i;
+            n += (size_t)sprintf(big + n, "l%d=\"v\",", name);
+        }
+        sprintf(big + n, "} 1\n");
+        if (dup < 2) {
+            expect_err(TEXT_LENIENT, big, SS_EPARSE,
+                       dup == 0 ? "label name \"l0\" is not unique" : "label name \"l1000\" is not unique");
+        } else {
+            struct out ob = {0};
+            assert_int_equal(run(TEXT_LENIENT, big, &ob), 0);
+            out_free(&ob);
+        }
+    }
+    free(big);
     /* OpenMetrics in 2.42: a label name must follow a comma; 0.0.4 frees it. */
     expect_err(OM_LENIENT, "a{x=\"1\",} 1\n# EOF\n", SS_EPARSE, "after ','");
     expect_err(OM_LENIENT, "a_total 1 # {x=\"1\",} 1\n# EOF\n", SS_EPARSE, "after ','");

@@ -665,8 +665,8 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         rc = merge_target_labels(t, s);
     if (rc)
         return target_fail(t, FAIL_OTHER, "out of memory");
-    /* Dropped (by a rule, or left without a name): the same text is dropped again
-     * next time without relabeling (a set that cannot grow only costs that). */
+    /* Dropped (by a rule, or left with no label at all): the same text is dropped
+     * again next time without relabeling (a set that cannot grow only costs that). */
     if (job->nmetric_relabel && !relabel_process(job->metric_relabel, job->nmetric_relabel, w)) {
         (void)drop_set_add(&t->dropped, rk);
         return 0;
@@ -678,9 +678,27 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         if (w->v[i].value.len)
             w->v[k++] = w->v[i];
     w->n = k;
-    if (!ss_labels_get(w, SS_STR("__name__"))) {
+    if (!w->n) {
         (void)drop_set_add(&t->dropped, rk);
         return 0;
+    }
+    /* Rules that leave a series without a name, or with a name or label name that is
+     * not valid, fail the scrape, as in Prometheus 2.42 (not a silent drop). The parser
+     * lets only valid names through, so only rules can. */
+    if (job->nmetric_relabel) {
+        const struct ss_str *nm = ss_labels_get(w, SS_STR("__name__"));
+        if (!nm)
+            return target_fail(t, FAIL_OTHER,
+                               "missing metric name (__name__ label) after metric_relabel_configs");
+        bool valid = ss_metric_name_valid(nm->p, nm->len);
+        for (size_t i = 0; valid && i < w->n; i++)
+            valid = ss_label_name_valid(w->v[i].name.p, w->v[i].name.len) &&
+                    ss_utf8_valid(w->v[i].value.p, w->v[i].value.len);
+        if (!valid)
+            return target_fail(
+                t, FAIL_OTHER,
+                "invalid metric name or label names after metric_relabel_configs (metric: %.*s)",
+                (int)(nm->len < 50 ? nm->len : 50), nm->p);
     }
 
     /* Slices are not NUL-terminated: always print them with a length. */

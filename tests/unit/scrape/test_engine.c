@@ -679,6 +679,54 @@ static void test_metric_relabel_drop(void **state)
     relabel_rule_free(rule);
 }
 
+/* A rule that leaves a series without a name, or with an invalid metric name, fails
+ * the scrape as in Prometheus 2.42 ("missing metric name"), instead of dropping the
+ * series with up=1; one that removes every label drops it. */
+static void test_metric_relabel_bad_name_fails(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *target, *replacement, *regex;
+        enum relabel_action action;
+        const char *want; /* NULL: scraped, the series dropped */
+    } cases[] = {
+        {"__name__", "", "(.*)", RELABEL_REPLACE, "missing metric name"},
+        {"__name__", "1bad-name", "(.*)", RELABEL_REPLACE, "invalid metric name"},
+        {NULL, "$1", "__name__", RELABEL_LABELDROP, "missing metric name"},
+        {NULL, "$1", ".*", RELABEL_LABELDROP, NULL},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *src[] = {"__name__"};
+        struct relabel_config rc = {.source_labels = src,
+                                    .nsource_labels = cases[c].action == RELABEL_LABELDROP ? 0 : 1,
+                                    .regex = (char *)cases[c].regex,
+                                    .target_label = (char *)cases[c].target,
+                                    .replacement = (char *)cases[c].replacement,
+                                    .action = cases[c].action};
+        struct relabel_rule *rule = NULL;
+        char err[256];
+        assert_int_equal(relabel_compile(&rc, &rule, err, sizeof err), 0);
+        serve(200, TEXT, "m 1\n");
+        struct scrape_job j = base_job();
+        j.metric_relabel = &rule;
+        j.nmetric_relabel = 1;
+        struct scrape_manager *m = manager(&j);
+        reset_capture();
+        int rcs = scrape_manager_scrape_once(m);
+        if (cases[c].want) {
+            assert_int_equal(rcs, 1);
+            assert_false(cap.last_up);
+            if (!strstr(cap.last_error, cases[c].want))
+                fail_msg("case %zu: %s", c, cap.last_error);
+        } else {
+            assert_int_equal(rcs, 0);
+            assert_true(cap.last_up);
+        }
+        scrape_manager_free(m);
+        relabel_rule_free(rule);
+    }
+}
+
 /* Series metric relabeling dropped are remembered by their text (as Prometheus'
  * scrape cache does) and dropped again without relabeling: they stay dropped scrape
  * after scrape, still count as scraped, and come back as soon as a reload changes the
@@ -2924,6 +2972,7 @@ int main(void)
         cmocka_unit_test(test_openmetrics_and_gzip),
         cmocka_unit_test(test_format_change_forgets_texts),
         cmocka_unit_test(test_metric_relabel_drop),
+        cmocka_unit_test(test_metric_relabel_bad_name_fails),
         cmocka_unit_test(test_dropped_series_remembered),
         cmocka_unit_test(test_metadata_names_job_label),
         cmocka_unit_test(test_duplicate_targets_scraped_once),

@@ -533,6 +533,18 @@ static uint64_t trim_stage(struct ss_buf *b, size_t keep)
     return n;
 }
 
+void rw_log_pending_drops(struct rw_remote *r)
+{
+    if (!r->drops_unlogged)
+        return;
+    ss_error("remotewrite",
+             "remote=%s url=%s dropped the oldest %llu queued samples since the last report (reason "
+             "queue_full, max_memory_bytes %llu; total dropped for queue_full: %llu)",
+             r->name, r->cfg.url, (unsigned long long)r->drops_unlogged, (unsigned long long)r->mem_bound,
+             (unsigned long long)atomic_load(&r->dropped[DROP_QUEUE_FULL]));
+    r->drops_unlogged = 0;
+}
+
 static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
 {
     r->drops_unlogged += n;

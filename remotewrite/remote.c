@@ -558,6 +558,7 @@ void rw_remote_shutdown(struct rw_remote *r, int64_t deadline_mono_ms, uint64_t 
         return;
     }
     rw_remote_begin_shutdown(r);
+    rw_log_pending_drops(r); /* nothing commits any more: drops held back by the log window */
     r->deadline_mono = deadline_mono_ms;
     /* Let the senders flush until the deadline, then abort what is in flight. */
     while (ss_mono_ms() < deadline_mono_ms) {

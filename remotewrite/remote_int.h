@@ -223,6 +223,9 @@ uint64_t rw_pace_mark(const struct rw_remote *r);
 size_t rw_record_len(const char *p, size_t avail);
 /* Free every segment of q (qmu held, or the remote is being freed). */
 void rw_queue_clear(struct rwq *q);
+/* Log the queue_full drops that the 10 s log window held back (the scrape thread has
+ * stopped committing: at shutdown). */
+void rw_log_pending_drops(struct rw_remote *r);
 /* Free the spare segment buffers (the remote is being freed). */
 void rw_spares_free(struct rw_remote *r);
 /* Take up to max_n records from the head of q into body (qmu held). Returns the

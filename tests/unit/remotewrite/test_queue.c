@@ -553,6 +553,44 @@ static void test_pacing_gives_up(void **state)
     finish(r);
 }
 
+/* Every queue_full drop reaches the log, also those the 10 s log window held back
+ * when the process stops within it: the counts logged add up to the counter. */
+static void test_drop_log_complete_at_shutdown(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.max_memory_bytes = 32u << 10;
+    q.max_backoff_ms = 100;
+    struct rw_remote *r = new_remote(&q);
+    rx_set(503, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *logf = tmpfile();
+    assert_non_null(logf);
+    dup2(fileno(logf), 2);
+    for (int ts = 0; ts < 6; ts++) /* drops at every scrape, all within one log window */
+        scrape(r, 1000, ts);
+    double drops = dropped(r, "queue_full");
+    uint64_t unsent = 0;
+    rw_remote_shutdown(r, ss_mono_ms() + 300, &unsent);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rw_remote_free(r);
+    rx_set(204, 0);
+    rewind(logf);
+    char line[2048];
+    uint64_t logged = 0;
+    while (fgets(line, sizeof line, logf)) {
+        const char *at = strstr(line, "dropped the oldest ");
+        if (at)
+            logged += strtoull(at + strlen("dropped the oldest "), NULL, 10);
+    }
+    fclose(logf);
+    assert_true(drops > 0);
+    assert_int_equal(logged, (uint64_t)drops);
+}
+
 /* The receiver stalls behind a 64 KiB bound: the oldest queued samples are dropped,
  * each one counted; what was in flight and the newest data are delivered. */
 static void test_bound_drops_oldest_exactly(void **state)
@@ -961,6 +999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pacing_many_senders, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_pacing_gives_up, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_drop_log_complete_at_shutdown, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_burst_after_quiet_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),

@@ -1755,8 +1755,19 @@ static void sync_targets(struct scrape_manager *m)
             t->in_flight = false;
             m->running_scrapes--;
         }
-        ss_info("scrape", "target removed job=%s instance=%s", t->job->name, t->instance);
-        target_mark_stale(t);
+        /* A target whose scrape settings changed (interval, timeout) is a new target
+         * with the same series: as Prometheus at a reload, the old one leaves no stale
+         * markers, so its series carry on without a gap. */
+        struct target *same = NULL;
+        for (struct target *o = m->targets; o && !same; o = o->next)
+            if (o->present && o->job == t->job && o->spec.series_identity == t->spec.series_identity)
+                same = o;
+        if (same) {
+            ss_info("scrape", "target settings changed job=%s instance=%s", t->job->name, t->instance);
+        } else {
+            ss_info("scrape", "target removed job=%s instance=%s", t->job->name, t->instance);
+            target_mark_stale(t);
+        }
         pthread_mutex_lock(&m->lock);
         *pp = t->next;
         pthread_mutex_unlock(&m->lock);

@@ -15,6 +15,7 @@ struct scrape_target_spec {
     int64_t interval_ms;
     int64_t timeout_ms;
     uint64_t identity; /* hash of everything that makes two targets the same */
+    uint64_t series_identity; /* the same without the timing: what its series are */
 };
 
 void scrape_target_spec_init(struct scrape_target_spec *s);

@@ -1058,6 +1058,37 @@ static void test_failed_scrape_counts(void **state)
 /* A reload that changes metric relabeling: the same exposed text now yields other
  * labels. The scrape cache must not hand out the old ones: the new series is added,
  * the old one gets a stale marker. */
+/* A reload that changes only a job's timing (interval, timeout) leaves no stale
+ * markers: the target is new, its series are the same and carry on, as Prometheus
+ * keeps them at a reload; a changed path (a new URL: other series) still does. */
+static void test_reload_timing_keeps_series(void **state)
+{
+    (void)state;
+    char t[256];
+    serve(200, TEXT, "m{k=\"v\"} 1\n");
+    struct scrape_job j = base_job();
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    j.interval_ms = 30000;
+    j.timeout_ms = 3000;
+    reset_capture();
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    assert_int_equal(cap.n, 0); /* no marker, no report */
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    snprintf(t, sizeof t, "m{instance=\"%s\",job=\"test\",k=\"v\",team=\"a\"}", addr);
+    assert_non_null(find(t));
+    assert_false(find(t)->stale);
+    assert_int_equal(count_stale(), 0);
+    assert_true(synthetic("scrape_series_added") == 1); /* a new target: as Prometheus' new loop */
+    j.metrics_path = "/other";
+    reset_capture();
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    assert_non_null(find(t));
+    assert_true(find(t)->stale);
+    scrape_manager_free(m);
+}
+
 static void test_reload_relabel_changes_labels(void **state)
 {
     (void)state;
@@ -2983,6 +3014,7 @@ int main(void)
         cmocka_unit_test(test_easy_options_kept_and_reloaded),
         cmocka_unit_test(test_failed_scrape_counts),
         cmocka_unit_test(test_reload_relabel_changes_labels),
+        cmocka_unit_test(test_reload_timing_keeps_series),
         cmocka_unit_test(test_external_labels_wire),
         cmocka_unit_test(test_self_metrics_escape_job),
         cmocka_unit_test(test_target_sync_failed_counted),

@@ -71,6 +71,9 @@ struct rw_diskq {
     uint64_t pend_records;
     size_t next_seg; /* where the ack position lands after ack */
     uint64_t next_off;
+    /* samples handed out from segments max_disk_bytes dropped since: in flight, so
+     * counted as dropped only if they come back (rewind), not when delivered (ack) */
+    uint64_t orphan_samples;
     bool broken; /* last write failed */
     struct rw_diskq_stats st;
 };
@@ -516,9 +519,16 @@ int rw_diskq_append(struct rw_diskq *q, const void *payload, size_t len, int64_t
     /* Space bound: drop the oldest data, never the record being written. */
     while (q->max_bytes && total_bytes(q) + rec > q->max_bytes && q->nsegs > 1) {
         struct segment *old = &q->segs[0];
-        q->st.dropped_space_samples += old->samples;
+        uint64_t inflight = 0; /* handed out for replay, not yet acknowledged */
+        for (size_t j = 0; j < q->npend; j++)
+            if (q->pend[j].seg == 0)
+                inflight += q->pend[j].samples;
+        if (inflight > old->samples)
+            inflight = old->samples;
+        q->st.dropped_space_samples += old->samples - inflight;
+        q->orphan_samples += inflight;
         ss_warn("diskq", "queue %s: max_disk_bytes reached, dropping oldest segment with %llu unsent samples",
-                q->name, (unsigned long long)old->samples);
+                q->name, (unsigned long long)(old->samples - inflight));
         drop_first_segment(q);
     }
     w = &q->segs[q->nsegs - 1];
@@ -626,6 +636,7 @@ int rw_diskq_ack(struct rw_diskq *q)
 {
     pthread_mutex_lock(&q->mu);
     int rc = 0;
+    q->orphan_samples = 0; /* delivered (or counted by the caller) */
     if (q->npend) {
         for (size_t i = 0; i < q->npend; i++) {
             struct segment *s = &q->segs[q->pend[i].seg];
@@ -651,6 +662,8 @@ void rw_diskq_rewind(struct rw_diskq *q)
     q->roff = q->ack_off;
     q->npend = 0;
     q->pend_records = 0;
+    q->st.dropped_space_samples += q->orphan_samples; /* their segment is gone */
+    q->orphan_samples = 0;
     pthread_mutex_unlock(&q->mu);
 }
 

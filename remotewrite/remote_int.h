@@ -259,7 +259,8 @@ void rw_wake_light_manager(struct rw_remote *r);
 void rw_wake_senders(struct rw_remote *r);
 
 /* sender.c */
-enum send_result { SEND_OK, SEND_DROPPED, SEND_ABORTED, SEND_SPILL };
+/* SEND_DROPPED: rejected by the receiver (4xx); SEND_TOO_OLD: past sample_age_limit. */
+enum send_result { SEND_OK, SEND_DROPPED, SEND_TOO_OLD, SEND_ABORTED, SEND_SPILL };
 /* A handle with the remote's TLS, proxy and timeouts; sd: the sender that will use it
  * (its requests are aborted to spill, see sender.c), or NULL. */
 CURL *rw_new_easy(struct rw_remote *r, struct sender *sd);

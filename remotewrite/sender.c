@@ -283,11 +283,13 @@ enum send_result rw_send_with_retry(struct rw_remote *r, CURL *e, struct ss_buf 
     for (int attempt = 0;; attempt++) {
         if (atomic_load(&r->hard_stop))
             return SEND_ABORTED;
-        if (q->sample_age_limit_ms > 0 && max_ts > 0 && attempt > 0 &&
-            ss_now_ms() - max_ts > q->sample_age_limit_ms) {
+        /* Checked before the first attempt too: a batch that waited in the queue
+         * (or on disk) past the limit is not sent. The batch's newest sample decides,
+         * so a batch partly past the limit still goes. */
+        if (q->sample_age_limit_ms > 0 && max_ts > 0 && ss_now_ms() - max_ts > q->sample_age_limit_ms) {
             ss_warn("remotewrite", "remote=%s dropping %s of %llu samples older than sample_age_limit",
                     r->name, what, (unsigned long long)samples);
-            return SEND_DROPPED;
+            return SEND_TOO_OLD;
         }
         int64_t ra = -1;
         char neterr[CURL_ERROR_SIZE + 64] = "";
@@ -502,11 +504,9 @@ void *rw_sender_main(void *arg)
                 atomic_fetch_add(&r->samples_sent, taken);
                 atomic_fetch_add(&r->bytes_sent, comp.len);
                 rw_atomic_max(&r->highest_ts_sent, max_ts);
-            } else if (res == SEND_DROPPED) {
+            } else if (res == SEND_DROPPED || res == SEND_TOO_OLD) {
                 atomic_fetch_add(&r->samples_failed, taken);
-                bool too_old = max_ts && r->cfg.queue.sample_age_limit_ms > 0 &&
-                               ss_now_ms() - max_ts > r->cfg.queue.sample_age_limit_ms;
-                atomic_fetch_add(&r->dropped[too_old ? DROP_TOO_OLD : DROP_HTTP_4XX], taken);
+                atomic_fetch_add(&r->dropped[res == SEND_TOO_OLD ? DROP_TOO_OLD : DROP_HTTP_4XX], taken);
             } else if (res == SEND_ABORTED) {
                 /* aborted at the shutdown deadline and not on disk (none, or it failed):
                  * still unsent, counted (as dropped for "shutdown") by rw_remote_shutdown */

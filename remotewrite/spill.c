@@ -156,10 +156,10 @@ void *rw_replayer_main(void *arg)
             atomic_fetch_add(&r->replayed_samples, samples);
             atomic_fetch_add(&r->bytes_sent, req->len);
             rw_atomic_max(&r->highest_ts_sent, last);
-        } else if (res == SEND_DROPPED) {
+        } else if (res == SEND_DROPPED || res == SEND_TOO_OLD) {
             rw_diskq_ack(r->dq);
             atomic_fetch_add(&r->samples_failed, samples);
-            atomic_fetch_add(&r->dropped[DROP_HTTP_4XX], samples);
+            atomic_fetch_add(&r->dropped[res == SEND_TOO_OLD ? DROP_TOO_OLD : DROP_HTTP_4XX], samples);
         } else {
             rw_diskq_rewind(r->dq);
             break;

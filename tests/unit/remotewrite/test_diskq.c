@@ -301,6 +301,47 @@ static void test_max_bytes_drops_oldest(void **state)
     rw_diskq_close(q);
 }
 
+/* Records handed out for replay (not yet acknowledged) when max_disk_bytes drops
+ * their segment are in flight: delivered (ack), they are not also counted as dropped;
+ * come back (rewind), they are, since their segment is gone. Either way every sample
+ * is counted once: delivered + dropped + still queued = appended. */
+static void test_max_bytes_inflight_counted_once(void **state)
+{
+    for (int deliver = 0; deliver < 2; deliver++) {
+        if (deliver) { /* a fresh directory */
+            assert_int_equal(teardown(state), 0);
+            assert_int_equal(setup(state), 0);
+        }
+        struct rw_diskq *q = open_q(16384, 0); /* segments of 4096 */
+        append_n(q, 0, 20, 1000);
+        struct ss_buf b;
+        ss_buf_init(&b, 0);
+        int64_t a, z;
+        uint32_t smp;
+        uint64_t inflight = 0;
+        for (int i = 0; i < 5; i++) { /* five records of the oldest segment handed out */
+            assert_int_equal(rw_diskq_next(q, &b, &a, &z, &smp), 0);
+            inflight += smp;
+        }
+        append_n(q, 20, 400, 1000); /* the oldest segments go for space meanwhile */
+        uint64_t delivered = 0;
+        if (deliver) {
+            assert_int_equal(rw_diskq_ack(q), 0);
+            delivered = inflight;
+        } else {
+            rw_diskq_rewind(q);
+        }
+        int seen[600];
+        int n = read_all(q, seen, 600);
+        struct rw_diskq_stats st;
+        rw_diskq_get_stats(q, &st);
+        assert_true(st.dropped_space_samples > 0);
+        assert_int_equal(delivered + (uint64_t)n * 10 + st.dropped_space_samples, 400u * 10);
+        ss_buf_free(&b);
+        rw_diskq_close(q);
+    }
+}
+
 static void test_max_age(void **state)
 {
     (void)state;
@@ -366,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_middle_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_drops_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_bytes_inflight_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_reported, setup, teardown),
         cmocka_unit_test(test_crc32c_vector),

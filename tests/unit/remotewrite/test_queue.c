@@ -553,6 +553,41 @@ static void test_pacing_gives_up(void **state)
     finish(r);
 }
 
+/* sample_age_limit: a batch whose newest sample is past the limit is dropped before
+ * it is sent, the first time too (it waited in the queue), and counted as too_old; a
+ * fresh batch the receiver rejects with 400 is counted as http_4xx, whatever the limit. */
+static void test_sample_age_limit_reasons(void **state)
+{
+    (void)state;
+    struct rw_queue_config q = defaults;
+    q.sample_age_limit_ms = 2000;
+    q.batch_send_deadline_ms = 50;
+    struct rw_remote *r = new_remote(&q);
+    rx_set(204, 0);
+    scrape(r, 100, 5); /* timestamps 5 ms after the epoch: long past the limit */
+    for (int t = 0; t < 5000 && dropped(r, "too_old") < 100; t += 20)
+        sleep_ms(20);
+    assert_int_equal((int)dropped(r, "too_old"), 100);
+    pthread_mutex_lock(&rx.mu);
+    assert_int_equal(rx.requests, 0);
+    pthread_mutex_unlock(&rx.mu);
+    rx_set(400, 0);
+    rw_remote_begin(r);
+    int64_t now = ss_now_ms();
+    for (int k = 0; k < 100; k++) {
+        struct ss_label l[2] = {{{"__name__", 8}, {"m", 1}}, {{"i", 1}, {names[k], strlen(names[k])}}};
+        struct scrape_series s = {l, 2, (double)k, now, (uint64_t)k, NULL, 0, 0, 0, NULL, NULL, 0};
+        rw_remote_append(r, &s);
+    }
+    rw_remote_commit(r);
+    for (int t = 0; t < 5000 && dropped(r, "http_4xx") < 100; t += 20)
+        sleep_ms(20);
+    assert_int_equal((int)dropped(r, "http_4xx"), 100);
+    assert_int_equal((int)dropped(r, "too_old"), 100);
+    rx_set(204, 0);
+    finish(r);
+}
+
 /* Every queue_full drop reaches the log, also those the 10 s log window held back
  * when the process stops within it: the counts logged add up to the counter. */
 static void test_drop_log_complete_at_shutdown(void **state)
@@ -1000,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pacing_gives_up, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_bound_drops_oldest_exactly, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_drop_log_complete_at_shutdown, rx_start, rx_stop),
+        cmocka_unit_test_setup_teardown(test_sample_age_limit_reasons, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_cold_start_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_burst_after_quiet_reshards, rx_start, rx_stop),
         cmocka_unit_test_setup_teardown(test_no_growth_while_failing, rx_start, rx_stop),

@@ -1664,6 +1664,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
                                         "relabel_configs",
                                         "metric_relabel_configs",
                                         "sample_limit",
+                                        "target_limit",
                                         "label_limit",
                                         "label_name_length_limit",
                                         "label_value_length_limit",
@@ -1684,6 +1685,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
         S_RELABEL,
         S_METRIC_RELABEL,
         S_SAMPLE_LIMIT,
+        S_TARGET_LIMIT,
         S_LABEL_LIMIT,
         S_NAME_LEN,
         S_VALUE_LEN,
@@ -1739,6 +1741,7 @@ static int dec_scrape(struct loader *ld, const struct ss_ynode *n, struct cfg_sc
         (rc = dec_relabel_list(ld, v[S_METRIC_RELABEL], "metric_relabel_configs", &sc->metric_relabel_configs,
                                &sc->nmetric_relabel_configs)) ||
         (rc = opt_u64(ld, v[S_SAMPLE_LIMIT], "sample_limit", &sc->sample_limit, NULL)) ||
+        (rc = opt_u64(ld, v[S_TARGET_LIMIT], "target_limit", &sc->target_limit, NULL)) ||
         (rc = opt_u64(ld, v[S_LABEL_LIMIT], "label_limit", &sc->label_limit, NULL)) ||
         (rc = opt_u64(ld, v[S_NAME_LEN], "label_name_length_limit", &sc->label_name_length_limit, NULL)) ||
         (rc = opt_u64(ld, v[S_VALUE_LEN], "label_value_length_limit", &sc->label_value_length_limit, NULL)) ||

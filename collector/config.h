@@ -110,6 +110,7 @@ struct cfg_scrape {
     struct relabel_config *metric_relabel_configs;
     size_t nmetric_relabel_configs;
     uint64_t sample_limit; /* 0 = none */
+    uint64_t target_limit; /* 0 = none */
     uint64_t label_limit;
     uint64_t label_name_length_limit;
     uint64_t label_value_length_limit;

@@ -323,6 +323,7 @@ static void p_scrape(struct printer *p, const struct cfg_scrape *sc)
     p_relabel(p, ind, "relabel_configs", sc->relabel_configs, sc->nrelabel_configs);
     p_relabel(p, ind, "metric_relabel_configs", sc->metric_relabel_configs, sc->nmetric_relabel_configs);
     p_u64(p, ind, "sample_limit", sc->sample_limit);
+    p_u64(p, ind, "target_limit", sc->target_limit);
     p_u64(p, ind, "label_limit", sc->label_limit);
     p_u64(p, ind, "label_name_length_limit", sc->label_name_length_limit);
     p_u64(p, ind, "label_value_length_limit", sc->label_value_length_limit);

@@ -187,6 +187,7 @@ int collector_jobs_build(const struct cfg *c, struct collector_jobs *out, char *
                     "the certificate is verified against the target's host",
                     s->job_name);
         j->sample_limit = s->sample_limit;
+        j->target_limit = s->target_limit;
         j->label_limit = s->label_limit;
         j->label_name_length_limit = s->label_name_length_limit;
         j->label_value_length_limit = s->label_value_length_limit;

@@ -670,6 +670,7 @@ static int basics(struct tr *t, json_t *ep, json_t *cfg)
 static int limits(struct tr *t, json_t *spec, json_t *cfg)
 {
     static const char *const keys[][2] = {{"sampleLimit", "sample_limit"},
+                                          {"targetLimit", "target_limit"},
                                           {"labelLimit", "label_limit"},
                                           {"labelNameLengthLimit", "label_name_length_limit"},
                                           {"labelValueLengthLimit", "label_value_length_limit"}};

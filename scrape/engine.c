@@ -163,11 +163,13 @@ enum fail_reason {
     FAIL_SAMPLE_LIMIT,
     FAIL_LABEL_LIMIT,
     FAIL_OTHER,
+    FAIL_TARGET_LIMIT,
     FAIL_NREASONS
 };
 
 static const char *const fail_reason_names[FAIL_NREASONS] = {
-    "connect", "timeout", "http_status", "parse", "body_size_limit", "sample_limit", "label_limit", "other"};
+    "connect",      "timeout",     "http_status", "parse",       "body_size_limit",
+    "sample_limit", "label_limit", "other",       "target_limit"};
 
 /* Per-job state that outlives reloads (counters keep counting). */
 struct job_state {
@@ -188,6 +190,11 @@ struct job_state {
     _Atomic uint64_t duration_us_sum;
     _Atomic uint64_t ntargets, sd_errors;
     _Atomic uint64_t sync_failed; /* discovered targets that could not be made (sync_group) */
+    /* target_limit: the job has more targets than it allows; each of its scrapes fails
+     * at once, without a request, until a sync brings it under (as Prometheus' forced
+     * error of the scrape pool) */
+    uint64_t over_limit;                    /* its target count, 0 when within the limit */
+    _Atomic uint64_t target_limit_exceeded; /* syncs that found it over */
 };
 
 struct target {
@@ -1223,6 +1230,12 @@ static void start_scrape(struct target *t)
     t->start_ms = ss_now_ms();
     t->start_mono = ss_mono_seconds();
     t->paced_at_start = t->m->paced_s;
+    if (t->job->over_limit) {
+        target_fail(t, FAIL_TARGET_LIMIT, "target_limit exceeded (number of targets: %llu, limit: %llu)",
+                    (unsigned long long)t->job->over_limit, (unsigned long long)t->job->cfg.target_limit);
+        t->in_flight = false;
+        return;
+    }
     if ((!t->parser && parser_take(t)) || easy_take(t))
         target_fail(t, FAIL_OTHER, "out of memory");
     else
@@ -1778,6 +1791,22 @@ static void sync_targets(struct scrape_manager *m)
         atomic_store(&js->ntargets, 0);
     for (struct target *t = m->targets; t; t = t->next)
         atomic_fetch_add(&t->job->ntargets, 1);
+    for (struct job_state *js = m->jobs; js; js = js->next) {
+        uint64_t n = atomic_load(&js->ntargets), lim = js->cfg.target_limit;
+        uint64_t over = js->present && lim && n > lim ? n : 0;
+        if (over) {
+            atomic_fetch_add(&js->target_limit_exceeded, 1);
+            if (!js->over_limit)
+                ss_error("scrape",
+                         "job %s: target_limit exceeded (number of targets: %llu, limit: %llu): every scrape "
+                         "of the job fails until it has no more targets than the limit",
+                         js->name, (unsigned long long)n, (unsigned long long)lim);
+        } else if (js->over_limit) {
+            ss_info("scrape", "job %s: within target_limit again (%llu targets)", js->name,
+                    (unsigned long long)n);
+        }
+        js->over_limit = over;
+    }
     set_conn_shares(m, m->ntargets); /* counted by heap_rebuild */
     check_fd_room(m);
 }
@@ -2305,6 +2334,9 @@ int scrape_manager_render_metrics(struct scrape_manager *m, struct ss_buf *out)
         {"scrapeship_targets", "gauge", "Active scrape targets.", offsetof(struct job_state, ntargets)},
         {"scrapeship_sd_file_read_errors_total", "counter", "file_sd files that failed to load.",
          offsetof(struct job_state, sd_errors)},
+        {"scrapeship_target_scrape_pool_exceeded_target_limit_total", "counter",
+         "Syncs that found the job with more targets than its target_limit (its scrapes then fail).",
+         offsetof(struct job_state, target_limit_exceeded)},
         {"scrapeship_target_sync_failed_total", "counter",
          "Discovered targets that could not be scraped (a bad address, scheme, interval or timeout after "
          "relabeling, or no memory), at each sync; the log names each.",

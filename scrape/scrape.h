@@ -185,6 +185,7 @@ struct scrape_job {
     struct relabel_rule *const *metric_relabel;
     size_t nmetric_relabel;
     uint64_t sample_limit;
+    uint64_t target_limit; /* 0 = none; more targets fail every scrape of the job */
     uint64_t label_limit;
     uint64_t label_name_length_limit;
     uint64_t label_value_length_limit;

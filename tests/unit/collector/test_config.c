@@ -631,6 +631,16 @@ static void test_semantics(void **state)
     assert_string_equal(c->remote_writes[0].name, "");
     cfg_free(c);
 
+    /* target_limit, as Prometheus' scrape config has it */
+    c = load_str("scrape_configs:\n- {job_name: a, target_limit: 3}\n", err, sizeof err, &rc);
+    if (rc)
+        fail_msg("%s", err);
+    assert_int_equal(c->scrape_configs[0].target_limit, 3);
+    char *printed = print_to_string(c);
+    assert_non_null(strstr(printed, "    target_limit: 3\n"));
+    free(printed);
+    cfg_free(c);
+
     /* Names need only be unique when set. */
     c = load_str("remote_write:\n- url: http://a/w\n- url: http://b/w\n", err, sizeof err, &rc);
     assert_int_equal(rc, 0);

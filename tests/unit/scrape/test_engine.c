@@ -1479,6 +1479,40 @@ static pid_t fork_server(int *port, int delay_ms)
 
 /* An empty Content-Encoding header is no encoding (libcurl 7.88 hands its value over
  * as a lone CR): the body is parsed, as Prometheus does. */
+static uint64_t failures(struct scrape_manager *m, const char *reason);
+
+/* target_limit: a job with more targets than its limit fails every scrape at once
+ * (up=0, reason target_limit, no request), as Prometheus' scrape pool does, and
+ * scrapes again once a reload lifts the limit. */
+static void test_target_limit(void **state)
+{
+    (void)state;
+    static char second[64];
+    static const char *two[2] = {addr, second};
+    snprintf(second, sizeof second, "localhost:%s", strchr(addr, ':') + 1);
+    struct scrape_target_group g = {two, 2, NULL, 0};
+    serve(200, TEXT, "m 1\n");
+    struct scrape_job j = base_job();
+    j.static_groups = &g;
+    j.nstatic_groups = 1;
+    j.target_limit = 1;
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 2);
+    assert_false(cap.last_up);
+    assert_non_null(strstr(cap.last_error, "target_limit exceeded (number of targets: 2, limit: 1)"));
+    assert_int_equal(failures(m, "target_limit"), 2);
+    char t[256];
+    snprintf(t, sizeof t, "m{instance=\"%s\",job=\"test\"}", addr);
+    assert_null(find(t)); /* nothing was scraped */
+    j.target_limit = 2;
+    assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 0);
+    assert_non_null(find(t));
+    scrape_manager_free(m);
+}
+
 static void test_empty_content_encoding(void **state)
 {
     (void)state;
@@ -3027,6 +3061,7 @@ int main(void)
         cmocka_unit_test(test_label_value_length_limit),
         cmocka_unit_test(test_body_size_limit),
         cmocka_unit_test(test_empty_content_encoding),
+        cmocka_unit_test(test_target_limit),
         cmocka_unit_test(test_parse_error_fails_scrape),
         cmocka_unit_test(test_limits_not_hit),
         cmocka_unit_test(test_stale_series_disappears),

@@ -238,6 +238,7 @@ struct target {
     enum fail_reason fail;
     bool failed;
     bool parse_error;   /* failed inside the body: the counts parsed so far are reported */
+    bool append_error;  /* the same for a series relabeling left without a valid name */
     bool parser_strict; /* the parser was made for strict_parsing (a reload may change it) */
     char *err;          /* the failure's message (TARGET_ERR_LEN), allocated at the first failure */
     int64_t start_ms;       /* wall clock, the samples' default timestamp */
@@ -694,6 +695,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
      * lets only valid names through, so only rules can. */
     if (job->nmetric_relabel) {
         const struct ss_str *nm = ss_labels_get(w, SS_STR("__name__"));
+        t->append_error = !nm; /* before target_fail: the counts so far are reported */
         if (!nm)
             return target_fail(t, FAIL_OTHER,
                                "missing metric name (__name__ label) after metric_relabel_configs");
@@ -701,6 +703,7 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
         for (size_t i = 0; valid && i < w->n; i++)
             valid = ss_label_name_valid(w->v[i].name.p, w->v[i].name.len) &&
                     ss_utf8_valid(w->v[i].value.p, w->v[i].value.len);
+        t->append_error = !valid;
         if (!valid)
             return target_fail(
                 t, FAIL_OTHER,
@@ -1218,6 +1221,7 @@ static void start_scrape(struct target *t)
 {
     t->failed = false;
     t->parse_error = false;
+    t->append_error = false;
     if (t->err)
         t->err[0] = '\0';
     t->body_started = false;
@@ -1467,12 +1471,14 @@ static void finish_scrape(struct target *t, CURLcode res, double done, double pa
     if (t->failed) {
         log_failure(t);
         atomic_fetch_add(&js->failures[t->fail], 1);
-        /* Prometheus 2.42 reports the samples it parsed (and kept) before a parse
-         * error, e.g. a bad line halfway or an OpenMetrics body without # EOF; a
+        /* Prometheus 2.42 reports the samples it parsed and kept, and the series it
+         * added, before an error inside the body: a bad line halfway, an OpenMetrics
+         * body without # EOF, a label limit, a name that relabeling broke, sample_limit
+         * (where it also reads the rest, to count it: here the count stops there). A
          * scrape that failed before parsing (connect, status, size, gzip) parsed none. */
-        if (!t->parse_error)
-            t->samples_scraped = t->samples_post = 0;
-        t->series_added = 0;
+        if (!t->parse_error && !t->append_error && t->fail != FAIL_SAMPLE_LIMIT &&
+            t->fail != FAIL_LABEL_LIMIT)
+            t->samples_scraped = t->samples_post = t->series_added = 0;
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);

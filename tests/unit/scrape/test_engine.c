@@ -1018,8 +1018,9 @@ static void test_series_added(void **state)
 }
 
 /* A scrape that fails inside the body reports the samples parsed (and kept after
- * metric relabeling) before the error, as Prometheus 2.42 does; one that fails before
- * the body (HTTP status) reports none. */
+ * metric relabeling) and the series added before the error, as Prometheus 2.42 does
+ * (checked against it: a, b added before `c{`); so does a label limit; one that fails
+ * before the body (HTTP status) reports none. */
 static void test_failed_scrape_counts(void **state)
 {
     (void)state;
@@ -1039,7 +1040,7 @@ static void test_failed_scrape_counts(void **state)
     assert_true(synthetic("up") == 0);
     assert_true(synthetic("scrape_samples_scraped") == 3);
     assert_true(synthetic("scrape_samples_post_metric_relabeling") == 2);
-    assert_true(synthetic("scrape_series_added") == 0);
+    assert_true(synthetic("scrape_series_added") == 2);
     /* OpenMetrics without # EOF: every sample parsed, then the error */
     serve(200, "application/openmetrics-text; version=1.0.0", "a 1\nb 2\n");
     reset_capture();
@@ -1051,6 +1052,18 @@ static void test_failed_scrape_counts(void **state)
     assert_int_equal(scrape_manager_scrape_once(m), 1);
     assert_true(synthetic("scrape_samples_scraped") == 0);
     assert_true(synthetic("scrape_samples_post_metric_relabeling") == 0);
+    assert_true(synthetic("scrape_series_added") == 0);
+    scrape_manager_free(m);
+    /* label_limit (instance, job, team and __name__ are 4): scraped 3, kept 2 */
+    j.metric_relabel = NULL;
+    j.nmetric_relabel = 0;
+    j.label_limit = 4;
+    serve(200, TEXT, "a 1\nb 2\nm{x=\"1\"} 3\nc 4\n");
+    m = manager(&j);
+    reset_capture();
+    assert_int_equal(scrape_manager_scrape_once(m), 1);
+    assert_true(synthetic("scrape_samples_scraped") == 3);
+    assert_true(synthetic("scrape_samples_post_metric_relabeling") == 2);
     scrape_manager_free(m);
     relabel_rule_free(drop);
 }

@@ -898,8 +898,9 @@ enum {
 static int dec_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_tls *t)
 {
     static const char *const names[] = {
-        "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify", "min_version"};
-    enum { T_CA, T_CERT, T_KEY, T_SERVER, T_INSECURE, T_MINVER, T_N };
+        "ca_file",     "cert_file",  "key_file", "server_name", "insecure_skip_verify",
+        "min_version", "max_version"};
+    enum { T_CA, T_CERT, T_KEY, T_SERVER, T_INSECURE, T_MINVER, T_MAXVER, T_N };
     const struct ss_ynode *v[T_N], *k[T_N];
     if (!present(n))
         return 0;
@@ -917,12 +918,31 @@ static int dec_tls(struct loader *ld, const struct ss_ynode *n, struct cfg_tls *
         rc = opt_bool(ld, v[T_INSECURE], "insecure_skip_verify", &t->insecure_skip_verify);
     if (!rc)
         rc = opt_str(ld, v[T_MINVER], "min_version", &t->min_version);
-    if (!rc && t->min_version && strcmp(t->min_version, "TLS12") != 0 &&
-        strcmp(t->min_version, "TLS13") != 0) {
-        char sb[SNIP_CAP];
-        rc = fail_at(ld, v[T_MINVER], SS_ECONFIG, "unsupported min_version \"%s\" (want TLS12 or TLS13)",
-                     snip(t->min_version, strlen(t->min_version), sb));
+    if (!rc)
+        rc = opt_str(ld, v[T_MAXVER], "max_version", &t->max_version);
+    /* prometheus/common's TLSVersions: TLS10 .. TLS13 (the TLS library may still refuse
+     * the old ones at its security level: the handshake then fails, logged) */
+    int vmin = 0, vmax = 0;
+    for (int f = 0; f < 2 && !rc; f++) {
+        const char *s = f ? t->max_version : t->min_version;
+        if (!s)
+            continue;
+        int ver = !strcmp(s, "TLS10")   ? 10
+                  : !strcmp(s, "TLS11") ? 11
+                  : !strcmp(s, "TLS12") ? 12
+                  : !strcmp(s, "TLS13") ? 13
+                                        : 0;
+        if (!ver) {
+            char sb[SNIP_CAP];
+            rc = fail_at(ld, v[f ? T_MAXVER : T_MINVER], SS_ECONFIG, "unknown TLS version: %s",
+                         snip(s, strlen(s), sb));
+        }
+        *(f ? &vmax : &vmin) = ver;
     }
+    if (!rc && vmin && vmax && vmin > vmax)
+        rc = fail_at(ld, v[T_MINVER], SS_ECONFIG,
+                     "tls_config.max_version must be greater than or equal to "
+                     "tls_config.min_version if both are specified");
     /* prometheus/common TLSConfig.Validate: a client cert needs its key and back. */
     if (!rc && t->cert_file && !t->key_file)
         rc = fail_at(ld, k[T_CERT], SS_ECONFIG, "cert_file is set but key_file is not");
@@ -1508,7 +1528,7 @@ static bool http_is_default(const struct cfg_http_client *h)
 {
     return !h->has_basic_auth && !h->authorization_type && !h->tls.ca_file && !h->tls.cert_file &&
            !h->tls.key_file && !h->tls.server_name && !h->tls.insecure_skip_verify && !h->tls.min_version &&
-           !h->proxy_url && h->follow_redirects && h->enable_http2;
+           !h->tls.max_version && !h->proxy_url && h->follow_redirects && h->enable_http2;
 }
 
 static int dec_kube_sd(struct loader *ld, const struct ss_ynode *n, struct cfg_kube_sd *ks)
@@ -3243,6 +3263,7 @@ static void free_http(struct cfg_http_client *h)
     free(h->tls.key_file);
     free(h->tls.server_name);
     free(h->tls.min_version);
+    free(h->tls.max_version);
     ss_free_secret(h->proxy_url); /* may carry user:password@ */
 }
 

@@ -33,7 +33,8 @@ struct cfg_tls {
     char *key_file;
     char *server_name;
     bool insecure_skip_verify;
-    char *min_version; /* "TLS12", "TLS13" or NULL */
+    char *min_version; /* "TLS10" .. "TLS13" or NULL */
+    char *max_version; /* the same; NULL = the TLS library's newest */
 };
 
 /* Prometheus' common HTTP client config. Secrets (password, credentials,

@@ -215,6 +215,7 @@ static void p_http(struct printer *p, int ind, const struct cfg_http_client *h)
     p_str(p, ind + 2, "server_name", h->tls.server_name);
     p_bool(p, ind + 2, "insecure_skip_verify", h->tls.insecure_skip_verify);
     p_str(p, ind + 2, "min_version", h->tls.min_version);
+    p_str(p, ind + 2, "max_version", h->tls.max_version);
     p_url(p, ind, "proxy_url", h->proxy_url);
     p_bool(p, ind, "follow_redirects", h->follow_redirects);
     p_bool(p, ind, "enable_http2", h->enable_http2);

@@ -96,6 +96,7 @@ void collector_http_config(const struct cfg_http_client *c, struct httpc_config 
     h->tls_server_name = c->tls.server_name;
     h->tls_insecure_skip_verify = c->tls.insecure_skip_verify;
     h->tls_min_version = c->tls.min_version;
+    h->tls_max_version = c->tls.max_version;
     h->proxy_url = c->proxy_url;
     h->follow_redirects = c->follow_redirects;
 }

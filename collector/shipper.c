@@ -103,7 +103,7 @@ static uint64_t remote_fingerprint(const struct cfg *c, const struct cfg_remote_
     h = fnv(fnv(fnv(h, hc->authorization_type), hc->authorization_credentials),
             hc->authorization_credentials_file);
     h = fnv(fnv(fnv(fnv(h, hc->tls.ca_file), hc->tls.cert_file), hc->tls.key_file), hc->proxy_url);
-    h = fnv(fnv(h, hc->tls.min_version), hc->tls.server_name);
+    h = fnv(fnv(fnv(h, hc->tls.min_version), hc->tls.max_version), hc->tls.server_name);
     h = fnv_i(fnv_i(h, hc->tls.insecure_skip_verify), hc->follow_redirects);
     const struct cfg_queue *q = &rw->queue;
     h = fnv_i(fnv_i(fnv_i(h, q->capacity), q->min_shards), q->max_shards);

@@ -49,10 +49,15 @@ static void set_blob(CURL *e, CURLoption opt, const char *p, size_t len)
 int httpc_setup(CURL *e, const struct httpc_config *cfg, struct curl_slist **headers, char *err,
                 size_t errlen)
 {
-    long minver = 0;
+    long minver = 0, maxver = 0;
     if (cfg->tls_min_version && tls_version(cfg->tls_min_version, &minver)) {
         snprintf(err, errlen, "unknown tls_config.min_version \"%.32s\" (want TLS10, TLS11, TLS12 or TLS13)",
                  cfg->tls_min_version);
+        return SS_ECONFIG;
+    }
+    if (cfg->tls_max_version && tls_version(cfg->tls_max_version, &maxver)) {
+        snprintf(err, errlen, "unknown tls_config.max_version \"%.32s\" (want TLS10, TLS11, TLS12 or TLS13)",
+                 cfg->tls_max_version);
         return SS_ECONFIG;
     }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -79,8 +84,12 @@ int httpc_setup(CURL *e, const struct httpc_config *cfg, struct curl_slist **hea
     } else if (cfg->tls_key_file) {
         curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls_key_file);
     }
-    if (cfg->tls_min_version)
-        curl_easy_setopt(e, CURLOPT_SSLVERSION, minver);
+    /* the lowest version, with the highest in the upper bits (CURL_SSLVERSION_MAX_*:
+     * the same numbers shifted by 16) */
+    if (cfg->tls_min_version || cfg->tls_max_version)
+        curl_easy_setopt(e, CURLOPT_SSLVERSION,
+                         (cfg->tls_min_version ? minver : CURL_SSLVERSION_DEFAULT) |
+                             (cfg->tls_max_version ? maxver << 16 : 0L));
     /* "" rather than unset: libcurl would otherwise read http_proxy and friends */
     curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy_url ? cfg->proxy_url : "");
     return headers ? httpc_headers(cfg, headers, err, errlen) : 0;
@@ -309,6 +318,7 @@ static void copy_all(struct copier *c, const struct httpc_config *src, struct ht
     dst->tls_key_pem_len = src->tls_key_pem ? src->tls_key_pem_len : 0;
     dst->tls_server_name = copy_str(c, src->tls_server_name);
     dst->tls_min_version = copy_str(c, src->tls_min_version);
+    dst->tls_max_version = copy_str(c, src->tls_max_version);
     dst->tls_insecure_skip_verify = src->tls_insecure_skip_verify;
     dst->proxy_url = copy_str(c, src->proxy_url);
     dst->follow_redirects = src->follow_redirects;

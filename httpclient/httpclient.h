@@ -62,6 +62,7 @@ struct httpc_config {
      * connect). The collector warns when it is set. */
     const char *tls_server_name;
     const char *tls_min_version; /* "TLS10", "TLS11", "TLS12", "TLS13"; NULL = libcurl's default */
+    const char *tls_max_version; /* the same; NULL = the newest the TLS library has */
     bool tls_insecure_skip_verify;
     /* NULL: no proxy. The *_proxy environment variables are ignored, as Prometheus
      * ignores them unless proxy_from_environment is set. */

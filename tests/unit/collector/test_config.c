@@ -531,8 +531,10 @@ static void test_more_errors(void **state)
                  "t.yml:4:15: target \"h:99999\" has a bad port");
     expect_error("scrape_configs:\n- job_name: x\n  file_sd_configs:\n  - refresh_interval: 1m\n",
                  "must contain at least one path name");
-    expect_error("scrape_configs:\n- job_name: x\n  tls_config: {min_version: TLS11}\n",
-                 "unsupported min_version \"TLS11\"");
+    expect_error("scrape_configs:\n- job_name: x\n  tls_config: {min_version: TLS14}\n",
+                 "unknown TLS version: TLS14");
+    expect_error("scrape_configs:\n- job_name: x\n  tls_config: {min_version: TLS13, max_version: TLS12}\n",
+                 "tls_config.max_version must be greater than or equal to tls_config.min_version");
     expect_error("scrape_configs:\n- job_name: x\n  bearer_token: a\n  bearer_token_file: b\n",
                  "t.yml:4:3: at most one of bearer_token & bearer_token_file");
     expect_error("scrape_configs:\n- job_name: x\n  basic_auth: {username: u}\n"
@@ -629,6 +631,15 @@ static void test_semantics(void **state)
     assert_string_equal(c->scrape_configs[0].http.authorization_type, "Custom");
     assert_true(c->remote_writes[0].sigv4.enabled);
     assert_string_equal(c->remote_writes[0].name, "");
+    cfg_free(c);
+
+    /* TLS10 .. TLS13 both ways, as prometheus/common */
+    c = load_str("scrape_configs:\n- {job_name: a, tls_config: {min_version: TLS10, max_version: TLS12}}\n",
+                 err, sizeof err, &rc);
+    if (rc)
+        fail_msg("%s", err);
+    assert_string_equal(c->scrape_configs[0].http.tls.min_version, "TLS10");
+    assert_string_equal(c->scrape_configs[0].http.tls.max_version, "TLS12");
     cfg_free(c);
 
     /* target_limit, as Prometheus' scrape config has it */

@@ -452,6 +452,16 @@ static void test_tls(void **state)
     assert_int_equal(res, CURLE_OK);
     cfg.tls_min_version = "TLS14";
     assert_int_equal(get(&cfg, url, &res, &status, body, sizeof body), SS_ECONFIG);
+    /* max_version: a TLS11 maximum cannot reach it, TLS12 can */
+    cfg.tls_min_version = NULL;
+    cfg.tls_max_version = "TLS11";
+    assert_int_equal(get(&cfg, url, &res, &status, body, sizeof body), 0);
+    assert_int_not_equal(res, CURLE_OK);
+    cfg.tls_max_version = "TLS12";
+    assert_int_equal(get(&cfg, url, &res, &status, body, sizeof body), 0);
+    assert_int_equal(res, CURLE_OK);
+    cfg.tls_max_version = "TLS15";
+    assert_int_equal(get(&cfg, url, &res, &status, body, sizeof body), SS_ECONFIG);
 
     /* insecure_skip_verify */
     cfg = (struct httpc_config){.tls_insecure_skip_verify = true};

@@ -276,7 +276,18 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
     }
 
     label_cstr(ls, "__metrics_path__", path, sizeof path);
-    rc = ss_buf_printf(&out->url, "%s://%s%s%s", scheme, address, path[0] == '/' ? "" : "/", path);
+    rc = ss_buf_printf(&out->url, "%s://%s%s", scheme, address, path[0] == '/' ? "" : "/");
+    /* The path is escaped as Go's url.URL escapes a Path, which Prometheus' target URL
+     * is: letters, digits, -_.~ and $&+,/:;=@ stay, everything else (a blank, '?', '#',
+     * '%', non-ASCII bytes) becomes %XX. A '?' in metrics_path is part of the path
+     * there, not a query (params is). */
+    for (const unsigned char *c = (const unsigned char *)path; !rc && *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("-_.~$&+,/:;=@", *c))
+            rc = ss_buf_append(&out->url, (const char *)c, 1);
+        else
+            rc = ss_buf_printf(&out->url, "%%%02X", *c);
+    }
     if (!rc)
         rc = build_query(job, ls, &out->url);
     if (rc)

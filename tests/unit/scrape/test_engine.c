@@ -161,6 +161,7 @@ static struct {
     int scrapes;
     bool last_up;
     char last_error[512];
+    char last_url[512];
     size_t with_wire;    /* series that came with wire bytes */
     size_t with_parts;   /* ... of them in the table's pieces (wire_parts) */
     size_t with_group;   /* series that came with their group (ss_labels_group_hash) */
@@ -187,6 +188,7 @@ static void on_begin(void *ud, const struct scrape_report *r)
         cap.starts[cap.nstarts++] = r->start_ms;
     cap.last_up = r->up;
     snprintf(cap.last_error, sizeof cap.last_error, "%s", r->error ? r->error : "");
+    snprintf(cap.last_url, sizeof cap.last_url, "%s", r->url ? r->url : "");
 }
 
 static void on_series(void *ud, const struct scrape_series *s)
@@ -1492,6 +1494,24 @@ static pid_t fork_server(int *port, int delay_ms)
 
 /* An empty Content-Encoding header is no encoding (libcurl 7.88 hands its value over
  * as a lone CR): the body is parsed, as Prometheus does. */
+/* The metrics path is escaped as Go's url.URL escapes a Path (Prometheus' target
+ * URL): a blank, '?' and '%' become %XX, $&+,/:;=@ and -_.~ stay, and params are the
+ * query. */
+static void test_metrics_path_escaped(void **state)
+{
+    (void)state;
+    serve(200, TEXT, "m 1\n");
+    struct scrape_job j = base_job();
+    j.metrics_path = "/p/sub path?x=1&y=a%20b;c@d";
+    struct scrape_manager *m = manager(&j);
+    reset_capture();
+    (void)scrape_manager_scrape_once(m);
+    char want[256];
+    snprintf(want, sizeof want, "http://%s/p/sub%%20path%%3Fx=1&y=a%%2520b;c@d", addr);
+    assert_string_equal(cap.last_url, want);
+    scrape_manager_free(m);
+}
+
 static uint64_t failures(struct scrape_manager *m, const char *reason);
 
 /* target_limit: a job with more targets than its limit fails every scrape at once
@@ -3075,6 +3095,7 @@ int main(void)
         cmocka_unit_test(test_body_size_limit),
         cmocka_unit_test(test_empty_content_encoding),
         cmocka_unit_test(test_target_limit),
+        cmocka_unit_test(test_metrics_path_escaped),
         cmocka_unit_test(test_parse_error_fails_scrape),
         cmocka_unit_test(test_limits_not_hit),
         cmocka_unit_test(test_stale_series_disappears),

@@ -1535,7 +1535,7 @@ static void target_mark_stale(struct target *t)
     t->start_ms_stale = now;
     memset(&t->pace, 0, sizeof t->pace);
     series_table_begin(&t->series); /* nothing is seen in this generation */
-    series_table_sweep(&t->series, false, emit_stale, t);
+    atomic_fetch_add(&t->job->stale_markers, series_table_sweep(&t->series, false, emit_stale, t));
     if (t->start_ms) /* only if it was ever scraped */
         emit_report(t, false, 0, now, true);
     if (sink->end)

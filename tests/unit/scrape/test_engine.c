@@ -1133,6 +1133,12 @@ static void test_reload_timing_keeps_series(void **state)
     assert_int_equal(scrape_manager_set_jobs(m, &j, 1), 0);
     assert_non_null(find(t));
     assert_true(find(t)->stale);
+    /* a removed target's markers are counted with the others */
+    struct ss_buf out;
+    ss_buf_init(&out, 0);
+    assert_int_equal(scrape_manager_render_metrics(m, &out), 0);
+    assert_non_null(strstr(out.data, "scrapeship_scrape_stale_markers_total{scrape_job=\"test\"} 1\n"));
+    ss_buf_free(&out);
     scrape_manager_free(m);
 }
 

@@ -37,6 +37,7 @@ struct loader {
     uint64_t visits;
     uint64_t decoded_bytes;
     bool raw;  /* values are taken verbatim: no ${VAR} expansion (the web config) */
+    bool rule; /* inside relabel rules: only set variables expand (expand_pass) */
     bool otel; /* an OpenTelemetry collector config: ${env:VAR} is expanded too */
 };
 
@@ -226,9 +227,12 @@ static bool is_name_char(char c)
  * -1 with *missing set to the unset variable, or -2 when the result would exceed
  * CFG_MAX_SCALAR_BYTES. Rules: "$$" is "$"; ${NAME} must be set; ${NAME:-default}
  * uses default when NAME is unset or empty; any other "$" (e.g. relabel's "$1" or
- * "${1}") is literal text. */
+ * "${1}") is literal text. rule: a relabel rule's value in a Prometheus config, where
+ * "$" belongs to the regex replacement: "$$" stays "$$" and ${NAME} of an unset NAME
+ * stays as written (a named group); only a set variable (the sharding deployment's
+ * ${SHARDS} and ${SHARD}) or a default is expanded. */
 static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, struct ss_str *missing,
-                       bool otel)
+                       bool otel, bool rule)
 {
     size_t o = 0, i = 0;
 #define EMIT(p, n)                                                                                           \
@@ -249,7 +253,7 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
         EMIT(s + i, d - i);
         i = d;
         if (i + 1 < len && s[i + 1] == '$') {
-            EMIT("$", 1);
+            EMIT("$$", rule ? 2 : 1);
             i += 2;
             continue;
         }
@@ -281,6 +285,8 @@ static int expand_pass(const char *s, size_t len, char *dst, size_t *outlen, str
                 } else if (otel) {
                     /* the collector's envprovider (v0.98.0) expands an unset variable to
                      * "" with a warning, so a config that works there loads here */
+                } else if (rule) {
+                    EMIT(s + i, (size_t)(close - (s + i)) + 1);
                 } else {
                     missing->p = s + ns;
                     missing->len = ne - ns;
@@ -320,7 +326,8 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
         return rc;
     struct ss_str missing = {NULL, 0};
     size_t len = n->len;
-    int r = ld->raw ? 0 : expand_pass(n->text, n->len, NULL, &len, &missing, ld->otel);
+    bool rule = ld->rule && !ld->otel;
+    int r = ld->raw ? 0 : expand_pass(n->text, n->len, NULL, &len, &missing, ld->otel, rule);
     if (r == -1) {
         char sb[SNIP_CAP];
         return fail_at(ld, n, SS_ECONFIG, "environment variable \"%s\" is not set",
@@ -338,7 +345,7 @@ static int scalar_text(struct loader *ld, const struct ss_ynode *n, const char *
     size_t len2 = len;
     if (ld->raw)
         memcpy(s, n->text, len);
-    else if (expand_pass(n->text, n->len, s, &len2, &missing, ld->otel) != 0 || len2 != len) {
+    else if (expand_pass(n->text, n->len, s, &len2, &missing, ld->otel, rule) != 0 || len2 != len) {
         free(s);
         return fail_at(ld, n, SS_ECONFIG, "environment changed while loading");
     }
@@ -1174,11 +1181,11 @@ static int dec_relabel_list(struct loader *ld, const struct ss_ynode *n, const c
     }
     *nout = n->nkids;
     /* A rule's `$` belongs to it: `${name}` and `$$` in a replacement are the regex's
-     * (named group, literal `$`), as in Prometheus, which expands nothing here. An
-     * OpenTelemetry collector config is expanded whole, as the collector does (there a
-     * rule writes `$$1`). */
-    bool raw = ld->raw;
-    ld->raw = raw || !ld->otel;
+     * (named group, literal `$`), as in Prometheus; only a variable that is set is
+     * expanded (expand_pass' rule mode). An OpenTelemetry collector config is expanded
+     * whole, as the collector does (there a rule writes `$$1`). */
+    bool rule = ld->rule;
+    ld->rule = true;
     for (size_t i = 0; i < n->nkids && !rc; i++) {
         size_t m = path_index(ld, i);
         if (!present(n->kids[i]))
@@ -1187,7 +1194,7 @@ static int dec_relabel_list(struct loader *ld, const struct ss_ynode *n, const c
             rc = dec_relabel(ld, n->kids[i], &(*out)[i]);
         path_pop(ld, m);
     }
-    ld->raw = raw;
+    ld->rule = rule;
 out:
     path_pop(ld, mark);
     return rc;

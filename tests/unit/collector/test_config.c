@@ -667,6 +667,7 @@ static void test_env_expansion(void **state)
     setenv("SS_TEST_PASS", "env-pass-value", 1);
     setenv("SS_TEST_EMPTY", "", 1);
     setenv("SS_TEST_IVL", "20s", 1);
+    setenv("SS_TEST_MOD", "3", 1);
     unsetenv("SS_TEST_UNSET");
     struct cfg *c = load_str("global:\n"
                              "  scrape_interval: ${SS_TEST_IVL}\n"
@@ -705,24 +706,28 @@ static void test_env_expansion(void **state)
     free(out);
     cfg_free(c);
 
-    /* Relabel rules are not expanded: `${name}` is a named group and `$$` a literal
-     * `$` of the replacement, as in Prometheus (SS_TEST_HOST is set, host is not). */
-    c = load_str("scrape_configs:\n"
-                 "- job_name: j\n"
-                 "  relabel_configs:\n"
-                 "  - {source_labels: [__address__], regex: '(?P<host>[^:]+):.*', target_label: h,\n"
-                 "     replacement: '${host}'}\n"
-                 "  - {target_label: e, replacement: '$$1 ${SS_TEST_HOST}'}\n"
-                 "  metric_relabel_configs:\n"
-                 "  - {action: keepequal, source_labels: [a], target_label: b}\n"
-                 "  - {action: dropequal, source_labels: [a], target_label: c}\n"
-                 "  static_configs:\n"
-                 "  - targets: [\"${SS_TEST_HOST}:9100\"]\n",
-                 err, sizeof err, &rc);
+    /* In relabel rules `${name}` of an unset name is a named group and `$$` a literal
+     * `$` of the replacement, as in Prometheus; a set variable still expands (the
+     * sharding deployment's modulus and regex). SS_TEST_HOST is set, host is not. */
+    c = load_str(
+        "scrape_configs:\n"
+        "- job_name: j\n"
+        "  relabel_configs:\n"
+        "  - {source_labels: [__address__], regex: '(?P<host>[^:]+):.*', target_label: h,\n"
+        "     replacement: '${host}'}\n"
+        "  - {target_label: e, replacement: '$$1 ${SS_TEST_HOST}'}\n"
+        "  - {source_labels: [__address__], action: hashmod, modulus: '${SS_TEST_MOD}', target_label: s}\n"
+        "  metric_relabel_configs:\n"
+        "  - {action: keepequal, source_labels: [a], target_label: b}\n"
+        "  - {action: dropequal, source_labels: [a], target_label: c}\n"
+        "  static_configs:\n"
+        "  - targets: [\"${SS_TEST_HOST}:9100\"]\n",
+        err, sizeof err, &rc);
     if (rc)
         fail_msg("%s", err);
     assert_string_equal(c->scrape_configs[0].relabel_configs[0].replacement, "${host}");
-    assert_string_equal(c->scrape_configs[0].relabel_configs[1].replacement, "$$1 ${SS_TEST_HOST}");
+    assert_string_equal(c->scrape_configs[0].relabel_configs[1].replacement, "$$1 127.0.0.1");
+    assert_int_equal(c->scrape_configs[0].relabel_configs[2].modulus, 3);
     assert_string_equal(c->scrape_configs[0].static_configs[0].targets[0], "127.0.0.1:9100");
     assert_int_equal(c->scrape_configs[0].metric_relabel_configs[0].action, RELABEL_KEEPEQUAL);
     assert_int_equal(c->scrape_configs[0].metric_relabel_configs[1].action, RELABEL_DROPEQUAL);

@@ -1471,14 +1471,17 @@ static void finish_scrape(struct target *t, CURLcode res, double done, double pa
     if (t->failed) {
         log_failure(t);
         atomic_fetch_add(&js->failures[t->fail], 1);
-        /* Prometheus 2.42 reports the samples it parsed and kept, and the series it
-         * added, before an error inside the body: a bad line halfway, an OpenMetrics
-         * body without # EOF, a label limit, a name that relabeling broke, sample_limit
-         * (where it also reads the rest, to count it: here the count stops there). A
-         * scrape that failed before parsing (connect, status, size, gzip) parsed none. */
+        /* Prometheus 2.42 reports the samples it parsed and kept before an error inside
+         * the body: a bad line halfway, an OpenMetrics body without # EOF, a label
+         * limit, a name that relabeling broke, sample_limit (where it also reads the
+         * rest, to count it: here the count stops there). A scrape that failed before
+         * parsing (connect, status, size, gzip) parsed none. Series added: 0, as its
+         * scrape cache keeps what a failed scrape added, so only the first of a run of
+         * failures (not matched here) reports more. */
         if (!t->parse_error && !t->append_error && t->fail != FAIL_SAMPLE_LIMIT &&
             t->fail != FAIL_LABEL_LIMIT)
-            t->samples_scraped = t->samples_post = t->series_added = 0;
+            t->samples_scraped = t->samples_post = 0;
+        t->series_added = 0;
     } else {
         atomic_fetch_add(&js->samples_scraped, t->samples_scraped);
         atomic_fetch_add(&js->samples_post, t->samples_post);

@@ -693,8 +693,9 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     /* Rules that leave a series without a name, or with a name or label name that is
      * not valid, fail the scrape, as in Prometheus 2.42 (not a silent drop). The parser
      * lets only valid names through, so only rules can. */
+    const struct ss_str *mname = ss_labels_get(w, SS_STR("__name__"));
     if (job->nmetric_relabel) {
-        const struct ss_str *nm = ss_labels_get(w, SS_STR("__name__"));
+        const struct ss_str *nm = mname;
         t->append_error = !nm; /* before target_fail: the counts so far are reported */
         if (!nm)
             return target_fail(t, FAIL_OTHER,
@@ -712,7 +713,6 @@ static int on_sample(void *ud, const struct scrape_parsed_sample *s)
     }
 
     /* Slices are not NUL-terminated: always print them with a length. */
-    const struct ss_str *mname = ss_labels_get(w, SS_STR("__name__"));
     if (job->label_limit && w->n > job->label_limit)
         return target_fail(
             t, FAIL_LABEL_LIMIT, "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)",

@@ -313,14 +313,6 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
         h = ss_hash_str(ss_hash_str(h, ls->v[i].name), ls->v[i].value);
     }
     h = ss_hash_str(h, (struct ss_str){out->url.data, out->url.len});
-    /* What its series are: the labels they carry (no "__" label, such as
-     * __scrape_interval__) and the URL they come from. */
-    uint64_t sh = 0x13198A2E03707344ULL;
-    for (size_t i = 0; i < ls->n; i++)
-        if (ls->v[i].value.len &&
-            !(ls->v[i].name.len >= 2 && ls->v[i].name.p[0] == '_' && ls->v[i].name.p[1] == '_'))
-            sh = ss_hash_str(ss_hash_str(sh, ls->v[i].name), ls->v[i].value);
-    out->series_identity = ss_hash_str(sh, (struct ss_str){out->url.data, out->url.len});
     out->identity = h ^ ((uint64_t)out->interval_ms * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)out->timeout_ms;
     for (const char *j = job->name; *j; j++)
         out->identity = (out->identity ^ (unsigned char)*j) * 1099511628211ULL;
@@ -335,5 +327,11 @@ int scrape_target_populate(const struct scrape_job *job, const struct scrape_tar
         ls->v[w++] = ls->v[i];
     }
     ls->n = w;
+    /* What its series are: the labels they carry (not __scrape_interval__ and the
+     * other "__" labels, gone now) and the URL they come from. */
+    uint64_t sh = 0x13198A2E03707344ULL;
+    for (size_t i = 0; i < ls->n; i++)
+        sh = ss_hash_str(ss_hash_str(sh, ls->v[i].name), ls->v[i].value);
+    out->series_identity = ss_hash_str(sh, (struct ss_str){out->url.data, out->url.len});
     return 1;
 }

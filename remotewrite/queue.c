@@ -533,16 +533,20 @@ static uint64_t trim_stage(struct ss_buf *b, size_t keep)
     return n;
 }
 
+static void emit_drop_log(struct rw_remote *r, const char *why)
+{
+    ss_error("remotewrite",
+             "remote=%s url=%s %s: dropped the oldest %llu queued samples (reason queue_full, "
+             "max_memory_bytes %llu; total dropped for queue_full: %llu)",
+             r->name, r->cfg.url, why, (unsigned long long)r->drops_unlogged,
+             (unsigned long long)r->mem_bound, (unsigned long long)atomic_load(&r->dropped[DROP_QUEUE_FULL]));
+    r->drops_unlogged = 0;
+}
+
 void rw_log_pending_drops(struct rw_remote *r)
 {
-    if (!r->drops_unlogged)
-        return;
-    ss_error("remotewrite",
-             "remote=%s url=%s dropped the oldest %llu queued samples since the last report (reason "
-             "queue_full, max_memory_bytes %llu; total dropped for queue_full: %llu)",
-             r->name, r->cfg.url, (unsigned long long)r->drops_unlogged, (unsigned long long)r->mem_bound,
-             (unsigned long long)atomic_load(&r->dropped[DROP_QUEUE_FULL]));
-    r->drops_unlogged = 0;
+    if (r->drops_unlogged)
+        emit_drop_log(r, "since the last report");
 }
 
 static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
@@ -552,12 +556,7 @@ static void log_drops(struct rw_remote *r, uint64_t n, const char *why)
     if (!r->drops_unlogged || (r->last_drop_log && now - r->last_drop_log < 10000))
         return;
     r->last_drop_log = now;
-    ss_error("remotewrite",
-             "remote=%s url=%s %s: dropped the oldest %llu queued samples (reason queue_full, "
-             "max_memory_bytes %llu; total dropped for queue_full: %llu)",
-             r->name, r->cfg.url, why, (unsigned long long)r->drops_unlogged,
-             (unsigned long long)r->mem_bound, (unsigned long long)atomic_load(&r->dropped[DROP_QUEUE_FULL]));
-    r->drops_unlogged = 0;
+    emit_drop_log(r, why);
 }
 
 /* Every stage into its queue: those that took a record since the last time. */
